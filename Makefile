@@ -1,0 +1,29 @@
+# Thin targets over scripts/. Every target bootstraps .venv first.
+.PHONY: install demo test test-core lint typecheck bench services docs clean
+
+install:
+	@bash scripts/bootstrap.sh
+
+demo: install
+	@bash scripts/demo.sh
+
+test: install
+	@bash scripts/services.sh
+	@bash scripts/test.sh
+
+lint: install
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+
+typecheck: install
+	.venv/bin/mypy
+
+bench: install
+	@bash scripts/services.sh
+	.venv/bin/python -m scripts.bench
+
+services:
+	@bash scripts/services.sh
+
+clean:
+	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

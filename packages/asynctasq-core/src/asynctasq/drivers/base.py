@@ -1,0 +1,232 @@
+"""The driver contract: what a queue backend must do for the worker to lose nothing.
+
+A driver need not inherit from anything: any object with these methods is a driver
+(`typing.Protocol`). `asynctasq.testing.DriverConformance` proves an implementation.
+
+Delivery model (at-least-once):
+
+* `enqueue` stores an opaque payload under a task id, ready at once or after a delay.
+* `dequeue` hands out up to `limit` ready messages, each *leased* to the caller until its
+  visibility timeout passes, and counts the delivery (`Delivery.attempts` is the number of
+  deliveries *before* this one, so 0 the first time). A leased message is invisible to other
+  consumers; when the lease expires without `ack`/`retry`/`dead_letter`/`release`, the message
+  becomes ready again, with its delivery count kept.
+* Every state change (ack, retry, dead-letter, release, extend) names a `Delivery`; the driver
+  finds the lease through `Delivery.receipt`, a token only it interprets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+DEFAULT_VISIBILITY_TIMEOUT = 3600.0
+"""Seconds a dequeued message stays leased when its task set no visibility timeout."""
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A message on its way into a queue.
+
+    Attributes:
+        task_id: UUID string, unique per dispatch; the key for dead-letter operations.
+        queue: Queue name.
+        payload: Opaque bytes (the encoded task envelope).
+        delay: Seconds before the message may be dequeued (0 = now).
+        visibility_timeout: Lease length in seconds for each delivery of this message, for
+            drivers that can store it per message; others use their own default and say so
+            through `Delivery.visibility_timeout`.
+    """
+
+    task_id: str
+    queue: str
+    payload: bytes
+    delay: float = 0.0
+    visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+
+
+@dataclass(slots=True)
+class Delivery:
+    """A leased message handed to a consumer.
+
+    Attributes:
+        task_id: The id given at enqueue.
+        queue: The queue it came from.
+        payload: The bytes given at enqueue.
+        attempts: Deliveries of this message before this one (0 on the first delivery).
+        receipt: The driver's lease token; opaque to everyone else.
+        visibility_timeout: Seconds the lease granted by this dequeue lasts.
+    """
+
+    task_id: str
+    queue: str
+    payload: bytes
+    attempts: int
+    receipt: Any
+    visibility_timeout: float
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """Why a task failed: kept with its dead letter.
+
+    Attributes:
+        exception_type: Qualified name of the exception class (``module.Name``).
+        message: ``str(exception)``.
+        traceback: The formatted traceback, or an explanation when there is none.
+    """
+
+    exception_type: str
+    message: str
+    traceback: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A message that will not run again unless someone retries it.
+
+    Attributes:
+        task_id: The id given at enqueue.
+        queue: The queue it was dequeued from (a retry puts it back there).
+        payload: The original bytes, untouched.
+        failure: The error that ended it.
+        attempts: How many times it was delivered.
+        failed_at: When it was dead-lettered (timezone-aware, UTC).
+    """
+
+    task_id: str
+    queue: str
+    payload: bytes
+    failure: Failure
+    attempts: int
+    failed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """Counts for one queue at one moment (drivers may approximate where the broker does)."""
+
+    queue: str
+    ready: int = 0
+    delayed: int = 0
+    in_flight: int = 0
+    dead: int = 0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+@runtime_checkable
+class Driver(Protocol):
+    """The operations a reliable queue needs. All methods are coroutines.
+
+    `connect` must be idempotent and is called lazily before first use; `close` releases
+    connections and may be followed by `connect` again.
+    """
+
+    async def connect(self) -> None:
+        """Open connections (idempotent)."""
+        ...
+
+    async def close(self) -> None:
+        """Close connections; leased messages stay leased until their lease expires."""
+        ...
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        """Store one message, ready after `message.delay` seconds."""
+        ...
+
+    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Store several messages, in as few round-trips as the broker allows."""
+        ...
+
+    async def dequeue(
+        self, queues: Sequence[str], *, limit: int, wait: float
+    ) -> list[Delivery]:
+        """Lease up to `limit` ready messages, taking from `queues` in the order given.
+
+        Args:
+            queues: Queue names; earlier names are served first (the worker rotates them for
+                fairness).
+            limit: Most messages to return (>= 1).
+            wait: When nothing is ready, seconds to wait for a message before returning an
+                empty list; the driver waits without busy polling where the broker allows.
+        """
+        ...
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove finished messages for good."""
+        ...
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give leased messages back, ready now, without counting the delivery.
+
+        Used on graceful shutdown for work that was taken but not finished.
+        """
+        ...
+
+    async def retry(self, delivery: Delivery, *, delay: float) -> None:
+        """In one atomic step: end the lease and make the message ready after `delay`.
+
+        The delivery count is kept (the next dequeue counts the next attempt).
+        """
+        ...
+
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        """In one atomic step: end the lease and keep the message as a dead letter."""
+        ...
+
+    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
+        """Push each lease's expiry to `visibility_timeout` seconds from now.
+
+        A lease that is no longer held (expired and handed to someone else) is left alone.
+        """
+        ...
+
+    async def queue_names(self) -> list[str]:
+        """Names of the queues the driver knows about (ready, delayed, leased or dead)."""
+        ...
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Counts per queue, in the order given."""
+        ...
+
+    async def list_dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, filtered by queue and/or task ids."""
+        ...
+
+    async def retry_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Move dead letters back to their queues, ready now with a fresh attempt count.
+
+        With neither filter, every dead letter is retried. Returns how many moved.
+        """
+        ...
+
+    async def purge_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Delete dead letters; with neither filter, all of them. Returns how many."""
+        ...
+
+    async def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of a queue. Returns how many."""
+        ...
+
+
+__all__ = [
+    "DEFAULT_VISIBILITY_TIMEOUT",
+    "DeadLetter",
+    "Delivery",
+    "Driver",
+    "Failure",
+    "OutgoingMessage",
+    "QueueStats",
+]
