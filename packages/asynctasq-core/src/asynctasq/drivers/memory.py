@@ -1,0 +1,281 @@
+"""An in-memory driver for unit tests of the core: one process, no persistence.
+
+It keeps the full contract (leases, delivery counts, delays, dead letters) so the worker's
+behaviour can be tested without a server; it is not a broker stand-in for production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from asynctasq.drivers.base import (
+    DeadLetter,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    QueueStats,
+)
+
+
+@dataclass(slots=True)
+class _Record:
+    task_id: str
+    queue: str
+    payload: bytes
+    visibility_timeout: float
+    deliveries: int = 0
+    lease: int | None = None  # the receipt of the live lease, if any
+    leased_until: float = 0.0
+
+
+class MemoryDriver:
+    """Queues in a dict; state shared by every user of this instance.
+
+    Args:
+        namespace: A label shown in `repr`; instances never share state.
+    """
+
+    def __init__(self, namespace: str = "default") -> None:
+        self.namespace = namespace
+        self._records: dict[str, _Record] = {}
+        self._ready: dict[str, deque[str]] = {}
+        self._delayed: list[tuple[float, int, str]] = []  # (due, seq, task_id)
+        self._leases: list[tuple[float, int, str]] = []  # (expires, receipt, task_id)
+        self._dead: dict[str, DeadLetter] = {}
+        self._seq = itertools.count(1)
+        self._changed: asyncio.Event | None = None
+        self._changed_loop: asyncio.AbstractEventLoop | None = None
+
+    def __repr__(self) -> str:
+        return f"MemoryDriver(namespace={self.namespace!r})"
+
+    async def connect(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    # -- enqueue -----------------------------------------------------------------------
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        self._store(message)
+        self._notify()
+
+    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        for message in messages:
+            self._store(message)
+        self._notify()
+
+    def _store(self, message: OutgoingMessage) -> None:
+        if message.task_id in self._records:
+            raise ValueError(f"task id {message.task_id!r} is already queued")
+        record = _Record(
+            message.task_id, message.queue, message.payload, message.visibility_timeout
+        )
+        self._records[message.task_id] = record
+        self._schedule(record, message.delay)
+
+    def _schedule(self, record: _Record, delay: float) -> None:
+        if delay > 0:
+            heapq.heappush(
+                self._delayed, (time.monotonic() + delay, next(self._seq), record.task_id)
+            )
+        else:
+            self._ready.setdefault(record.queue, deque()).append(record.task_id)
+
+    def _notify(self) -> None:
+        if self._changed is not None:
+            self._changed.set()
+
+    # -- dequeue -----------------------------------------------------------------------
+    def _promote(self, now: float) -> float | None:
+        """Move due delayed messages and expired leases to ready; return the next due time."""
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, task_id = heapq.heappop(self._delayed)
+            record = self._records.get(task_id)
+            if record is not None and record.lease is None:
+                self._ready.setdefault(record.queue, deque()).append(task_id)
+        while self._leases and self._leases[0][0] <= now:
+            expires, receipt, task_id = heapq.heappop(self._leases)
+            record = self._records.get(task_id)
+            if record is None or record.lease != receipt:
+                continue  # already settled or re-leased
+            if record.leased_until > now:  # extended since; its newer heap entry decides
+                continue
+            record.lease = None
+            self._ready.setdefault(record.queue, deque()).append(task_id)
+        nexts = [h[0][0] for h in (self._delayed, self._leases) if h]
+        return min(nexts) if nexts else None
+
+    def _take(self, queues: Sequence[str], limit: int, now: float) -> list[Delivery]:
+        out: list[Delivery] = []
+        for queue in queues:
+            ready = self._ready.get(queue)
+            while ready and len(out) < limit:
+                task_id = ready.popleft()
+                record = self._records.get(task_id)
+                if record is None or record.lease is not None:
+                    continue
+                receipt = next(self._seq)
+                record.lease = receipt
+                record.leased_until = now + record.visibility_timeout
+                heapq.heappush(self._leases, (record.leased_until, receipt, task_id))
+                out.append(
+                    Delivery(
+                        task_id=task_id,
+                        queue=record.queue,
+                        payload=record.payload,
+                        attempts=record.deliveries,
+                        receipt=receipt,
+                        visibility_timeout=record.visibility_timeout,
+                    )
+                )
+                record.deliveries += 1
+            if len(out) >= limit:
+                break
+        return out
+
+    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        deadline = time.monotonic() + max(wait, 0.0)
+        loop = asyncio.get_running_loop()
+        if self._changed is None or self._changed_loop is not loop:
+            self._changed, self._changed_loop = asyncio.Event(), loop
+        while True:
+            now = time.monotonic()
+            next_due = self._promote(now)
+            out = self._take(queues, limit, now)
+            if out or now >= deadline:
+                return out
+            changed = self._changed
+            changed.clear()
+            timeout = deadline - now if next_due is None else min(deadline, next_due) - now
+            try:
+                await asyncio.wait_for(changed.wait(), max(timeout, 0.0))
+            except TimeoutError:
+                pass
+
+    # -- settle ------------------------------------------------------------------------
+    def _held(self, delivery: Delivery) -> _Record | None:
+        record = self._records.get(delivery.task_id)
+        if record is None or record.lease != delivery.receipt:
+            return None
+        return record
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            if self._held(delivery) is not None:
+                del self._records[delivery.task_id]
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        for delivery in deliveries:
+            record = self._held(delivery)
+            if record is not None:
+                record.lease = None
+                record.deliveries = max(record.deliveries - 1, 0)
+                self._schedule(record, 0)
+        self._notify()
+
+    async def retry(self, delivery: Delivery, *, delay: float) -> None:
+        record = self._held(delivery)
+        if record is not None:
+            record.lease = None
+            self._schedule(record, delay)
+            self._notify()
+
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        record = self._held(delivery)
+        if record is None:
+            return
+        del self._records[delivery.task_id]
+        self._dead[delivery.task_id] = DeadLetter(
+            task_id=record.task_id,
+            queue=record.queue,
+            payload=record.payload,
+            failure=failure,
+            attempts=record.deliveries,
+            failed_at=datetime.now(UTC),
+        )
+
+    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
+        until = time.monotonic() + visibility_timeout
+        for delivery in deliveries:
+            record = self._held(delivery)
+            if record is not None:
+                record.leased_until = until
+                # A shorter lease needs its own heap entry; stale entries are skipped later.
+                heapq.heappush(self._leases, (until, delivery.receipt, record.task_id))
+
+    # -- inspection --------------------------------------------------------------------
+    async def queue_names(self) -> list[str]:
+        names = {r.queue for r in self._records.values()} | {d.queue for d in self._dead.values()}
+        return sorted(names)
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        out = []
+        for queue in queues:
+            ready = delayed = in_flight = 0
+            ready_ids = set(self._ready.get(queue, ()))
+            for record in self._records.values():
+                if record.queue != queue:
+                    continue
+                if record.lease is not None:
+                    in_flight += 1
+                elif record.task_id in ready_ids:
+                    ready += 1
+                else:
+                    delayed += 1
+            dead = sum(1 for d in self._dead.values() if d.queue == queue)
+            out.append(QueueStats(queue, ready, delayed, in_flight, dead))
+        return out
+
+    def _select_dead(self, queue: str | None, task_ids: Sequence[str] | None) -> list[DeadLetter]:
+        wanted = set(task_ids) if task_ids is not None else None
+        return [
+            d
+            for d in self._dead.values()
+            if (queue is None or d.queue == queue) and (wanted is None or d.task_id in wanted)
+        ]
+
+    async def list_dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        return self._select_dead(queue, task_ids)[:limit]
+
+    async def retry_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        chosen = self._select_dead(queue, task_ids)
+        for dead in chosen:
+            del self._dead[dead.task_id]
+            self._store(OutgoingMessage(dead.task_id, dead.queue, dead.payload))
+        self._notify()
+        return len(chosen)
+
+    async def purge_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        chosen = self._select_dead(queue, task_ids)
+        for dead in chosen:
+            del self._dead[dead.task_id]
+        return len(chosen)
+
+    async def purge(self, queue: str) -> int:
+        doomed = [
+            r.task_id for r in self._records.values() if r.queue == queue and r.lease is None
+        ]
+        for task_id in doomed:
+            del self._records[task_id]
+        self._ready.pop(queue, None)
+        return len(doomed)
