@@ -1,0 +1,140 @@
+"""One SQLite connection owned by one dedicated thread.
+
+sqlite3 calls block (disk I/O, waiting for another process's write lock), so they never run
+on the event loop thread. Each driver owns a ``ThreadPoolExecutor(max_workers=1)``: the
+connection is created, used and closed on that one thread, calls run in submission order,
+and an operation is one hop to the thread however many statements it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import sqlite3
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Concatenate, ParamSpec, TypeVar
+
+from asynctasq_sqlite.errors import SqliteDriverError
+from asynctasq_sqlite.schema import ensure_schema
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+SYNCHRONOUS_MODES = frozenset({"off", "normal", "full", "extra"})
+
+_HINTS = {
+    "SQLITE_CANTOPEN": " (does the directory exist, and may this process write to it?)",
+    "SQLITE_READONLY": " (the file or its directory is read-only for this process)",
+}
+
+
+class SqliteConnection:
+    """A connection to the queue database and the thread that owns it.
+
+    Args:
+        path: Database file path (absolute).
+        busy_timeout: Seconds to wait for another process's write lock before failing.
+        synchronous: ``PRAGMA synchronous`` value (``off``, ``normal``, ``full``, ``extra``).
+    """
+
+    def __init__(self, path: str, *, busy_timeout: float, synchronous: str) -> None:
+        self.path = path
+        self._busy_timeout = busy_timeout
+        self._synchronous = synchronous
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asynctasq-sqlite")
+        self._conn: sqlite3.Connection | None = None
+
+    async def open(self) -> None:
+        """Open the file, switch it to WAL, create or check the schema.
+
+        Raises:
+            SqliteDriverError: The file cannot be used; the message names it and says why.
+        """
+        try:
+            await self.run_raw(self._open)
+        except BaseException:
+            self._executor.shutdown(wait=False)
+            raise
+
+    def _open(self) -> None:
+        try:
+            conn = sqlite3.connect(self.path, timeout=self._busy_timeout, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode.lower() != "wal":
+                raise SqliteDriverError(
+                    f"cannot open queue database {self.path!r}: WAL journal mode is not "
+                    f"available (got {mode!r}); use a local file system"
+                )
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            ensure_schema(conn)
+        except BaseException as exc:
+            conn.close()
+            if isinstance(exc, sqlite3.Error):
+                raise self._error(exc) from exc
+            if isinstance(exc, SqliteDriverError) and self.path not in str(exc):
+                raise SqliteDriverError(f"cannot open queue database {self.path!r}: {exc}") from exc
+            raise
+        self._conn = conn
+
+    def _error(self, exc: sqlite3.Error) -> SqliteDriverError:
+        hint = _HINTS.get(getattr(exc, "sqlite_errorname", ""), "")
+        return SqliteDriverError(f"cannot open queue database {self.path!r}: {exc}{hint}")
+
+    async def run_raw(self, fn: Callable[[], T]) -> T:
+        """Run `fn()` on the connection's thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
+
+    async def run(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run `fn(connection, *args, **kwargs)` on the connection's thread."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._executor, functools.partial(self._call, fn, *args, **kwargs)
+        )
+
+    def submit(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], object],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> None:
+        """Queue `fn(connection, ...)` on the thread without waiting (e.g. cleanup on cancel)."""
+        with contextlib.suppress(RuntimeError):  # closed: leases expire by themselves
+            self._executor.submit(self._call, fn, *args, **kwargs)
+
+    def _call(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        conn = self._conn
+        if conn is None:
+            raise SqliteDriverError(f"queue database {self.path!r} is closed")
+        return fn(conn, *args, **kwargs)
+
+    async def close(self) -> None:
+        """Close the connection once queued calls have run, then stop the thread."""
+        try:
+            await self.run_raw(self._close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+
+__all__ = ["SYNCHRONOUS_MODES", "SqliteConnection"]

@@ -1,0 +1,289 @@
+"""`SqliteDriver`: a queue in one SQLite file, shared safely by processes on one host."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import time
+from collections.abc import Sequence
+
+from asynctasq.drivers.base import (
+    DeadLetter,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    QueueStats,
+)
+from asynctasq_sqlite import _operations as ops
+from asynctasq_sqlite._connection import SYNCHRONOUS_MODES, SqliteConnection
+from asynctasq_sqlite._operations import Receipt
+from asynctasq_sqlite._wakeup import Wakeup, wakeup_for
+from asynctasq_sqlite.errors import SqliteDriverError
+
+MIN_POLL_INTERVAL = 0.005
+"""First pause (seconds) when waiting for messages another process may enqueue."""
+
+
+class SqliteDriver:
+    """A queue in one SQLite file: the embedded default, no server to run.
+
+    Several processes on one host (dispatchers and workers) may share the file: it runs in
+    WAL mode (readers never block the writer), every state change is one ``BEGIN
+    IMMEDIATE`` transaction, and a lock held by another process is waited for up to
+    `busy_timeout`. A dequeue leases each message by writing a fresh random token and the
+    lease expiry into its row, so a message is handed to exactly one consumer while its
+    lease lasts, and becomes ready again, its delivery count kept, when the lease expires.
+
+    The blocking sqlite3 calls run on one thread per driver, never on the event loop.
+
+    Waiting for messages: SQLite cannot notify other processes, so an empty dequeue
+    re-checks with a backoff from 5 ms up to `poll_interval` (each check is an index
+    seek per queue without taking the write lock). It never sleeps past the moment the next
+    delayed message (or expiring lease) is due, and within one process an enqueue through
+    any driver on the same file wakes waiting dequeues at once.
+
+    Durability: with the default ``synchronous="normal"`` a committed enqueue survives a
+    crash of any process; a power loss or OS crash may lose the last transactions (WAL is
+    fsynced at checkpoints). ``synchronous="full"`` fsyncs every commit, at a cost in
+    throughput. The file must be on a local file system (WAL needs shared memory).
+
+    Args:
+        path: Database file, created if missing; relative paths are resolved against the
+            working directory at construction. Env: ``ASYNCTASQ_SQLITE_PATH``.
+        busy_timeout: Seconds to wait for another process's write lock before an operation
+            fails with ``sqlite3.OperationalError: database is locked``.
+        poll_interval: Longest pause, in seconds, between checks for messages enqueued by
+            other processes while a dequeue waits.
+        synchronous: ``PRAGMA synchronous``: ``off``, ``normal`` or ``full`` (or ``extra``).
+
+    Raises:
+        ValueError: A setting is out of range.
+    """
+
+    def __init__(
+        self,
+        *,
+        path: str = "asynctasq.db",
+        busy_timeout: float = 5.0,
+        poll_interval: float = 0.05,
+        synchronous: str = "normal",
+    ) -> None:
+        if not path:
+            raise ValueError("path must not be empty")
+        if busy_timeout < 0:
+            raise ValueError(f"busy_timeout must be >= 0, got {busy_timeout!r}")
+        if poll_interval <= 0:
+            raise ValueError(f"poll_interval must be > 0, got {poll_interval!r}")
+        if synchronous.lower() not in SYNCHRONOUS_MODES:
+            raise ValueError(
+                f"synchronous must be one of {sorted(SYNCHRONOUS_MODES)}, got {synchronous!r}"
+            )
+        self.path = os.path.abspath(path)
+        self.busy_timeout = busy_timeout
+        self.poll_interval = poll_interval
+        self.synchronous = synchronous.lower()
+        self._conn: SqliteConnection | None = None
+        self._connecting = asyncio.Lock()
+        self._wakeup: Wakeup = wakeup_for(self.path)
+
+    def __repr__(self) -> str:
+        return f"SqliteDriver(path={self.path!r})"
+
+    async def connect(self) -> None:
+        """Open the database, switch it to WAL and create the schema (idempotent).
+
+        Raises:
+            SqliteDriverError: The file is not a database, is read-only, cannot be created,
+                or was written by a newer version of this driver.
+        """
+        if self._conn is not None:
+            return
+        async with self._connecting:
+            if self._is_connected():  # another caller connected while we waited
+                return
+            conn = SqliteConnection(
+                self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous
+            )
+            await conn.open()
+            self._conn = conn
+
+    def _is_connected(self) -> bool:
+        return self._conn is not None
+
+    async def close(self) -> None:
+        """Close the connection; leased messages stay leased until their lease expires."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            await conn.close()
+
+    async def _connection(self) -> SqliteConnection:
+        conn = self._conn
+        if conn is None:
+            await self.connect()
+            conn = self._conn
+            if conn is None:  # closed again by a concurrent close()
+                raise SqliteDriverError(f"queue database {self.path!r} is closed")
+        return conn
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        """Store one message, ready after `message.delay` seconds."""
+        conn = await self._connection()
+        await conn.run(ops.enqueue, (message,))
+        self._wakeup.notify()
+
+    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Store several messages in one transaction."""
+        if not messages:
+            return
+        conn = await self._connection()
+        await conn.run(ops.enqueue, messages)
+        self._wakeup.notify()
+
+    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
+        """Lease up to `limit` ready messages, taking from `queues` in the order given.
+
+        Waits up to `wait` seconds when nothing is ready: woken at once by an enqueue in
+        this process, otherwise checking with a backoff up to `poll_interval`, and never
+        sleeping past the due time of the next delayed message.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit!r}")
+        queues = list(dict.fromkeys(queues))
+        if not queues:
+            return []
+        conn = await self._connection()
+        deadline = time.monotonic() + max(wait, 0.0)
+        interval = MIN_POLL_INTERVAL
+        while self._conn is conn:  # closed meanwhile: stop waiting
+            generation = self._wakeup.generation
+            taken = await self._take(conn, queues, limit)
+            if taken.deliveries:
+                return taken.deliveries
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return []
+            pause = min(remaining, interval)
+            if taken.next_due is not None:
+                pause = min(pause, max(taken.next_due - time.time(), 0.0))
+            if await self._wakeup.wait(generation, pause):
+                interval = MIN_POLL_INTERVAL
+            else:
+                interval = min(interval * 2, self.poll_interval)
+        return []
+
+    async def _take(self, conn: SqliteConnection, queues: list[str], limit: int) -> ops.Taken:
+        taken: list[ops.Taken] = []
+
+        def take_and_keep(connection: sqlite3.Connection) -> ops.Taken:
+            result = ops.take(connection, queues, limit)
+            taken.append(result)
+            return result
+
+        try:
+            return await conn.run(take_and_keep)
+        except asyncio.CancelledError:
+            # The thread may be committing the leases right now. Calls run in order on
+            # that thread, so this runs after it and gives back whatever it took, instead
+            # of leaving the messages invisible for a whole visibility timeout.
+            conn.submit(_release_taken, taken)
+            raise
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete finished messages (those whose lease this consumer still holds)."""
+        if deliveries:
+            conn = await self._connection()
+            await conn.run(ops.ack, [_receipt(d) for d in deliveries])
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Make leased messages ready now, without counting the delivery."""
+        if deliveries:
+            conn = await self._connection()
+            await conn.run(ops.release, [_receipt(d) for d in deliveries])
+            self._wakeup.notify()
+
+    async def retry(self, delivery: Delivery, *, delay: float) -> None:
+        """End the lease and make the message ready after `delay`, delivery count kept."""
+        conn = await self._connection()
+        await conn.run(ops.retry, _receipt(delivery), delay)
+        self._wakeup.notify()
+
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        """End the lease and keep the message, with `failure`, as a dead letter."""
+        conn = await self._connection()
+        await conn.run(ops.dead_letter, _receipt(delivery), failure)
+
+    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
+        """Push each still-held lease's expiry to `visibility_timeout` seconds from now."""
+        if deliveries:
+            conn = await self._connection()
+            await conn.run(ops.extend, [_receipt(d) for d in deliveries], visibility_timeout)
+
+    async def queue_names(self) -> list[str]:
+        """Queues with a ready, delayed, leased or dead message, sorted by name."""
+        conn = await self._connection()
+        return await conn.run(ops.queue_names)
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Counts per queue, in the order given, from one consistent snapshot.
+
+        A message whose lease expired counts as ready.
+        """
+        conn = await self._connection()
+        return await conn.run(ops.stats, list(queues))
+
+    async def list_dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, filtered by queue and/or task ids."""
+        conn = await self._connection()
+        return await conn.run(ops.list_dead_letters, queue, _ids(task_ids), limit)
+
+    async def retry_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Move dead letters back to their queues, ready now, attempts reset; how many."""
+        conn = await self._connection()
+        moved = await conn.run(ops.retry_dead_letters, queue, _ids(task_ids))
+        if moved:
+            self._wakeup.notify()
+        return moved
+
+    async def purge_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Delete dead letters (all of them with neither filter); return how many."""
+        conn = await self._connection()
+        return await conn.run(ops.purge_dead_letters, queue, _ids(task_ids))
+
+    async def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of a queue; live leases stay."""
+        conn = await self._connection()
+        return await conn.run(ops.purge, queue)
+
+
+def _receipt(delivery: Delivery) -> Receipt:
+    receipt = delivery.receipt
+    if not isinstance(receipt, Receipt):
+        raise TypeError(f"not a delivery of SqliteDriver: receipt {receipt!r}")
+    return receipt
+
+
+def _ids(task_ids: Sequence[str] | None) -> list[str] | None:
+    # A bare string is a Sequence[str] too; treat it as one id, not as its characters.
+    if isinstance(task_ids, str):
+        return [task_ids]
+    return None if task_ids is None else list(task_ids)
+
+
+def _release_taken(conn: sqlite3.Connection, taken: list[ops.Taken]) -> None:
+    receipts = [_receipt(d) for t in taken for d in t.deliveries]
+    if receipts:
+        ops.release(conn, receipts)
+
+
+__all__ = ["SqliteDriver"]

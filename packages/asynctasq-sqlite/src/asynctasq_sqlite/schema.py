@@ -1,0 +1,98 @@
+"""The database schema, versioned with ``PRAGMA user_version`` and created idempotently.
+
+One table holds every live message. A message's state is read from two columns:
+
+* ``available_at`` (Unix time, seconds): when the row may next be handed out. For a ready or
+  delayed message it is the enqueue time plus delay; for a leased message it is the lease
+  expiry. So "ready" is always ``available_at <= now``, an expired lease is ready again with
+  no sweeper, and one index ``(queue, available_at, id)`` serves the dequeue query in order
+  (FIFO by due time, then insertion) as a range scan, without a sort.
+* ``lease``: the random token of the current delivery, or NULL when nobody holds it. The
+  receipt a consumer gets is ``(id, lease)``; a state change matches both, so a consumer
+  whose lease expired and was handed to someone else changes nothing.
+
+Dead letters live in their own table, with the failure and the original payload.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from asynctasq_sqlite._transaction import immediate
+from asynctasq_sqlite.errors import SqliteDriverError
+
+SCHEMA_VERSION = 1
+"""Written to ``PRAGMA user_version``; bump it with a migration step in `ensure_schema`."""
+
+_CREATE_V1 = (
+    """
+    CREATE TABLE IF NOT EXISTS asynctasq_messages (
+        id INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        visibility_timeout REAL NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        available_at REAL NOT NULL,
+        lease INTEGER,
+        enqueued_at REAL NOT NULL
+    )
+    """,
+    # The dequeue query: WHERE queue = ? AND available_at <= ? ORDER BY available_at, id.
+    # Also answers min(available_at) per queue (the next due time) with one seek.
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_messages_dequeue
+        ON asynctasq_messages (queue, available_at)
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS asynctasq_dead_letters (
+        id INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL,
+        queue TEXT NOT NULL,
+        payload BLOB NOT NULL,
+        visibility_timeout REAL NOT NULL,
+        attempts INTEGER NOT NULL,
+        exception_type TEXT NOT NULL,
+        message TEXT NOT NULL,
+        traceback TEXT NOT NULL,
+        failed_at REAL NOT NULL
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_dead_letters_queue
+        ON asynctasq_dead_letters (queue)
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_dead_letters_task_id
+        ON asynctasq_dead_letters (task_id)
+    """,
+)
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Create or upgrade the schema in one write transaction; a no-op when current.
+
+    Always writes ``PRAGMA user_version``, even when unchanged, so that a read-only file
+    fails here, at connect time, rather than at the first task.
+
+    Args:
+        conn: An open connection in autocommit mode (``isolation_level=None``).
+
+    Raises:
+        SqliteDriverError: The file was created by a newer version of this driver.
+        sqlite3.Error: The file is corrupt, locked beyond the busy timeout or read-only.
+    """
+    with immediate(conn):
+        (version,) = conn.execute("PRAGMA user_version").fetchone()
+        if version > SCHEMA_VERSION:
+            raise SqliteDriverError(
+                f"schema version {version} is newer than this asynctasq-sqlite supports "
+                f"({SCHEMA_VERSION}); upgrade asynctasq-sqlite"
+            )
+        if version < 1:
+            for statement in _CREATE_V1:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+
+
+__all__ = ["SCHEMA_VERSION", "ensure_schema"]

@@ -1,0 +1,119 @@
+"""The SQL statements of the hot path and the dead-letter operations.
+
+Kept as constants so that sqlite3's statement cache compiles each one once per connection.
+See `asynctasq_sqlite.schema` for the meaning of ``available_at`` and ``lease``.
+"""
+
+from __future__ import annotations
+
+INSERT_MESSAGE = """
+INSERT INTO asynctasq_messages
+    (task_id, queue, payload, visibility_timeout, attempts, available_at, lease, enqueued_at)
+VALUES (?, ?, ?, ?, ?, ?, NULL, ?)
+"""
+
+NEXT_DUE = "SELECT min(available_at) FROM asynctasq_messages WHERE queue = ?"
+"""When the earliest message of a queue is (or was) due; one index seek."""
+
+SELECT_READY = """
+SELECT id, task_id, queue, payload, attempts, visibility_timeout
+FROM asynctasq_messages
+WHERE queue = ? AND available_at <= ?
+ORDER BY available_at, id
+LIMIT ?
+"""
+"""Ready messages in order: a range scan of the dequeue index, no sort step."""
+
+LEASE = """
+UPDATE asynctasq_messages
+SET lease = ?, available_at = ? + visibility_timeout, attempts = attempts + 1
+WHERE id = ?
+"""
+
+ACK = "DELETE FROM asynctasq_messages WHERE id = ? AND lease = ?"
+
+RELEASE = """
+UPDATE asynctasq_messages
+SET lease = NULL, available_at = ?, attempts = max(attempts - 1, 0)
+WHERE id = ? AND lease = ?
+"""
+
+RETRY = "UPDATE asynctasq_messages SET lease = NULL, available_at = ? WHERE id = ? AND lease = ?"
+
+EXTEND = "UPDATE asynctasq_messages SET available_at = ? WHERE id = ? AND lease = ?"
+
+TAKE_FOR_DEAD_LETTER = """
+DELETE FROM asynctasq_messages
+WHERE id = ? AND lease = ?
+RETURNING task_id, queue, payload, visibility_timeout, attempts
+"""
+
+INSERT_DEAD_LETTER = """
+INSERT INTO asynctasq_dead_letters
+    (task_id, queue, payload, visibility_timeout, attempts,
+     exception_type, message, traceback, failed_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+"""
+
+PURGE = """
+DELETE FROM asynctasq_messages
+WHERE queue = ? AND (lease IS NULL OR available_at <= ?)
+"""
+"""Ready and delayed messages (an expired lease is ready again); live leases stay."""
+
+STATS = """
+SELECT
+    (SELECT count(*) FROM asynctasq_messages WHERE queue = ?1 AND available_at <= ?2),
+    (SELECT count(*) FROM asynctasq_messages
+        WHERE queue = ?1 AND available_at > ?2 AND lease IS NULL),
+    (SELECT count(*) FROM asynctasq_messages
+        WHERE queue = ?1 AND available_at > ?2 AND lease IS NOT NULL),
+    (SELECT count(*) FROM asynctasq_dead_letters WHERE queue = ?1)
+"""
+
+QUEUE_NAMES = """
+WITH RECURSIVE
+    live(name) AS (
+        SELECT min(queue) FROM asynctasq_messages
+        UNION ALL
+        SELECT (SELECT min(queue) FROM asynctasq_messages WHERE queue > live.name)
+        FROM live WHERE live.name IS NOT NULL
+    ),
+    dead(name) AS (
+        SELECT min(queue) FROM asynctasq_dead_letters
+        UNION ALL
+        SELECT (SELECT min(queue) FROM asynctasq_dead_letters WHERE queue > dead.name)
+        FROM dead WHERE dead.name IS NOT NULL
+    )
+SELECT name FROM live WHERE name IS NOT NULL
+UNION
+SELECT name FROM dead WHERE name IS NOT NULL
+ORDER BY name
+"""
+"""Distinct queue names by skipping through the queue indexes: one seek per queue."""
+
+DEAD_LETTER_COLUMNS = (
+    "id, task_id, queue, payload, visibility_timeout, attempts, "
+    "exception_type, message, traceback, failed_at"
+)
+
+
+def dead_letter_filter(*, queue: str | None, task_ids: object | None) -> str:
+    """The WHERE clause selecting dead letters by queue and/or task ids.
+
+    Task ids are bound as one JSON array (``json_each``), so any number of them is one
+    parameter and one cached statement.
+
+    Args:
+        queue: Filter on this queue when given.
+        task_ids: Filter on these task ids when not None (the caller binds the JSON text).
+
+    Returns:
+        ``""`` or ``" WHERE ..."`` with named parameters ``:queue`` and ``:task_ids``.
+    """
+    clauses = []
+    if queue is not None:
+        clauses.append("queue = :queue")
+    if task_ids is not None:
+        clauses.append("task_id IN (SELECT value FROM json_each(:task_ids))")
+    return f" WHERE {' AND '.join(clauses)}" if clauses else ""

@@ -1,0 +1,25 @@
+"""The SQLite driver passes core's driver conformance suite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from asynctasq.drivers.base import Driver
+from asynctasq.testing import DriverConformance
+from asynctasq_sqlite import SqliteDriver
+
+
+class TestSqliteConformance(DriverConformance):
+    @pytest.fixture
+    async def driver(self, tmp_path: Path) -> AsyncIterator[Driver]:
+        driver = SqliteDriver(path=str(tmp_path / "conformance.db"))
+        await driver.connect()
+        yield driver
+        await driver.close()
+
+
+def test_sqlite_driver_satisfies_the_protocol() -> None:
+    assert isinstance(SqliteDriver(), Driver)
