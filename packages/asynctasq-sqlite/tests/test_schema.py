@@ -1,0 +1,106 @@
+"""Schema creation, versioning, the dequeue index, and clear errors at start-up."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sqlite3
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from asynctasq_sqlite import SCHEMA_VERSION, SqliteDriver, SqliteDriverError, sql
+
+
+async def test_schema_is_created_versioned_and_in_wal_mode(db_path: Path) -> None:
+    driver = SqliteDriver(path=str(db_path))
+    await driver.connect()
+    await driver.close()
+    await driver.connect()  # an existing, current schema is left as it is
+    await driver.close()
+    conn = sqlite3.connect(db_path)
+    assert conn.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+    tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
+    assert {"asynctasq_messages", "asynctasq_dead_letters"} <= tables
+    conn.close()
+
+
+async def test_a_newer_schema_is_refused(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SqliteDriverError, match="newer than this asynctasq-sqlite"):
+        await SqliteDriver(path=str(db_path)).connect()
+
+
+def plan(conn: sqlite3.Connection, query: str, params: tuple[object, ...]) -> str:
+    return " | ".join(row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", params))
+
+
+async def test_dequeue_queries_use_the_index_without_sorting(
+    sqlite_driver: SqliteDriver, db_path: Path
+) -> None:
+    conn = sqlite3.connect(db_path)
+    select_plan = plan(conn, sql.SELECT_READY, ("q", 0.0, 10))
+    assert "USING INDEX asynctasq_messages_dequeue (queue=? AND available_at<?)" in select_plan
+    assert "TEMP B-TREE" not in select_plan  # ORDER BY comes from the index
+    assert "USING COVERING INDEX asynctasq_messages_dequeue" in plan(conn, sql.NEXT_DUE, ("q",))
+    assert "INTEGER PRIMARY KEY" in plan(conn, sql.ACK, (1, 2))
+    conn.close()
+
+
+async def test_a_corrupt_file_fails_at_connect_with_a_clear_error(db_path: Path) -> None:
+    db_path.write_bytes(b"this is not a database " * 100)  # noqa: ASYNC240  (test set-up)
+    driver = SqliteDriver(path=str(db_path))
+    with pytest.raises(SqliteDriverError) as caught:
+        await driver.connect()
+    assert str(caught.value) == (f"cannot open queue database '{db_path}': file is not a database")
+
+
+async def test_a_missing_directory_fails_at_connect(tmp_path: Path) -> None:
+    path = tmp_path / "no" / "such" / "dir" / "asynctasq.db"
+    with pytest.raises(SqliteDriverError) as caught:
+        await SqliteDriver(path=str(path)).connect()
+    assert str(caught.value).startswith(
+        f"cannot open queue database '{path}': unable to open database file"
+    )
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    """Make `path` unwritable for this process, even for root (who ignores file modes)."""
+    if os.geteuid() != 0:
+        path.chmod(0o444)
+        path.parent.chmod(0o555)
+        try:
+            yield
+        finally:
+            path.parent.chmod(0o755)
+            path.chmod(0o644)
+        return
+    chattr = shutil.which("chattr")
+    if chattr is None or subprocess.run([chattr, "+i", str(path)], check=False).returncode:
+        pytest.skip("running as root and cannot make a file immutable (chattr +i)")
+    try:
+        yield
+    finally:
+        subprocess.run([chattr, "-i", str(path)], check=True)
+
+
+@pytest.mark.parametrize("existing", [True, False], ids=["with-schema", "empty-file"])
+async def test_a_read_only_file_fails_at_connect(db_path: Path, existing: bool) -> None:
+    if existing:
+        driver = SqliteDriver(path=str(db_path))
+        await driver.connect()
+        await driver.close()
+    else:
+        db_path.touch()  # noqa: ASYNC240  (test set-up)
+    with read_only(db_path), pytest.raises(SqliteDriverError) as caught:
+        await SqliteDriver(path=str(db_path)).connect()
+    assert str(caught.value).startswith(
+        f"cannot open queue database '{db_path}': attempt to write a readonly database"
+    )
