@@ -1,0 +1,580 @@
+"""`MySQLDriver`: a reliable queue on MySQL 8 / MariaDB 10.6+ through aiomysql.
+
+Storage model (one row per message in the queue table):
+
+* ``available_at`` is the due time of a waiting row and the lease deadline of a leased one,
+  so "ready" is one index range, ``queue = ? AND available_at <= now``, and an expired lease
+  is ready again without any sweeper, its ``attempts`` kept.
+* A dequeue runs ``SELECT ... FOR UPDATE SKIP LOCKED`` over that range (FIFO by due time,
+  batch of ``limit``) and an ``UPDATE`` that counts the delivery, stamps a random
+  ``lease_token`` and moves ``available_at`` to now + the row's own visibility timeout, in
+  one transaction. The receipt is ``(id, lease_token)``; every later state change matches
+  both, so a consumer whose lease expired and was handed on cannot touch the new lease.
+* All times come from the server clock (``UTC_TIMESTAMP(6)``): workers on hosts with skewed
+  clocks still agree on what is due.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+import aiomysql
+
+from asynctasq.drivers.base import (
+    DeadLetter,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    QueueStats,
+)
+from asynctasq_mysql.dsn import SSLMode, parse_dsn
+from asynctasq_mysql.errors import ConfigurationError, PayloadTooLargeError
+from asynctasq_mysql.idle import IdleBackoff
+from asynctasq_mysql.schema import TableNames, apply_migrations, migration_sql
+from asynctasq_mysql.server import ServerInfo, check_server, is_transient_lock_error
+from asynctasq_mysql.sql import (
+    Statements,
+    lease_condition,
+    lease_params,
+    micros,
+    placeholders,
+)
+
+logger = logging.getLogger("asynctasq_mysql")
+
+DEFAULT_DSN = "mysql://root@127.0.0.1:3306/asynctasq"
+_ROWS_PER_STATEMENT = 1000  # keeps IN lists and multi-row INSERTs in a sane range
+_STATEMENT_OVERHEAD = 1024  # bytes of SQL around the values, kept free under the packet limit
+_LOCK_RETRIES = 3
+_MAX_TEXT = 1 << 20  # longest error message / traceback kept, in characters
+
+
+class Lease(NamedTuple):
+    """The receipt of one delivery: the row and the token of the lease on it."""
+
+    row_id: int
+    token: int
+
+
+def _clean_text(text: str) -> str:
+    # Lone surrogates cannot be stored as utf8mb4; very long texts are cut, not refused.
+    if len(text) > _MAX_TEXT:
+        text = text[:_MAX_TEXT] + "\n... [truncated]"
+    return text.encode("utf-8", "replace").decode("utf-8")
+
+
+def _filters(queue: str | None, task_ids: Sequence[str] | None) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    if queue is not None:
+        clauses.append("`queue` = %s")
+        params.append(queue)
+    if task_ids is not None:
+        clauses.append(f"`task_id` IN {placeholders(len(task_ids))}")
+        params.extend(task_ids)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Sequence[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+class MySQLDriver:
+    """Queue driver for MySQL 8.0.1+ and MariaDB 10.6+ (``SKIP LOCKED`` is required).
+
+    Every keyword is a setting (``ASYNCTASQ_MYSQL_<NAME>`` in the environment). Nothing
+    connects until the first operation or `connect`.
+
+    Args:
+        dsn: ``mysql://user:password@host:3306/database?ssl_mode=...``; see `parse_dsn`
+            for the options. Percent-encode special characters in the password.
+        queue_table: Table holding waiting and leased messages.
+        dead_letter_table: Table holding dead letters.
+        migrations_table: Table recording applied schema versions (default
+            ``<queue_table>_migrations``).
+        min_pool_size: Connections opened at connect and kept.
+        max_pool_size: Most connections open at once.
+        auto_migrate: Create or upgrade the tables at connect (needs CREATE privilege);
+            turn off where ``asynctasq mysql migrate`` runs at deploy time.
+        max_payload_size: Largest payload, in bytes, the driver must accept; `connect`
+            fails with a hint when the server's ``max_allowed_packet`` cannot carry it
+            (escaping may double binary data). None: 16 MiB if the server allows it,
+            otherwise a warning and whatever the server allows.
+        poll_interval_min: First idle sleep between polls, in seconds.
+        poll_interval_max: Longest idle sleep between polls, in seconds.
+        pool_recycle: Seconds after which an idle connection is replaced (-1: never).
+
+    Raises:
+        ConfigurationError: The DSN or a table name is invalid (at construction).
+    """
+
+    def __init__(
+        self,
+        *,
+        dsn: str = DEFAULT_DSN,
+        queue_table: str = "task_queue",
+        dead_letter_table: str = "dead_letter_queue",
+        migrations_table: str | None = None,
+        min_pool_size: int = 10,
+        max_pool_size: int = 10,
+        auto_migrate: bool = True,
+        max_payload_size: int | None = None,
+        poll_interval_min: float = 0.01,
+        poll_interval_max: float = 1.0,
+        pool_recycle: float = 3600.0,
+    ) -> None:
+        if not 0 <= min_pool_size <= max_pool_size or max_pool_size < 1:
+            raise ConfigurationError(
+                f"need 0 <= min_pool_size <= max_pool_size and max_pool_size >= 1, got "
+                f"{min_pool_size} and {max_pool_size}"
+            )
+        if not 0 < poll_interval_min <= poll_interval_max:
+            raise ConfigurationError("need 0 < poll_interval_min <= poll_interval_max")
+        if max_payload_size is not None and max_payload_size < 1:
+            raise ConfigurationError("max_payload_size must be positive")
+        self._dsn = parse_dsn(dsn)
+        self._tables = TableNames.build(queue_table, dead_letter_table, migrations_table)
+        self._sql = Statements(self._tables)
+        self._min_pool_size = min_pool_size
+        self._max_pool_size = max_pool_size
+        self._auto_migrate = auto_migrate
+        self._max_payload_size = max_payload_size
+        self._pool_recycle = pool_recycle
+        self._idle = IdleBackoff(poll_interval_min, poll_interval_max)
+        self._pool: Any = None
+        self._connect_lock: asyncio.Lock | None = None
+        self._server: ServerInfo | None = None
+
+    def __repr__(self) -> str:
+        return f"MySQLDriver(dsn={self._dsn.redacted!r}, queue_table={self._tables.raw_queue!r})"
+
+    # -- connection management ------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        """Whether the pool is open."""
+        return self._pool is not None
+
+    @property
+    def server(self) -> ServerInfo | None:
+        """What `connect` learnt about the server (None before the first connect)."""
+        return self._server
+
+    async def connect(self) -> None:
+        """Open the pool, check the server and apply pending migrations (idempotent).
+
+        Raises:
+            UnsupportedServerError: The server has no ``SKIP LOCKED``.
+            ConfigurationError: TLS was required but not offered, or ``max_allowed_packet``
+                cannot carry an explicitly configured ``max_payload_size``.
+        """
+        if self._pool is not None:
+            return
+        if self._connect_lock is None:
+            self._connect_lock = asyncio.Lock()
+        async with self._connect_lock:
+            if self.connected:  # another task connected while we waited for the lock
+                return
+            pool = await aiomysql.create_pool(
+                minsize=self._min_pool_size,
+                maxsize=self._max_pool_size,
+                pool_recycle=self._pool_recycle,
+                autocommit=True,
+                # No gap locks: a dequeue's locking range scan must not block enqueues.
+                init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+                **self._dsn.connect_kwargs(),
+            )
+            try:
+                async with pool.acquire() as conn:
+                    self._server = await check_server(
+                        conn,
+                        tls_requested=self._dsn.ssl_mode is not SSLMode.DISABLED,
+                        require_tls=self._dsn.ssl_mode not in (SSLMode.DISABLED, SSLMode.PREFERRED),
+                        max_payload_size=self._max_payload_size,
+                    )
+                    if self._auto_migrate:
+                        await apply_migrations(conn, self._dsn.database, self._tables)
+            except BaseException:
+                pool.close()
+                await pool.wait_closed()
+                raise
+            self._idle = IdleBackoff(self._idle.min_interval, self._idle.max_interval)
+            self._pool = pool
+            logger.info("connected to %s (%s)", self._dsn.redacted, self._server.version)
+
+    async def close(self) -> None:
+        """Close every connection; leased rows stay leased until their deadline passes."""
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+            await pool.wait_closed()
+
+    async def init_schema(self) -> list[int]:
+        """Create or upgrade the tables (idempotent; safe from several processes at once).
+
+        Returns:
+            The migration versions this call applied.
+        """
+        pool = await self._ready()
+        async with pool.acquire() as conn:
+            return await apply_migrations(conn, self._dsn.database, self._tables)
+
+    def migration_sql(self) -> str:
+        """The schema script `init_schema` would run, without connecting (``--dry-run``)."""
+        return migration_sql(self._tables)
+
+    async def _ready(self) -> Any:
+        if self._pool is None:
+            await self.connect()
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _transaction(self) -> AsyncIterator[Any]:
+        pool = await self._ready()
+        async with pool.acquire() as conn:
+            await conn.begin()
+            try:
+                async with conn.cursor() as cursor:
+                    yield cursor
+            except BaseException:
+                # A dead connection cannot roll back; the server does when it notices, and
+                # the pool drops closed or mid-transaction connections on release.
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+                raise
+            await conn.commit()
+
+    async def _execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
+        pool = await self._ready()
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                async with pool.acquire() as conn, conn.cursor() as cursor:
+                    return int(await cursor.execute(sql, params))
+            except Exception as exc:
+                if attempt + 1 == _LOCK_RETRIES or not is_transient_lock_error(exc):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
+        pool = await self._ready()
+        async with pool.acquire() as conn, conn.cursor() as cursor:
+            await cursor.execute(sql, params)
+            return list(await cursor.fetchall())
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    def _insert_statements(self, connection: Any, messages: Sequence[OutgoingMessage]) -> list[str]:
+        """Multi-row INSERTs, each under the server's packet limit."""
+        assert self._server is not None
+        budget = self._server.max_allowed_packet - _STATEMENT_OVERHEAD
+        statements: list[str] = []
+        rows: list[str] = []
+        size = 0
+        for message in messages:
+            if self._max_payload_size is not None and len(message.payload) > self._max_payload_size:
+                raise PayloadTooLargeError(
+                    f"payload of task {message.task_id} is {len(message.payload)} bytes; "
+                    f"max_payload_size is {self._max_payload_size}"
+                )
+            row = self._sql.insert_values(connection, message)
+            # Non-ASCII characters take up to 4 bytes; count exactly only when it matters.
+            row_size = (
+                len(row) if len(row) * 4 < budget else len(row.encode("utf-8", "surrogateescape"))
+            )
+            if row_size > budget:
+                raise PayloadTooLargeError(
+                    f"payload of task {message.task_id} needs {row_size} bytes of SQL but the "
+                    f"server's max_allowed_packet is {self._server.max_allowed_packet}: raise it "
+                    "(SET GLOBAL max_allowed_packet = 67108864; max_allowed_packet=64M in my.cnf)"
+                    " or send a smaller payload"
+                )
+            if rows and (size + row_size + 2 > budget or len(rows) >= _ROWS_PER_STATEMENT):
+                statements.append(self._sql.insert_prefix + ", ".join(rows))
+                rows, size = [], 0
+            rows.append(row)
+            size += row_size + 2
+        if rows:
+            statements.append(self._sql.insert_prefix + ", ".join(rows))
+        return statements
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        """Store one message, ready after ``message.delay`` seconds (one round-trip)."""
+        await self.enqueue_many([message])
+
+    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Store several messages atomically, in as few multi-row INSERTs as fit a packet.
+
+        Raises:
+            PayloadTooLargeError: A payload cannot fit under ``max_allowed_packet``; nothing
+                was stored.
+        """
+        if not messages:
+            return
+        pool = await self._ready()
+        async with pool.acquire() as conn:
+            statements = self._insert_statements(conn, messages)
+            async with conn.cursor() as cursor:
+                if len(statements) == 1:
+                    await cursor.execute(statements[0])
+                else:
+                    await conn.begin()
+                    try:
+                        for statement in statements:
+                            await cursor.execute(statement)
+                    except BaseException:
+                        with contextlib.suppress(Exception):
+                            await conn.rollback()
+                        raise
+                    await conn.commit()
+        self._idle.notify()
+
+    async def enqueue_with_connection(
+        self, connection: aiomysql.Connection, messages: Sequence[OutgoingMessage]
+    ) -> None:
+        """Insert messages through the caller's connection, inside the caller's transaction.
+
+        Nothing is committed here: the messages exist once the caller commits, and vanish
+        if it rolls back. The connection must reach the database holding the queue table.
+
+        Args:
+            connection: An open `aiomysql.Connection`, usually inside ``BEGIN``.
+            messages: The messages to store.
+        """
+        if not messages:
+            return
+        await self._ready()  # learns max_allowed_packet and makes sure the tables exist
+        async with connection.cursor() as cursor:
+            for statement in self._insert_statements(connection, messages):
+                await cursor.execute(statement)
+        # Wakes local consumers early; until the caller commits they find nothing and back
+        # off from the shortest interval, so they see the rows soon after the commit.
+        self._idle.notify()
+
+    # -- dequeue ---------------------------------------------------------------------------
+
+    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
+        """Lease up to `limit` ready messages, earlier queues first.
+
+        When nothing is ready, polls with backoff (`poll_interval_min` doubling to
+        `poll_interval_max`), waking at once when this driver enqueues and never sleeping
+        past the next delayed row's due time or the end of `wait`.
+        """
+        if limit < 1:
+            raise ValueError("limit must be >= 1")
+        names = list(dict.fromkeys(queues))
+        if not names:
+            return []
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(wait, 0.0)
+        while True:
+            deliveries, next_due = await self._take(names, limit)
+            if deliveries:
+                self._idle.found_work()
+                return deliveries
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            if next_due is not None:
+                # Floor: a due row locked by another consumer's dequeue must not make us spin.
+                remaining = min(remaining, max(next_due, self._idle.min_interval))
+            await self._idle.sleep(remaining)
+
+    async def _take(self, queues: list[str], limit: int) -> tuple[list[Delivery], float | None]:
+        """One dequeue transaction; when empty, also seconds until the next due row."""
+        taken: list[tuple[str, Any]] = []
+        async with self._transaction() as cursor:
+            for queue in queues:
+                await cursor.execute(self._sql.select_ready, (queue, limit - len(taken)))
+                taken.extend((queue, row) for row in await cursor.fetchall())
+                if len(taken) >= limit:
+                    break
+            if not taken:
+                await cursor.execute(self._sql.next_due(len(queues)), queues)
+                (due_micros,) = await cursor.fetchone()
+                return [], None if due_micros is None else int(due_micros) / 1_000_000
+            token = secrets.randbits(63)
+            ids = [row[0] for _, row in taken]
+            await cursor.execute(self._sql.lease_prefix + placeholders(len(ids)), [token, *ids])
+        return [
+            Delivery(
+                task_id=row[1],
+                queue=queue,
+                payload=bytes(row[2]),
+                attempts=int(row[3]),
+                receipt=Lease(int(row[0]), token),
+                visibility_timeout=float(row[4]),
+            )
+            for queue, row in taken
+        ], None
+
+    # -- lease operations ------------------------------------------------------------------
+
+    async def _for_leases(self, prefix: str, deliveries: Sequence[Delivery], *extra: Any) -> None:
+        for chunk in _chunks(deliveries):
+            leases = [d.receipt for d in chunk]
+            await self._execute(
+                prefix + lease_condition(len(leases)), [*extra, *lease_params(leases)]
+            )
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete finished messages (a lease that was lost to another consumer is kept)."""
+        await self._for_leases(self._sql.ack_prefix, deliveries)
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Make leased messages ready now and un-count this delivery."""
+        await self._for_leases(self._sql.release_prefix, deliveries)
+        if deliveries:
+            self._idle.notify()
+
+    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
+        """Move each held lease's deadline to `visibility_timeout` seconds from now."""
+        await self._for_leases(self._sql.extend_prefix, deliveries, micros(visibility_timeout))
+
+    async def retry(self, delivery: Delivery, *, delay: float) -> None:
+        """End the lease and make the message ready after `delay` seconds (one statement)."""
+        lease: Lease = delivery.receipt
+        await self._execute(self._sql.retry, (micros(delay), lease.row_id, lease.token))
+        self._idle.notify()
+
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        """Atomically copy the row (payload, attempts, task id) with the failure into the
+        dead-letter table and delete it; does nothing when the lease is no longer held."""
+        lease: Lease = delivery.receipt
+        params = (
+            _clean_text(failure.exception_type),
+            _clean_text(failure.message),
+            _clean_text(failure.traceback),
+            lease.row_id,
+            lease.token,
+        )
+        for attempt in range(_LOCK_RETRIES):
+            try:
+                async with self._transaction() as cursor:
+                    if await cursor.execute(self._sql.dead_letter_copy, params):
+                        await cursor.execute(
+                            self._sql.dead_letter_delete, (lease.row_id, lease.token)
+                        )
+                        if cursor.rowcount != 1:
+                            raise _LeaseLost
+                return
+            except _LeaseLost:
+                return
+            except Exception as exc:
+                if attempt + 1 == _LOCK_RETRIES or not is_transient_lock_error(exc):
+                    raise
+
+    # -- inspection ------------------------------------------------------------------------
+
+    async def queue_names(self) -> list[str]:
+        """Queues with waiting, leased or dead messages, sorted."""
+        return sorted(row[0] for row in await self._fetchall(self._sql.queue_names))
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Ready, delayed, in-flight and dead counts per queue (an expired lease is ready)."""
+        names = list(queues)
+        if not names:
+            return []
+        in_list = placeholders(len(names))
+        counts = {
+            row[0]: (int(row[1] or 0), int(row[2] or 0), int(row[3] or 0))
+            for row in await self._fetchall(
+                self._sql.stats_prefix + in_list + " GROUP BY `queue`", names
+            )
+        }
+        dead = {
+            row[0]: int(row[1])
+            for row in await self._fetchall(
+                self._sql.dead_stats_prefix + in_list + " GROUP BY `queue`", names
+            )
+        }
+        result = []
+        for name in names:
+            ready, delayed, in_flight = counts.get(name, (0, 0, 0))
+            result.append(
+                QueueStats(
+                    queue=name,
+                    ready=ready,
+                    delayed=delayed,
+                    in_flight=in_flight,
+                    dead=dead.get(name, 0),
+                )
+            )
+        return result
+
+    async def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of `queue` (leased ones stay)."""
+        return await self._execute(self._sql.purge, (queue,))
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def list_dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, filtered by queue and/or task ids."""
+        if task_ids is not None and not task_ids:
+            return []
+        where, params = _filters(queue, task_ids)
+        rows = await self._fetchall(
+            f"{self._sql.dead_select}{where} ORDER BY `id` LIMIT %s", [*params, max(limit, 0)]
+        )
+        return [
+            DeadLetter(
+                task_id=row[1],
+                queue=row[2],
+                payload=bytes(row[3]),
+                failure=Failure(exception_type=row[4], message=row[5], traceback=row[6]),
+                attempts=int(row[7]),
+                failed_at=row[8].replace(tzinfo=UTC) if isinstance(row[8], datetime) else row[8],
+            )
+            for row in rows
+        ]
+
+    async def retry_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Move dead letters back to their queues, ready now, attempts reset to 0.
+
+        Copy and delete run in one transaction over rows locked first, so a dead letter
+        added meanwhile is neither lost nor duplicated.
+        """
+        if task_ids is not None and not task_ids:
+            return 0
+        where, params = _filters(queue, task_ids)
+        async with self._transaction() as cursor:
+            await cursor.execute(
+                f"{self._sql.dead_ids_for_update}{where} ORDER BY `id` FOR UPDATE", params
+            )
+            ids = [row[0] for row in await cursor.fetchall()]
+            for chunk in _chunks(ids):
+                in_list = placeholders(len(chunk))
+                await cursor.execute(self._sql.dead_requeue_prefix + in_list, chunk)
+                await cursor.execute(self._sql.dead_delete_prefix + in_list, chunk)
+        if ids:
+            self._idle.notify()
+        return len(ids)
+
+    async def purge_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Delete dead letters (all of them with neither filter). Returns how many."""
+        if task_ids is not None and not task_ids:
+            return 0
+        where, params = _filters(queue, task_ids)
+        return await self._execute(f"DELETE FROM {self._tables.dead_letter}{where}", params)
+
+
+class _LeaseLost(Exception):
+    """The row was copied but its lease changed before the delete: undo both."""
+
+
+__all__ = ["DEFAULT_DSN", "Lease", "MySQLDriver"]

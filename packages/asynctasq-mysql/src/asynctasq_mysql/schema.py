@@ -1,0 +1,211 @@
+"""Table names, the versioned schema and how to apply it.
+
+Every identifier that reaches SQL goes through `identifier`, which accepts only
+``[A-Za-z_][A-Za-z0-9_]*`` up to 64 characters and returns it backquoted; no SQL is ever built
+from an unchecked string. Migrations are numbered; the migrations table records which ones ran,
+and a named server lock (``GET_LOCK``) keeps two processes from applying them at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from asynctasq_mysql.errors import ConfigurationError
+
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
+_LOCK_TIMEOUT_SECONDS = 60
+
+
+def identifier(name: str, *, what: str = "table name") -> str:
+    """Validate a table name and return it backquoted.
+
+    Args:
+        name: The bare name.
+        what: What the name is, for the error message.
+
+    Returns:
+        The name wrapped in backquotes, safe to splice into SQL.
+
+    Raises:
+        ConfigurationError: The name is not 1-64 ASCII letters, digits and underscores
+            starting with a letter or underscore.
+    """
+    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
+        raise ConfigurationError(
+            f"invalid {what} {name!r}: use 1-64 characters from [A-Za-z0-9_], "
+            "not starting with a digit"
+        )
+    return f"`{name}`"
+
+
+@dataclass(frozen=True, slots=True)
+class TableNames:
+    """The driver's tables, validated and backquoted.
+
+    Attributes:
+        queue: Backquoted queue table.
+        dead_letter: Backquoted dead-letter table.
+        migrations: Backquoted migrations table.
+        raw_queue: The queue table's bare name (for lock names and messages).
+    """
+
+    queue: str
+    dead_letter: str
+    migrations: str
+    raw_queue: str
+
+    @classmethod
+    def build(
+        cls, queue_table: str, dead_letter_table: str, migrations_table: str | None = None
+    ) -> TableNames:
+        """Validate the names; the migrations table defaults to ``<queue_table>_migrations``.
+
+        Raises:
+            ConfigurationError: A name is invalid, or two of them are equal.
+        """
+        migrations_table = migrations_table or f"{queue_table}_migrations"
+        names = [queue_table, dead_letter_table, migrations_table]
+        tables = cls(
+            queue=identifier(queue_table, what="queue_table"),
+            dead_letter=identifier(dead_letter_table, what="dead_letter_table"),
+            migrations=identifier(migrations_table, what="migrations_table"),
+            raw_queue=queue_table,
+        )
+        # MySQL compares table names case-insensitively on some platforms: be strict.
+        if len({n.lower() for n in names}) != len(names):
+            raise ConfigurationError(f"table names must differ: {names}")
+        return tables
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One numbered schema step; its statements must be safe to re-run."""
+
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+def migrations(tables: TableNames) -> list[Migration]:
+    """The schema history, oldest first.
+
+    Args:
+        tables: The validated table names.
+
+    Returns:
+        Every migration; `apply_migrations` runs those not yet recorded.
+    """
+    # Text columns are binary-collated: queue names and task ids compare byte for byte.
+    create_queue = f"""CREATE TABLE IF NOT EXISTS {tables.queue} (
+    `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    `task_id` VARCHAR(255) NOT NULL,
+    `queue` VARCHAR(255) NOT NULL,
+    `payload` LONGBLOB NOT NULL,
+    `available_at` DATETIME(6) NOT NULL COMMENT 'due time; while leased, the lease deadline',
+    `visibility_timeout` DOUBLE NOT NULL COMMENT 'lease length in seconds per delivery',
+    `attempts` INT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'deliveries so far',
+    `lease_token` BIGINT UNSIGNED NULL COMMENT 'receipt of the current lease, NULL when not leased',
+    `enqueued_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`id`),
+    KEY `ix_dequeue` (`queue`, `available_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"""
+    create_dead_letter = f"""CREATE TABLE IF NOT EXISTS {tables.dead_letter} (
+    `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    `task_id` VARCHAR(255) NOT NULL,
+    `queue` VARCHAR(255) NOT NULL,
+    `payload` LONGBLOB NOT NULL,
+    `visibility_timeout` DOUBLE NOT NULL,
+    `attempts` INT UNSIGNED NOT NULL,
+    `exception_type` TEXT NOT NULL,
+    `error_message` MEDIUMTEXT NOT NULL,
+    `traceback` MEDIUMTEXT NOT NULL,
+    `failed_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`id`),
+    KEY `ix_queue` (`queue`, `id`),
+    KEY `ix_task_id` (`task_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"""
+    return [Migration(1, "queue and dead-letter tables", (create_queue, create_dead_letter))]
+
+
+def create_migrations_table(tables: TableNames) -> str:
+    """The statement creating the table that records applied migrations."""
+    return f"""CREATE TABLE IF NOT EXISTS {tables.migrations} (
+    `version` INT UNSIGNED NOT NULL,
+    `description` VARCHAR(255) NOT NULL,
+    `applied_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`version`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
+
+
+def migration_sql(tables: TableNames) -> str:
+    """Every statement `apply_migrations` may run, as one script (for ``--dry-run``)."""
+    parts = [f"-- asynctasq-mysql schema for {tables.queue}", create_migrations_table(tables) + ";"]
+    for migration in migrations(tables):
+        parts.append(f"-- migration {migration.version}: {migration.description}")
+        parts.extend(statement + ";" for statement in migration.statements)
+        parts.append(
+            f"INSERT IGNORE INTO {tables.migrations} (`version`, `description`, `applied_at`) "
+            f"VALUES ({migration.version}, '{migration.description}', UTC_TIMESTAMP(6));"
+        )
+    return "\n".join(parts) + "\n"
+
+
+def _lock_name(database: str, tables: TableNames) -> str:
+    # GET_LOCK names are server-wide and at most 64 characters: hash the qualified name.
+    digest = hashlib.sha256(f"{database}.{tables.raw_queue}".encode()).hexdigest()[:32]
+    return f"asynctasq_migrate_{digest}"
+
+
+async def apply_migrations(connection: Any, database: str, tables: TableNames) -> list[int]:
+    """Apply the migrations not yet recorded, under a server-wide named lock.
+
+    Args:
+        connection: An `aiomysql.Connection` in autocommit mode (DDL commits implicitly).
+        database: The database name (part of the lock name).
+        tables: The validated table names.
+
+    Returns:
+        The versions applied by this call (empty when the schema was current).
+
+    Raises:
+        TimeoutError: Another process held the migration lock for too long.
+    """
+    lock = _lock_name(database, tables)
+    async with connection.cursor() as cursor:
+        await cursor.execute("SELECT GET_LOCK(%s, %s)", (lock, _LOCK_TIMEOUT_SECONDS))
+        (granted,) = await cursor.fetchone()
+        if granted != 1:
+            raise TimeoutError(f"could not take the schema migration lock {lock!r}")
+        try:
+            await cursor.execute(create_migrations_table(tables))
+            await cursor.execute(f"SELECT `version` FROM {tables.migrations}")
+            done = {int(row[0]) for row in await cursor.fetchall()}
+            applied: list[int] = []
+            for migration in migrations(tables):
+                if migration.version in done:
+                    continue
+                for statement in migration.statements:
+                    await cursor.execute(statement)
+                await cursor.execute(
+                    f"INSERT INTO {tables.migrations} (`version`, `description`, `applied_at`) "
+                    "VALUES (%s, %s, UTC_TIMESTAMP(6))",
+                    (migration.version, migration.description),
+                )
+                applied.append(migration.version)
+            return applied
+        finally:
+            await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+            await cursor.fetchall()
+
+
+__all__ = [
+    "Migration",
+    "TableNames",
+    "apply_migrations",
+    "identifier",
+    "migration_sql",
+    "migrations",
+]

@@ -1,0 +1,166 @@
+"""The SQL the driver runs, built once per table set from validated identifiers.
+
+Values always travel as escaped literals or ``%s`` parameters, never spliced from input.
+Bytes are escaped here rather than by aiomysql, whose bytes escaping ignores the server's
+``NO_BACKSLASH_ESCAPES`` mode and would then corrupt payloads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from asynctasq.drivers.base import OutgoingMessage
+from asynctasq_mysql.schema import TableNames
+
+_NO_BACKSLASH_ESCAPES = 512  # SERVER_STATUS_NO_BACKSLASH_ESCAPES in the MySQL protocol
+_BACKSLASH_ESCAPES = {
+    0: "\\0",
+    ord("\\"): "\\\\",
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    0x1A: "\\Z",
+    ord('"'): '\\"',
+    ord("'"): "\\'",
+}
+_NOW = "UTC_TIMESTAMP(6)"
+# A lease or delay in whole microseconds, the unit DATETIME(6) arithmetic takes.
+_LEASE_END = f"{_NOW} + INTERVAL ROUND(`visibility_timeout` * 1000000) MICROSECOND"
+
+
+def bytes_literal(connection: Any, value: bytes) -> str:
+    """Render bytes as a ``_binary'...'`` literal for this connection's escaping mode.
+
+    The result holds one character per byte after escaping (non-ASCII bytes become lone
+    surrogates that aiomysql encodes back with ``surrogateescape``), so ``len()`` is the size
+    on the wire.
+    """
+    text = value.decode("ascii", "surrogateescape")
+    if connection.server_status & _NO_BACKSLASH_ESCAPES:
+        return "_binary'" + text.replace("'", "''") + "'"
+    return "_binary'" + text.translate(_BACKSLASH_ESCAPES) + "'"
+
+
+def micros(seconds: float) -> int:
+    """Seconds as whole microseconds, never negative."""
+    return max(0, round(seconds * 1_000_000))
+
+
+class Statements:
+    """SQL text for one set of tables. Placeholders use aiomysql's ``%s`` style.
+
+    Args:
+        tables: The validated, backquoted table names.
+    """
+
+    def __init__(self, tables: TableNames) -> None:
+        q, dl = tables.queue, tables.dead_letter
+        self.tables = tables
+        self.insert_prefix = (
+            f"INSERT INTO {q} (`task_id`, `queue`, `payload`, `available_at`, "
+            "`visibility_timeout`, `enqueued_at`) VALUES "
+        )
+        # FIFO by due time; InnoDB appends the primary key to the secondary index, so this
+        # ORDER BY walks ix_dequeue (queue, available_at, id) without a sort and stops at LIMIT.
+        self.select_ready = (
+            f"SELECT `id`, `task_id`, `payload`, `attempts`, `visibility_timeout` FROM {q} "
+            f"WHERE `queue` = %s AND `available_at` <= {_NOW} "
+            "ORDER BY `available_at`, `id` LIMIT %s FOR UPDATE SKIP LOCKED"
+        )
+        self.lease_prefix = (
+            f"UPDATE {q} SET `attempts` = `attempts` + 1, `lease_token` = %s, "
+            f"`available_at` = {_LEASE_END} WHERE `id` IN "
+        )
+        self.next_due_part = f"SELECT MIN(`available_at`) AS `due` FROM {q} WHERE `queue` = %s"
+        self.ack_prefix = f"DELETE FROM {q} WHERE "
+        self.release_prefix = (
+            f"UPDATE {q} SET `available_at` = {_NOW}, `lease_token` = NULL, "
+            "`attempts` = GREATEST(`attempts`, 1) - 1 WHERE "
+        )
+        self.extend_prefix = (
+            f"UPDATE {q} SET `available_at` = {_NOW} + INTERVAL %s MICROSECOND WHERE "
+        )
+        self.retry = (
+            f"UPDATE {q} SET `available_at` = {_NOW} + INTERVAL %s MICROSECOND, "
+            "`lease_token` = NULL WHERE `id` = %s AND `lease_token` = %s"
+        )
+        self.dead_letter_copy = (
+            f"INSERT INTO {dl} (`task_id`, `queue`, `payload`, `visibility_timeout`, "
+            "`attempts`, `exception_type`, `error_message`, `traceback`, `failed_at`) "
+            "SELECT `task_id`, `queue`, `payload`, `visibility_timeout`, `attempts`, "
+            f"%s, %s, %s, {_NOW} FROM {q} WHERE `id` = %s AND `lease_token` = %s"
+        )
+        self.dead_letter_delete = f"DELETE FROM {q} WHERE `id` = %s AND `lease_token` = %s"
+        self.queue_names = (
+            f"SELECT DISTINCT `queue` FROM {q} UNION SELECT DISTINCT `queue` FROM {dl}"
+        )
+        self.stats_prefix = (
+            f"SELECT `queue`, SUM(`available_at` <= {_NOW}), "
+            f"SUM(`lease_token` IS NULL AND `available_at` > {_NOW}), "
+            f"SUM(`lease_token` IS NOT NULL AND `available_at` > {_NOW}) "
+            f"FROM {q} WHERE `queue` IN "
+        )
+        self.dead_stats_prefix = f"SELECT `queue`, COUNT(*) FROM {dl} WHERE `queue` IN "
+        self.purge = (
+            f"DELETE FROM {q} WHERE `queue` = %s "
+            f"AND (`lease_token` IS NULL OR `available_at` <= {_NOW})"
+        )
+        self.dead_columns = (
+            "`id`, `task_id`, `queue`, `payload`, `exception_type`, `error_message`, "
+            "`traceback`, `attempts`, `failed_at`"
+        )
+        self.dead_select = f"SELECT {self.dead_columns} FROM {dl}"
+        self.dead_ids_for_update = f"SELECT `id` FROM {dl}"
+        self.dead_requeue_prefix = (
+            f"INSERT INTO {q} (`task_id`, `queue`, `payload`, `available_at`, "
+            "`visibility_timeout`, `attempts`, `enqueued_at`) "
+            f"SELECT `task_id`, `queue`, `payload`, {_NOW}, `visibility_timeout`, 0, {_NOW} "
+            f"FROM {dl} WHERE `id` IN "
+        )
+        self.dead_delete_prefix = f"DELETE FROM {dl} WHERE `id` IN "
+
+    def insert_values(self, connection: Any, message: OutgoingMessage) -> str:
+        """One ``(...)`` row of the enqueue INSERT, every value escaped for `connection`."""
+        return (
+            f"({connection.escape(message.task_id)}, {connection.escape(message.queue)}, "
+            f"{bytes_literal(connection, message.payload)}, "
+            f"{_NOW} + INTERVAL {micros(message.delay)} MICROSECOND, "
+            f"{float(message.visibility_timeout)!r}, {_NOW})"
+        )
+
+    def next_due(self, queue_count: int) -> str:
+        """Microseconds until the earliest row of these queues is due (NULL when empty)."""
+        parts = " UNION ALL ".join([self.next_due_part] * queue_count)
+        return f"SELECT TIMESTAMPDIFF(MICROSECOND, {_NOW}, MIN(`due`)) FROM ({parts}) AS `d`"
+
+
+def placeholders(count: int) -> str:
+    """``(%s, %s, ...)`` with `count` placeholders."""
+    return "(" + ", ".join(["%s"] * count) + ")"
+
+
+def lease_condition(count: int) -> str:
+    """WHERE clause matching `count` (id, lease_token) pairs; the id list drives the index."""
+    return (
+        f"`id` IN {placeholders(count)} AND (`id`, `lease_token`) IN ("
+        + ", ".join(["(%s, %s)"] * count)
+        + ")"
+    )
+
+
+def lease_params(leases: Sequence[tuple[int, int]]) -> list[int]:
+    """Parameters for `lease_condition`: the ids, then each id with its token."""
+    params = [row_id for row_id, _ in leases]
+    for row_id, token in leases:
+        params.extend((row_id, token))
+    return params
+
+
+__all__ = [
+    "Statements",
+    "bytes_literal",
+    "lease_condition",
+    "lease_params",
+    "micros",
+    "placeholders",
+]
