@@ -1,0 +1,537 @@
+"""`PostgresDriver`: AsyncTasQ's queue on PostgreSQL tables, through asyncpg.
+
+How it keeps every task (see `asynctasq_postgres.sql` for the row model):
+
+* dequeue leases a batch with ``FOR UPDATE SKIP LOCKED`` in one statement, moving each
+  row's ``available_at`` to its lease deadline, so an expired lease makes the row ready
+  again with its delivery count kept;
+* ack, retry, release, extend and dead-letter are each one statement, matched on the
+  receipt ``(id, lease_seq)`` so a stale receipt changes nothing;
+* an idle `dequeue` sleeps on one LISTEN connection, woken by the ``pg_notify`` that every
+  enqueue sends in its own statement (so at commit), with a bounded fallback poll and a
+  timer for the next delayed row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import uuid
+from collections.abc import Callable, Coroutine, Sequence
+from operator import itemgetter
+from typing import Any, Concatenate, ParamSpec, TypeVar
+
+import asyncpg
+
+from asynctasq.drivers.base import (
+    DeadLetter,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    QueueStats,
+)
+from asynctasq_postgres._types import Connection
+from asynctasq_postgres.dsn import redact_dsn
+from asynctasq_postgres.listener import Listener
+from asynctasq_postgres.naming import TableNames
+from asynctasq_postgres.schema import apply_migrations, migration_sql, schema_version
+from asynctasq_postgres.sql import (
+    DQ_ATTEMPTS,
+    DQ_AVAILABLE,
+    DQ_ID,
+    DQ_ORD,
+    DQ_PAYLOAD,
+    DQ_QUEUE,
+    DQ_SEQ,
+    DQ_TASK_ID,
+    DQ_VT,
+    Statements,
+)
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+_MIN_SLEEP = 0.002
+"""Shortest pause before looking again at a row that is due but locked by someone else."""
+
+_dequeue_order = itemgetter(DQ_ORD, DQ_AVAILABLE, DQ_ID)
+
+
+class SchemaNotInitializedError(RuntimeError):
+    """The queue tables do not exist: run the migrations first."""
+
+
+def _explain_missing_schema(
+    method: Callable[Concatenate[PostgresDriver, _P], Coroutine[Any, Any, _T]],
+) -> Callable[Concatenate[PostgresDriver, _P], Coroutine[Any, Any, _T]]:
+    """Turn "relation does not exist" into an error that says how to create the tables."""
+
+    @functools.wraps(method)
+    async def wrapper(driver: PostgresDriver, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        try:
+            return await method(driver, *args, **kwargs)
+        except asyncpg.UndefinedTableError as exc:
+            raise SchemaNotInitializedError(
+                f"{driver._names.schema}.{driver._names.queue_table} is not set up: run "
+                "`asynctasq postgres migrate` or `await driver.init_schema()` "
+                f"(or pass auto_migrate=True) [{exc}]"
+            ) from exc
+
+    return wrapper
+
+
+class PostgresDriver:
+    """A reliable queue on PostgreSQL (asyncpg). Constructor keywords are the settings.
+
+    Nothing connects in the constructor: the pool opens on first use (`connect` is
+    idempotent), and the LISTEN connection on the first `dequeue` that waits.
+
+    Args:
+        dsn: ``postgresql://user:password@host:port/database?sslmode=...``, parsed by asyncpg
+            (percent-encoded passwords work). None uses libpq's ``PG*`` environment.
+        schema: Schema holding the tables (created by `init_schema` when missing).
+        queue_table: Queue table name (letters, digits, underscores).
+        dead_letter_table: Dead-letter table name.
+        migrations_table: Schema-version table; defaults to ``<queue_table>_migrations``.
+        min_pool_size: Connections opened with the pool.
+        max_pool_size: Most connections the pool opens.
+        poll_interval: Longest sleep of an idle `dequeue` between looks at the table when no
+            notification arrives (a safety net; notifications normally wake it at once).
+        command_timeout: Seconds before a statement is cancelled (None: no limit).
+        connect_timeout: Seconds to establish a connection.
+        application_name: ``application_name`` of the connections (the LISTEN connection
+            adds ``-listen``), shown in ``pg_stat_activity``.
+        auto_migrate: Run `init_schema` when the pool opens.
+
+    Raises:
+        InvalidIdentifierError: A schema or table name is not a plain identifier.
+        ValueError: Inconsistent pool sizes or timeouts.
+    """
+
+    def __init__(
+        self,
+        dsn: str | None = None,
+        *,
+        schema: str = "public",
+        queue_table: str = "task_queue",
+        dead_letter_table: str = "dead_letter_queue",
+        migrations_table: str | None = None,
+        min_pool_size: int = 10,
+        max_pool_size: int = 10,
+        poll_interval: float = 2.0,
+        command_timeout: float | None = None,
+        connect_timeout: float = 10.0,
+        application_name: str = "asynctasq",
+        auto_migrate: bool = False,
+    ) -> None:
+        if not 0 <= min_pool_size <= max_pool_size or max_pool_size < 1:
+            raise ValueError(
+                f"need 0 <= min_pool_size ({min_pool_size}) <= max_pool_size ({max_pool_size})"
+                " and max_pool_size >= 1"
+            )
+        if poll_interval <= 0 or connect_timeout <= 0:
+            raise ValueError("poll_interval and connect_timeout must be positive")
+        self._dsn = dsn
+        self._names = TableNames(
+            schema=schema,
+            queue_table=queue_table,
+            dead_letter_table=dead_letter_table,
+            migrations_table=migrations_table or f"{queue_table}_migrations",
+        )
+        self._sql = Statements.build(self._names)
+        self._min_pool_size = min_pool_size
+        self._max_pool_size = max_pool_size
+        self._poll_interval = poll_interval
+        self._command_timeout = command_timeout
+        self._connect_timeout = connect_timeout
+        self._application_name = application_name
+        self._auto_migrate = auto_migrate
+        self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._listener: Listener | None = None
+        self._lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"PostgresDriver(dsn={redact_dsn(self._dsn)!r}, schema={self._names.schema!r}, "
+            f"queue_table={self._names.queue_table!r}, "
+            f"dead_letter_table={self._names.dead_letter_table!r})"
+        )
+
+    # -- names and schema ----------------------------------------------------------------
+
+    @property
+    def table_names(self) -> TableNames:
+        """The validated schema and table names this driver uses."""
+        return self._names
+
+    @property
+    def channel(self) -> str:
+        """The LISTEN/NOTIFY channel of this queue table."""
+        return self._names.channel
+
+    def migration_sql(self) -> str:
+        """The full schema script, for review or a ``--dry-run`` (does not connect)."""
+        return migration_sql(self._names)
+
+    async def init_schema(self) -> list[int]:
+        """Create or upgrade the tables (idempotent; safe from many processes at once).
+
+        Returns:
+            The migration versions applied by this call (empty when already current).
+        """
+        pool = await self._ensure_pool()
+        async with pool.acquire() as connection:
+            return await apply_migrations(connection, self._names)
+
+    async def schema_version(self) -> int:
+        """The applied schema version (0 when the tables were never created)."""
+        pool = await self._ensure_pool()
+        async with pool.acquire() as connection:
+            return await schema_version(connection, self._names)
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def connect(self) -> None:
+        """Open the connection pool (idempotent)."""
+        await self._ensure_pool()
+
+    async def close(self) -> None:
+        """Close the LISTEN connection and the pool; `connect` may follow."""
+        async with self._lock:
+            listener, self._listener = self._listener, None
+            pool, self._pool = self._pool, None
+        if listener is not None:
+            await listener.close()
+        if pool is not None:
+            try:
+                await asyncio.wait_for(pool.close(), timeout=10.0)
+            except TimeoutError:
+                pool.terminate()
+
+    async def _ensure_pool(self) -> asyncpg.Pool[asyncpg.Record]:
+        pool = self._pool
+        if pool is not None:
+            return pool
+        async with self._lock:
+            if self._pool is None:
+                pool = await asyncpg.create_pool(
+                    self._dsn,
+                    min_size=self._min_pool_size,
+                    max_size=self._max_pool_size,
+                    timeout=self._connect_timeout,
+                    command_timeout=self._command_timeout,
+                    server_settings={"application_name": self._application_name},
+                )
+                if self._auto_migrate:
+                    try:
+                        async with pool.acquire() as connection:
+                            await apply_migrations(connection, self._names)
+                    except BaseException:
+                        pool.terminate()
+                        raise
+                self._pool = pool
+            return self._pool
+
+    async def _ensure_listener(self) -> Listener:
+        listener = self._listener
+        if listener is None:
+            listener = self._listener = Listener(self._connect_listener, self._names.channel)
+        await listener.start()
+        return listener
+
+    async def _connect_listener(self) -> asyncpg.Connection[asyncpg.Record]:
+        return await asyncpg.connect(
+            self._dsn,
+            timeout=self._connect_timeout,
+            server_settings={"application_name": f"{self._application_name}-listen"},
+        )
+
+    # -- enqueue -------------------------------------------------------------------------
+
+    @_explain_missing_schema
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        """Store one message, ready after `message.delay` seconds (one round-trip)."""
+        pool = self._pool or await self._ensure_pool()
+        await pool.execute(self._sql.enqueue, *_enqueue_args(message))
+
+    @_explain_missing_schema
+    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Store several messages in one statement (one round-trip)."""
+        if not messages:
+            return
+        pool = self._pool or await self._ensure_pool()
+        if len(messages) == 1:
+            await pool.execute(self._sql.enqueue, *_enqueue_args(messages[0]))
+        else:
+            await pool.execute(self._sql.enqueue_many, *_enqueue_many_args(messages))
+
+    @_explain_missing_schema
+    async def enqueue_with_connection(
+        self, connection: Connection, messages: Sequence[OutgoingMessage]
+    ) -> None:
+        """Store messages through the caller's connection, inside the caller's transaction.
+
+        The rows and their wake-up notifications become visible when the caller commits; a
+        rollback leaves no task behind. Core's ``dispatch(connection=conn)`` calls this.
+
+        Example:
+            ```python
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute("INSERT INTO orders ...")
+                await driver.enqueue_with_connection(conn, [message])
+            ```
+
+        Args:
+            connection: An asyncpg connection (plain or from a pool), usually inside
+                ``connection.transaction()``; the driver neither commits nor closes it.
+            messages: The messages to store.
+        """
+        if not messages:
+            return
+        if len(messages) == 1:
+            await connection.execute(self._sql.enqueue, *_enqueue_args(messages[0]))
+        else:
+            await connection.execute(self._sql.enqueue_many, *_enqueue_many_args(messages))
+
+    # -- dequeue -------------------------------------------------------------------------
+
+    @_explain_missing_schema
+    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
+        """Lease up to `limit` ready messages, earlier queues first.
+
+        With `wait` > 0 and nothing ready, sleeps until a notification for one of `queues`,
+        the next delayed row's due time, the fallback poll interval or the end of `wait`,
+        whichever comes first.
+
+        Raises:
+            ValueError: `limit` < 1.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        pool = self._pool or await self._ensure_pool()
+        names = list(queues)
+        if not names:
+            return []
+        if wait <= 0:
+            return _deliveries(await pool.fetch(self._sql.dequeue, names, limit))
+        listener = await self._ensure_listener()
+        waiter = listener.subscribe(names)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait
+        try:
+            while True:
+                waiter.reset()  # before looking, so a notification during the query counts
+                rows = await pool.fetch(self._sql.dequeue, names, limit)
+                if rows:
+                    return _deliveries(rows)
+                if loop.time() >= deadline:
+                    return []
+                due_in: float | None = await pool.fetchval(self._sql.next_due, names)
+                next_due = None if due_in is None else loop.time() + max(due_in, _MIN_SLEEP)
+                while True:
+                    now = loop.time()
+                    if now >= deadline or self._pool is not pool:
+                        return []
+                    target = min(deadline, now + self._poll_interval)
+                    if next_due is not None:
+                        target = min(target, next_due)
+                    if waiter.due is not None:
+                        target = min(target, max(waiter.due, now + _MIN_SLEEP))
+                    signalled = await waiter.wait(target - now)
+                    if self._pool is not pool:
+                        return []
+                    if waiter.ready or not signalled:
+                        break  # woken, poll interval or a due time: look again
+        finally:
+            listener.unsubscribe(waiter)
+
+    # -- lease changes -------------------------------------------------------------------
+
+    @_explain_missing_schema
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Delete finished messages (one statement for the batch)."""
+        if not deliveries:
+            return
+        pool = self._pool or await self._ensure_pool()
+        ids, seqs = _receipts(deliveries)
+        await pool.execute(self._sql.ack, ids, seqs)
+
+    @_explain_missing_schema
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Make leased messages ready now and un-count their delivery."""
+        if not deliveries:
+            return
+        pool = self._pool or await self._ensure_pool()
+        ids, seqs = _receipts(deliveries)
+        await pool.execute(self._sql.release, ids, seqs)
+
+    @_explain_missing_schema
+    async def retry(self, delivery: Delivery, *, delay: float) -> None:
+        """End the lease and make the message ready after `delay` (count kept)."""
+        pool = self._pool or await self._ensure_pool()
+        row_id, seq = delivery.receipt
+        await pool.execute(self._sql.retry, row_id, seq, max(float(delay), 0.0))
+
+    @_explain_missing_schema
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        """Move the message to the dead-letter table with its error, in one statement."""
+        pool = self._pool or await self._ensure_pool()
+        row_id, seq = delivery.receipt
+        await pool.execute(
+            self._sql.dead_letter,
+            row_id,
+            seq,
+            failure.exception_type,
+            failure.message,
+            failure.traceback,
+        )
+
+    @_explain_missing_schema
+    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
+        """Push each held lease's deadline to `visibility_timeout` seconds from now."""
+        if not deliveries:
+            return
+        pool = self._pool or await self._ensure_pool()
+        ids, seqs = _receipts(deliveries)
+        await pool.execute(self._sql.extend, ids, seqs, float(visibility_timeout))
+
+    # -- inspection and administration ---------------------------------------------------
+
+    @_explain_missing_schema
+    async def queue_names(self) -> list[str]:
+        """Queues with ready, delayed, leased or dead messages, sorted."""
+        pool = self._pool or await self._ensure_pool()
+        return [row[0] for row in await pool.fetch(self._sql.queue_names)]
+
+    @_explain_missing_schema
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Counts per queue, in the order given (``extra['oldest_ready_age']`` in seconds)."""
+        if not queues:
+            return []
+        pool = self._pool or await self._ensure_pool()
+        rows = await pool.fetch(self._sql.stats, list(queues))
+        return [
+            QueueStats(
+                queue=row[0],
+                ready=row[1],
+                delayed=row[2],
+                in_flight=row[3],
+                dead=row[4],
+                extra={"oldest_ready_age": row[5]},
+            )
+            for row in rows
+        ]
+
+    @_explain_missing_schema
+    async def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of `queue` (leased ones stay)."""
+        pool = self._pool or await self._ensure_pool()
+        count: int = await pool.fetchval(self._sql.purge, queue)
+        return count
+
+    @_explain_missing_schema
+    async def list_dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, filtered by queue and/or task ids."""
+        pool = self._pool or await self._ensure_pool()
+        rows = await pool.fetch(self._sql.list_dead_letters, queue, _uuids(task_ids), limit)
+        return [
+            DeadLetter(
+                task_id=str(row[0]),
+                queue=row[1],
+                payload=row[2],
+                failure=Failure(exception_type=row[3], message=row[4], traceback=row[5]),
+                attempts=row[6],
+                failed_at=row[7],
+            )
+            for row in rows
+        ]
+
+    @_explain_missing_schema
+    async def retry_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Move dead letters back to their queues, ready now, attempts reset to 0."""
+        pool = self._pool or await self._ensure_pool()
+        row = await pool.fetchrow(self._sql.retry_dead_letters, queue, _uuids(task_ids))
+        assert row is not None
+        moved: int = row[0]
+        return moved
+
+    @_explain_missing_schema
+    async def purge_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Delete dead letters (all of them without filters). Returns how many."""
+        pool = self._pool or await self._ensure_pool()
+        count: int = await pool.fetchval(self._sql.purge_dead_letters, queue, _uuids(task_ids))
+        return count
+
+
+def _enqueue_args(message: OutgoingMessage) -> tuple[Any, ...]:
+    return (
+        message.task_id,
+        message.queue,
+        message.payload,
+        max(float(message.delay), 0.0),
+        float(message.visibility_timeout),
+    )
+
+
+def _enqueue_many_args(messages: Sequence[OutgoingMessage]) -> tuple[list[Any], ...]:
+    return (
+        [m.task_id for m in messages],
+        [m.queue for m in messages],
+        [m.payload for m in messages],
+        [max(float(m.delay), 0.0) for m in messages],
+        [float(m.visibility_timeout) for m in messages],
+    )
+
+
+def _deliveries(rows: list[asyncpg.Record]) -> list[Delivery]:
+    if len(rows) > 1:
+        rows.sort(key=_dequeue_order)  # RETURNING order is unspecified: restore FIFO
+    return [
+        Delivery(
+            task_id=str(row[DQ_TASK_ID]),
+            queue=row[DQ_QUEUE],
+            payload=row[DQ_PAYLOAD],
+            attempts=row[DQ_ATTEMPTS] - 1,
+            receipt=(row[DQ_ID], row[DQ_SEQ]),
+            visibility_timeout=row[DQ_VT],
+        )
+        for row in rows
+    ]
+
+
+def _receipts(deliveries: Sequence[Delivery]) -> tuple[list[int], list[int]]:
+    ids: list[int] = []
+    seqs: list[int] = []
+    for delivery in deliveries:
+        row_id, seq = delivery.receipt
+        ids.append(row_id)
+        seqs.append(seq)
+    return ids, seqs
+
+
+def _uuids(task_ids: Sequence[str] | None) -> list[uuid.UUID] | None:
+    """Task ids as UUIDs; ids that are not UUIDs cannot be stored, so they match nothing."""
+    if task_ids is None:
+        return None
+    if isinstance(task_ids, str):
+        task_ids = [task_ids]
+    parsed: list[uuid.UUID] = []
+    for task_id in task_ids:
+        try:
+            parsed.append(uuid.UUID(str(task_id)))
+        except ValueError:
+            continue
+    return parsed
+
+
+__all__ = ["PostgresDriver", "SchemaNotInitializedError"]

@@ -1,0 +1,25 @@
+"""Core's driver contract, run against a real PostgreSQL server."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from asynctasq.drivers.base import Driver
+from asynctasq.testing import DriverConformance
+
+from asynctasq_postgres import PostgresDriver
+
+
+class TestPostgresConformance(DriverConformance):
+    """Every contract test, each in a fresh schema that is dropped afterwards."""
+
+    min_visibility_timeout = 1.0
+    delay_slack = 0.5
+
+    @pytest.fixture
+    async def driver(self, make_driver) -> AsyncIterator[Driver]:  # type: ignore[no-untyped-def, override]
+        created: PostgresDriver = make_driver()
+        await created.init_schema()
+        await created.connect()
+        yield created

@@ -1,0 +1,100 @@
+"""Identifier validation, quoting, channel names and DSN redaction (no server needed)."""
+
+from __future__ import annotations
+
+import pytest
+
+from asynctasq_postgres import InvalidIdentifierError, PostgresDriver, TableNames, redact_dsn
+from asynctasq_postgres.naming import quote_identifier
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "",
+        "1queue",
+        "task-queue",
+        "task queue",
+        'x"; DROP TABLE users; --',
+        "tbl.name",
+        "ñame",
+        "a" * 49,
+    ],
+)
+def test_bad_table_names_are_rejected(bad: str) -> None:
+    with pytest.raises(InvalidIdentifierError, match="queue_table"):
+        PostgresDriver(queue_table=bad)
+
+
+@pytest.mark.parametrize("setting", ["schema", "dead_letter_table", "migrations_table"])
+def test_every_configured_name_is_validated(setting: str) -> None:
+    with pytest.raises(InvalidIdentifierError, match=setting):
+        PostgresDriver(**{setting: "no;good"})
+
+
+def test_table_names_must_differ() -> None:
+    with pytest.raises(InvalidIdentifierError, match="different"):
+        PostgresDriver(queue_table="jobs", dead_letter_table="jobs")
+
+
+def test_names_are_quoted_and_qualified() -> None:
+    names = TableNames("MySchema", "Jobs_1", "dead_1", "Jobs_1_migrations")
+    assert names.queue == '"MySchema"."Jobs_1"'
+    assert names.dead_letter == '"MySchema"."dead_1"'
+    assert quote_identifier('a"b') == '"a""b"'
+
+
+def test_channel_fits_postgres_limit() -> None:
+    short = TableNames("public", "task_queue", "dlq", "m")
+    assert short.channel == "asynctasq.public.task_queue"
+    long = TableNames("s" * 48, "q" * 48, "d", "m")
+    assert len(long.channel) <= 63
+    assert long.channel != TableNames("s" * 48, "r" * 48, "d", "m").channel
+
+
+def test_unknown_setting_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="queue_tabel"):
+        PostgresDriver(queue_tabel="x")  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("min_size", "max_size"), [(5, 2), (-1, 2), (0, 0)]
+)
+def test_inconsistent_pool_sizes_are_rejected(min_size: int, max_size: int) -> None:
+    with pytest.raises(ValueError, match="pool_size"):
+        PostgresDriver(min_pool_size=min_size, max_pool_size=max_size)
+
+
+def test_constructor_does_not_connect() -> None:
+    # Nothing listens on port 1: a connection attempt would fail right here.
+    driver = PostgresDriver("postgresql://nobody:pw@127.0.0.1:1/none")
+    assert "127.0.0.1:1" in repr(driver)
+
+
+@pytest.mark.parametrize(
+    ("dsn", "secret"),
+    [
+        ("postgresql://app:s3cr%40t%2Fx@db:5432/app?sslmode=require", "s3cr%40t%2Fx"),
+        ("postgresql://app:hunter2@db/app", "hunter2"),
+        ("postgres://app@db/app?password=hunter2&sslmode=disable", "hunter2"),
+        ("host=db user=app password=hunter2 dbname=app", "hunter2"),
+        ("host=db password='hun ter2' dbname=app", "hun ter2"),
+    ],
+)
+def test_passwords_never_reach_reprs(dsn: str, secret: str) -> None:
+    redacted = redact_dsn(dsn)
+    assert redacted is not None
+    assert secret not in redacted
+    assert "***" in redacted
+    text = repr(PostgresDriver(dsn))
+    assert secret not in text
+    assert "***" in text
+
+
+def test_redaction_keeps_the_rest() -> None:
+    assert (
+        redact_dsn("postgresql://app:pw@db:6432/app?sslmode=require")
+        == "postgresql://app:***@db:6432/app?sslmode=require"
+    )
+    assert redact_dsn("postgresql://app@db/app") == "postgresql://app@db/app"
+    assert redact_dsn(None) is None
