@@ -1,0 +1,122 @@
+"""Dead-letter inspection: list, retry and purge, one script call per queue (and batch).
+
+Dead letters live per queue (``{prefix:queue}:dead`` plus the message hash), so on a cluster
+each queue is its own slot; without a `queue` filter the driver passes every known queue.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+
+from asynctasq.drivers.base import DeadLetter, Failure
+from asynctasq_redis._keys import KeyCache
+from asynctasq_redis.scripts import SCRIPTS
+
+_LIST = SCRIPTS["LIST_DEAD"]
+_RETRY = SCRIPTS["RETRY_DEAD"]
+_PURGE = SCRIPTS["PURGE_DEAD"]
+
+_IDS_PER_CALL = 1000
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", errors="replace")
+
+
+def _chunks(task_ids: Sequence[str]) -> list[Sequence[str]]:
+    return [task_ids[i : i + _IDS_PER_CALL] for i in range(0, len(task_ids), _IDS_PER_CALL)]
+
+
+async def list_(
+    client: Redis | RedisCluster,
+    keys: KeyCache,
+    queues: Sequence[str],
+    task_ids: Sequence[str] | None,
+    limit: int,
+) -> list[DeadLetter]:
+    """Dead letters of `queues` (only `task_ids` if given), oldest first, at most `limit`."""
+    if limit <= 0 or (task_ids is not None and not task_ids):
+        return []
+    calls = [
+        (queue, _LIST(client, (k.dead,), (k.message_prefix, limit, *ids)))
+        for queue, k in ((q, keys[q]) for q in queues)
+        for ids in (_chunks(task_ids) if task_ids is not None else [()])
+    ]
+    replies = await asyncio.gather(*(call for _, call in calls))
+    found: list[DeadLetter] = []
+    for (queue, _), reply in zip(calls, replies, strict=True):
+        found += _parse(queue, reply)
+    found.sort(key=lambda d: (d.failed_at, d.task_id))
+    return found[:limit]
+
+
+def _parse(queue: str, reply: list[Any]) -> list[DeadLetter]:
+    out = []
+    for i in range(0, len(reply), 7):
+        task_id, payload, attempts, exc_type, message, traceback, failed_ms = reply[i : i + 7]
+        out.append(
+            DeadLetter(
+                task_id=_text(task_id),
+                queue=queue,
+                payload=payload,
+                failure=Failure(_text(exc_type), _text(message), _text(traceback)),
+                attempts=int(attempts),
+                failed_at=datetime.fromtimestamp(int(failed_ms or 0) / 1000, UTC),
+            )
+        )
+    return out
+
+
+async def _apply(
+    script: Any,
+    client: Redis | RedisCluster,
+    keys: KeyCache,
+    queues: Sequence[str],
+    task_ids: Sequence[str] | None,
+    batch: int,
+    ready: bool,
+) -> int:
+    if task_ids is not None and not task_ids:
+        return 0
+    total = 0
+    for queue in queues:
+        k = keys[queue]
+        script_keys = (k.ready, k.dead, k.notify) if ready else (k.dead,)
+        if task_ids is not None:
+            for ids in _chunks(task_ids):
+                total += await script(client, script_keys, (k.message_prefix, batch, *ids))
+            continue
+        while True:  # everything, a batch per call so no call holds the server long
+            moved = await script(client, script_keys, (k.message_prefix, batch))
+            total += moved
+            if moved < batch:
+                break
+    return int(total)
+
+
+async def retry(
+    client: Redis | RedisCluster,
+    keys: KeyCache,
+    queues: Sequence[str],
+    task_ids: Sequence[str] | None,
+    batch: int,
+) -> int:
+    """Move dead letters back to ready with a fresh attempt count; returns how many."""
+    return await _apply(_RETRY, client, keys, queues, task_ids, batch, ready=True)
+
+
+async def purge(
+    client: Redis | RedisCluster,
+    keys: KeyCache,
+    queues: Sequence[str],
+    task_ids: Sequence[str] | None,
+    batch: int,
+) -> int:
+    """Delete dead letters; returns how many."""
+    return await _apply(_PURGE, client, keys, queues, task_ids, batch, ready=False)

@@ -1,0 +1,84 @@
+"""Key names: every key of one queue shares the hash tag ``{prefix:queue}``.
+
+A shared hash tag puts all of a queue's keys in one Redis Cluster slot, so one Lua script can
+change them atomically on a cluster too. Different queues usually live in different slots;
+that is why the driver calls a script once per queue in cluster mode.
+
+Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``):
+
+========================  ====================================================================
+``B:ready``               list of task ids, oldest first (FIFO)
+``B:delayed``             sorted set: task id -> due time (ms, Redis server clock)
+``B:leased``              sorted set: task id -> lease expiry (ms, Redis server clock)
+``B:dead``                sorted set: task id -> dead-letter time (ms)
+``B:notify``              list holding at most one wake-up token for blocked consumers
+``B:m:<task id>``         hash: ``p`` payload, ``v`` visibility timeout (ms), ``a`` counted
+                          deliveries, ``n`` lease token (every delivery, never decreases),
+                          and for dead letters ``e`` exception type, ``s`` message,
+                          ``t`` traceback, ``f`` failed-at (ms)
+``{p}:queues``            set of queue names ever enqueued to (for ``queue_names``)
+========================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class QueueKeys:
+    """The key names of one queue.
+
+    Attributes:
+        queue: The queue name.
+        ready: List of ready task ids.
+        delayed: Sorted set of delayed task ids by due time.
+        leased: Sorted set of leased task ids by lease expiry.
+        dead: Sorted set of dead-lettered task ids by failure time.
+        notify: Wake-up list that blocked consumers wait on.
+        message_prefix: Prefix of the per-message hashes (append the task id).
+    """
+
+    queue: str
+    ready: str
+    delayed: str
+    leased: str
+    dead: str
+    notify: str
+    message_prefix: str
+
+    @classmethod
+    def build(cls, prefix: str, queue: str) -> QueueKeys:
+        """Key names of `queue` under `prefix`."""
+        base = f"{{{prefix}:{queue}}}"
+        return cls(
+            queue=queue,
+            ready=f"{base}:ready",
+            delayed=f"{base}:delayed",
+            leased=f"{base}:leased",
+            dead=f"{base}:dead",
+            notify=f"{base}:notify",
+            message_prefix=f"{base}:m:",
+        )
+
+
+def registry_key(prefix: str) -> str:
+    """The set of queue names known under `prefix`."""
+    return f"{{{prefix}}}:queues"
+
+
+class KeyCache:
+    """Builds `QueueKeys` once per queue name (the hot paths look them up per call)."""
+
+    __slots__ = ("_keys", "prefix", "registry")
+
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+        self.registry = registry_key(prefix)
+        self._keys: dict[str, QueueKeys] = {}
+
+    def __getitem__(self, queue: str) -> QueueKeys:
+        keys = self._keys.get(queue)
+        if keys is None:
+            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue)
+        return keys

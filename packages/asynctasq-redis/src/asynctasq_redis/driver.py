@@ -1,0 +1,499 @@
+"""`RedisDriver`: the AsyncTasQ driver contract on Redis (standalone or Redis Cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from asynctasq.drivers.base import (
+    DeadLetter,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    QueueStats,
+)
+from asynctasq_redis import _dead_letters
+from asynctasq_redis._connection import ConnectionSettings, build_client
+from asynctasq_redis._keys import KeyCache
+from asynctasq_redis.scripts import SCRIPTS, LuaScript
+
+_ENQUEUE = SCRIPTS["ENQUEUE"]
+_DEQUEUE = SCRIPTS["DEQUEUE"]
+_ACK = SCRIPTS["ACK"]
+_RELEASE = SCRIPTS["RELEASE"]
+_RETRY = SCRIPTS["RETRY"]
+_DEAD_LETTER = SCRIPTS["DEAD_LETTER"]
+_EXTEND = SCRIPTS["EXTEND"]
+_STATS = SCRIPTS["STATS"]
+_PURGE = SCRIPTS["PURGE"]
+
+_MIN_BLOCK = 0.005
+"""Shortest blocking wait sent to Redis: it reads a timeout under 1 ms as 'block forever'."""
+
+Call = tuple[LuaScript, Sequence[str], Sequence[Any]]
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class RedisDriver:
+    """Queues in Redis with leases, atomic Lua state changes and blocking waits.
+
+    Settings are the keyword arguments; nothing connects until the first operation (or
+    `connect()`), so a driver may be created at import time.
+
+    Args:
+        url: ``redis://[[user]:[password]@]host:port[/db]``, ``rediss://`` for TLS,
+            ``unix:///path.sock``, or ``redis+cluster://host:port`` (``rediss+cluster://``)
+            for Redis Cluster (any node; the others are discovered). Options in the URL win
+            over the keyword arguments below.
+        password: Password, unless the URL has one.
+        db: Database number, unless the URL names one (standalone only; a cluster has db 0).
+        max_connections: Pool size (per cluster node). Callers wait up to `pool_timeout`
+            for a free connection instead of failing.
+        prefix: Namespace of every key; two prefixes on one server never see each other.
+        cluster: Use Redis Cluster (same as a ``redis+cluster://`` URL).
+        username: ACL user name, unless the URL has one.
+        socket_timeout: Seconds to wait for a reply before the connection counts as dead.
+            Blocking waits are split into chunks shorter than this.
+        socket_connect_timeout: Seconds to wait for a new connection.
+        health_check_interval: A connection idle this long is PINGed before use, so a
+            connection broken while idle (server restart) is replaced instead of failing.
+        retry_attempts: Quick redis-py retries of a command that hit a broken connection;
+            after those the command raises `redis.exceptions.ConnectionError`.
+        pool_timeout: Seconds to wait for a free pooled connection (None: forever).
+        client_name: ``CLIENT SETNAME`` for each connection.
+        ssl: Use TLS (same as a ``rediss://`` URL).
+        ssl_ca_certs: CA bundle file to verify the server with.
+        ssl_ca_path: Directory of CA certificates.
+        ssl_certfile: Client certificate file (mutual TLS).
+        ssl_keyfile: Client private key file.
+        ssl_password: Password of the client key.
+        ssl_cert_reqs: ``"required"``, ``"optional"`` or ``"none"``.
+        ssl_check_hostname: Check the server certificate's host name.
+        move_batch: Most due delayed messages and expired leases one dequeue moves back to
+            ready per queue (bounds the time one script call takes).
+        enqueue_batch: Most messages per enqueue script call in `enqueue_many`.
+    """
+
+    def __init__(
+        self,
+        url: str = "redis://localhost:6379",
+        password: str | None = None,
+        db: int = 0,
+        max_connections: int = 100,
+        prefix: str = "asynctasq",
+        *,
+        cluster: bool = False,
+        username: str | None = None,
+        socket_timeout: float | None = 5.0,
+        socket_connect_timeout: float | None = 5.0,
+        health_check_interval: float = 30.0,
+        retry_attempts: int = 3,
+        pool_timeout: float | None = 20.0,
+        client_name: str | None = None,
+        ssl: bool = False,
+        ssl_ca_certs: str | None = None,
+        ssl_ca_path: str | None = None,
+        ssl_certfile: str | None = None,
+        ssl_keyfile: str | None = None,
+        ssl_password: str | None = None,
+        ssl_cert_reqs: str = "required",
+        ssl_check_hostname: bool = True,
+        move_batch: int = 1000,
+        enqueue_batch: int = 1000,
+    ) -> None:
+        self.settings = ConnectionSettings(
+            url=url,
+            password=password,
+            username=username,
+            db=db,
+            max_connections=max_connections,
+            cluster=cluster,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_connect_timeout,
+            health_check_interval=health_check_interval,
+            retry_attempts=retry_attempts,
+            pool_timeout=pool_timeout,
+            client_name=client_name,
+            ssl=ssl,
+            ssl_ca_certs=ssl_ca_certs,
+            ssl_ca_path=ssl_ca_path,
+            ssl_certfile=ssl_certfile,
+            ssl_keyfile=ssl_keyfile,
+            ssl_password=ssl_password,
+            ssl_cert_reqs=ssl_cert_reqs,
+            ssl_check_hostname=ssl_check_hostname,
+        )
+        self.cluster = self.settings.resolved()[1]  # fails early on a malformed URL
+        self.prefix = prefix
+        self.move_batch = move_batch
+        self.enqueue_batch = enqueue_batch
+        self._keys = KeyCache(prefix)
+        self._client: Redis | RedisCluster | None = None
+        self._registered: set[str] = set()
+        # Blocking waits stay shorter than the socket timeout, or redis-py would call a
+        # quiet connection dead.
+        self._max_block = max(socket_timeout - 1.0, 0.5) if socket_timeout else 30.0
+        self._orphans: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        kind = "cluster" if self.cluster else "standalone"
+        return f"RedisDriver({_redact(self.settings.url)!r}, prefix={self.prefix!r}, {kind})"
+
+    # -- connection --------------------------------------------------------------------
+    @property
+    def client(self) -> Redis | RedisCluster:
+        """The redis-py client (created on first use; connections open lazily)."""
+        if self._client is None:
+            self._client = build_client(self.settings)
+        return self._client
+
+    async def connect(self) -> None:
+        """Check the server answers and load the scripts (idempotent).
+
+        Raises:
+            redis.exceptions.ConnectionError: Redis cannot be reached.
+        """
+        client = self.client
+        await client.ping()
+        for script in SCRIPTS.values():
+            await client.script_load(script.source)
+
+    async def close(self) -> None:
+        """Close every connection; leased messages stay leased until their lease expires."""
+        client, self._client = self._client, None
+        self._registered.clear()
+        if client is not None:
+            await client.aclose()
+
+    async def _run_many(self, client: Redis | RedisCluster, calls: Sequence[Call]) -> list[Any]:
+        """Run several script calls: one pipelined round-trip standalone, in parallel on a
+        cluster (the calls usually target different slots)."""
+        if len(calls) == 1:
+            script, keys, args = calls[0]
+            return [await script(client, keys, args)]
+        if isinstance(client, RedisCluster):
+            return list(await asyncio.gather(*(s(client, k, a) for s, k, a in calls)))
+        for attempt in (1, 2):
+            pipe = client.pipeline(transaction=False)
+            for script, keys, args in calls:
+                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+            try:
+                return list(await pipe.execute())
+            except NoScriptError:
+                # The server lost its scripts (restart): load and run the batch again. Every
+                # script here is idempotent (enqueue skips stored ids, settles check the
+                # lease), so the calls that did run are not applied twice.
+                if attempt == 2:
+                    raise
+                for script in {s.sha: s for s, _, _ in calls}.values():
+                    await client.script_load(script.source)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- enqueue -----------------------------------------------------------------------
+    async def _register(self, client: Redis | RedisCluster, queues: Iterable[str]) -> None:
+        new = [q for q in queues if q not in self._registered]
+        if new:
+            await client.sadd(self._keys.registry, *new)
+            self._registered.update(new)
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        """Store one message, ready after `message.delay` seconds (one round-trip).
+
+        A task id that is already stored is left as it is (resending is safe).
+        """
+        client = self._client or self.client
+        queue = message.queue
+        if queue not in self._registered:
+            await self._register(client, (queue,))
+        keys = self._keys[queue]
+        await _ENQUEUE(
+            client,
+            (keys.ready, keys.delayed, keys.notify),
+            (
+                keys.message_prefix,
+                message.task_id,
+                message.payload,
+                _ms(message.delay),
+                _ms(message.visibility_timeout),
+            ),
+        )
+
+    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Store several messages: one script call per queue (and per `enqueue_batch`
+        messages), all in one pipelined round-trip on a standalone server."""
+        if not messages:
+            return
+        client = self._client or self.client
+        by_queue: dict[str, list[Any]] = {}
+        for m in messages:
+            args = by_queue.get(m.queue)
+            if args is None:
+                args = by_queue[m.queue] = []
+            args += (m.task_id, m.payload, _ms(m.delay), _ms(m.visibility_timeout))
+        await self._register(client, by_queue)
+        step = 4 * self.enqueue_batch
+        calls: list[Call] = [
+            (_ENQUEUE, (k.ready, k.delayed, k.notify), (k.message_prefix, *args[i : i + step]))
+            for k, args in ((self._keys[q], a) for q, a in by_queue.items())
+            for i in range(0, len(args), step)
+        ]
+        await self._run_many(client, calls)
+
+    # -- dequeue -----------------------------------------------------------------------
+    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
+        """Lease up to `limit` ready messages, serving `queues` in order.
+
+        When nothing is ready, block on the queues' wake-up lists (no polling) until a
+        message is enqueued, the next delayed message is due or a lease expires, or `wait`
+        runs out.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        client = self._client or self.client
+        deadline = 0.0
+        while True:
+            deliveries, hint_ms = await self._take_shielded(client, queues, limit)
+            if deliveries or wait <= 0:
+                return deliveries
+            now = time.monotonic()
+            if not deadline:
+                deadline = now + wait
+            block = min(deadline - now, self._max_block)
+            if block <= 0:
+                return deliveries
+            if hint_ms >= 0:
+                block = min(block, hint_ms / 1000)
+            await self._block(client, queues, max(block, _MIN_BLOCK))
+
+    async def _take_shielded(
+        self, client: Redis | RedisCluster, queues: Sequence[str], limit: int
+    ) -> tuple[list[Delivery], int]:
+        # A caller cancelled mid-script would leave the taken messages leased to nobody
+        # until their visibility timeout; shield the call and give them back instead.
+        take = asyncio.ensure_future(self._take(client, queues, limit))
+        try:
+            return await asyncio.shield(take)
+        except asyncio.CancelledError:
+            take.add_done_callback(self._release_orphans)
+            raise
+
+    def _release_orphans(self, take: asyncio.Future[tuple[list[Delivery], int]]) -> None:
+        if take.cancelled() or take.exception() is not None:
+            return
+        deliveries = take.result()[0]
+        if deliveries:
+            task = asyncio.ensure_future(self.release(deliveries))
+            self._orphans.add(task)
+            task.add_done_callback(self._orphans.discard)
+
+    async def _take(
+        self, client: Redis | RedisCluster, queues: Sequence[str], limit: int
+    ) -> tuple[list[Delivery], int]:
+        """One dequeue script call (one per queue on a cluster, until `limit` is met)."""
+        if not isinstance(client, RedisCluster) or len(queues) == 1:
+            return self._parse(await self._take_from(client, queues, limit), queues)
+        out: list[Delivery] = []
+        hints: list[int] = []
+        for queue in queues:
+            got, hint = self._parse(
+                await self._take_from(client, (queue,), limit - len(out)), (queue,)
+            )
+            out += got
+            if len(out) >= limit:
+                return out, -1
+            if hint >= 0:
+                hints.append(hint)
+        return out, (min(hints) if hints and not out else -1)
+
+    def _take_from(self, client: Redis | RedisCluster, queues: Sequence[str], limit: int) -> Any:
+        keys: list[str] = []
+        args: list[Any] = [limit, self.move_batch]
+        for queue in queues:
+            k = self._keys[queue]
+            keys += (k.ready, k.delayed, k.leased, k.notify)
+            args.append(k.message_prefix)
+        return _DEQUEUE(client, keys, args)
+
+    @staticmethod
+    def _parse(reply: list[Any], queues: Sequence[str]) -> tuple[list[Delivery], int]:
+        out = [
+            Delivery(
+                task_id=reply[i + 1].decode(),
+                queue=queues[reply[i] - 1],
+                payload=reply[i + 2],
+                attempts=reply[i + 3],
+                receipt=reply[i + 5],
+                visibility_timeout=int(reply[i + 4]) / 1000,
+            )
+            for i in range(1, len(reply), 6)
+        ]
+        return out, reply[0]
+
+    async def _block(
+        self, client: Redis | RedisCluster, queues: Sequence[str], seconds: float
+    ) -> None:
+        """Wait on the wake-up lists of `queues` for at most `seconds`."""
+        notify = [self._keys[q].notify for q in queues]
+        timeout = round(seconds, 3)
+        if not isinstance(client, RedisCluster) or len(notify) == 1:
+            await client.blpop(notify, timeout)
+            return
+        # On a cluster the lists live in different slots: one BLPOP per queue, first wins.
+        waits = [asyncio.ensure_future(client.blpop([key], timeout)) for key in notify]
+        try:
+            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+        for w in done:
+            w.result()  # surface a connection error
+
+    # -- settle ------------------------------------------------------------------------
+    def _settle_calls(
+        self,
+        script: LuaScript,
+        deliveries: Sequence[Delivery],
+        *,
+        ready: bool,
+        extra: Sequence[Any] = (),
+    ) -> list[Call]:
+        by_queue: dict[str, list[Any]] = {}
+        for d in deliveries:
+            args = by_queue.get(d.queue)
+            if args is None:
+                args = by_queue[d.queue] = []
+            args += (d.task_id, d.receipt)
+        calls: list[Call] = []
+        for queue, args in by_queue.items():
+            k = self._keys[queue]
+            keys = (k.ready, k.leased, k.notify) if ready else (k.leased,)
+            calls.append((script, keys, (k.message_prefix, *extra, *args)))
+        return calls
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove finished messages for good (one script call per queue).
+
+        A delivery whose lease is no longer held (expired and handed out again) is ignored.
+        """
+        if deliveries:
+            client = self._client or self.client
+            await self._run_many(client, self._settle_calls(_ACK, deliveries, ready=False))
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Give leased messages back to the front of their queues, uncounted."""
+        if deliveries:
+            client = self._client or self.client
+            await self._run_many(client, self._settle_calls(_RELEASE, deliveries, ready=True))
+
+    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
+        """Push each held lease's expiry to `visibility_timeout` seconds from now."""
+        if deliveries:
+            client = self._client or self.client
+            calls = self._settle_calls(
+                _EXTEND, deliveries, ready=False, extra=(_ms(visibility_timeout),)
+            )
+            await self._run_many(client, calls)
+
+    async def retry(self, delivery: Delivery, *, delay: float) -> None:
+        """End the lease and make the message ready after `delay` seconds, in one step."""
+        k = self._keys[delivery.queue]
+        await _RETRY(
+            self._client or self.client,
+            (k.ready, k.delayed, k.leased, k.notify),
+            (k.message_prefix, delivery.task_id, delivery.receipt, _ms(delay)),
+        )
+
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        """End the lease and keep the message, its error and attempt count as a dead letter."""
+        k = self._keys[delivery.queue]
+        await _DEAD_LETTER(
+            self._client or self.client,
+            (k.leased, k.dead),
+            (
+                k.message_prefix,
+                delivery.task_id,
+                delivery.receipt,
+                failure.exception_type,
+                failure.message,
+                failure.traceback,
+            ),
+        )
+
+    # -- inspection --------------------------------------------------------------------
+    async def queue_names(self) -> list[str]:
+        """Every queue enqueued to under this prefix."""
+        names: set[bytes] = await self.client.smembers(self._keys.registry)  # type: ignore[assignment]  # decode_responses=False: members are bytes
+        return sorted(n.decode() for n in names)
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Exact counts per queue; due delayed messages and expired leases count as ready."""
+        calls: list[Call] = []
+        for queue in queues:
+            k = self._keys[queue]
+            calls.append((_STATS, (k.ready, k.delayed, k.leased, k.dead), ()))
+        replies = await self._run_many(self.client, calls) if calls else []
+        return [
+            QueueStats(queue, ready=r[0], delayed=r[1], in_flight=r[2], dead=r[3])
+            for queue, r in zip(queues, replies, strict=True)
+        ]
+
+    async def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of `queue` (leased ones stay)."""
+        k = self._keys[queue]
+        total = 0
+        while True:
+            deleted: int
+            seen: int
+            deleted, seen = await _PURGE(
+                self.client, (k.ready, k.delayed), (k.message_prefix, self.move_batch)
+            )
+            total += deleted
+            if not seen:
+                return total
+
+    async def _dead_letter_queues(self, queue: str | None) -> list[str]:
+        return [queue] if queue is not None else await self.queue_names()
+
+    async def list_dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, filtered by queue and/or task ids."""
+        queues = await self._dead_letter_queues(queue)
+        return await _dead_letters.list_(self.client, self._keys, queues, task_ids, limit)
+
+    async def retry_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Put dead letters back, ready now, with a fresh attempt count. Returns how many."""
+        queues = await self._dead_letter_queues(queue)
+        return await _dead_letters.retry(self.client, self._keys, queues, task_ids, self.move_batch)
+
+    async def purge_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Delete dead letters. Returns how many."""
+        queues = await self._dead_letter_queues(queue)
+        return await _dead_letters.purge(self.client, self._keys, queues, task_ids, self.move_batch)
+
+
+def _redact(url: str) -> str:
+    """`url` without its password."""
+    scheme, sep, rest = url.partition("://")
+    creds, at, host = rest.rpartition("@")
+    if not at or ":" not in creds:
+        return url
+    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"

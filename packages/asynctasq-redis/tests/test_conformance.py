@@ -1,0 +1,27 @@
+"""Core's driver contract, against the real local Redis and a real local Redis Cluster."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from asynctasq.drivers.base import Driver
+from asynctasq.testing import DriverConformance
+from asynctasq_redis import RedisDriver
+
+
+class TestRedisConformance(DriverConformance):
+    @pytest.fixture
+    async def driver(self, redis_driver: RedisDriver) -> AsyncIterator[Driver]:
+        yield redis_driver
+
+
+class TestRedisClusterConformance(DriverConformance):
+    @pytest.fixture
+    async def driver(self, cluster_driver: RedisDriver) -> AsyncIterator[Driver]:
+        yield cluster_driver
+
+
+def test_driver_satisfies_the_protocol() -> None:
+    assert isinstance(RedisDriver(), Driver)
