@@ -1,21 +1,19 @@
 """One SQLite connection owned by one dedicated thread.
 
 sqlite3 calls block (disk I/O, waiting for another process's write lock), so they never run
-on the event loop thread. Each driver owns a ``ThreadPoolExecutor(max_workers=1)``: the
-connection is created, used and closed on that one thread, calls run in submission order,
-and an operation is one hop to the thread however many statements it runs.
+on the event loop thread. Each driver owns one `SerialThread`: the connection is created,
+used and closed on that thread, calls run in submission order, and an operation is one hop
+to the thread however many statements it runs.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
 import sqlite3
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Concatenate, ParamSpec, TypeVar
 
+from asynctasq_sqlite._thread import SerialThread
 from asynctasq_sqlite.errors import SqliteDriverError
 from asynctasq_sqlite.schema import ensure_schema
 
@@ -43,7 +41,7 @@ class SqliteConnection:
         self.path = path
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="asynctasq-sqlite")
+        self._thread = SerialThread(name=f"asynctasq-sqlite {path}")
         self._conn: sqlite3.Connection | None = None
 
     async def open(self) -> None:
@@ -53,9 +51,9 @@ class SqliteConnection:
             SqliteDriverError: The file cannot be used; the message names it and says why.
         """
         try:
-            await self.run_raw(self._open)
+            await self._thread.call(self._open)
         except BaseException:
-            self._executor.shutdown(wait=False)
+            self._thread.stop()
             raise
 
     def _open(self) -> None:
@@ -85,10 +83,6 @@ class SqliteConnection:
         hint = _HINTS.get(getattr(exc, "sqlite_errorname", ""), "")
         return SqliteDriverError(f"cannot open queue database {self.path!r}: {exc}{hint}")
 
-    async def run_raw(self, fn: Callable[[], T]) -> T:
-        """Run `fn()` on the connection's thread."""
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn)
-
     async def run(
         self,
         fn: Callable[Concatenate[sqlite3.Connection, P], T],
@@ -97,9 +91,7 @@ class SqliteConnection:
         **kwargs: P.kwargs,
     ) -> T:
         """Run `fn(connection, *args, **kwargs)` on the connection's thread."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._executor, functools.partial(self._call, fn, *args, **kwargs)
-        )
+        return await self._thread.call(functools.partial(self._call, fn, *args, **kwargs))
 
     def submit(
         self,
@@ -109,8 +101,7 @@ class SqliteConnection:
         **kwargs: P.kwargs,
     ) -> None:
         """Queue `fn(connection, ...)` on the thread without waiting (e.g. cleanup on cancel)."""
-        with contextlib.suppress(RuntimeError):  # closed: leases expire by themselves
-            self._executor.submit(self._call, fn, *args, **kwargs)
+        self._thread.submit(functools.partial(self._call, fn, *args, **kwargs))
 
     def _call(
         self,
@@ -127,9 +118,9 @@ class SqliteConnection:
     async def close(self) -> None:
         """Close the connection once queued calls have run, then stop the thread."""
         try:
-            await self.run_raw(self._close)
+            await self._thread.call(self._close)
         finally:
-            self._executor.shutdown(wait=False)
+            self._thread.stop()
 
     def _close(self) -> None:
         if self._conn is not None:
