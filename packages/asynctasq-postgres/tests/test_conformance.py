@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import Callable
 
 import pytest
+
 from asynctasq.drivers.base import Driver
 from asynctasq.testing import DriverConformance
-
 from asynctasq_postgres import PostgresDriver
 
 
@@ -18,8 +18,10 @@ class TestPostgresConformance(DriverConformance):
     delay_slack = 0.5
 
     @pytest.fixture
-    async def driver(self, make_driver) -> AsyncIterator[Driver]:  # type: ignore[no-untyped-def, override]
-        created: PostgresDriver = make_driver()
+    async def driver(  # type: ignore[override]
+        self, make_driver: Callable[..., PostgresDriver]
+    ) -> Driver:
+        created = make_driver()
         await created.init_schema()
         await created.connect()
-        yield created
+        return created

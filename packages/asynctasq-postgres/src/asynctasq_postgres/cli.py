@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated
 
+import asyncpg
 import typer
 
 from asynctasq_postgres.driver import PostgresDriver
 from asynctasq_postgres.dsn import redact_dsn
+from asynctasq_postgres.naming import InvalidIdentifierError
 from asynctasq_postgres.schema import LATEST_VERSION
 
 app = typer.Typer(name="postgres", help="PostgreSQL driver tools.", no_args_is_help=True)
@@ -59,18 +61,27 @@ def migrate(
     ] = False,
 ) -> None:
     """Create or upgrade the queue tables (idempotent)."""
-    driver = PostgresDriver(
-        dsn,
-        schema=schema,
-        queue_table=queue_table,
-        dead_letter_table=dead_letter_table,
-        min_pool_size=1,
-        max_pool_size=1,
-    )
+    try:
+        driver = PostgresDriver(
+            dsn,
+            schema=schema,
+            queue_table=queue_table,
+            dead_letter_table=dead_letter_table,
+            min_pool_size=1,
+            max_pool_size=1,
+        )
+    except (InvalidIdentifierError, ValueError) as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if dry_run:
         typer.echo(driver.migration_sql(), nl=False)
         return
-    applied = asyncio.run(_migrate(driver))
+    try:
+        applied = asyncio.run(_migrate(driver))
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        target = redact_dsn(dsn) or "the PG* default database"
+        typer.echo(f"error: cannot migrate {target}: {type(exc).__name__}: {exc}", err=True)
+        raise typer.Exit(1) from None
     where = f"{schema}.{queue_table} on {redact_dsn(dsn) or 'the PG* default database'}"
     if applied:
         versions = ", ".join(str(v) for v in applied)
