@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 
 import pytest
+
 from asynctasq.drivers.base import Driver
 from asynctasq.testing import DriverConformance
-
 from asynctasq_mysql import MySQLDriver
 
 

@@ -52,6 +52,7 @@ DEFAULT_DSN = "mysql://root@127.0.0.1:3306/asynctasq"
 _ROWS_PER_STATEMENT = 1000  # keeps IN lists and multi-row INSERTs in a sane range
 _STATEMENT_OVERHEAD = 1024  # bytes of SQL around the values, kept free under the packet limit
 _LOCK_RETRIES = 3
+_DUE_SLACK = 0.002  # seconds added to the next due time before polling again
 _MAX_TEXT = 1 << 20  # longest error message / traceback kept, in characters
 
 
@@ -269,12 +270,15 @@ class MySQLDriver:
 
     # -- enqueue ---------------------------------------------------------------------------
 
-    def _insert_statements(self, connection: Any, messages: Sequence[OutgoingMessage]) -> list[str]:
-        """Multi-row INSERTs, each under the server's packet limit."""
+    def _insert_statements(
+        self, connection: Any, messages: Sequence[OutgoingMessage]
+    ) -> list[bytes]:
+        """Multi-row INSERTs (as bytes on the wire), each under the server's packet limit."""
         assert self._server is not None
         budget = self._server.max_allowed_packet - _STATEMENT_OVERHEAD
-        statements: list[str] = []
-        rows: list[str] = []
+        prefix = self._sql.insert_prefix.encode(connection.encoding)
+        statements: list[bytes] = []
+        rows: list[bytes] = []
         size = 0
         for message in messages:
             if self._max_payload_size is not None and len(message.payload) > self._max_payload_size:
@@ -283,24 +287,20 @@ class MySQLDriver:
                     f"max_payload_size is {self._max_payload_size}"
                 )
             row = self._sql.insert_values(connection, message)
-            # Non-ASCII characters take up to 4 bytes; count exactly only when it matters.
-            row_size = (
-                len(row) if len(row) * 4 < budget else len(row.encode("utf-8", "surrogateescape"))
-            )
-            if row_size > budget:
+            if len(row) > budget:
                 raise PayloadTooLargeError(
-                    f"payload of task {message.task_id} needs {row_size} bytes of SQL but the "
+                    f"payload of task {message.task_id} needs {len(row)} bytes of SQL but the "
                     f"server's max_allowed_packet is {self._server.max_allowed_packet}: raise it "
                     "(SET GLOBAL max_allowed_packet = 67108864; max_allowed_packet=64M in my.cnf)"
                     " or send a smaller payload"
                 )
-            if rows and (size + row_size + 2 > budget or len(rows) >= _ROWS_PER_STATEMENT):
-                statements.append(self._sql.insert_prefix + ", ".join(rows))
+            if rows and (size + len(row) + 2 > budget or len(rows) >= _ROWS_PER_STATEMENT):
+                statements.append(prefix + b", ".join(rows))
                 rows, size = [], 0
             rows.append(row)
-            size += row_size + 2
+            size += len(row) + 2
         if rows:
-            statements.append(self._sql.insert_prefix + ", ".join(rows))
+            statements.append(prefix + b", ".join(rows))
         return statements
 
     async def enqueue(self, message: OutgoingMessage) -> None:
@@ -381,8 +381,9 @@ class MySQLDriver:
             if remaining <= 0:
                 return []
             if next_due is not None:
-                # Floor: a due row locked by another consumer's dequeue must not make us spin.
-                remaining = min(remaining, max(next_due, self._idle.min_interval))
+                # The floor keeps a due row that another consumer's dequeue holds locked (for
+                # a few ms) from making us spin; the slack lets the server clock pass it.
+                remaining = min(remaining, max(next_due + _DUE_SLACK, _DUE_SLACK))
             await self._idle.sleep(remaining)
 
     async def _take(self, queues: list[str], limit: int) -> tuple[list[Delivery], float | None]:

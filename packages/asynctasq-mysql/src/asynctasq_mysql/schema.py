@@ -179,6 +179,8 @@ async def apply_migrations(connection: Any, database: str, tables: TableNames) -
         (granted,) = await cursor.fetchone()
         if granted != 1:
             raise TimeoutError(f"could not take the schema migration lock {lock!r}")
+        # "Table already exists" notes would surface as Python warnings through aiomysql.
+        await cursor.execute("SET SESSION sql_notes = 0")
         try:
             await cursor.execute(create_migrations_table(tables))
             await cursor.execute(f"SELECT `version` FROM {tables.migrations}")
@@ -197,6 +199,7 @@ async def apply_migrations(connection: Any, database: str, tables: TableNames) -
                 applied.append(migration.version)
             return applied
         finally:
+            await cursor.execute("SET SESSION sql_notes = 1")
             await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
             await cursor.fetchall()
 

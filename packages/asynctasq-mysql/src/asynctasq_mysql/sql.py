@@ -1,8 +1,9 @@
 """The SQL the driver runs, built once per table set from validated identifiers.
 
 Values always travel as escaped literals or ``%s`` parameters, never spliced from input.
-Bytes are escaped here rather than by aiomysql, whose bytes escaping ignores the server's
-``NO_BACKSLASH_ESCAPES`` mode and would then corrupt payloads.
+Payload bytes are escaped here rather than by aiomysql, whose bytes escaping ignores the
+server's ``NO_BACKSLASH_ESCAPES`` mode (and would then corrupt payloads) and is slow; the
+enqueue INSERT is built as bytes, so its size on the wire is known exactly.
 """
 
 from __future__ import annotations
@@ -14,31 +15,33 @@ from asynctasq.drivers.base import OutgoingMessage
 from asynctasq_mysql.schema import TableNames
 
 _NO_BACKSLASH_ESCAPES = 512  # SERVER_STATUS_NO_BACKSLASH_ESCAPES in the MySQL protocol
-_BACKSLASH_ESCAPES = {
-    0: "\\0",
-    ord("\\"): "\\\\",
-    ord("\n"): "\\n",
-    ord("\r"): "\\r",
-    0x1A: "\\Z",
-    ord('"'): '\\"',
-    ord("'"): "\\'",
-}
+# Backslash first, so the backslashes the later replacements add are not doubled again.
+_BACKSLASH_ESCAPES = (
+    (b"\\", b"\\\\"),
+    (b"\0", b"\\0"),
+    (b"\n", b"\\n"),
+    (b"\r", b"\\r"),
+    (b"\x1a", b"\\Z"),
+    (b'"', b'\\"'),
+    (b"'", b"\\'"),
+)
 _NOW = "UTC_TIMESTAMP(6)"
 # A lease or delay in whole microseconds, the unit DATETIME(6) arithmetic takes.
 _LEASE_END = f"{_NOW} + INTERVAL ROUND(`visibility_timeout` * 1000000) MICROSECOND"
 
 
-def bytes_literal(connection: Any, value: bytes) -> str:
-    """Render bytes as a ``_binary'...'`` literal for this connection's escaping mode.
+def bytes_literal(connection: Any, value: bytes) -> bytes:
+    """Render bytes as a ``_binary'...'`` SQL literal for this connection's escaping mode.
 
-    The result holds one character per byte after escaping (non-ASCII bytes become lone
-    surrogates that aiomysql encodes back with ``surrogateescape``), so ``len()`` is the size
-    on the wire.
+    Works on bytes with C-speed replacements (a 16 MiB payload takes milliseconds, where
+    aiomysql's per-character translation takes seconds).
     """
-    text = value.decode("ascii", "surrogateescape")
     if connection.server_status & _NO_BACKSLASH_ESCAPES:
-        return "_binary'" + text.replace("'", "''") + "'"
-    return "_binary'" + text.translate(_BACKSLASH_ESCAPES) + "'"
+        return b"_binary'" + value.replace(b"'", b"''") + b"'"
+    for raw, escaped in _BACKSLASH_ESCAPES:
+        if raw in value:
+            value = value.replace(raw, escaped)
+    return b"_binary'" + value + b"'"
 
 
 def micros(seconds: float) -> int:
@@ -119,13 +122,18 @@ class Statements:
         )
         self.dead_delete_prefix = f"DELETE FROM {dl} WHERE `id` IN "
 
-    def insert_values(self, connection: Any, message: OutgoingMessage) -> str:
+    def insert_values(self, connection: Any, message: OutgoingMessage) -> bytes:
         """One ``(...)`` row of the enqueue INSERT, every value escaped for `connection`."""
-        return (
-            f"({connection.escape(message.task_id)}, {connection.escape(message.queue)}, "
-            f"{bytes_literal(connection, message.payload)}, "
-            f"{_NOW} + INTERVAL {micros(message.delay)} MICROSECOND, "
+        encoding = connection.encoding
+        head = f"({connection.escape(message.task_id)}, {connection.escape(message.queue)}, "
+        tail = (
+            f", {_NOW} + INTERVAL {micros(message.delay)} MICROSECOND, "
             f"{float(message.visibility_timeout)!r}, {_NOW})"
+        )
+        return (
+            head.encode(encoding)
+            + bytes_literal(connection, message.payload)
+            + tail.encode(encoding)
         )
 
     def next_due(self, queue_count: int) -> str:
