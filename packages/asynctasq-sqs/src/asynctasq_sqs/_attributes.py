@@ -1,0 +1,236 @@
+"""How a task message is laid out in SQS: body encoding, message attributes, sizes.
+
+The body is the task payload itself when it is text SQS accepts (the core's payload is
+UTF-8 JSON, so nearly always), else its base64 form, flagged by an attribute. Everything
+the driver needs besides the payload rides in a handful of short message attributes.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs.type_defs import (
+        MessageAttributeValueOutputTypeDef,
+        MessageAttributeValueTypeDef,
+        MessageTypeDef,
+    )
+
+MAX_BATCH = 10
+"""Entries per SendMessageBatch / DeleteMessageBatch / ChangeMessageVisibilityBatch call."""
+MAX_DELAY = 900
+"""Longest native SQS delay (DelaySeconds), in seconds."""
+MAX_VISIBILITY = 43_200
+"""Longest SQS visibility timeout (12 hours), in seconds."""
+SQS_MESSAGE_LIMIT = 262_144
+"""SQS's message size limit in bytes (body plus attribute names, types and values)."""
+RETRY_HEADROOM = 64
+"""Bytes kept free at dispatch so a retry's extra attributes (attempts, due time) still fit."""
+
+TASK_ID = "atq.task_id"
+ATTEMPTS = "atq.attempts"
+"""Deliveries before this message was sent (retries and re-deferrals are new messages)."""
+VISIBILITY = "atq.visibility"
+"""Lease length the task asked for, whole seconds."""
+DUE = "atq.due"
+"""Unix time the message becomes due, set only when the delay is longer than SQS allows."""
+ENCODING = "atq.encoding"
+"""Absent for a UTF-8 body; ``base64`` or ``empty`` otherwise."""
+QUEUE = "atq.queue"
+ERROR_TYPE = "atq.error_type"
+ERROR_MESSAGE = "atq.error_message"
+TRACEBACK = "atq.traceback"
+FAILED_AT = "atq.failed_at"
+
+BASE64 = "base64"
+EMPTY = "empty"
+
+# Characters SQS accepts in a message body or attribute (the XML 1.0 set). A body with a
+# carriage return also goes as base64: SQS's older XML protocol turns CR LF into LF.
+_NOT_SQS_TEXT = re.compile("[^\t\n\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_NOT_SQS_ATTRIBUTE = re.compile("[^\t\n\r\u0020-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def encode_body(payload: bytes) -> tuple[str, str | None]:
+    """The SQS body for `payload` and its encoding (None = the UTF-8 text itself)."""
+    if not payload:
+        return "-", EMPTY  # SQS refuses an empty body
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        text = None
+    if text is not None and _NOT_SQS_TEXT.search(text) is None:
+        return text, None
+    return base64.b64encode(payload).decode("ascii"), BASE64
+
+
+def decode_body(body: str, encoding: str | None) -> bytes:
+    """The payload bytes `encode_body` turned into `body`."""
+    if encoding is None:
+        return body.encode("utf-8")
+    if encoding == BASE64:
+        return base64.b64decode(body)
+    if encoding == EMPTY:
+        return b""
+    raise ValueError(f"unknown body encoding {encoding!r} in an SQS message")
+
+
+def string(value: str) -> MessageAttributeValueTypeDef:
+    """A ``String`` message attribute; characters SQS refuses become U+FFFD."""
+    return {"DataType": "String", "StringValue": _NOT_SQS_ATTRIBUTE.sub("\ufffd", value)}
+
+
+def clip(text: str, max_bytes: int, *, keep_end: bool = False) -> str:
+    """`text` cut to at most `max_bytes` UTF-8 bytes, marking the cut.
+
+    Args:
+        text: The text to shorten.
+        max_bytes: Most bytes to keep (the marker included).
+        keep_end: Keep the end instead of the start (a traceback's last lines matter most).
+    """
+    data = text.encode("utf-8")
+    if len(data) <= max_bytes:
+        return text
+    marker = f"[... {len(data) - max_bytes} bytes cut ...]"
+    room = max(max_bytes - len(marker) - 2, 0)
+    if keep_end:
+        return marker + "\n" + data[len(data) - room :].decode("utf-8", "ignore")
+    return data[:room].decode("utf-8", "ignore") + "\n" + marker
+
+
+def number(value: float) -> MessageAttributeValueTypeDef:
+    """A ``Number`` message attribute (integers without a decimal point)."""
+    text = str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+    return {"DataType": "Number", "StringValue": text}
+
+
+def message_size(body: str, attributes: Mapping[str, MessageAttributeValueTypeDef]) -> int:
+    """Bytes SQS counts against its size limit: body plus each attribute's name, type, value."""
+    size = len(body.encode("utf-8"))
+    for name, value in attributes.items():
+        size += len(name) + len(value["DataType"]) + len(value.get("StringValue", "").encode())
+    return size
+
+
+def whole_seconds(seconds: float, *, upper: int) -> int:
+    """`seconds` rounded up to a whole second (SQS's unit), within ``0..upper``."""
+    return max(0, min(upper, math.ceil(seconds - 1e-6)))
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One message ready to send: body, attributes, native delay and size in bytes."""
+
+    body: str
+    attributes: dict[str, MessageAttributeValueTypeDef]
+    delay_seconds: int
+    size: int
+
+
+def envelope(
+    *,
+    task_id: str,
+    body: str,
+    encoding: str | None,
+    attempts: int,
+    visibility: int,
+    delay: float,
+    extra: Mapping[str, MessageAttributeValueTypeDef] | None = None,
+) -> Envelope:
+    """Lay out a task message; a delay beyond SQS's 900 s also records the due time."""
+    attributes: dict[str, MessageAttributeValueTypeDef] = {
+        TASK_ID: string(task_id),
+        VISIBILITY: number(visibility),
+    }
+    if attempts:
+        attributes[ATTEMPTS] = number(attempts)
+    if encoding is not None:
+        attributes[ENCODING] = string(encoding)
+    delay_seconds = max(0, math.ceil(delay - 1e-6))
+    if delay_seconds > MAX_DELAY:
+        attributes[DUE] = number(round(time.time() + delay, 3))
+        delay_seconds = MAX_DELAY
+    if extra:
+        attributes.update(extra)
+    return Envelope(body, attributes, delay_seconds, message_size(body, attributes))
+
+
+def _value(attributes: Mapping[str, Any], name: str) -> str | None:
+    entry = attributes.get(name)
+    if entry is None:
+        return None
+    value = entry.get("StringValue")
+    return value if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """What the driver reads back from one received SQS message."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    task_id: str
+    encoding: str | None
+    attempts: int
+    """Deliveries before this receive (carried count plus SQS's receive count minus one)."""
+    visibility: int | None
+    due: float | None
+    sent_at: float | None
+    """Unix time SQS accepted the message."""
+    attributes: Mapping[str, MessageAttributeValueOutputTypeDef]
+
+    def text(self, name: str) -> str | None:
+        """A String attribute's value, if present."""
+        return _value(self.attributes, name)
+
+    def number(self, name: str) -> float | None:
+        """A Number attribute's value, if present and numeric."""
+        value = _value(self.attributes, name)
+        try:
+            return float(value) if value is not None else None
+        except ValueError:
+            return None
+
+
+def read(message: MessageTypeDef) -> Received:
+    """Parse a received message; messages not sent by AsyncTasQ get their SQS id as task id."""
+    attributes: Mapping[str, MessageAttributeValueOutputTypeDef] = message.get(
+        "MessageAttributes", {}
+    )
+    system = message.get("Attributes", {})
+    receive_count = int(system.get("ApproximateReceiveCount", "1"))
+    carried = _value(attributes, ATTEMPTS)
+    visibility = _value(attributes, VISIBILITY)
+    due = _value(attributes, DUE)
+    sent = system.get("SentTimestamp")
+    message_id = message.get("MessageId", "")
+    return Received(
+        message_id=message_id,
+        receipt_handle=message["ReceiptHandle"],
+        body=message.get("Body", ""),
+        task_id=_value(attributes, TASK_ID) or message_id,
+        encoding=_value(attributes, ENCODING),
+        attempts=int(float(carried or 0)) + max(receive_count - 1, 0),
+        visibility=int(float(visibility)) if visibility is not None else None,
+        due=float(due) if due is not None else None,
+        sent_at=int(sent) / 1000 if sent is not None else None,
+        attributes=attributes,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class SQSReceipt:
+    """The lease token in `Delivery.receipt`: where the message is and how to re-send it."""
+
+    queue_url: str
+    receipt_handle: str
+    body: str
+    encoding: str | None
+    visibility: int
