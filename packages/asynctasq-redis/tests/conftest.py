@@ -128,7 +128,7 @@ def delete_prefix(url: str, prefix: str) -> None:
     """Delete every key under `prefix` (on each cluster primary for a cluster URL)."""
     if "+cluster://" in url:
         ports = CLUSTER_PORTS
-        url = f"redis://127.0.0.1:{{port}}"
+        url = "redis://127.0.0.1:{port}"
     else:
         ports = (0,)
     for port in ports:
@@ -162,16 +162,13 @@ def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         unavailable("redis-cli is not installed")
     assert cli is not None
     base = tmp_path_factory.mktemp("redis-cluster")
-    nodes = [
-        RedisProcess(
-            port,
-            base / str(port),
-            "--cluster-enabled", "yes",
-            "--cluster-config-file", str(base / str(port) / "nodes.conf"),
-            "--cluster-node-timeout", "2000",
-        )  # fmt: skip
-        for port in CLUSTER_PORTS
-    ]
+
+    def make_node(port: int) -> RedisProcess:
+        conf = str(base / str(port) / "nodes.conf")
+        options = ["--cluster-enabled", "yes", "--cluster-config-file", conf]
+        return RedisProcess(port, base / str(port), *options, "--cluster-node-timeout", "2000")
+
+    nodes = [make_node(port) for port in CLUSTER_PORTS]
     try:
         for node in nodes:
             node.start()
@@ -207,3 +204,11 @@ def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+async def private_driver(private_redis: RedisProcess, prefix: str) -> AsyncIterator[RedisDriver]:
+    """A driver on the private server, with short health checks for restart tests."""
+    driver = RedisDriver(url=private_redis.url, prefix=prefix, health_check_interval=1.0)
+    yield driver
+    await driver.close()

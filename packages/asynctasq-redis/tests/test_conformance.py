@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 
 from asynctasq.drivers.base import Driver
@@ -13,14 +11,14 @@ from asynctasq_redis import RedisDriver
 
 class TestRedisConformance(DriverConformance):
     @pytest.fixture
-    async def driver(self, redis_driver: RedisDriver) -> AsyncIterator[Driver]:
-        yield redis_driver
+    async def driver(self, redis_driver: RedisDriver) -> Driver:
+        return redis_driver
 
 
 class TestRedisClusterConformance(DriverConformance):
     @pytest.fixture
-    async def driver(self, cluster_driver: RedisDriver) -> AsyncIterator[Driver]:
-        yield cluster_driver
+    async def driver(self, cluster_driver: RedisDriver) -> Driver:
+        return cluster_driver
 
 
 def test_driver_satisfies_the_protocol() -> None:

@@ -1,0 +1,298 @@
+"""Redis-specific behaviour beyond the conformance suite, against the real local server."""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+import uuid
+from importlib.metadata import entry_points
+
+import pytest
+
+from asynctasq.drivers.base import Failure, OutgoingMessage
+from asynctasq_redis import RedisDriver
+from asynctasq_redis._keys import QueueKeys
+
+
+def msg(
+    queue: str, *, delay: float = 0.0, vt: float = 30.0, body: bytes = b"{}"
+) -> OutgoingMessage:
+    return OutgoingMessage(str(uuid.uuid4()), queue, body, delay=delay, visibility_timeout=vt)
+
+
+# -- construction ----------------------------------------------------------------------
+def test_constructor_does_not_connect() -> None:
+    driver = RedisDriver(url="redis://127.0.0.1:1", password="secret", db=3, prefix="p")
+    assert driver._client is None  # proves nothing was opened
+    assert driver.settings.db == 3
+    assert not driver.cluster
+
+
+def test_unknown_setting_is_a_type_error() -> None:
+    with pytest.raises(TypeError, match="no_such_option"):
+        RedisDriver(no_such_option=1)  # type: ignore[call-arg]
+
+
+@pytest.mark.parametrize(
+    ("url", "cluster"),
+    [
+        ("redis://h:1", False),
+        ("rediss://h:1", False),
+        ("redis+cluster://h:1", True),
+        ("rediss+cluster://h:1", True),
+    ],
+)
+def test_cluster_is_chosen_by_url_scheme(url: str, cluster: bool) -> None:
+    assert RedisDriver(url=url).cluster is cluster
+    assert RedisDriver(url="redis://h:1", cluster=True).cluster
+
+
+def test_url_without_scheme_is_rejected() -> None:
+    with pytest.raises(ValueError, match="scheme"):
+        RedisDriver(url="localhost:6379")
+
+
+def test_repr_hides_the_password() -> None:
+    text = repr(RedisDriver(url="redis://user:hunter2@h:1/0"))
+    assert "hunter2" not in text
+    assert "user:***@h:1/0" in text
+
+
+def test_entry_point_names_the_driver() -> None:
+    [ep] = [ep for ep in entry_points(group="asynctasq.drivers") if ep.name == "redis"]
+    assert ep.value == "asynctasq_redis:RedisDriver"
+    assert ep.load() is RedisDriver
+
+
+def test_keys_of_a_queue_share_one_hash_tag() -> None:
+    keys = QueueKeys.build("pfx", "emails")
+    tagged = [keys.ready, keys.delayed, keys.leased, keys.dead, keys.notify, keys.message_prefix]
+    assert all(k.startswith("{pfx:emails}:") for k in tagged)
+
+
+# -- enqueue / dequeue -----------------------------------------------------------------
+async def test_enqueue_of_a_stored_task_id_is_skipped(redis_driver: RedisDriver) -> None:
+    message = msg("q")
+    await redis_driver.enqueue(message)
+    await redis_driver.enqueue(message)
+    await redis_driver.enqueue_many([message, message])
+    got = await redis_driver.dequeue(["q"], limit=10, wait=0)
+    assert [d.task_id for d in got] == [message.task_id]
+
+
+async def test_batch_dequeue_takes_many_in_one_call(redis_driver: RedisDriver) -> None:
+    await redis_driver.enqueue_many([msg("q") for _ in range(50)])
+    got = await redis_driver.dequeue(["q"], limit=20, wait=0)
+    assert len(got) == 20
+    assert len(await redis_driver.dequeue(["q"], limit=100, wait=0)) == 30
+
+
+async def test_enqueue_many_spans_queues_and_big_batches(redis_url: str, prefix: str) -> None:
+    driver = RedisDriver(url=redis_url, prefix=prefix, enqueue_batch=7)
+    try:
+        sent = [msg(f"q{i % 3}") for i in range(50)]
+        await driver.enqueue_many(sent)
+        got = await driver.dequeue(["q0", "q1", "q2"], limit=100, wait=0)
+        assert sorted(d.task_id for d in got) == sorted(m.task_id for m in sent)
+        # each queue kept its own order
+        for q in ("q0", "q1", "q2"):
+            assert [d.task_id for d in got if d.queue == q] == [
+                m.task_id for m in sent if m.queue == q
+            ]
+    finally:
+        await driver.close()
+
+
+async def test_visibility_timeout_is_stored_per_message(redis_driver: RedisDriver) -> None:
+    await redis_driver.enqueue(msg("q", vt=12.5))
+    await redis_driver.enqueue(msg("q", vt=2.0))
+    got = await redis_driver.dequeue(["q"], limit=2, wait=0)
+    assert [d.visibility_timeout for d in got] == [12.5, 2.0]
+
+
+async def test_waiting_dequeue_wakes_within_milliseconds(redis_driver: RedisDriver) -> None:
+    latencies = []
+    for _ in range(5):
+        waiter = asyncio.create_task(redis_driver.dequeue(["q"], limit=1, wait=5.0))
+        await asyncio.sleep(0.05)
+        started = time.perf_counter()
+        await redis_driver.enqueue(msg("q"))
+        [delivery] = await waiter
+        latencies.append(time.perf_counter() - started)
+        await redis_driver.ack([delivery])
+    assert statistics.median(latencies) < 0.02, latencies
+
+
+async def test_two_blocked_consumers_both_wake_for_a_batch(redis_url: str, prefix: str) -> None:
+    drivers = [RedisDriver(url=redis_url, prefix=prefix) for _ in range(2)]
+    try:
+        waiters = [asyncio.create_task(d.dequeue(["q"], limit=1, wait=5.0)) for d in drivers]
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await drivers[0].enqueue_many([msg("q"), msg("q")])
+        results = await asyncio.gather(*waiters)
+        assert [len(r) for r in results] == [1, 1]
+        assert time.monotonic() - started < 0.5
+    finally:
+        for d in drivers:
+            await d.close()
+
+
+async def test_delayed_message_arrives_on_time_while_waiting(redis_driver: RedisDriver) -> None:
+    waiter = asyncio.create_task(redis_driver.dequeue(["q"], limit=1, wait=5.0))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await redis_driver.enqueue(msg("q", delay=0.4))
+    got = await waiter
+    elapsed = time.monotonic() - started
+    assert len(got) == 1
+    assert 0.35 <= elapsed < 0.55, elapsed
+
+
+async def test_multi_queue_wait_wakes_on_any_queue(redis_driver: RedisDriver) -> None:
+    waiter = asyncio.create_task(redis_driver.dequeue(["a", "b", "c"], limit=1, wait=5.0))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await redis_driver.enqueue(msg("c"))
+    [delivery] = await waiter
+    assert delivery.queue == "c"
+    assert time.monotonic() - started < 0.1
+
+
+# -- leases ----------------------------------------------------------------------------
+async def test_expired_leases_are_moved_once_by_many_consumers(redis_url: str, prefix: str) -> None:
+    drivers = [RedisDriver(url=redis_url, prefix=prefix) for _ in range(6)]
+    try:
+        sent = [msg("q", vt=1.0) for _ in range(120)]
+        await drivers[0].enqueue_many(sent)
+        first = await drivers[0].dequeue(["q"], limit=200, wait=0)
+        assert len(first) == 120
+        await asyncio.sleep(1.1)
+        seen: list[str] = []
+
+        async def consume(driver: RedisDriver) -> None:
+            while got := await driver.dequeue(["q"], limit=7, wait=0.3):
+                seen.extend(d.task_id for d in got)
+                assert {d.attempts for d in got} == {1}
+
+        await asyncio.gather(*(consume(d) for d in drivers))
+        assert sorted(seen) == sorted(m.task_id for m in sent)
+    finally:
+        for d in drivers:
+            await d.close()
+
+
+async def test_cancelled_dequeue_gives_its_messages_back(redis_driver: RedisDriver) -> None:
+    message = msg("q")
+    await redis_driver.enqueue(message)
+    taker = asyncio.create_task(redis_driver.dequeue(["q"], limit=1, wait=0))
+    await asyncio.sleep(0)  # the script call is on its way
+    taker.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await taker
+    got = await redis_driver.dequeue(["q"], limit=1, wait=2.0)
+    assert [(d.task_id, d.attempts) for d in got] == [(message.task_id, 0)]
+
+
+async def test_release_puts_a_batch_back_in_order_at_the_front(redis_driver: RedisDriver) -> None:
+    sent = [msg("q") for _ in range(5)]
+    await redis_driver.enqueue_many(sent)
+    first = await redis_driver.dequeue(["q"], limit=3, wait=0)
+    await redis_driver.release(first)
+    again = await redis_driver.dequeue(["q"], limit=5, wait=0)
+    assert [d.task_id for d in again] == [m.task_id for m in sent]
+    assert {d.attempts for d in again} == {0}
+
+
+async def test_ack_of_a_batch_spanning_queues(redis_driver: RedisDriver) -> None:
+    await redis_driver.enqueue_many([msg("a"), msg("b"), msg("a")])
+    got = await redis_driver.dequeue(["a", "b"], limit=3, wait=0)
+    await redis_driver.ack(got)
+    stats = await redis_driver.stats(["a", "b"])
+    assert [(s.ready, s.in_flight) for s in stats] == [(0, 0), (0, 0)]
+    assert await redis_driver.client.keys(f"{{{redis_driver.prefix}:*m:*") == []
+
+
+async def test_stats_count_expired_leases_and_due_delays_as_ready(
+    redis_driver: RedisDriver,
+) -> None:
+    await redis_driver.enqueue(msg("q", vt=1.0))
+    await redis_driver.enqueue(msg("q", delay=0.5))
+    await redis_driver.dequeue(["q"], limit=1, wait=0)
+    [before] = await redis_driver.stats(["q"])
+    assert (before.ready, before.delayed, before.in_flight) == (0, 1, 1)
+    await asyncio.sleep(1.05)
+    [after] = await redis_driver.stats(["q"])
+    assert (after.ready, after.delayed, after.in_flight) == (2, 0, 0)
+
+
+async def test_purge_counts_and_leaves_leased_messages(redis_driver: RedisDriver) -> None:
+    await redis_driver.enqueue_many([msg("q") for _ in range(3)])
+    await redis_driver.enqueue_many([msg("q", delay=60) for _ in range(2)])
+    [leased] = await redis_driver.dequeue(["q"], limit=1, wait=0)
+    assert await redis_driver.purge("q") == 4
+    [stats] = await redis_driver.stats(["q"])
+    assert (stats.ready, stats.delayed, stats.in_flight) == (0, 0, 1)
+    await redis_driver.ack([leased])
+
+
+# -- dead letters ----------------------------------------------------------------------
+async def _dead(driver: RedisDriver, queue: str, note: str) -> str:
+    message = msg(queue, body=note.encode())
+    await driver.enqueue(message)
+    [delivery] = await driver.dequeue([queue], limit=1, wait=1.0)
+    await driver.retry(delivery, delay=0)
+    [delivery] = await driver.dequeue([queue], limit=1, wait=1.0)
+    await driver.dead_letter(delivery, Failure("mod.Err", note, f"tb {note} \u2603"))
+    return message.task_id
+
+
+async def test_dead_letters_across_queues(redis_driver: RedisDriver) -> None:
+    a = await _dead(redis_driver, "qa", "a")
+    b = await _dead(redis_driver, "qb", "b")
+    c = await _dead(redis_driver, "qa", "c")
+    listed = await redis_driver.list_dead_letters()
+    assert [d.task_id for d in listed] == [a, b, c]  # oldest first, across queues
+    assert [d.attempts for d in listed] == [2, 2, 2]
+    assert listed[1].failure == Failure("mod.Err", "b", "tb b \u2603")
+    assert listed[1].payload == b"b"
+    assert abs(listed[0].failed_at.timestamp() - time.time()) < 5
+    assert [d.task_id for d in await redis_driver.list_dead_letters(limit=2)] == [a, b]
+    assert await redis_driver.list_dead_letters(task_ids=[]) == []
+    assert [d.queue for d in await redis_driver.list_dead_letters(task_ids=[b, "nope"])] == ["qb"]
+    [stats_a] = await redis_driver.stats(["qa"])
+    assert stats_a.dead == 2
+    assert await redis_driver.retry_dead_letters() == 3
+    got = await redis_driver.dequeue(["qa", "qb"], limit=5, wait=0)
+    assert sorted(d.task_id for d in got) == sorted([a, b, c])
+    assert {d.attempts for d in got} == {0}
+
+
+async def test_retry_and_purge_all_dead_letters_in_batches(redis_url: str, prefix: str) -> None:
+    driver = RedisDriver(url=redis_url, prefix=prefix, move_batch=2)
+    try:
+        ids = [await _dead(driver, "q", str(i)) for i in range(5)]
+        assert await driver.retry_dead_letters(queue="q") == 5
+        got = await driver.dequeue(["q"], limit=10, wait=0)
+        assert sorted(d.task_id for d in got) == sorted(ids)
+        for d in got:
+            await driver.dead_letter(d, Failure("E", "m", "t"))
+        assert await driver.purge_dead_letters() == 5
+        assert await driver.list_dead_letters() == []
+        assert await driver.client.keys(f"{{{prefix}:*m:*") == []
+    finally:
+        await driver.close()
+
+
+async def test_settling_after_dead_letter_does_nothing(redis_driver: RedisDriver) -> None:
+    await redis_driver.enqueue(msg("q"))
+    [d] = await redis_driver.dequeue(["q"], limit=1, wait=0)
+    await redis_driver.dead_letter(d, Failure("E", "m", "t"))
+    await redis_driver.ack([d])
+    await redis_driver.retry(d, delay=0)
+    await redis_driver.release([d])
+    await redis_driver.dead_letter(d, Failure("E2", "m2", "t2"))
+    [dead] = await redis_driver.list_dead_letters(queue="q")
+    assert dead.failure.exception_type == "E"
+    assert await redis_driver.dequeue(["q"], limit=1, wait=0) == []
