@@ -1,0 +1,346 @@
+"""Push consumption: one `basic.consume` per work queue feeding an in-process buffer.
+
+The worker asks `dequeue(queues, limit=free_slots, wait=...)`. Polling with `basic.get` would
+cost a round-trip per message and add latency; instead each work queue gets a consumer (a
+*lane*) whose deliveries the broker pushes into a buffer the moment they are ready, so an idle
+worker sees a new task within milliseconds. A delivery in the buffer is already leased to this
+connection (unacked) and invisible to other workers.
+
+Flow control is the consumer prefetch (`basic.qos`, per consumer: quorum queues refuse the
+channel-wide kind). It is the `prefetch_count` setting, or else the largest `limit` the worker
+asked for, which is its concurrency: the broker then sends at most that many unsettled messages
+per queue, so a busy worker does not hoard tasks other workers could run. When every message a
+lane holds has been handed out and the caller still asks for more (its concurrency grew, or
+several callers share one driver), the lane re-subscribes with a fresh consumer tag, whose
+prefetch counts from zero.
+
+Deliveries are bound to the channel that received them. After a reconnect (aio-pika's robust
+connection reopens the channel) the lanes subscribe again and buffered deliveries of the dead
+channel are dropped: the broker has already put them back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from aio_pika.abc import AbstractRobustChannel
+from aiormq.abc import AbstractChannel, DeliveredMessage
+from aiormq.exceptions import AMQPError
+from pamqp.commands import Basic
+
+from asynctasq.drivers.base import Delivery
+from asynctasq_rabbitmq.messages import attempts_of, task_id_of
+from asynctasq_rabbitmq.topology import Topology
+
+log = logging.getLogger("asynctasq.rabbitmq")
+
+WARM_UP_SECONDS = 0.25
+"""After subscribing to a queue that has ready messages, how long a dequeue waits for the
+first deliveries, so that queue order holds from the first call."""
+
+
+@dataclass(slots=True, eq=False)
+class Receipt:
+    """The lease of one delivery: its channel and delivery tag.
+
+    Attributes:
+        channel: The channel the message was delivered on; the lease ends with it.
+        delivery_tag: The broker's tag, valid on `channel` only.
+        lane: The lane (work queue consumer) it came through.
+        generation: The lane's subscription it came through (prefetch accounting).
+        settled: Set once ack/retry/release/dead-letter used the receipt.
+    """
+
+    channel: AbstractChannel
+    delivery_tag: int
+    lane: Lane
+    generation: int
+    settled: bool = False
+
+    @property
+    def held(self) -> bool:
+        """Whether the lease still exists: not settled and its channel still open."""
+        return not self.settled and not self.channel.is_closed
+
+
+class Lane:
+    """The consumer of one work queue and its buffer of leased deliveries."""
+
+    __slots__ = (
+        "arrived",
+        "broker_queue",
+        "buffer",
+        "channel",
+        "consumer_tag",
+        "expected",
+        "generation",
+        "outstanding",
+        "prefetch",
+        "queue",
+        "unsettled",
+        "warm_until",
+    )
+
+    def __init__(self, queue: str, broker_queue: str) -> None:
+        self.queue = queue
+        self.broker_queue = broker_queue
+        self.buffer: deque[tuple[DeliveredMessage, int]] = deque()
+        self.channel: AbstractChannel | None = None
+        self.consumer_tag: str | None = None
+        self.generation = 0
+        self.prefetch = 0
+        self.unsettled = 0  # of the current subscription: buffered + handed out
+        self.outstanding = 0  # handed out and not settled, any subscription
+        self.expected = 0
+        self.arrived = 0
+        self.warm_until = 0.0
+
+    @property
+    def active(self) -> bool:
+        """Whether the lane has a live subscription."""
+        return (
+            self.consumer_tag is not None
+            and self.channel is not None
+            and not self.channel.is_closed
+        )
+
+    def starved(self) -> bool:
+        """All the prefetch is handed out: the broker will send nothing until a settle."""
+        return self.active and not self.buffer and self.unsettled >= self.prefetch
+
+    def warming(self, now: float) -> bool:
+        """Freshly subscribed and still waiting for messages that were ready."""
+        return self.arrived < self.expected and now < self.warm_until
+
+
+class Consumer:
+    """All lanes of one driver, on one robust channel.
+
+    Args:
+        channel: The consume channel (aio-pika robust: reopened after a reconnect).
+        topology: Names and declarations.
+        prefetch_count: Fixed per-queue prefetch, or None to follow the worker's `limit`.
+        lease_seconds: Reported as `Delivery.visibility_timeout`.
+    """
+
+    def __init__(
+        self,
+        channel: AbstractRobustChannel,
+        topology: Topology,
+        *,
+        prefetch_count: int | None,
+        lease_seconds: float,
+    ) -> None:
+        self._channel = channel
+        self._topology = topology
+        self._fixed_prefetch = prefetch_count
+        self._prefetch = prefetch_count or 1
+        self._lease_seconds = lease_seconds
+        self._lanes: dict[str, Lane] = {}
+        self._arrived = asyncio.Event()
+        self._lock = asyncio.Lock()
+        self._watched: set[int] = set()
+        self._stopped = False
+        channel.reopen_callbacks.add(self._on_reopen)
+
+    # -- dequeue -------------------------------------------------------------------------
+    async def take(self, queues: Sequence[str], limit: int, wait: float) -> list[Delivery]:
+        """Up to `limit` deliveries from the buffers of `queues`, in that order of queues.
+
+        Subscribes to queues seen for the first time. When nothing is buffered, waits up to
+        `wait` seconds for the broker to push something.
+        """
+        if self._stopped:
+            return []
+        if self._fixed_prefetch is None and limit > self._prefetch:
+            self._prefetch = limit
+        lanes = [await self._lane(queue) for queue in dict.fromkeys(queues)]
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(wait, 0.0)
+        await self._warm_up(lanes)
+        while True:
+            taken = self._pop(lanes, limit)
+            if taken or self._stopped:
+                return taken
+            for lane in lanes:
+                if lane.starved():
+                    await self._resubscribe(lane)
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return []
+            self._arrived.clear()
+            if any(lane.buffer for lane in lanes):
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._arrived.wait(), remaining)
+
+    def _pop(self, lanes: Sequence[Lane], limit: int) -> list[Delivery]:
+        taken: list[Delivery] = []
+        for lane in lanes:
+            while lane.buffer and len(taken) < limit:
+                message, generation = lane.buffer.popleft()
+                if message.channel.is_closed:
+                    continue  # the lease ended with its channel; the broker has it back
+                lane.outstanding += 1
+                taken.append(self._delivery(lane, message, generation))
+            if len(taken) >= limit:
+                break
+        return taken
+
+    def _delivery(self, lane: Lane, message: DeliveredMessage, generation: int) -> Delivery:
+        delivery = message.delivery
+        assert isinstance(delivery, Basic.Deliver)  # consumers only receive basic.deliver
+        return Delivery(
+            task_id=task_id_of(message),
+            queue=lane.queue,
+            payload=message.body,
+            attempts=attempts_of(message),
+            receipt=Receipt(message.channel, int(delivery.delivery_tag or 0), lane, generation),
+            visibility_timeout=self._lease_seconds,
+        )
+
+    async def _warm_up(self, lanes: Sequence[Lane]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            now = loop.time()
+            warming = [lane for lane in lanes if lane.warming(now)]
+            if not warming:
+                return
+            self._arrived.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(
+                    self._arrived.wait(), min(lane.warm_until for lane in warming) - now
+                )
+
+    # -- settling ------------------------------------------------------------------------
+    def settle(self, receipt: Receipt) -> bool:
+        """Mark `receipt` used; True when its lease was still held (so ack it now)."""
+        if receipt.settled:
+            return False
+        receipt.settled = True
+        lane = receipt.lane
+        if receipt.channel is lane.channel:
+            lane.outstanding = max(lane.outstanding - 1, 0)
+        if receipt.generation == lane.generation and lane.unsettled > 0:
+            lane.unsettled -= 1
+        return not receipt.channel.is_closed
+
+    def in_flight(self, queue: str) -> int:
+        """Messages of `queue` leased to this process: handed out or buffered."""
+        lane = self._lanes.get(queue)
+        if lane is None or not lane.active:
+            return 0
+        return lane.outstanding + len(lane.buffer)
+
+    def drain(self, queue: str) -> list[Delivery]:
+        """Take every buffered delivery of `queue` (to purge them)."""
+        lane = self._lanes.get(queue)
+        if lane is None:
+            return []
+        return self._pop([lane], len(lane.buffer))
+
+    # -- subscriptions -------------------------------------------------------------------
+    async def _lane(self, queue: str) -> Lane:
+        lane = self._lanes.get(queue)
+        if lane is None:
+            lane = self._lanes[queue] = Lane(queue, self._topology.work_queue(queue))
+        if not lane.active and not self._channel.is_closed:
+            async with self._lock:
+                if not lane.active and not self._stopped:
+                    channel = await self._channel.get_underlay_channel()
+                    declared = await self._topology.declare_work_queue(channel, queue)
+                    await self._subscribe(lane, channel, int(declared.message_count or 0))
+        return lane
+
+    async def _subscribe(self, lane: Lane, channel: AbstractChannel, ready: int) -> None:
+        if id(channel) not in self._watched:
+            channel.on_consumer_cancel_callbacks.add(self._on_cancel)
+            self._watched.add(id(channel))
+        lane.generation += 1
+        lane.prefetch = self._prefetch
+        lane.unsettled = 0
+        lane.arrived = 0
+        lane.expected = min(ready, lane.prefetch)
+        lane.warm_until = asyncio.get_running_loop().time() + WARM_UP_SECONDS
+        lane.channel = channel
+        tag = f"asynctasq.{lane.queue}.{uuid.uuid4().hex[:12]}"
+        await channel.basic_qos(prefetch_count=lane.prefetch)
+        lane.consumer_tag = tag
+        try:
+            await channel.basic_consume(
+                lane.broker_queue, partial(self._deliver, lane, lane.generation), consumer_tag=tag
+            )
+        except BaseException:
+            lane.consumer_tag = None
+            raise
+
+    async def _resubscribe(self, lane: Lane) -> None:
+        async with self._lock:
+            if not lane.starved() or lane.channel is None or lane.consumer_tag is None:
+                return
+            channel, old = lane.channel, lane.consumer_tag
+            lane.consumer_tag = None
+            # What the old subscription delivered stays leased to this channel; only its
+            # prefetch credit is left behind.
+            await channel.basic_cancel(old)
+            await self._subscribe(lane, channel, 0)
+
+    async def _deliver(self, lane: Lane, generation: int, message: DeliveredMessage) -> None:
+        lane.buffer.append((message, generation))
+        if generation == lane.generation:
+            lane.unsettled += 1
+            lane.arrived += 1
+        self._arrived.set()
+
+    def _on_cancel(self, frame: Any) -> None:
+        tag = getattr(frame, "consumer_tag", None)
+        for lane in self._lanes.values():
+            if lane.consumer_tag == tag:
+                lane.consumer_tag = None  # the queue was deleted: declare it again when asked
+
+    async def _on_reopen(self, _sender: Any = None) -> None:
+        """The robust channel came back (reconnect or channel error): subscribe again."""
+        async with self._lock:
+            for lane in self._lanes.values():
+                lane.buffer.clear()
+                lane.consumer_tag = None
+                lane.outstanding = 0
+                lane.unsettled = 0
+            if self._stopped:
+                return
+            try:
+                channel = await self._channel.get_underlay_channel()
+                for lane in self._lanes.values():
+                    declared = await self._topology.declare_work_queue(channel, lane.queue)
+                    await self._subscribe(lane, channel, int(declared.message_count or 0))
+            except (AMQPError, ConnectionError, RuntimeError) as exc:
+                # The next dequeue subscribes the lanes left inactive.
+                log.warning("asynctasq: resubscribing after reconnect failed: %r", exc)
+        self._arrived.set()
+
+    async def stop(self) -> list[Delivery]:
+        """Cancel every subscription; return the buffered deliveries nobody took."""
+        self._stopped = True
+        self._arrived.set()
+        async with self._lock:
+            for lane in self._lanes.values():
+                if lane.active and lane.channel is not None and lane.consumer_tag is not None:
+                    with contextlib.suppress(AMQPError, ConnectionError, RuntimeError):
+                        await lane.channel.basic_cancel(lane.consumer_tag)
+                lane.consumer_tag = None
+        await asyncio.sleep(0)  # deliveries read before the cancel-ok reach the buffers
+        leftovers: list[Delivery] = []
+        for lane in self._lanes.values():
+            leftovers += self._pop([lane], len(lane.buffer))
+        return leftovers
+
+
+__all__ = ["Consumer", "Lane", "Receipt"]

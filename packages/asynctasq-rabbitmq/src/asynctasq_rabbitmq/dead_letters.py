@@ -1,0 +1,176 @@
+"""Dead letters on the broker: one durable queue per work queue, errors in the headers.
+
+A dead letter is the original payload, published (confirmed) to ``<queue>.dead`` with headers
+naming the work queue, the exception type and message, the traceback, the delivery count and
+the time, before the failed delivery is acked. Listing, retrying and purging by task id scan
+the dead-letter queues (`asynctasq_rabbitmq.scan`): every dead letter of a scanned queue
+travels to the client once per call, and scans of the same queue at the same time see each
+other's messages as missing. Purging a whole queue is a single `queue.purge`.
+
+AMQP headers travel in one frame (131 072 bytes by default), so the exception message is cut
+to `MAX_MESSAGE_CHARS` and the traceback to its last `MAX_TRACEBACK_CHARS`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+from aiormq.abc import AbstractConnection, DeliveredMessage
+from pamqp.commands import Basic
+from pamqp.common import FieldTable
+
+from asynctasq.drivers.base import DeadLetter, Delivery, Failure
+from asynctasq_rabbitmq import messages as m
+from asynctasq_rabbitmq.scan import passive_count, scan
+from asynctasq_rabbitmq.topology import Topology
+
+MAX_MESSAGE_CHARS = 8 * 1024
+MAX_TRACEBACK_CHARS = 32 * 1024
+
+
+def _clip_head(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[:limit] + " ... (cut)"
+
+
+def _clip_tail(text: str, limit: int) -> str:
+    return text if len(text) <= limit else "(cut) ... " + text[-limit:]
+
+
+def dead_letter_properties(
+    delivery: Delivery, failure: Failure, failed_at: datetime
+) -> Basic.Properties:
+    """Properties of the dead letter of `delivery` (counts this delivery as an attempt)."""
+    headers: FieldTable = {
+        m.QUEUE: delivery.queue,
+        m.EXCEPTION_TYPE: failure.exception_type,
+        m.EXCEPTION_MESSAGE: _clip_head(failure.message, MAX_MESSAGE_CHARS),
+        m.TRACEBACK: _clip_tail(failure.traceback, MAX_TRACEBACK_CHARS),
+        m.ATTEMPTS: delivery.attempts + 1,
+        m.FAILED_AT: failed_at.isoformat(),
+    }
+    return Basic.Properties(
+        delivery_mode=m.PERSISTENT,
+        message_id=delivery.task_id,
+        headers=headers,
+        timestamp=failed_at,
+    )
+
+
+def parse_dead_letter(message: DeliveredMessage, queue: str) -> DeadLetter:
+    """The `DeadLetter` stored in `message`, found in the dead-letter queue of `queue`."""
+    headers = m.headers_of(message)
+    failed_at_text = headers.get(m.FAILED_AT)
+    try:
+        failed_at = datetime.fromisoformat(str(failed_at_text))
+    except ValueError:
+        failed_at = datetime.fromtimestamp(0, UTC)
+    return DeadLetter(
+        task_id=m.task_id_of(message),
+        queue=str(headers.get(m.QUEUE, queue)),
+        payload=message.body,
+        failure=Failure(
+            exception_type=str(headers.get(m.EXCEPTION_TYPE, "")),
+            message=str(headers.get(m.EXCEPTION_MESSAGE, "")),
+            traceback=str(headers.get(m.TRACEBACK, "")),
+        ),
+        attempts=m.int_header(headers.get(m.ATTEMPTS)),
+        failed_at=failed_at,
+    )
+
+
+class DeadLetters:
+    """List, retry and purge the dead letters of one driver.
+
+    Args:
+        topology: Names.
+        connection: Returns the current underlying AMQP connection.
+        queue_names: Every known work queue (for calls without a queue filter).
+        requeue: Publishes (confirmed) a payload to a work queue, ready now, fresh attempts.
+    """
+
+    def __init__(
+        self,
+        topology: Topology,
+        connection: Callable[[], Awaitable[AbstractConnection]],
+        queue_names: Callable[[], Awaitable[list[str]]],
+        requeue: Callable[[str, str, bytes], Awaitable[None]],
+    ) -> None:
+        self._topology = topology
+        self._connection = connection
+        self._queue_names = queue_names
+        self._requeue = requeue
+
+    async def _queues(self, queue: str | None) -> list[str]:
+        return [queue] if queue is not None else await self._queue_names()
+
+    async def list(
+        self, *, queue: str | None, task_ids: Sequence[str] | None, limit: int
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first, filtered by queue and/or task ids."""
+        wanted = set(task_ids) if task_ids is not None else None
+        found: list[DeadLetter] = []
+        connection = await self._connection()
+        for name in await self._queues(queue):
+            async with scan(connection, self._topology.dead_queue(name)) as held:
+                found.extend(
+                    parse_dead_letter(message, name)
+                    for message in held.messages
+                    if wanted is None or m.task_id_of(message) in wanted
+                )
+        found.sort(key=lambda dead: dead.failed_at)
+        return found[: max(limit, 0)]
+
+    async def retry(self, *, queue: str | None, task_ids: Sequence[str] | None) -> int:
+        """Publish matching dead letters back to their queues (confirmed), then remove them."""
+        wanted = set(task_ids) if task_ids is not None else None
+        moved = 0
+        connection = await self._connection()
+        for name in await self._queues(queue):
+            async with scan(connection, self._topology.dead_queue(name)) as held:
+                for message in held.messages:
+                    task_id = m.task_id_of(message)
+                    if wanted is not None and task_id not in wanted:
+                        continue
+                    dead = parse_dead_letter(message, name)
+                    await self._requeue(dead.queue, task_id, message.body)
+                    await held.ack(message)
+                    moved += 1
+        return moved
+
+    async def purge(self, *, queue: str | None, task_ids: Sequence[str] | None) -> int:
+        """Delete matching dead letters; a whole queue goes in one `queue.purge`."""
+        connection = await self._connection()
+        removed = 0
+        for name in await self._queues(queue):
+            dead_queue = self._topology.dead_queue(name)
+            if task_ids is None:
+                removed += await _purge_queue(connection, dead_queue)
+                continue
+            wanted = set(task_ids)
+            async with scan(connection, dead_queue) as held:
+                for message in held.messages:
+                    if m.task_id_of(message) in wanted:
+                        await held.ack(message)
+                        removed += 1
+        return removed
+
+
+async def _purge_queue(connection: AbstractConnection, name: str) -> int:
+    if await passive_count(connection, name) is None:
+        return 0
+    channel = await connection.channel(publisher_confirms=False)
+    try:
+        purged = await channel.queue_purge(name)
+    finally:
+        await channel.close()
+    return int(purged.message_count or 0)
+
+
+__all__ = [
+    "MAX_MESSAGE_CHARS",
+    "MAX_TRACEBACK_CHARS",
+    "DeadLetters",
+    "dead_letter_properties",
+    "parse_dead_letter",
+]

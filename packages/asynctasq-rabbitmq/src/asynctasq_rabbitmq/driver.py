@@ -1,0 +1,584 @@
+"""`RabbitMQDriver`: the AsyncTasQ driver contract on RabbitMQ, through aio-pika.
+
+What the broker does, and what the driver adds:
+
+* Durable work queues (quorum by default), persistent messages, publisher confirms: a call
+  that returns has its message on the broker's disk. `enqueue_many` publishes everything
+  and then awaits all the confirms together.
+* Leases are the broker's: a delivered, unacked message belongs to this connection until it
+  is settled or the connection closes, when RabbitMQ puts it back. There is no lease clock
+  to push, so `extend` does nothing; the only time limit is the broker's consumer timeout,
+  raised per work queue through the `x-consumer-timeout` argument (honoured by RabbitMQ
+  3.12 and later; older servers apply their global `consumer_timeout`, 30 min by default).
+* Attempts: quorum queues count returns per message (`x-delivery-count`); retries and
+  releases republish with the count in a header. Classic queues only flag a redelivery, so
+  there repeated crashes count once.
+* Delays: binary TTL queues (`asynctasq_rabbitmq.delays`), no plugin, no mover process.
+* Retry and dead-letter publish (confirmed) first and ack second: a crash in between gives
+  a duplicate, never a loss.
+* A lost connection is re-established by aio-pika's robust connection; the consumer
+  subscribes again and what this connection held is redelivered by the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime
+
+import aio_pika
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aiormq.abc import AbstractChannel, AbstractConnection
+from aiormq.exceptions import (
+    AMQPConnectionError,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    PublishError,
+)
+from pamqp.commands import Basic
+
+from asynctasq.drivers.base import (
+    DeadLetter,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    QueueStats,
+)
+from asynctasq_rabbitmq import delays
+from asynctasq_rabbitmq.consumer import Consumer, Receipt
+from asynctasq_rabbitmq.dead_letters import DeadLetters, dead_letter_properties
+from asynctasq_rabbitmq.messages import task_properties
+from asynctasq_rabbitmq.registry import QueueRegistry
+from asynctasq_rabbitmq.scan import passive_count
+from asynctasq_rabbitmq.topology import CLASSIC, QUORUM, Topology
+
+log = logging.getLogger("asynctasq.rabbitmq")
+
+SERVER_DEFAULT_CONSUMER_TIMEOUT = 1800.0
+"""RabbitMQ's own `consumer_timeout` (30 min), reported when the driver sets none."""
+
+_CONNECTION_ERRORS = (ChannelInvalidStateError, AMQPConnectionError, ConnectionError)
+_BATCH = 1000
+"""Publishes in flight at once in `enqueue_many`."""
+
+Ensure = Callable[[AbstractChannel], Awaitable[None]]
+
+
+class RabbitMQDriver:
+    """AsyncTasQ driver for RabbitMQ.
+
+    The keyword arguments are the settings (`ASYNCTASQ_RABBITMQ_<NAME>` in the environment).
+    Nothing connects before the first operation or `connect()`.
+
+    Args:
+        url: AMQP URL of the broker.
+        exchange_name: Direct exchange the work queues are bound to; the delay exchanges are
+            named after it.
+        prefetch_count: Unsettled messages the broker sends per queue to this process; None
+            follows the worker's concurrency (the largest `limit` it passes to `dequeue`).
+        queue_prefix: Prepended to every queue name on the broker.
+        queue_type: ``"quorum"`` (default: replicated, exact delivery counts) or
+            ``"classic"`` for the work queues. Cannot change for an existing queue.
+        consumer_timeout: Seconds a delivery may stay unacked before the broker takes it back
+            (`x-consumer-timeout` on work queues), or None for the server's setting. Cannot
+            change for an existing queue on servers that enforce it.
+        publish_timeout: Seconds a publish may wait for the broker (including a reconnect)
+            before it raises.
+        reconnect_interval: Seconds between reconnection attempts after the connection broke.
+
+    Raises:
+        ValueError: For an unknown `queue_type` or a non-positive number.
+    """
+
+    def __init__(
+        self,
+        url: str = "amqp://guest:guest@localhost:5672/",
+        exchange_name: str = "asynctasq",
+        prefetch_count: int | None = None,
+        queue_prefix: str = "",
+        queue_type: str = QUORUM,
+        consumer_timeout: float | None = 86400.0,
+        publish_timeout: float = 30.0,
+        reconnect_interval: float = 1.0,
+    ) -> None:
+        if queue_type not in (QUORUM, CLASSIC):
+            raise ValueError(f"queue_type must be 'quorum' or 'classic', got {queue_type!r}")
+        if prefetch_count is not None and prefetch_count < 1:
+            raise ValueError(f"prefetch_count must be at least 1, got {prefetch_count!r}")
+        for name, value in (
+            ("consumer_timeout", consumer_timeout),
+            ("publish_timeout", publish_timeout),
+            ("reconnect_interval", reconnect_interval),
+        ):
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+        if not exchange_name:
+            raise ValueError("exchange_name must not be empty")
+        self.url = url
+        self.exchange_name = exchange_name
+        self.prefetch_count = prefetch_count
+        self.queue_prefix = queue_prefix
+        self.queue_type = queue_type
+        self.consumer_timeout = consumer_timeout
+        self.publish_timeout = publish_timeout
+        self.reconnect_interval = reconnect_interval
+        self._topology = Topology(
+            exchange=exchange_name,
+            prefix=queue_prefix,
+            queue_type=queue_type,
+            consumer_timeout_ms=(
+                round(consumer_timeout * 1000) if consumer_timeout is not None else None
+            ),
+            on_new_queue=lambda queue: self._registry.register(queue),
+        )
+        self._registry = QueueRegistry(self._topology.registry_queue, self._amqp)
+        self._dead_letters = DeadLetters(
+            self._topology, self._amqp, self.queue_names, self._requeue_fresh
+        )
+        self._lease_seconds = consumer_timeout or SERVER_DEFAULT_CONSUMER_TIMEOUT
+        self._connection: AbstractRobustConnection | None = None
+        self._publisher: AbstractRobustChannel | None = None
+        self._consumer: Consumer | None = None
+        self._connect_lock = asyncio.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"RabbitMQDriver(exchange_name={self.exchange_name!r}, "
+            f"queue_prefix={self.queue_prefix!r}, queue_type={self.queue_type!r})"
+        )
+
+    # -- connection ----------------------------------------------------------------------
+    async def connect(self) -> None:
+        """Open the robust connection and its two channels (idempotent)."""
+        if self._connection is not None:
+            return
+        async with self._connect_lock:
+            if self._connection is None:
+                await self._open()
+
+    async def _open(self) -> None:
+        """Connect (robust) and open the publish and consume channels."""
+        connection = await aio_pika.connect_robust(
+            self.url,
+            reconnect_interval=self.reconnect_interval,
+            client_properties={"connection_name": f"asynctasq {self.exchange_name}"},
+        )
+        try:
+            publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            consume_channel = await connection.channel(publisher_confirms=False)
+        except BaseException:
+            await connection.close()
+            raise
+        self._consumer = Consumer(
+            consume_channel,
+            self._topology,
+            prefetch_count=self.prefetch_count,
+            lease_seconds=self._lease_seconds,
+        )
+        self._publisher = publisher
+        self._connection = connection
+
+    async def close(self) -> None:
+        """Stop consuming, give back buffered deliveries nobody took, close the connection.
+
+        Deliveries handed out and not settled return to their queues when the connection
+        closes (RabbitMQ leases end with the connection), counted as a delivery.
+        """
+        async with self._connect_lock:
+            connection, consumer = self._connection, self._consumer
+            if connection is None or consumer is None:
+                return
+            try:
+                leftovers = await consumer.stop()
+                if leftovers and not connection.is_closed:
+                    await self.release(leftovers)
+            except Exception as exc:  # closing must finish; the broker returns what is held
+                log.warning("asynctasq: releasing buffered deliveries failed: %r", exc)
+            finally:
+                self._connection = self._publisher = self._consumer = None
+                await connection.close()
+
+    async def _amqp(self) -> AbstractConnection:
+        """The current underlying AMQP connection (for short-lived private channels)."""
+        await self.connect()
+        connection = self._connection
+        assert connection is not None
+        await connection.ready()
+        transport = connection.transport
+        if transport is None:
+            raise ConnectionError("RabbitMQ connection is not open")
+        return transport.connection
+
+    # -- publishing ----------------------------------------------------------------------
+    async def _publish(
+        self,
+        queue: str,
+        ensure: Ensure,
+        exchange: str,
+        routing_key: str,
+        body: bytes,
+        properties: Basic.Properties,
+    ) -> None:
+        """Publish one message and wait for its confirm, surviving a reconnect.
+
+        `ensure` declares what the message needs; when the broker cannot route it (a queue
+        or exchange was deleted behind our back), the cache for `queue` is dropped and the
+        publish repeated once after declaring again.
+        """
+        await self.connect()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_timeout
+        declared_again = False
+        while True:
+            publisher = self._publisher
+            if publisher is None:
+                raise ConnectionError("RabbitMQDriver is closed")
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+                    channel = await publisher.get_underlay_channel()
+                    await ensure(channel)
+                    await channel.basic_publish(
+                        body,
+                        exchange=exchange,
+                        routing_key=routing_key,
+                        properties=properties,
+                        mandatory=True,
+                    )
+                return
+            except (PublishError, ChannelNotFoundEntity):
+                if declared_again:
+                    raise
+                declared_again = True
+                self._topology.forget(queue)
+            except _CONNECTION_ERRORS:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(min(0.05, self.reconnect_interval))
+
+    def _target(self, queue: str, delay: float) -> tuple[Ensure, str, str]:
+        """What to declare, and the exchange and routing key, for `queue` after `delay`."""
+        topology = self._topology
+        units = delays.delay_units(delay)
+        if units == 0:
+
+            async def ensure_ready(channel: AbstractChannel) -> None:
+                await topology.ensure_work_queue(channel, queue)
+
+            return ensure_ready, topology.exchange, topology.work_queue(queue)
+        level = delays.top_level(units)
+
+        async def ensure_delayed(channel: AbstractChannel) -> None:
+            await topology.ensure_delay_levels(channel, queue, level)
+
+        exchange, routing_key = topology.delay_target(queue, units)
+        return ensure_delayed, exchange, routing_key
+
+    async def _publish_task(
+        self, queue: str, task_id: str, payload: bytes, *, attempts: int, delay: float
+    ) -> None:
+        ensure, exchange, routing_key = self._target(queue, delay)
+        await self._publish(
+            queue, ensure, exchange, routing_key, payload, task_properties(task_id, attempts)
+        )
+
+    async def _requeue_fresh(self, queue: str, task_id: str, payload: bytes) -> None:
+        await self._publish_task(queue, task_id, payload, attempts=0, delay=0.0)
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        """Publish one message (persistent, confirmed), ready after `message.delay`."""
+        await self._publish_task(
+            message.queue, message.task_id, message.payload, attempts=0, delay=message.delay
+        )
+
+    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish all messages back to back, then await their confirms together."""
+        if not messages:
+            return
+        await self.connect()
+        publisher = self._publisher
+        assert publisher is not None
+        targets = [self._target(message.queue, message.delay) for message in messages]
+        failed: list[int] = []
+        for start in range(0, len(messages), _BATCH):
+            stop = min(start + _BATCH, len(messages))
+            try:
+                channel = await publisher.get_underlay_channel()
+                for index in range(start, stop):
+                    await targets[index][0](channel)  # cached after the first of a queue
+                outcomes = await asyncio.gather(
+                    *(
+                        channel.basic_publish(
+                            messages[index].payload,
+                            exchange=targets[index][1],
+                            routing_key=targets[index][2],
+                            properties=task_properties(messages[index].task_id),
+                            mandatory=True,
+                        )
+                        for index in range(start, stop)
+                    ),
+                    return_exceptions=True,
+                )
+            except Exception:
+                failed.extend(range(start, stop))
+                continue
+            failed.extend(
+                index
+                for index, outcome in zip(range(start, stop), outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            )
+        # Whatever failed in bulk (a reconnect, a deleted queue) goes again one by one, with
+        # the declare-again and reconnect handling of `_publish`; it raises if still failing.
+        for index in failed:
+            ensure, exchange, routing_key = targets[index]
+            message = messages[index]
+            await self._publish(
+                message.queue,
+                ensure,
+                exchange,
+                routing_key,
+                message.payload,
+                task_properties(message.task_id),
+            )
+
+    # -- consuming -----------------------------------------------------------------------
+    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
+        """Leased deliveries pushed by the broker, up to `limit`, in the order of `queues`."""
+        await self.connect()
+        consumer = self._consumer
+        if consumer is None or limit < 1 or not queues:
+            return []
+        return await consumer.take(queues, limit, wait)
+
+    @staticmethod
+    def _receipt(delivery: Delivery) -> Receipt:
+        receipt = delivery.receipt
+        if not isinstance(receipt, Receipt):
+            raise TypeError(f"not a RabbitMQDriver delivery: {delivery!r}")
+        return receipt
+
+    def _settle(self, receipts: Sequence[Receipt]) -> list[Receipt]:
+        """Mark receipts used; the ones whose lease is still held, to ack now."""
+        consumer = self._consumer
+        if consumer is None:
+            return []
+        return [receipt for receipt in receipts if consumer.settle(receipt)]
+
+    async def _ack(self, receipts: Sequence[Receipt]) -> None:
+        held = self._settle(receipts)
+        for index, receipt in enumerate(held):
+            # A failure means the lease ended with the channel: the broker delivers it again.
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                # One flush for the whole batch: only the last ack waits for the socket.
+                await receipt.channel.basic_ack(receipt.delivery_tag, wait=index == len(held) - 1)
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        """Remove finished messages (one `basic.ack` each, one flush for all)."""
+        await self._ack([self._receipt(delivery) for delivery in deliveries])
+
+    def _held(self, delivery: Delivery) -> Receipt | None:
+        receipt = self._receipt(delivery)
+        return receipt if receipt.held and self._consumer is not None else None
+
+    async def _republish_then_ack(
+        self, receipt: Receipt, publish: Callable[[], Awaitable[None]]
+    ) -> None:
+        try:
+            await publish()
+        except _CONNECTION_ERRORS:
+            if receipt.held:
+                raise
+            # The connection broke: the original is back in its queue, nothing is lost.
+            log.debug("asynctasq: lease lost while republishing; the broker redelivers")
+            return
+        await self._ack([receipt])
+
+    async def release(self, deliveries: Sequence[Delivery]) -> None:
+        """Put leased messages back, ready now, without counting the delivery.
+
+        A `basic.nack` with requeue would count as a delivery in a quorum queue, so the
+        message is republished with its attempt count (confirmed) and then acked. It goes to
+        the back of its queue.
+        """
+        await asyncio.gather(*(self._release_one(delivery) for delivery in deliveries))
+
+    async def _release_one(self, delivery: Delivery) -> None:
+        receipt = self._held(delivery)
+        if receipt is None:
+            return
+        await self._republish_then_ack(
+            receipt,
+            lambda: self._publish_task(
+                delivery.queue,
+                delivery.task_id,
+                delivery.payload,
+                attempts=delivery.attempts,
+                delay=0.0,
+            ),
+        )
+
+    async def retry(self, delivery: Delivery, *, delay: float) -> None:
+        """Republish with the delivery counted, ready after `delay` (confirmed), then ack."""
+        receipt = self._held(delivery)
+        if receipt is None:
+            return  # stale: the lease already ended and the broker has the message back
+        await self._republish_then_ack(
+            receipt,
+            lambda: self._publish_task(
+                delivery.queue,
+                delivery.task_id,
+                delivery.payload,
+                attempts=delivery.attempts + 1,
+                delay=delay,
+            ),
+        )
+
+    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
+        """Publish to ``<queue>.dead`` with the error in headers (confirmed), then ack."""
+        receipt = self._held(delivery)
+        if receipt is None:
+            return
+        topology = self._topology
+        properties = dead_letter_properties(delivery, failure, datetime.now(UTC))
+
+        async def ensure(channel: AbstractChannel) -> None:
+            await topology.ensure_dead_queue(channel, delivery.queue)
+
+        await self._republish_then_ack(
+            receipt,
+            lambda: self._publish(
+                delivery.queue,
+                ensure,
+                "",
+                topology.dead_queue(delivery.queue),
+                delivery.payload,
+                properties,
+            ),
+        )
+
+    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
+        """Nothing to do: RabbitMQ holds a delivery for as long as the connection lives.
+
+        The only clock is the broker's consumer timeout (see `consumer_timeout`).
+        """
+
+    # -- inspection ----------------------------------------------------------------------
+    async def queue_names(self) -> list[str]:
+        """Work queues in the registry, plus those this process declared."""
+        names = set(await self._registry.names())
+        return sorted(names | self._topology.known_queues())
+
+    async def _delay_queue_counts(self, connection: AbstractConnection, queue: str) -> list[int]:
+        """Ready counts of the delay levels of `queue` (declared from level 0 up, no gaps)."""
+        counts: list[int] = []
+        for level in range(delays.DELAY_LEVELS):
+            found = await passive_count(connection, self._topology.delay_queue(queue, level))
+            if found is None:
+                break
+            counts.append(found[0])
+        return counts
+
+    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
+        """Counts per queue: ready, delayed and dead from the broker; in flight as seen here.
+
+        AMQP reports ready messages and consumers only; `in_flight` counts the deliveries
+        leased to this process (handed out or buffered), not those of other workers.
+        """
+        connection = await self._amqp()
+        result: list[QueueStats] = []
+        for queue in queues:
+            work = await passive_count(connection, self._topology.work_queue(queue))
+            dead = await passive_count(connection, self._topology.dead_queue(queue))
+            delayed = sum(await self._delay_queue_counts(connection, queue))
+            in_flight = self._consumer.in_flight(queue) if self._consumer else 0
+            result.append(
+                QueueStats(
+                    queue=queue,
+                    ready=work[0] if work else 0,
+                    delayed=delayed,
+                    in_flight=in_flight,
+                    dead=dead[0] if dead else 0,
+                    extra={"consumers": work[1] if work else 0, "in_flight_scope": "process"},
+                )
+            )
+        return result
+
+    async def purge(self, queue: str) -> int:
+        """Delete the ready and delayed messages of `queue` (and what this process buffered)."""
+        connection = await self._amqp()
+        names = [self._topology.work_queue(queue)]
+        names += [
+            self._topology.delay_queue(queue, level)
+            for level in range(len(await self._delay_queue_counts(connection, queue)))
+        ]
+        removed = 0
+        channel = await connection.channel(publisher_confirms=False)
+        try:
+            for name in names:
+                try:
+                    purged = await channel.queue_purge(name)
+                except ChannelNotFoundEntity:
+                    channel = await connection.channel(publisher_confirms=False)
+                    continue
+                removed += int(purged.message_count or 0)
+        finally:
+            with contextlib.suppress(*_CONNECTION_ERRORS):
+                await channel.close()
+        if self._consumer is not None:
+            buffered = self._consumer.drain(queue)
+            await self.ack(buffered)
+            removed += len(buffered)
+        return removed
+
+    # -- dead letters --------------------------------------------------------------------
+    async def list_dead_letters(
+        self,
+        *,
+        queue: str | None = None,
+        task_ids: Sequence[str] | None = None,
+        limit: int = 100,
+    ) -> list[DeadLetter]:
+        """Dead letters, oldest first (scans the dead-letter queues; see `dead_letters`)."""
+        return await self._dead_letters.list(queue=queue, task_ids=task_ids, limit=limit)
+
+    async def retry_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Move dead letters back to their queues, ready now, attempts from zero."""
+        return await self._dead_letters.retry(queue=queue, task_ids=task_ids)
+
+    async def purge_dead_letters(
+        self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+    ) -> int:
+        """Delete dead letters; with neither filter, all of them."""
+        return await self._dead_letters.purge(queue=queue, task_ids=task_ids)
+
+    # -- housekeeping --------------------------------------------------------------------
+    async def delete_topology(self) -> None:
+        """Delete every queue and exchange of this driver's namespace, messages included.
+
+        For tests and decommissioning: the work, delay and dead-letter queues of every
+        registered queue, the registry, the delay exchanges and the main exchange.
+        """
+        names = await self.queue_names()
+        connection = await self._amqp()
+        channel = await connection.channel(publisher_confirms=False)
+        topology = self._topology
+        try:
+            for queue in names:
+                await channel.queue_delete(topology.work_queue(queue))
+                await channel.queue_delete(topology.dead_queue(queue))
+                for level in range(delays.DELAY_LEVELS):
+                    await channel.queue_delete(topology.delay_queue(queue, level))
+                topology.forget(queue)
+            await channel.queue_delete(topology.registry_queue)
+            for level in range(delays.DELAY_LEVELS):
+                await channel.exchange_delete(topology.delay_exchange(level))
+            await channel.exchange_delete(topology.exchange)
+        finally:
+            await channel.close()
+        self._registry.forget()
+
+
+__all__ = ["RabbitMQDriver"]

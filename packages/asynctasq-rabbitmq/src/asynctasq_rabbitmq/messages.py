@@ -1,0 +1,82 @@
+"""AMQP message properties the driver writes and reads: headers, ids, attempt counts."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiormq.abc import DeliveredMessage
+from pamqp.commands import Basic
+from pamqp.common import FieldTable
+
+PERSISTENT = 2
+"""`delivery_mode` of a message the broker writes to disk."""
+
+ATTEMPTS = "x-asynctasq-attempts"
+"""Deliveries counted before the message was last published (retry and release republish)."""
+QUEUE = "x-asynctasq-queue"
+"""The work queue a dead letter came from."""
+EXCEPTION_TYPE = "x-asynctasq-exception-type"
+EXCEPTION_MESSAGE = "x-asynctasq-exception-message"
+TRACEBACK = "x-asynctasq-traceback"
+FAILED_AT = "x-asynctasq-failed-at"
+"""ISO 8601 UTC time of dead-lettering."""
+DELIVERY_COUNT = "x-delivery-count"
+"""Set by quorum queues: how often the message was returned (nack, lost channel)."""
+
+
+def int_header(value: object) -> int:
+    """An integer header value, 0 when absent or not a number."""
+    if isinstance(value, int | float | str):
+        try:
+            return int(value)
+        except ValueError:
+            return 0
+    return 0
+
+
+def task_properties(task_id: str, attempts: int = 0) -> Basic.Properties:
+    """Properties of a task message: persistent, id = task id, attempt header when counted."""
+    headers: FieldTable | None = {ATTEMPTS: attempts} if attempts else None
+    return Basic.Properties(delivery_mode=PERSISTENT, message_id=task_id, headers=headers)
+
+
+def headers_of(message: DeliveredMessage) -> dict[str, Any]:
+    """The message's headers (an empty dict when it has none)."""
+    headers = message.header.properties.headers
+    return dict(headers) if headers else {}
+
+
+def task_id_of(message: DeliveredMessage) -> str:
+    """The task id: the AMQP `message_id` the driver set at publish."""
+    return message.header.properties.message_id or ""
+
+
+def attempts_of(message: DeliveredMessage) -> int:
+    """Deliveries of this message before this one.
+
+    The `ATTEMPTS` header counts deliveries up to the last publish (a retry republishes);
+    the broker counts returns since then: quorum queues exactly in `x-delivery-count`, classic
+    queues only as the `redelivered` flag (so at most one return is seen there).
+    """
+    headers = message.header.properties.headers or {}
+    base = int_header(headers.get(ATTEMPTS))
+    returned = int_header(headers.get(DELIVERY_COUNT))
+    redelivered = bool(getattr(message.delivery, "redelivered", False))
+    return base + max(returned, 1 if redelivered else 0)
+
+
+__all__ = [
+    "ATTEMPTS",
+    "DELIVERY_COUNT",
+    "EXCEPTION_MESSAGE",
+    "EXCEPTION_TYPE",
+    "FAILED_AT",
+    "PERSISTENT",
+    "QUEUE",
+    "TRACEBACK",
+    "attempts_of",
+    "headers_of",
+    "int_header",
+    "task_id_of",
+    "task_properties",
+]

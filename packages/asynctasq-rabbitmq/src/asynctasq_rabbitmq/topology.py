@@ -1,0 +1,194 @@
+"""Names and declarations: the exchanges and queues one driver uses on the broker.
+
+For a work queue ``q`` with prefix ``p`` and exchange ``x``:
+
+* ``p + q``: the work queue, durable, quorum by default (see `RabbitMQDriver`), bound to the
+  direct exchange ``x`` with its own name as routing key.
+* ``p + q + ".dead"``: its dead letters, a durable classic queue (list/retry/purge scan it and
+  requeue what they leave, which keeps the order in a classic queue).
+* ``p + q + ".delay.N"``: delay level ``N`` (see `asynctasq_rabbitmq.delays`), declared on
+  first use up to the highest level a delay needed.
+* ``x + ".delay.N"``: the topic exchanges of the delay levels, shared by every work queue.
+* ``p + x + ".queues"``: the registry of work queue names (see `QueueRegistry`).
+
+Declarations are cached per process; a publish that comes back unroutable (someone deleted a
+queue) makes the driver `forget` the queue and declare it again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiormq.abc import AbstractChannel
+from pamqp.commands import Queue
+
+from asynctasq_rabbitmq import delays
+
+QUORUM = "quorum"
+CLASSIC = "classic"
+
+
+class Topology:
+    """Knows every name, declares on first use and remembers what it declared.
+
+    Args:
+        exchange: The main (direct) exchange; the delay exchanges are named after it.
+        prefix: Prepended to every queue name (isolates tenants and tests).
+        queue_type: ``"quorum"`` or ``"classic"`` for work queues.
+        consumer_timeout_ms: `x-consumer-timeout` of work queues, or None to leave the
+            server's `consumer_timeout` in force.
+        on_new_queue: Awaited once per process for each work queue declared (the registry).
+    """
+
+    def __init__(
+        self,
+        *,
+        exchange: str,
+        prefix: str,
+        queue_type: str,
+        consumer_timeout_ms: int | None,
+        on_new_queue: Callable[[str], Awaitable[None]],
+    ) -> None:
+        self.exchange = exchange
+        self.prefix = prefix
+        self.queue_type = queue_type
+        self._consumer_timeout_ms = consumer_timeout_ms
+        self._on_new_queue = on_new_queue
+        self._lock = asyncio.Lock()
+        self._exchange_declared = False
+        self._work: set[str] = set()
+        self._dead: set[str] = set()
+        self._delay_levels: dict[str, int] = {}
+        self._delay_exchanges: set[int] = set()
+
+    # -- names ---------------------------------------------------------------------------
+    def work_queue(self, queue: str) -> str:
+        """Broker name of the work queue `queue`."""
+        return self.prefix + queue
+
+    def dead_queue(self, queue: str) -> str:
+        """Broker name of the dead-letter queue of `queue`."""
+        return self.prefix + queue + ".dead"
+
+    def delay_queue(self, queue: str, level: int) -> str:
+        """Broker name of delay level `level` of `queue`."""
+        return f"{self.prefix}{queue}.delay.{level}"
+
+    def delay_exchange(self, level: int) -> str:
+        """Name of the topic exchange of delay level `level`."""
+        return f"{self.exchange}.delay.{level}"
+
+    @property
+    def registry_queue(self) -> str:
+        """Broker name of the queue-name registry."""
+        return f"{self.prefix}{self.exchange}.queues"
+
+    @property
+    def quorum(self) -> bool:
+        """Whether work queues are quorum queues."""
+        return self.queue_type == QUORUM
+
+    def work_arguments(self) -> dict[str, Any]:
+        """Arguments of a work queue declaration."""
+        arguments: dict[str, Any] = {"x-queue-type": self.queue_type}
+        if self._consumer_timeout_ms is not None:
+            arguments["x-consumer-timeout"] = self._consumer_timeout_ms
+        return arguments
+
+    def delay_target(self, queue: str, units: int) -> tuple[str, str]:
+        """Exchange and routing key of a message for `queue` delayed by `units`."""
+        qid = delays.queue_id(self.work_queue(queue))
+        return self.delay_exchange(delays.top_level(units)), delays.routing_key(units, qid)
+
+    # -- declarations --------------------------------------------------------------------
+    def known(self, queue: str) -> bool:
+        """Whether this process already declared the work queue `queue`."""
+        return queue in self._work
+
+    def known_queues(self) -> set[str]:
+        """Work queues this process declared."""
+        return set(self._work)
+
+    def forget(self, queue: str) -> None:
+        """Drop what is cached about `queue` so the next use declares it again."""
+        self._work.discard(queue)
+        self._dead.discard(queue)
+        self._delay_levels.pop(queue, None)
+        self._delay_exchanges.clear()
+        self._exchange_declared = False
+
+    async def _declare_exchange(self, channel: AbstractChannel) -> None:
+        if not self._exchange_declared:
+            await channel.exchange_declare(self.exchange, exchange_type="direct", durable=True)
+            self._exchange_declared = True
+
+    async def declare_work_queue(self, channel: AbstractChannel, queue: str) -> Queue.DeclareOk:
+        """Declare (again) the work queue `queue` and its binding; returns the broker's answer.
+
+        The answer's `message_count` is the number of ready messages.
+        """
+        async with self._lock:
+            await self._declare_exchange(channel)
+            name = self.work_queue(queue)
+            declared = await channel.queue_declare(
+                name, durable=True, arguments=self.work_arguments()
+            )
+            await channel.queue_bind(name, self.exchange, routing_key=name)
+            first = queue not in self._work
+            self._work.add(queue)
+        if first:
+            await self._on_new_queue(queue)
+        return declared
+
+    async def ensure_work_queue(self, channel: AbstractChannel, queue: str) -> None:
+        """Declare the work queue `queue` unless this process already did."""
+        if queue not in self._work:
+            await self.declare_work_queue(channel, queue)
+
+    async def ensure_dead_queue(self, channel: AbstractChannel, queue: str) -> None:
+        """Declare the dead-letter queue of `queue` unless this process already did."""
+        if queue in self._dead:
+            return
+        async with self._lock:
+            await channel.queue_declare(self.dead_queue(queue), durable=True)
+            self._dead.add(queue)
+
+    async def ensure_delay_levels(self, channel: AbstractChannel, queue: str, level: int) -> None:
+        """Declare delay levels 0..`level` of `queue` (and their exchanges) where missing."""
+        if self._delay_levels.get(queue, -1) >= level:
+            return
+        await self.ensure_work_queue(channel, queue)
+        async with self._lock:
+            await self._declare_exchange(channel)
+            work = self.work_queue(queue)
+            qid = delays.queue_id(work)
+            for n in range(self._delay_levels.get(queue, -1) + 1, level + 1):
+                exchange = self.delay_exchange(n)
+                if n not in self._delay_exchanges:
+                    await channel.exchange_declare(exchange, exchange_type="topic", durable=True)
+                    if n > 0:
+                        await channel.exchange_bind(
+                            destination=self.delay_exchange(n - 1),
+                            source=exchange,
+                            routing_key=delays.pass_through_pattern(n),
+                        )
+                    self._delay_exchanges.add(n)
+                arguments: dict[str, Any] = {"x-message-ttl": delays.level_ttl_ms(n)}
+                if n == 0:
+                    arguments["x-dead-letter-exchange"] = self.exchange
+                    arguments["x-dead-letter-routing-key"] = work
+                else:
+                    arguments["x-dead-letter-exchange"] = self.delay_exchange(n - 1)
+                name = self.delay_queue(queue, n)
+                await channel.queue_declare(name, durable=True, arguments=arguments)
+                await channel.queue_bind(
+                    name, exchange, routing_key=delays.level_queue_pattern(n, qid)
+                )
+                if n == 0:
+                    await channel.queue_bind(work, exchange, routing_key=delays.ready_pattern(qid))
+                self._delay_levels[queue] = n
+
+
+__all__ = ["CLASSIC", "QUORUM", "Topology"]

@@ -1,0 +1,39 @@
+"""Core's driver conformance suite against RabbitMQ."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from typing import ClassVar
+
+import pytest
+from asynctasq.drivers.base import Delivery, Driver
+from asynctasq.testing import DriverConformance
+
+from asynctasq_rabbitmq import RabbitMQDriver
+
+_factories: dict[int, object] = {}
+
+
+class TestRabbitMQConformance(DriverConformance):
+    # Leases end when the connection closes, not by time: `expire_leases` drops it.
+    lease_expiry: ClassVar[bool] = False
+    # AMQP reports ready counts and consumers only: `in_flight` is this process's share.
+    exact_stats: ClassVar[bool] = False
+
+    @pytest.fixture
+    async def driver(self, make_driver) -> AsyncIterator[Driver]:  # type: ignore[no-untyped-def]
+        driver = make_driver()
+        _factories[id(driver)] = make_driver
+        await driver.connect()
+        yield driver
+        _factories.pop(id(driver), None)
+
+    async def expire_leases(self, driver: Driver, deliveries: Sequence[Delivery]) -> Driver:
+        """Drop the connection (the broker returns what it held) and connect a new driver."""
+        assert isinstance(driver, RabbitMQDriver)
+        factory = _factories[id(driver)]
+        await driver.close()
+        fresh = factory()  # type: ignore[operator]
+        _factories[id(fresh)] = factory
+        await fresh.connect()
+        return fresh
