@@ -1,0 +1,38 @@
+"""AsyncTasQ: an async-first task queue.
+
+    from asynctasq import task, init, run
+
+    @task(queue="emails")
+    async def send_email(to: str) -> None: ...
+
+    init({"driver": "redis"})
+    run(send_email(to="a@example.com").dispatch())
+"""
+
+from asynctasq.config import get_config, init, set_global_config
+from asynctasq.core.dispatch import dispatch_many
+from asynctasq.core.function import FunctionTask, TaskFunction, task
+from asynctasq.core.task import AsyncProcessTask, SyncProcessTask, SyncTask, Task
+from asynctasq.middleware import Middleware
+from asynctasq.runner import run
+from asynctasq.utils.console import print
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncProcessTask",
+    "FunctionTask",
+    "Middleware",
+    "SyncProcessTask",
+    "SyncTask",
+    "Task",
+    "TaskFunction",
+    "__version__",
+    "dispatch_many",
+    "get_config",
+    "init",
+    "print",
+    "run",
+    "set_global_config",
+    "task",
+]

@@ -1,0 +1,378 @@
+"""Process-wide configuration: `init()`, `set_global_config()`, `get_config()`.
+
+Sources, weakest first: defaults < `.env` < `ASYNCTASQ_*` environment < the mapping or keywords
+given in code. Settings are grouped in sections: `task_defaults`, `worker`, and one section
+per driver named after it (`redis`, `postgres`, ...) whose keys are that driver's constructor
+keywords. Every spelling reaches the same place::
+
+    init({"driver": "redis", "redis": {"url": "redis://h:6379"}})
+    set_global_config(driver="redis", redis_url="redis://h:6379")
+    ASYNCTASQ_DRIVER=redis ASYNCTASQ_REDIS_URL=redis://h:6379
+
+An unknown key is an error that names it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import os
+import types
+import typing
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from asynctasq.drivers.registry import FIRST_PARTY_DRIVERS, driver_class, driver_settings
+from asynctasq.errors import ConfigError, UnknownDriverError
+
+ENV_PREFIX = "ASYNCTASQ_"
+RetryStrategy = Literal["fixed", "exponential"]
+
+
+@dataclass(frozen=True, slots=True)
+class TaskDefaults:
+    """What a task gets when neither its decorator, class nor chain sets a value."""
+
+    queue: str = "default"
+    max_attempts: int = 3
+    retry_strategy: RetryStrategy = "exponential"
+    retry_delay: float = 60.0
+    retry_max_delay: float = 3600.0
+    retry_jitter: bool = True
+    timeout: float | None = None
+    visibility_timeout: float = 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """How `asynctasq worker` (and `Worker()` without arguments) runs."""
+
+    queues: tuple[str, ...] = ("default",)
+    concurrency: int = 10
+    process_pool_size: int | None = None
+    process_max_tasks_per_child: int | None = None
+    thread_pool_size: int | None = None
+    shutdown_timeout: float = 30.0
+    poll_wait: float = 1.0
+    allowed_roots: tuple[str, ...] = ()
+    imports: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The configuration in effect. Build it with `init()`/`set_global_config()`."""
+
+    driver: str | None = None
+    task_defaults: TaskDefaults = field(default_factory=TaskDefaults)
+    worker: WorkerSettings = field(default_factory=WorkerSettings)
+    drivers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    version: int = 0
+
+    def driver_settings(self, name: str) -> dict[str, Any]:
+        """The settings section of driver `name` (empty when none were given)."""
+        return dict(self.drivers.get(name, {}))
+
+
+_SECTIONS: dict[str, type[Any]] = {"task_defaults": TaskDefaults, "worker": WorkerSettings}
+_config = Config()
+_version = 0
+
+
+# -- value conversion -----------------------------------------------------------------------
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _convert(where: str, value: Any, annotation: Any) -> Any:
+    """Coerce `value` (often an environment string) to `annotation`, or raise ConfigError."""
+    if annotation is Any or annotation is inspect.Parameter.empty:
+        return value
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
+            if type(None) in args:
+                return None
+        errors = []
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _convert(where, value, arg)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+    if origin is Literal:
+        if value in args:
+            return value
+        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+    if origin in (tuple, list) or annotation in (tuple, list):
+        if isinstance(value, str):
+            items: list[Any] = [s.strip() for s in value.split(",") if s.strip()]
+        elif isinstance(value, list | tuple):
+            items = list(value)
+        else:
+            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+        return tuple(str(i) for i in items) if origin is tuple else [str(i) for i in items]
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        raise ConfigError(f"{where}: expected true/false, got {value!r}")
+    if annotation in (int, float):
+        if isinstance(value, bool):
+            raise ConfigError(f"{where}: expected a number, got {value!r}")
+        try:
+            number = annotation(value.strip() if isinstance(value, str) else value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+        if isinstance(number, float) and not math.isfinite(number):
+            raise ConfigError(f"{where}: must be finite, got {value!r}")
+        if isinstance(value, float) and annotation is int and value != int(value):
+            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+        return number
+    if annotation is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where}: expected a string, got {type(value).__name__}")
+        return value
+    return value
+
+
+def _section_fields(name: str) -> dict[str, Any]:
+    """Field name -> annotation for a section, or raise for an unknown section."""
+    if name in _SECTIONS:
+        cls = _SECTIONS[name]
+        hints = typing.get_type_hints(cls)
+        return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
+    try:
+        cls = driver_class(name)
+    except UnknownDriverError:
+        raise
+    params = driver_settings(cls)
+    try:
+        hints = typing.get_type_hints(cls.__init__)
+    except Exception:  # unresolvable annotations: fall back to no conversion
+        hints = {}
+    return {n: hints.get(n, p.annotation) for n, p in params.items()}
+
+
+def _known_sections() -> list[str]:
+    from asynctasq.drivers.registry import installed_drivers
+
+    return sorted({*_SECTIONS, *installed_drivers(), *FIRST_PARTY_DRIVERS})
+
+
+def _validate_section(name: str, values: Mapping[str, Any], source: str) -> dict[str, Any]:
+    try:
+        fields_ = _section_fields(name)
+    except UnknownDriverError as exc:
+        raise ConfigError(f"{source}: settings for driver {name!r} given, but {exc}") from None
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in fields_:
+            raise ConfigError(
+                f"{source}: unknown setting {name}.{key}; "
+                f"{name} accepts: {', '.join(sorted(fields_))}"
+            )
+        out[key] = _check_number(f"{source}: {name}.{key}", _convert(
+            f"{source}: {name}.{key}", value, fields_[key]
+        ))
+    return out
+
+
+def _check_number(where: str, value: Any) -> Any:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{where}: must be finite, got {value!r}")
+        if value < 0:
+            raise ConfigError(f"{where}: must not be negative, got {value!r}")
+    return value
+
+
+# -- parsing of the three spellings ---------------------------------------------------------
+def _split_flat(key: str, sections: list[str]) -> tuple[str, str] | None:
+    """'redis_max_connections' -> ('redis', 'max_connections'); longest section wins."""
+    for section in sorted(sections, key=len, reverse=True):
+        if key.startswith(section + "_") and len(key) > len(section) + 1:
+            return section, key[len(section) + 1 :]
+    return None
+
+
+def _parse(settings: Mapping[str, Any], source: str) -> dict[str, dict[str, Any] | Any]:
+    """Normalise a user mapping into {'driver': ..., section: {key: value}}."""
+    sections = _known_sections()
+    out: dict[str, Any] = {}
+    for key, value in settings.items():
+        if key == "driver":
+            if value is not None and not isinstance(value, str):
+                from asynctasq.drivers.base import Driver
+
+                if isinstance(value, Driver):
+                    raise ConfigError(
+                        f"{source}: 'driver' takes a driver name; pass driver instances to "
+                        "@task(driver=...) or Worker(driver=...)"
+                    )
+                raise ConfigError(f"{source}: 'driver' must be a name, got {value!r}")
+            out["driver"] = value
+        elif key in sections:
+            if not isinstance(value, Mapping):
+                raise ConfigError(f"{source}: {key!r} must be a mapping of settings")
+            out.setdefault(key, {}).update(value)
+        else:
+            split = _split_flat(key, sections)
+            if split is None:
+                raise ConfigError(
+                    f"{source}: unknown setting {key!r}; known: driver, "
+                    + ", ".join(sections)
+                    + " (as sections or flat, e.g. redis_url)"
+                )
+            out.setdefault(split[0], {})[split[1]] = value
+    return out
+
+
+def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+    sections = _known_sections()
+    out: dict[str, Any] = {}
+    for name, value in environ.items():
+        if not name.startswith(ENV_PREFIX):
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        if key == "driver":
+            out["driver"] = value or None
+            continue
+        split = _split_flat(key, sections)
+        if split is None:
+            continue  # ASYNCTASQ_TEST_* and other tools' variables are not ours to judge
+        out.setdefault(split[0], {})[split[1]] = value
+    return out
+
+
+def _read_dotenv(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in layer.items():
+        if isinstance(value, Mapping):
+            base.setdefault(key, {}).update(value)
+        else:
+            base[key] = value
+    return base
+
+
+def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
+    global _version
+    merged: dict[str, Any] = {}
+    for _, layer in layers:
+        _merge(merged, layer)
+    sources = {k: src for src, layer in layers for k in layer}
+    driver = merged.pop("driver", None)
+    values: dict[str, Any] = {}
+    drivers: dict[str, dict[str, Any]] = {}
+    for section, section_values in merged.items():
+        checked = _validate_section(section, section_values, sources.get(section, "config"))
+        if section in _SECTIONS:
+            values[section] = _SECTIONS[section](**checked)
+        else:
+            drivers[section] = checked
+    if driver is not None:
+        # An unknown driver name is reported now, where the mistake was made.
+        driver_class(driver)
+    _version += 1
+    return Config(driver=driver, drivers=drivers, version=_version, **values)
+
+
+def _environment_layers(dotenv: str | Path | None) -> list[tuple[str, Mapping[str, Any]]]:
+    path = Path(dotenv) if dotenv is not None else Path.cwd() / ".env"
+    return [
+        (f"{path}", _from_environ(_read_dotenv(path))),
+        ("environment", _from_environ(os.environ)),
+    ]
+
+
+def init(settings: Mapping[str, Any] | None = None, *, dotenv: str | Path | None = None) -> Config:
+    """Set the process-wide configuration.
+
+    Args:
+        settings: Settings as a mapping (sections or flat keys). Values given here win over
+            the environment, which wins over `.env`, which wins over the defaults.
+        dotenv: Path of the `.env` file (default: `.env` in the working directory).
+
+    Returns:
+        The configuration now in effect.
+
+    Raises:
+        ConfigError: an unknown key or an unusable value, named in the message.
+    """
+    global _config
+    layers = _environment_layers(dotenv)
+    if settings is not None:
+        layers.append(("init()", _parse(settings, "init()")))
+    _config = _build(layers)
+    return _config
+
+
+def set_global_config(**settings: Any) -> Config:
+    """Update the process-wide configuration with keyword settings.
+
+    Keys are merged into the configuration in effect (`driver='redis'`,
+    `redis_url='redis://...'`, `task_defaults={'queue': 'q'}`, ...).
+
+    Raises:
+        ConfigError: an unknown key or an unusable value, named in the message.
+    """
+    global _config
+    current = _as_layer(_config)
+    _config = _build([("config", current), ("set_global_config()", _parse(settings,
+                      "set_global_config()"))])
+    return _config
+
+
+def _as_layer(config: Config) -> dict[str, Any]:
+    layer: dict[str, Any] = {}
+    if config.driver is not None:
+        layer["driver"] = config.driver
+    for section in _SECTIONS:
+        obj = getattr(config, section)
+        default = _SECTIONS[section]()
+        changed = {
+            f.name: getattr(obj, f.name)
+            for f in dataclasses.fields(obj)
+            if getattr(obj, f.name) != getattr(default, f.name)
+        }
+        if changed:
+            layer[section] = changed
+    for name, values in config.drivers.items():
+        layer[name] = dict(values)
+    return layer
+
+
+def get_config() -> Config:
+    """The configuration in effect (defaults until `init()` or `set_global_config()`)."""
+    return _config
+
+
+def reset_config() -> None:
+    """Back to the defaults, ignoring the environment (for tests)."""
+    global _config
+    _config = Config()
+
+
+__all__ = [
+    "Config",
+    "RetryStrategy",
+    "TaskDefaults",
+    "WorkerSettings",
+    "get_config",
+    "init",
+    "reset_config",
+    "set_global_config",
+]

@@ -1,0 +1,1 @@
+"""The task model: class-based tasks (`asynctasq.core.task`) and `@task` functions."""

@@ -1,0 +1,90 @@
+"""Putting tasks on queues: `dispatch` (one) and `dispatch_many` (one round-trip per driver)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from asynctasq.config import get_config
+from asynctasq.core import envelope
+from asynctasq.core.options import resolve
+from asynctasq.core.task import BaseTask
+from asynctasq.drivers.base import Driver, OutgoingMessage
+from asynctasq.drivers.connections import get_driver
+from asynctasq.middleware import dispatch_middleware
+
+
+def prepare(task: BaseTask[Any]) -> OutgoingMessage:
+    """Assign an id, resolve settings and encode: everything but the driver call."""
+    options = resolve(task._settings(), get_config().task_defaults)
+    task_id = str(uuid.uuid4())
+    now = time.time()
+    payload = envelope.encode(task, task_id, options, now)
+    task._task_id = task_id
+    task._dispatched_at = datetime.fromtimestamp(now, UTC)
+    return OutgoingMessage(
+        task_id=task_id,
+        queue=options.queue,
+        payload=payload,
+        delay=options.delay,
+        visibility_timeout=options.visibility_timeout,
+    )
+
+
+async def _enqueue_in_transaction(
+    driver: Driver, connection: Any, messages: Sequence[OutgoingMessage]
+) -> None:
+    method = getattr(driver, "enqueue_with_connection", None)
+    if method is None:
+        raise TypeError(
+            f"{type(driver).__name__} cannot queue inside a caller's transaction "
+            "(dispatch(connection=...) needs the postgres or mysql driver)"
+        )
+    await method(connection, messages)
+
+
+async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> str:
+    """Queue one task and return its id. See `BaseTask.dispatch`."""
+    message = prepare(task)
+    middleware = dispatch_middleware()
+    for m in middleware:
+        m.before_enqueue(task, message)
+    driver = await get_driver(task._driver())
+    if connection is not None:
+        await _enqueue_in_transaction(driver, connection, [message])
+    else:
+        await driver.enqueue(message)
+    for m in reversed(middleware):
+        m.after_enqueue(task, message)
+    return message.task_id
+
+
+async def dispatch_many(
+    tasks: Iterable[BaseTask[Any]], *, connection: Any = None
+) -> list[str]:
+    """Queue several tasks with one batch call per driver; return their ids in order.
+
+    Raises:
+        SerializationError: a task's argument cannot be serialized; nothing is queued then.
+    """
+    tasks = list(tasks)
+    prepared = [(t, prepare(t)) for t in tasks]  # all encoded before anything is sent
+    groups: dict[int, tuple[Driver, list[OutgoingMessage]]] = {}
+    middleware = dispatch_middleware()
+    for task, message in prepared:
+        for m in middleware:
+            m.before_enqueue(task, message)
+        driver = await get_driver(task._driver())
+        groups.setdefault(id(driver), (driver, []))[1].append(message)
+    for driver, messages in groups.values():
+        if connection is not None:
+            await _enqueue_in_transaction(driver, connection, messages)
+        else:
+            await driver.enqueue_many(messages)
+    for task, message in prepared:
+        for m in reversed(middleware):
+            m.after_enqueue(task, message)
+    return [message.task_id for _, message in prepared]

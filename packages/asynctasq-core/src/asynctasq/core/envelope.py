@@ -1,0 +1,205 @@
+"""The task envelope: the bytes a message carries, and turning them back into a task.
+
+One orjson document per task::
+
+    {"v": 1, "id": "<uuid>", "task": "module:qualname", "at": <dispatch epoch seconds>,
+     "o": [max_attempts, retry_delay, strategy, max_delay, jitter, timeout, visibility],
+     "args": [...], "kwargs": {...}          # function tasks
+     "attrs": {...}                          # class tasks
+     "r": 1}                                 # present when arguments need async decoding
+
+Arguments are in the serializer's tagged wire form. Anything that does not match this shape
+is a `MalformedMessageError`: the worker dead-letters it without running anything.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from asynctasq.core.function import FunctionTask, TaskFunction
+from asynctasq.core.options import ResolvedOptions
+from asynctasq.core.task import BaseTask
+from asynctasq.errors import MalformedMessageError
+from asynctasq.serializer import from_wire, from_wire_async, to_wire_with_info
+
+VERSION = 1
+
+
+def _positional_names(function: TaskFunction[..., Any]) -> list[str]:
+    names = getattr(function, "_positional_names", None)
+    if names is None:
+        names = [
+            p.name
+            for p in function._signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        function._positional_names = names  # type: ignore[attr-defined]
+    return names
+
+
+def encode(task: BaseTask[Any], task_id: str, options: ResolvedOptions, now: float) -> bytes:
+    """Serialize `task` for the queue.
+
+    Raises:
+        SerializationError: an argument or attribute cannot be serialized (named in the
+            message, with the offending type).
+    """
+    doc: dict[str, Any] = {
+        "v": VERSION,
+        "id": task_id,
+        "task": "",
+        "at": now,
+        "o": [
+            options.max_attempts,
+            options.retry_delay,
+            options.retry_strategy,
+            options.retry_max_delay,
+            options.retry_jitter,
+            options.timeout,
+            options.visibility_timeout,
+        ],
+    }
+    uses_async = False
+    if isinstance(task, FunctionTask):
+        function = task.function
+        doc["task"] = function.name
+        names = _positional_names(function)
+        args = []
+        for i, value in enumerate(task.args):
+            name = names[i] if i < len(names) else f"*args[{i - len(names)}]"
+            wire, refs = to_wire_with_info(value, path=f"argument {name!r} of {function.name}")
+            uses_async |= refs
+            args.append(wire)
+        kwargs = {}
+        for key, value in task.kwargs.items():
+            wire, refs = to_wire_with_info(value, path=f"argument {key!r} of {function.name}")
+            uses_async |= refs
+            kwargs[key] = wire
+        doc["args"] = args
+        doc["kwargs"] = kwargs
+    else:
+        name = type(task)._task_name
+        doc["task"] = name
+        attrs = {}
+        for key, value in task._wire_state().items():
+            wire, refs = to_wire_with_info(value, path=f"attribute {key!r} of {name}")
+            uses_async |= refs
+            attrs[key] = wire
+        doc["attrs"] = attrs
+    if uses_async:
+        doc["r"] = 1
+    return orjson.dumps(doc)
+
+
+@dataclass(slots=True)
+class Envelope:
+    """A decoded message, its arguments still in wire form."""
+
+    task_id: str
+    task: str
+    dispatched_at: float
+    max_attempts: int
+    retry_delay: float
+    retry_strategy: str
+    retry_max_delay: float
+    retry_jitter: bool
+    timeout: float | None
+    visibility_timeout: float
+    args: list[Any] | None
+    kwargs: dict[str, Any] | None
+    attrs: dict[str, Any] | None
+    async_refs: bool
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def decode(payload: bytes) -> Envelope:
+    """Parse and check an envelope; `MalformedMessageError` names what is wrong."""
+    try:
+        doc = orjson.loads(payload)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedMessageError(f"message is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise MalformedMessageError("message is not a JSON object")
+    if doc.get("v") != VERSION:
+        raise MalformedMessageError(f"unsupported envelope version {doc.get('v')!r}")
+    task = doc.get("task")
+    if not isinstance(task, str) or ":" not in task:
+        raise MalformedMessageError(f"message names no task ('task' is {task!r})")
+    opts = doc.get("o")
+    if (
+        not isinstance(opts, list)
+        or len(opts) != 7
+        or not isinstance(opts[0], int)
+        or not all(_number(x) for x in (opts[1], opts[3], opts[6]))
+        or opts[2] not in ("fixed", "exponential")
+        or not (opts[5] is None or _number(opts[5]))
+    ):
+        raise MalformedMessageError(f"message has malformed options {opts!r}")
+    args, kwargs, attrs = doc.get("args"), doc.get("kwargs"), doc.get("attrs")
+    if attrs is None and not (isinstance(args, list) and isinstance(kwargs, dict)):
+        raise MalformedMessageError("message has neither function arguments nor attributes")
+    if attrs is not None and not isinstance(attrs, dict):
+        raise MalformedMessageError("message attributes are not an object")
+    at = doc.get("at")
+    return Envelope(
+        task_id=str(doc.get("id", "")),
+        task=task,
+        dispatched_at=float(at) if _number(at) else 0.0,
+        max_attempts=opts[0],
+        retry_delay=float(opts[1]),
+        retry_strategy=opts[2],
+        retry_max_delay=float(opts[3]),
+        retry_jitter=bool(opts[4]),
+        timeout=None if opts[5] is None else float(opts[5]),
+        visibility_timeout=float(opts[6]),
+        args=args,
+        kwargs=kwargs,
+        attrs=attrs,
+        async_refs=bool(doc.get("r")),
+    )
+
+
+def _materialize(target: Any, env: Envelope, values: Any) -> BaseTask[Any]:
+    if isinstance(target, TaskFunction):
+        if env.args is None or env.kwargs is None:
+            raise MalformedMessageError(f"{env.task} is a function task but the message has no arguments")
+        args, kwargs = values
+        task: BaseTask[Any] = FunctionTask(target, tuple(args), kwargs)
+    elif inspect.isclass(target) and issubclass(target, BaseTask):
+        if env.attrs is None:
+            raise MalformedMessageError(f"{env.task} is a class task but the message has no attributes")
+        task = target.__new__(target)
+        task._options = {}
+        task.__dict__.update(values)
+    else:
+        raise MalformedMessageError(f"{env.task} is not a task")
+    task._task_id = env.task_id
+    task._dispatched_at = datetime.fromtimestamp(env.dispatched_at, UTC) if env.dispatched_at else None
+    return task
+
+
+def _wire_values(env: Envelope) -> Any:
+    if env.attrs is not None:
+        return env.attrs
+    return [env.args, env.kwargs]
+
+
+def build(target: Any, env: Envelope) -> BaseTask[Any]:
+    """The task instance an envelope describes (arguments decoded synchronously)."""
+    decoded = from_wire(_wire_values(env))
+    return _materialize(target, env, decoded)
+
+
+async def build_async(target: Any, env: Envelope) -> BaseTask[Any]:
+    """Like `build`, fetching references (ORM models) concurrently when there are any."""
+    wire = _wire_values(env)
+    decoded = await from_wire_async(wire) if env.async_refs else from_wire(wire)
+    return _materialize(target, env, decoded)

@@ -1,0 +1,168 @@
+"""Function-based tasks: the `@task` decorator.
+
+``@task`` turns a function into a `TaskFunction`; calling it with the function's arguments
+checks them against the signature (a wrong argument fails at the call, before anything is
+queued) and returns a `FunctionTask` with the chain methods and ``dispatch()``.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, ParamSpec, TypeVar, overload
+
+from asynctasq.core import registry
+from asynctasq.core.options import check_driver, check_option
+from asynctasq.core.task import BaseTask, Execution
+from asynctasq.drivers.base import Driver
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class FunctionTask(BaseTask[R]):
+    """One call of a task function, ready to be configured and dispatched."""
+
+    _abstract = True
+
+    def __init__(self, function: TaskFunction[..., R], args: tuple[Any, ...],
+                 kwargs: dict[str, Any]) -> None:
+        super().__init__()
+        self._function = function
+        self._args = args
+        self._kwargs = kwargs
+        self._class_options = function.options  # type: ignore[misc]
+
+    @property
+    def function(self) -> TaskFunction[..., R]:
+        """The task function this call belongs to."""
+        return self._function
+
+    @property
+    def args(self) -> tuple[Any, ...]:
+        return self._args
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return self._kwargs
+
+    @property
+    def execution(self) -> Execution:
+        return self._function.execution
+
+    def _driver(self) -> str | Driver | None:
+        return self._function.driver
+
+    def _invoke(self) -> Any:
+        return self._function.fn(*self._args, **self._kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task {self._function.name} id={self._task_id}>"
+
+
+class TaskFunction(Generic[P, R]):
+    """A function registered as a task. Call it to get a dispatchable `FunctionTask`."""
+
+    def __init__(
+        self,
+        fn: Callable[P, Awaitable[R]] | Callable[P, R],
+        *,
+        options: dict[str, Any],
+        driver: str | Driver | None,
+        process: bool,
+    ) -> None:
+        if not callable(fn):
+            raise TypeError(f"@task needs a function, got {fn!r}")
+        self.fn = fn
+        self.options = options
+        self.driver = driver
+        self.process = process
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.execution: Execution = "process" if process else ("async" if self.is_async else "thread")
+        self._signature = inspect.signature(fn)
+        functools.update_wrapper(self, fn)
+        self.name = registry.register(self)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> FunctionTask[R]:
+        try:
+            self._signature.bind(*args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"{self.name}(): {exc}") from None
+        return FunctionTask(self, args, kwargs)
+
+    def __repr__(self) -> str:
+        return f"<task function {self.name}>"
+
+    def __reduce__(self) -> str | tuple[Any, ...]:
+        # Pickled by name, like a plain function, so process pools can pass it around.
+        return self.__qualname__
+
+
+@overload
+def task(fn: Callable[P, Awaitable[R]], /) -> TaskFunction[P, R]: ...
+@overload
+def task(fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
+@overload
+def task(
+    *,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    retry_delay: float | None = None,
+    timeout: float | None = None,
+    visibility_timeout: float | None = None,
+    driver: str | Driver | None = None,
+    process: bool = False,
+) -> Callable[[Callable[P, Any]], TaskFunction[P, Any]]: ...
+
+
+def task(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    queue: str | None = None,
+    max_attempts: int | None = None,
+    retry_delay: float | None = None,
+    timeout: float | None = None,
+    visibility_timeout: float | None = None,
+    driver: str | Driver | None = None,
+    process: bool = False,
+) -> Any:
+    """Make a function a task, bare (``@task``) or with settings (``@task(queue='q')``).
+
+    Args:
+        queue: Queue name (default: the configured default queue, ``'default'``).
+        max_attempts: Most runs in total (0 and 1: run once). Default 3.
+        retry_delay: Seconds between a failed run and the next (default: the configured
+            strategy, exponential from 60 s).
+        timeout: Seconds a run may take before it is stopped (None: no limit).
+        visibility_timeout: Seconds before a task whose worker died is handed out again.
+        driver: A driver name or instance to use instead of the configured driver.
+        process: Run in a child process (CPU-bound work).
+
+    Raises:
+        ValueError: a setting has an unusable value (named in the message).
+    """
+    settings = {
+        "queue": queue,
+        "max_attempts": max_attempts,
+        "retry_delay": retry_delay,
+        "timeout": timeout,
+        "visibility_timeout": visibility_timeout,
+    }
+    options = {k: check_option(k, v) for k, v in settings.items() if v is not None}
+    check_driver(driver)
+    if not isinstance(process, bool):
+        raise TypeError(f"process must be True or False, got {process!r}")
+
+    def wrap(function: Callable[..., Any]) -> TaskFunction[..., Any]:
+        if isinstance(function, TaskFunction):
+            raise TypeError(f"{function.name} is already a task")
+        return TaskFunction(function, options=options, driver=driver, process=process)
+
+    if fn is not None:
+        return wrap(fn)
+    return wrap
+
+
+__all__ = ["FunctionTask", "TaskFunction", "task"]

@@ -1,0 +1,110 @@
+"""Task settings: validation at the call site and resolution against the configured defaults."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from asynctasq.config import RetryStrategy, TaskDefaults
+from asynctasq.drivers.base import Driver
+
+OPTION_NAMES = ("queue", "max_attempts", "retry_delay", "timeout", "visibility_timeout", "delay")
+
+
+def check_seconds(name: str, value: Any, *, allow_none: bool = False, positive: bool = False) -> Any:
+    """Validate a duration in seconds; raise ValueError naming the setting.
+
+    NaN, infinities, negatives, booleans and non-numbers are refused before anything is queued.
+    """
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{name} must be a number of seconds, got {value!r}")
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be a finite number of seconds, got {value!r}")
+    if value < 0 or (positive and value == 0):
+        bound = "greater than 0" if positive else "0 or more"
+        raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
+    return value
+
+
+def check_attempts(name: str, value: Any) -> int:
+    """Validate a total-runs count (0 and 1 both mean: run once, never retry)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer() and value >= 0:
+            return int(value)
+        raise ValueError(f"{name} must be a whole number of runs (0 or more), got {value!r}")
+    if value < 0:
+        raise ValueError(f"{name} must be 0 or more, got {value!r}")
+    return value
+
+
+def check_queue(value: Any) -> str:
+    """Validate a queue name."""
+    if not isinstance(value, str) or not value or len(value) > 200:
+        raise ValueError(f"queue must be a non-empty string of at most 200 characters, got {value!r}")
+    if any(c.isspace() for c in value):
+        raise ValueError(f"queue name must not contain whitespace, got {value!r}")
+    return value
+
+
+def check_option(name: str, value: Any) -> Any:
+    """Validate one task setting by name."""
+    if name == "queue":
+        return check_queue(value)
+    if name == "max_attempts":
+        return check_attempts(name, value)
+    if name == "timeout":
+        return check_seconds(name, value, allow_none=True, positive=True)
+    if name == "visibility_timeout":
+        return check_seconds(name, value, positive=True)
+    if name in ("retry_delay", "delay"):
+        return check_seconds(name, value)
+    raise TypeError(f"unknown task setting {name!r}; known: {', '.join(OPTION_NAMES)}")
+
+
+def check_driver(value: Any) -> str | Driver | None:
+    """A driver override is a name, a driver instance or None."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, Driver):
+        return value
+    raise TypeError(
+        f"driver must be a driver name (e.g. 'redis') or a driver instance, got {value!r}"
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedOptions:
+    """Every setting a dispatch needs, defaults filled in."""
+
+    queue: str
+    max_attempts: int
+    retry_delay: float
+    retry_strategy: RetryStrategy
+    retry_max_delay: float
+    retry_jitter: bool
+    timeout: float | None
+    visibility_timeout: float
+    delay: float
+
+
+def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
+    """Fill the settings a task did not set from the configured defaults.
+
+    A task that sets its own retry delay gets exactly that delay between runs (the guides
+    promise "retry with 30 second delays"); the default strategy applies otherwise.
+    """
+    own_delay = options.get("retry_delay")
+    return ResolvedOptions(
+        queue=options.get("queue") or defaults.queue,
+        max_attempts=options.get("max_attempts", defaults.max_attempts),
+        retry_delay=defaults.retry_delay if own_delay is None else own_delay,
+        retry_strategy=defaults.retry_strategy if own_delay is None else "fixed",
+        retry_max_delay=defaults.retry_max_delay,
+        retry_jitter=defaults.retry_jitter if own_delay is None else False,
+        timeout=options["timeout"] if options.get("timeout") is not None else defaults.timeout,
+        visibility_timeout=options.get("visibility_timeout") or defaults.visibility_timeout,
+        delay=options.get("delay") or 0.0,
+    )

@@ -1,0 +1,262 @@
+"""Class-based tasks: `Task[T]`, `SyncTask[T]`, `AsyncProcessTask[T]`, `SyncProcessTask[T]`.
+
+A task's configuration lives in class attributes (``queue``, ``max_retries``, ``retry_delay``,
+``timeout``, ``visibility_timeout``, ``_driver_override``) and can be overridden per dispatch
+with the chain methods (``on_queue``, ``delay``, ``retry_after``, ``max_attempts``,
+``timeout``, ``visibility_timeout``). ``timeout`` and friends are both: the class value when
+read from the class, a chain method when called on an instance.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar
+
+from asynctasq.core import registry
+from asynctasq.core.options import check_driver, check_option
+from asynctasq.drivers.base import Driver
+
+T = TypeVar("T")
+Execution = Literal["async", "thread", "process"]
+
+# Class attribute spellings -> option names.
+_CLASS_OPTIONS = {
+    "queue": "queue",
+    "max_retries": "max_attempts",
+    "max_attempts": "max_attempts",
+    "retry_delay": "retry_delay",
+    "timeout": "timeout",
+    "visibility_timeout": "visibility_timeout",
+}
+_CHAINABLE = ("timeout", "visibility_timeout", "max_attempts")
+# Constructor keywords that set options instead of becoming attributes.
+_OPTION_KWARGS = {**_CLASS_OPTIONS, "delay": "delay"}
+
+
+class _BoundOption:
+    """A chain method that also reads as the value it sets (``task.timeout == 30``)."""
+
+    __slots__ = ("_name", "_task")
+
+    def __init__(self, task: BaseTask[Any], name: str) -> None:
+        self._task = task
+        self._name = name
+
+    def __call__(self, value: Any) -> Any:
+        return self._task._set_option(self._name, value)
+
+    @property
+    def value(self) -> Any:
+        return self._task._option(self._name)
+
+    def __eq__(self, other: object) -> bool:
+        return bool(self.value == other)
+
+    def __hash__(self) -> int:
+        return hash(self.value)
+
+    def __bool__(self) -> bool:
+        return bool(self.value)
+
+    def __int__(self) -> int:
+        return int(self.value)
+
+    def __float__(self) -> float:
+        return float(self.value)
+
+    def __repr__(self) -> str:
+        return repr(self.value)
+
+
+class _ChainOption:
+    """On the class: the configured value. On an instance: a `_BoundOption` chain method."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: BaseTask[Any] | None, owner: type[BaseTask[Any]]) -> Any:
+        if instance is None:
+            return owner._class_options.get(self.name)
+        return _BoundOption(instance, self.name)
+
+
+class BaseTask(Generic[T]):
+    """What every task shares: configuration, chain methods, metadata, dispatch and hooks."""
+
+    _execution: ClassVar[Execution] = "async"
+    _abstract: ClassVar[bool] = True
+    _class_options: ClassVar[dict[str, Any]] = {}
+    _task_name: ClassVar[str] = ""
+
+    queue: str | None = None
+    max_retries: int | None = None
+    retry_delay: float | None = None
+    _driver_override: str | Driver | None = None
+
+    if TYPE_CHECKING:
+        # Both a class attribute (``timeout = 30``) and a chain method (``.timeout(30)``).
+        timeout: Any
+        visibility_timeout: Any
+        max_attempts: Any
+    else:
+        timeout = _ChainOption("timeout")
+        visibility_timeout = _ChainOption("visibility_timeout")
+        max_attempts = _ChainOption("max_attempts")
+
+    # Metadata, set by the framework at dispatch and in the worker.
+    _task_id: str | None = None
+    _attempts: int = 0
+    _dispatched_at: datetime | None = None
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        options = dict(getattr(cls, "_class_options", {}))
+        for attr, option in _CLASS_OPTIONS.items():
+            if attr not in cls.__dict__:
+                continue
+            value = cls.__dict__[attr]
+            if isinstance(value, _ChainOption):
+                continue
+            if value is not None or option == "timeout":
+                try:
+                    options[option] = check_option(option, value) if value is not None else None
+                except ValueError as exc:
+                    raise ValueError(f"{cls.__qualname__}.{attr}: {exc}") from None
+            if attr in _CHAINABLE:
+                delattr(cls, attr)  # the base class's chain descriptor serves it from now on
+        if "_driver_override" in cls.__dict__:
+            check_driver(cls.__dict__["_driver_override"])
+        cls._class_options = options
+        cls._abstract = bool(cls.__dict__.get("_abstract", False))
+        if not cls._abstract:
+            cls._task_name = registry.register(cls)
+
+    def __init__(self, **kwargs: Any) -> None:
+        self._options: dict[str, Any] = {}
+        for key, value in kwargs.items():
+            if key in _OPTION_KWARGS:
+                self._set_option(_OPTION_KWARGS[key], value)
+            else:
+                setattr(self, key, value)
+
+    # -- options ---------------------------------------------------------------------------
+    def _overrides(self) -> dict[str, Any]:
+        try:
+            return self._options
+        except AttributeError:  # a subclass __init__ that did not call super().__init__()
+            self._options = {}
+            return self._options
+
+    def _set_option(self, name: str, value: Any) -> Self:
+        self._overrides()[name] = check_option(name, value)
+        return self
+
+    def _option(self, name: str) -> Any:
+        overrides = self._overrides()
+        if name in overrides:
+            return overrides[name]
+        return self._class_options.get(name)
+
+    def _settings(self) -> dict[str, Any]:
+        """Settings this task sets itself (class values overlaid by chain overrides)."""
+        return {**self._class_options, **self._overrides()}
+
+    def _driver(self) -> str | Driver | None:
+        return self._driver_override
+
+    def on_queue(self, queue: str) -> Self:
+        """Send this dispatch to `queue`."""
+        return self._set_option("queue", queue)
+
+    def delay(self, seconds: float) -> Self:
+        """Run no earlier than `seconds` from now (0 = now)."""
+        return self._set_option("delay", seconds)
+
+    def retry_after(self, seconds: float) -> Self:
+        """Wait `seconds` between a failed run and the next."""
+        return self._set_option("retry_delay", seconds)
+
+    # -- dispatch --------------------------------------------------------------------------
+    async def dispatch(self, *, connection: Any = None) -> str:
+        """Queue this task; return its id (a UUID string).
+
+        Args:
+            connection: A database connection of the configured SQL driver; the task is then
+                queued inside that connection's transaction (it exists if and only if the
+                transaction commits).
+
+        Raises:
+            SerializationError: an argument cannot be serialized (named in the message).
+        """
+        from asynctasq.core.dispatch import dispatch
+
+        return await dispatch(self, connection=connection)
+
+    # -- what the worker runs --------------------------------------------------------------
+    @property
+    def execution(self) -> Execution:
+        """Where the worker runs it: the event loop, a thread, or a child process."""
+        return self._execution
+
+    def _invoke(self) -> Any:
+        """Run the task body: a coroutine for async tasks, the result for sync ones."""
+        raise NotImplementedError
+
+    def _wire_state(self) -> dict[str, Any]:
+        """The instance state that travels: public attributes."""
+        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    # -- hooks -----------------------------------------------------------------------------
+    async def failed(self, exception: Exception) -> None:
+        """Called once when the task failed for good (after its last attempt)."""
+
+    def should_retry(self, exception: Exception) -> bool:
+        """Whether a failed run may be retried (attempts permitting). Default: yes."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__qualname__} id={self._task_id}>"
+
+
+class Task(BaseTask[T]):
+    """An async task: implement ``async def handle(self) -> T``; runs in the event loop."""
+
+    _abstract = True
+
+    async def handle(self) -> T:
+        """The task body."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement handle()")
+
+    def _invoke(self) -> Any:
+        return self.handle()
+
+
+class SyncTask(BaseTask[T]):
+    """A blocking task: implement ``def handle_sync(self) -> T``; runs in a thread pool."""
+
+    _abstract = True
+    _execution: ClassVar[Execution] = "thread"
+
+    def handle_sync(self) -> T:
+        """The task body."""
+        raise NotImplementedError(f"{type(self).__qualname__} must implement handle_sync()")
+
+    def _invoke(self) -> Any:
+        return self.handle_sync()
+
+
+class AsyncProcessTask(Task[T]):
+    """An async task run in a child process (its own event loop): CPU-heavy async work."""
+
+    _abstract = True
+    _execution: ClassVar[Execution] = "process"
+
+
+class SyncProcessTask(SyncTask[T]):
+    """A blocking task run in a child process: CPU-heavy work that must bypass the GIL."""
+
+    _abstract = True
+    _execution: ClassVar[Execution] = "process"
+
+
+__all__ = ["AsyncProcessTask", "BaseTask", "SyncProcessTask", "SyncTask", "Task"]

@@ -1,0 +1,116 @@
+"""The process pool: CPU-bound tasks in child processes that can be killed and replaced.
+
+pebble's `ProcessPool` does what `concurrent.futures` cannot: a task past its timeout (or
+cancelled at shutdown) has its child process killed and a fresh one started in its place,
+and ``max_tasks`` recycles children after that many tasks. Children get the task's envelope
+bytes, not pickled objects, and rebuild the task exactly as the worker does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import multiprocessing
+import sys
+from collections.abc import Sequence
+from concurrent.futures import Future
+from typing import Any
+
+from pebble import ProcessPool
+
+from asynctasq.config import Config
+
+_resolver: Any = None
+
+
+def _child_init(sys_path: list[str], allowed_roots: list[str], config: Config) -> None:
+    global _resolver
+    import asynctasq.config as config_module
+    from asynctasq.worker.resolver import TaskResolver
+
+    sys.path[:] = sys_path
+    config_module._config = config
+    _resolver = TaskResolver(allowed_roots)
+
+
+def _run_coroutine(coro: Any) -> Any:
+    from asynctasq.runner import run
+
+    return run(coro)
+
+
+def _child_run(payload: bytes, attempts: int) -> Any:
+    """Entry point in the child: rebuild the task from its envelope and run it."""
+    from asynctasq.core import envelope
+    from asynctasq.worker.resolver import TaskResolver
+
+    resolver = _resolver or TaskResolver()
+    env = envelope.decode(payload)
+    target = resolver.resolve(env.task)
+    if env.async_refs:
+        task = _run_coroutine(envelope.build_async(target, env))
+    else:
+        task = envelope.build(target, env)
+    task._attempts = attempts
+    result = task._invoke()
+    if inspect.isawaitable(result):
+        result = _run_coroutine(result)
+    return result
+
+
+class ProcessExecutor:
+    """A lazily started pool of child processes.
+
+    Args:
+        size: Number of children (default: CPU count).
+        max_tasks_per_child: Recycle a child after this many tasks (None: never).
+        allowed_roots: Where children may import task code from.
+        config: The configuration children run with.
+    """
+
+    def __init__(
+        self,
+        size: int | None,
+        max_tasks_per_child: int | None,
+        allowed_roots: Sequence[str],
+        config: Config,
+    ) -> None:
+        self.size = size or multiprocessing.cpu_count()
+        self.max_tasks_per_child = max_tasks_per_child
+        self._allowed_roots = list(allowed_roots)
+        self._config = config
+        self._pool: ProcessPool | None = None
+
+    def _ensure_pool(self) -> ProcessPool:
+        if self._pool is None:
+            method = "forkserver" if sys.platform.startswith("linux") else "spawn"
+            self._pool = ProcessPool(
+                max_workers=self.size,
+                max_tasks=self.max_tasks_per_child or 0,
+                initializer=_child_init,
+                initargs=(list(sys.path), self._allowed_roots, self._config),
+                context=multiprocessing.get_context(method),
+            )
+        return self._pool
+
+    async def run(self, payload: bytes, attempts: int, timeout: float | None) -> Any:
+        """Run the task in `payload` in a child; kill the child if it passes `timeout`."""
+        future: Future[Any] = self._ensure_pool().schedule(
+            _child_run, args=(payload, attempts), timeout=timeout
+        )
+        try:
+            return await asyncio.wrap_future(future)
+        except asyncio.CancelledError:
+            future.cancel()  # pebble kills the child running it
+            raise
+
+    def close(self, *, kill: bool = False) -> None:
+        """Stop the children: wait for running tasks, or kill them with `kill`."""
+        if self._pool is None:
+            return
+        if kill:
+            self._pool.stop()
+        else:
+            self._pool.close()
+        self._pool.join(timeout=10)
+        self._pool = None

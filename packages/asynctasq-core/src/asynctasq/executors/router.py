@@ -1,0 +1,67 @@
+"""Where a task runs: the event loop, a thread pool, or a child process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import functools
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asynctasq.config import Config
+from asynctasq.core.task import BaseTask
+from asynctasq.errors import TaskTimeoutError
+from asynctasq.executors.process import ProcessExecutor
+
+
+class ExecutorRouter:
+    """Runs a task where its kind says, stopping it at its timeout.
+
+    * async: awaited in the loop; at the timeout it is cancelled.
+    * sync (thread): run in a thread pool with the caller's context variables; at the timeout
+      the worker stops waiting and fails the run (Python cannot stop a thread; the thread
+      finishes in the background).
+    * process: run in a child; at the timeout the child is killed and replaced.
+    """
+
+    def __init__(
+        self,
+        *,
+        thread_pool_size: int | None,
+        process_pool_size: int | None,
+        process_max_tasks_per_child: int | None,
+        allowed_roots: Sequence[str],
+        config: Config,
+    ) -> None:
+        self._threads = ThreadPoolExecutor(
+            max_workers=thread_pool_size, thread_name_prefix="asynctasq-task"
+        )
+        self.processes = ProcessExecutor(
+            process_pool_size, process_max_tasks_per_child, allowed_roots, config
+        )
+
+    async def run(self, task: BaseTask[Any], payload: bytes, timeout: float | None) -> Any:
+        """Run `task` (whose message bytes are `payload`) and return its result."""
+        kind = task.execution
+        try:
+            if kind == "async":
+                async with asyncio.timeout(timeout) as scope:
+                    return await task._invoke()
+            if kind == "thread":
+                loop = asyncio.get_running_loop()
+                call = functools.partial(contextvars.copy_context().run, task._invoke)
+                async with asyncio.timeout(timeout) as scope:
+                    return await loop.run_in_executor(self._threads, call)
+            return await self.processes.run(payload, task._attempts, timeout)
+        except TimeoutError as exc:
+            if kind == "process" or scope.expired():
+                raise TaskTimeoutError(
+                    f"task {task!r} ran longer than its timeout of {timeout} s and was stopped"
+                ) from exc
+            raise
+
+    def close(self, *, kill: bool = False) -> None:
+        """Release the pools."""
+        self._threads.shutdown(wait=False, cancel_futures=True)
+        self.processes.close(kill=kill)

@@ -1,0 +1,77 @@
+"""Middleware in dramatiq's shape: a base class whose hooks are documented no-ops.
+
+``before_*`` hooks run in the order middleware was given, ``after_*`` in reverse. A hook that
+raises is logged and skipped; it never stops a worker or loses a task. Hooks are synchronous
+and run on the event loop: keep them cheap (start a task for slow work).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asynctasq.core.task import BaseTask
+    from asynctasq.drivers.base import Failure, OutgoingMessage
+    from asynctasq.worker.job import Job
+    from asynctasq.worker.worker import Worker
+
+log = logging.getLogger("asynctasq.middleware")
+
+
+class Middleware:
+    """Subclass and override the hooks you need."""
+
+    def before_enqueue(self, task: BaseTask[Any], message: OutgoingMessage) -> None:
+        """A task is about to be queued (dispatch side; global middleware only)."""
+
+    def after_enqueue(self, task: BaseTask[Any], message: OutgoingMessage) -> None:
+        """A task was queued (dispatch side; global middleware only)."""
+
+    def before_worker_boot(self, worker: Worker) -> None:
+        """The worker connected and is about to take work."""
+
+    def after_worker_shutdown(self, worker: Worker) -> None:
+        """The worker stopped and gave back what it did not finish."""
+
+    def before_process(self, job: Job) -> None:
+        """A task is about to run (its arguments are decoded)."""
+
+    def after_process(self, job: Job, result: Any, exception: BaseException | None) -> None:
+        """A run ended, with its result or its exception."""
+
+    def after_retry(self, job: Job, exception: BaseException, delay: float) -> None:
+        """A failed run was scheduled to run again after `delay` seconds."""
+
+    def after_dead_letter(self, job: Job, failure: Failure) -> None:
+        """A task failed for good and was dead-lettered."""
+
+    def after_release(self, job: Job) -> None:
+        """A task was given back unfinished (shutdown)."""
+
+
+_global: list[Middleware] = []
+
+
+def add_middleware(middleware: Middleware) -> None:
+    """Add dispatch-side middleware for this process (``before_enqueue``/``after_enqueue``)."""
+    _global.append(middleware)
+
+
+def remove_middleware(middleware: Middleware) -> None:
+    """Undo `add_middleware`."""
+    _global.remove(middleware)
+
+
+def dispatch_middleware() -> list[Middleware]:
+    """The dispatch-side middleware in effect."""
+    return _global
+
+
+def call_hooks(middleware: list[Middleware], hook: str, *args: Any, reverse: bool = False) -> None:
+    """Call `hook` on every middleware, logging (not raising) what goes wrong."""
+    for m in reversed(middleware) if reverse else middleware:
+        try:
+            getattr(m, hook)(*args)
+        except Exception:
+            log.exception("middleware %s.%s failed", type(m).__name__, hook)

@@ -1,0 +1,419 @@
+"""Wire trees (and bytes) -> Python values, synchronously or with async hook decodes.
+
+`from_wire_async` works in two steps: it finds the outermost hook nodes, awaits all their
+decodes concurrently (a hook payload holding further hook nodes resolves those first), then
+runs the ordinary synchronous decoder, which picks each hook result up by node identity.
+Results therefore land wherever the node sat: in dicts, lists, tuples, sets, keys, payloads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Callable
+from contextvars import ContextVar
+from typing import Any, Final
+
+import orjson
+
+from . import _scalars, _tags, plugins
+from . import registry as _registry
+from .errors import DecodeFailure, DeserializationError, short_repr
+from .guard import import_enum_class
+
+_TAG: Final = _tags.TAG_KEY
+_V: Final = _tags.VALUE_KEY
+
+_async_results: ContextVar[dict[int, Any] | None] = ContextVar(
+    "asynctasq_async_results", default=None
+)
+"""``id(node) -> decoded object`` for the hook nodes `from_wire_async` has resolved."""
+
+
+def _is_plain(x: Any) -> bool:
+    """True when no tagged node hides in ``x`` (then it decodes to itself)."""
+    t = type(x)
+    if t is dict:
+        if _TAG in x:
+            return False
+        for v in x.values():
+            tv = type(v)
+            if (tv is dict or tv is list) and not _is_plain(v):
+                return False
+        return True
+    if t is list:
+        for v in x:
+            tv = type(v)
+            if (tv is dict or tv is list) and not _is_plain(v):
+                return False
+    return True
+
+
+def _decode(x: Any) -> Any:
+    t = type(x)
+    if t is dict:
+        if _TAG in x:
+            return _decode_node(x)
+        out: dict[str, Any] = {}
+        for k, v in x.items():
+            tv = type(v)
+            if tv is not dict and tv is not list:
+                out[k] = v
+                continue
+            try:
+                out[k] = _decode(v)
+            except DecodeFailure as failure:
+                failure.at(f"[{short_repr(k)}]")
+                raise
+        return out
+    if t is list:
+        return _decode_items(x)
+    return x
+
+
+def _decode_items(items: list[Any]) -> list[Any]:
+    out: list[Any] = []
+    append = out.append
+    try:
+        for v in items:
+            tv = type(v)
+            append(_decode(v) if tv is dict or tv is list else v)
+    except DecodeFailure as failure:
+        failure.at(f"[{len(out)}]")  # the failing item is the one not yet appended
+        raise
+    return out
+
+
+def _expect_list(payload: Any) -> list[Any]:
+    if type(payload) is not list:
+        raise TypeError(f"payload must be a list, got {short_repr(payload)}")
+    return payload
+
+
+def _decode_tuple(payload: Any) -> tuple[Any, ...]:
+    return tuple(_decode_items(_expect_list(payload)))
+
+
+def _decode_set(payload: Any) -> set[Any]:
+    return set(_decode_set_items(payload))
+
+
+def _decode_frozenset(payload: Any) -> frozenset[Any]:
+    return frozenset(_decode_set_items(payload))
+
+
+def _decode_set_items(payload: Any) -> list[Any]:
+    try:
+        return [_decode(v) for v in _expect_list(payload)]
+    except DecodeFailure as failure:
+        failure.at("<set item>")
+        raise
+
+
+def _decode_map(payload: Any) -> dict[Any, Any]:
+    out: dict[Any, Any] = {}
+    for pair in _expect_list(payload):
+        if type(pair) is not list or len(pair) != 2:
+            raise ValueError(f"expected a [key, value] pair, got {short_repr(pair)}")
+        try:
+            key = _decode(pair[0])
+        except DecodeFailure as failure:
+            failure.at(f"<key #{len(out)}>")
+            raise
+        try:
+            out[key] = _decode(pair[1])
+        except DecodeFailure as failure:
+            failure.at(f"[{short_repr(key)}]")
+            raise
+    return out
+
+
+def _decode_escaped(payload: Any) -> dict[str, Any]:
+    if type(payload) is not dict:
+        raise TypeError(f"payload must be an object, got {short_repr(payload)}")
+    out: dict[str, Any] = {}
+    # No tag check here: these keys are the user's, the tag key among them.
+    for k, v in payload.items():
+        try:
+            out[k] = _decode(v)
+        except DecodeFailure as failure:
+            failure.at(f"[{short_repr(k)}]")
+            raise
+    return out
+
+
+def _decode_enum(payload: Any) -> Any:
+    payload = _expect_list(payload)
+    if len(payload) != 2:
+        raise ValueError(f"expected [class, value], got {short_repr(payload)}")
+    cls = import_enum_class(payload[0])
+    try:
+        value = _decode(payload[1])
+    except DecodeFailure as failure:
+        failure.at(".value")
+        raise
+    return cls(value)
+
+
+_BUILTIN_DECODERS: Final[dict[str, Callable[[Any], Any]]] = {
+    _tags.TUPLE: _decode_tuple,
+    _tags.SET: _decode_set,
+    _tags.FROZENSET: _decode_frozenset,
+    _tags.MAP: _decode_map,
+    _tags.DICT: _decode_escaped,
+    _tags.ENUM: _decode_enum,
+    _tags.DATETIME: _scalars.decode_datetime,
+    _tags.DATE: _scalars.decode_date,
+    _tags.TIME: _scalars.decode_time,
+    _tags.TIMEDELTA: _scalars.decode_timedelta,
+    _tags.DECIMAL: _scalars.decode_decimal,
+    _tags.UUID: _scalars.decode_uuid,
+    _tags.BYTES: _scalars.decode_bytes,
+    _tags.BYTEARRAY: _scalars.decode_bytearray,
+    _tags.FLOAT: _scalars.decode_non_finite,
+    _tags.INT: _scalars.decode_big_int,
+}
+
+
+def _node_tag(node: dict[str, Any]) -> str:
+    if len(node) != 2 or _V not in node:
+        raise DecodeFailure(
+            f"malformed tagged node {short_repr(node)}: a {_TAG!r} object must have exactly "
+            f"the keys {_TAG!r} and {_V!r}"
+        )
+    tag = node[_TAG]
+    if type(tag) is not str:
+        raise DecodeFailure(f"malformed tagged node {short_repr(node)}: the tag is not a str")
+    return tag
+
+
+def _decode_node(node: dict[str, Any]) -> Any:
+    tag = _node_tag(node)
+    decoder = _BUILTIN_DECODERS.get(tag)
+    if decoder is None:
+        return _decode_extension(tag, node)
+    try:
+        return decoder(node[_V])
+    except DecodeFailure as failure:
+        if failure.tag is None:
+            failure.tag = tag
+        raise
+    except Exception as exc:  # built-in decoders are pure: any error means a bad payload
+        raise DecodeFailure(
+            f"malformed {tag!r} node {short_repr(node[_V])}: {type(exc).__name__}: {exc}", tag
+        ) from exc
+
+
+def _decode_extension(tag: str, node: dict[str, Any]) -> Any:
+    registry = _registry.REGISTRY
+    codec = registry.codecs_by_tag.get(tag)
+    if codec is not None:
+        payload = _decode_payload(node[_V], tag)
+        try:
+            return codec.decode(payload)
+        except Exception as exc:
+            raise DecodeFailure(
+                f"the decoder registered for tag {tag!r} failed: {type(exc).__name__}: {exc}",
+                tag,
+            ) from exc
+    hook = registry.hooks_by_tag.get(tag)
+    if hook is not None:
+        results = _async_results.get()
+        if results is None:
+            raise DecodeFailure(
+                f"tag {tag!r} belongs to the async serializer hook {hook!r}; decode this tree "
+                "with `await asynctasq.serializer.from_wire_async(tree)`",
+                tag,
+            )
+        return results[id(node)]
+    if plugins.ensure_discovered():
+        return _decode_extension(tag, node)
+    raise DecodeFailure(
+        f"unknown tag {tag!r}: no registered type or serializer hook decodes it "
+        f"(is the package that registers it installed and imported in the worker?)"
+        f"{plugins.failure_notes()}",
+        tag,
+    )
+
+
+def _decode_payload(payload: Any, tag: str) -> Any:
+    try:
+        return _decode(payload)
+    except DecodeFailure as failure:
+        failure.at(f"<{tag} payload>")
+        raise
+
+
+def from_wire(tree: Any, path: str = "payload") -> Any:
+    """Turn a tree made by `to_wire` back into Python values.
+
+    A tree without tagged nodes is returned as it is, not copied.
+
+    Args:
+        tree: A JSON-native tree, typically from ``orjson.loads``.
+        path: What ``tree`` is, for error messages.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        DeserializationError: A node is malformed, its tag is unknown, its Enum class cannot
+            be imported (or the import guard refused it), or it needs an async hook (use
+            `from_wire_async`).
+    """
+    try:
+        if _is_plain(tree):
+            return tree
+        return _decode(tree)
+    except DecodeFailure as failure:
+        raise failure.to_error(path) from failure.__cause__
+    except RecursionError:
+        reason = "nested too deeply"
+        raise DeserializationError(
+            f"cannot deserialize {path}: {reason}", path=path, reason=reason, tag=None
+        ) from None
+
+
+async def from_wire_async(tree: Any, path: str = "payload") -> Any:
+    """Like `from_wire`, and await every serializer-hook decode, all concurrently.
+
+    Exceptions raised by a hook's ``decode`` propagate unchanged (a missing row or a lost
+    database connection is the hook's to report), after the other pending decodes are
+    cancelled.
+
+    Args:
+        tree: A JSON-native tree.
+        path: What ``tree`` is, for error messages.
+
+    Returns:
+        The decoded value, with hook results in place of their nodes.
+
+    Raises:
+        DeserializationError: As `from_wire`.
+    """
+    try:
+        pending = _find_hook_nodes(tree, [], [], set())
+    except RecursionError:
+        pending = []  # from_wire below reports it
+    if not pending:
+        return from_wire(tree, path)
+    results: dict[int, Any] = {}
+    await _resolve_all(pending, results, path)
+    token = _async_results.set(results)
+    try:
+        return from_wire(tree, path)
+    finally:
+        _async_results.reset(token)
+
+
+_PendingNode = tuple[dict[str, Any], str]
+"""A hook node and its path below the root."""
+
+
+def _is_hook_tag(tag: object) -> bool:
+    if type(tag) is not str or tag in _tags.BUILTIN_TAGS:
+        return False
+    registry = _registry.REGISTRY
+    if tag in registry.hooks_by_tag:
+        return True
+    if tag in registry.codecs_by_tag or not plugins.ensure_discovered():
+        return False
+    return tag in _registry.REGISTRY.hooks_by_tag
+
+
+def _find_hook_nodes(
+    x: Any, trail: list[str], found: list[_PendingNode], seen: set[int]
+) -> list[_PendingNode]:
+    """Collect the outermost hook nodes under ``x`` (malformed nodes are left to the decoder)."""
+    t = type(x)
+    if t is dict:
+        if _TAG not in x:
+            for k, v in x.items():
+                if type(v) is dict or type(v) is list:
+                    trail.append(f"[{short_repr(k)}]")
+                    _find_hook_nodes(v, trail, found, seen)
+                    trail.pop()
+            return found
+        tag = x.get(_TAG)
+        payload = x.get(_V)
+        if tag == _tags.DICT and type(payload) is dict:
+            for k, v in payload.items():  # the escaped dict's own keys are not nodes
+                trail.append(f"[{short_repr(k)}]")
+                _find_hook_nodes(v, trail, found, seen)
+                trail.pop()
+        elif _is_hook_tag(tag):
+            if id(x) not in seen:
+                seen.add(id(x))
+                found.append((x, "".join(trail)))
+        else:
+            _find_hook_nodes(payload, trail, found, seen)
+    elif t is list:
+        for i, v in enumerate(x):
+            if type(v) is dict or type(v) is list:
+                trail.append(f"[{i}]")
+                _find_hook_nodes(v, trail, found, seen)
+                trail.pop()
+    return found
+
+
+async def _resolve_all(pending: list[_PendingNode], results: dict[int, Any], root: str) -> None:
+    if len(pending) == 1:
+        await _resolve(pending[0], results, root)
+        return
+    tasks = [asyncio.ensure_future(_resolve(item, results, root)) for item in pending]
+    try:
+        await asyncio.gather(*tasks)
+    except BaseException:
+        # gather leaves the other decodes running after the first error: stop them.
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+async def _resolve(item: _PendingNode, results: dict[int, Any], root: str) -> None:
+    node, where = item
+    tag: str = node[_TAG]
+    hook = _registry.REGISTRY.hooks_by_tag[tag]
+    location = f"{root} -> {where}" if where else root
+    payload = node.get(_V)
+    inner = _find_hook_nodes(payload, [], [], set())
+    if inner:
+        await _resolve_all(inner, results, f"{location}<{tag} payload>")
+    token = _async_results.set(results)
+    try:
+        _node_tag(node)
+        data = _decode_payload(payload, tag)
+    except DecodeFailure as failure:
+        failure.tag = failure.tag or tag
+        raise failure.to_error(location) from failure.__cause__
+    finally:
+        _async_results.reset(token)
+    result = hook.decode(data)
+    # The protocol says async; a plain function returning the object is accepted as well.
+    results[id(node)] = await result if inspect.isawaitable(result) else result
+
+
+def loads(data: bytes | bytearray | memoryview | str, path: str = "payload") -> Any:
+    """``from_wire(orjson.loads(data))``.
+
+    Args:
+        data: JSON text.
+        path: What ``data`` is, for error messages.
+
+    Returns:
+        The decoded value.
+
+    Raises:
+        DeserializationError: ``data`` is not valid JSON, or as `from_wire`.
+    """
+    try:
+        tree = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise DeserializationError(
+            f"cannot deserialize {path}: invalid JSON: {exc}",
+            path=path,
+            reason=f"invalid JSON: {exc}",
+            tag=None,
+        ) from exc
+    return from_wire(tree, path)

@@ -1,0 +1,70 @@
+"""Keeping the leases of running tasks alive, in batches, from one background task."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import defaultdict
+
+from asynctasq.drivers.base import Delivery, Driver
+
+log = logging.getLogger("asynctasq.worker")
+
+
+class LeaseKeeper:
+    """Renews each running task's lease before it runs out.
+
+    A lease granted for ``g`` seconds is renewed when half of it has passed, to the task's
+    own visibility timeout; renewals due together go to the driver as one `extend` call.
+    """
+
+    def __init__(self, driver: Driver) -> None:
+        self._driver = driver
+        self._due: dict[int, tuple[float, Delivery, float]] = {}  # id -> (renew_at, d, vt)
+        self._wake = asyncio.Event()
+        self._next_wake = float("inf")
+
+    def track(self, delivery: Delivery, visibility_timeout: float) -> None:
+        """Start renewing `delivery`'s lease (to `visibility_timeout` seconds each time)."""
+        renew_at = time.monotonic() + delivery.visibility_timeout / 2
+        self._due[id(delivery)] = (renew_at, delivery, visibility_timeout)
+        if renew_at < self._next_wake:
+            self._wake.set()
+
+    def forget(self, delivery: Delivery) -> None:
+        """Stop renewing (the task ended)."""
+        self._due.pop(id(delivery), None)
+
+    async def run(self) -> None:
+        """Renew due leases until cancelled."""
+        while True:
+            now = time.monotonic()
+            due = [(d, vt) for renew_at, d, vt in self._due.values() if renew_at <= now]
+            if due:
+                await self._renew(due)
+                continue
+            self._next_wake = min((r for r, _, _ in self._due.values()), default=now + 60)
+            self._wake.clear()
+            try:
+                await asyncio.wait_for(self._wake.wait(), max(self._next_wake - now, 0.01))
+            except TimeoutError:
+                pass
+
+    async def _renew(self, due: list[tuple[Delivery, float]]) -> None:
+        groups: dict[float, list[Delivery]] = defaultdict(list)
+        for delivery, vt in due:
+            groups[vt].append(delivery)
+        for vt, deliveries in groups.items():
+            try:
+                await self._driver.extend(deliveries, vt)
+                retry_in = vt / 2
+            except Exception:
+                log.warning("renewing %d lease(s) failed; will try again", len(deliveries),
+                            exc_info=True)
+                retry_in = min(vt / 4, 1.0)
+            renew_at = time.monotonic() + retry_in
+            for delivery in deliveries:
+                key = id(delivery)
+                if key in self._due:
+                    self._due[key] = (renew_at, delivery, vt)

@@ -1,0 +1,443 @@
+"""The worker: takes leased tasks from a driver, runs them, and settles every one.
+
+Guarantees, with any driver that keeps the contract:
+
+* a task is acknowledged only after it finished; a worker that dies loses nothing (the lease
+  expires and the task runs again);
+* a failed run is retried (the task's delay, fixed or exponential) until its attempts are
+  used up or ``should_retry`` says no; then it is dead-lettered with its error and its
+  ``failed`` hook is called once;
+* a message that cannot be decoded, or names code the worker may not load, is dead-lettered
+  without running anything;
+* on SIGTERM/SIGINT the worker stops taking work, waits for running tasks up to its shutdown
+  deadline, and gives back what did not finish; a second signal stops at once;
+* broker errors are logged and retried with backoff; the loop never dies of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import signal
+import threading
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from asynctasq.config import Config, get_config
+from asynctasq.core import envelope
+from asynctasq.drivers.base import Delivery, Driver, Failure
+from asynctasq.drivers.connections import build_driver
+from asynctasq.errors import TaskLostError
+from asynctasq.executors.router import ExecutorRouter
+from asynctasq.middleware import Middleware, call_hooks
+from asynctasq.worker.failures import failure_from
+from asynctasq.worker.job import Job
+from asynctasq.worker.leases import LeaseKeeper
+from asynctasq.worker.resolver import TaskResolver
+from asynctasq.worker.retry import retry_delay
+
+log = logging.getLogger("asynctasq.worker")
+
+
+@dataclass(slots=True)
+class WorkerStats:
+    """Counters since the worker started."""
+
+    processed: int = 0
+    succeeded: int = 0
+    retried: int = 0
+    dead_lettered: int = 0
+    released: int = 0
+
+
+class _Backoff:
+    def __init__(self, first: float = 0.1, cap: float = 10.0) -> None:
+        self.first, self.cap, self.current = first, cap, 0.0
+
+    def next(self) -> float:
+        self.current = self.first if self.current == 0 else min(self.current * 2, self.cap)
+        return self.current
+
+    def reset(self) -> None:
+        self.current = 0.0
+
+
+class Worker:
+    """Runs tasks from `queues` with at most `concurrency` at a time.
+
+    Every argument left as None comes from the configuration (``worker`` section).
+
+    Args:
+        driver: A driver instance, a driver name, or None for the configured driver.
+        queues: Queue names, served fairly (the order rotates on every fetch).
+        concurrency: Most tasks running at once.
+        shutdown_timeout: Seconds running tasks get to finish after a stop request.
+        burst: Exit once the queues are empty instead of waiting for work.
+        process_pool_size: Child processes for ``process=True`` tasks (default: CPU count).
+        process_max_tasks_per_child: Recycle a child after this many tasks.
+        thread_pool_size: Threads for sync tasks (default: Python's default).
+        middleware: Hooks around the worker's events, in order.
+        allowed_roots: Directories task code may be imported from (default: the cwd).
+        poll_wait: Longest a single fetch waits for work.
+        install_signal_handlers: Handle SIGTERM/SIGINT (only in the main thread).
+    """
+
+    def __init__(
+        self,
+        driver: Driver | str | None = None,
+        *,
+        queues: Sequence[str] | None = None,
+        concurrency: int | None = None,
+        shutdown_timeout: float | None = None,
+        burst: bool = False,
+        process_pool_size: int | None = None,
+        process_max_tasks_per_child: int | None = None,
+        thread_pool_size: int | None = None,
+        middleware: Sequence[Middleware] = (),
+        allowed_roots: Sequence[str] | None = None,
+        poll_wait: float | None = None,
+        install_signal_handlers: bool = True,
+        config: Config | None = None,
+    ) -> None:
+        self.config = config or get_config()
+        ws = self.config.worker
+        self.queues = list(queues if queues is not None else ws.queues)
+        if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
+            raise ValueError(f"queues must be non-empty queue names, got {queues!r}")
+        self.concurrency = concurrency if concurrency is not None else ws.concurrency
+        if not isinstance(self.concurrency, int) or self.concurrency < 1:
+            raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
+        self.shutdown_timeout = (
+            shutdown_timeout if shutdown_timeout is not None else ws.shutdown_timeout
+        )
+        self.burst = burst
+        self.poll_wait = poll_wait if poll_wait is not None else ws.poll_wait
+        self.middleware = list(middleware)
+        self.allowed_roots = list(allowed_roots if allowed_roots is not None else ws.allowed_roots)
+        self.install_signal_handlers = install_signal_handlers
+        self._driver_spec = driver
+        self._owns_driver = not (driver is not None and not isinstance(driver, str))
+        self.driver: Driver | None = None if self._owns_driver else driver  # type: ignore[assignment]
+        self._router_settings = {
+            "thread_pool_size": thread_pool_size or ws.thread_pool_size,
+            "process_pool_size": process_pool_size or ws.process_pool_size,
+            "process_max_tasks_per_child": (
+                process_max_tasks_per_child or ws.process_max_tasks_per_child
+            ),
+        }
+        self.stats = WorkerStats()
+        self._running: dict[asyncio.Task[None], Delivery] = {}
+        self._stopping = False
+        self._aborting = False
+        self._slot_free: asyncio.Event | None = None
+        self._stop_event: asyncio.Event | None = None
+        self._ack_buffer: list[Delivery] = []
+        self._ack_scheduled = False
+        self._background: set[asyncio.Task[Any]] = set()
+        self._signals_installed: list[int] = []
+        self._resolver: TaskResolver | None = None
+        self._router: ExecutorRouter | None = None
+        self._leases: LeaseKeeper | None = None
+
+    # -- control ---------------------------------------------------------------------------
+    def request_stop(self) -> None:
+        """Stop taking work; running tasks get `shutdown_timeout` seconds to finish."""
+        self._stopping = True
+        if self._slot_free is not None:
+            self._slot_free.set()
+        if self._stop_event is not None:
+            self._stop_event.set()
+
+    def abort(self) -> None:
+        """Stop now: cancel running tasks and give them back."""
+        self._aborting = True
+        self.request_stop()
+        for task in list(self._running):
+            task.cancel()
+
+    def _on_signal(self, signum: int) -> None:
+        if self._stopping:
+            log.warning("second %s: stopping now", signal.Signals(signum).name)
+            self.abort()
+        else:
+            log.info(
+                "%s: finishing running tasks (up to %.0f s); send again to stop now",
+                signal.Signals(signum).name,
+                self.shutdown_timeout,
+            )
+            self.request_stop()
+
+    @property
+    def running(self) -> int:
+        """Tasks running now."""
+        return len(self._running)
+
+    # -- main loop -------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Work until stopped (or, in burst mode, until the queues are empty).
+
+        Raises:
+            Exception: the driver could not connect at start-up (a configuration or
+                connectivity problem is reported at once rather than retried silently).
+        """
+        loop = asyncio.get_running_loop()
+        self._slot_free = asyncio.Event()
+        self._stop_event = asyncio.Event()
+        if self.driver is None:
+            spec = self._driver_spec if isinstance(self._driver_spec, str) else None
+            self.driver = build_driver(spec, self.config)
+        driver = self.driver
+        await driver.connect()
+        self._resolver = TaskResolver(self.allowed_roots)
+        self._router = ExecutorRouter(
+            allowed_roots=[str(r) for r in self._resolver.allowed_roots],
+            config=self.config,
+            **self._router_settings,
+        )
+        self._leases = LeaseKeeper(driver)
+        keeper = loop.create_task(self._leases.run(), name="asynctasq-leases")
+        self._install_signals(loop)
+        call_hooks(self.middleware, "before_worker_boot", self)
+        try:
+            await self._fetch_loop(driver)
+        finally:
+            await self._shutdown(driver)
+            keeper.cancel()
+            await asyncio.gather(keeper, return_exceptions=True)
+            self._remove_signals(loop)
+            self._router.close(kill=self._aborting)
+            if self._owns_driver:
+                await driver.close()
+            call_hooks(self.middleware, "after_worker_shutdown", self, reverse=True)
+
+    async def _fetch_loop(self, driver: Driver) -> None:
+        assert self._slot_free is not None
+        loop = asyncio.get_running_loop()
+        backoff = _Backoff()
+        rotation = 0
+        idle_once = False
+        queues = self.queues
+        while not self._stopping:
+            free = self.concurrency - len(self._running)
+            if free <= 0:
+                self._slot_free.clear()
+                await self._slot_free.wait()
+                continue
+            order = queues[rotation:] + queues[:rotation] if len(queues) > 1 else queues
+            rotation = (rotation + 1) % len(queues)
+            try:
+                deliveries = await driver.dequeue(
+                    order, limit=free, wait=min(self.poll_wait, 0.2) if self.burst else self.poll_wait
+                )
+            except Exception as exc:
+                delay = backoff.next()
+                log.warning("fetching tasks failed (%s: %s); retrying in %.1f s",
+                            type(exc).__name__, exc, delay)
+                await self._sleep_unless_stopping(delay)
+                continue
+            backoff.reset()
+            if self._stopping:
+                if deliveries:
+                    await self._release(deliveries)
+                break
+            if not deliveries:
+                if self.burst and not self._running:
+                    if idle_once:
+                        break
+                    idle_once = True
+                continue
+            idle_once = False
+            for delivery in deliveries:
+                task = loop.create_task(self._process(delivery))
+                self._running[task] = delivery
+                task.add_done_callback(self._on_done)
+
+    def _on_done(self, task: asyncio.Task[None]) -> None:
+        self._running.pop(task, None)
+        if self._slot_free is not None:
+            self._slot_free.set()
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal error while handling a task", exc_info=task.exception())
+
+    async def _sleep_unless_stopping(self, seconds: float) -> None:
+        assert self._stop_event is not None
+        try:
+            await asyncio.wait_for(self._stop_event.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _shutdown(self, driver: Driver) -> None:
+        self._stopping = True
+        running = list(self._running)
+        if running and not self._aborting:
+            _, pending = await asyncio.wait(running, timeout=self.shutdown_timeout)
+            if pending:
+                log.warning("%d task(s) still running at the shutdown deadline: giving them back",
+                            len(pending))
+        for task in list(self._running):
+            task.cancel()
+        if self._running:
+            await asyncio.wait(list(self._running), timeout=10)
+        self._flush_acks_now()
+        if self._background:
+            await asyncio.wait(list(self._background), timeout=10)
+
+    # -- one task --------------------------------------------------------------------------
+    async def _process(self, delivery: Delivery) -> None:
+        assert self._resolver is not None and self._router is not None
+        assert self._leases is not None and self.driver is not None
+        job = Job(delivery)
+        self.stats.processed += 1
+        try:
+            env = job.envelope = envelope.decode(delivery.payload)
+            target = self._resolver.resolve(env.task)
+            task = job.task = await envelope.build_async(target, env)
+        except Exception as exc:
+            log.error("task %s [%s] cannot run and was dead-lettered: %s",
+                      job.task_name, delivery.task_id, exc)
+            await self._dead_letter(job, exc)
+            return
+        task._attempts = delivery.attempts
+        allowed = max(env.max_attempts, 1)
+        if delivery.attempts >= allowed:
+            lost = TaskLostError(
+                f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts + 1} "
+                f"times and none of its last runs finished (its worker was killed or lost the "
+                f"lease); max_attempts is {env.max_attempts}"
+            )
+            log.error("%s", lost)
+            await self._fail_for_good(job, lost)
+            return
+        self._leases.track(delivery, env.visibility_timeout)
+        call_hooks(self.middleware, "before_process", job)
+        job.started_at = time.monotonic()
+        try:
+            result = await self._router.run(task, delivery.payload, env.timeout)
+        except asyncio.CancelledError:
+            self._leases.forget(delivery)
+            await self._release([delivery])
+            call_hooks(self.middleware, "after_release", job, reverse=True)
+            raise
+        except Exception as exc:
+            self._leases.forget(delivery)
+            call_hooks(self.middleware, "after_process", job, None, exc, reverse=True)
+            await self._handle_failure(job, exc)
+            return
+        self._leases.forget(delivery)
+        self.stats.succeeded += 1
+        self._ack(delivery)
+        call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
+
+    async def _handle_failure(self, job: Job, exc: Exception) -> None:
+        assert job.envelope is not None and job.task is not None and self.driver is not None
+        runs_done = job.delivery.attempts + 1
+        retry = runs_done < job.envelope.max_attempts
+        if retry:
+            try:
+                retry = bool(await _maybe_await(job.task.should_retry(exc)))
+            except Exception:
+                log.exception("should_retry() of %s raised; retrying", job.task_name)
+        if not retry:
+            log.warning("task %s [%s] failed for good after %d run(s): %s: %s", job.task_name,
+                        job.task_id, runs_done, type(exc).__name__, exc)
+            await self._fail_for_good(job, exc)
+            return
+        delay = retry_delay(job.envelope, runs_done)
+        log.warning("task %s [%s] failed (run %d of %d): %s: %s; retrying in %.1f s",
+                    job.task_name, job.task_id, runs_done, job.envelope.max_attempts,
+                    type(exc).__name__, exc, delay)
+        driver = self.driver
+        if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
+            self.stats.retried += 1
+            call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
+
+    async def _fail_for_good(self, job: Job, exc: BaseException) -> None:
+        if not await self._dead_letter(job, exc):
+            return
+        assert job.task is not None
+        try:
+            await _maybe_await(job.task.failed(exc))  # type: ignore[arg-type]
+        except Exception:
+            log.exception("failed() hook of %s raised", job.task_name)
+
+    async def _dead_letter(self, job: Job, exc: BaseException) -> bool:
+        assert self.driver is not None
+        failure: Failure = failure_from(exc)
+        driver = self.driver
+        if not await self._settle("dead-letter", lambda: driver.dead_letter(job.delivery, failure)):
+            return False
+        self.stats.dead_lettered += 1
+        call_hooks(self.middleware, "after_dead_letter", job, failure, reverse=True)
+        return True
+
+    async def _release(self, deliveries: list[Delivery]) -> None:
+        assert self.driver is not None
+        driver = self.driver
+        if await self._settle("release", lambda: driver.release(deliveries), tries=2):
+            self.stats.released += len(deliveries)
+
+    async def _settle(
+        self, what: str, op: Callable[[], Awaitable[None]], *, tries: int = 5
+    ) -> bool:
+        """Run a state change, retrying broker errors; False if it never went through.
+
+        A change that never goes through loses nothing: the lease expires and the task is
+        delivered again.
+        """
+        backoff = _Backoff(0.1, 2.0)
+        for attempt in range(1, tries + 1):
+            try:
+                await asyncio.shield(op())
+                return True
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                if attempt == tries or self._aborting:
+                    log.error("%s failed %d time(s), leaving it to the lease: %s", what,
+                              attempt, exc)
+                    return False
+                await asyncio.sleep(backoff.next())
+        return False
+
+    # -- batched acks ----------------------------------------------------------------------
+    def _ack(self, delivery: Delivery) -> None:
+        self._ack_buffer.append(delivery)
+        if not self._ack_scheduled:
+            self._ack_scheduled = True
+            # Acks of tasks finishing in the same loop iteration go out as one call.
+            asyncio.get_running_loop().call_soon(self._flush_acks_now)
+
+    def _flush_acks_now(self) -> None:
+        self._ack_scheduled = False
+        if not self._ack_buffer or self.driver is None:
+            return
+        batch, self._ack_buffer = self._ack_buffer, []
+        driver = self.driver
+        task = asyncio.get_running_loop().create_task(self._settle("ack", lambda: driver.ack(batch)))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    # -- signals ---------------------------------------------------------------------------
+    def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                self._signals_installed.append(sig)
+            except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix loops
+                pass
+
+    def _remove_signals(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sig in self._signals_installed:
+            loop.remove_signal_handler(sig)
+        self._signals_installed.clear()
+
+
+async def _maybe_await(value: Any) -> Any:
+    if inspect.isawaitable(value):
+        return await value
+    return value

@@ -1,0 +1,457 @@
+"""The worker on the in-memory driver: runs, retries, dead letters, timeouts, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from asynctasq import Middleware, task
+from asynctasq.core.task import SyncTask, Task
+from asynctasq.drivers.base import Delivery, OutgoingMessage
+from asynctasq.drivers.connections import get_driver
+from asynctasq.testing import MemoryDriver
+from asynctasq.worker import Job, Worker
+
+TASKS_DIR = str(Path(__file__).parent / "tasks_pkg")
+calls: dict[str, list[Any]] = {}
+
+
+def record(key: str, value: Any) -> None:
+    calls.setdefault(key, []).append(value)
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls() -> None:
+    calls.clear()
+
+
+async def run_worker(
+    until: Callable[[], bool], *, timeout: float = 15.0, **kwargs: Any
+) -> Worker:
+    """Run a worker on the configured memory driver until `until()` holds."""
+    driver = await get_driver()
+    kwargs.setdefault("install_signal_handlers", False)
+    kwargs.setdefault("poll_wait", 0.1)
+    worker = Worker(driver, **kwargs)
+    runner = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + timeout
+    while not until():
+        if runner.done():
+            runner.result()
+            break
+        if time.monotonic() > deadline:
+            worker.request_stop()
+            await runner
+            raise AssertionError(f"condition not reached in {timeout} s; calls={calls}")
+        await asyncio.sleep(0.02)
+    worker.request_stop()
+    await asyncio.wait_for(runner, 30)
+    return worker
+
+
+# -- tasks used below --------------------------------------------------------------------------
+@task(queue="w")
+async def add(a: int, b: int) -> int:
+    record("add", a + b)
+    return a + b
+
+
+@task(queue="w")
+def blocking_add(a: int, b: int) -> int:
+    record("blocking_add", (a + b, threading.current_thread() is threading.main_thread()))
+    return a + b
+
+
+@task(queue="w", max_attempts=3, retry_delay=0)
+async def flaky(key: str, fail_times: int) -> str:
+    record(key, "run")
+    if len(calls[key]) <= fail_times:
+        raise ConnectionError(f"attempt {len(calls[key])} failed")
+    return "ok"
+
+
+@task(queue="w", timeout=0.3, max_attempts=1)
+async def too_slow() -> None:
+    record("too_slow", "start")
+    await asyncio.sleep(30)
+    record("too_slow", "end")
+
+
+class Payment(Task[dict[str, Any]]):
+    queue = "w"
+    max_retries = 2
+    retry_delay = 0
+
+    def __init__(self, amount: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.amount = amount
+
+    async def handle(self) -> dict[str, Any]:
+        record("payment", (self.amount, self._attempts, self._task_id, self._dispatched_at))
+        if self.amount < 0:
+            raise ValueError("Amount cannot be negative")
+        if self.amount == 13:
+            raise ConnectionError("network down")
+        return {"ok": True}
+
+    def should_retry(self, exception: Exception) -> bool:
+        return not isinstance(exception, ValueError)
+
+    async def failed(self, exception: Exception) -> None:
+        record("payment_failed", type(exception).__name__)
+
+
+class SyncReport(SyncTask[str]):
+    queue = "w"
+
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n = n
+
+    def handle_sync(self) -> str:
+        record("report", (self.n, threading.current_thread() is threading.main_thread()))
+        return "done"
+
+
+# -- tests -------------------------------------------------------------------------------------
+async def test_async_and_sync_function_tasks_run() -> None:
+    await add(1, 2).dispatch()
+    await blocking_add(a=3, b=4).dispatch()
+    await run_worker(lambda: "add" in calls and "blocking_add" in calls, queues=["w"])
+    assert calls["add"] == [3]
+    assert calls["blocking_add"] == [(7, False)]  # sync tasks run off the event loop thread
+
+
+async def test_retries_count_attempts_and_succeed() -> None:
+    await flaky("f1", 2).dispatch()
+    worker = await run_worker(lambda: len(calls.get("f1", [])) == 3, queues=["w"])
+    await asyncio.sleep(0.05)
+    assert worker.stats.retried == 2 and worker.stats.succeeded == 1
+    driver = await get_driver()
+    assert await driver.list_dead_letters() == []
+
+
+async def test_exhausted_retries_dead_letter_with_error_and_failed_hook_once() -> None:
+    await Payment(amount=13).dispatch()
+    await run_worker(lambda: "payment_failed" in calls, queues=["w"])
+    assert [a for _, a, _, _ in calls["payment"]] == [0, 1]  # max_retries=2 runs in total
+    assert calls["payment_failed"] == ["ConnectionError"]
+    driver = await get_driver()
+    [dead] = await driver.list_dead_letters(queue="w")
+    assert dead.failure.exception_type == "builtins.ConnectionError"
+    assert dead.failure.message == "network down"
+    assert "Traceback" in dead.failure.traceback and "network down" in dead.failure.traceback
+    assert dead.attempts == 2
+
+
+async def test_should_retry_false_fails_at_once() -> None:
+    task_id = await Payment(amount=-1).dispatch()
+    await run_worker(lambda: "payment_failed" in calls, queues=["w"])
+    assert len(calls["payment"]) == 1
+    amount, attempts, seen_id, dispatched_at = calls["payment"][0]
+    assert (amount, attempts, seen_id) == (-1, 0, task_id)
+    assert dispatched_at is not None and dispatched_at.tzinfo is not None
+    assert calls["payment_failed"] == ["ValueError"]
+
+
+@pytest.mark.parametrize("max_attempts", [0, 1])
+async def test_zero_and_one_attempts_both_run_once(max_attempts: int) -> None:
+    await flaky("once", 5).max_attempts(max_attempts).dispatch()
+    await run_worker(lambda: len(calls.get("once", [])) >= 1, queues=["w"])
+    driver = await get_driver()
+    for _ in range(20):
+        if await driver.list_dead_letters(queue="w"):
+            break
+        await asyncio.sleep(0.05)
+    assert calls["once"] == ["run"]
+    assert len(await driver.list_dead_letters(queue="w")) == 1
+
+
+async def test_async_timeout_cancels_the_task() -> None:
+    await too_slow().dispatch()
+    driver = await get_driver()
+
+    async def dead() -> bool:
+        return bool(await driver.list_dead_letters(queue="w"))
+
+    started = time.monotonic()
+    await run_worker(lambda: len(driver._dead) == 1, queues=["w"])
+    assert time.monotonic() - started < 5
+    assert calls["too_slow"] == ["start"]
+    [letter] = await driver.list_dead_letters(queue="w")
+    assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
+
+
+async def test_class_sync_task_runs_in_a_thread() -> None:
+    await SyncReport(n=5).dispatch()
+    await run_worker(lambda: "report" in calls, queues=["w"])
+    assert calls["report"] == [(5, False)]
+
+
+async def test_malformed_message_is_dead_lettered_and_never_run() -> None:
+    driver = await get_driver()
+    await driver.enqueue(OutgoingMessage("bad-1", "w", b"not json at all"))
+    await driver.enqueue(OutgoingMessage("bad-2", "w", b'{"v": 1, "task": "x:y", "o": "nope"}'))
+    await run_worker(lambda: len(driver._dead) == 2, queues=["w"])  # type: ignore[attr-defined]
+    letters = {d.task_id: d for d in await driver.list_dead_letters(queue="w")}
+    assert "not valid JSON" in letters["bad-1"].failure.message
+    assert "malformed options" in letters["bad-2"].failure.message
+
+
+async def test_code_outside_allowed_roots_is_refused(tmp_path: Path) -> None:
+    evil = tmp_path / "evil_tasks_mod.py"
+    marker = tmp_path / "ran"
+    evil.write_text(
+        "from asynctasq import task\n"
+        f"open({str(marker)!r}, 'w').write('imported')\n"
+        "@task\nasync def boom(): pass\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        payload = (
+            b'{"v":1,"id":"e1","task":"evil_tasks_mod:boom","at":0,'
+            b'"o":[3,0,"fixed",0,false,null,30],"args":[],"kwargs":{}}'
+        )
+        driver = await get_driver()
+        await driver.enqueue(OutgoingMessage("e1", "w", payload))
+        await run_worker(lambda: len(driver._dead) == 1, queues=["w"], allowed_roots=[TASKS_DIR])  # type: ignore[attr-defined]
+    finally:
+        sys.path.remove(str(tmp_path))
+    [letter] = await driver.list_dead_letters(queue="w")
+    assert "outside the allowed roots" in letter.failure.message
+    assert not marker.exists()
+
+
+async def test_message_naming_a_non_task_is_refused() -> None:
+    payload = (
+        b'{"v":1,"id":"n1","task":"os:system","at":0,'
+        b'"o":[3,0,"fixed",0,false,null,30],"args":["echo hi"],"kwargs":{}}'
+    )
+    driver = await get_driver()
+    await driver.enqueue(OutgoingMessage("n1", "w", payload))
+    await run_worker(lambda: len(driver._dead) == 1, queues=["w"])  # type: ignore[attr-defined]
+    [letter] = await driver.list_dead_letters(queue="w")
+    assert "not a task" in letter.failure.message
+
+
+async def test_task_redelivered_past_max_attempts_is_dead_lettered_as_lost() -> None:
+    driver = await get_driver()
+    await add(1, 1).max_attempts(2).visibility_timeout(0.2).dispatch()
+    # Two deliveries whose worker "died" (leases left to expire).
+    for _ in range(2):
+        got: list[Delivery] = []
+        while not got:
+            got = await driver.dequeue(["w"], limit=1, wait=1)
+        await asyncio.sleep(0.3)
+    await run_worker(lambda: len(driver._dead) == 1, queues=["w"])  # type: ignore[attr-defined]
+    [letter] = await driver.list_dead_letters(queue="w")
+    assert letter.failure.exception_type == "asynctasq.errors.TaskLostError"
+    assert "add" not in calls
+
+
+@task(queue="long", visibility_timeout=0.4)
+async def long_running(key: str) -> None:
+    record(key, "start")
+    await asyncio.sleep(1.5)
+    record(key, "end")
+
+
+async def test_lease_is_renewed_while_a_long_task_runs() -> None:
+    await long_running("lr").dispatch()
+    driver = await get_driver()
+    worker_task = asyncio.create_task(
+        run_worker(lambda: calls.get("lr") == ["start", "end"], queues=["long"])
+    )
+    await asyncio.sleep(1.0)  # 2.5 x the visibility timeout: without renewal it would be back
+    assert await driver.dequeue(["long"], limit=1, wait=0) == []
+    await worker_task
+    assert calls["lr"] == ["start", "end"]
+
+
+async def test_graceful_shutdown_gives_back_unfinished_tasks() -> None:
+    await long_running("sd").dispatch()
+    driver = await get_driver()
+    worker = Worker(driver, queues=["long"], shutdown_timeout=0.2, install_signal_handlers=False,
+                    poll_wait=0.1)
+    runner = asyncio.create_task(worker.run())
+    while "sd" not in calls:
+        await asyncio.sleep(0.02)
+    worker.request_stop()
+    await asyncio.wait_for(runner, 5)
+    assert calls["sd"] == ["start"]
+    [back] = await driver.dequeue(["long"], limit=1, wait=0)
+    assert back.attempts == 0  # given back, not counted as a run
+    assert worker.stats.released == 1
+
+
+async def test_concurrency_limit_is_respected() -> None:
+    running = 0
+    peak = 0
+
+    @task(queue="c")
+    async def busy() -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.05)
+        running -= 1
+        record("busy", 1)
+
+    for _ in range(20):
+        await busy().dispatch()
+    await run_worker(lambda: len(calls.get("busy", [])) == 20, queues=["c"], concurrency=3)
+    assert peak == 3
+
+
+async def test_queues_are_served_fairly() -> None:
+    @task
+    async def mark(queue: str) -> None:
+        record("order", queue)
+        await asyncio.sleep(0.01)
+
+    for _ in range(30):
+        await mark("a").on_queue("a").dispatch()
+    for _ in range(5):
+        await mark("b").on_queue("b").dispatch()
+    await run_worker(lambda: len(calls.get("order", [])) == 35, queues=["a", "b"], concurrency=1)
+    first_ten = calls["order"][:10]
+    assert first_ten.count("b") >= 4  # b is not starved behind a's backlog
+
+
+class FlakyDriver(MemoryDriver):
+    """Fails every dequeue for a while: a broker outage."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.failures = 0
+        self.down_until = time.monotonic() + 0.8
+
+    async def dequeue(self, queues: Any, *, limit: int, wait: float) -> list[Delivery]:
+        if time.monotonic() < self.down_until:
+            self.failures += 1
+            raise ConnectionError("broker unreachable")
+        return await super().dequeue(queues, limit=limit, wait=wait)
+
+
+async def test_worker_survives_broker_errors_and_resumes() -> None:
+    driver = FlakyDriver()
+    await add(5, 5).dispatch()
+    [msg] = await (await get_driver()).dequeue(["w"], limit=1, wait=0)
+    await driver.enqueue(OutgoingMessage(msg.task_id, "w", msg.payload))
+    worker = Worker(driver, queues=["w"], install_signal_handlers=False, poll_wait=0.1)
+    runner = asyncio.create_task(worker.run())
+    while "add" not in calls:
+        assert not runner.done()
+        await asyncio.sleep(0.05)
+    worker.request_stop()
+    await runner
+    assert driver.failures >= 2
+    assert calls["add"] == [10]
+
+
+async def test_middleware_sees_events_in_order() -> None:
+    events: list[str] = []
+
+    class First(Middleware):
+        def before_process(self, job: Job) -> None:
+            events.append(f"first.before:{job.task_name.split(':')[1]}")
+
+        def after_process(self, job: Job, result: Any, exception: BaseException | None) -> None:
+            events.append(f"first.after:{result}")
+
+    class Second(Middleware):
+        def before_process(self, job: Job) -> None:
+            events.append("second.before")
+            raise RuntimeError("a broken hook is logged, not fatal")
+
+        def after_process(self, job: Job, result: Any, exception: BaseException | None) -> None:
+            events.append("second.after")
+
+    await add(2, 2).dispatch()
+    await run_worker(lambda: len(events) == 4, queues=["w"], middleware=[First(), Second()])
+    assert events == ["first.before:add", "second.before", "second.after", "first.after:4"]
+
+
+async def test_burst_mode_exits_when_the_queues_are_empty() -> None:
+    for i in range(5):
+        await add(i, i).dispatch()
+    driver = await get_driver()
+    worker = Worker(driver, queues=["w"], burst=True, install_signal_handlers=False)
+    await asyncio.wait_for(worker.run(), 10)
+    assert sorted(calls["add"]) == [0, 2, 4, 6, 8]
+
+
+# -- process pool ------------------------------------------------------------------------------
+@pytest.fixture
+def process_tasks() -> Any:
+    sys.path.insert(0, TASKS_DIR)
+    import core_test_tasks
+
+    yield core_test_tasks
+    sys.path.remove(TASKS_DIR)
+
+
+async def _run_process_worker(
+    until: Callable[[], Awaitable[bool]], **kwargs: Any
+) -> Worker:
+    driver = await get_driver()
+    worker = Worker(driver, queues=["default"], install_signal_handlers=False, poll_wait=0.1,
+                    allowed_roots=[TASKS_DIR], **kwargs)
+    runner = asyncio.create_task(worker.run())
+    deadline = time.monotonic() + 60
+    while not await until():
+        assert not runner.done(), runner.exception()
+        assert time.monotonic() < deadline, "process task did not finish"
+        await asyncio.sleep(0.05)
+    worker.request_stop()
+    await asyncio.wait_for(runner, 30)
+    return worker
+
+
+async def test_process_tasks_run_in_a_child_process(process_tasks: Any, tmp_path: Path) -> None:
+    out_sync, out_async = tmp_path / "sync", tmp_path / "async"
+    await process_tasks.ProcessSum(numbers=[1, 2, 3], out=str(out_sync)).dispatch()
+    await process_tasks.AsyncProcessEcho(out=str(out_async)).dispatch()
+
+    async def done() -> bool:
+        return out_sync.exists() and out_async.exists() and out_async.read_text() != ""
+
+    await _run_process_worker(done, process_pool_size=2)
+    pid, total = out_sync.read_text().split()
+    assert int(pid) != os.getpid() and total == "6"
+    assert int(out_async.read_text()) != os.getpid()
+
+
+async def test_process_timeout_kills_a_cpu_bound_child(process_tasks: Any) -> None:
+    await process_tasks.spin_forever().dispatch()
+    driver = await get_driver()
+
+    async def dead() -> bool:
+        return bool(await driver.list_dead_letters())
+
+    started = time.monotonic()
+    await _run_process_worker(dead, process_pool_size=1)
+    assert time.monotonic() - started < 20
+    [letter] = await driver.list_dead_letters()
+    assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
+
+
+async def test_max_tasks_per_child_recycles_children(process_tasks: Any, tmp_path: Path) -> None:
+    out = tmp_path / "pids"
+    for _ in range(4):
+        await process_tasks.write_pid(str(out)).dispatch()
+
+    async def done() -> bool:
+        return out.exists() and len(out.read_text().split()) == 4
+
+    await _run_process_worker(done, process_pool_size=1, process_max_tasks_per_child=1)
+    pids = out.read_text().split()
+    assert len(set(pids)) == 4  # every task got a fresh child
