@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import ClassVar
 
 import pytest
+
 from asynctasq.drivers.base import Delivery, Driver
 from asynctasq.testing import DriverConformance
-
 from asynctasq_rabbitmq import RabbitMQDriver
 
 _factories: dict[int, object] = {}

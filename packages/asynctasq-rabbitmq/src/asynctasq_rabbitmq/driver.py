@@ -29,15 +29,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 
 import aio_pika
-from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
-from aiormq.abc import AbstractChannel, AbstractConnection
-from aiormq.exceptions import (
-    AMQPConnectionError,
-    ChannelInvalidStateError,
-    ChannelNotFoundEntity,
-    PublishError,
-)
-from pamqp.commands import Basic
+from aio_pika.abc import AbstractRobustConnection
+from aiormq.abc import AbstractConnection
 
 from asynctasq.drivers.base import (
     DeadLetter,
@@ -46,24 +39,17 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
-from asynctasq_rabbitmq import delays
 from asynctasq_rabbitmq.consumer import Consumer, Receipt
 from asynctasq_rabbitmq.dead_letters import DeadLetters, dead_letter_properties
-from asynctasq_rabbitmq.messages import task_properties
+from asynctasq_rabbitmq.inspection import delete_namespace, purge_queue, queue_stats
+from asynctasq_rabbitmq.publisher import CONNECTION_ERRORS, Publisher
 from asynctasq_rabbitmq.registry import QueueRegistry
-from asynctasq_rabbitmq.scan import passive_count
 from asynctasq_rabbitmq.topology import CLASSIC, QUORUM, Topology
 
 log = logging.getLogger("asynctasq.rabbitmq")
 
 SERVER_DEFAULT_CONSUMER_TIMEOUT = 1800.0
 """RabbitMQ's own `consumer_timeout` (30 min), reported when the driver sets none."""
-
-_CONNECTION_ERRORS = (ChannelInvalidStateError, AMQPConnectionError, ConnectionError)
-_BATCH = 1000
-"""Publishes in flight at once in `enqueue_many`."""
-
-Ensure = Callable[[AbstractChannel], Awaitable[None]]
 
 
 class RabbitMQDriver:
@@ -139,7 +125,7 @@ class RabbitMQDriver:
         )
         self._lease_seconds = consumer_timeout or SERVER_DEFAULT_CONSUMER_TIMEOUT
         self._connection: AbstractRobustConnection | None = None
-        self._publisher: AbstractRobustChannel | None = None
+        self._publisher: Publisher | None = None
         self._consumer: Consumer | None = None
         self._connect_lock = asyncio.Lock()
 
@@ -166,7 +152,9 @@ class RabbitMQDriver:
             client_properties={"connection_name": f"asynctasq {self.exchange_name}"},
         )
         try:
-            publisher = await connection.channel(publisher_confirms=True, on_return_raises=True)
+            publish_channel = await connection.channel(
+                publisher_confirms=True, on_return_raises=True
+            )
             consume_channel = await connection.channel(publisher_confirms=False)
         except BaseException:
             await connection.close()
@@ -177,7 +165,12 @@ class RabbitMQDriver:
             prefetch_count=self.prefetch_count,
             lease_seconds=self._lease_seconds,
         )
-        self._publisher = publisher
+        self._publisher = Publisher(
+            self._topology,
+            publish_channel,
+            timeout=self.publish_timeout,
+            pause=min(0.05, self.reconnect_interval),
+        )
         self._connection = connection
 
     async def close(self) -> None:
@@ -212,135 +205,28 @@ class RabbitMQDriver:
         return transport.connection
 
     # -- publishing ----------------------------------------------------------------------
-    async def _publish(
-        self,
-        queue: str,
-        ensure: Ensure,
-        exchange: str,
-        routing_key: str,
-        body: bytes,
-        properties: Basic.Properties,
-    ) -> None:
-        """Publish one message and wait for its confirm, surviving a reconnect.
-
-        `ensure` declares what the message needs; when the broker cannot route it (a queue
-        or exchange was deleted behind our back), the cache for `queue` is dropped and the
-        publish repeated once after declaring again.
-        """
+    async def _publisher_ready(self) -> Publisher:
         await self.connect()
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.publish_timeout
-        declared_again = False
-        while True:
-            publisher = self._publisher
-            if publisher is None:
-                raise ConnectionError("RabbitMQDriver is closed")
-            try:
-                async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
-                    channel = await publisher.get_underlay_channel()
-                    await ensure(channel)
-                    await channel.basic_publish(
-                        body,
-                        exchange=exchange,
-                        routing_key=routing_key,
-                        properties=properties,
-                        mandatory=True,
-                    )
-                return
-            except (PublishError, ChannelNotFoundEntity):
-                if declared_again:
-                    raise
-                declared_again = True
-                self._topology.forget(queue)
-            except _CONNECTION_ERRORS:
-                if loop.time() >= deadline:
-                    raise
-                await asyncio.sleep(min(0.05, self.reconnect_interval))
-
-    def _target(self, queue: str, delay: float) -> tuple[Ensure, str, str]:
-        """What to declare, and the exchange and routing key, for `queue` after `delay`."""
-        topology = self._topology
-        units = delays.delay_units(delay)
-        if units == 0:
-
-            async def ensure_ready(channel: AbstractChannel) -> None:
-                await topology.ensure_work_queue(channel, queue)
-
-            return ensure_ready, topology.exchange, topology.work_queue(queue)
-        level = delays.top_level(units)
-
-        async def ensure_delayed(channel: AbstractChannel) -> None:
-            await topology.ensure_delay_levels(channel, queue, level)
-
-        exchange, routing_key = topology.delay_target(queue, units)
-        return ensure_delayed, exchange, routing_key
-
-    async def _publish_task(
-        self, queue: str, task_id: str, payload: bytes, *, attempts: int, delay: float
-    ) -> None:
-        ensure, exchange, routing_key = self._target(queue, delay)
-        await self._publish(
-            queue, ensure, exchange, routing_key, payload, task_properties(task_id, attempts)
-        )
+        if self._publisher is None:
+            raise ConnectionError("RabbitMQDriver is closed")
+        return self._publisher
 
     async def _requeue_fresh(self, queue: str, task_id: str, payload: bytes) -> None:
-        await self._publish_task(queue, task_id, payload, attempts=0, delay=0.0)
+        publisher = await self._publisher_ready()
+        await publisher.publish_task(queue, task_id, payload, attempts=0, delay=0.0)
 
     async def enqueue(self, message: OutgoingMessage) -> None:
         """Publish one message (persistent, confirmed), ready after `message.delay`."""
-        await self._publish_task(
+        publisher = await self._publisher_ready()
+        await publisher.publish_task(
             message.queue, message.task_id, message.payload, attempts=0, delay=message.delay
         )
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish all messages back to back, then await their confirms together."""
-        if not messages:
-            return
-        await self.connect()
-        publisher = self._publisher
-        assert publisher is not None
-        targets = [self._target(message.queue, message.delay) for message in messages]
-        failed: list[int] = []
-        for start in range(0, len(messages), _BATCH):
-            stop = min(start + _BATCH, len(messages))
-            try:
-                channel = await publisher.get_underlay_channel()
-                for index in range(start, stop):
-                    await targets[index][0](channel)  # cached after the first of a queue
-                outcomes = await asyncio.gather(
-                    *(
-                        channel.basic_publish(
-                            messages[index].payload,
-                            exchange=targets[index][1],
-                            routing_key=targets[index][2],
-                            properties=task_properties(messages[index].task_id),
-                            mandatory=True,
-                        )
-                        for index in range(start, stop)
-                    ),
-                    return_exceptions=True,
-                )
-            except Exception:
-                failed.extend(range(start, stop))
-                continue
-            failed.extend(
-                index
-                for index, outcome in zip(range(start, stop), outcomes, strict=True)
-                if isinstance(outcome, BaseException)
-            )
-        # Whatever failed in bulk (a reconnect, a deleted queue) goes again one by one, with
-        # the declare-again and reconnect handling of `_publish`; it raises if still failing.
-        for index in failed:
-            ensure, exchange, routing_key = targets[index]
-            message = messages[index]
-            await self._publish(
-                message.queue,
-                ensure,
-                exchange,
-                routing_key,
-                message.payload,
-                task_properties(message.task_id),
-            )
+        if messages:
+            publisher = await self._publisher_ready()
+            await publisher.publish_many(messages)
 
     # -- consuming -----------------------------------------------------------------------
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
@@ -369,7 +255,7 @@ class RabbitMQDriver:
         held = self._settle(receipts)
         for index, receipt in enumerate(held):
             # A failure means the lease ended with the channel: the broker delivers it again.
-            with contextlib.suppress(*_CONNECTION_ERRORS):
+            with contextlib.suppress(*CONNECTION_ERRORS):
                 # One flush for the whole batch: only the last ack waits for the socket.
                 await receipt.channel.basic_ack(receipt.delivery_tag, wait=index == len(held) - 1)
 
@@ -386,7 +272,7 @@ class RabbitMQDriver:
     ) -> None:
         try:
             await publish()
-        except _CONNECTION_ERRORS:
+        except CONNECTION_ERRORS:
             if receipt.held:
                 raise
             # The connection broke: the original is back in its queue, nothing is lost.
@@ -407,9 +293,10 @@ class RabbitMQDriver:
         receipt = self._held(delivery)
         if receipt is None:
             return
+        publisher = await self._publisher_ready()
         await self._republish_then_ack(
             receipt,
-            lambda: self._publish_task(
+            lambda: publisher.publish_task(
                 delivery.queue,
                 delivery.task_id,
                 delivery.payload,
@@ -423,9 +310,10 @@ class RabbitMQDriver:
         receipt = self._held(delivery)
         if receipt is None:
             return  # stale: the lease already ended and the broker has the message back
+        publisher = await self._publisher_ready()
         await self._republish_then_ack(
             receipt,
-            lambda: self._publish_task(
+            lambda: publisher.publish_task(
                 delivery.queue,
                 delivery.task_id,
                 delivery.payload,
@@ -439,22 +327,11 @@ class RabbitMQDriver:
         receipt = self._held(delivery)
         if receipt is None:
             return
-        topology = self._topology
+        publisher = await self._publisher_ready()
         properties = dead_letter_properties(delivery, failure, datetime.now(UTC))
-
-        async def ensure(channel: AbstractChannel) -> None:
-            await topology.ensure_dead_queue(channel, delivery.queue)
-
+        target = publisher.dead_letter_target(delivery.queue)
         await self._republish_then_ack(
-            receipt,
-            lambda: self._publish(
-                delivery.queue,
-                ensure,
-                "",
-                topology.dead_queue(delivery.queue),
-                delivery.payload,
-                properties,
-            ),
+            receipt, lambda: publisher.publish(target, delivery.payload, properties)
         )
 
     async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
@@ -469,16 +346,6 @@ class RabbitMQDriver:
         names = set(await self._registry.names())
         return sorted(names | self._topology.known_queues())
 
-    async def _delay_queue_counts(self, connection: AbstractConnection, queue: str) -> list[int]:
-        """Ready counts of the delay levels of `queue` (declared from level 0 up, no gaps)."""
-        counts: list[int] = []
-        for level in range(delays.DELAY_LEVELS):
-            found = await passive_count(connection, self._topology.delay_queue(queue, level))
-            if found is None:
-                break
-            counts.append(found[0])
-        return counts
-
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """Counts per queue: ready, delayed and dead from the broker; in flight as seen here.
 
@@ -486,45 +353,17 @@ class RabbitMQDriver:
         leased to this process (handed out or buffered), not those of other workers.
         """
         connection = await self._amqp()
-        result: list[QueueStats] = []
-        for queue in queues:
-            work = await passive_count(connection, self._topology.work_queue(queue))
-            dead = await passive_count(connection, self._topology.dead_queue(queue))
-            delayed = sum(await self._delay_queue_counts(connection, queue))
-            in_flight = self._consumer.in_flight(queue) if self._consumer else 0
-            result.append(
-                QueueStats(
-                    queue=queue,
-                    ready=work[0] if work else 0,
-                    delayed=delayed,
-                    in_flight=in_flight,
-                    dead=dead[0] if dead else 0,
-                    extra={"consumers": work[1] if work else 0, "in_flight_scope": "process"},
-                )
+        consumer = self._consumer
+        return [
+            await queue_stats(
+                connection, self._topology, queue, consumer.in_flight(queue) if consumer else 0
             )
-        return result
+            for queue in queues
+        ]
 
     async def purge(self, queue: str) -> int:
         """Delete the ready and delayed messages of `queue` (and what this process buffered)."""
-        connection = await self._amqp()
-        names = [self._topology.work_queue(queue)]
-        names += [
-            self._topology.delay_queue(queue, level)
-            for level in range(len(await self._delay_queue_counts(connection, queue)))
-        ]
-        removed = 0
-        channel = await connection.channel(publisher_confirms=False)
-        try:
-            for name in names:
-                try:
-                    purged = await channel.queue_purge(name)
-                except ChannelNotFoundEntity:
-                    channel = await connection.channel(publisher_confirms=False)
-                    continue
-                removed += int(purged.message_count or 0)
-        finally:
-            with contextlib.suppress(*_CONNECTION_ERRORS):
-                await channel.close()
+        removed = await purge_queue(await self._amqp(), self._topology, queue)
         if self._consumer is not None:
             buffered = self._consumer.drain(queue)
             await self.ack(buffered)
@@ -562,22 +401,7 @@ class RabbitMQDriver:
         registered queue, the registry, the delay exchanges and the main exchange.
         """
         names = await self.queue_names()
-        connection = await self._amqp()
-        channel = await connection.channel(publisher_confirms=False)
-        topology = self._topology
-        try:
-            for queue in names:
-                await channel.queue_delete(topology.work_queue(queue))
-                await channel.queue_delete(topology.dead_queue(queue))
-                for level in range(delays.DELAY_LEVELS):
-                    await channel.queue_delete(topology.delay_queue(queue, level))
-                topology.forget(queue)
-            await channel.queue_delete(topology.registry_queue)
-            for level in range(delays.DELAY_LEVELS):
-                await channel.exchange_delete(topology.delay_exchange(level))
-            await channel.exchange_delete(topology.exchange)
-        finally:
-            await channel.close()
+        await delete_namespace(await self._amqp(), self._topology, names)
         self._registry.forget()
 
 

@@ -1,0 +1,170 @@
+"""Publishing with publisher confirms: one message, many at once, and recovery.
+
+Every publish is persistent, `mandatory` and confirmed: it returns once the broker has the
+message on disk, and a message the broker cannot route (a queue deleted behind the driver's
+back) comes back as an error instead of vanishing. Then the driver forgets its declarations
+for that queue, declares again and publishes once more. A publish interrupted by a lost
+connection is repeated on the reconnected channel until `timeout` runs out; a message whose
+confirm was lost on the way may then be stored twice (at-least-once, never lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from aio_pika.abc import AbstractRobustChannel
+from aiormq.abc import AbstractChannel
+from aiormq.exceptions import (
+    AMQPConnectionError,
+    ChannelInvalidStateError,
+    ChannelNotFoundEntity,
+    PublishError,
+)
+from pamqp.commands import Basic
+
+from asynctasq.drivers.base import OutgoingMessage
+from asynctasq_rabbitmq import delays
+from asynctasq_rabbitmq.messages import task_properties
+from asynctasq_rabbitmq.topology import Topology
+
+CONNECTION_ERRORS = (ChannelInvalidStateError, AMQPConnectionError, ConnectionError)
+"""What a lost connection raises from aiormq."""
+
+BATCH = 1000
+"""Publishes in flight at once in `publish_many`."""
+
+Ensure = Callable[[AbstractChannel], Awaitable[None]]
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where a message goes: what to declare first, then exchange and routing key."""
+
+    queue: str
+    ensure: Ensure
+    exchange: str
+    routing_key: str
+
+
+class Publisher:
+    """Confirmed publishing on one robust channel.
+
+    Args:
+        topology: Names and declarations.
+        channel: The publish channel (publisher confirms on, returns raise).
+        timeout: Seconds one publish may take, reconnects included.
+        pause: Seconds between tries while the connection is down.
+    """
+
+    def __init__(
+        self, topology: Topology, channel: AbstractRobustChannel, *, timeout: float, pause: float
+    ) -> None:
+        self._topology = topology
+        self._channel = channel
+        self._timeout = timeout
+        self._pause = pause
+
+    def target(self, queue: str, delay: float) -> Target:
+        """Where a message for `queue`, ready after `delay` seconds, is published."""
+        topology = self._topology
+        units = delays.delay_units(delay)
+        if units == 0:
+
+            async def ensure_ready(channel: AbstractChannel) -> None:
+                await topology.ensure_work_queue(channel, queue)
+
+            return Target(queue, ensure_ready, topology.exchange, topology.work_queue(queue))
+        level = delays.top_level(units)
+
+        async def ensure_delayed(channel: AbstractChannel) -> None:
+            await topology.ensure_delay_levels(channel, queue, level)
+
+        exchange, routing_key = topology.delay_target(queue, units)
+        return Target(queue, ensure_delayed, exchange, routing_key)
+
+    def dead_letter_target(self, queue: str) -> Target:
+        """Where the dead letters of `queue` are published (the default exchange)."""
+        topology = self._topology
+
+        async def ensure(channel: AbstractChannel) -> None:
+            await topology.ensure_dead_queue(channel, queue)
+
+        return Target(queue, ensure, "", topology.dead_queue(queue))
+
+    async def publish(self, target: Target, body: bytes, properties: Basic.Properties) -> None:
+        """Publish one message and wait for its confirm (see the module docstring)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        declared_again = False
+        while True:
+            try:
+                async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+                    channel = await self._channel.get_underlay_channel()
+                    await target.ensure(channel)
+                    await channel.basic_publish(
+                        body,
+                        exchange=target.exchange,
+                        routing_key=target.routing_key,
+                        properties=properties,
+                        mandatory=True,
+                    )
+                return
+            except (PublishError, ChannelNotFoundEntity):
+                if declared_again:
+                    raise
+                declared_again = True
+                self._topology.forget(target.queue)
+            except CONNECTION_ERRORS:
+                if loop.time() >= deadline:
+                    raise
+                await asyncio.sleep(self._pause)
+
+    async def publish_task(
+        self, queue: str, task_id: str, payload: bytes, *, attempts: int, delay: float
+    ) -> None:
+        """Publish a task message with `attempts` already counted, ready after `delay`."""
+        await self.publish(self.target(queue, delay), payload, task_properties(task_id, attempts))
+
+    async def publish_many(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Publish all `messages` back to back, then await their confirms together.
+
+        Whatever fails in bulk (a reconnect, a deleted queue) goes again one by one through
+        `publish`, which raises if it still fails.
+        """
+        targets = [self.target(message.queue, message.delay) for message in messages]
+        failed: list[int] = []
+        for start in range(0, len(messages), BATCH):
+            stop = min(start + BATCH, len(messages))
+            try:
+                channel = await self._channel.get_underlay_channel()
+                for index in range(start, stop):
+                    await targets[index].ensure(channel)  # cached after a queue's first
+                outcomes = await asyncio.gather(
+                    *(
+                        channel.basic_publish(
+                            messages[index].payload,
+                            exchange=targets[index].exchange,
+                            routing_key=targets[index].routing_key,
+                            properties=task_properties(messages[index].task_id),
+                            mandatory=True,
+                        )
+                        for index in range(start, stop)
+                    ),
+                    return_exceptions=True,
+                )
+            except Exception:
+                failed.extend(range(start, stop))
+                continue
+            failed.extend(
+                index
+                for index, outcome in zip(range(start, stop), outcomes, strict=True)
+                if isinstance(outcome, BaseException)
+            )
+        for index in failed:
+            message = messages[index]
+            await self.publish(targets[index], message.payload, task_properties(message.task_id))
+
+
+__all__ = ["BATCH", "CONNECTION_ERRORS", "Publisher", "Target"]
