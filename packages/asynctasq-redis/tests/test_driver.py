@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import statistics
 import time
 import uuid
+import warnings
 from importlib.metadata import entry_points
 
 import pytest
@@ -296,3 +298,23 @@ async def test_settling_after_dead_letter_does_nothing(redis_driver: RedisDriver
     [dead] = await redis_driver.list_dead_letters(queue="q")
     assert dead.failure.exception_type == "E"
     assert await redis_driver.dequeue(["q"], limit=1, wait=0) == []
+
+
+def test_a_driver_made_at_import_time_works_across_event_loops(redis_url: str) -> None:
+    driver = RedisDriver(url=redis_url, prefix=f"test-{uuid.uuid4().hex[:12]}")
+
+    async def round_trip(close: bool) -> int:
+        await driver.enqueue(msg("q"))
+        got = await driver.dequeue(["q"], limit=1, wait=1.0)
+        await driver.ack(got)
+        if close:
+            await driver.close()
+        return len(got)
+
+    with warnings.catch_warnings():
+        # the first loop's connections are dropped unclosed when the loop is gone
+        warnings.simplefilter("ignore", ResourceWarning)
+        assert asyncio.run(round_trip(close=False)) == 1
+        assert asyncio.run(round_trip(close=True)) == 1
+        gc.collect()
+    assert asyncio.run(round_trip(close=True)) == 1  # close() then use again

@@ -39,6 +39,9 @@ _MIN_BLOCK = 0.005
 Call = tuple[LuaScript, Sequence[str], Sequence[Any]]
 
 
+_running_loop = asyncio.get_running_loop
+
+
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
@@ -138,6 +141,7 @@ class RedisDriver:
         self.enqueue_batch = enqueue_batch
         self._keys = KeyCache(prefix)
         self._client: Redis | RedisCluster | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop _client belongs to
         self._registered: set[str] = set()
         # Blocking waits stay shorter than the socket timeout, or redis-py would call a
         # quiet connection dead.
@@ -151,10 +155,28 @@ class RedisDriver:
     # -- connection --------------------------------------------------------------------
     @property
     def client(self) -> Redis | RedisCluster:
-        """The redis-py client (created on first use; connections open lazily)."""
-        if self._client is None:
+        """The redis-py client of the running event loop (connections open lazily).
+
+        redis-py connections belong to one event loop. A driver used from a new loop (a
+        second ``asyncio.run`` with a driver made at import time) gets a new client; the old
+        one is dropped without I/O, since its loop is usually closed by then.
+        """
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = self._loop
+        if self._client is None or loop is not self._loop:
             self._client = build_client(self.settings)
+            self._loop = loop
+            self._registered.clear()
         return self._client
+
+    def _bound(self) -> Redis | RedisCluster:
+        """`client`, fast when it already belongs to the running loop (the hot paths)."""
+        client = self._client
+        if client is None or self._loop is not _running_loop():
+            return self.client
+        return client
 
     async def connect(self) -> None:
         """Check the server answers and load the scripts (idempotent).
@@ -170,8 +192,9 @@ class RedisDriver:
     async def close(self) -> None:
         """Close every connection; leased messages stay leased until their lease expires."""
         client, self._client = self._client, None
+        loop, self._loop = self._loop, None
         self._registered.clear()
-        if client is not None:
+        if client is not None and loop is asyncio.get_running_loop():
             await client.aclose()
 
     async def _run_many(self, client: Redis | RedisCluster, calls: Sequence[Call]) -> list[Any]:
@@ -210,7 +233,7 @@ class RedisDriver:
 
         A task id that is already stored is left as it is (resending is safe).
         """
-        client = self._client or self.client
+        client = self._bound()
         queue = message.queue
         if queue not in self._registered:
             await self._register(client, (queue,))
@@ -232,7 +255,7 @@ class RedisDriver:
         messages), all in one pipelined round-trip on a standalone server."""
         if not messages:
             return
-        client = self._client or self.client
+        client = self._bound()
         by_queue: dict[str, list[Any]] = {}
         for m in messages:
             args = by_queue.get(m.queue)
@@ -258,7 +281,7 @@ class RedisDriver:
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        client = self._client or self.client
+        client = self._bound()
         deadline = 0.0
         while True:
             deliveries, hint_ms = await self._take_shielded(client, queues, limit)
@@ -386,19 +409,19 @@ class RedisDriver:
         A delivery whose lease is no longer held (expired and handed out again) is ignored.
         """
         if deliveries:
-            client = self._client or self.client
+            client = self._bound()
             await self._run_many(client, self._settle_calls(_ACK, deliveries, ready=False))
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Give leased messages back to the front of their queues, uncounted."""
         if deliveries:
-            client = self._client or self.client
+            client = self._bound()
             await self._run_many(client, self._settle_calls(_RELEASE, deliveries, ready=True))
 
     async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
         """Push each held lease's expiry to `visibility_timeout` seconds from now."""
         if deliveries:
-            client = self._client or self.client
+            client = self._bound()
             calls = self._settle_calls(
                 _EXTEND, deliveries, ready=False, extra=(_ms(visibility_timeout),)
             )
@@ -408,7 +431,7 @@ class RedisDriver:
         """End the lease and make the message ready after `delay` seconds, in one step."""
         k = self._keys[delivery.queue]
         await _RETRY(
-            self._client or self.client,
+            self._bound(),
             (k.ready, k.delayed, k.leased, k.notify),
             (k.message_prefix, delivery.task_id, delivery.receipt, _ms(delay)),
         )
@@ -417,7 +440,7 @@ class RedisDriver:
         """End the lease and keep the message, its error and attempt count as a dead letter."""
         k = self._keys[delivery.queue]
         await _DEAD_LETTER(
-            self._client or self.client,
+            self._bound(),
             (k.leased, k.dead),
             (
                 k.message_prefix,
