@@ -8,7 +8,9 @@ from asynctasq.testing import MemoryDriver
 
 
 @pytest.fixture(autouse=True)
-def _isolated_config(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+def _isolated_config(
+    monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[None]:
     """Every test starts from the defaults with the memory driver and no ASYNCTASQ_* env."""
     import os
 

@@ -50,7 +50,9 @@ def test_unknown_driver_lists_installed_and_what_to_install() -> None:
     assert "redsi" in message and "memory" in message and "did you mean 'redis'" in message
 
 
-def test_first_party_driver_not_installed_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_first_party_driver_not_installed_names_the_package(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     from asynctasq import plugins
 
     monkeypatch.setattr(plugins, "_scan", lambda group: {})

@@ -112,9 +112,15 @@ async def test_dispatch_returns_uuid_and_queues_on_the_task_queue() -> None:
 
 
 async def test_chain_methods_override_for_one_dispatch_in_any_order() -> None:
-    await bare(1).visibility_timeout(60).timeout(9).on_queue("q2").max_attempts(7).retry_after(
-        3
-    ).dispatch()
+    await (
+        bare(1)
+        .visibility_timeout(60)
+        .timeout(9)
+        .on_queue("q2")
+        .max_attempts(7)
+        .retry_after(3)
+        .dispatch()
+    )
     driver = await get_driver()
     [delivery] = await driver.dequeue(["q2"], limit=1, wait=0)
     assert delivery.visibility_timeout == 60

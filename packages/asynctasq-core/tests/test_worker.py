@@ -33,9 +33,7 @@ def _clear_calls() -> None:
     calls.clear()
 
 
-async def run_worker(
-    until: Callable[[], bool], *, timeout: float = 15.0, **kwargs: Any
-) -> Worker:
+async def run_worker(until: Callable[[], bool], *, timeout: float = 15.0, **kwargs: Any) -> Worker:
     """Run a worker on the configured memory driver until `until()` holds."""
     driver = await get_driver()
     kwargs.setdefault("install_signal_handlers", False)
@@ -279,8 +277,9 @@ async def test_lease_is_renewed_while_a_long_task_runs() -> None:
 async def test_graceful_shutdown_gives_back_unfinished_tasks() -> None:
     await long_running("sd").dispatch()
     driver = await get_driver()
-    worker = Worker(driver, queues=["long"], shutdown_timeout=0.2, install_signal_handlers=False,
-                    poll_wait=0.1)
+    worker = Worker(
+        driver, queues=["long"], shutdown_timeout=0.2, install_signal_handlers=False, poll_wait=0.1
+    )
     runner = asyncio.create_task(worker.run())
     while "sd" not in calls:
         await asyncio.sleep(0.02)
@@ -399,12 +398,16 @@ def process_tasks() -> Any:
     sys.path.remove(TASKS_DIR)
 
 
-async def _run_process_worker(
-    until: Callable[[], Awaitable[bool]], **kwargs: Any
-) -> Worker:
+async def _run_process_worker(until: Callable[[], Awaitable[bool]], **kwargs: Any) -> Worker:
     driver = await get_driver()
-    worker = Worker(driver, queues=["default"], install_signal_handlers=False, poll_wait=0.1,
-                    allowed_roots=[TASKS_DIR], **kwargs)
+    worker = Worker(
+        driver,
+        queues=["default"],
+        install_signal_handlers=False,
+        poll_wait=0.1,
+        allowed_roots=[TASKS_DIR],
+        **kwargs,
+    )
     runner = asyncio.create_task(worker.run())
     deadline = time.monotonic() + 60
     while not await until():

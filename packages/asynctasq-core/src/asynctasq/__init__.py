@@ -1,12 +1,12 @@
 """AsyncTasQ: an async-first task queue.
 
-    from asynctasq import task, init, run
+from asynctasq import task, init, run
 
-    @task(queue="emails")
-    async def send_email(to: str) -> None: ...
+@task(queue="emails")
+async def send_email(to: str) -> None: ...
 
-    init({"driver": "redis"})
-    run(send_email(to="a@example.com").dispatch())
+init({"driver": "redis"})
+run(send_email(to="a@example.com").dispatch())
 """
 
 from asynctasq.config import get_config, init, set_global_config

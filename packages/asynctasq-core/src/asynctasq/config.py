@@ -93,9 +93,9 @@ def _convert(where: str, value: Any, annotation: Any) -> Any:
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
-        if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
-            if type(None) in args:
-                return None
+        empty = value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
+        if empty and type(None) in args:
+            return None
         errors = []
         for arg in args:
             if arg is type(None):
@@ -178,9 +178,9 @@ def _validate_section(name: str, values: Mapping[str, Any], source: str) -> dict
                 f"{source}: unknown setting {name}.{key}; "
                 f"{name} accepts: {', '.join(sorted(fields_))}"
             )
-        out[key] = _check_number(f"{source}: {name}.{key}", _convert(
-            f"{source}: {name}.{key}", value, fields_[key]
-        ))
+        out[key] = _check_number(
+            f"{source}: {name}.{key}", _convert(f"{source}: {name}.{key}", value, fields_[key])
+        )
     return out
 
 
@@ -331,8 +331,9 @@ def set_global_config(**settings: Any) -> Config:
     """
     global _config
     current = _as_layer(_config)
-    _config = _build([("config", current), ("set_global_config()", _parse(settings,
-                      "set_global_config()"))])
+    _config = _build(
+        [("config", current), ("set_global_config()", _parse(settings, "set_global_config()"))]
+    )
     return _config
 
 

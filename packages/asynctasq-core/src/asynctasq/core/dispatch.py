@@ -62,9 +62,7 @@ async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> str:
     return message.task_id
 
 
-async def dispatch_many(
-    tasks: Iterable[BaseTask[Any]], *, connection: Any = None
-) -> list[str]:
+async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = None) -> list[str]:
     """Queue several tasks with one batch call per driver; return their ids in order.
 
     Raises:

@@ -152,7 +152,7 @@ def decode(payload: bytes) -> Envelope:
     return Envelope(
         task_id=str(doc.get("id", "")),
         task=task,
-        dispatched_at=float(at) if _number(at) else 0.0,
+        dispatched_at=float(at) if isinstance(at, int | float) else 0.0,
         max_attempts=opts[0],
         retry_delay=float(opts[1]),
         retry_strategy=opts[2],
@@ -170,19 +170,25 @@ def decode(payload: bytes) -> Envelope:
 def _materialize(target: Any, env: Envelope, values: Any) -> BaseTask[Any]:
     if isinstance(target, TaskFunction):
         if env.args is None or env.kwargs is None:
-            raise MalformedMessageError(f"{env.task} is a function task but the message has no arguments")
+            raise MalformedMessageError(
+                f"{env.task} is a function task but the message has no arguments"
+            )
         args, kwargs = values
         task: BaseTask[Any] = FunctionTask(target, tuple(args), kwargs)
     elif inspect.isclass(target) and issubclass(target, BaseTask):
         if env.attrs is None:
-            raise MalformedMessageError(f"{env.task} is a class task but the message has no attributes")
+            raise MalformedMessageError(
+                f"{env.task} is a class task but the message has no attributes"
+            )
         task = target.__new__(target)
         task._options = {}
         task.__dict__.update(values)
     else:
         raise MalformedMessageError(f"{env.task} is not a task")
     task._task_id = env.task_id
-    task._dispatched_at = datetime.fromtimestamp(env.dispatched_at, UTC) if env.dispatched_at else None
+    task._dispatched_at = (
+        datetime.fromtimestamp(env.dispatched_at, UTC) if env.dispatched_at else None
+    )
     return task
 
 

@@ -26,8 +26,9 @@ class FunctionTask(BaseTask[R]):
 
     _abstract = True
 
-    def __init__(self, function: TaskFunction[..., R], args: tuple[Any, ...],
-                 kwargs: dict[str, Any]) -> None:
+    def __init__(
+        self, function: TaskFunction[..., R], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> None:
         super().__init__()
         self._function = function
         self._args = args
@@ -79,7 +80,9 @@ class TaskFunction(Generic[P, R]):
         self.driver = driver
         self.process = process
         self.is_async = inspect.iscoroutinefunction(fn)
-        self.execution: Execution = "process" if process else ("async" if self.is_async else "thread")
+        self.execution: Execution = (
+            "process" if process else ("async" if self.is_async else "thread")
+        )
         self._signature = inspect.signature(fn)
         functools.update_wrapper(self, fn)
         self.name = registry.register(self)
@@ -96,7 +99,7 @@ class TaskFunction(Generic[P, R]):
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         # Pickled by name, like a plain function, so process pools can pass it around.
-        return self.__qualname__
+        return str(getattr(self, "__qualname__"))  # noqa: B009 - set by update_wrapper
 
 
 @overload

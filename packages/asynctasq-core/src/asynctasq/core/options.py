@@ -12,7 +12,9 @@ from asynctasq.drivers.base import Driver
 OPTION_NAMES = ("queue", "max_attempts", "retry_delay", "timeout", "visibility_timeout", "delay")
 
 
-def check_seconds(name: str, value: Any, *, allow_none: bool = False, positive: bool = False) -> Any:
+def check_seconds(
+    name: str, value: Any, *, allow_none: bool = False, positive: bool = False
+) -> Any:
     """Validate a duration in seconds; raise ValueError naming the setting.
 
     NaN, infinities, negatives, booleans and non-numbers are refused before anything is queued.
@@ -43,7 +45,9 @@ def check_attempts(name: str, value: Any) -> int:
 def check_queue(value: Any) -> str:
     """Validate a queue name."""
     if not isinstance(value, str) or not value or len(value) > 200:
-        raise ValueError(f"queue must be a non-empty string of at most 200 characters, got {value!r}")
+        raise ValueError(
+            f"queue must be a non-empty string of at most 200 characters, got {value!r}"
+        )
     if any(c.isspace() for c in value):
         raise ValueError(f"queue name must not contain whitespace, got {value!r}")
     return value

@@ -140,9 +140,7 @@ class Driver(Protocol):
         """Store several messages, in as few round-trips as the broker allows."""
         ...
 
-    async def dequeue(
-        self, queues: Sequence[str], *, limit: int, wait: float
-    ) -> list[Delivery]:
+    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
         """Lease up to `limit` ready messages, taking from `queues` in the order given.
 
         Args:

@@ -7,6 +7,7 @@ behaviour can be tested without a server; it is not a broker stand-in for produc
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import time
@@ -102,7 +103,7 @@ class MemoryDriver:
             if record is not None and record.lease is None:
                 self._ready.setdefault(record.queue, deque()).append(task_id)
         while self._leases and self._leases[0][0] <= now:
-            expires, receipt, task_id = heapq.heappop(self._leases)
+            _, receipt, task_id = heapq.heappop(self._leases)
             record = self._records.get(task_id)
             if record is None or record.lease != receipt:
                 continue  # already settled or re-leased
@@ -157,10 +158,8 @@ class MemoryDriver:
             changed = self._changed
             changed.clear()
             timeout = deadline - now if next_due is None else min(deadline, next_due) - now
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), max(timeout, 0.0))
-            except TimeoutError:
-                pass
 
     # -- settle ------------------------------------------------------------------------
     def _held(self, delivery: Delivery) -> _Record | None:
@@ -272,9 +271,7 @@ class MemoryDriver:
         return len(chosen)
 
     async def purge(self, queue: str) -> int:
-        doomed = [
-            r.task_id for r in self._records.values() if r.queue == queue and r.lease is None
-        ]
+        doomed = [r.task_id for r in self._records.values() if r.queue == queue and r.lease is None]
         for task_id in doomed:
             del self._records[task_id]
         self._ready.pop(queue, None)

@@ -31,9 +31,7 @@ def _unknown(name: str) -> UnknownDriverError:
     installed = installed_drivers()
     parts = [f"unknown driver {name!r}"]
     if name in FIRST_PARTY_DRIVERS:
-        parts = [
-            f"driver {name!r} is not installed: pip install {FIRST_PARTY_DRIVERS[name]}"
-        ]
+        parts = [f"driver {name!r} is not installed: pip install {FIRST_PARTY_DRIVERS[name]}"]
     else:
         close = difflib.get_close_matches(name, [*FIRST_PARTY_DRIVERS, *installed], n=1)
         if close:
@@ -67,9 +65,7 @@ def driver_settings(cls: type[Any]) -> dict[str, inspect.Parameter]:
     """The settings a driver class accepts: its constructor's keyword parameters."""
     params = inspect.signature(cls).parameters
     return {
-        name: p
-        for name, p in params.items()
-        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+        name: p for name, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
     }
 
 

@@ -109,8 +109,8 @@ class ProcessExecutor:
         if self._pool is None:
             return
         if kill:
-            self._pool.stop()
+            self._pool.stop()  # type: ignore[no-untyped-call]
         else:
-            self._pool.close()
+            self._pool.close()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=10)
         self._pool = None

@@ -298,7 +298,7 @@ async def from_wire_async(tree: Any, path: str = "payload") -> Any:
     if not pending:
         return from_wire(tree, path)
     results: dict[int, Any] = {}
-    await _resolve_all(pending, results, path)
+    await _resolve_all(pending, results, path, "")
     token = _async_results.set(results)
     try:
         return from_wire(tree, path)
@@ -356,11 +356,14 @@ def _find_hook_nodes(
     return found
 
 
-async def _resolve_all(pending: list[_PendingNode], results: dict[int, Any], root: str) -> None:
+async def _resolve_all(
+    pending: list[_PendingNode], results: dict[int, Any], root: str, above: str
+) -> None:
+    """Decode ``pending`` concurrently; ``above`` is the path from ``root`` to their tree."""
     if len(pending) == 1:
-        await _resolve(pending[0], results, root)
+        await _resolve(pending[0], results, root, above)
         return
-    tasks = [asyncio.ensure_future(_resolve(item, results, root)) for item in pending]
+    tasks = [asyncio.ensure_future(_resolve(item, results, root, above)) for item in pending]
     try:
         await asyncio.gather(*tasks)
     except BaseException:
@@ -371,22 +374,24 @@ async def _resolve_all(pending: list[_PendingNode], results: dict[int, Any], roo
         raise
 
 
-async def _resolve(item: _PendingNode, results: dict[int, Any], root: str) -> None:
+async def _resolve(item: _PendingNode, results: dict[int, Any], root: str, above: str) -> None:
     node, where = item
     tag: str = node[_TAG]
     hook = _registry.REGISTRY.hooks_by_tag[tag]
-    location = f"{root} -> {where}" if where else root
+    location = above + where
     payload = node.get(_V)
     inner = _find_hook_nodes(payload, [], [], set())
     if inner:
-        await _resolve_all(inner, results, f"{location}<{tag} payload>")
+        await _resolve_all(inner, results, root, f"{location}<{tag} payload>")
     token = _async_results.set(results)
     try:
         _node_tag(node)
         data = _decode_payload(payload, tag)
     except DecodeFailure as failure:
         failure.tag = failure.tag or tag
-        raise failure.to_error(location) from failure.__cause__
+        if location:
+            failure.at(location)
+        raise failure.to_error(root) from failure.__cause__
     finally:
         _async_results.reset(token)
     result = hook.decode(data)

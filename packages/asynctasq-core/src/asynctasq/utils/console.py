@@ -14,7 +14,7 @@ console = Console()
 """The shared console; falls back to plain text when output is not a terminal."""
 
 
-def print(*objects: Any, sep: str = " ", end: str = "\n", **kwargs: Any) -> None:  # noqa: A001
+def print(*objects: Any, sep: str = " ", end: str = "\n", **kwargs: Any) -> None:
     """A drop-in `print` that understands Rich markup and pretty-prints data.
 
     Strings may use markup (``"[bold red]error[/]"``); dicts, lists and Rich renderables are

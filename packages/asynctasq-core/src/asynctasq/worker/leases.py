@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import defaultdict
@@ -46,10 +47,8 @@ class LeaseKeeper:
                 continue
             self._next_wake = min((r for r, _, _ in self._due.values()), default=now + 60)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), max(self._next_wake - now, 0.01))
-            except TimeoutError:
-                pass
 
     async def _renew(self, due: list[tuple[Delivery, float]]) -> None:
         groups: dict[float, list[Delivery]] = defaultdict(list)
@@ -60,8 +59,9 @@ class LeaseKeeper:
                 await self._driver.extend(deliveries, vt)
                 retry_in = vt / 2
             except Exception:
-                log.warning("renewing %d lease(s) failed; will try again", len(deliveries),
-                            exc_info=True)
+                log.warning(
+                    "renewing %d lease(s) failed; will try again", len(deliveries), exc_info=True
+                )
                 retry_in = min(vt / 4, 1.0)
             renew_at = time.monotonic() + retry_in
             for delivery in deliveries:

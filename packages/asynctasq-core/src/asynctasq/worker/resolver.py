@@ -94,7 +94,9 @@ class TaskResolver:
             try:
                 mod = importlib.import_module(module)
             except Exception as exc:
-                raise TaskNotFoundError(f"importing task module {module!r} failed: {exc!r}") from exc
+                raise TaskNotFoundError(
+                    f"importing task module {module!r} failed: {exc!r}"
+                ) from exc
             target = registry.registered(name)
             if target is None:
                 target = mod

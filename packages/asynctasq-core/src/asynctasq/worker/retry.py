@@ -17,7 +17,7 @@ def retry_delay(envelope: Envelope, runs_done: int) -> float:
     base = envelope.retry_delay
     if envelope.retry_strategy == "fixed":
         return base
-    delay = min(base * 2 ** max(runs_done - 1, 0), envelope.retry_max_delay)
+    delay: float = min(base * 2 ** max(runs_done - 1, 0), envelope.retry_max_delay)
     if envelope.retry_jitter and delay > 0:
         delay = delay / 2 + random.uniform(0, delay / 2)
     return delay

@@ -17,6 +17,7 @@ Guarantees, with any driver that keeps the contract:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import logging
 import signal
@@ -171,6 +172,11 @@ class Worker:
             self.request_stop()
 
     @property
+    def stopping(self) -> bool:
+        """Whether a stop was requested."""
+        return self._stopping
+
+    @property
     def running(self) -> int:
         """Tasks running now."""
         return len(self._running)
@@ -230,16 +236,22 @@ class Worker:
             rotation = (rotation + 1) % len(queues)
             try:
                 deliveries = await driver.dequeue(
-                    order, limit=free, wait=min(self.poll_wait, 0.2) if self.burst else self.poll_wait
+                    order,
+                    limit=free,
+                    wait=min(self.poll_wait, 0.2) if self.burst else self.poll_wait,
                 )
             except Exception as exc:
                 delay = backoff.next()
-                log.warning("fetching tasks failed (%s: %s); retrying in %.1f s",
-                            type(exc).__name__, exc, delay)
+                log.warning(
+                    "fetching tasks failed (%s: %s); retrying in %.1f s",
+                    type(exc).__name__,
+                    exc,
+                    delay,
+                )
                 await self._sleep_unless_stopping(delay)
                 continue
             backoff.reset()
-            if self._stopping:
+            if self.stopping:
                 if deliveries:
                     await self._release(deliveries)
                 break
@@ -264,10 +276,8 @@ class Worker:
 
     async def _sleep_unless_stopping(self, seconds: float) -> None:
         assert self._stop_event is not None
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop_event.wait(), seconds)
-        except TimeoutError:
-            pass
 
     async def _shutdown(self, driver: Driver) -> None:
         self._stopping = True
@@ -275,8 +285,10 @@ class Worker:
         if running and not self._aborting:
             _, pending = await asyncio.wait(running, timeout=self.shutdown_timeout)
             if pending:
-                log.warning("%d task(s) still running at the shutdown deadline: giving them back",
-                            len(pending))
+                log.warning(
+                    "%d task(s) still running at the shutdown deadline: giving them back",
+                    len(pending),
+                )
         for task in list(self._running):
             task.cancel()
         if self._running:
@@ -296,8 +308,12 @@ class Worker:
             target = self._resolver.resolve(env.task)
             task = job.task = await envelope.build_async(target, env)
         except Exception as exc:
-            log.error("task %s [%s] cannot run and was dead-lettered: %s",
-                      job.task_name, delivery.task_id, exc)
+            log.error(
+                "task %s [%s] cannot run and was dead-lettered: %s",
+                job.task_name,
+                delivery.task_id,
+                exc,
+            )
             await self._dead_letter(job, exc)
             return
         task._attempts = delivery.attempts
@@ -341,14 +357,27 @@ class Worker:
             except Exception:
                 log.exception("should_retry() of %s raised; retrying", job.task_name)
         if not retry:
-            log.warning("task %s [%s] failed for good after %d run(s): %s: %s", job.task_name,
-                        job.task_id, runs_done, type(exc).__name__, exc)
+            log.warning(
+                "task %s [%s] failed for good after %d run(s): %s: %s",
+                job.task_name,
+                job.task_id,
+                runs_done,
+                type(exc).__name__,
+                exc,
+            )
             await self._fail_for_good(job, exc)
             return
         delay = retry_delay(job.envelope, runs_done)
-        log.warning("task %s [%s] failed (run %d of %d): %s: %s; retrying in %.1f s",
-                    job.task_name, job.task_id, runs_done, job.envelope.max_attempts,
-                    type(exc).__name__, exc, delay)
+        log.warning(
+            "task %s [%s] failed (run %d of %d): %s: %s; retrying in %.1f s",
+            job.task_name,
+            job.task_id,
+            runs_done,
+            job.envelope.max_attempts,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
@@ -396,8 +425,9 @@ class Worker:
                 raise
             except Exception as exc:
                 if attempt == tries or self._aborting:
-                    log.error("%s failed %d time(s), leaving it to the lease: %s", what,
-                              attempt, exc)
+                    log.error(
+                        "%s failed %d time(s), leaving it to the lease: %s", what, attempt, exc
+                    )
                     return False
                 await asyncio.sleep(backoff.next())
         return False
@@ -416,13 +446,18 @@ class Worker:
             return
         batch, self._ack_buffer = self._ack_buffer, []
         driver = self.driver
-        task = asyncio.get_running_loop().create_task(self._settle("ack", lambda: driver.ack(batch)))
+        task = asyncio.get_running_loop().create_task(
+            self._settle("ack", lambda: driver.ack(batch))
+        )
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     # -- signals ---------------------------------------------------------------------------
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
-        if not self.install_signal_handlers or threading.current_thread() is not threading.main_thread():
+        if (
+            not self.install_signal_handlers
+            or threading.current_thread() is not threading.main_thread()
+        ):
             return
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
