@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from asynctasq.drivers.base import OutgoingMessage
-from asynctasq_mysql import ConfigurationError, MySQLDriver
+from asynctasq_mysql import ConfigurationError, MySQLDriver, SchemaNotInitializedError, parse_dsn
 from asynctasq_mysql.schema import TableNames, identifier
 
 
@@ -67,14 +67,50 @@ async def test_init_schema_is_idempotent_and_versioned(
     make_driver: Callable[..., MySQLDriver], admin: Any, table_names: dict[str, str]
 ) -> None:
     driver = make_driver(auto_migrate=False)
-    await driver.connect()
-    assert await _tables(admin, table_names) == set()
     assert await driver.init_schema() == [1]
     assert await driver.init_schema() == []
     assert await _tables(admin, table_names) == set(table_names.values())
     async with admin.cursor() as cursor:
         await cursor.execute(f"SELECT `version` FROM `{table_names['migrations']}`")
         assert await cursor.fetchall() == ((1,),)
+
+
+async def test_without_auto_migrate_a_missing_schema_is_explained(
+    make_driver: Callable[..., MySQLDriver],
+) -> None:
+    driver = make_driver(auto_migrate=False)
+    with pytest.raises(SchemaNotInitializedError, match="asynctasq mysql migrate"):
+        await driver.connect()
+    assert not driver.connected
+    assert await driver.init_schema() == [1]
+    await driver.connect()
+    assert await driver.queue_names() == []
+
+
+async def test_auto_migrate_needs_no_ddl_privilege_once_migrated(
+    make_driver: Callable[..., MySQLDriver],
+    admin: Any,
+    table_names: dict[str, str],
+    mysql_dsn: str,
+) -> None:
+    await make_driver().init_schema()
+    user = f"atq_dml_{uuid.uuid4().hex[:8]}"
+    base = parse_dsn(mysql_dsn)
+    async with admin.cursor() as cursor:
+        await cursor.execute("CREATE USER %s@'%%' IDENTIFIED BY 'pw'", (user,))
+        for table in table_names.values():
+            await cursor.execute(
+                f"GRANT SELECT, INSERT, UPDATE, DELETE ON `{base.database}`.`{table}` TO %s@'%%'",
+                (user,),
+            )
+    try:
+        driver = make_driver(dsn=f"mysql://{user}:pw@{base.host}:{base.port}/{base.database}")
+        await driver.enqueue(OutgoingMessage(task_id=str(uuid.uuid4()), queue="q", payload=b"x"))
+        assert len(await driver.dequeue(["q"], limit=1, wait=0)) == 1
+        await driver.close()
+    finally:
+        async with admin.cursor() as cursor:
+            await cursor.execute("DROP USER %s@'%%'", (user,))
 
 
 async def test_concurrent_migrations_apply_once(

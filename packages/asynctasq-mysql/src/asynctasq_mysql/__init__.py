@@ -13,6 +13,7 @@ from asynctasq_mysql.errors import (
     ConfigurationError,
     MySQLDriverError,
     PayloadTooLargeError,
+    SchemaNotInitializedError,
     UnsupportedServerError,
 )
 from asynctasq_mysql.server import ServerInfo
@@ -26,6 +27,7 @@ __all__ = [
     "MySQLDriverError",
     "PayloadTooLargeError",
     "SSLMode",
+    "SchemaNotInitializedError",
     "ServerInfo",
     "UnsupportedServerError",
     "parse_dsn",

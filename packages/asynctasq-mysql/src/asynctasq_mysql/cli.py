@@ -29,7 +29,6 @@ def _group() -> None:
 
 async def _apply(driver: MySQLDriver) -> list[int]:
     try:
-        await driver.connect()
         return await driver.init_schema()
     finally:
         await driver.close()

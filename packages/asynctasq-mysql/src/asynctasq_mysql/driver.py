@@ -34,9 +34,18 @@ from asynctasq.drivers.base import (
     QueueStats,
 )
 from asynctasq_mysql.dsn import SSLMode, parse_dsn
-from asynctasq_mysql.errors import ConfigurationError, PayloadTooLargeError
+from asynctasq_mysql.errors import (
+    ConfigurationError,
+    PayloadTooLargeError,
+    SchemaNotInitializedError,
+)
 from asynctasq_mysql.idle import IdleBackoff
-from asynctasq_mysql.schema import TableNames, apply_migrations, migration_sql
+from asynctasq_mysql.schema import (
+    TableNames,
+    apply_migrations,
+    migration_sql,
+    pending_versions,
+)
 from asynctasq_mysql.server import ServerInfo, check_server, is_transient_lock_error
 from asynctasq_mysql.sql import (
     Statements,
@@ -101,8 +110,9 @@ class MySQLDriver:
             ``<queue_table>_migrations``).
         min_pool_size: Connections opened at connect and kept.
         max_pool_size: Most connections open at once.
-        auto_migrate: Create or upgrade the tables at connect (needs CREATE privilege);
-            turn off where ``asynctasq mysql migrate`` runs at deploy time.
+        auto_migrate: Create or upgrade the tables at connect. DDL runs (and needs the
+            CREATE privilege) only when a migration is pending. Off: connecting fails with
+            `SchemaNotInitializedError` until ``asynctasq mysql migrate`` has run.
         max_payload_size: Largest payload, in bytes, the driver must accept; `connect`
             fails with a hint when the server's ``max_allowed_packet`` cannot carry it
             (escaping may double binary data). None: 16 MiB if the server allows it,
@@ -117,8 +127,8 @@ class MySQLDriver:
 
     def __init__(
         self,
-        *,
         dsn: str = DEFAULT_DSN,
+        *,
         queue_table: str = "task_queue",
         dead_letter_table: str = "dead_letter_queue",
         migrations_table: str | None = None,
@@ -168,20 +178,24 @@ class MySQLDriver:
         return self._server
 
     async def connect(self) -> None:
-        """Open the pool, check the server and apply pending migrations (idempotent).
+        """Open the pool, check the server and the schema (idempotent).
 
         Raises:
             UnsupportedServerError: The server has no ``SKIP LOCKED``.
             ConfigurationError: TLS was required but not offered, or ``max_allowed_packet``
                 cannot carry an explicitly configured ``max_payload_size``.
+            SchemaNotInitializedError: ``auto_migrate`` is off and migrations are pending.
         """
+        await self._open(check_schema=True)
+
+    async def _open(self, *, check_schema: bool) -> Any:
         if self._pool is not None:
-            return
+            return self._pool
         if self._connect_lock is None:
             self._connect_lock = asyncio.Lock()
         async with self._connect_lock:
             if self.connected:  # another task connected while we waited for the lock
-                return
+                return self._pool
             pool = await aiomysql.create_pool(
                 minsize=self._min_pool_size,
                 maxsize=self._max_pool_size,
@@ -201,6 +215,12 @@ class MySQLDriver:
                     )
                     if self._auto_migrate:
                         await apply_migrations(conn, self._dsn.database, self._tables)
+                    elif check_schema and await pending_versions(conn, self._tables):
+                        raise SchemaNotInitializedError(
+                            f"the queue tables of {self!r} are missing or out of date: run "
+                            "`asynctasq mysql migrate`, `await driver.init_schema()`, or pass "
+                            "auto_migrate=True"
+                        )
             except BaseException:
                 pool.close()
                 await pool.wait_closed()
@@ -208,6 +228,7 @@ class MySQLDriver:
             self._idle = IdleBackoff(self._idle.min_interval, self._idle.max_interval)
             self._pool = pool
             logger.info("connected to %s (%s)", self._dsn.redacted, self._server.version)
+            return pool
 
     async def close(self) -> None:
         """Close every connection; leased rows stay leased until their deadline passes."""
@@ -222,7 +243,7 @@ class MySQLDriver:
         Returns:
             The migration versions this call applied.
         """
-        pool = await self._ready()
+        pool = await self._open(check_schema=False)
         async with pool.acquire() as conn:
             return await apply_migrations(conn, self._dsn.database, self._tables)
 
@@ -231,9 +252,10 @@ class MySQLDriver:
         return migration_sql(self._tables)
 
     async def _ready(self) -> Any:
-        if self._pool is None:
-            await self.connect()
-        return self._pool
+        pool = self._pool
+        if pool is None:
+            pool = await self._open(check_schema=True)
+        return pool
 
     @contextlib.asynccontextmanager
     async def _transaction(self) -> AsyncIterator[Any]:

@@ -17,6 +17,7 @@ from asynctasq_mysql.errors import ConfigurationError
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LOCK_TIMEOUT_SECONDS = 60
+_NO_SUCH_TABLE = 1146  # ER_NO_SUCH_TABLE
 
 
 def identifier(name: str, *, what: str = "table name") -> str:
@@ -159,8 +160,28 @@ def _lock_name(database: str, tables: TableNames) -> str:
     return f"asynctasq_migrate_{digest}"
 
 
+async def pending_versions(connection: Any, tables: TableNames) -> list[int]:
+    """Versions not yet applied (all of them when the migrations table is missing).
+
+    Reads only: a user without DDL privileges can run it against a migrated schema.
+    """
+    wanted = [migration.version for migration in migrations(tables)]
+    async with connection.cursor() as cursor:
+        try:
+            await cursor.execute(f"SELECT `version` FROM {tables.migrations}")
+        except Exception as exc:
+            if exc.args and exc.args[0] == _NO_SUCH_TABLE:
+                return wanted
+            raise
+        done = {int(row[0]) for row in await cursor.fetchall()}
+    return [version for version in wanted if version not in done]
+
+
 async def apply_migrations(connection: Any, database: str, tables: TableNames) -> list[int]:
     """Apply the migrations not yet recorded, under a server-wide named lock.
+
+    When nothing is pending, no lock is taken and no DDL runs, so connecting with
+    ``auto_migrate`` needs no CREATE privilege once the schema is current.
 
     Args:
         connection: An `aiomysql.Connection` in autocommit mode (DDL commits implicitly).
@@ -173,6 +194,8 @@ async def apply_migrations(connection: Any, database: str, tables: TableNames) -
     Raises:
         TimeoutError: Another process held the migration lock for too long.
     """
+    if not await pending_versions(connection, tables):
+        return []
     lock = _lock_name(database, tables)
     async with connection.cursor() as cursor:
         await cursor.execute("SELECT GET_LOCK(%s, %s)", (lock, _LOCK_TIMEOUT_SECONDS))
@@ -183,11 +206,10 @@ async def apply_migrations(connection: Any, database: str, tables: TableNames) -
         await cursor.execute("SET SESSION sql_notes = 0")
         try:
             await cursor.execute(create_migrations_table(tables))
-            await cursor.execute(f"SELECT `version` FROM {tables.migrations}")
-            done = {int(row[0]) for row in await cursor.fetchall()}
+            pending = set(await pending_versions(connection, tables))  # re-read under the lock
             applied: list[int] = []
             for migration in migrations(tables):
-                if migration.version in done:
+                if migration.version not in pending:
                     continue
                 for statement in migration.statements:
                     await cursor.execute(statement)
@@ -211,4 +233,5 @@ __all__ = [
     "identifier",
     "migration_sql",
     "migrations",
+    "pending_versions",
 ]
