@@ -69,6 +69,9 @@ class SqliteConnection:
                     f"available (got {mode!r}); use a local file system"
                 )
             conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            # After a burst, truncate the WAL back to this size at the next checkpoint
+            # instead of keeping a file as large as the burst.
+            conn.execute("PRAGMA journal_size_limit = 67108864")
             ensure_schema(conn)
         except BaseException as exc:
             conn.close()
