@@ -274,3 +274,33 @@ async def test_close_wakes_a_waiting_dequeue(driver: PostgresDriver) -> None:
     assert time.monotonic() - started < 2.0
     await driver.connect()  # and it can be used again
     assert await driver.dequeue(["q"], limit=1, wait=0) == []
+
+
+# -- commit durability -------------------------------------------------------------------
+
+
+async def _commit_mode_after(admin: Admin, statement: str, *args: Any) -> str:
+    """synchronous_commit as a statement leaves it for its own transaction's commit."""
+    async with admin.transaction():
+        assert await admin.fetch(statement, *args) is not None
+        mode: str = await admin.fetchval("SHOW synchronous_commit")
+    return mode
+
+
+async def test_lease_statements_skip_the_flush_and_enqueue_waits_for_it(
+    make_driver: Factory, admin: Admin
+) -> None:
+    fast = make_driver()
+    await fast.init_schema()
+    durable = make_driver(schema=fast.table_names.schema, async_commit_leases=False)
+    enqueue_args = (uuid.uuid4(), "q", b"", 0.0, 1.0)
+    assert await _commit_mode_after(admin, fast._sql.enqueue, *enqueue_args) == "on"
+    await fast.enqueue_many([msg() for _ in range(4)])
+    assert await _commit_mode_after(admin, fast._sql.dequeue, ["q"], 1) == "off"
+    assert await _commit_mode_after(admin, durable._sql.dequeue, ["q"], 1) == "on"
+    first, second, third = await fast.dequeue(["q"], limit=3, wait=0)
+    assert await _commit_mode_after(admin, fast._sql.ack, *map(list, zip(first.receipt))) == "off"
+    assert await _commit_mode_after(admin, fast._sql.retry, *second.receipt, 0.0) == "off"
+    failure = ("x.E", "m", "tb")
+    assert await _commit_mode_after(admin, fast._sql.dead_letter, *third.receipt, *failure) == "on"
+    assert await fast.list_dead_letters()  # the statements did change rows

@@ -102,6 +102,13 @@ class PostgresDriver:
         application_name: ``application_name`` of the connections (the LISTEN connection
             adds ``-listen``), shown in ``pg_stat_activity``.
         auto_migrate: Run `init_schema` when the pool opens.
+        async_commit_leases: Commit lease changes (dequeue, ack, extend, release, retry)
+            without waiting for the WAL flush (``synchronous_commit = off`` for those
+            statements only). Losing one of them to a *server* crash only means a task is
+            delivered again, which at-least-once delivery allows, and it takes the disk
+            flush off the hot path. Enqueues and dead-lettering always wait for the flush,
+            so a dispatched task or a recorded failure is never lost. False: every
+            statement commits synchronously.
 
     Raises:
         InvalidIdentifierError: A schema or table name is not a plain identifier.
@@ -123,6 +130,7 @@ class PostgresDriver:
         connect_timeout: float = 10.0,
         application_name: str = "asynctasq",
         auto_migrate: bool = False,
+        async_commit_leases: bool = True,
     ) -> None:
         if not 0 <= min_pool_size <= max_pool_size or max_pool_size < 1:
             raise ValueError(
@@ -138,7 +146,7 @@ class PostgresDriver:
             dead_letter_table=dead_letter_table,
             migrations_table=migrations_table or f"{queue_table}_migrations",
         )
-        self._sql = Statements.build(self._names)
+        self._sql = Statements.build(self._names, async_commit_leases=async_commit_leases)
         self._min_pool_size = min_pool_size
         self._max_pool_size = max_pool_size
         self._poll_interval = poll_interval

@@ -48,8 +48,23 @@ class Statements:
     purge_dead_letters: str
 
     @classmethod
-    def build(cls, names: TableNames) -> Statements:
-        """Format the statements for `names` (identifiers are validated and quoted)."""
+    def build(cls, names: TableNames, *, async_commit_leases: bool = True) -> Statements:
+        """Format the statements for `names` (identifiers are validated and quoted).
+
+        Args:
+            names: The validated table names.
+            async_commit_leases: Let the lease statements (dequeue, ack, extend, release,
+                retry) commit without waiting for the WAL flush; see `PostgresDriver`.
+        """
+        if async_commit_leases:
+            # PostgreSQL applies the synchronous_commit value in force at commit time, so a
+            # transaction-local set_config inside the statement makes just this one
+            # autocommit statement skip the WAL flush wait: no extra round-trip.
+            lazy = "lazy_commit AS (SELECT set_config('synchronous_commit', 'off', true)), "
+            lazy_with = "WITH " + lazy.rstrip(", ") + "\n"
+            lazy_from, lazy_from_first = ", lazy_commit", "FROM lazy_commit"
+        else:
+            lazy = lazy_with = lazy_from = lazy_from_first = ""
         q = names.queue
         dlq = names.dead_letter
         channel = quote_literal(names.channel)
@@ -83,7 +98,7 @@ GROUP BY queue""",
             # The lateral scan per queue stops as soon as the outer LIMIT is met, so later
             # queues are only read when earlier ones cannot fill the batch.
             dequeue=f"""
-WITH picked AS MATERIALIZED (
+WITH {lazy}picked AS MATERIALIZED (
     SELECT c.id, c.available_at, q.ord
     FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)
     CROSS JOIN LATERAL (
@@ -101,7 +116,7 @@ SET attempts = t.attempts + 1,
     lease_seq = t.lease_seq + 1,
     leased_until = now() + make_interval(secs => t.visibility_timeout),
     available_at = now() + make_interval(secs => t.visibility_timeout)
-FROM picked
+FROM picked{lazy_from}
 WHERE t.id = picked.id
 RETURNING t.id, t.lease_seq, t.task_id, t.queue, t.payload, t.attempts,
           t.visibility_timeout, picked.ord, picked.available_at""",
@@ -115,24 +130,25 @@ CROSS JOIN LATERAL (
     LIMIT 1
 ) n""",
             ack=f"""
-DELETE FROM {q} t
-USING unnest($1::bigint[], $2::int[]) AS r(id, seq)
+{lazy_with}DELETE FROM {q} t
+USING unnest($1::bigint[], $2::int[]) AS r(id, seq){lazy_from}
 WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL""",
             release=f"""
-WITH upd AS (
+WITH {lazy}upd AS (
     UPDATE {q} t
     SET attempts = greatest(t.attempts - 1, 0), leased_until = NULL, available_at = now()
-    FROM unnest($1::bigint[], $2::int[]) AS r(id, seq)
+    FROM unnest($1::bigint[], $2::int[]) AS r(id, seq){lazy_from}
     WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL
     RETURNING t.queue
 )
 SELECT pg_notify({channel}, queue || ':0') FROM (SELECT DISTINCT queue FROM upd) d""",
             retry=f"""
-WITH upd AS (
-    UPDATE {q}
+WITH {lazy}upd AS (
+    UPDATE {q} t
     SET leased_until = NULL, available_at = now() + make_interval(secs => $3::float8)
-    WHERE id = $1::bigint AND lease_seq = $2::int AND leased_until IS NOT NULL
-    RETURNING queue
+    {lazy_from_first}
+    WHERE t.id = $1::bigint AND t.lease_seq = $2::int AND t.leased_until IS NOT NULL
+    RETURNING t.queue
 )
 SELECT pg_notify({channel}, queue || ':' || $3::float8::text) FROM upd""",
             dead_letter=f"""
@@ -152,10 +168,10 @@ SET queue = EXCLUDED.queue, payload = EXCLUDED.payload, attempts = EXCLUDED.atte
     exception_type = EXCLUDED.exception_type, message = EXCLUDED.message,
     traceback = EXCLUDED.traceback, failed_at = EXCLUDED.failed_at""",
             extend=f"""
-UPDATE {q} t
+{lazy_with}UPDATE {q} t
 SET leased_until = now() + make_interval(secs => $3::float8),
     available_at = now() + make_interval(secs => $3::float8)
-FROM unnest($1::bigint[], $2::int[]) AS r(id, seq)
+FROM unnest($1::bigint[], $2::int[]) AS r(id, seq){lazy_from}
 WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL""",
             # A loose index scan: one index probe per distinct queue, not a full scan.
             queue_names=f"""
