@@ -14,7 +14,6 @@ import sys
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -28,13 +27,13 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def tasks(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ModuleType]:
+def tasks(redis_url: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
     """The `crash_tasks` module, importable by name as the worker processes import it."""
     monkeypatch.setenv("ASYNCTASQ_TEST_REDIS_URL", redis_url)
     monkeypatch.syspath_prepend(str(HERE))
     module = importlib.import_module("crash_tasks")
     assert redis_url == module.URL
-    yield module
+    return module
 
 
 class Workers:
