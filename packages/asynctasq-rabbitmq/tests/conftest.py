@@ -6,6 +6,7 @@ the tests skip, or fail when `CI` is set. Every test's queues and exchanges are 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import uuid
@@ -66,3 +67,71 @@ async def make_driver(rabbitmq_url: str) -> AsyncIterator[DriverFactory]:
         await cleaner.delete_topology()
     finally:
         await cleaner.close()
+
+
+class TcpProxy:
+    """A loopback TCP proxy to the broker that a test can cut and restore (a broker outage
+    seen from the client, without touching the shared server)."""
+
+    def __init__(self, upstream_host: str, upstream_port: int) -> None:
+        self.upstream = (upstream_host, upstream_port)
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._pipes: set[asyncio.Task[None]] = set()
+
+    async def start(self) -> None:
+        """Listen (again, on the same port once it has one)."""
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.upstream)
+        except OSError:
+            writer.close()
+            return
+        self._writers |= {writer, up_writer}
+        for source, sink in ((reader, up_writer), (up_reader, writer)):
+            pipe = asyncio.create_task(self._pipe(source, sink))
+            self._pipes.add(pipe)
+            pipe.add_done_callback(self._pipes.discard)
+
+    async def _pipe(self, source: asyncio.StreamReader, sink: asyncio.StreamWriter) -> None:
+        try:
+            while data := await source.read(65536):
+                sink.write(data)
+                await sink.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            sink.close()
+
+    async def cut(self) -> None:
+        """Stop listening and abort every proxied connection, as a dead broker would."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.transport.abort()
+        self._writers.clear()
+        for pipe in list(self._pipes):
+            pipe.cancel()
+        await asyncio.gather(*self._pipes, return_exceptions=True)
+
+    def url(self, base: str) -> str:
+        parts = urlsplit(base)
+        return parts._replace(
+            netloc=f"{parts.username}:{parts.password}@127.0.0.1:{self.port}"
+        ).geturl()
+
+
+@pytest.fixture
+async def tcp_proxy(rabbitmq_url: str) -> AsyncIterator[TcpProxy]:
+    """A started `TcpProxy` in front of the test broker."""
+    parts = urlsplit(rabbitmq_url)
+    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
+    await proxy.start()
+    yield proxy
+    await proxy.cut()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import ClassVar
 
 import pytest
@@ -11,7 +11,7 @@ from asynctasq.drivers.base import Delivery, Driver
 from asynctasq.testing import DriverConformance
 from asynctasq_rabbitmq import RabbitMQDriver
 
-_factories: dict[int, object] = {}
+_factories: dict[int, Callable[..., RabbitMQDriver]] = {}
 
 
 class TestRabbitMQConformance(DriverConformance):
@@ -21,7 +21,7 @@ class TestRabbitMQConformance(DriverConformance):
     exact_stats: ClassVar[bool] = False
 
     @pytest.fixture
-    async def driver(self, make_driver) -> AsyncIterator[Driver]:  # type: ignore[no-untyped-def]
+    async def driver(self, make_driver: Callable[..., RabbitMQDriver]) -> AsyncIterator[Driver]:
         driver = make_driver()
         _factories[id(driver)] = make_driver
         await driver.connect()
@@ -33,7 +33,7 @@ class TestRabbitMQConformance(DriverConformance):
         assert isinstance(driver, RabbitMQDriver)
         factory = _factories[id(driver)]
         await driver.close()
-        fresh = factory()  # type: ignore[operator]
+        fresh = factory()
         _factories[id(fresh)] = factory
         await fresh.connect()
         return fresh

@@ -1,0 +1,268 @@
+"""RabbitMQ-specific behaviour beyond the conformance suite, against the real broker."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.metadata
+import statistics
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pytest
+from pamqp.commands import Basic
+
+from asynctasq.drivers.base import Delivery, Failure, OutgoingMessage
+from asynctasq_rabbitmq import RabbitMQDriver
+from asynctasq_rabbitmq.dead_letters import MAX_TRACEBACK_CHARS
+from asynctasq_rabbitmq.messages import EXCEPTION_TYPE, FAILED_AT, QUEUE, TRACEBACK
+
+MakeDriver = Callable[..., RabbitMQDriver]
+
+
+def _msg(queue: str, *, delay: float = 0.0, body: bytes | None = None) -> OutgoingMessage:
+    task_id = str(uuid.uuid4())
+    return OutgoingMessage(task_id, queue, body or task_id.encode(), delay=delay)
+
+
+async def _take(
+    driver: RabbitMQDriver, queues: Sequence[str], want: int, *, within: float = 5.0
+) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + within
+    while len(got) < want and (left := deadline - time.monotonic()) > 0:
+        got += await driver.dequeue(queues, limit=want - len(got), wait=min(left, 1.0))
+    return got
+
+
+# -- settings --------------------------------------------------------------------------------
+def test_settings_are_validated_without_connecting() -> None:
+    driver = RabbitMQDriver(url="amqp://nobody:nothing@127.0.0.1:1/", prefetch_count=4)
+    assert driver.prefetch_count == 4
+    bad_settings: list[dict[str, Any]] = [
+        {"queue_type": "stream"},
+        {"prefetch_count": 0},
+        {"consumer_timeout": 0.0},
+    ]
+    for bad in bad_settings:
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            RabbitMQDriver(**bad)
+    with pytest.raises(TypeError, match="bogus"):
+        RabbitMQDriver(bogus=1)  # type: ignore[call-arg]
+
+
+def test_entry_point_names_the_driver() -> None:
+    [entry] = importlib.metadata.entry_points(group="asynctasq.drivers", name="rabbitmq")
+    assert entry.load() is RabbitMQDriver
+
+
+# -- delays ----------------------------------------------------------------------------------
+async def test_delayed_task_reaches_a_worker_started_later(make_driver: MakeDriver) -> None:
+    producer = make_driver()
+    message = _msg("later", delay=1.0)
+    sent_at = time.monotonic()
+    await producer.enqueue(message)
+    await producer.close()  # the delay lives on the broker, not in the producer
+    await asyncio.sleep(0.3)
+    worker = make_driver()
+    assert await worker.dequeue(["later"], limit=1, wait=0.3) == []
+    [delivery] = await _take(worker, ["later"], 1, within=4.0)
+    waited = time.monotonic() - sent_at
+    assert delivery.task_id == message.task_id
+    assert 1.0 <= waited < 2.5
+
+
+async def test_delays_come_out_in_delay_order(make_driver: MakeDriver) -> None:
+    driver = make_driver()
+    seconds = [0.9, 0.1, 0.5, 0.3, 0.7, 0.0]
+    sent = [_msg("order", delay=s) for s in seconds]
+    await driver.enqueue_many(sent)
+    got = await _take(driver, ["order"], len(sent), within=5.0)
+    by_id = {m.task_id: m.delay for m in sent}
+    assert [by_id[d.task_id] for d in got] == sorted(seconds)
+
+
+# -- attempts and leases ---------------------------------------------------------------------
+async def test_every_lost_connection_counts_a_delivery(make_driver: MakeDriver) -> None:
+    message = _msg("crashy")
+    driver = make_driver()
+    await driver.enqueue(message)
+    seen = []
+    for _ in range(3):
+        [delivery] = await _take(driver, ["crashy"], 1)
+        seen.append(delivery.attempts)
+        await driver.close()  # as a killed worker: the broker takes the message back
+        driver = make_driver()
+    [delivery] = await _take(driver, ["crashy"], 1)
+    await driver.retry(delivery, delay=0)
+    [again] = await _take(driver, ["crashy"], 1)
+    assert [*seen, delivery.attempts, again.attempts] == [0, 1, 2, 3, 4]
+
+
+async def test_classic_queues_see_one_return(make_driver: MakeDriver) -> None:
+    driver = make_driver(queue_type="classic")
+    await driver.enqueue(_msg("classic"))
+    [first] = await _take(driver, ["classic"], 1)
+    await driver.close()
+    driver = make_driver(queue_type="classic")
+    [second] = await _take(driver, ["classic"], 1)
+    await driver.retry(second, delay=0)
+    [third] = await _take(driver, ["classic"], 1)
+    assert (first.attempts, second.attempts, third.attempts) == (0, 1, 2)
+
+
+async def test_close_gives_back_prefetched_messages_uncounted(make_driver: MakeDriver) -> None:
+    driver = make_driver(prefetch_count=5)
+    await driver.enqueue_many([_msg("buffered") for _ in range(5)])
+    [taken] = await _take(driver, ["buffered"], 1)
+    assert driver._consumer is not None
+    await asyncio.sleep(0.2)
+    assert driver._consumer.in_flight("buffered") == 5  # 1 handed out + 4 buffered
+    await driver.close()
+    fresh = make_driver()
+    got = await _take(fresh, ["buffered"], 5)
+    attempts = {d.task_id: d.attempts for d in got}
+    assert len(attempts) == 5
+    assert attempts.pop(taken.task_id) == 1  # only the one handed out was a delivery
+    assert set(attempts.values()) == {0}
+
+
+async def test_prefetch_follows_the_worker_concurrency(make_driver: MakeDriver) -> None:
+    busy, idle = make_driver(), make_driver()
+    await busy.enqueue_many([_msg("fair") for _ in range(10)])
+    assert len(await _take(busy, ["fair"], 3)) == 3  # concurrency 3: nothing hoarded beyond
+    await asyncio.sleep(0.2)
+    assert len(await _take(idle, ["fair"], 10, within=2.0)) == 7
+
+
+async def test_stale_receipts_after_a_channel_loss_are_ignored(make_driver: MakeDriver) -> None:
+    driver = make_driver()
+    await driver.enqueue_many([_msg("stale") for _ in range(2)])
+    old = await _take(driver, ["stale"], 2)
+    assert driver._consumer is not None
+    channel = old[0].receipt.channel
+    await channel.close()  # the lease ends; aio-pika reopens the channel and we resubscribe
+    again = await _take(driver, ["stale"], 2)
+    assert sorted(d.task_id for d in again) == sorted(d.task_id for d in old)
+    assert {d.attempts for d in again} == {1}
+    await driver.ack(old)  # ignored: acking a dead channel's tags must not break anything
+    await driver.retry(old[0], delay=0)
+    await driver.ack(again)
+    assert await driver.dequeue(["stale"], limit=2, wait=0.5) == []
+
+
+async def test_idle_consumer_gets_a_new_task_within_milliseconds(
+    make_driver: MakeDriver,
+) -> None:
+    producer, worker = make_driver(), make_driver()
+    await producer.enqueue(_msg("fast"))
+    await worker.ack(await _take(worker, ["fast"], 1))  # subscribed
+    latencies = []
+    for _ in range(15):
+        waiter = asyncio.create_task(worker.dequeue(["fast"], limit=1, wait=5.0))
+        await asyncio.sleep(0.02)
+        sent = time.perf_counter()
+        await producer.enqueue(_msg("fast"))
+        got = await waiter
+        latencies.append(time.perf_counter() - sent)
+        await worker.ack(got)
+    # Measured from the publisher's confirm: usually ~1 ms; loose bound for a busy machine.
+    assert statistics.median(latencies) < 0.05, latencies
+
+
+# -- dead letters, stats, purge --------------------------------------------------------------
+async def test_dead_letter_headers_are_readable_on_the_broker(make_driver: MakeDriver) -> None:
+    driver = make_driver()
+    await driver.enqueue(_msg("dl"))
+    [delivery] = await _take(driver, ["dl"], 1)
+    long_traceback = "Traceback (most recent call last):\n" + "  frame\n" * 50_000 + "KeyError: 'x'"
+    await driver.dead_letter(delivery, Failure("builtins.KeyError", "'x'", long_traceback))
+    [dead] = await driver.list_dead_letters(queue="dl")
+    assert dead.failure.traceback.endswith("KeyError: 'x'")
+    assert len(dead.failure.traceback) <= MAX_TRACEBACK_CHARS + 20
+    connection = await driver._amqp()
+    channel = await connection.channel()
+    try:
+        raw = await channel.basic_get(driver._topology.dead_queue("dl"), no_ack=False)
+        assert isinstance(raw.delivery, Basic.GetOk)
+        headers = raw.header.properties.headers or {}
+        assert headers[EXCEPTION_TYPE] == "builtins.KeyError"
+        assert headers[QUEUE] == "dl"
+        assert FAILED_AT in headers and TRACEBACK in headers
+    finally:
+        await channel.close()  # requeues the peeked message
+    assert len(await driver.list_dead_letters(queue="dl")) == 1
+
+
+async def test_dead_letters_across_queues_retry_and_purge_all(make_driver: MakeDriver) -> None:
+    driver = make_driver()
+    for queue in ("a", "b", "b"):
+        await driver.enqueue(_msg(queue))
+        [delivery] = await _take(driver, [queue], 1)
+        await driver.dead_letter(delivery, Failure("x.E", queue, "tb"))
+    assert len(await driver.list_dead_letters()) == 3
+    assert len(await driver.list_dead_letters(limit=2)) == 2
+    assert await driver.retry_dead_letters(queue="a") == 1
+    assert len(await _take(driver, ["a"], 1)) == 1
+    assert await driver.purge_dead_letters() == 2
+    assert await driver.list_dead_letters() == []
+
+
+async def test_stats_are_exact_within_one_process(make_driver: MakeDriver) -> None:
+    driver = make_driver()
+    await driver.enqueue_many([_msg("st") for _ in range(3)])
+    await driver.enqueue(_msg("st", delay=60))
+    [first] = await _take(driver, ["st"], 1)
+    await driver.dead_letter(first, Failure("x.E", "m", "tb"))
+    [leased] = await _take(driver, ["st"], 1)
+    await asyncio.sleep(0.2)
+    [stats] = await driver.stats(["st"])
+    assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (1, 1, 1, 1)
+    await driver.ack([leased])
+
+
+async def test_purge_also_drops_what_this_process_buffered(make_driver: MakeDriver) -> None:
+    driver = make_driver(prefetch_count=5)
+    await driver.enqueue_many([_msg("p") for _ in range(5)])
+    [taken] = await _take(driver, ["p"], 1)
+    await asyncio.sleep(0.2)
+    assert await driver.purge("p") == 4
+    assert await driver.dequeue(["p"], limit=5, wait=0.3) == []
+    await driver.ack([taken])
+
+
+# -- topology ---------------------------------------------------------------------------------
+async def test_a_queue_deleted_behind_our_back_is_declared_again(
+    make_driver: MakeDriver,
+) -> None:
+    driver = make_driver()
+    await driver.enqueue(_msg("gone"))
+    connection = await driver._amqp()
+    channel = await connection.channel()
+    await channel.queue_delete(driver._topology.work_queue("gone"))
+    await channel.close()
+    message = _msg("gone")
+    await driver.enqueue(message)  # unroutable -> declare again -> publish again
+    other = make_driver()
+    assert [d.task_id for d in await _take(other, ["gone"], 1)] == [message.task_id]
+
+
+async def test_queue_names_come_from_the_broker_registry(make_driver: MakeDriver) -> None:
+    first, second = make_driver(), make_driver()
+    await first.enqueue(_msg("reg-a"))
+    await second.enqueue(_msg("reg-a"))
+    await second.enqueue(_msg("reg-b"))
+    stranger = make_driver()
+    assert await stranger.queue_names() == ["reg-a", "reg-b"]
+
+
+async def test_enqueue_many_confirms_everything(make_driver: MakeDriver) -> None:
+    driver = make_driver()
+    sent = [
+        _msg("bulk-a" if i % 2 else "bulk-b", delay=0.2 if i % 5 == 0 else 0) for i in range(2500)
+    ]
+    await driver.enqueue_many(sent)
+    got = await _take(driver, ["bulk-a", "bulk-b"], len(sent), within=20.0)
+    assert sorted(d.task_id for d in got) == sorted(m.task_id for m in sent)
+    await driver.ack(got)
