@@ -57,10 +57,14 @@ def test_unknown_setting_is_a_type_error() -> None:
         PostgresDriver(queue_tabel="x")  # type: ignore[call-arg]
 
 
-@pytest.mark.parametrize(("min_size", "max_size"), [(5, 2), (-1, 2), (0, 0)])
+@pytest.mark.parametrize(("min_size", "max_size"), [(-1, 2), (0, 0)])
 def test_inconsistent_pool_sizes_are_rejected(min_size: int, max_size: int) -> None:
     with pytest.raises(ValueError, match="pool_size"):
         PostgresDriver(min_pool_size=min_size, max_pool_size=max_size)
+
+
+def test_min_pool_size_is_capped_at_max_pool_size() -> None:
+    assert PostgresDriver(max_pool_size=3)._min_pool_size == 3
 
 
 def test_constructor_does_not_connect() -> None:

@@ -93,7 +93,7 @@ class PostgresDriver:
         queue_table: Queue table name (letters, digits, underscores).
         dead_letter_table: Dead-letter table name.
         migrations_table: Schema-version table; defaults to ``<queue_table>_migrations``.
-        min_pool_size: Connections opened with the pool.
+        min_pool_size: Connections opened with the pool (capped at `max_pool_size`).
         max_pool_size: Most connections the pool opens.
         poll_interval: Longest sleep of an idle `dequeue` between looks at the table when no
             notification arrives (a safety net; notifications normally wake it at once).
@@ -132,10 +132,10 @@ class PostgresDriver:
         auto_migrate: bool = False,
         async_commit_leases: bool = True,
     ) -> None:
-        if not 0 <= min_pool_size <= max_pool_size or max_pool_size < 1:
+        if min_pool_size < 0 or max_pool_size < 1:
             raise ValueError(
-                f"need 0 <= min_pool_size ({min_pool_size}) <= max_pool_size ({max_pool_size})"
-                " and max_pool_size >= 1"
+                f"need min_pool_size >= 0 (got {min_pool_size}) and max_pool_size >= 1 "
+                f"(got {max_pool_size})"
             )
         if poll_interval <= 0 or connect_timeout <= 0:
             raise ValueError("poll_interval and connect_timeout must be positive")
@@ -147,7 +147,7 @@ class PostgresDriver:
             migrations_table=migrations_table or f"{queue_table}_migrations",
         )
         self._sql = Statements.build(self._names, async_commit_leases=async_commit_leases)
-        self._min_pool_size = min_pool_size
+        self._min_pool_size = min(min_pool_size, max_pool_size)
         self._max_pool_size = max_pool_size
         self._poll_interval = poll_interval
         self._command_timeout = command_timeout

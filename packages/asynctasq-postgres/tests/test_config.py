@@ -1,0 +1,60 @@
+"""Core's configuration reaches the constructor: env vars, init() sections, flat keys."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from asynctasq import init, set_global_config
+from asynctasq.drivers.connections import build_driver
+from asynctasq.errors import ConfigError
+from asynctasq_postgres import PostgresDriver
+
+
+@pytest.fixture
+def restore_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[pytest.MonkeyPatch]:
+    yield monkeypatch
+    monkeypatch.undo()
+    init()
+
+
+def test_environment_variables_map_to_settings(restore_config: pytest.MonkeyPatch) -> None:
+    env = {
+        "ASYNCTASQ_DRIVER": "postgres",
+        "ASYNCTASQ_POSTGRES_DSN": "postgresql://app:hunter2@db:5432/app?sslmode=require",
+        "ASYNCTASQ_POSTGRES_QUEUE_TABLE": "jobs",
+        "ASYNCTASQ_POSTGRES_DEAD_LETTER_TABLE": "jobs_dead",
+        "ASYNCTASQ_POSTGRES_MIN_POOL_SIZE": "2",
+        "ASYNCTASQ_POSTGRES_MAX_POOL_SIZE": "5",
+        "ASYNCTASQ_POSTGRES_POLL_INTERVAL": "1.5",
+        "ASYNCTASQ_POSTGRES_ASYNC_COMMIT_LEASES": "false",
+    }
+    for key, value in env.items():
+        restore_config.setenv(key, value)
+    driver = build_driver(config=init())
+    assert isinstance(driver, PostgresDriver)
+    assert driver.table_names.queue_table == "jobs"
+    assert driver.table_names.dead_letter_table == "jobs_dead"
+    assert (driver._min_pool_size, driver._max_pool_size) == (2, 5)
+    assert driver._poll_interval == 1.5
+    assert "lazy_commit" not in driver._sql.ack
+    assert "hunter2" not in repr(driver)
+
+
+def test_init_section_and_flat_keys(restore_config: pytest.MonkeyPatch) -> None:
+    init({"driver": "postgres", "postgres": {"schema": "tasks", "max_pool_size": 3}})
+    driver = build_driver()
+    assert isinstance(driver, PostgresDriver)
+    assert (driver.table_names.schema, driver._max_pool_size) == ("tasks", 3)
+    set_global_config(postgres_queue_table="other")
+    driver = build_driver()
+    assert isinstance(driver, PostgresDriver)
+    assert driver.table_names.queue_table == "other"
+
+
+def test_bad_settings_are_reported_by_name(restore_config: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="queue_tabel"):
+        init({"driver": "postgres", "postgres": {"queue_tabel": "x"}})
+    with pytest.raises(ConfigError, match="queue_table"):
+        build_driver(config=init({"driver": "postgres", "postgres": {"queue_table": "a-b"}}))
