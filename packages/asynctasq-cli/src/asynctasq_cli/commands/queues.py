@@ -1,0 +1,140 @@
+"""``asynctasq queues`` (depth per queue) and ``asynctasq purge QUEUE``."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from asynctasq.drivers.base import QueueStats
+from asynctasq.runner import run
+from asynctasq_cli import session
+from asynctasq_cli.output import CliError, print_json, reporting_errors, stdout
+from asynctasq_cli.settings import (
+    ConnectionOptions,
+    DriverOption,
+    DriverOptionOption,
+    EnvFileOption,
+    SetOption,
+    load_config,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+
+
+def stats_as_dict(stats: QueueStats) -> dict[str, Any]:
+    """One queue's counts as a JSON-ready dict."""
+    doc: dict[str, Any] = {
+        "queue": stats.queue,
+        "ready": stats.ready,
+        "delayed": stats.delayed,
+        "in_flight": stats.in_flight,
+        "dead": stats.dead,
+    }
+    if stats.extra:
+        doc["extra"] = dict(stats.extra)
+    return doc
+
+
+def stats_table(rows: Sequence[QueueStats], title: str) -> Table:
+    """The depth table: queue, ready, delayed, in flight, dead, with a total row."""
+    table = Table(title=title, title_justify="left", show_footer=len(rows) > 1)
+    totals = [sum(getattr(r, f) for r in rows) for f in ("ready", "delayed", "in_flight", "dead")]
+    table.add_column("queue", footer="total", style="bold")
+    for name, total in zip(("ready", "delayed", "in flight", "dead"), totals, strict=True):
+        table.add_column(name, justify="right", footer=f"{total:,}")
+    for r in rows:
+        dead = f"[red]{r.dead:,}[/]" if r.dead else "0"
+        table.add_row(r.queue, f"{r.ready:,}", f"{r.delayed:,}", f"{r.in_flight:,}", dead)
+    return table
+
+
+async def collect_stats(
+    connection: ConnectionOptions, names: Sequence[str]
+) -> tuple[str, list[QueueStats]]:
+    """The driver's description and the stats of `names` (all known queues when empty)."""
+    loaded = load_config(connection)
+    async with session.open_driver(loaded) as driver:
+        queues = list(names) or sorted(await driver.queue_names())
+        rows = await driver.stats(queues) if queues else []
+    return session.describe_driver(loaded), rows
+
+
+async def purge_queue(connection: ConnectionOptions, queue: str) -> tuple[str, int]:
+    """Delete the ready and delayed messages of `queue`; the driver and how many went."""
+    loaded = load_config(connection)
+    async with session.open_driver(loaded) as driver:
+        return session.describe_driver(loaded), await driver.purge(queue)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``queues`` and ``purge`` to `app`."""
+
+    @app.command(rich_help_panel="Inspect")
+    def queues(
+        names: Annotated[
+            list[str] | None,
+            typer.Argument(
+                metavar="[QUEUE]...",
+                help="Queues to show (default: all known).",
+                show_default=False,
+            ),
+        ] = None,
+        as_json: JsonOption = False,
+        driver: DriverOption = None,
+        set_: SetOption = None,
+        driver_option: DriverOptionOption = None,
+        env_file: EnvFileOption = None,
+    ) -> None:
+        """Show each queue's depth: ready, delayed, in flight and dead messages."""
+        with reporting_errors():
+            described, rows = run(
+                collect_stats(
+                    ConnectionOptions.from_cli(driver, set_, driver_option, env_file), names or []
+                )
+            )
+            if as_json:
+                print_json([stats_as_dict(r) for r in rows])
+                return
+            console = stdout()
+            if not rows:
+                console.print(f"No queues on {described}.")
+                return
+            console.print(stats_table(rows, described))
+
+    @app.command(rich_help_panel="Manage")
+    def purge(
+        queue: Annotated[str, typer.Argument(help="The queue to empty.", show_default=False)],
+        yes: Annotated[
+            bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
+        ] = False,
+        driver: DriverOption = None,
+        set_: SetOption = None,
+        driver_option: DriverOptionOption = None,
+        env_file: EnvFileOption = None,
+    ) -> None:
+        """Delete the ready and delayed messages of a queue.
+
+        Running tasks and dead letters are kept.
+        """
+        with reporting_errors():
+            if not yes:
+                if not sys.stdin.isatty():
+                    raise CliError(
+                        f"purging {queue!r} deletes its messages: confirm with --yes", exit_code=2
+                    )
+                typer.confirm(
+                    f"Delete every ready and delayed message of {queue!r}?", abort=True, err=True
+                )
+            described, count = run(
+                purge_queue(
+                    ConnectionOptions.from_cli(driver, set_, driver_option, env_file), queue
+                )
+            )
+            stdout().print(f"Purged {count:,} message(s) from {queue!r} on {described}.")
+
+
+__all__ = ["collect_stats", "purge_queue", "register", "stats_as_dict", "stats_table"]

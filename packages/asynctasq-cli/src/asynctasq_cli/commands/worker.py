@@ -1,0 +1,408 @@
+"""``asynctasq worker``: run tasks until stopped (SIGTERM/SIGINT), or until the queues are
+empty with ``--burst``.
+
+Shutdown: the first SIGTERM/SIGINT stops taking work and gives running tasks
+``--shutdown-timeout`` seconds to finish; what is still running then is given back to the
+broker (it runs again elsewhere). A second signal gives everything back at once. Both exit 0.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import os
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, cast
+
+import typer
+from rich.console import Console
+from rich.live import Live
+
+from asynctasq.runner import run
+from asynctasq.worker import Worker
+from asynctasq_cli import session
+from asynctasq_cli.logging import (
+    LOG_LEVELS,
+    LogFormat,
+    configure_logging,
+    parse_level,
+    remove_handler,
+)
+from asynctasq_cli.output import CliError, reporting_errors, stderr
+from asynctasq_cli.settings import (
+    ConnectionOptions,
+    DriverOption,
+    DriverOptionOption,
+    EnvFileOption,
+    LoadedConfig,
+    SetOption,
+    cli_setting,
+    load_config,
+)
+from asynctasq_cli.status import Banner, StatusLine, summary
+from asynctasq_cli.versions import cli_version, event_loop
+
+log = logging.getLogger("asynctasq.cli")
+
+_PANEL_RUN = "Worker"
+_PANEL_CODE = "Task code"
+_PANEL_OUTPUT = "Output"
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOptions:
+    """The worker's own options, None where not given on the command line."""
+
+    queues: tuple[str, ...] | None = None
+    concurrency: int | None = None
+    process_pool_size: int | None = None
+    process_max_tasks_per_child: int | None = None
+    thread_pool_size: int | None = None
+    shutdown_timeout: float | None = None
+    burst: bool = False
+    imports: tuple[str, ...] | None = None
+    allowed_roots: tuple[str, ...] | None = None
+
+    def as_settings(self) -> dict[str, Any]:
+        """The ``worker`` section for core's configuration (only what was given)."""
+        names = (
+            "queues",
+            "concurrency",
+            "process_pool_size",
+            "process_max_tasks_per_child",
+            "thread_pool_size",
+            "shutdown_timeout",
+            "imports",
+            "allowed_roots",
+        )
+        given = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
+        return {"worker": given} if given else {}
+
+
+def parse_queues(values: Sequence[str] | None) -> tuple[str, ...] | None:
+    """``['a,b', 'c']`` -> ``('a', 'b', 'c')``; None when not given.
+
+    Raises:
+        typer.BadParameter: no queue name in what was given.
+    """
+    if not values:
+        return None
+    names = tuple(dict.fromkeys(q.strip() for v in values for q in v.split(",") if q.strip()))
+    if not names:
+        raise typer.BadParameter("give at least one queue name", param_hint="'--queues'")
+    return names
+
+
+def resolve_roots(roots: Sequence[str]) -> list[Path]:
+    """The allowed roots as absolute paths (default: the working directory).
+
+    Raises:
+        CliError: a root is not a directory.
+    """
+    resolved = [Path(r).expanduser().resolve() for r in roots] or [Path.cwd().resolve()]
+    for root in resolved:
+        if not root.is_dir():
+            raise CliError(f"--allowed-root {str(root)!r}: not a directory", exit_code=2)
+    return resolved
+
+
+def import_modules(modules: Sequence[str], roots: Sequence[Path]) -> list[str]:
+    """Put `roots` first on ``sys.path`` and import `modules` (registering their tasks).
+
+    Returns:
+        The entries added to ``sys.path``.
+
+    Raises:
+        CliError: a module cannot be imported (one line with the cause).
+    """
+    added = [str(r) for r in roots if str(r) not in sys.path]
+    for entry in reversed(added):
+        sys.path.insert(0, entry)
+    importlib.invalidate_caches()
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except Exception as exc:
+            raise CliError(
+                f"--import {module!r} failed: {type(exc).__name__}: {exc}"
+                f" (task code roots: {', '.join(map(str, roots))})"
+            ) from exc
+        log.debug("imported %s", module)
+    return added
+
+
+class _Exit:
+    """Whether the process must end without waiting for threads (see `exit_process`)."""
+
+    hard = False
+
+
+def exit_process(code: int) -> None:
+    """Leave the process with `code`.
+
+    After a second stop signal, tasks running in threads cannot be stopped and Python would
+    wait for them at exit; the worker has given them back already, so it exits at once.
+    """
+    if _Exit.hard:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
+def _threads_still_running() -> bool:
+    return any(t.name.startswith("asynctasq-task") and t.is_alive() for t in threading.enumerate())
+
+
+async def _serve(
+    loaded: LoadedConfig, worker: Worker, banner: Banner, console: Console, live: bool
+) -> None:
+    driver = worker.driver
+    assert driver is not None
+    await session.connect(driver, loaded, session.DEFAULT_CONNECT_TIMEOUT)
+    try:
+        if live:
+            banner.render(console)
+            with Live(StatusLine(worker), console=console, refresh_per_second=4, transient=False):
+                await worker.run()
+        else:
+            banner.log()
+            await worker.run()
+    finally:
+        await driver.close()
+    log.info("worker stopped: %s", summary(worker))
+    if getattr(worker, "_aborting", False) and _threads_still_running():
+        _Exit.hard = True
+
+
+def run_worker(
+    connection: ConnectionOptions,
+    options: WorkerOptions,
+    *,
+    log_level: str | None,
+    log_format: str | None,
+    live: bool | None,
+) -> None:
+    """Configure, import, connect and run a worker until it stops.
+
+    Raises:
+        CliError: an import, the connection, or a setting failed (one line).
+        ConfigError: an invalid setting.
+    """
+    env_file = connection.env_file
+    level = cli_setting("LOG_LEVEL", log_level, env_file, "info")
+    fmt = cli_setting("LOG_FORMAT", log_format, env_file, "text").strip().lower()
+    try:
+        parse_level(level)
+    except ValueError as exc:
+        raise CliError(f"--log-level: {exc}", exit_code=2) from None
+    if fmt not in ("text", "json"):
+        raise CliError(f"--log-format: {fmt!r} is not one of text, json", exit_code=2)
+    console = stderr()
+    handler = configure_logging(level, cast(LogFormat, fmt), console)
+    added: list[str] = []
+    try:
+        loaded = load_config(connection, options.as_settings())
+        settings = loaded.config.worker
+        roots = resolve_roots(settings.allowed_roots)
+        added = import_modules(settings.imports, roots)
+        worker = Worker(
+            session.create(loaded),
+            burst=options.burst,
+            allowed_roots=[str(r) for r in roots],
+            config=loaded.config,
+        )
+        banner = Banner(
+            version=cli_version(),
+            driver=session.describe_driver(loaded),
+            embedded_default=loaded.embedded_default,
+            queues=tuple(worker.queues),
+            concurrency=worker.concurrency,
+            shutdown_timeout=worker.shutdown_timeout,
+            burst=options.burst,
+            imports=tuple(settings.imports),
+            allowed_roots=tuple(str(r) for r in roots),
+            event_loop=event_loop(),
+        )
+        show_live = console.is_terminal and fmt == "text" if live is None else live
+        run(_serve(loaded, worker, banner, console, show_live))
+    finally:
+        for entry in added:
+            if entry in sys.path:
+                sys.path.remove(entry)
+        remove_handler(handler)
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``worker`` to `app`."""
+
+    @app.command(rich_help_panel="Run")
+    def worker(
+        queues: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--queues",
+                "-q",
+                metavar="NAMES",
+                help="Queues to serve, comma-separated (repeatable). "
+                "(env: ASYNCTASQ_WORKER_QUEUES; default: default)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
+        concurrency: Annotated[
+            int | None,
+            typer.Option(
+                "--concurrency",
+                "-c",
+                min=1,
+                help="Most tasks running at once. (env: ASYNCTASQ_WORKER_CONCURRENCY; default: 10)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
+        shutdown_timeout: Annotated[
+            float | None,
+            typer.Option(
+                "--shutdown-timeout",
+                min=0.0,
+                metavar="SECONDS",
+                help="On SIGTERM/SIGINT, how long running tasks get to finish before "
+                "they are given back. (env: ASYNCTASQ_WORKER_SHUTDOWN_TIMEOUT; "
+                "default: 30)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
+        burst: Annotated[
+            bool,
+            typer.Option(
+                "--burst", help="Exit once the queues are empty.", rich_help_panel=_PANEL_RUN
+            ),
+        ] = False,
+        process_pool_size: Annotated[
+            int | None,
+            typer.Option(
+                "--process-pool-size",
+                min=1,
+                help="Child processes for process=True tasks. "
+                "(env: ASYNCTASQ_WORKER_PROCESS_POOL_SIZE; default: CPU count)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
+        process_max_tasks_per_child: Annotated[
+            int | None,
+            typer.Option(
+                "--process-max-tasks-per-child",
+                min=1,
+                help="Replace a child process after this many tasks. "
+                "(env: ASYNCTASQ_WORKER_PROCESS_MAX_TASKS_PER_CHILD; default: never)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
+        thread_pool_size: Annotated[
+            int | None,
+            typer.Option(
+                "--thread-pool-size",
+                min=1,
+                help="Threads for synchronous tasks. (env: ASYNCTASQ_WORKER_THREAD_POOL_SIZE)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
+        imports: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--import",
+                "-i",
+                metavar="MODULE",
+                help="Module to import at start-up so its tasks are registered "
+                "(repeatable; imported with the allowed roots on sys.path). "
+                "(env: ASYNCTASQ_WORKER_IMPORTS, comma-separated)",
+                show_default=False,
+                rich_help_panel=_PANEL_CODE,
+            ),
+        ] = None,
+        allowed_roots: Annotated[
+            list[str] | None,
+            typer.Option(
+                "--allowed-root",
+                metavar="DIR",
+                help="Directory task code may be imported from (repeatable). "
+                "(env: ASYNCTASQ_WORKER_ALLOWED_ROOTS; default: the working "
+                "directory)",
+                show_default=False,
+                rich_help_panel=_PANEL_CODE,
+            ),
+        ] = None,
+        log_level: Annotated[
+            str | None,
+            typer.Option(
+                "--log-level",
+                "-l",
+                metavar="LEVEL",
+                help=f"{' | '.join(LOG_LEVELS)} (env: ASYNCTASQ_LOG_LEVEL; default: info)",
+                show_default=False,
+                rich_help_panel=_PANEL_OUTPUT,
+            ),
+        ] = None,
+        log_format: Annotated[
+            str | None,
+            typer.Option(
+                "--log-format",
+                metavar="FORMAT",
+                help="text | json (env: ASYNCTASQ_LOG_FORMAT; default: text)",
+                show_default=False,
+                rich_help_panel=_PANEL_OUTPUT,
+            ),
+        ] = None,
+        live: Annotated[
+            bool | None,
+            typer.Option(
+                "--live/--no-live",
+                help="Live status line. (default: on a terminal with text logs)",
+                show_default=False,
+                rich_help_panel=_PANEL_OUTPUT,
+            ),
+        ] = None,
+        driver: DriverOption = None,
+        set_: SetOption = None,
+        driver_option: DriverOptionOption = None,
+        env_file: EnvFileOption = None,
+    ) -> None:
+        """Run tasks from the queues until stopped (or until they are empty with --burst).
+
+        Example: asynctasq worker --queues emails,default --concurrency 20 --import myapp.tasks
+        """
+        with reporting_errors():
+            options = WorkerOptions(
+                queues=parse_queues(queues),
+                concurrency=concurrency,
+                process_pool_size=process_pool_size,
+                process_max_tasks_per_child=process_max_tasks_per_child,
+                thread_pool_size=thread_pool_size,
+                shutdown_timeout=shutdown_timeout,
+                burst=burst,
+                imports=tuple(imports) if imports else None,
+                allowed_roots=tuple(allowed_roots) if allowed_roots else None,
+            )
+            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
+            run_worker(connection, options, log_level=log_level, log_format=log_format, live=live)
+
+
+__all__ = [
+    "WorkerOptions",
+    "exit_process",
+    "import_modules",
+    "parse_queues",
+    "register",
+    "resolve_roots",
+    "run_worker",
+]

@@ -1,0 +1,249 @@
+"""From command-line options to core's configuration.
+
+Precedence, strongest first: command line > ``ASYNCTASQ_*`` environment > ``.env`` >
+defaults. Core's ``init()`` layers the last three; the command line is passed to it as the
+mapping, so it wins. On the command line itself an explicit option (``--concurrency 20``)
+wins over the same setting given with ``--set worker.concurrency=5``.
+
+Connection settings on the command line:
+
+* ``--driver redis`` picks the driver;
+* ``--set redis.url=redis://h:6379/0`` sets any setting as ``SECTION.KEY=VALUE`` (sections:
+  a driver's name, ``worker``, ``task_defaults``); repeatable;
+* ``--driver-option url=redis://...`` (``-o``) sets a setting of the driver in effect.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from asynctasq.config import ENV_PREFIX, Config, init
+from asynctasq.drivers.connections import EMBEDDED_DEFAULT, default_driver_name
+from asynctasq.errors import ConfigError
+
+_HELP_PANEL = "Connection"
+
+DriverOption = Annotated[
+    str | None,
+    typer.Option(
+        "--driver",
+        "-d",
+        help="Driver name (redis, postgres, mysql, sqs, rabbitmq, sqlite, memory, ...). "
+        "(env: ASYNCTASQ_DRIVER; default: the embedded sqlite)",
+        show_default=False,
+        rich_help_panel=_HELP_PANEL,
+    ),
+]
+SetOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        "-s",
+        metavar="SECTION.KEY=VALUE",
+        help="Any setting, e.g. redis.url=redis://h:6379/0 or worker.poll_wait=0.5. "
+        "Repeatable. (env: ASYNCTASQ_SECTION_KEY)",
+        show_default=False,
+        rich_help_panel=_HELP_PANEL,
+    ),
+]
+DriverOptionOption = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--driver-option",
+        "-o",
+        metavar="KEY=VALUE",
+        help="A setting of the driver in effect, e.g. url=redis://h:6379/0. Repeatable.",
+        show_default=False,
+        rich_help_panel=_HELP_PANEL,
+    ),
+]
+EnvFileOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--env-file",
+        help="The .env file to read. (default: .env in the working directory)",
+        show_default=False,
+        dir_okay=False,
+        rich_help_panel=_HELP_PANEL,
+    ),
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ConnectionOptions:
+    """The connection options every broker command takes."""
+
+    driver: str | None = None
+    set: Sequence[str] = ()
+    driver_options: Sequence[str] = ()
+    env_file: Path | None = None
+
+    @classmethod
+    def from_cli(
+        cls,
+        driver: str | None,
+        set_: Sequence[str] | None,
+        driver_options: Sequence[str] | None,
+        env_file: Path | None,
+    ) -> ConnectionOptions:
+        """Build from the typer parameters (lists may be None when not given)."""
+        return cls(driver, tuple(set_ or ()), tuple(driver_options or ()), env_file)
+
+
+@dataclass(slots=True)
+class LoadedConfig:
+    """The configuration in effect, and how the driver was chosen.
+
+    Attributes:
+        config: What `init()` returned (also the process-wide configuration now).
+        driver_name: The driver the command uses.
+        embedded_default: True when no driver was configured anywhere and the embedded
+            default (sqlite) was picked.
+        cli_settings: The mapping built from the command line (the strongest layer).
+    """
+
+    config: Config
+    driver_name: str
+    embedded_default: bool
+    cli_settings: dict[str, Any] = field(default_factory=dict)
+
+
+def _split_assignment(text: str, option: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ConfigError(f"{option} {text!r}: expected KEY=VALUE")
+    return key, value
+
+
+def parse_set(items: Sequence[str]) -> dict[str, Any]:
+    """``['redis.url=x', 'worker.concurrency=5']`` -> ``{'redis': {'url': 'x'}, ...}``.
+
+    A key without a dot (``redis_url=x``) is passed on flat; core splits it.
+
+    Raises:
+        ConfigError: an item is not ``SECTION.KEY=VALUE``.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, value = _split_assignment(item, "--set")
+        section, dot, name = key.partition(".")
+        if dot:
+            if not section or not name or "." in name:
+                raise ConfigError(f"--set {item!r}: expected SECTION.KEY=VALUE")
+            bucket = out.setdefault(section, {})
+            if not isinstance(bucket, dict):
+                raise ConfigError(f"--set {item!r}: {section!r} is not a section")
+            bucket[name] = value
+        elif key == "driver":
+            out["driver"] = value or None
+        else:
+            out[key] = value
+    return out
+
+
+def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    for key, value in layer.items():
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            base[key].update(value)
+        elif isinstance(value, Mapping):
+            base[key] = dict(value)
+        else:
+            base[key] = value
+    return base
+
+
+def _init(settings: Mapping[str, Any], env_file: Path | None) -> Config:
+    try:
+        return init(settings, dotenv=env_file)
+    except ConfigError as exc:
+        # Core names the source "init()"; here that source is the command line.
+        message = str(exc).replace("init(): ", "command line: ", 1)
+        raise type(exc)(message) from None
+
+
+def load_config(
+    options: ConnectionOptions, overrides: Mapping[str, Any] | None = None
+) -> LoadedConfig:
+    """Build and install the configuration for a command.
+
+    Args:
+        options: ``--driver``, ``--set``, ``--driver-option``, ``--env-file``.
+        overrides: Sections set by the command's own options (``{'worker': {...}}``); they
+            win over ``--set``.
+
+    Returns:
+        The configuration in effect and the driver chosen.
+
+    Raises:
+        ConfigError: an unknown driver, section or setting, or an unusable value.
+    """
+    if options.env_file is not None and not options.env_file.is_file():
+        raise ConfigError(f"--env-file {str(options.env_file)!r}: no such file")
+    settings = parse_set(options.set)
+    if options.driver is not None:
+        settings["driver"] = options.driver
+    _merge(settings, overrides or {})
+    config = _init(settings, options.env_file)
+    embedded = config.driver is None
+    name = default_driver_name(config)
+    if options.driver_options:
+        driver_settings: dict[str, Any] = {}
+        for item in options.driver_options:
+            key, value = _split_assignment(item, "--driver-option")
+            driver_settings[key] = value
+        _merge(settings, {name: driver_settings})
+        config = _init(settings, options.env_file)
+    return LoadedConfig(
+        config=config,
+        driver_name=name,
+        embedded_default=embedded and name == EMBEDDED_DEFAULT,
+        cli_settings=settings,
+    )
+
+
+def dotenv_values(env_file: Path | None) -> dict[str, str]:
+    """The variables of the ``.env`` file (the given one or ``./.env``); empty if none."""
+    path = env_file if env_file is not None else Path.cwd() / ".env"
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values as read
+
+    return {k: v for k, v in read(path).items() if v is not None}
+
+
+def cli_setting(name: str, given: str | None, env_file: Path | None, default: str) -> str:
+    """A CLI-only setting (not in core's configuration) with the same precedence.
+
+    Args:
+        name: The variable name without the prefix (``LOG_LEVEL`` -> ``ASYNCTASQ_LOG_LEVEL``).
+        given: The command-line value, or None when not given.
+        env_file: The ``.env`` file in use.
+        default: The value when no source sets it.
+    """
+    if given is not None:
+        return given
+    variable = ENV_PREFIX + name
+    if variable in os.environ:
+        return os.environ[variable]
+    return dotenv_values(env_file).get(variable, default)
+
+
+__all__ = [
+    "ConnectionOptions",
+    "DriverOption",
+    "DriverOptionOption",
+    "EnvFileOption",
+    "LoadedConfig",
+    "SetOption",
+    "cli_setting",
+    "dotenv_values",
+    "load_config",
+    "parse_set",
+]

@@ -1,0 +1,154 @@
+"""What a running worker shows: a start-up banner and, on a terminal, a live status line."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+from asynctasq.worker import Worker
+
+log = logging.getLogger("asynctasq.cli")
+
+EMBEDDED_NOTE = (
+    "embedded default: no driver configured; choose one with --driver or ASYNCTASQ_DRIVER"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Banner:
+    """What the worker announces at start-up.
+
+    Attributes:
+        version: asynctasq-cli version.
+        driver: The driver and its explicit settings (secrets masked).
+        embedded_default: The driver is the embedded sqlite because none was configured.
+        queues: Queue names.
+        concurrency: Most tasks at once.
+        shutdown_timeout: Seconds running tasks get at shutdown.
+        burst: Exit when the queues are empty.
+        imports: Modules imported at start-up.
+        allowed_roots: Directories task code may come from.
+        event_loop: ``uvloop x.y`` or ``asyncio``.
+    """
+
+    version: str
+    driver: str
+    embedded_default: bool
+    queues: tuple[str, ...]
+    concurrency: int
+    shutdown_timeout: float
+    burst: bool
+    imports: tuple[str, ...]
+    allowed_roots: tuple[str, ...]
+    event_loop: str
+
+    def driver_line(self) -> str:
+        """The driver, with the embedded-default note when it applies."""
+        return f"{self.driver} ({EMBEDDED_NOTE})" if self.embedded_default else self.driver
+
+    def mode_line(self) -> str:
+        """Concurrency, shutdown deadline and mode in one line."""
+        mode = "burst (exit when the queues are empty)" if self.burst else "until stopped"
+        return (
+            f"{self.concurrency} · shutdown timeout {self.shutdown_timeout:g} s · {mode}"
+            f" · {self.event_loop}"
+        )
+
+    def render(self, console: Console) -> None:
+        """Print the banner on a terminal."""
+        table = Table.grid(padding=(0, 2))
+        table.add_column(style="bold cyan")
+        table.add_column()
+        table.add_row("driver", self.driver_line())
+        table.add_row("queues", ", ".join(self.queues))
+        table.add_row("concurrency", self.mode_line())
+        table.add_row("task code", ", ".join(self.allowed_roots))
+        if self.imports:
+            table.add_row("imported", ", ".join(self.imports))
+        console.print(
+            Text.assemble(
+                ("AsyncTasQ worker ", "bold"), (self.version, "bold green"), f" · pid {os.getpid()}"
+            )
+        )
+        console.print(table)
+
+    def log(self) -> None:
+        """Announce the start as one log record (plain or JSON logs)."""
+        log.info(
+            "asynctasq worker %s starting: driver %s; queues %s; concurrency %s",
+            self.version,
+            self.driver_line(),
+            ", ".join(self.queues),
+            self.mode_line(),
+            extra={
+                "event": "worker_started",
+                "version": self.version,
+                "driver": self.driver,
+                "embedded_default": self.embedded_default,
+                "queues": list(self.queues),
+                "concurrency": self.concurrency,
+                "shutdown_timeout": self.shutdown_timeout,
+                "burst": self.burst,
+                "pid": os.getpid(),
+            },
+        )
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+class StatusLine:
+    """A one-line view of a worker's counters, re-rendered on every refresh of `rich.Live`.
+
+    Args:
+        worker: The worker to show.
+    """
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.started = time.monotonic()
+
+    def __rich__(self) -> Text:
+        """The current line: state, running, processed, retried, dead, uptime."""
+        worker, stats = self.worker, self.worker.stats
+        stopping = getattr(worker, "_stopping", False)
+        state = ("stopping", "yellow") if stopping else ("working", "green")
+        return Text.assemble(
+            ("● ", state[1]),
+            (f"{state[0]:<8}", f"bold {state[1]}"),
+            " running ",
+            (f"{worker.running}/{worker.concurrency}", "bold"),
+            " · processed ",
+            (f"{stats.processed:,}", "bold"),
+            " · retried ",
+            (f"{stats.retried:,}", "bold yellow" if stats.retried else "bold"),
+            " · dead ",
+            (f"{stats.dead_lettered:,}", "bold red" if stats.dead_lettered else "bold"),
+            f" · up {_duration(time.monotonic() - self.started)}",
+        )
+
+
+def summary(worker: Worker) -> str:
+    """The counters at exit, as one sentence."""
+    s = worker.stats
+    return (
+        f"processed {s.processed}, succeeded {s.succeeded}, retried {s.retried}, "
+        f"dead-lettered {s.dead_lettered}, given back {s.released}"
+    )
+
+
+__all__ = ["EMBEDDED_NOTE", "Banner", "StatusLine", "summary"]
