@@ -104,3 +104,32 @@ async def test_a_read_only_file_fails_at_connect(db_path: Path, existing: bool) 
     assert str(caught.value).startswith(
         f"cannot open queue database '{db_path}': attempt to write a readonly database"
     )
+
+
+async def test_init_schema_reports_what_it_applied(db_path: Path) -> None:
+    first = SqliteDriver(path=str(db_path))
+    assert await first.init_schema() == [SCHEMA_VERSION]
+    assert await first.init_schema() == []
+    await first.close()
+    second = SqliteDriver(path=str(db_path))
+    assert await second.init_schema() == []
+    await second.close()
+
+
+async def test_migration_sql_builds_the_same_schema(tmp_path: Path) -> None:
+    by_driver, by_script = tmp_path / "driver.db", tmp_path / "script.db"
+    driver = SqliteDriver(path=str(by_driver))
+    await driver.connect()
+    await driver.close()
+    conn = sqlite3.connect(by_script)
+    conn.executescript(driver.migration_sql())
+    conn.close()
+
+    def schema_of(path: Path) -> list[tuple[str, str]]:
+        conn = sqlite3.connect(path)
+        rows = conn.execute("SELECT type, name FROM sqlite_master ORDER BY name").fetchall()
+        version = conn.execute("PRAGMA user_version").fetchone()
+        conn.close()
+        return [*rows, version]
+
+    assert schema_of(by_script) == schema_of(by_driver)

@@ -43,6 +43,8 @@ class SqliteConnection:
         self._synchronous = synchronous
         self._thread = SerialThread(name=f"asynctasq-sqlite {path}")
         self._conn: sqlite3.Connection | None = None
+        self.applied: list[int] = []
+        """Schema versions this connection applied when it opened."""
 
     async def open(self) -> None:
         """Open the file, switch it to WAL, create or check the schema.
@@ -72,7 +74,7 @@ class SqliteConnection:
             # After a burst, truncate the WAL back to this size at the next checkpoint
             # instead of keeping a file as large as the burst.
             conn.execute("PRAGMA journal_size_limit = 67108864")
-            ensure_schema(conn)
+            self.applied = ensure_schema(conn)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):

@@ -16,6 +16,7 @@ from asynctasq.drivers.base import (
     QueueStats,
 )
 from asynctasq_sqlite import _operations as ops
+from asynctasq_sqlite import schema
 from asynctasq_sqlite._connection import SYNCHRONOUS_MODES, SqliteConnection
 from asynctasq_sqlite._operations import Receipt
 from asynctasq_sqlite._wakeup import Wakeup, wakeup_for
@@ -107,6 +108,24 @@ class SqliteDriver:
             )
             await conn.open()
             self._conn = conn
+
+    async def init_schema(self) -> list[int]:
+        """Create or upgrade the schema now (``asynctasq migrate``); `connect` does it too.
+
+        Returns:
+            The schema versions applied (empty when the file was already current).
+
+        Raises:
+            SqliteDriverError: As for `connect`.
+        """
+        conn = await self._connection()
+        applied = list(conn.applied)
+        conn.applied = []
+        return applied
+
+    def migration_sql(self) -> str:
+        """The SQL that creates the schema in an empty file (``migrate --dry-run``)."""
+        return schema.migration_sql()
 
     def _is_connected(self) -> bool:
         return self._conn is not None

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from asynctasq.errors import AsyncTasQError
 
-class SqliteDriverError(Exception):
+
+class SqliteDriverError(AsyncTasQError):
     """The queue database cannot be used: corrupt, unwritable or from a newer driver.
 
     Raised by `SqliteDriver.connect()` (and so by the first operation when connection is

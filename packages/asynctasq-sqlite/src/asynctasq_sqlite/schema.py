@@ -69,7 +69,7 @@ _CREATE_V1 = (
 )
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
+def ensure_schema(conn: sqlite3.Connection) -> list[int]:
     """Create or upgrade the schema in one write transaction; a no-op when current.
 
     Always writes ``PRAGMA user_version``, even when unchanged, so that a read-only file
@@ -78,10 +78,14 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     Args:
         conn: An open connection in autocommit mode (``isolation_level=None``).
 
+    Returns:
+        The schema versions applied now (empty when the schema was current).
+
     Raises:
         SqliteDriverError: The file was created by a newer version of this driver.
         sqlite3.Error: The file is corrupt, locked beyond the busy timeout or read-only.
     """
+    applied: list[int] = []
     with immediate(conn):
         (version,) = conn.execute("PRAGMA user_version").fetchone()
         if version > SCHEMA_VERSION:
@@ -92,7 +96,16 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         if version < 1:
             for statement in _CREATE_V1:
                 conn.execute(statement)
+            applied.append(1)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+    return applied
 
 
-__all__ = ["SCHEMA_VERSION", "ensure_schema"]
+def migration_sql() -> str:
+    """The SQL `ensure_schema` runs on an empty file, for review (``migrate --dry-run``)."""
+    statements = [" ".join(s.split()) for s in _CREATE_V1]
+    statements.append(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
+    return ";\n".join(statements) + ";\n"
+
+
+__all__ = ["SCHEMA_VERSION", "ensure_schema", "migration_sql"]

@@ -1,0 +1,323 @@
+"""SQLite driver benchmark: enqueue (single and batched), drain with core's worker, latency.
+
+Run: ``.venv/bin/python -m scripts.bench.bench_sqlite [--tasks 20000] [--write]``
+
+Every scenario uses a fresh database file in a temporary directory and is repeated; the
+table shows medians and every run. Rows, from the floor up:
+
+* "raw sqlite3 loop": the same transactions the driver runs (lease 10, ack 10), called
+  directly in one thread with no asyncio: what the file itself allows.
+* "driver alone": a minimal asyncio consumer on `SqliteDriver` (dequeue up to 10, run 10
+  no-ops, ack them in one call): the driver's cost including its thread hops.
+* "core Worker": `asynctasq.worker.Worker(concurrency=10, burst=True)` draining no-op
+  ``@task`` functions, as a user would run it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import platform
+import sqlite3
+import statistics
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asynctasq import dispatch_many, init, task
+from asynctasq.config import reset_config
+from asynctasq.core.dispatch import prepare
+from asynctasq.drivers.base import OutgoingMessage
+from asynctasq.drivers.connections import close_drivers
+from asynctasq.worker import Worker
+from asynctasq_sqlite import SqliteDriver
+from asynctasq_sqlite import _operations as ops
+
+QUEUE = "bench"
+REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "sqlite.md"
+
+_started: dict[str, asyncio.Future[float]] = {}
+_cpu_per_task: dict[str, list[float]] = {}  # scenario -> CPU microseconds per task, per run
+
+
+@task(queue=QUEUE, max_attempts=1)
+async def bench_noop(mark: str | None = None) -> None:
+    """The no-op task; with a mark, says when it started (latency runs)."""
+    if mark is not None and mark in _started:
+        _started.pop(mark).set_result(time.perf_counter())
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def fresh_path() -> str:
+    return os.path.join(tempfile.mkdtemp(prefix="asynctasq-bench-"), "bench.db")
+
+
+def configure(path: str) -> None:
+    """Point `dispatch` at a new file (a new config version gets a new driver)."""
+    init({"driver": "sqlite", "sqlite": {"path": path}})
+
+
+def noop_messages(n: int) -> list[OutgoingMessage]:
+    """Encoded no-op tasks, exactly what `dispatch` would send."""
+    return [prepare(bench_noop()) for _ in range(n)]
+
+
+async def fill(path: str, messages: list[OutgoingMessage]) -> None:
+    driver = SqliteDriver(path=path)
+    for start in range(0, len(messages), 1000):
+        await driver.enqueue_many(messages[start : start + 1000])
+    await driver.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+
+
+# -- enqueue --------------------------------------------------------------------------------
+
+
+async def dispatch_single(n: int) -> float:
+    """Tasks per second, ``await bench_noop().dispatch()`` one after another."""
+    configure(fresh_path())
+    await bench_noop().dispatch()  # connect outside the timing
+    started = time.perf_counter()
+    for _ in range(n):
+        await bench_noop().dispatch()
+    elapsed = time.perf_counter() - started
+    await close_drivers()
+    return n / elapsed
+
+
+async def dispatch_batched(n: int, batch: int) -> float:
+    """Tasks per second with `dispatch_many` batches."""
+    configure(fresh_path())
+    await bench_noop().dispatch()
+    started = time.perf_counter()
+    for _ in range(0, n, batch):
+        await dispatch_many(bench_noop() for _ in range(batch))
+    elapsed = time.perf_counter() - started
+    await close_drivers()
+    return n / elapsed
+
+
+async def enqueue_driver(n: int, batch: int) -> float:
+    """Messages per second on the driver alone (payloads encoded beforehand)."""
+    driver = SqliteDriver(path=fresh_path())
+    await driver.connect()
+    messages = noop_messages(n)
+    started = time.perf_counter()
+    if batch == 1:
+        for message in messages:
+            await driver.enqueue(message)
+    else:
+        for start in range(0, n, batch):
+            await driver.enqueue_many(messages[start : start + batch])
+    elapsed = time.perf_counter() - started
+    await driver.close()
+    return n / elapsed
+
+
+# -- drains ---------------------------------------------------------------------------------
+
+
+async def drain_raw(n: int, concurrency: int) -> float:
+    """Tasks per second for the driver's own SQL called directly in one thread."""
+    path = fresh_path()
+    await fill(path, noop_messages(n))
+
+    def run() -> float:
+        conn = sqlite3.connect(path, isolation_level=None)
+        conn.execute("PRAGMA synchronous = normal")
+        done = 0
+        started = time.perf_counter()
+        while done < n:
+            taken = ops.take(conn, [QUEUE], concurrency).deliveries
+            ops.ack(conn, [d.receipt for d in taken])
+            done += len(taken)
+        elapsed = time.perf_counter() - started
+        conn.close()
+        return n / elapsed
+
+    return await asyncio.to_thread(run)
+
+
+async def drain_driver(n: int, concurrency: int) -> float:
+    """Tasks per second for a minimal consumer on the driver alone."""
+    path = fresh_path()
+    await fill(path, noop_messages(n))
+    driver = SqliteDriver(path=path)
+    await driver.connect()
+    done = 0
+    cpu, started = time.process_time(), time.perf_counter()
+    while done < n:
+        got = await driver.dequeue([QUEUE], limit=concurrency, wait=1.0)
+        await asyncio.gather(*(asyncio.sleep(0) for _ in got))
+        await driver.ack(got)
+        done += len(got)
+    elapsed = time.perf_counter() - started
+    _cpu_per_task.setdefault("driver", []).append((time.process_time() - cpu) / n * 1e6)
+    await driver.close()
+    return n / elapsed
+
+
+async def drain_worker(n: int, concurrency: int) -> float:
+    """Tasks per second for core's `Worker` (burst mode) draining `n` no-op tasks."""
+    path = fresh_path()
+    await fill(path, noop_messages(n))
+    driver = SqliteDriver(path=path)
+    worker = Worker(
+        driver=driver,
+        queues=[QUEUE],
+        concurrency=concurrency,
+        burst=True,
+        install_signal_handlers=False,
+    )
+    cpu, started = time.process_time(), time.perf_counter()
+    await worker.run()
+    elapsed = time.perf_counter() - started
+    _cpu_per_task.setdefault("worker", []).append((time.process_time() - cpu) / n * 1e6)
+    await driver.close()
+    if worker.stats.succeeded != n:
+        raise RuntimeError(f"worker ran {worker.stats.succeeded} of {n} tasks")
+    return n / elapsed
+
+
+async def latency(samples: int, concurrency: int) -> tuple[float, float]:
+    """Dispatch-to-start latency (p50, p99 in ms) to an idle worker in the same process."""
+    path = fresh_path()
+    configure(path)
+    worker = Worker(
+        driver=SqliteDriver(path=path),
+        queues=[QUEUE],
+        concurrency=concurrency,
+        install_signal_handlers=False,
+    )
+    running = asyncio.create_task(worker.run())
+    await asyncio.sleep(0.5)
+    delays = []
+    loop = asyncio.get_running_loop()
+    for i in range(samples):
+        mark = f"m{i}"
+        started = _started[mark] = loop.create_future()
+        sent = time.perf_counter()
+        await bench_noop(mark).dispatch()
+        delays.append((await started - sent) * 1000)
+        await asyncio.sleep(0.01)  # idle again before the next one
+    worker.request_stop()
+    await running
+    await close_drivers()
+    return percentile(delays, 0.5), percentile(delays, 0.99)
+
+
+# -- runner ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, name: str, values: list[float], unit: str, fmt: str = "{:,.0f}") -> float:
+        median = statistics.median(values)
+        spread = ", ".join(fmt.format(v) for v in values)
+        self.rows.append((name, f"{fmt.format(median)} {unit}", spread))
+        print(f"  {name}: {fmt.format(median)} {unit}  [{spread}]", flush=True)
+        return median
+
+
+async def repeat(times: int, run: Callable[[], Awaitable[float]]) -> list[float]:
+    return [await run() for _ in range(times)]
+
+
+async def run_all(args: argparse.Namespace) -> Results:
+    n, c, r = args.tasks, args.concurrency, args.repeats
+    results = Results()
+    print(f"SQLite benchmark: {n} tasks, concurrency {c}, median of {r}", flush=True)
+    results.add("dispatch(), one per call", await repeat(r, lambda: dispatch_single(n)), "tasks/s")
+    results.add(
+        "dispatch_many(), batches of 500",
+        await repeat(r, lambda: dispatch_batched(n, 500)),
+        "tasks/s",
+    )
+    results.add(
+        "driver enqueue, one per call", await repeat(r, lambda: enqueue_driver(n, 1)), "msg/s"
+    )
+    results.add(
+        "driver enqueue_many, batches of 500",
+        await repeat(r, lambda: enqueue_driver(n, 500)),
+        "msg/s",
+    )
+    results.add(
+        f"drain {n}: raw sqlite3 loop (same SQL, no asyncio)",
+        await repeat(r, lambda: drain_raw(n, c)),
+        "tasks/s",
+    )
+    results.add(
+        f"drain {n}: driver alone (dequeue 10 / ack 10)",
+        await repeat(r, lambda: drain_driver(n, c)),
+        "tasks/s",
+    )
+    worker = results.add(
+        f"drain {n}: core Worker + SqliteDriver, concurrency {c}",
+        await repeat(r, lambda: drain_worker(n, c)),
+        "tasks/s",
+    )
+    results.rows.append(("worker drain vs target", f"{worker / 3000:.2f}x", "target >= 3,000/s"))
+    results.add("CPU per task, driver alone (both threads)", _cpu_per_task["driver"], "µs")
+    results.add("CPU per task, core Worker (both threads)", _cpu_per_task["worker"], "µs")
+    lat = [await latency(args.latency_samples, c) for _ in range(r)]
+    results.add(
+        "dispatch-to-start latency p50 (same process)", [p50 for p50, _ in lat], "ms", "{:.2f}"
+    )
+    results.add(
+        "dispatch-to-start latency p99 (same process)", [p99 for _, p99 in lat], "ms", "{:.2f}"
+    )
+    return results
+
+
+def render(results: Results, args: argparse.Namespace) -> str:
+    lines = [
+        "# SQLite driver benchmark",
+        "",
+        f"`.venv/bin/python -m scripts.bench.bench_sqlite --tasks {args.tasks} "
+        f"--concurrency {args.concurrency} --repeats {args.repeats}`  ",
+        f"Python {platform.python_version()}, SQLite {sqlite3.sqlite_version}, "
+        f"{os.cpu_count()} cores shared with other work, local ext4 file, "
+        f"WAL + synchronous=NORMAL, {time.strftime('%Y-%m-%d')}. "
+        f"Medians of {args.repeats}; every run listed.",
+        "",
+        "| measure | median | runs |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {value} | {spread} |" for name, value, spread in results.rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print (and with ``--write``, save) the table."""
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--write", action="store_true", help=f"save the table to {REPORT}")
+    args = parser.parse_args(argv)
+    try:
+        results = asyncio.run(run_all(args))
+    finally:
+        reset_config()
+    table = render(results, args)
+    print()
+    print(table)
+    if args.write:
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        REPORT.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
