@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 import uuid
+import warnings
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -284,3 +286,21 @@ async def test_close_ends_a_waiting_dequeue(db_path: Path) -> None:
     await asyncio.sleep(0.2)
     await driver.close()
     assert await asyncio.wait_for(waiter, 2.0) == []
+
+
+async def test_a_forked_child_can_use_the_parents_driver(sqlite_driver: SqliteDriver) -> None:
+    message = msg()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # 3.12+: fork with threads
+        pid = os.fork()
+    if pid == 0:  # the child: the parent's thread and connection do not exist here
+        code = 1
+        try:
+            asyncio.run(asyncio.wait_for(sqlite_driver.enqueue(message), 10))
+            code = 0
+        finally:
+            os._exit(code)
+    _, status = await asyncio.to_thread(os.waitpid, pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    [got] = await sqlite_driver.dequeue(["q"], limit=1, wait=0)
+    assert got.task_id == message.task_id

@@ -28,6 +28,9 @@ _HINTS = {
 }
 
 
+_inherited: list[SqliteConnection] = []
+
+
 class SqliteConnection:
     """A connection to the queue database and the thread that owns it.
 
@@ -119,6 +122,15 @@ class SqliteConnection:
         if conn is None:
             raise SqliteDriverError(f"queue database {self.path!r} is closed")
         return fn(conn, *args, **kwargs)
+
+    def abandon_after_fork(self) -> None:
+        """In a forked child: drop this connection without touching it.
+
+        The thread did not survive the fork, and SQLite forbids using (or closing) a
+        connection inherited across ``fork()``; it is kept referenced so it is never
+        finalized here.
+        """
+        _inherited.append(self)
 
     async def close(self) -> None:
         """Close the connection once queued calls have run, then stop the thread."""

@@ -88,4 +88,11 @@ def wakeup_for(path: str) -> Wakeup:
         return wakeup
 
 
-__all__ = ["Wakeup", "wakeup_for"]
+def reset_after_fork() -> None:
+    """In a forked child: forget the parent's waiters (their loops do not exist here)."""
+    global _registry, _registry_lock
+    _registry = weakref.WeakValueDictionary()
+    _registry_lock = threading.Lock()
+
+
+__all__ = ["Wakeup", "reset_after_fork", "wakeup_for"]

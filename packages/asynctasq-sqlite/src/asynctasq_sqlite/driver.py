@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import time
+import weakref
 from collections.abc import Sequence
 
 from asynctasq.drivers.base import (
@@ -20,6 +21,7 @@ from asynctasq_sqlite import schema
 from asynctasq_sqlite._connection import SYNCHRONOUS_MODES, SqliteConnection
 from asynctasq_sqlite._operations import Receipt
 from asynctasq_sqlite._wakeup import Wakeup, wakeup_for
+from asynctasq_sqlite._wakeup import reset_after_fork as reset_wakeups_after_fork
 from asynctasq_sqlite.errors import SqliteDriverError
 
 MIN_POLL_INTERVAL = 0.005
@@ -87,6 +89,16 @@ class SqliteDriver:
         self._conn: SqliteConnection | None = None
         self._connecting = asyncio.Lock()
         self._wakeup: Wakeup = wakeup_for(self.path)
+        _drivers.add(self)
+
+    def _reset_after_fork(self) -> None:
+        # A forked child (e.g. a process-pool worker) that uses this driver opens its own
+        # connection and thread instead of waiting forever on the parent's.
+        if self._conn is not None:
+            self._conn.abandon_after_fork()
+        self._conn = None
+        self._connecting = asyncio.Lock()
+        self._wakeup = wakeup_for(self.path)
 
     def __repr__(self) -> str:
         return f"SqliteDriver(path={self.path!r})"
@@ -260,7 +272,7 @@ class SqliteDriver:
     ) -> list[DeadLetter]:
         """Dead letters, oldest first, filtered by queue and/or task ids."""
         conn = await self._connection()
-        return await conn.run(ops.list_dead_letters, queue, _ids(task_ids), limit)
+        return await conn.run(ops.list_dead_letters, queue, _ids(task_ids), max(limit, 0))
 
     async def retry_dead_letters(
         self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
@@ -283,6 +295,19 @@ class SqliteDriver:
         """Delete the ready and delayed messages of a queue; live leases stay."""
         conn = await self._connection()
         return await conn.run(ops.purge, queue)
+
+
+_drivers: weakref.WeakSet[SqliteDriver] = weakref.WeakSet()
+
+
+def _reset_drivers_after_fork() -> None:
+    reset_wakeups_after_fork()
+    for driver in list(_drivers):
+        driver._reset_after_fork()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows
+    os.register_at_fork(after_in_child=_reset_drivers_after_fork)
 
 
 def _receipt(delivery: Delivery) -> Receipt:
