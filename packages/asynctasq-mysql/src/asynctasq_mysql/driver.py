@@ -61,6 +61,7 @@ DEFAULT_DSN = "mysql://root@127.0.0.1:3306/asynctasq"
 _ROWS_PER_STATEMENT = 1000  # keeps IN lists and multi-row INSERTs in a sane range
 _STATEMENT_OVERHEAD = 1024  # bytes of SQL around the values, kept free under the packet limit
 _LOCK_RETRIES = 3
+_MULTI_STATEMENTS = 1 << 16  # CLIENT_MULTI_STATEMENTS capability flag
 _DUE_SLACK = 0.002  # seconds added to the next due time before polling again
 _MAX_TEXT = 1 << 20  # longest error message / traceback kept, in characters
 
@@ -161,6 +162,7 @@ class MySQLDriver:
         self._pool: Any = None
         self._connect_lock: asyncio.Lock | None = None
         self._server: ServerInfo | None = None
+        self._probe_first = True  # the last dequeue found nothing (or none ran yet)
 
     def __repr__(self) -> str:
         return f"MySQLDriver(dsn={self._dsn.redacted!r}, queue_table={self._tables.raw_queue!r})"
@@ -201,6 +203,10 @@ class MySQLDriver:
                 maxsize=self._max_pool_size,
                 pool_recycle=self._pool_recycle,
                 autocommit=True,
+                # Lets a dequeue send BEGIN+SELECT and UPDATE+COMMIT as one round-trip each.
+                # Values are always escaped and identifiers validated, so no input can add a
+                # statement.
+                client_flag=_MULTI_STATEMENTS,
                 # No gap locks: a dequeue's locking range scan must not block enqueues.
                 init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
                 **self._dsn.connect_kwargs(),
@@ -409,21 +415,49 @@ class MySQLDriver:
             await self._idle.sleep(remaining)
 
     async def _take(self, queues: list[str], limit: int) -> tuple[list[Delivery], float | None]:
-        """One dequeue transaction; when empty, also seconds until the next due row."""
-        taken: list[tuple[str, Any]] = []
-        async with self._transaction() as cursor:
-            for queue in queues:
-                await cursor.execute(self._sql.select_ready, (queue, limit - len(taken)))
-                taken.extend((queue, row) for row in await cursor.fetchall())
-                if len(taken) >= limit:
-                    break
-            if not taken:
+        """Lease up to `limit` rows; when none, also seconds until the next due row.
+
+        Busy: two round-trips, ``START TRANSACTION; SELECT ... FOR UPDATE SKIP LOCKED`` and
+        ``UPDATE ...; COMMIT`` (one more per extra queue the first does not fill). Idle (the
+        last take found nothing): one non-locking read of the earliest due time first, so an
+        empty poll costs one round-trip and no transaction.
+        """
+        pool = await self._ready()
+        async with pool.acquire() as conn, conn.cursor() as cursor:
+            if self._probe_first:
                 await cursor.execute(self._sql.next_due(len(queues)), queues)
                 (due_micros,) = await cursor.fetchone()
-                return [], None if due_micros is None else int(due_micros) / 1_000_000
-            token = secrets.randbits(63)
-            ids = [row[0] for _, row in taken]
-            await cursor.execute(self._sql.lease_prefix + placeholders(len(ids)), [token, *ids])
+                if due_micros is None or due_micros > 0:
+                    return [], None if due_micros is None else int(due_micros) / 1_000_000
+            taken: list[tuple[str, Any]] = []
+            try:
+                for index, queue in enumerate(queues):
+                    if index == 0:
+                        await cursor.execute(
+                            "START TRANSACTION; " + self._sql.select_ready, (queue, limit)
+                        )
+                        await cursor.nextset()
+                    else:
+                        await cursor.execute(self._sql.select_ready, (queue, limit - len(taken)))
+                    taken.extend((queue, row) for row in await cursor.fetchall())
+                    if len(taken) >= limit:
+                        break
+                if not taken:
+                    await cursor.execute("COMMIT")
+                    self._probe_first = True
+                    # Due rows were there but locked by another consumer: look again soon.
+                    return [], self._idle.min_interval
+                token = secrets.randbits(63)
+                ids = [row[0] for _, row in taken]
+                await cursor.execute(
+                    self._sql.lease_prefix + placeholders(len(ids)) + "; COMMIT", [token, *ids]
+                )
+                await cursor.nextset()
+            except BaseException:
+                with contextlib.suppress(Exception):
+                    await conn.rollback()
+                raise
+        self._probe_first = False
         return [
             Delivery(
                 task_id=row[1],
