@@ -28,6 +28,18 @@ _HINTS = {
 }
 
 
+def _require_json(conn: sqlite3.Connection, path: str) -> None:
+    """Dead-letter filters bind task ids as one JSON array (``json_each``)."""
+    try:
+        conn.execute("SELECT json_valid('[]')").fetchone()
+    except sqlite3.OperationalError as exc:
+        raise SqliteDriverError(
+            f"cannot open queue database {path!r}: this Python's SQLite "
+            f"{sqlite3.sqlite_version} lacks the JSON functions ({exc}); asynctasq-sqlite needs "
+            "SQLite >= 3.38 or a build with JSON1"
+        ) from exc
+
+
 _inherited: list[SqliteConnection] = []
 
 
@@ -67,6 +79,7 @@ class SqliteConnection:
         except sqlite3.Error as exc:
             raise self._error(exc) from exc
         try:
+            _require_json(conn, self.path)
             (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode.lower() != "wal":
                 raise SqliteDriverError(

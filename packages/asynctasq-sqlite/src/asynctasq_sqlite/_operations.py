@@ -117,10 +117,11 @@ def extend(conn: sqlite3.Connection, receipts: Sequence[Receipt], seconds: float
 def dead_letter(conn: sqlite3.Connection, receipt: Receipt, failure: Failure) -> None:
     """Move a leased message to the dead letters, with the failure, in one transaction."""
     with immediate(conn):
-        row = conn.execute(sql.TAKE_FOR_DEAD_LETTER, receipt).fetchone()
+        row = conn.execute(sql.LEASED_ROW, receipt).fetchone()
         if row is None:
             return  # the lease expired and someone else holds the message now
         task_id, queue, payload, vt, attempts = row
+        conn.execute(sql.DELETE_MESSAGE, (receipt.id,))
         conn.execute(
             sql.INSERT_DEAD_LETTER,
             (
@@ -211,12 +212,14 @@ def retry_dead_letters(
     where = sql.dead_letter_filter(queue=queue, task_ids=task_ids)
     with immediate(conn):
         now = time.time()
+        params = _filter_params(queue, task_ids)
         moved = conn.execute(
-            "DELETE FROM asynctasq_dead_letters"
-            f"{where} RETURNING id, task_id, queue, payload, visibility_timeout",
-            _filter_params(queue, task_ids),
+            "SELECT id, task_id, queue, payload, visibility_timeout "
+            f"FROM asynctasq_dead_letters{where} ORDER BY id",
+            params,
         ).fetchall()
-        moved.sort()  # RETURNING has no defined order; keep the oldest first
+        # Same filter in the same write transaction: exactly the rows just read.
+        conn.execute(f"DELETE FROM asynctasq_dead_letters{where}", params)
         conn.executemany(
             sql.INSERT_MESSAGE,
             [(task_id, q, payload, vt, 0, now, now) for _id, task_id, q, payload, vt in moved],

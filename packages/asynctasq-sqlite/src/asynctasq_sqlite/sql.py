@@ -42,11 +42,13 @@ RETRY = "UPDATE asynctasq_messages SET lease = NULL, available_at = ? WHERE id =
 
 EXTEND = "UPDATE asynctasq_messages SET available_at = ? WHERE id = ? AND lease = ?"
 
-TAKE_FOR_DEAD_LETTER = """
-DELETE FROM asynctasq_messages
+LEASED_ROW = """
+SELECT task_id, queue, payload, visibility_timeout, attempts
+FROM asynctasq_messages
 WHERE id = ? AND lease = ?
-RETURNING task_id, queue, payload, visibility_timeout, attempts
 """
+
+DELETE_MESSAGE = "DELETE FROM asynctasq_messages WHERE id = ?"
 
 INSERT_DEAD_LETTER = """
 INSERT INTO asynctasq_dead_letters
