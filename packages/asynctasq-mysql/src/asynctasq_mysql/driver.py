@@ -96,6 +96,14 @@ def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Seque
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
+def _abandon(pool: Any) -> None:
+    """Close a pool's connections without awaiting (their event loop may be gone)."""
+    pool.close()
+    for conn in [*pool._free, *pool._used]:  # aiomysql has no public "close all now"
+        with contextlib.suppress(Exception):
+            conn.close()
+
+
 class MySQLDriver:
     """Queue driver for MySQL 8.0.1+ and MariaDB 10.6+ (``SKIP LOCKED`` is required).
 
@@ -163,6 +171,7 @@ class MySQLDriver:
         self._connect_lock: asyncio.Lock | None = None
         self._server: ServerInfo | None = None
         self._probe_first = True  # the last dequeue found nothing (or none ran yet)
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop the pool belongs to
 
     def __repr__(self) -> str:
         return f"MySQLDriver(dsn={self._dsn.redacted!r}, queue_table={self._tables.raw_queue!r})"
@@ -190,7 +199,24 @@ class MySQLDriver:
         """
         await self._open(check_schema=True)
 
+    def _forget_other_loop(self) -> None:
+        """Drop a pool opened on another event loop (say, an earlier ``asyncio.run``).
+
+        Its connections belong to that loop and cannot be used or closed gracefully here;
+        their sockets are closed and a new pool opens on the running loop.
+        """
+        loop = asyncio.get_running_loop()
+        if self._loop is loop:
+            return
+        if self._pool is not None:
+            _abandon(self._pool)
+            self._pool = None
+        self._loop = loop
+        self._connect_lock = None
+        self._idle = IdleBackoff(self._idle.min_interval, self._idle.max_interval)
+
     async def _open(self, *, check_schema: bool) -> Any:
+        self._forget_other_loop()
         if self._pool is not None:
             return self._pool
         if self._connect_lock is None:
@@ -231,7 +257,6 @@ class MySQLDriver:
                 pool.close()
                 await pool.wait_closed()
                 raise
-            self._idle = IdleBackoff(self._idle.min_interval, self._idle.max_interval)
             self._pool = pool
             logger.info("connected to %s (%s)", self._dsn.redacted, self._server.version)
             return pool
@@ -239,9 +264,13 @@ class MySQLDriver:
     async def close(self) -> None:
         """Close every connection; leased rows stay leased until their deadline passes."""
         pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.close()
-            await pool.wait_closed()
+        if pool is None:
+            return
+        if self._loop is not asyncio.get_running_loop():
+            _abandon(pool)  # opened on another loop: nothing to await here
+            return
+        pool.close()
+        await pool.wait_closed()
 
     async def init_schema(self) -> list[int]:
         """Create or upgrade the tables (idempotent; safe from several processes at once).
@@ -259,7 +288,7 @@ class MySQLDriver:
 
     async def _ready(self) -> Any:
         pool = self._pool
-        if pool is None:
+        if pool is None or self._loop is not asyncio.get_running_loop():
             pool = await self._open(check_schema=True)
         return pool
 
