@@ -11,6 +11,7 @@ import warnings
 from importlib.metadata import entry_points
 
 import pytest
+from redis.exceptions import MaxConnectionsError
 
 from asynctasq.drivers.base import Failure, OutgoingMessage
 from asynctasq_redis import RedisDriver
@@ -318,3 +319,27 @@ def test_a_driver_made_at_import_time_works_across_event_loops(redis_url: str) -
         assert asyncio.run(round_trip(close=True)) == 1
         gc.collect()
     assert asyncio.run(round_trip(close=True)) == 1  # close() then use again
+
+
+async def test_callers_wait_for_a_free_connection(redis_url: str, prefix: str) -> None:
+    driver = RedisDriver(url=redis_url, prefix=prefix, max_connections=2, pool_timeout=5.0)
+    try:
+        sent = [msg("q") for _ in range(40)]
+        await asyncio.gather(*(driver.enqueue(m) for m in sent))  # 40 callers, 2 connections
+        got = await driver.dequeue(["q"], limit=50, wait=0)
+        assert len(got) == 40
+    finally:
+        await driver.close()
+
+
+async def test_pool_timeout_when_every_connection_stays_busy(redis_url: str, prefix: str) -> None:
+    driver = RedisDriver(url=redis_url, prefix=prefix, max_connections=2, pool_timeout=0.2)
+    try:
+        waiters = [asyncio.create_task(driver.dequeue(["q"], limit=1, wait=1.0)) for _ in "ab"]
+        await asyncio.sleep(0.1)  # both connections blocked in a wait
+        with pytest.raises(MaxConnectionsError, match="max_connections"):
+            await driver.enqueue(msg("other"))
+        assert await asyncio.gather(*waiters) == [[], []]
+        await driver.enqueue(msg("other"))  # free again
+    finally:
+        await driver.close()

@@ -5,11 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+
+from asynctasq_redis._pool import WaitingConnectionPool
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes that select Redis Cluster, and the plain scheme redis-py is given instead."""
@@ -94,5 +96,5 @@ def build_client(settings: ConnectionSettings) -> Redis | RedisCluster:
     kwargs["timeout"] = settings.pool_timeout
     if tls:
         kwargs["connection_class"] = SSLConnection
-    pool = BlockingConnectionPool.from_url(url, **kwargs)
+    pool = WaitingConnectionPool.from_url(url, **kwargs)
     return Redis.from_pool(pool)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -20,11 +19,11 @@ from asynctasq.drivers.base import (
 )
 from asynctasq_redis import _dead_letters
 from asynctasq_redis._connection import ConnectionSettings, build_client
+from asynctasq_redis._dequeue import Dequeuer
 from asynctasq_redis._keys import KeyCache
 from asynctasq_redis.scripts import SCRIPTS, LuaScript
 
 _ENQUEUE = SCRIPTS["ENQUEUE"]
-_DEQUEUE = SCRIPTS["DEQUEUE"]
 _ACK = SCRIPTS["ACK"]
 _RELEASE = SCRIPTS["RELEASE"]
 _RETRY = SCRIPTS["RETRY"]
@@ -32,9 +31,6 @@ _DEAD_LETTER = SCRIPTS["DEAD_LETTER"]
 _EXTEND = SCRIPTS["EXTEND"]
 _STATS = SCRIPTS["STATS"]
 _PURGE = SCRIPTS["PURGE"]
-
-_MIN_BLOCK = 0.005
-"""Shortest blocking wait sent to Redis: it reads a timeout under 1 ms as 'block forever'."""
 
 Call = tuple[LuaScript, Sequence[str], Sequence[Any]]
 
@@ -146,7 +142,7 @@ class RedisDriver:
         # Blocking waits stay shorter than the socket timeout, or redis-py would call a
         # quiet connection dead.
         self._max_block = max(socket_timeout - 1.0, 0.5) if socket_timeout else 30.0
-        self._orphans: set[asyncio.Task[Any]] = set()
+        self._dequeuer = Dequeuer(self._keys, move_batch, self._max_block, self.release)
 
     def __repr__(self) -> str:
         kind = "cluster" if self.cluster else "standalone"
@@ -273,113 +269,13 @@ class RedisDriver:
 
     # -- dequeue -----------------------------------------------------------------------
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
-        """Lease up to `limit` ready messages, serving `queues` in order.
+        """Lease up to `limit` ready messages, serving `queues` in order (one script call).
 
-        When nothing is ready, block on the queues' wake-up lists (no polling) until a
-        message is enqueued, the next delayed message is due or a lease expires, or `wait`
-        runs out.
+        Due delayed messages and expired leases are moved back to ready by the same script.
+        When nothing is ready, wait on the queues' wake-up lists (no polling) until a message
+        is enqueued, the next delayed message is due or a lease expires, or `wait` runs out.
         """
-        if limit < 1:
-            raise ValueError(f"limit must be >= 1, got {limit}")
-        client = self._bound()
-        deadline = 0.0
-        while True:
-            deliveries, hint_ms = await self._take_shielded(client, queues, limit)
-            if deliveries or wait <= 0:
-                return deliveries
-            now = time.monotonic()
-            if not deadline:
-                deadline = now + wait
-            block = min(deadline - now, self._max_block)
-            if block <= 0:
-                return deliveries
-            if hint_ms >= 0:
-                block = min(block, hint_ms / 1000)
-            await self._block(client, queues, max(block, _MIN_BLOCK))
-
-    async def _take_shielded(
-        self, client: Redis | RedisCluster, queues: Sequence[str], limit: int
-    ) -> tuple[list[Delivery], int]:
-        # A caller cancelled mid-script would leave the taken messages leased to nobody
-        # until their visibility timeout; shield the call and give them back instead.
-        take = asyncio.ensure_future(self._take(client, queues, limit))
-        try:
-            return await asyncio.shield(take)
-        except asyncio.CancelledError:
-            take.add_done_callback(self._release_orphans)
-            raise
-
-    def _release_orphans(self, take: asyncio.Future[tuple[list[Delivery], int]]) -> None:
-        if take.cancelled() or take.exception() is not None:
-            return
-        deliveries = take.result()[0]
-        if deliveries:
-            task = asyncio.ensure_future(self.release(deliveries))
-            self._orphans.add(task)
-            task.add_done_callback(self._orphans.discard)
-
-    async def _take(
-        self, client: Redis | RedisCluster, queues: Sequence[str], limit: int
-    ) -> tuple[list[Delivery], int]:
-        """One dequeue script call (one per queue on a cluster, until `limit` is met)."""
-        if not isinstance(client, RedisCluster) or len(queues) == 1:
-            return self._parse(await self._take_from(client, queues, limit), queues)
-        out: list[Delivery] = []
-        hints: list[int] = []
-        for queue in queues:
-            got, hint = self._parse(
-                await self._take_from(client, (queue,), limit - len(out)), (queue,)
-            )
-            out += got
-            if len(out) >= limit:
-                return out, -1
-            if hint >= 0:
-                hints.append(hint)
-        return out, (min(hints) if hints and not out else -1)
-
-    def _take_from(self, client: Redis | RedisCluster, queues: Sequence[str], limit: int) -> Any:
-        keys: list[str] = []
-        args: list[Any] = [limit, self.move_batch]
-        for queue in queues:
-            k = self._keys[queue]
-            keys += (k.ready, k.delayed, k.leased, k.notify)
-            args.append(k.message_prefix)
-        return _DEQUEUE(client, keys, args)
-
-    @staticmethod
-    def _parse(reply: list[Any], queues: Sequence[str]) -> tuple[list[Delivery], int]:
-        out = [
-            Delivery(
-                task_id=reply[i + 1].decode(),
-                queue=queues[reply[i] - 1],
-                payload=reply[i + 2],
-                attempts=reply[i + 3],
-                receipt=reply[i + 5],
-                visibility_timeout=int(reply[i + 4]) / 1000,
-            )
-            for i in range(1, len(reply), 6)
-        ]
-        return out, reply[0]
-
-    async def _block(
-        self, client: Redis | RedisCluster, queues: Sequence[str], seconds: float
-    ) -> None:
-        """Wait on the wake-up lists of `queues` for at most `seconds`."""
-        notify = [self._keys[q].notify for q in queues]
-        timeout = round(seconds, 3)
-        if not isinstance(client, RedisCluster) or len(notify) == 1:
-            await client.blpop(notify, timeout)
-            return
-        # On a cluster the lists live in different slots: one BLPOP per queue, first wins.
-        waits = [asyncio.ensure_future(client.blpop([key], timeout)) for key in notify]
-        try:
-            done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for w in waits:
-                w.cancel()
-            await asyncio.gather(*waits, return_exceptions=True)
-        for w in done:
-            w.result()  # surface a connection error
+        return await self._dequeuer.dequeue(self._bound(), queues, limit, wait)
 
     # -- settle ------------------------------------------------------------------------
     def _settle_calls(

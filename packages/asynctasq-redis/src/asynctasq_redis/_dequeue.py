@@ -1,0 +1,176 @@
+"""Taking messages: the dequeue script, and waiting for work without polling.
+
+An idle consumer sends ``BLPOP <wake-up lists>`` and the dequeue script in one pipeline.
+Redis runs a connection's commands in order, so the script runs the moment the BLPOP
+returns (a wake-up token pushed by an enqueue, or the timeout at the next due time), on the
+server, without a client round-trip in between: a newly enqueued message reaches a waiting
+consumer in the reply to the wait itself.
+
+On a cluster the wake-up lists of several queues live in different slots, so a multi-queue
+wait there is one BLPOP per queue (first to return wins) followed by the script calls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import NoScriptError
+
+from asynctasq.drivers.base import Delivery
+from asynctasq_redis._keys import KeyCache
+from asynctasq_redis.scripts import SCRIPTS
+
+_DEQUEUE = SCRIPTS["DEQUEUE"]
+
+MIN_BLOCK = 0.005
+"""Shortest blocking wait sent to Redis: it reads a timeout under 1 ms as 'block forever'."""
+
+Client = Redis | RedisCluster
+Take = tuple[list[Delivery], int]
+"""Deliveries, and ms until the next delayed message or lease is due (-1: none/unknown)."""
+
+
+class Dequeuer:
+    """Runs `RedisDriver.dequeue`.
+
+    Args:
+        keys: Key names per queue.
+        move_batch: Most due/expired messages one script call moves back to ready per queue.
+        max_block: Longest single blocking wait (kept under the socket timeout).
+        release: Gives back deliveries whose caller was cancelled before receiving them.
+    """
+
+    def __init__(
+        self,
+        keys: KeyCache,
+        move_batch: int,
+        max_block: float,
+        release: Callable[[list[Delivery]], Awaitable[None]],
+    ) -> None:
+        self._keys = keys
+        self._move_batch = move_batch
+        self._max_block = max_block
+        self._release = release
+        self._orphans: set[asyncio.Task[None]] = set()
+
+    async def dequeue(
+        self, client: Client, queues: Sequence[str], limit: int, wait: float
+    ) -> list[Delivery]:
+        """Take up to `limit` messages; wait up to `wait` seconds for some."""
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        deliveries, hint_ms = await self._shielded(self._take(client, queues, limit))
+        if deliveries or wait <= 0:
+            return deliveries
+        deadline = time.monotonic() + wait
+        while True:
+            block = min(deadline - time.monotonic(), self._max_block)
+            if block <= 0:
+                return deliveries
+            if hint_ms >= 0:
+                block = min(block, hint_ms / 1000)
+            block = round(max(block, MIN_BLOCK), 3)
+            deliveries, hint_ms = await self._shielded(
+                self._wait_and_take(client, queues, limit, block)
+            )
+            if deliveries:
+                return deliveries
+
+    async def _shielded(self, call: Awaitable[Take]) -> Take:
+        # A caller cancelled while the script runs (or right after the wait returned) would
+        # leave the taken messages leased to nobody until their visibility timeout: shield
+        # the call and give its messages back instead.
+        take = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(take)
+        except asyncio.CancelledError:
+            take.add_done_callback(self._give_back)
+            raise
+
+    def _give_back(self, take: asyncio.Future[Take]) -> None:
+        if take.cancelled() or take.exception() is not None:
+            return
+        deliveries = take.result()[0]
+        if deliveries:
+            task = asyncio.ensure_future(self._release(deliveries))
+            self._orphans.add(task)
+            task.add_done_callback(self._orphans.discard)
+
+    # -- taking ------------------------------------------------------------------------
+    def _call(self, queues: Sequence[str], limit: int) -> tuple[list[str], list[Any]]:
+        keys: list[str] = []
+        args: list[Any] = [limit, self._move_batch]
+        for queue in queues:
+            k = self._keys[queue]
+            keys += (k.ready, k.delayed, k.leased, k.notify)
+            args.append(k.message_prefix)
+        return keys, args
+
+    async def _take(self, client: Client, queues: Sequence[str], limit: int) -> Take:
+        """One dequeue script call (one per queue on a cluster, until `limit` is met)."""
+        if len(queues) == 1 or not isinstance(client, RedisCluster):
+            return _parse(await _DEQUEUE(client, *self._call(queues, limit)), queues)
+        out: list[Delivery] = []
+        hints: list[int] = []
+        for queue in queues:
+            reply = await _DEQUEUE(client, *self._call((queue,), limit - len(out)))
+            got, hint = _parse(reply, (queue,))
+            out += got
+            if len(out) >= limit:
+                return out, -1
+            if hint >= 0:
+                hints.append(hint)
+        return out, (min(hints) if hints and not out else -1)
+
+    async def _wait_and_take(
+        self, client: Client, queues: Sequence[str], limit: int, block: float
+    ) -> Take:
+        """Block up to `block` seconds for a wake-up, then take: one round-trip."""
+        notify = [self._keys[q].notify for q in queues]
+        if len(queues) > 1 and isinstance(client, RedisCluster):
+            await _first_blpop(client, notify, block)
+            return await self._take(client, queues, limit)
+        keys, args = self._call(queues, limit)
+        pipe = client.pipeline(transaction=False)
+        pipe.blpop(notify, block)
+        pipe.execute_command("EVALSHA", _DEQUEUE.sha, len(keys), *keys, *args)
+        _, reply = await pipe.execute(raise_on_error=False)
+        if isinstance(reply, NoScriptError):  # the server lost its scripts: load, take
+            return await self._take(client, queues, limit)
+        if isinstance(reply, Exception):
+            raise reply
+        return _parse(reply, queues)
+
+
+async def _first_blpop(client: RedisCluster, keys: list[str], block: float) -> None:
+    """BLPOP each key (each may be on another node) until the first returns."""
+    waits = [asyncio.ensure_future(client.blpop([key], block)) for key in keys]
+    try:
+        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waits:
+            w.cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+    for w in done:
+        w.result()  # surface a connection error
+
+
+def _parse(reply: list[Any], queues: Sequence[str]) -> Take:
+    """Deliveries from the dequeue script's flat reply (see `scripts.DEQUEUE`)."""
+    out = [
+        Delivery(
+            task_id=reply[i + 1].decode(),
+            queue=queues[reply[i] - 1],
+            payload=reply[i + 2],
+            attempts=reply[i + 3],
+            receipt=reply[i + 5],
+            visibility_timeout=int(reply[i + 4]) / 1000,
+        )
+        for i in range(1, len(reply), 6)
+    ]
+    return out, reply[0]
