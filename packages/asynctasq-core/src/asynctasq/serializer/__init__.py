@@ -20,7 +20,8 @@ Example:
 """
 
 from ._tags import TAG_KEY, VALUE_KEY
-from .decode import from_wire, from_wire_async, loads
+from .decode import from_wire, loads
+from .decode_async import from_wire_async
 from .encode import dumps, to_wire, to_wire_with_info
 from .errors import DeserializationError, SerializationError, SerializerError
 from .guard import ImportGuard, get_import_guard, set_import_guard

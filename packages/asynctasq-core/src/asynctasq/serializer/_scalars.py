@@ -18,6 +18,7 @@ from .errors import EncodeFailure, qualified_name
 
 _UTC: Final = dt.UTC
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
+_MINUTE: Final = dt.timedelta(minutes=1)
 _FIXED: Final = "fixed"
 _ZONE: Final = "zone"
 
@@ -73,10 +74,16 @@ def _decode_tz(spec: Any) -> dt.tzinfo | None:
 
 
 def _short_form(fold: int, tz: dt.tzinfo | None) -> bool:
-    """Whether ``isoformat()`` alone round-trips: no fold, and no tz or an unnamed offset."""
-    return fold == 0 and (
-        tz is None or tz is _UTC or (type(tz) is dt.timezone and _is_default_timezone(tz))
-    )
+    """Whether ``isoformat()`` alone round-trips: no fold, and no tz or an unnamed offset.
+
+    Only whole-minute offsets: CPython 3.11's ``fromisoformat`` reads an offset of
+    ``+00:00:00.000001`` as UTC, and ``+HH:MM`` is what every other JSON reader expects.
+    """
+    if fold != 0:
+        return False
+    if tz is None or tz is _UTC:
+        return True
+    return type(tz) is dt.timezone and not tz.utcoffset(None) % _MINUTE and _is_default_timezone(tz)
 
 
 def encode_datetime(value: dt.datetime) -> str | list[Any]:

@@ -1,15 +1,12 @@
-"""Wire trees (and bytes) -> Python values, synchronously or with async hook decodes.
+"""Wire trees (and bytes) -> Python values.
 
-`from_wire_async` works in two steps: it finds the outermost hook nodes, awaits all their
-decodes concurrently (a hook payload holding further hook nodes resolves those first), then
-runs the ordinary synchronous decoder, which picks each hook result up by node identity.
-Results therefore land wherever the node sat: in dicts, lists, tuples, sets, keys, payloads.
+The hot path is `_is_plain` + `_decode`, mirroring the encoder. Hook nodes are not decoded
+here: `decode_async.from_wire_async` awaits them first and hands their results in through
+`async_results`, keyed by node identity.
 """
 
 from __future__ import annotations
 
-import asyncio
-import inspect
 from collections.abc import Callable
 from contextvars import ContextVar
 from typing import Any, Final
@@ -24,7 +21,7 @@ from .guard import import_enum_class
 _TAG: Final = _tags.TAG_KEY
 _V: Final = _tags.VALUE_KEY
 
-_async_results: ContextVar[dict[int, Any] | None] = ContextVar(
+async_results: ContextVar[dict[int, Any] | None] = ContextVar(
     "asynctasq_async_results", default=None
 )
 """``id(node) -> decoded object`` for the hook nodes `from_wire_async` has resolved."""
@@ -49,7 +46,7 @@ def _is_plain(x: Any) -> bool:
     return True
 
 
-def _decode(x: Any) -> Any:
+def decode_tree(x: Any) -> Any:
     t = type(x)
     if t is dict:
         if _TAG in x:
@@ -61,7 +58,7 @@ def _decode(x: Any) -> Any:
                 out[k] = v
                 continue
             try:
-                out[k] = _decode(v)
+                out[k] = decode_tree(v)
             except DecodeFailure as failure:
                 failure.at(f"[{short_repr(k)}]")
                 raise
@@ -77,7 +74,7 @@ def _decode_items(items: list[Any]) -> list[Any]:
     try:
         for v in items:
             tv = type(v)
-            append(_decode(v) if tv is dict or tv is list else v)
+            append(decode_tree(v) if tv is dict or tv is list else v)
     except DecodeFailure as failure:
         failure.at(f"[{len(out)}]")  # the failing item is the one not yet appended
         raise
@@ -104,7 +101,7 @@ def _decode_frozenset(payload: Any) -> frozenset[Any]:
 
 def _decode_set_items(payload: Any) -> list[Any]:
     try:
-        return [_decode(v) for v in _expect_list(payload)]
+        return [decode_tree(v) for v in _expect_list(payload)]
     except DecodeFailure as failure:
         failure.at("<set item>")
         raise
@@ -116,12 +113,12 @@ def _decode_map(payload: Any) -> dict[Any, Any]:
         if type(pair) is not list or len(pair) != 2:
             raise ValueError(f"expected a [key, value] pair, got {short_repr(pair)}")
         try:
-            key = _decode(pair[0])
+            key = decode_tree(pair[0])
         except DecodeFailure as failure:
             failure.at(f"<key #{len(out)}>")
             raise
         try:
-            out[key] = _decode(pair[1])
+            out[key] = decode_tree(pair[1])
         except DecodeFailure as failure:
             failure.at(f"[{short_repr(key)}]")
             raise
@@ -135,7 +132,7 @@ def _decode_escaped(payload: Any) -> dict[str, Any]:
     # No tag check here: these keys are the user's, the tag key among them.
     for k, v in payload.items():
         try:
-            out[k] = _decode(v)
+            out[k] = decode_tree(v)
         except DecodeFailure as failure:
             failure.at(f"[{short_repr(k)}]")
             raise
@@ -148,7 +145,7 @@ def _decode_enum(payload: Any) -> Any:
         raise ValueError(f"expected [class, value], got {short_repr(payload)}")
     cls = import_enum_class(payload[0])
     try:
-        value = _decode(payload[1])
+        value = decode_tree(payload[1])
     except DecodeFailure as failure:
         failure.at(".value")
         raise
@@ -175,7 +172,7 @@ _BUILTIN_DECODERS: Final[dict[str, Callable[[Any], Any]]] = {
 }
 
 
-def _node_tag(node: dict[str, Any]) -> str:
+def node_tag(node: dict[str, Any]) -> str:
     if len(node) != 2 or _V not in node:
         raise DecodeFailure(
             f"malformed tagged node {short_repr(node)}: a {_TAG!r} object must have exactly "
@@ -188,7 +185,7 @@ def _node_tag(node: dict[str, Any]) -> str:
 
 
 def _decode_node(node: dict[str, Any]) -> Any:
-    tag = _node_tag(node)
+    tag = node_tag(node)
     decoder = _BUILTIN_DECODERS.get(tag)
     if decoder is None:
         return _decode_extension(tag, node)
@@ -208,7 +205,7 @@ def _decode_extension(tag: str, node: dict[str, Any]) -> Any:
     registry = _registry.REGISTRY
     codec = registry.codecs_by_tag.get(tag)
     if codec is not None:
-        payload = _decode_payload(node[_V], tag)
+        payload = decode_payload(node[_V], tag)
         try:
             return codec.decode(payload)
         except Exception as exc:
@@ -218,7 +215,7 @@ def _decode_extension(tag: str, node: dict[str, Any]) -> Any:
             ) from exc
     hook = registry.hooks_by_tag.get(tag)
     if hook is not None:
-        results = _async_results.get()
+        results = async_results.get()
         if results is None:
             raise DecodeFailure(
                 f"tag {tag!r} belongs to the async serializer hook {hook!r}; decode this tree "
@@ -236,9 +233,9 @@ def _decode_extension(tag: str, node: dict[str, Any]) -> Any:
     )
 
 
-def _decode_payload(payload: Any, tag: str) -> Any:
+def decode_payload(payload: Any, tag: str) -> Any:
     try:
-        return _decode(payload)
+        return decode_tree(payload)
     except DecodeFailure as failure:
         failure.at(f"<{tag} payload>")
         raise
@@ -264,7 +261,7 @@ def from_wire(tree: Any, path: str = "payload") -> Any:
     try:
         if _is_plain(tree):
             return tree
-        return _decode(tree)
+        return decode_tree(tree)
     except DecodeFailure as failure:
         raise failure.to_error(path) from failure.__cause__
     except RecursionError:
@@ -272,131 +269,6 @@ def from_wire(tree: Any, path: str = "payload") -> Any:
         raise DeserializationError(
             f"cannot deserialize {path}: {reason}", path=path, reason=reason, tag=None
         ) from None
-
-
-async def from_wire_async(tree: Any, path: str = "payload") -> Any:
-    """Like `from_wire`, and await every serializer-hook decode, all concurrently.
-
-    Exceptions raised by a hook's ``decode`` propagate unchanged (a missing row or a lost
-    database connection is the hook's to report), after the other pending decodes are
-    cancelled.
-
-    Args:
-        tree: A JSON-native tree.
-        path: What ``tree`` is, for error messages.
-
-    Returns:
-        The decoded value, with hook results in place of their nodes.
-
-    Raises:
-        DeserializationError: As `from_wire`.
-    """
-    try:
-        pending = _find_hook_nodes(tree, [], [], set())
-    except RecursionError:
-        pending = []  # from_wire below reports it
-    if not pending:
-        return from_wire(tree, path)
-    results: dict[int, Any] = {}
-    await _resolve_all(pending, results, path, "")
-    token = _async_results.set(results)
-    try:
-        return from_wire(tree, path)
-    finally:
-        _async_results.reset(token)
-
-
-_PendingNode = tuple[dict[str, Any], str]
-"""A hook node and its path below the root."""
-
-
-def _is_hook_tag(tag: object) -> bool:
-    if type(tag) is not str or tag in _tags.BUILTIN_TAGS:
-        return False
-    registry = _registry.REGISTRY
-    if tag in registry.hooks_by_tag:
-        return True
-    if tag in registry.codecs_by_tag or not plugins.ensure_discovered():
-        return False
-    return tag in _registry.REGISTRY.hooks_by_tag
-
-
-def _find_hook_nodes(
-    x: Any, trail: list[str], found: list[_PendingNode], seen: set[int]
-) -> list[_PendingNode]:
-    """Collect the outermost hook nodes under ``x`` (malformed nodes are left to the decoder)."""
-    t = type(x)
-    if t is dict:
-        if _TAG not in x:
-            for k, v in x.items():
-                if type(v) is dict or type(v) is list:
-                    trail.append(f"[{short_repr(k)}]")
-                    _find_hook_nodes(v, trail, found, seen)
-                    trail.pop()
-            return found
-        tag = x.get(_TAG)
-        payload = x.get(_V)
-        if tag == _tags.DICT and type(payload) is dict:
-            for k, v in payload.items():  # the escaped dict's own keys are not nodes
-                trail.append(f"[{short_repr(k)}]")
-                _find_hook_nodes(v, trail, found, seen)
-                trail.pop()
-        elif _is_hook_tag(tag):
-            if id(x) not in seen:
-                seen.add(id(x))
-                found.append((x, "".join(trail)))
-        else:
-            _find_hook_nodes(payload, trail, found, seen)
-    elif t is list:
-        for i, v in enumerate(x):
-            if type(v) is dict or type(v) is list:
-                trail.append(f"[{i}]")
-                _find_hook_nodes(v, trail, found, seen)
-                trail.pop()
-    return found
-
-
-async def _resolve_all(
-    pending: list[_PendingNode], results: dict[int, Any], root: str, above: str
-) -> None:
-    """Decode ``pending`` concurrently; ``above`` is the path from ``root`` to their tree."""
-    if len(pending) == 1:
-        await _resolve(pending[0], results, root, above)
-        return
-    tasks = [asyncio.ensure_future(_resolve(item, results, root, above)) for item in pending]
-    try:
-        await asyncio.gather(*tasks)
-    except BaseException:
-        # gather leaves the other decodes running after the first error: stop them.
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
-async def _resolve(item: _PendingNode, results: dict[int, Any], root: str, above: str) -> None:
-    node, where = item
-    tag: str = node[_TAG]
-    hook = _registry.REGISTRY.hooks_by_tag[tag]
-    location = above + where
-    payload = node.get(_V)
-    inner = _find_hook_nodes(payload, [], [], set())
-    if inner:
-        await _resolve_all(inner, results, root, f"{location}<{tag} payload>")
-    token = _async_results.set(results)
-    try:
-        _node_tag(node)
-        data = _decode_payload(payload, tag)
-    except DecodeFailure as failure:
-        failure.tag = failure.tag or tag
-        if location:
-            failure.at(location)
-        raise failure.to_error(root) from failure.__cause__
-    finally:
-        _async_results.reset(token)
-    result = hook.decode(data)
-    # The protocol says async; a plain function returning the object is accepted as well.
-    results[id(node)] = await result if inspect.isawaitable(result) else result
 
 
 def loads(data: bytes | bytearray | memoryview | str, path: str = "payload") -> Any:
