@@ -44,6 +44,7 @@ async def _completed(admin: Any, results: str) -> dict[int, list[int]]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(300)
 async def test_sigkilled_workers_lose_no_task(
     make_driver: Callable[..., MySQLDriver],
     table_names: dict[str, str],

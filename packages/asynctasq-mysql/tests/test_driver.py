@@ -290,3 +290,28 @@ async def test_required_tls_on_a_server_without_tls_fails_clearly(
     with pytest.raises(ConfigurationError, match="requires TLS"):
         await driver.connect()
     assert not driver.connected
+
+
+async def _send_receipt(order_id: int) -> None:
+    """Task body for the dispatch test (never runs here)."""
+
+
+async def test_core_dispatch_with_connection_joins_the_callers_transaction(
+    driver: MySQLDriver, connect_raw: Callable[..., Any]
+) -> None:
+    from asynctasq import task
+
+    send_receipt = task(queue="q", driver=driver)(_send_receipt)
+    conn = await connect_raw(autocommit=False)
+    try:
+        await conn.begin()
+        await send_receipt(order_id=1).dispatch(connection=conn)
+        await conn.rollback()
+        assert await driver.dequeue(["q"], limit=5, wait=0) == []
+        await conn.begin()
+        task_id = await send_receipt(order_id=2).dispatch(connection=conn)
+        await conn.commit()
+        [delivery] = await driver.dequeue(["q"], limit=5, wait=1)
+        assert delivery.task_id == task_id
+    finally:
+        conn.close()
