@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
+from asynctasq_sqlite._group_commit import run_grouped
 from asynctasq_sqlite._thread import SerialThread
 from asynctasq_sqlite.errors import SqliteDriverError
 from asynctasq_sqlite.schema import ensure_schema
@@ -56,7 +57,9 @@ class SqliteConnection:
         self.path = path
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
-        self._thread = SerialThread(name=f"asynctasq-sqlite {path}")
+        self._thread = SerialThread(
+            name=f"asynctasq-sqlite {path}", run_batch=lambda jobs: run_grouped(self._conn, jobs)
+        )
         self._conn: sqlite3.Connection | None = None
         self.applied: list[int] = []
         """Schema versions this connection applied when it opened."""
@@ -104,25 +107,40 @@ class SqliteConnection:
         hint = _HINTS.get(getattr(exc, "sqlite_errorname", ""), "")
         return SqliteDriverError(f"cannot open queue database {self.path!r}: {exc}{hint}")
 
-    async def run(
+    async def read(
         self,
         fn: Callable[Concatenate[sqlite3.Connection, P], T],
         /,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> T:
-        """Run `fn(connection, *args, **kwargs)` on the connection's thread."""
+        """Run `fn(connection, *args, **kwargs)` on the connection's thread, on its own."""
         return await self._thread.call(functools.partial(self._call, fn, *args, **kwargs))
 
-    def submit(
+    async def write(
+        self,
+        fn: Callable[Concatenate[sqlite3.Connection, P], T],
+        /,
+        *args: P.args,
+        **kwargs: P.kwargs,
+    ) -> T:
+        """Run the write operation `fn(connection, ...)`, maybe group-committed.
+
+        `fn` must do its writes inside `asynctasq_sqlite._transaction.immediate`.
+        """
+        return await self._thread.call(
+            functools.partial(self._call, fn, *args, **kwargs), groupable=True
+        )
+
+    def submit_write(
         self,
         fn: Callable[Concatenate[sqlite3.Connection, P], object],
         /,
         *args: P.args,
         **kwargs: P.kwargs,
     ) -> None:
-        """Queue `fn(connection, ...)` on the thread without waiting (e.g. cleanup on cancel)."""
-        self._thread.submit(functools.partial(self._call, fn, *args, **kwargs))
+        """Queue a write without waiting for it (e.g. cleanup on cancel)."""
+        self._thread.submit(functools.partial(self._call, fn, *args, **kwargs), groupable=True)
 
     def _call(
         self,

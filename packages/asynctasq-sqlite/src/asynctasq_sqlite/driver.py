@@ -160,7 +160,7 @@ class SqliteDriver:
     async def enqueue(self, message: OutgoingMessage) -> None:
         """Store one message, ready after `message.delay` seconds."""
         conn = await self._connection()
-        await conn.run(ops.enqueue, (message,))
+        await conn.write(ops.enqueue, (message,))
         self._wakeup.notify()
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -168,7 +168,7 @@ class SqliteDriver:
         if not messages:
             return
         conn = await self._connection()
-        await conn.run(ops.enqueue, messages)
+        await conn.write(ops.enqueue, messages)
         self._wakeup.notify()
 
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
@@ -212,48 +212,48 @@ class SqliteDriver:
             return result
 
         try:
-            return await conn.run(take_and_keep)
+            return await conn.write(take_and_keep)
         except asyncio.CancelledError:
             # The thread may be committing the leases right now. Calls run in order on
             # that thread, so this runs after it and gives back whatever it took, instead
             # of leaving the messages invisible for a whole visibility timeout.
-            conn.submit(_release_taken, taken)
+            conn.submit_write(_release_taken, taken)
             raise
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Delete finished messages (those whose lease this consumer still holds)."""
         if deliveries:
             conn = await self._connection()
-            await conn.run(ops.ack, [_receipt(d) for d in deliveries])
+            await conn.write(ops.ack, [_receipt(d) for d in deliveries])
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Make leased messages ready now, without counting the delivery."""
         if deliveries:
             conn = await self._connection()
-            await conn.run(ops.release, [_receipt(d) for d in deliveries])
+            await conn.write(ops.release, [_receipt(d) for d in deliveries])
             self._wakeup.notify()
 
     async def retry(self, delivery: Delivery, *, delay: float) -> None:
         """End the lease and make the message ready after `delay`, delivery count kept."""
         conn = await self._connection()
-        await conn.run(ops.retry, _receipt(delivery), delay)
+        await conn.write(ops.retry, _receipt(delivery), delay)
         self._wakeup.notify()
 
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         """End the lease and keep the message, with `failure`, as a dead letter."""
         conn = await self._connection()
-        await conn.run(ops.dead_letter, _receipt(delivery), failure)
+        await conn.write(ops.dead_letter, _receipt(delivery), failure)
 
     async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
         """Push each still-held lease's expiry to `visibility_timeout` seconds from now."""
         if deliveries:
             conn = await self._connection()
-            await conn.run(ops.extend, [_receipt(d) for d in deliveries], visibility_timeout)
+            await conn.write(ops.extend, [_receipt(d) for d in deliveries], visibility_timeout)
 
     async def queue_names(self) -> list[str]:
         """Queues with a ready, delayed, leased or dead message, sorted by name."""
         conn = await self._connection()
-        return await conn.run(ops.queue_names)
+        return await conn.read(ops.queue_names)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """Counts per queue, in the order given, from one consistent snapshot.
@@ -261,7 +261,7 @@ class SqliteDriver:
         A message whose lease expired counts as ready.
         """
         conn = await self._connection()
-        return await conn.run(ops.stats, list(queues))
+        return await conn.read(ops.stats, list(queues))
 
     async def list_dead_letters(
         self,
@@ -272,14 +272,14 @@ class SqliteDriver:
     ) -> list[DeadLetter]:
         """Dead letters, oldest first, filtered by queue and/or task ids."""
         conn = await self._connection()
-        return await conn.run(ops.list_dead_letters, queue, _ids(task_ids), max(limit, 0))
+        return await conn.read(ops.list_dead_letters, queue, _ids(task_ids), max(limit, 0))
 
     async def retry_dead_letters(
         self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
     ) -> int:
         """Move dead letters back to their queues, ready now, attempts reset; how many."""
         conn = await self._connection()
-        moved = await conn.run(ops.retry_dead_letters, queue, _ids(task_ids))
+        moved = await conn.write(ops.retry_dead_letters, queue, _ids(task_ids))
         if moved:
             self._wakeup.notify()
         return moved
@@ -289,12 +289,12 @@ class SqliteDriver:
     ) -> int:
         """Delete dead letters (all of them with neither filter); return how many."""
         conn = await self._connection()
-        return await conn.run(ops.purge_dead_letters, queue, _ids(task_ids))
+        return await conn.write(ops.purge_dead_letters, queue, _ids(task_ids))
 
     async def purge(self, queue: str) -> int:
         """Delete the ready and delayed messages of a queue; live leases stay."""
         conn = await self._connection()
-        return await conn.run(ops.purge, queue)
+        return await conn.write(ops.purge, queue)
 
 
 _drivers: weakref.WeakSet[SqliteDriver] = weakref.WeakSet()
