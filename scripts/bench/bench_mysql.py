@@ -16,7 +16,6 @@ import contextlib
 import os
 import platform
 import statistics
-import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -210,6 +209,7 @@ async def drain_raw(dsn: str, n: int, concurrency: int) -> float:
 # -- latency --------------------------------------------------------------------------------
 
 _started: dict[str, float] = {}
+_arrived: dict[str, asyncio.Event] = {}
 _TASK: Any = None
 
 
@@ -221,6 +221,7 @@ def _noop_task() -> Any:
         async def bench_noop(mark: str | None = None) -> None:
             if mark is not None:
                 _started[mark] = time.perf_counter()
+                _arrived[mark].set()
 
         bench_noop.__module__ = __name__
         bench_noop.__qualname__ = "bench_noop"
@@ -255,10 +256,10 @@ async def latency(dsn: str, samples: int, concurrency: int) -> tuple[float, floa
         for i in range(samples):
             mark = f"m{i}"
             outgoing = await noop_message(mark)
+            _arrived[mark] = asyncio.Event()
             sent = time.perf_counter()
             await driver.enqueue(outgoing)
-            while mark not in _started:
-                await asyncio.sleep(0.0005)
+            await _arrived.pop(mark).wait()
             delays.append((_started.pop(mark) - sent) * 1000)
             await asyncio.sleep(0.01)  # idle again before the next one
         worker.request_stop()
@@ -394,4 +395,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
