@@ -1,9 +1,10 @@
 """The ``asynctasq`` command line (typer + rich).
 
 ``asynctasq worker``, ``queues``, ``dead-letters``, ``purge``, ``doctor``, ``migrate``, and
-the sub-commands driver packages add through the ``asynctasq.cli`` entry-point group.
+the sub-commands driver packages add through the ``asynctasq.cli`` entry-point group. The
+typer application is ``asynctasq_cli.app.app``; the console script is `main`.
 """
 
-from asynctasq_cli.app import app, main
+from asynctasq_cli.app import main
 
-__all__ = ["app", "main"]
+__all__ = ["main"]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -69,10 +70,29 @@ def parse_level(level: str) -> int:
     return int(getattr(logging, name.upper()))
 
 
-def configure_logging(level: str, log_format: LogFormat, console: Console) -> logging.Handler:
+@dataclass(slots=True)
+class LogSetup:
+    """The handler `configure_logging` installed, and what it replaced."""
+
+    handler: logging.Handler
+    previous_handlers: list[logging.Handler]
+    previous_level: int
+
+    def restore(self) -> None:
+        """Put back the handlers and level in place before (the CLI also runs in tests)."""
+        root = logging.getLogger()
+        root.removeHandler(self.handler)
+        self.handler.close()
+        for handler in self.previous_handlers:
+            root.addHandler(handler)
+        root.setLevel(self.previous_level)
+
+
+def configure_logging(level: str, log_format: LogFormat, console: Console) -> LogSetup:
     """Send every log record at `level` or above to `console`'s stream in `log_format`.
 
-    Replaces the root logger's handlers (the worker owns the process).
+    The root logger's handlers are replaced (the worker owns its process) until
+    `LogSetup.restore`.
 
     Args:
         level: Level name, ``debug`` to ``critical``.
@@ -81,7 +101,10 @@ def configure_logging(level: str, log_format: LogFormat, console: Console) -> lo
             terminal and the format is text.
 
     Returns:
-        The installed handler.
+        What was installed, to undo it.
+
+    Raises:
+        ValueError: an unknown level name.
     """
     numeric = parse_level(level)
     handler: logging.Handler
@@ -98,24 +121,19 @@ def configure_logging(level: str, log_format: LogFormat, console: Console) -> lo
         handler.setFormatter(logging.Formatter(PLAIN_FORMAT))
     handler.addFilter(_RedactingFilter())
     root = logging.getLogger()
-    for old in list(root.handlers):
+    setup = LogSetup(handler, list(root.handlers), root.level)
+    for old in setup.previous_handlers:
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(numeric)
-    return handler
-
-
-def remove_handler(handler: logging.Handler) -> None:
-    """Detach a handler installed by `configure_logging` (the CLI runs in tests, too)."""
-    logging.getLogger().removeHandler(handler)
-    handler.close()
+    return setup
 
 
 __all__ = [
     "LOG_LEVELS",
     "JsonFormatter",
     "LogFormat",
+    "LogSetup",
     "configure_logging",
     "parse_level",
-    "remove_handler",
 ]

@@ -123,6 +123,23 @@ def reporting_errors() -> Iterator[None]:
         raise typer.Exit(exit_code_for(exc)) from None
 
 
+def interactive() -> bool:
+    """Whether someone can answer a question (standard input is a terminal)."""
+    return sys.stdin.isatty()
+
+
+def confirm(question: str, refusal: str) -> None:
+    """Ask `question` on a terminal; elsewhere refuse with `refusal` (confirm with --yes).
+
+    Raises:
+        CliError: not interactive (exit code 2).
+        typer.Abort: the answer was no.
+    """
+    if not interactive():
+        raise CliError(refusal, exit_code=EXIT_USAGE)
+    typer.confirm(question, abort=True, err=True)
+
+
 def print_json(data: Any) -> None:
     """Write `data` as JSON on stdout (no wrapping, no colour: for scripts)."""
     sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
@@ -133,8 +150,10 @@ __all__ = [
     "EXIT_FAILURE",
     "EXIT_USAGE",
     "CliError",
+    "confirm",
     "describe",
     "exit_code_for",
+    "interactive",
     "one_line",
     "print_error",
     "print_json",

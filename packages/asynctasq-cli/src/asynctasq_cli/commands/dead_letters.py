@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,6 +19,7 @@ from asynctasq.runner import run
 from asynctasq_cli import bulk, session
 from asynctasq_cli.output import (
     CliError,
+    confirm,
     print_error,
     print_json,
     reporting_errors,
@@ -287,11 +287,10 @@ def purge(
     with reporting_errors():
         selection = selection_from(task_ids, queue, everything)
         if not yes:
-            if not sys.stdin.isatty():
-                raise CliError(
-                    "purging deletes dead letters for good: confirm with --yes", exit_code=2
-                )
-            typer.confirm(f"Delete the dead letters {selection.describe()}?", abort=True, err=True)
+            confirm(
+                f"Delete the dead letters {selection.describe()}?",
+                "purging deletes dead letters for good: confirm with --yes",
+            )
         connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
         done, missing = run(_bulk(connection, selection, "purge"))
         _report(done, missing, selection, "Purged")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -12,7 +11,7 @@ from rich.table import Table
 from asynctasq.drivers.base import QueueStats
 from asynctasq.runner import run
 from asynctasq_cli import session
-from asynctasq_cli.output import CliError, print_json, reporting_errors, stdout
+from asynctasq_cli.output import confirm, print_json, reporting_errors, stdout
 from asynctasq_cli.settings import (
     ConnectionOptions,
     DriverOption,
@@ -122,12 +121,9 @@ def register(app: typer.Typer) -> None:
         """
         with reporting_errors():
             if not yes:
-                if not sys.stdin.isatty():
-                    raise CliError(
-                        f"purging {queue!r} deletes its messages: confirm with --yes", exit_code=2
-                    )
-                typer.confirm(
-                    f"Delete every ready and delayed message of {queue!r}?", abort=True, err=True
+                confirm(
+                    f"Delete every ready and delayed message of {queue!r}?",
+                    f"purging {queue!r} deletes its messages: confirm with --yes",
                 )
             described, count = run(
                 purge_queue(

@@ -30,7 +30,6 @@ from asynctasq_cli.logging import (
     LogFormat,
     configure_logging,
     parse_level,
-    remove_handler,
 )
 from asynctasq_cli.output import CliError, reporting_errors, stderr
 from asynctasq_cli.settings import (
@@ -204,7 +203,7 @@ def run_worker(
     if fmt not in ("text", "json"):
         raise CliError(f"--log-format: {fmt!r} is not one of text, json", exit_code=2)
     console = stderr()
-    handler = configure_logging(level, cast(LogFormat, fmt), console)
+    logs = configure_logging(level, cast(LogFormat, fmt), console)
     added: list[str] = []
     try:
         loaded = load_config(connection, options.as_settings())
@@ -235,7 +234,7 @@ def run_worker(
         for entry in added:
             if entry in sys.path:
                 sys.path.remove(entry)
-        remove_handler(handler)
+        logs.restore()
 
 
 def register(app: typer.Typer) -> None:
