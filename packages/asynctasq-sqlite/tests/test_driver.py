@@ -222,12 +222,13 @@ async def test_enqueue_through_another_driver_on_the_same_file_wakes_at_once(
     producer = SqliteDriver(path=str(db_path))
     await consumer.connect()
     waiter = asyncio.create_task(consumer.dequeue(["q"], limit=1, wait=10.0))
-    await asyncio.sleep(0.5)  # the consumer's backoff has grown well past 50 ms
+    # The consumer's backoff (5, 10 ... 640 ms, then 1.28 s) next looks at ~2.56 s.
+    await asyncio.sleep(1.4)
     sent_at = time.monotonic()
     await producer.enqueue(msg())
     got = await asyncio.wait_for(waiter, 5.0)
     assert len(got) == 1
-    assert time.monotonic() - sent_at < 0.1
+    assert time.monotonic() - sent_at < 0.5  # polling alone would take >= 1.1 s
     await consumer.close()
     await producer.close()
 
@@ -241,18 +242,19 @@ async def test_another_process_enqueue_is_seen_within_the_poll_interval(
     raw_insert(db_path, msg())  # no in-process notification
     got = await asyncio.wait_for(waiter, 5.0)
     assert len(got) == 1
-    assert time.monotonic() - sent_at < sqlite_driver.poll_interval + 0.1
+    # Bounded by the poll interval (50 ms; slack for a loaded host), not the 10 s wait.
+    assert time.monotonic() - sent_at < sqlite_driver.poll_interval + 0.5
 
 
 async def test_wait_ends_when_the_next_delayed_message_is_due(db_path: Path) -> None:
     driver = SqliteDriver(path=str(db_path), poll_interval=30.0)
-    await driver.enqueue(msg(delay=1.0))
+    await driver.enqueue(msg(delay=3.0))
     started = time.monotonic()
-    got = await driver.dequeue(["q"], limit=1, wait=10.0)
+    got = await driver.dequeue(["q"], limit=1, wait=20.0)
     elapsed = time.monotonic() - started
     assert len(got) == 1
-    # The backoff alone (5, 10, ... 640 ms) would first look again at ~1.27 s.
-    assert 0.9 <= elapsed < 1.15
+    # The backoff alone (5, 10, 20 ... 1280 ms, then 2.56 s) would look again at ~5.1 s.
+    assert 2.9 <= elapsed < 4.0
     await driver.close()
 
 
