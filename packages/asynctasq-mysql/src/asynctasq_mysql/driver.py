@@ -17,11 +17,9 @@ Storage model (one row per message in the queue table):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import aiomysql
@@ -33,20 +31,25 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
+from asynctasq_mysql import dead_letters
 from asynctasq_mysql.dsn import SSLMode, parse_dsn
-from asynctasq_mysql.errors import (
-    ConfigurationError,
-    PayloadTooLargeError,
-    SchemaNotInitializedError,
-)
+from asynctasq_mysql.errors import ConfigurationError, SchemaNotInitializedError
 from asynctasq_mysql.idle import IdleBackoff
+from asynctasq_mysql.pool import (
+    abandon,
+    close_pool,
+    create_pool,
+    execute,
+    fetchall,
+    rollback_quietly,
+)
 from asynctasq_mysql.schema import (
     TableNames,
     apply_migrations,
     migration_sql,
     pending_versions,
 )
-from asynctasq_mysql.server import ServerInfo, check_server, is_transient_lock_error
+from asynctasq_mysql.server import ServerInfo, check_server
 from asynctasq_mysql.sql import (
     Statements,
     lease_condition,
@@ -59,11 +62,7 @@ logger = logging.getLogger("asynctasq_mysql")
 
 DEFAULT_DSN = "mysql://root@127.0.0.1:3306/asynctasq"
 _ROWS_PER_STATEMENT = 1000  # keeps IN lists and multi-row INSERTs in a sane range
-_STATEMENT_OVERHEAD = 1024  # bytes of SQL around the values, kept free under the packet limit
-_LOCK_RETRIES = 3
-_MULTI_STATEMENTS = 1 << 16  # CLIENT_MULTI_STATEMENTS capability flag
 _DUE_SLACK = 0.002  # seconds added to the next due time before polling again
-_MAX_TEXT = 1 << 20  # longest error message / traceback kept, in characters
 
 
 class Lease(NamedTuple):
@@ -73,35 +72,8 @@ class Lease(NamedTuple):
     token: int
 
 
-def _clean_text(text: str) -> str:
-    # Lone surrogates cannot be stored as utf8mb4; very long texts are cut, not refused.
-    if len(text) > _MAX_TEXT:
-        text = text[:_MAX_TEXT] + "\n... [truncated]"
-    return text.encode("utf-8", "replace").decode("utf-8")
-
-
-def _filters(queue: str | None, task_ids: Sequence[str] | None) -> tuple[str, list[Any]]:
-    clauses: list[str] = []
-    params: list[Any] = []
-    if queue is not None:
-        clauses.append("`queue` = %s")
-        params.append(queue)
-    if task_ids is not None:
-        clauses.append(f"`task_id` IN {placeholders(len(task_ids))}")
-        params.extend(task_ids)
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
 def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
-
-
-def _abandon(pool: Any) -> None:
-    """Close a pool's connections without awaiting (their event loop may be gone)."""
-    pool.close()
-    for conn in [*pool._free, *pool._used]:  # aiomysql has no public "close all now"
-        with contextlib.suppress(Exception):
-            conn.close()
 
 
 class MySQLDriver:
@@ -209,7 +181,7 @@ class MySQLDriver:
         if self._loop is loop:
             return
         if self._pool is not None:
-            _abandon(self._pool)
+            abandon(self._pool)
             self._pool = None
         self._loop = loop
         self._connect_lock = None
@@ -224,18 +196,11 @@ class MySQLDriver:
         async with self._connect_lock:
             if self.connected:  # another task connected while we waited for the lock
                 return self._pool
-            pool = await aiomysql.create_pool(
-                minsize=self._min_pool_size,
-                maxsize=self._max_pool_size,
-                pool_recycle=self._pool_recycle,
-                autocommit=True,
-                # Lets a dequeue send BEGIN+SELECT and UPDATE+COMMIT as one round-trip each.
-                # Values are always escaped and identifiers validated, so no input can add a
-                # statement.
-                client_flag=_MULTI_STATEMENTS,
-                # No gap locks: a dequeue's locking range scan must not block enqueues.
-                init_command="SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
-                **self._dsn.connect_kwargs(),
+            pool = await create_pool(
+                self._dsn,
+                min_size=self._min_pool_size,
+                max_size=self._max_pool_size,
+                recycle=self._pool_recycle,
             )
             try:
                 async with pool.acquire() as conn:
@@ -254,8 +219,7 @@ class MySQLDriver:
                             "auto_migrate=True"
                         )
             except BaseException:
-                pool.close()
-                await pool.wait_closed()
+                await close_pool(pool)
                 raise
             self._pool = pool
             logger.info("connected to %s (%s)", self._dsn.redacted, self._server.version)
@@ -267,10 +231,9 @@ class MySQLDriver:
         if pool is None:
             return
         if self._loop is not asyncio.get_running_loop():
-            _abandon(pool)  # opened on another loop: nothing to await here
+            abandon(pool)  # opened on another loop: nothing to await here
             return
-        pool.close()
-        await pool.wait_closed()
+        await close_pool(pool)
 
     async def init_schema(self) -> list[int]:
         """Create or upgrade the tables (idempotent; safe from several processes at once).
@@ -292,73 +255,24 @@ class MySQLDriver:
             pool = await self._open(check_schema=True)
         return pool
 
-    @contextlib.asynccontextmanager
-    async def _transaction(self) -> AsyncIterator[Any]:
-        pool = await self._ready()
-        async with pool.acquire() as conn:
-            await conn.begin()
-            try:
-                async with conn.cursor() as cursor:
-                    yield cursor
-            except BaseException:
-                # A dead connection cannot roll back; the server does when it notices, and
-                # the pool drops closed or mid-transaction connections on release.
-                with contextlib.suppress(Exception):
-                    await conn.rollback()
-                raise
-            await conn.commit()
-
     async def _execute(self, sql: str, params: Sequence[Any] | None = None) -> int:
-        pool = await self._ready()
-        for attempt in range(_LOCK_RETRIES):
-            try:
-                async with pool.acquire() as conn, conn.cursor() as cursor:
-                    return int(await cursor.execute(sql, params))
-            except Exception as exc:
-                if attempt + 1 == _LOCK_RETRIES or not is_transient_lock_error(exc):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+        return await execute(await self._ready(), sql, params)
 
     async def _fetchall(self, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
-        pool = await self._ready()
-        async with pool.acquire() as conn, conn.cursor() as cursor:
-            await cursor.execute(sql, params)
-            return list(await cursor.fetchall())
-
-    # -- enqueue ---------------------------------------------------------------------------
+        return await fetchall(await self._ready(), sql, params)
 
     def _insert_statements(
         self, connection: Any, messages: Sequence[OutgoingMessage]
     ) -> list[bytes]:
-        """Multi-row INSERTs (as bytes on the wire), each under the server's packet limit."""
         assert self._server is not None
-        budget = self._server.max_allowed_packet - _STATEMENT_OVERHEAD
-        prefix = self._sql.insert_prefix.encode(connection.encoding)
-        statements: list[bytes] = []
-        rows: list[bytes] = []
-        size = 0
-        for message in messages:
-            if self._max_payload_size is not None and len(message.payload) > self._max_payload_size:
-                raise PayloadTooLargeError(
-                    f"payload of task {message.task_id} is {len(message.payload)} bytes; "
-                    f"max_payload_size is {self._max_payload_size}"
-                )
-            row = self._sql.insert_values(connection, message)
-            if len(row) > budget:
-                raise PayloadTooLargeError(
-                    f"payload of task {message.task_id} needs {len(row)} bytes of SQL but the "
-                    f"server's max_allowed_packet is {self._server.max_allowed_packet}: raise it "
-                    "(SET GLOBAL max_allowed_packet = 67108864; max_allowed_packet=64M in my.cnf)"
-                    " or send a smaller payload"
-                )
-            if rows and (size + len(row) + 2 > budget or len(rows) >= _ROWS_PER_STATEMENT):
-                statements.append(prefix + b", ".join(rows))
-                rows, size = [], 0
-            rows.append(row)
-            size += len(row) + 2
-        if rows:
-            statements.append(prefix + b", ".join(rows))
-        return statements
+        return self._sql.insert_statements(
+            connection,
+            messages,
+            max_allowed_packet=self._server.max_allowed_packet,
+            max_payload_size=self._max_payload_size,
+        )
+
+    # -- enqueue ---------------------------------------------------------------------------
 
     async def enqueue(self, message: OutgoingMessage) -> None:
         """Store one message, ready after ``message.delay`` seconds (one round-trip)."""
@@ -385,8 +299,7 @@ class MySQLDriver:
                         for statement in statements:
                             await cursor.execute(statement)
                     except BaseException:
-                        with contextlib.suppress(Exception):
-                            await conn.rollback()
+                        await rollback_quietly(conn)
                         raise
                     await conn.commit()
         self._idle.notify()
@@ -483,8 +396,7 @@ class MySQLDriver:
                 )
                 await cursor.nextset()
             except BaseException:
-                with contextlib.suppress(Exception):
-                    await conn.rollback()
+                await rollback_quietly(conn)
                 raise
         self._probe_first = False
         return [
@@ -529,31 +441,12 @@ class MySQLDriver:
         self._idle.notify()
 
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
-        """Atomically copy the row (payload, attempts, task id) with the failure into the
-        dead-letter table and delete it; does nothing when the lease is no longer held."""
+        """Atomically move the message with its failure to the dead-letter table (payload,
+        task id and attempts kept); does nothing when the lease is no longer held."""
         lease: Lease = delivery.receipt
-        params = (
-            _clean_text(failure.exception_type),
-            _clean_text(failure.message),
-            _clean_text(failure.traceback),
-            lease.row_id,
-            lease.token,
+        await dead_letters.move_to_dead_letters(
+            await self._ready(), self._sql, lease.row_id, lease.token, failure
         )
-        for attempt in range(_LOCK_RETRIES):
-            try:
-                async with self._transaction() as cursor:
-                    if await cursor.execute(self._sql.dead_letter_copy, params):
-                        await cursor.execute(
-                            self._sql.dead_letter_delete, (lease.row_id, lease.token)
-                        )
-                        if cursor.rowcount != 1:
-                            raise _LeaseLost
-                return
-            except _LeaseLost:
-                return
-            except Exception as exc:
-                if attempt + 1 == _LOCK_RETRIES or not is_transient_lock_error(exc):
-                    raise
 
     # -- inspection ------------------------------------------------------------------------
 
@@ -607,60 +500,31 @@ class MySQLDriver:
         limit: int = 100,
     ) -> list[DeadLetter]:
         """Dead letters, oldest first, filtered by queue and/or task ids."""
-        if task_ids is not None and not task_ids:
-            return []
-        where, params = _filters(queue, task_ids)
-        rows = await self._fetchall(
-            f"{self._sql.dead_select}{where} ORDER BY `id` LIMIT %s", [*params, max(limit, 0)]
+        return await dead_letters.list_dead_letters(
+            await self._ready(), self._sql, queue, task_ids, limit
         )
-        return [
-            DeadLetter(
-                task_id=row[1],
-                queue=row[2],
-                payload=bytes(row[3]),
-                failure=Failure(exception_type=row[4], message=row[5], traceback=row[6]),
-                attempts=int(row[7]),
-                failed_at=row[8].replace(tzinfo=UTC) if isinstance(row[8], datetime) else row[8],
-            )
-            for row in rows
-        ]
 
     async def retry_dead_letters(
         self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
     ) -> int:
         """Move dead letters back to their queues, ready now, attempts reset to 0.
 
-        Copy and delete run in one transaction over rows locked first, so a dead letter
-        added meanwhile is neither lost nor duplicated.
+        With neither filter, every dead letter is retried. Returns how many moved.
         """
-        if task_ids is not None and not task_ids:
-            return 0
-        where, params = _filters(queue, task_ids)
-        async with self._transaction() as cursor:
-            await cursor.execute(
-                f"{self._sql.dead_ids_for_update}{where} ORDER BY `id` FOR UPDATE", params
-            )
-            ids = [row[0] for row in await cursor.fetchall()]
-            for chunk in _chunks(ids):
-                in_list = placeholders(len(chunk))
-                await cursor.execute(self._sql.dead_requeue_prefix + in_list, chunk)
-                await cursor.execute(self._sql.dead_delete_prefix + in_list, chunk)
-        if ids:
+        moved = await dead_letters.retry_dead_letters(
+            await self._ready(), self._sql, queue, task_ids
+        )
+        if moved:
             self._idle.notify()
-        return len(ids)
+        return moved
 
     async def purge_dead_letters(
         self, *, queue: str | None = None, task_ids: Sequence[str] | None = None
     ) -> int:
         """Delete dead letters (all of them with neither filter). Returns how many."""
-        if task_ids is not None and not task_ids:
-            return 0
-        where, params = _filters(queue, task_ids)
-        return await self._execute(f"DELETE FROM {self._tables.dead_letter}{where}", params)
-
-
-class _LeaseLost(Exception):
-    """The row was copied but its lease changed before the delete: undo both."""
+        return await dead_letters.purge_dead_letters(
+            await self._ready(), self._sql, queue, task_ids
+        )
 
 
 __all__ = ["DEFAULT_DSN", "Lease", "MySQLDriver"]

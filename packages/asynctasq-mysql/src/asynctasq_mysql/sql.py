@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from asynctasq.drivers.base import OutgoingMessage
+from asynctasq_mysql.errors import PayloadTooLargeError
 from asynctasq_mysql.schema import TableNames
 
 _NO_BACKSLASH_ESCAPES = 512  # SERVER_STATUS_NO_BACKSLASH_ESCAPES in the MySQL protocol
@@ -25,6 +26,9 @@ _BACKSLASH_ESCAPES = (
     (b'"', b'\\"'),
     (b"'", b"\\'"),
 )
+_ROWS_PER_STATEMENT = 1000  # most rows in one multi-row INSERT
+_STATEMENT_OVERHEAD = 1024  # bytes kept free under the packet limit for the SQL around rows
+_MAX_TEXT = 1 << 20  # longest error message / traceback kept, in characters
 _NOW = "UTC_TIMESTAMP(6)"
 # A lease or delay in whole microseconds, the unit DATETIME(6) arithmetic takes.
 _LEASE_END = f"{_NOW} + INTERVAL ROUND(`visibility_timeout` * 1000000) MICROSECOND"
@@ -136,10 +140,59 @@ class Statements:
             + tail.encode(encoding)
         )
 
+    def insert_statements(
+        self,
+        connection: Any,
+        messages: Sequence[OutgoingMessage],
+        *,
+        max_allowed_packet: int,
+        max_payload_size: int | None,
+    ) -> list[bytes]:
+        """Multi-row INSERTs (bytes, as sent) for `messages`, each under the packet limit.
+
+        Raises:
+            PayloadTooLargeError: A payload is over `max_payload_size`, or its row alone
+                would not fit in ``max_allowed_packet``. Raised before anything is sent.
+        """
+        budget = max_allowed_packet - _STATEMENT_OVERHEAD
+        prefix = self.insert_prefix.encode(connection.encoding)
+        statements: list[bytes] = []
+        rows: list[bytes] = []
+        size = 0
+        for message in messages:
+            if max_payload_size is not None and len(message.payload) > max_payload_size:
+                raise PayloadTooLargeError(
+                    f"payload of task {message.task_id} is {len(message.payload)} bytes; "
+                    f"max_payload_size is {max_payload_size}"
+                )
+            row = self.insert_values(connection, message)
+            if len(row) > budget:
+                raise PayloadTooLargeError(
+                    f"payload of task {message.task_id} needs {len(row)} bytes of SQL but the "
+                    f"server's max_allowed_packet is {max_allowed_packet}: raise it "
+                    "(SET GLOBAL max_allowed_packet = 67108864; max_allowed_packet=64M in my.cnf)"
+                    " or send a smaller payload"
+                )
+            if rows and (size + len(row) + 2 > budget or len(rows) >= _ROWS_PER_STATEMENT):
+                statements.append(prefix + b", ".join(rows))
+                rows, size = [], 0
+            rows.append(row)
+            size += len(row) + 2
+        if rows:
+            statements.append(prefix + b", ".join(rows))
+        return statements
+
     def next_due(self, queue_count: int) -> str:
         """Microseconds until the earliest row of these queues is due (NULL when empty)."""
         parts = " UNION ALL ".join([self.next_due_part] * queue_count)
         return f"SELECT TIMESTAMPDIFF(MICROSECOND, {_NOW}, MIN(`due`)) FROM ({parts}) AS `d`"
+
+
+def storable_text(text: str) -> str:
+    """Text fit for a utf8mb4 column: lone surrogates replaced, very long texts cut."""
+    if len(text) > _MAX_TEXT:
+        text = text[:_MAX_TEXT] + "\n... [truncated]"
+    return text.encode("utf-8", "replace").decode("utf-8")
 
 
 def placeholders(count: int) -> str:
@@ -171,4 +224,5 @@ __all__ = [
     "lease_params",
     "micros",
     "placeholders",
+    "storable_text",
 ]
