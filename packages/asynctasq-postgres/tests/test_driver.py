@@ -212,7 +212,9 @@ async def test_idle_dequeue_wakes_within_milliseconds(make_driver: Factory) -> N
         got = await waiting
         latencies.append(time.perf_counter() - started)
         await consumer.ack(got)
-    assert statistics.median(latencies) < 0.02, latencies
+    # Typically 1-3 ms (see docs/benchmarks/postgres.md); the bound leaves room for a busy
+    # CI machine while still ruling out any polling (the fallback poll is 30 s here).
+    assert statistics.median(latencies) < 0.1, latencies
 
 
 async def test_waiting_dequeue_wakes_at_the_due_time_not_the_poll(driver: PostgresDriver) -> None:
@@ -296,8 +298,8 @@ async def test_lease_statements_skip_the_flush_and_enqueue_waits_for_it(
     enqueue_args = (uuid.uuid4(), "q", b"", 0.0, 1.0)
     assert await _commit_mode_after(admin, fast._sql.enqueue, *enqueue_args) == "on"
     await fast.enqueue_many([msg() for _ in range(4)])
-    assert await _commit_mode_after(admin, fast._sql.dequeue, ["q"], 1) == "off"
-    assert await _commit_mode_after(admin, durable._sql.dequeue, ["q"], 1) == "on"
+    assert await _commit_mode_after(admin, fast._sql.dequeue, ["q"], 1, [None]) == "off"
+    assert await _commit_mode_after(admin, durable._sql.dequeue, ["q"], 1, [None]) == "on"
     first, second, third = await fast.dequeue(["q"], limit=3, wait=0)
     assert await _commit_mode_after(admin, fast._sql.ack, *map(list, zip(first.receipt))) == "off"
     assert await _commit_mode_after(admin, fast._sql.retry, *second.receipt, 0.0) == "off"

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import uuid
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import datetime
 from operator import itemgetter
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -53,6 +54,9 @@ _T = TypeVar("_T")
 
 _MIN_SLEEP = 0.002
 """Shortest pause before looking again at a row that is due but locked by someone else."""
+
+_FLOOR_TTL = 1.0
+"""Seconds a dequeue floor (see `asynctasq_postgres.sql`) is used before a full look."""
 
 _dequeue_order = itemgetter(DQ_ORD, DQ_AVAILABLE, DQ_ID)
 
@@ -157,6 +161,7 @@ class PostgresDriver:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
+        self._floors: dict[str, tuple[datetime, float]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -321,7 +326,7 @@ class PostgresDriver:
         if not names:
             return []
         if wait <= 0:
-            return _deliveries(await pool.fetch(self._sql.dequeue, names, limit))
+            return self._leased(names, limit, await self._fetch_batch(pool, names, limit))
         listener = await self._ensure_listener()
         waiter = listener.subscribe(names)
         loop = asyncio.get_running_loop()
@@ -329,9 +334,10 @@ class PostgresDriver:
         try:
             while True:
                 waiter.reset()  # before looking, so a notification during the query counts
-                rows = await pool.fetch(self._sql.dequeue, names, limit)
+                rows = await self._fetch_batch(pool, names, limit)
                 if rows:
-                    return _deliveries(rows)
+                    return self._leased(names, limit, rows)
+                self._drop_floors(names)
                 if loop.time() >= deadline:
                     return []
                 due_in: float | None = await pool.fetchval(self._sql.next_due, names)
@@ -352,6 +358,38 @@ class PostgresDriver:
                         break  # woken, poll interval or a due time: look again
         finally:
             listener.unsubscribe(waiter)
+
+    async def _fetch_batch(
+        self, pool: asyncpg.Pool[asyncpg.Record], names: list[str], limit: int
+    ) -> list[asyncpg.Record]:
+        floors = self._floors
+        if floors:
+            expired = asyncio.get_running_loop().time() - _FLOOR_TTL
+            starts = [
+                entry[0] if (entry := floors.get(name)) and entry[1] > expired else None
+                for name in names
+            ]
+        else:
+            starts = [None] * len(names)
+        return await pool.fetch(self._sql.dequeue, names, limit, starts)
+
+    def _leased(self, names: list[str], limit: int, rows: list[asyncpg.Record]) -> list[Delivery]:
+        deliveries = _deliveries(rows)
+        if len(rows) < limit:
+            self._drop_floors(names)  # the front may hold rows below a floor: look there next
+        else:
+            now = asyncio.get_running_loop().time()
+            seen: set[int] = set()
+            for row in rows:  # sorted: the first row of each queue has its lowest available_at
+                if row[DQ_ORD] not in seen:
+                    seen.add(row[DQ_ORD])
+                    self._floors[row[DQ_QUEUE]] = (row[DQ_AVAILABLE], now)
+        return deliveries
+
+    def _drop_floors(self, names: list[str]) -> None:
+        if self._floors:
+            for name in names:
+                self._floors.pop(name, None)
 
     # -- lease changes -------------------------------------------------------------------
 

@@ -23,6 +23,13 @@ from dataclasses import dataclass
 
 from asynctasq_postgres.naming import TableNames, quote_literal
 
+# The dequeue's optional per-queue floor ($3) starts the index scan where the consumer's last
+# full batch started, instead of at the front of the queue's range, where acked and
+# re-leased rows leave dead index entries that only VACUUM removes: without it, each
+# dequeue steps over every entry drained since the last vacuum, and a deep backlog drains
+# slower and slower. The driver drops the floor after an under-filled batch or a second,
+# so a row written below it (by a long transaction) waits at most that long.
+
 # Column positions of DEQUEUE's result, used by the driver (records index by position).
 DQ_ID, DQ_SEQ, DQ_TASK_ID, DQ_QUEUE, DQ_PAYLOAD, DQ_ATTEMPTS, DQ_VT, DQ_ORD, DQ_AVAILABLE = range(9)
 
@@ -100,11 +107,13 @@ GROUP BY queue""",
             dequeue=f"""
 WITH {lazy}picked AS MATERIALIZED (
     SELECT c.id, c.available_at, q.ord
-    FROM unnest($1::text[]) WITH ORDINALITY AS q(name, ord)
+    FROM unnest($1::text[], $3::timestamptz[]) WITH ORDINALITY AS q(name, floor, ord)
     CROSS JOIN LATERAL (
         SELECT t.id, t.available_at
         FROM {q} t
-        WHERE t.queue = q.name AND t.available_at <= now()
+        WHERE t.queue = q.name
+          AND t.available_at >= coalesce(q.floor, '-infinity')
+          AND t.available_at <= now()
         ORDER BY t.available_at, t.id
         LIMIT $2::int
         FOR UPDATE SKIP LOCKED
