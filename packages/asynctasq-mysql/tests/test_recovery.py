@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aiomysql
@@ -91,3 +92,44 @@ async def test_every_operation_recovers_after_a_kill(
         await eventually(lambda: driver.enqueue(msg()))
     [stats] = await eventually(lambda: driver.stats(["q"]))
     assert stats.ready == (1 if operation == "enqueue" else 0)
+
+
+_ran: set[int] = set()
+
+
+async def _remember(n: int) -> None:
+    """Task body for the worker test: note that `n` ran."""
+    _ran.add(n)
+
+
+async def test_core_worker_runs_every_task_through_repeated_kills(
+    make_driver: Callable[..., MySQLDriver], admin: Any
+) -> None:
+    from asynctasq import dispatch_many, task
+    from asynctasq.worker import Worker
+
+    _ran.clear()
+    driver = make_driver(max_pool_size=4)
+    # A dequeue killed after its COMMIT leaves leases nobody holds: keep them short.
+    remember = task(queue="q", driver=driver, max_attempts=20, visibility_timeout=2)(_remember)
+    worker = Worker(
+        driver=driver,
+        queues=["q"],
+        concurrency=4,
+        poll_wait=0.5,
+        install_signal_handlers=False,
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        for batch in range(5):
+            numbers = range(batch * 20, batch * 20 + 20)
+            await eventually(lambda ns=numbers: dispatch_many(remember(n=n) for n in ns))
+            await asyncio.sleep(0.1)
+            await kill(admin, await driver_connection_ids(driver))
+        async with asyncio.timeout(60):
+            while len(_ran) < 100:
+                await asyncio.sleep(0.05)
+    finally:
+        worker.request_stop()
+        await running
+    assert _ran == set(range(100))
