@@ -64,3 +64,10 @@ def in_process(marker_dir: str) -> None:
 async def fail(marker_dir: str, message: str) -> None:
     mark(marker_dir, "fail", message)
     raise RuntimeError(message)
+
+
+@task(queue="cli-a", max_attempts=1)
+def sync_sleepy(marker_dir: str, name: str, seconds: float) -> None:
+    mark(marker_dir, f"{name}.started", str(os.getpid()))
+    time.sleep(seconds)
+    mark(marker_dir, f"{name}.done", str(os.getpid()))

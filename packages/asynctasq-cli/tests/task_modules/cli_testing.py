@@ -31,7 +31,10 @@ def enqueue(driver: Driver, tasks: Sequence[BaseTask[Any]]) -> list[str]:
 
     async def send() -> None:
         await driver.connect()
-        await driver.enqueue_many(messages)
+        try:
+            await driver.enqueue_many(messages)
+        finally:
+            await driver.close()
 
     asyncio.run(send())
     return [m.task_id for m in messages]
@@ -77,6 +80,13 @@ def make_dead_letters(
     ids = enqueue(driver, [t.fail(marker_dir, f"boom {i}").on_queue(queue) for i in range(count)])
 
     async def kill() -> None:
+        await driver.connect()
+        try:
+            await dead_letter_all()
+        finally:
+            await driver.close()
+
+    async def dead_letter_all() -> None:
         left = count
         while left:
             deliveries = await driver.dequeue([queue], limit=min(left, 500), wait=0)
@@ -94,7 +104,11 @@ def stats(driver: Driver, queue: str) -> tuple[int, int, int, int]:
     """(ready, delayed, in flight, dead) of `queue`."""
 
     async def get() -> tuple[int, int, int, int]:
-        [s] = await driver.stats([queue])
+        await driver.connect()
+        try:
+            [s] = await driver.stats([queue])
+        finally:
+            await driver.close()
         return s.ready, s.delayed, s.in_flight, s.dead
 
     return asyncio.run(get())
