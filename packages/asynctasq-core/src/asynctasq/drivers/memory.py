@@ -13,7 +13,7 @@ import itertools
 import time
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from asynctasq.drivers.base import (
@@ -36,23 +36,36 @@ class _Record:
     leased_until: float = 0.0
 
 
+@dataclass(slots=True)
+class _State:
+    records: dict[str, _Record] = field(default_factory=dict)
+    ready: dict[str, deque[str]] = field(default_factory=dict)
+    delayed: list[tuple[float, int, str]] = field(default_factory=list)  # (due, seq, id)
+    leases: list[tuple[float, int, str]] = field(default_factory=list)  # (expires, receipt, id)
+    dead: dict[str, DeadLetter] = field(default_factory=dict)
+    seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
+    changed: asyncio.Event | None = None
+    changed_loop: asyncio.AbstractEventLoop | None = None
+
+
+_shared: dict[str, _State] = {}
+
+
 class MemoryDriver:
-    """Queues in a dict; state shared by every user of this instance.
+    """Queues in dicts, in this process only.
 
     Args:
-        namespace: A label shown in `repr`; instances never share state.
+        namespace: Instances created with the same namespace share their queues (within one
+            process), so a script's dispatches and a worker started later in the same process
+            see the same tasks. None (the default) gives the instance queues of its own.
     """
 
-    def __init__(self, namespace: str = "default") -> None:
+    def __init__(self, namespace: str | None = None) -> None:
         self.namespace = namespace
-        self._records: dict[str, _Record] = {}
-        self._ready: dict[str, deque[str]] = {}
-        self._delayed: list[tuple[float, int, str]] = []  # (due, seq, task_id)
-        self._leases: list[tuple[float, int, str]] = []  # (expires, receipt, task_id)
-        self._dead: dict[str, DeadLetter] = {}
-        self._seq = itertools.count(1)
-        self._changed: asyncio.Event | None = None
-        self._changed_loop: asyncio.AbstractEventLoop | None = None
+        if namespace is None:
+            self._s = _State()
+        else:
+            self._s = _shared.setdefault(namespace, _State())
 
     def __repr__(self) -> str:
         return f"MemoryDriver(namespace={self.namespace!r})"
@@ -74,59 +87,59 @@ class MemoryDriver:
         self._notify()
 
     def _store(self, message: OutgoingMessage) -> None:
-        if message.task_id in self._records:
+        if message.task_id in self._s.records:
             raise ValueError(f"task id {message.task_id!r} is already queued")
         record = _Record(
             message.task_id, message.queue, message.payload, message.visibility_timeout
         )
-        self._records[message.task_id] = record
+        self._s.records[message.task_id] = record
         self._schedule(record, message.delay)
 
     def _schedule(self, record: _Record, delay: float) -> None:
         if delay > 0:
             heapq.heappush(
-                self._delayed, (time.monotonic() + delay, next(self._seq), record.task_id)
+                self._s.delayed, (time.monotonic() + delay, next(self._s.seq), record.task_id)
             )
         else:
-            self._ready.setdefault(record.queue, deque()).append(record.task_id)
+            self._s.ready.setdefault(record.queue, deque()).append(record.task_id)
 
     def _notify(self) -> None:
-        if self._changed is not None:
-            self._changed.set()
+        if self._s.changed is not None:
+            self._s.changed.set()
 
     # -- dequeue -----------------------------------------------------------------------
     def _promote(self, now: float) -> float | None:
         """Move due delayed messages and expired leases to ready; return the next due time."""
-        while self._delayed and self._delayed[0][0] <= now:
-            _, _, task_id = heapq.heappop(self._delayed)
-            record = self._records.get(task_id)
+        while self._s.delayed and self._s.delayed[0][0] <= now:
+            _, _, task_id = heapq.heappop(self._s.delayed)
+            record = self._s.records.get(task_id)
             if record is not None and record.lease is None:
-                self._ready.setdefault(record.queue, deque()).append(task_id)
-        while self._leases and self._leases[0][0] <= now:
-            _, receipt, task_id = heapq.heappop(self._leases)
-            record = self._records.get(task_id)
+                self._s.ready.setdefault(record.queue, deque()).append(task_id)
+        while self._s.leases and self._s.leases[0][0] <= now:
+            _, receipt, task_id = heapq.heappop(self._s.leases)
+            record = self._s.records.get(task_id)
             if record is None or record.lease != receipt:
                 continue  # already settled or re-leased
             if record.leased_until > now:  # extended since; its newer heap entry decides
                 continue
             record.lease = None
-            self._ready.setdefault(record.queue, deque()).append(task_id)
-        nexts = [h[0][0] for h in (self._delayed, self._leases) if h]
+            self._s.ready.setdefault(record.queue, deque()).append(task_id)
+        nexts = [h[0][0] for h in (self._s.delayed, self._s.leases) if h]
         return min(nexts) if nexts else None
 
     def _take(self, queues: Sequence[str], limit: int, now: float) -> list[Delivery]:
         out: list[Delivery] = []
         for queue in queues:
-            ready = self._ready.get(queue)
+            ready = self._s.ready.get(queue)
             while ready and len(out) < limit:
                 task_id = ready.popleft()
-                record = self._records.get(task_id)
+                record = self._s.records.get(task_id)
                 if record is None or record.lease is not None:
                     continue
-                receipt = next(self._seq)
+                receipt = next(self._s.seq)
                 record.lease = receipt
                 record.leased_until = now + record.visibility_timeout
-                heapq.heappush(self._leases, (record.leased_until, receipt, task_id))
+                heapq.heappush(self._s.leases, (record.leased_until, receipt, task_id))
                 out.append(
                     Delivery(
                         task_id=task_id,
@@ -147,15 +160,15 @@ class MemoryDriver:
             raise ValueError(f"limit must be >= 1, got {limit}")
         deadline = time.monotonic() + max(wait, 0.0)
         loop = asyncio.get_running_loop()
-        if self._changed is None or self._changed_loop is not loop:
-            self._changed, self._changed_loop = asyncio.Event(), loop
+        if self._s.changed is None or self._s.changed_loop is not loop:
+            self._s.changed, self._s.changed_loop = asyncio.Event(), loop
         while True:
             now = time.monotonic()
             next_due = self._promote(now)
             out = self._take(queues, limit, now)
             if out or now >= deadline:
                 return out
-            changed = self._changed
+            changed = self._s.changed
             changed.clear()
             timeout = deadline - now if next_due is None else min(deadline, next_due) - now
             with contextlib.suppress(TimeoutError):
@@ -163,7 +176,7 @@ class MemoryDriver:
 
     # -- settle ------------------------------------------------------------------------
     def _held(self, delivery: Delivery) -> _Record | None:
-        record = self._records.get(delivery.task_id)
+        record = self._s.records.get(delivery.task_id)
         if record is None or record.lease != delivery.receipt:
             return None
         return record
@@ -171,7 +184,7 @@ class MemoryDriver:
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
             if self._held(delivery) is not None:
-                del self._records[delivery.task_id]
+                del self._s.records[delivery.task_id]
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         for delivery in deliveries:
@@ -193,8 +206,8 @@ class MemoryDriver:
         record = self._held(delivery)
         if record is None:
             return
-        del self._records[delivery.task_id]
-        self._dead[delivery.task_id] = DeadLetter(
+        del self._s.records[delivery.task_id]
+        self._s.dead[delivery.task_id] = DeadLetter(
             task_id=record.task_id,
             queue=record.queue,
             payload=record.payload,
@@ -210,19 +223,19 @@ class MemoryDriver:
             if record is not None:
                 record.leased_until = until
                 # A shorter lease needs its own heap entry; stale entries are skipped later.
-                heapq.heappush(self._leases, (until, delivery.receipt, record.task_id))
+                heapq.heappush(self._s.leases, (until, delivery.receipt, record.task_id))
 
     # -- inspection --------------------------------------------------------------------
     async def queue_names(self) -> list[str]:
-        names = {r.queue for r in self._records.values()} | {d.queue for d in self._dead.values()}
+        names = {r.queue for r in self._s.records.values()} | {d.queue for d in self._s.dead.values()}
         return sorted(names)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         out = []
         for queue in queues:
             ready = delayed = in_flight = 0
-            ready_ids = set(self._ready.get(queue, ()))
-            for record in self._records.values():
+            ready_ids = set(self._s.ready.get(queue, ()))
+            for record in self._s.records.values():
                 if record.queue != queue:
                     continue
                 if record.lease is not None:
@@ -231,7 +244,7 @@ class MemoryDriver:
                     ready += 1
                 else:
                     delayed += 1
-            dead = sum(1 for d in self._dead.values() if d.queue == queue)
+            dead = sum(1 for d in self._s.dead.values() if d.queue == queue)
             out.append(QueueStats(queue, ready, delayed, in_flight, dead))
         return out
 
@@ -239,7 +252,7 @@ class MemoryDriver:
         wanted = set(task_ids) if task_ids is not None else None
         return [
             d
-            for d in self._dead.values()
+            for d in self._s.dead.values()
             if (queue is None or d.queue == queue) and (wanted is None or d.task_id in wanted)
         ]
 
@@ -257,7 +270,7 @@ class MemoryDriver:
     ) -> int:
         chosen = self._select_dead(queue, task_ids)
         for dead in chosen:
-            del self._dead[dead.task_id]
+            del self._s.dead[dead.task_id]
             self._store(OutgoingMessage(dead.task_id, dead.queue, dead.payload))
         self._notify()
         return len(chosen)
@@ -267,12 +280,12 @@ class MemoryDriver:
     ) -> int:
         chosen = self._select_dead(queue, task_ids)
         for dead in chosen:
-            del self._dead[dead.task_id]
+            del self._s.dead[dead.task_id]
         return len(chosen)
 
     async def purge(self, queue: str) -> int:
-        doomed = [r.task_id for r in self._records.values() if r.queue == queue and r.lease is None]
+        doomed = [r.task_id for r in self._s.records.values() if r.queue == queue and r.lease is None]
         for task_id in doomed:
-            del self._records[task_id]
-        self._ready.pop(queue, None)
+            del self._s.records[task_id]
+        self._s.ready.pop(queue, None)
         return len(doomed)
