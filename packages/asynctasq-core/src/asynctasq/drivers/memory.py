@@ -227,7 +227,9 @@ class MemoryDriver:
 
     # -- inspection --------------------------------------------------------------------
     async def queue_names(self) -> list[str]:
-        names = {r.queue for r in self._s.records.values()} | {d.queue for d in self._s.dead.values()}
+        names = {r.queue for r in self._s.records.values()} | {
+            d.queue for d in self._s.dead.values()
+        }
         return sorted(names)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
@@ -284,7 +286,9 @@ class MemoryDriver:
         return len(chosen)
 
     async def purge(self, queue: str) -> int:
-        doomed = [r.task_id for r in self._s.records.values() if r.queue == queue and r.lease is None]
+        doomed = [
+            r.task_id for r in self._s.records.values() if r.queue == queue and r.lease is None
+        ]
         for task_id in doomed:
             del self._s.records[task_id]
         self._s.ready.pop(queue, None)
