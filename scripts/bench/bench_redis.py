@@ -255,22 +255,25 @@ def pct(values: list[float], q: float) -> float:
 # -- report ---------------------------------------------------------------------------------
 
 
-async def bench() -> dict[str, tuple[float, float]]:
+async def bench(only: set[str]) -> dict[str, tuple[float, float]]:
     r = Redis.from_url(URL)
     await clean(r)
     runs: dict[str, list[tuple[float, float]]] = {}
     try:
         for rep in range(REPEATS):
             print(f"run {rep + 1}/{REPEATS}", flush=True)
-            runs.setdefault("enqueue", []).append(await enqueue_one_by_one(r))
-            runs.setdefault("batch", []).append(await enqueue_batched(r))
-            raw = await drain_raw(r)
-            ours = await drain_worker(r)
-            runs.setdefault("drain", []).append((ours, raw))
-            lat_raw = await latency_raw(r)
-            lat_ours = await latency_worker(r)
-            runs.setdefault("p50", []).append((pct(lat_ours, 0.5), pct(lat_raw, 0.5)))
-            runs.setdefault("p99", []).append((pct(lat_ours, 0.99), pct(lat_raw, 0.99)))
+            if "enqueue" in only:
+                runs.setdefault("enqueue", []).append(await enqueue_one_by_one(r))
+                runs.setdefault("batch", []).append(await enqueue_batched(r))
+            if "drain" in only:
+                raw = await drain_raw(r)
+                ours = await drain_worker(r)
+                runs.setdefault("drain", []).append((ours, raw))
+            if "latency" in only:
+                lat_raw = await latency_raw(r)
+                lat_ours = await latency_worker(r)
+                runs.setdefault("p50", []).append((pct(lat_ours, 0.5), pct(lat_raw, 0.5)))
+                runs.setdefault("p99", []).append((pct(lat_ours, 0.99), pct(lat_raw, 0.99)))
             for name, values in runs.items():
                 print(f"  {name}: ours {values[-1][0]:.6g} raw/other {values[-1][1]:.6g}")
     finally:
@@ -355,6 +358,7 @@ def main() -> None:
     global REPEATS
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=REPEATS)
+    parser.add_argument("--only", default="enqueue,drain,latency", help="comma-separated")
     parser.add_argument("--write", action="store_true", help=f"write {REPORT.name}")
     parser.add_argument("--worker", metavar="QUEUE", help=argparse.SUPPRESS)
     parser.add_argument("--raw-consumer", nargs=2, metavar=("SOURCE", "RESULTS"),
@@ -367,7 +371,12 @@ def main() -> None:
     if args.raw_consumer:
         uvloop.run(raw_consumer(*args.raw_consumer))
         return
-    medians = uvloop.run(bench())
+    only = set(args.only.split(","))
+    medians = uvloop.run(bench(only))
+    for name, (ours, other) in medians.items():
+        print(f"{name}: ours {ours:.6g}, raw/other {other:.6g}, ratio {ours / other:.2f}")
+    if only != {"enqueue", "drain", "latency"}:
+        return
     text = table(medians)
     print(text)
     if args.write:

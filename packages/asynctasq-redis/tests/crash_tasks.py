@@ -37,7 +37,7 @@ async def record(key: str, n: int) -> None:
     """Note the start, take a few milliseconds, note the finish."""
     me = f"{os.getpid()}:{n}"
     await results().rpush(f"{key}:started", me)
-    await asyncio.sleep(random.uniform(0.0, 0.02))
+    await asyncio.sleep(random.uniform(0.005, 0.03))
     await results().rpush(f"{key}:done", me)
 
 

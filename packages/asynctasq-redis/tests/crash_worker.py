@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -21,7 +22,9 @@ def main() -> None:
     queue, concurrency = sys.argv[1], int(sys.argv[2])
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(process)d %(message)s")
     worker = Worker(
-        driver=RedisDriver(url=crash_tasks.URL, prefix=crash_tasks.PREFIX),
+        driver=RedisDriver(
+            url=crash_tasks.URL, prefix=crash_tasks.PREFIX, client_name=f"crash-{os.getpid()}"
+        ),
         queues=[queue],
         concurrency=concurrency,
         allowed_roots=[str(Path(__file__).resolve().parent)],

@@ -74,6 +74,12 @@ class Workers:
                 proc.wait(5)
         self.procs.clear()
 
+    @staticmethod
+    async def idle(results: Redis, pid: int) -> bool:
+        """Whether worker `pid` finished starting up and waits for work."""
+        clients = await results.client_list()
+        return any(c.get("name") == f"crash-{pid}" and c.get("cmd") == "blpop" for c in clients)
+
     def report(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs.iterdir())
 
@@ -90,34 +96,48 @@ async def _wait_until(check: object, within: float, what: str) -> None:
 async def test_sigkilled_workers_lose_nothing(tasks: ModuleType, tmp_path: Path) -> None:
     queue = f"crash-{uuid.uuid4().hex[:8]}"
     key = f"{{{tasks.PREFIX}:{queue}}}:results"
-    total = 1000
+    total, rounds = 1000, 4
+    chunk = total // (rounds + 1)
     results = Redis.from_url(tasks.URL)
     workers = Workers(queue, tmp_path)
+
+    async def entries(name: str) -> list[tuple[int, int]]:
+        raw = await results.lrange(f"{key}:{name}", 0, -1)
+        return [(int(pid), int(n)) for pid, n in (e.split(b":") for e in raw)]
+
+    async def started_by(pid: int, numbers: range) -> bool:
+        return sum(1 for p, n in await entries("started") if p == pid and n in numbers) >= 10
+
+    async def dispatch(numbers: range) -> None:
+        await dispatch_many([tasks.record(key, n).on_queue(queue) for n in numbers])
+
     try:
-        await dispatch_many([tasks.record(key, n).on_queue(queue) for n in range(total)])
+        workers.start()  # the worker that is never killed
         victim = workers.start()
-        workers.start()
-
-        async def finished() -> set[int]:
-            done = await results.lrange(f"{key}:done", 0, -1)
-            return {int(entry.split(b":")[1]) for entry in done}
-
-        # Kill the same worker slot four times while work is in progress, restarting it.
-        for mark in (100, 300, 500, 700):
-            await _wait_until(lambda m=mark: _at_least(finished, m), 60, f"{mark} tasks done")
+        # Each round: once the (re)started victim is waiting for work, queue a chunk; once it
+        # has started tasks from that chunk, SIGKILL it mid-run and start it again.
+        for i in range(rounds):
+            numbers = range(i * chunk, (i + 1) * chunk)
+            await _wait_until(lambda v=victim: workers.idle(results, v), 60, "victim ready")
+            await dispatch(numbers)
+            await _wait_until(lambda v=victim, r=numbers: started_by(v, r), 60, "victim busy")
             workers.kill(victim)
             victim = workers.start()
-        await _wait_until(lambda: _at_least(finished, total), 90, "every task done")
+        await dispatch(range(rounds * chunk, total))
 
-        starts = [e.decode().split(":") for e in await results.lrange(f"{key}:started", 0, -1)]
-        by_survivors = Counter(int(n) for pid, n in starts if int(pid) not in workers.killed)
-        in_killed = {int(n) for pid, n in starts if int(pid) in workers.killed}
+        async def all_done() -> bool:
+            return {n for _, n in await entries("done")} == set(range(total))
+
+        await _wait_until(all_done, 90, "every task done")
+        starts, done = await entries("started"), await entries("done")
+        survivors = Counter(n for pid, n in starts if pid not in workers.killed)
         # A task ran more than once only because an earlier run was in a killed worker.
-        assert max(by_survivors.values()) == 1, workers.report()
-        reruns = [n for n, count in Counter(int(n) for _, n in starts).items() if count > 1]
-        assert set(reruns) <= in_killed
-        assert in_killed, "the kills hit no running task; the test proved nothing"
-        assert await finished() == set(range(total))
+        assert max(survivors.values()) == 1, workers.report()
+        reruns = {n for n, count in Counter(n for _, n in starts).items() if count > 1}
+        assert reruns <= {n for pid, n in starts if pid in workers.killed}
+        # Runs the kills cut short: started in a killed worker, finished there never.
+        interrupted = {(pid, n) for pid, n in starts if pid in workers.killed} - set(done)
+        assert interrupted, "no kill hit a running task; the test proved nothing"
 
         [stats] = await tasks.driver.stats([queue])
         assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (0, 0, 0, 0)
