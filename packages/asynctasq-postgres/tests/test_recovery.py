@@ -17,7 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pytest
 
+from asynctasq import task
+from asynctasq.core.dispatch import prepare
 from asynctasq.drivers.base import OutgoingMessage
+from asynctasq.worker import Worker
 from asynctasq_postgres import PostgresDriver
 
 Factory = Callable[..., PostgresDriver]
@@ -134,3 +137,43 @@ async def test_percent_encoded_password_and_sslmode_are_parsed_by_asyncpg(
     await driver.enqueue(msg())
     assert len(await driver.dequeue(["q"], limit=1, wait=0)) == 1
     assert SECRET not in repr(driver)
+
+
+_completed: set[int] = set()
+
+
+@task(queue="recover", max_attempts=10, retry_delay=0.1, visibility_timeout=2.0)
+async def note_completion(n: int) -> None:
+    """Remember that task `n` ran to the end."""
+    _completed.add(n)
+
+
+async def test_a_running_worker_rides_out_killed_connections(
+    make_driver: Factory, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    driver = make_driver(poll_interval=1.0)
+    await driver.init_schema()
+    worker = Worker(
+        driver=driver,
+        queues=["recover"],
+        concurrency=4,
+        poll_wait=1.0,
+        install_signal_handlers=False,
+    )
+    running = asyncio.create_task(worker.run())
+    try:
+        await driver.enqueue_many([prepare(note_completion(n)) for n in range(20)])
+        for _ in range(3):  # three "restarts" while it works
+            await asyncio.sleep(0.3)
+            await terminate(admin, driver._application_name)
+        # A statement sent on a connection the server is closing at that very moment fails
+        # (the worker retries; a producer would see the error): let the pool notice first.
+        await asyncio.sleep(0.1)
+        await driver.enqueue_many([prepare(note_completion(n)) for n in range(20, 40)])
+        await eventually(lambda: len(_completed) == 40, within=20.0)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(running, 15)
+    assert _completed == set(range(40))
+    [stats] = await driver.stats(["recover"])
+    assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
