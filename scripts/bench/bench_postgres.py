@@ -1,0 +1,384 @@
+"""PostgreSQL driver benchmark: enqueue, drain, dispatch-to-start latency, backlog scaling.
+
+Run: ``.venv/bin/python -m scripts.bench.bench_postgres [--dsn ...] [--write]``
+
+Every scenario runs in a throw-away schema (dropped afterwards) and is repeated; the table
+shows medians. The "raw asyncpg loop" is the floor a hand-written consumer reaches on the
+same server in the same run: 10 coroutines each doing ``UPDATE ... WHERE id = (SELECT ...
+FOR UPDATE SKIP LOCKED)``, the no-op, ``DELETE``, sleeping on LISTEN when idle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import platform
+import statistics
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from asynctasq import init, task
+from asynctasq.core.dispatch import prepare
+from asynctasq.drivers.base import OutgoingMessage
+from asynctasq.drivers.connections import close_drivers
+from asynctasq.worker import Worker
+from asynctasq_postgres import PostgresDriver
+
+DEFAULT_DSN = os.environ.get(
+    "ASYNCTASQ_BENCH_POSTGRES_DSN",
+    os.environ.get("ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+)
+QUEUE = "bench"
+REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "postgres.md"
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def bench_driver(dsn: str, **settings: Any) -> AsyncIterator[PostgresDriver]:
+    """A driver on a fresh schema, dropped on exit."""
+    schema = f"atq_bench_{uuid.uuid4().hex[:8]}"
+    settings.setdefault("min_pool_size", 2)
+    settings.setdefault("max_pool_size", 10)
+    driver = PostgresDriver(dsn, schema=schema, **settings)
+    await driver.init_schema()
+    try:
+        yield driver
+    finally:
+        await driver.close()
+        admin = await asyncpg.connect(dsn)
+        try:
+            await admin.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await admin.close()
+
+
+def message(payload: bytes, queue: str = QUEUE) -> OutgoingMessage:
+    return OutgoingMessage(str(uuid.uuid4()), queue, payload, visibility_timeout=60)
+
+
+async def fill(driver: PostgresDriver, messages: list[OutgoingMessage]) -> None:
+    for start in range(0, len(messages), 1000):
+        await driver.enqueue_many(messages[start : start + 1000])
+    admin = await asyncpg.connect(driver_dsn(driver))
+    try:
+        await admin.execute(f"VACUUM ANALYZE {driver.table_names.queue}")
+    finally:
+        await admin.close()
+
+
+def driver_dsn(driver: PostgresDriver) -> str:
+    return driver._dsn or DEFAULT_DSN
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return ordered[index]
+
+
+# -- enqueue --------------------------------------------------------------------------------
+
+
+async def enqueue_single(dsn: str, n: int) -> float:
+    """Messages per second, one `enqueue` call (one statement) after another."""
+    async with bench_driver(dsn) as driver:
+        messages = [message(b'{"noop":1}') for _ in range(n)]
+        started = time.perf_counter()
+        for m in messages:
+            await driver.enqueue(m)
+        return n / (time.perf_counter() - started)
+
+
+async def enqueue_batch(dsn: str, n: int, batch: int) -> float:
+    """Messages per second with `enqueue_many` batches."""
+    async with bench_driver(dsn) as driver:
+        messages = [message(b'{"noop":1}') for _ in range(n)]
+        started = time.perf_counter()
+        for start in range(0, n, batch):
+            await driver.enqueue_many(messages[start : start + batch])
+        return n / (time.perf_counter() - started)
+
+
+# -- drains ---------------------------------------------------------------------------------
+
+
+async def drain_driver_loop(dsn: str, n: int, concurrency: int) -> float:
+    """Tasks per second for a minimal consumer on the driver alone (no core worker):
+    dequeue up to the free slots, run a no-op per message, ack in batches."""
+    async with bench_driver(dsn) as driver:
+        await fill(driver, [message(b'{"noop":1}') for _ in range(n)])
+        done = 0
+        started = time.perf_counter()
+        while done < n:
+            got = await driver.dequeue([QUEUE], limit=concurrency, wait=1.0)
+            await asyncio.gather(*(asyncio.sleep(0) for _ in got))
+            await driver.ack(got)
+            done += len(got)
+        return n / (time.perf_counter() - started)
+
+
+async def drain_worker(dsn: str, n: int, concurrency: int) -> float:
+    """Tasks per second for core's `Worker` (burst mode) draining `n` no-op tasks."""
+    async with bench_driver(dsn) as driver:
+        await fill(driver, [await noop_message() for _ in range(n)])
+        worker = Worker(
+            driver=driver,
+            queues=[QUEUE],
+            concurrency=concurrency,
+            burst=True,
+            install_signal_handlers=False,
+        )
+        started = time.perf_counter()
+        await worker.run()
+        elapsed = time.perf_counter() - started
+        if worker.stats.succeeded != n:
+            raise RuntimeError(f"worker ran {worker.stats.succeeded} of {n} tasks")
+        return n / elapsed
+
+
+RAW_SCHEMA = """
+CREATE TABLE {t} (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    payload bytea NOT NULL,
+    locked boolean NOT NULL DEFAULT false
+);
+CREATE INDEX ON {t} (id) WHERE NOT locked;
+"""
+
+
+async def drain_raw(dsn: str, n: int, concurrency: int, *, synchronous_commit: bool) -> float:
+    """Tasks per second for the hand-written asyncpg consumer (the reference ceiling),
+    committing with or without waiting for the WAL flush."""
+    table = f"atq_raw_{uuid.uuid4().hex[:8]}"
+    channel = table
+    admin = await asyncpg.connect(dsn)
+    await admin.execute(RAW_SCHEMA.format(t=table))
+    payloads = [b'{"noop":1}'] * n
+    for start in range(0, n, 1000):
+        await admin.execute(
+            f"INSERT INTO {table} (payload) SELECT * FROM unnest($1::bytea[])",
+            payloads[start : start + 1000],
+        )
+    await admin.execute(f"VACUUM ANALYZE {table}")
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=concurrency,
+        max_size=concurrency,
+        server_settings={"synchronous_commit": "on" if synchronous_commit else "off"},
+    )
+    listener = await asyncpg.connect(dsn)
+    wake = asyncio.Event()
+    await listener.add_listener(channel, lambda *_: wake.set())
+    take = (
+        f"UPDATE {table} SET locked = true WHERE id = (SELECT id FROM {table} WHERE NOT locked "
+        "ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED) RETURNING id, payload"
+    )
+    finish = f"DELETE FROM {table} WHERE id = $1"
+    done = 0
+
+    async def noop(_payload: bytes) -> None:
+        await asyncio.sleep(0)
+
+    async def consumer() -> None:
+        nonlocal done
+        while done < n:
+            row = await pool.fetchrow(take)
+            if row is None:
+                wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(wake.wait(), 1.0)
+                continue
+            await noop(row[1])
+            await pool.execute(finish, row[0])
+            done += 1
+
+    try:
+        started = time.perf_counter()
+        await asyncio.gather(*(consumer() for _ in range(concurrency)))
+        return n / (time.perf_counter() - started)
+    finally:
+        await listener.close()
+        await pool.close()
+        await admin.execute(f"DROP TABLE {table}")
+        await admin.close()
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+_started: dict[str, float] = {}
+_arrived = asyncio.Event()
+
+
+@task(queue=QUEUE, max_attempts=1, visibility_timeout=60)
+async def bench_noop(mark: str | None = None) -> None:
+    """The benchmark's task: does nothing (or notes when it started)."""
+    if mark is not None:
+        _started[mark] = time.perf_counter()
+        _arrived.set()
+
+
+async def noop_message(mark: str | None = None) -> OutgoingMessage:
+    """An encoded no-op task: exactly what `dispatch` sends (core's `prepare`)."""
+    return prepare(bench_noop(mark))
+
+
+# -- latency --------------------------------------------------------------------------------
+
+
+async def latency(dsn: str, samples: int, concurrency: int) -> tuple[float, float, float]:
+    """Dispatch-to-start latency (p50, p99 in ms): ``await task(...).dispatch()`` through
+    the configured driver, to an idle core worker in the same process (same clock); and
+    the p50 of the dispatch call alone (INSERT + NOTIFY + durable commit)."""
+    async with bench_driver(dsn) as driver:
+        init(
+            {
+                "driver": "postgres",
+                "postgres": {
+                    "dsn": dsn,
+                    "schema": driver.table_names.schema,
+                    "min_pool_size": 1,
+                    "max_pool_size": 2,
+                },
+            }
+        )
+        worker = Worker(
+            driver=driver, queues=[QUEUE], concurrency=concurrency, install_signal_handlers=False
+        )
+        running = asyncio.create_task(worker.run())
+        await bench_noop().dispatch()  # connects the dispatching driver; warms the worker
+        await asyncio.sleep(0.5)
+        delays: list[float] = []
+        calls: list[float] = []
+        for i in range(samples):
+            mark = f"m{i}"
+            sent = time.perf_counter()
+            await bench_noop(mark).dispatch()
+            calls.append((time.perf_counter() - sent) * 1000)
+            while mark not in _started:
+                await _arrived.wait()
+                _arrived.clear()
+            delays.append((_started.pop(mark) - sent) * 1000)
+            await asyncio.sleep(0.01)  # idle again before the next one
+        worker.request_stop()
+        await running
+        await close_drivers()
+        init()
+        return percentile(delays, 0.5), percentile(delays, 0.99), percentile(calls, 0.5)
+
+
+# -- runner ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)
+
+    def add(self, name: str, values: list[float], unit: str, fmt: str = "{:,.0f}") -> float:
+        median = statistics.median(values)
+        spread = ", ".join(fmt.format(v) for v in values)
+        self.rows.append((name, f"{fmt.format(median)} {unit}", spread))
+        print(f"  {name}: {fmt.format(median)} {unit}  [{spread}]", flush=True)
+        return median
+
+
+async def repeat(times: int, run: Callable[[], Awaitable[float]]) -> list[float]:
+    return [await run() for _ in range(times)]
+
+
+async def run_all(args: argparse.Namespace) -> Results:
+    dsn, n, c, r = args.dsn, args.tasks, args.concurrency, args.repeats
+    results = Results()
+    print(f"PostgreSQL benchmark: {n} tasks, concurrency {c}, median of {r}", flush=True)
+    results.add(
+        "enqueue, one per call", await repeat(r, lambda: enqueue_single(dsn, 2000)), "msg/s"
+    )
+    results.add(
+        "enqueue_many, batches of 500", await repeat(r, lambda: enqueue_batch(dsn, n, 500)), "msg/s"
+    )
+    raw_sync = results.add(
+        f"drain {n}: raw asyncpg loop, synchronous commit",
+        await repeat(r, lambda: drain_raw(dsn, n, c, synchronous_commit=True)),
+        "tasks/s",
+    )
+    raw_async = results.add(
+        f"drain {n}: raw asyncpg loop, synchronous_commit=off",
+        await repeat(r, lambda: drain_raw(dsn, n, c, synchronous_commit=False)),
+        "tasks/s",
+    )
+    results.add(
+        f"drain {n}: driver alone (dequeue/ack loop)",
+        await repeat(r, lambda: drain_driver_loop(dsn, n, c)),
+        "tasks/s",
+    )
+    worker = results.add(
+        f"drain {n}: core Worker + PostgresDriver",
+        await repeat(r, lambda: drain_worker(dsn, n, c)),
+        "tasks/s",
+    )
+    results.rows.append(
+        ("Worker drain / raw loop (sync commit)", f"{worker / raw_sync:.2f}x", "target >= 0.6x")
+    )
+    results.rows.append(
+        ("Worker drain / raw loop (commit=off)", f"{worker / raw_async:.2f}x", "target >= 0.6x")
+    )
+    lat = [await latency(dsn, args.latency_samples, c) for _ in range(r)]
+    results.add("dispatch-to-start latency p50", [x[0] for x in lat], "ms", "{:.2f}")
+    results.add("dispatch-to-start latency p99", [x[1] for x in lat], "ms", "{:.2f}")
+    results.add("of which the dispatch call itself, p50", [x[2] for x in lat], "ms", "{:.2f}")
+    for backlog in args.backlogs:
+        runs = [await drain_worker(dsn, backlog, c) for _ in range(r)]
+        results.add(f"worker drain, backlog {backlog:,}", runs, "tasks/s")
+    return results
+
+
+def render(results: Results, args: argparse.Namespace) -> str:
+    lines = [
+        "# PostgreSQL driver benchmark",
+        "",
+        f"`.venv/bin/python -m scripts.bench.bench_postgres --tasks {args.tasks} "
+        f"--concurrency {args.concurrency} --repeats {args.repeats}`  ",
+        f"Python {platform.python_version()}, asyncpg {asyncpg.__version__}, "
+        f"{os.cpu_count()} cores shared with the server (PostgreSQL on 127.0.0.1), "
+        f"{time.strftime('%Y-%m-%d')}. Medians of {args.repeats}; every run listed.",
+        "",
+        "| measure | median | runs |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {name} | {value} | {spread} |" for name, value, spread in results.rows]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the benchmark and print (and with ``--write``, save) the table."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dsn", default=DEFAULT_DSN)
+    parser.add_argument("--tasks", type=int, default=20_000)
+    parser.add_argument("--concurrency", type=int, default=10)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument(
+        "--backlogs", type=lambda s: [int(x) for x in s.split(",")], default=[1_000, 100_000]
+    )
+    parser.add_argument("--write", action="store_true", help=f"save the table to {REPORT}")
+    args = parser.parse_args(argv)
+    results = asyncio.run(run_all(args))
+    table = render(results, args)
+    print()
+    print(table)
+    if args.write:
+        REPORT.parent.mkdir(parents=True, exist_ok=True)
+        REPORT.write_text(table)
+
+
+if __name__ == "__main__":
+    main()
