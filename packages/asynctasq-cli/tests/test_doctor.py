@@ -6,7 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from cli_testing import Invoke
+from cli_testing import Invoke, requires_sqlite
+
+from asynctasq.plugins import CLI_GROUP, DRIVERS_GROUP, plugins
 
 
 def test_healthy_set_up(cli: Invoke, memory_args: list[str]) -> None:
@@ -14,14 +16,9 @@ def test_healthy_set_up(cli: Invoke, memory_args: list[str]) -> None:
     assert result.exit_code == 0, result.output
     out = result.stdout
     assert "asynctasq-core" in out and "asynctasq-cli" in out and "python" in out
-    for name, dist in [
-        ("redis", "asynctasq-redis"),
-        ("sqlite", "asynctasq-sqlite"),
-        ("memory", "asynctasq-core"),
-        ("postgres", "asynctasq-postgres"),
-    ]:
-        row = next(line for line in out.splitlines() if f" {name} " in line and dist in line)
-        assert "ok" in row
+    for name, info in plugins(DRIVERS_GROUP).items():
+        row = next(line for line in out.splitlines() if f" {name} " in line)
+        assert str(info.distribution) in row and "ok" in row
     assert "Driver in effect: memory" in out
     assert "answered in" in out
     assert "No problems found." in out
@@ -33,14 +30,15 @@ def test_json_report(cli: Invoke, memory_args: list[str]) -> None:
     report = json.loads(result.stdout)
     assert report["driver"] == "memory" and report["problems"] == []
     drivers = {p["name"]: p for p in report["plugins"] if p["group"] == "asynctasq.drivers"}
-    assert drivers["sqlite"]["distribution"] == "asynctasq-sqlite"
-    assert drivers["sqlite"]["version"] == "0.1.0"
+    assert drivers["memory"]["distribution"] == "asynctasq-core"
+    assert drivers["memory"]["version"] == "0.1.0"
     clis = {p["name"] for p in report["plugins"] if p["group"] == "asynctasq.cli"}
-    assert {"postgres", "mysql"} <= clis
+    assert clis == set(plugins(CLI_GROUP))
     assert report["connectivity"]["ok"] is True
     assert report["settings"]["worker"]["concurrency"] == {"value": 10, "source": "default"}
 
 
+@requires_sqlite
 def test_embedded_default_is_named(cli: Invoke) -> None:
     result = cli("doctor", "--json")
     report = json.loads(result.stdout)

@@ -46,6 +46,7 @@ class Backend:
 @pytest.fixture(params=["sqlite", "redis"])
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "sqlite":
+        pytest.importorskip("asynctasq_sqlite")
         from asynctasq_sqlite import SqliteDriver
 
         path = str(tmp_path / "queue.db")
@@ -227,6 +228,7 @@ def test_burst_with_json_logs_over_a_pipe(backend: Backend, markers: Path) -> No
 
 
 def test_unreachable_broker_exits_1_with_one_line(tmp_path: Path) -> None:
+    pytest.importorskip("asynctasq_redis")
     proc = subprocess.run(
         [
             str(SCRIPT),

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import cli_test_tasks as t
 import pytest
-from cli_testing import Invoke, enqueue, make_dead_letters, stats
+from cli_testing import Invoke, enqueue, make_dead_letters, requires_redis_driver, stats
 
 from asynctasq.testing import MemoryDriver
 from asynctasq_cli import output
@@ -62,6 +62,7 @@ def test_queues_when_there_are_none(cli: Invoke, memory_args: list[str]) -> None
     assert json.loads(cli("queues", *memory_args, "--json").stdout) == []
 
 
+@requires_redis_driver
 def test_queues_unreachable_broker(cli: Invoke) -> None:
     result = cli(
         "queues",
@@ -115,3 +116,36 @@ def test_purge_confirmed_interactively(
     accepted = cli("purge", "emails", *memory_args, input="y\n")
     assert accepted.exit_code == 0, accepted.output
     assert stats(memory, "emails") == (0, 0, 0, 0)
+
+
+def test_env_file_and_environment_select_the_driver(
+    cli: Invoke, memory: MemoryDriver, namespace: str, markers: Path, tmp_path: Path
+) -> None:
+    seed(memory, markers)
+    env_file = tmp_path / "settings.env"
+    env_file.write_text(f"ASYNCTASQ_DRIVER=memory\nASYNCTASQ_MEMORY_NAMESPACE={namespace}\n")
+    result = cli("queues", "--env-file", str(env_file), "--json")
+    assert result.exit_code == 0, result.output
+    assert [q["queue"] for q in json.loads(result.stdout)] == ["emails", "reports"]
+    # the environment beats the file; the command line beats both
+    other = cli(
+        "queues",
+        "--env-file",
+        str(env_file),
+        "--json",
+        env={"ASYNCTASQ_MEMORY_NAMESPACE": "elsewhere"},
+    )
+    assert json.loads(other.stdout) == []
+    back = cli(
+        "queues",
+        "--env-file",
+        str(env_file),
+        "--json",
+        "-o",
+        f"namespace={namespace}",
+        env={"ASYNCTASQ_MEMORY_NAMESPACE": "elsewhere"},
+    )
+    assert len(json.loads(back.stdout)) == 2
+    missing = cli("queues", "--env-file", str(tmp_path / "nope.env"))
+    assert missing.exit_code == 2
+    assert "no such file" in missing.stderr

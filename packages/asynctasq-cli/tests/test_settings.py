@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from cli_testing import requires_sqlite
 
 from asynctasq.errors import ConfigError, UnknownDriverError
 from asynctasq_cli.commands.worker import WorkerOptions
@@ -35,6 +36,7 @@ def test_parse_set_rejects_malformed_items(item: str) -> None:
         parse_set([item])
 
 
+@requires_sqlite
 def test_defaults_without_any_source() -> None:
     loaded = load_config(ConnectionOptions())
     assert loaded.driver_name == "sqlite"
@@ -74,6 +76,7 @@ def test_explicit_option_beats_set() -> None:
     assert loaded.config.worker.shutdown_timeout == 3.0
 
 
+@requires_sqlite
 def test_set_beats_environment_for_driver_settings(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASYNCTASQ_SQLITE_PATH", "from-env.db")
     assert load_config(ConnectionOptions()).config.driver_settings("sqlite") == {
@@ -83,6 +86,7 @@ def test_set_beats_environment_for_driver_settings(monkeypatch: pytest.MonkeyPat
     assert loaded.config.driver_settings("sqlite") == {"path": "from-cli.db"}
 
 
+@requires_sqlite
 def test_driver_option_applies_to_the_driver_in_effect(monkeypatch: pytest.MonkeyPatch) -> None:
     loaded = load_config(ConnectionOptions(driver_options=("path=x.db", "busy_timeout=2")))
     assert loaded.driver_name == "sqlite"
@@ -102,6 +106,7 @@ def test_env_file_option(tmp_path: Path) -> None:
         load_config(ConnectionOptions(env_file=tmp_path / "missing.env"))
 
 
+@requires_sqlite
 def test_errors_name_the_command_line_and_the_setting() -> None:
     with pytest.raises(ConfigError, match=r"command line: unknown setting sqlite\.nope"):
         load_config(ConnectionOptions(set=("sqlite.nope=1",)))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import cli_test_tasks as t
 import pytest
-from cli_testing import TASKS_DIR, Invoke, enqueue, lines
+from cli_testing import TASKS_DIR, Invoke, enqueue, lines, requires_sqlite
 
 from asynctasq.testing import MemoryDriver
 
@@ -278,6 +278,7 @@ def test_plain_logs_when_not_a_terminal(cli: Invoke, memory_args: list[str]) -> 
     assert "\x1b[" not in result.stderr  # no colour codes, no live line
 
 
+@requires_sqlite
 def test_banner_says_once_that_sqlite_is_the_embedded_default(cli: Invoke) -> None:
     result = cli("worker", "--burst")
     assert result.exit_code == 0, result.output
@@ -308,6 +309,7 @@ def test_live_status_line_on_a_terminal(
     assert "running" not in no_live.stderr
 
 
+@requires_sqlite
 def test_set_and_driver_option_reach_the_driver(cli: Invoke, markers: Path, tmp_path: Path) -> None:
     from asynctasq_sqlite import SqliteDriver
 
@@ -335,7 +337,7 @@ def test_bad_option_values_are_one_line_usage_errors(cli: Invoke) -> None:
         (["--set", "nodot"], "nodot"),
         (["--driver-option", "novalue"], "--driver-option"),
     ]:
-        result = cli("worker", "--burst", *args)
+        result = cli("worker", "--burst", "--driver", "memory", *args)
         assert result.exit_code == 2, (args, result.output)
         [line] = result.stderr.strip().splitlines()
         assert line.startswith("error: ") and fragment in line, line

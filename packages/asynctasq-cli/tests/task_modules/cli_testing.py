@@ -112,3 +112,20 @@ def stats(driver: Driver, queue: str) -> tuple[int, int, int, int]:
         return s.ready, s.delayed, s.in_flight, s.dead
 
     return asyncio.run(get())
+
+
+def _installed(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+requires_sqlite = pytest.mark.skipif(
+    not _installed("asynctasq_sqlite"), reason="asynctasq-sqlite is not installed"
+)
+requires_redis_driver = pytest.mark.skipif(
+    not _installed("asynctasq_redis"), reason="asynctasq-redis is not installed"
+)
+requires_postgres_driver = pytest.mark.skipif(
+    not _installed("asynctasq_postgres"), reason="asynctasq-postgres is not installed"
+)
