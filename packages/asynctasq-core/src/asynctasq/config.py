@@ -77,7 +77,7 @@ class Config:
 
 
 _SECTIONS: dict[str, type[Any]] = {"task_defaults": TaskDefaults, "worker": WorkerSettings}
-_config = Config()
+_config: Config | None = None  # None: not configured yet; the environment decides on first use
 _version = 0
 
 
@@ -330,7 +330,7 @@ def set_global_config(**settings: Any) -> Config:
         ConfigError: an unknown key or an unusable value, named in the message.
     """
     global _config
-    current = _as_layer(_config)
+    current = _as_layer(get_config())
     _config = _build(
         [("config", current), ("set_global_config()", _parse(settings, "set_global_config()"))]
     )
@@ -357,7 +357,14 @@ def _as_layer(config: Config) -> dict[str, Any]:
 
 
 def get_config() -> Config:
-    """The configuration in effect (defaults until `init()` or `set_global_config()`)."""
+    """The configuration in effect.
+
+    Until `init()` or `set_global_config()` is called, the first use reads the environment
+    and `.env`, as `init()` would: a process configured only by ``ASYNCTASQ_*`` variables
+    needs no code.
+    """
+    if _config is None:
+        return init()
     return _config
 
 
