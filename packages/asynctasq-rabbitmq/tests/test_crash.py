@@ -188,3 +188,27 @@ async def test_a_task_that_kills_its_worker_ends_as_a_dead_letter(
         assert len(workers.killed) == 2
     finally:
         workers.stop_all()
+
+
+async def test_a_busy_worker_sees_no_false_redeliveries(tasks: ModuleType, tmp_path: Path) -> None:
+    """A worker acks a moment after asking for more work; that must never count a delivery
+    that did not happen (re-subscribing a quorum queue consumer would)."""
+    from asynctasq.worker import Worker
+
+    queue = "busy"
+    base = tmp_path / "busy"
+    total = 1500
+    await dispatch_many([tasks.record(str(base), n).on_queue(queue) for n in range(total)])
+    worker = Worker(
+        driver=tasks.make_driver(),
+        queues=[queue],
+        concurrency=10,
+        burst=True,
+        allowed_roots=[str(HERE)],
+        install_signal_handlers=False,
+    )
+    await asyncio.wait_for(worker.run(), 120)
+    starts = Counter(int(n) for _, n in _lines(Path(f"{base}.started")))
+    assert set(starts) == set(range(total))
+    assert max(starts.values()) == 1
+    assert (worker.stats.succeeded, worker.stats.dead_lettered) == (total, 0)

@@ -7,12 +7,14 @@ worker sees a new task within milliseconds. A delivery in the buffer is already 
 connection (unacked) and invisible to other workers.
 
 Flow control is the consumer prefetch (`basic.qos`, per consumer: quorum queues refuse the
-channel-wide kind). It is the `prefetch_count` setting, or else the largest `limit` the worker
-asked for, which is its concurrency: the broker then sends at most that many unsettled messages
-per queue, so a busy worker does not hoard tasks other workers could run. When every message a
-lane holds has been handed out and the caller still asks for more (its concurrency grew, or
-several callers share one driver), the lane re-subscribes with a fresh consumer tag, whose
-prefetch counts from zero.
+channel-wide kind). It is the `prefetch_count` setting, or else the `limit` of the first
+dequeue, which is the worker's concurrency: the broker then sends at most that many unsettled
+messages per queue, so a busy worker does not hoard tasks other workers could run. When every
+message a lane holds has been handed out, nothing was settled for `STARVED_GRACE` seconds and
+the caller still asks for more (its concurrency grew, or several callers share one driver),
+the lane fetches with `basic.get`, which the prefetch does not limit. (Re-subscribing instead
+would be wrong on quorum queues: deliveries in flight when a consumer is cancelled go back to
+the queue counted as a delivery.)
 
 Deliveries are bound to the channel that received them. After a reconnect (aio-pika's robust
 connection reopens the channel) the lanes subscribe again and buffered deliveries of the dead
@@ -45,6 +47,10 @@ log = logging.getLogger("asynctasq.rabbitmq")
 WARM_UP_SECONDS = 0.25
 """After subscribing to a queue that has ready messages, how long a dequeue waits for the
 first deliveries, so that queue order holds from the first call."""
+STARVED_GRACE = 0.05
+"""How long a dequeue waits for a settle to free prefetch before it uses `basic.get`."""
+GOT = -1
+"""The generation of a delivery fetched with `basic.get` (outside the prefetch)."""
 
 
 @dataclass(slots=True, eq=False)
@@ -160,27 +166,51 @@ class Consumer:
         """
         if self._stopped:
             return []
-        if self._fixed_prefetch is None and limit > self._prefetch:
-            self._prefetch = limit
+        if self._fixed_prefetch is None and not self._lanes:
+            self._prefetch = limit  # the first call of a worker: its concurrency
         lanes = [await self._lane(queue) for queue in dict.fromkeys(queues)]
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(wait, 0.0)
         await self._warm_up(lanes)
+        fetch_at: float | None = None
         while True:
             taken = self._pop(lanes, limit)
             if taken or self._stopped:
                 return taken
-            for lane in lanes:
-                if lane.starved():
-                    await self._resubscribe(lane)
-            remaining = deadline - loop.time()
+            now = loop.time()
+            starved = [lane for lane in lanes if lane.starved()]
+            if not starved:
+                fetch_at = None
+            elif fetch_at is None:
+                fetch_at = now + STARVED_GRACE
+            elif now >= fetch_at:
+                taken = await self._fetch(starved, limit)
+                if taken:
+                    return taken
+                fetch_at = now + STARVED_GRACE  # nothing ready: look again later
+            remaining = deadline - now
             if remaining <= 0:
                 return []
+            if fetch_at is not None:
+                remaining = min(remaining, max(fetch_at - now, 0.0))
             self._arrived.clear()
             if any(lane.buffer for lane in lanes):
                 continue
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._arrived.wait(), remaining)
+
+    async def _fetch(self, lanes: Sequence[Lane], limit: int) -> list[Delivery]:
+        """Take up to `limit` ready messages with `basic.get` (not bound by the prefetch)."""
+        taken: list[Delivery] = []
+        for lane in lanes:
+            channel = lane.channel
+            while channel is not None and not channel.is_closed and len(taken) < limit:
+                message = await channel.basic_get(lane.broker_queue, no_ack=False)
+                if not isinstance(message.delivery, Basic.GetOk):
+                    break  # get-empty
+                lane.outstanding += 1
+                taken.append(self._delivery(lane, message, GOT))
+        return taken
 
     def _pop(self, lanes: Sequence[Lane], limit: int) -> list[Delivery]:
         taken: list[Delivery] = []
@@ -197,7 +227,7 @@ class Consumer:
 
     def _delivery(self, lane: Lane, message: DeliveredMessage, generation: int) -> Delivery:
         delivery = message.delivery
-        assert isinstance(delivery, Basic.Deliver)  # consumers only receive basic.deliver
+        assert isinstance(delivery, Basic.Deliver | Basic.GetOk)
         return Delivery(
             task_id=task_id_of(message),
             queue=lane.queue,
@@ -281,17 +311,6 @@ class Consumer:
         except BaseException:
             lane.consumer_tag = None
             raise
-
-    async def _resubscribe(self, lane: Lane) -> None:
-        async with self._lock:
-            if not lane.starved() or lane.channel is None or lane.consumer_tag is None:
-                return
-            channel, old = lane.channel, lane.consumer_tag
-            lane.consumer_tag = None
-            # What the old subscription delivered stays leased to this channel; only its
-            # prefetch credit is left behind.
-            await channel.basic_cancel(old)
-            await self._subscribe(lane, channel, 0)
 
     async def _deliver(self, lane: Lane, generation: int, message: DeliveredMessage) -> None:
         lane.buffer.append((message, generation))
