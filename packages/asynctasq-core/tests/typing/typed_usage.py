@@ -1,0 +1,26 @@
+# Checked by mypy in test_static_typing.py; each line marked "E:" must be reported.
+from asynctasq import task
+from asynctasq.core.task import Task
+
+
+@task(queue="emails")
+async def send_email(to: str, retries: int = 3) -> bool:
+    return True
+
+
+class Sum(Task[int]):
+    def __init__(self, numbers: list[int]) -> None:
+        super().__init__()
+        self.numbers = numbers
+
+    async def handle(self) -> int:
+        return sum(self.numbers)
+
+
+async def usage() -> None:
+    ok: str = await send_email("a@b.c").on_queue("q").delay(5).dispatch()
+    send_email(to=1)  # E: wrong argument type
+    send_email("a", nope=2)  # E: unexpected keyword
+    total: str = await Sum([1, 2]).handle()  # E: Task[int] returns int
+    await Sum([1]).timeout(30).max_attempts(2).dispatch()
+    print(ok)
