@@ -22,5 +22,6 @@ async def usage() -> None:
     send_email(to=1)  # E: wrong argument type
     send_email("a", nope=2)  # E: unexpected keyword
     total: str = await Sum([1, 2]).handle()  # E: Task[int] returns int
+    print(total)
     await Sum([1]).timeout(30).max_attempts(2).dispatch()
     print(ok)
