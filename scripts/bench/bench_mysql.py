@@ -256,10 +256,11 @@ async def latency(dsn: str, samples: int, concurrency: int) -> tuple[float, floa
         for i in range(samples):
             mark = f"m{i}"
             outgoing = await noop_message(mark)
-            _arrived[mark] = asyncio.Event()
+            arrived = _arrived[mark] = asyncio.Event()
             sent = time.perf_counter()
             await driver.enqueue(outgoing)
-            await _arrived.pop(mark).wait()
+            await arrived.wait()
+            del _arrived[mark]
             delays.append((_started.pop(mark) - sent) * 1000)
             await asyncio.sleep(0.01)  # idle again before the next one
         worker.request_stop()

@@ -208,9 +208,10 @@ async def test_idle_backoff_grows_to_its_cap_and_resets() -> None:
     await asyncio.sleep(0)
     started = time.monotonic()
     idle.notify()
-    await sleeper
+    assert await sleeper is True  # woken, not timed out
     assert time.monotonic() - started < 0.1
     assert idle.interval == 0.01
+    assert await idle.sleep(0.01) is False
 
 
 # -- dead letters ------------------------------------------------------------------------

@@ -354,7 +354,8 @@ class MySQLDriver:
                 # The floor keeps a due row that another consumer's dequeue holds locked (for
                 # a few ms) from making us spin; the slack lets the server clock pass it.
                 remaining = min(remaining, max(next_due + _DUE_SLACK, _DUE_SLACK))
-            await self._idle.sleep(remaining)
+            if await self._idle.sleep(remaining):
+                self._probe_first = False  # woken by a local enqueue: take at once
 
     async def _take(self, queues: list[str], limit: int) -> tuple[list[Delivery], float | None]:
         """Lease up to `limit` rows; when none, also seconds until the next due row.

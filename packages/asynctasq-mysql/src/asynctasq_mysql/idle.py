@@ -39,16 +39,19 @@ class IdleBackoff:
         if event is not None:
             event.set()
 
-    async def sleep(self, limit: float) -> None:
+    async def sleep(self, limit: float) -> bool:
         """Sleep for the current interval, at most `limit` seconds, or until `notify`.
 
         Args:
             limit: Upper bound in seconds (the caller's deadline or the next due row).
+
+        Returns:
+            True when `notify` ended the sleep (a message was just enqueued here).
         """
         delay = min(self._interval, limit)
         self._interval = min(self._interval * 2, self.max_interval)
         if delay <= 0:
-            return
+            return False
         if self._wakeup is None:
             self._wakeup = asyncio.Event()
         event = self._wakeup
@@ -56,7 +59,8 @@ class IdleBackoff:
             async with asyncio.timeout(delay):
                 await event.wait()
         except TimeoutError:
-            pass
+            return False
+        return True
 
 
 __all__ = ["IdleBackoff"]
