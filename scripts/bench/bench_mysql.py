@@ -274,8 +274,8 @@ async def latency_other_process(dsn: str, samples: int) -> tuple[float, float]:
     async with bench_driver(dsn) as consumer_driver:
         producer = MySQLDriver(
             dsn,
-            queue_table=consumer_driver._tables.raw_queue,
-            dead_letter_table=consumer_driver._tables.dead_letter.strip("`"),
+            queue_table=consumer_driver.queue_table,
+            dead_letter_table=consumer_driver.dead_letter_table,
             min_pool_size=1,
             max_pool_size=2,
         )

@@ -11,6 +11,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 from asynctasq import dispatch_many, init
 from asynctasq.drivers.connections import close_drivers
@@ -20,7 +21,7 @@ from asynctasq_mysql import MySQLDriver
 HERE = Path(__file__).resolve().parent
 
 
-def settings() -> dict[str, object]:
+def settings() -> dict[str, Any]:
     return {
         "dsn": os.environ["CRASH_DSN"],
         "queue_table": os.environ["CRASH_QUEUE_TABLE"],
@@ -41,7 +42,7 @@ async def enqueue(count: int) -> None:
 
 async def work() -> None:
     worker = Worker(
-        driver=MySQLDriver(**settings()),  # type: ignore[arg-type]
+        driver=MySQLDriver(**settings()),
         queues=[os.environ["CRASH_QUEUE"]],
         concurrency=int(os.environ.get("CRASH_CONCURRENCY", "5")),
         allowed_roots=[str(HERE)],

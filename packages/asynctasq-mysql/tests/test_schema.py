@@ -40,6 +40,8 @@ def test_bad_table_names_are_rejected_before_any_sql(name: str) -> None:
 def test_good_names_are_backquoted_and_must_differ() -> None:
     assert identifier("_Task_Queue_2") == "`_Task_Queue_2`"
     assert TableNames.build("jobs", "jobs_dead").migrations == "`jobs_migrations`"
+    driver = MySQLDriver(queue_table="jobs", dead_letter_table="jobs_dead")
+    assert (driver.queue_table, driver.dead_letter_table) == ("jobs", "jobs_dead")
     with pytest.raises(ConfigurationError, match="must differ"):
         TableNames.build("jobs", "JOBS")
 

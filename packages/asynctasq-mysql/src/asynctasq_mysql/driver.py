@@ -156,6 +156,16 @@ class MySQLDriver:
         return self._pool is not None
 
     @property
+    def queue_table(self) -> str:
+        """Name of the queue table."""
+        return self._tables.raw_queue
+
+    @property
+    def dead_letter_table(self) -> str:
+        """Name of the dead-letter table."""
+        return self._tables.raw_dead_letter
+
+    @property
     def server(self) -> ServerInfo | None:
         """What `connect` learnt about the server (None before the first connect)."""
         return self._server

@@ -51,12 +51,14 @@ class TableNames:
         dead_letter: Backquoted dead-letter table.
         migrations: Backquoted migrations table.
         raw_queue: The queue table's bare name (for lock names and messages).
+        raw_dead_letter: The dead-letter table's bare name.
     """
 
     queue: str
     dead_letter: str
     migrations: str
     raw_queue: str
+    raw_dead_letter: str
 
     @classmethod
     def build(
@@ -74,6 +76,7 @@ class TableNames:
             dead_letter=identifier(dead_letter_table, what="dead_letter_table"),
             migrations=identifier(migrations_table, what="migrations_table"),
             raw_queue=queue_table,
+            raw_dead_letter=dead_letter_table,
         )
         # MySQL compares table names case-insensitively on some platforms: be strict.
         if len({n.lower() for n in names}) != len(names):
