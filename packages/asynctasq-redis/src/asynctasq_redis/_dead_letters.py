@@ -44,8 +44,8 @@ async def list_(
     if limit <= 0 or (task_ids is not None and not task_ids):
         return []
     calls = [
-        (queue, _LIST(client, (k.dead,), (k.message_prefix, limit, *ids)))
-        for queue, k in ((q, keys[q]) for q in queues)
+        (queue, _LIST(client, (keys[queue].tag,), (limit, *ids)))
+        for queue in queues
         for ids in (_chunks(task_ids) if task_ids is not None else [()])
     ]
     replies = await asyncio.gather(*(call for _, call in calls))
@@ -80,20 +80,18 @@ async def _apply(
     queues: Sequence[str],
     task_ids: Sequence[str] | None,
     batch: int,
-    ready: bool,
 ) -> int:
     if task_ids is not None and not task_ids:
         return 0
     total = 0
     for queue in queues:
-        k = keys[queue]
-        script_keys = (k.ready, k.dead, k.notify) if ready else (k.dead,)
+        tag = (keys[queue].tag,)
         if task_ids is not None:
             for ids in _chunks(task_ids):
-                total += await script(client, script_keys, (k.message_prefix, batch, *ids))
+                total += await script(client, tag, (batch, *ids))
             continue
         while True:  # everything, a batch per call so no call holds the server long
-            moved = await script(client, script_keys, (k.message_prefix, batch))
+            moved = await script(client, tag, (batch,))
             total += moved
             if moved < batch:
                 break
@@ -108,7 +106,7 @@ async def retry(
     batch: int,
 ) -> int:
     """Move dead letters back to ready with a fresh attempt count; returns how many."""
-    return await _apply(_RETRY, client, keys, queues, task_ids, batch, ready=True)
+    return await _apply(_RETRY, client, keys, queues, task_ids, batch)
 
 
 async def purge(
@@ -119,4 +117,4 @@ async def purge(
     batch: int,
 ) -> int:
     """Delete dead letters; returns how many."""
-    return await _apply(_PURGE, client, keys, queues, task_ids, batch, ready=False)
+    return await _apply(_PURGE, client, keys, queues, task_ids, batch)

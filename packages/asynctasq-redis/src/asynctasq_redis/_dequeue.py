@@ -102,14 +102,8 @@ class Dequeuer:
             task.add_done_callback(self._orphans.discard)
 
     # -- taking ------------------------------------------------------------------------
-    def _call(self, queues: Sequence[str], limit: int) -> tuple[list[str], list[Any]]:
-        keys: list[str] = []
-        args: list[Any] = [limit, self._move_batch]
-        for queue in queues:
-            k = self._keys[queue]
-            keys += (k.ready, k.delayed, k.leased, k.notify)
-            args.append(k.message_prefix)
-        return keys, args
+    def _call(self, queues: Sequence[str], limit: int) -> tuple[list[bytes], list[Any]]:
+        return [self._keys[q].tag for q in queues], [limit, self._move_batch]
 
     async def _take(self, client: Client, queues: Sequence[str], limit: int) -> Take:
         """One dequeue script call (one per queue on a cluster, until `limit` is met)."""

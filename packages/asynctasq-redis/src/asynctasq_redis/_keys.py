@@ -31,6 +31,8 @@ class QueueKeys:
 
     Attributes:
         queue: The queue name.
+        tag: ``{prefix:queue}`` (bytes, as the scripts' only key): the scripts derive the
+            other names from it.
         ready: List of ready task ids.
         delayed: Sorted set of delayed task ids by due time.
         leased: Sorted set of leased task ids by lease expiry.
@@ -40,6 +42,7 @@ class QueueKeys:
     """
 
     queue: str
+    tag: bytes
     ready: str
     delayed: str
     leased: str
@@ -53,6 +56,7 @@ class QueueKeys:
         base = f"{{{prefix}:{queue}}}"
         return cls(
             queue=queue,
+            tag=base.encode(),
             ready=f"{base}:ready",
             delayed=f"{base}:delayed",
             leased=f"{base}:leased",

@@ -32,7 +32,7 @@ _EXTEND = SCRIPTS["EXTEND"]
 _STATS = SCRIPTS["STATS"]
 _PURGE = SCRIPTS["PURGE"]
 
-Call = tuple[LuaScript, Sequence[str], Sequence[Any]]
+Call = tuple[LuaScript, Sequence[bytes], Sequence[Any]]
 
 
 _running_loop = asyncio.get_running_loop
@@ -233,12 +233,10 @@ class RedisDriver:
         queue = message.queue
         if queue not in self._registered:
             await self._register(client, (queue,))
-        keys = self._keys[queue]
         await _ENQUEUE(
             client,
-            (keys.ready, keys.delayed, keys.notify),
+            (self._keys[queue].tag,),
             (
-                keys.message_prefix,
                 message.task_id,
                 message.payload,
                 _ms(message.delay),
@@ -261,8 +259,8 @@ class RedisDriver:
         await self._register(client, by_queue)
         step = 4 * self.enqueue_batch
         calls: list[Call] = [
-            (_ENQUEUE, (k.ready, k.delayed, k.notify), (k.message_prefix, *args[i : i + step]))
-            for k, args in ((self._keys[q], a) for q, a in by_queue.items())
+            (_ENQUEUE, (self._keys[q].tag,), args[i : i + step])
+            for q, args in by_queue.items()
             for i in range(0, len(args), step)
         ]
         await self._run_many(client, calls)
@@ -279,12 +277,7 @@ class RedisDriver:
 
     # -- settle ------------------------------------------------------------------------
     def _settle_calls(
-        self,
-        script: LuaScript,
-        deliveries: Sequence[Delivery],
-        *,
-        ready: bool,
-        extra: Sequence[Any] = (),
+        self, script: LuaScript, deliveries: Sequence[Delivery], *, extra: Sequence[Any] = ()
     ) -> list[Call]:
         by_queue: dict[str, list[Any]] = {}
         for d in deliveries:
@@ -292,12 +285,7 @@ class RedisDriver:
             if args is None:
                 args = by_queue[d.queue] = []
             args += (d.task_id, d.receipt)
-        calls: list[Call] = []
-        for queue, args in by_queue.items():
-            k = self._keys[queue]
-            keys = (k.ready, k.leased, k.notify) if ready else (k.leased,)
-            calls.append((script, keys, (k.message_prefix, *extra, *args)))
-        return calls
+        return [(script, (self._keys[q].tag,), (*extra, *args)) for q, args in by_queue.items()]
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Remove finished messages for good (one script call per queue).
@@ -306,40 +294,35 @@ class RedisDriver:
         """
         if deliveries:
             client = self._bound()
-            await self._run_many(client, self._settle_calls(_ACK, deliveries, ready=False))
+            await self._run_many(client, self._settle_calls(_ACK, deliveries))
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Give leased messages back to the front of their queues, uncounted."""
         if deliveries:
             client = self._bound()
-            await self._run_many(client, self._settle_calls(_RELEASE, deliveries, ready=True))
+            await self._run_many(client, self._settle_calls(_RELEASE, deliveries))
 
     async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
         """Push each held lease's expiry to `visibility_timeout` seconds from now."""
         if deliveries:
             client = self._bound()
-            calls = self._settle_calls(
-                _EXTEND, deliveries, ready=False, extra=(_ms(visibility_timeout),)
-            )
+            calls = self._settle_calls(_EXTEND, deliveries, extra=(_ms(visibility_timeout),))
             await self._run_many(client, calls)
 
     async def retry(self, delivery: Delivery, *, delay: float) -> None:
         """End the lease and make the message ready after `delay` seconds, in one step."""
-        k = self._keys[delivery.queue]
         await _RETRY(
             self._bound(),
-            (k.ready, k.delayed, k.leased, k.notify),
-            (k.message_prefix, delivery.task_id, delivery.receipt, _ms(delay)),
+            (self._keys[delivery.queue].tag,),
+            (delivery.task_id, delivery.receipt, _ms(delay)),
         )
 
     async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
         """End the lease and keep the message, its error and attempt count as a dead letter."""
-        k = self._keys[delivery.queue]
         await _DEAD_LETTER(
             self._bound(),
-            (k.leased, k.dead),
+            (self._keys[delivery.queue].tag,),
             (
-                k.message_prefix,
                 delivery.task_id,
                 delivery.receipt,
                 failure.exception_type,
@@ -356,10 +339,7 @@ class RedisDriver:
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """Exact counts per queue; due delayed messages and expired leases count as ready."""
-        calls: list[Call] = []
-        for queue in queues:
-            k = self._keys[queue]
-            calls.append((_STATS, (k.ready, k.delayed, k.leased, k.dead), ()))
+        calls: list[Call] = [(_STATS, (self._keys[q].tag,), ()) for q in queues]
         replies = await self._run_many(self.client, calls) if calls else []
         return [
             QueueStats(queue, ready=r[0], delayed=r[1], in_flight=r[2], dead=r[3])
@@ -368,14 +348,12 @@ class RedisDriver:
 
     async def purge(self, queue: str) -> int:
         """Delete the ready and delayed messages of `queue` (leased ones stay)."""
-        k = self._keys[queue]
+        tag = self._keys[queue].tag
         total = 0
         while True:
             deleted: int
             seen: int
-            deleted, seen = await _PURGE(
-                self.client, (k.ready, k.delayed), (k.message_prefix, self.move_batch)
-            )
+            deleted, seen = await _PURGE(self.client, (tag,), (self.move_batch,))
             total += deleted
             if not seen:
                 return total

@@ -33,37 +33,40 @@ local function wake(notify)
   if redis.call('LLEN', notify) == 0 then redis.call('RPUSH', notify, 1) end
 end
 """
+# Every script takes the queue's hash tag ``{prefix:queue}`` as its key (KEYS[i], one per
+# queue) and derives the key names from it (see `_keys`): short commands are cheaper to
+# send, and every derived key is in the declared key's slot.
 
 ENQUEUE = """
--- KEYS: ready, delayed, notify
--- ARGV: message_prefix, then per message: task_id, payload, delay_ms, visibility_ms
+-- KEYS: tag; ARGV per message: task_id, payload, delay_ms, visibility_ms
 -- A task id that is already stored is skipped, so a producer may safely resend a batch
 -- whose reply it lost.
+local tag = KEYS[1]
+local ready, delayed = tag .. ':ready', tag .. ':delayed'
 local now = nil
 local added = 0
-for i = 2, #ARGV, 4 do
+for i = 1, #ARGV, 4 do
   local id = ARGV[i]
-  local key = ARGV[1] .. id
+  local key = tag .. ':m:' .. id
   if redis.call('EXISTS', key) == 0 then
     redis.call('HSET', key, 'p', ARGV[i + 1], 'v', ARGV[i + 3], 'a', 0, 'n', 0)
     local delay = tonumber(ARGV[i + 2])
     if delay > 0 then
       if not now then now = now_ms() end
-      redis.call('ZADD', KEYS[2], now + delay, id)
+      redis.call('ZADD', delayed, now + delay, id)
     else
-      redis.call('RPUSH', KEYS[1], id)
+      redis.call('RPUSH', ready, id)
     end
     added = added + 1
   end
 end
 -- Wake a blocked consumer; for a delayed message it re-computes how long to sleep.
-if added > 0 then wake(KEYS[3]) end
+if added > 0 then wake(tag .. ':notify') end
 return added
 """
 
 DEQUEUE = """
--- KEYS: per queue, in serving order: ready, delayed, leased, notify
--- ARGV: limit, move_batch, then per queue: message_prefix
+-- KEYS: the tags of the queues, in serving order; ARGV: limit, move_batch
 -- Returns {hint_ms, then per message: queue_index, id, payload, attempts, visibility_ms, token}
 -- hint_ms (only when nothing was taken) is how long until the next delayed message is due or
 -- lease expires, -1 when there is none.
@@ -72,10 +75,10 @@ local batch = tonumber(ARGV[2])
 local now = now_ms()
 local out = {-1}
 local taken = 0
-local nq = #KEYS / 4
-for q = 1, nq do
-  local ready, delayed, leased, notify = KEYS[4*q-3], KEYS[4*q-2], KEYS[4*q-1], KEYS[4*q]
-  local prefix = ARGV[q + 2]
+for q = 1, #KEYS do
+  local tag = KEYS[q]
+  local ready, delayed = tag .. ':ready', tag .. ':delayed'
+  local leased, notify = tag .. ':leased', tag .. ':notify'
   -- Expired leases go back to the front (they have waited longest), keeping their count.
   local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, batch)
   if #expired > 0 then
@@ -92,7 +95,7 @@ for q = 1, nq do
     local ids = redis.call('LPOP', ready, limit - taken)
     if not ids then break end
     for _, id in ipairs(ids) do
-      local key = prefix .. id
+      local key = tag .. ':m:' .. id
       local m = redis.call('HMGET', key, 'p', 'v', 'a', 'n')
       if m[1] then
         local attempts = tonumber(m[3])
@@ -115,8 +118,8 @@ for q = 1, nq do
 end
 if taken == 0 then
   local next_due = nil
-  for q = 1, nq do
-    for _, z in ipairs({KEYS[4*q-2], KEYS[4*q-1]}) do
+  for q = 1, #KEYS do
+    for _, z in ipairs({KEYS[q] .. ':delayed', KEYS[q] .. ':leased'}) do
       local first = redis.call('ZRANGE', z, 0, 0, 'WITHSCORES')
       if first[2] then
         local at = tonumber(first[2])
@@ -130,13 +133,14 @@ return out
 """
 
 ACK = """
--- KEYS: leased; ARGV: message_prefix, then per delivery: task_id, token
+-- KEYS: tag; ARGV per delivery: task_id, token
+local leased = KEYS[1] .. ':leased'
 local n = 0
-for i = 2, #ARGV, 2 do
+for i = 1, #ARGV, 2 do
   local id = ARGV[i]
-  local key = ARGV[1] .. id
-  if held(KEYS[1], key, id, ARGV[i + 1]) then
-    redis.call('ZREM', KEYS[1], id)
+  local key = KEYS[1] .. ':m:' .. id
+  if held(leased, key, id, ARGV[i + 1]) then
+    redis.call('ZREM', leased, id)
     redis.call('DEL', key)
     n = n + 1
   end
@@ -145,58 +149,60 @@ return n
 """
 
 RELEASE = """
--- KEYS: ready, leased, notify; ARGV: message_prefix, then per delivery: task_id, token
+-- KEYS: tag; ARGV per delivery: task_id, token
 -- Back to the front without counting the delivery; reversed so the first stays first.
+local leased, ready = KEYS[1] .. ':leased', KEYS[1] .. ':ready'
 local n = 0
-for i = #ARGV - 1, 2, -2 do
+for i = #ARGV - 1, 1, -2 do
   local id = ARGV[i]
-  local key = ARGV[1] .. id
-  if held(KEYS[2], key, id, ARGV[i + 1]) then
-    redis.call('ZREM', KEYS[2], id)
+  local key = KEYS[1] .. ':m:' .. id
+  if held(leased, key, id, ARGV[i + 1]) then
+    redis.call('ZREM', leased, id)
     if tonumber(redis.call('HGET', key, 'a')) > 0 then redis.call('HINCRBY', key, 'a', -1) end
-    redis.call('LPUSH', KEYS[1], id)
+    redis.call('LPUSH', ready, id)
     n = n + 1
   end
 end
-if n > 0 then wake(KEYS[3]) end
+if n > 0 then wake(KEYS[1] .. ':notify') end
 return n
 """
 
 RETRY = """
--- KEYS: ready, delayed, leased, notify; ARGV: message_prefix, task_id, token, delay_ms
-local id = ARGV[2]
-if not held(KEYS[3], ARGV[1] .. id, id, ARGV[3]) then return 0 end
-redis.call('ZREM', KEYS[3], id)
-local delay = tonumber(ARGV[4])
+-- KEYS: tag; ARGV: task_id, token, delay_ms
+local id, leased = ARGV[1], KEYS[1] .. ':leased'
+if not held(leased, KEYS[1] .. ':m:' .. id, id, ARGV[2]) then return 0 end
+redis.call('ZREM', leased, id)
+local delay = tonumber(ARGV[3])
 if delay > 0 then
-  redis.call('ZADD', KEYS[2], now_ms() + delay, id)
+  redis.call('ZADD', KEYS[1] .. ':delayed', now_ms() + delay, id)
 else
-  redis.call('RPUSH', KEYS[1], id)
+  redis.call('RPUSH', KEYS[1] .. ':ready', id)
 end
-wake(KEYS[4])
+wake(KEYS[1] .. ':notify')
 return 1
 """
 
 DEAD_LETTER = """
--- KEYS: leased, dead; ARGV: message_prefix, task_id, token, exc_type, message, traceback
-local id = ARGV[2]
-local key = ARGV[1] .. id
-if not held(KEYS[1], key, id, ARGV[3]) then return 0 end
+-- KEYS: tag; ARGV: task_id, token, exc_type, message, traceback
+local id, leased = ARGV[1], KEYS[1] .. ':leased'
+local key = KEYS[1] .. ':m:' .. id
+if not held(leased, key, id, ARGV[2]) then return 0 end
 local now = now_ms()
-redis.call('ZREM', KEYS[1], id)
-redis.call('HSET', key, 'e', ARGV[4], 's', ARGV[5], 't', ARGV[6], 'f', now)
-redis.call('ZADD', KEYS[2], now, id)
+redis.call('ZREM', leased, id)
+redis.call('HSET', key, 'e', ARGV[3], 's', ARGV[4], 't', ARGV[5], 'f', now)
+redis.call('ZADD', KEYS[1] .. ':dead', now, id)
 return 1
 """
 
 EXTEND = """
--- KEYS: leased; ARGV: message_prefix, visibility_ms, then per delivery: task_id, token
-local expiry = now_ms() + tonumber(ARGV[2])
+-- KEYS: tag; ARGV: visibility_ms, then per delivery: task_id, token
+local leased = KEYS[1] .. ':leased'
+local expiry = now_ms() + tonumber(ARGV[1])
 local n = 0
-for i = 3, #ARGV, 2 do
+for i = 2, #ARGV, 2 do
   local id = ARGV[i]
-  if held(KEYS[1], ARGV[1] .. id, id, ARGV[i + 1]) then
-    redis.call('ZADD', KEYS[1], 'XX', expiry, id)
+  if held(leased, KEYS[1] .. ':m:' .. id, id, ARGV[i + 1]) then
+    redis.call('ZADD', leased, 'XX', expiry, id)
     n = n + 1
   end
 end
@@ -204,10 +210,10 @@ return n
 """
 
 _PICK_DEAD = """
-local function pick_dead(dead, first_id_arg, batch)
-  if #ARGV >= first_id_arg then
+local function pick_dead(dead, batch)
+  if #ARGV >= 2 then
     local ids = {}
-    for i = first_id_arg, #ARGV do
+    for i = 2, #ARGV do
       if redis.call('ZSCORE', dead, ARGV[i]) then ids[#ids + 1] = ARGV[i] end
     end
     return ids
@@ -219,11 +225,11 @@ end
 LIST_DEAD = (
     _PICK_DEAD
     + """
--- KEYS: dead; ARGV: message_prefix, limit, [task_id ...]
+-- KEYS: tag; ARGV: limit, [task_id ...]
 -- Returns per dead letter: id, payload, attempts, exc_type, message, traceback, failed_ms
 local out = {}
-for _, id in ipairs(pick_dead(KEYS[1], 3, tonumber(ARGV[2]))) do
-  local m = redis.call('HMGET', ARGV[1] .. id, 'p', 'a', 'e', 's', 't', 'f')
+for _, id in ipairs(pick_dead(KEYS[1] .. ':dead', tonumber(ARGV[1]))) do
+  local m = redis.call('HMGET', KEYS[1] .. ':m:' .. id, 'p', 'a', 'e', 's', 't', 'f')
   if m[1] then
     out[#out + 1] = id
     for j = 1, 6 do out[#out + 1] = m[j] or '' end
@@ -236,17 +242,18 @@ return out
 RETRY_DEAD = (
     _PICK_DEAD
     + """
--- KEYS: ready, dead, notify; ARGV: message_prefix, batch, [task_id ...]
+-- KEYS: tag; ARGV: batch, [task_id ...]
 -- Ready now with a fresh attempt count. Returns how many moved.
-local ids = pick_dead(KEYS[2], 3, tonumber(ARGV[2]))
+local dead, ready = KEYS[1] .. ':dead', KEYS[1] .. ':ready'
+local ids = pick_dead(dead, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
-  local key = ARGV[1] .. id
-  redis.call('ZREM', KEYS[2], id)
+  local key = KEYS[1] .. ':m:' .. id
+  redis.call('ZREM', dead, id)
   redis.call('HSET', key, 'a', 0)
   redis.call('HDEL', key, 'e', 's', 't', 'f')
-  redis.call('RPUSH', KEYS[1], id)
+  redis.call('RPUSH', ready, id)
 end
-if #ids > 0 then wake(KEYS[3]) end
+if #ids > 0 then wake(KEYS[1] .. ':notify') end
 return #ids
 """
 )
@@ -254,29 +261,29 @@ return #ids
 PURGE_DEAD = (
     _PICK_DEAD
     + """
--- KEYS: dead; ARGV: message_prefix, batch, [task_id ...]. Returns how many were deleted.
-local ids = pick_dead(KEYS[1], 3, tonumber(ARGV[2]))
+-- KEYS: tag; ARGV: batch, [task_id ...]. Returns how many were deleted.
+local dead = KEYS[1] .. ':dead'
+local ids = pick_dead(dead, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
-  redis.call('ZREM', KEYS[1], id)
-  redis.call('DEL', ARGV[1] .. id)
+  redis.call('ZREM', dead, id)
+  redis.call('DEL', KEYS[1] .. ':m:' .. id)
 end
 return #ids
 """
 )
 
 PURGE = """
--- KEYS: ready, delayed; ARGV: message_prefix, batch
--- Returns {deleted, looked_at}; call again until looked_at is 0.
-local batch = tonumber(ARGV[2])
+-- KEYS: tag; ARGV: batch. Returns {deleted, looked_at}; call again until looked_at is 0.
+local tag, batch = KEYS[1], tonumber(ARGV[1])
 local deleted, seen = 0, 0
-local ids = redis.call('LPOP', KEYS[1], batch) or {}
-for _, id in ipairs(ids) do deleted = deleted + redis.call('DEL', ARGV[1] .. id) end
+local ids = redis.call('LPOP', tag .. ':ready', batch) or {}
+for _, id in ipairs(ids) do deleted = deleted + redis.call('DEL', tag .. ':m:' .. id) end
 seen = #ids
 if seen < batch then
-  local later = redis.call('ZRANGE', KEYS[2], 0, batch - seen - 1)
+  local later = redis.call('ZRANGE', tag .. ':delayed', 0, batch - seen - 1)
   if #later > 0 then
-    redis.call('ZREM', KEYS[2], unpack(later))
-    for _, id in ipairs(later) do deleted = deleted + redis.call('DEL', ARGV[1] .. id) end
+    redis.call('ZREM', tag .. ':delayed', unpack(later))
+    for _, id in ipairs(later) do deleted = deleted + redis.call('DEL', tag .. ':m:' .. id) end
   end
   seen = seen + #later
 end
@@ -284,16 +291,17 @@ return {deleted, seen}
 """
 
 STATS = """
--- KEYS: ready, delayed, leased, dead. Returns {ready, delayed, in_flight, dead}; due delayed
--- messages and expired leases count as ready (the next dequeue hands them out).
+-- KEYS: tag. Returns {ready, delayed, in_flight, dead}; due delayed messages and expired
+-- leases count as ready (the next dequeue hands them out).
+local tag = KEYS[1]
 local now = now_ms()
-local due = redis.call('ZCOUNT', KEYS[2], '-inf', now)
-local expired = redis.call('ZCOUNT', KEYS[3], '-inf', now)
+local due = redis.call('ZCOUNT', tag .. ':delayed', '-inf', now)
+local expired = redis.call('ZCOUNT', tag .. ':leased', '-inf', now)
 return {
-  redis.call('LLEN', KEYS[1]) + due + expired,
-  redis.call('ZCARD', KEYS[2]) - due,
-  redis.call('ZCARD', KEYS[3]) - expired,
-  redis.call('ZCARD', KEYS[4]),
+  redis.call('LLEN', tag .. ':ready') + due + expired,
+  redis.call('ZCARD', tag .. ':delayed') - due,
+  redis.call('ZCARD', tag .. ':leased') - expired,
+  redis.call('ZCARD', tag .. ':dead'),
 }
 """
 
@@ -311,12 +319,13 @@ class LuaScript:
     def __init__(self, name: str, body: str) -> None:
         self.name = name
         self.source = _PREAMBLE + body
-        self.sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest()
+        # bytes: redis-py sends bytes arguments without converting them
+        self.sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest().encode()
 
     def __repr__(self) -> str:
-        return f"LuaScript({self.name!r}, sha={self.sha[:10]})"
+        return f"LuaScript({self.name!r}, sha={self.sha[:10].decode()})"
 
-    async def __call__(self, client: Any, keys: Sequence[str], args: Sequence[Any]) -> Any:
+    async def __call__(self, client: Any, keys: Sequence[bytes], args: Sequence[Any]) -> Any:
         """Run on `client` (a standalone or cluster client); load the script on NOSCRIPT."""
         try:
             return await client.execute_command("EVALSHA", self.sha, len(keys), *keys, *args)
