@@ -458,3 +458,25 @@ async def test_max_tasks_per_child_recycles_children(process_tasks: Any, tmp_pat
     await _run_process_worker(done, process_pool_size=1, process_max_tasks_per_child=1)
     pids = out.read_text().split()
     assert len(set(pids)) == 4  # every task got a fresh child
+
+
+async def test_enum_argument_from_a_module_outside_the_allowed_roots_is_refused(
+    tmp_path: Path,
+) -> None:
+    payload = (
+        b'{"v":1,"id":"g1","task":"' + add.name.encode() + b'","at":0,'
+        b'"o":[3,0,"fixed",0,false,null,30],'
+        b'"args":[{"__aq__":"enum","v":["evil_enum_mod:Colour",1]},2],"kwargs":{}}'
+    )
+    (tmp_path / "evil_enum_mod.py").write_text(
+        f"open({str(tmp_path / 'ran')!r}, 'w')\nimport enum\nclass Colour(enum.IntEnum):\n    RED = 1\n"
+    )
+    sys.path.insert(0, str(tmp_path))
+    try:
+        driver = await get_driver()
+        await driver.enqueue(OutgoingMessage("g1", "w", payload))
+        await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"], allowed_roots=[TASKS_DIR])  # type: ignore[attr-defined]
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert not (tmp_path / "ran").exists()
+    assert "add" not in calls

@@ -26,11 +26,13 @@ _resolver: Any = None
 def _child_init(sys_path: list[str], allowed_roots: list[str], config: Config) -> None:
     global _resolver
     import asynctasq.config as config_module
+    from asynctasq.serializer import set_import_guard
     from asynctasq.worker.resolver import TaskResolver
 
     sys.path[:] = sys_path
     config_module._config = config
     _resolver = TaskResolver(allowed_roots)
+    set_import_guard(_resolver.check_module)
 
 
 def _run_coroutine(coro: Any) -> Any:

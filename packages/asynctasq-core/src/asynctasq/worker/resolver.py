@@ -46,6 +46,14 @@ class TaskResolver:
             if str(root) not in sys.path:
                 sys.path.insert(0, str(root))
 
+    def check_module(self, module: str) -> None:
+        """Raise TaskNotFoundError unless `module` may be imported (serializer import guard)."""
+        if module in sys.modules:
+            return
+        if not all(p.isidentifier() for p in module.split(".")):
+            raise TaskNotFoundError(f"invalid module name {module!r}")
+        self._allowed_origin(module)
+
     def _allowed_origin(self, module: str) -> None:
         try:
             spec = importlib.util.find_spec(module)

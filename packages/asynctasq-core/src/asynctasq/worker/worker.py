@@ -34,6 +34,7 @@ from asynctasq.drivers.connections import build_driver
 from asynctasq.errors import TaskLostError
 from asynctasq.executors.router import ExecutorRouter
 from asynctasq.middleware import Middleware, call_hooks
+from asynctasq.serializer import set_import_guard
 from asynctasq.worker.failures import failure_from
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
@@ -198,6 +199,8 @@ class Worker:
         driver = self.driver
         await driver.connect()
         self._resolver = TaskResolver(self.allowed_roots)
+        # Payloads may name Enum classes to import: vet them like task code.
+        set_import_guard(self._resolver.check_module)
         self._router = ExecutorRouter(
             allowed_roots=[str(r) for r in self._resolver.allowed_roots],
             config=self.config,
