@@ -469,7 +469,8 @@ async def test_enum_argument_from_a_module_outside_the_allowed_roots_is_refused(
         b'"args":[{"__aq__":"enum","v":["evil_enum_mod:Colour",1]},2],"kwargs":{}}'
     )
     (tmp_path / "evil_enum_mod.py").write_text(
-        f"open({str(tmp_path / 'ran')!r}, 'w')\nimport enum\nclass Colour(enum.IntEnum):\n    RED = 1\n"
+        f"open({str(tmp_path / 'ran')!r}, 'w')\n"
+        "import enum\nclass Colour(enum.IntEnum):\n    RED = 1\n"
     )
     sys.path.insert(0, str(tmp_path))
     try:
