@@ -70,18 +70,33 @@ def test_entry_point_names_the_driver() -> None:
 
 def test_keys_of_a_queue_share_one_hash_tag() -> None:
     keys = QueueKeys.build("pfx", "emails")
-    tagged = [keys.ready, keys.delayed, keys.leased, keys.dead, keys.notify, keys.message_prefix]
+    tagged = [keys.ready, keys.delayed, keys.leased, keys.leases, keys.dead, keys.notify]
     assert all(k.startswith("{pfx:emails}:") for k in tagged)
 
 
 # -- enqueue / dequeue -----------------------------------------------------------------
-async def test_enqueue_of_a_stored_task_id_is_skipped(redis_driver: RedisDriver) -> None:
-    message = msg("q")
-    await redis_driver.enqueue(message)
-    await redis_driver.enqueue(message)
-    await redis_driver.enqueue_many([message, message])
-    got = await redis_driver.dequeue(["q"], limit=10, wait=0)
-    assert [d.task_id for d in got] == [message.task_id]
+async def test_a_task_id_with_a_newline_is_refused(redis_driver: RedisDriver) -> None:
+    bad = OutgoingMessage("a\nb", "q", b"{}")
+    with pytest.raises(ValueError, match="newline"):
+        await redis_driver.enqueue(bad)
+    with pytest.raises(ValueError, match="newline"):
+        await redis_driver.enqueue_many([msg("q"), bad])
+
+
+async def test_payload_with_newlines_round_trips(redis_driver: RedisDriver) -> None:
+    body = b"line 1\nline 2\n\n\x00\xff"
+    await redis_driver.enqueue(msg("q", body=body, vt=7.0))
+    [d] = await redis_driver.dequeue(["q"], limit=1, wait=0)
+    assert (d.payload, d.visibility_timeout) == (body, 7.0)
+    await redis_driver.retry(d, delay=0)
+    [d] = await redis_driver.dequeue(["q"], limit=1, wait=0)
+    assert (d.payload, d.attempts) == (body, 1)
+    await redis_driver.dead_letter(d, Failure("E", "m", "t"))
+    [dead] = await redis_driver.list_dead_letters(queue="q")
+    assert (dead.payload, dead.attempts) == (body, 2)
+    await redis_driver.retry_dead_letters(queue="q")
+    [d] = await redis_driver.dequeue(["q"], limit=1, wait=0)
+    assert (d.payload, d.attempts, d.visibility_timeout) == (body, 0, 7.0)
 
 
 async def test_batch_dequeue_takes_many_in_one_call(redis_driver: RedisDriver) -> None:
@@ -214,7 +229,10 @@ async def test_ack_of_a_batch_spanning_queues(redis_driver: RedisDriver) -> None
     await redis_driver.ack(got)
     stats = await redis_driver.stats(["a", "b"])
     assert [(s.ready, s.in_flight) for s in stats] == [(0, 0), (0, 0)]
-    assert await redis_driver.client.keys(f"{{{redis_driver.prefix}:*m:*") == []
+    keys = [redis_driver._keys[q] for q in ("a", "b")]  # the keys are internal
+    assert (
+        await redis_driver.client.exists(*(k.leases for k in keys), *(k.leased for k in keys)) == 0
+    )
 
 
 async def test_stats_count_expired_leases_and_due_delays_as_ready(
@@ -283,7 +301,7 @@ async def test_retry_and_purge_all_dead_letters_in_batches(redis_url: str, prefi
             await driver.dead_letter(d, Failure("E", "m", "t"))
         assert await driver.purge_dead_letters() == 5
         assert await driver.list_dead_letters() == []
-        assert await driver.client.keys(f"{{{prefix}:*m:*") == []
+        assert await driver.client.keys(f"{{{prefix}:*dead*") == []
     finally:
         await driver.close()
 

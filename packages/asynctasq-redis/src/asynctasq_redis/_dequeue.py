@@ -156,15 +156,17 @@ async def _first_blpop(client: RedisCluster, keys: list[str], block: float) -> N
 
 def _parse(reply: list[Any], queues: Sequence[str]) -> Take:
     """Deliveries from the dequeue script's flat reply (see `scripts.DEQUEUE`)."""
-    out = [
-        Delivery(
-            task_id=reply[i + 1].decode(),
-            queue=queues[reply[i] - 1],
-            payload=reply[i + 2],
-            attempts=reply[i + 3],
-            receipt=reply[i + 5],
-            visibility_timeout=int(reply[i + 4]) / 1000,
+    out = []
+    for i in range(1, len(reply), 3):
+        task_id, visibility_ms, attempts, payload = reply[i + 1].split(b"\n", 3)
+        out.append(
+            Delivery(
+                task_id=task_id.decode(),
+                queue=queues[reply[i] - 1],
+                payload=payload,
+                attempts=int(attempts),
+                receipt=reply[i + 2],
+                visibility_timeout=int(visibility_ms) / 1000,
+            )
         )
-        for i in range(1, len(reply), 6)
-    ]
     return out, reply[0]

@@ -4,18 +4,19 @@ A shared hash tag puts all of a queue's keys in one Redis Cluster slot, so one L
 change them atomically on a cluster too. Different queues usually live in different slots;
 that is why the driver calls a script once per queue in cluster mode.
 
-Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``):
+Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``); an *entry* is
+``<task id>\\n<visibility ms>\\n<deliveries>\\n<payload>`` (see `scripts`):
 
 ========================  ====================================================================
-``B:ready``               list of task ids, oldest first (FIFO)
-``B:delayed``             sorted set: task id -> due time (ms, Redis server clock)
+``B:ready``               list of entries, oldest first (FIFO)
+``B:delayed``             sorted set: entry -> due time (ms, Redis server clock)
 ``B:leased``              sorted set: task id -> lease expiry (ms, Redis server clock)
+``B:leases``              hash: task id -> ``<lease token>\\n<entry>`` while leased
+``B:seq``                 counter the lease tokens come from
 ``B:dead``                sorted set: task id -> dead-letter time (ms)
+``B:dead:<task id>``      hash: ``p`` payload, ``v`` visibility ms, ``a`` deliveries, ``e``
+                          exception type, ``s`` message, ``t`` traceback, ``f`` failed-at ms
 ``B:notify``              list holding at most one wake-up token for blocked consumers
-``B:m:<task id>``         hash: ``p`` payload, ``v`` visibility timeout (ms), ``a`` counted
-                          deliveries, ``n`` lease token (every delivery, never decreases),
-                          and for dead letters ``e`` exception type, ``s`` message,
-                          ``t`` traceback, ``f`` failed-at (ms)
 ``{p}:queues``            set of queue names ever enqueued to (for ``queue_names``)
 ========================  ====================================================================
 """
@@ -33,12 +34,12 @@ class QueueKeys:
         queue: The queue name.
         tag: ``{prefix:queue}`` (bytes, as the scripts' only key): the scripts derive the
             other names from it.
-        ready: List of ready task ids.
-        delayed: Sorted set of delayed task ids by due time.
+        ready: List of ready entries.
+        delayed: Sorted set of delayed entries by due time.
         leased: Sorted set of leased task ids by lease expiry.
+        leases: Hash of the entries of leased messages, by task id.
         dead: Sorted set of dead-lettered task ids by failure time.
         notify: Wake-up list that blocked consumers wait on.
-        message_prefix: Prefix of the per-message hashes (append the task id).
     """
 
     queue: str
@@ -46,9 +47,9 @@ class QueueKeys:
     ready: str
     delayed: str
     leased: str
+    leases: str
     dead: str
     notify: str
-    message_prefix: str
 
     @classmethod
     def build(cls, prefix: str, queue: str) -> QueueKeys:
@@ -60,9 +61,9 @@ class QueueKeys:
             ready=f"{base}:ready",
             delayed=f"{base}:delayed",
             leased=f"{base}:leased",
+            leases=f"{base}:leases",
             dead=f"{base}:dead",
             notify=f"{base}:notify",
-            message_prefix=f"{base}:m:",
         )
 
 

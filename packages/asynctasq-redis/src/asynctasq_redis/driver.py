@@ -23,7 +23,8 @@ from asynctasq_redis._dequeue import Dequeuer
 from asynctasq_redis._keys import KeyCache
 from asynctasq_redis.scripts import SCRIPTS, LuaScript
 
-_ENQUEUE = SCRIPTS["ENQUEUE"]
+_PUSH = SCRIPTS["PUSH"]
+_SCHEDULE = SCRIPTS["SCHEDULE"]
 _ACK = SCRIPTS["ACK"]
 _RELEASE = SCRIPTS["RELEASE"]
 _RETRY = SCRIPTS["RETRY"]
@@ -40,6 +41,16 @@ _running_loop = asyncio.get_running_loop
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _entry(message: OutgoingMessage) -> bytes:
+    """``<task id>\\n<visibility ms>\\n<deliveries>\\n<payload>``: a message as the scripts
+    store it (see `scripts`)."""
+    task_id = message.task_id
+    if "\n" in task_id:
+        raise ValueError(f"a task id cannot contain a newline: {task_id!r}")
+    head = f"{task_id}\n{round(message.visibility_timeout * 1000)}\n0\n".encode()
+    return head + message.payload
 
 
 class RedisDriver:
@@ -225,24 +236,16 @@ class RedisDriver:
             self._registered.update(new)
 
     async def enqueue(self, message: OutgoingMessage) -> None:
-        """Store one message, ready after `message.delay` seconds (one round-trip).
-
-        A task id that is already stored is left as it is (resending is safe).
-        """
+        """Store one message, ready after `message.delay` seconds (one round-trip)."""
         client = self._bound()
         queue = message.queue
         if queue not in self._registered:
             await self._register(client, (queue,))
-        await _ENQUEUE(
-            client,
-            (self._keys[queue].tag,),
-            (
-                message.task_id,
-                message.payload,
-                _ms(message.delay),
-                _ms(message.visibility_timeout),
-            ),
-        )
+        tag = (self._keys[queue].tag,)
+        if message.delay > 0:
+            await _SCHEDULE(client, tag, (_ms(message.delay), _entry(message)))
+        else:
+            await _PUSH(client, tag, (_entry(message),))
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
         """Store several messages: one script call per queue (and per `enqueue_batch`
@@ -250,18 +253,24 @@ class RedisDriver:
         if not messages:
             return
         client = self._bound()
-        by_queue: dict[str, list[Any]] = {}
+        now: dict[str, list[Any]] = {}
+        later: dict[str, list[Any]] = {}
         for m in messages:
-            args = by_queue.get(m.queue)
-            if args is None:
-                args = by_queue[m.queue] = []
-            args += (m.task_id, m.payload, _ms(m.delay), _ms(m.visibility_timeout))
-        await self._register(client, by_queue)
-        step = 4 * self.enqueue_batch
+            if m.delay > 0:
+                later.setdefault(m.queue, []).extend((_ms(m.delay), _entry(m)))
+            else:
+                now.setdefault(m.queue, []).append(_entry(m))
+        await self._register(client, {*now, *later})
+        step = self.enqueue_batch
         calls: list[Call] = [
-            (_ENQUEUE, (self._keys[q].tag,), args[i : i + step])
-            for q, args in by_queue.items()
-            for i in range(0, len(args), step)
+            (_PUSH, (self._keys[q].tag,), entries[i : i + step])
+            for q, entries in now.items()
+            for i in range(0, len(entries), step)
+        ]
+        calls += [
+            (_SCHEDULE, (self._keys[q].tag,), args[i : i + 2 * step])
+            for q, args in later.items()
+            for i in range(0, len(args), 2 * step)
         ]
         await self._run_many(client, calls)
 
@@ -348,15 +357,8 @@ class RedisDriver:
 
     async def purge(self, queue: str) -> int:
         """Delete the ready and delayed messages of `queue` (leased ones stay)."""
-        tag = self._keys[queue].tag
-        total = 0
-        while True:
-            deleted: int
-            seen: int
-            deleted, seen = await _PURGE(self.client, (tag,), (self.move_batch,))
-            total += deleted
-            if not seen:
-                return total
+        deleted: int = await _PURGE(self.client, (self._keys[queue].tag,), ())
+        return deleted
 
     async def _dead_letter_queues(self, queue: str | None) -> list[str]:
         return [queue] if queue is not None else await self.queue_names()

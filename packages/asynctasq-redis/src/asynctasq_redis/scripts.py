@@ -3,11 +3,14 @@
 All times come from the Redis server clock (``TIME``), so workers on machines with skewed
 clocks agree on due times and lease expiries. Key layout: see `asynctasq_redis._keys`.
 
-A message is in exactly one of ``ready`` / ``delayed`` / ``leased`` / ``dead``, and its hash
-``m:<id>`` exists exactly while it is in one of them. A lease is *held* by a receipt when the
-id is in ``leased`` and the hash's lease token ``n`` equals the receipt; every settle script
-checks that first, so a worker whose lease expired (and was handed to someone else, or put
-back to ready) cannot touch the message any more.
+A message travels as one *entry* string, ``<task id>\\n<visibility ms>\\n<deliveries>\\n<payload>``:
+enqueueing is one push of that string, with no per-message key to create. It sits in
+``ready`` (list) or ``delayed`` (sorted set) until a dequeue leases it: then its id goes to
+``leased`` (sorted set by expiry) and ``leases`` (hash id -> ``<token>\\n<entry>``, the entry with
+its delivery count raised). A lease is *held* by a receipt when ``leases`` has the id with that
+token; every settle script checks that first, so a worker whose lease expired (and was put
+back to ready, or handed to someone else) cannot touch the message any more. Dead letters are
+a hash each (``dead:<id>``) plus the ``dead`` sorted set.
 
 Scripts run by EVALSHA; `LuaScript` loads the source on NOSCRIPT (after a server restart or
 ``SCRIPT FLUSH``) and tries again once.
@@ -21,15 +24,37 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-_PREAMBLE = """
+_PREAMBLE = r"""
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
-local function held(leased, key, id, token)
-  return redis.call('ZSCORE', leased, id) and redis.call('HGET', key, 'n') == token
+-- The entry of the lease `id` holds with `token`, or nil when that lease is gone.
+local function held(tag, id, token)
+  local rec = redis.call('HGET', tag .. ':leases', id)
+  if rec and string.sub(rec, 1, #token + 1) == token .. '\n' then
+    return string.sub(rec, #token + 2)
+  end
+  return nil
 end
-local function wake(notify)
+local function unlease(tag, id)
+  redis.call('HDEL', tag .. ':leases', id)
+  redis.call('ZREM', tag .. ':leased', id)
+end
+-- id, visibility ms, deliveries, and the position of the newline before the payload
+local function parse(e)
+  local a = string.find(e, '\n', 1, true)
+  local b = string.find(e, '\n', a + 1, true)
+  local c = string.find(e, '\n', b + 1, true)
+  return string.sub(e, 1, a - 1), tonumber(string.sub(e, a + 1, b - 1)),
+    tonumber(string.sub(e, b + 1, c - 1)), b, c
+end
+local function with_count(e, n)
+  local _, _, _, b, c = parse(e)
+  return string.sub(e, 1, b) .. n .. string.sub(e, c)
+end
+local function wake(tag)
+  local notify = tag .. ':notify'
   if redis.call('LLEN', notify) == 0 then redis.call('RPUSH', notify, 1) end
 end
 """
@@ -37,37 +62,29 @@ end
 # queue) and derives the key names from it (see `_keys`): short commands are cheaper to
 # send, and every derived key is in the declared key's slot.
 
-ENQUEUE = """
--- KEYS: tag; ARGV per message: task_id, payload, delay_ms, visibility_ms
--- A task id that is already stored is skipped, so a producer may safely resend a batch
--- whose reply it lost.
+PUSH = r"""
+-- KEYS: tag; ARGV: entries, ready now. One RPUSH per 1,000 (Lua's unpack limit).
 local tag = KEYS[1]
-local ready, delayed = tag .. ':ready', tag .. ':delayed'
-local now = nil
-local added = 0
-for i = 1, #ARGV, 4 do
-  local id = ARGV[i]
-  local key = tag .. ':m:' .. id
-  if redis.call('EXISTS', key) == 0 then
-    redis.call('HSET', key, 'p', ARGV[i + 1], 'v', ARGV[i + 3], 'a', 0, 'n', 0)
-    local delay = tonumber(ARGV[i + 2])
-    if delay > 0 then
-      if not now then now = now_ms() end
-      redis.call('ZADD', delayed, now + delay, id)
-    else
-      redis.call('RPUSH', ready, id)
-    end
-    added = added + 1
-  end
+for i = 1, #ARGV, 1000 do
+  redis.call('RPUSH', tag .. ':ready', unpack(ARGV, i, math.min(i + 999, #ARGV)))
 end
--- Wake a blocked consumer; for a delayed message it re-computes how long to sleep.
-if added > 0 then wake(tag .. ':notify') end
-return added
+wake(tag)
+return #ARGV
 """
 
-DEQUEUE = """
+SCHEDULE = r"""
+-- KEYS: tag; ARGV per message: delay_ms, entry
+local tag, now = KEYS[1], now_ms()
+for i = 1, #ARGV, 2 do
+  redis.call('ZADD', tag .. ':delayed', now + tonumber(ARGV[i]), ARGV[i + 1])
+end
+wake(tag)  -- a blocked consumer re-computes how long to sleep
+return #ARGV / 2
+"""
+
+DEQUEUE = r"""
 -- KEYS: the tags of the queues, in serving order; ARGV: limit, move_batch
--- Returns {hint_ms, then per message: queue_index, id, payload, attempts, visibility_ms, token}
+-- Returns {hint_ms, then per message: queue_index, entry (as enqueued), token}.
 -- hint_ms (only when nothing was taken) is how long until the next delayed message is due or
 -- lease expires, -1 when there is none.
 local limit = tonumber(ARGV[1])
@@ -77,44 +94,45 @@ local out = {-1}
 local taken = 0
 for q = 1, #KEYS do
   local tag = KEYS[q]
-  local ready, delayed = tag .. ':ready', tag .. ':delayed'
-  local leased, notify = tag .. ':leased', tag .. ':notify'
+  local ready, leased, leases = tag .. ':ready', tag .. ':leased', tag .. ':leases'
   -- Expired leases go back to the front (they have waited longest), keeping their count.
   local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, batch)
   if #expired > 0 then
     redis.call('ZREM', leased, unpack(expired))
-    for i = #expired, 1, -1 do redis.call('LPUSH', ready, expired[i]) end
-  end
-  -- Due delayed messages join the back, in due order.
-  local due = redis.call('ZRANGEBYSCORE', delayed, '-inf', now, 'LIMIT', 0, batch)
-  if #due > 0 then
-    redis.call('ZREM', delayed, unpack(due))
-    redis.call('RPUSH', ready, unpack(due))
-  end
-  while taken < limit do
-    local ids = redis.call('LPOP', ready, limit - taken)
-    if not ids then break end
-    for _, id in ipairs(ids) do
-      local key = tag .. ':m:' .. id
-      local m = redis.call('HMGET', key, 'p', 'v', 'a', 'n')
-      if m[1] then
-        local attempts = tonumber(m[3])
-        local token = tonumber(m[4]) + 1
-        redis.call('HSET', key, 'a', attempts + 1, 'n', token)
-        redis.call('ZADD', leased, now + tonumber(m[2]), id)
-        local o = #out
-        out[o+1] = q; out[o+2] = id; out[o+3] = m[1]
-        out[o+4] = attempts; out[o+5] = m[2]; out[o+6] = token
-        taken = taken + 1
+    for i = #expired, 1, -1 do
+      local rec = redis.call('HGET', leases, expired[i])
+      if rec then
+        redis.call('HDEL', leases, expired[i])
+        redis.call('LPUSH', ready, string.sub(rec, string.find(rec, '\n', 1, true) + 1))
       end
     end
   end
+  -- Due delayed messages join the back, in due order.
+  local due = redis.call('ZRANGEBYSCORE', tag .. ':delayed', '-inf', now, 'LIMIT', 0, batch)
+  if #due > 0 then
+    redis.call('ZREM', tag .. ':delayed', unpack(due))
+    redis.call('RPUSH', ready, unpack(due))
+  end
+  local entries = redis.call('LPOP', ready, limit - taken)
+  if entries then
+    local token = redis.call('INCRBY', tag .. ':seq', #entries) - #entries
+    for _, e in ipairs(entries) do
+      token = token + 1
+      local id, vt, n, b, c = parse(e)
+      local counted = string.sub(e, 1, b) .. (n + 1) .. string.sub(e, c)
+      redis.call('HSET', leases, id, token .. '\n' .. counted)
+      redis.call('ZADD', leased, now + vt, id)
+      local o = #out
+      out[o + 1] = q; out[o + 2] = e; out[o + 3] = token
+    end
+    taken = taken + #entries
+  end
   if taken >= limit then
     -- Pass the wake-up on when work is left, so a second blocked consumer gets it.
-    if redis.call('LLEN', ready) > 0 then wake(notify) else redis.call('DEL', notify) end
+    if redis.call('LLEN', ready) > 0 then wake(tag) else redis.call('DEL', tag .. ':notify') end
     break
   end
-  redis.call('DEL', notify)
+  redis.call('DEL', tag .. ':notify')
 end
 if taken == 0 then
   local next_due = nil
@@ -132,84 +150,77 @@ end
 return out
 """
 
-ACK = """
+ACK = r"""
 -- KEYS: tag; ARGV per delivery: task_id, token
-local leased = KEYS[1] .. ':leased'
 local n = 0
 for i = 1, #ARGV, 2 do
-  local id = ARGV[i]
-  local key = KEYS[1] .. ':m:' .. id
-  if held(leased, key, id, ARGV[i + 1]) then
-    redis.call('ZREM', leased, id)
-    redis.call('DEL', key)
+  if held(KEYS[1], ARGV[i], ARGV[i + 1]) then
+    unlease(KEYS[1], ARGV[i])
     n = n + 1
   end
 end
 return n
 """
 
-RELEASE = """
+RELEASE = r"""
 -- KEYS: tag; ARGV per delivery: task_id, token
 -- Back to the front without counting the delivery; reversed so the first stays first.
-local leased, ready = KEYS[1] .. ':leased', KEYS[1] .. ':ready'
 local n = 0
 for i = #ARGV - 1, 1, -2 do
-  local id = ARGV[i]
-  local key = KEYS[1] .. ':m:' .. id
-  if held(leased, key, id, ARGV[i + 1]) then
-    redis.call('ZREM', leased, id)
-    if tonumber(redis.call('HGET', key, 'a')) > 0 then redis.call('HINCRBY', key, 'a', -1) end
-    redis.call('LPUSH', ready, id)
+  local e = held(KEYS[1], ARGV[i], ARGV[i + 1])
+  if e then
+    unlease(KEYS[1], ARGV[i])
+    local _, _, count = parse(e)
+    redis.call('LPUSH', KEYS[1] .. ':ready', with_count(e, math.max(count - 1, 0)))
     n = n + 1
   end
 end
-if n > 0 then wake(KEYS[1] .. ':notify') end
+if n > 0 then wake(KEYS[1]) end
 return n
 """
 
-RETRY = """
--- KEYS: tag; ARGV: task_id, token, delay_ms
-local id, leased = ARGV[1], KEYS[1] .. ':leased'
-if not held(leased, KEYS[1] .. ':m:' .. id, id, ARGV[2]) then return 0 end
-redis.call('ZREM', leased, id)
+RETRY = r"""
+-- KEYS: tag; ARGV: task_id, token, delay_ms. The delivery count is kept.
+local e = held(KEYS[1], ARGV[1], ARGV[2])
+if not e then return 0 end
+unlease(KEYS[1], ARGV[1])
 local delay = tonumber(ARGV[3])
 if delay > 0 then
-  redis.call('ZADD', KEYS[1] .. ':delayed', now_ms() + delay, id)
+  redis.call('ZADD', KEYS[1] .. ':delayed', now_ms() + delay, e)
 else
-  redis.call('RPUSH', KEYS[1] .. ':ready', id)
+  redis.call('RPUSH', KEYS[1] .. ':ready', e)
 end
-wake(KEYS[1] .. ':notify')
+wake(KEYS[1])
 return 1
 """
 
-DEAD_LETTER = """
+DEAD_LETTER = r"""
 -- KEYS: tag; ARGV: task_id, token, exc_type, message, traceback
-local id, leased = ARGV[1], KEYS[1] .. ':leased'
-local key = KEYS[1] .. ':m:' .. id
-if not held(leased, key, id, ARGV[2]) then return 0 end
+local e = held(KEYS[1], ARGV[1], ARGV[2])
+if not e then return 0 end
+unlease(KEYS[1], ARGV[1])
+local id, vt, count, _, c = parse(e)
 local now = now_ms()
-redis.call('ZREM', leased, id)
-redis.call('HSET', key, 'e', ARGV[3], 's', ARGV[4], 't', ARGV[5], 'f', now)
+redis.call('HSET', KEYS[1] .. ':dead:' .. id, 'p', string.sub(e, c + 1), 'v', vt, 'a', count,
+  'e', ARGV[3], 's', ARGV[4], 't', ARGV[5], 'f', now)
 redis.call('ZADD', KEYS[1] .. ':dead', now, id)
 return 1
 """
 
-EXTEND = """
+EXTEND = r"""
 -- KEYS: tag; ARGV: visibility_ms, then per delivery: task_id, token
-local leased = KEYS[1] .. ':leased'
 local expiry = now_ms() + tonumber(ARGV[1])
 local n = 0
 for i = 2, #ARGV, 2 do
-  local id = ARGV[i]
-  if held(leased, KEYS[1] .. ':m:' .. id, id, ARGV[i + 1]) then
-    redis.call('ZADD', leased, 'XX', expiry, id)
+  if held(KEYS[1], ARGV[i], ARGV[i + 1]) then
+    redis.call('ZADD', KEYS[1] .. ':leased', 'XX', expiry, ARGV[i])
     n = n + 1
   end
 end
 return n
 """
 
-_PICK_DEAD = """
+_PICK_DEAD = r"""
 local function pick_dead(dead, batch)
   if #ARGV >= 2 then
     local ids = {}
@@ -224,12 +235,12 @@ end
 
 LIST_DEAD = (
     _PICK_DEAD
-    + """
+    + r"""
 -- KEYS: tag; ARGV: limit, [task_id ...]
 -- Returns per dead letter: id, payload, attempts, exc_type, message, traceback, failed_ms
 local out = {}
 for _, id in ipairs(pick_dead(KEYS[1] .. ':dead', tonumber(ARGV[1]))) do
-  local m = redis.call('HMGET', KEYS[1] .. ':m:' .. id, 'p', 'a', 'e', 's', 't', 'f')
+  local m = redis.call('HMGET', KEYS[1] .. ':dead:' .. id, 'p', 'a', 'e', 's', 't', 'f')
   if m[1] then
     out[#out + 1] = id
     for j = 1, 6 do out[#out + 1] = m[j] or '' end
@@ -241,56 +252,45 @@ return out
 
 RETRY_DEAD = (
     _PICK_DEAD
-    + """
+    + r"""
 -- KEYS: tag; ARGV: batch, [task_id ...]
--- Ready now with a fresh attempt count. Returns how many moved.
-local dead, ready = KEYS[1] .. ':dead', KEYS[1] .. ':ready'
+-- Ready now with a fresh delivery count. Returns how many moved.
+local dead = KEYS[1] .. ':dead'
 local ids = pick_dead(dead, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
-  local key = KEYS[1] .. ':m:' .. id
+  local key = KEYS[1] .. ':dead:' .. id
+  local m = redis.call('HMGET', key, 'p', 'v')
   redis.call('ZREM', dead, id)
-  redis.call('HSET', key, 'a', 0)
-  redis.call('HDEL', key, 'e', 's', 't', 'f')
-  redis.call('RPUSH', ready, id)
+  redis.call('DEL', key)
+  if m[1] then redis.call('RPUSH', KEYS[1] .. ':ready', id .. '\n' .. m[2] .. '\n0\n' .. m[1]) end
 end
-if #ids > 0 then wake(KEYS[1] .. ':notify') end
+if #ids > 0 then wake(KEYS[1]) end
 return #ids
 """
 )
 
 PURGE_DEAD = (
     _PICK_DEAD
-    + """
+    + r"""
 -- KEYS: tag; ARGV: batch, [task_id ...]. Returns how many were deleted.
 local dead = KEYS[1] .. ':dead'
 local ids = pick_dead(dead, tonumber(ARGV[1]))
 for _, id in ipairs(ids) do
   redis.call('ZREM', dead, id)
-  redis.call('DEL', KEYS[1] .. ':m:' .. id)
+  redis.call('DEL', KEYS[1] .. ':dead:' .. id)
 end
 return #ids
 """
 )
 
-PURGE = """
--- KEYS: tag; ARGV: batch. Returns {deleted, looked_at}; call again until looked_at is 0.
-local tag, batch = KEYS[1], tonumber(ARGV[1])
-local deleted, seen = 0, 0
-local ids = redis.call('LPOP', tag .. ':ready', batch) or {}
-for _, id in ipairs(ids) do deleted = deleted + redis.call('DEL', tag .. ':m:' .. id) end
-seen = #ids
-if seen < batch then
-  local later = redis.call('ZRANGE', tag .. ':delayed', 0, batch - seen - 1)
-  if #later > 0 then
-    redis.call('ZREM', tag .. ':delayed', unpack(later))
-    for _, id in ipairs(later) do deleted = deleted + redis.call('DEL', tag .. ':m:' .. id) end
-  end
-  seen = seen + #later
-end
-return {deleted, seen}
+PURGE = r"""
+-- KEYS: tag. Deletes the ready and delayed messages; returns how many.
+local n = redis.call('LLEN', KEYS[1] .. ':ready') + redis.call('ZCARD', KEYS[1] .. ':delayed')
+redis.call('UNLINK', KEYS[1] .. ':ready', KEYS[1] .. ':delayed')
+return n
 """
 
-STATS = """
+STATS = r"""
 -- KEYS: tag. Returns {ready, delayed, in_flight, dead}; due delayed messages and expired
 -- leases count as ready (the next dequeue hands them out).
 local tag = KEYS[1]
@@ -337,7 +337,8 @@ class LuaScript:
 SCRIPTS: dict[str, LuaScript] = {
     name: LuaScript(name.lower(), body)
     for name, body in {
-        "ENQUEUE": ENQUEUE,
+        "PUSH": PUSH,
+        "SCHEDULE": SCHEDULE,
         "DEQUEUE": DEQUEUE,
         "ACK": ACK,
         "RELEASE": RELEASE,
