@@ -39,6 +39,8 @@ from asynctasq_sqlite import _operations as ops
 QUEUE = "bench"
 REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "sqlite.md"
 
+NOTES_HEADING = "## Notes"
+
 _started: dict[str, asyncio.Future[float]] = {}
 _cpu_per_task: dict[str, list[float]] = {}  # scenario -> CPU microseconds per task, per run
 
@@ -334,7 +336,12 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     if args.write:
         REPORT.parent.mkdir(parents=True, exist_ok=True)
-        REPORT.write_text(table)
+        notes = ""  # hand-written analysis below the table survives a re-run
+        if REPORT.exists():
+            old = REPORT.read_text()
+            if NOTES_HEADING in old:
+                notes = "\n" + old[old.index(NOTES_HEADING) :]
+        REPORT.write_text(table + notes)
 
 
 if __name__ == "__main__":
