@@ -170,7 +170,7 @@ def test_sigterm_past_the_deadline_gives_the_task_back(backend: Backend, markers
         proc.send_signal(signal.SIGTERM)
         code, err, took = finish(proc, 30)
     assert code == 0, err
-    assert took < 10, err
+    assert took < 20, err  # the task sleeps 60 s; generous for loaded machines
     assert not (markers / "slow.done").exists()
     assert "still running at the shutdown deadline: giving them back" in err
     assert "given back 1" in err
@@ -188,7 +188,7 @@ def test_second_sigterm_exits_at_once(backend: Backend, markers: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         code, err, took = finish(proc, 30)
     assert code == 0, err
-    assert took < 10, err
+    assert took < 20, err  # the task sleeps 60 s; generous for loaded machines
     assert "second SIGTERM: stopping now" in err
     assert not (markers / "stuck.done").exists()
     assert stats(backend.make(), "cli-a") == (1, 0, 0, 0)
@@ -205,7 +205,21 @@ def test_second_sigterm_does_not_wait_for_a_task_in_a_thread(
         proc.send_signal(signal.SIGTERM)
         code, err, took = finish(proc, 30)
     assert code == 0, err
-    assert took < 10, err
+    assert took < 20, err  # the task sleeps 60 s; generous for loaded machines
+    assert stats(backend.make(), "cli-a") == (1, 0, 0, 0)
+
+
+def test_a_task_in_a_thread_past_the_deadline_does_not_hold_the_exit(
+    backend: Backend, markers: Path
+) -> None:
+    enqueue(backend.make(), [t.sync_sleepy(str(markers), "thread", 60)])
+    with worker(backend, "--shutdown-timeout", "1") as proc:
+        wait_for(markers / "thread.started", proc)
+        proc.send_signal(signal.SIGTERM)
+        code, err, took = finish(proc, 30)
+    assert code == 0, err
+    assert took < 20, err  # the task sleeps 60 s; generous for loaded machines
+    assert "exiting without waiting for them" in err
     assert stats(backend.make(), "cli-a") == (1, 0, 0, 0)
 
 

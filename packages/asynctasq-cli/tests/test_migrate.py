@@ -64,9 +64,9 @@ def test_unreachable_database_is_one_line(cli: Invoke) -> None:
         "-o",
         "connect_timeout=2",
     )
-    assert result.exit_code == 1
-    [line] = result.stderr.strip().splitlines()
-    assert line.startswith("error: cannot connect to postgres")
+    assert result.exit_code == 1, result.output
+    assert result.stderr.startswith("error: cannot connect to postgres"), result.output
+    assert len(result.stderr.strip().splitlines()) == 1, result.output
     assert "hunter2" not in result.output
 
 

@@ -374,3 +374,22 @@ def test_debug_shows_the_traceback(cli: Invoke) -> None:
     assert result.exit_code != 0
     assert isinstance(result.exception, Exception)
     assert "no_such_module_xyz" in str(result.exception)
+
+
+def test_stuck_task_threads_and_exit_process() -> None:
+    import threading
+
+    from asynctasq_cli.commands import worker as worker_command
+
+    release = threading.Event()
+    thread = threading.Thread(target=release.wait, name="asynctasq-task_99")
+    thread.start()
+    try:
+        assert worker_command.stuck_task_threads(0.1) == ["asynctasq-task_99"]
+    finally:
+        release.set()
+        thread.join()
+    assert worker_command.stuck_task_threads(0.1) == []
+    with pytest.raises(SystemExit) as exit_info:
+        worker_command.exit_process(3)
+    assert exit_info.value.code == 3

@@ -43,6 +43,7 @@ class AsyncTasQGroup(TyperGroup):
         **extra: Any,
     ) -> Any:
         """Run the CLI; every error ends as one line on stderr and an exit code."""
+        state.debug = False  # set by the root callback (--debug / ASYNCTASQ_DEBUG)
         try:
             rv = super().main(
                 args, prog_name or "asynctasq", complete_var, standalone_mode=False, **extra

@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,9 @@ from asynctasq_cli.status import Banner, StatusLine, summary
 from asynctasq_cli.versions import cli_version, event_loop
 
 log = logging.getLogger("asynctasq.cli")
+
+TASK_THREAD_PREFIX = "asynctasq-task"
+"""Core's thread pool for synchronous tasks names its threads so."""
 
 _PANEL_RUN = "Worker"
 _PANEL_CODE = "Task code"
@@ -143,8 +147,9 @@ class _Exit:
 def exit_process(code: int) -> None:
     """Leave the process with `code`.
 
-    After a second stop signal, tasks running in threads cannot be stopped and Python would
-    wait for them at exit; the worker has given them back already, so it exits at once.
+    A synchronous task still running in a thread at shutdown cannot be stopped, and Python
+    waits for such threads at exit. The worker has given those tasks back already (they run
+    again elsewhere), so the process exits at once instead of waiting for them.
     """
     if _Exit.hard:
         sys.stdout.flush()
@@ -154,8 +159,13 @@ def exit_process(code: int) -> None:
     sys.exit(code)
 
 
-def _threads_still_running() -> bool:
-    return any(t.name.startswith("asynctasq-task") and t.is_alive() for t in threading.enumerate())
+def stuck_task_threads(grace: float = 1.0) -> list[str]:
+    """Names of task threads still running after `grace` seconds (idle ones end by then)."""
+    deadline = time.monotonic() + grace
+    threads = [t for t in threading.enumerate() if t.name.startswith(TASK_THREAD_PREFIX)]
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in threads if t.is_alive()]
 
 
 async def _serve(
@@ -175,7 +185,13 @@ async def _serve(
     finally:
         await driver.close()
     log.info("worker stopped: %s", summary(worker))
-    if getattr(worker, "_aborting", False) and _threads_still_running():
+    stuck = stuck_task_threads()
+    if stuck:
+        log.warning(
+            "%d task thread(s) still running after their tasks were given back: "
+            "exiting without waiting for them",
+            len(stuck),
+        )
         _Exit.hard = True
 
 
@@ -193,6 +209,7 @@ def run_worker(
         CliError: an import, the connection, or a setting failed (one line).
         ConfigError: an invalid setting.
     """
+    _Exit.hard = False
     env_file = connection.env_file
     level = cli_setting("LOG_LEVEL", log_level, env_file, "info")
     fmt = cli_setting("LOG_FORMAT", log_format, env_file, "text").strip().lower()
@@ -404,4 +421,5 @@ __all__ = [
     "register",
     "resolve_roots",
     "run_worker",
+    "stuck_task_threads",
 ]
