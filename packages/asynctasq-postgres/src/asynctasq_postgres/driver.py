@@ -16,10 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import uuid
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
-from operator import itemgetter
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
@@ -35,19 +33,15 @@ from asynctasq_postgres._types import Connection
 from asynctasq_postgres.dsn import redact_dsn
 from asynctasq_postgres.listener import Listener
 from asynctasq_postgres.naming import TableNames
-from asynctasq_postgres.schema import apply_migrations, migration_sql, schema_version
-from asynctasq_postgres.sql import (
-    DQ_ATTEMPTS,
-    DQ_AVAILABLE,
-    DQ_ID,
-    DQ_ORD,
-    DQ_PAYLOAD,
-    DQ_QUEUE,
-    DQ_SEQ,
-    DQ_TASK_ID,
-    DQ_VT,
-    Statements,
+from asynctasq_postgres.rows import (
+    deliveries_from,
+    enqueue_args,
+    enqueue_many_args,
+    receipt_arrays,
+    uuid_filter,
 )
+from asynctasq_postgres.schema import apply_migrations, migration_sql, schema_version
+from asynctasq_postgres.sql import DQ_AVAILABLE, DQ_ORD, DQ_QUEUE, Statements
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -57,8 +51,6 @@ _MIN_SLEEP = 0.002
 
 _FLOOR_TTL = 1.0
 """Seconds a dequeue floor (see `asynctasq_postgres.sql`) is used before a full look."""
-
-_dequeue_order = itemgetter(DQ_ORD, DQ_AVAILABLE, DQ_ID)
 
 
 class SchemaNotInitializedError(RuntimeError):
@@ -265,7 +257,7 @@ class PostgresDriver:
     async def enqueue(self, message: OutgoingMessage) -> None:
         """Store one message, ready after `message.delay` seconds (one round-trip)."""
         pool = self._pool or await self._ensure_pool()
-        await pool.execute(self._sql.enqueue, *_enqueue_args(message))
+        await pool.execute(self._sql.enqueue, *enqueue_args(message))
 
     @_explain_missing_schema
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -274,9 +266,9 @@ class PostgresDriver:
             return
         pool = self._pool or await self._ensure_pool()
         if len(messages) == 1:
-            await pool.execute(self._sql.enqueue, *_enqueue_args(messages[0]))
+            await pool.execute(self._sql.enqueue, *enqueue_args(messages[0]))
         else:
-            await pool.execute(self._sql.enqueue_many, *_enqueue_many_args(messages))
+            await pool.execute(self._sql.enqueue_many, *enqueue_many_args(messages))
 
     @_explain_missing_schema
     async def enqueue_with_connection(
@@ -302,9 +294,9 @@ class PostgresDriver:
         if not messages:
             return
         if len(messages) == 1:
-            await connection.execute(self._sql.enqueue, *_enqueue_args(messages[0]))
+            await connection.execute(self._sql.enqueue, *enqueue_args(messages[0]))
         else:
-            await connection.execute(self._sql.enqueue_many, *_enqueue_many_args(messages))
+            await connection.execute(self._sql.enqueue_many, *enqueue_many_args(messages))
 
     # -- dequeue -------------------------------------------------------------------------
 
@@ -374,7 +366,7 @@ class PostgresDriver:
         return await pool.fetch(self._sql.dequeue, names, limit, starts)
 
     def _leased(self, names: list[str], limit: int, rows: list[asyncpg.Record]) -> list[Delivery]:
-        deliveries = _deliveries(rows)
+        deliveries = deliveries_from(rows)
         if len(rows) < limit:
             self._drop_floors(names)  # the front may hold rows below a floor: look there next
         else:
@@ -399,7 +391,7 @@ class PostgresDriver:
         if not deliveries:
             return
         pool = self._pool or await self._ensure_pool()
-        ids, seqs = _receipts(deliveries)
+        ids, seqs = receipt_arrays(deliveries)
         await pool.execute(self._sql.ack, ids, seqs)
 
     @_explain_missing_schema
@@ -408,7 +400,7 @@ class PostgresDriver:
         if not deliveries:
             return
         pool = self._pool or await self._ensure_pool()
-        ids, seqs = _receipts(deliveries)
+        ids, seqs = receipt_arrays(deliveries)
         await pool.execute(self._sql.release, ids, seqs)
 
     @_explain_missing_schema
@@ -438,7 +430,7 @@ class PostgresDriver:
         if not deliveries:
             return
         pool = self._pool or await self._ensure_pool()
-        ids, seqs = _receipts(deliveries)
+        ids, seqs = receipt_arrays(deliveries)
         await pool.execute(self._sql.extend, ids, seqs, float(visibility_timeout))
 
     # -- inspection and administration ---------------------------------------------------
@@ -485,7 +477,7 @@ class PostgresDriver:
     ) -> list[DeadLetter]:
         """Dead letters, oldest first, filtered by queue and/or task ids."""
         pool = self._pool or await self._ensure_pool()
-        rows = await pool.fetch(self._sql.list_dead_letters, queue, _uuids(task_ids), limit)
+        rows = await pool.fetch(self._sql.list_dead_letters, queue, uuid_filter(task_ids), limit)
         return [
             DeadLetter(
                 task_id=str(row[0]),
@@ -504,7 +496,7 @@ class PostgresDriver:
     ) -> int:
         """Move dead letters back to their queues, ready now, attempts reset to 0."""
         pool = self._pool or await self._ensure_pool()
-        row = await pool.fetchrow(self._sql.retry_dead_letters, queue, _uuids(task_ids))
+        row = await pool.fetchrow(self._sql.retry_dead_letters, queue, uuid_filter(task_ids))
         assert row is not None
         moved: int = row[0]
         return moved
@@ -515,69 +507,8 @@ class PostgresDriver:
     ) -> int:
         """Delete dead letters (all of them without filters). Returns how many."""
         pool = self._pool or await self._ensure_pool()
-        count: int = await pool.fetchval(self._sql.purge_dead_letters, queue, _uuids(task_ids))
+        count: int = await pool.fetchval(self._sql.purge_dead_letters, queue, uuid_filter(task_ids))
         return count
-
-
-def _enqueue_args(message: OutgoingMessage) -> tuple[Any, ...]:
-    return (
-        message.task_id,
-        message.queue,
-        message.payload,
-        max(float(message.delay), 0.0),
-        float(message.visibility_timeout),
-    )
-
-
-def _enqueue_many_args(messages: Sequence[OutgoingMessage]) -> tuple[list[Any], ...]:
-    return (
-        [m.task_id for m in messages],
-        [m.queue for m in messages],
-        [m.payload for m in messages],
-        [max(float(m.delay), 0.0) for m in messages],
-        [float(m.visibility_timeout) for m in messages],
-    )
-
-
-def _deliveries(rows: list[asyncpg.Record]) -> list[Delivery]:
-    if len(rows) > 1:
-        rows.sort(key=_dequeue_order)  # RETURNING order is unspecified: restore FIFO
-    return [
-        Delivery(
-            task_id=str(row[DQ_TASK_ID]),
-            queue=row[DQ_QUEUE],
-            payload=row[DQ_PAYLOAD],
-            attempts=row[DQ_ATTEMPTS] - 1,
-            receipt=(row[DQ_ID], row[DQ_SEQ]),
-            visibility_timeout=row[DQ_VT],
-        )
-        for row in rows
-    ]
-
-
-def _receipts(deliveries: Sequence[Delivery]) -> tuple[list[int], list[int]]:
-    ids: list[int] = []
-    seqs: list[int] = []
-    for delivery in deliveries:
-        row_id, seq = delivery.receipt
-        ids.append(row_id)
-        seqs.append(seq)
-    return ids, seqs
-
-
-def _uuids(task_ids: Sequence[str] | None) -> list[uuid.UUID] | None:
-    """Task ids as UUIDs; ids that are not UUIDs cannot be stored, so they match nothing."""
-    if task_ids is None:
-        return None
-    if isinstance(task_ids, str):
-        task_ids = [task_ids]
-    parsed: list[uuid.UUID] = []
-    for task_id in task_ids:
-        try:
-            parsed.append(uuid.UUID(str(task_id)))
-        except ValueError:
-            continue
-    return parsed
 
 
 __all__ = ["PostgresDriver", "SchemaNotInitializedError"]

@@ -17,13 +17,10 @@ from collections.abc import Awaitable, Callable, Iterable
 import asyncpg
 
 from asynctasq_postgres._types import Connection
-from asynctasq_postgres.naming import quote_identifier
 
 logger = logging.getLogger("asynctasq_postgres.listener")
 
 Connector = Callable[[], Awaitable["asyncpg.Connection[asyncpg.Record]"]]
-
-_RECONNECT_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
 class Waiter:
@@ -103,7 +100,7 @@ class Listener:
         self._first_attempt: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self.reconnects = 0
-        """How many times the connection was re-established after a loss."""
+        """Connection attempts made after the first one (after losses or failures)."""
 
     @property
     def connected(self) -> bool:
@@ -155,14 +152,15 @@ class Listener:
                 await connection.add_listener(self._channel, self._on_notification)
                 self._connection = connection
                 if failures or self.reconnects:
-                    logger.info("LISTEN %s re-established", quote_identifier(self._channel))
+                    logger.info("LISTEN %r re-established", self._channel)
                 self._wake_all()  # whatever was sent while we were away is lost
                 backoff, failures = 0.05, 0
                 self._signal_first_attempt()
                 await self._watch(connection, lost)
+                logger.warning("LISTEN connection lost; reconnecting")
             except asyncio.CancelledError:
                 raise
-            except _RECONNECT_ERRORS as exc:
+            except Exception as exc:  # any failure: keep trying, waiters poll meanwhile
                 failures += 1
                 level = logging.WARNING if failures == 1 else logging.DEBUG
                 logger.log(

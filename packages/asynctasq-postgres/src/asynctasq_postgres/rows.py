@@ -1,0 +1,99 @@
+"""Conversions between the driver's Python values and its statements' rows and arrays."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from operator import itemgetter
+from typing import Any
+
+import asyncpg
+
+from asynctasq.drivers.base import Delivery, OutgoingMessage
+from asynctasq_postgres.sql import (
+    DQ_ATTEMPTS,
+    DQ_AVAILABLE,
+    DQ_ID,
+    DQ_ORD,
+    DQ_PAYLOAD,
+    DQ_QUEUE,
+    DQ_SEQ,
+    DQ_TASK_ID,
+    DQ_VT,
+)
+
+_dequeue_order = itemgetter(DQ_ORD, DQ_AVAILABLE, DQ_ID)
+
+
+def enqueue_args(message: OutgoingMessage) -> tuple[Any, ...]:
+    """Parameters of the single-message enqueue statement."""
+    return (
+        message.task_id,
+        message.queue,
+        message.payload,
+        max(float(message.delay), 0.0),
+        float(message.visibility_timeout),
+    )
+
+
+def enqueue_many_args(messages: Sequence[OutgoingMessage]) -> tuple[list[Any], ...]:
+    """Column arrays for the batch enqueue statement (one ``unnest``)."""
+    return (
+        [m.task_id for m in messages],
+        [m.queue for m in messages],
+        [m.payload for m in messages],
+        [max(float(m.delay), 0.0) for m in messages],
+        [float(m.visibility_timeout) for m in messages],
+    )
+
+
+def deliveries_from(rows: list[asyncpg.Record]) -> list[Delivery]:
+    """Deliveries from dequeue rows, sorting `rows` in place into queue-then-FIFO order."""
+    if len(rows) > 1:
+        rows.sort(key=_dequeue_order)  # RETURNING order is unspecified: restore FIFO
+    return [
+        Delivery(
+            task_id=str(row[DQ_TASK_ID]),
+            queue=row[DQ_QUEUE],
+            payload=row[DQ_PAYLOAD],
+            attempts=row[DQ_ATTEMPTS] - 1,
+            receipt=(row[DQ_ID], row[DQ_SEQ]),
+            visibility_timeout=row[DQ_VT],
+        )
+        for row in rows
+    ]
+
+
+def receipt_arrays(deliveries: Sequence[Delivery]) -> tuple[list[int], list[int]]:
+    """Row ids and lease numbers of `deliveries`, as two parallel arrays."""
+    ids: list[int] = []
+    seqs: list[int] = []
+    for delivery in deliveries:
+        row_id, seq = delivery.receipt
+        ids.append(row_id)
+        seqs.append(seq)
+    return ids, seqs
+
+
+def uuid_filter(task_ids: Sequence[str] | None) -> list[uuid.UUID] | None:
+    """Task ids as UUIDs; ids that are not UUIDs cannot be stored, so they match nothing."""
+    if task_ids is None:
+        return None
+    if isinstance(task_ids, str):
+        task_ids = [task_ids]
+    parsed: list[uuid.UUID] = []
+    for task_id in task_ids:
+        try:
+            parsed.append(uuid.UUID(str(task_id)))
+        except ValueError:
+            continue
+    return parsed
+
+
+__all__ = [
+    "deliveries_from",
+    "enqueue_args",
+    "enqueue_many_args",
+    "receipt_arrays",
+    "uuid_filter",
+]
