@@ -172,3 +172,32 @@ async def test_non_serializable_argument_names_the_argument_and_type() -> None:
 async def test_direct_handle_call_works_like_a_plain_method() -> None:
     assert await SendEmail(to="t").handle() is True
     await SendEmail(to="t").failed(ValueError("x"))
+
+
+def test_fast_argument_check_agrees_with_the_signature() -> None:
+    @task
+    def shaped(a: int, /, b: int, *, c: int, d: int = 0) -> None: ...
+
+    shaped(1, 2, c=3)
+    shaped(1, b=2, c=3, d=4)
+    for bad_args, bad_kwargs in [
+        ((1,), {"c": 3}),  # b missing
+        ((1, 2), {}),  # keyword-only c missing
+        ((1, 2, 3), {"c": 3}),  # too many positionals
+        ((), {"a": 1, "b": 2, "c": 3}),  # a is positional-only
+        ((1, 2), {"b": 2, "c": 3}),  # b given twice
+        ((1, 2), {"c": 3, "e": 5}),  # unknown keyword
+    ]:
+        with pytest.raises(TypeError, match="shaped"):
+            shaped(*bad_args, **bad_kwargs)
+
+
+async def test_settings_cache_follows_configuration_changes() -> None:
+    from asynctasq import set_global_config
+
+    await bare(1).dispatch()
+    set_global_config(task_defaults={"max_attempts": 9, "queue": "elsewhere"})
+    await bare(2).dispatch()
+    driver = await get_driver()
+    [delivery] = await driver.dequeue(["elsewhere"], limit=1, wait=0)
+    assert _doc(delivery.payload)["o"][0] == 9

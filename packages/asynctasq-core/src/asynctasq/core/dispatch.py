@@ -2,25 +2,40 @@
 
 from __future__ import annotations
 
+import os
 import time
-import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 from asynctasq.config import get_config
 from asynctasq.core import envelope
-from asynctasq.core.options import resolve
+from asynctasq.core.function import FunctionTask
+from asynctasq.core.options import resolve, resolve_cached
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers.base import Driver, OutgoingMessage
 from asynctasq.drivers.connections import get_driver
 from asynctasq.middleware import dispatch_middleware
 
 
+def new_task_id() -> str:
+    """A random (version 4) UUID string, made without building a `uuid.UUID` object."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40
+    raw[8] = (raw[8] & 0x3F) | 0x80
+    h = raw.hex()
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
 def prepare(task: BaseTask[Any]) -> OutgoingMessage:
     """Assign an id, resolve settings and encode: everything but the driver call."""
-    options = resolve(task._settings(), get_config().task_defaults)
-    task_id = str(uuid.uuid4())
+    defaults = get_config().task_defaults
+    if task._overrides():
+        options = resolve(task._settings(), defaults)
+    else:
+        owner = task.function if isinstance(task, FunctionTask) else type(task)
+        options = resolve_cached(owner, task._class_options, defaults)
+    task_id = new_task_id()
     now = time.time()
     payload = envelope.encode(task, task_id, options, now)
     task._task_id = task_id

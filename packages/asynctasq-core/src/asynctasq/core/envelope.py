@@ -54,15 +54,7 @@ def encode(task: BaseTask[Any], task_id: str, options: ResolvedOptions, now: flo
         "id": task_id,
         "task": "",
         "at": now,
-        "o": [
-            options.max_attempts,
-            options.retry_delay,
-            options.retry_strategy,
-            options.retry_max_delay,
-            options.retry_jitter,
-            options.timeout,
-            options.visibility_timeout,
-        ],
+        "o": options.wire,
     }
     uses_async = False
     if isinstance(task, FunctionTask):

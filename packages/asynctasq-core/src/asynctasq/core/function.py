@@ -84,14 +84,16 @@ class TaskFunction(Generic[P, R]):
             "process" if process else ("async" if self.is_async else "thread")
         )
         self._signature = inspect.signature(fn)
+        self._check_arguments = _argument_checker(self._signature)
         functools.update_wrapper(self, fn)
         self.name = registry.register(self)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> FunctionTask[R]:
-        try:
-            self._signature.bind(*args, **kwargs)
-        except TypeError as exc:
-            raise TypeError(f"{self.name}(): {exc}") from None
+        if not self._check_arguments(args, kwargs):
+            try:  # the slow, exact check, for its message
+                self._signature.bind(*args, **kwargs)
+            except TypeError as exc:
+                raise TypeError(f"{self.name}(): {exc}") from None
         return FunctionTask(self, args, kwargs)
 
     def __repr__(self) -> str:
@@ -100,6 +102,39 @@ class TaskFunction(Generic[P, R]):
     def __reduce__(self) -> str | tuple[Any, ...]:
         # Pickled by name, like a plain function, so process pools can pass it around.
         return str(getattr(self, "__qualname__"))  # noqa: B009 - set by update_wrapper
+
+
+def _argument_checker(
+    signature: inspect.Signature,
+) -> Callable[[tuple[Any, ...], dict[str, Any]], bool]:
+    """A fast test that arguments fit `signature`; False means "ask `bind` for the error".
+
+    Calling a task is on the dispatch hot path; `Signature.bind` costs several microseconds.
+    """
+    params = list(signature.parameters.values())
+    kinds = {p.kind for p in params}
+    if inspect.Parameter.VAR_POSITIONAL in kinds or inspect.Parameter.VAR_KEYWORD in kinds:
+        return lambda args, kwargs: False  # rare: always take the exact path
+    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    by_keyword = {p.name for p in params if p.kind != p.POSITIONAL_ONLY}
+    required = {p.name for p in params if p.default is p.empty}
+    count = len(positional)
+
+    def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
+        n = len(args)
+        if n > count:
+            return False
+        given = positional[:n]
+        for key in kwargs:
+            if key not in by_keyword or key in given:
+                return False
+        if required:
+            for name in required:
+                if name not in kwargs and name not in given:
+                    return False
+        return True
+
+    return check
 
 
 @overload

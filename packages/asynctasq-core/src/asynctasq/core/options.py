@@ -92,6 +92,8 @@ class ResolvedOptions:
     timeout: float | None
     visibility_timeout: float
     delay: float
+    wire: list[Any]
+    """The settings the envelope carries, in its fixed order (see `core.envelope`)."""
 
 
 def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
@@ -101,14 +103,46 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
     promise "retry with 30 second delays"); the default strategy applies otherwise.
     """
     own_delay = options.get("retry_delay")
+    max_attempts = options.get("max_attempts", defaults.max_attempts)
+    retry_delay = defaults.retry_delay if own_delay is None else own_delay
+    strategy: RetryStrategy = defaults.retry_strategy if own_delay is None else "fixed"
+    jitter = defaults.retry_jitter if own_delay is None else False
+    timeout = options["timeout"] if options.get("timeout") is not None else defaults.timeout
+    visibility = options.get("visibility_timeout") or defaults.visibility_timeout
     return ResolvedOptions(
         queue=options.get("queue") or defaults.queue,
-        max_attempts=options.get("max_attempts", defaults.max_attempts),
-        retry_delay=defaults.retry_delay if own_delay is None else own_delay,
-        retry_strategy=defaults.retry_strategy if own_delay is None else "fixed",
+        max_attempts=max_attempts,
+        retry_delay=retry_delay,
+        retry_strategy=strategy,
         retry_max_delay=defaults.retry_max_delay,
-        retry_jitter=defaults.retry_jitter if own_delay is None else False,
-        timeout=options["timeout"] if options.get("timeout") is not None else defaults.timeout,
-        visibility_timeout=options.get("visibility_timeout") or defaults.visibility_timeout,
+        retry_jitter=jitter,
+        timeout=timeout,
+        visibility_timeout=visibility,
         delay=options.get("delay") or 0.0,
+        wire=[
+            max_attempts,
+            retry_delay,
+            strategy,
+            defaults.retry_max_delay,
+            jitter,
+            timeout,
+            visibility,
+        ],
     )
+
+
+def resolve_cached(owner: Any, options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
+    """`resolve` for a dispatch that overrides nothing, cached on `owner`.
+
+    `owner` is the task class or task function whose own settings are `options`. Dispatch is
+    a hot path and most dispatches override nothing, so their settings stay the same until
+    the configuration changes (a new `TaskDefaults` object).
+    """
+    cached: tuple[TaskDefaults, ResolvedOptions] | None = vars(owner).get("_resolved")
+    if cached is not None and cached[0] is defaults:
+        return cached[1]
+    resolved = resolve(options, defaults)
+    # Kept in the owner's own namespace (read back through vars()): a subclass never reuses
+    # its parent's entry.
+    setattr(owner, "_resolved", (defaults, resolved))  # noqa: B010 - ClassVar-free cache slot
+    return resolved

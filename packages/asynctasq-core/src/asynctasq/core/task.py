@@ -188,9 +188,7 @@ class BaseTask(Generic[T]):
         Raises:
             SerializationError: an argument cannot be serialized (named in the message).
         """
-        from asynctasq.core.dispatch import dispatch
-
-        return await dispatch(self, connection=connection)
+        return await _dispatch(self, connection=connection)
 
     # -- what the worker runs --------------------------------------------------------------
     @property
@@ -257,6 +255,15 @@ class SyncProcessTask(SyncTask[T]):
 
     _abstract = True
     _execution: ClassVar[Execution] = "process"
+
+
+async def _dispatch(task: BaseTask[Any], *, connection: Any) -> str:
+    # Bound on first use: asynctasq.core.dispatch imports this module.
+    global _dispatch
+    from asynctasq.core.dispatch import dispatch
+
+    _dispatch = dispatch
+    return await dispatch(task, connection=connection)
 
 
 __all__ = ["AsyncProcessTask", "BaseTask", "SyncProcessTask", "SyncTask", "Task"]
