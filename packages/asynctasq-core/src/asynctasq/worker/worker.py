@@ -331,7 +331,8 @@ class Worker:
             await self._fail_for_good(job, lost)
             return
         self._leases.track(delivery, env.visibility_timeout)
-        call_hooks(self.middleware, "before_process", job)
+        if self.middleware:
+            call_hooks(self.middleware, "before_process", job)
         job.started_at = time.monotonic()
         try:
             result = await self._router.run(task, delivery.payload, env.timeout)
@@ -348,7 +349,8 @@ class Worker:
         self._leases.forget(delivery)
         self.stats.succeeded += 1
         self._ack(delivery)
-        call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
+        if self.middleware:
+            call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
 
     async def _handle_failure(self, job: Job, exc: Exception) -> None:
         assert job.envelope is not None and job.task is not None and self.driver is not None
