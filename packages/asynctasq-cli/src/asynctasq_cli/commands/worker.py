@@ -227,12 +227,15 @@ def run_worker(
         settings = loaded.config.worker
         roots = resolve_roots(settings.allowed_roots)
         added = import_modules(settings.imports, roots)
-        worker = Worker(
-            session.create(loaded),
-            burst=options.burst,
-            allowed_roots=[str(r) for r in roots],
-            config=loaded.config,
-        )
+        try:
+            worker = Worker(
+                session.create(loaded),
+                burst=options.burst,
+                allowed_roots=[str(r) for r in roots],
+                config=loaded.config,
+            )
+        except ValueError as exc:  # a worker setting from the environment or .env
+            raise CliError(f"worker settings: {exc}", exit_code=2) from None
         banner = Banner(
             version=cli_version(),
             driver=session.describe_driver(loaded),
