@@ -16,11 +16,15 @@ import time
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from asynctasq_sqs import SQSDriver
+
+MOTO_SERVER = Path(__file__).with_name("moto_server.py")
+"""moto's server with atomic ReceiveMessage (see that file)."""
 
 CREDENTIALS = {
     "region_name": "us-east-1",
@@ -61,7 +65,7 @@ def sqs_endpoint() -> Iterator[str]:
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
