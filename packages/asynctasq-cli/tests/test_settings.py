@@ -55,7 +55,7 @@ def test_dotenv_beats_defaults(tmp_path: Path) -> None:
 def test_environment_beats_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:
     Path(".env").write_text("ASYNCTASQ_WORKER_CONCURRENCY=4\n")
     monkeypatch.setenv("ASYNCTASQ_WORKER_CONCURRENCY", "6")
-    assert load_config(ConnectionOptions()).config.worker.concurrency == 6
+    assert load_config(ConnectionOptions(driver="memory")).config.worker.concurrency == 6
 
 
 def test_command_line_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,7 +70,9 @@ def test_command_line_beats_environment(monkeypatch: pytest.MonkeyPatch) -> None
 
 
 def test_explicit_option_beats_set() -> None:
-    options = ConnectionOptions(set=("worker.concurrency=5", "worker.shutdown_timeout=3"))
+    options = ConnectionOptions(
+        driver="memory", set=("worker.concurrency=5", "worker.shutdown_timeout=3")
+    )
     loaded = load_config(options, WorkerOptions(concurrency=2).as_settings())
     assert loaded.config.worker.concurrency == 2
     assert loaded.config.worker.shutdown_timeout == 3.0
@@ -100,7 +102,7 @@ def test_env_file_option(tmp_path: Path) -> None:
     env = tmp_path / "custom.env"
     env.write_text("ASYNCTASQ_WORKER_QUEUES=a,b\n")
     Path(".env").write_text("ASYNCTASQ_WORKER_QUEUES=ignored\n")
-    loaded = load_config(ConnectionOptions(env_file=env))
+    loaded = load_config(ConnectionOptions(driver="memory", env_file=env))
     assert loaded.config.worker.queues == ("a", "b")
     with pytest.raises(ConfigError, match="no such file"):
         load_config(ConnectionOptions(env_file=tmp_path / "missing.env"))

@@ -370,7 +370,7 @@ def test_unreachable_broker_is_one_line_with_the_url_masked(cli: Invoke) -> None
 
 
 def test_debug_shows_the_traceback(cli: Invoke) -> None:
-    result = cli("--debug", "worker", "--burst", "--import", "no_such_module_xyz")
+    result = cli("--debug", "worker", "-d", "memory", "--burst", "--import", "no_such_module_xyz")
     assert result.exit_code != 0
     assert isinstance(result.exception, Exception)
     assert "no_such_module_xyz" in str(result.exception)
