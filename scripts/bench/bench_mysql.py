@@ -373,7 +373,31 @@ def render(results: Results, args: argparse.Namespace, version: str) -> str:
         "| --- | --- | --- |",
     ]
     lines += [f"| {name} | {value} | {spread} |" for name, value, spread in results.rows]
+    lines += ["", *NOTES]
     return "\n".join(lines) + "\n"
+
+
+NOTES = [
+    "What the rows measure:",
+    "",
+    "- *enqueue*: `driver.enqueue` (one INSERT, autocommit) and `driver.enqueue_many` (one",
+    "  multi-row INSERT per batch). With the server's durable default",
+    "  `innodb_flush_log_at_trx_commit=1` every commit waits for the disk, so single enqueues",
+    "  measure the commit latency of this machine's disk more than the driver.",
+    "- *raw aiomysql loop*: a hand-written consumer (10 coroutines, one message per",
+    "  `BEGIN; SELECT ... LIMIT 1 FOR UPDATE SKIP LOCKED; UPDATE; COMMIT`, then `DELETE`),",
+    "  the floor a naive SKIP LOCKED queue reaches on the same server in the same run.",
+    "- *driver alone*: `dequeue(limit=10)` / no-op / `ack(batch)` in one loop: the driver's",
+    "  batches (two round-trips and one commit per dequeue, one DELETE per ack batch).",
+    "- *core Worker*: `asynctasq.worker.Worker(concurrency=10, burst=True)` draining 20,000",
+    "  encoded no-op tasks (decode, run, batched acks, lease keeper).",
+    "- *dispatch-to-start (same process)*: an idle worker sharing the driver instance; the",
+    "  enqueue wakes it at once (INSERT commit + dequeue commit + the task starting).",
+    "- *enqueue-to-dequeue (other producer)*: the producer is another driver instance (as in",
+    "  another process). MySQL has no LISTEN/NOTIFY, so an idle consumer learns of new work",
+    "  by polling: backoff from 10 ms doubling to `poll_interval_max` (1 s); both numbers are",
+    "  set by that backoff, not by the database.",
+]
 
 
 def main(argv: list[str] | None = None) -> None:
