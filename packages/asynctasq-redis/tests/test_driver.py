@@ -213,6 +213,18 @@ async def test_cancelled_dequeue_gives_its_messages_back(redis_driver: RedisDriv
     assert [(d.task_id, d.attempts) for d in got] == [(message.task_id, 0)]
 
 
+async def test_cancelled_wait_takes_nothing(redis_driver: RedisDriver) -> None:
+    waiter = asyncio.create_task(redis_driver.dequeue(["q"], limit=1, wait=5.0))
+    await asyncio.sleep(0.1)  # blocked in the wait
+    waiter.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiter
+    message = msg("q")
+    await redis_driver.enqueue(message)
+    got = await redis_driver.dequeue(["q"], limit=1, wait=1.0)
+    assert [(d.task_id, d.attempts) for d in got] == [(message.task_id, 0)]
+
+
 async def test_release_puts_a_batch_back_in_order_at_the_front(redis_driver: RedisDriver) -> None:
     sent = [msg("q") for _ in range(5)]
     await redis_driver.enqueue_many(sent)
