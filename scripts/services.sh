@@ -18,7 +18,8 @@ if command -v redis-server >/dev/null 2>&1; then
         --appendonly no --dir /var/lib/redis --logfile /var/log/redis/ci.log
 fi
 if command -v mariadbd >/dev/null 2>&1 || [ -x /usr/sbin/mariadbd ]; then
-    start 3306 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+    # 64 MiB packets: the MySQL driver carries payloads of 16 MiB and more.
+    start 3306 start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd -- --max-allowed-packet=64M
 fi
 if command -v rabbitmq-server >/dev/null 2>&1; then
     start 5672 rabbitmq-server -detached

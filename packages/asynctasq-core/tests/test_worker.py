@@ -481,3 +481,38 @@ async def test_enum_argument_from_a_module_outside_the_allowed_roots_is_refused(
         sys.path.remove(str(tmp_path))
     assert not (tmp_path / "ran").exists()
     assert "add" not in calls
+
+
+def test_a_blocking_task_thread_does_not_keep_the_process_alive(tmp_path: Path) -> None:
+    import subprocess
+
+    script = tmp_path / "hang.py"
+    script.write_text(
+        "import asyncio, time\n"
+        "from asynctasq import task, set_global_config\n"
+        "from asynctasq.drivers.connections import get_driver\n"
+        "from asynctasq.worker import Worker\n"
+        "set_global_config(driver='memory')\n"
+        "@task\n"
+        "def sleepy() -> None:\n"
+        "    time.sleep(60)\n"
+        "async def main() -> None:\n"
+        "    await sleepy().dispatch()\n"
+        "    w = Worker(await get_driver(), shutdown_timeout=0.2, install_signal_handlers=False)\n"
+        "    runner = asyncio.create_task(w.run())\n"
+        "    await asyncio.sleep(0.5)\n"
+        "    w.request_stop()\n"
+        "    await runner\n"
+        "asyncio.run(main())\n"
+    )
+    started = time.monotonic()
+    subprocess.run([sys.executable, str(script)], check=True, timeout=30)
+    assert time.monotonic() - started < 20  # not the task's 60 s
+
+
+def test_worker_settings_are_range_checked() -> None:
+    from asynctasq import set_global_config
+    from asynctasq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="worker.concurrency must be at least 1"):
+        set_global_config(worker={"concurrency": 0})

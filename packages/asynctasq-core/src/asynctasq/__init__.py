@@ -9,15 +9,29 @@ init({"driver": "redis"})
 run(send_email(to="a@example.com").dispatch())
 """
 
+from typing import TYPE_CHECKING, Any
+
 from asynctasq.config import get_config, init, set_global_config
 from asynctasq.core.dispatch import dispatch_many
 from asynctasq.core.function import FunctionTask, TaskFunction, task
 from asynctasq.core.task import AsyncProcessTask, SyncProcessTask, SyncTask, Task
 from asynctasq.middleware import Middleware
 from asynctasq.runner import run
-from asynctasq.utils.console import print
+
+if TYPE_CHECKING:
+    from asynctasq.utils.console import print
 
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str) -> Any:
+    # Rich (and Pygments behind it) costs ~0.3 s to import: load it when `print` is used.
+    if name == "print":
+        from asynctasq.utils.console import print
+
+        return print
+    raise AttributeError(f"module 'asynctasq' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncProcessTask",

@@ -60,6 +60,22 @@ class WorkerSettings:
     allowed_roots: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()
 
+    def __post_init__(self) -> None:
+        at_least_one = (
+            "concurrency",
+            "process_pool_size",
+            "process_max_tasks_per_child",
+            "thread_pool_size",
+        )
+        for name in at_least_one:
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"worker.{name} must be at least 1, got {value!r}")
+        if self.poll_wait <= 0:
+            raise ConfigError(f"worker.poll_wait must be greater than 0, got {self.poll_wait!r}")
+        if not self.queues:
+            raise ConfigError("worker.queues must name at least one queue")
+
 
 @dataclass(frozen=True, slots=True)
 class Config:
@@ -280,7 +296,10 @@ def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
     for section, section_values in merged.items():
         checked = _validate_section(section, section_values, sources.get(section, "config"))
         if section in _SECTIONS:
-            values[section] = _SECTIONS[section](**checked)
+            try:
+                values[section] = _SECTIONS[section](**checked)
+            except ConfigError as exc:
+                raise ConfigError(f"{sources.get(section, 'config')}: {exc}") from None
         else:
             drivers[section] = checked
     if driver is not None:
@@ -298,13 +317,19 @@ def _environment_layers(dotenv: str | Path | None) -> list[tuple[str, Mapping[st
     ]
 
 
-def init(settings: Mapping[str, Any] | None = None, *, dotenv: str | Path | None = None) -> Config:
+def init(
+    settings: Mapping[str, Any] | None = None,
+    *,
+    dotenv: str | Path | None = None,
+    source: str = "init()",
+) -> Config:
     """Set the process-wide configuration.
 
     Args:
         settings: Settings as a mapping (sections or flat keys). Values given here win over
             the environment, which wins over `.env`, which wins over the defaults.
         dotenv: Path of the `.env` file (default: `.env` in the working directory).
+        source: How error messages name `settings` (e.g. "command line").
 
     Returns:
         The configuration now in effect.
@@ -315,7 +340,7 @@ def init(settings: Mapping[str, Any] | None = None, *, dotenv: str | Path | None
     global _config
     layers = _environment_layers(dotenv)
     if settings is not None:
-        layers.append(("init()", _parse(settings, "init()")))
+        layers.append((source, _parse(settings, source)))
     _config = _build(layers)
     return _config
 

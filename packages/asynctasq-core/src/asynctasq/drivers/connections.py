@@ -24,7 +24,6 @@ _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, i
     weakref.WeakKeyDictionary()
 )
 _connected: weakref.WeakSet[Any] = weakref.WeakSet()
-_announced = False
 
 
 def default_driver_name(config: Config | None = None) -> str:

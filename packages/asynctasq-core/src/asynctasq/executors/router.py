@@ -6,13 +6,13 @@ import asyncio
 import contextvars
 import functools
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asynctasq.config import Config
 from asynctasq.core.task import BaseTask
 from asynctasq.errors import TaskTimeoutError
 from asynctasq.executors.process import ProcessExecutor
+from asynctasq.executors.threads import DaemonThreadPool
 
 
 class ExecutorRouter:
@@ -34,9 +34,7 @@ class ExecutorRouter:
         allowed_roots: Sequence[str],
         config: Config,
     ) -> None:
-        self._threads = ThreadPoolExecutor(
-            max_workers=thread_pool_size, thread_name_prefix="asynctasq-task"
-        )
+        self._threads = DaemonThreadPool(thread_pool_size, thread_name_prefix="asynctasq-task")
         self.processes = ProcessExecutor(
             process_pool_size, process_max_tasks_per_child, allowed_roots, config
         )

@@ -178,6 +178,11 @@ class Worker:
         return self._stopping
 
     @property
+    def aborted(self) -> bool:
+        """Whether the worker was told to stop at once (second signal or `abort()`)."""
+        return self._aborting
+
+    @property
     def running(self) -> int:
         """Tasks running now."""
         return len(self._running)
