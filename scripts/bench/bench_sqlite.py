@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import os
 import platform
+import shutil
 import sqlite3
 import statistics
 import tempfile
@@ -55,8 +56,14 @@ async def bench_noop(mark: str | None = None) -> None:
 # -- helpers --------------------------------------------------------------------------------
 
 
+_workdir: list[str] = []  # the run's temporary directory, removed when it ends
+
+
 def fresh_path() -> str:
-    return os.path.join(tempfile.mkdtemp(prefix="asynctasq-bench-"), "bench.db")
+    """A new database file in the run's temporary directory."""
+    if not _workdir:
+        _workdir.append(tempfile.mkdtemp(prefix="asynctasq-bench-"))
+    return tempfile.mkdtemp(dir=_workdir[0]) + "/bench.db"
 
 
 def configure(path: str) -> None:
@@ -331,6 +338,8 @@ def main(argv: list[str] | None = None) -> None:
         results = asyncio.run(run_all(args))
     finally:
         reset_config()
+        if _workdir:
+            shutil.rmtree(_workdir.pop(), ignore_errors=True)
     table = render(results, args, (load_before, os.getloadavg()[0]))
     print()
     print(table)
