@@ -13,7 +13,7 @@ from asynctasq.core import envelope
 from asynctasq.core.function import FunctionTask
 from asynctasq.core.options import resolve, resolve_cached
 from asynctasq.core.task import BaseTask
-from asynctasq.drivers.base import Driver, OutgoingMessage
+from asynctasq.drivers.base import Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
 from asynctasq.middleware import dispatch_middleware
 
@@ -52,13 +52,12 @@ def prepare(task: BaseTask[Any]) -> OutgoingMessage:
 async def _enqueue_in_transaction(
     driver: Driver, connection: Any, messages: Sequence[OutgoingMessage]
 ) -> None:
-    method = getattr(driver, "enqueue_with_connection", None)
-    if method is None:
+    if not isinstance(driver, TransactionalEnqueue):
         raise TypeError(
             f"{type(driver).__name__} cannot queue inside a caller's transaction "
             "(dispatch(connection=...) needs the postgres or mysql driver)"
         )
-    await method(connection, messages)
+    await driver.enqueue_with_connection(connection, messages)
 
 
 async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> str:

@@ -219,6 +219,21 @@ class Driver(Protocol):
         ...
 
 
+@runtime_checkable
+class TransactionalEnqueue(Protocol):
+    """A driver that can queue inside the caller's database transaction (SQL drivers).
+
+    ``dispatch(connection=conn)`` uses it: the task exists if and only if the caller's
+    transaction commits.
+    """
+
+    async def enqueue_with_connection(
+        self, connection: Any, messages: Sequence[OutgoingMessage]
+    ) -> None:
+        """Insert `messages` using `connection`, inside whatever transaction it has open."""
+        ...
+
+
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DeadLetter",
@@ -227,4 +242,5 @@ __all__ = [
     "Failure",
     "OutgoingMessage",
     "QueueStats",
+    "TransactionalEnqueue",
 ]
