@@ -88,16 +88,33 @@ class Receiver:
                     return out
             if out or wait <= 0:
                 return out
+        polled = len(queues) > 1  # every queue was just short-polled
         deadline = time.monotonic() + wait
         while True:
             left = deadline - time.monotonic()
-            seconds = attr.whole_seconds(left, upper=self._longest_poll) if left > 0 else 0
-            if len(queues) == 1:
-                out = await self.receive(client, queues[0], urls[0], limit, wait=seconds)
-            else:
-                out = await self._poll_all(client, queues, urls, limit, seconds)
-            if out or time.monotonic() >= deadline:
+            seconds = min(int(left), self._longest_poll) if left > 0 else 0
+            if seconds == 0 and polled:
+                if left <= 0:
+                    return []
+                # SQS waits in whole seconds: sleep out the fraction, then look once more.
+                await asyncio.sleep(left)
+                return await self._poll(client, queues, urls, limit, 0)
+            out = await self._poll(client, queues, urls, limit, seconds)
+            polled = True
+            if out:
                 return out
+
+    async def _poll(
+        self,
+        client: SQSClient,
+        queues: Sequence[str],
+        urls: Sequence[str],
+        limit: int,
+        seconds: int,
+    ) -> list[Delivery]:
+        if len(queues) == 1:
+            return await self.receive(client, queues[0], urls[0], limit, wait=seconds)
+        return await self._poll_all(client, queues, urls, limit, seconds)
 
     def drain_buffer(self) -> list[Delivery]:
         """Take every message received but not handed out (to release them)."""

@@ -270,7 +270,8 @@ class SQSDriver:
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
         """Lease up to `limit` messages, earlier queues first, long-polling up to `wait` s.
 
-        `wait` is rounded up to whole seconds (SQS's unit). Several queues are first
+        SQS long-polls in whole seconds: the whole seconds of `wait` are one long poll, a
+        fraction left over is slept out before a last short poll. Several queues are first
         short-polled in order; when all are empty they are long-polled together, and
         messages beyond `limit` are kept for the next call (their lease keeps running).
         """
