@@ -24,12 +24,15 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-_PREAMBLE = r"""
+_HELPERS: dict[str, str] = {
+    "now_ms": r"""
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
--- The entry of the lease `id` holds with `token`, or nil when that lease is gone.
+""",
+    # The entry of the lease `id` holds with `token`, or nil when that lease is gone.
+    "held": r"""
 local function held(tag, id, token)
   local rec = redis.call('HGET', tag .. ':leases', id)
   if rec and string.sub(rec, 1, #token + 1) == token .. '\n' then
@@ -37,11 +40,15 @@ local function held(tag, id, token)
   end
   return nil
 end
+""",
+    "unlease": r"""
 local function unlease(tag, id)
   redis.call('HDEL', tag .. ':leases', id)
   redis.call('ZREM', tag .. ':leased', id)
 end
--- id, visibility ms, deliveries, and the position of the newline before the payload
+""",
+    # id, visibility ms, deliveries, and the positions of the 2nd and 3rd newline
+    "parse": r"""
 local function parse(e)
   local a = string.find(e, '\n', 1, true)
   local b = string.find(e, '\n', a + 1, true)
@@ -49,15 +56,36 @@ local function parse(e)
   return string.sub(e, 1, a - 1), tonumber(string.sub(e, a + 1, b - 1)),
     tonumber(string.sub(e, b + 1, c - 1)), b, c
 end
+""",
+    "with_count": r"""
 local function with_count(e, n)
   local _, _, _, b, c = parse(e)
   return string.sub(e, 1, b) .. n .. string.sub(e, c)
 end
+""",
+    "wake": r"""
 local function wake(tag)
   local notify = tag .. ':notify'
   if redis.call('LLEN', notify) == 0 then redis.call('RPUSH', notify, 1) end
 end
-"""
+""",
+}
+"""Lua helpers; a script gets only those it calls (less to run on every call)."""
+
+
+def _with_helpers(body: str) -> str:
+    needed: list[str] = []
+    pending = [body]
+    while pending:
+        text = pending.pop()
+        for name, source in _HELPERS.items():
+            if name not in needed and f"{name}(" in text:
+                needed.append(name)
+                pending.append(source)
+    # define in _HELPERS order, so a helper follows the helpers it calls
+    return "".join(src for name, src in _HELPERS.items() if name in needed) + body
+
+
 # Every script takes the queue's hash tag ``{prefix:queue}`` as its key (KEYS[i], one per
 # queue) and derives the key names from it (see `_keys`): short commands are cheaper to
 # send, and every derived key is in the declared key's slot.
@@ -318,7 +346,7 @@ class LuaScript:
 
     def __init__(self, name: str, body: str) -> None:
         self.name = name
-        self.source = _PREAMBLE + body
+        self.source = _with_helpers(body)
         # bytes: redis-py sends bytes arguments without converting them
         self.sha = hashlib.sha1(self.source.encode(), usedforsecurity=False).hexdigest().encode()
 
