@@ -1,0 +1,110 @@
+"""Fetching a model in the worker, with the session its class is configured with.
+
+Two ways to configure it, both looked up through the model's MRO (so setting them on the
+declarative base covers every model):
+
+* ``Base._asynctasq_session_factory``: an `async_sessionmaker` or a sync `sessionmaker` (or
+  any callable returning a session). Every fetch opens a short session of its own and
+  closes it, so the instance arrives detached with its columns loaded, and several models
+  are fetched truly concurrently.
+* ``Model._asynctasq_session_var``: a `contextvars.ContextVar` the application sets to an
+  `AsyncSession` or `Session` (or to a factory, used as above). The instance is loaded into
+  that session (refreshed if it was there already). One session cannot run two queries at
+  once, so fetches through the same session take turns.
+
+The context variable wins when it holds a value; otherwise the factory is used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any, Final
+
+from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session, async_sessionmaker
+from sqlalchemy.orm import Session, scoped_session, sessionmaker
+
+from .errors import SessionNotConfiguredError
+
+SESSION_FACTORY: Final = "_asynctasq_session_factory"
+SESSION_VAR: Final = "_asynctasq_session_var"
+
+_turns: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
+"""One lock per shared session: a session runs one query at a time."""
+
+
+def session_source(model: type) -> Any:
+    """The session or session factory configured for ``model``.
+
+    Raises:
+        SessionNotConfiguredError: Neither attribute is set (or the variable has no value
+            and there is no factory).
+    """
+    var = getattr(model, SESSION_VAR, None)
+    if var is not None:
+        value = var.get(None)
+        if value is not None:
+            return value
+    factory = getattr(model, SESSION_FACTORY, None)
+    if factory is not None:
+        return factory
+    unset = " (it is set, but has no value in this context)" if var is not None else ""
+    raise SessionNotConfiguredError(
+        f"no SQLAlchemy session for {model.__qualname__}: set "
+        f"Base.{SESSION_FACTORY} = async_sessionmaker(engine) on its declarative base, or set "
+        f"{model.__qualname__}.{SESSION_VAR} to a ContextVar holding a session in the "
+        f"worker{unset}"
+    )
+
+
+def _turn(session: object) -> asyncio.Lock:
+    lock = _turns.get(session)
+    if lock is None:
+        lock = _turns[session] = asyncio.Lock()
+    return lock
+
+
+async def fetch(model: type, ident: Any) -> Any | None:
+    """Load the row of ``model`` with primary key ``ident`` (a tuple for composite keys).
+
+    Returns:
+        The instance, or None when there is no such row.
+
+    Raises:
+        SessionNotConfiguredError: No session is configured for ``model``.
+    """
+    source = session_source(model)
+    if isinstance(source, async_scoped_session | scoped_session):
+        source = source()
+    if isinstance(source, AsyncSession):
+        async with _turn(source):
+            return await source.get(model, ident, populate_existing=True)
+    if isinstance(source, Session):
+        async with _turn(source):
+            return await asyncio.to_thread(_get_shared, source, model, ident)
+    if isinstance(source, sessionmaker):
+        return await asyncio.to_thread(_get_owned, source, model, ident)
+    if not isinstance(source, async_sessionmaker) and not callable(source):
+        raise SessionNotConfiguredError(
+            f"the session configured for {model.__qualname__} is {source!r}: expected a "
+            "session, a sessionmaker or an async_sessionmaker"
+        )
+    session = source()
+    if isinstance(session, Session):
+        return await asyncio.to_thread(_get_owned, lambda: session, model, ident)
+    if not isinstance(session, AsyncSession):
+        raise SessionNotConfiguredError(
+            f"the session factory configured for {model.__qualname__} returned {session!r}, "
+            "not a Session or an AsyncSession"
+        )
+    async with session:
+        return await session.get(model, ident)
+
+
+def _get_shared(session: Session, model: type, ident: Any) -> Any | None:
+    return session.get(model, ident, populate_existing=True)
+
+
+def _get_owned(factory: Any, model: type, ident: Any) -> Any | None:
+    with factory() as session:
+        return session.get(model, ident)
