@@ -171,7 +171,8 @@ async def test_enqueue_with_connection_follows_the_callers_transaction(
             await enqueue_then_fail()
         assert await driver.dequeue(["q"], limit=5, wait=0) == []
 
-        waiting = asyncio.create_task(driver.dequeue(["q"], limit=5, wait=5.0))
+        driver._poll_interval = 30.0  # so only the NOTIFY can wake it in time
+        waiting = asyncio.create_task(driver.dequeue(["q"], limit=5, wait=20.0))
         committed = [msg(), msg()]
         async with connection.transaction():
             await driver.enqueue_with_connection(connection, committed)
@@ -179,8 +180,8 @@ async def test_enqueue_with_connection_follows_the_callers_transaction(
             assert not waiting.done()
             assert await driver.dequeue(["q"], limit=5, wait=0) == []
         started = time.monotonic()
-        got = await asyncio.wait_for(waiting, 5.0)
-        assert time.monotonic() - started < 0.5  # woken by the NOTIFY sent at commit
+        got = await asyncio.wait_for(waiting, 20.0)
+        assert time.monotonic() - started < 5.0  # the NOTIFY sent at commit (poll: 30 s)
         assert [d.task_id for d in got] == [m.task_id for m in committed]
     finally:
         await connection.close()
@@ -214,7 +215,7 @@ async def test_idle_dequeue_wakes_within_milliseconds(make_driver: Factory) -> N
         await consumer.ack(got)
     # Typically 1-3 ms (see docs/benchmarks/postgres.md); the bound leaves room for a busy
     # CI machine while still ruling out any polling (the fallback poll is 30 s here).
-    assert statistics.median(latencies) < 0.1, latencies
+    assert statistics.median(latencies) < 0.25, latencies
 
 
 async def test_waiting_dequeue_wakes_at_the_due_time_not_the_poll(driver: PostgresDriver) -> None:
@@ -226,7 +227,7 @@ async def test_waiting_dequeue_wakes_at_the_due_time_not_the_poll(driver: Postgr
     got = await asyncio.wait_for(waiting, 10.0)
     elapsed = time.monotonic() - started
     assert len(got) == 1
-    assert 0.55 < elapsed < 1.0
+    assert 0.55 < elapsed < 5.0  # the due time, not the 30 s poll
 
 
 async def test_waiting_dequeue_wakes_when_a_lease_expires(driver: PostgresDriver) -> None:
@@ -236,7 +237,7 @@ async def test_waiting_dequeue_wakes_when_a_lease_expires(driver: PostgresDriver
     started = time.monotonic()
     [again] = await driver.dequeue(["q"], limit=1, wait=10.0)
     assert again.task_id == first.task_id
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 5.0  # the lease expiry, not the 30 s poll
 
 
 class _CountingPool:
@@ -273,7 +274,7 @@ async def test_close_wakes_a_waiting_dequeue(driver: PostgresDriver) -> None:
     started = time.monotonic()
     await driver.close()
     assert await asyncio.wait_for(waiting, 5.0) == []
-    assert time.monotonic() - started < 2.0
+    assert time.monotonic() - started < 10.0  # not the 30 s wait
     await driver.connect()  # and it can be used again
     assert await driver.dequeue(["q"], limit=1, wait=0) == []
 
@@ -298,8 +299,8 @@ async def test_lease_statements_skip_the_flush_and_enqueue_waits_for_it(
     enqueue_args = (uuid.uuid4(), "q", b"", 0.0, 1.0)
     assert await _commit_mode_after(admin, fast._sql.enqueue, *enqueue_args) == "on"
     await fast.enqueue_many([msg() for _ in range(4)])
-    assert await _commit_mode_after(admin, fast._sql.dequeue, ["q"], 1, [None]) == "off"
-    assert await _commit_mode_after(admin, durable._sql.dequeue, ["q"], 1, [None]) == "on"
+    assert await _commit_mode_after(admin, fast._sql.dequeue, ["q"], 1, [None], [None]) == "off"
+    assert await _commit_mode_after(admin, durable._sql.dequeue, ["q"], 1, [None], [None]) == "on"
     first, second, third = await fast.dequeue(["q"], limit=3, wait=0)
     assert await _commit_mode_after(admin, fast._sql.ack, *map(list, zip(first.receipt))) == "off"
     assert await _commit_mode_after(admin, fast._sql.retry, *second.receipt, 0.0) == "off"

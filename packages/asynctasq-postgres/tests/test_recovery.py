@@ -80,9 +80,9 @@ async def test_pool_and_listener_recover_after_their_backends_die(
     message = msg()
     started = time.monotonic()
     await producer.enqueue(message)
-    got = await asyncio.wait_for(waiting, 5.0)
+    got = await asyncio.wait_for(waiting, 15.0)
     assert [d.task_id for d in got] == [message.task_id]
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 10.0
 
     # Pooled connections killed while idle are replaced on the next acquire.
     await terminate(admin, consumer._application_name)

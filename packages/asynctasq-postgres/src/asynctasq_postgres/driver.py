@@ -41,7 +41,14 @@ from asynctasq_postgres.rows import (
     uuid_filter,
 )
 from asynctasq_postgres.schema import apply_migrations, migration_sql, schema_version
-from asynctasq_postgres.sql import DQ_AVAILABLE, DQ_ORD, DQ_QUEUE, Statements
+from asynctasq_postgres.sql import (
+    DQ_AVAILABLE,
+    DQ_ID,
+    DQ_ORD,
+    DQ_QUEUE,
+    PLANNER_SETTINGS,
+    Statements,
+)
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -153,7 +160,7 @@ class PostgresDriver:
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
-        self._floors: dict[str, tuple[datetime, float]] = {}
+        self._floors: dict[str, tuple[datetime, int, float]] = {}
 
     def __repr__(self) -> str:
         return (
@@ -225,7 +232,10 @@ class PostgresDriver:
                     max_size=self._max_pool_size,
                     timeout=self._connect_timeout,
                     command_timeout=self._command_timeout,
-                    server_settings={"application_name": self._application_name},
+                    server_settings={
+                        "application_name": self._application_name,
+                        **PLANNER_SETTINGS,
+                    },
                 )
                 if self._auto_migrate:
                     try:
@@ -355,15 +365,15 @@ class PostgresDriver:
         self, pool: asyncpg.Pool[asyncpg.Record], names: list[str], limit: int
     ) -> list[asyncpg.Record]:
         floors = self._floors
+        at: list[datetime | None] = [None] * len(names)
+        ids: list[int | None] = [None] * len(names)
         if floors:
             expired = asyncio.get_running_loop().time() - _FLOOR_TTL
-            starts = [
-                entry[0] if (entry := floors.get(name)) and entry[1] > expired else None
-                for name in names
-            ]
-        else:
-            starts = [None] * len(names)
-        return await pool.fetch(self._sql.dequeue, names, limit, starts)
+            for index, name in enumerate(names):
+                entry = floors.get(name)
+                if entry is not None and entry[2] > expired:
+                    at[index], ids[index] = entry[0], entry[1]
+        return await pool.fetch(self._sql.dequeue, names, limit, at, ids)
 
     def _leased(self, names: list[str], limit: int, rows: list[asyncpg.Record]) -> list[Delivery]:
         deliveries = deliveries_from(rows)
@@ -372,10 +382,10 @@ class PostgresDriver:
         else:
             now = asyncio.get_running_loop().time()
             seen: set[int] = set()
-            for row in rows:  # sorted: the first row of each queue has its lowest available_at
+            for row in rows:  # sorted: the first row of each queue is its lowest position
                 if row[DQ_ORD] not in seen:
                     seen.add(row[DQ_ORD])
-                    self._floors[row[DQ_QUEUE]] = (row[DQ_AVAILABLE], now)
+                    self._floors[row[DQ_QUEUE]] = (row[DQ_AVAILABLE], row[DQ_ID], now)
         return deliveries
 
     def _drop_floors(self, names: list[str]) -> None:

@@ -23,12 +23,23 @@ from dataclasses import dataclass
 
 from asynctasq_postgres.naming import TableNames, quote_literal
 
-# The dequeue's optional per-queue floor ($3) starts the index scan where the consumer's last
-# full batch started, instead of at the front of the queue's range, where acked and
-# re-leased rows leave dead index entries that only VACUUM removes: without it, each
-# dequeue steps over every entry drained since the last vacuum, and a deep backlog drains
-# slower and slower. The driver drops the floor after an under-filled batch or a second,
-# so a row written below it (by a long transaction) waits at most that long.
+# The dequeue's optional per-queue floor ($3, $4: an (available_at, id) position in the
+# index) starts the index scan where the consumer's last full batch started, instead of at
+# the front of the queue's range, where acked and re-leased rows leave dead index entries
+# that only VACUUM removes: without it, each dequeue steps over every entry drained since
+# the last vacuum, and a deep backlog drains slower and slower. The driver drops the floor
+# after an under-filled batch or a second, so a row written below it (by a long
+# transaction) waits at most that long.
+
+PLANNER_SETTINGS = {"enable_bitmapscan": "off", "jit": "off"}
+"""Session settings of the driver's own pool connections (they run only these statements).
+
+Without statistics for a queue name (a new queue, or one that was empty when the table was
+last analyzed), the planner can estimate a handful of matching rows and pick a bitmap scan
+plus a sort for the dequeue: it then reads and sorts the whole backlog on every call. With
+bitmap scans off, the `(queue, available_at, id)` index is walked in order and stops after
+`limit` rows whatever the estimate. JIT compilation never pays off for these short
+statements."""
 
 # Column positions of DEQUEUE's result, used by the driver (records index by position).
 DQ_ID, DQ_SEQ, DQ_TASK_ID, DQ_QUEUE, DQ_PAYLOAD, DQ_ATTEMPTS, DQ_VT, DQ_ORD, DQ_AVAILABLE = range(9)
@@ -107,12 +118,14 @@ GROUP BY queue""",
             dequeue=f"""
 WITH {lazy}picked AS MATERIALIZED (
     SELECT c.id, c.available_at, q.ord
-    FROM unnest($1::text[], $3::timestamptz[]) WITH ORDINALITY AS q(name, floor, ord)
+    FROM unnest($1::text[], $3::timestamptz[], $4::bigint[])
+        WITH ORDINALITY AS q(name, floor_at, floor_id, ord)
     CROSS JOIN LATERAL (
         SELECT t.id, t.available_at
         FROM {q} t
         WHERE t.queue = q.name
-          AND t.available_at >= coalesce(q.floor, '-infinity')
+          AND (t.available_at, t.id)
+              >= (coalesce(q.floor_at, '-infinity'), coalesce(q.floor_id, 0))
           AND t.available_at <= now()
         ORDER BY t.available_at, t.id
         LIMIT $2::int
@@ -245,4 +258,4 @@ SELECT count(*) FROM gone""",
         )
 
 
-__all__ = ["Statements"]
+__all__ = ["PLANNER_SETTINGS", "Statements"]
