@@ -516,3 +516,35 @@ def test_worker_settings_are_range_checked() -> None:
 
     with pytest.raises(ConfigError, match="worker.concurrency must be at least 1"):
         set_global_config(worker={"concurrency": 0})
+
+
+def test_unguarded_script_with_a_process_task_does_not_fork_bomb(tmp_path: Path) -> None:
+    """Top-level worker code, no main guard: children must not re-run the script."""
+    import subprocess
+
+    script = tmp_path / "unguarded_app.py"
+    script.write_text(
+        "import asyncio\n"
+        "from asynctasq import task, init\n"
+        "from asynctasq.drivers.connections import get_driver\n"
+        "from asynctasq.worker import Worker\n"
+        "init({'driver': 'memory'})\n"
+        "@task(process=True, max_attempts=1)\n"
+        "def crunch(n: int) -> int:\n"
+        "    return n * 2\n"
+        "async def main() -> None:\n"
+        "    await crunch(21).dispatch()\n"
+        "    driver = await get_driver()\n"
+        "    w = Worker(driver, burst=True, install_signal_handlers=False)\n"
+        "    await w.run()\n"
+        "    dead = await driver.list_dead_letters()\n"
+        "    print('succeeded', w.stats.succeeded, 'dead', [d.failure.message for d in dead])\n"
+        "asyncio.run(main())\n"
+    )
+    proc = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, capture_output=True, text=True, timeout=90
+    )
+    assert proc.returncode == 0, proc.stderr
+    # The child imports the script by name to find `crunch`; that import would start a worker
+    # in the child, which is refused with a clear message instead of recursing.
+    assert "a worker cannot start inside a task" in proc.stdout, proc.stdout

@@ -32,7 +32,11 @@ def main() -> None:
         run(entry())
     state = _shared.get("guides")
     queues = sorted({r.queue for r in state.records.values()}) if state else []
-    report: dict[str, object] = {"queues": queues, "dispatched": len(state.records) if state else 0}
+    report: dict[str, object] = {
+        "queues": queues,
+        "dispatched": len(state.records) if state else 0,
+        "ready": sum(len(q) for q in state.ready.values()) if state else 0,
+    }
     if queues:
         driver = MemoryDriver(namespace="guides")
         worker = Worker(

@@ -19,12 +19,20 @@ from typing import Any
 from pebble import ProcessPool
 
 from asynctasq.config import Config
+from asynctasq.executors._context import task_process_context
 
 _resolver: Any = None
+_in_child = False
+
+
+def in_task_child() -> bool:
+    """Whether this process is a task child of a worker's process pool."""
+    return _in_child
 
 
 def _child_init(sys_path: list[str], allowed_roots: list[str], config: Config) -> None:
-    global _resolver
+    global _resolver, _in_child
+    _in_child = True
     import asynctasq.config as config_module
     from asynctasq.serializer import set_import_guard
     from asynctasq.worker.resolver import TaskResolver
@@ -85,13 +93,12 @@ class ProcessExecutor:
 
     def _ensure_pool(self) -> ProcessPool:
         if self._pool is None:
-            method = "forkserver" if sys.platform.startswith("linux") else "spawn"
             self._pool = ProcessPool(
                 max_workers=self.size,
                 max_tasks=self.max_tasks_per_child or 0,
                 initializer=_child_init,
                 initargs=(list(sys.path), self._allowed_roots, self._config),
-                context=multiprocessing.get_context(method),
+                context=task_process_context(),
             )
         return self._pool
 

@@ -32,6 +32,7 @@ from asynctasq.core import envelope
 from asynctasq.drivers.base import Delivery, Driver, Failure
 from asynctasq.drivers.connections import build_driver
 from asynctasq.errors import TaskLostError
+from asynctasq.executors.process import in_task_child
 from asynctasq.executors.router import ExecutorRouter
 from asynctasq.middleware import Middleware, call_hooks
 from asynctasq.serializer import set_import_guard
@@ -195,6 +196,12 @@ class Worker:
             Exception: the driver could not connect at start-up (a configuration or
                 connectivity problem is reported at once rather than retried silently).
         """
+        if in_task_child():
+            raise RuntimeError(
+                "a worker cannot start inside a task's child process: the module that defines "
+                "the task starts a worker when imported; put that code under "
+                "`if __name__ == '__main__':`"
+            )
         loop = asyncio.get_running_loop()
         self._slot_free = asyncio.Event()
         self._stop_event = asyncio.Event()
