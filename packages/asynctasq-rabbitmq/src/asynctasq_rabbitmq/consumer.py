@@ -39,6 +39,7 @@ from aiormq.exceptions import AMQPError
 from pamqp.commands import Basic
 
 from asynctasq.drivers.base import Delivery
+from asynctasq_rabbitmq.acks import AckBook
 from asynctasq_rabbitmq.messages import attempts_of, task_id_of
 from asynctasq_rabbitmq.topology import Topology
 
@@ -153,7 +154,7 @@ class Consumer:
         self._lanes: dict[str, Lane] = {}
         self._arrived = asyncio.Event()
         self._lock = asyncio.Lock()
-        self._watched: set[int] = set()
+        self._books: dict[int, tuple[AbstractChannel, AckBook]] = {}
         self._stopped = False
         channel.reopen_callbacks.add(self._on_reopen)
 
@@ -209,6 +210,7 @@ class Consumer:
                 if not isinstance(message.delivery, Basic.GetOk):
                     break  # get-empty
                 lane.outstanding += 1
+                self._book(channel).add(int(getattr(message.delivery, "delivery_tag", 0) or 0))
                 taken.append(self._delivery(lane, message, GOT))
         return taken
 
@@ -263,6 +265,34 @@ class Consumer:
             lane.unsettled -= 1
         return not receipt.channel.is_closed
 
+    def _book(self, channel: AbstractChannel) -> AckBook:
+        """The ack book of `channel` (created on first use; books of closed channels go)."""
+        entry = self._books.get(id(channel))
+        if entry is not None and entry[0] is channel:
+            return entry[1]
+        for key, (known, _) in list(self._books.items()):
+            if known.is_closed:
+                del self._books[key]
+        channel.on_consumer_cancel_callbacks.add(self._on_cancel)
+        book = AckBook()
+        self._books[id(channel)] = (channel, book)
+        return book
+
+    def ack_frames(self, receipts: Sequence[Receipt]) -> list[tuple[AbstractChannel, int, bool]]:
+        """``(channel, delivery_tag, multiple)`` acks for held `receipts`, runs coalesced."""
+        by_channel: dict[int, tuple[AbstractChannel, list[int]]] = {}
+        for receipt in receipts:
+            by_channel.setdefault(id(receipt.channel), (receipt.channel, []))[1].append(
+                receipt.delivery_tag
+            )
+        frames: list[tuple[AbstractChannel, int, bool]] = []
+        for channel, tags in by_channel.values():
+            upto, singles = self._book(channel).plan(tags)
+            if upto:
+                frames.append((channel, upto, True))
+            frames += [(channel, tag, False) for tag in singles]
+        return frames
+
     def in_flight(self, queue: str) -> int:
         """Messages of `queue` leased to this process: handed out or buffered."""
         lane = self._lanes.get(queue)
@@ -291,9 +321,7 @@ class Consumer:
         return lane
 
     async def _subscribe(self, lane: Lane, channel: AbstractChannel, ready: int) -> None:
-        if id(channel) not in self._watched:
-            channel.on_consumer_cancel_callbacks.add(self._on_cancel)
-            self._watched.add(id(channel))
+        self._book(channel)
         lane.generation += 1
         lane.prefetch = self._prefetch
         lane.unsettled = 0
@@ -314,6 +342,7 @@ class Consumer:
 
     async def _deliver(self, lane: Lane, generation: int, message: DeliveredMessage) -> None:
         lane.buffer.append((message, generation))
+        self._book(message.channel).add(int(getattr(message.delivery, "delivery_tag", 0) or 0))
         if generation == lane.generation:
             lane.unsettled += 1
             lane.arrived += 1

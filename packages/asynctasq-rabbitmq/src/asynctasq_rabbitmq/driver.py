@@ -253,11 +253,14 @@ class RabbitMQDriver:
 
     async def _ack(self, receipts: Sequence[Receipt]) -> None:
         held = self._settle(receipts)
-        for index, receipt in enumerate(held):
+        if not held or self._consumer is None:
+            return
+        frames = self._consumer.ack_frames(held)
+        for index, (channel, tag, multiple) in enumerate(frames):
             # A failure means the lease ended with the channel: the broker delivers it again.
             with contextlib.suppress(*CONNECTION_ERRORS):
                 # One flush for the whole batch: only the last ack waits for the socket.
-                await receipt.channel.basic_ack(receipt.delivery_tag, wait=index == len(held) - 1)
+                await channel.basic_ack(tag, multiple=multiple, wait=index == len(frames) - 1)
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Remove finished messages (one `basic.ack` each, one flush for all)."""
