@@ -1,6 +1,6 @@
 """Dead-letter inspection: list, retry and purge, one script call per queue (and batch).
 
-Dead letters live per queue (``{prefix:queue}:dead`` plus the message hash), so on a cluster
+Dead letters live per queue (``{prefix:queue}:dead`` plus a hash each), so on a cluster
 each queue is its own slot; without a `queue` filter the driver passes every known queue.
 """
 

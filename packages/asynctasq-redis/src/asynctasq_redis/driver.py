@@ -212,21 +212,20 @@ class RedisDriver:
             return [await script(client, keys, args)]
         if isinstance(client, RedisCluster):
             return list(await asyncio.gather(*(s(client, k, a) for s, k, a in calls)))
-        for attempt in (1, 2):
-            pipe = client.pipeline(transaction=False)
-            for script, keys, args in calls:
-                pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
-            try:
-                return list(await pipe.execute())
-            except NoScriptError:
-                # The server lost its scripts (restart): load and run the batch again. Every
-                # script here is idempotent (enqueue skips stored ids, settles check the
-                # lease), so the calls that did run are not applied twice.
-                if attempt == 2:
-                    raise
-                for script in {s.sha: s for s, _, _ in calls}.values():
-                    await client.script_load(script.source)
-        raise AssertionError("unreachable")  # pragma: no cover
+        results = await _pipelined(client, calls)
+        lost = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if lost:
+            # The server lost its scripts (restart, SCRIPT FLUSH): load them and run again
+            # only the calls that failed for it, so nothing is applied twice.
+            for script in {calls[i][0].sha: calls[i][0] for i in lost}.values():
+                await client.script_load(script.source)
+            again = await _pipelined(client, [calls[i] for i in lost])
+            for i, r in zip(lost, again, strict=True):
+                results[i] = r
+        for r in results:
+            if isinstance(r, Exception):
+                raise r
+        return results
 
     # -- enqueue -----------------------------------------------------------------------
     async def _register(self, client: Redis | RedisCluster, queues: Iterable[str]) -> None:
@@ -387,6 +386,13 @@ class RedisDriver:
         """Delete dead letters. Returns how many."""
         queues = await self._dead_letter_queues(queue)
         return await _dead_letters.purge(self.client, self._keys, queues, task_ids, self.move_batch)
+
+
+async def _pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    for script, keys, args in calls:
+        pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    return list(await pipe.execute(raise_on_error=False))
 
 
 def _redact(url: str) -> str:
