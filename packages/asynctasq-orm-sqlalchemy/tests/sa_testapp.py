@@ -94,6 +94,11 @@ async def maybe_note(note: Note | None) -> None:
     seen.append(("note", note))
 
 
+@task(queue="sa")
+async def maybe_greet(user: User | None) -> None:
+    seen.append(("maybe", user))
+
+
 @task(queue="sa", process=True)
 async def name_in_child(user: User) -> str:
     return f"{os.getpid()}:{user.name}"
@@ -113,3 +118,11 @@ class SendWelcomeEmail(Task[None]):
 
     async def handle(self) -> None:
         seen.append(("welcome", self.user.id, self.user.email))
+
+
+# Process-pool children import this module afresh: they configure the factory the way a
+# deployment would, from their environment.
+if _worker_url := os.environ.get("SA_TESTAPP_WORKER_URL"):
+    from asynctasq_orm_sqlalchemy import worker_session_factory
+
+    Base._asynctasq_session_factory = worker_session_factory(_worker_url)  # type: ignore[attr-defined]

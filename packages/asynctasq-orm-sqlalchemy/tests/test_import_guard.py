@@ -1,0 +1,82 @@
+"""The class a payload names is imported only through core's import guard."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+import sa_testapp
+from conftest import Backend
+from sa_testapp import User
+from test_roundtrip import run_worker
+
+from asynctasq.serializer import DeserializationError, from_wire_async, set_import_guard
+from asynctasq.testing import MemoryDriver
+
+
+def node(*payload: Any) -> dict[str, Any]:
+    return {"__aq__": "sqlalchemy", "v": list(payload)}
+
+
+async def test_guard_is_asked_and_its_refusal_is_reported() -> None:
+    asked: list[str] = []
+
+    def guard(module: str) -> None:
+        asked.append(module)
+        raise PermissionError("not here")
+
+    set_import_guard(guard)
+    with pytest.raises(DeserializationError, match="refused by the import guard: not here"):
+        await from_wire_async(node("somewhere.models:User", 1))
+    assert asked == ["somewhere.models"]
+    assert "somewhere" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (["json:JSONDecoder", 1], "it is not a sqlalchemy model class"),
+        (["sa_testapp:nothing", 1], "AttributeError"),
+        (["no_such_module_xyz:User", 1], "ModuleNotFoundError"),
+        (["sa_testapp.User", 1], "expected 'module:qualname'"),
+        ([42, 1], "not a str"),
+        (["sa_testapp:User"], "malformed sqlalchemy model reference"),
+    ],
+)
+async def test_bad_references_are_refused(payload: list[Any], message: str) -> None:
+    with pytest.raises(DeserializationError, match=message):
+        await from_wire_async(node(*payload))
+
+
+@pytest.mark.parametrize("backend", ["pg-asyncpg"], indirect=True)
+async def test_worker_refuses_a_module_outside_its_roots(
+    backend: Backend,
+    admin: Any,
+    factory: Any,
+    memory: MemoryDriver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    marker = tmp_path / "imported"
+    (outside / "sa_evil_models.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    monkeypatch.syspath_prepend(str(outside))
+    async with admin() as session:
+        user = User(id=1, email="k@example.com", name="Kay")
+        session.add(user)
+        await session.commit()
+        await sa_testapp.greet(user).dispatch()
+    [record] = memory._s.records.values()
+    record.payload = orjson.dumps(
+        orjson.loads(record.payload.replace(b"sa_testapp:User", b"sa_evil_models:User"))
+    )
+    roots = [str(Path(sa_testapp.__file__).parent)]
+    worker = await run_worker(memory, allowed_roots=roots)
+    assert worker.stats.dead_lettered == 1 and sa_testapp.seen == []
+    [dead] = memory._s.dead.values()
+    assert "refused by the import guard" in dead.failure.message
+    assert not marker.exists() and "sa_evil_models" not in sys.modules
