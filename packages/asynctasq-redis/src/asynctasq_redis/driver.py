@@ -8,7 +8,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from asynctasq.drivers.base import (
     DeadLetter,
@@ -186,13 +186,23 @@ class RedisDriver:
         return client
 
     async def connect(self) -> None:
-        """Check the server answers and load the scripts (idempotent).
+        """Check the server answers and is new enough, and load the scripts (idempotent).
 
         Raises:
             redis.exceptions.ConnectionError: Redis cannot be reached.
+            RuntimeError: The server is older than Redis 6.2 (LPOP with a count).
         """
         client = self.client
-        await client.ping()
+        if isinstance(client, RedisCluster):
+            await client.ping()
+        else:
+            try:
+                info = await client.info("server")
+            except ResponseError:  # INFO disabled (ACL, renamed command): no version check
+                info = {"redis_version": "6.2"}
+            version = tuple(int(p) for p in str(info.get("redis_version", "0")).split(".")[:2])
+            if version < (6, 2):
+                raise RuntimeError(f"asynctasq-redis needs Redis 6.2 or newer, got {version}")
         for script in SCRIPTS.values():
             await client.script_load(script.source)
 
