@@ -287,3 +287,31 @@ async def test_settling_a_lost_lease_does_not_raise(driver: SQSDriver) -> None:
     await driver.ack([delivery])
     await driver.ack([delivery])
     await driver.extend([delivery], 30)
+
+
+# -- event loops -----------------------------------------------------------------------------
+def test_a_driver_made_at_import_time_works_in_a_second_event_loop(sqs_endpoint: str) -> None:
+    driver = SQSDriver(
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        endpoint_url=sqs_endpoint,
+        queue_name_prefix=f"t{uuid.uuid4().hex[:10]}-",
+        create_queues=True,
+    )
+    message = _msg("loops")
+
+    async def first() -> None:
+        await driver.enqueue(message)
+        await driver.close()
+
+    async def second() -> list[Delivery]:
+        try:
+            return await _take(driver, ["loops"], 1)
+        finally:
+            await driver.close()
+
+    asyncio.run(first())
+    assert [d.task_id for d in asyncio.run(second())] == [message.task_id]
+    asyncio.run(driver.enqueue(_msg("loops")))  # left connected to a loop that ended
+    assert len(asyncio.run(second())) == 1

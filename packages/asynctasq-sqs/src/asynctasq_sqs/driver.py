@@ -142,6 +142,7 @@ class SQSDriver:
         )
         self._client: SQSClient | None = None
         self._stack: AsyncExitStack | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._connecting = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -152,13 +153,27 @@ class SQSDriver:
 
     # -- connection --------------------------------------------------------------------------
     def is_connected(self) -> bool:
-        """Whether the SQS client exists (no request has necessarily been made)."""
-        return self._client is not None
+        """Whether a client exists for the running event loop (no request is implied)."""
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return self._client is not None
+        return self._client is not None and self._loop is loop
 
     async def connect(self) -> None:
-        """Create the SQS client (idempotent); no request is made yet."""
+        """Create the SQS client for the running event loop (idempotent); no request yet.
+
+        An aiobotocore client belongs to the loop that made it. A driver used from a new
+        loop (a second ``asyncio.run`` with a driver made at import time) gets a new client;
+        the old one is dropped without I/O, since its loop is usually closed by then.
+        """
         if self.is_connected():
             return
+        if self._client is not None:  # made on another event loop
+            _abandon(self._client, self._loop)
+            self._client = self._stack = None
+            self._connecting = asyncio.Lock()
+            self._receiver.drain_buffer()  # their leases lapse; SQS hands them out again
         async with self._connecting:
             if self.is_connected():  # another task connected while this one waited
                 return
@@ -174,26 +189,34 @@ class SQSDriver:
                 session.client("sqs", endpoint_url=self.endpoint_url, config=config)
             )
             self._stack, self._client = stack, client
+            self._loop = asyncio.get_running_loop()
 
     async def close(self) -> None:
         """Give back messages received but not handed out, then close the client."""
         if self._client is None or self._stack is None:
             return
         client, stack = self._client, self._stack
+        self._client = self._stack = None
+        if self._loop is not asyncio.get_running_loop():
+            self._receiver.drain_buffer()  # made on another loop: nothing to do I/O with
+            _abandon(client, self._loop)
+            return
         try:
             held = self._receiver.drain_buffer()
             if held:
                 with contextlib.suppress(Exception):
                     await self._resend_and_delete(client, held, keep_count=True)
         finally:
-            self._client = self._stack = None
             await stack.aclose()
 
     async def _sqs(self) -> SQSClient:
-        if self._client is None:
+        """The client of the running event loop, connecting first if needed."""
+        client = self._client
+        if client is None or self._loop is not asyncio.get_running_loop():
             await self.connect()
-        assert self._client is not None
-        return self._client
+            client = self._client
+            assert client is not None
+        return client
 
     # -- enqueue -----------------------------------------------------------------------------
     def _outgoing(self, message: OutgoingMessage) -> attr.Envelope:
@@ -512,6 +535,20 @@ class SQSDriver:
     ) -> int:
         """Delete dead letters; with neither filter, all of them. Returns how many."""
         return await self._dead.purge(await self._sqs(), queue=queue, task_ids=task_ids)
+
+
+def _abandon(client: object, loop: asyncio.AbstractEventLoop | None) -> None:
+    """Mark the HTTP connections of a client whose event loop has ended as closed.
+
+    They cannot be closed the usual way (that needs their loop); without this, aiohttp
+    warns about an unclosed session when the client is garbage collected.
+    """
+    if loop is None or not loop.is_closed():
+        return
+    with contextlib.suppress(Exception):  # private attributes of aiobotocore and aiohttp
+        sessions = client._endpoint.http_session._sessions.values()  # type: ignore[attr-defined]
+        for session in sessions:
+            session._connector._close()  # with its loop closed it only flags itself closed
 
 
 def _receipt(delivery: Delivery) -> attr.SQSReceipt:
