@@ -25,5 +25,8 @@ bench: install
 services:
 	@bash scripts/services.sh
 
+docs: install
+	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict
+
 clean:
 	rm -rf .venv .tools .pytest_cache .mypy_cache .ruff_cache

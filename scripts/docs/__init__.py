@@ -1,0 +1,1 @@
+"""Documentation tooling: reference pages generated from the code, and the mkdocs hook."""
