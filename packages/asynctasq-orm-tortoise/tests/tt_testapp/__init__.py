@@ -1,0 +1,1 @@
+"""Models and tasks of the tests (app label ``models``)."""
