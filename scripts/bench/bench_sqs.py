@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import os
 import platform
+import signal
 import socket
 import statistics
 import subprocess
@@ -382,6 +383,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3, help="runs per scenario")
     parser.add_argument("--write", action="store_true", help=f"write {REPORT.relative_to(ROOT)}")
     args = parser.parse_args()
+    # A SIGTERM unwinds like Ctrl-C, so the moto server started here is stopped too.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     command = ".venv/bin/python -m scripts.bench.bench_sqs " + " ".join(sys.argv[1:])
     with sqs_endpoint() as endpoint:
         before = load()

@@ -26,7 +26,6 @@ from typing import TYPE_CHECKING
 
 import aioboto3
 from aiobotocore.config import AioConfig
-from botocore.exceptions import ClientError
 
 from asynctasq.drivers.base import DeadLetter, Delivery, Failure, OutgoingMessage, QueueStats
 from asynctasq_sqs import _attributes as attr
@@ -36,9 +35,10 @@ from asynctasq_sqs._batch import (
     gather_bounded,
     send_batches,
 )
+from asynctasq_sqs._inspection import purge_queue, queue_names, queue_stats
 from asynctasq_sqs._receiver import Receiver
-from asynctasq_sqs._urls import QueueUrls, error_code, is_missing_queue
-from asynctasq_sqs.dead_letters import DeadLetterQueues, list_sqs_names
+from asynctasq_sqs._urls import QueueUrls
+from asynctasq_sqs.dead_letters import DeadLetterQueues
 from asynctasq_sqs.errors import MessageTooLargeError
 
 if TYPE_CHECKING:
@@ -48,7 +48,6 @@ logger = logging.getLogger("asynctasq_sqs")
 
 _CONCURRENCY = 8
 """Most batch requests one driver call keeps in flight."""
-_PURGE_IN_PROGRESS = "AWS.SimpleQueueService.PurgeQueueInProgress"
 
 
 class SQSDriver:
@@ -448,47 +447,12 @@ class SQSDriver:
     # -- inspection --------------------------------------------------------------------------
     async def queue_names(self) -> list[str]:
         """Queues with an SQS queue under `queue_name_prefix` (ListQueues)."""
-        client = await self._sqs()
-        names = await list_sqs_names(client, self._urls.name_prefix)
-        return sorted({q for n in names if (q := self._urls.queue_of(n)) is not None})
+        return await queue_names(await self._sqs(), self._urls)
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """SQS's approximate counts per queue (zeros for a queue that does not exist)."""
         client = await self._sqs()
-        return list(await asyncio.gather(*(self._stats(client, q) for q in queues)))
-
-    async def _stats(self, client: SQSClient, queue: str) -> QueueStats:
-        main = await self._counts(client, queue, dead=False)
-        dead = await self._counts(client, queue, dead=True)
-        return QueueStats(
-            queue=queue,
-            ready=main.get("ApproximateNumberOfMessages", 0),
-            delayed=main.get("ApproximateNumberOfMessagesDelayed", 0),
-            in_flight=main.get("ApproximateNumberOfMessagesNotVisible", 0),
-            dead=dead.get("ApproximateNumberOfMessages", 0)
-            + dead.get("ApproximateNumberOfMessagesNotVisible", 0),
-            extra={"approximate": True},
-        )
-
-    async def _counts(self, client: SQSClient, queue: str, *, dead: bool) -> dict[str, int]:
-        url = await self._urls.find(client, queue, dead=dead)
-        if url is None:
-            return {}
-        try:
-            reply = await client.get_queue_attributes(
-                QueueUrl=url,
-                AttributeNames=[
-                    "ApproximateNumberOfMessages",
-                    "ApproximateNumberOfMessagesDelayed",
-                    "ApproximateNumberOfMessagesNotVisible",
-                ],
-            )
-        except ClientError as exc:
-            if is_missing_queue(exc):
-                self._urls.forget(url)
-                return {}
-            raise
-        return {k: int(v) for k, v in reply.get("Attributes", {}).items()}
+        return list(await asyncio.gather(*(queue_stats(client, self._urls, q) for q in queues)))
 
     async def purge(self, queue: str) -> int:
         """Empty a queue with SQS's PurgeQueue; returns the ready and delayed count before.
@@ -497,21 +461,7 @@ class SQSDriver:
         allows one purge per queue per minute; within that minute the driver deletes the
         ready messages one batch at a time instead.
         """
-        client = await self._sqs()
-        counts = await self._counts(client, queue, dead=False)
-        url = await self._urls.find(client, queue)
-        if url is None:
-            return 0
-        before = counts.get("ApproximateNumberOfMessages", 0) + counts.get(
-            "ApproximateNumberOfMessagesDelayed", 0
-        )
-        try:
-            await client.purge_queue(QueueUrl=url)
-        except ClientError as exc:
-            if error_code(exc) not in {_PURGE_IN_PROGRESS, "PurgeQueueInProgress"}:
-                raise
-            return await self._receiver.drain(client, queue, url)
-        return before
+        return await purge_queue(await self._sqs(), self._urls, self._receiver, queue)
 
     # -- dead letters ------------------------------------------------------------------------
     async def list_dead_letters(
