@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from asynctasq.drivers.base import OutgoingMessage
 from asynctasq_redis import RedisDriver
 
-TLS_PORT = 7210
+TLS_PORT = int(os.environ.get("ASYNCTASQ_TEST_TLS_REDIS_PORT", "7210"))
 
 
 def _listening(port: int) -> bool:
