@@ -50,6 +50,7 @@ BATCH_N = 20_000
 DRAIN_N = 20_000
 LATENCY_N = 200
 WORKER_NAME, RAW_NAME = "asynctasq-bench-worker", "asynctasq-bench-raw"
+LOAD_AT_START: list[float] = [0.0, 0.0, 0.0]
 
 driver = RedisDriver(url=URL, prefix=PREFIX)
 _probe_results: Redis | None = None
@@ -329,8 +330,9 @@ Command: `.venv/bin/python -m scripts.bench.bench_redis --write` (from the repos
 with Redis at `{URL}`). Medians of {REPEATS} runs; a ratio is the median of the per-run
 ratios (ours and raw run side by side within each run).
 
-Machine: {os.cpu_count()} cores ({platform.machine()}), shared with other work while this ran,
-so absolute numbers are noisy; the ratios compare runs made side by side. Python
+Machine: {os.cpu_count()} cores ({platform.machine()}), shared with other work while this ran
+(load average {LOAD_AT_START[0]:.1f} at the start, {os.getloadavg()[0]:.1f} at the end), so
+absolute numbers are noisy; the ratios compare runs made side by side. Python
 {platform.python_version()}, uvloop, redis-py {redis.__version__} ({parser}), Redis {server}
 on loopback.
 
@@ -380,6 +382,7 @@ def main() -> None:
     if args.raw_consumer:
         uvloop.run(raw_consumer(*args.raw_consumer))
         return
+    LOAD_AT_START[:] = os.getloadavg()
     only = set(args.only.split(","))
     medians = uvloop.run(bench(only))
     for name, (ours, other, ratio) in medians.items():
