@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+from pathlib import Path
 
 import pytest
 
@@ -67,3 +68,28 @@ def test_entry_point_and_core_config_build_the_driver() -> None:
     assert driver.create_queues is True
     with pytest.raises(ConfigError, match="regoin"):
         create_driver("sqs", {"regoin": "us-east-1"})
+
+
+def test_environment_names_map_to_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from asynctasq import config as config_module
+    from asynctasq.drivers.connections import build_driver
+
+    monkeypatch.setattr(config_module, "_config", None)  # restored after the test
+    for name, value in {
+        "ASYNCTASQ_DRIVER": "sqs",
+        "ASYNCTASQ_SQS_REGION": "eu-west-1",
+        "ASYNCTASQ_SQS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "ASYNCTASQ_SQS_QUEUE_URL_PREFIX": "http://127.0.0.1:9/000000000000/",
+        "ASYNCTASQ_SQS_AWS_ACCESS_KEY_ID": "key",
+        "ASYNCTASQ_SQS_AWS_SECRET_ACCESS_KEY": "secret",
+        "ASYNCTASQ_SQS_CREATE_QUEUES": "true",
+        "ASYNCTASQ_SQS_WAIT_TIME_SECONDS": "5",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = config_module.init(dotenv=tmp_path / "absent.env")
+    driver = build_driver(config=config)
+    assert isinstance(driver, SQSDriver)
+    assert (driver.region_name, driver.endpoint_url) == ("eu-west-1", "http://127.0.0.1:9")
+    assert (driver.create_queues, driver.wait_time_seconds) == (True, 5)
+    assert driver._urls.url_prefix == "http://127.0.0.1:9/000000000000/"
+    assert not driver.is_connected()
