@@ -12,12 +12,11 @@ import os
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import make_url, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import sessionmaker
 
@@ -29,44 +28,8 @@ from asynctasq.testing import MemoryDriver
 sys.path.insert(0, str(Path(__file__).parent))  # sa_testapp, importable by children too
 
 import sa_testapp
+from sa_testsupport import BACKENDS, Backend
 
-PG_DSN = os.environ.get("ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
-MYSQL_DSN = os.environ.get("ASYNCTASQ_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
-
-
-@dataclass(frozen=True)
-class Backend:
-    """One server through one SQLAlchemy driver."""
-
-    name: str
-    async_url: str
-    """The async URL of the same server (tables are managed through it)."""
-    url: str
-    """The URL the session factory under test uses."""
-
-    @property
-    def is_async(self) -> bool:
-        return bool(make_url(self.url).get_dialect().is_async)
-
-
-def _url(dsn: str, driver: str) -> str:
-    return make_url(dsn).set(drivername=driver).render_as_string(hide_password=False)
-
-
-BACKENDS = {
-    "pg-asyncpg": Backend(
-        "pg-asyncpg", _url(PG_DSN, "postgresql+asyncpg"), _url(PG_DSN, "postgresql+asyncpg")
-    ),
-    "pg-psycopg": Backend(
-        "pg-psycopg", _url(PG_DSN, "postgresql+asyncpg"), _url(PG_DSN, "postgresql+psycopg")
-    ),
-    "mysql-aiomysql": Backend(
-        "mysql-aiomysql", _url(MYSQL_DSN, "mysql+aiomysql"), _url(MYSQL_DSN, "mysql+aiomysql")
-    ),
-    "mysql-pymysql": Backend(
-        "mysql-pymysql", _url(MYSQL_DSN, "mysql+aiomysql"), _url(MYSQL_DSN, "mysql+pymysql")
-    ),
-}
 _reachable: dict[str, str | None] = {}
 
 

@@ -9,12 +9,11 @@ from typing import Any
 import orjson
 import pytest
 import sa_testapp
-from conftest import Backend
 from sa_testapp import User
+from sa_testsupport import Backend, run_worker
 from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
-from test_roundtrip import run_worker
 
 from asynctasq.serializer import SerializationError
 from asynctasq.testing import MemoryDriver

@@ -7,10 +7,9 @@ from typing import Any
 
 import pytest
 import sa_testapp
-from conftest import Backend
 from sa_testapp import Order, User, Wide
+from sa_testsupport import Backend, run_worker
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker, create_async_engine
-from test_roundtrip import run_worker
 
 from asynctasq.core.dispatch import prepare
 from asynctasq.testing import MemoryDriver

@@ -8,12 +8,11 @@ from typing import Any
 
 import pytest
 import sa_testapp
-from conftest import Backend
 from sa_testapp import User
+from sa_testsupport import Backend, run_worker
 from sqlalchemy import create_engine, update
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.orm import Session
-from test_roundtrip import run_worker
 
 from asynctasq.testing import MemoryDriver
 

@@ -6,9 +6,8 @@ from typing import Any
 
 import pytest
 import sa_testapp
-from conftest import Backend
 from sa_testapp import Note, User
-from test_roundtrip import run_worker
+from sa_testsupport import Backend, run_worker
 
 from asynctasq.serializer import SerializationError
 from asynctasq.testing import MemoryDriver

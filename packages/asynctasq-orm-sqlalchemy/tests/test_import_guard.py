@@ -9,9 +9,8 @@ from typing import Any
 import orjson
 import pytest
 import sa_testapp
-from conftest import Backend
 from sa_testapp import User
-from test_roundtrip import run_worker
+from sa_testsupport import Backend, run_worker
 
 from asynctasq.serializer import DeserializationError, from_wire_async, set_import_guard
 from asynctasq.testing import MemoryDriver

@@ -6,12 +6,11 @@ from typing import Any
 
 import pytest
 import sa_testapp
-from conftest import Backend
 from sa_testapp import User
+from sa_testsupport import Backend, run_worker
 from sqlalchemy.ext.asyncio import async_sessionmaker
 from sqlalchemy.orm import sessionmaker
 from sqlalchemy.pool import NullPool
-from test_roundtrip import run_worker
 
 from asynctasq.testing import MemoryDriver
 from asynctasq_orm_sqlalchemy import worker_session_factory

@@ -4,23 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 import sa_testapp
-from conftest import Backend
 from sa_testapp import Membership, Order, User
+from sa_testsupport import Backend, payloads, run_worker
 
 from asynctasq.testing import MemoryDriver
-from asynctasq.worker import Worker
-
-
-async def run_worker(memory: MemoryDriver, **kwargs: Any) -> Worker:
-    worker = Worker(memory, queues=["sa"], burst=True, install_signal_handlers=False, **kwargs)
-    await worker.run()
-    return worker
-
-
-def payloads(memory: MemoryDriver) -> list[dict[str, Any]]:
-    return [orjson.loads(r.payload) for r in memory._s.records.values()]
 
 
 async def test_function_task_gets_fresh_row(
