@@ -548,3 +548,83 @@ def test_unguarded_script_with_a_process_task_does_not_fork_bomb(tmp_path: Path)
     # The child imports the script by name to find `crunch`; that import would start a worker
     # in the child, which is refused with a clear message instead of recursing.
     assert "a worker cannot start inside a task" in proc.stdout, proc.stdout
+
+
+@task(queue="w", max_attempts=5, retry_delay=0)
+async def gives_up(key: str) -> None:
+    from asynctasq.errors import PermanentError
+
+    record(key, "run")
+    raise PermanentError("the card was declined")
+
+
+async def test_permanent_error_is_not_retried() -> None:
+    await gives_up("perm").dispatch()
+    driver = await get_driver()
+    await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"])  # type: ignore[attr-defined]
+    assert calls["perm"] == ["run"]
+
+
+async def test_transient_error_while_rebuilding_a_task_is_retried() -> None:
+    from asynctasq.serializer import isolated_registry, register_hook
+
+    state = {"fails": 2}
+
+    class Flaky:
+        value = 7
+
+    class FlakyHook:
+        tag = "flaky-test"
+
+        def matches(self, obj: object) -> bool:
+            return isinstance(obj, Flaky)
+
+        def encode(self, obj: Any) -> Any:
+            return obj.value
+
+        async def decode(self, data: Any) -> Any:
+            if state["fails"]:
+                state["fails"] -= 1
+                raise ConnectionError("database restarting")
+            return data
+
+    with isolated_registry():
+        register_hook(FlakyHook())
+        await add(Flaky(), 1).max_attempts(5).retry_after(0).dispatch()  # type: ignore[arg-type]
+        await run_worker(lambda: "add" in calls, queues=["w"])
+    assert calls["add"] == [8]
+    assert state["fails"] == 0
+
+
+async def test_async_boot_hook_is_awaited_before_work_starts() -> None:
+    events: list[str] = []
+
+    class Setup(Middleware):
+        async def before_worker_boot(self, worker: Worker) -> None:  # type: ignore[override]
+            await asyncio.sleep(0.05)
+            events.append("booted")
+
+        def before_process(self, job: Job) -> None:
+            events.append("process")
+
+    await add(1, 1).dispatch()
+    await run_worker(lambda: "add" in calls, queues=["w"], middleware=[Setup()])
+    assert events == ["booted", "process"]
+
+
+async def test_imports_reach_process_children(process_tasks: Any, tmp_path: Path) -> None:
+    setup = Path(TASKS_DIR) / "core_test_setup.py"
+    out = tmp_path / "seen"
+    try:
+        setup.write_text("SETUP_DONE = True\n")
+        await process_tasks.write_if_imported("core_test_setup", str(out)).dispatch()
+
+        async def done() -> bool:
+            return out.exists()
+
+        await _run_process_worker(done, process_pool_size=1, imports=["core_test_setup"])
+    finally:
+        setup.unlink()
+    imported, pid = out.read_text().split()
+    assert imported == "True"
+    assert int(pid) != os.getpid()

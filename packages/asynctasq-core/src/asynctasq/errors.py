@@ -27,6 +27,18 @@ class MalformedMessageError(AsyncTasQError, ValueError):
     """A message's bytes are not a task envelope this version understands."""
 
 
+class PermanentError(AsyncTasQError):
+    """Raise it (or a subclass) from a task to fail for good at once, without retries.
+
+    Errors raised while a task is rebuilt from its message are retried like task errors
+    unless they are permanent (a malformed message, refused code, or a subclass of this).
+    """
+
+
+class ModelNotFoundError(PermanentError, LookupError):
+    """A model instance passed to a task no longer exists when the task runs."""
+
+
 class TaskLostError(AsyncTasQError):
     """A task was delivered more often than allowed without finishing.
 

@@ -8,6 +8,7 @@ and run on the event loop: keep them cheap (start a task for slow work).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -28,8 +29,14 @@ class Middleware:
     def after_enqueue(self, task: BaseTask[Any], message: OutgoingMessage) -> None:
         """A task was queued (dispatch side; global middleware only)."""
 
-    def before_worker_boot(self, worker: Worker) -> None:
-        """The worker connected and is about to take work."""
+    def before_worker_boot(self, worker: Worker) -> Awaitable[None] | None:
+        """The worker connected and is about to take work.
+
+        May be a coroutine function (``async def``): it is awaited, in order, before the first
+        fetch, so it can initialise what tasks need (an ORM, a connection pool). An error here
+        stops the worker's start-up.
+        """
+        return None
 
     def after_worker_shutdown(self, worker: Worker) -> None:
         """The worker stopped and gave back what it did not finish."""

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
-def _loop_factory() -> Any:
+def loop_factory() -> Any:
     try:
         import uvloop
     except ImportError:
@@ -33,7 +33,7 @@ def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
         finally:
             await close_drivers()
 
-    with asyncio.Runner(debug=debug, loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(debug=debug, loop_factory=loop_factory()) as runner:
         return runner.run(wrapper())
 
 

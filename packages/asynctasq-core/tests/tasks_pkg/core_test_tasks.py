@@ -60,3 +60,11 @@ class AsyncProcessEcho(AsyncProcessTask[str]):
 @task(process=True)
 def slow_sync(seconds: float) -> None:
     time.sleep(seconds)
+
+
+@task(process=True)
+def write_if_imported(module: str, path: str) -> None:
+    import sys
+
+    with open(path, "w") as f:
+        f.write(f"{module in sys.modules} {os.getpid()}")

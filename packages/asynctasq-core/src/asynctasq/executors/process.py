@@ -9,8 +9,10 @@ bytes, not pickled objects, and rebuild the task exactly as the worker does.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import inspect
 import multiprocessing
+import os
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Future
@@ -30,9 +32,19 @@ def in_task_child() -> bool:
     return _in_child
 
 
-def _child_init(sys_path: list[str], allowed_roots: list[str], config: Config) -> None:
+def _child_init(
+    sys_path: list[str],
+    allowed_roots: list[str],
+    config: Config,
+    environ: dict[str, str],
+    imports: list[str],
+) -> None:
     global _resolver, _in_child
     _in_child = True
+    # Children fork from a long-lived forkserver: give them the worker's environment as it is
+    # now, not as it was when the forkserver started.
+    os.environ.clear()
+    os.environ.update(environ)
     import asynctasq.config as config_module
     from asynctasq.serializer import set_import_guard
     from asynctasq.worker.resolver import TaskResolver
@@ -41,12 +53,21 @@ def _child_init(sys_path: list[str], allowed_roots: list[str], config: Config) -
     config_module._config = config
     _resolver = TaskResolver(allowed_roots)
     set_import_guard(_resolver.check_module)
+    for module in imports:
+        importlib.import_module(module)
+
+
+_runner: asyncio.Runner | None = None
 
 
 def _run_coroutine(coro: Any) -> Any:
-    from asynctasq.runner import run
+    """Run `coro` on the child's one event loop, kept for its life (loop-bound pools live)."""
+    global _runner
+    if _runner is None:
+        from asynctasq.runner import loop_factory
 
-    return run(coro)
+        _runner = asyncio.Runner(loop_factory=loop_factory())
+    return _runner.run(coro)
 
 
 def _child_run(payload: bytes, attempts: int) -> Any:
@@ -84,7 +105,9 @@ class ProcessExecutor:
         max_tasks_per_child: int | None,
         allowed_roots: Sequence[str],
         config: Config,
+        imports: Sequence[str] = (),
     ) -> None:
+        self._imports = list(imports)
         self.size = size or multiprocessing.cpu_count()
         self.max_tasks_per_child = max_tasks_per_child
         self._allowed_roots = list(allowed_roots)
@@ -97,7 +120,13 @@ class ProcessExecutor:
                 max_workers=self.size,
                 max_tasks=self.max_tasks_per_child or 0,
                 initializer=_child_init,
-                initargs=(list(sys.path), self._allowed_roots, self._config),
+                initargs=(
+                    list(sys.path),
+                    self._allowed_roots,
+                    self._config,
+                    dict(os.environ),
+                    self._imports,
+                ),
                 context=task_process_context(),
             )
         return self._pool

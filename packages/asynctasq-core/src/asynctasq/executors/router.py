@@ -33,10 +33,11 @@ class ExecutorRouter:
         process_max_tasks_per_child: int | None,
         allowed_roots: Sequence[str],
         config: Config,
+        imports: Sequence[str] = (),
     ) -> None:
         self._threads = DaemonThreadPool(thread_pool_size, thread_name_prefix="asynctasq-task")
         self.processes = ProcessExecutor(
-            process_pool_size, process_max_tasks_per_child, allowed_roots, config
+            process_pool_size, process_max_tasks_per_child, allowed_roots, config, imports
         )
 
     async def run(self, task: BaseTask[Any], payload: bytes, timeout: float | None) -> Any:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import inspect
 import logging
 import signal
@@ -31,11 +32,16 @@ from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
 from asynctasq.drivers.base import Delivery, Driver, Failure
 from asynctasq.drivers.connections import build_driver
-from asynctasq.errors import TaskLostError
+from asynctasq.errors import (
+    MalformedMessageError,
+    PermanentError,
+    TaskLostError,
+    TaskNotFoundError,
+)
 from asynctasq.executors.process import in_task_child
 from asynctasq.executors.router import ExecutorRouter
 from asynctasq.middleware import Middleware, call_hooks
-from asynctasq.serializer import set_import_guard
+from asynctasq.serializer import DeserializationError, set_import_guard
 from asynctasq.worker.failures import failure_from
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
@@ -43,6 +49,9 @@ from asynctasq.worker.resolver import TaskResolver
 from asynctasq.worker.retry import retry_delay
 
 log = logging.getLogger("asynctasq.worker")
+
+# A message failing with one of these can never run: dead-letter it at once.
+_NEVER_RUNNABLE = (MalformedMessageError, TaskNotFoundError, DeserializationError, PermanentError)
 
 
 @dataclass(slots=True)
@@ -86,6 +95,8 @@ class Worker:
         allowed_roots: Directories task code may be imported from (default: the cwd).
         poll_wait: Longest a single fetch waits for work.
         install_signal_handlers: Handle SIGTERM/SIGINT (only in the main thread).
+        imports: Modules to import at start-up (task modules, set-up such as
+            ``django.setup()``), in the worker and in each process-pool child.
     """
 
     def __init__(
@@ -103,6 +114,7 @@ class Worker:
         allowed_roots: Sequence[str] | None = None,
         poll_wait: float | None = None,
         install_signal_handlers: bool = True,
+        imports: Sequence[str] | None = None,
         config: Config | None = None,
     ) -> None:
         self.config = config or get_config()
@@ -121,6 +133,7 @@ class Worker:
         self.middleware = list(middleware)
         self.allowed_roots = list(allowed_roots if allowed_roots is not None else ws.allowed_roots)
         self.install_signal_handlers = install_signal_handlers
+        self.imports = list(imports if imports is not None else ws.imports)
         self._driver_spec = driver
         self._owns_driver = not (driver is not None and not isinstance(driver, str))
         self.driver: Driver | None = None if self._owns_driver else driver  # type: ignore[assignment]
@@ -212,16 +225,21 @@ class Worker:
         await driver.connect()
         self._resolver = TaskResolver(self.allowed_roots)
         # Payloads may name Enum classes to import: vet them like task code.
-        set_import_guard(self._resolver.check_module)
+        previous_guard = set_import_guard(self._resolver.check_module)
+        for module in self.imports:
+            importlib.import_module(module)
         self._router = ExecutorRouter(
             allowed_roots=[str(r) for r in self._resolver.allowed_roots],
+            imports=self.imports,
             config=self.config,
             **self._router_settings,
         )
         self._leases = LeaseKeeper(driver)
         keeper = loop.create_task(self._leases.run(), name="asynctasq-leases")
         self._install_signals(loop)
-        call_hooks(self.middleware, "before_worker_boot", self)
+        for m in self.middleware:
+            # May be a coroutine (initialise an ORM, open a pool); an error stops start-up.
+            await _maybe_await(m.before_worker_boot(self))
         try:
             await self._fetch_loop(driver)
         finally:
@@ -229,6 +247,7 @@ class Worker:
             keeper.cancel()
             await asyncio.gather(keeper, return_exceptions=True)
             self._remove_signals(loop)
+            set_import_guard(previous_guard)
             self._router.close(kill=self._aborting)
             if self._owns_driver:
                 await driver.close()
@@ -322,7 +341,7 @@ class Worker:
             env = job.envelope = envelope.decode(delivery.payload)
             target = self._resolver.resolve(env.task)
             task = job.task = await envelope.build_async(target, env)
-        except Exception as exc:
+        except _NEVER_RUNNABLE as exc:
             log.error(
                 "task %s [%s] cannot run and was dead-lettered: %s",
                 job.task_name,
@@ -330,6 +349,11 @@ class Worker:
                 exc,
             )
             await self._dead_letter(job, exc)
+            return
+        except Exception as exc:
+            # Rebuilding the task failed for a reason that may pass (a database blip while
+            # fetching a model argument): retry while attempts allow.
+            await self._handle_build_failure(job, exc)
             return
         task._attempts = delivery.attempts
         allowed = max(env.max_attempts, 1)
@@ -364,10 +388,36 @@ class Worker:
         if self.middleware:
             call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
 
+    async def _handle_build_failure(self, job: Job, exc: Exception) -> None:
+        assert job.envelope is not None and self.driver is not None
+        runs_done = job.delivery.attempts + 1
+        if runs_done >= job.envelope.max_attempts:
+            log.error(
+                "task %s [%s] could not be prepared, for good: %s: %s",
+                job.task_name,
+                job.task_id,
+                type(exc).__name__,
+                exc,
+            )
+            await self._dead_letter(job, exc)
+            return
+        delay = retry_delay(job.envelope, runs_done)
+        log.warning(
+            "task %s [%s] could not be prepared (%s: %s); retrying in %.1f s",
+            job.task_name,
+            job.task_id,
+            type(exc).__name__,
+            exc,
+            delay,
+        )
+        driver = self.driver
+        if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
+            self.stats.retried += 1
+
     async def _handle_failure(self, job: Job, exc: Exception) -> None:
         assert job.envelope is not None and job.task is not None and self.driver is not None
         runs_done = job.delivery.attempts + 1
-        retry = runs_done < job.envelope.max_attempts
+        retry = runs_done < job.envelope.max_attempts and not isinstance(exc, PermanentError)
         if retry:
             try:
                 retry = bool(await _maybe_await(job.task.should_retry(exc)))
