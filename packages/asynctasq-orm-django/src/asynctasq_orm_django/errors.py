@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctasq.errors import AsyncTasQError
+import asynctasq.errors
 
 
-class ModelNotFoundError(AsyncTasQError, LookupError):
+class ModelNotFoundError(asynctasq.errors.ModelNotFoundError):
     """The row a task argument refers to no longer exists.
 
     Raised in the worker while the task is built from its message, so the task is

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctasq.errors import AsyncTasQError
+import asynctasq.errors
+from asynctasq.errors import PermanentError
 
 
-class ModelNotFoundError(AsyncTasQError, LookupError):
+class ModelNotFoundError(asynctasq.errors.ModelNotFoundError):
     """The row a task argument refers to no longer exists.
 
     Raised in the worker while the task is built from its message, so the task is
@@ -34,5 +35,5 @@ class ModelNotFoundError(AsyncTasQError, LookupError):
         return (type(self), (self.model, self.pk))
 
 
-class SessionNotConfiguredError(AsyncTasQError, LookupError):
+class SessionNotConfiguredError(PermanentError, LookupError):
     """No session is configured for a model class that a task argument refers to."""

@@ -232,6 +232,7 @@ def run_worker(
                 session.create(loaded),
                 burst=options.burst,
                 allowed_roots=[str(r) for r in roots],
+                imports=list(settings.imports or ()),
                 config=loaded.config,
             )
         except ValueError as exc:  # a worker setting from the environment or .env
