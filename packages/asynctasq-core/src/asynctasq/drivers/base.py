@@ -13,6 +13,9 @@ Delivery model (at-least-once):
   becomes ready again, with its delivery count kept.
 * Every state change (ack, retry, dead-letter, release, extend) names a `Delivery`; the driver
   finds the lease through `Delivery.receipt`, a token only it interprets.
+* Task ids are unique per dispatch (core makes a UUID for each). Drivers need not detect a
+  duplicate id: an enqueue retried after a lost reply may store a message twice, which
+  at-least-once delivery allows.
 """
 
 from __future__ import annotations
