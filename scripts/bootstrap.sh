@@ -10,8 +10,6 @@ if [ ! -x .tools/bin/uv ]; then
     .tools/bin/pip install --quiet "uv>=0.9"
 fi
 export UV_PYTHON="$PY" UV_PYTHON_DOWNLOADS=never
-if [ -f uv.lock ]; then
-    .tools/bin/uv sync --all-packages --locked --quiet
-else
-    .tools/bin/uv sync --all-packages --quiet
-fi
+# Every package and every package's dev group (test-only drivers such as moto, psycopg).
+# Not --locked: the lock is refreshed if a pyproject moved on, rather than failing the run.
+.tools/bin/uv sync --all-packages --all-groups --quiet
