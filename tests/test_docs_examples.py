@@ -10,7 +10,8 @@
   ``<!-- requires: import:module -->`` skips a block when an optional package is missing.
 * ```bash blocks: every ``asynctasq ...`` command must name real commands and options
   (checked against the typer app) and ``asynctasq <command> --help`` must succeed; ``make``
-  targets must exist in the Makefile; ``pip install asynctasq-*`` must name our packages.
+  targets must exist in the Makefile; ``python -m`` modules must exist; ``pip install
+  asynctasq-*`` must name our packages.
 * The generated reference sections (CLI, configuration) render and cover every command and
   setting.
 """
@@ -353,6 +354,9 @@ def test_bash_example_names_real_commands(block: Block) -> None:
             problems += resolve_cli(words)[1]
         elif words[0] == "make":
             problems += [f"no make target {t!r}" for t in words[1:] if t not in _makefile_targets()]
+        elif words[0].endswith("python") and words[1:2] == ["-m"]:
+            if importlib.util.find_spec(words[2]) is None:
+                problems.append(f"no module {words[2]!r}")
         elif words[:2] == ["pip", "install"]:
             names = [re.split(r"[\[<>=]", w)[0] for w in words[2:] if not w.startswith("-")]
             problems += [
