@@ -167,7 +167,7 @@ async def enqueue_rate(endpoint: str, n: int, *, batched: bool) -> float:
     return n / elapsed
 
 
-async def raw_enqueue_rate(endpoint: str, n: int) -> float:
+async def raw_enqueue_rate(endpoint: str, n: int, in_flight: int = IN_FLIGHT) -> float:
     session = aioboto3.Session(**CREDENTIALS)
     async with session.client("sqs", endpoint_url=endpoint) as client:
         count_requests(client)
@@ -185,7 +185,8 @@ async def raw_enqueue_rate(endpoint: str, n: int) -> float:
                     ],
                 )
                 for i in range(0, n, 10)
-            ]
+            ],
+            in_flight,
         )
         return n / (time.perf_counter() - started)
 
@@ -272,6 +273,23 @@ async def worker_drain_rate(endpoint: str, n: int) -> float:
     return n / elapsed
 
 
+async def moto_round_trip_ms(endpoint: str) -> tuple[float, float]:
+    """Median ms of one sequential SendMessage and one ReceiveMessage (10 messages)."""
+    session = aioboto3.Session(**CREDENTIALS)
+    async with session.client("sqs", endpoint_url=endpoint) as client:
+        url = (await client.create_queue(QueueName=f"rtt-{uuid.uuid4().hex[:8]}"))["QueueUrl"]
+        sends, receives = [], []
+        for _ in range(20):
+            started = time.perf_counter()
+            await client.send_message(QueueUrl=url, MessageBody="x" * 200)
+            sends.append((time.perf_counter() - started) * 1000)
+        for _ in range(20):
+            started = time.perf_counter()
+            await client.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+            receives.append((time.perf_counter() - started) * 1000)
+        return statistics.median(sends), statistics.median(receives)
+
+
 # -- report -------------------------------------------------------------------------------
 Scenario = tuple[str, str, Callable[[str, int], Awaitable[float]]]
 
@@ -289,6 +307,11 @@ def scenarios() -> list[Scenario]:
             lambda e, n: enqueue_rate(e, n, batched=False),
         ),
         ("raw aiobotocore SendMessageBatch", "msg/s", raw_enqueue_rate),
+        (
+            "raw aiobotocore SendMessageBatch, 1 call in flight",
+            "msg/s",
+            lambda e, n: raw_enqueue_rate(e, n, 1),
+        ),
         (
             "drain, driver: dequeue 10 + ack batch",
             "msg/s",
@@ -354,7 +377,9 @@ def header(command: str, n: int, loads: tuple[str, str]) -> str:
     )
 
 
-def report(command: str, results: Results, n: int, loads: tuple[str, str]) -> str:
+def report(
+    command: str, results: Results, n: int, loads: tuple[str, str], rtt: tuple[float, float]
+) -> str:
     return f"""# SQS driver benchmark (moto on loopback)
 
 {header(command, n, loads)}
@@ -363,11 +388,15 @@ def report(command: str, results: Results, n: int, loads: tuple[str, str]) -> st
 
 How to read it:
 
-* moto answers every request in one Python process on the same two cores as the client, at
-  roughly 2-10 ms per call (far more on a loaded host), so rates here are bounded by moto's
-  per-request cost, not by the network or by SQS. Against real SQS each call costs a network
-  round trip (~5-30 ms in-region) and SQS scales horizontally: the request count is what
-  carries over, and batching divides it by up to 10 (and so the SQS bill).
+* moto answers every request in one Python process on the same two cores as the client:
+  measured in this run, one SendMessage takes {rtt[0]:.0f} ms and one ReceiveMessage of 10
+  takes {rtt[1]:.0f} ms (median of 20, one client, nothing else in flight), so rates here are
+  bounded by moto's per-request cost, not by the network or by SQS. Against real SQS each
+  call costs a network round trip (~5-30 ms in-region) and SQS scales out: the request
+  count is what carries over, and batching divides it by up to 10 (and so the SQS bill).
+* Calls in flight hardly add up on moto (its request threads share one interpreter, and on
+  a busy host 8 in flight were at times slower than 1): compare the two raw SendMessageBatch
+  rows. Against SQS they do add up.
 * *enqueue* rows send with 8 calls in flight; *drain* rows run 4 consumers (long polls of
   1 s); the *raw* rows do the same SQS calls directly with aiobotocore: the gap to them is
   the driver's own overhead (attributes, size checks, lease bookkeeping).
@@ -388,9 +417,11 @@ def main() -> None:
     command = ".venv/bin/python -m scripts.bench.bench_sqs " + " ".join(sys.argv[1:])
     with sqs_endpoint() as endpoint:
         before = load()
+        rtt = asyncio.run(moto_round_trip_ms(endpoint))
         results = asyncio.run(measure(endpoint, args.messages, args.repeats))
         after = load()
-    text = report(command.strip(), results, args.messages, (before, after))
+    text = report(command.strip(), results, args.messages, (before, after), rtt)
+    print(f"moto round trips: SendMessage {rtt[0]:.1f} ms, ReceiveMessage {rtt[1]:.1f} ms")
     print(table(results, args.messages))
     if args.write:
         REPORT.write_text(text)
