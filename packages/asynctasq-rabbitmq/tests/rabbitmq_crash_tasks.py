@@ -42,7 +42,7 @@ async def record(path: str, n: int) -> None:
     """Note the start, take a few milliseconds, note the finish."""
     me = f"{os.getpid()}:{n}\n"
     _append(path + ".started", me)
-    await asyncio.sleep(random.uniform(0.0, 0.02))
+    await asyncio.sleep(random.uniform(0.005, 0.03))
     _append(path + ".done", me)
 
 

@@ -130,13 +130,25 @@ async def test_sigkilled_workers_lose_nothing(tasks: ModuleType, tmp_path: Path)
         def finished() -> set[int]:
             return {int(n) for _, n in _lines(done)}
 
-        # Kill the same worker slot four times while work is in progress, restarting it.
-        for mark in (100, 300, 500, 700):
+        def started_by(pid: int) -> int:
+            return sum(1 for who, _ in _lines(started) if int(who) == pid)
+
+        # Kill the same worker slot up to four times, each time once it is running tasks,
+        # and restart it.
+        kills = 0
+        while kills < 4:
             await _wait_until(
-                lambda m=mark: len(finished()) >= m, 60, f"{mark} done", workers.report()
+                lambda v=victim: started_by(v) >= 3 or len(finished()) >= total,
+                60,
+                "the victim to run tasks",
+                workers.report(),
             )
+            if len(finished()) >= total:
+                break
             workers.kill(victim)
+            kills += 1
             victim = workers.start()
+        assert kills >= 2, "the work ran out before the kills; make the tasks slower"
         await _wait_until(lambda: len(finished()) >= total, 90, "every task", workers.report())
 
         starts = _lines(started)

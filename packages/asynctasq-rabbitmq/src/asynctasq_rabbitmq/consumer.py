@@ -12,7 +12,8 @@ dequeue, which is the worker's concurrency: the broker then sends at most that m
 messages per queue, so a busy worker does not hoard tasks other workers could run. When every
 message a lane holds has been handed out, nothing was settled for `STARVED_GRACE` seconds and
 the caller still asks for more (its concurrency grew, or several callers share one driver),
-the lane fetches with `basic.get`, which the prefetch does not limit. (Re-subscribing instead
+the lane fetches with `basic.get`, which the prefetch does not limit (not with a fixed
+`prefetch_count`: that is a limit the user chose). (Re-subscribing instead
 would be wrong on quorum queues: deliveries in flight when a consumer is cancelled go back to
 the queue counted as a delivery.)
 
@@ -149,6 +150,7 @@ class Consumer:
         self._channel = channel
         self._topology = topology
         self._fixed_prefetch = prefetch_count
+        self._auto_prefetch = prefetch_count is None
         self._prefetch = prefetch_count or 1
         self._lease_seconds = lease_seconds
         self._lanes: dict[str, Lane] = {}
@@ -179,7 +181,8 @@ class Consumer:
             if taken or self._stopped:
                 return taken
             now = loop.time()
-            starved = [lane for lane in lanes if lane.starved()]
+            # A fixed `prefetch_count` is a limit the user chose: never fetch past it.
+            starved = [lane for lane in lanes if lane.starved()] if self._auto_prefetch else []
             if not starved:
                 fetch_at = None
             elif fetch_at is None:
