@@ -9,6 +9,7 @@ the tasks it was running and those it had prefetched.
 from __future__ import annotations
 
 import asyncio
+import functools
 import importlib
 import os
 import signal
@@ -106,6 +107,12 @@ def _lines(path: Path) -> list[list[str]]:
     return [line.split(":") for line in path.read_text().split()] if path.exists() else []
 
 
+def _busy_or_done(
+    started_by: Callable[[int], int], pid: int, finished: Callable[[], set[int]], total: int
+) -> bool:
+    return started_by(pid) >= 3 or len(finished()) >= total
+
+
 async def _wait_until(
     check: Callable[[], bool], within: float, what: str, report: str = ""
 ) -> None:
@@ -138,7 +145,7 @@ async def test_sigkilled_workers_lose_nothing(tasks: ModuleType, tmp_path: Path)
         kills = 0
         while kills < 4:
             await _wait_until(
-                lambda v=victim: started_by(v) >= 3 or len(finished()) >= total,
+                functools.partial(_busy_or_done, started_by, victim, finished, total),
                 60,
                 "the victim to run tasks",
                 workers.report(),
