@@ -37,3 +37,18 @@ class TestRabbitMQConformance(DriverConformance):
         _factories[id(fresh)] = factory
         await fresh.connect()
         return fresh
+
+
+class TestRabbitMQClassicConformance(TestRabbitMQConformance):
+    """The same contract with classic work queues (`queue_type="classic"`)."""
+
+    @pytest.fixture
+    async def driver(self, make_driver: Callable[..., RabbitMQDriver]) -> AsyncIterator[Driver]:
+        def classic(**overrides: object) -> RabbitMQDriver:
+            return make_driver(queue_type="classic", **overrides)
+
+        driver = classic()
+        _factories[id(driver)] = classic
+        await driver.connect()
+        yield driver
+        _factories.pop(id(driver), None)

@@ -29,7 +29,7 @@ import contextlib
 import logging
 import uuid
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
@@ -137,6 +137,8 @@ class Consumer:
         topology: Names and declarations.
         prefetch_count: Fixed per-queue prefetch, or None to follow the worker's `limit`.
         lease_seconds: Reported as `Delivery.visibility_timeout`.
+        recount: For classic queues: called instead of handing out a redelivered message,
+            to republish it with the delivery counted (classic queues keep no count).
     """
 
     def __init__(
@@ -146,8 +148,11 @@ class Consumer:
         *,
         prefetch_count: int | None,
         lease_seconds: float,
+        recount: Callable[[Delivery], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._channel = channel
+        self._recount = recount
+        self._recounting: set[asyncio.Task[None]] = set()
         self._topology = topology
         self._fixed_prefetch = prefetch_count
         self._auto_prefetch = prefetch_count is None
@@ -214,7 +219,7 @@ class Consumer:
                     break  # get-empty
                 lane.outstanding += 1
                 self._book(channel).add(int(getattr(message.delivery, "delivery_tag", 0) or 0))
-                taken.append(self._delivery(lane, message, GOT))
+                self._hand_out(taken, self._delivery(lane, message, GOT), message)
         return taken
 
     def _pop(self, lanes: Sequence[Lane], limit: int) -> list[Delivery]:
@@ -225,10 +230,22 @@ class Consumer:
                 if message.channel.is_closed:
                     continue  # the lease ended with its channel; the broker has it back
                 lane.outstanding += 1
-                taken.append(self._delivery(lane, message, generation))
+                self._hand_out(taken, self._delivery(lane, message, generation), message)
             if len(taken) >= limit:
                 break
         return taken
+
+    def _hand_out(
+        self, taken: list[Delivery], delivery: Delivery, message: DeliveredMessage
+    ) -> None:
+        if self._recount is None or not getattr(message.delivery, "redelivered", False):
+            taken.append(delivery)
+            return
+        # A classic queue gave back a message whose holder vanished: its count is only a
+        # flag, so make it durable (republish counted, ack this copy) before anyone runs it.
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._recount(delivery))
+        self._recounting.add(task)
+        task.add_done_callback(self._recounting.discard)
 
     def _delivery(self, lane: Lane, message: DeliveredMessage, generation: int) -> Delivery:
         delivery = message.delivery
@@ -388,6 +405,8 @@ class Consumer:
                         await lane.channel.basic_cancel(lane.consumer_tag)
                 lane.consumer_tag = None
         await asyncio.sleep(0)  # deliveries read before the cancel-ok reach the buffers
+        if self._recounting:
+            await asyncio.wait(list(self._recounting), timeout=10)
         leftovers: list[Delivery] = []
         for lane in self._lanes.values():
             leftovers += self._pop([lane], len(lane.buffer))

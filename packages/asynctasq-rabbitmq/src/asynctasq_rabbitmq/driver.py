@@ -12,7 +12,9 @@ What the broker does, and what the driver adds:
   3.12 and later; older servers apply their global `consumer_timeout`, 30 min by default).
 * Attempts: quorum queues count returns per message (`x-delivery-count`); retries and
   releases republish with the count in a header. Classic queues only flag a redelivery, so
-  there repeated crashes count once.
+  the driver republishes a redelivered message with the delivery counted (and acks the
+  redelivered copy) before anyone runs it: counts are exact there too, the message moves to
+  the back of its queue.
 * Delays: binary TTL queues (`asynctasq_rabbitmq.delays`), no plugin, no mover process.
 * Retry and dead-letter publish (confirmed) first and ack second: a crash in between gives
   a duplicate, never a loss.
@@ -164,6 +166,7 @@ class RabbitMQDriver:
             self._topology,
             prefetch_count=self.prefetch_count,
             lease_seconds=self._lease_seconds,
+            recount=None if self._topology.quorum else self._recount,
         )
         self._publisher = Publisher(
             self._topology,
@@ -282,6 +285,31 @@ class RabbitMQDriver:
             log.debug("asynctasq: lease lost while republishing; the broker redelivers")
             return
         await self._ack([receipt])
+
+    async def _recount(self, delivery: Delivery) -> None:
+        """Republish a redelivered classic-queue message with the delivery counted, then ack.
+
+        Classic queues only flag a redelivery; this turns the flag into the attempt header,
+        so every lost connection counts, as in a quorum queue. If it fails, the message stays
+        unacked and comes back again.
+        """
+        receipt = self._held(delivery)
+        if receipt is None:
+            return
+        try:
+            publisher = await self._publisher_ready()
+            await self._republish_then_ack(
+                receipt,
+                lambda: publisher.publish_task(
+                    delivery.queue,
+                    delivery.task_id,
+                    delivery.payload,
+                    attempts=delivery.attempts,
+                    delay=0.0,
+                ),
+            )
+        except Exception as exc:
+            log.warning("asynctasq: recounting a redelivered message failed: %r", exc)
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Put leased messages back, ready now, without counting the delivery.

@@ -56,7 +56,8 @@ def attempts_of(message: DeliveredMessage) -> int:
 
     The `ATTEMPTS` header counts deliveries up to the last publish (a retry republishes);
     the broker counts returns since then: quorum queues exactly in `x-delivery-count`, classic
-    queues only as the `redelivered` flag (so at most one return is seen there).
+    queues only as the `redelivered` flag (the driver then republishes the message with this
+    count in the header before handing it out, see `RabbitMQDriver`).
     """
     headers = message.header.properties.headers or {}
     base = int_header(headers.get(ATTEMPTS))
