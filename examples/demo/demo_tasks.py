@@ -39,13 +39,18 @@ def crunch(rounds: int) -> str:
     return digest.hex()[:12]
 
 
+def _count_run() -> int:
+    """Runs so far, kept in a file so that it survives between attempts."""
+    with open(attempts_file, "a+") as f:
+        f.write("x")
+        f.seek(0)
+        return len(f.read())
+
+
 @task(queue="emails", max_attempts=3, retry_delay=0)
 async def flaky_webhook(url: str) -> str:
     """Fails on its first run, succeeds on the retry."""
-    with open(attempts_file, "a") as f:
-        f.write("x")
-    with open(attempts_file) as f:
-        runs = len(f.read())
+    runs = _count_run()
     if runs == 1:
         print(f"[yellow]⚠ webhook to {url} failed on run {runs}; it will be retried[/yellow]")
         raise ConnectionError("connection reset by peer")
