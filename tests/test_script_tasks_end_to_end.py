@@ -108,3 +108,41 @@ def test_script_outside_the_allowed_roots_is_refused(tmp_path: Path) -> None:
         text=True,
     ).stdout
     assert out.count("outside the allowed roots") == 2, out
+
+
+CONFIGURED_IN_CODE = textwrap.dedent(
+    """
+    import os
+    from asynctasq import init, run, task
+
+    # The task module picks its driver in code, as the user guides do.
+    here = os.path.dirname(__file__)
+    init({"driver": "sqlite", "sqlite": {"path": os.path.join(here, "code.db")}})
+
+    @task(queue="emails")
+    async def send_email(to: str) -> None:
+        with open(os.path.join(os.path.dirname(__file__), "done.txt"), "a") as f:
+            f.write(to + "\\n")
+
+    if __name__ == "__main__":
+        run(send_email(to="grace@example.com").dispatch())
+    """
+)
+
+
+def test_worker_uses_the_driver_its_imported_task_module_configures(tmp_path: Path) -> None:
+    pytest.importorskip("asynctasq_sqlite")
+    pytest.importorskip("asynctasq_cli")
+    (tmp_path / "codeapp.py").write_text(CONFIGURED_IN_CODE)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
+    subprocess.run([sys.executable, "codeapp.py"], cwd=tmp_path, env=env, check=True, timeout=60)
+    subprocess.run(
+        [str(BIN / "asynctasq"), "worker", "--queues", "emails", "--burst", "--import", "codeapp"],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    assert (tmp_path / "done.txt").read_text().split() == ["grace@example.com"]
+    assert not (tmp_path / "asynctasq.db").exists()  # not the embedded default's file

@@ -23,7 +23,7 @@ from typing import Annotated, Any
 
 import typer
 
-from asynctasq.config import ENV_PREFIX, Config, init
+from asynctasq.config import ENV_PREFIX, Config, get_config, init, set_global_config
 from asynctasq.drivers.connections import EMBEDDED_DEFAULT, default_driver_name
 from asynctasq.errors import ConfigError
 
@@ -205,6 +205,27 @@ def load_config(
         driver_name=name,
         embedded_default=embedded and name == EMBEDDED_DEFAULT,
         cli_settings=settings,
+    )
+
+
+def reapply_after_imports(loaded: LoadedConfig) -> LoadedConfig:
+    """Keep what imported modules configured in code, under the command line.
+
+    A task module often configures its driver in code (``init({'driver': 'redis'})``, as the
+    user guides do). When ``--import`` ran such a call, the worker uses that configuration,
+    with the command line's settings still on top.
+    """
+    current = get_config()
+    if current is loaded.config:
+        return loaded
+    config = set_global_config(**loaded.cli_settings) if loaded.cli_settings else current
+    embedded = config.driver is None
+    name = default_driver_name(config)
+    return LoadedConfig(
+        config=config,
+        driver_name=name,
+        embedded_default=embedded and name == EMBEDDED_DEFAULT,
+        cli_settings=loaded.cli_settings,
     )
 
 

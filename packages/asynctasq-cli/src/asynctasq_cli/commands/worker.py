@@ -42,6 +42,7 @@ from asynctasq_cli.settings import (
     SetOption,
     cli_setting,
     load_config,
+    reapply_after_imports,
 )
 from asynctasq_cli.status import Banner, StatusLine, summary
 from asynctasq_cli.versions import cli_version, event_loop
@@ -227,6 +228,7 @@ def run_worker(
         settings = loaded.config.worker
         roots = resolve_roots(settings.allowed_roots)
         added = import_modules(settings.imports, roots)
+        loaded = reapply_after_imports(loaded)
         try:
             worker = Worker(
                 session.create(loaded),
