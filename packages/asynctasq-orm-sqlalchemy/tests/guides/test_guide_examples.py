@@ -21,7 +21,11 @@ import pytest
 from sqlalchemy import make_url
 
 ROOT = Path(__file__).resolve().parents[4]
-SPEC = ROOT.parent / "shared" / "spec"
+# The spec beside the checkout; a snapshot in tests/spec when it is not there.
+SPEC = next(
+    (p for p in (ROOT.parent / "shared" / "spec", ROOT / "tests" / "spec") if p.is_dir()),
+    ROOT.parent / "shared" / "spec",
+)
 GUIDES = ["function-based-tasks.md", "class-based-tasks.md"]
 GUIDE_URL = "postgresql+asyncpg://user:pass@localhost/db"
 PG_DSN = os.environ.get("ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
