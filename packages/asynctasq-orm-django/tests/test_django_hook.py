@@ -83,7 +83,7 @@ async def test_deleted_row_fails_without_retries(memory: MemoryDriver) -> None:
     worker = await run_worker(memory)
     assert (worker.stats.succeeded, worker.stats.retried, worker.stats.dead_lettered) == (0, 0, 1)
     [dead] = memory._s.dead.values()
-    assert dead.failure.exception_type == "asynctasq_orm_django.errors.ModelNotFoundError"
+    assert dead.failure.exception_type == "asynctasq.errors.ModelNotFoundError"
     assert f"dj_testapp.models:User with primary key {pk} does not exist" in dead.failure.message
     assert issubclass(ModelNotFoundError, LookupError)
 

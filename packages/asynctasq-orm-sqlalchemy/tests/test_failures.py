@@ -36,7 +36,7 @@ async def test_deleted_row_fails_the_task_without_retries(
     assert sa_testapp.seen == []
     assert (worker.stats.succeeded, worker.stats.retried, worker.stats.dead_lettered) == (0, 0, 1)
     [dead] = memory._s.dead.values()
-    assert dead.failure.exception_type == "asynctasq_orm_sqlalchemy.errors.ModelNotFoundError"
+    assert dead.failure.exception_type == "asynctasq.errors.ModelNotFoundError"
     assert "sa_testapp:User with primary key 7 does not exist" in dead.failure.message
 
 

@@ -36,7 +36,30 @@ class PermanentError(AsyncTasQError):
 
 
 class ModelNotFoundError(PermanentError, LookupError):
-    """A model instance passed to a task no longer exists when the task runs."""
+    """The row a model argument refers to no longer exists when the task runs.
+
+    Raised in the worker while the task is rebuilt from its message, so the task is
+    dead-lettered at once, without running and without retries (a deleted row does not come
+    back). Set ``_asynctasq_on_missing = "none"`` on the model (or call
+    `asynctasq.serializer.model_refs.set_default_on_missing`) to pass None instead.
+
+    Attributes:
+        model: The model class as ``module:qualname``.
+        pk: The primary key that was looked up (a tuple for composite keys).
+    """
+
+    def __init__(self, model: str, pk: object) -> None:
+        super().__init__(
+            f"{model} with primary key {pk!r} does not exist (deleted after the task was "
+            "dispatched?): the task was not run. Set _asynctasq_on_missing = 'none' on the "
+            "model to pass None instead"
+        )
+        self.model = model
+        self.pk = pk
+
+    def __reduce__(self) -> tuple[type[ModelNotFoundError], tuple[str, object]]:
+        # Keeps the two arguments across processes (process-pool children, pickling).
+        return (type(self), (self.model, self.pk))
 
 
 class TaskLostError(AsyncTasQError):
