@@ -33,9 +33,14 @@ async def test_process_tasks_fetch_in_their_child(
     # The child imports sa_testapp afresh and builds its factory from this variable; each
     # child task runs on an event loop of its own, which a pooled engine would not survive.
     monkeypatch.setenv("SA_TESTAPP_WORKER_URL", backend.url)
-    sa_testapp.Base._asynctasq_session_factory = worker_session_factory(  # type: ignore[attr-defined]
-        backend.url
-    )
+    factory = worker_session_factory(backend.url)
+    parent_sessions: list[object] = []
+
+    def counting_factory() -> Any:
+        parent_sessions.append(1)
+        return factory()
+
+    sa_testapp.Base._asynctasq_session_factory = counting_factory  # type: ignore[attr-defined]
     async with admin() as session:
         user = User(id=1, email="p@example.com", name="Pat")
         session.add(user)
@@ -44,3 +49,5 @@ async def test_process_tasks_fetch_in_their_child(
             await sa_testapp.name_in_child(user).dispatch()
     worker = await run_worker(memory, process_pool_size=1, concurrency=1)
     assert (worker.stats.succeeded, worker.stats.dead_lettered) == (3, 0), memory._s.dead
+    # The children fetched the user; the worker process did not fetch it a second time.
+    assert parent_sessions == []

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from asynctasq.config import Config
-from asynctasq.core.task import BaseTask
+from asynctasq.core.task import BaseTask, Execution
 from asynctasq.errors import TaskTimeoutError
 from asynctasq.executors.process import ProcessExecutor
 from asynctasq.executors.threads import DaemonThreadPool
@@ -40,9 +40,34 @@ class ExecutorRouter:
             process_pool_size, process_max_tasks_per_child, allowed_roots, config, imports
         )
 
-    async def run(self, task: BaseTask[Any], payload: bytes, timeout: float | None) -> Any:
-        """Run `task` (whose message bytes are `payload`) and return its result."""
-        kind = task.execution
+    async def run(
+        self,
+        kind: Execution,
+        task: BaseTask[Any] | None,
+        payload: bytes,
+        attempts: int,
+        timeout: float | None,
+        name: str,
+    ) -> Any:
+        """Run a task and return its result.
+
+        Args:
+            kind: Where it runs (the task's execution mode).
+            task: The task instance; None for a process task, which the child builds from
+                `payload` (its message bytes).
+            payload: The message bytes.
+            attempts: Runs before this one.
+            timeout: Seconds it may run, or None.
+            name: The task's name, for the timeout error.
+        """
+        if kind == "process":
+            try:
+                return await self.processes.run(payload, attempts, timeout)
+            except TimeoutError as exc:
+                raise TaskTimeoutError(
+                    f"task {name} ran longer than its timeout of {timeout} s and was stopped"
+                ) from exc
+        assert task is not None
         if kind == "async" and timeout is None:  # the common case, without a timeout scope
             return await task._invoke()
         try:
@@ -54,11 +79,10 @@ class ExecutorRouter:
                 call = functools.partial(contextvars.copy_context().run, task._invoke)
                 async with asyncio.timeout(timeout) as scope:
                     return await loop.run_in_executor(self._threads, call)
-            return await self.processes.run(payload, task._attempts, timeout)
         except TimeoutError as exc:
-            if kind == "process" or scope.expired():
+            if scope.expired():
                 raise TaskTimeoutError(
-                    f"task {task!r} ran longer than its timeout of {timeout} s and was stopped"
+                    f"task {name} ran longer than its timeout of {timeout} s and was stopped"
                 ) from exc
             raise
 

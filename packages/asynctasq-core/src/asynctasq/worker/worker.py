@@ -30,6 +30,8 @@ from typing import Any
 
 from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
+from asynctasq.core.function import TaskFunction
+from asynctasq.core.task import BaseTask, Execution
 from asynctasq.drivers.base import Delivery, Driver, Failure
 from asynctasq.drivers.connections import build_driver
 from asynctasq.errors import (
@@ -340,7 +342,13 @@ class Worker:
         try:
             env = job.envelope = envelope.decode(delivery.payload)
             target = self._resolver.resolve(env.task)
-            task = job.task = await envelope.build_async(target, env)
+            kind = _execution_of(target)
+            if kind == "process" and env.async_refs:
+                # The child fetches the model arguments itself; fetching them here too would
+                # double every query. The parent builds the task only if a hook needs it.
+                task = None
+            else:
+                task = job.task = await envelope.build_async(target, env)
         except _NEVER_RUNNABLE as exc:
             log.error(
                 "task %s [%s] cannot run and was dead-lettered: %s",
@@ -355,7 +363,8 @@ class Worker:
             # fetching a model argument): retry while attempts allow.
             await self._handle_build_failure(job, exc)
             return
-        task._attempts = delivery.attempts
+        if task is not None:
+            task._attempts = delivery.attempts
         allowed = max(env.max_attempts, 1)
         if delivery.attempts >= allowed:
             lost = TaskLostError(
@@ -371,7 +380,9 @@ class Worker:
             call_hooks(self.middleware, "before_process", job)
         job.started_at = time.monotonic()
         try:
-            result = await self._router.run(task, delivery.payload, env.timeout)
+            result = await self._router.run(
+                kind, task, delivery.payload, delivery.attempts, env.timeout, env.task
+            )
         except asyncio.CancelledError:
             self._leases.forget(delivery)
             await self._release([delivery])
@@ -414,13 +425,23 @@ class Worker:
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
 
+    async def _task_for_hooks(self, job: Job) -> BaseTask[Any]:
+        """The task instance, built now if `_process` left it to the child (process tasks)."""
+        if job.task is None:
+            assert job.envelope is not None and self._resolver is not None
+            target = self._resolver.resolve(job.envelope.task)
+            job.task = await envelope.build_async(target, job.envelope)
+            job.task._attempts = job.delivery.attempts
+        return job.task
+
     async def _handle_failure(self, job: Job, exc: Exception) -> None:
-        assert job.envelope is not None and job.task is not None and self.driver is not None
+        assert job.envelope is not None and self.driver is not None
         runs_done = job.delivery.attempts + 1
         retry = runs_done < job.envelope.max_attempts and not isinstance(exc, PermanentError)
         if retry:
             try:
-                retry = bool(await _maybe_await(job.task.should_retry(exc)))
+                task = await self._task_for_hooks(job)
+                retry = bool(await _maybe_await(task.should_retry(exc)))
             except Exception:
                 log.exception("should_retry() of %s raised; retrying", job.task_name)
         if not retry:
@@ -453,9 +474,9 @@ class Worker:
     async def _fail_for_good(self, job: Job, exc: BaseException) -> None:
         if not await self._dead_letter(job, exc):
             return
-        assert job.task is not None
         try:
-            await _maybe_await(job.task.failed(exc))  # type: ignore[arg-type]
+            task = await self._task_for_hooks(job)
+            await _maybe_await(task.failed(exc))  # type: ignore[arg-type]
         except Exception:
             log.exception("failed() hook of %s raised", job.task_name)
 
@@ -537,6 +558,13 @@ class Worker:
         for sig in self._signals_installed:
             loop.remove_signal_handler(sig)
         self._signals_installed.clear()
+
+
+def _execution_of(target: Any) -> Execution:
+    """Where a resolved task target runs (a task function or a task class)."""
+    if isinstance(target, TaskFunction):
+        return target.execution
+    return target._execution  # type: ignore[no-any-return]
 
 
 async def _maybe_await(value: Any) -> Any:
