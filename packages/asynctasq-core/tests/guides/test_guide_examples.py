@@ -13,7 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import textwrap
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,13 +20,10 @@ from typing import Any
 
 import pytest
 
+from asynctasq.testing.guides import guide_blocks, spec_dir
+
 ROOT = Path(__file__).resolve().parents[4]
-# The spec beside the checkout; a snapshot in tests/spec when it is not there.
-SPEC = next(
-    (p for p in (ROOT.parent / "shared" / "spec", ROOT / "tests" / "spec") if p.is_dir()),
-    ROOT.parent / "shared" / "spec",
-)
-GUIDES = ["function-based-tasks.md", "class-based-tasks.md"]
+SPEC = spec_dir(ROOT)
 HARNESS = Path(__file__).with_name("harness.py")
 
 NEEDS_ELSEWHERE = {
@@ -50,21 +46,14 @@ def _examples() -> list[tuple[str, int, str]]:
     A block without a single import continues the one before it (the guide shows the next
     lines of the same file), so it runs after that block, as a reader's file would.
     """
-    if not SPEC.is_dir():
-        return []
     found = []
-    for guide in GUIDES:
-        text = (SPEC / guide).read_text()
-        previous = ""
-        for i, fenced in enumerate(
-            re.findall(r"^[ \t]*```python\n(.*?)^[ \t]*```", text, re.S | re.M)
-        ):
-            block = textwrap.dedent(fenced)
-            has_import = re.search(r"^(from|import) ", block, re.M) is not None
-            code = block if has_import else previous + "\n" + block
-            found.append((guide, i, code))
-            if has_import:
-                previous = block
+    previous: dict[str, str] = {}
+    for block in guide_blocks(SPEC):
+        has_import = re.search(r"^(from|import) ", block.code, re.M) is not None
+        code = block.code if has_import else previous.get(block.guide, "") + "\n" + block.code
+        found.append((block.guide, block.index, code))
+        if has_import:
+            previous[block.guide] = block.code
     return found
 
 

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
-import textwrap
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,27 +18,17 @@ from pathlib import Path
 import pytest
 from sqlalchemy import make_url
 
+from asynctasq.testing.guides import guide_blocks, spec_dir
+
 ROOT = Path(__file__).resolve().parents[4]
-# The spec beside the checkout; a snapshot in tests/spec when it is not there.
-SPEC = next(
-    (p for p in (ROOT.parent / "shared" / "spec", ROOT / "tests" / "spec") if p.is_dir()),
-    ROOT.parent / "shared" / "spec",
-)
-GUIDES = ["function-based-tasks.md", "class-based-tasks.md"]
+SPEC = spec_dir(ROOT)
 GUIDE_URL = "postgresql+asyncpg://user:pass@localhost/db"
 PG_DSN = os.environ.get("ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 
 
 def examples(word: str) -> list[tuple[str, int, str]]:
     """(guide, index, code) of every python block of the guides that mentions ``word``."""
-    found = []
-    for guide in GUIDES:
-        path = SPEC / guide
-        if not path.exists():
-            continue
-        blocks = re.findall(r"^[ \t]*```python\n(.*?)^[ \t]*```", path.read_text(), re.S | re.M)
-        found += [(guide, i, textwrap.dedent(b)) for i, b in enumerate(blocks) if word in b]
-    return found
+    return [(b.guide, b.index, b.code) for b in guide_blocks(SPEC) if word in b.code]
 
 
 EXAMPLES = examples("sqlalchemy")
