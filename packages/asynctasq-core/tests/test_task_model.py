@@ -201,3 +201,21 @@ async def test_settings_cache_follows_configuration_changes() -> None:
     driver = await get_driver()
     [delivery] = await driver.dequeue(["elsewhere"], limit=1, wait=0)
     assert _doc(delivery.payload)["o"][0] == 9
+
+
+async def test_dispatch_many_groups_by_driver_and_keeps_order() -> None:
+    from asynctasq import dispatch_many
+    from asynctasq.testing import MemoryDriver
+
+    other = MemoryDriver()
+
+    @task(driver=other, queue="elsewhere")
+    async def on_other(i: int) -> None: ...
+
+    ids = await dispatch_many([bare(1), on_other(2), bare(3), on_other(4)])
+    assert len(set(ids)) == 4
+    default = await get_driver()
+    mine = await default.dequeue(["default"], limit=10, wait=0)
+    theirs = await other.dequeue(["elsewhere"], limit=10, wait=0)
+    assert [d.task_id for d in mine] == [ids[0], ids[2]]
+    assert [d.task_id for d in theirs] == [ids[1], ids[3]]

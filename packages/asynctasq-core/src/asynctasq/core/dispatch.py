@@ -85,11 +85,16 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
     tasks = list(tasks)
     prepared = [(t, prepare(t)) for t in tasks]  # all encoded before anything is sent
     groups: dict[int, tuple[Driver, list[OutgoingMessage]]] = {}
+    drivers: dict[object, Driver] = {}
     middleware = dispatch_middleware()
     for task, message in prepared:
         for m in middleware:
             m.before_enqueue(task, message)
-        driver = await get_driver(task._driver())
+        spec = task._driver()
+        key = spec if spec is None or isinstance(spec, str) else id(spec)
+        driver = drivers.get(key)
+        if driver is None:  # one lookup per driver, not per task
+            driver = drivers[key] = await get_driver(spec)
         groups.setdefault(id(driver), (driver, []))[1].append(message)
     for driver, messages in groups.values():
         if connection is not None:
