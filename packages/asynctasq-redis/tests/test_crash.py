@@ -78,7 +78,7 @@ class Workers:
     async def idle(results: Redis, pid: int) -> bool:
         """Whether worker `pid` finished starting up and waits for work."""
         clients = await results.client_list()
-        return any(c.get("name") == f"crash-{pid}" and c.get("cmd") == "blpop" for c in clients)
+        return any(c.get("name") == f"crash-{pid}" and c.get("cmd") == "blmove" for c in clients)
 
     def report(self) -> str:
         return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs.iterdir())

@@ -16,6 +16,7 @@ from redis.exceptions import MaxConnectionsError
 from asynctasq.drivers.base import Failure, OutgoingMessage
 from asynctasq_redis import RedisDriver
 from asynctasq_redis._keys import QueueKeys
+from asynctasq_redis.driver import _entry
 
 
 def msg(
@@ -70,7 +71,7 @@ def test_entry_point_names_the_driver() -> None:
 
 def test_keys_of_a_queue_share_one_hash_tag() -> None:
     keys = QueueKeys.build("pfx", "emails")
-    tagged = [keys.ready, keys.delayed, keys.leased, keys.leases, keys.dead, keys.notify]
+    tagged = [keys.ready, keys.delayed, keys.leased, keys.leases, keys.dead, keys.staged]
     assert all(k.startswith("{pfx:emails}:") for k in tagged)
 
 
@@ -176,6 +177,87 @@ async def test_multi_queue_wait_wakes_on_any_queue(redis_driver: RedisDriver) ->
     [delivery] = await waiter
     assert delivery.queue == "c"
     assert time.monotonic() - started < 0.1
+
+
+async def test_a_delayed_enqueue_wakes_a_sleeper_but_is_not_counted_twice(
+    redis_driver: RedisDriver,
+) -> None:
+    # The wake-up sentinel a delayed enqueue leaves on an empty ready list is no message.
+    await redis_driver.enqueue(msg("q", delay=30))
+    await redis_driver.enqueue(msg("q", delay=30))
+    [stats] = await redis_driver.stats(["q"])
+    assert (stats.ready, stats.delayed) == (0, 2)
+    assert await redis_driver.dequeue(["q"], limit=5, wait=0) == []
+    await redis_driver.enqueue(msg("q", delay=30))  # a fresh sentinel, taken by nobody
+    assert await redis_driver.purge("q") == 3
+    [stats] = await redis_driver.stats(["q"])
+    assert (stats.ready, stats.delayed) == (0, 0)
+
+
+async def _stage(driver: RedisDriver, queue: str, *messages: OutgoingMessage) -> None:
+    """Leave `messages` in `queue`'s staged list, as a consumer that died between its
+    BLMOVE and its dequeue script would."""
+    staged = QueueKeys.build(driver.prefix, queue).staged
+    await driver.client.rpush(staged, *(_entry(m) for m in messages))
+
+
+async def test_staged_entries_are_never_lost(redis_driver: RedisDriver) -> None:
+    first, second, third = msg("q"), msg("q"), msg("q")
+    await _stage(redis_driver, "q", first, second)
+    await redis_driver.enqueue(third)
+    [stats] = await redis_driver.stats(["q"])
+    assert stats.ready == 3
+    # staged entries are the oldest: taken first; what is not taken goes back to the front
+    [d] = await redis_driver.dequeue(["q"], limit=1, wait=0)
+    assert d.task_id == first.task_id
+    got = await redis_driver.dequeue(["q"], limit=5, wait=0)
+    assert [g.task_id for g in got] == [second.task_id, third.task_id]
+
+
+async def test_a_woken_consumer_takes_a_staged_entry_first(redis_url: str, prefix: str) -> None:
+    taker, sleeper = (
+        RedisDriver(url=redis_url, prefix=prefix),
+        RedisDriver(url=redis_url, prefix=prefix),
+    )
+    try:
+        waiter = asyncio.create_task(sleeper.dequeue(["q"], limit=1, wait=5.0))
+        await asyncio.sleep(0.1)
+        await _stage(taker, "q", message := msg("q"))
+        await asyncio.sleep(0.1)  # a blocked BLMOVE does not see staged entries
+        assert not waiter.done()
+        await taker.enqueue(other := msg("q"))
+        # the sleeper's own dequeue script finds the staged entry first
+        [d] = await waiter
+        assert d.task_id == message.task_id
+        [d] = await taker.dequeue(["q"], limit=1, wait=1.0)
+        assert d.task_id == other.task_id
+    finally:
+        await taker.close()
+        await sleeper.close()
+
+
+async def test_an_entry_moved_while_its_consumer_is_busy_goes_to_another(
+    redis_url: str, prefix: str
+) -> None:
+    busy, idle = (
+        RedisDriver(url=redis_url, prefix=prefix),
+        RedisDriver(url=redis_url, prefix=prefix),
+    )
+    try:
+        # `busy` waited on two queues once; its standing waits outlive that dequeue call
+        assert await busy.dequeue(["a", "b"], limit=1, wait=0.1) == []
+        waiter = asyncio.create_task(idle.dequeue(["a"], limit=1, wait=5.0))
+        await asyncio.sleep(0.1)
+        started = time.monotonic()
+        await idle.enqueue(message := msg("a"))
+        # Redis hands the entry to `busy`'s older BLMOVE; nobody there is waiting, so it is
+        # put back and reaches the consumer that is
+        [d] = await waiter
+        assert d.task_id == message.task_id
+        assert time.monotonic() - started < 0.5
+    finally:
+        await busy.close()
+        await idle.close()
 
 
 # -- leases ----------------------------------------------------------------------------

@@ -19,7 +19,7 @@ def msg(queue: str, *, delay: float = 0.0) -> OutgoingMessage:
     return OutgoingMessage(str(uuid.uuid4()), queue, b"{}", delay=delay, visibility_timeout=30)
 
 
-TOP_LEVEL = ("evalsha", "blpop", "ping", "sadd", "script|load")
+TOP_LEVEL = ("evalsha", "blmove", "rpush", "ping", "sadd", "script|load")
 """Commands a client sends (commandstats also counts the ones scripts run inside)."""
 
 
@@ -49,7 +49,35 @@ async def test_idle_wait_blocks_instead_of_polling(private_driver: RedisDriver) 
     await reset_stats(port)
     assert await private_driver.dequeue(["q"], limit=1, wait=2.0) == []
     # a look, one blocking wait, a last look at the deadline: not a poll loop
-    assert await calls(port) == {"evalsha": 2, "blpop": 1}
+    assert await calls(port) == {"evalsha": 2, "blmove": 1}
+
+
+async def test_multi_queue_waits_stand_between_idle_spells(private_driver: RedisDriver) -> None:
+    port = int(private_driver.settings.url.rsplit(":", 1)[1])
+    await private_driver.dequeue(["a", "b"], limit=1, wait=0)
+    admin = Redis(port=port)
+    try:
+        await reset_stats(port)
+        assert await private_driver.dequeue(["a", "b"], limit=1, wait=0.3) == []
+        connections = (await admin.info("stats"))["total_connections_received"]
+        for _ in range(2):
+            assert await private_driver.dequeue(["a", "b"], limit=1, wait=0.3) == []
+        # One BLMOVE per queue for all three idle spells: the waits that did not fire are
+        # kept, not cancelled, so no spell costs a reconnect.
+        assert (await admin.info("stats"))["total_connections_received"] == connections
+        assert (await calls(port))["blmove"] == 2
+        # and they still deliver: an enqueue to either queue ends the wait at once
+        waiter = asyncio.create_task(private_driver.dequeue(["a", "b"], limit=1, wait=5.0))
+        await asyncio.sleep(0.05)
+        message = msg("b")
+        started = time.monotonic()
+        await private_driver.enqueue(message)
+        got = await waiter
+        assert [d.task_id for d in got] == [message.task_id]
+        assert time.monotonic() - started < 0.2
+        await private_driver.ack(got)
+    finally:
+        await admin.aclose()
 
 
 async def test_hot_paths_are_one_round_trip(private_driver: RedisDriver) -> None:
@@ -62,7 +90,9 @@ async def test_hot_paths_are_one_round_trip(private_driver: RedisDriver) -> None
     got = await private_driver.dequeue(["q"], limit=31, wait=0)
     await private_driver.ack(got)
     assert len(got) == 31
-    assert await calls(port) == {"evalsha": 4}
+    # enqueue is a plain RPUSH (one per call, the batch one per queue); dequeue and ack
+    # are one script call each
+    assert await calls(port) == {"rpush": 2, "evalsha": 2}
 
 
 async def test_lost_scripts_are_loaded_again(private_driver: RedisDriver) -> None:
@@ -73,7 +103,8 @@ async def test_lost_scripts_are_loaded_again(private_driver: RedisDriver) -> Non
         await admin.script_flush()
         await private_driver.enqueue(msg("q"))
         await admin.script_flush()
-        await private_driver.enqueue_many([msg("q"), msg("r")])  # the pipelined path
+        await private_driver.enqueue_many([msg("q"), msg("r", delay=0.001)])  # pipelined
+        await asyncio.sleep(0.01)
         await admin.script_flush()
         got = await private_driver.dequeue(["q", "r"], limit=5, wait=0)
         assert len(got) == 3

@@ -56,10 +56,15 @@ async def list_(
     return found[:limit]
 
 
+def _failed_at(stamp: int) -> datetime:
+    # microseconds; dead letters stored by 0.x releases have milliseconds (13 digits)
+    return datetime.fromtimestamp(stamp / (1e6 if stamp >= 10**14 else 1e3), UTC)
+
+
 def _parse(queue: str, reply: list[Any]) -> list[DeadLetter]:
     out = []
     for i in range(0, len(reply), 7):
-        task_id, payload, attempts, exc_type, message, traceback, failed_ms = reply[i : i + 7]
+        task_id, payload, attempts, exc_type, message, traceback, failed = reply[i : i + 7]
         out.append(
             DeadLetter(
                 task_id=_text(task_id),
@@ -67,7 +72,7 @@ def _parse(queue: str, reply: list[Any]) -> list[DeadLetter]:
                 payload=payload,
                 failure=Failure(_text(exc_type), _text(message), _text(traceback)),
                 attempts=int(attempts),
-                failed_at=datetime.fromtimestamp(int(failed_ms or 0) / 1000, UTC),
+                failed_at=_failed_at(int(failed or 0)),
             )
         )
     return out

@@ -1,13 +1,13 @@
 """Taking messages: the dequeue script, and waiting for work without polling.
 
-An idle consumer sends ``BLPOP <wake-up lists>`` and the dequeue script in one pipeline.
-Redis runs a connection's commands in order, so the script runs the moment the BLPOP
-returns (a wake-up token pushed by an enqueue, or the timeout at the next due time), on the
-server, without a client round-trip in between: a newly enqueued message reaches a waiting
-consumer in the reply to the wait itself.
+An idle consumer of one queue sends ``BLMOVE ready staged`` and the dequeue script in one
+pipeline. Redis runs a connection's commands in order, so the script runs the moment the
+BLMOVE returns (an enqueue pushed an entry, which Redis moved to ``staged`` for this consumer,
+or the timeout at the next due time), on the server, without a client round-trip in between:
+a newly enqueued message reaches a waiting consumer in the reply to the wait itself.
 
-On a cluster the wake-up lists of several queues live in different slots, so a multi-queue
-wait there is one BLPOP per queue (first to return wins) followed by the script calls.
+A consumer of several queues keeps one standing BLMOVE per queue (`_waits`) and runs the
+script when the first returns.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from redis.exceptions import NoScriptError
 
 from asynctasq.drivers.base import Delivery
 from asynctasq_redis._keys import KeyCache
+from asynctasq_redis._waits import StandingWaits
 from asynctasq_redis.scripts import SCRIPTS
 
 _DEQUEUE = SCRIPTS["DEQUEUE"]
@@ -57,6 +58,11 @@ class Dequeuer:
         self._max_block = max_block
         self._release = release
         self._orphans: set[asyncio.Task[None]] = set()
+        self._standing = StandingWaits(keys, max_block)
+
+    async def close(self) -> None:
+        """Cancel the standing multi-queue waits."""
+        await self._standing.close()
 
     async def dequeue(
         self, client: Client, queues: Sequence[str], limit: int, wait: float
@@ -77,7 +83,8 @@ class Dequeuer:
             block = round(max(block, MIN_BLOCK), 3)
             # Not shielded (a shield costs two loop iterations on the latency path): a caller
             # cancelled during the wait drops the connection, and Redis then never runs the
-            # script queued behind the BLPOP. Only a cancel landing in the microseconds
+            # script queued behind the BLMOVE (an entry it moved stays in staged, where the
+            # next dequeue script finds it). Only a cancel landing in the microseconds
             # between the wake-up and the reply leaves messages to their lease expiry.
             deliveries, hint_ms = await self._wait_and_take(client, queues, limit, block)
             if deliveries:
@@ -126,34 +133,21 @@ class Dequeuer:
     async def _wait_and_take(
         self, client: Client, queues: Sequence[str], limit: int, block: float
     ) -> Take:
-        """Block up to `block` seconds for a wake-up, then take: one round-trip."""
-        notify = [self._keys[q].notify for q in queues]
-        if len(queues) > 1 and isinstance(client, RedisCluster):
-            await _first_blpop(client, notify, block)
+        """Block up to `block` seconds for an entry, then take: one round-trip for one queue."""
+        if len(queues) > 1:
+            await self._standing.wait(client, queues, block)
             return await self._take(client, queues, limit)
-        keys, args = self._call(queues, limit)
+        keys = self._keys[queues[0]]
         pipe = client.pipeline(transaction=False)
-        pipe.blpop(notify, block)
-        pipe.execute_command("EVALSHA", _DEQUEUE.sha, len(keys), *keys, *args)
+        # redis-py types BLMOVE's timeout as int; Redis takes seconds with decimals
+        pipe.execute_command("BLMOVE", keys.ready, keys.staged, "LEFT", "RIGHT", block)
+        pipe.execute_command("EVALSHA", _DEQUEUE.sha, 1, keys.tag, limit, self._move_batch)
         _, reply = await pipe.execute(raise_on_error=False)
         if isinstance(reply, NoScriptError):  # the server lost its scripts: load, take
             return await self._take(client, queues, limit)
         if isinstance(reply, Exception):
             raise reply
         return _parse(reply, queues)
-
-
-async def _first_blpop(client: RedisCluster, keys: list[str], block: float) -> None:
-    """BLPOP each key (each may be on another node) until the first returns."""
-    waits = [asyncio.ensure_future(client.blpop([key], block)) for key in keys]
-    try:
-        done, _ = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for w in waits:
-            w.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
-    for w in done:
-        w.result()  # surface a connection error
 
 
 def _parse(reply: list[Any], queues: Sequence[str]) -> Take:

@@ -13,10 +13,12 @@ Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``); an *entry* is
 ``B:leased``              sorted set: task id -> lease expiry (ms, Redis server clock)
 ``B:leases``              hash: task id -> ``<lease token>\\n<entry>`` while leased
 ``B:seq``                 counter the lease tokens come from
-``B:dead``                sorted set: task id -> dead-letter time (ms)
+``B:dead``                sorted set: task id -> dead-letter time (us)
 ``B:dead:<task id>``      hash: ``p`` payload, ``v`` visibility ms, ``a`` deliveries, ``e``
-                          exception type, ``s`` message, ``t`` traceback, ``f`` failed-at ms
-``B:notify``              list holding at most one wake-up token for blocked consumers
+                          exception type, ``s`` message, ``t`` traceback, ``f`` failed-at us
+``B:staged``              list: entries a blocked consumer's ``BLMOVE`` took from ready, for
+                          the dequeue script that follows it (the front of ready)
+``B:woken``               set while a wake-up sentinel (an empty entry) is in ready/staged
 ``{p}:queues``            set of queue names ever enqueued to (for ``queue_names``)
 ========================  ====================================================================
 """
@@ -39,7 +41,7 @@ class QueueKeys:
         leased: Sorted set of leased task ids by lease expiry.
         leases: Hash of the entries of leased messages, by task id.
         dead: Sorted set of dead-lettered task ids by failure time.
-        notify: Wake-up list that blocked consumers wait on.
+        staged: Entries moved off ready by a blocked consumer's ``BLMOVE``.
     """
 
     queue: str
@@ -49,7 +51,7 @@ class QueueKeys:
     leased: str
     leases: str
     dead: str
-    notify: str
+    staged: str
 
     @classmethod
     def build(cls, prefix: str, queue: str) -> QueueKeys:
@@ -63,7 +65,7 @@ class QueueKeys:
             leased=f"{base}:leased",
             leases=f"{base}:leases",
             dead=f"{base}:dead",
-            notify=f"{base}:notify",
+            staged=f"{base}:staged",
         )
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
@@ -23,7 +23,6 @@ from asynctasq_redis._dequeue import Dequeuer
 from asynctasq_redis._keys import KeyCache
 from asynctasq_redis.scripts import SCRIPTS, LuaScript
 
-_PUSH = SCRIPTS["PUSH"]
 _SCHEDULE = SCRIPTS["SCHEDULE"]
 _ACK = SCRIPTS["ACK"]
 _RELEASE = SCRIPTS["RELEASE"]
@@ -208,6 +207,7 @@ class RedisDriver:
 
     async def close(self) -> None:
         """Close every connection; leased messages stay leased until their lease expires."""
+        await self._dequeuer.close()
         client, self._client = self._client, None
         loop, self._loop = self._loop, None
         self._registered.clear()
@@ -245,24 +245,26 @@ class RedisDriver:
             self._registered.update(new)
 
     async def enqueue(self, message: OutgoingMessage) -> None:
-        """Store one message, ready after `message.delay` seconds (one round-trip)."""
+        """Store one message, ready after `message.delay` seconds (one round-trip: a plain
+        RPUSH when it is ready now)."""
         client = self._bound()
         queue = message.queue
         if queue not in self._registered:
             await self._register(client, (queue,))
-        tag = (self._keys[queue].tag,)
+        keys = self._keys[queue]
         if message.delay > 0:
-            await _SCHEDULE(client, tag, (_ms(message.delay), _entry(message)))
+            await _SCHEDULE(client, (keys.tag,), (_ms(message.delay), _entry(message)))
         else:
-            await _PUSH(client, tag, (_entry(message),))
+            await client.execute_command("RPUSH", keys.ready, _entry(message))
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Store several messages: one script call per queue (and per `enqueue_batch`
-        messages), all in one pipelined round-trip on a standalone server."""
+        """Store several messages: one RPUSH per queue (and per `enqueue_batch` messages)
+        for those ready now, one script call per queue for delayed ones; pipelined into one
+        round-trip on a standalone server."""
         if not messages:
             return
         client = self._bound()
-        now: dict[str, list[Any]] = {}
+        now: dict[str, list[bytes]] = {}
         later: dict[str, list[Any]] = {}
         for m in messages:
             if m.delay > 0:
@@ -271,17 +273,32 @@ class RedisDriver:
                 now.setdefault(m.queue, []).append(_entry(m))
         await self._register(client, {*now, *later})
         step = self.enqueue_batch
-        calls: list[Call] = [
-            (_PUSH, (self._keys[q].tag,), entries[i : i + step])
+        pushes = [
+            (self._keys[q].ready, entries[i : i + step])
             for q, entries in now.items()
             for i in range(0, len(entries), step)
         ]
-        calls += [
+        calls: list[Call] = [
             (_SCHEDULE, (self._keys[q].tag,), args[i : i + 2 * step])
             for q, args in later.items()
             for i in range(0, len(args), 2 * step)
         ]
-        await self._run_many(client, calls)
+        if isinstance(client, RedisCluster) or len(pushes) == 1:
+            # a cluster: the queues' keys are usually on different nodes
+            steps: list[Awaitable[Any]] = [
+                client.execute_command("RPUSH", key, *entries) for key, entries in pushes
+            ]
+            if calls:
+                steps.append(self._run_many(client, calls))
+            await asyncio.gather(*steps)
+            return
+        if pushes:
+            pipe = client.pipeline(transaction=False)
+            for key, entries in pushes:
+                pipe.execute_command("RPUSH", key, *entries)
+            await pipe.execute()
+        if calls:
+            await self._run_many(client, calls)
 
     # -- dequeue -----------------------------------------------------------------------
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:

@@ -4,13 +4,22 @@ All times come from the Redis server clock (``TIME``), so workers on machines wi
 clocks agree on due times and lease expiries. Key layout: see `asynctasq_redis._keys`.
 
 A message travels as one *entry* string, ``<task id>\\n<visibility ms>\\n<deliveries>\\n<payload>``:
-enqueueing is one push of that string, with no per-message key to create. It sits in
-``ready`` (list) or ``delayed`` (sorted set) until a dequeue leases it: then its id goes to
-``leased`` (sorted set by expiry) and ``leases`` (hash id -> ``<token>\\n<entry>``, the entry with
-its delivery count raised). A lease is *held* by a receipt when ``leases`` has the id with that
-token; every settle script checks that first, so a worker whose lease expired (and was put
-back to ready, or handed to someone else) cannot touch the message any more. Dead letters are
-a hash each (``dead:<id>``) plus the ``dead`` sorted set.
+enqueueing is one plain ``RPUSH`` of that string to ``ready`` (no script, no per-message key:
+as cheap as the rawest Redis queue). It sits in ``ready`` (list) or ``delayed`` (sorted set)
+until a dequeue leases it: then its id goes to ``leased`` (sorted set by expiry) and ``leases``
+(hash id -> ``<token>\\n<entry>``, the entry with its delivery count raised). A lease is *held*
+by a receipt when ``leases`` has the id with that token; every settle script checks that
+first, so a worker whose lease expired (and was put back to ready, or handed to someone else)
+cannot touch the message any more. Dead letters are a hash each (``dead:<id>``) plus the
+``dead`` sorted set.
+
+An idle consumer blocks in ``BLMOVE ready staged``: Redis itself hands a newly pushed entry
+to a blocked consumer, moving it (never out of Redis) to ``staged``, and the dequeue script
+that follows leases staged entries before ready ones and puts back what it does not take, so
+``staged`` is only ever the front of ``ready`` for the microseconds between the two. A new
+*delayed* message cannot wake a consumer that way, so the scripts that add one push a
+*wake-up sentinel* (an empty entry, flagged by the ``woken`` key so counts can leave it out)
+onto an empty ``ready``; the dequeue script drops it and re-computes how long to sleep.
 
 Scripts run by EVALSHA; `LuaScript` loads the source on NOSCRIPT (after a server restart or
 ``SCRIPT FLUSH``) and tries again once.
@@ -29,6 +38,13 @@ _HELPERS: dict[str, str] = {
 local function now_ms()
   local t = redis.call('TIME')
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+""",
+    # Microseconds as a string: Lua prints numbers with 14 digits, too few for these.
+    "now_us": r"""
+local function now_us()
+  local t = redis.call('TIME')
+  return t[1] .. string.sub('00000' .. t[2], -6)
 end
 """,
     # The entry of the lease `id` holds with `token`, or nil when that lease is gone.
@@ -63,10 +79,30 @@ local function with_count(e, n)
   return string.sub(e, 1, b) .. n .. string.sub(e, c)
 end
 """,
+    # Wake one blocked consumer (so it re-computes its sleep) when one may be blocked: they
+    # block only on an empty ready list. At most one sentinel exists at a time.
     "wake": r"""
 local function wake(tag)
-  local notify = tag .. ':notify'
-  if redis.call('LLEN', notify) == 0 then redis.call('RPUSH', notify, 1) end
+  if redis.call('LLEN', tag .. ':ready') == 0 and redis.call('EXISTS', tag .. ':woken') == 0 then
+    redis.call('SET', tag .. ':woken', 1)
+    redis.call('RPUSH', tag .. ':ready', '')
+  end
+end
+""",
+    # Staged entries back to the front of ready, in order (a blocked consumer gets one).
+    "unstage": r"""
+local function unstage(tag)
+  local staged = tag .. ':staged'
+  for _ = 1, redis.call('LLEN', staged) do
+    redis.call('LMOVE', staged, tag .. ':ready', 'RIGHT', 'LEFT')
+  end
+end
+""",
+    # How many entries wait in ready and staged, not counting the sentinel.
+    "waiting": r"""
+local function waiting(tag)
+  return redis.call('LLEN', tag .. ':ready') + redis.call('LLEN', tag .. ':staged')
+    - redis.call('EXISTS', tag .. ':woken')
 end
 """,
 }
@@ -90,16 +126,6 @@ def _with_helpers(body: str) -> str:
 # queue) and derives the key names from it (see `_keys`): short commands are cheaper to
 # send, and every derived key is in the declared key's slot.
 
-PUSH = r"""
--- KEYS: tag; ARGV: entries, ready now. One RPUSH per 1,000 (Lua's unpack limit).
-local tag = KEYS[1]
-for i = 1, #ARGV, 1000 do
-  redis.call('RPUSH', tag .. ':ready', unpack(ARGV, i, math.min(i + 999, #ARGV)))
-end
-wake(tag)
-return #ARGV
-"""
-
 SCHEDULE = r"""
 -- KEYS: tag; ARGV per message: delay_ms, entry
 local tag, now = KEYS[1], now_ms()
@@ -120,6 +146,31 @@ local batch = tonumber(ARGV[2])
 local now = now_ms()
 local out = {-1}
 local taken = 0
+
+-- Pops up to n entries of `list`, leasing each; drops the wake-up sentinel.
+local function lease(q, tag, list, n)
+  local entries = redis.call('LPOP', list, n)
+  if not entries then return 0 end
+  local leased, leases = tag .. ':leased', tag .. ':leases'
+  local token = redis.call('INCRBY', tag .. ':seq', #entries) - #entries
+  local got = 0
+  for _, e in ipairs(entries) do
+    if e == '' then
+      redis.call('DEL', tag .. ':woken')
+    else
+      token = token + 1
+      local id, vt, count, b, c = parse(e)
+      redis.call('HSET', leases, id, token .. '\n' .. string.sub(e, 1, b) .. (count + 1)
+        .. string.sub(e, c))
+      redis.call('ZADD', leased, now + vt, id)
+      local o = #out
+      out[o + 1] = q; out[o + 2] = e; out[o + 3] = token
+      got = got + 1
+    end
+  end
+  return got
+end
+
 for q = 1, #KEYS do
   local tag = KEYS[q]
   local ready, leased, leases = tag .. ':ready', tag .. ':leased', tag .. ':leases'
@@ -141,27 +192,14 @@ for q = 1, #KEYS do
     redis.call('ZREM', tag .. ':delayed', unpack(due))
     redis.call('RPUSH', ready, unpack(due))
   end
-  local entries = redis.call('LPOP', ready, limit - taken)
-  if entries then
-    local token = redis.call('INCRBY', tag .. ':seq', #entries) - #entries
-    for _, e in ipairs(entries) do
-      token = token + 1
-      local id, vt, n, b, c = parse(e)
-      local counted = string.sub(e, 1, b) .. (n + 1) .. string.sub(e, c)
-      redis.call('HSET', leases, id, token .. '\n' .. counted)
-      redis.call('ZADD', leased, now + vt, id)
-      local o = #out
-      out[o + 1] = q; out[o + 2] = e; out[o + 3] = token
-    end
-    taken = taken + #entries
-  end
-  if taken >= limit then
-    -- Pass the wake-up on when work is left, so a second blocked consumer gets it.
-    if redis.call('LLEN', ready) > 0 then wake(tag) else redis.call('DEL', tag .. ':notify') end
-    break
-  end
-  redis.call('DEL', tag .. ':notify')
+  -- Staged entries (moved by a blocked consumer's BLMOVE) are the oldest: first.
+  taken = taken + lease(q, tag, tag .. ':staged', limit - taken)
+  if taken < limit then taken = taken + lease(q, tag, ready, limit - taken) end
+  if taken >= limit then break end
 end
+-- Staged entries not taken go back to the front of ready, in order; a consumer blocked on
+-- ready is handed one at once.
+for q = 1, #KEYS do unstage(KEYS[q]) end
 if taken == 0 then
   local next_due = nil
   for q = 1, #KEYS do
@@ -176,6 +214,12 @@ if taken == 0 then
   if next_due then out[1] = math.max(next_due - now, 0) end
 end
 return out
+"""
+
+UNSTAGE = r"""
+-- KEYS: tag. Entries a consumer's standing wait moved while it was busy go back to ready.
+unstage(KEYS[1])
+return 1
 """
 
 ACK = r"""
@@ -203,7 +247,6 @@ for i = #ARGV - 1, 1, -2 do
     n = n + 1
   end
 end
-if n > 0 then wake(KEYS[1]) end
 return n
 """
 
@@ -215,10 +258,10 @@ unlease(KEYS[1], ARGV[1])
 local delay = tonumber(ARGV[3])
 if delay > 0 then
   redis.call('ZADD', KEYS[1] .. ':delayed', now_ms() + delay, e)
+  wake(KEYS[1])
 else
   redis.call('RPUSH', KEYS[1] .. ':ready', e)
 end
-wake(KEYS[1])
 return 1
 """
 
@@ -228,7 +271,7 @@ local e = held(KEYS[1], ARGV[1], ARGV[2])
 if not e then return 0 end
 unlease(KEYS[1], ARGV[1])
 local id, vt, count, _, c = parse(e)
-local now = now_ms()
+local now = now_us()  -- not ms: dead letters a millisecond apart still sort by age
 redis.call('HSET', KEYS[1] .. ':dead:' .. id, 'p', string.sub(e, c + 1), 'v', vt, 'a', count,
   'e', ARGV[3], 's', ARGV[4], 't', ARGV[5], 'f', now)
 redis.call('ZADD', KEYS[1] .. ':dead', now, id)
@@ -265,7 +308,7 @@ LIST_DEAD = (
     _PICK_DEAD
     + r"""
 -- KEYS: tag; ARGV: limit, [task_id ...]
--- Returns per dead letter: id, payload, attempts, exc_type, message, traceback, failed_ms
+-- Returns per dead letter: id, payload, attempts, exc_type, message, traceback, failed_us
 local out = {}
 for _, id in ipairs(pick_dead(KEYS[1] .. ':dead', tonumber(ARGV[1]))) do
   local m = redis.call('HMGET', KEYS[1] .. ':dead:' .. id, 'p', 'a', 'e', 's', 't', 'f')
@@ -292,7 +335,6 @@ for _, id in ipairs(ids) do
   redis.call('DEL', key)
   if m[1] then redis.call('RPUSH', KEYS[1] .. ':ready', id .. '\n' .. m[2] .. '\n0\n' .. m[1]) end
 end
-if #ids > 0 then wake(KEYS[1]) end
 return #ids
 """
 )
@@ -313,8 +355,9 @@ return #ids
 
 PURGE = r"""
 -- KEYS: tag. Deletes the ready and delayed messages; returns how many.
-local n = redis.call('LLEN', KEYS[1] .. ':ready') + redis.call('ZCARD', KEYS[1] .. ':delayed')
-redis.call('UNLINK', KEYS[1] .. ':ready', KEYS[1] .. ':delayed')
+local tag = KEYS[1]
+local n = waiting(tag) + redis.call('ZCARD', tag .. ':delayed')
+redis.call('UNLINK', tag .. ':ready', tag .. ':staged', tag .. ':woken', tag .. ':delayed')
 return n
 """
 
@@ -326,7 +369,7 @@ local now = now_ms()
 local due = redis.call('ZCOUNT', tag .. ':delayed', '-inf', now)
 local expired = redis.call('ZCOUNT', tag .. ':leased', '-inf', now)
 return {
-  redis.call('LLEN', tag .. ':ready') + due + expired,
+  waiting(tag) + due + expired,
   redis.call('ZCARD', tag .. ':delayed') - due,
   redis.call('ZCARD', tag .. ':leased') - expired,
   redis.call('ZCARD', tag .. ':dead'),
@@ -365,9 +408,9 @@ class LuaScript:
 SCRIPTS: dict[str, LuaScript] = {
     name: LuaScript(name.lower(), body)
     for name, body in {
-        "PUSH": PUSH,
         "SCHEDULE": SCHEDULE,
         "DEQUEUE": DEQUEUE,
+        "UNSTAGE": UNSTAGE,
         "ACK": ACK,
         "RELEASE": RELEASE,
         "RETRY": RETRY,
