@@ -11,12 +11,15 @@ import warnings
 from importlib.metadata import entry_points
 
 import pytest
+from redis.asyncio import Redis
 from redis.exceptions import MaxConnectionsError
 
 from asynctasq.drivers.base import Failure, OutgoingMessage
 from asynctasq_redis import RedisDriver
+from asynctasq_redis._dequeue import _wait_then
 from asynctasq_redis._keys import QueueKeys
 from asynctasq_redis.driver import _entry
+from asynctasq_redis.scripts import SCRIPTS
 
 
 def msg(
@@ -454,4 +457,33 @@ async def test_pool_timeout_when_every_connection_stays_busy(redis_url: str, pre
         assert await asyncio.gather(*waiters) == [[], []]
         await driver.enqueue(msg("other"))  # free again
     finally:
+        await driver.close()
+
+
+async def test_the_idle_wait_survives_a_connection_killed_in_the_pool(
+    redis_url: str, prefix: str
+) -> None:
+    name = f"victim-{uuid.uuid4().hex[:8]}"
+    driver = RedisDriver(url=redis_url, prefix=prefix, client_name=name, health_check_interval=0)
+    admin = Redis.from_url(redis_url)
+    try:
+        await driver.connect()
+        killed = 0
+        for c in await admin.client_list():
+            if c.get("name") == name:
+                killed += await admin.execute_command("CLIENT", "KILL", "ID", c["id"])
+        assert killed == 1
+        # the wait-and-take write goes out on the dead connection first: it is retried on
+        # a fresh one, not surfaced as an outage
+        keys = QueueKeys.build(prefix, "q")
+        message = msg("q")
+        await admin.rpush(keys.ready, _entry(message))
+        reply = await _wait_then(
+            driver.client,
+            ("BLMOVE", keys.ready, keys.staged, "LEFT", "RIGHT", 1),
+            ("EVALSHA", SCRIPTS["DEQUEUE"].sha, 1, keys.tag, 1, 100),
+        )
+        assert reply[2].split(b"\n", 1)[0] == message.task_id.encode()
+    finally:
+        await admin.aclose()
         await driver.close()

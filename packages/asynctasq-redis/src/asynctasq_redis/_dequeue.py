@@ -13,13 +13,14 @@ script when the first returns.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from asynctasq.drivers.base import Delivery
 from asynctasq_redis._keys import KeyCache
@@ -138,16 +139,52 @@ class Dequeuer:
             await self._standing.wait(client, queues, block)
             return await self._take(client, queues, limit)
         keys = self._keys[queues[0]]
-        pipe = client.pipeline(transaction=False)
         # redis-py types BLMOVE's timeout as int; Redis takes seconds with decimals
-        pipe.execute_command("BLMOVE", keys.ready, keys.staged, "LEFT", "RIGHT", block)
-        pipe.execute_command("EVALSHA", _DEQUEUE.sha, 1, keys.tag, limit, self._move_batch)
-        _, reply = await pipe.execute(raise_on_error=False)
+        wait = ("BLMOVE", keys.ready, keys.staged, "LEFT", "RIGHT", block)
+        take = ("EVALSHA", _DEQUEUE.sha, 1, keys.tag, limit, self._move_batch)
+        if isinstance(client, RedisCluster):
+            pipe = client.pipeline(transaction=False)
+            pipe.execute_command(*wait)
+            pipe.execute_command(*take)
+            reply = (await pipe.execute(raise_on_error=False))[1]
+        else:
+            reply = await _wait_then(client, wait, take)
         if isinstance(reply, NoScriptError):  # the server lost its scripts: load, take
             return await self._take(client, queues, limit)
         if isinstance(reply, Exception):
             raise reply
         return _parse(reply, queues)
+
+
+async def _wait_then(client: Redis, wait: tuple[Any, ...], take: tuple[Any, ...]) -> Any:
+    """Send the wait and the take in one write; return the take's reply (or error reply).
+
+    What a two-command redis-py pipeline does, without its per-command bookkeeping, which
+    is measurable on the dispatch-to-start path this serves. A broken connection is retried
+    as redis-py retries any command (the pool's `Retry`); that is safe here because an entry
+    a lost reply left in ``staged`` is taken by the next dequeue script.
+    """
+    pool = client.connection_pool
+    conn = await pool.get_connection()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+
+    async def attempt() -> Any:
+        await conn.send_packed_command(conn.pack_commands([wait, take]))
+        with contextlib.suppress(ResponseError):  # still in step: the take's reply follows
+            await conn.read_response()
+        try:
+            return await conn.read_response()
+        except ResponseError as exc:
+            return exc
+
+    async def broken(_: Exception) -> None:
+        await conn.disconnect()
+
+    try:
+        return await conn.retry.call_with_retry(attempt, broken)
+    finally:
+        # read_response disconnects a connection whose read broke or was cancelled, so
+        # nothing half-read goes back to the pool
+        await pool.release(conn)
 
 
 def _parse(reply: list[Any], queues: Sequence[str]) -> Take:
