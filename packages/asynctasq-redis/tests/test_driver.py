@@ -263,6 +263,32 @@ async def test_an_entry_moved_while_its_consumer_is_busy_goes_to_another(
         await idle.close()
 
 
+async def test_a_foreign_entry_is_dead_lettered_not_looped_on(redis_driver: RedisDriver) -> None:
+    # Something other than the driver pushed to the ready list: the dequeue must neither
+    # run it nor fail on every call; it keeps the bytes as a dead letter.
+    ready = QueueKeys.build(redis_driver.prefix, "q").ready
+    good = msg("q")
+    await redis_driver.enqueue(good)
+    client = redis_driver.client
+    await client.rpush(ready, b"hello", b"id\nnot-a-number\n0\n{}", b"\n1\n0\n{}")
+    got = await redis_driver.dequeue(["q"], limit=10, wait=0)
+    assert [d.task_id for d in got] == [good.task_id]
+    dead = await redis_driver.list_dead_letters(queue="q")
+    assert [d.payload for d in dead] == [b"hello", b"id\nnot-a-number\n0\n{}", b"\n1\n0\n{}"]
+    assert {d.failure.exception_type for d in dead} == {"asynctasq.errors.MalformedMessageError"}
+    assert "not an asynctasq-redis queue entry" in dead[0].failure.message
+    # a blocked consumer woken by one keeps waiting instead of raising
+    waiter = asyncio.create_task(redis_driver.dequeue(["q"], limit=1, wait=5.0))
+    await asyncio.sleep(0.05)
+    await client.rpush(ready, b"junk")
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    await redis_driver.enqueue(later := msg("q"))
+    assert [d.task_id for d in await waiter] == [later.task_id]
+    [stats] = await redis_driver.stats(["q"])
+    assert stats.dead == 4
+
+
 # -- leases ----------------------------------------------------------------------------
 async def test_expired_leases_are_moved_once_by_many_consumers(redis_url: str, prefix: str) -> None:
     drivers = [RedisDriver(url=redis_url, prefix=prefix) for _ in range(6)]

@@ -63,14 +63,17 @@ local function unlease(tag, id)
   redis.call('ZREM', tag .. ':leased', id)
 end
 """,
-    # id, visibility ms, deliveries, and the positions of the 2nd and 3rd newline
+    # id, visibility ms, deliveries, and the positions of the 2nd and 3rd newline; nil for
+    # a string this driver did not write (something else pushed to the list)
     "parse": r"""
 local function parse(e)
   local a = string.find(e, '\n', 1, true)
-  local b = string.find(e, '\n', a + 1, true)
-  local c = string.find(e, '\n', b + 1, true)
-  return string.sub(e, 1, a - 1), tonumber(string.sub(e, a + 1, b - 1)),
-    tonumber(string.sub(e, b + 1, c - 1)), b, c
+  local b = a and string.find(e, '\n', a + 1, true)
+  local c = b and string.find(e, '\n', b + 1, true)
+  if not c or a == 1 then return nil end
+  local vt, n = tonumber(string.sub(e, a + 1, b - 1)), tonumber(string.sub(e, b + 1, c - 1))
+  if not vt or not n then return nil end
+  return string.sub(e, 1, a - 1), vt, n, b, c
 end
 """,
     "with_count": r"""
@@ -155,11 +158,20 @@ local function lease(q, tag, list, n)
   local token = redis.call('INCRBY', tag .. ':seq', #entries) - #entries
   local got = 0
   for _, e in ipairs(entries) do
+    local id, vt, count, b, c = parse(e)
     if e == '' then
       redis.call('DEL', tag .. ':woken')
+    elseif not id then
+      -- Not an entry: never run it, never fail on it again; keep it as a dead letter.
+      local bad, at = 'malformed-' .. redis.call('INCR', tag .. ':seq'), now_us()
+      redis.call('HSET', tag .. ':dead:' .. bad, 'p', e, 'v', 60000, 'a', 0,
+        'e', 'asynctasq.errors.MalformedMessageError',
+        's', 'not an asynctasq-redis queue entry (<task id>\\n<visibility ms>\\n'
+          .. '<deliveries>\\n<payload>): something else pushed it to the list',
+        't', '', 'f', at)
+      redis.call('ZADD', tag .. ':dead', at, bad)
     else
       token = token + 1
-      local id, vt, count, b, c = parse(e)
       redis.call('HSET', leases, id, token .. '\n' .. string.sub(e, 1, b) .. (count + 1)
         .. string.sub(e, c))
       redis.call('ZADD', leased, now + vt, id)
