@@ -106,5 +106,6 @@ class StandingWaits:
         # it: nothing to cancel there.
         pending = [t for t in pending if t.get_loop() is loop]
         for wait in waits:
-            wait.cancel()
+            if wait.get_loop() is loop:
+                wait.cancel()
         await asyncio.gather(*pending, return_exceptions=True)
