@@ -11,9 +11,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import importlib
-import os
-import signal
-import subprocess
 import sys
 import time
 import uuid
@@ -25,6 +22,7 @@ from types import ModuleType
 import pytest
 
 from asynctasq import dispatch_many
+from asynctasq.testing.crash import WorkerProcesses, assert_at_least_once, wait_until
 
 HERE = Path(__file__).resolve().parent
 pytestmark = pytest.mark.slow
@@ -48,63 +46,12 @@ async def tasks(rabbitmq_url: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIter
         sys.modules.pop("rabbitmq_crash_tasks", None)
 
 
-class Workers:
-    """Worker subprocesses for one queue; logs go to files for the failure report."""
-
-    def __init__(self, queue: str, logs: Path) -> None:
-        self.queue = queue
-        self.logs = logs
-        self.procs: dict[int, subprocess.Popen[bytes]] = {}
-        self.killed: set[int] = set()
-
-    def start(self, concurrency: int = 5) -> int:
-        number = len(self.procs) + len(self.killed)
-        with open(self.logs / f"worker-{number}.log", "wb") as log:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    str(HERE / "rabbitmq_crash_worker.py"),
-                    self.queue,
-                    str(concurrency),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=HERE,
-                env=os.environ.copy(),
-            )
-        self.procs[proc.pid] = proc
-        return proc.pid
-
-    def kill(self, pid: int) -> None:
-        proc = self.procs.pop(pid)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(10)
-        self.killed.add(pid)
-
-    def reap(self) -> None:
-        """Count workers that died by themselves as killed."""
-        for pid, proc in list(self.procs.items()):
-            if proc.poll() is not None:
-                self.killed.add(pid)
-                del self.procs[pid]
-
-    def stop_all(self) -> None:
-        for proc in self.procs.values():
-            proc.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            try:
-                proc.wait(15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
-        self.procs.clear()
-
-    def report(self) -> str:
-        return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in self.logs.glob("*.log"))
-
-
 def _lines(path: Path) -> list[list[str]]:
     return [line.split(":") for line in path.read_text().split()] if path.exists() else []
+
+
+def _runs(path: Path) -> list[tuple[int, int]]:
+    return [(int(pid), int(n)) for pid, n in _lines(path)]
 
 
 def _busy_or_done(
@@ -113,26 +60,16 @@ def _busy_or_done(
     return started_by(pid) >= 3 or len(finished()) >= total
 
 
-async def _wait_until(
-    check: Callable[[], bool], within: float, what: str, report: str = ""
-) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}\n{report}")
-        await asyncio.sleep(0.05)
-
-
 async def test_sigkilled_workers_lose_nothing(tasks: ModuleType, tmp_path: Path) -> None:
     queue = "crash"
     base = tmp_path / "record"
     started, done = Path(f"{base}.started"), Path(f"{base}.done")
     total = 1000
-    workers = Workers(queue, tmp_path)
+    workers = WorkerProcesses(HERE / "rabbitmq_crash_worker.py", [queue], tmp_path)
     try:
         await dispatch_many([tasks.record(str(base), n).on_queue(queue) for n in range(total)])
-        victim = workers.start()
-        workers.start()
+        victim = workers.start("5")
+        workers.start("5")
 
         def finished() -> set[int]:
             return {int(n) for _, n in _lines(done)}
@@ -144,29 +81,20 @@ async def test_sigkilled_workers_lose_nothing(tasks: ModuleType, tmp_path: Path)
         # and restart it.
         kills = 0
         while kills < 4:
-            await _wait_until(
+            await wait_until(
                 functools.partial(_busy_or_done, started_by, victim, finished, total),
                 60,
                 "the victim to run tasks",
-                workers.report(),
+                workers.report,
             )
             if len(finished()) >= total:
                 break
             workers.kill(victim)
             kills += 1
-            victim = workers.start()
+            victim = workers.start("5")
         assert kills >= 2, "the work ran out before the kills; make the tasks slower"
-        await _wait_until(lambda: len(finished()) >= total, 90, "every task", workers.report())
-
-        starts = _lines(started)
-        by_survivors = Counter(int(n) for pid, n in starts if int(pid) not in workers.killed)
-        in_killed = {int(n) for pid, n in starts if int(pid) in workers.killed}
-        # A task ran more than once only because an earlier run was in a killed worker.
-        assert max(by_survivors.values()) == 1, workers.report()
-        reruns = {n for n, count in Counter(int(n) for _, n in starts).items() if count > 1}
-        assert reruns <= in_killed
-        assert in_killed, "the kills hit no running task; the test proved nothing"
-        assert finished() == set(range(total))
+        await wait_until(lambda: len(finished()) >= total, 90, "every task", workers.report)
+        assert_at_least_once(_runs(started), _runs(done), workers.killed, total)
 
         deadline = time.monotonic() + 20
         while True:  # both live workers subscribed, nothing left anywhere
@@ -185,7 +113,7 @@ async def test_a_task_that_kills_its_worker_ends_as_a_dead_letter(
 ) -> None:
     queue = "poison"
     base = tmp_path / "poison"
-    workers = Workers(queue, tmp_path)
+    workers = WorkerProcesses(HERE / "rabbitmq_crash_worker.py", [queue], tmp_path)
     try:
         task_id = await tasks.kill_my_worker(str(base)).on_queue(queue).dispatch()
         deadline = time.monotonic() + 60
@@ -193,7 +121,7 @@ async def test_a_task_that_kills_its_worker_ends_as_a_dead_letter(
             assert time.monotonic() < deadline, workers.report()
             workers.reap()
             if not workers.procs:
-                workers.start(concurrency=1)
+                workers.start("1")
             await asyncio.sleep(0.1)
 
         [dead] = await tasks.driver.list_dead_letters(queue=queue)

@@ -1,4 +1,5 @@
-"""Public test helpers: the in-memory driver and the driver conformance suite."""
+"""Public test helpers: the in-memory driver, the driver conformance suite, and (in
+`asynctasq.testing.crash`) the parts of a SIGKILL crash test."""
 
 from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.testing.conformance import DriverConformance
