@@ -108,7 +108,7 @@ async def test_a_read_only_file_fails_at_connect(db_path: Path, existing: bool) 
 
 async def test_init_schema_reports_what_it_applied(db_path: Path) -> None:
     first = SqliteDriver(path=str(db_path))
-    assert await first.init_schema() == [SCHEMA_VERSION]
+    assert await first.init_schema() == list(range(1, SCHEMA_VERSION + 1))
     assert await first.init_schema() == []
     await first.close()
     second = SqliteDriver(path=str(db_path))
@@ -133,3 +133,27 @@ async def test_migration_sql_builds_the_same_schema(tmp_path: Path) -> None:
         return [*rows, version]
 
     assert schema_of(by_script) == schema_of(by_driver)
+
+
+async def test_a_version_1_file_is_upgraded_in_place(db_path: Path) -> None:
+    from asynctasq.drivers.base import OutgoingMessage
+    from asynctasq_sqlite.schema import _CREATE_V1
+
+    conn = sqlite3.connect(db_path)
+    for statement in _CREATE_V1:
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    old = SqliteDriver(path=str(db_path))
+    await old.enqueue(OutgoingMessage("kept", "q", b"{}"))  # connect() upgrades the file
+    await old.close()
+    driver = SqliteDriver(path=str(db_path))
+    try:
+        assert await driver.init_schema() == []
+        [delivery] = await driver.dequeue(["q"], limit=1, wait=0)
+        assert delivery.task_id == "kept"
+        await driver.store_result("kept", b"42", 60)  # the version 2 table is there
+        assert await driver.fetch_result("kept", 0) == b"42"
+    finally:
+        await driver.close()

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 from asynctasq.config import get_config, init, set_global_config
 from asynctasq.core.dispatch import dispatch_many
 from asynctasq.core.function import FunctionTask, TaskFunction, task
+from asynctasq.core.results import TaskId, result
 from asynctasq.core.task import AsyncProcessTask, SyncProcessTask, SyncTask, Task
 from asynctasq.middleware import Middleware
 from asynctasq.runner import run
@@ -41,11 +42,13 @@ __all__ = [
     "SyncTask",
     "Task",
     "TaskFunction",
+    "TaskId",
     "__version__",
     "dispatch_many",
     "get_config",
     "init",
     "print",
+    "result",
     "run",
     "set_global_config",
     "task",

@@ -71,3 +71,23 @@ class TaskLostError(AsyncTasQError):
 
 class TaskTimeoutError(AsyncTasQError, TimeoutError):
     """A task ran longer than its timeout and was stopped."""
+
+
+class TaskFailedError(AsyncTasQError):
+    """Awaiting a result: the task failed for good (it was dead-lettered).
+
+    Attributes:
+        task_id: The task's id.
+        exception_type: Qualified name of the exception its last run raised.
+        message: That exception's message.
+    """
+
+    def __init__(self, task_id: str, exception_type: str, message: str) -> None:
+        super().__init__(f"task {task_id} failed for good: {exception_type}: {message}")
+        self.task_id = task_id
+        self.exception_type = exception_type
+        self.message = message
+
+
+class ResultTimeoutError(AsyncTasQError, TimeoutError):
+    """Awaiting a result: none arrived within the timeout (the task may still run)."""

@@ -20,6 +20,7 @@ Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``); an *entry* is
                           the dequeue script that follows it (the front of ready)
 ``B:woken``               set while a wake-up sentinel (an empty entry) is in ready/staged
 ``{p}:queues``            set of queue names ever enqueued to (for ``queue_names``)
+``p:result:<task id>``    list of one element, the kept outcome of a task (with a TTL)
 ========================  ====================================================================
 """
 
@@ -67,6 +68,11 @@ class QueueKeys:
             dead=f"{base}:dead",
             staged=f"{base}:staged",
         )
+
+
+def result_key(prefix: str, task_id: str) -> str:
+    """The kept result of task `task_id`."""
+    return f"{prefix}:result:{task_id}"  # no hash tag: results spread over the cluster
 
 
 def registry_key(prefix: str) -> str:

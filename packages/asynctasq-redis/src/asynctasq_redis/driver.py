@@ -19,8 +19,8 @@ from asynctasq.drivers.base import (
 )
 from asynctasq_redis import _dead_letters
 from asynctasq_redis._connection import ConnectionSettings, build_client
-from asynctasq_redis._dequeue import Dequeuer
-from asynctasq_redis._keys import KeyCache
+from asynctasq_redis._dequeue import MIN_BLOCK, Dequeuer
+from asynctasq_redis._keys import KeyCache, result_key
 from asynctasq_redis.scripts import SCRIPTS, LuaScript
 
 _SCHEDULE = SCRIPTS["SCHEDULE"]
@@ -31,6 +31,7 @@ _DEAD_LETTER = SCRIPTS["DEAD_LETTER"]
 _EXTEND = SCRIPTS["EXTEND"]
 _STATS = SCRIPTS["STATS"]
 _PURGE = SCRIPTS["PURGE"]
+_KEEP_RESULT = SCRIPTS["KEEP_RESULT"]
 
 Call = tuple[LuaScript, Sequence[bytes], Sequence[Any]]
 
@@ -385,6 +386,26 @@ class RedisDriver:
         """Delete the ready and delayed messages of `queue` (leased ones stay)."""
         deleted: int = await _PURGE(self.client, (self._keys[queue].tag,), ())
         return deleted
+
+    # -- results -----------------------------------------------------------------------
+    async def store_result(self, task_id: str, result: bytes, ttl: float) -> None:
+        """Keep a task's outcome for `ttl` seconds; waiting readers get it at once."""
+        key = result_key(self.prefix, task_id).encode()
+        await _KEEP_RESULT(self._bound(), (key,), (result, max(_ms(ttl), 1)))
+
+    async def fetch_result(self, task_id: str, wait: float) -> bytes | None:
+        """A task's kept outcome, blocking (not polling) up to `wait` seconds for it."""
+        client, key = self._bound(), result_key(self.prefix, task_id)
+        if wait <= 0:
+            found: bytes | None = await client.execute_command("LINDEX", key, 0)
+            return found
+        deadline = asyncio.get_running_loop().time() + wait
+        while True:
+            left = deadline - asyncio.get_running_loop().time()
+            block = round(max(min(left, self._max_block), MIN_BLOCK), 3)
+            found = await client.execute_command("BLMOVE", key, key, "RIGHT", "LEFT", block)
+            if found is not None or left <= block:
+                return found
 
     async def _dead_letter_queues(self, queue: str | None) -> list[str]:
         return [queue] if queue is not None else await self.queue_names()

@@ -365,6 +365,15 @@ return #ids
 """
 )
 
+KEEP_RESULT = r"""
+-- KEYS: the result key; ARGV: outcome, ttl_ms. A one-element list, so a waiter can block on
+-- it (BLMOVE key key: a rotation that returns the element and leaves it in place).
+redis.call('DEL', KEYS[1])
+redis.call('RPUSH', KEYS[1], ARGV[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+"""
+
 PURGE = r"""
 -- KEYS: tag. Deletes the ready and delayed messages; returns how many.
 local tag = KEYS[1]
@@ -432,6 +441,7 @@ SCRIPTS: dict[str, LuaScript] = {
         "RETRY_DEAD": RETRY_DEAD,
         "PURGE_DEAD": PURGE_DEAD,
         "PURGE": PURGE,
+        "KEEP_RESULT": KEEP_RESULT,
         "STATS": STATS,
     }.items()
 }

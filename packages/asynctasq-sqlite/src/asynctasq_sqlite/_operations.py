@@ -236,3 +236,17 @@ def purge_dead_letters(
         return conn.execute(
             f"DELETE FROM asynctasq_dead_letters{where}", _filter_params(queue, task_ids)
         ).rowcount
+
+
+def store_result(conn: sqlite3.Connection, task_id: str, result: bytes, ttl: float) -> None:
+    """Keep a task's outcome for `ttl` seconds (replacing an earlier one); drop expired ones."""
+    now = time.time()
+    with immediate(conn):
+        conn.execute(sql.DELETE_EXPIRED_RESULTS, (now,))
+        conn.execute(sql.STORE_RESULT, (task_id, result, now + ttl))
+
+
+def fetch_result(conn: sqlite3.Connection, task_id: str) -> bytes | None:
+    """A task's kept outcome, if it is there and not expired."""
+    row = conn.execute(sql.SELECT_RESULT, (task_id, time.time())).fetchone()
+    return None if row is None else bytes(row[0])

@@ -250,6 +250,29 @@ class SqliteDriver:
             conn = await self._connection()
             await conn.write(ops.extend, [_receipt(d) for d in deliveries], visibility_timeout)
 
+    async def store_result(self, task_id: str, result: bytes, ttl: float) -> None:
+        """Keep a task's outcome for `ttl` seconds; waiters in this process wake at once."""
+        conn = await self._connection()
+        await conn.write(ops.store_result, task_id, result, ttl)
+        self._wakeup.notify()
+
+    async def fetch_result(self, task_id: str, wait: float) -> bytes | None:
+        """A task's kept outcome, waiting up to `wait` seconds (woken in this process,
+        polled with a backoff up to `poll_interval` across processes)."""
+        conn = await self._connection()
+        deadline = time.monotonic() + max(wait, 0.0)
+        interval = MIN_POLL_INTERVAL
+        while True:
+            generation = self._wakeup.generation
+            found = await conn.read(ops.fetch_result, task_id)
+            remaining = deadline - time.monotonic()
+            if found is not None or remaining <= 0 or self._conn is not conn:
+                return found
+            if await self._wakeup.wait(generation, min(remaining, interval)):
+                interval = MIN_POLL_INTERVAL
+            else:
+                interval = min(interval * 2, self.poll_interval)
+
     async def queue_names(self) -> list[str]:
         """Queues with a ready, delayed, leased or dead message, sorted by name."""
         conn = await self._connection()

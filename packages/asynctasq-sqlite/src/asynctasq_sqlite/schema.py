@@ -11,7 +11,8 @@ One table holds every live message. A message's state is read from two columns:
   receipt a consumer gets is ``(id, lease)``; a state change matches both, so a consumer
   whose lease expired and was handed to someone else changes nothing.
 
-Dead letters live in their own table, with the failure and the original payload.
+Dead letters live in their own table, with the failure and the original payload. Kept task
+results (``keep_result``) live in a third, by task id, until they expire (version 2).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ import sqlite3
 from asynctasq_sqlite._transaction import immediate
 from asynctasq_sqlite.errors import SqliteDriverError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 """Written to ``PRAGMA user_version``; bump it with a migration step in `ensure_schema`."""
 
 _CREATE_V1 = (
@@ -69,6 +70,22 @@ _CREATE_V1 = (
 )
 
 
+_CREATE_V2 = (
+    """
+    CREATE TABLE IF NOT EXISTS asynctasq_results (
+        task_id TEXT PRIMARY KEY,
+        result BLOB NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+    # Expired results are deleted by the next store: a range scan from the oldest.
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_results_expiry ON asynctasq_results (expires_at)
+    """,
+)
+_STEPS = ((1, _CREATE_V1), (2, _CREATE_V2))
+
+
 def ensure_schema(conn: sqlite3.Connection) -> list[int]:
     """Create or upgrade the schema in one write transaction; a no-op when current.
 
@@ -93,17 +110,18 @@ def ensure_schema(conn: sqlite3.Connection) -> list[int]:
                 f"schema version {version} is newer than this asynctasq-sqlite supports "
                 f"({SCHEMA_VERSION}); upgrade asynctasq-sqlite"
             )
-        if version < 1:
-            for statement in _CREATE_V1:
-                conn.execute(statement)
-            applied.append(1)
+        for step, statements in _STEPS:
+            if version < step:
+                for statement in statements:
+                    conn.execute(statement)
+                applied.append(step)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
     return applied
 
 
 def migration_sql() -> str:
     """The SQL `ensure_schema` runs on an empty file, for review (``migrate --dry-run``)."""
-    statements = [" ".join(s.split()) for s in _CREATE_V1]
+    statements = [" ".join(s.split()) for _, step in _STEPS for s in step]
     statements.append(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
     return ";\n".join(statements) + ";\n"
 

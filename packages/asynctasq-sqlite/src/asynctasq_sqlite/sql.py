@@ -119,3 +119,12 @@ def dead_letter_filter(*, queue: str | None, task_ids: object | None) -> str:
     if task_ids is not None:
         clauses.append("task_id IN (SELECT value FROM json_each(:task_ids))")
     return f" WHERE {' AND '.join(clauses)}" if clauses else ""
+
+
+DELETE_EXPIRED_RESULTS = "DELETE FROM asynctasq_results WHERE expires_at <= ?"
+
+STORE_RESULT = (
+    "INSERT OR REPLACE INTO asynctasq_results (task_id, result, expires_at) VALUES (?, ?, ?)"
+)
+
+SELECT_RESULT = "SELECT result FROM asynctasq_results WHERE task_id = ? AND expires_at > ?"

@@ -12,6 +12,7 @@ from asynctasq.config import get_config
 from asynctasq.core import envelope
 from asynctasq.core.function import FunctionTask
 from asynctasq.core.options import resolve, resolve_cached
+from asynctasq.core.results import TaskId, result_store
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers.base import Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
@@ -60,23 +61,30 @@ async def _enqueue_in_transaction(
     await driver.enqueue_with_connection(connection, messages)
 
 
-async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> str:
+async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> TaskId:
     """Queue one task and return its id. See `BaseTask.dispatch`."""
     message = prepare(task)
     middleware = dispatch_middleware()
     for m in middleware:
         m.before_enqueue(task, message)
-    driver = await get_driver(task._driver())
+    spec = task._driver()
+    driver = await get_driver(spec)
+    if task._option("keep_result"):  # refused here, before anything is queued
+        result_store(driver, f"{_name(task)} has keep_result")
     if connection is not None:
         await _enqueue_in_transaction(driver, connection, [message])
     else:
         await driver.enqueue(message)
     for m in reversed(middleware):
         m.after_enqueue(task, message)
-    return message.task_id
+    return TaskId(message.task_id, driver if spec is None else spec)
 
 
-async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = None) -> list[str]:
+def _name(task: BaseTask[Any]) -> str:
+    return task.function.name if isinstance(task, FunctionTask) else type(task)._task_name
+
+
+async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = None) -> list[TaskId]:
     """Queue several tasks with one batch call per driver; return their ids in order.
 
     Raises:
@@ -86,6 +94,7 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
     prepared = [(t, prepare(t)) for t in tasks]  # all encoded before anything is sent
     groups: dict[int, tuple[Driver, list[OutgoingMessage]]] = {}
     drivers: dict[object, Driver] = {}
+    ids: list[TaskId] = []
     middleware = dispatch_middleware()
     for task, message in prepared:
         for m in middleware:
@@ -95,6 +104,9 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
         driver = drivers.get(key)
         if driver is None:  # one lookup per driver, not per task
             driver = drivers[key] = await get_driver(spec)
+        if task._option("keep_result"):
+            result_store(driver, f"{_name(task)} has keep_result")
+        ids.append(TaskId(message.task_id, driver if spec is None else spec))
         groups.setdefault(id(driver), (driver, []))[1].append(message)
     for driver, messages in groups.values():
         if connection is not None:
@@ -104,4 +116,4 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
     for task, message in prepared:
         for m in reversed(middleware):
             m.after_enqueue(task, message)
-    return [message.task_id for _, message in prepared]
+    return ids

@@ -3,7 +3,8 @@
 One orjson document per task::
 
     {"v": 1, "id": "<uuid>", "task": "module:qualname", "at": <dispatch epoch seconds>,
-     "o": [max_attempts, retry_delay, strategy, max_delay, jitter, timeout, visibility],
+     "o": [max_attempts, retry_delay, strategy, max_delay, jitter, timeout, visibility,
+           keep_result],                   # keep_result (seconds) only when it is kept
      "args": [...], "kwargs": {...}          # function tasks
      "attrs": {...}                          # class tasks
      "r": 1}                                 # present when arguments need async decoding
@@ -102,6 +103,7 @@ class Envelope:
     retry_jitter: bool
     timeout: float | None
     visibility_timeout: float
+    keep_result: float
     args: list[Any] | None
     kwargs: dict[str, Any] | None
     attrs: dict[str, Any] | None
@@ -128,11 +130,12 @@ def decode(payload: bytes) -> Envelope:
     opts = doc.get("o")
     if (
         not isinstance(opts, list)
-        or len(opts) != 7
+        or len(opts) not in (7, 8)
         or not isinstance(opts[0], int)
         or not all(_number(x) for x in (opts[1], opts[3], opts[6]))
         or opts[2] not in ("fixed", "exponential")
         or not (opts[5] is None or _number(opts[5]))
+        or (len(opts) == 8 and not _number(opts[7]))
     ):
         raise MalformedMessageError(f"message has malformed options {opts!r}")
     args, kwargs, attrs = doc.get("args"), doc.get("kwargs"), doc.get("attrs")
@@ -152,6 +155,7 @@ def decode(payload: bytes) -> Envelope:
         retry_jitter=bool(opts[4]),
         timeout=None if opts[5] is None else float(opts[5]),
         visibility_timeout=float(opts[6]),
+        keep_result=float(opts[7]) if len(opts) == 8 else 0.0,
         args=args,
         kwargs=kwargs,
         attrs=attrs,

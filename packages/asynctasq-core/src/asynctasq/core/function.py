@@ -151,6 +151,7 @@ def task(
     visibility_timeout: float | None = None,
     driver: str | Driver | None = None,
     process: bool = False,
+    keep_result: bool | float = False,
 ) -> Callable[[Callable[P, Any]], TaskFunction[P, Any]]: ...
 
 
@@ -165,6 +166,7 @@ def task(
     visibility_timeout: float | None = None,
     driver: str | Driver | None = None,
     process: bool = False,
+    keep_result: bool | float = False,
 ) -> Any:
     """Make a function a task, bare (``@task``) or with settings (``@task(queue='q')``).
 
@@ -177,6 +179,9 @@ def task(
         visibility_timeout: Seconds before a task whose worker died is handed out again.
         driver: A driver name or instance to use instead of the configured driver.
         process: Run in a child process (CPU-bound work).
+        keep_result: Keep the return value so callers can await it
+            (``await (await t.dispatch()).result()``): True for an hour, or the seconds to
+            keep it. Needs a driver that can store results.
 
     Raises:
         ValueError: a setting has an unusable value (named in the message).
@@ -187,6 +192,7 @@ def task(
         "retry_delay": retry_delay,
         "timeout": timeout,
         "visibility_timeout": visibility_timeout,
+        "keep_result": keep_result or None,
     }
     options = {k: check_option(k, v) for k, v in settings.items() if v is not None}
     check_driver(driver)

@@ -9,7 +9,18 @@ from typing import Any
 from asynctasq.config import RetryStrategy, TaskDefaults
 from asynctasq.drivers.base import Driver
 
-OPTION_NAMES = ("queue", "max_attempts", "retry_delay", "timeout", "visibility_timeout", "delay")
+OPTION_NAMES = (
+    "queue",
+    "max_attempts",
+    "retry_delay",
+    "timeout",
+    "visibility_timeout",
+    "delay",
+    "keep_result",
+)
+
+DEFAULT_RESULT_TTL = 3600.0
+"""Seconds a result is kept with ``keep_result=True``."""
 
 
 def check_seconds(
@@ -53,6 +64,15 @@ def check_queue(value: Any) -> str:
     return value
 
 
+def check_keep_result(value: Any) -> float:
+    """``keep_result``: True (keep for an hour), False, or seconds to keep it (0: don't)."""
+    if value is True:
+        return DEFAULT_RESULT_TTL
+    if value is False or value is None:
+        return 0.0
+    return float(check_seconds("keep_result", value))
+
+
 def check_option(name: str, value: Any) -> Any:
     """Validate one task setting by name."""
     if name == "queue":
@@ -65,6 +85,8 @@ def check_option(name: str, value: Any) -> Any:
         return check_seconds(name, value, positive=True)
     if name in ("retry_delay", "delay"):
         return check_seconds(name, value)
+    if name == "keep_result":
+        return check_keep_result(value)
     raise TypeError(f"unknown task setting {name!r}; known: {', '.join(OPTION_NAMES)}")
 
 
@@ -92,6 +114,8 @@ class ResolvedOptions:
     timeout: float | None
     visibility_timeout: float
     delay: float
+    keep_result: float
+    """Seconds to keep the result, 0 when it is not kept."""
     wire: list[Any]
     """The settings the envelope carries, in its fixed order (see `core.envelope`)."""
 
@@ -109,6 +133,11 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
     jitter = defaults.retry_jitter if own_delay is None else False
     timeout = options["timeout"] if options.get("timeout") is not None else defaults.timeout
     visibility = options.get("visibility_timeout") or defaults.visibility_timeout
+    keep_result = options.get("keep_result") or 0.0
+    wire = [max_attempts, retry_delay, strategy, defaults.retry_max_delay, jitter, timeout]
+    wire.append(visibility)
+    if keep_result:  # only then: messages of tasks without results stay as they were
+        wire.append(keep_result)
     return ResolvedOptions(
         queue=options.get("queue") or defaults.queue,
         max_attempts=max_attempts,
@@ -119,15 +148,8 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         timeout=timeout,
         visibility_timeout=visibility,
         delay=options.get("delay") or 0.0,
-        wire=[
-            max_attempts,
-            retry_delay,
-            strategy,
-            defaults.retry_max_delay,
-            jitter,
-            timeout,
-            visibility,
-        ],
+        keep_result=keep_result,
+        wire=wire,
     )
 
 

@@ -1,10 +1,10 @@
 """Class-based tasks: `Task[T]`, `SyncTask[T]`, `AsyncProcessTask[T]`, `SyncProcessTask[T]`.
 
 A task's configuration lives in class attributes (``queue``, ``max_retries``, ``retry_delay``,
-``timeout``, ``visibility_timeout``, ``_driver_override``) and can be overridden per dispatch
-with the chain methods (``on_queue``, ``delay``, ``retry_after``, ``max_attempts``,
-``timeout``, ``visibility_timeout``). ``timeout`` and friends are both: the class value when
-read from the class, a chain method when called on an instance.
+``timeout``, ``visibility_timeout``, ``keep_result``, ``_driver_override``) and can be
+overridden per dispatch with the chain methods (``on_queue``, ``delay``, ``retry_after``,
+``max_attempts``, ``timeout``, ``visibility_timeout``). ``timeout`` and friends are both:
+the class value when read from the class, a chain method when called on an instance.
 """
 
 from __future__ import annotations
@@ -15,6 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar
 from asynctasq.core import registry
 from asynctasq.core.options import check_driver, check_option
 from asynctasq.drivers.base import Driver
+
+if TYPE_CHECKING:
+    from asynctasq.core.results import TaskId
 
 T = TypeVar("T")
 Execution = Literal["async", "thread", "process"]
@@ -27,6 +30,7 @@ _CLASS_OPTIONS = {
     "retry_delay": "retry_delay",
     "timeout": "timeout",
     "visibility_timeout": "visibility_timeout",
+    "keep_result": "keep_result",
 }
 _CHAINABLE = ("timeout", "visibility_timeout", "max_attempts")
 # Constructor keywords that set options instead of becoming attributes.
@@ -91,6 +95,8 @@ class BaseTask(Generic[T]):
     queue: str | None = None
     max_retries: int | None = None
     retry_delay: float | None = None
+    keep_result: bool | float = False
+    """Keep the return value for awaiting (True: an hour; or seconds to keep it)."""
     _driver_override: str | Driver | None = None
 
     if TYPE_CHECKING:
@@ -177,8 +183,9 @@ class BaseTask(Generic[T]):
         return self._set_option("retry_delay", seconds)
 
     # -- dispatch --------------------------------------------------------------------------
-    async def dispatch(self, *, connection: Any = None) -> str:
-        """Queue this task; return its id (a UUID string).
+    async def dispatch(self, *, connection: Any = None) -> TaskId:
+        """Queue this task; return its id (a UUID string; with ``keep_result``,
+        ``await task_id.result()`` waits for what the task returns).
 
         Args:
             connection: A database connection of the configured SQL driver; the task is then
@@ -257,7 +264,7 @@ class SyncProcessTask(SyncTask[T]):
     _execution: ClassVar[Execution] = "process"
 
 
-async def _dispatch(task: BaseTask[Any], *, connection: Any) -> str:
+async def _dispatch(task: BaseTask[Any], *, connection: Any) -> TaskId:
     # Bound on first use: asynctasq.core.dispatch imports this module.
     global _dispatch
     from asynctasq.core.dispatch import dispatch

@@ -237,6 +237,25 @@ class TransactionalEnqueue(Protocol):
         ...
 
 
+@runtime_checkable
+class ResultStore(Protocol):
+    """A driver that can keep task results (``keep_result`` on a task) for a while.
+
+    Results are opaque bytes to the driver (core encodes them). A result is written at most
+    a few times per task (a re-run after a crash overwrites it) and read by any number of
+    waiters.
+    """
+
+    async def store_result(self, task_id: str, result: bytes, ttl: float) -> None:
+        """Keep `result` for task `task_id` for `ttl` seconds (replacing an earlier one)."""
+        ...
+
+    async def fetch_result(self, task_id: str, wait: float) -> bytes | None:
+        """The result of `task_id`, waiting up to `wait` seconds for it; None if there is
+        none by then (not finished yet, never asked to keep one, or expired)."""
+        ...
+
+
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DeadLetter",
@@ -245,5 +264,6 @@ __all__ = [
     "Failure",
     "OutgoingMessage",
     "QueueStats",
+    "ResultStore",
     "TransactionalEnqueue",
 ]

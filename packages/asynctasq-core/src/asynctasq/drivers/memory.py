@@ -46,6 +46,9 @@ class _State:
     seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     changed: asyncio.Event | None = None
     changed_loop: asyncio.AbstractEventLoop | None = None
+    results: dict[str, tuple[bytes, float]] = field(default_factory=dict)  # id -> (data, until)
+    stored: asyncio.Condition | None = None
+    stored_loop: asyncio.AbstractEventLoop | None = None
 
 
 _shared: dict[str, _State] = {}
@@ -284,6 +287,37 @@ class MemoryDriver:
         for dead in chosen:
             del self._s.dead[dead.task_id]
         return len(chosen)
+
+    # -- results -----------------------------------------------------------------------
+    def _result_condition(self) -> asyncio.Condition:
+        loop = asyncio.get_running_loop()
+        if self._s.stored is None or self._s.stored_loop is not loop:
+            self._s.stored, self._s.stored_loop = asyncio.Condition(), loop
+        return self._s.stored
+
+    async def store_result(self, task_id: str, result: bytes, ttl: float) -> None:
+        now = time.monotonic()
+        for key in [k for k, (_, until) in self._s.results.items() if until <= now]:
+            del self._s.results[key]
+        self._s.results[task_id] = (result, now + ttl)
+        stored = self._result_condition()
+        async with stored:
+            stored.notify_all()
+
+    def _result(self, task_id: str) -> bytes | None:
+        kept = self._s.results.get(task_id)
+        if kept is None or kept[1] <= time.monotonic():
+            return None
+        return kept[0]
+
+    async def fetch_result(self, task_id: str, wait: float) -> bytes | None:
+        stored = self._result_condition()
+        with contextlib.suppress(TimeoutError):
+            async with stored:
+                await asyncio.wait_for(
+                    stored.wait_for(lambda: self._result(task_id) is not None), max(wait, 0.0)
+                )
+        return self._result(task_id)
 
     async def purge(self, queue: str) -> int:
         doomed = [

@@ -24,7 +24,7 @@ from typing import ClassVar
 
 import pytest
 
-from asynctasq.drivers.base import Delivery, Driver, Failure, OutgoingMessage
+from asynctasq.drivers.base import Delivery, Driver, Failure, OutgoingMessage, ResultStore
 from asynctasq.drivers.memory import MemoryDriver
 
 
@@ -370,3 +370,37 @@ class DriverConformance:
         await asyncio.sleep(0.1)
         assert await driver.purge(queue) >= 4
         assert await driver.dequeue([queue], limit=5, wait=0.3) == []
+
+    # -- results (drivers that are a ResultStore) ------------------------------------
+    @staticmethod
+    def _results(driver: Driver) -> ResultStore:
+        if not isinstance(driver, ResultStore):
+            pytest.skip(f"{type(driver).__name__} does not keep results")
+        return driver
+
+    async def test_a_result_waits_for_its_task(self, driver: Driver) -> None:
+        store = self._results(driver)
+        task_id = str(uuid.uuid4())
+        assert await store.fetch_result(task_id, 0) is None
+        started = time.monotonic()
+        assert await store.fetch_result(task_id, 0.3) is None
+        assert time.monotonic() - started >= 0.25
+        waiter = asyncio.ensure_future(store.fetch_result(task_id, 10))
+        await asyncio.sleep(0.1)
+        assert not waiter.done()
+        started = time.monotonic()
+        await store.store_result(task_id, b'{"ok":42}', 60)
+        assert await asyncio.wait_for(waiter, 5) == b'{"ok":42}'
+        assert time.monotonic() - started < 1.0  # woken, not found by a slow poll
+        # any number of readers, any number of times; a re-run's result replaces it
+        assert await store.fetch_result(task_id, 0) == b'{"ok":42}'
+        await store.store_result(task_id, b'{"ok":43}', 60)
+        assert await store.fetch_result(task_id, 0) == b'{"ok":43}'
+
+    async def test_a_result_expires(self, driver: Driver) -> None:
+        store = self._results(driver)
+        task_id = str(uuid.uuid4())
+        await store.store_result(task_id, b"x" * 10_000, 1)
+        assert await store.fetch_result(task_id, 0) == b"x" * 10_000
+        await asyncio.sleep(1.0 + self.delay_slack + 0.2)
+        assert await store.fetch_result(task_id, 0) is None

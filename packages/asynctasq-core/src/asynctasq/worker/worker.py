@@ -44,6 +44,7 @@ from asynctasq.executors.process import in_task_child
 from asynctasq.executors.router import ExecutorRouter
 from asynctasq.middleware import Middleware, call_hooks
 from asynctasq.serializer import DeserializationError, set_import_guard
+from asynctasq.worker import outcomes
 from asynctasq.worker.failures import failure_from
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
@@ -395,6 +396,10 @@ class Worker:
             return
         self._leases.forget(delivery)
         self.stats.succeeded += 1
+        if env.keep_result:  # kept before the ack: a caller never misses a finished task
+            await outcomes.keep(
+                self.driver, job, lambda: outcomes.value_outcome(job, result), self._settle
+            )
         self._ack(delivery)
         if self.middleware:
             call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
@@ -486,6 +491,7 @@ class Worker:
         driver = self.driver
         if not await self._settle("dead-letter", lambda: driver.dead_letter(job.delivery, failure)):
             return False
+        await outcomes.keep(driver, job, lambda: outcomes.failure_outcome(failure), self._settle)
         self.stats.dead_lettered += 1
         call_hooks(self.middleware, "after_dead_letter", job, failure, reverse=True)
         return True

@@ -1,0 +1,107 @@
+"""Task results, kept when a task asks for it (``keep_result``) and awaited by id.
+
+The worker stores an *outcome* document through the driver (`ResultStore`): ``{"ok": value}``
+with the return value in the serializer's wire form, or ``{"error": [type, message]}`` once
+the task failed for good. `TaskId.result` / `result` wait for it and return the value or
+raise `TaskFailedError`.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import orjson
+
+from asynctasq.drivers.base import Driver, ResultStore
+from asynctasq.drivers.connections import get_driver
+from asynctasq.errors import ResultTimeoutError, TaskFailedError
+from asynctasq.serializer import from_wire_async, to_wire
+
+_WAIT_CHUNK = 30.0
+"""Longest single wait asked of a driver (a `None` timeout waits in chunks of this)."""
+
+
+def result_store(driver: Driver, why: str) -> ResultStore:
+    """`driver` as a result store, or a TypeError saying that it cannot keep results."""
+    if not isinstance(driver, ResultStore):
+        raise TypeError(
+            f"{type(driver).__name__} cannot keep task results ({why}); use a driver that "
+            "can (redis, sqlite) or drop keep_result"
+        )
+    return driver
+
+
+def encode_value(value: Any, task_name: str) -> bytes:
+    """The outcome of a run that returned `value`.
+
+    Raises:
+        SerializationError: the value cannot be serialized (named in the message).
+    """
+    return orjson.dumps({"ok": to_wire(value, path=f"the result of {task_name}")})
+
+
+def encode_failure(exception_type: str, message: str) -> bytes:
+    """The outcome of a task that failed for good."""
+    return orjson.dumps({"error": [exception_type, message]})
+
+
+async def decode(task_id: str, raw: bytes) -> Any:
+    """The value an outcome holds; raises `TaskFailedError` for a failure."""
+    doc = orjson.loads(raw)
+    if "error" in doc:
+        exception_type, message = doc["error"]
+        raise TaskFailedError(task_id, exception_type, message)
+    return await from_wire_async(doc["ok"])
+
+
+async def result(
+    task_id: str, *, driver: str | Driver | None = None, timeout: float | None = None
+) -> Any:
+    """Wait for the result of task `task_id` and return it.
+
+    Args:
+        task_id: The id `dispatch()` returned.
+        driver: The driver the task went to (a name or instance); default: the configured
+            one.
+        timeout: Seconds to wait; None waits as long as it takes.
+
+    Raises:
+        TaskFailedError: The task failed for good (its exception type and message).
+        ResultTimeoutError: No result within `timeout` (still running, or never kept: the
+            task has no ``keep_result``, or the result expired).
+        TypeError: The driver cannot keep results.
+    """
+    store = result_store(await get_driver(driver), "awaiting a result")
+    deadline = None if timeout is None else time.monotonic() + timeout
+    while True:
+        left = _WAIT_CHUNK if deadline is None else deadline - time.monotonic()
+        raw = await store.fetch_result(task_id, max(min(left, _WAIT_CHUNK), 0.0))
+        if raw is not None:
+            return await decode(task_id, raw)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise ResultTimeoutError(f"no result for task {task_id} within {timeout} s")
+
+
+class TaskId(str):
+    """The id `dispatch()` returns: a plain string that can also wait for the result.
+
+    ``await task_id.result(timeout=10)`` is `result` on the driver the task went to.
+    """
+
+    _driver: str | Driver | None
+
+    def __new__(cls, value: str, driver: str | Driver | None = None) -> TaskId:
+        self = super().__new__(cls, value)
+        self._driver = driver
+        return self
+
+    def __reduce__(self) -> tuple[type[str], tuple[str]]:
+        return (str, (str(self),))  # pickles and copies as the plain id
+
+    async def result(self, timeout: float | None = None) -> Any:
+        """Wait for this task's result; see `asynctasq.result`."""
+        return await result(str(self), driver=self._driver, timeout=timeout)
+
+
+__all__ = ["TaskId", "result"]
