@@ -96,7 +96,7 @@ async def table_names(admin: Any) -> AsyncIterator[dict[str, str]]:
     yield names
     async with admin.cursor() as cursor:
         await cursor.execute("SET SESSION sql_notes = 0")  # no "unknown table" warnings
-        for name in names.values():
+        for name in [*names.values(), f"tq_{suffix}_results"]:  # results: migration 2
             await cursor.execute(f"DROP TABLE IF EXISTS `{name}`")
 
 

@@ -38,13 +38,18 @@ async def test_init_schema_is_idempotent_and_versioned(
     make_driver: Factory, admin: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     driver = make_driver(queue_table="jobs", dead_letter_table="jobs_dead")
-    assert await driver.init_schema() == [1]
+    assert await driver.init_schema() == [1, 2]
     assert await driver.init_schema() == []
     assert await driver.schema_version() == LATEST_VERSION
     schema = driver.table_names.schema
-    assert await _tables(admin, schema) == {"jobs", "jobs_dead", "jobs_migrations"}
-    rows = await admin.fetch(f'SELECT version FROM "{schema}".jobs_migrations')
-    assert [row[0] for row in rows] == [1]
+    assert await _tables(admin, schema) == {
+        "jobs",
+        "jobs_dead",
+        "jobs_migrations",
+        "jobs_results",
+    }
+    rows = await admin.fetch(f'SELECT version FROM "{schema}".jobs_migrations ORDER BY 1')
+    assert [row[0] for row in rows] == [1, 2]
     column = await admin.fetchval(
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_schema = $1 AND table_name = 'jobs_dead' AND column_name = 'task_id'",
@@ -57,7 +62,25 @@ async def test_concurrent_init_schema_applies_each_migration_once(make_driver: F
     first = make_driver()
     others = [make_driver(schema=first.table_names.schema) for _ in range(3)]
     results = await asyncio.gather(*(d.init_schema() for d in [first, *others]))
-    assert sorted(results) == [[], [], [], [1]]
+    assert sorted(results) == [[], [], [], [1, 2]]
+
+
+async def test_a_version_1_schema_gets_the_results_table(
+    make_driver: Factory, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    from asynctasq_postgres.schema import MIGRATIONS, _bootstrap_sql
+
+    driver = make_driver()
+    names = driver.table_names
+    await admin.execute(_bootstrap_sql(names))
+    await admin.execute(MIGRATIONS[0].render(names))
+    await admin.execute(f"INSERT INTO {names.migrations} (version, description) VALUES (1, 'v1')")
+    await driver.enqueue(OutgoingMessage(str(uuid.uuid4()), "q", b"x"))  # a live queue
+    assert await driver.init_schema() == [2]
+    await driver.store_result("t", b"42", 60)
+    assert await driver.fetch_result("t", 0) == b"42"
+    [stats] = await driver.stats(["q"])
+    assert stats.ready == 1
 
 
 async def test_auto_migrate_creates_tables_on_connect(make_driver: Factory) -> None:

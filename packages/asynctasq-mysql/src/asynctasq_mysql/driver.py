@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -430,6 +431,27 @@ class MySQLDriver:
             await self._execute(
                 prefix + lease_condition(len(leases)), [*extra, *lease_params(leases)]
             )
+
+    async def store_result(self, task_id: str, result: bytes, ttl: float) -> None:
+        """Keep a task's outcome for `ttl` seconds (replacing an earlier one); drop up to
+        100 expired results on the way."""
+        pool = await self._ready()
+        async with pool.acquire() as conn, conn.cursor() as cursor:
+            await cursor.execute(self._sql.delete_expired_results)
+            await cursor.execute(self._sql.store_result(conn, task_id, result, ttl))
+
+    async def fetch_result(self, task_id: str, wait: float) -> bytes | None:
+        """A task's kept outcome, checking with a backoff (10 ms to 0.25 s) for up to
+        `wait` seconds: one primary-key lookup per check."""
+        deadline = time.monotonic() + max(wait, 0.0)
+        pause = 0.01
+        while True:
+            rows = await self._fetchall(self._sql.fetch_result, (task_id,))
+            remaining = deadline - time.monotonic()
+            if rows or remaining <= 0:
+                return bytes(rows[0][0]) if rows else None
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.25)
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Delete finished messages (a lease that was lost to another consumer is kept)."""

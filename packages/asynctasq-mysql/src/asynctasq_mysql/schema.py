@@ -50,6 +50,8 @@ class TableNames:
         queue: Backquoted queue table.
         dead_letter: Backquoted dead-letter table.
         migrations: Backquoted migrations table.
+        results: Backquoted kept-results table (``<queue_table>_results``, hashed when that
+            is longer than MySQL's 64 characters).
         raw_queue: The queue table's bare name (for lock names and messages).
         raw_dead_letter: The dead-letter table's bare name.
     """
@@ -57,6 +59,7 @@ class TableNames:
     queue: str
     dead_letter: str
     migrations: str
+    results: str
     raw_queue: str
     raw_dead_letter: str
 
@@ -75,6 +78,7 @@ class TableNames:
             queue=identifier(queue_table, what="queue_table"),
             dead_letter=identifier(dead_letter_table, what="dead_letter_table"),
             migrations=identifier(migrations_table, what="migrations_table"),
+            results=identifier(_results_name(queue_table)),
             raw_queue=queue_table,
             raw_dead_letter=dead_letter_table,
         )
@@ -82,6 +86,15 @@ class TableNames:
         if len({n.lower() for n in names}) != len(names):
             raise ConfigurationError(f"table names must differ: {names}")
         return tables
+
+
+def _results_name(queue_table: str) -> str:
+    name = f"{queue_table}_results"
+    if len(name) <= 64:
+        return name
+    return (
+        f"asynctasq_results_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]}"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +144,19 @@ def migrations(tables: TableNames) -> list[Migration]:
     KEY `ix_queue` (`queue`, `id`),
     KEY `ix_task_id` (`task_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"""
-    return [Migration(1, "queue and dead-letter tables", (create_queue, create_dead_letter))]
+    # task_id is not unique in the queue table (a caller may resend), but a result is one
+    # per id: the last run's outcome replaces an earlier one.
+    create_results = f"""CREATE TABLE IF NOT EXISTS {tables.results} (
+    `task_id` VARCHAR(255) NOT NULL,
+    `result` LONGBLOB NOT NULL,
+    `expires_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`task_id`),
+    KEY `ix_expiry` (`expires_at`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"""
+    return [
+        Migration(1, "queue and dead-letter tables", (create_queue, create_dead_letter)),
+        Migration(2, "kept task results", (create_results,)),
+    ]
 
 
 def create_migrations_table(tables: TableNames) -> str:

@@ -79,6 +79,16 @@ class Statements:
             f"`available_at` = {_LEASE_END} WHERE `id` IN "
         )
         self.next_due_part = f"SELECT MIN(`available_at`) AS `due` FROM {q} WHERE `queue` = %s"
+        r = tables.results
+        self.delete_expired_results = f"DELETE FROM {r} WHERE `expires_at` <= {_NOW} LIMIT 100"
+        self._store_result_prefix = f"INSERT INTO {r} (`task_id`, `result`, `expires_at`) VALUES ("
+        self._store_result_suffix = (
+            " MICROSECOND) ON DUPLICATE KEY UPDATE `result` = VALUES(`result`), "
+            "`expires_at` = VALUES(`expires_at`)"
+        )
+        self.fetch_result = (
+            f"SELECT `result` FROM {r} WHERE `task_id` = %s AND `expires_at` > {_NOW}"
+        )
         self.ack_prefix = f"DELETE FROM {q} WHERE "
         self.release_prefix = (
             f"UPDATE {q} SET `available_at` = {_NOW}, `lease_token` = NULL, "
@@ -125,6 +135,13 @@ class Statements:
             f"FROM {dl} WHERE `id` IN "
         )
         self.dead_delete_prefix = f"DELETE FROM {dl} WHERE `id` IN "
+
+    def store_result(self, connection: Any, task_id: str, result: bytes, ttl: float) -> bytes:
+        """The statement keeping (or replacing) one task result, escaped for `connection`."""
+        encoding = connection.encoding
+        head = f"{self._store_result_prefix}{connection.escape(task_id)}, "
+        tail = f", {_NOW} + INTERVAL {micros(ttl)}{self._store_result_suffix}"
+        return head.encode(encoding) + bytes_literal(connection, result) + tail.encode(encoding)
 
     def insert_values(self, connection: Any, message: OutgoingMessage) -> bytes:
         """One ``(...)`` row of the enqueue INSERT, every value escaped for `connection`."""

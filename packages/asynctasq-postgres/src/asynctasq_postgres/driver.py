@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import time
 from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from typing import Any, Concatenate, ParamSpec, TypeVar
@@ -442,6 +443,29 @@ class PostgresDriver:
         pool = self._pool or await self._ensure_pool()
         ids, seqs = receipt_arrays(deliveries)
         await pool.execute(self._sql.extend, ids, seqs, float(visibility_timeout))
+
+    # -- results -------------------------------------------------------------------------
+
+    @_explain_missing_schema
+    async def store_result(self, task_id: str, result: bytes, ttl: float) -> None:
+        """Keep a task's outcome for `ttl` seconds (replacing an earlier one)."""
+        pool = self._pool or await self._ensure_pool()
+        await pool.execute(self._sql.store_result, task_id, result, float(ttl))
+
+    @_explain_missing_schema
+    async def fetch_result(self, task_id: str, wait: float) -> bytes | None:
+        """A task's kept outcome, checking with a backoff (10 ms to 0.25 s) for up to
+        `wait` seconds: one primary-key lookup per check."""
+        pool = self._pool or await self._ensure_pool()
+        deadline = time.monotonic() + max(wait, 0.0)
+        pause = 0.01
+        while True:
+            found: bytes | None = await pool.fetchval(self._sql.fetch_result, task_id)
+            remaining = deadline - time.monotonic()
+            if found is not None or remaining <= 0:
+                return found
+            await asyncio.sleep(min(pause, remaining))
+            pause = min(pause * 2, 0.25)
 
     # -- inspection and administration ---------------------------------------------------
 

@@ -103,6 +103,21 @@ class TableNames:
         """The migrations table, schema-qualified and quoted."""
         return self._qualified(self.migrations_table)
 
+    @property
+    def results_table(self) -> str:
+        """The kept-results table name (unquoted): ``<queue_table>_results``, hashed when
+        that would pass PostgreSQL's 63-byte identifier limit."""
+        name = f"{self.queue_table}_results"
+        if len(name.encode()) <= 63:
+            return name
+        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]
+        return f"asynctasq_results_{digest}"
+
+    @property
+    def results(self) -> str:
+        """The kept-results table, schema-qualified and quoted."""
+        return self._qualified(self.results_table)
+
     def index(self, table: str, suffix: str) -> str:
         """An index name for `table` (unqualified and quoted: indexes live in its schema)."""
         return quote_identifier(f"{table}_{suffix}")

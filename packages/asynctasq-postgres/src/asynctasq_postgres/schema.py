@@ -71,7 +71,23 @@ CREATE INDEX IF NOT EXISTS {n.index(n.dead_letter_table, "queue_failed_idx")}
 """
 
 
-MIGRATIONS: tuple[Migration, ...] = (Migration(1, "queue and dead-letter tables", _v1_tables),)
+def _v2_results(n: TableNames) -> str:
+    # text, not uuid: `asynctasq.result(task_id)` may be handed any string by a caller.
+    return f"""
+CREATE TABLE IF NOT EXISTS {n.results} (
+    task_id text PRIMARY KEY,
+    result bytea NOT NULL,
+    expires_at timestamptz NOT NULL
+);
+COMMENT ON TABLE {n.results} IS 'AsyncTasQ kept task results of {n.schema}.{n.queue_table}';
+CREATE INDEX IF NOT EXISTS {n.index(n.results_table, "expiry_idx")} ON {n.results} (expires_at);
+"""
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "queue and dead-letter tables", _v1_tables),
+    Migration(2, "kept task results", _v2_results),
+)
 """Every migration, in order. Append only; never edit a released one."""
 
 LATEST_VERSION = MIGRATIONS[-1].version

@@ -64,6 +64,8 @@ class Statements:
     list_dead_letters: str
     retry_dead_letters: str
     purge_dead_letters: str
+    store_result: str
+    fetch_result: str
 
     @classmethod
     def build(cls, names: TableNames, *, async_commit_leases: bool = True) -> Statements:
@@ -255,6 +257,18 @@ SELECT (SELECT count(*) FROM ins) AS moved, (SELECT count(*) FROM notified) AS n
             purge_dead_letters=f"""
 WITH gone AS (DELETE FROM {dlq} WHERE {dead_filter} RETURNING 1)
 SELECT count(*) FROM gone""",
+            # One statement: keep (or replace) this result, drop up to 100 expired ones.
+            store_result=f"""
+WITH expired AS (
+    DELETE FROM {names.results} WHERE task_id IN (
+        SELECT task_id FROM {names.results} WHERE expires_at <= now()
+        ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+)
+INSERT INTO {names.results} (task_id, result, expires_at)
+VALUES ($1::text, $2::bytea, now() + make_interval(secs => $3::float8))
+ON CONFLICT (task_id) DO UPDATE SET result = excluded.result, expires_at = excluded.expires_at""",
+            fetch_result=f"""
+SELECT result FROM {names.results} WHERE task_id = $1::text AND expires_at > now()""",
         )
 
 

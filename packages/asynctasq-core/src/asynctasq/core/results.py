@@ -27,7 +27,7 @@ def result_store(driver: Driver, why: str) -> ResultStore:
     if not isinstance(driver, ResultStore):
         raise TypeError(
             f"{type(driver).__name__} cannot keep task results ({why}); use a driver that "
-            "can (redis, sqlite) or drop keep_result"
+            "can (redis, postgres, mysql, sqlite) or drop keep_result"
         )
     return driver
 
