@@ -9,6 +9,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import asynctasq
@@ -17,6 +18,7 @@ from asynctasq.core.results import result_store
 from asynctasq.core.task import Task
 from asynctasq.drivers.connections import get_driver
 from asynctasq.errors import ResultTimeoutError, TaskFailedError
+from asynctasq.serializer import from_wire, to_wire
 from asynctasq.testing import MemoryDriver
 from asynctasq.worker import Worker
 
@@ -134,6 +136,19 @@ def test_a_task_id_is_a_plain_string_to_everyone_else() -> None:
     assert task_id == "abc"
     assert f"{task_id}" == "abc"
     assert type(pickle.loads(pickle.dumps(task_id))) is str
+    # as an argument (or a result) of a task it travels as the plain id
+    wire = to_wire({"parent": task_id, "ids": [task_id], task_id: 1})
+    assert from_wire(orjson.loads(orjson.dumps(wire))) == {
+        "parent": "abc",
+        "ids": ["abc"],
+        "abc": 1,
+    }
+
+
+async def test_a_task_id_can_be_passed_to_the_next_task(worker: Worker) -> None:
+    first = await total([Decimal(1)]).dispatch()
+    follow = await Greeting(first).dispatch()
+    assert await follow.result(timeout=10) == f"hello {first}"
 
 
 class NoResults(MemoryDriver):

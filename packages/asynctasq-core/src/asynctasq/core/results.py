@@ -90,6 +90,7 @@ class TaskId(str):
     """
 
     _driver: str | Driver | None
+    _asynctasq_plain_str = True  # the serializer sends it as the plain id
 
     def __new__(cls, value: str, driver: str | Driver | None = None) -> TaskId:
         self = super().__new__(cls, value)

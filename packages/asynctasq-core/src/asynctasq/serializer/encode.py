@@ -195,6 +195,8 @@ def _encode_other(x: Any) -> Any:
         return {_TAG: _tags.SET, _V: _encode_set(x)}
     if t is frozenset:
         return {_TAG: _tags.FROZENSET, _V: _encode_set(x)}
+    if getattr(t, "_asynctasq_plain_str", False) and isinstance(x, str):
+        return str(x)  # a str subclass that asks to travel as a plain str (TaskId)
     return _encode_extension(x)
 
 
