@@ -307,3 +307,19 @@ async def test_lease_statements_skip_the_flush_and_enqueue_waits_for_it(
     failure = ("x.E", "m", "tb")
     assert await _commit_mode_after(admin, fast._sql.dead_letter, *third.receipt, *failure) == "on"
     assert await fast.list_dead_letters()  # the statements did change rows
+
+
+async def test_a_result_wakes_its_waiter_through_notify(make_driver: Factory) -> None:
+    waiting_side = make_driver(poll_interval=30.0)  # so only the NOTIFY can wake it in time
+    storing_side = make_driver(schema=waiting_side.table_names.schema)
+    await waiting_side.init_schema()
+    task_id = str(uuid.uuid4())
+    waiter = asyncio.create_task(waiting_side.fetch_result(task_id, 20.0))
+    other = asyncio.create_task(waiting_side.fetch_result(str(uuid.uuid4()), 0.5))
+    await asyncio.sleep(0.3)
+    assert not waiter.done()
+    started = time.monotonic()
+    await storing_side.store_result(task_id, b'{"ok":1}', 60)
+    assert await asyncio.wait_for(waiter, 20.0) == b'{"ok":1}'
+    assert time.monotonic() - started < 1.0  # the NOTIFY (poll: 30 s)
+    assert await other is None  # another task's waiter is not handed this one

@@ -48,6 +48,7 @@ from asynctasq_postgres.sql import (
     DQ_ORD,
     DQ_QUEUE,
     PLANNER_SETTINGS,
+    RESULT_WAKE,
     Statements,
 )
 
@@ -454,18 +455,25 @@ class PostgresDriver:
 
     @_explain_missing_schema
     async def fetch_result(self, task_id: str, wait: float) -> bytes | None:
-        """A task's kept outcome, checking with a backoff (10 ms to 0.25 s) for up to
-        `wait` seconds: one primary-key lookup per check."""
+        """A task's kept outcome, waiting up to `wait` seconds: woken by the NOTIFY that
+        storing it sends (`poll_interval` is only a safety net)."""
         pool = self._pool or await self._ensure_pool()
-        deadline = time.monotonic() + max(wait, 0.0)
-        pause = 0.01
-        while True:
+        if wait <= 0:
             found: bytes | None = await pool.fetchval(self._sql.fetch_result, task_id)
-            remaining = deadline - time.monotonic()
-            if found is not None or remaining <= 0:
-                return found
-            await asyncio.sleep(min(pause, remaining))
-            pause = min(pause * 2, 0.25)
+            return found
+        listener = await self._ensure_listener()
+        waiter = listener.subscribe([RESULT_WAKE + task_id])
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                waiter.reset()  # before looking, so a notification during the query counts
+                found = await pool.fetchval(self._sql.fetch_result, task_id)
+                remaining = deadline - time.monotonic()
+                if found is not None or remaining <= 0 or self._pool is not pool:
+                    return found
+                await waiter.wait(min(remaining, self._poll_interval))
+        finally:
+            listener.unsubscribe(waiter)
 
     # -- inspection and administration ---------------------------------------------------
 

@@ -45,6 +45,11 @@ statements."""
 DQ_ID, DQ_SEQ, DQ_TASK_ID, DQ_QUEUE, DQ_PAYLOAD, DQ_ATTEMPTS, DQ_VT, DQ_ORD, DQ_AVAILABLE = range(9)
 
 
+RESULT_WAKE = "@result "
+"""Prefix of the notification name that wakes the waiters of one result: queue names cannot
+contain a space, so no queue's waiters see it."""
+
+
 @dataclass(frozen=True, slots=True)
 class Statements:
     """Every statement the driver runs, for one set of tables."""
@@ -257,19 +262,24 @@ SELECT (SELECT count(*) FROM ins) AS moved, (SELECT count(*) FROM notified) AS n
             purge_dead_letters=f"""
 WITH gone AS (DELETE FROM {dlq} WHERE {dead_filter} RETURNING 1)
 SELECT count(*) FROM gone""",
-            # One statement: keep (or replace) this result, drop up to 100 expired ones.
+            # One statement: keep (or replace) this result, drop up to 100 expired ones, and
+            # wake its waiters (the listener routes '<name>:<delay>' payloads by name).
             store_result=f"""
 WITH expired AS (
     DELETE FROM {names.results} WHERE task_id IN (
         SELECT task_id FROM {names.results} WHERE expires_at <= now()
         ORDER BY expires_at LIMIT 100 FOR UPDATE SKIP LOCKED)
+), kept AS (
+    INSERT INTO {names.results} (task_id, result, expires_at)
+    VALUES ($1::text, $2::bytea, now() + make_interval(secs => $3::float8))
+    ON CONFLICT (task_id) DO UPDATE
+        SET result = excluded.result, expires_at = excluded.expires_at
+    RETURNING 1
 )
-INSERT INTO {names.results} (task_id, result, expires_at)
-VALUES ($1::text, $2::bytea, now() + make_interval(secs => $3::float8))
-ON CONFLICT (task_id) DO UPDATE SET result = excluded.result, expires_at = excluded.expires_at""",
+SELECT pg_notify({channel}, {quote_literal(RESULT_WAKE)} || $1::text || ':0') FROM kept""",
             fetch_result=f"""
 SELECT result FROM {names.results} WHERE task_id = $1::text AND expires_at > now()""",
         )
 
 
-__all__ = ["PLANNER_SETTINGS", "Statements"]
+__all__ = ["PLANNER_SETTINGS", "RESULT_WAKE", "Statements"]
