@@ -140,3 +140,27 @@ async def test_driver_reconnects_after_a_server_restart(
     got = await private_driver.dequeue(["q"], limit=1, wait=1.0)
     assert [d.task_id for d in got] == [message.task_id]
     await private_driver.ack(got)
+
+
+async def test_multi_queue_waits_survive_a_server_restart(
+    private_redis: Any, private_driver: RedisDriver
+) -> None:
+    server = private_redis  # conftest.RedisProcess
+    # standing waits on both queues, left armed by an idle spell
+    assert await private_driver.dequeue(["a", "b"], limit=1, wait=0.2) == []
+    waiter = asyncio.create_task(private_driver.dequeue(["a", "b"], limit=1, wait=10.0))
+    await asyncio.sleep(0.1)
+    server.stop()
+    with pytest.raises(RedisConnectionError):
+        await asyncio.wait_for(waiter, 10)
+    server.start()
+    # new standing waits replace the broken ones; an enqueue wakes the next wait at once
+    waiter = asyncio.create_task(private_driver.dequeue(["a", "b"], limit=1, wait=10.0))
+    await asyncio.sleep(0.3)
+    message = msg("b")
+    started = time.monotonic()
+    await private_driver.enqueue(message)
+    got = await asyncio.wait_for(waiter, 10)
+    assert [d.task_id for d in got] == [message.task_id]
+    assert time.monotonic() - started < 1.0
+    await private_driver.ack(got)
