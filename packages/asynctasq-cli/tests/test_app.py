@@ -83,6 +83,8 @@ def test_unexpected_errors_are_one_line_unless_debug(cli: Invoke, monkeypatch: o
     assert result.stderr == "error: RuntimeError: something\n"
     result = cli("--debug", "queues")
     assert isinstance(result.exception, RuntimeError)
+    result = cli("queues", "--debug")  # after the command works as well
+    assert isinstance(result.exception, RuntimeError)
 
 
 def test_main_exits_with_the_code(monkeypatch: object, capsys: object) -> None:

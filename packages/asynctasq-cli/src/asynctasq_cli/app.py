@@ -44,6 +44,7 @@ class AsyncTasQGroup(TyperGroup):
     ) -> Any:
         """Run the CLI; every error ends as one line on stderr and an exit code."""
         state.debug = False  # set by the root callback (--debug / ASYNCTASQ_DEBUG)
+        args = _debug_first(list(sys.argv[1:] if args is None else args))
         try:
             rv = super().main(
                 args, prog_name or "asynctasq", complete_var, standalone_mode=False, **extra
@@ -67,6 +68,16 @@ class AsyncTasQGroup(TyperGroup):
         if not standalone_mode:
             return code
         sys.exit(code)
+
+
+def _debug_first(args: list[str]) -> list[str]:
+    """`--debug` is a root option; people type it after the command too
+    (``asynctasq worker --debug``), so move it in front (never past a ``--``)."""
+    end = args.index("--") if "--" in args else len(args)
+    if "--debug" not in args[1:end]:
+        return args
+    i = args.index("--debug")
+    return ["--debug", *args[:i], *args[i + 1 :]]
 
 
 def _usage_message(exc: ClickException) -> str:
