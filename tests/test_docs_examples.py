@@ -129,6 +129,7 @@ def isolate(requirement: str, iso: Isolation) -> None:
         iso.cleanups.append(lambda: asyncio.run(_clean_postgres(schema)))
     elif requirement == "mysql":
         tables = [f"docs_{tag}_q", f"docs_{tag}_d", f"docs_{tag}_q_migrations"]
+        tables.append(f"docs_{tag}_q_results")  # schema migration 2
         iso.env["ASYNCTASQ_MYSQL_QUEUE_TABLE"] = tables[0]
         iso.env["ASYNCTASQ_MYSQL_DEAD_LETTER_TABLE"] = tables[1]
         iso.cleanups.append(lambda: asyncio.run(_clean_mysql(tables)))

@@ -15,15 +15,14 @@ import asyncio
 import contextlib
 import os
 import platform
-import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiomysql
+from scripts.bench import _common as common
 
 from asynctasq.drivers.base import OutgoingMessage
 from asynctasq_mysql import MySQLDriver, parse_dsn
@@ -67,45 +66,30 @@ async def bench_driver(dsn: str, **settings: Any) -> AsyncIterator[MySQLDriver]:
         yield driver
     finally:
         await driver.close()
-        await drop(dsn, queue_table, dead_table, f"{queue_table}_migrations")
+        await drop(
+            dsn, queue_table, dead_table, *(f"{queue_table}_{t}" for t in ("migrations", "results"))
+        )
 
 
 def message(payload: bytes, queue: str = QUEUE) -> OutgoingMessage:
     return OutgoingMessage(str(uuid.uuid4()), queue, payload, visibility_timeout=60)
 
 
-async def fill(driver: MySQLDriver, messages: list[OutgoingMessage]) -> None:
-    for start in range(0, len(messages), 1000):
-        await driver.enqueue_many(messages[start : start + 1000])
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
-
-
 # -- enqueue --------------------------------------------------------------------------------
 
 
 async def enqueue_single(dsn: str, n: int) -> float:
-    """Messages per second, one `enqueue` call (one INSERT) after another."""
-    async with bench_driver(dsn) as driver:
-        messages = [message(b'{"noop":1}') for _ in range(n)]
-        started = time.perf_counter()
-        for m in messages:
-            await driver.enqueue(m)
-        return n / (time.perf_counter() - started)
+    """Messages per second, one `enqueue` call (one statement) after another."""
+    return await common.enqueue_single(
+        lambda: bench_driver(dsn), [message(b'{"noop":1}') for _ in range(n)]
+    )
 
 
 async def enqueue_batch(dsn: str, n: int, batch: int) -> float:
     """Messages per second with `enqueue_many` batches (one multi-row INSERT each)."""
-    async with bench_driver(dsn) as driver:
-        messages = [message(b'{"noop":1}') for _ in range(n)]
-        started = time.perf_counter()
-        for start in range(0, n, batch):
-            await driver.enqueue_many(messages[start : start + batch])
-        return n / (time.perf_counter() - started)
+    return await common.enqueue_batch(
+        lambda: bench_driver(dsn), [message(b'{"noop":1}') for _ in range(n)], batch
+    )
 
 
 # -- drains ---------------------------------------------------------------------------------
@@ -113,16 +97,8 @@ async def enqueue_batch(dsn: str, n: int, batch: int) -> float:
 
 async def drain_driver_loop(dsn: str, n: int, concurrency: int) -> float:
     """Tasks per second for a minimal consumer on the driver alone (no core worker)."""
-    async with bench_driver(dsn) as driver:
-        await fill(driver, [message(b'{"noop":1}') for _ in range(n)])
-        done = 0
-        started = time.perf_counter()
-        while done < n:
-            got = await driver.dequeue([QUEUE], limit=concurrency, wait=1.0)
-            await asyncio.gather(*(asyncio.sleep(0) for _ in got))
-            await driver.ack(got)
-            done += len(got)
-        return n / (time.perf_counter() - started)
+    messages = [message(b'{"noop":1}') for _ in range(n)]
+    return await common.drain_driver_loop(lambda: bench_driver(dsn), QUEUE, messages, concurrency)
 
 
 async def drain_worker(dsn: str, n: int, concurrency: int) -> float:
@@ -130,7 +106,7 @@ async def drain_worker(dsn: str, n: int, concurrency: int) -> float:
     from asynctasq.worker import Worker
 
     async with bench_driver(dsn) as driver:
-        await fill(driver, [await noop_message() for _ in range(n)])
+        await common.fill(driver, [await noop_message() for _ in range(n)])
         worker = Worker(
             driver=driver,
             queues=[QUEUE],
@@ -265,7 +241,7 @@ async def latency(dsn: str, samples: int, concurrency: int) -> tuple[float, floa
             await asyncio.sleep(0.01)  # idle again before the next one
         worker.request_stop()
         await running
-        return percentile(delays, 0.5), percentile(delays, 0.99)
+        return common.percentile(delays, 0.5), common.percentile(delays, 0.99)
 
 
 async def latency_other_process(dsn: str, samples: int) -> tuple[float, float]:
@@ -292,26 +268,13 @@ async def latency_other_process(dsn: str, samples: int) -> tuple[float, float]:
                 await consumer_driver.ack(got)
         finally:
             await producer.close()
-        return percentile(delays, 0.5), percentile(delays, 0.99)
+        return common.percentile(delays, 0.5), common.percentile(delays, 0.99)
 
 
 # -- runner ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Results:
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, name: str, values: list[float], unit: str, fmt: str = "{:,.0f}") -> float:
-        median = statistics.median(values)
-        spread = ", ".join(fmt.format(v) for v in values)
-        self.rows.append((name, f"{fmt.format(median)} {unit}", spread))
-        print(f"  {name}: {fmt.format(median)} {unit}  [{spread}]", flush=True)
-        return median
-
-
-async def repeat(times: int, run: Callable[[], Awaitable[float]]) -> list[float]:
-    return [await run() for _ in range(times)]
+Results = common.Results
 
 
 async def server_version(dsn: str) -> str:
@@ -330,22 +293,26 @@ async def run_all(args: argparse.Namespace) -> Results:
     results = Results()
     print(f"MySQL benchmark: {n} tasks, concurrency {c}, median of {r}", flush=True)
     results.add(
-        "enqueue, one per call", await repeat(r, lambda: enqueue_single(dsn, 2000)), "msg/s"
+        "enqueue, one per call", await common.repeat(r, lambda: enqueue_single(dsn, 2000)), "msg/s"
     )
     results.add(
-        "enqueue_many, batches of 500", await repeat(r, lambda: enqueue_batch(dsn, n, 500)), "msg/s"
+        "enqueue_many, batches of 500",
+        await common.repeat(r, lambda: enqueue_batch(dsn, n, 500)),
+        "msg/s",
     )
     raw = results.add(
-        f"drain {n}: raw aiomysql loop", await repeat(r, lambda: drain_raw(dsn, n, c)), "tasks/s"
+        f"drain {n}: raw aiomysql loop",
+        await common.repeat(r, lambda: drain_raw(dsn, n, c)),
+        "tasks/s",
     )
     results.add(
         f"drain {n}: driver alone (dequeue/ack loop)",
-        await repeat(r, lambda: drain_driver_loop(dsn, n, c)),
+        await common.repeat(r, lambda: drain_driver_loop(dsn, n, c)),
         "tasks/s",
     )
     worker = results.add(
         f"drain {n}: core Worker + MySQLDriver (concurrency {c})",
-        await repeat(r, lambda: drain_worker(dsn, n, c)),
+        await common.repeat(r, lambda: drain_worker(dsn, n, c)),
         "tasks/s",
     )
     results.rows.append(("worker drain / raw loop", f"{worker / raw:.2f}x", ""))

@@ -16,15 +16,15 @@ import contextlib
 import json
 import os
 import platform
-import statistics
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import asyncpg
+from scripts.bench import _common as common
 
 from asynctasq import init, task
 from asynctasq.core.dispatch import prepare
@@ -67,24 +67,8 @@ def message(payload: bytes, queue: str = QUEUE) -> OutgoingMessage:
     return OutgoingMessage(str(uuid.uuid4()), queue, payload, visibility_timeout=60)
 
 
-async def fill(driver: PostgresDriver, messages: list[OutgoingMessage]) -> None:
-    for start in range(0, len(messages), 1000):
-        await driver.enqueue_many(messages[start : start + 1000])
-    admin = await asyncpg.connect(driver_dsn(driver))
-    try:
-        await admin.execute(f"VACUUM ANALYZE {driver.table_names.queue}")
-    finally:
-        await admin.close()
-
-
 def driver_dsn(driver: PostgresDriver) -> str:
     return driver._dsn or DEFAULT_DSN
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return ordered[index]
 
 
 # -- enqueue --------------------------------------------------------------------------------
@@ -92,46 +76,31 @@ def percentile(values: list[float], q: float) -> float:
 
 async def enqueue_single(dsn: str, n: int) -> float:
     """Messages per second, one `enqueue` call (one statement) after another."""
-    async with bench_driver(dsn) as driver:
-        messages = [message(b'{"noop":1}') for _ in range(n)]
-        started = time.perf_counter()
-        for m in messages:
-            await driver.enqueue(m)
-        return n / (time.perf_counter() - started)
+    return await common.enqueue_single(
+        lambda: bench_driver(dsn), [message(b'{"noop":1}') for _ in range(n)]
+    )
 
 
 async def enqueue_batch(dsn: str, n: int, batch: int) -> float:
-    """Messages per second with `enqueue_many` batches."""
-    async with bench_driver(dsn) as driver:
-        messages = [message(b'{"noop":1}') for _ in range(n)]
-        started = time.perf_counter()
-        for start in range(0, n, batch):
-            await driver.enqueue_many(messages[start : start + batch])
-        return n / (time.perf_counter() - started)
+    """Messages per second with `enqueue_many` batches (one multi-row INSERT each)."""
+    return await common.enqueue_batch(
+        lambda: bench_driver(dsn), [message(b'{"noop":1}') for _ in range(n)], batch
+    )
 
 
 # -- drains ---------------------------------------------------------------------------------
 
 
 async def drain_driver_loop(dsn: str, n: int, concurrency: int) -> float:
-    """Tasks per second for a minimal consumer on the driver alone (no core worker):
-    dequeue up to the free slots, run a no-op per message, ack in batches."""
-    async with bench_driver(dsn) as driver:
-        await fill(driver, [message(b'{"noop":1}') for _ in range(n)])
-        done = 0
-        started = time.perf_counter()
-        while done < n:
-            got = await driver.dequeue([QUEUE], limit=concurrency, wait=1.0)
-            await asyncio.gather(*(asyncio.sleep(0) for _ in got))
-            await driver.ack(got)
-            done += len(got)
-        return n / (time.perf_counter() - started)
+    """Tasks per second for a minimal consumer on the driver alone (no core worker)."""
+    messages = [message(b'{"noop":1}') for _ in range(n)]
+    return await common.drain_driver_loop(lambda: bench_driver(dsn), QUEUE, messages, concurrency)
 
 
 async def drain_worker(dsn: str, n: int, concurrency: int) -> float:
     """Tasks per second for core's `Worker` (burst mode) draining `n` no-op tasks."""
     async with bench_driver(dsn) as driver:
-        await fill(driver, [await noop_message() for _ in range(n)])
+        await common.fill(driver, [await noop_message() for _ in range(n)])
         worker = Worker(
             driver=driver,
             queues=[QUEUE],
@@ -220,7 +189,7 @@ async def depth_profile(dsn: str, backlog: int, steps: int = 4) -> list[tuple[st
     connection) as a `backlog` is drained, autovacuum off (the worst case): starting at the
     driver's floor, and from the queue's front (what a scan without a floor does)."""
     async with bench_driver(dsn) as driver:
-        await fill(driver, [message(b'{"noop":1}') for _ in range(backlog)])
+        await common.fill(driver, [message(b'{"noop":1}') for _ in range(backlog)])
         pool = driver._pool
         assert pool is not None
         async with pool.acquire() as connection:
@@ -323,27 +292,19 @@ async def latency(dsn: str, samples: int, concurrency: int) -> tuple[float, floa
         await running
         await close_drivers()
         init()
-        return percentile(delays, 0.5), percentile(delays, 0.99), percentile(calls, 0.5)
+        return (
+            common.percentile(delays, 0.5),
+            common.percentile(delays, 0.99),
+            common.percentile(calls, 0.5),
+        )
 
 
 # -- runner ---------------------------------------------------------------------------------
 
 
 @dataclass
-class Results:
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
+class Results(common.Results):
     depth: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, name: str, values: list[float], unit: str, fmt: str = "{:,.0f}") -> float:
-        median = statistics.median(values)
-        spread = ", ".join(fmt.format(v) for v in values)
-        self.rows.append((name, f"{fmt.format(median)} {unit}", spread))
-        print(f"  {name}: {fmt.format(median)} {unit}  [{spread}]", flush=True)
-        return median
-
-
-async def repeat(times: int, run: Callable[[], Awaitable[float]]) -> list[float]:
-    return [await run() for _ in range(times)]
 
 
 async def run_all(args: argparse.Namespace) -> Results:
@@ -351,29 +312,31 @@ async def run_all(args: argparse.Namespace) -> Results:
     results = Results()
     print(f"PostgreSQL benchmark: {n} tasks, concurrency {c}, median of {r}", flush=True)
     results.add(
-        "enqueue, one per call", await repeat(r, lambda: enqueue_single(dsn, 2000)), "msg/s"
+        "enqueue, one per call", await common.repeat(r, lambda: enqueue_single(dsn, 2000)), "msg/s"
     )
     results.add(
-        "enqueue_many, batches of 500", await repeat(r, lambda: enqueue_batch(dsn, n, 500)), "msg/s"
+        "enqueue_many, batches of 500",
+        await common.repeat(r, lambda: enqueue_batch(dsn, n, 500)),
+        "msg/s",
     )
     raw_sync = results.add(
         f"drain {n}: raw asyncpg loop, synchronous commit",
-        await repeat(r, lambda: drain_raw(dsn, n, c, synchronous_commit=True)),
+        await common.repeat(r, lambda: drain_raw(dsn, n, c, synchronous_commit=True)),
         "tasks/s",
     )
     raw_async = results.add(
         f"drain {n}: raw asyncpg loop, synchronous_commit=off",
-        await repeat(r, lambda: drain_raw(dsn, n, c, synchronous_commit=False)),
+        await common.repeat(r, lambda: drain_raw(dsn, n, c, synchronous_commit=False)),
         "tasks/s",
     )
     results.add(
         f"drain {n}: driver alone (dequeue/ack loop)",
-        await repeat(r, lambda: drain_driver_loop(dsn, n, c)),
+        await common.repeat(r, lambda: drain_driver_loop(dsn, n, c)),
         "tasks/s",
     )
     worker = results.add(
         f"drain {n}: core Worker + PostgresDriver",
-        await repeat(r, lambda: drain_worker(dsn, n, c)),
+        await common.repeat(r, lambda: drain_worker(dsn, n, c)),
         "tasks/s",
     )
     results.rows.append(

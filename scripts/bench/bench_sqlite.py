@@ -21,12 +21,11 @@ import os
 import platform
 import shutil
 import sqlite3
-import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from pathlib import Path
+
+from scripts.bench import _common as common
 
 from asynctasq import dispatch_many, init, task
 from asynctasq.config import reset_config
@@ -81,11 +80,6 @@ async def fill(path: str, messages: list[OutgoingMessage]) -> None:
     for start in range(0, len(messages), 1000):
         await driver.enqueue_many(messages[start : start + 1000])
     await driver.close()
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
 
 
 # -- enqueue --------------------------------------------------------------------------------
@@ -221,59 +215,50 @@ async def latency(samples: int, concurrency: int) -> tuple[float, float]:
     worker.request_stop()
     await running
     await close_drivers()
-    return percentile(delays, 0.5), percentile(delays, 0.99)
+    return common.percentile(delays, 0.5), common.percentile(delays, 0.99)
 
 
 # -- runner ---------------------------------------------------------------------------------
 
 
-@dataclass
-class Results:
-    rows: list[tuple[str, str, str]] = field(default_factory=list)
-
-    def add(self, name: str, values: list[float], unit: str, fmt: str = "{:,.0f}") -> float:
-        median = statistics.median(values)
-        spread = ", ".join(fmt.format(v) for v in values)
-        self.rows.append((name, f"{fmt.format(median)} {unit}", spread))
-        print(f"  {name}: {fmt.format(median)} {unit}  [{spread}]", flush=True)
-        return median
-
-
-async def repeat(times: int, run: Callable[[], Awaitable[float]]) -> list[float]:
-    return [await run() for _ in range(times)]
+Results = common.Results
 
 
 async def run_all(args: argparse.Namespace) -> Results:
     n, c, r = args.tasks, args.concurrency, args.repeats
     results = Results()
     print(f"SQLite benchmark: {n} tasks, concurrency {c}, median of {r}", flush=True)
-    results.add("dispatch(), one per call", await repeat(r, lambda: dispatch_single(n)), "tasks/s")
+    results.add(
+        "dispatch(), one per call", await common.repeat(r, lambda: dispatch_single(n)), "tasks/s"
+    )
     results.add(
         "dispatch_many(), batches of 500",
-        await repeat(r, lambda: dispatch_batched(n, 500)),
+        await common.repeat(r, lambda: dispatch_batched(n, 500)),
         "tasks/s",
     )
     results.add(
-        "driver enqueue, one per call", await repeat(r, lambda: enqueue_driver(n, 1)), "msg/s"
+        "driver enqueue, one per call",
+        await common.repeat(r, lambda: enqueue_driver(n, 1)),
+        "msg/s",
     )
     results.add(
         "driver enqueue_many, batches of 500",
-        await repeat(r, lambda: enqueue_driver(n, 500)),
+        await common.repeat(r, lambda: enqueue_driver(n, 500)),
         "msg/s",
     )
     results.add(
         f"drain {n}: raw sqlite3 loop (same SQL, no asyncio)",
-        await repeat(r, lambda: drain_raw(n, c)),
+        await common.repeat(r, lambda: drain_raw(n, c)),
         "tasks/s",
     )
     results.add(
         f"drain {n}: driver alone (dequeue 10 / ack 10)",
-        await repeat(r, lambda: drain_driver(n, c)),
+        await common.repeat(r, lambda: drain_driver(n, c)),
         "tasks/s",
     )
     worker = results.add(
         f"drain {n}: core Worker + SqliteDriver, concurrency {c}",
-        await repeat(r, lambda: drain_worker(n, c)),
+        await common.repeat(r, lambda: drain_worker(n, c)),
         "tasks/s",
     )
     results.rows.append(("worker drain vs target", f"{worker / 3000:.2f}x", "target >= 3,000/s"))
