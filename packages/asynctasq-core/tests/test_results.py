@@ -14,7 +14,7 @@ import pytest
 
 import asynctasq
 from asynctasq import TaskId, task
-from asynctasq.core.results import result_store
+from asynctasq.core.results import cannot_keep, keeps_results
 from asynctasq.core.task import Task
 from asynctasq.drivers.connections import get_driver
 from asynctasq.errors import ResultTimeoutError, TaskFailedError
@@ -104,7 +104,15 @@ async def test_a_result_that_cannot_be_kept_says_why(worker: Worker) -> None:
 
 async def test_no_result_is_kept_unless_asked(worker: Worker) -> None:
     task_id = await forgetful().dispatch()
-    await asyncio.sleep(0.5)
+    # the task ran (so a result would have been stored by now) ...
+    for _ in range(200):
+        if worker.stats.succeeded:
+            break
+        await asyncio.sleep(0.02)
+    assert worker.stats.succeeded == 1
+    # ... and nothing was kept for it
+    store = await get_driver()
+    assert await store.fetch_result(task_id, 0) is None  # type: ignore[attr-defined]
     with pytest.raises(ResultTimeoutError):
         await task_id.result(timeout=0.3)
 
@@ -127,12 +135,14 @@ def test_a_driver_without_results_is_refused_by_name() -> None:
     class Plain:
         pass
 
-    with pytest.raises(TypeError, match="Plain cannot keep task results"):
-        result_store(Plain(), "total has keep_result")  # type: ignore[arg-type]
+    assert not keeps_results(Plain())  # type: ignore[arg-type]
+    assert keeps_results(MemoryDriver())
+    error = cannot_keep(Plain(), "total has keep_result")  # type: ignore[arg-type]
+    assert "Plain cannot keep task results (total has keep_result)" in str(error)
 
 
 def test_a_task_id_is_a_plain_string_to_everyone_else() -> None:
-    task_id = TaskId("abc", driver="memory")
+    task_id = TaskId("abc")
     assert task_id == "abc"
     assert f"{task_id}" == "abc"
     assert type(pickle.loads(pickle.dumps(task_id))) is str

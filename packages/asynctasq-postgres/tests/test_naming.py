@@ -100,3 +100,11 @@ def test_redaction_keeps_the_rest() -> None:
     )
     assert redact_dsn("postgresql://app@db/app") == "postgresql://app@db/app"
     assert redact_dsn(None) is None
+
+
+def test_results_names_fit_postgres_limit() -> None:
+    assert TableNames("s", "jobs", "d", "m").results_table == "jobs_results"
+    longest = TableNames("s", "q" * 48, "d", "m")
+    index = longest.index(longest.results_table, "exp").strip('"')
+    assert len(longest.results_table) <= 63
+    assert len(index) <= 63  # PostgreSQL would truncate a longer one silently

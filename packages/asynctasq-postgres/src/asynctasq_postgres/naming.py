@@ -105,13 +105,9 @@ class TableNames:
 
     @property
     def results_table(self) -> str:
-        """The kept-results table name (unquoted): ``<queue_table>_results``, hashed when
-        that would pass PostgreSQL's 63-byte identifier limit."""
-        name = f"{self.queue_table}_results"
-        if len(name.encode()) <= 63:
-            return name
-        digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]
-        return f"asynctasq_results_{digest}"
+        """The kept-results table name (unquoted): ``<queue_table>_results`` (at most 56
+        bytes: table names are validated to 48)."""
+        return f"{self.queue_table}_results"
 
     @property
     def results(self) -> str:

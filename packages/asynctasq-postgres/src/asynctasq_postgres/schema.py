@@ -80,7 +80,7 @@ CREATE TABLE IF NOT EXISTS {n.results} (
     expires_at timestamptz NOT NULL
 );
 COMMENT ON TABLE {n.results} IS 'AsyncTasQ kept task results of {n.schema}.{n.queue_table}';
-CREATE INDEX IF NOT EXISTS {n.index(n.results_table, "expiry_idx")} ON {n.results} (expires_at);
+CREATE INDEX IF NOT EXISTS {n.index(n.results_table, "exp")} ON {n.results} (expires_at);
 """
 
 

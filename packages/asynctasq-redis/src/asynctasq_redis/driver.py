@@ -284,22 +284,10 @@ class RedisDriver:
             for q, args in later.items()
             for i in range(0, len(args), 2 * step)
         ]
-        if isinstance(client, RedisCluster) or len(pushes) == 1:
-            # a cluster: the queues' keys are usually on different nodes
-            steps: list[Awaitable[Any]] = [
-                client.execute_command("RPUSH", key, *entries) for key, entries in pushes
-            ]
-            if calls:
-                steps.append(self._run_many(client, calls))
-            await asyncio.gather(*steps)
-            return
-        if pushes:
-            pipe = client.pipeline(transaction=False)
-            for key, entries in pushes:
-                pipe.execute_command("RPUSH", key, *entries)
-            await pipe.execute()
-        if calls:
-            await self._run_many(client, calls)
+        steps: list[Awaitable[Any]] = [_push(client, pushes)] if pushes else []
+        if calls:  # delayed ones, concurrently (another connection)
+            steps.append(self._run_many(client, calls))
+        await asyncio.gather(*steps)
 
     # -- dequeue -----------------------------------------------------------------------
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
@@ -434,6 +422,18 @@ class RedisDriver:
         """Delete dead letters. Returns how many."""
         queues = await self._dead_letter_queues(queue)
         return await _dead_letters.purge(self.client, self._keys, queues, task_ids, self.move_batch)
+
+
+async def _push(client: Redis | RedisCluster, pushes: Sequence[tuple[str, list[bytes]]]) -> None:
+    """RPUSH each batch of entries to its ready list: one pipelined round-trip standalone,
+    in parallel on a cluster (the queues' keys are usually on different nodes)."""
+    if len(pushes) == 1 or isinstance(client, RedisCluster):
+        await asyncio.gather(*(client.execute_command("RPUSH", k, *e) for k, e in pushes))
+        return
+    pipe = client.pipeline(transaction=False)
+    for key, entries in pushes:
+        pipe.execute_command("RPUSH", key, *entries)
+    await pipe.execute()
 
 
 async def _pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:

@@ -82,6 +82,15 @@ local function with_count(e, n)
   return string.sub(e, 1, b) .. n .. string.sub(e, c)
 end
 """,
+    # Keep a message as a dead letter: the hash of its fields, and its place in `dead`.
+    "bury": r"""
+local function bury(tag, id, payload, vt, count, exc_type, message, trace)
+  local now = now_us()  -- not ms: dead letters a millisecond apart still sort by age
+  redis.call('HSET', tag .. ':dead:' .. id, 'p', payload, 'v', vt, 'a', count,
+    'e', exc_type, 's', message, 't', trace, 'f', now)
+  redis.call('ZADD', tag .. ':dead', now, id)
+end
+""",
     # Wake one blocked consumer (so it re-computes its sleep) when one may be blocked: they
     # block only on an empty ready list. At most one sentinel exists at a time.
     "wake": r"""
@@ -158,18 +167,16 @@ local function lease(q, tag, list, n)
   local token = redis.call('INCRBY', tag .. ':seq', #entries) - #entries
   local got = 0
   for _, e in ipairs(entries) do
-    local id, vt, count, b, c = parse(e)
+    local id, vt, count, b, c
+    if e ~= '' then id, vt, count, b, c = parse(e) end
     if e == '' then
       redis.call('DEL', tag .. ':woken')
     elseif not id then
       -- Not an entry: never run it, never fail on it again; keep it as a dead letter.
-      local bad, at = 'malformed-' .. redis.call('INCR', tag .. ':seq'), now_us()
-      redis.call('HSET', tag .. ':dead:' .. bad, 'p', e, 'v', 60000, 'a', 0,
-        'e', 'asynctasq.errors.MalformedMessageError',
-        's', 'not an asynctasq-redis queue entry (<task id>\\n<visibility ms>\\n'
-          .. '<deliveries>\\n<payload>): something else pushed it to the list',
-        't', '', 'f', at)
-      redis.call('ZADD', tag .. ':dead', at, bad)
+      bury(tag, 'malformed-' .. redis.call('INCR', tag .. ':seq'), e, 60000, 0,
+        'asynctasq.errors.MalformedMessageError',
+        'not an asynctasq-redis queue entry (<task id>\\n<visibility ms>\\n'
+          .. '<deliveries>\\n<payload>): something else pushed it to the list', '')
     else
       token = token + 1
       redis.call('HSET', leases, id, token .. '\n' .. string.sub(e, 1, b) .. (count + 1)
@@ -283,10 +290,7 @@ local e = held(KEYS[1], ARGV[1], ARGV[2])
 if not e then return 0 end
 unlease(KEYS[1], ARGV[1])
 local id, vt, count, _, c = parse(e)
-local now = now_us()  -- not ms: dead letters a millisecond apart still sort by age
-redis.call('HSET', KEYS[1] .. ':dead:' .. id, 'p', string.sub(e, c + 1), 'v', vt, 'a', count,
-  'e', ARGV[3], 's', ARGV[4], 't', ARGV[5], 'f', now)
-redis.call('ZADD', KEYS[1] .. ':dead', now, id)
+bury(KEYS[1], id, string.sub(e, c + 1), vt, count, ARGV[3], ARGV[4], ARGV[5])
 return 1
 """
 

@@ -12,7 +12,7 @@ from asynctasq.config import get_config
 from asynctasq.core import envelope
 from asynctasq.core.function import FunctionTask
 from asynctasq.core.options import resolve, resolve_cached
-from asynctasq.core.results import TaskId, result_store
+from asynctasq.core.results import TaskId, cannot_keep, keeps_results
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers.base import Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
@@ -67,17 +67,16 @@ async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> TaskId:
     middleware = dispatch_middleware()
     for m in middleware:
         m.before_enqueue(task, message)
-    spec = task._driver()
-    driver = await get_driver(spec)
-    if task._option("keep_result"):  # refused here, before anything is queued
-        result_store(driver, f"{_name(task)} has keep_result")
+    driver = await get_driver(task._driver())
+    if task._option("keep_result") and not keeps_results(driver):
+        raise cannot_keep(driver, f"{_name(task)} has keep_result")  # before anything is queued
     if connection is not None:
         await _enqueue_in_transaction(driver, connection, [message])
     else:
         await driver.enqueue(message)
     for m in reversed(middleware):
         m.after_enqueue(task, message)
-    return TaskId(message.task_id, driver if spec is None else spec)
+    return TaskId(message.task_id, driver)
 
 
 def _name(task: BaseTask[Any]) -> str:
@@ -104,9 +103,9 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
         driver = drivers.get(key)
         if driver is None:  # one lookup per driver, not per task
             driver = drivers[key] = await get_driver(spec)
-        if task._option("keep_result"):
-            result_store(driver, f"{_name(task)} has keep_result")
-        ids.append(TaskId(message.task_id, driver if spec is None else spec))
+        if task._option("keep_result") and not keeps_results(driver):
+            raise cannot_keep(driver, f"{_name(task)} has keep_result")
+        ids.append(TaskId(message.task_id, driver))
         groups.setdefault(id(driver), (driver, []))[1].append(message)
     for driver, messages in groups.values():
         if connection is not None:

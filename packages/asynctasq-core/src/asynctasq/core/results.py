@@ -8,6 +8,7 @@ raise `TaskFailedError`.
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -22,14 +23,23 @@ _WAIT_CHUNK = 30.0
 """Longest single wait asked of a driver (a `None` timeout waits in chunks of this)."""
 
 
-def result_store(driver: Driver, why: str) -> ResultStore:
-    """`driver` as a result store, or a TypeError saying that it cannot keep results."""
-    if not isinstance(driver, ResultStore):
-        raise TypeError(
-            f"{type(driver).__name__} cannot keep task results ({why}); use a driver that "
-            "can (redis, postgres, mysql, sqlite) or drop keep_result"
-        )
-    return driver
+@functools.cache
+def _class_keeps_results(cls: type) -> bool:
+    return issubclass(cls, ResultStore)
+
+
+def keeps_results(driver: Driver) -> bool:
+    """Whether `driver` is a `ResultStore` (cached per class: a runtime protocol check
+    costs microseconds, and dispatch asks for every task that keeps its result)."""
+    return _class_keeps_results(type(driver))
+
+
+def cannot_keep(driver: Driver, why: str) -> TypeError:
+    """The error for keeping results on `driver`, which cannot."""
+    return TypeError(
+        f"{type(driver).__name__} cannot keep task results ({why}); use a driver that "
+        "can (redis, postgres, mysql, sqlite) or drop keep_result"
+    )
 
 
 def encode_value(value: Any, task_name: str) -> bytes:
@@ -72,7 +82,9 @@ async def result(
             task has no ``keep_result``, or the result expired).
         TypeError: The driver cannot keep results.
     """
-    store = result_store(await get_driver(driver), "awaiting a result")
+    store = await get_driver(driver)
+    if not isinstance(store, ResultStore):
+        raise cannot_keep(store, "awaiting a result")
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
         left = _WAIT_CHUNK if deadline is None else deadline - time.monotonic()
@@ -89,10 +101,10 @@ class TaskId(str):
     ``await task_id.result(timeout=10)`` is `result` on the driver the task went to.
     """
 
-    _driver: str | Driver | None
+    _driver: Driver | None
     _asynctasq_plain_str = True  # the serializer sends it as the plain id
 
-    def __new__(cls, value: str, driver: str | Driver | None = None) -> TaskId:
+    def __new__(cls, value: str, driver: Driver | None = None) -> TaskId:
         self = super().__new__(cls, value)
         self._driver = driver
         return self

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 from asynctasq.core import results
 from asynctasq.drivers.base import Driver, Failure, ResultStore
@@ -36,7 +36,7 @@ async def keep(driver: Driver, job: Job, outcome: Callable[[], bytes], settle: S
     env = job.envelope
     if env is None or not env.keep_result:
         return
-    if not isinstance(driver, ResultStore):
+    if not results.keeps_results(driver):
         log.warning(
             "task %s [%s] asks to keep its result, but %s cannot keep results",
             job.task_name,
@@ -44,5 +44,6 @@ async def keep(driver: Driver, job: Job, outcome: Callable[[], bytes], settle: S
             type(driver).__name__,
         )
         return
+    store = cast(ResultStore, driver)
     data, ttl = outcome(), env.keep_result
-    await settle("keeping the result", lambda: driver.store_result(job.task_id, data, ttl))
+    await settle("keeping the result", lambda: store.store_result(job.task_id, data, ttl))
