@@ -1,8 +1,11 @@
 """Middleware in dramatiq's shape: a base class whose hooks are documented no-ops.
 
 ``before_*`` hooks run in the order middleware was given, ``after_*`` in reverse. A hook that
-raises is logged and skipped; it never stops a worker or loses a task. Hooks are synchronous
-and run on the event loop: keep them cheap (start a task for slow work).
+raises is logged (with its middleware and hook name) and skipped; it never stops a worker,
+loses a task or makes ``dispatch()`` fail for a task that was queued. The one exception is
+``before_enqueue``: it runs before anything is queued, so it may veto a dispatch by raising;
+the error propagates from ``dispatch()``/``dispatch_many()`` and nothing is queued. Hooks are
+synchronous and run on the event loop: keep them cheap (start a task for slow work).
 """
 
 from __future__ import annotations
@@ -24,10 +27,17 @@ class Middleware:
     """Subclass and override the hooks you need."""
 
     def before_enqueue(self, task: BaseTask[Any], message: OutgoingMessage) -> None:
-        """A task is about to be queued (dispatch side; global middleware only)."""
+        """A task is about to be queued (dispatch side; global middleware only).
+
+        Raising vetoes the dispatch: nothing is queued (with ``dispatch_many``, none of the
+        batch) and the error propagates to the caller.
+        """
 
     def after_enqueue(self, task: BaseTask[Any], message: OutgoingMessage) -> None:
-        """A task was queued (dispatch side; global middleware only)."""
+        """A task was queued (dispatch side; global middleware only).
+
+        An error here is logged, not raised: the task is queued whatever the hook does.
+        """
 
     def before_worker_boot(self, worker: Worker) -> Awaitable[None] | None:
         """The worker connected and is about to take work.
@@ -73,6 +83,20 @@ def remove_middleware(middleware: Middleware) -> None:
 def dispatch_middleware() -> list[Middleware]:
     """The dispatch-side middleware in effect."""
     return _global
+
+
+def before_enqueue(
+    middleware: list[Middleware], task: BaseTask[Any], message: OutgoingMessage
+) -> None:
+    """Call every ``before_enqueue`` hook; the first error propagates (it vetoes the dispatch)."""
+    for m in middleware:
+        try:
+            m.before_enqueue(task, message)
+        except Exception as exc:
+            exc.add_note(
+                f"raised by middleware {type(m).__name__}.before_enqueue: nothing was queued"
+            )
+            raise
 
 
 def call_hooks(middleware: list[Middleware], hook: str, *args: Any, reverse: bool = False) -> None:

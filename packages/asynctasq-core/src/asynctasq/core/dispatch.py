@@ -16,7 +16,7 @@ from asynctasq.core.results import TaskId, cannot_keep, keeps_results
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers.base import Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
-from asynctasq.middleware import dispatch_middleware
+from asynctasq.middleware import before_enqueue, call_hooks, dispatch_middleware
 
 
 def new_task_id() -> str:
@@ -65,8 +65,8 @@ async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> TaskId:
     """Queue one task and return its id. See `BaseTask.dispatch`."""
     message = prepare(task)
     middleware = dispatch_middleware()
-    for m in middleware:
-        m.before_enqueue(task, message)
+    if middleware:
+        before_enqueue(middleware, task, message)  # may veto: nothing is queued yet
     driver = await get_driver(task._driver())
     if task._option("keep_result") and not keeps_results(driver):
         raise cannot_keep(driver, f"{_name(task)} has keep_result")  # before anything is queued
@@ -74,8 +74,10 @@ async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> TaskId:
         await _enqueue_in_transaction(driver, connection, [message])
     else:
         await driver.enqueue(message)
-    for m in reversed(middleware):
-        m.after_enqueue(task, message)
+    if middleware:
+        # The task is queued: a hook's error must not make a caller that retries on error
+        # queue it twice.
+        call_hooks(middleware, "after_enqueue", task, message, reverse=True)
     return TaskId(message.task_id, driver)
 
 
@@ -96,8 +98,8 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
     ids: list[TaskId] = []
     middleware = dispatch_middleware()
     for task, message in prepared:
-        for m in middleware:
-            m.before_enqueue(task, message)
+        if middleware:
+            before_enqueue(middleware, task, message)
         spec = task._driver()
         key = spec if spec is None or isinstance(spec, str) else id(spec)
         driver = drivers.get(key)
@@ -112,7 +114,7 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
             await _enqueue_in_transaction(driver, connection, messages)
         else:
             await driver.enqueue_many(messages)
-    for task, message in prepared:
-        for m in reversed(middleware):
-            m.after_enqueue(task, message)
+    if middleware:
+        for task, message in prepared:
+            call_hooks(middleware, "after_enqueue", task, message, reverse=True)
     return ids
