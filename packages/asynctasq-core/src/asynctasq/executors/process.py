@@ -13,18 +13,51 @@ import importlib
 import inspect
 import multiprocessing
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from pebble import ProcessPool
+from pebble import ProcessExpired, ProcessPool
 
 from asynctasq.config import Config
+from asynctasq.errors import AsyncTasQError
 from asynctasq.executors._context import task_process_context
 
 _resolver: Any = None
 _in_child = False
+
+
+class TaskProcessDiedError(AsyncTasQError, ProcessExpired):
+    """A process task's child died before the task finished: killed by a signal or exited.
+
+    A failed run like any other (retried while attempts allow). Still a pebble
+    ``ProcessExpired``, whose ``exitcode`` (negative: the signal's number) and ``pid`` it keeps.
+    """
+
+
+def child_died(name: str, expired: ProcessExpired) -> TaskProcessDiedError:
+    """The error for task `name` whose child ended with `expired`, saying how it ended."""
+    code = expired.exitcode
+    if isinstance(code, int) and code < 0:
+        try:
+            signame = signal.Signals(-code).name
+        except ValueError:
+            signame = "an unknown signal"
+        how = f"was killed by signal {signame} ({-code})"
+        if -code == signal.SIGKILL:
+            # What users meet most: the kernel's out-of-memory killer, or a container limit.
+            how += " (the out-of-memory killer sends SIGKILL: check the task's memory use)"
+    elif isinstance(code, int):
+        how = f"exited with code {code} (os._exit, or a crash in native code)"
+    else:
+        how = "ended with no exit status"
+    return TaskProcessDiedError(  # type: ignore[no-untyped-call]  # pebble's __init__
+        f"task {name}: its child process (pid {expired.pid}) {how} before the task finished",
+        code,
+        expired.pid,
+    )
 
 
 def in_task_child() -> bool:
@@ -131,8 +164,14 @@ class ProcessExecutor:
             )
         return self._pool
 
-    async def run(self, payload: bytes, attempts: int, timeout: float | None) -> Any:
-        """Run the task in `payload` in a child; kill the child if it passes `timeout`."""
+    async def run(
+        self, payload: bytes, attempts: int, timeout: float | None, name: str = "(process task)"
+    ) -> Any:
+        """Run the task in `payload` in a child; kill the child if it passes `timeout`.
+
+        Raises:
+            TaskProcessDiedError: the child died before the task finished (task `name`).
+        """
         future: Future[Any] = self._ensure_pool().schedule(
             _child_run, args=(payload, attempts), timeout=timeout
         )
@@ -141,6 +180,11 @@ class ProcessExecutor:
         except asyncio.CancelledError:
             future.cancel()  # pebble kills the child running it
             raise
+        except ProcessExpired as exc:
+            if hasattr(exc, "traceback"):
+                raise  # raised by the task's own code (pebble attaches the child's traceback)
+            # pebble's own text is "Abnormal termination": say which task and how it ended.
+            raise child_died(name, exc) from exc
 
     def close(self, *, kill: bool = False) -> None:
         """Stop the children: wait for running tasks, or kill them with `kill`."""

@@ -62,7 +62,7 @@ class ExecutorRouter:
         """
         if kind == "process":
             try:
-                return await self.processes.run(payload, attempts, timeout)
+                return await self.processes.run(payload, attempts, timeout, name)
             except TimeoutError as exc:
                 raise TaskTimeoutError(
                     f"task {name} ran longer than its timeout of {timeout} s and was stopped"
