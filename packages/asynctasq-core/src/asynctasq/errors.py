@@ -20,7 +20,10 @@ class MissingDependencyError(AsyncTasQError, ImportError):
 
 
 class TaskNotFoundError(AsyncTasQError, LookupError):
-    """A message names task code the worker cannot or may not load."""
+    """A message names task code this worker cannot load (yet): retried like a failed run.
+
+    A module not deployed here, a task added in a newer release, an import that failed.
+    """
 
 
 class MalformedMessageError(AsyncTasQError, ValueError):
@@ -32,6 +35,14 @@ class PermanentError(AsyncTasQError):
 
     Errors raised while a task is rebuilt from its message are retried like task errors
     unless they are permanent (a malformed message, refused code, or a subclass of this).
+    """
+
+
+class ForbiddenTaskError(TaskNotFoundError, PermanentError):
+    """A message names code the worker may never load: dead-lettered at once, never retried.
+
+    A malformed or private name, a module outside the allowed roots, a standard-library
+    module the worker has not imported itself, or an object that is not a task.
     """
 
 
@@ -66,6 +77,14 @@ class TaskLostError(AsyncTasQError):
     """A task was delivered more often than allowed without finishing.
 
     Its worker died or lost the lease each time (for example a task that crashes the process).
+    """
+
+
+class TaskAbortedError(AsyncTasQError):
+    """A task, or code it loaded, raised ``SystemExit``, ``KeyboardInterrupt`` or a stray
+    ``CancelledError``: the worker keeps running and treats it as a failed run.
+
+    The original exception is the ``__cause__``.
     """
 
 

@@ -25,6 +25,7 @@ from rich.live import Live
 
 from asynctasq.runner import run
 from asynctasq.worker import Worker
+from asynctasq.worker.resolver import default_roots
 from asynctasq_cli import session
 from asynctasq_cli.logging import (
     LOG_LEVELS,
@@ -102,16 +103,17 @@ def parse_queues(values: Sequence[str] | None) -> tuple[str, ...] | None:
 
 
 def resolve_roots(roots: Sequence[str]) -> list[Path]:
-    """The allowed roots as absolute paths (default: the working directory).
+    """The allowed roots as absolute paths: `roots` (default: the working directory) and the
+    directories on ``PYTHONPATH``, which the operator put there on purpose.
 
     Raises:
         CliError: a root is not a directory.
     """
-    resolved = [Path(r).expanduser().resolve() for r in roots] or [Path.cwd().resolve()]
-    for root in resolved:
-        if not root.is_dir():
-            raise CliError(f"--allowed-root {str(root)!r}: not a directory", exit_code=2)
-    return resolved
+    for root in roots:
+        path = Path(root).expanduser().resolve()
+        if not path.is_dir():
+            raise CliError(f"--allowed-root {str(path)!r}: not a directory", exit_code=2)
+    return default_roots(roots)
 
 
 def import_modules(modules: Sequence[str], roots: Sequence[Path]) -> list[str]:

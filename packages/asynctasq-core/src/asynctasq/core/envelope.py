@@ -7,7 +7,8 @@ One orjson document per task::
            keep_result],                   # keep_result (seconds) only when it is kept
      "args": [...], "kwargs": {...}          # function tasks
      "attrs": {...}                          # class tasks
-     "r": 1}                                 # present when arguments need async decoding
+     "r": 1,                                 # present when arguments need async decoding
+     "src": [abs path, relative path]}       # task defined in a script run as __main__
 
 Arguments are in the serializer's tagged wire form. Anything that does not match this shape
 is a `MalformedMessageError`: the worker dead-letters it without running anything.
@@ -22,6 +23,7 @@ from typing import Any
 
 import orjson
 
+from asynctasq.core import registry
 from asynctasq.core.function import FunctionTask, TaskFunction
 from asynctasq.core.options import ResolvedOptions
 from asynctasq.core.task import BaseTask
@@ -86,6 +88,9 @@ def encode(task: BaseTask[Any], task_id: str, options: ResolvedOptions, now: flo
         doc["attrs"] = attrs
     if uses_async:
         doc["r"] = 1
+    script = registry.script_of(doc["task"])
+    if script is not None:
+        doc["src"] = script
     return orjson.dumps(doc)
 
 
@@ -108,6 +113,8 @@ class Envelope:
     kwargs: dict[str, Any] | None
     attrs: dict[str, Any] | None
     async_refs: bool
+    script: list[str] | None = None
+    """Where a task defined in a ``__main__`` script lies: [absolute, relative] path."""
 
 
 def _number(value: Any) -> bool:
@@ -143,6 +150,13 @@ def decode(payload: bytes) -> Envelope:
         raise MalformedMessageError("message has neither function arguments nor attributes")
     if attrs is not None and not isinstance(attrs, dict):
         raise MalformedMessageError("message attributes are not an object")
+    script = doc.get("src")
+    if script is not None and not (
+        isinstance(script, list)
+        and len(script) == 2
+        and all(isinstance(p, str) and len(p) <= 4096 for p in script)
+    ):
+        raise MalformedMessageError("message has a malformed script location ('src')")
     at = doc.get("at")
     return Envelope(
         task_id=str(doc.get("id", "")),
@@ -160,6 +174,7 @@ def decode(payload: bytes) -> Envelope:
         kwargs=kwargs,
         attrs=attrs,
         async_refs=bool(doc.get("r")),
+        script=script,
     )
 
 

@@ -7,11 +7,14 @@ started in the same directory finds it by importing the script.
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
 _tasks: dict[str, Any] = {}
+_from_main: set[str] = set()
+_script: list[str] | None = None
 
 
 def _main_module_name() -> str:
@@ -50,7 +53,32 @@ def register(obj: Any) -> str:
     """Record a task so this process can find it without importing; return its name."""
     name = task_name(obj)
     _tasks[name] = obj
+    if obj.__module__ == "__main__":
+        _from_main.add(name)
     return name
+
+
+def script_of(name: str) -> list[str] | None:
+    """Where the script defining task `name` lies, if it is defined in ``__main__``.
+
+    ``[absolute path, path relative to this process's working directory]``: a worker that
+    cannot import the script under its module name (the script was run from another
+    directory) loads that file instead, when it lies under the worker's allowed roots.
+    """
+    global _script
+    if name not in _from_main:
+        return None
+    if _script is None:
+        path = getattr(sys.modules.get("__main__"), "__file__", None)
+        if not path:
+            return None
+        file = Path(path).resolve()
+        try:
+            relative = os.path.relpath(file, Path.cwd())
+        except ValueError:  # another drive (Windows)
+            relative = str(file)
+        _script = [str(file), relative]
+    return _script
 
 
 def registered(name: str) -> Any | None:

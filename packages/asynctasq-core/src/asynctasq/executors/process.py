@@ -110,7 +110,7 @@ def _child_run(payload: bytes, attempts: int) -> Any:
 
     resolver = _resolver or TaskResolver()
     env = envelope.decode(payload)
-    target = resolver.resolve(env.task)
+    target = resolver.resolve(env.task, env.script)
     if env.async_refs:
         task = _run_coroutine(envelope.build_async(target, env))
     else:

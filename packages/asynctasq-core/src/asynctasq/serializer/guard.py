@@ -8,9 +8,12 @@ modules outside the roots it allows; by default every module is allowed.
 from __future__ import annotations
 
 import importlib
+import sys
 import threading
 from collections.abc import Callable
 from enum import Enum
+
+from asynctasq.core.registry import module_name
 
 from .errors import DecodeFailure
 
@@ -54,7 +57,18 @@ def enum_class_ref(cls: type[Enum]) -> str | None:
     qualname = cls.__qualname__
     if "<locals>" in qualname:
         return None
-    return f"{cls.__module__}:{qualname}"
+    return f"{module_name(cls.__module__)}:{qualname}"
+
+
+def _import(module: str) -> object:
+    loaded = sys.modules.get(module)
+    if loaded is not None:
+        return loaded
+    if module == module_name("__main__"):
+        # Defined in the dispatching script, decoded in the same process (a worker started
+        # by that script): the script is loaded as ``__main__``, not under its module name.
+        return sys.modules["__main__"]
+    return importlib.import_module(module)
 
 
 def import_enum_class(ref: object) -> type[Enum]:
@@ -75,16 +89,17 @@ def import_enum_class(ref: object) -> type[Enum]:
     if guard is not None:
         try:
             guard(module_name)
-        except Exception as exc:
+        except BaseException as exc:  # a guard, like an import, must never end the worker
             raise DecodeFailure(
                 f"import of module {module_name!r} (for enum {ref!r}) refused by the import "
                 f"guard: {type(exc).__name__}: {exc}"
             ) from exc
     try:
-        target: object = importlib.import_module(module_name)
+        target: object = _import(module_name)
         for part in qualname.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
+    except BaseException as exc:  # SystemExit included: a module named by a payload must not
+        # end the worker; `import_enum_class` runs while a message is decoded.
         raise DecodeFailure(
             f"cannot import enum class {ref!r}: {type(exc).__name__}: {exc}"
         ) from exc

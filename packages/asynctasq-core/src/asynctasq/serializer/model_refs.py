@@ -88,15 +88,16 @@ def resolve_class(ref: object, *, tag: str, is_model: Callable[[type], bool]) ->
     if guard is not None:
         try:
             guard(module)
-        except Exception as exc:
+        except BaseException as exc:  # a guard, like an import, must never end the worker
             reason = f"import of module {module!r} refused by the import guard: {exc}"
             raise _error(tag, ref, reason) from exc
     try:
         target: object = _import(module)
         for part in qualname.split("."):
             target = getattr(target, part)
-    except (ImportError, AttributeError) as exc:
-        raise _error(tag, ref, f"{type(exc).__name__}: {exc}") from exc
+    except BaseException as exc:  # SystemExit included: a module named by a payload must not
+        # end the worker
+        raise _error(tag, ref, f"{type(exc).__name__}: {str(exc)[:500]}") from exc
     if not (isinstance(target, type) and is_model(target)):
         raise _error(tag, ref, f"it is not a {tag} model class")
     _resolved[(tag, ref)] = (guard, target)

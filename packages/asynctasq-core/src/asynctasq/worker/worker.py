@@ -37,15 +37,16 @@ from asynctasq.drivers.connections import build_driver
 from asynctasq.errors import (
     MalformedMessageError,
     PermanentError,
+    TaskAbortedError,
     TaskLostError,
     TaskNotFoundError,
 )
 from asynctasq.executors.process import in_task_child
 from asynctasq.executors.router import ExecutorRouter
 from asynctasq.middleware import Middleware, call_hooks
-from asynctasq.serializer import DeserializationError, set_import_guard
+from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
 from asynctasq.worker import outcomes
-from asynctasq.worker.failures import failure_from
+from asynctasq.worker.failures import brief, failure_from
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
 from asynctasq.worker.resolver import TaskResolver
@@ -53,8 +54,12 @@ from asynctasq.worker.retry import retry_delay
 
 log = logging.getLogger("asynctasq.worker")
 
-# A message failing with one of these can never run: dead-letter it at once.
-_NEVER_RUNNABLE = (MalformedMessageError, TaskNotFoundError, DeserializationError, PermanentError)
+# A message failing with one of these can never run: dead-letter it at once. A task that is
+# merely not found (not deployed here yet) is retried like a failed run instead.
+_NEVER_RUNNABLE = (MalformedMessageError, DeserializationError, PermanentError)
+_REPLAY_HINT = (
+    " (once the code is deployed, replay it with `asynctasq dead-letters retry <task id>`)"
+)
 
 
 @dataclass(slots=True)
@@ -226,32 +231,38 @@ class Worker:
             self.driver = build_driver(spec, self.config)
         driver = self.driver
         await driver.connect()
-        self._resolver = TaskResolver(self.allowed_roots)
-        # Payloads may name Enum classes to import: vet them like task code.
-        previous_guard = set_import_guard(self._resolver.check_module)
-        for module in self.imports:
-            importlib.import_module(module)
-        self._router = ExecutorRouter(
-            allowed_roots=[str(r) for r in self._resolver.allowed_roots],
-            imports=self.imports,
-            config=self.config,
-            **self._router_settings,
-        )
-        self._leases = LeaseKeeper(driver)
-        keeper = loop.create_task(self._leases.run(), name="asynctasq-leases")
-        self._install_signals(loop)
-        for m in self.middleware:
-            # May be a coroutine (initialise an ORM, open a pool); an error stops start-up.
-            await _maybe_await(m.before_worker_boot(self))
+        keeper: asyncio.Task[None] | None = None
+        previous_guard = get_import_guard()
+        # Everything set up below is undone in `finally`, whatever start-up step fails (an
+        # import, a boot hook): no guard left installed, no lease task pending, no pool alive.
         try:
+            self._resolver = TaskResolver(self.allowed_roots)
+            # Payloads may name Enum and model classes to import: vet them like task code.
+            set_import_guard(self._resolver.check_module)
+            for module in self.imports:
+                importlib.import_module(module)
+            self._router = ExecutorRouter(
+                allowed_roots=[str(r) for r in self._resolver.allowed_roots],
+                imports=self.imports,
+                config=self.config,
+                **self._router_settings,
+            )
+            self._leases = LeaseKeeper(driver)
+            keeper = loop.create_task(self._leases.run(), name="asynctasq-leases")
+            self._install_signals(loop)
+            for m in self.middleware:
+                # May be a coroutine (initialise an ORM, open a pool); an error stops start-up.
+                await _maybe_await(m.before_worker_boot(self))
             await self._fetch_loop(driver)
         finally:
             await self._shutdown(driver)
-            keeper.cancel()
-            await asyncio.gather(keeper, return_exceptions=True)
+            if keeper is not None:
+                keeper.cancel()
+                await asyncio.gather(keeper, return_exceptions=True)
             self._remove_signals(loop)
             set_import_guard(previous_guard)
-            self._router.close(kill=self._aborting)
+            if self._router is not None:
+                self._router.close(kill=self._aborting)
             if self._owns_driver:
                 await driver.close()
             call_hooks(self.middleware, "after_worker_shutdown", self, reverse=True)
@@ -342,7 +353,23 @@ class Worker:
         self.stats.processed += 1
         try:
             env = job.envelope = envelope.decode(delivery.payload)
-            target = self._resolver.resolve(env.task)
+        except Exception as exc:
+            await self._dead_letter(job, exc, "cannot run")
+            return
+        allowed = max(env.max_attempts, 1)
+        if delivery.attempts >= allowed:
+            # Counted before anything the message names is loaded: a message whose code kills
+            # the worker (at import, or while its arguments are decoded) is dead-lettered here
+            # once its attempts are used up, without loading that code again.
+            lost = TaskLostError(
+                f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts + 1} "
+                f"times and none of its last runs finished (its worker was killed or lost the "
+                f"lease); max_attempts is {env.max_attempts}"
+            )
+            await self._fail_for_good(job, lost, load=False)
+            return
+        try:
+            target = self._resolver.resolve(env.task, env.script)
             kind = _execution_of(target)
             if kind == "process" and env.async_refs:
                 # The child fetches the model arguments itself; fetching them here too would
@@ -351,31 +378,20 @@ class Worker:
             else:
                 task = job.task = await envelope.build_async(target, env)
         except _NEVER_RUNNABLE as exc:
-            log.error(
-                "task %s [%s] cannot run and was dead-lettered: %s",
-                job.task_name,
-                delivery.task_id,
-                exc,
-            )
-            await self._dead_letter(job, exc)
+            await self._dead_letter(job, exc, "cannot run")
             return
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too: see _failure_of
+            failure = _failure_of(exc)
+            if failure is None:
+                await self._release([delivery])
+                raise
             # Rebuilding the task failed for a reason that may pass (a database blip while
-            # fetching a model argument): retry while attempts allow.
-            await self._handle_build_failure(job, exc)
+            # fetching a model argument, a module not deployed here yet): retry while
+            # attempts allow.
+            await self._handle_build_failure(job, failure)
             return
         if task is not None:
             task._attempts = delivery.attempts
-        allowed = max(env.max_attempts, 1)
-        if delivery.attempts >= allowed:
-            lost = TaskLostError(
-                f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts + 1} "
-                f"times and none of its last runs finished (its worker was killed or lost the "
-                f"lease); max_attempts is {env.max_attempts}"
-            )
-            log.error("%s", lost)
-            await self._fail_for_good(job, lost)
-            return
         self._leases.track(delivery, env.visibility_timeout)
         if self.middleware:
             call_hooks(self.middleware, "before_process", job)
@@ -384,15 +400,15 @@ class Worker:
             result = await self._router.run(
                 kind, task, delivery.payload, delivery.attempts, env.timeout, env.task
             )
-        except asyncio.CancelledError:
+        except BaseException as exc:  # SystemExit too: see _failure_of
             self._leases.forget(delivery)
-            await self._release([delivery])
-            call_hooks(self.middleware, "after_release", job, reverse=True)
-            raise
-        except Exception as exc:
-            self._leases.forget(delivery)
-            call_hooks(self.middleware, "after_process", job, None, exc, reverse=True)
-            await self._handle_failure(job, exc)
+            failure = _failure_of(exc)
+            if failure is None:
+                await self._release([delivery])
+                call_hooks(self.middleware, "after_release", job, reverse=True)
+                raise
+            call_hooks(self.middleware, "after_process", job, None, failure, reverse=True)
+            await self._handle_failure(job, failure)
             return
         self._leases.forget(delivery)
         self.stats.succeeded += 1
@@ -408,14 +424,7 @@ class Worker:
         assert job.envelope is not None and self.driver is not None
         runs_done = job.delivery.attempts + 1
         if runs_done >= job.envelope.max_attempts:
-            log.error(
-                "task %s [%s] could not be prepared, for good: %s: %s",
-                job.task_name,
-                job.task_id,
-                type(exc).__name__,
-                exc,
-            )
-            await self._dead_letter(job, exc)
+            await self._dead_letter(job, exc, "could not be prepared, for good")
             return
         delay = retry_delay(job.envelope, runs_done)
         log.warning(
@@ -423,19 +432,29 @@ class Worker:
             job.task_name,
             job.task_id,
             type(exc).__name__,
-            exc,
+            brief(exc),
             delay,
         )
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
 
-    async def _task_for_hooks(self, job: Job) -> BaseTask[Any]:
-        """The task instance, built now if `_process` left it to the child (process tasks)."""
+    async def _task_for_hooks(self, job: Job, *, load: bool = True) -> BaseTask[Any] | None:
+        """The task instance, built now if `_process` left it to the child (process tasks).
+
+        With ``load=False`` only a task this process already knows is built: nothing the
+        message names is imported (it may be what killed the last worker).
+        """
         if job.task is None:
             assert job.envelope is not None and self._resolver is not None
-            target = self._resolver.resolve(job.envelope.task)
-            job.task = await envelope.build_async(target, job.envelope)
+            env = job.envelope
+            if load:
+                target = self._resolver.resolve(env.task, env.script)
+            else:
+                target = self._resolver.cached(env.task)
+                if target is None:
+                    return None
+            job.task = await envelope.build_async(target, env)
             job.task._attempts = job.delivery.attempts
         return job.task
 
@@ -446,18 +465,13 @@ class Worker:
         if retry:
             try:
                 task = await self._task_for_hooks(job)
+                assert task is not None
                 retry = bool(await _maybe_await(task.should_retry(exc)))
-            except Exception:
+            except BaseException as hook_error:  # user code must not end the worker
+                if _failure_of(hook_error) is None:
+                    raise
                 log.exception("should_retry() of %s raised; retrying", job.task_name)
         if not retry:
-            log.warning(
-                "task %s [%s] failed for good after %d run(s): %s: %s",
-                job.task_name,
-                job.task_id,
-                runs_done,
-                type(exc).__name__,
-                exc,
-            )
             await self._fail_for_good(job, exc)
             return
         delay = retry_delay(job.envelope, runs_done)
@@ -468,7 +482,7 @@ class Worker:
             runs_done,
             job.envelope.max_attempts,
             type(exc).__name__,
-            exc,
+            brief(exc),
             delay,
         )
         driver = self.driver
@@ -476,21 +490,35 @@ class Worker:
             self.stats.retried += 1
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
 
-    async def _fail_for_good(self, job: Job, exc: BaseException) -> None:
-        if not await self._dead_letter(job, exc):
+    async def _fail_for_good(self, job: Job, exc: Exception, *, load: bool = True) -> None:
+        runs = job.delivery.attempts + (0 if isinstance(exc, TaskLostError) else 1)
+        if not await self._dead_letter(job, exc, f"failed for good after {runs} run(s)"):
             return
         try:
-            task = await self._task_for_hooks(job)
-            await _maybe_await(task.failed(exc))  # type: ignore[arg-type]
-        except Exception:
+            task = await self._task_for_hooks(job, load=load)
+            if task is not None:
+                await _maybe_await(task.failed(exc))
+        except BaseException as hook_error:  # user code must not end the worker
+            if _failure_of(hook_error) is None:
+                raise
             log.exception("failed() hook of %s raised", job.task_name)
 
-    async def _dead_letter(self, job: Job, exc: BaseException) -> bool:
+    async def _dead_letter(self, job: Job, exc: BaseException, why: str) -> bool:
+        """Dead-letter the job's message, keeping `exc`; log once it is done."""
         assert self.driver is not None
         failure: Failure = failure_from(exc)
         driver = self.driver
         if not await self._settle("dead-letter", lambda: driver.dead_letter(job.delivery, failure)):
             return False
+        log.error(
+            "task %s [%s] %s and was dead-lettered: %s: %s%s",
+            job.task_name,
+            job.task_id,
+            why,
+            type(exc).__name__,
+            brief(exc),
+            _REPLAY_HINT if isinstance(exc, TaskNotFoundError | TaskLostError) else "",
+        )
         await outcomes.keep(driver, job, lambda: outcomes.failure_outcome(failure), self._settle)
         self.stats.dead_lettered += 1
         call_hooks(self.middleware, "after_dead_letter", job, failure, reverse=True)
@@ -564,6 +592,24 @@ class Worker:
         for sig in self._signals_installed:
             loop.remove_signal_handler(sig)
         self._signals_installed.clear()
+
+
+def _failure_of(exc: BaseException) -> Exception | None:
+    """`exc` as a task failure, or None when it is this worker being cancelled.
+
+    A task (or a module it imports) may raise anything: ``SystemExit`` from ``sys.exit()``,
+    ``KeyboardInterrupt``, even a stray ``CancelledError``. Raised out of an asyncio task, the
+    first two would end the event loop and the worker with it, so they are failures of the
+    task like any other. Only a cancellation of the worker's own task (shutdown) is not.
+    """
+    if isinstance(exc, Exception) and not isinstance(exc, asyncio.CancelledError):
+        return exc
+    current = asyncio.current_task()
+    if isinstance(exc, asyncio.CancelledError) and current is not None and current.cancelling():
+        return None
+    failure = TaskAbortedError(f"{type(exc).__name__}: {brief(exc)}")
+    failure.__cause__ = exc
+    return failure
 
 
 def _execution_of(target: Any) -> Execution:

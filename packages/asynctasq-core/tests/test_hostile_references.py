@@ -1,0 +1,365 @@
+"""Messages naming code the worker must not load, and code that misbehaves when loaded.
+
+Whoever can write to the broker can name any module. None of these may stop the worker,
+import a module the operator did not allow, or cost the other tasks fetched with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+
+from asynctasq import Middleware, task
+from asynctasq.drivers.base import OutgoingMessage
+from asynctasq.drivers.connections import get_driver
+from asynctasq.errors import ForbiddenTaskError, TaskNotFoundError
+from asynctasq.serializer import get_import_guard
+from asynctasq.testing import MemoryDriver
+from asynctasq.worker import Worker
+from asynctasq.worker.resolver import TaskResolver
+
+ran: list[Any] = []
+
+
+@task(queue="h", max_attempts=1)
+async def fine(n: int) -> None:
+    ran.append(n)
+
+
+@pytest.fixture(autouse=True)
+def _clear() -> Iterator[None]:
+    ran.clear()
+    yield
+    ran.clear()
+
+
+def payload(name: str, args: list[Any] | None = None, *, attempts: int = 1, **extra: Any) -> bytes:
+    doc = {
+        "v": 1,
+        "id": "x",
+        "task": name,
+        "at": 0,
+        "o": [attempts, 0, "fixed", 0, False, None, 30],
+        "args": args or [],
+        "kwargs": {},
+        **extra,
+    }
+    return orjson.dumps(doc)
+
+
+def enum_arg(ref: str) -> dict[str, Any]:
+    return {"__aq__": "enum", "v": [ref, 1]}
+
+
+async def drain(
+    messages: list[tuple[str, bytes]], until: Callable[[MemoryDriver], bool], **kwargs: Any
+) -> MemoryDriver:
+    driver = await get_driver()
+    assert isinstance(driver, MemoryDriver)
+    for task_id, body in messages:
+        await driver.enqueue(OutgoingMessage(task_id, "h", body))
+    kwargs.setdefault("install_signal_handlers", False)
+    kwargs.setdefault("poll_wait", 0.05)
+    kwargs.setdefault("concurrency", 50)
+    worker = Worker(driver, queues=["h"], **kwargs)
+    runner = asyncio.create_task(worker.run())
+    for _ in range(600):
+        if until(driver) or runner.done():
+            break
+        await asyncio.sleep(0.02)
+    worker.request_stop()
+    await asyncio.wait_for(runner, 30)  # the worker ended normally: nothing escaped it
+    return driver
+
+
+async def letters(driver: MemoryDriver) -> dict[str, str]:
+    return {d.task_id: d.failure.message for d in await driver.list_dead_letters(queue="h")}
+
+
+def dead(n: int) -> Callable[[MemoryDriver], bool]:
+    return lambda d: len(d._s.dead) >= n  # type: ignore[attr-defined]
+
+
+# -- references that raise SystemExit or print when imported ---------------------------------
+
+
+async def test_hostile_task_references_are_dead_lettered_and_the_batch_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # `venv` would create ./worker here
+    for name in ("venv", "venv.__main__", "unittest.__main__", "this", "antigravity"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    hostile = {
+        "venv": "venv.__main__:x",
+        "unittest": "unittest.__main__:x",
+        "this": "this:x",
+        "antigravity": "antigravity:x",
+        "os": "os:system",
+        "dunder": "asynctasq:__class__",
+        "long": "a" * 5000 + ":x",
+    }
+    messages = [(key, payload(ref)) for key, ref in hostile.items()]
+    messages += [(f"ok{n}", payload(fine.name, [n])) for n in range(5)]
+    driver = await drain(messages, lambda d: len(ran) == 5 and dead(len(hostile))(d))
+    found = await letters(driver)
+    assert set(found) == set(hostile)
+    assert "private or __main__" in found["venv"]
+    assert "private or __main__" in found["unittest"]
+    assert "standard-library" in found["this"]
+    assert "standard-library" in found["antigravity"]
+    assert "is not a task" in found["os"]
+    assert "dunder" in found["dunder"]
+    assert "too long" in found["long"]
+    assert sorted(ran) == [0, 1, 2, 3, 4]
+    assert "this" not in sys.modules and "antigravity" not in sys.modules
+    assert not (tmp_path / "worker").exists()
+
+
+async def test_hostile_enum_references_are_dead_lettered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("venv", "venv.__main__", "this"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    (tmp_path / "exit_enum_mod.py").write_text("raise SystemExit(3)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    hostile = {
+        "venv": "venv.__main__:X",
+        "this": "this:X",
+        "exit": "exit_enum_mod:Colour",
+    }
+    messages = [(k, payload(fine.name, [enum_arg(ref)])) for k, ref in hostile.items()]
+    messages.append(("ok", payload(fine.name, [7])))
+    driver = await drain(
+        messages, lambda d: ran == [7] and dead(3)(d), allowed_roots=[str(tmp_path)]
+    )
+    found = await letters(driver)
+    assert set(found) == set(hostile)
+    assert "private or __main__" in found["venv"]
+    assert "standard-library" in found["this"]
+    assert "SystemExit" in found["exit"]
+    assert "this" not in sys.modules
+
+
+async def test_a_task_module_exiting_on_import_is_retried_then_dead_lettered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "exits_on_import.py").write_text("raise SystemExit(2)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    messages = [("exit", payload("exits_on_import:t", attempts=2)), ("ok", payload(fine.name, [1]))]
+    driver = await drain(messages, dead(1), allowed_roots=[str(tmp_path)])
+    [letter] = await driver.list_dead_letters(queue="h")
+    assert letter.attempts == 2  # delivered twice: retried once (deploy skew), then dead
+    assert "importing task module 'exits_on_import' failed: SystemExit" in letter.failure.message
+    assert "dead-letters retry" not in letter.failure.message  # the hint is for logs
+    assert ran == [1]
+
+
+# -- imports happen only where the operator allows --------------------------------------------
+
+
+def test_a_parent_package_outside_the_roots_is_not_imported_to_check_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    outside, root = tmp_path / "outside", tmp_path / "root"
+    (outside / "evilpkg_x1").mkdir(parents=True)
+    root.mkdir()
+    marker = tmp_path / "ran"
+    (outside / "evilpkg_x1" / "__init__.py").write_text(f"open({str(marker)!r}, 'w')\n")
+    (outside / "evilpkg_x1" / "sub.py").write_text("")
+    monkeypatch.syspath_prepend(str(outside))
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    resolver = TaskResolver([root])
+    with pytest.raises(ForbiddenTaskError, match="outside the allowed roots"):
+        resolver.resolve("evilpkg_x1.sub:t")
+    with pytest.raises(ForbiddenTaskError, match="outside the allowed roots"):
+        resolver.check_module("evilpkg_x1.sub")
+    assert not marker.exists()
+    assert "evilpkg_x1" not in sys.modules
+
+
+def test_a_submodule_inside_the_roots_of_a_package_inside_is_allowed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "okpkg_x2").mkdir()
+    (tmp_path / "okpkg_x2" / "__init__.py").write_text("")
+    (tmp_path / "okpkg_x2" / "jobs.py").write_text(
+        "from asynctasq import task\n@task\nasync def t() -> None: ...\n"
+    )
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    try:
+        resolver = TaskResolver([tmp_path])
+        assert resolver.resolve("okpkg_x2.jobs:t").name == "okpkg_x2.jobs:t"
+    finally:
+        sys.path.remove(str(tmp_path))
+        for name in ("okpkg_x2", "okpkg_x2.jobs"):
+            sys.modules.pop(name, None)
+
+
+def test_pythonpath_entries_are_allowed_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app, cwd = tmp_path / "app", tmp_path / "elsewhere"
+    app.mkdir()
+    cwd.mkdir()
+    (app / "pp_tasks_x3.py").write_text(
+        "from asynctasq import task\n@task\nasync def t() -> None: ...\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", str(app))
+    monkeypatch.syspath_prepend(str(app))
+    monkeypatch.chdir(cwd)
+    try:
+        resolver = TaskResolver()
+        assert app.resolve() in resolver.allowed_roots
+        assert resolver.resolve("pp_tasks_x3:t").name == "pp_tasks_x3:t"
+    finally:
+        sys.modules.pop("pp_tasks_x3", None)
+        sys.path.remove(str(cwd.resolve()))
+
+
+def test_deploy_skew_is_not_found_not_forbidden(tmp_path: Path) -> None:
+    (tmp_path / "skew_tasks_x4.py").write_text(
+        "from asynctasq import task\n@task\nasync def a() -> None: ...\nb_not_a_task = 1\n"
+    )
+    try:
+        resolver = TaskResolver([tmp_path])
+        with pytest.raises(TaskNotFoundError) as missing_task:
+            resolver.resolve("skew_tasks_x4:b")
+        assert not isinstance(missing_task.value, ForbiddenTaskError)
+        with pytest.raises(TaskNotFoundError) as missing_module:
+            resolver.resolve("not_deployed_here_x4:a")
+        assert not isinstance(missing_module.value, ForbiddenTaskError)
+        with pytest.raises(ForbiddenTaskError, match="is not a task"):
+            resolver.resolve("skew_tasks_x4:b_not_a_task")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("skew_tasks_x4", None)
+
+
+async def test_a_task_not_deployed_here_is_retried_not_dead_lettered_at_once() -> None:
+    messages = [("skew", payload("not_deployed_here_x5:t", attempts=3))]
+    driver = await drain(messages, dead(1))
+    [letter] = await driver.list_dead_letters(queue="h")
+    assert letter.attempts == 3  # delivered three times: retried twice before giving up
+    assert "not_deployed_here_x5" in letter.failure.message
+
+
+# -- scripts run as __main__ ------------------------------------------------------------------
+
+
+def test_a_script_is_loaded_from_its_location_under_the_roots(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "jobs").mkdir()
+    script = tmp_path / "jobs" / "nightly_x6.py"
+    script.write_text("from asynctasq import task\n@task\nasync def t() -> None: ...\n")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    try:
+        resolver = TaskResolver([tmp_path])
+        with pytest.raises(TaskNotFoundError):
+            resolver.resolve("nightly_x6:t")  # not importable by name from the root
+        found = resolver.resolve(
+            "nightly_x6:t", ["/no/such/dir/jobs/nightly_x6.py", "jobs/nightly_x6.py"]
+        )
+        assert found.name == "nightly_x6:t"
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("nightly_x6", None)
+
+
+def test_a_script_outside_the_roots_is_never_loaded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root, outside = tmp_path / "root", tmp_path / "outside"
+    root.mkdir()
+    outside.mkdir()
+    marker = tmp_path / "ran"
+    script = outside / "evil_x7.py"
+    script.write_text(f"open({str(marker)!r}, 'w')\n")
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    try:
+        resolver = TaskResolver([root])
+        for location in (
+            [str(script), "x.py"],
+            ["/x.py", "../outside/evil_x7.py"],
+            [str(root / ".." / "outside" / "evil_x7.py"), "evil_x7.py"],
+        ):
+            with pytest.raises(TaskNotFoundError):
+                resolver.resolve("evil_x7:t", location)
+        # A location whose file is not named after the module is not loaded either.
+        (root / "other.py").write_text(f"open({str(marker)!r}, 'w')\n")
+        with pytest.raises(TaskNotFoundError):
+            resolver.resolve("evil_x7:t", [str(root / "other.py"), "other.py"])
+    finally:
+        sys.path.remove(str(root))
+    assert not marker.exists()
+    assert "evil_x7" not in sys.modules
+
+
+# -- task code raising what ends processes ----------------------------------------------------
+
+
+@task(queue="h", max_attempts=2, retry_delay=0)
+async def calls_sys_exit() -> None:
+    ran.append("exit")
+    sys.exit(4)
+
+
+@task(queue="h", max_attempts=1)
+def thread_raises_keyboard_interrupt() -> None:
+    ran.append("kbd")
+    raise KeyboardInterrupt
+
+
+@task(queue="h", max_attempts=1)
+async def raises_stray_cancelled() -> None:
+    ran.append("cancelled")
+    raise asyncio.CancelledError
+
+
+async def test_system_exit_and_friends_from_a_task_are_failures_not_the_end_of_the_worker() -> None:
+    messages = [
+        ("exit", payload(calls_sys_exit.name, attempts=2)),
+        ("kbd", payload(thread_raises_keyboard_interrupt.name)),
+        ("cancelled", payload(raises_stray_cancelled.name)),
+        ("ok", payload(fine.name, [1])),
+    ]
+    driver = await drain(messages, dead(3))
+    found = {d.task_id: d for d in await driver.list_dead_letters(queue="h")}
+    assert set(found) == {"exit", "kbd", "cancelled"}
+    assert found["exit"].attempts == 2 and "SystemExit: 4" in found["exit"].failure.message
+    assert "KeyboardInterrupt" in found["kbd"].failure.message
+    assert "CancelledError" in found["cancelled"].failure.message
+    assert ran.count("exit") == 2 and 1 in ran
+
+
+# -- start-up failures undo the start-up -------------------------------------------------------
+
+
+class _BootFails(Middleware):
+    def before_worker_boot(self, worker: Any) -> None:
+        raise RuntimeError("boot failed")
+
+
+async def test_a_failing_boot_hook_leaves_no_guard_and_no_pools_behind() -> None:
+    before = get_import_guard()
+    tasks_before = set(asyncio.all_tasks())
+    worker = Worker(
+        await get_driver(),
+        queues=["h"],
+        middleware=[_BootFails()],
+        install_signal_handlers=False,
+    )
+    with pytest.raises(RuntimeError, match="boot failed"):
+        await worker.run()
+    assert get_import_guard() is before
+    leftover = {t for t in asyncio.all_tasks() - tasks_before if not t.done()}
+    assert leftover == set(), leftover
+    assert worker._router is not None
+    assert worker._router._threads._shutdown  # type: ignore[attr-defined]
