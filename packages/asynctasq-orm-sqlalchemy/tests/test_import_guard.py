@@ -79,3 +79,39 @@ async def test_worker_refuses_a_module_outside_its_roots(
     [dead] = memory._s.dead.values()
     assert "refused by the import guard" in dead.failure.message
     assert not marker.exists() and "sa_evil_models" not in sys.modules
+
+
+@pytest.mark.parametrize("backend", ["pg-asyncpg"], indirect=True)
+async def test_hostile_model_references_never_stop_the_worker(
+    backend: Backend,
+    admin: Any,
+    factory: Any,
+    memory: MemoryDriver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A model tag naming a __main__, a stdlib module or a module that exits when imported:
+    each task is dead-lettered with the reason, the worker goes on with the good one."""
+    for name in ("venv", "venv.__main__", "this"):
+        monkeypatch.delitem(sys.modules, name, raising=False)
+    roots = [str(Path(sa_testapp.__file__).parent), str(tmp_path)]
+    (tmp_path / "sa_exits_on_import.py").write_text("raise SystemExit(5)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    async with admin() as session:
+        user = User(id=1, email="k@example.com", name="Kay")
+        session.add(user)
+        await session.commit()
+        for _ in range(4):
+            await sa_testapp.greet(user).dispatch()
+    hostile = ["venv.__main__:User", "this:User", "sa_exits_on_import:User"]
+    records = list(memory._s.records.values())
+    for record, ref in zip(records, hostile, strict=False):
+        record.payload = record.payload.replace(b"sa_testapp:User", ref.encode())
+    worker = await run_worker(memory, allowed_roots=roots)
+    assert worker.stats.dead_lettered == 3 and len(sa_testapp.seen) == 1
+    reasons = sorted(d.failure.message for d in memory._s.dead.values())
+    assert any("private or __main__" in r for r in reasons), reasons
+    assert any("standard-library" in r for r in reasons), reasons
+    assert any("SystemExit" in r for r in reasons), reasons
+    assert "this" not in sys.modules and not (tmp_path / "worker").exists()

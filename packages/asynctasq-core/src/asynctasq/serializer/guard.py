@@ -17,6 +17,9 @@ from asynctasq.core.registry import module_name
 
 from .errors import DecodeFailure
 
+MAX_REF_LENGTH = 500
+"""Longest ``module:qualname`` a payload may name (real ones are far shorter)."""
+
 ImportGuard = Callable[[str], None]
 """Called with a module name before it is imported for decoding; raises to refuse it."""
 
@@ -78,7 +81,9 @@ def import_enum_class(ref: object) -> type[Enum]:
         DecodeFailure: The reference is malformed, refused, not importable or not an Enum.
     """
     if not isinstance(ref, str):
-        raise DecodeFailure(f"enum class reference must be a str, got {ref!r}")
+        raise DecodeFailure(f"enum class reference must be a str, got {type(ref).__name__}")
+    if len(ref) > MAX_REF_LENGTH:
+        raise DecodeFailure(f"enum class reference too long ({len(ref)} characters)")
     cached = _enum_classes.get(ref)
     if cached is not None:
         return cached

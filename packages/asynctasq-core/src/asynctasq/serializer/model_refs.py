@@ -18,7 +18,7 @@ from typing import Any, Final, Literal, get_args
 from asynctasq.core.registry import module_name
 from asynctasq.errors import ModelNotFoundError
 from asynctasq.serializer.errors import DeserializationError
-from asynctasq.serializer.guard import get_import_guard
+from asynctasq.serializer.guard import MAX_REF_LENGTH, get_import_guard
 
 _resolved: dict[tuple[str, str], tuple[object, type]] = {}
 """``(tag, ref) -> (guard in force when it was resolved, class)``: the guard runs once per class."""
@@ -82,6 +82,8 @@ def resolve_class(ref: object, *, tag: str, is_model: Callable[[type], bool]) ->
             return cached[1]
     else:
         raise _error(tag, ref, "the reference is not a str")
+    if len(ref) > MAX_REF_LENGTH:
+        raise _error(tag, ref[:100], f"too long ({len(ref)} characters)")
     module, sep, qualname = ref.partition(":")
     if not sep or not module or not qualname:
         raise _error(tag, ref, "expected 'module:qualname'")
