@@ -256,14 +256,107 @@ class ResultStore(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class StatusWrite:
+    """One task status record to store (tracking).
+
+    Attributes:
+        task_id: The task's id: the record's key.
+        queue: The task's queue (for listing by queue).
+        state: The task's state, a `asynctasq.lifecycle.TaskState` value (for listing by
+            state).
+        record: The whole record, opaque bytes (core encodes it); replaces the one before.
+        ttl: Seconds to keep it from now.
+    """
+
+    task_id: str
+    queue: str
+    state: str
+    record: bytes
+    ttl: float
+
+
+@runtime_checkable
+class StatusStore(Protocol):
+    """A driver that keeps task status records (``track=True`` on a task).
+
+    Records are written by the process that dispatched a task, by the workers that run it and
+    by whoever cancels it; each write replaces the whole record. Reads never block.
+    """
+
+    async def write_statuses(self, writes: Sequence[StatusWrite]) -> None:
+        """Store each record under its task id for its `ttl`, in the order given (of two
+        writes for one id, the later wins)."""
+        ...
+
+    async def read_status(self, task_id: str) -> bytes | None:
+        """The record of `task_id`, or None (never tracked, or expired)."""
+        ...
+
+    async def list_statuses(
+        self, *, queue: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[bytes]:
+        """Live records, most recently written first, filtered by queue and/or state."""
+        ...
+
+
+@runtime_checkable
+class EventLog(Protocol):
+    """A driver that keeps append-only logs read with a cursor (events, cancel requests).
+
+    Core uses two logs: ``"events"`` (the task and worker event stream) and ``"cancels"``
+    (task ids whose cancellation was asked for). Entries are opaque bytes; each is kept for
+    the retention given when it was appended (at least; a driver may trim later). A reader
+    waits for new entries without busy polling where the broker allows (Redis streams,
+    PostgreSQL LISTEN/NOTIFY); elsewhere it polls.
+    """
+
+    async def append_log(self, log: str, entries: Sequence[bytes], retention: float) -> None:
+        """Append `entries`, in order, kept for at least `retention` seconds."""
+        ...
+
+    async def read_log(
+        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+    ) -> tuple[list[bytes], str]:
+        """Entries after `cursor` (from the oldest kept when None), oldest first, at most
+        `limit`; waits up to `wait` seconds when there are none. Returns them and the cursor
+        to continue from (the same cursor when there were none)."""
+        ...
+
+    async def log_tail(self, log: str) -> str:
+        """A cursor at the end of `log`: reading from it returns only later entries."""
+        ...
+
+
+@runtime_checkable
+class WorkerRegistry(Protocol):
+    """A driver that keeps the records of live workers, each expiring unless renewed."""
+
+    async def heartbeat_worker(self, worker_id: str, info: bytes, ttl: float) -> None:
+        """Store (or renew) worker `worker_id`'s record for `ttl` seconds."""
+        ...
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped (its record would otherwise expire)."""
+        ...
+
+    async def list_workers(self) -> list[bytes]:
+        """The records of the workers whose record has not expired."""
+        ...
+
+
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
     "DeadLetter",
     "Delivery",
     "Driver",
+    "EventLog",
     "Failure",
     "OutgoingMessage",
     "QueueStats",
     "ResultStore",
+    "StatusStore",
+    "StatusWrite",
     "TransactionalEnqueue",
+    "WorkerRegistry",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from asynctasq.drivers._memory_lifecycle import MemoryLifecycle, lifecycle_state
 from asynctasq.drivers.base import (
     DeadLetter,
     Delivery,
@@ -52,9 +53,10 @@ class _State:
 
 
 _shared: dict[str, _State] = {}
+_shared_lifecycle: dict[str, object] = {}
 
 
-class MemoryDriver:
+class MemoryDriver(MemoryLifecycle):
     """Queues in dicts, in this process only.
 
     Args:
@@ -69,6 +71,7 @@ class MemoryDriver:
             self._s = _State()
         else:
             self._s = _shared.setdefault(namespace, _State())
+        self._l = lifecycle_state(_shared_lifecycle, namespace)
 
     def __repr__(self) -> str:
         return f"MemoryDriver(namespace={self.namespace!r})"

@@ -26,6 +26,7 @@ import pytest
 
 from asynctasq.drivers.base import Delivery, Driver, Failure, OutgoingMessage, ResultStore
 from asynctasq.drivers.memory import MemoryDriver
+from asynctasq.testing.lifecycle_conformance import LifecycleConformance
 
 
 def _msg(
@@ -45,8 +46,12 @@ def _msg(
     )
 
 
-class DriverConformance:
-    """The contract every driver passes. Override `driver`; adjust the flags if needed."""
+class DriverConformance(LifecycleConformance):
+    """The contract every driver passes. Override `driver`; adjust the flags if needed.
+
+    The lifecycle capabilities' tests (`LifecycleConformance`) are included; each skips for
+    a driver without that capability.
+    """
 
     fifo: ClassVar[bool] = True
     """Messages of one queue, enqueued one after another, are delivered in that order."""

@@ -1,0 +1,149 @@
+"""Asking about tasks and workers, and cancelling tasks: the public lifecycle API."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from asynctasq.drivers.base import Driver, StatusStore, StatusWrite, WorkerRegistry
+from asynctasq.drivers.connections import get_driver
+from asynctasq.lifecycle.events import event_log
+from asynctasq.lifecycle.status import TaskState, TaskStatus
+from asynctasq.lifecycle.workers import WorkerInfo
+
+CANCELS = "cancels"
+"""The name of the log of cancel requests."""
+CANCEL_RETENTION = 7 * 86400.0
+"""Seconds a cancel request is kept: a queued task cancelled within this time never runs."""
+ACTIVE_TTL = 30 * 86400.0
+"""Seconds the record of a task that has not finished is kept (a safety net)."""
+DEFAULT_TRACK_TTL = 86400.0
+"""Seconds the record of a finished task is kept, unless the task says otherwise."""
+
+
+class CancelOutcome(StrEnum):
+    """What `cancel` did."""
+
+    REQUESTED = "requested"
+    """The cancellation was recorded: a queued task will not run; a running one is stopped."""
+    ALREADY_FINISHED = "already-finished"
+    """The task had finished already: nothing was changed."""
+
+
+def status_store(driver: Driver) -> StatusStore:
+    """`driver` as a `StatusStore`.
+
+    Raises:
+        TypeError: the driver cannot track tasks (names the drivers that can).
+    """
+    if not isinstance(driver, StatusStore):
+        raise TypeError(
+            f"{type(driver).__name__} cannot track task status; use a driver that can "
+            "(redis, postgres, mysql, sqlite) or drop track=True"
+        )
+    return driver
+
+
+def write_for(status: TaskStatus, keep: float) -> StatusWrite:
+    """The write that stores `status`; finished records are kept `keep` seconds."""
+    ttl = keep if status.state.finished else max(ACTIVE_TTL, keep)
+    return StatusWrite(status.task_id, status.queue, str(status.state), status.encode(), ttl)
+
+
+async def status(task_id: str, *, driver: str | Driver | None = None) -> TaskStatus | None:
+    """The status of tracked task `task_id`, or None when nothing is known of it.
+
+    Args:
+        task_id: The id `dispatch()` returned.
+        driver: The driver the task went to (a name or instance); default: the configured
+            one.
+
+    Raises:
+        TypeError: the driver cannot track tasks.
+    """
+    store = status_store(await get_driver(driver))
+    raw = await store.read_status(str(task_id))
+    return None if raw is None else TaskStatus.decode(raw)
+
+
+async def list_tasks(
+    *,
+    queue: str | None = None,
+    state: TaskState | str | None = None,
+    limit: int = 100,
+    driver: str | Driver | None = None,
+) -> list[TaskStatus]:
+    """Tracked tasks, most recently changed first, filtered by queue and/or state.
+
+    Raises:
+        TypeError: the driver cannot track tasks.
+        ValueError: `state` is not a `TaskState` value.
+    """
+    wanted = None if state is None else str(TaskState(state))
+    store = status_store(await get_driver(driver))
+    raws = await store.list_statuses(queue=queue, state=wanted, limit=limit)
+    return [s for s in map(TaskStatus.decode, raws) if s is not None]
+
+
+async def cancel(
+    task_id: str, *, driver: str | Driver | None = None, keep: float = DEFAULT_TRACK_TTL
+) -> CancelOutcome:
+    """Cancel a task: a queued or delayed one never runs; a running one is stopped.
+
+    A running async task gets ``asyncio.CancelledError`` (its ``failed`` hook is not
+    called), a process task has its child stopped, and a thread task sees
+    ``current_task().cancel_requested`` turn true (Python cannot kill a thread). The state
+    becomes ``cancelled``. Workers hear of it at once on Redis and PostgreSQL, and within a
+    second elsewhere.
+
+    Args:
+        task_id: The id `dispatch()` returned.
+        driver: The driver the task went to; default: the configured one.
+        keep: Seconds a finished record is kept (tracked tasks).
+
+    Returns:
+        `CancelOutcome.ALREADY_FINISHED` (and nothing changed) when the tracked task had
+        finished; `CancelOutcome.REQUESTED` otherwise.
+
+    Raises:
+        TypeError: the driver cannot carry cancellations.
+    """
+    the_driver = await get_driver(driver)
+    log = event_log(the_driver)
+    task_id = str(task_id)
+    if isinstance(the_driver, StatusStore):
+        raw = await the_driver.read_status(task_id)
+        current = None if raw is None else TaskStatus.decode(raw)
+        if current is not None:
+            if current.finished:
+                return CancelOutcome.ALREADY_FINISHED
+            if current.state == TaskState.RUNNING:
+                changed = current.replace(cancel_requested=True)
+            else:  # not running: it is cancelled now, whichever worker takes it later
+                now = datetime.fromtimestamp(time.time(), UTC)
+                changed = current.replace(
+                    state=TaskState.CANCELLED, cancel_requested=True, finished_at=now
+                )
+            await the_driver.write_statuses([write_for(changed, keep)])
+    await log.append_log(CANCELS, [task_id.encode()], CANCEL_RETENTION)
+    return CancelOutcome.REQUESTED
+
+
+async def list_workers(*, driver: str | Driver | None = None) -> list[WorkerInfo]:
+    """The live workers (those whose heartbeat has not expired), by start time.
+
+    Raises:
+        TypeError: the driver keeps no worker registry.
+    """
+    the_driver = await get_driver(driver)
+    if not isinstance(the_driver, WorkerRegistry):
+        raise TypeError(
+            f"{type(the_driver).__name__} keeps no worker registry; use a driver that does "
+            "(redis, postgres, mysql, sqlite)"
+        )
+    found = [w for w in map(WorkerInfo.decode, await the_driver.list_workers()) if w]
+    return sorted(found, key=lambda w: w.started_at)
+
+
+__all__ = ["CancelOutcome", "cancel", "list_tasks", "list_workers", "status"]
