@@ -9,17 +9,23 @@ keywords. Every spelling reaches the same place::
     set_global_config(driver="redis", redis_url="redis://h:6379")
     ASYNCTASQ_DRIVER=redis ASYNCTASQ_REDIS_URL=redis://h:6379
 
-An unknown key is an error that names it.
+An unknown key is an error that names it. In the environment and `.env`, an unknown key of a
+known section is an error too; an ``ASYNCTASQ_*`` variable naming no section is only a
+`ConfigWarning`, and only when it looks like a misspelt setting (``ASYNCTASQ_WORKERS_...``):
+the prefix is shared with test suites, benchmarks and deployment scripts, whose variables
+are none of this module's business (see `stray_variables`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import inspect
 import math
 import os
 import types
 import typing
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +36,26 @@ from asynctasq.errors import ConfigError, UnknownDriverError
 
 ENV_PREFIX = "ASYNCTASQ_"
 RetryStrategy = Literal["fixed", "exponential"]
+
+RESERVED_ENV_PREFIXES = ("ASYNCTASQ_TEST_", "ASYNCTASQ_BENCH_")
+"""Variables for test suites and benchmarks: never configuration, never warned about."""
+
+TOOL_VARIABLES = frozenset({"ASYNCTASQ_DEBUG", "ASYNCTASQ_LOG_LEVEL", "ASYNCTASQ_LOG_FORMAT"})
+"""Variables the asynctasq command reads itself (not sections of this configuration)."""
+
+
+class ConfigWarning(UserWarning):
+    """An ``ASYNCTASQ_*`` variable that looks like a setting but that nothing reads."""
+
+
+def _check_queue_setting(where: str, value: str) -> None:
+    # Imported at call time: asynctasq.core.options imports this module.
+    from asynctasq.core.options import check_queue
+
+    try:
+        check_queue(value, where)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +70,9 @@ class TaskDefaults:
     retry_jitter: bool = True
     timeout: float | None = None
     visibility_timeout: float = 3600.0
+
+    def __post_init__(self) -> None:
+        _check_queue_setting("task_defaults.queue", self.queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +104,8 @@ class WorkerSettings:
             raise ConfigError(f"worker.poll_wait must be greater than 0, got {self.poll_wait!r}")
         if not self.queues:
             raise ConfigError("worker.queues must name at least one queue")
+        for queue in self.queues:
+            _check_queue_setting("worker.queues", queue)
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,11 +213,24 @@ def _known_sections() -> list[str]:
     return sorted({*_SECTIONS, *installed_drivers(), *FIRST_PARTY_DRIVERS})
 
 
+def _sentinels(name: str) -> Mapping[str, tuple[float, ...]]:
+    """The negative values driver `name` documents as special (``pool_recycle=-1``: never).
+
+    A driver declares them in a class attribute ``setting_sentinels``; every other negative
+    number is refused here, whatever the driver.
+    """
+    if name in _SECTIONS:
+        return {}
+    declared = getattr(driver_class(name), "setting_sentinels", None)
+    return declared if isinstance(declared, Mapping) else {}
+
+
 def _validate_section(name: str, values: Mapping[str, Any], source: str) -> dict[str, Any]:
     try:
         fields_ = _section_fields(name)
     except UnknownDriverError as exc:
         raise ConfigError(f"{source}: settings for driver {name!r} given, but {exc}") from None
+    sentinels = _sentinels(name)
     out: dict[str, Any] = {}
     for key, value in values.items():
         if key not in fields_:
@@ -195,16 +239,21 @@ def _validate_section(name: str, values: Mapping[str, Any], source: str) -> dict
                 f"{name} accepts: {', '.join(sorted(fields_))}"
             )
         out[key] = _check_number(
-            f"{source}: {name}.{key}", _convert(f"{source}: {name}.{key}", value, fields_[key])
+            f"{source}: {name}.{key}",
+            _convert(f"{source}: {name}.{key}", value, fields_[key]),
+            sentinels.get(key, ()),
         )
     return out
 
 
-def _check_number(where: str, value: Any) -> Any:
+def _check_number(where: str, value: Any, sentinels: tuple[float, ...] = ()) -> Any:
     if isinstance(value, int | float) and not isinstance(value, bool):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{where}: must be finite, got {value!r}")
-        if value < 0:
+        if value < 0 and value not in sentinels:
+            if sentinels:
+                allowed = " or ".join(f"{s:g}" for s in sentinels)
+                raise ConfigError(f"{where}: must be 0 or more, or {allowed}, got {value!r}")
             raise ConfigError(f"{where}: must not be negative, got {value!r}")
     return value
 
@@ -250,7 +299,54 @@ def _parse(settings: Mapping[str, Any], source: str) -> dict[str, dict[str, Any]
     return out
 
 
-def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class StrayVariable:
+    """An ``ASYNCTASQ_*`` variable that names no section of the configuration.
+
+    Attributes:
+        name: The variable.
+        source: ``environment`` or the path of the `.env` file.
+        suggestion: The variable it was probably meant to be, when it looks like a misspelt
+            setting (then `init()` warns about it); None for what looks like another tool's.
+    """
+
+    name: str
+    source: str
+    suggestion: str | None
+
+    def message(self) -> str:
+        """One line naming the variable and what it probably meant."""
+        return (
+            f"{self.source}: {self.name} is not an AsyncTasQ setting and is ignored; "
+            f"did you mean {self.suggestion}?"
+        )
+
+
+def _is_ours(name: str) -> bool:
+    """Whether `name` is reserved for AsyncTasQ's tools or tests (not configuration)."""
+    return name in TOOL_VARIABLES or name.startswith(RESERVED_ENV_PREFIXES)
+
+
+def _suggest(key: str, sections: list[str]) -> str | None:
+    """What an unknown ``ASYNCTASQ_<KEY>`` probably meant, or None if it is not like ours.
+
+    Two mistakes are recognised: a misspelt section (``workers_concurrency``,
+    ``task_default_queue``, ``postgresql_dsn``) and a setting of ``worker`` or
+    ``task_defaults`` without its section (``concurrency``).
+    """
+    parts = key.split("_")
+    for cut in range(1, len(parts)):
+        head, rest = "_".join(parts[:cut]), "_".join(parts[cut:])
+        close = difflib.get_close_matches(head, sections, n=1, cutoff=0.8)
+        if close:
+            return f"{ENV_PREFIX}{close[0]}_{rest}".upper()
+    for section in _SECTIONS:
+        if key in _section_fields(section):
+            return f"{ENV_PREFIX}{section}_{key}".upper()
+    return None
+
+
+def _from_environ(environ: Mapping[str, str], source: str = "environment") -> dict[str, Any]:
     sections = _known_sections()
     out: dict[str, Any] = {}
     for name, value in environ.items():
@@ -262,9 +358,50 @@ def _from_environ(environ: Mapping[str, str]) -> dict[str, Any]:
             continue
         split = _split_flat(key, sections)
         if split is None:
-            continue  # ASYNCTASQ_TEST_* and other tools' variables are not ours to judge
+            stray = _stray(name, source, sections)
+            if stray is not None and stray.suggestion is not None:
+                warnings.warn(stray.message(), ConfigWarning, stacklevel=2)
+            continue
         out.setdefault(split[0], {})[split[1]] = value
     return out
+
+
+def _stray(name: str, source: str, sections: list[str]) -> StrayVariable | None:
+    if _is_ours(name):
+        return None
+    return StrayVariable(name, source, _suggest(name[len(ENV_PREFIX) :].lower(), sections))
+
+
+def stray_variables(
+    dotenv: str | Path | None = None, environ: Mapping[str, str] | None = None
+) -> list[StrayVariable]:
+    """The ``ASYNCTASQ_*`` variables of `.env` and the environment that nothing reads.
+
+    Reserved names (``ASYNCTASQ_TEST_*``, ``ASYNCTASQ_BENCH_*``, the CLI's own variables) are
+    not listed. Those with a `suggestion` look like misspelt settings; the others are
+    probably another tool's.
+
+    Args:
+        dotenv: Path of the `.env` file (default: `.env` in the working directory).
+        environ: The environment (default: `os.environ`).
+    """
+    sections = _known_sections()
+    path = Path(dotenv) if dotenv is not None else Path.cwd() / ".env"
+    found: list[StrayVariable] = []
+    layers = (
+        (str(path), _read_dotenv(path)),
+        ("environment", os.environ if environ is None else environ),
+    )
+    for source, variables in layers:
+        for name in sorted(variables):
+            if not name.startswith(ENV_PREFIX) or name == f"{ENV_PREFIX}DRIVER":
+                continue
+            if _split_flat(name[len(ENV_PREFIX) :].lower(), sections) is not None:
+                continue
+            stray = _stray(name, source, sections)
+            if stray is not None:
+                found.append(stray)
+    return found
 
 
 def _read_dotenv(path: Path) -> dict[str, str]:
@@ -312,7 +449,7 @@ def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
 def _environment_layers(dotenv: str | Path | None) -> list[tuple[str, Mapping[str, Any]]]:
     path = Path(dotenv) if dotenv is not None else Path.cwd() / ".env"
     return [
-        (f"{path}", _from_environ(_read_dotenv(path))),
+        (f"{path}", _from_environ(_read_dotenv(path), f"{path}")),
         ("environment", _from_environ(os.environ)),
     ]
 
@@ -400,12 +537,17 @@ def reset_config() -> None:
 
 
 __all__ = [
+    "RESERVED_ENV_PREFIXES",
+    "TOOL_VARIABLES",
     "Config",
+    "ConfigWarning",
     "RetryStrategy",
+    "StrayVariable",
     "TaskDefaults",
     "WorkerSettings",
     "get_config",
     "init",
     "reset_config",
     "set_global_config",
+    "stray_variables",
 ]

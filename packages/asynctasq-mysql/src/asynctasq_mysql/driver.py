@@ -20,8 +20,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Sequence
-from typing import Any, NamedTuple
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, NamedTuple
 
 import aiomysql
 
@@ -107,6 +107,9 @@ class MySQLDriver:
         ConfigurationError: The DSN or a table name is invalid (at construction).
     """
 
+    setting_sentinels: ClassVar[Mapping[str, tuple[float, ...]]] = {"pool_recycle": (-1,)}
+    """Negative values the configuration accepts: ``pool_recycle=-1`` (never recycle)."""
+
     def __init__(
         self,
         dsn: str = DEFAULT_DSN,
@@ -131,6 +134,10 @@ class MySQLDriver:
             raise ConfigurationError("need 0 < poll_interval_min <= poll_interval_max")
         if max_payload_size is not None and max_payload_size < 1:
             raise ConfigurationError("max_payload_size must be positive")
+        if pool_recycle < 0 and pool_recycle != -1:
+            raise ConfigurationError(
+                f"pool_recycle must be 0 or more seconds, or -1 (never), got {pool_recycle!r}"
+            )
         self._dsn = parse_dsn(dsn)
         self._tables = TableNames.build(queue_table, dead_letter_table, migrations_table)
         self._sql = Statements(self._tables)

@@ -53,14 +53,43 @@ def check_attempts(name: str, value: Any) -> int:
     return value
 
 
-def check_queue(value: Any) -> str:
-    """Validate a queue name."""
+def check_queue(value: Any, what: str = "queue") -> str:
+    """Validate a queue name; return it unchanged.
+
+    Wherever a queue name enters (a task setting, ``on_queue``, the configured defaults, a
+    worker's queues, the command line), it goes through here, so every driver can rely on
+    the same rule: at most 200 characters, no whitespace, no control or invisible characters.
+
+    Args:
+        value: The candidate name.
+        what: How the error names the setting (``queue``, ``worker.queues``, ...).
+
+    Raises:
+        ValueError: `value` is not a usable queue name; the message says why.
+    """
     if not isinstance(value, str) or not value or len(value) > 200:
         raise ValueError(
-            f"queue must be a non-empty string of at most 200 characters, got {value!r}"
+            f"{what} must be a non-empty string of at most 200 characters, got {value!r}"
         )
-    if any(c.isspace() for c in value):
-        raise ValueError(f"queue name must not contain whitespace, got {value!r}")
+    if value.isprintable() and " " not in value:  # every ordinary name: one check in C
+        return value
+    # Imported here only because this function is the module's only user of it.
+    import unicodedata
+
+    for position, char in enumerate(value):
+        if char.isspace():
+            raise ValueError(
+                f"{what} name must not contain whitespace ({char!r} at position {position}), "
+                f"got {value!r}"
+            )
+        # NUL and other control characters are refused by some brokers (PostgreSQL text)
+        # and corrupt terminals and logs; format characters (bidi overrides, zero-width)
+        # make two different names look the same; lone surrogates cannot be encoded.
+        if unicodedata.category(char) in ("Cc", "Cf", "Cs"):
+            raise ValueError(
+                f"{what} name must not contain control or invisible characters "
+                f"({char!r}, U+{ord(char):04X}, at position {position}), got {value!r}"
+            )
     return value
 
 
