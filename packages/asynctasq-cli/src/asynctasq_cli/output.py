@@ -10,12 +10,14 @@ from __future__ import annotations
 import json
 import os
 import sys
+import unicodedata
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from asynctasq.errors import AsyncTasQError, ConfigError
 from asynctasq_cli._click import ClickException
@@ -64,6 +66,41 @@ def stderr() -> Console:
     return Console(stderr=True, highlight=False)
 
 
+_HIDDEN_CATEGORIES = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+"""Control, format (bidi overrides, zero-width), surrogate and line/paragraph separators."""
+
+
+def visible(text: object, *, multiline: bool = False) -> str:
+    """`text` with its control characters written as escapes (``\\x1b``, ``\\x00``, ``\\u202e``).
+
+    Error messages, queue names and payloads come from whoever can write to the broker: an
+    escape sequence in them must not reach the terminal, where it could move the cursor,
+    rewrite earlier lines or change the window title. Tabs are kept, and newlines with
+    `multiline` (tracebacks).
+    """
+    value = text if isinstance(text, str) else str(text)
+    if value.isprintable():  # the common case, checked at C speed
+        return value
+    table: dict[int, str] = {}
+    # Distinct characters only: a multi-megabyte traceback costs one pass in C, not one
+    # Python call per character.
+    for char in set(value):
+        if char == "\t" or (multiline and char == "\n"):
+            continue
+        if unicodedata.category(char) in _HIDDEN_CATEGORIES:
+            table[ord(char)] = repr(char)[1:-1]
+    return value.translate(table) if table else value
+
+
+def literal(text: object, *, multiline: bool = False) -> str:
+    """`text` for a Rich markup string (table cells, titles, ``console.print`` f-strings).
+
+    Square brackets are escaped, so ``[/]`` in an error message is shown, not parsed as a
+    tag, and control characters are made `visible`.
+    """
+    return escape(visible(text, multiline=multiline))
+
+
 def one_line(exc: BaseException) -> str:
     """`exc` as one line: its type when the message is empty, the first line otherwise."""
     text = str(exc).strip()
@@ -84,13 +121,13 @@ def describe(exc: BaseException) -> str:
 
 def print_error(message: str) -> None:
     """Write ``error: message`` as one line on stderr."""
-    sys.stderr.write(f"error: {message}\n")
+    sys.stderr.write(f"error: {visible(message)}\n")
     sys.stderr.flush()
 
 
 def print_warning(message: str) -> None:
     """Write ``warning: message`` as one line on stderr."""
-    sys.stderr.write(f"warning: {message}\n")
+    sys.stderr.write(f"warning: {visible(message)}\n")
     sys.stderr.flush()
 
 
@@ -154,6 +191,7 @@ __all__ = [
     "describe",
     "exit_code_for",
     "interactive",
+    "literal",
     "one_line",
     "print_error",
     "print_json",
@@ -162,4 +200,5 @@ __all__ = [
     "state",
     "stderr",
     "stdout",
+    "visible",
 ]

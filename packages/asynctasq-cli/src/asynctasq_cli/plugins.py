@@ -16,7 +16,7 @@ from typer.core import TyperCommand
 
 from asynctasq.plugins import CLI_GROUP, PluginInfo, load_plugin, plugins
 from asynctasq_cli._click import Command
-from asynctasq_cli.output import EXIT_FAILURE, one_line
+from asynctasq_cli.output import EXIT_FAILURE, literal, one_line
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +100,8 @@ def broken_command(plugin: LoadedPlugin) -> Command:
     return TyperCommand(
         plugin.info.name,
         callback=fail,
-        help=f"(broken plugin from {source(plugin.info)}: {plugin.error})",
+        # Help text is Rich markup; the import error is not.
+        help=literal(f"(broken plugin from {source(plugin.info)}: {plugin.error})"),
         context_settings={"ignore_unknown_options": True, "allow_extra_args": True},
         add_help_option=False,
     )

@@ -16,6 +16,7 @@ Connection settings on the command line:
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,9 +24,17 @@ from typing import Annotated, Any
 
 import typer
 
-from asynctasq.config import ENV_PREFIX, Config, get_config, init, set_global_config
+from asynctasq.config import (
+    ENV_PREFIX,
+    Config,
+    ConfigWarning,
+    get_config,
+    init,
+    set_global_config,
+)
 from asynctasq.drivers.connections import EMBEDDED_DEFAULT, default_driver_name
 from asynctasq.errors import ConfigError
+from asynctasq_cli.output import print_warning
 
 _HELP_PANEL = "Connection"
 
@@ -106,12 +115,15 @@ class LoadedConfig:
         embedded_default: True when no driver was configured anywhere and the embedded
             default (sqlite) was picked.
         cli_settings: The mapping built from the command line (the strongest layer).
+        warnings: What core warned about while reading the configuration (variables that
+            look like misspelt settings), one line each.
     """
 
     config: Config
     driver_name: str
     embedded_default: bool
     cli_settings: dict[str, Any] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
 
 def _split_assignment(text: str, option: str) -> tuple[str, str]:
@@ -159,17 +171,34 @@ def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
     return base
 
 
-def _init(settings: Mapping[str, Any], env_file: Path | None) -> Config:
-    try:
-        return init(settings, dotenv=env_file)
-    except ConfigError as exc:
-        # Core names the source "init()"; here that source is the command line.
-        message = str(exc).replace("init(): ", "command line: ", 1)
-        raise type(exc)(message) from None
+def _init(settings: Mapping[str, Any], env_file: Path | None, found: list[str]) -> Config:
+    """Core's `init()`, with its `ConfigWarning` lines added to `found` (once each)."""
+    with warnings.catch_warnings(record=True) as caught:
+        # "always": a warning already shown by an earlier init() in this process is still
+        # this command's to report.
+        warnings.simplefilter("always", ConfigWarning)
+        try:
+            return init(settings, dotenv=env_file)
+        except ConfigError as exc:
+            # Core names the source "init()"; here that source is the command line.
+            message = str(exc).replace("init(): ", "command line: ", 1)
+            raise type(exc)(message) from None
+        finally:
+            for warning in caught:
+                if issubclass(warning.category, ConfigWarning):
+                    if str(warning.message) not in found:
+                        found.append(str(warning.message))
+                else:  # not ours to handle: let the filters in effect decide
+                    warnings.warn_explicit(
+                        warning.message, warning.category, warning.filename, warning.lineno
+                    )
 
 
 def load_config(
-    options: ConnectionOptions, overrides: Mapping[str, Any] | None = None
+    options: ConnectionOptions,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    announce: bool = True,
 ) -> LoadedConfig:
     """Build and install the configuration for a command.
 
@@ -177,6 +206,8 @@ def load_config(
         options: ``--driver``, ``--set``, ``--driver-option``, ``--env-file``.
         overrides: Sections set by the command's own options (``{'worker': {...}}``); they
             win over ``--set``.
+        announce: Print core's warnings (misspelt ``ASYNCTASQ_*`` variables) on stderr as
+            ``warning: ...`` lines; they are in the result's `warnings` either way.
 
     Returns:
         The configuration in effect and the driver chosen.
@@ -190,7 +221,8 @@ def load_config(
     if options.driver is not None:
         settings["driver"] = options.driver
     _merge(settings, overrides or {})
-    config = _init(settings, options.env_file)
+    found: list[str] = []
+    config = _init(settings, options.env_file, found)
     embedded = config.driver is None
     name = default_driver_name(config)
     if options.driver_options:
@@ -199,12 +231,16 @@ def load_config(
             key, value = _split_assignment(item, "--driver-option")
             driver_settings[key] = value
         _merge(settings, {name: driver_settings})
-        config = _init(settings, options.env_file)
+        config = _init(settings, options.env_file, found)
+    if announce:
+        for message in found:
+            print_warning(message)
     return LoadedConfig(
         config=config,
         driver_name=name,
         embedded_default=embedded and name == EMBEDDED_DEFAULT,
         cli_settings=settings,
+        warnings=found,
     )
 
 

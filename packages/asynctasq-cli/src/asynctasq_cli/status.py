@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from asynctasq.worker import Worker
+from asynctasq_cli.output import literal, visible
 
 log = logging.getLogger("asynctasq.cli")
 
@@ -61,19 +62,21 @@ class Banner:
         )
 
     def render(self, console: Console) -> None:
-        """Print the banner on a terminal."""
+        """Print the banner on a terminal (settings, names and paths shown literally)."""
         table = Table.grid(padding=(0, 2))
         table.add_column(style="bold cyan")
         table.add_column()
-        table.add_row("driver", self.driver_line())
-        table.add_row("queues", ", ".join(self.queues))
-        table.add_row("concurrency", self.mode_line())
-        table.add_row("task code", ", ".join(self.allowed_roots))
+        table.add_row("driver", literal(self.driver_line()))
+        table.add_row("queues", literal(", ".join(self.queues)))
+        table.add_row("concurrency", literal(self.mode_line()))
+        table.add_row("task code", literal(", ".join(self.allowed_roots)))
         if self.imports:
-            table.add_row("imported", ", ".join(self.imports))
+            table.add_row("imported", literal(", ".join(self.imports)))
         console.print(
             Text.assemble(
-                ("AsyncTasQ worker ", "bold"), (self.version, "bold green"), f" · pid {os.getpid()}"
+                ("AsyncTasQ worker ", "bold"),
+                (visible(self.version), "bold green"),
+                f" · pid {os.getpid()}",
             )
         )
         console.print(table)
@@ -81,11 +84,12 @@ class Banner:
     def log(self) -> None:
         """Announce the start as one log record (plain or JSON logs)."""
         log.info(
-            "asynctasq worker %s starting: driver %s; queues %s; concurrency %s",
+            "asynctasq worker %s starting: driver %s; queues %s; concurrency %s; task code from %s",
             self.version,
             self.driver_line(),
             ", ".join(self.queues),
             self.mode_line(),
+            ", ".join(self.allowed_roots),
             extra={
                 "event": "worker_started",
                 "version": self.version,
@@ -94,6 +98,7 @@ class Banner:
                 "queues": list(self.queues),
                 "concurrency": self.concurrency,
                 "shutdown_timeout": self.shutdown_timeout,
+                "allowed_roots": list(self.allowed_roots),
                 "burst": self.burst,
                 "pid": os.getpid(),
             },

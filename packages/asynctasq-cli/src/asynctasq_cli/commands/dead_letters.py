@@ -20,11 +20,13 @@ from asynctasq_cli import bulk, session
 from asynctasq_cli.output import (
     CliError,
     confirm,
+    literal,
     print_error,
     print_json,
     reporting_errors,
     stderr,
     stdout,
+    visible,
 )
 from asynctasq_cli.settings import (
     ConnectionOptions,
@@ -100,8 +102,12 @@ def _short(text: str, width: int = 60) -> str:
 
 
 def letters_table(letters: list[DeadLetter], title: str) -> Table:
-    """Dead letters as a table: id, queue, task, attempts, failed at, error."""
-    table = Table(title=title, title_justify="left")
+    """Dead letters as a table: id, queue, task, attempts, failed at, error.
+
+    `title` is plain text; every cell is shown literally (dead letters are written by
+    whoever can write to the broker, so nothing in them is read as markup).
+    """
+    table = Table(title=literal(title), title_justify="left")
     table.add_column("task id", no_wrap=True, style="bold")
     table.add_column("queue")
     table.add_column("task")
@@ -111,12 +117,12 @@ def letters_table(letters: list[DeadLetter], title: str) -> Table:
     for d in letters:
         error = f"{d.failure.exception_type.rsplit('.', 1)[-1]}: {_short(d.failure.message)}"
         table.add_row(
-            d.task_id,
-            d.queue,
-            task_name(d),
+            literal(d.task_id),
+            literal(d.queue),
+            literal(task_name(d)),
             str(d.attempts),
             d.failed_at.astimezone().strftime("%Y-%m-%d %H:%M:%S"),
-            error,
+            literal(error),
         )
     return table
 
@@ -129,15 +135,15 @@ def letter_panel(letter: DeadLetter) -> Panel:
     grid.add_column()
     for key in ("task", "queue", "attempts", "failed_at", "dispatched_at", "max_attempts"):
         if doc.get(key) is not None:
-            grid.add_row(key.replace("_", " "), str(doc[key]))
-    grid.add_row(
-        "error", Text(f"{letter.failure.exception_type}: {letter.failure.message}", style="red")
-    )
+            grid.add_row(key.replace("_", " "), literal(doc[key]))
+    error = f"{letter.failure.exception_type}: {letter.failure.message}"
+    grid.add_row("error", Text(visible(error, multiline=True), style="red"))
     arguments = {k: doc[k] for k in ("args", "kwargs", "attributes", "payload") if k in doc}
-    body = Syntax(
-        orjson.dumps(arguments, option=orjson.OPT_INDENT_2).decode(), "json", word_wrap=True
-    )
-    trace = Text(letter.failure.traceback.rstrip(), style="dim")
+    # orjson escapes C0 controls inside strings but writes C1 controls (U+009B is CSI on
+    # some terminals) and bidi overrides as they are.
+    arguments_json = orjson.dumps(arguments, option=orjson.OPT_INDENT_2).decode()
+    body = Syntax(visible(arguments_json, multiline=True), "json", word_wrap=True)
+    trace = Text(visible(letter.failure.traceback.rstrip(), multiline=True), style="dim")
     return Panel(
         Group(
             grid,
@@ -146,7 +152,7 @@ def letter_panel(letter: DeadLetter) -> Panel:
             Text("\ntraceback", style="bold cyan"),
             trace,
         ),
-        title=f"dead letter {letter.task_id}",
+        title=f"dead letter {literal(letter.task_id)}",
         title_align="left",
     )
 
@@ -194,7 +200,7 @@ async def _bulk(
 
 
 def _report(done: int, missing: list[str], selection: bulk.Selection, past: str) -> None:
-    stdout().print(f"{past} {done:,} dead letter(s) {selection.describe()}.")
+    stdout().print(literal(f"{past} {done:,} dead letter(s) {selection.describe()}."))
     if missing:
         shown = ", ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
         print_error(f"{len(missing)} task id(s) are not dead letters: {shown}")
@@ -220,7 +226,7 @@ def list_(
             return
         where = f" in {queue!r}" if queue else ""
         if not letters:
-            stdout().print(f"No dead letters{where} on {described}.")
+            stdout().print(literal(f"No dead letters{where} on {described}."))
             return
         stdout().print(letters_table(letters, f"Dead letters{where} on {described}"))
         if len(letters) == limit:

@@ -15,6 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from asynctasq.config import stray_variables
 from asynctasq.drivers.registry import FIRST_PARTY_DRIVERS, driver_class, driver_settings
 from asynctasq.plugins import (
     CLI_GROUP,
@@ -26,7 +27,7 @@ from asynctasq.plugins import (
 from asynctasq.runner import run
 from asynctasq_cli import plugins as cli_plugins
 from asynctasq_cli import session
-from asynctasq_cli.output import describe, print_json, reporting_errors, stdout
+from asynctasq_cli.output import describe, literal, print_json, reporting_errors, stdout
 from asynctasq_cli.redact import redact_setting
 from asynctasq_cli.settings import (
     ConnectionOptions,
@@ -56,7 +57,11 @@ class PluginRow:
 
 @dataclass(slots=True)
 class Report:
-    """Everything doctor found; `problems` lists what makes it exit 1."""
+    """Everything doctor found; `problems` lists what makes it exit 1.
+
+    `ignored_variables` are ``ASYNCTASQ_*`` variables that name no setting and do not look
+    like a misspelt one (another tool's, probably): shown, not counted as problems.
+    """
 
     versions: dict[str, str]
     plugins: list[PluginRow] = field(default_factory=list)
@@ -65,6 +70,7 @@ class Report:
     settings: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     connectivity: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    ignored_variables: list[str] = field(default_factory=list)
 
 
 def check_plugins(report: Report) -> None:
@@ -141,6 +147,20 @@ async def check_connectivity(loaded: LoadedConfig, timeout: float) -> dict[str, 
     }
 
 
+def check_variables(report: Report, connection: ConnectionOptions) -> None:
+    """Name the ``ASYNCTASQ_*`` variables (environment and ``.env``) that nothing reads."""
+    try:
+        strays = stray_variables(connection.env_file)
+    except Exception as exc:  # an unreadable .env is reported by the configuration check
+        report.problems.append(f"configuration: {describe(exc)}")
+        return
+    for stray in strays:
+        if stray.suggestion is not None:
+            report.problems.append(f"configuration: {stray.message()}")
+        else:
+            report.ignored_variables.append(f"{stray.name} ({stray.source})")
+
+
 def diagnose(connection: ConnectionOptions, timeout: float) -> Report:
     """Run every check; never raises for a problem it can describe."""
     report = Report(
@@ -152,8 +172,9 @@ def diagnose(connection: ConnectionOptions, timeout: float) -> Report:
         }
     )
     check_plugins(report)
+    check_variables(report, connection)
     try:
-        loaded = load_config(connection)
+        loaded = load_config(connection, announce=False)
     except Exception as exc:
         report.problems.append(f"configuration: {describe(exc)}")
         return report
@@ -166,15 +187,24 @@ def diagnose(connection: ConnectionOptions, timeout: float) -> Report:
 
 
 def _render(report: Report, console: Console) -> None:
+    # Everything but the fixed labels is shown with `literal`: plugin metadata, settings and
+    # broker errors are other people's text, never markup.
     console.print(
-        "[bold]AsyncTasQ doctor[/] · " + " · ".join(f"{k} {v}" for k, v in report.versions.items())
+        "[bold]AsyncTasQ doctor[/] · "
+        + " · ".join(literal(f"{k} {v}") for k, v in report.versions.items())
     )
     table = Table(title="Plugins", title_justify="left")
     for column in ("group", "name", "distribution", "version", "status"):
         table.add_column(column)
     for p in report.plugins:
-        status = f"[red]broken: {p.error}[/]" if p.error else "[green]ok[/]"
-        table.add_row(p.group, p.name, p.distribution or p.target, p.version or "", status)
+        status = f"[red]broken: {literal(p.error)}[/]" if p.error else "[green]ok[/]"
+        table.add_row(
+            literal(p.group),
+            literal(p.name),
+            literal(p.distribution or p.target),
+            literal(p.version or ""),
+            status,
+        )
     missing = [
         f"{n} ({d})"
         for n, d in FIRST_PARTY_DRIVERS.items()
@@ -182,10 +212,10 @@ def _render(report: Report, console: Console) -> None:
     ]
     console.print(table)
     if missing:
-        console.print(f"[dim]Other drivers: {', '.join(missing)}[/]")
+        console.print(f"[dim]Other drivers: {literal(', '.join(missing))}[/]")
     if report.driver is not None:
         note = f" ({EMBEDDED_NOTE})" if report.embedded_default else ""
-        console.print(f"\n[bold]Driver in effect:[/] {report.driver}{note}")
+        console.print(f"\n[bold]Driver in effect:[/] {literal(report.driver + note)}")
         settings = Table(title="Configuration in effect", title_justify="left")
         for column in ("setting", "value", "source"):
             settings.add_column(column)
@@ -193,22 +223,28 @@ def _render(report: Report, console: Console) -> None:
             for key, entry in values.items():
                 style = "" if entry["source"] == "default" else "bold"
                 settings.add_row(
-                    f"{section}.{key}", repr(entry["value"]), entry["source"], style=style
+                    literal(f"{section}.{key}"),
+                    literal(repr(entry["value"])),
+                    literal(entry["source"]),
+                    style=style,
                 )
         console.print(settings)
     c = report.connectivity
     if c:
         if c["ok"]:
             console.print(
-                f"[green]✓[/] {c['driver']} answered in {c['seconds'] * 1000:.0f} ms "
+                f"[green]✓[/] {literal(c['driver'])} answered in {c['seconds'] * 1000:.0f} ms "
                 f"({c['queues']} queue(s))"
             )
         else:
-            console.print(f"[red]✗[/] {c['error']}")
+            console.print(f"[red]✗[/] {literal(c['error'])}")
+    if report.ignored_variables:
+        shown = literal(", ".join(report.ignored_variables))
+        console.print(f"[dim]Not AsyncTasQ settings, left alone: {shown}[/]")
     if report.problems:
         console.print(f"\n[red bold]{len(report.problems)} problem(s):[/]")
         for problem in report.problems:
-            console.print(f"  [red]•[/] {problem}")
+            console.print(f"  [red]•[/] {literal(problem)}")
     else:
         console.print("\n[green bold]No problems found.[/]")
 
@@ -249,4 +285,11 @@ def register(app: typer.Typer) -> None:
                 raise typer.Exit(1)
 
 
-__all__ = ["Report", "check_connectivity", "diagnose", "register", "settings_in_effect"]
+__all__ = [
+    "Report",
+    "check_connectivity",
+    "check_variables",
+    "diagnose",
+    "register",
+    "settings_in_effect",
+]

@@ -18,7 +18,7 @@ from asynctasq.drivers.base import Driver
 from asynctasq.drivers.registry import driver_class, driver_settings
 from asynctasq.runner import run
 from asynctasq_cli import plugins, session
-from asynctasq_cli.output import reporting_errors, stdout
+from asynctasq_cli.output import literal, reporting_errors, stdout
 from asynctasq_cli.settings import (
     ConnectionOptions,
     DriverOption,
@@ -78,21 +78,21 @@ def register(app: typer.Typer) -> None:
             has_schema = callable(getattr(instance, "init_schema", None))
             if not has_schema:
                 if not _plugin_migrate(loaded.driver_name, dry_run):
-                    stdout().print(f"{described} keeps no schema: nothing to migrate.")
+                    stdout().print(literal(f"{described} keeps no schema: nothing to migrate."))
                 return
             if dry_run:
                 sql = getattr(instance, "migration_sql", None)
                 if not callable(sql):
-                    stdout().print(f"{described} cannot show its migration SQL.")
+                    stdout().print(literal(f"{described} cannot show its migration SQL."))
                     return
                 typer.echo(sql(), nl=False)
                 return
             applied = run(_migrate(instance, loaded))
             if applied:
                 versions = ", ".join(str(v) for v in applied)
-                stdout().print(f"Applied migration(s) {versions} to {described}.")
+                stdout().print(literal(f"Applied migration(s) {versions} to {described}."))
             else:
-                stdout().print(f"{described} is up to date.")
+                stdout().print(literal(f"{described} is up to date."))
 
 
 __all__ = ["register"]

@@ -11,7 +11,7 @@ from rich.table import Table
 from asynctasq.drivers.base import QueueStats
 from asynctasq.runner import run
 from asynctasq_cli import session
-from asynctasq_cli.output import confirm, print_json, reporting_errors, stdout
+from asynctasq_cli.output import confirm, literal, print_json, reporting_errors, stdout
 from asynctasq_cli.settings import (
     ConnectionOptions,
     DriverOption,
@@ -39,15 +39,18 @@ def stats_as_dict(stats: QueueStats) -> dict[str, Any]:
 
 
 def stats_table(rows: Sequence[QueueStats], title: str) -> Table:
-    """The depth table: queue, ready, delayed, in flight, dead, with a total row."""
-    table = Table(title=title, title_justify="left", show_footer=len(rows) > 1)
+    """The depth table: queue, ready, delayed, in flight, dead, with a total row.
+
+    `title` and the queue names are shown literally (a queue named ``[/]`` is not markup).
+    """
+    table = Table(title=literal(title), title_justify="left", show_footer=len(rows) > 1)
     totals = [sum(getattr(r, f) for r in rows) for f in ("ready", "delayed", "in_flight", "dead")]
     table.add_column("queue", footer="total", style="bold")
     for name, total in zip(("ready", "delayed", "in flight", "dead"), totals, strict=True):
         table.add_column(name, justify="right", footer=f"{total:,}")
     for r in rows:
         dead = f"[red]{r.dead:,}[/]" if r.dead else "0"
-        table.add_row(r.queue, f"{r.ready:,}", f"{r.delayed:,}", f"{r.in_flight:,}", dead)
+        table.add_row(literal(r.queue), f"{r.ready:,}", f"{r.delayed:,}", f"{r.in_flight:,}", dead)
     return table
 
 
@@ -100,7 +103,7 @@ def register(app: typer.Typer) -> None:
                 return
             console = stdout()
             if not rows:
-                console.print(f"No queues on {described}.")
+                console.print(literal(f"No queues on {described}."))
                 return
             console.print(stats_table(rows, described))
 
@@ -130,7 +133,7 @@ def register(app: typer.Typer) -> None:
                     ConnectionOptions.from_cli(driver, set_, driver_option, env_file), queue
                 )
             )
-            stdout().print(f"Purged {count:,} message(s) from {queue!r} on {described}.")
+            stdout().print(literal(f"Purged {count:,} message(s) from {queue!r} on {described}."))
 
 
 __all__ = ["collect_stats", "purge_queue", "register", "stats_as_dict", "stats_table"]

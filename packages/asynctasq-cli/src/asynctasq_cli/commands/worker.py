@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from asynctasq.core.options import check_queue
 from asynctasq.runner import run
 from asynctasq.worker import Worker
 from asynctasq.worker.resolver import default_roots
@@ -92,13 +93,19 @@ def parse_queues(values: Sequence[str] | None) -> tuple[str, ...] | None:
     """``['a,b', 'c']`` -> ``('a', 'b', 'c')``; None when not given.
 
     Raises:
-        typer.BadParameter: no queue name in what was given.
+        typer.BadParameter: no queue name in what was given, or a name no queue can have
+            (control characters, whitespace inside, too long).
     """
     if not values:
         return None
     names = tuple(dict.fromkeys(q.strip() for v in values for q in v.split(",") if q.strip()))
     if not names:
         raise typer.BadParameter("give at least one queue name", param_hint="'--queues'")
+    for name in names:
+        try:
+            check_queue(name)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc), param_hint="'--queues'") from None
     return names
 
 
