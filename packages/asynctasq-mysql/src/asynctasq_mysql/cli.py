@@ -7,11 +7,20 @@ this Typer app as a sub-command. It also runs alone: ``python -m asynctasq_mysql
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 
-from asynctasq_mysql.driver import DEFAULT_DSN, MySQLDriver
+from asynctasq.errors import ConfigError
+from asynctasq_cli.settings import (
+    ConnectionOptions,
+    DriverOptionOption,
+    EnvFileOption,
+    SetOption,
+    load_config,
+)
+from asynctasq_mysql.driver import MySQLDriver
 from asynctasq_mysql.errors import MySQLDriverError
 
 app = typer.Typer(
@@ -34,46 +43,77 @@ async def _apply(driver: MySQLDriver) -> list[int]:
         await driver.close()
 
 
+def driver_settings(
+    given: dict[str, str | None],
+    set_: list[str] | None,
+    driver_option: list[str] | None,
+    env_file: Path | None,
+) -> dict[str, Any]:
+    """The ``mysql`` settings in effect: the options over the shared configuration.
+
+    Raises:
+        ConfigError: an unknown or unusable setting (command line, environment, ``.env``).
+    """
+    overrides = {key: value for key, value in given.items() if value is not None}
+    loaded = load_config(
+        ConnectionOptions.from_cli("mysql", set_, driver_option, env_file), {"mysql": overrides}
+    )
+    # Migrating is what this command does; connecting must not also do it.
+    return {**loaded.config.driver_settings("mysql"), "auto_migrate": False}
+
+
+# No envvar= on the options: the environment and .env are read by the configuration loader,
+# with the same precedence as for `asynctasq worker` and `asynctasq migrate`. The options
+# are the strongest layer, like --set mysql.KEY=VALUE.
 @app.command()
 def migrate(
     dsn: Annotated[
-        str,
+        str | None,
         typer.Option(
-            envvar="ASYNCTASQ_MYSQL_DSN",
-            help="mysql://user:password@host:3306/database (password percent-encoded).",
+            help="mysql://user:password@host:3306/database (password percent-encoded). "
+            "[default: mysql.dsn from the configuration, or mysql://root@127.0.0.1:3306/test]",
             show_default=False,
         ),
-    ] = DEFAULT_DSN,
+    ] = None,
     queue_table: Annotated[
-        str, typer.Option(envvar="ASYNCTASQ_MYSQL_QUEUE_TABLE", help="Queue table name.")
-    ] = "task_queue",
+        str | None,
+        typer.Option(help="Queue table name. [default: mysql.queue_table, or task_queue]"),
+    ] = None,
     dead_letter_table: Annotated[
-        str,
-        typer.Option(envvar="ASYNCTASQ_MYSQL_DEAD_LETTER_TABLE", help="Dead-letter table name."),
-    ] = "dead_letter_queue",
+        str | None,
+        typer.Option(
+            help="Dead-letter table name. [default: mysql.dead_letter_table, or dead_letter_queue]"
+        ),
+    ] = None,
     migrations_table: Annotated[
         str | None,
         typer.Option(
-            envvar="ASYNCTASQ_MYSQL_MIGRATIONS_TABLE",
-            help="Migrations table name [default: <queue-table>_migrations].",
+            help="Migrations table name. "
+            "[default: mysql.migrations_table, or <queue-table>_migrations]",
         ),
     ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the SQL and exit without connecting.")
     ] = False,
+    set_: SetOption = None,
+    driver_option: DriverOptionOption = None,
+    env_file: EnvFileOption = None,
 ) -> None:
-    """Create or upgrade the queue tables (idempotent; safe to run from several hosts)."""
+    """Create or upgrade the queue tables (idempotent; safe to run from several hosts).
+
+    The settings are read like every other command's: command line, then ASYNCTASQ_MYSQL_*
+    variables, then .env, then the defaults.
+    """
+    given = {
+        "dsn": dsn,
+        "queue_table": queue_table,
+        "dead_letter_table": dead_letter_table,
+        "migrations_table": migrations_table,
+    }
     try:
-        driver = MySQLDriver(
-            dsn=dsn,
-            queue_table=queue_table,
-            dead_letter_table=dead_letter_table,
-            migrations_table=migrations_table,
-            min_pool_size=1,
-            max_pool_size=1,
-            auto_migrate=False,
-        )
-    except MySQLDriverError as exc:
+        settings = driver_settings(given, set_, driver_option, env_file)
+        driver = MySQLDriver(**{**settings, "min_pool_size": 1, "max_pool_size": 1})
+    except (ConfigError, MySQLDriverError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if dry_run:

@@ -5,11 +5,20 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from pathlib import Path
+from typing import Annotated, Any
 
 import asyncpg
 import typer
 
+from asynctasq.errors import ConfigError
+from asynctasq_cli.settings import (
+    ConnectionOptions,
+    DriverOptionOption,
+    EnvFileOption,
+    SetOption,
+    load_config,
+)
 from asynctasq_postgres.driver import PostgresDriver
 from asynctasq_postgres.dsn import redact_dsn
 from asynctasq_postgres.naming import InvalidIdentifierError
@@ -17,30 +26,33 @@ from asynctasq_postgres.schema import LATEST_VERSION
 
 app = typer.Typer(name="postgres", help="PostgreSQL driver tools.", no_args_is_help=True)
 
+# No envvar= on these: the environment and .env are read by the configuration loader, with
+# the same precedence as for `asynctasq worker` and `asynctasq migrate`. These options are
+# the strongest layer, like --set postgres.KEY=VALUE.
 DsnOption = Annotated[
     str | None,
     typer.Option(
         "--dsn",
-        envvar="ASYNCTASQ_POSTGRES_DSN",
-        help="postgresql://user:password@host:port/db (default: libpq PG* variables).",
+        help="postgresql://user:password@host:port/db "
+        "(default: postgres.dsn from the configuration, else the libpq PG* variables).",
         show_default=False,
     ),
 ]
 SchemaOption = Annotated[
-    str, typer.Option("--schema", envvar="ASYNCTASQ_POSTGRES_SCHEMA", help="Schema name.")
+    str | None,
+    typer.Option("--schema", help="Schema name. [default: postgres.schema, or public]"),
 ]
 QueueTableOption = Annotated[
-    str,
+    str | None,
     typer.Option(
-        "--queue-table", envvar="ASYNCTASQ_POSTGRES_QUEUE_TABLE", help="Queue table name."
+        "--queue-table", help="Queue table name. [default: postgres.queue_table, or task_queue]"
     ),
 ]
 DeadLetterTableOption = Annotated[
-    str,
+    str | None,
     typer.Option(
         "--dead-letter-table",
-        envvar="ASYNCTASQ_POSTGRES_DEAD_LETTER_TABLE",
-        help="Dead-letter table name.",
+        help="Dead-letter table name. [default: postgres.dead_letter_table, or dead_letter_queue]",
     ),
 ]
 
@@ -50,39 +62,67 @@ def _group() -> None:
     """PostgreSQL driver tools."""
 
 
+def driver_settings(
+    given: dict[str, str | None],
+    set_: list[str] | None,
+    driver_option: list[str] | None,
+    env_file: Path | None,
+) -> dict[str, Any]:
+    """The ``postgres`` settings in effect: the options over the shared configuration.
+
+    Raises:
+        ConfigError: an unknown or unusable setting (command line, environment, ``.env``).
+    """
+    overrides = {key: value for key, value in given.items() if value is not None}
+    loaded = load_config(
+        ConnectionOptions.from_cli("postgres", set_, driver_option, env_file),
+        {"postgres": overrides},
+    )
+    # Migrating is what this command does; connecting must not also do it.
+    return {**loaded.config.driver_settings("postgres"), "auto_migrate": False}
+
+
 @app.command()
 def migrate(
     dsn: DsnOption = None,
-    schema: SchemaOption = "public",
-    queue_table: QueueTableOption = "task_queue",
-    dead_letter_table: DeadLetterTableOption = "dead_letter_queue",
+    schema: SchemaOption = None,
+    queue_table: QueueTableOption = None,
+    dead_letter_table: DeadLetterTableOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Print the SQL instead of running it.")
     ] = False,
+    set_: SetOption = None,
+    driver_option: DriverOptionOption = None,
+    env_file: EnvFileOption = None,
 ) -> None:
-    """Create or upgrade the queue tables (idempotent)."""
+    """Create or upgrade the queue tables (idempotent).
+
+    The settings are read like every other command's: command line, then ASYNCTASQ_POSTGRES_*
+    variables, then .env, then the defaults.
+    """
+    given = {
+        "dsn": dsn,
+        "schema": schema,
+        "queue_table": queue_table,
+        "dead_letter_table": dead_letter_table,
+    }
     try:
-        driver = PostgresDriver(
-            dsn,
-            schema=schema,
-            queue_table=queue_table,
-            dead_letter_table=dead_letter_table,
-            min_pool_size=1,
-            max_pool_size=1,
-        )
-    except (InvalidIdentifierError, ValueError) as exc:
+        settings = driver_settings(given, set_, driver_option, env_file)
+        driver = PostgresDriver(**{**settings, "min_pool_size": 1, "max_pool_size": 1})
+    except (ConfigError, InvalidIdentifierError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     if dry_run:
         typer.echo(driver.migration_sql(), nl=False)
         return
+    target = redact_dsn(settings.get("dsn")) or "the PG* default database"
     try:
         applied = asyncio.run(_migrate(driver))
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        target = redact_dsn(dsn) or "the PG* default database"
         typer.echo(f"error: cannot migrate {target}: {type(exc).__name__}: {exc}", err=True)
         raise typer.Exit(1) from None
-    where = f"{schema}.{queue_table} on {redact_dsn(dsn) or 'the PG* default database'}"
+    names = driver.table_names
+    where = f"{names.schema}.{names.queue_table} on {target}"
     if applied:
         versions = ", ".join(str(v) for v in applied)
         typer.echo(f"Applied migration(s) {versions} to {where}; schema at v{LATEST_VERSION}.")

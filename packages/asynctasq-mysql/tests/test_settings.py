@@ -1,0 +1,124 @@
+"""The driver's settings through the shared configuration: ``pool_recycle=-1`` as documented,
+and ``asynctasq mysql migrate`` reading ``.env`` and ``--set`` like every other command."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+import asynctasq.config as config_module
+from asynctasq import init
+from asynctasq.drivers.registry import create_driver
+from asynctasq.errors import ConfigError
+from asynctasq_mysql import MySQLDriver
+from asynctasq_mysql.cli import app
+from asynctasq_mysql.errors import ConfigurationError
+
+runner = CliRunner()
+
+
+@pytest.fixture(autouse=True)
+def _own_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No ASYNCTASQ_* variables but the test server's, an empty working directory, and the
+    process-wide configuration put back afterwards."""
+    for name in list(os.environ):
+        if name.startswith("ASYNCTASQ_") and not name.startswith("ASYNCTASQ_TEST_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    saved = config_module._config
+    yield
+    config_module._config = saved
+
+
+def test_pool_recycle_minus_one_means_never_in_code_and_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = init({"mysql": {"pool_recycle": -1}})
+    assert config.driver_settings("mysql") == {"pool_recycle": -1}
+    monkeypatch.setenv("ASYNCTASQ_MYSQL_POOL_RECYCLE", "-1")
+    config = init()
+    assert config.driver_settings("mysql") == {"pool_recycle": -1.0}
+    driver = create_driver("mysql", config.driver_settings("mysql"))
+    assert isinstance(driver, MySQLDriver)
+
+
+@pytest.mark.parametrize(
+    ("settings", "word"),
+    [
+        ({"pool_recycle": -2}, "mysql.pool_recycle: must be 0 or more, or -1"),
+        ({"pool_recycle": -0.5}, "mysql.pool_recycle"),
+        ({"max_payload_size": -1}, "mysql.max_payload_size: must not be negative"),
+        ({"poll_interval_min": -1}, "mysql.poll_interval_min: must not be negative"),
+        ({"min_pool_size": -1}, "mysql.min_pool_size: must not be negative"),
+    ],
+)
+def test_other_negative_values_are_still_refused(settings: dict[str, Any], word: str) -> None:
+    with pytest.raises(ConfigError, match=word):
+        init({"mysql": settings})
+
+
+def test_the_driver_itself_refuses_other_negative_recycles() -> None:
+    MySQLDriver(pool_recycle=-1)
+    MySQLDriver(pool_recycle=0)
+    with pytest.raises(ConfigurationError, match="pool_recycle"):
+        MySQLDriver(pool_recycle=-5)
+
+
+async def test_a_pool_that_never_recycles_connects_and_works(
+    make_driver: Callable[..., MySQLDriver],
+) -> None:
+    driver = make_driver(pool_recycle=-1, auto_migrate=True)
+    await driver.connect()
+    assert await driver.stats(["q"])
+
+
+def test_migrate_reads_the_dsn_and_table_names_from_dotenv(
+    mysql_dsn: str, table_names: dict[str, str], admin: Any
+) -> None:
+    Path(".env").write_text(
+        f"ASYNCTASQ_MYSQL_DSN={mysql_dsn}\n"
+        f"ASYNCTASQ_MYSQL_QUEUE_TABLE={table_names['queue']}\n"
+        f"ASYNCTASQ_MYSQL_DEAD_LETTER_TABLE={table_names['dead_letter']}\n"
+    )
+    first = runner.invoke(app, ["migrate"])
+    assert first.exit_code == 0, first.output
+    assert "applied migration(s) 1" in first.output
+    assert table_names["queue"] in first.output
+    second = runner.invoke(app, ["migrate"])
+    assert second.exit_code == 0, second.output
+    assert "up to date" in second.output
+
+
+def test_migrate_takes_set_over_dotenv(mysql_dsn: str, table_names: dict[str, str]) -> None:
+    Path(".env").write_text(
+        "ASYNCTASQ_MYSQL_DSN=mysql://nobody@127.0.0.1:1/none\n"
+        "ASYNCTASQ_MYSQL_QUEUE_TABLE=not_this_one\n"
+    )
+    args = [
+        "migrate",
+        "--set",
+        f"mysql.dsn={mysql_dsn}",
+        "--set",
+        f"mysql.queue_table={table_names['queue']}",
+        "--dead-letter-table",
+        table_names["dead_letter"],
+    ]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "applied migration(s) 1" in result.output and table_names["queue"] in result.output
+
+
+def test_migrate_dry_run_follows_the_configuration() -> None:
+    Path(".env").write_text("ASYNCTASQ_MYSQL_QUEUE_TABLE=from_dotenv\n")
+    result = runner.invoke(app, ["migrate", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "CREATE TABLE IF NOT EXISTS `from_dotenv` (" in result.output
+    Path(".env").write_text("ASYNCTASQ_MYSQL_QUEUE_TABLEE=typo\n")
+    result = runner.invoke(app, ["migrate", "--dry-run"])
+    assert result.exit_code == 2
+    assert "mysql.queue_tablee" in result.output
