@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from typing import Any
 
 import orjson
@@ -76,3 +78,20 @@ def test_outside_a_transaction_it_is_queued_at_once(memory: MemoryDriver) -> Non
     user = User.objects.create(email="a@example.com", name="Auto")
     dispatch_after_commit(tasks.greet(user))
     assert queued_pks(memory) == [user.pk]
+
+
+def test_a_configured_task_dropped_on_rollback_does_not_warn(memory: MemoryDriver) -> None:
+    # Handed over to the transaction: dropping it on rollback is the point, not a forgotten
+    # dispatch, so the "never dispatched" warning must stay quiet.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            with transaction.atomic():
+                gone = User.objects.create(email="d@example.com", name="Dropped")
+                dispatch_after_commit(tasks.greet(gone).delay(5))
+                raise Rollback
+        except Rollback:
+            pass
+        gc.collect()
+    assert queued_pks(memory) == []
+    assert [str(w.message) for w in caught if "never dispatched" in str(w.message)] == []

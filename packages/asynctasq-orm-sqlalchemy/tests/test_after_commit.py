@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -141,3 +143,16 @@ async def test_queued_task_sees_the_committed_row(
         await engine.dispose()
     worker = await run_worker(memory)
     assert worker.stats.succeeded == 1 and sa_testapp.seen[0][2] == "fresh"
+
+
+def test_a_configured_task_dropped_with_its_session_does_not_warn() -> None:
+    # Handed over to the session: dropping it without a commit is the point, not a forgotten
+    # dispatch, so the "never dispatched" warning must stay quiet.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        session = Session()
+        dispatch_after_commit(session, sa_testapp.greet(new_user("dropped")).delay(5))
+        session.close()
+        del session
+        gc.collect()
+    assert [str(w.message) for w in caught if "never dispatched" in str(w.message)] == []

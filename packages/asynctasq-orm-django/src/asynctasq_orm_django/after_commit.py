@@ -22,7 +22,7 @@ from asgiref.sync import SyncToAsync, async_to_sync
 from django.db import transaction
 
 from asynctasq.core.dispatch import dispatch
-from asynctasq.core.task import BaseTask
+from asynctasq.core.task import BaseTask, handed_over
 from asynctasq.runner import run
 
 log = logging.getLogger("asynctasq_orm_django")
@@ -39,6 +39,7 @@ def dispatch_after_commit(
         using: The database alias (default: ``default``).
         robust: As for `transaction.on_commit`: log a dispatch error instead of raising it.
     """
+    handed_over(task)  # dropped on rollback by design: not a forgotten dispatch
     transaction.on_commit(lambda: _dispatch_blocking(task), using=using, robust=robust)
 
 

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from asynctasq.core.dispatch import dispatch_many
-from asynctasq.core.task import BaseTask
+from asynctasq.core.task import BaseTask, handed_over
 from asynctasq.runner import run
 
 log = logging.getLogger("asynctasq_orm_sqlalchemy")
@@ -51,6 +51,7 @@ def dispatch_after_commit(session: Session | AsyncSession, task: BaseTask[Any]) 
         task: A task ready to dispatch, e.g. ``send_welcome_email(user=user)`` or
             ``SendWelcomeEmail(user=user)``.
     """
+    handed_over(task)  # dropped on rollback by design: not a forgotten dispatch
     sync = session.sync_session if isinstance(session, AsyncSession) else session
     pending = sync.info.get(_INFO_KEY)
     if pending is None:

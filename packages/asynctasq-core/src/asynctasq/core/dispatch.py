@@ -13,7 +13,7 @@ from asynctasq.core import envelope
 from asynctasq.core.function import FunctionTask
 from asynctasq.core.options import resolve, resolve_cached
 from asynctasq.core.results import TaskId, cannot_keep, keeps_results
-from asynctasq.core.task import BaseTask
+from asynctasq.core.task import BaseTask, handed_over
 from asynctasq.drivers.base import Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
 from asynctasq.middleware import before_enqueue, call_hooks, dispatch_middleware
@@ -30,6 +30,8 @@ def new_task_id() -> str:
 
 def prepare(task: BaseTask[Any]) -> OutgoingMessage:
     """Assign an id, resolve settings and encode: everything but the driver call."""
+    if task._unsent is not None:
+        handed_over(task)  # a dispatch was asked for: whatever happens now is reported
     defaults = get_config().task_defaults
     if task._overrides():
         options = resolve(task._settings(), defaults)
@@ -92,6 +94,10 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
         SerializationError: a task's argument cannot be serialized; nothing is queued then.
     """
     tasks = list(tasks)
+    for t in tasks:
+        if t._unsent is not None:
+            # All were handed to us: if one fails to encode, the rest must not warn as forgotten.
+            handed_over(t)
     prepared = [(t, prepare(t)) for t in tasks]  # all encoded before anything is sent
     groups: dict[int, tuple[Driver, list[OutgoingMessage]]] = {}
     drivers: dict[object, Driver] = {}

@@ -61,6 +61,9 @@ class FunctionTask(BaseTask[R]):
     def __repr__(self) -> str:
         return f"<task {self._function.name} id={self._task_id}>"
 
+    def _display_name(self) -> str:
+        return self._function.name
+
 
 class TaskFunction(Generic[P, R]):
     """A function registered as a task. Call it to get a dispatchable `FunctionTask`."""

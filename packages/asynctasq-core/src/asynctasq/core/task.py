@@ -5,10 +5,16 @@ A task's configuration lives in class attributes (``queue``, ``max_retries``, ``
 overridden per dispatch with the chain methods (``on_queue``, ``delay``, ``retry_after``,
 ``max_attempts``, ``timeout``, ``visibility_timeout``). ``timeout`` and friends are both:
 the class value when read from the class, a chain method when called on an instance.
+
+An instance configured with a chain method and then dropped without ``dispatch()`` warns
+(`RuntimeWarning`, like a coroutine that was never awaited): ``send_email(...).delay(5)`` on
+its own queues nothing, whatever Celery taught.
 """
 
 from __future__ import annotations
 
+import sys
+import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar
 
@@ -47,7 +53,7 @@ class _BoundOption:
         self._name = name
 
     def __call__(self, value: Any) -> Any:
-        return self._task._set_option(self._name, value)
+        return self._task._set_option(self._name, value)._chained(self._name)
 
     @property
     def value(self) -> Any:
@@ -113,6 +119,9 @@ class BaseTask(Generic[T]):
     _task_id: str | None = None
     _attempts: int = 0
     _dispatched_at: datetime | None = None
+    # Set by the first chain method until dispatch (see `_Unsent`); an instance built to
+    # call handle() directly, or by the worker, never has one.
+    _unsent: _Unsent | None = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -172,15 +181,23 @@ class BaseTask(Generic[T]):
 
     def on_queue(self, queue: str) -> Self:
         """Send this dispatch to `queue`."""
-        return self._set_option("queue", queue)
+        return self._set_option("queue", queue)._chained("on_queue")
 
     def delay(self, seconds: float) -> Self:
-        """Run no earlier than `seconds` from now (0 = now)."""
-        return self._set_option("delay", seconds)
+        """Run no earlier than `seconds` from now (0 = now). Queues nothing by itself."""
+        return self._set_option("delay", seconds)._chained("delay")
 
     def retry_after(self, seconds: float) -> Self:
         """Wait `seconds` between a failed run and the next."""
-        return self._set_option("retry_delay", seconds)
+        return self._set_option("retry_delay", seconds)._chained("retry_after")
+
+    def _chained(self, method: str) -> Self:
+        unsent = self._unsent
+        if unsent is None:
+            self._unsent = _Unsent(self._display_name(), method)
+        else:
+            unsent.method = method
+        return self
 
     # -- dispatch --------------------------------------------------------------------------
     async def dispatch(self, *, connection: Any = None) -> TaskId:
@@ -221,6 +238,63 @@ class BaseTask(Generic[T]):
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} id={self._task_id}>"
+
+    def _display_name(self) -> str:
+        return type(self)._task_name or type(self).__qualname__
+
+    def __getstate__(self) -> object:
+        # Pickled or copied (to a process, a queue of its own): whoever holds the copy decides
+        # what happens to it, so neither copy warns.
+        if self._unsent is not None:
+            handed_over(self)
+        return super().__getstate__()
+
+
+class _Unsent:
+    """Carried by a task that a chain method configured, until it is dispatched: dropped
+    while still armed (with its task), it warns.
+
+    A separate object rather than a ``__del__`` on every task: tasks never chained (the
+    worker's, the plain ``f(x).dispatch()``, ones built to call ``handle()``) pay nothing.
+    It holds no reference to its task, so it makes no cycle.
+    """
+
+    __slots__ = ("method", "name")
+
+    def __init__(self, name: str, method: str) -> None:
+        self.name = name
+        self.method: str | None = method  # the last chain method called; None: disarmed
+
+    def __del__(self) -> None:
+        if self.method is not None:
+            _warn_undispatched(self.name, self.method)
+
+
+def handed_over(task: BaseTask[Any]) -> None:
+    """Someone took charge of dispatching `task` (e.g. after a transaction commits, or not at
+    all when it rolls back): it no longer warns if dropped undispatched."""
+    unsent = task._unsent
+    if unsent is not None:
+        unsent.method = None
+        task._unsent = None
+
+
+def _warn_undispatched(name: str, method: str) -> None:
+    if sys.is_finalizing():
+        return  # at interpreter exit the warnings machinery may be gone
+    hint = (
+        " (.delay(seconds) only sets a delay; unlike Celery's .delay() it queues nothing)"
+        if method == "delay"
+        else ""
+    )
+    # stacklevel 3 (past __del__): the frame that dropped the task, as for an unawaited
+    # coroutine.
+    warnings.warn(
+        f"task {name} was configured with .{method}() but never dispatched: "
+        f"nothing was queued{hint}. End the chain with .dispatch() and await it.",
+        RuntimeWarning,
+        stacklevel=3,
+    )
 
 
 class Task(BaseTask[T]):
@@ -273,4 +347,4 @@ async def _dispatch(task: BaseTask[Any], *, connection: Any) -> TaskId:
     return await dispatch(task, connection=connection)
 
 
-__all__ = ["AsyncProcessTask", "BaseTask", "SyncProcessTask", "SyncTask", "Task"]
+__all__ = ["AsyncProcessTask", "BaseTask", "SyncProcessTask", "SyncTask", "Task", "handed_over"]
