@@ -2,7 +2,9 @@
 
 SQLite has no way to notify another process of a write, so consumers in other processes
 poll (see `SqliteDriver.dequeue`). Within one process we can do better: every driver on the
-same file shares one `Wakeup`, and an enqueue wakes the waiting dequeues at once.
+same file shares one `Wakeup` per channel, and an enqueue wakes the waiting dequeues at once.
+Log appends have a channel of their own, so a busy event log does not keep waking idle
+dequeues (nor an enqueue every log reader).
 """
 
 from __future__ import annotations
@@ -74,13 +76,18 @@ class Wakeup:
                 self._waiters.discard(future)
 
 
-_registry: weakref.WeakValueDictionary[str, Wakeup] = weakref.WeakValueDictionary()
+MESSAGES = "messages"
+"""The channel of enqueued messages and stored results."""
+LOGS = "logs"
+"""The channel of log appends (`SqliteDriver.append_log`)."""
+
+_registry: weakref.WeakValueDictionary[tuple[str, str], Wakeup] = weakref.WeakValueDictionary()
 _registry_lock = threading.Lock()
 
 
-def wakeup_for(path: str) -> Wakeup:
-    """The `Wakeup` shared by every driver of this process on the file at `path`."""
-    key = os.path.realpath(path)
+def wakeup_for(path: str, channel: str = MESSAGES) -> Wakeup:
+    """The `Wakeup` of `channel` shared by every driver of this process on `path`."""
+    key = (os.path.realpath(path), channel)
     with _registry_lock:
         wakeup = _registry.get(key)
         if wakeup is None:
@@ -95,4 +102,4 @@ def reset_after_fork() -> None:
     _registry_lock = threading.Lock()
 
 
-__all__ = ["Wakeup", "reset_after_fork", "wakeup_for"]
+__all__ = ["LOGS", "MESSAGES", "Wakeup", "reset_after_fork", "wakeup_for"]
