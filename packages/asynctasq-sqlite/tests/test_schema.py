@@ -6,6 +6,7 @@ import os
 import shutil
 import sqlite3
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,6 +27,8 @@ async def test_schema_is_created_versioned_and_in_wal_mode(db_path: Path) -> Non
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     tables = {name for (name,) in conn.execute("SELECT name FROM sqlite_master")}
     assert {"asynctasq_messages", "asynctasq_dead_letters"} <= tables
+    assert {"asynctasq_results", "asynctasq_statuses", "asynctasq_logs"} <= tables
+    assert "asynctasq_workers" in tables
     conn.close()
 
 
@@ -155,5 +158,39 @@ async def test_a_version_1_file_is_upgraded_in_place(db_path: Path) -> None:
         assert delivery.task_id == "kept"
         await driver.store_result("kept", b"42", 60)  # the version 2 table is there
         assert await driver.fetch_result("kept", 0) == b"42"
+    finally:
+        await driver.close()
+
+
+async def test_a_version_2_file_is_upgraded_in_place(db_path: Path) -> None:
+    from asynctasq.drivers.base import OutgoingMessage, StatusWrite
+    from asynctasq_sqlite.schema import _CREATE_V1, _CREATE_V2
+
+    conn = sqlite3.connect(db_path)
+    for statement in (*_CREATE_V1, *_CREATE_V2):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 2")
+    conn.execute(
+        "INSERT INTO asynctasq_results (task_id, result, expires_at) VALUES ('t', x'3432', ?)",
+        (time.time() + 60,),
+    )
+    conn.commit()
+    conn.close()
+    old = SqliteDriver(path=str(db_path))
+    assert await old.init_schema() == [3]
+    await old.enqueue(OutgoingMessage("kept", "q", b"{}"))
+    await old.close()
+    driver = SqliteDriver(path=str(db_path))
+    try:
+        assert await driver.init_schema() == []
+        assert await driver.fetch_result("t", 0) == b"42"  # version 2 rows are kept
+        [delivery] = await driver.dequeue(["q"], limit=1, wait=0)
+        assert delivery.task_id == "kept"
+        await driver.write_statuses([StatusWrite("kept", "q", "running", b"{}", 60)])
+        assert await driver.read_status("kept") == b"{}"  # the version 3 tables are there
+        await driver.append_log("events", [b"e"], 60)
+        assert (await driver.read_log("events", None, wait=0))[0] == [b"e"]
+        await driver.heartbeat_worker("w", b"w", 60)
+        assert await driver.list_workers() == [b"w"]
     finally:
         await driver.close()

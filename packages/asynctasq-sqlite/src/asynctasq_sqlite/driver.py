@@ -15,17 +15,25 @@ from asynctasq.drivers.base import (
     Failure,
     OutgoingMessage,
     QueueStats,
+    StatusWrite,
 )
+from asynctasq_sqlite import _lifecycle as lifecycle
 from asynctasq_sqlite import _operations as ops
 from asynctasq_sqlite import schema
 from asynctasq_sqlite._connection import SYNCHRONOUS_MODES, SqliteConnection
 from asynctasq_sqlite._operations import Receipt
-from asynctasq_sqlite._wakeup import Wakeup, wakeup_for
+from asynctasq_sqlite._wakeup import LOGS, Wakeup, wakeup_for
 from asynctasq_sqlite._wakeup import reset_after_fork as reset_wakeups_after_fork
 from asynctasq_sqlite.errors import SqliteDriverError
 
 MIN_POLL_INTERVAL = 0.005
 """First pause (seconds) when waiting for messages another process may enqueue."""
+LOG_POLL_MIN = 0.02
+"""First pause (seconds) of a `read_log` waiting for entries another process may append."""
+LOG_POLL_MAX = 0.2
+"""Longest pause between those checks: the delay with which a reader (a worker watching for
+cancel requests, an event subscriber) sees another process's append, for at most about five
+index seeks a second per waiting reader."""
 
 
 class SqliteDriver:
@@ -45,6 +53,11 @@ class SqliteDriver:
     seek per queue without taking the write lock). It never sleeps past the moment the next
     delayed message (or expiring lease) is due, and within one process an enqueue through
     any driver on the same file wakes waiting dequeues at once.
+
+    Lifecycle (task status records, the event and cancel logs, worker records): tables of
+    their own in the same file; rows expire and are deleted by later writes. A `read_log`
+    that waits is woken at once by an append in this process and otherwise checks with a
+    backoff from 20 ms to 0.2 s.
 
     Durability: with the default ``synchronous="normal"`` a committed enqueue survives a
     crash of any process; a power loss or OS crash may lose the last transactions (WAL is
@@ -89,6 +102,7 @@ class SqliteDriver:
         self._conn: SqliteConnection | None = None
         self._connecting = asyncio.Lock()
         self._wakeup: Wakeup = wakeup_for(self.path)
+        self._log_wakeup: Wakeup = wakeup_for(self.path, LOGS)
         _drivers.add(self)
 
     def _reset_after_fork(self) -> None:
@@ -99,6 +113,7 @@ class SqliteDriver:
         self._conn = None
         self._connecting = asyncio.Lock()
         self._wakeup = wakeup_for(self.path)
+        self._log_wakeup = wakeup_for(self.path, LOGS)
 
     def __repr__(self) -> str:
         return f"SqliteDriver(path={self.path!r})"
@@ -273,6 +288,89 @@ class SqliteDriver:
             else:
                 interval = min(interval * 2, self.poll_interval)
 
+    # -- lifecycle: task statuses, logs, workers ------------------------------------------
+
+    async def write_statuses(self, writes: Sequence[StatusWrite]) -> None:
+        """Store task status records in one transaction (of two writes for one id, the later
+        wins); each write makes its record the most recent."""
+        if writes:
+            conn = await self._connection()
+            await conn.write(lifecycle.write_statuses, list(writes))
+
+    async def read_status(self, task_id: str) -> bytes | None:
+        """The status record of `task_id`, or None (never tracked, or expired)."""
+        conn = await self._connection()
+        return await conn.read(lifecycle.read_status, task_id)
+
+    async def list_statuses(
+        self, *, queue: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[bytes]:
+        """Live status records, most recently written first, filtered by queue and/or state."""
+        conn = await self._connection()
+        return await conn.read(lifecycle.list_statuses, queue, state, max(limit, 0))
+
+    async def append_log(self, log: str, entries: Sequence[bytes], retention: float) -> None:
+        """Append entries to `log` in one transaction, kept `retention` seconds; readers in
+        this process wake at once."""
+        if not entries:
+            return
+        conn = await self._connection()
+        await conn.write(lifecycle.append_log, log, list(entries), retention)
+        self._log_wakeup.notify()
+
+    async def read_log(
+        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+    ) -> tuple[list[bytes], str]:
+        """Entries of `log` after `cursor` (the last id read), oldest first, at most `limit`.
+
+        When there are none, waits up to `wait` seconds: woken by an append in this process,
+        otherwise checking with a backoff from `LOG_POLL_MIN` to `LOG_POLL_MAX` (SQLite
+        cannot notify another process).
+
+        Raises:
+            ValueError: `limit` < 1, or `cursor` is not one this driver returned.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit!r}")
+        after = _log_position(cursor)
+        conn = await self._connection()
+        deadline = time.monotonic() + max(wait, 0.0)
+        pause = LOG_POLL_MIN
+        found: list[tuple[int, bytes]] = []
+        while self._conn is conn:  # closed meanwhile: stop waiting
+            generation = self._log_wakeup.generation
+            found = await conn.read(lifecycle.read_log, log, after, limit)
+            remaining = deadline - time.monotonic()
+            if found or remaining <= 0:
+                break
+            await self._log_wakeup.wait(generation, min(remaining, pause))
+            pause = min(pause * 2, LOG_POLL_MAX)
+        if not found:
+            return [], cursor or "0"
+        return [entry for _, entry in found], str(found[-1][0])
+
+    async def log_tail(self, log: str) -> str:
+        """A cursor after the last entry of `log` (``"0"`` when it has none)."""
+        conn = await self._connection()
+        return str(await conn.read(lifecycle.log_tail, log))
+
+    async def heartbeat_worker(self, worker_id: str, info: bytes, ttl: float) -> None:
+        """Store or renew worker `worker_id`'s record for `ttl` seconds."""
+        conn = await self._connection()
+        await conn.write(lifecycle.heartbeat_worker, worker_id, info, ttl)
+
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+        conn = await self._connection()
+        await conn.write(lifecycle.remove_worker, worker_id)
+
+    async def list_workers(self) -> list[bytes]:
+        """The records of the workers whose record has not expired, by worker id."""
+        conn = await self._connection()
+        return await conn.read(lifecycle.list_workers)
+
+    # -- inspection ------------------------------------------------------------------------
+
     async def queue_names(self) -> list[str]:
         """Queues with a ready, delayed, leased or dead message, sorted by name."""
         conn = await self._connection()
@@ -345,6 +443,15 @@ def _ids(task_ids: Sequence[str] | None) -> list[str] | None:
     if isinstance(task_ids, str):
         return [task_ids]
     return None if task_ids is None else list(task_ids)
+
+
+def _log_position(cursor: str | None) -> int:
+    if cursor is None:
+        return 0
+    try:
+        return int(cursor)
+    except ValueError:
+        raise ValueError(f"not a log cursor of SqliteDriver: {cursor!r}") from None
 
 
 def _release_taken(conn: sqlite3.Connection, taken: list[ops.Taken]) -> None:

@@ -13,6 +13,19 @@ One table holds every live message. A message's state is read from two columns:
 
 Dead letters live in their own table, with the failure and the original payload. Kept task
 results (``keep_result``) live in a third, by task id, until they expire (version 2).
+
+Version 3 adds the lifecycle tables, each row with an ``expires_at`` past which it is never
+returned (and later deleted by a write):
+
+* ``asynctasq_statuses``: one record per tracked task. Its primary key ``seq`` is the rowid,
+  and a write replaces the row (``INSERT OR REPLACE`` on the unique ``task_id``), which
+  gives it the next rowid: "most recently written first" is ``ORDER BY seq DESC``, served by
+  the ``(queue, state, seq)`` and ``(state, seq)`` indexes without a counter to maintain.
+* ``asynctasq_logs``: log entries (events, cancel requests). ``id`` is ``AUTOINCREMENT`` so
+  that it is never reused, even after every entry of a log expired and was deleted: a
+  reader's cursor (the last id it read) must never see an id that is not new. Writers are
+  serialized by SQLite, so ids are also committed in order and a reader cannot skip one.
+* ``asynctasq_workers``: one record per live worker, by worker id.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ import sqlite3
 from asynctasq_sqlite._transaction import immediate
 from asynctasq_sqlite.errors import SqliteDriverError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 """Written to ``PRAGMA user_version``; bump it with a migration step in `ensure_schema`."""
 
 _CREATE_V1 = (
@@ -83,7 +96,53 @@ _CREATE_V2 = (
     CREATE INDEX IF NOT EXISTS asynctasq_results_expiry ON asynctasq_results (expires_at)
     """,
 )
-_STEPS = ((1, _CREATE_V1), (2, _CREATE_V2))
+
+_CREATE_V3 = (
+    """
+    CREATE TABLE IF NOT EXISTS asynctasq_statuses (
+        seq INTEGER PRIMARY KEY,
+        task_id TEXT NOT NULL UNIQUE,
+        queue TEXT NOT NULL,
+        state TEXT NOT NULL,
+        record BLOB NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_statuses_queue
+        ON asynctasq_statuses (queue, state, seq)
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_statuses_state ON asynctasq_statuses (state, seq)
+    """,
+    # TTLs differ (unfinished tasks are kept longer), so expiry is not in seq order.
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_statuses_expiry ON asynctasq_statuses (expires_at)
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS asynctasq_logs (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        log TEXT NOT NULL,
+        entry BLOB NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_logs_log ON asynctasq_logs (log, id)
+    """,
+    # Retention is per append, not per log: trimming needs its own index.
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_logs_expiry ON asynctasq_logs (expires_at)
+    """,
+    """
+    CREATE TABLE IF NOT EXISTS asynctasq_workers (
+        worker_id TEXT PRIMARY KEY,
+        info BLOB NOT NULL,
+        expires_at REAL NOT NULL
+    )
+    """,
+)
+_STEPS = ((1, _CREATE_V1), (2, _CREATE_V2), (3, _CREATE_V3))
 
 
 def ensure_schema(conn: sqlite3.Connection) -> list[int]:

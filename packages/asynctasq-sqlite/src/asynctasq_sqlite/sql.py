@@ -128,3 +128,66 @@ STORE_RESULT = (
 )
 
 SELECT_RESULT = "SELECT result FROM asynctasq_results WHERE task_id = ? AND expires_at > ?"
+
+TRIM_BATCH = 500
+"""Most expired lifecycle rows one write deletes: a backlog (say, a day of records expiring
+at once) is spread over later writes instead of holding the write lock for long."""
+
+TRIM_STATUSES = f"""
+DELETE FROM asynctasq_statuses WHERE seq IN (
+    SELECT seq FROM asynctasq_statuses WHERE expires_at <= ? LIMIT {TRIM_BATCH:d}
+)
+"""
+
+WRITE_STATUS = """
+INSERT OR REPLACE INTO asynctasq_statuses (task_id, queue, state, record, expires_at)
+VALUES (?, ?, ?, ?, ?)
+"""
+"""Replacing the row (not updating it) gives it the next rowid: the newest ``seq``."""
+
+SELECT_STATUS = "SELECT record FROM asynctasq_statuses WHERE task_id = ? AND expires_at > ?"
+
+
+def list_statuses(*, queue: bool, state: bool) -> str:
+    """Live records newest first, filtered on ``:queue`` and/or ``:state`` when asked.
+
+    Four fixed texts at most, so each is compiled once per connection.
+    """
+    clauses = ["expires_at > :now"]
+    if queue:
+        clauses.append("queue = :queue")
+    if state:
+        clauses.append("state = :state")
+    return (
+        f"SELECT record FROM asynctasq_statuses WHERE {' AND '.join(clauses)} "
+        "ORDER BY seq DESC LIMIT :limit"
+    )
+
+
+TRIM_LOGS = f"""
+DELETE FROM asynctasq_logs WHERE id IN (
+    SELECT id FROM asynctasq_logs WHERE expires_at <= ? LIMIT {TRIM_BATCH:d}
+)
+"""
+
+APPEND_LOG = "INSERT INTO asynctasq_logs (log, entry, expires_at) VALUES (?, ?, ?)"
+
+READ_LOG = """
+SELECT id, entry FROM asynctasq_logs
+WHERE log = ? AND id > ? AND expires_at > ?
+ORDER BY id
+LIMIT ?
+"""
+"""Entries after a cursor, oldest first: a range scan of ``(log, id)``."""
+
+LOG_TAIL = "SELECT max(id) FROM asynctasq_logs WHERE log = ?"
+
+TRIM_WORKERS = "DELETE FROM asynctasq_workers WHERE expires_at <= ?"
+
+HEARTBEAT_WORKER = (
+    "INSERT OR REPLACE INTO asynctasq_workers (worker_id, info, expires_at) VALUES (?, ?, ?)"
+)
+
+REMOVE_WORKER = "DELETE FROM asynctasq_workers WHERE worker_id = ?"
+
+LIST_WORKERS = "SELECT info FROM asynctasq_workers WHERE expires_at > ? ORDER BY worker_id"
