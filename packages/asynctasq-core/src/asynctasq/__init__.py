@@ -11,11 +11,24 @@ run(send_email(to="a@example.com").dispatch())
 
 from typing import TYPE_CHECKING, Any
 
+from asynctasq import events
 from asynctasq.config import get_config, init, set_global_config
 from asynctasq.core.dispatch import dispatch_many
 from asynctasq.core.function import FunctionTask, TaskFunction, task
 from asynctasq.core.results import TaskId, result
 from asynctasq.core.task import AsyncProcessTask, SyncProcessTask, SyncTask, Task
+from asynctasq.lifecycle import (
+    CancelOutcome,
+    TaskContext,
+    TaskState,
+    TaskStatus,
+    WorkerInfo,
+    cancel,
+    current_task,
+    list_tasks,
+    list_workers,
+    status,
+)
 from asynctasq.middleware import Middleware
 from asynctasq.runner import run
 
@@ -36,20 +49,31 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AsyncProcessTask",
+    "CancelOutcome",
     "FunctionTask",
     "Middleware",
     "SyncProcessTask",
     "SyncTask",
     "Task",
+    "TaskContext",
     "TaskFunction",
     "TaskId",
+    "TaskState",
+    "TaskStatus",
+    "WorkerInfo",
     "__version__",
+    "cancel",
+    "current_task",
     "dispatch_many",
+    "events",
     "get_config",
     "init",
+    "list_tasks",
+    "list_workers",
     "print",
     "result",
     "run",
     "set_global_config",
+    "status",
     "task",
 ]

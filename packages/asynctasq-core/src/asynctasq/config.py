@@ -1,9 +1,9 @@
 """Process-wide configuration: `init()`, `set_global_config()`, `get_config()`.
 
 Sources, weakest first: defaults < `.env` < `ASYNCTASQ_*` environment < the mapping or keywords
-given in code. Settings are grouped in sections: `task_defaults`, `worker`, and one section
-per driver named after it (`redis`, `postgres`, ...) whose keys are that driver's constructor
-keywords. Every spelling reaches the same place::
+given in code. Settings are grouped in sections: `task_defaults`, `worker`, `events`, and
+one section per driver named after it (`redis`, `postgres`, ...) whose keys are that driver's
+constructor keywords. Every spelling reaches the same place::
 
     init({"driver": "redis", "redis": {"url": "redis://h:6379"}})
     set_global_config(driver="redis", redis_url="redis://h:6379")
@@ -70,9 +70,15 @@ class TaskDefaults:
     retry_jitter: bool = True
     timeout: float | None = None
     visibility_timeout: float = 3600.0
+    track: bool = False
+    """Keep a status record of every task (``track=True`` on each)."""
+    track_ttl: float = 86400.0
+    """Seconds a tracked task's status is kept after it finished."""
 
     def __post_init__(self) -> None:
         _check_queue_setting("task_defaults.queue", self.queue)
+        if not self.track_ttl > 0:
+            raise ConfigError(f"task_defaults.track_ttl must be > 0, got {self.track_ttl!r}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,8 +94,15 @@ class WorkerSettings:
     poll_wait: float = 1.0
     allowed_roots: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()
+    heartbeat_interval: float = 5.0
+    """Seconds between a worker's heartbeats; it disappears from `asynctasq workers` three
+    intervals after its last one."""
 
     def __post_init__(self) -> None:
+        if not self.heartbeat_interval > 0:
+            raise ConfigError(
+                f"worker.heartbeat_interval must be greater than 0, got {self.heartbeat_interval!r}"
+            )
         at_least_one = (
             "concurrency",
             "process_pool_size",
@@ -109,12 +122,27 @@ class WorkerSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class EventSettings:
+    """The event stream (`asynctasq.events`): off unless enabled."""
+
+    enabled: bool = False
+    """Workers publish task and worker events; dispatching processes ``task-enqueued``."""
+    retention: float = 3600.0
+    """Seconds events are kept for late subscribers."""
+
+    def __post_init__(self) -> None:
+        if not self.retention > 0:
+            raise ConfigError(f"events.retention must be > 0, got {self.retention!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The configuration in effect. Build it with `init()`/`set_global_config()`."""
 
     driver: str | None = None
     task_defaults: TaskDefaults = field(default_factory=TaskDefaults)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
+    events: EventSettings = field(default_factory=EventSettings)
     drivers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     version: int = 0
 
@@ -123,7 +151,11 @@ class Config:
         return dict(self.drivers.get(name, {}))
 
 
-_SECTIONS: dict[str, type[Any]] = {"task_defaults": TaskDefaults, "worker": WorkerSettings}
+_SECTIONS: dict[str, type[Any]] = {
+    "task_defaults": TaskDefaults,
+    "worker": WorkerSettings,
+    "events": EventSettings,
+}
 _config: Config | None = None  # None: not configured yet; the environment decides on first use
 _version = 0
 

@@ -66,6 +66,10 @@ class Middleware:
     def after_release(self, job: Job) -> None:
         """A task was given back unfinished (shutdown)."""
 
+    def after_cancel(self, job: Job) -> None:
+        """A task was cancelled (``asynctasq.cancel``), before or while it ran; it was
+        removed from its queue and will not be retried."""
+
 
 _global: list[Middleware] = []
 

@@ -68,3 +68,10 @@ def write_if_imported(module: str, path: str) -> None:
 
     with open(path, "w") as f:
         f.write(f"{module in sys.modules} {os.getpid()}")
+
+
+@task(process=True, track=True, queue="lc")
+def sleep_in_child(pid_file: str) -> None:
+    with open(pid_file, "w") as f:
+        f.write(str(os.getpid()))
+    time.sleep(30)

@@ -1,5 +1,5 @@
 # Checked by mypy in test_static_typing.py; each line marked "E:" must be reported.
-from asynctasq import task
+from asynctasq import TaskId, task
 from asynctasq.core.task import Task
 
 
@@ -25,3 +25,14 @@ async def usage() -> None:
     print(total)
     await Sum([1]).timeout(30).max_attempts(2).dispatch()
     print(ok)
+
+
+async def typed_ids() -> None:
+    sent = await send_email("a@b.c").dispatch()
+    flag: bool = await sent.result()
+    wrong: str = await sent.result()  # E: the task returns bool
+    total: int = await (await Sum([1]).dispatch()).result()
+    also_wrong: bytes = await (await Sum([1]).dispatch()).result()  # E: Task[int] gives int
+    kept: TaskId[bool] = sent
+    mismatched: TaskId[str] = sent  # E: TaskId[bool] is not TaskId[str]
+    print(flag, wrong, total, also_wrong, kept, mismatched)

@@ -6,7 +6,7 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from asynctasq.config import get_config
 from asynctasq.core import envelope
@@ -16,7 +16,10 @@ from asynctasq.core.results import TaskId, cannot_keep, keeps_results
 from asynctasq.core.task import BaseTask, handed_over
 from asynctasq.drivers.base import Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
+from asynctasq.lifecycle import dispatching
 from asynctasq.middleware import before_enqueue, call_hooks, dispatch_middleware
+
+T = TypeVar("T")
 
 
 def new_task_id() -> str:
@@ -41,6 +44,7 @@ def prepare(task: BaseTask[Any]) -> OutgoingMessage:
     task_id = new_task_id()
     now = time.time()
     payload = envelope.encode(task, task_id, options, now)
+    task._tracked = options.track
     task._task_id = task_id
     task._dispatched_at = datetime.fromtimestamp(now, UTC)
     return OutgoingMessage(
@@ -63,7 +67,7 @@ async def _enqueue_in_transaction(
     await driver.enqueue_with_connection(connection, messages)
 
 
-async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> TaskId:
+async def dispatch(task: BaseTask[T], *, connection: Any = None) -> TaskId[T]:
     """Queue one task and return its id. See `BaseTask.dispatch`."""
     message = prepare(task)
     middleware = dispatch_middleware()
@@ -72,10 +76,23 @@ async def dispatch(task: BaseTask[Any], *, connection: Any = None) -> TaskId:
     driver = await get_driver(task._driver())
     if task._option("keep_result") and not keeps_results(driver):
         raise cannot_keep(driver, f"{_name(task)} has keep_result")  # before anything is queued
-    if connection is not None:
-        await _enqueue_in_transaction(driver, connection, [message])
-    else:
-        await driver.enqueue(message)
+    tracked: list[dispatching.Tracked] = []
+    if task._tracked:
+        tracked.append((message, _name(task), task._tracked))
+        dispatching.check_trackable(driver, _name(task))
+        await dispatching.write_first(driver, tracked)
+    try:
+        if connection is not None:
+            await _enqueue_in_transaction(driver, connection, [message])
+        else:
+            await driver.enqueue(message)
+    except BaseException as exc:
+        if tracked:
+            await dispatching.queueing_failed(driver, tracked, exc)
+        raise
+    events = get_config().events
+    if events.enabled:
+        await dispatching.publish_enqueued(driver, [(message, _name(task))], events.retention)
     if middleware:
         # The task is queued: a hook's error must not make a caller that retries on error
         # queue it twice.
@@ -87,7 +104,9 @@ def _name(task: BaseTask[Any]) -> str:
     return task.function.name if isinstance(task, FunctionTask) else type(task)._task_name
 
 
-async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = None) -> list[TaskId]:
+async def dispatch_many(
+    tasks: Iterable[BaseTask[Any]], *, connection: Any = None
+) -> list[TaskId[Any]]:
     """Queue several tasks with one batch call per driver; return their ids in order.
 
     Raises:
@@ -101,7 +120,8 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
     prepared = [(t, prepare(t)) for t in tasks]  # all encoded before anything is sent
     groups: dict[int, tuple[Driver, list[OutgoingMessage]]] = {}
     drivers: dict[object, Driver] = {}
-    ids: list[TaskId] = []
+    ids: list[TaskId[Any]] = []
+    tracked: dict[int, list[dispatching.Tracked]] = {}
     middleware = dispatch_middleware()
     for task, message in prepared:
         if middleware:
@@ -113,13 +133,29 @@ async def dispatch_many(tasks: Iterable[BaseTask[Any]], *, connection: Any = Non
             driver = drivers[key] = await get_driver(spec)
         if task._option("keep_result") and not keeps_results(driver):
             raise cannot_keep(driver, f"{_name(task)} has keep_result")
+        if task._tracked:
+            dispatching.check_trackable(driver, _name(task))
+            tracked.setdefault(id(driver), []).append((message, _name(task), task._tracked))
         ids.append(TaskId(message.task_id, driver))
         groups.setdefault(id(driver), (driver, []))[1].append(message)
+    events = get_config().events
     for driver, messages in groups.values():
-        if connection is not None:
-            await _enqueue_in_transaction(driver, connection, messages)
-        else:
-            await driver.enqueue_many(messages)
+        mine = tracked.get(id(driver), [])
+        if mine:
+            await dispatching.write_first(driver, mine)
+        try:
+            if connection is not None:
+                await _enqueue_in_transaction(driver, connection, messages)
+            else:
+                await driver.enqueue_many(messages)
+        except BaseException as exc:
+            if mine:
+                await dispatching.queueing_failed(driver, mine, exc)
+            raise
+        if events.enabled:
+            names = {m.task_id: _name(t) for t, m in prepared}
+            queued = [(m, names[m.task_id]) for m in messages]
+            await dispatching.publish_enqueued(driver, queued, events.retention)
     if middleware:
         for task, message in prepared:
             call_hooks(middleware, "after_enqueue", task, message, reverse=True)

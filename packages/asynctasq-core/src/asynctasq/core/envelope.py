@@ -8,7 +8,8 @@ One orjson document per task::
      "args": [...], "kwargs": {...}          # function tasks
      "attrs": {...}                          # class tasks
      "r": 1,                                 # present when arguments need async decoding
-     "src": [abs path, relative path]}       # task defined in a script run as __main__
+     "src": [abs path, relative path],       # task defined in a script run as __main__
+     "tr": <seconds>}                        # tracked: keep its status this long after it ends
 
 Arguments are in the serializer's tagged wire form. Anything that does not match this shape
 is a `MalformedMessageError`: the worker dead-letters it without running anything.
@@ -88,6 +89,8 @@ def encode(task: BaseTask[Any], task_id: str, options: ResolvedOptions, now: flo
         doc["attrs"] = attrs
     if uses_async:
         doc["r"] = 1
+    if options.track:
+        doc["tr"] = options.track
     script = registry.script_of(doc["task"])
     if script is not None:
         doc["src"] = script
@@ -115,6 +118,8 @@ class Envelope:
     async_refs: bool
     script: list[str] | None = None
     """Where a task defined in a ``__main__`` script lies: [absolute, relative] path."""
+    track: float = 0.0
+    """Seconds to keep the task's status record after it ends; 0 when it is not tracked."""
 
 
 def _number(value: Any) -> bool:
@@ -157,6 +162,9 @@ def decode(payload: bytes) -> Envelope:
         and all(isinstance(p, str) and len(p) <= 4096 for p in script)
     ):
         raise MalformedMessageError("message has a malformed script location ('src')")
+    track = doc.get("tr", 0.0)
+    if not _number(track) or not 0 <= track <= 10 * 365 * 86400:
+        raise MalformedMessageError(f"message has a malformed tracking time ('tr' is {track!r})")
     at = doc.get("at")
     return Envelope(
         task_id=str(doc.get("id", "")),
@@ -175,6 +183,7 @@ def decode(payload: bytes) -> Envelope:
         attrs=attrs,
         async_refs=bool(doc.get("r")),
         script=script,
+        track=float(track),
     )
 
 

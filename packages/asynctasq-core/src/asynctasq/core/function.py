@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, TypeVar, overload
+from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from asynctasq.core import registry
 from asynctasq.core.options import check_driver, check_option
@@ -140,6 +140,16 @@ def _argument_checker(
     return check
 
 
+class _TaskDecorator(Protocol):
+    """What ``task(...)`` with settings returns: a decorator that keeps the function's
+    parameters and return type (so ``dispatch()`` gives a typed ``TaskId``)."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Awaitable[R]], /) -> TaskFunction[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> TaskFunction[P, R]: ...
+
+
 @overload
 def task(fn: Callable[P, Awaitable[R]], /) -> TaskFunction[P, R]: ...
 @overload
@@ -155,7 +165,8 @@ def task(
     driver: str | Driver | None = None,
     process: bool = False,
     keep_result: bool | float = False,
-) -> Callable[[Callable[P, Any]], TaskFunction[P, Any]]: ...
+    track: bool | float | None = None,
+) -> _TaskDecorator: ...
 
 
 def task(
@@ -170,6 +181,7 @@ def task(
     driver: str | Driver | None = None,
     process: bool = False,
     keep_result: bool | float = False,
+    track: bool | float | None = None,
 ) -> Any:
     """Make a function a task, bare (``@task``) or with settings (``@task(queue='q')``).
 
@@ -185,6 +197,9 @@ def task(
         keep_result: Keep the return value so callers can await it
             (``await (await t.dispatch()).result()``): True for an hour, or the seconds to
             keep it. Needs a driver that can store results.
+        track: Keep a status record (``await task_id.status()``, ``asynctasq status``):
+            True, or the seconds to keep it after the task ends. None: the configured
+            default (``task_defaults.track``). Needs a driver that can track status.
 
     Raises:
         ValueError: a setting has an unusable value (named in the message).
@@ -196,6 +211,7 @@ def task(
         "timeout": timeout,
         "visibility_timeout": visibility_timeout,
         "keep_result": keep_result or None,
+        "track": track,
     }
     options = {k: check_option(k, v) for k, v in settings.items() if v is not None}
     check_driver(driver)

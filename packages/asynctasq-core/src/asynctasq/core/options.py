@@ -17,6 +17,7 @@ OPTION_NAMES = (
     "visibility_timeout",
     "delay",
     "keep_result",
+    "track",
 )
 
 DEFAULT_RESULT_TTL = 3600.0
@@ -102,6 +103,14 @@ def check_keep_result(value: Any) -> float:
     return float(check_seconds("keep_result", value))
 
 
+def check_track(value: Any) -> float:
+    """``track``: True (keep the status for the configured time after the task ends), False,
+    or seconds to keep it."""
+    if value is True or value is False:
+        return float(value)  # 1.0 stands for "the configured time": resolved at dispatch
+    return float(check_seconds("track", value, positive=True))
+
+
 def check_option(name: str, value: Any) -> Any:
     """Validate one task setting by name."""
     if name == "queue":
@@ -116,6 +125,8 @@ def check_option(name: str, value: Any) -> Any:
         return check_seconds(name, value)
     if name == "keep_result":
         return check_keep_result(value)
+    if name == "track":
+        return value if isinstance(value, bool) else check_track(value)
     raise TypeError(f"unknown task setting {name!r}; known: {', '.join(OPTION_NAMES)}")
 
 
@@ -145,6 +156,8 @@ class ResolvedOptions:
     delay: float
     keep_result: float
     """Seconds to keep the result, 0 when it is not kept."""
+    track: float
+    """Seconds to keep the status record after the task ends, 0 when it is not tracked."""
     wire: list[Any]
     """The settings the envelope carries, in its fixed order (see `core.envelope`)."""
 
@@ -178,8 +191,17 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         visibility_timeout=visibility,
         delay=options.get("delay") or 0.0,
         keep_result=keep_result,
+        track=_track(options.get("track"), defaults),
         wire=wire,
     )
+
+
+def _track(value: bool | float | None, defaults: TaskDefaults) -> float:
+    if value is None:
+        value = defaults.track
+    if value is True:
+        return defaults.track_ttl
+    return float(value or 0.0)
 
 
 def resolve_cached(owner: Any, options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import orjson
 
@@ -18,6 +18,12 @@ from asynctasq.drivers.base import Driver, ResultStore
 from asynctasq.drivers.connections import get_driver
 from asynctasq.errors import ResultTimeoutError, TaskFailedError
 from asynctasq.serializer import from_wire_async, to_wire
+
+if TYPE_CHECKING:
+    from asynctasq.lifecycle.control import CancelOutcome
+    from asynctasq.lifecycle.status import TaskStatus
+
+T = TypeVar("T")
 
 _WAIT_CHUNK = 30.0
 """Longest single wait asked of a driver (a `None` timeout waits in chunks of this)."""
@@ -95,16 +101,20 @@ async def result(
             raise ResultTimeoutError(f"no result for task {task_id} within {timeout} s")
 
 
-class TaskId(str):
-    """The id `dispatch()` returns: a plain string that can also wait for the result.
+class TaskId(str, Generic[T]):
+    """The id `dispatch()` returns: a plain string that can also wait for the result, tell
+    where the task is, and cancel it.
 
-    ``await task_id.result(timeout=10)`` is `result` on the driver the task went to.
+    ``await task_id.result(timeout=10)`` is `result` on the driver the task went to, typed
+    as what the task returns (``TaskId[int]`` for a task returning ``int``);
+    ``await task_id.status()`` and ``await task_id.cancel()`` are `asynctasq.status` and
+    `asynctasq.cancel` there.
     """
 
     _driver: Driver | None
     _asynctasq_plain_str = True  # the serializer sends it as the plain id
 
-    def __new__(cls, value: str, driver: Driver | None = None) -> TaskId:
+    def __new__(cls, value: str, driver: Driver | None = None) -> TaskId[T]:
         self = super().__new__(cls, value)
         self._driver = driver
         return self
@@ -112,9 +122,21 @@ class TaskId(str):
     def __reduce__(self) -> tuple[type[str], tuple[str]]:
         return (str, (str(self),))  # pickles and copies as the plain id
 
-    async def result(self, timeout: float | None = None) -> Any:
+    async def result(self, timeout: float | None = None) -> T:
         """Wait for this task's result; see `asynctasq.result`."""
-        return await result(str(self), driver=self._driver, timeout=timeout)
+        return cast(T, await result(str(self), driver=self._driver, timeout=timeout))
+
+    async def status(self) -> TaskStatus | None:
+        """Where this task is (tracked tasks); see `asynctasq.status`."""
+        from asynctasq.lifecycle.control import status
+
+        return await status(str(self), driver=self._driver)
+
+    async def cancel(self) -> CancelOutcome:
+        """Cancel this task; see `asynctasq.cancel`."""
+        from asynctasq.lifecycle.control import cancel
+
+        return await cancel(str(self), driver=self._driver)
 
 
 __all__ = ["TaskId", "result"]

@@ -37,6 +37,7 @@ _CLASS_OPTIONS = {
     "timeout": "timeout",
     "visibility_timeout": "visibility_timeout",
     "keep_result": "keep_result",
+    "track": "track",
 }
 _CHAINABLE = ("timeout", "visibility_timeout", "max_attempts")
 # Constructor keywords that set options instead of becoming attributes.
@@ -103,6 +104,9 @@ class BaseTask(Generic[T]):
     retry_delay: float | None = None
     keep_result: bool | float = False
     """Keep the return value for awaiting (True: an hour; or seconds to keep it)."""
+    track: bool | float | None = None
+    """Keep a status record (`TaskId.status`): True, or seconds to keep it after the task
+    ends; None: the configured default (``task_defaults.track``)."""
     _driver_override: str | Driver | None = None
 
     if TYPE_CHECKING:
@@ -117,6 +121,7 @@ class BaseTask(Generic[T]):
 
     # Metadata, set by the framework at dispatch and in the worker.
     _task_id: str | None = None
+    _tracked: float = 0.0  # seconds its status is kept after it ends (set at dispatch)
     _attempts: int = 0
     _dispatched_at: datetime | None = None
     # Set by the first chain method until dispatch (see `_Unsent`); an instance built to
@@ -200,7 +205,7 @@ class BaseTask(Generic[T]):
         return self
 
     # -- dispatch --------------------------------------------------------------------------
-    async def dispatch(self, *, connection: Any = None) -> TaskId:
+    async def dispatch(self, *, connection: Any = None) -> TaskId[T]:
         """Queue this task; return its id (a UUID string; with ``keep_result``,
         ``await task_id.result()`` waits for what the task returns).
 
@@ -227,6 +232,23 @@ class BaseTask(Generic[T]):
     def _wire_state(self) -> dict[str, Any]:
         """The instance state that travels: public attributes."""
         return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+
+    # -- while it runs ------------------------------------------------------------------------
+    async def progress(self, fraction: float, message: str | None = None) -> None:
+        """Report how far this run is (0.0 to 1.0), for `status()`, the CLI and events.
+
+        Rate-limited by the worker: call it as often as you like. See `current_task`.
+        """
+        from asynctasq.lifecycle.context import current_task
+
+        await current_task().progress(fraction, message)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """Whether someone asked to cancel this run (poll it in long sync tasks)."""
+        from asynctasq.lifecycle.context import current_task
+
+        return current_task().cancel_requested
 
     # -- hooks -----------------------------------------------------------------------------
     async def failed(self, exception: Exception) -> None:
@@ -338,7 +360,7 @@ class SyncProcessTask(SyncTask[T]):
     _execution: ClassVar[Execution] = "process"
 
 
-async def _dispatch(task: BaseTask[Any], *, connection: Any) -> TaskId:
+async def _dispatch(task: BaseTask[T], *, connection: Any) -> TaskId[T]:
     # Bound on first use: asynctasq.core.dispatch imports this module.
     global _dispatch
     from asynctasq.core.dispatch import dispatch

@@ -17,10 +17,9 @@ Class tasks have the same as ``await self.progress(...)`` and ``self.cancel_requ
 from __future__ import annotations
 
 import math
-import threading
 from collections.abc import Callable
 from contextvars import ContextVar
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ProgressSink = Callable[[float, str | None], None]
 """Takes a progress report; must be safe to call from any thread and never block."""
@@ -41,8 +40,8 @@ class TaskContext:
     task_name: str
     queue: str
     attempt: int
-    _cancel: threading.Event = field(default_factory=threading.Event)
     _sink: ProgressSink | None = None
+    _cancel_requested: bool = False  # set on the event loop, read from any thread
 
     @property
     def cancel_requested(self) -> bool:
@@ -53,7 +52,7 @@ class TaskContext:
         cannot be stopped from outside (Python has no way to kill a thread), so a long one
         should check this now and then and return (or raise) when it turns true.
         """
-        return self._cancel.is_set()
+        return self._cancel_requested
 
     def report_progress(self, fraction: float, message: str | None = None) -> None:
         """Report progress without waiting (from async code or a task's thread).

@@ -8,6 +8,8 @@ from typing import Any
 from asynctasq.core.envelope import Envelope
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers.base import Delivery
+from asynctasq.lifecycle.context import TaskContext
+from asynctasq.lifecycle.status import TaskStatus
 
 
 @dataclass(slots=True)
@@ -20,6 +22,11 @@ class Job:
         task: The task instance, None until it was built.
         started_at: Monotonic time the run started.
         state: Free-form storage for middleware (e.g. timers).
+        context: What the running task sees as `current_task()`.
+        cancel_requested: Someone asked to cancel this task while it ran.
+        status: The last status record written for it (tracked tasks).
+        progress: The last progress it reported: (fraction, message).
+        finished: Its run has ended (late progress reports are dropped).
     """
 
     delivery: Delivery
@@ -27,6 +34,11 @@ class Job:
     task: BaseTask[Any] | None = None
     started_at: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
+    context: TaskContext | None = None
+    cancel_requested: bool = False
+    status: TaskStatus | None = None
+    progress: tuple[float, str | None] | None = None
+    finished: bool = False
 
     @property
     def task_id(self) -> str:

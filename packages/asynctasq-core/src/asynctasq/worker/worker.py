@@ -21,18 +21,27 @@ import contextlib
 import importlib
 import inspect
 import logging
+import os
 import signal
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
 from asynctasq.core.function import TaskFunction
 from asynctasq.core.task import BaseTask, Execution
-from asynctasq.drivers.base import Delivery, Driver, Failure
+from asynctasq.drivers.base import (
+    Delivery,
+    Driver,
+    EventLog,
+    Failure,
+    StatusStore,
+    WorkerRegistry,
+)
 from asynctasq.drivers.connections import build_driver
 from asynctasq.errors import (
     MalformedMessageError,
@@ -43,12 +52,15 @@ from asynctasq.errors import (
 )
 from asynctasq.executors.process import in_task_child
 from asynctasq.executors.router import ExecutorRouter
+from asynctasq.lifecycle.context import TaskContext, reset_current, set_current
+from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware, call_hooks
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
 from asynctasq.worker import outcomes
 from asynctasq.worker.failures import brief, failure_from
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
+from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
 from asynctasq.worker.resolver import TaskResolver
 from asynctasq.worker.retry import retry_delay
 
@@ -71,6 +83,7 @@ class WorkerStats:
     retried: int = 0
     dead_lettered: int = 0
     released: int = 0
+    cancelled: int = 0
 
 
 class _Backoff:
@@ -105,6 +118,8 @@ class Worker:
         install_signal_handlers: Handle SIGTERM/SIGINT (only in the main thread).
         imports: Modules to import at start-up (task modules, set-up such as
             ``django.setup()``), in the worker and in each process-pool child.
+        events: Publish task and worker events (when the driver keeps an event log).
+        heartbeat_interval: Seconds between the worker's heartbeats in the registry.
     """
 
     def __init__(
@@ -124,6 +139,8 @@ class Worker:
         install_signal_handlers: bool = True,
         imports: Sequence[str] | None = None,
         config: Config | None = None,
+        events: bool | None = None,
+        heartbeat_interval: float | None = None,
     ) -> None:
         self.config = config or get_config()
         ws = self.config.worker
@@ -165,6 +182,16 @@ class Worker:
         self._resolver: TaskResolver | None = None
         self._router: ExecutorRouter | None = None
         self._leases: LeaseKeeper | None = None
+        self.events = bool(events if events is not None else self.config.events.enabled)
+        self.heartbeat_interval = float(
+            heartbeat_interval if heartbeat_interval is not None else ws.heartbeat_interval
+        )
+        if not self.heartbeat_interval > 0:
+            raise ValueError(f"heartbeat_interval must be > 0 seconds, got {heartbeat_interval!r}")
+        self.worker_id = new_worker_id()
+        self.started_at = time.time()
+        self._lifecycle: Lifecycle | None = None
+        self._by_id: dict[str, tuple[asyncio.Task[None], Job]] = {}
 
     # -- control ---------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -249,6 +276,17 @@ class Worker:
             )
             self._leases = LeaseKeeper(driver)
             keeper = loop.create_task(self._leases.run(), name="asynctasq-leases")
+            if isinstance(driver, StatusStore | EventLog | WorkerRegistry):
+                self._lifecycle = Lifecycle(
+                    driver,
+                    worker_id=self.worker_id,
+                    describe=self.describe,
+                    on_cancel=self._cancel_running,
+                    events_on=self.events,
+                    heartbeat_interval=self.heartbeat_interval,
+                    events_retention=self.config.events.retention,
+                )
+                await self._lifecycle.start()
             self._install_signals(loop)
             for m in self.middleware:
                 # May be a coroutine (initialise an ORM, open a pool); an error stops start-up.
@@ -256,6 +294,7 @@ class Worker:
             await self._fetch_loop(driver)
         finally:
             await self._shutdown(driver)
+            await stop_quietly(self._lifecycle)
             if keeper is not None:
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
@@ -356,6 +395,13 @@ class Worker:
         except Exception as exc:
             await self._dead_letter(job, exc, "cannot run")
             return
+        lifecycle = self._lifecycle
+        if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
+            await self._finish_cancelled(job, lifecycle)  # cancelled while queued: never runs
+            return
+        # Lifecycle hooks are called only for a task they have work for (tracked, or events
+        # on): the common case costs nothing.
+        hooks = lifecycle if lifecycle is not None and (env.track or lifecycle.events_on) else None
         allowed = max(env.max_attempts, 1)
         if delivery.attempts >= allowed:
             # Counted before anything the message names is loaded: a message whose code kills
@@ -366,7 +412,7 @@ class Worker:
                 f"times and none of its last runs finished (its worker was killed or lost the "
                 f"lease); max_attempts is {env.max_attempts}"
             )
-            await self._fail_for_good(job, lost, load=False)
+            await self._fail_for_good(job, lost, load=False, hooks=hooks)
             return
         try:
             target = self._resolver.resolve(env.task, env.script)
@@ -393,23 +439,45 @@ class Worker:
         if task is not None:
             task._attempts = delivery.attempts
         self._leases.track(delivery, env.visibility_timeout)
+        context = job.context = TaskContext(
+            delivery.task_id, env.task, job.queue, delivery.attempts
+        )
+        if lifecycle is not None:
+            context._sink = lifecycle.progress_sink(job)
         if self.middleware:
             call_hooks(self.middleware, "before_process", job)
+        if hooks is not None:
+            hooks.before_process(job)
         job.started_at = time.monotonic()
+        runner = asyncio.current_task()
+        assert runner is not None
+        self._by_id[delivery.task_id] = (runner, job)
+        token = set_current(context)
         try:
             result = await self._router.run(
                 kind, task, delivery.payload, delivery.attempts, env.timeout, env.task
             )
         except BaseException as exc:  # SystemExit too: see _failure_of
+            self._by_id.pop(delivery.task_id, None)
             self._leases.forget(delivery)
+            if job.cancel_requested:
+                if runner.cancelling():
+                    runner.uncancel()  # our own cancellation of this task, handled here
+                await self._finish_cancelled(job, lifecycle)
+                return
             failure = _failure_of(exc)
             if failure is None:
                 await self._release([delivery])
                 call_hooks(self.middleware, "after_release", job, reverse=True)
+                if hooks is not None:
+                    hooks.after_release(job)
                 raise
             call_hooks(self.middleware, "after_process", job, None, failure, reverse=True)
-            await self._handle_failure(job, failure)
+            await self._handle_failure(job, failure, hooks)
             return
+        finally:
+            reset_current(token)
+        self._by_id.pop(delivery.task_id, None)
         self._leases.forget(delivery)
         self.stats.succeeded += 1
         if env.keep_result:  # kept before the ack: a caller never misses a finished task
@@ -419,6 +487,54 @@ class Worker:
         self._ack(delivery)
         if self.middleware:
             call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
+        if hooks is not None:
+            hooks.after_process(job, result, None)
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def describe(self) -> WorkerInfo:
+        """This worker's record for the registry."""
+        return WorkerInfo(
+            worker_id=self.worker_id,
+            host=self.worker_id.split(":", 1)[0],
+            pid=os.getpid(),
+            queues=tuple(self.queues),
+            concurrency=self.concurrency,
+            version=_version(),
+            started_at=datetime.fromtimestamp(self.started_at, UTC),
+            heartbeat_at=datetime.fromtimestamp(time.time(), UTC),
+            running=tuple(d.task_id for d in self._running.values()),
+            processed=self.stats.processed,
+            succeeded=self.stats.succeeded,
+            failed=self.stats.dead_lettered,
+            retried=self.stats.retried,
+        )
+
+    def _cancel_running(self, task_id: str) -> None:
+        """Stop task `task_id` if it runs here: async and process tasks are cancelled (a
+        process task's child is killed); a thread task sees its context's flag."""
+        entry = self._by_id.get(task_id)
+        if entry is None:
+            return
+        runner, job = entry
+        job.cancel_requested = True
+        if job.context is not None:
+            job.context._cancel_requested = True
+        assert job.envelope is not None and self._resolver is not None
+        target = self._resolver.cached(job.envelope.task)
+        if target is None or _execution_of(target) != "thread":
+            runner.cancel()
+
+    async def _finish_cancelled(self, job: Job, lifecycle: Lifecycle | None) -> None:
+        """Settle a cancelled task: removed from the queue, never retried."""
+        driver = self.driver
+        assert driver is not None
+        if not await self._settle("ack", lambda: driver.ack([job.delivery])):
+            return
+        self.stats.cancelled += 1
+        log.info("task %s [%s] was cancelled", job.task_name, job.task_id)
+        call_hooks(self.middleware, "after_cancel", job, reverse=True)
+        if lifecycle is not None:
+            lifecycle.after_cancel(job)
 
     async def _handle_build_failure(self, job: Job, exc: Exception) -> None:
         assert job.envelope is not None and self.driver is not None
@@ -458,7 +574,7 @@ class Worker:
             job.task._attempts = job.delivery.attempts
         return job.task
 
-    async def _handle_failure(self, job: Job, exc: Exception) -> None:
+    async def _handle_failure(self, job: Job, exc: Exception, hooks: Lifecycle | None) -> None:
         assert job.envelope is not None and self.driver is not None
         runs_done = job.delivery.attempts + 1
         retry = runs_done < job.envelope.max_attempts and not isinstance(exc, PermanentError)
@@ -472,7 +588,7 @@ class Worker:
                     raise
                 log.exception("should_retry() of %s raised; retrying", job.task_name)
         if not retry:
-            await self._fail_for_good(job, exc)
+            await self._fail_for_good(job, exc, hooks=hooks)
             return
         delay = retry_delay(job.envelope, runs_done)
         log.warning(
@@ -489,11 +605,17 @@ class Worker:
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
+            if hooks is not None:
+                hooks.after_retry(job, exc, delay)
 
-    async def _fail_for_good(self, job: Job, exc: Exception, *, load: bool = True) -> None:
+    async def _fail_for_good(
+        self, job: Job, exc: Exception, *, load: bool = True, hooks: Lifecycle | None = None
+    ) -> None:
         runs = job.delivery.attempts + (0 if isinstance(exc, TaskLostError) else 1)
         if not await self._dead_letter(job, exc, f"failed for good after {runs} run(s)"):
             return
+        if hooks is not None:
+            hooks.after_dead_letter(job, failure_from(exc))
         try:
             task = await self._task_for_hooks(job, load=load)
             if task is not None:
@@ -610,6 +732,12 @@ def _failure_of(exc: BaseException) -> Exception | None:
     failure = TaskAbortedError(f"{type(exc).__name__}: {brief(exc)}")
     failure.__cause__ = exc
     return failure
+
+
+def _version() -> str:
+    from asynctasq import __version__
+
+    return __version__
 
 
 def _execution_of(target: Any) -> Execution:

@@ -1,0 +1,359 @@
+"""The worker's lifecycle duties: status records, events, cancel requests, heartbeats.
+
+It is middleware (task events ride on the worker's hooks) plus three background loops:
+
+* a flusher that writes buffered status records and events in batches: a task never waits
+  for them, and a broken channel is logged and the work goes on;
+* a cancel watcher that reads the ``cancels`` log (woken at once on pushing drivers) and
+  tells the worker which task to stop; ids are remembered so a queued task never runs;
+* a heartbeat that renews this worker's record in the registry (and emits
+  ``worker-heartbeat`` when events are on).
+
+Each duty is on only when the driver has the capability (and, for events, when asked for):
+with tracking and events off, a task costs one dict lookup (is it cancelled?).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from asynctasq.drivers.base import (
+    Driver,
+    EventLog,
+    Failure,
+    StatusStore,
+    StatusWrite,
+    WorkerRegistry,
+)
+from asynctasq.lifecycle import control, events
+from asynctasq.lifecycle.events import EventType
+from asynctasq.lifecycle.status import TaskState, TaskStatus, clip
+from asynctasq.lifecycle.workers import WorkerInfo
+from asynctasq.middleware import Middleware
+
+if TYPE_CHECKING:
+    from asynctasq.worker.job import Job
+
+log = logging.getLogger("asynctasq.worker")
+
+MAX_BUFFERED_EVENTS = 10_000
+"""Events kept in memory while the channel is down; the oldest are dropped beyond this."""
+PROGRESS_INTERVAL = 0.5
+"""Seconds between two progress writes of one task (the latest report wins)."""
+CANCEL_POLL = 1.0
+"""Longest wait of one read of the cancels log (pushing drivers return sooner)."""
+
+
+def new_worker_id() -> str:
+    """``host:pid:random``: unique, and readable in `asynctasq workers`."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+def _now() -> datetime:
+    return datetime.fromtimestamp(time.time(), UTC)
+
+
+class _Warnings:
+    """Logs a broken channel once per minute, not once per batch."""
+
+    def __init__(self) -> None:
+        self._last: dict[str, float] = {}
+
+    def warn(self, what: str, exc: BaseException) -> None:
+        now = time.monotonic()
+        if now - self._last.get(what, -1e9) >= 60:
+            self._last[what] = now
+            log.warning("%s failed (%s: %s); the work goes on", what, type(exc).__name__, exc)
+
+
+class Lifecycle(Middleware):
+    """Tracking, events, cancellation and heartbeats for one worker.
+
+    Args:
+        driver: The worker's driver (its capabilities decide what is on).
+        worker_id: This worker's id.
+        describe: Returns this worker's record for the registry (called per heartbeat).
+        on_cancel: Called with a task id whose cancellation was asked for.
+        events_on: Publish events (when the driver keeps an event log).
+        heartbeat_interval: Seconds between heartbeats; the record expires after three.
+        events_retention: Seconds events are kept.
+    """
+
+    def __init__(
+        self,
+        driver: Driver,
+        *,
+        worker_id: str,
+        describe: Callable[[], WorkerInfo],
+        on_cancel: Callable[[str], None],
+        events_on: bool,
+        heartbeat_interval: float,
+        events_retention: float = events.DEFAULT_RETENTION,
+    ) -> None:
+        self.worker_id = worker_id
+        self._statuses = driver if isinstance(driver, StatusStore) else None
+        self._log = driver if isinstance(driver, EventLog) else None
+        self._registry = driver if isinstance(driver, WorkerRegistry) else None
+        self.events_on = events_on and self._log is not None
+        self._describe = describe
+        self._on_cancel = on_cancel
+        self._heartbeat_interval = heartbeat_interval
+        self._events_retention = events_retention
+        self._cancelled: dict[str, float] = {}
+        self._status_buffer: list[StatusWrite] = []
+        self._event_buffer: deque[bytes] = deque(maxlen=MAX_BUFFERED_EVENTS)
+        self._dirty: asyncio.Event | None = None
+        self._loops: list[asyncio.Task[None]] = []
+        self._progress: dict[str, tuple[Job, float, str | None]] = {}
+        self._progress_timer: asyncio.TimerHandle | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._warnings = _Warnings()
+
+    # -- start and stop ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the cancel requests still kept, then start the background loops."""
+        self._loop = asyncio.get_running_loop()
+        self._dirty = asyncio.Event()
+        cursor: str | None = None
+        if self._log is not None:
+            try:
+                cursor = await self._read_cancels(None, wait=0)
+            except Exception as exc:
+                self._warnings.warn("reading cancel requests", exc)
+        loop = self._loop
+        self._loops.append(loop.create_task(self._flush_loop(), name="asynctasq-lifecycle"))
+        if self._log is not None:
+            self._loops.append(
+                loop.create_task(self._cancel_loop(cursor), name="asynctasq-cancels")
+            )
+        if self._registry is not None or self.events_on:
+            self._loops.append(loop.create_task(self._heartbeat_loop(), name="asynctasq-beat"))
+        if self.events_on:
+            self._emit_worker(EventType.WORKER_ONLINE)
+
+    async def stop(self) -> None:
+        """Say goodbye, write what is buffered, and stop the loops."""
+        if self.events_on:
+            self._emit_worker(EventType.WORKER_OFFLINE)
+        for task in self._loops:
+            task.cancel()
+        await asyncio.gather(*self._loops, return_exceptions=True)
+        self._loops.clear()
+        if self._progress_timer is not None:
+            self._progress_timer.cancel()
+        await self._flush()
+        if self._registry is not None:
+            try:
+                await self._registry.remove_worker(self.worker_id)
+            except Exception as exc:
+                self._warnings.warn("removing the worker record", exc)
+
+    # -- cancellation -------------------------------------------------------------------------
+    def is_cancelled(self, task_id: str) -> bool:
+        """Whether a cancellation of `task_id` was asked for."""
+        return task_id in self._cancelled
+
+    async def _read_cancels(self, cursor: str | None, *, wait: float) -> str:
+        assert self._log is not None
+        while True:
+            entries, cursor = await self._log.read_log(control.CANCELS, cursor, wait=wait)
+            now = time.monotonic()
+            for raw in entries:
+                task_id = raw.decode("utf-8", "replace")[:100]
+                if task_id not in self._cancelled:
+                    self._cancelled[task_id] = now
+                    self._on_cancel(task_id)
+            if len(entries) < 1000:
+                return cursor
+            wait = 0  # a full page: read on before waiting
+
+    async def _cancel_loop(self, cursor: str | None) -> None:
+        assert self._log is not None
+        while True:
+            try:
+                if cursor is None:
+                    cursor = await self._log.log_tail(control.CANCELS)
+                cursor = await self._read_cancels(cursor, wait=CANCEL_POLL)
+                self._forget_old_cancels()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._warnings.warn("reading cancel requests", exc)
+                await asyncio.sleep(CANCEL_POLL)
+
+    def _forget_old_cancels(self) -> None:
+        if len(self._cancelled) < 10_000:
+            return
+        oldest = time.monotonic() - control.CANCEL_RETENTION
+        for task_id in [t for t, seen in self._cancelled.items() if seen < oldest]:
+            del self._cancelled[task_id]
+
+    # -- status records and events --------------------------------------------------------
+    def _wake(self) -> None:
+        if self._dirty is not None:
+            self._dirty.set()
+
+    def record(self, job: Job, state: TaskState, **changes: Any) -> None:
+        """Buffer a new status record for a tracked `job` (no-op when untracked)."""
+        env = job.envelope
+        if env is None or not env.track or self._statuses is None:
+            return
+        status = job.status
+        if status is None:
+            dispatched = env.dispatched_at
+            status = TaskStatus(
+                task_id=job.task_id,
+                state=state,
+                task_name=env.task,
+                queue=job.queue,
+                enqueued_at=datetime.fromtimestamp(dispatched, UTC) if dispatched else None,
+            )
+        status = job.status = status.replace(state=state, worker=self.worker_id, **changes)
+        self._status_buffer.append(control.write_for(status, env.track))
+        self._wake()
+
+    def emit(self, type_: EventType, job: Job | None = None, **data: Any) -> None:
+        """Buffer an event (no-op when events are off)."""
+        if not self.events_on:
+            return
+        fields: dict[str, Any] = {"worker": self.worker_id, "data": data}
+        if job is not None:
+            fields.update(task_id=job.task_id, task_name=job.task_name, queue=job.queue)
+        self._event_buffer.append(events.make(type_, **fields).encode())
+        self._wake()
+
+    def _emit_worker(self, type_: EventType) -> None:
+        info = self._describe()
+        self.emit(type_, info=info.as_dict())
+
+    async def _flush(self) -> None:
+        statuses, self._status_buffer = self._status_buffer, []
+        if statuses and self._statuses is not None:
+            try:
+                await self._statuses.write_statuses(statuses)
+            except Exception as exc:
+                self._warnings.warn("writing task status", exc)
+        if self._event_buffer and self._log is not None:
+            batch = list(self._event_buffer)
+            self._event_buffer.clear()
+            try:
+                await self._log.append_log(events.LOG, batch, self._events_retention)
+            except Exception as exc:
+                self._warnings.warn("publishing events", exc)
+
+    async def _flush_loop(self) -> None:
+        assert self._dirty is not None
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            await self._flush()
+
+    # -- heartbeats ---------------------------------------------------------------------------
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            info = self._describe()
+            if self._registry is not None:
+                try:
+                    await self._registry.heartbeat_worker(
+                        self.worker_id, info.encode(), self._heartbeat_interval * 3
+                    )
+                except Exception as exc:
+                    self._warnings.warn("the worker heartbeat", exc)
+            if self.events_on:
+                self.emit(EventType.WORKER_HEARTBEAT, info=info.as_dict())
+            await asyncio.sleep(self._heartbeat_interval)
+
+    # -- progress -------------------------------------------------------------------------------
+    def progress_sink(self, job: Job) -> Callable[[float, str | None], None]:
+        """The function a task's context reports progress through (any thread)."""
+        loop = self._loop
+        assert loop is not None
+
+        def report(fraction: float, message: str | None) -> None:
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                self._progress_reported(job, fraction, message)
+            else:
+                loop.call_soon_threadsafe(self._progress_reported, job, fraction, message)
+
+        return report
+
+    def _progress_reported(self, job: Job, fraction: float, message: str | None) -> None:
+        job.progress = (fraction, message)
+        self._progress[job.task_id] = (job, fraction, message)
+        if self._progress_timer is None and self._loop is not None:
+            self._progress_timer = self._loop.call_later(PROGRESS_INTERVAL, self._take_progress)
+
+    def _take_progress(self) -> None:
+        self._progress_timer = None
+        reports, self._progress = self._progress, {}
+        for job, fraction, message in reports.values():
+            if job.finished:
+                continue
+            self.record(job, TaskState.RUNNING, progress=fraction, progress_message=message)
+            self.emit(EventType.TASK_PROGRESS, job, progress=fraction, message=clip(message))
+
+    # -- the worker's hooks -----------------------------------------------------------------
+    def before_process(self, job: Job) -> None:
+        self.record(job, TaskState.RUNNING, attempts=job.attempts + 1, started_at=_now())
+        self.emit(EventType.TASK_STARTED, job, attempt=job.attempts)
+
+    def after_process(self, job: Job, result: Any, exception: BaseException | None) -> None:
+        if exception is None:
+            job.finished = True
+            self.record(job, TaskState.SUCCEEDED, finished_at=_now(), **_progress_of(job))
+            self.emit(EventType.TASK_SUCCEEDED, job, duration=_duration(job))
+
+    def after_retry(self, job: Job, exception: BaseException, delay: float) -> None:
+        job.finished = True
+        error = {"error_type": type(exception).__name__, "error_message": clip(str(exception))}
+        self.record(job, TaskState.RETRYING, **error)
+        self.emit(EventType.TASK_RETRIED, job, delay=delay, **error)
+
+    def after_dead_letter(self, job: Job, failure: Failure) -> None:
+        job.finished = True
+        error = {"error_type": failure.exception_type, "error_message": clip(failure.message)}
+        self.record(job, TaskState.FAILED, finished_at=_now(), **error)
+        self.emit(EventType.TASK_FAILED, job, **error)
+
+    def after_cancel(self, job: Job) -> None:
+        job.finished = True
+        self.record(job, TaskState.CANCELLED, finished_at=_now(), cancel_requested=True)
+        self.emit(EventType.TASK_CANCELLED, job)
+
+    def after_release(self, job: Job) -> None:
+        job.finished = True
+        self.record(job, TaskState.QUEUED)
+
+
+def _duration(job: Job) -> float | None:
+    return round(time.monotonic() - job.started_at, 6) if job.started_at else None
+
+
+def _progress_of(job: Job) -> dict[str, Any]:
+    if job.progress is None:
+        return {}
+    return {"progress": job.progress[0], "progress_message": job.progress[1]}
+
+
+async def stop_quietly(lifecycle: Lifecycle | None) -> None:
+    """`Lifecycle.stop`, never raising (worker shutdown must go on)."""
+    if lifecycle is not None:
+        with contextlib.suppress(Exception):
+            await lifecycle.stop()
+
+
+__all__ = ["Lifecycle", "new_worker_id"]

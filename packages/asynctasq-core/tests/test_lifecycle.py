@@ -1,0 +1,477 @@
+"""The task lifecycle on the in-memory driver: status, cancellation, progress, workers, events."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+
+import asynctasq
+from asynctasq import CancelOutcome, TaskState, current_task, task
+from asynctasq.config import set_global_config
+from asynctasq.core.task import Task
+from asynctasq.drivers.base import StatusWrite
+from asynctasq.drivers.connections import get_driver
+from asynctasq.lifecycle.events import Event, EventType
+from asynctasq.testing import MemoryDriver
+from asynctasq.worker import Worker
+
+seen: list[Any] = []
+gate = asyncio.Event()
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    seen.clear()
+
+
+@task(queue="lc", track=True, max_attempts=1)
+async def tracked_add(a: int, b: int) -> int:
+    seen.append(("add", a + b))
+    return a + b
+
+
+@task(queue="lc", max_attempts=1)
+async def untracked() -> None:
+    seen.append("untracked")
+
+
+@task(queue="lc", track=True, max_attempts=2, retry_delay=0)
+async def fails_once(key: str) -> str:
+    seen.append(key)
+    if seen.count(key) == 1:
+        raise ConnectionError("first run fails")
+    return "ok"
+
+
+@task(queue="lc", track=True, max_attempts=1)
+async def always_fails() -> None:
+    raise ValueError("broken input")
+
+
+@task(queue="lc", track=True, max_attempts=3, retry_delay=0)
+async def waits(key: str, seconds: float = 30) -> str:
+    seen.append(("start", key))
+    try:
+        await asyncio.sleep(seconds)
+    except asyncio.CancelledError:
+        seen.append(("cancelled", key))
+        raise
+    seen.append(("done", key))
+    return key
+
+
+@task(queue="lc", track=True, max_attempts=3)
+def thread_polls(key: str) -> str:
+    seen.append(("start", key))
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if current_task().cancel_requested:
+            seen.append(("saw flag", key))
+            raise RuntimeError("stopping: cancelled")
+        time.sleep(0.01)
+    return key
+
+
+@task(queue="lc", track=True, max_attempts=1)
+async def reports(steps: int) -> None:
+    for i in range(steps):
+        await current_task().progress((i + 1) / steps, f"step {i + 1}")
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.7)  # past the progress interval: the last report is written
+
+
+class Resize(Task[int]):
+    queue = "lc"
+    track = True
+    max_retries = 1
+
+    def __init__(self, n: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n = n
+
+    async def handle(self) -> int:
+        await self.progress(0.5, "half way")
+        await asyncio.sleep(0.7)
+        return self.n
+
+    async def failed(self, exception: Exception) -> None:
+        seen.append(("failed hook", type(exception).__name__))
+
+
+class CancelledClassTask(Task[None]):
+    queue = "lc"
+    track = True
+
+    async def handle(self) -> None:
+        seen.append("class start")
+        await asyncio.sleep(30)
+
+    async def failed(self, exception: Exception) -> None:
+        seen.append(("failed hook", type(exception).__name__))
+
+
+class _PlainDriver:
+    """A driver with only the base operations (no lifecycle capabilities)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryDriver()
+        self.queued: list[Any] = []
+
+    async def enqueue(self, message: Any) -> None:
+        self.queued.append(message)
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("write_statuses", "read_status", "list_statuses"):
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+
+_PLAIN = _PlainDriver()
+
+
+class OnAPlainDriver(Task[None]):
+    queue = "lc"
+    track = True
+    _driver_override = _PLAIN  # type: ignore[assignment]
+
+    async def handle(self) -> None: ...
+
+
+# -- helpers -----------------------------------------------------------------------------------
+
+
+async def until(check: Callable[[], Any], within: float = 10.0) -> None:
+    deadline = time.monotonic() + within
+    while True:
+        outcome = check()
+        if asyncio.iscoroutine(outcome):
+            outcome = await outcome
+        if outcome:
+            return
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.02)
+
+
+async def state_of(task_id: str) -> TaskState | None:
+    found = await asynctasq.status(task_id)
+    return None if found is None else found.state
+
+
+@pytest.fixture
+async def worker() -> AsyncIterator[Worker]:
+    w = Worker(
+        await get_driver(),
+        queues=["lc"],
+        concurrency=200,
+        poll_wait=0.05,
+        install_signal_handlers=False,
+        heartbeat_interval=0.2,
+    )
+    runner = asyncio.create_task(w.run())
+    yield w
+    w.request_stop()
+    await asyncio.wait_for(runner, 30)
+
+
+# -- status ------------------------------------------------------------------------------------
+
+
+async def test_a_tracked_task_goes_from_queued_to_running_to_succeeded() -> None:
+    task_id = await waits("s1", 0.5).dispatch()
+    queued = await task_id.status()
+    assert queued is not None and queued.state == TaskState.QUEUED
+    assert queued.task_name == waits.name and queued.queue == "lc" and queued.attempts == 0
+    assert queued.enqueued_at is not None and queued.worker is None
+    delayed = await waits("s2").delay(60).dispatch()
+    assert await state_of(delayed) == TaskState.SCHEDULED
+    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        await until(lambda: state_of(task_id), 5)
+        await until(lambda: ("start", "s1") in seen)
+        running = await task_id.status()
+        assert running is not None and running.state == TaskState.RUNNING
+        assert running.worker == w.worker_id and running.attempts == 1
+        assert running.started_at is not None and running.finished_at is None
+        await until(lambda: _is(task_id, TaskState.SUCCEEDED))
+    finally:
+        w.request_stop()
+        await runner
+    done = await asynctasq.status(task_id)
+    assert done is not None and done.finished and done.finished_at is not None
+
+
+async def _is(task_id: str, state: TaskState) -> bool:
+    return await state_of(task_id) == state
+
+
+async def test_retrying_failed_and_untracked(worker: Worker) -> None:
+    retried = await fails_once("r1").dispatch()
+    failed = await always_fails().dispatch()
+    plain = await untracked().dispatch()
+    await until(lambda: _is(retried, TaskState.SUCCEEDED))
+    await until(lambda: _is(failed, TaskState.FAILED))
+    [bad] = [
+        s for s in await asynctasq.list_tasks(queue="lc", state="failed") if s.task_id == failed
+    ]
+    assert bad.error_type == "builtins.ValueError" and bad.error_message == "broken input"
+    good = await asynctasq.status(retried)
+    assert good is not None and good.attempts == 2
+    await until(lambda: "untracked" in seen)
+    assert await plain.status() is None  # not tracked: nothing is known, never a guess
+    assert await asynctasq.status("no-such-task") is None
+
+
+async def test_the_global_default_tracks_every_task() -> None:
+    set_global_config(task_defaults={"track": True})
+    task_id = await untracked().dispatch()
+    assert await state_of(task_id) == TaskState.QUEUED
+    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        await until(lambda: _is(task_id, TaskState.SUCCEEDED))
+    finally:
+        w.request_stop()
+        await runner
+
+
+async def test_a_driver_that_cannot_track_is_refused_at_dispatch() -> None:
+    with pytest.raises(TypeError, match="cannot track task status.*redis, postgres"):
+        await OnAPlainDriver().dispatch()
+    assert _PLAIN.queued == []
+
+
+# -- cancellation ------------------------------------------------------------------------------
+
+
+async def test_a_cancelled_queued_task_never_runs() -> None:
+    queued = await waits("c1").dispatch()
+    delayed = await waits("c2").delay(0.3).dispatch()
+    assert await queued.cancel() == CancelOutcome.REQUESTED
+    assert await asynctasq.cancel(delayed) == CancelOutcome.REQUESTED
+    assert await state_of(queued) == TaskState.CANCELLED
+    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        await until(lambda: w.stats.cancelled == 2)
+    finally:
+        w.request_stop()
+        await runner
+    assert seen == []
+    driver = await get_driver()
+    [stats] = await driver.stats(["lc"])
+    assert (stats.ready, stats.delayed, stats.in_flight, stats.dead) == (0, 0, 0, 0)
+
+
+async def test_cancelling_one_of_100_running_tasks_leaves_the_others(worker: Worker) -> None:
+    ids = [await waits(f"k{n}", 1.0).dispatch() for n in range(100)]
+    await until(lambda: sum(1 for s in seen if s[0] == "start") == 100)
+    victim = ids[37]
+    assert await victim.cancel() == CancelOutcome.REQUESTED
+    await until(lambda: _is(victim, TaskState.CANCELLED), 5)
+    await until(lambda: sum(1 for s in seen if s[0] == "done") == 99)
+    assert ("cancelled", "k37") in seen and ("done", "k37") not in seen
+    for other in ids[:37] + ids[38:]:
+        assert await state_of(other) == TaskState.SUCCEEDED
+    assert worker.stats.cancelled == 1 and worker.stats.retried == 0
+
+
+async def test_a_cancelled_class_task_gets_no_failed_call(worker: Worker) -> None:
+    task_id = await CancelledClassTask().dispatch()
+    await until(lambda: "class start" in seen)
+    await task_id.cancel()
+    await until(lambda: _is(task_id, TaskState.CANCELLED))
+    assert not [s for s in seen if s[0] == "failed hook"]
+
+
+async def test_a_thread_task_sees_the_cooperative_flag(worker: Worker) -> None:
+    task_id = await thread_polls("t1").dispatch()
+    await until(lambda: ("start", "t1") in seen)
+    await task_id.cancel()
+    await until(lambda: _is(task_id, TaskState.CANCELLED))
+    assert ("saw flag", "t1") in seen
+    assert worker.stats.retried == 0
+
+
+async def test_cancelling_a_finished_task_says_so(worker: Worker) -> None:
+    task_id = await tracked_add(2, 3).dispatch()
+    await until(lambda: _is(task_id, TaskState.SUCCEEDED))
+    assert await task_id.cancel() == CancelOutcome.ALREADY_FINISHED
+    assert await state_of(task_id) == TaskState.SUCCEEDED
+
+
+async def test_a_worker_started_later_still_skips_a_cancelled_task() -> None:
+    task_id = await waits("late").dispatch()
+    await task_id.cancel()
+    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        await until(lambda: w.stats.cancelled == 1)
+    finally:
+        w.request_stop()
+        await runner
+    assert seen == []
+
+
+# -- progress ------------------------------------------------------------------------------------
+
+
+async def test_progress_is_reported_and_rate_limited(worker: Worker) -> None:
+    driver = await get_driver()
+    assert isinstance(driver, MemoryDriver)
+    writes: list[StatusWrite] = []
+    original = driver.write_statuses
+
+    async def counting(batch: Any) -> None:
+        writes.extend(batch)
+        await original(batch)
+
+    driver.write_statuses = counting  # type: ignore[method-assign]
+    try:
+        task_id = await reports(1000).dispatch()
+        await until(lambda: _is(task_id, TaskState.SUCCEEDED))
+    finally:
+        del driver.write_statuses
+    mine = [w for w in writes if w.task_id == task_id]
+    # queued, running, a few progress writes (not 1000), succeeded
+    assert 3 <= len(mine) <= 8, len(mine)
+    done = await task_id.status()
+    assert done is not None and done.progress == 1.0 and done.progress_message == "step 1000"
+
+
+async def test_class_tasks_report_progress_with_self_progress(worker: Worker) -> None:
+    task_id = await Resize(4).dispatch()
+
+    async def half_way() -> bool:
+        found = await task_id.status()
+        return found is not None and found.progress == 0.5
+
+    await until(half_way)
+    running = await task_id.status()
+    assert running is not None and running.state == TaskState.RUNNING
+    assert running.progress_message == "half way"
+
+
+def test_progress_outside_a_task_and_bad_values_are_errors() -> None:
+    with pytest.raises(RuntimeError, match="only available inside a task"):
+        current_task()
+    context = asynctasq.TaskContext("i", "n", "q", 0)
+    for bad in (-0.1, 1.5, float("nan"), "half", True):
+        with pytest.raises(ValueError, match="progress must be a number from 0 to 1"):
+            context.report_progress(bad)  # type: ignore[arg-type]
+
+
+# -- workers and events --------------------------------------------------------------------------
+
+
+async def test_live_workers_are_listed_with_what_they_run(worker: Worker) -> None:
+    task_id = await waits("w1", 1.0).dispatch()
+    await until(lambda: ("start", "w1") in seen)
+
+    async def listed() -> bool:
+        return any(task_id in w.running for w in await asynctasq.list_workers())
+
+    await until(listed)
+    [me] = [w for w in await asynctasq.list_workers() if w.worker_id == worker.worker_id]
+    assert me.queues == ("lc",) and me.concurrency == 200 and me.pid > 0
+    assert me.version == asynctasq.__version__
+
+
+async def test_a_stopped_worker_leaves_the_registry() -> None:
+    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+
+    async def listed() -> bool:
+        return any(x.worker_id == w.worker_id for x in await asynctasq.list_workers())
+
+    await until(listed)
+    w.request_stop()
+    await runner
+    assert not await listed()
+
+
+async def test_one_task_life_as_events_in_order() -> None:
+    set_global_config(events={"enabled": True})
+    got: list[Event] = []
+    started = threading.Event()
+
+    async def listen() -> None:
+        started.set()
+        async for event in asynctasq.events.subscribe(wait=0.2):
+            got.append(event)  # noqa: PERF401 - appended as they arrive, read meanwhile
+
+    listener = asyncio.create_task(listen())
+    await until(started.is_set)
+    await asyncio.sleep(0.05)
+    w = Worker(
+        await get_driver(),
+        queues=["lc"],
+        poll_wait=0.05,
+        install_signal_handlers=False,
+        heartbeat_interval=0.2,
+    )
+    runner = asyncio.create_task(w.run())
+    try:
+        task_id = await reports(3).dispatch()
+        await until(lambda: any(e.type == EventType.TASK_SUCCEEDED for e in got))
+        await until(lambda: any(e.type == EventType.WORKER_HEARTBEAT for e in got))
+    finally:
+        w.request_stop()
+        await runner
+    await until(lambda: any(e.type == EventType.WORKER_OFFLINE for e in got))
+    listener.cancel()
+    mine = [e.type for e in got if e.task_id == task_id]
+    assert mine[0] == EventType.TASK_ENQUEUED and mine[1] == EventType.TASK_STARTED
+    assert mine[-1] == EventType.TASK_SUCCEEDED
+    assert set(mine[2:-1]) == {EventType.TASK_PROGRESS}
+    kinds = [e.type for e in got]
+    assert kinds.index(EventType.WORKER_ONLINE) < kinds.index(EventType.TASK_STARTED)
+    succeeded = next(e for e in got if e.type == EventType.TASK_SUCCEEDED)
+    assert succeeded.worker == w.worker_id and succeeded.data["duration"] > 0
+
+
+async def test_cancelling_a_process_task_stops_its_child(tmp_path: Any) -> None:
+    import os
+    import sys
+    from pathlib import Path
+
+    tasks_dir = str(Path(__file__).parent / "tasks_pkg")
+    sys.path.insert(0, tasks_dir)
+    try:
+        import core_test_tasks
+
+        pid_file = tmp_path / "pid"
+        task_id = await core_test_tasks.sleep_in_child(str(pid_file)).dispatch()
+        w = Worker(
+            await get_driver(),
+            queues=["lc"],
+            poll_wait=0.05,
+            install_signal_handlers=False,
+            allowed_roots=[tasks_dir],
+            process_pool_size=1,
+        )
+        runner = asyncio.create_task(w.run())
+        try:
+            await until(lambda: pid_file.exists() and pid_file.read_text(), 30)
+            child = int(pid_file.read_text())
+            await task_id.cancel()
+            await until(lambda: _is(task_id, TaskState.CANCELLED))
+
+            def gone() -> bool:
+                try:
+                    os.kill(child, 0)
+                except ProcessLookupError:
+                    return True
+                return False
+
+            await until(gone)
+        finally:
+            w.request_stop()
+            await runner
+    finally:
+        sys.path.remove(tasks_dir)
