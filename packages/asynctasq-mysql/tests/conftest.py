@@ -96,7 +96,8 @@ async def table_names(admin: Any) -> AsyncIterator[dict[str, str]]:
     yield names
     async with admin.cursor() as cursor:
         await cursor.execute("SET SESSION sql_notes = 0")  # no "unknown table" warnings
-        for name in [*names.values(), f"tq_{suffix}_results"]:  # results: migration 2
+        derived = ["results", "statuses", "logs", "log_heads", "workers"]  # migrations 2, 3
+        for name in [*names.values(), *(f"tq_{suffix}_{table}" for table in derived)]:
             await cursor.execute(f"DROP TABLE IF EXISTS `{name}`")
 
 

@@ -4,6 +4,10 @@ Every identifier that reaches SQL goes through `identifier`, which accepts only
 ``[A-Za-z_][A-Za-z0-9_]*`` up to 64 characters and returns it backquoted; no SQL is ever built
 from an unchecked string. Migrations are numbered; the migrations table records which ones ran,
 and a named server lock (``GET_LOCK``) keeps two processes from applying them at once.
+
+The tables besides the queue, dead-letter and migrations tables are named after the queue
+table: ``<queue_table>_results`` (migration 2), ``_statuses``, ``_logs``, ``_log_heads`` and
+``_workers`` (migration 3), each hashed when that is longer than MySQL's 64 characters.
 """
 
 from __future__ import annotations
@@ -54,6 +58,11 @@ class TableNames:
             is longer than MySQL's 64 characters).
         raw_queue: The queue table's bare name (for lock names and messages).
         raw_dead_letter: The dead-letter table's bare name.
+        statuses: Backquoted task status table (``<queue_table>_statuses``).
+        logs: Backquoted log entry table (``<queue_table>_logs``).
+        log_heads: Backquoted table of one row per log, locked by appends
+            (``<queue_table>_log_heads``).
+        workers: Backquoted worker record table (``<queue_table>_workers``).
     """
 
     queue: str
@@ -62,6 +71,10 @@ class TableNames:
     results: str
     raw_queue: str
     raw_dead_letter: str
+    statuses: str
+    logs: str
+    log_heads: str
+    workers: str
 
     @classmethod
     def build(
@@ -70,17 +83,26 @@ class TableNames:
         """Validate the names; the migrations table defaults to ``<queue_table>_migrations``.
 
         Raises:
-            ConfigurationError: A name is invalid, or two of them are equal.
+            ConfigurationError: A name is invalid, or two of them (including the tables
+                named after the queue table) are equal.
         """
         migrations_table = migrations_table or f"{queue_table}_migrations"
-        names = [queue_table, dead_letter_table, migrations_table]
+        derived = {
+            suffix: _derived_name(queue_table, suffix)
+            for suffix in ("results", "statuses", "logs", "log_heads", "workers")
+        }
+        names = [queue_table, dead_letter_table, migrations_table, *derived.values()]
         tables = cls(
             queue=identifier(queue_table, what="queue_table"),
             dead_letter=identifier(dead_letter_table, what="dead_letter_table"),
             migrations=identifier(migrations_table, what="migrations_table"),
-            results=identifier(_results_name(queue_table)),
+            results=identifier(derived["results"]),
             raw_queue=queue_table,
             raw_dead_letter=dead_letter_table,
+            statuses=identifier(derived["statuses"]),
+            logs=identifier(derived["logs"]),
+            log_heads=identifier(derived["log_heads"]),
+            workers=identifier(derived["workers"]),
         )
         # MySQL compares table names case-insensitively on some platforms: be strict.
         if len({n.lower() for n in names}) != len(names):
@@ -88,13 +110,12 @@ class TableNames:
         return tables
 
 
-def _results_name(queue_table: str) -> str:
-    name = f"{queue_table}_results"
+def _derived_name(queue_table: str, suffix: str) -> str:
+    name = f"{queue_table}_{suffix}"
     if len(name) <= 64:
         return name
-    return (
-        f"asynctasq_results_{hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]}"
-    )
+    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]
+    return f"asynctasq_{suffix}_{digest}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,7 +177,64 @@ def migrations(tables: TableNames) -> list[Migration]:
     return [
         Migration(1, "queue and dead-letter tables", (create_queue, create_dead_letter)),
         Migration(2, "kept task results", (create_results,)),
+        Migration(3, "task statuses, logs and workers", _lifecycle_tables(tables)),
     ]
+
+
+def _lifecycle_tables(tables: TableNames) -> tuple[str, ...]:
+    """Migration 3: task status records, append-only logs and worker records.
+
+    Statuses: ``task_id`` is the record's key (UNIQUE) and ``seq`` (AUTO_INCREMENT) the
+    primary key. A write is a ``REPLACE``, which deletes the old row and inserts one with a
+    new ``seq``: "most recently written first" is ``ORDER BY seq DESC``, from the
+    ``(queue, state, seq)`` and ``(state, seq)`` indexes, with no counter row for every
+    writer to lock. Clustering on ``seq`` also appends new rows at the end of the table
+    rather than at random task-id positions.
+
+    Logs: ``id`` is AUTO_INCREMENT, but InnoDB hands ids out at insert time, not at commit:
+    a reader could see id 11 committed before id 10 and then skip 10 for good. So an append
+    first locks its log's row in ``_log_heads`` (an upsert, held until COMMIT): appends to
+    one log commit in id order, and a cursor (the last id read) never passes an id that is
+    still to come.
+
+    Every table has ``expires_at`` (server clock); expired rows are never returned and are
+    deleted in bounded batches by later writes.
+    """
+    options = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin ROW_FORMAT=DYNAMIC"
+    statuses = f"""CREATE TABLE IF NOT EXISTS {tables.statuses} (
+    `seq` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT COMMENT 'write order: a new one per write',
+    `task_id` VARCHAR(255) NOT NULL,
+    `queue` VARCHAR(255) NOT NULL,
+    `state` VARCHAR(255) NOT NULL,
+    `record` LONGBLOB NOT NULL,
+    `expires_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`seq`),
+    UNIQUE KEY `ux_task_id` (`task_id`),
+    KEY `ix_queue_state` (`queue`, `state`, `seq`),
+    KEY `ix_state` (`state`, `seq`),
+    KEY `ix_expiry` (`expires_at`)
+) {options}"""
+    logs = f"""CREATE TABLE IF NOT EXISTS {tables.logs} (
+    `id` BIGINT UNSIGNED NOT NULL AUTO_INCREMENT,
+    `log` VARCHAR(255) NOT NULL,
+    `entry` LONGBLOB NOT NULL,
+    `expires_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`id`),
+    KEY `ix_log` (`log`, `id`),
+    KEY `ix_expiry` (`expires_at`)
+) {options}"""
+    log_heads = f"""CREATE TABLE IF NOT EXISTS {tables.log_heads} (
+    `log` VARCHAR(255) NOT NULL,
+    `appends` BIGINT UNSIGNED NOT NULL DEFAULT 0 COMMENT 'bumped (so locked) by appends',
+    PRIMARY KEY (`log`)
+) {options}"""
+    workers = f"""CREATE TABLE IF NOT EXISTS {tables.workers} (
+    `worker_id` VARCHAR(255) NOT NULL,
+    `info` LONGBLOB NOT NULL,
+    `expires_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`worker_id`)
+) {options}"""
+    return (statuses, logs, log_heads, workers)
 
 
 def create_migrations_table(tables: TableNames) -> str:
