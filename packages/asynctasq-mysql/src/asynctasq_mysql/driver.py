@@ -36,6 +36,7 @@ from asynctasq_mysql import dead_letters
 from asynctasq_mysql.dsn import SSLMode, parse_dsn
 from asynctasq_mysql.errors import ConfigurationError, SchemaNotInitializedError
 from asynctasq_mysql.idle import IdleBackoff
+from asynctasq_mysql.lifecycle import MySQLLifecycle
 from asynctasq_mysql.pool import (
     abandon,
     close_pool,
@@ -77,8 +78,11 @@ def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Seque
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-class MySQLDriver:
+class MySQLDriver(MySQLLifecycle):
     """Queue driver for MySQL 8.0.1+ and MariaDB 10.6+ (``SKIP LOCKED`` is required).
+
+    Also keeps task status records, the event and cancel logs and worker records
+    (`MySQLLifecycle`), in tables named after the queue table.
 
     Every keyword is a setting (``ASYNCTASQ_MYSQL_<NAME>`` in the environment). Nothing
     connects until the first operation or `connect`.
