@@ -16,6 +16,7 @@ class TestPostgresConformance(DriverConformance):
 
     min_visibility_timeout = 1.0
     delay_slack = 0.5
+    push_logs = True
 
     @pytest.fixture
     async def driver(  # type: ignore[override]

@@ -108,3 +108,30 @@ def test_results_names_fit_postgres_limit() -> None:
     index = longest.index(longest.results_table, "exp").strip('"')
     assert len(longest.results_table) <= 63
     assert len(index) <= 63  # PostgreSQL would truncate a longer one silently
+
+
+def test_lifecycle_names_fit_postgres_limit() -> None:
+    names = TableNames("s", "jobs", "d", "m")
+    assert (names.status_table, names.log_table, names.workers_table) == (
+        "jobs_status",
+        "jobs_log",
+        "jobs_workers",
+    )
+    longest = TableNames("s", "q" * 48, "d", "m")
+    for table, suffix in [
+        (longest.status_table, "queue"),
+        (longest.status_table, "state"),
+        (longest.status_table, "exp"),
+        (longest.log_table, "exp"),
+    ]:
+        assert len(longest.index(table, suffix).strip('"')) <= 63
+    # The identity sequence PostgreSQL names after the column fits as well.
+    assert len(f"{longest.status_table}_seq_seq") <= 63
+
+
+@pytest.mark.parametrize("suffix", ["results", "status", "log", "workers"])
+def test_a_table_cannot_take_the_name_of_a_derived_one(suffix: str) -> None:
+    with pytest.raises(InvalidIdentifierError, match=f"jobs_{suffix}"):
+        PostgresDriver(queue_table="jobs", dead_letter_table=f"jobs_{suffix}")
+    with pytest.raises(InvalidIdentifierError, match=f"jobs_{suffix}"):
+        PostgresDriver(queue_table="jobs", migrations_table=f"jobs_{suffix}")

@@ -9,7 +9,10 @@ How it keeps every task (see `asynctasq_postgres.sql` for the row model):
   receipt ``(id, lease_seq)`` so a stale receipt changes nothing;
 * an idle `dequeue` sleeps on one LISTEN connection, woken by the ``pg_notify`` that every
   enqueue sends in its own statement (so at commit), with a bounded fallback poll and a
-  timer for the next delayed row.
+  timer for the next delayed row;
+* task status records, the ``events`` and ``cancels`` logs and worker records live in
+  tables of their own (schema version 3), one statement per call; a log reader waits on the
+  same LISTEN connection, woken by the ``pg_notify`` of each append.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from asynctasq.drivers.base import (
     Failure,
     OutgoingMessage,
     QueueStats,
+    StatusWrite,
 )
 from asynctasq_postgres._types import Connection
 from asynctasq_postgres.dsn import redact_dsn
@@ -38,7 +42,9 @@ from asynctasq_postgres.rows import (
     deliveries_from,
     enqueue_args,
     enqueue_many_args,
+    log_cursor,
     receipt_arrays,
+    status_arrays,
     uuid_filter,
 )
 from asynctasq_postgres.schema import apply_migrations, migration_sql, schema_version
@@ -47,6 +53,7 @@ from asynctasq_postgres.sql import (
     DQ_ID,
     DQ_ORD,
     DQ_QUEUE,
+    LOG_WAKE,
     PLANNER_SETTINGS,
     RESULT_WAKE,
     Statements,
@@ -60,6 +67,14 @@ _MIN_SLEEP = 0.002
 
 _FLOOR_TTL = 1.0
 """Seconds a dequeue floor (see `asynctasq_postgres.sql`) is used before a full look."""
+
+_SWEEP_INTERVAL = 10.0
+"""Seconds between two deletions of expired status records (or log entries) by one driver:
+reads filter expired rows anyway, so deleting them is housekeeping that need not ride on
+every write."""
+
+_SWEEP_BATCH = 500
+"""Most expired rows one write deletes; a full batch makes the next write sweep again."""
 
 
 class SchemaNotInitializedError(RuntimeError):
@@ -77,7 +92,8 @@ def _explain_missing_schema(
             return await method(driver, *args, **kwargs)
         except asyncpg.UndefinedTableError as exc:
             raise SchemaNotInitializedError(
-                f"{driver._names.schema}.{driver._names.queue_table} is not set up: run "
+                f"{driver._names.schema}.{driver._names.queue_table} is not set up (or "
+                "not upgraded to this driver's schema version): run "
                 "`asynctasq postgres migrate` or `await driver.init_schema()` "
                 f"(or pass auto_migrate=True) [{exc}]"
             ) from exc
@@ -163,6 +179,7 @@ class PostgresDriver:
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
         self._floors: dict[str, tuple[datetime, int, float]] = {}
+        self._sweep_due: dict[str, float] = {}
 
     def __repr__(self) -> str:
         return (
@@ -474,6 +491,144 @@ class PostgresDriver:
                 await waiter.wait(min(remaining, self._poll_interval))
         finally:
             listener.unsubscribe(waiter)
+
+    # -- task status records -------------------------------------------------------------
+
+    @_explain_missing_schema
+    async def write_statuses(self, writes: Sequence[StatusWrite]) -> None:
+        """Store status records (one statement for the batch; of two writes for one task,
+        the later wins). Now and then the same statement deletes expired records."""
+        if not writes:
+            return
+        pool = self._pool or await self._ensure_pool()
+        sweep = self._sweep_limit("status")
+        swept: int = await pool.fetchval(self._sql.write_statuses, *status_arrays(writes), sweep)
+        self._swept("status", sweep, swept)
+
+    @_explain_missing_schema
+    async def read_status(self, task_id: str) -> bytes | None:
+        """The record of `task_id`, or None (never tracked, or expired)."""
+        pool = self._pool or await self._ensure_pool()
+        found: bytes | None = await pool.fetchval(self._sql.read_status, task_id)
+        return found
+
+    @_explain_missing_schema
+    async def list_statuses(
+        self, *, queue: str | None = None, state: str | None = None, limit: int = 100
+    ) -> list[bytes]:
+        """Live records, most recently written first, filtered by queue and/or state."""
+        if limit < 1:
+            return []
+        pool = self._pool or await self._ensure_pool()
+        if queue is not None and state is not None:
+            rows = await pool.fetch(self._sql.list_statuses_by_queue_state, queue, state, limit)
+        elif queue is not None:
+            rows = await pool.fetch(self._sql.list_statuses_by_queue, queue, limit)
+        elif state is not None:
+            rows = await pool.fetch(self._sql.list_statuses_by_state, state, limit)
+        else:
+            rows = await pool.fetch(self._sql.list_statuses, limit)
+        return [row[0] for row in rows]
+
+    # -- logs ----------------------------------------------------------------------------
+
+    @_explain_missing_schema
+    async def append_log(self, log: str, entries: Sequence[bytes], retention: float) -> None:
+        """Append entries in order (one statement) and wake the log's readers by NOTIFY at
+        commit. Now and then the same statement deletes expired entries."""
+        if not entries:
+            return
+        pool = self._pool or await self._ensure_pool()
+        sweep = self._sweep_limit("log")
+        row = await pool.fetchrow(self._sql.append_log, log, list(entries), float(retention), sweep)
+        assert row is not None
+        self._swept("log", sweep, row[0])
+
+    @_explain_missing_schema
+    async def read_log(
+        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+    ) -> tuple[list[bytes], str]:
+        """Entries after `cursor`, oldest first; a reader that waits is woken by the NOTIFY
+        of an append (`poll_interval` is only a safety net).
+
+        Raises:
+            ValueError: `limit` < 1, or `cursor` did not come from this driver.
+        """
+        if limit < 1:
+            raise ValueError(f"limit must be >= 1, got {limit}")
+        after = log_cursor(cursor)
+        unchanged = cursor if cursor is not None else "0"
+        pool = self._pool or await self._ensure_pool()
+        if wait <= 0:
+            return await self._read_log(pool, log, after, limit) or ([], unchanged)
+        listener = await self._ensure_listener()
+        waiter = listener.subscribe([LOG_WAKE + log])
+        deadline = time.monotonic() + wait
+        try:
+            while True:
+                waiter.reset()  # before looking, so an append during the query counts
+                found = await self._read_log(pool, log, after, limit)
+                remaining = deadline - time.monotonic()
+                if found is not None or remaining <= 0 or self._pool is not pool:
+                    return found or ([], unchanged)
+                signalled = await waiter.wait(min(remaining, self._poll_interval))
+                if not signalled and remaining <= self._poll_interval and listener.connected:
+                    # The whole wait passed with the listener up and no append announced:
+                    # nothing new to look for (an idle reader costs one look per call).
+                    return [], unchanged
+        finally:
+            listener.unsubscribe(waiter)
+
+    async def _read_log(
+        self, pool: asyncpg.Pool[asyncpg.Record], log: str, after: int, limit: int
+    ) -> tuple[list[bytes], str] | None:
+        """One look at the log (see the lock protocol in `asynctasq_postgres.sql`); None
+        when there is nothing after `after`."""
+        settled: int | None = await pool.fetchval(self._sql.log_settled, log, after)
+        if settled is None:
+            return None
+        rows = await pool.fetch(self._sql.read_log, log, after, settled, limit)
+        if not rows:
+            return None  # expired in between
+        return [row[1] for row in rows], str(rows[-1][0])
+
+    @_explain_missing_schema
+    async def log_tail(self, log: str) -> str:
+        """A cursor after the newest entry of `log` ("0" when it has none)."""
+        pool = self._pool or await self._ensure_pool()
+        return str(await pool.fetchval(self._sql.log_tail, log))
+
+    # -- worker registry -----------------------------------------------------------------
+
+    @_explain_missing_schema
+    async def heartbeat_worker(self, worker_id: str, info: bytes, ttl: float) -> None:
+        """Store (or renew) a worker's record for `ttl` seconds; deletes expired ones."""
+        pool = self._pool or await self._ensure_pool()
+        await pool.execute(self._sql.heartbeat_worker, worker_id, info, float(ttl))
+
+    @_explain_missing_schema
+    async def remove_worker(self, worker_id: str) -> None:
+        """Forget a worker that stopped."""
+        pool = self._pool or await self._ensure_pool()
+        await pool.execute(self._sql.remove_worker, worker_id)
+
+    @_explain_missing_schema
+    async def list_workers(self) -> list[bytes]:
+        """The records of the workers whose record has not expired."""
+        pool = self._pool or await self._ensure_pool()
+        return [row[0] for row in await pool.fetch(self._sql.list_workers)]
+
+    def _sweep_limit(self, table: str) -> int:
+        """How many expired rows of `table` the next write may delete (0: not now)."""
+        now = time.monotonic()
+        if now < self._sweep_due.get(table, 0.0):
+            return 0
+        self._sweep_due[table] = now + _SWEEP_INTERVAL
+        return _SWEEP_BATCH
+
+    def _swept(self, table: str, limit: int, count: int) -> None:
+        if limit and count >= limit:
+            self._sweep_due[table] = 0.0  # more are due: the next write sweeps again
 
     # -- inspection and administration ---------------------------------------------------
 

@@ -82,6 +82,13 @@ class TableNames:
             raise InvalidIdentifierError(
                 "queue_table, dead_letter_table and migrations_table must be different names"
             )
+        derived = {self.results_table, self.status_table, self.log_table, self.workers_table}
+        clash = derived & {self.dead_letter_table, self.migrations_table}
+        if clash:
+            raise InvalidIdentifierError(
+                f"{', '.join(sorted(clash))} is the name of a table the driver derives from "
+                f"queue_table={self.queue_table!r}: choose different names"
+            )
 
     @property
     def quoted_schema(self) -> str:
@@ -113,6 +120,42 @@ class TableNames:
     def results(self) -> str:
         """The kept-results table, schema-qualified and quoted."""
         return self._qualified(self.results_table)
+
+    @property
+    def status_table(self) -> str:
+        """The task status table name (unquoted): ``<queue_table>_status``."""
+        return f"{self.queue_table}_status"
+
+    @property
+    def status(self) -> str:
+        """The task status table, schema-qualified and quoted."""
+        return self._qualified(self.status_table)
+
+    @property
+    def log_table(self) -> str:
+        """The append-only logs table name (unquoted): ``<queue_table>_log``."""
+        return f"{self.queue_table}_log"
+
+    @property
+    def log(self) -> str:
+        """The append-only logs table, schema-qualified and quoted."""
+        return self._qualified(self.log_table)
+
+    @property
+    def workers_table(self) -> str:
+        """The worker registry table name (unquoted): ``<queue_table>_workers``."""
+        return f"{self.queue_table}_workers"
+
+    @property
+    def workers(self) -> str:
+        """The worker registry table, schema-qualified and quoted."""
+        return self._qualified(self.workers_table)
+
+    @property
+    def log_lock_prefix(self) -> str:
+        """Text that, followed by a log's name, is hashed into the advisory lock ordering
+        that log's appends and reads (see `asynctasq_postgres.sql`)."""
+        return f"asynctasq-log:{self.schema}.{self.queue_table}:"
 
     def index(self, table: str, suffix: str) -> str:
         """An index name for `table` (unqualified and quoted: indexes live in its schema)."""

@@ -9,7 +9,7 @@ from typing import Any
 
 import asyncpg
 
-from asynctasq.drivers.base import Delivery, OutgoingMessage
+from asynctasq.drivers.base import Delivery, OutgoingMessage, StatusWrite
 from asynctasq_postgres.sql import (
     DQ_ATTEMPTS,
     DQ_AVAILABLE,
@@ -75,6 +75,37 @@ def receipt_arrays(deliveries: Sequence[Delivery]) -> tuple[list[int], list[int]
     return ids, seqs
 
 
+def status_arrays(writes: Sequence[StatusWrite]) -> tuple[list[Any], ...]:
+    """Column arrays for the status upsert, one row per task id: the last write of an id
+    wins, placed where it was given (an upsert cannot touch one row twice)."""
+    latest: dict[str, StatusWrite] = {}
+    for write in writes:
+        latest.pop(write.task_id, None)  # re-inserted below: it moves to its later place
+        latest[write.task_id] = write
+    kept = latest.values()
+    return (
+        [w.task_id for w in kept],
+        [w.queue for w in kept],
+        [w.state for w in kept],
+        [w.record for w in kept],
+        [float(w.ttl) for w in kept],
+    )
+
+
+def log_cursor(cursor: str | None) -> int:
+    """The last log id a cursor names (0: before the first).
+
+    Raises:
+        ValueError: `cursor` is not a cursor of this driver.
+    """
+    if cursor is None:
+        return 0
+    try:
+        return int(cursor)
+    except (TypeError, ValueError):
+        raise ValueError(f"{cursor!r} is not a PostgreSQL log cursor") from None
+
+
 def uuid_filter(task_ids: Sequence[str] | None) -> list[uuid.UUID] | None:
     """Task ids as UUIDs; ids that are not UUIDs cannot be stored, so they match nothing."""
     if task_ids is None:
@@ -94,6 +125,8 @@ __all__ = [
     "deliveries_from",
     "enqueue_args",
     "enqueue_many_args",
+    "log_cursor",
     "receipt_arrays",
+    "status_arrays",
     "uuid_filter",
 ]

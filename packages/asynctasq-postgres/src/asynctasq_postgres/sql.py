@@ -49,6 +49,22 @@ RESULT_WAKE = "@result "
 """Prefix of the notification name that wakes the waiters of one result: queue names cannot
 contain a space, so no queue's waiters see it."""
 
+LOG_WAKE = "@log "
+"""Prefix of the notification name that wakes the readers of one log (as `RESULT_WAKE`)."""
+
+# Logs: why appends and reads take an advisory lock. A reader's cursor is the last id it
+# read, so it must never see an id while a smaller one of the same log is still to commit:
+# ids are handed out when a row is inserted, and commits can finish in any order, so a
+# reader could otherwise step past an entry committed a moment later and lose it for good
+# (a lost cancel request means a task that runs anyway). Each append holds a *shared*
+# per-log lock from before its ids are drawn until its commit, so appends never wait for
+# each other. A reader that sees entries past its cursor takes the *exclusive* lock once:
+# that waits for the appends in flight, so every id up to the newest one it saw is settled
+# (committed or rolled back), and it then reads up to that id with a fresh snapshot (a
+# second statement: a statement's snapshot predates any lock it waits for). A reader that
+# sees nothing new takes no lock. The log's identity sequence keeps CACHE 1 so ids follow
+# the order in which they are drawn.
+
 
 @dataclass(frozen=True, slots=True)
 class Statements:
@@ -71,6 +87,19 @@ class Statements:
     purge_dead_letters: str
     store_result: str
     fetch_result: str
+    write_statuses: str
+    read_status: str
+    list_statuses: str
+    list_statuses_by_queue: str
+    list_statuses_by_state: str
+    list_statuses_by_queue_state: str
+    append_log: str
+    log_settled: str
+    read_log: str
+    log_tail: str
+    heartbeat_worker: str
+    remove_worker: str
+    list_workers: str
 
     @classmethod
     def build(cls, names: TableNames, *, async_commit_leases: bool = True) -> Statements:
@@ -279,7 +308,133 @@ WITH expired AS (
 SELECT pg_notify({channel}, {quote_literal(RESULT_WAKE)} || $1::text || ':0') FROM kept""",
             fetch_result=f"""
 SELECT result FROM {names.results} WHERE task_id = $1::text AND expires_at > now()""",
+            **_lifecycle(names, channel),
         )
 
 
-__all__ = ["PLANNER_SETTINGS", "RESULT_WAKE", "Statements"]
+def _lifecycle(names: TableNames, channel: str) -> dict[str, str]:
+    """The statuses, logs and workers statements (see `Statements`)."""
+    st, lg, wk = names.status, names.log, names.workers
+    log_key = f"hashtextextended({quote_literal(names.log_lock_prefix)} || $1::text, 0)"
+    # The newest live records of each state (few: a task's lifecycle has a handful), merged:
+    # a listing without a state filter reads at most limit x states index entries instead
+    # of sorting all the records of a queue. `states` is a loose index scan, one probe per
+    # distinct state.
+    by_state = """
+SELECT r.record FROM states
+CROSS JOIN LATERAL (
+    SELECT t.record, t.seq FROM {st} t
+    WHERE {match}t.state = states.state AND t.expires_at > now()
+    ORDER BY t.seq DESC
+    LIMIT {limit}
+) r
+WHERE states.state IS NOT NULL
+ORDER BY r.seq DESC
+LIMIT {limit}"""
+    states = """
+WITH RECURSIVE states AS (
+    (SELECT state FROM {st} WHERE {match}true ORDER BY state LIMIT 1)
+    UNION ALL
+    SELECT (SELECT t.state FROM {st} t WHERE {match_t}t.state > states.state
+            ORDER BY t.state LIMIT 1)
+    FROM states
+    WHERE states.state IS NOT NULL
+)"""
+    in_queue = "queue = $1::text AND "
+    return {
+        # One statement for a batch; records are numbered (`seq`) in the order given. It
+        # also deletes up to $6 expired records (0 on most calls: the driver sweeps now and
+        # then), never one being written, and returns how many it deleted.
+        "write_statuses": f"""
+WITH w AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::bytea[], $5::float8[])
+        WITH ORDINALITY AS w(task_id, queue, state, record, ttl, ord)
+), swept AS (
+    DELETE FROM {st} WHERE task_id IN (
+        SELECT task_id FROM {st}
+        WHERE expires_at <= now() AND task_id <> ALL($1::text[])
+        ORDER BY expires_at LIMIT $6::int FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), written AS (
+    INSERT INTO {st} (task_id, queue, state, record, expires_at)
+    SELECT task_id, queue, state, record, now() + make_interval(secs => ttl)
+    FROM w
+    ORDER BY ord
+    ON CONFLICT (task_id) DO UPDATE
+    SET queue = excluded.queue, state = excluded.state, record = excluded.record,
+        seq = excluded.seq, expires_at = excluded.expires_at
+    RETURNING 1
+)
+SELECT count(*) FROM swept""",
+        "read_status": f"""
+SELECT record FROM {st} WHERE task_id = $1::text AND expires_at > now()""",
+        "list_statuses": states.format(st=st, match="", match_t="")
+        + by_state.format(st=st, match="", limit="$1::int"),
+        "list_statuses_by_queue": states.format(st=st, match=in_queue, match_t="t." + in_queue)
+        + by_state.format(st=st, match="t." + in_queue, limit="$2::int"),
+        "list_statuses_by_state": f"""
+SELECT record FROM {st}
+WHERE state = $1::text AND expires_at > now()
+ORDER BY seq DESC
+LIMIT $2::int""",
+        "list_statuses_by_queue_state": f"""
+SELECT record FROM {st}
+WHERE queue = $1::text AND state = $2::text AND expires_at > now()
+ORDER BY seq DESC
+LIMIT $3::int""",
+        # The lock is taken before any id is drawn: the insert reads `appending` row by row.
+        # Also deletes up to $4 expired entries of any log, as `write_statuses` does.
+        "append_log": f"""
+WITH appending AS MATERIALIZED (
+    SELECT pg_advisory_xact_lock_shared({log_key})
+), swept AS (
+    DELETE FROM {lg} WHERE (log, id) IN (
+        SELECT log, id FROM {lg} WHERE expires_at <= now()
+        ORDER BY expires_at LIMIT $4::int FOR UPDATE SKIP LOCKED)
+    RETURNING 1
+), appended AS (
+    INSERT INTO {lg} (log, entry, expires_at)
+    SELECT $1::text, e.entry, now() + make_interval(secs => $3::float8)
+    FROM appending, unnest($2::bytea[]) WITH ORDINALITY AS e(entry, ord)
+    ORDER BY e.ord
+    RETURNING 1
+), woken AS (
+    SELECT pg_notify({channel}, {quote_literal(LOG_WAKE)} || $1::text || ':0')
+    WHERE EXISTS (SELECT FROM appended)
+)
+SELECT (SELECT count(*) FROM swept), (SELECT count(*) FROM woken)""",
+        # The newest live id after the cursor, once no append of the log is in flight; NULL
+        # (and no lock) when there is none. CASE evaluates its branches lazily.
+        "log_settled": f"""
+SELECT CASE WHEN top IS NULL THEN NULL
+            WHEN pg_advisory_xact_lock({log_key}) IS NULL THEN NULL
+            ELSE top END
+FROM (
+    SELECT max(id) AS top FROM {lg}
+    WHERE log = $1::text AND id > $2::bigint AND expires_at > now()
+) newest""",
+        "read_log": f"""
+SELECT id, entry FROM {lg}
+WHERE log = $1::text AND id > $2::bigint AND id <= $3::bigint AND expires_at > now()
+ORDER BY id
+LIMIT $4::int""",
+        "log_tail": f"SELECT coalesce(max(id), 0) FROM {lg} WHERE log = $1::text",
+        # Records of workers that stopped without saying so are deleted by the heartbeats
+        # of the others (the table holds one row per live worker: the scan is tiny).
+        "heartbeat_worker": f"""
+WITH gone AS (
+    DELETE FROM {wk} WHERE worker_id IN (
+        SELECT worker_id FROM {wk}
+        WHERE expires_at <= now() AND worker_id <> $1::text
+        FOR UPDATE SKIP LOCKED)
+)
+INSERT INTO {wk} (worker_id, info, expires_at)
+VALUES ($1::text, $2::bytea, now() + make_interval(secs => $3::float8))
+ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info, expires_at = excluded.expires_at""",
+        "remove_worker": f"DELETE FROM {wk} WHERE worker_id = $1::text",
+        "list_workers": f"""
+SELECT info FROM {wk} WHERE expires_at > now() ORDER BY worker_id""",
+    }
+
+
+__all__ = ["LOG_WAKE", "PLANNER_SETTINGS", "RESULT_WAKE", "Statements"]
