@@ -10,12 +10,16 @@ from asynctasq_redis import RedisDriver
 
 
 class TestRedisConformance(DriverConformance):
+    push_logs = True  # a waiting read_log is an XREAD BLOCK, answered by the append
+
     @pytest.fixture
     async def driver(self, redis_driver: RedisDriver) -> Driver:
         return redis_driver
 
 
 class TestRedisClusterConformance(DriverConformance):
+    push_logs = True
+
     @pytest.fixture
     async def driver(self, cluster_driver: RedisDriver) -> Driver:
         return cluster_driver

@@ -22,6 +22,29 @@ Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``); an *entry* is
 ``{p}:queues``            set of queue names ever enqueued to (for ``queue_names``)
 ``p:result:<task id>``    list of one element, the kept outcome of a task (with a TTL)
 ========================  ====================================================================
+
+The lifecycle capabilities (task status, logs, worker records) use tags of their own,
+``{p/...}``: a ``/`` where a queue's tag has ``:``, so no queue name can produce one. The
+status records share one tag, as do the worker records, and each log has its own, so every
+script stays atomic on a cluster while the groups spread over its nodes.
+
+==============================  ==============================================================
+``S = {p/status}``
+``S:task:<task id>``            string: the status record (``SET PX``: expires with its TTL)
+``S:by:<state>:<queue>``        sorted set: task id -> write sequence (the listing index)
+``S:meta``                      hash: task id -> ``<state>:<queue>``, the index it is in
+``S:expiry``                    sorted set: task id -> expiry (ms, server clock), for sweeping
+``S:kinds``                     set of ``<state>:<queue>`` with an index
+``S:seq``                       counter the write sequence comes from
+``L = {p/log/<name>}``
+``L:entries``                   stream: fields ``x`` (expiry, ms) and ``d`` (the entry)
+``L:keep``                      string: the longest retention (ms) of an entry that may still
+                                be live, expiring when no such entry can be; trimming keeps
+                                every entry younger than it
+``W = {p/workers}``
+``W:info``                      hash: worker id -> its record
+``W:alive``                     sorted set: worker id -> expiry (ms, server clock)
+==============================  ==============================================================
 """
 
 from __future__ import annotations
@@ -78,6 +101,21 @@ def result_key(prefix: str, task_id: str) -> str:
 def registry_key(prefix: str) -> str:
     """The set of queue names known under `prefix`."""
     return f"{{{prefix}}}:queues"
+
+
+def status_tag(prefix: str) -> str:
+    """The hash tag of the task status records under `prefix` (see the layout above)."""
+    return f"{{{prefix}/status}}"
+
+
+def log_tag(prefix: str, log: str) -> str:
+    """The hash tag of log `log` under `prefix`."""
+    return f"{{{prefix}/log/{log}}}"
+
+
+def workers_tag(prefix: str) -> str:
+    """The hash tag of the worker records under `prefix`."""
+    return f"{{{prefix}/workers}}"
 
 
 class KeyCache:

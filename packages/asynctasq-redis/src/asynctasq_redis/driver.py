@@ -21,6 +21,9 @@ from asynctasq_redis import _dead_letters
 from asynctasq_redis._connection import ConnectionSettings, build_client
 from asynctasq_redis._dequeue import MIN_BLOCK, Dequeuer
 from asynctasq_redis._keys import KeyCache, result_key
+from asynctasq_redis._logs import EventLogs
+from asynctasq_redis._status import StatusRecords
+from asynctasq_redis._workers import WorkerRecords
 from asynctasq_redis.scripts import SCRIPTS, LuaScript
 
 _SCHEDULE = SCRIPTS["SCHEDULE"]
@@ -53,11 +56,15 @@ def _entry(message: OutgoingMessage) -> bytes:
     return head + message.payload
 
 
-class RedisDriver:
+class RedisDriver(StatusRecords, EventLogs, WorkerRecords):
     """Queues in Redis with leases, atomic Lua state changes and blocking waits.
 
     Settings are the keyword arguments; nothing connects until the first operation (or
     `connect()`), so a driver may be created at import time.
+
+    Besides the driver contract it keeps results (`ResultStore`), task status records
+    (`StatusStore`), logs on Redis Streams (`EventLog`, waiting readers are pushed to) and
+    worker records (`WorkerRegistry`).
 
     Args:
         url: ``redis://[[user]:[password]@]host:port[/db]``, ``rediss://`` for TLS,
@@ -209,6 +216,7 @@ class RedisDriver:
     async def close(self) -> None:
         """Close every connection; leased messages stay leased until their lease expires."""
         await self._dequeuer.close()
+        await self._close_log_reads()
         client, self._client = self._client, None
         loop, self._loop = self._loop, None
         self._registered.clear()

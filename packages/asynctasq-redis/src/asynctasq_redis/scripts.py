@@ -117,6 +117,31 @@ local function waiting(tag)
     - redis.call('EXISTS', tag .. ':woken')
 end
 """,
+    # Forget status records that expired: their index entries, kinds and expiry entries (the
+    # records themselves expired with their keys' PX). At most `batch` per call.
+    "sweep_statuses": r"""
+local function sweep_statuses(tag, now, batch)
+  local expiry, meta = tag .. ':expiry', tag .. ':meta'
+  local gone = redis.call('ZRANGEBYSCORE', expiry, '-inf', '(' .. now, 'LIMIT', 0, batch)
+  if #gone == 0 then return end
+  for _, id in ipairs(gone) do
+    local kind = redis.call('HGET', meta, id)
+    if kind then redis.call('ZREM', tag .. ':by:' .. kind, id) end
+  end
+  redis.call('ZREM', expiry, unpack(gone))
+  redis.call('HDEL', meta, unpack(gone))
+end
+""",
+    # Forget worker records whose heartbeat expired (at most 1000 per call).
+    "sweep_workers": r"""
+local function sweep_workers(tag, now)
+  local dead = redis.call('ZRANGEBYSCORE', tag .. ':alive', '-inf', now, 'LIMIT', 0, 1000)
+  if #dead > 0 then
+    redis.call('ZREM', tag .. ':alive', unpack(dead))
+    redis.call('HDEL', tag .. ':info', unpack(dead))
+  end
+end
+""",
 }
 """Lua helpers; a script gets only those it calls (less to run on every call)."""
 
@@ -402,6 +427,159 @@ return {
 """
 
 
+# -- lifecycle: task status, logs, worker records (key layout: see `_keys`) ------------------
+
+WRITE_STATUSES = r"""
+-- KEYS: the status tag; ARGV per write: task_id, queue, state, ttl_ms, record
+-- In the order given, so of two writes for one id the later wins. A record is indexed under
+-- its kind (state and queue) only; a write that changes the kind moves the id between
+-- indexes here, atomically. More expired records are swept than written, so the indexes
+-- never outgrow the live records.
+local tag, now = KEYS[1], now_ms()
+local meta, expiry = tag .. ':meta', tag .. ':expiry'
+local n = #ARGV / 5
+sweep_statuses(tag, now, 2 * n + 100)
+local seq = redis.call('INCRBY', tag .. ':seq', n) - n
+for i = 1, #ARGV, 5 do
+  local id, ttl = ARGV[i], tonumber(ARGV[i + 3])
+  local kind = ARGV[i + 2] .. ':' .. ARGV[i + 1]
+  local old = redis.call('HGET', meta, id)
+  if old ~= kind then
+    if old then redis.call('ZREM', tag .. ':by:' .. old, id) end
+    redis.call('HSET', meta, id, kind)
+    redis.call('SADD', tag .. ':kinds', kind)
+  end
+  seq = seq + 1
+  redis.call('SET', tag .. ':task:' .. id, ARGV[i + 4], 'PX', ttl)
+  redis.call('ZADD', expiry, now + ttl, id)
+  redis.call('ZADD', tag .. ':by:' .. kind, seq, id)
+end
+return n
+"""
+
+LIST_STATUSES = r"""
+-- KEYS: the status tag; ARGV: limit, queue filter, state filter (each '' for any, else the
+-- value after '=', so that an empty name still filters).
+-- Returns the live records of the matching kinds, most recently written first: the newest
+-- `limit` of each matching index, merged by write sequence.
+local tag, limit = KEYS[1], tonumber(ARGV[1])
+local want_q, want_s = ARGV[2], ARGV[3]
+local meta, expiry, kinds_key = tag .. ':meta', tag .. ':expiry', tag .. ':kinds'
+sweep_statuses(tag, now_ms(), 1000)
+local kinds = {}
+if want_q ~= '' and want_s ~= '' then
+  kinds[1] = string.sub(want_s, 2) .. ':' .. string.sub(want_q, 2)
+else
+  for _, kind in ipairs(redis.call('SMEMBERS', kinds_key)) do
+    local c = string.find(kind, ':', 1, true)
+    if (want_s == '' or '=' .. string.sub(kind, 1, c - 1) == want_s)
+        and (want_q == '' or '=' .. string.sub(kind, c + 1) == want_q) then
+      kinds[#kinds + 1] = kind
+    end
+  end
+end
+while true do
+  local found = {}
+  for _, kind in ipairs(kinds) do
+    local top = redis.call('ZREVRANGE', tag .. ':by:' .. kind, 0, limit - 1, 'WITHSCORES')
+    if #top == 0 then redis.call('SREM', kinds_key, kind) end
+    for j = 1, #top, 2 do found[#found + 1] = {tonumber(top[j + 1]), top[j], kind} end
+  end
+  table.sort(found, function(a, b) return a[1] > b[1] end)
+  local out, stale = {}, 0
+  for _, f in ipairs(found) do
+    if #out >= limit then break end
+    local rec = redis.call('GET', tag .. ':task:' .. f[2])
+    if rec then
+      out[#out + 1] = rec
+    else
+      -- Expired an instant ago, not swept yet: forget it, and merge again without it (the
+      -- indexes only held the newest `limit` each).
+      redis.call('ZREM', tag .. ':by:' .. f[3], f[2])
+      redis.call('HDEL', meta, f[2])
+      redis.call('ZREM', expiry, f[2])
+      stale = stale + 1
+    end
+  end
+  if stale == 0 or #out >= limit then return out end
+end
+"""
+
+APPEND_LOG = r"""
+-- KEYS: the log's tag; ARGV: retention_ms, entries...
+-- Each entry carries its own expiry (field x; readers pass over expired ones). The stream is
+-- trimmed of what is older than the longest retention a live entry may have (the keep key),
+-- so an entry kept for a week is not cut short by a later one kept for a minute.
+local tag, now = KEYS[1], now_ms()
+local stream, keep = tag .. ':entries', tag .. ':keep'
+local retention = tonumber(ARGV[1])
+local longest = math.max(tonumber(redis.call('GET', keep) or 0), retention)
+redis.call('SET', keep, longest, 'PX', math.max(redis.call('PTTL', keep), retention))
+redis.call('XTRIM', stream, 'MINID', '~', math.max(now - longest, 0))
+local expires = now + retention
+for i = 2, #ARGV do
+  redis.call('XADD', stream, '*', 'x', expires, 'd', ARGV[i])
+end
+return #ARGV - 1
+"""
+
+READ_LOG = r"""
+-- KEYS: the log's tag; ARGV: cursor (a stream id), limit
+-- Returns {cursor, entry...}: up to `limit` live entries after the cursor, oldest first, and
+-- the id of the last entry looked at. Expired entries are passed over (at most 1000 more
+-- than `limit` per call, so a long run of them cannot hold the server).
+local stream, now = KEYS[1] .. ':entries', now_ms()
+local after, limit = ARGV[1], tonumber(ARGV[2])
+local out, got, budget = {after}, 0, limit + 1000
+while got < limit and budget > 0 do
+  local batch = redis.call('XRANGE', stream, '(' .. after, '+', 'COUNT',
+    math.min(limit - got, budget))
+  if #batch == 0 then break end
+  budget = budget - #batch
+  for _, e in ipairs(batch) do
+    after = e[1]
+    local f, x, d = e[2], nil, nil
+    for j = 1, #f, 2 do
+      if f[j] == 'x' then x = tonumber(f[j + 1]) elseif f[j] == 'd' then d = f[j + 1] end
+    end
+    if d and (not x or x > now) then
+      got = got + 1
+      out[got + 1] = d
+    end
+  end
+end
+out[1] = after
+return out
+"""
+
+HEARTBEAT_WORKER = r"""
+-- KEYS: the workers tag; ARGV: worker id, ttl_ms, record
+local tag, now = KEYS[1], now_ms()
+sweep_workers(tag, now)
+redis.call('HSET', tag .. ':info', ARGV[1], ARGV[3])
+redis.call('ZADD', tag .. ':alive', now + tonumber(ARGV[2]), ARGV[1])
+return 1
+"""
+
+REMOVE_WORKER = r"""
+-- KEYS: the workers tag; ARGV: worker id
+redis.call('ZREM', KEYS[1] .. ':alive', ARGV[1])
+return redis.call('HDEL', KEYS[1] .. ':info', ARGV[1])
+"""
+
+LIST_WORKERS = r"""
+-- KEYS: the workers tag. Returns the records whose heartbeat has not expired.
+local tag, now = KEYS[1], now_ms()
+sweep_workers(tag, now)
+local out = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', tag .. ':alive', '(' .. now, '+inf')) do
+  local rec = redis.call('HGET', tag .. ':info', id)
+  if rec then out[#out + 1] = rec end
+end
+return out
+"""
+
+
 class LuaScript:
     """A script run by EVALSHA, loaded on demand.
 
@@ -447,6 +625,13 @@ SCRIPTS: dict[str, LuaScript] = {
         "PURGE": PURGE,
         "KEEP_RESULT": KEEP_RESULT,
         "STATS": STATS,
+        "WRITE_STATUSES": WRITE_STATUSES,
+        "LIST_STATUSES": LIST_STATUSES,
+        "APPEND_LOG": APPEND_LOG,
+        "READ_LOG": READ_LOG,
+        "HEARTBEAT_WORKER": HEARTBEAT_WORKER,
+        "REMOVE_WORKER": REMOVE_WORKER,
+        "LIST_WORKERS": LIST_WORKERS,
     }.items()
 }
 """Every script by name, for loading them all at connect time."""
