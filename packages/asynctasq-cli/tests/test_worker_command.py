@@ -217,9 +217,11 @@ def test_allowed_root_decides_where_task_code_may_come_from(
         result = cli("worker", *memory_args, "-q", "cli-a", "--burst")
         assert result.exit_code == 0, result.output
         assert not (markers / "outside").exists()
-        assert depth(memory, "cli-a")[3] == 1  # dead-lettered, never run
+        # Never run. Not importable from the roots may be a worker started in the wrong place
+        # (or deploy skew): retried later, so a correctly placed worker can take it.
+        assert depth(memory, "cli-a")[1:] == (1, 0, 0)  # delayed for its retry, not dead
         assert refused_id in result.stderr
-        assert "outside the allowed roots" in result.stderr or "not importable" in result.stderr
+        assert "not importable from the allowed roots" in result.stderr
         enqueue(memory, [t.record(str(markers), "inside")])
         result = cli(
             "worker", *memory_args, "-q", "cli-a", "--burst", "--allowed-root", str(TASKS_DIR)

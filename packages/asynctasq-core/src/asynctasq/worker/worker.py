@@ -33,6 +33,7 @@ from typing import Any
 from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
 from asynctasq.core.function import TaskFunction
+from asynctasq.core.options import check_queue
 from asynctasq.core.task import BaseTask, Execution
 from asynctasq.drivers.base import (
     Delivery,
@@ -145,8 +146,10 @@ class Worker:
         self.config = config or get_config()
         ws = self.config.worker
         self.queues = list(queues if queues is not None else ws.queues)
-        if not self.queues or not all(isinstance(q, str) and q for q in self.queues):
-            raise ValueError(f"queues must be non-empty queue names, got {queues!r}")
+        if not self.queues:
+            raise ValueError(f"queues must name at least one queue, got {queues!r}")
+        for queue in self.queues:
+            check_queue(queue, "queues")
         self.concurrency = concurrency if concurrency is not None else ws.concurrency
         if not isinstance(self.concurrency, int) or self.concurrency < 1:
             raise ValueError(f"concurrency must be a whole number >= 1, got {concurrency!r}")
@@ -612,7 +615,12 @@ class Worker:
         self, job: Job, exc: Exception, *, load: bool = True, hooks: Lifecycle | None = None
     ) -> None:
         runs = job.delivery.attempts + (0 if isinstance(exc, TaskLostError) else 1)
-        if not await self._dead_letter(job, exc, f"failed for good after {runs} run(s)"):
+        # A task failing for good is the normal end of its retries: a warning, as before;
+        # a message that can never run is an error.
+        level = logging.ERROR if isinstance(exc, TaskLostError) else logging.WARNING
+        if not await self._dead_letter(
+            job, exc, f"failed for good after {runs} run(s)", level=level
+        ):
             return
         if hooks is not None:
             hooks.after_dead_letter(job, failure_from(exc))
@@ -625,14 +633,17 @@ class Worker:
                 raise
             log.exception("failed() hook of %s raised", job.task_name)
 
-    async def _dead_letter(self, job: Job, exc: BaseException, why: str) -> bool:
+    async def _dead_letter(
+        self, job: Job, exc: BaseException, why: str, *, level: int = logging.ERROR
+    ) -> bool:
         """Dead-letter the job's message, keeping `exc`; log once it is done."""
         assert self.driver is not None
         failure: Failure = failure_from(exc)
         driver = self.driver
         if not await self._settle("dead-letter", lambda: driver.dead_letter(job.delivery, failure)):
             return False
-        log.error(
+        log.log(
+            level,
             "task %s [%s] %s and was dead-lettered: %s: %s%s",
             job.task_name,
             job.task_id,
