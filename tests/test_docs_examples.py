@@ -128,11 +128,11 @@ def isolate(requirement: str, iso: Isolation) -> None:
         iso.env["ASYNCTASQ_POSTGRES_SCHEMA"] = schema
         iso.cleanups.append(lambda: asyncio.run(_clean_postgres(schema)))
     elif requirement == "mysql":
-        tables = [f"docs_{tag}_q", f"docs_{tag}_d", f"docs_{tag}_q_migrations"]
-        tables.append(f"docs_{tag}_q_results")  # schema migration 2
-        iso.env["ASYNCTASQ_MYSQL_QUEUE_TABLE"] = tables[0]
-        iso.env["ASYNCTASQ_MYSQL_DEAD_LETTER_TABLE"] = tables[1]
-        iso.cleanups.append(lambda: asyncio.run(_clean_mysql(tables)))
+        # Every table of this example starts with docs_<tag>_ (the queue and dead-letter
+        # tables and those derived from the queue table: migrations, results, statuses, ...).
+        iso.env["ASYNCTASQ_MYSQL_QUEUE_TABLE"] = f"docs_{tag}_q"
+        iso.env["ASYNCTASQ_MYSQL_DEAD_LETTER_TABLE"] = f"docs_{tag}_d"
+        iso.cleanups.append(lambda: asyncio.run(_clean_mysql(f"docs_{tag}_")))
     elif requirement == "rabbitmq":
         names = {"exchange_name": f"docs-{tag}", "queue_prefix": f"docs-{tag}-"}
         iso.env["ASYNCTASQ_RABBITMQ_EXCHANGE_NAME"] = names["exchange_name"]
@@ -163,7 +163,7 @@ async def _clean_postgres(schema: str) -> None:
         await conn.close()
 
 
-async def _clean_mysql(tables: list[str]) -> None:
+async def _clean_mysql(prefix: str) -> None:
     import aiomysql
 
     from asynctasq_mysql import parse_dsn
@@ -171,7 +171,13 @@ async def _clean_mysql(tables: list[str]) -> None:
     conn = await aiomysql.connect(**parse_dsn(server_url("mysql")).connect_kwargs())
     try:
         async with conn.cursor() as cur:
-            for table in tables:
+            like = prefix.replace("_", "\\_") + "%"
+            await cur.execute(
+                "SELECT table_name FROM information_schema.tables "
+                "WHERE table_schema = DATABASE() AND table_name LIKE %s",
+                (like,),
+            )
+            for (table,) in await cur.fetchall():
                 await cur.execute(f"DROP TABLE IF EXISTS `{table}`")
     finally:
         conn.close()

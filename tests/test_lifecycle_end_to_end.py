@@ -32,6 +32,7 @@ from asynctasq import TaskState
 from asynctasq.config import set_global_config
 from asynctasq.drivers.connections import get_driver
 from asynctasq.lifecycle.events import EventType
+from asynctasq.testing.crash import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -207,15 +208,7 @@ async def _drop(name: str, section: dict[str, Any], tag: str) -> None:
 
 
 async def until(check: Callable[[], Any], within: float, what: str, setup: Setup) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        outcome = check()
-        if asyncio.iscoroutine(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        assert time.monotonic() < deadline, f"{what} not within {within} s\n{setup.logs()}"
-        await asyncio.sleep(0.02)
+    await wait_until(check, within, what, setup.logs)
 
 
 async def _state(task_id: str) -> TaskState | None:

@@ -18,6 +18,7 @@ from asynctasq.drivers.base import StatusWrite
 from asynctasq.drivers.connections import get_driver
 from asynctasq.lifecycle.events import Event, EventType
 from asynctasq.testing import MemoryDriver
+from asynctasq.testing.crash import wait_until
 from asynctasq.worker import Worker
 
 seen: list[Any] = []
@@ -146,15 +147,7 @@ class OnAPlainDriver(Task[None]):
 
 
 async def until(check: Callable[[], Any], within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while True:
-        outcome = check()
-        if asyncio.iscoroutine(outcome):
-            outcome = await outcome
-        if outcome:
-            return
-        assert time.monotonic() < deadline, "condition not reached"
-        await asyncio.sleep(0.02)
+    await wait_until(check, within, "the condition")
 
 
 async def state_of(task_id: str) -> TaskState | None:

@@ -63,7 +63,12 @@ def enum_class_ref(cls: type[Enum]) -> str | None:
     return f"{module_name(cls.__module__)}:{qualname}"
 
 
-def _import(module: str) -> object:
+def import_module(module: str) -> object:
+    """`module`, imported unless it is loaded (call the guard first).
+
+    A module named after the dispatching script resolves to ``__main__`` when that script
+    runs the worker itself.
+    """
     loaded = sys.modules.get(module)
     if loaded is not None:
         return loaded
@@ -100,7 +105,7 @@ def import_enum_class(ref: object) -> type[Enum]:
                 f"guard: {type(exc).__name__}: {exc}"
             ) from exc
     try:
-        target: object = _import(module_name)
+        target: object = import_module(module_name)
         for part in qualname.split("."):
             target = getattr(target, part)
     except BaseException as exc:  # SystemExit included: a module named by a payload must not

@@ -9,16 +9,13 @@ set per model with ``_asynctasq_on_missing`` or for all with `set_default_on_mis
 
 from __future__ import annotations
 
-import importlib
-import sys
 from collections.abc import Callable
-from types import ModuleType
 from typing import Any, Final, Literal, get_args
 
 from asynctasq.core.registry import module_name
 from asynctasq.errors import ModelNotFoundError
 from asynctasq.serializer.errors import DeserializationError
-from asynctasq.serializer.guard import MAX_REF_LENGTH, get_import_guard
+from asynctasq.serializer.guard import MAX_REF_LENGTH, get_import_guard, import_module
 
 _resolved: dict[tuple[str, str], tuple[object, type]] = {}
 """``(tag, ref) -> (guard in force when it was resolved, class)``: the guard runs once per class."""
@@ -53,16 +50,6 @@ def malformed(tag: str, data: object) -> DeserializationError:
     return DeserializationError(message, path=f"<{tag} payload>", reason=message, tag=tag)
 
 
-def _import(module: str) -> ModuleType:
-    loaded = sys.modules.get(module)
-    if loaded is not None:
-        return loaded
-    if module == module_name("__main__"):
-        # The dispatching script itself, when the worker runs in the same process.
-        return sys.modules["__main__"]
-    return importlib.import_module(module)
-
-
 def resolve_class(ref: object, *, tag: str, is_model: Callable[[type], bool]) -> type:
     """The model class ``ref`` names, imported only if the import guard allows its module.
 
@@ -94,7 +81,7 @@ def resolve_class(ref: object, *, tag: str, is_model: Callable[[type], bool]) ->
             reason = f"import of module {module!r} refused by the import guard: {exc}"
             raise _error(tag, ref, reason) from exc
     try:
-        target: object = _import(module)
+        target: object = import_module(module)
         for part in qualname.split("."):
             target = getattr(target, part)
     except BaseException as exc:  # SystemExit included: a module named by a payload must not

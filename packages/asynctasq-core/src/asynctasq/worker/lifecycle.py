@@ -52,6 +52,9 @@ PROGRESS_INTERVAL = 0.5
 """Seconds between two progress writes of one task (the latest report wins)."""
 CANCEL_POLL = 1.0
 """Longest wait of one read of the cancels log (pushing drivers return sooner)."""
+FLUSH_DELAY = 0.05
+"""Seconds buffered records wait to be written with others: a short task's ``running`` and
+``succeeded`` then go out as one write of the latter, in one batch with its neighbours'."""
 
 
 def new_worker_id() -> str:
@@ -237,7 +240,10 @@ class Lifecycle(Middleware):
         self.emit(type_, info=info.as_dict())
 
     async def _flush(self) -> None:
-        statuses, self._status_buffer = self._status_buffer, []
+        buffered, self._status_buffer = self._status_buffer, []
+        # Only the last record of a task matters (each replaces the one before).
+        latest = {w.task_id: w for w in buffered}
+        statuses = list(latest.values()) if len(latest) < len(buffered) else buffered
         if statuses and self._statuses is not None:
             try:
                 await self._statuses.write_statuses(statuses)
@@ -255,6 +261,7 @@ class Lifecycle(Middleware):
         assert self._dirty is not None
         while True:
             await self._dirty.wait()
+            await asyncio.sleep(FLUSH_DELAY)
             self._dirty.clear()
             await self._flush()
 
