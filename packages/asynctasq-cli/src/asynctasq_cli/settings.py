@@ -9,7 +9,7 @@ Connection settings on the command line:
 
 * ``--driver redis`` picks the driver;
 * ``--set redis.url=redis://h:6379/0`` sets any setting as ``SECTION.KEY=VALUE`` (sections:
-  a driver's name, ``worker``, ``task_defaults``); repeatable;
+  a driver's name, ``worker``, ``task_defaults``, ``events``); repeatable;
 * ``--driver-option url=redis://...`` (``-o``) sets a setting of the driver in effect.
 """
 

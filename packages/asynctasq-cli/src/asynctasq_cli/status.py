@@ -36,6 +36,11 @@ class Banner:
         imports: Modules imported at start-up.
         allowed_roots: Directories task code may come from.
         event_loop: ``uvloop x.y`` or ``asyncio``.
+        events: The worker publishes task and worker events.
+        events_refused: Why events that were asked for are off (the driver keeps no event
+            stream), or None.
+        heartbeat_interval: Seconds between heartbeats in the worker registry; None when
+            the driver keeps no registry.
     """
 
     version: str
@@ -48,6 +53,9 @@ class Banner:
     imports: tuple[str, ...]
     allowed_roots: tuple[str, ...]
     event_loop: str
+    events: bool = False
+    events_refused: str | None = None
+    heartbeat_interval: float | None = None
 
     def driver_line(self) -> str:
         """The driver, with the embedded-default note when it applies."""
@@ -61,6 +69,12 @@ class Banner:
             f" · {self.event_loop}"
         )
 
+    def events_line(self) -> str:
+        """``on``, ``off``, or ``off (why)`` when they were asked for."""
+        if self.events:
+            return "on"
+        return f"off ({self.events_refused})" if self.events_refused else "off"
+
     def render(self, console: Console) -> None:
         """Print the banner on a terminal (settings, names and paths shown literally)."""
         table = Table.grid(padding=(0, 2))
@@ -72,6 +86,9 @@ class Banner:
         table.add_row("task code", literal(", ".join(self.allowed_roots)))
         if self.imports:
             table.add_row("imported", literal(", ".join(self.imports)))
+        table.add_row("events", literal(self.events_line()))
+        if self.heartbeat_interval is not None:
+            table.add_row("heartbeat", f"every {self.heartbeat_interval:g} s")
         console.print(
             Text.assemble(
                 ("AsyncTasQ worker ", "bold"),
@@ -84,12 +101,14 @@ class Banner:
     def log(self) -> None:
         """Announce the start as one log record (plain or JSON logs)."""
         log.info(
-            "asynctasq worker %s starting: driver %s; queues %s; concurrency %s; task code from %s",
+            "asynctasq worker %s starting: driver %s; queues %s; concurrency %s; task code from %s"
+            "; events %s",
             self.version,
             self.driver_line(),
             ", ".join(self.queues),
             self.mode_line(),
             ", ".join(self.allowed_roots),
+            self.events_line(),
             extra={
                 "event": "worker_started",
                 "version": self.version,
@@ -100,6 +119,8 @@ class Banner:
                 "shutdown_timeout": self.shutdown_timeout,
                 "allowed_roots": list(self.allowed_roots),
                 "burst": self.burst,
+                "events": self.events,
+                "heartbeat_interval": self.heartbeat_interval,
                 "pid": os.getpid(),
             },
         )

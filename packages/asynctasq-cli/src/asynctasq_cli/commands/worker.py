@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.live import Live
 
 from asynctasq.core.options import check_queue
+from asynctasq.drivers.base import EventLog, WorkerRegistry
 from asynctasq.runner import run
 from asynctasq.worker import Worker
 from asynctasq.worker.resolver import default_roots
@@ -72,9 +73,12 @@ class WorkerOptions:
     burst: bool = False
     imports: tuple[str, ...] | None = None
     allowed_roots: tuple[str, ...] | None = None
+    heartbeat_interval: float | None = None
+    events: bool | None = None
 
     def as_settings(self) -> dict[str, Any]:
-        """The ``worker`` section for core's configuration (only what was given)."""
+        """The ``worker`` and ``events`` sections for core's configuration (only what was
+        given)."""
         names = (
             "queues",
             "concurrency",
@@ -84,9 +88,15 @@ class WorkerOptions:
             "shutdown_timeout",
             "imports",
             "allowed_roots",
+            "heartbeat_interval",
         )
         given = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
-        return {"worker": given} if given else {}
+        settings: dict[str, Any] = {"worker": given} if given else {}
+        if self.events is not None:
+            # In the configuration too, not only the worker's: a task that dispatches
+            # another then publishes its task-enqueued event like any dispatching process.
+            settings["events"] = {"enabled": self.events}
+        return settings
 
 
 def parse_queues(values: Sequence[str] | None) -> tuple[str, ...] | None:
@@ -239,15 +249,22 @@ def run_worker(
         added = import_modules(settings.imports, roots)
         loaded = reapply_after_imports(loaded)
         try:
+            driver = session.create(loaded)
             worker = Worker(
-                session.create(loaded),
+                driver,
                 burst=options.burst,
                 allowed_roots=[str(r) for r in roots],
                 imports=list(settings.imports or ()),
                 config=loaded.config,
+                events=options.events,
             )
         except ValueError as exc:  # a worker setting from the environment or .env
             raise CliError(f"worker settings: {exc}", exit_code=2) from None
+        events_on = worker.events and isinstance(driver, EventLog)
+        refused = None
+        if worker.events and not events_on:
+            refused = f"{type(driver).__name__} keeps no event stream"
+            log.warning("events are on, but %s: none are published", refused)
         banner = Banner(
             version=cli_version(),
             driver=session.describe_driver(loaded),
@@ -259,6 +276,11 @@ def run_worker(
             imports=tuple(settings.imports),
             allowed_roots=tuple(str(r) for r in roots),
             event_loop=event_loop(),
+            events=events_on,
+            events_refused=refused,
+            heartbeat_interval=(
+                worker.heartbeat_interval if isinstance(driver, WorkerRegistry) else None
+            ),
         )
         show_live = console.is_terminal and fmt == "text" if live is None else live
         run(_serve(loaded, worker, banner, console, show_live))
@@ -394,6 +416,29 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_PANEL_OUTPUT,
             ),
         ] = None,
+        events: Annotated[
+            bool | None,
+            typer.Option(
+                "--events/--no-events",
+                help="Publish task and worker events (asynctasq events). "
+                "(env: ASYNCTASQ_EVENTS_ENABLED; default: off)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
+        heartbeat_interval: Annotated[
+            float | None,
+            typer.Option(
+                "--heartbeat-interval",
+                min=0.0,
+                metavar="SECONDS",
+                help="Seconds between heartbeats in the worker registry (asynctasq "
+                "workers); a worker that dies unseen disappears after three. "
+                "(env: ASYNCTASQ_WORKER_HEARTBEAT_INTERVAL; default: 5)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
         live: Annotated[
             bool | None,
             typer.Option(
@@ -423,6 +468,8 @@ def register(app: typer.Typer) -> None:
                 burst=burst,
                 imports=tuple(imports) if imports else None,
                 allowed_roots=tuple(allowed_roots) if allowed_roots else None,
+                heartbeat_interval=heartbeat_interval,
+                events=events,
             )
             connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             run_worker(connection, options, log_level=log_level, log_format=log_format, live=live)
