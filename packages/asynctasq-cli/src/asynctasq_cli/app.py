@@ -11,7 +11,16 @@ from typer.core import TyperGroup
 
 from asynctasq_cli import plugins
 from asynctasq_cli._click import ClickException, Command, Context, UsageError
-from asynctasq_cli.commands import dead_letters, doctor, migrate, queues, worker
+from asynctasq_cli.commands import (
+    dead_letters,
+    doctor,
+    events,
+    migrate,
+    queues,
+    tasks,
+    worker,
+    workers,
+)
 from asynctasq_cli.output import (
     EXIT_FAILURE,
     describe,
@@ -91,7 +100,7 @@ def _usage_message(exc: ClickException) -> str:
 app = typer.Typer(
     name="asynctasq",
     cls=AsyncTasQGroup,
-    help="AsyncTasQ: run workers, inspect queues and dead letters, check the set-up.",
+    help="AsyncTasQ: run workers; inspect queues, tasks, workers and events; check the set-up.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=True,
@@ -127,12 +136,15 @@ def _root(
         ),
     ] = False,
 ) -> None:
-    """AsyncTasQ: run workers, inspect queues and dead letters, check the set-up."""
+    """AsyncTasQ: run workers; inspect queues, tasks, workers and events; check the set-up."""
     state.debug = debug
 
 
 worker.register(app)
 queues.register(app)
+tasks.register(app)
+workers.register(app)
+events.register(app)
 dead_letters.register(app)
 doctor.register(app)
 migrate.register(app)

@@ -1,0 +1,130 @@
+"""``asynctasq workers``: the live workers, as their heartbeats describe them.
+
+A worker renews its record every ``worker.heartbeat_interval`` seconds (5 by default) and
+leaves the registry when it stops; a worker that dies without stopping disappears three
+intervals after its last heartbeat.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated
+
+import typer
+from rich.table import Table
+from rich.text import Text
+
+import asynctasq
+from asynctasq.drivers.base import WorkerRegistry
+from asynctasq.lifecycle import WorkerInfo
+from asynctasq.runner import run
+from asynctasq_cli import session
+from asynctasq_cli.capability import needing
+from asynctasq_cli.commands.tasks import when
+from asynctasq_cli.output import literal, print_json, reporting_errors, stdout, visible
+from asynctasq_cli.settings import (
+    ConnectionOptions,
+    DriverOption,
+    DriverOptionOption,
+    EnvFileOption,
+    SetOption,
+    load_config,
+)
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
+
+RUNNING_SHOWN = 5
+"""Task ids listed per worker in the table (``--json`` has them all)."""
+
+
+def ago(moment: datetime, now: float | None = None) -> str:
+    """``3s ago``, ``2m05s ago``: how long since `moment`."""
+    seconds = max(0, int((time.time() if now is None else now) - moment.timestamp()))
+    minutes, secs = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m ago"
+    if minutes:
+        return f"{minutes}m{secs:02d}s ago"
+    return f"{secs}s ago"
+
+
+def running_ids(info: WorkerInfo) -> str:
+    """The ids of the tasks `info` runs, one per line, the first few only."""
+    shown = list(info.running[:RUNNING_SHOWN])
+    if len(info.running) > RUNNING_SHOWN:
+        shown.append(f"... and {len(info.running) - RUNNING_SHOWN} more")
+    return "\n".join(visible(task_id) for task_id in shown)
+
+
+def workers_table(rows: Sequence[WorkerInfo], title: str) -> Table:
+    """Workers: id, host, pid, queues, running, counters, start and last heartbeat."""
+    table = Table(title=literal(title), title_justify="left")
+    table.add_column("worker", style="bold")
+    table.add_column("host")
+    table.add_column("pid", justify="right")
+    table.add_column("queues")
+    table.add_column("running", justify="right", no_wrap=True)
+    table.add_column("running tasks", no_wrap=True)
+    table.add_column("processed", justify="right")
+    table.add_column("succeeded", justify="right")
+    table.add_column("failed", justify="right")
+    table.add_column("retried", justify="right")
+    table.add_column("started", no_wrap=True)
+    table.add_column("heartbeat", no_wrap=True)
+    for w in rows:
+        table.add_row(
+            Text(visible(w.worker_id)),
+            Text(visible(w.host)),
+            str(w.pid),
+            Text(visible(", ".join(w.queues))),
+            f"{len(w.running)}/{w.concurrency}",
+            Text(running_ids(w)),
+            f"{w.processed:,}",
+            f"{w.succeeded:,}",
+            Text(f"{w.failed:,}", style="red" if w.failed else ""),
+            f"{w.retried:,}",
+            when(w.started_at),
+            ago(w.heartbeat_at),
+        )
+    return table
+
+
+async def _workers(connection: ConnectionOptions) -> tuple[str, list[WorkerInfo]]:
+    loaded = load_config(connection)
+    async with session.open_driver(loaded) as driver:
+        found = await needing(driver, WorkerRegistry, asynctasq.list_workers(driver=driver))
+    return session.describe_driver(loaded), found
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``workers`` to `app`."""
+
+    @app.command(rich_help_panel="Inspect")
+    def workers(
+        as_json: JsonOption = False,
+        driver: DriverOption = None,
+        set_: SetOption = None,
+        driver_option: DriverOptionOption = None,
+        env_file: EnvFileOption = None,
+    ) -> None:
+        """List the live workers: queues, what they run now, their counters, heartbeats.
+
+        A worker that dies without stopping disappears three heartbeat intervals after its
+        last heartbeat (worker.heartbeat_interval, 5 s by default).
+        """
+        with reporting_errors():
+            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
+            described, found = run(_workers(connection))
+            if as_json:
+                print_json([w.as_dict() for w in found])
+                return
+            if not found:
+                stdout().print(literal(f"No live workers on {described}."))
+                return
+            stdout().print(workers_table(found, f"Live workers on {described}"))
+
+
+__all__ = ["ago", "register", "running_ids", "workers_table"]
