@@ -181,6 +181,7 @@ class Worker:
         self._ack_buffer: list[Delivery] = []
         self._ack_scheduled = False
         self._background: set[asyncio.Task[Any]] = set()
+        self._given_back: set[str] = set()  # task ids given back (counted once each)
         self._signals_installed: list[int] = []
         self._resolver: TaskResolver | None = None
         self._router: ExecutorRouter | None = None
@@ -658,10 +659,23 @@ class Worker:
         return True
 
     async def _release(self, deliveries: list[Delivery]) -> None:
+        # Shielded with its count, and awaited by _shutdown through _background: a second
+        # cancellation (abort() after shutdown had already cancelled the task) interrupts only
+        # this wait, never the give-back nor its count.
+        give_back = asyncio.ensure_future(self._give_back(deliveries))
+        self._background.add(give_back)
+        give_back.add_done_callback(self._background.discard)
+        await asyncio.shield(give_back)
+
+    async def _give_back(self, deliveries: list[Delivery]) -> None:
         assert self.driver is not None
         driver = self.driver
         if await self._settle("release", lambda: driver.release(deliveries), tries=2):
-            self.stats.released += len(deliveries)
+            # A fetch still waiting when the stop came can take back what a cancelled task
+            # just gave back, and give it back again: each task counts once.
+            new = {d.task_id for d in deliveries} - self._given_back
+            self._given_back |= new
+            self.stats.released += len(new)
 
     async def _settle(
         self, what: str, op: Callable[[], Awaitable[None]], *, tries: int = 5
