@@ -102,6 +102,23 @@ def test_redaction_keeps_the_rest() -> None:
     assert redact_dsn(None) is None
 
 
+@pytest.mark.parametrize(
+    ("dsn", "shown"),
+    [
+        ("postgresql://app:pa/ss@db:5432/app", "postgresql://app:***@db:5432/app"),
+        (
+            "postgresql://app:p?ss#w@db/app?sslmode=require",
+            "postgresql://app:***@db/app?sslmode=require",
+        ),
+        ("postgresql://app:s3cr@t/x@db/app", "postgresql://app:***@db/app"),
+    ],
+)
+def test_unencoded_passwords_are_masked_whole(dsn: str, shown: str) -> None:
+    """A "/", "?", "#" or "@" pasted into the password unencoded: none of it is shown."""
+    assert redact_dsn(dsn) == shown
+    assert shown in repr(PostgresDriver(dsn))
+
+
 def test_results_names_fit_postgres_limit() -> None:
     assert TableNames("s", "jobs", "d", "m").results_table == "jobs_results"
     longest = TableNames("s", "q" * 48, "d", "m")
