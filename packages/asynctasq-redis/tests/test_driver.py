@@ -66,6 +66,28 @@ def test_repr_hides_the_password() -> None:
     assert "user:***@h:1/0" in text
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://h:6379/0?password=hunter2", "redis://h:6379/0?password=***"),
+        ("redis://:hunter2@h:1/0?password=hunter2", "redis://:***@h:1/0?password=***"),
+        ("redis://user:hun/ter2@h:1/0", "redis://user:***@h:1/0"),
+        ("redis+cluster://:hun#ter2@h:1", "redis+cluster://:***@h:1"),
+    ],
+)
+def test_repr_hides_passwords_in_the_query_and_unencoded_ones(url: str, shown: str) -> None:
+    text = repr(RedisDriver(url=url))
+    assert "hunter2" not in text and "ter2" not in text
+    assert shown in text
+
+
+def test_a_url_without_scheme_is_refused_without_its_password() -> None:
+    with pytest.raises(ValueError, match="scheme") as refused:
+        RedisDriver(url="user:hunter2@localhost:6379")
+    assert "hunter2" not in str(refused.value)
+    assert "user:***@localhost:6379" in str(refused.value)
+
+
 def test_entry_point_names_the_driver() -> None:
     [ep] = [ep for ep in entry_points(group="asynctasq.drivers") if ep.name == "redis"]
     assert ep.value == "asynctasq_redis:RedisDriver"

@@ -11,6 +11,7 @@ from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
+from asynctasq.redaction import redact_url
 from asynctasq_redis._pool import WaitingConnectionPool
 
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
@@ -46,7 +47,8 @@ class ConnectionSettings:
         """The URL redis-py understands, whether it is a cluster, whether TLS is on."""
         scheme, sep, rest = self.url.partition("://")
         if not sep:
-            raise ValueError(f"Redis URL needs a scheme (redis://, rediss://, ...): {self.url!r}")
+            shown = redact_url(self.url)
+            raise ValueError(f"Redis URL needs a scheme (redis://, rediss://, ...): {shown!r}")
         cluster = self.cluster
         if scheme in CLUSTER_SCHEMES:
             scheme, cluster = CLUSTER_SCHEMES[scheme], True

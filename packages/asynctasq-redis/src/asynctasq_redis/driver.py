@@ -17,6 +17,7 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
+from asynctasq.redaction import redact_url
 from asynctasq_redis import _dead_letters
 from asynctasq_redis._connection import ConnectionSettings, build_client
 from asynctasq_redis._dequeue import MIN_BLOCK, Dequeuer
@@ -164,7 +165,8 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords):
 
     def __repr__(self) -> str:
         kind = "cluster" if self.cluster else "standalone"
-        return f"RedisDriver({_redact(self.settings.url)!r}, prefix={self.prefix!r}, {kind})"
+        url = redact_url(self.settings.url)
+        return f"RedisDriver({url!r}, prefix={self.prefix!r}, {kind})"
 
     # -- connection --------------------------------------------------------------------
     @property
@@ -449,12 +451,3 @@ async def _pipelined(client: Redis, calls: Sequence[Call]) -> list[Any]:
     for script, keys, args in calls:
         pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
     return list(await pipe.execute(raise_on_error=False))
-
-
-def _redact(url: str) -> str:
-    """`url` without its password."""
-    scheme, sep, rest = url.partition("://")
-    creds, at, host = rest.rpartition("@")
-    if not at or ":" not in creds:
-        return url
-    return f"{scheme}{sep}{creds.split(':', 1)[0]}:***@{host}"
