@@ -111,6 +111,24 @@ def test_password_never_in_repr_or_parse_errors() -> None:
         assert ENCODED not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "mysql://app:12/s3cr3t@h:3306/db",  # urllib: host "app", port 12, database "s3cr3t@h/db"
+        "mysql://app:pa/s3cr3t@h/db",
+        "mysql://app:12?s3cr3t@h/db",  # urllib: an option named after the password
+        "mysql://app:p@s3cr3t/x@h/db",  # urllib: host "s3cr3t"
+    ],
+)
+def test_an_unencoded_password_is_refused_without_showing_it(dsn: str) -> None:
+    """Where a password with a raw "/", "?", "#" or "@" ends cannot be told: urllib would
+    put part of it in the host, the database or an option name, all shown in reprs and
+    errors. The DSN is refused, saying what to encode."""
+    with pytest.raises(ConfigurationError, match="percent-encode") as refused:
+        parse_dsn(dsn)
+    assert "s3cr3t" not in str(refused.value)
+
+
 async def test_percent_encoded_password_logs_in_and_is_never_logged(
     admin: Any,
     make_driver: Callable[..., MySQLDriver],

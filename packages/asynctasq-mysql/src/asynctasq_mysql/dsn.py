@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
+from asynctasq.redaction import MASK, url_password
 from asynctasq_mysql.errors import ConfigurationError
 
 SCHEMES = frozenset({"mysql", "mariadb", "mysql+aiomysql", "mariadb+aiomysql"})
@@ -87,7 +88,7 @@ class MySQLDSN:
         """The DSN with the password replaced by ``***`` (safe for logs and reprs)."""
         auth = quote(self.user, safe="")
         if self.password:
-            auth += ":***"
+            auth += f":{MASK}"
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"mysql://{auth}@{host}:{self.port}/{quote(self.database, safe='')}"
 
@@ -160,14 +161,27 @@ def parse_dsn(dsn: str) -> MySQLDSN:
         server offers it); giving ``ssl_ca`` alone implies ``verify_ca``.
 
     Raises:
-        ConfigurationError: Unsupported scheme, bad port or unknown/invalid option. The
-            message never contains the password.
+        ConfigurationError: Unsupported scheme, bad port, unknown/invalid option, or a
+            password holding an unencoded ``/``, ``?``, ``#`` or ``@`` (where it ends
+            cannot be told). The message never contains the password.
     """
+    text = dsn.strip()
     try:
-        parts = urlsplit(dsn.strip())
-        port = parts.port
+        parts = urlsplit(text)
     except ValueError as exc:
         # urllib's message may quote the netloc, password included: say less.
+        raise ConfigurationError("invalid MySQL DSN: cannot parse host/port") from exc
+    if (url_password(text) or None) != (parts.password or None):
+        # An unencoded "/", "?", "#" or "@" in the password: urllib would read part of it
+        # as the host, port, database or an option, and show it there.
+        raise ConfigurationError(
+            "invalid MySQL DSN: cannot tell where the password ends; percent-encode "
+            "'/', '?', '#' and '@' in the user name, password and database name "
+            "('/' is %2F, '?' is %3F, '#' is %23, '@' is %40)"
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
         raise ConfigurationError("invalid MySQL DSN: cannot parse host/port") from exc
     if parts.scheme.lower() not in SCHEMES:
         raise ConfigurationError(
