@@ -6,16 +6,22 @@ Tracked tasks are dispatched to a SQLite file of the test's own and run by a rea
 
 from __future__ import annotations
 
+import io
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import cli_lifecycle_tasks as lt
 import pytest
 from cli_lifecycle_testing import as_json, dispatch
 from cli_testing import TASKS_DIR, Invoke, requires_sqlite
+from rich.console import Console
 from typer.testing import Result
 
+from asynctasq.lifecycle import TaskState, TaskStatus, WorkerInfo
 from asynctasq_cli.commands import events as events_command
+from asynctasq_cli.commands.tasks import tasks_table
+from asynctasq_cli.commands.workers import workers_table
 
 pytestmark = requires_sqlite
 
@@ -298,3 +304,47 @@ def test_a_driver_without_the_capability_is_a_usage_error(
     [line] = result.stderr.strip().splitlines()
     assert line.startswith(f"error: {message}; use a driver that")
     assert "redis, postgres, mysql, sqlite" in line and "Traceback" not in result.output
+
+
+def _render(renderable: object, width: int) -> str:
+    console = Console(file=io.StringIO(), width=width, force_terminal=False, highlight=False)
+    console.print(renderable)
+    return console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_tables_fit_a_narrow_terminal_and_show_worker_records_literally() -> None:
+    now = datetime.now(UTC)
+    failed = TaskStatus(
+        task_id="0b7f6c1e-2b4a-4c7e-9a51-3f0d8e6b2a10",
+        state=TaskState.FAILED,
+        task_name="app.tasks:import_file",
+        queue="imports",
+        attempts=3,
+        enqueued_at=now,
+        finished_at=now,
+        error_type="builtins.ValueError",
+        error_message="unsupported",
+    )
+    narrow = _render(tasks_table([failed], "Tracked tasks"), 80)
+    assert max(len(line) for line in narrow.splitlines()) <= 80
+    for text in ("task id", "state", "progress", "error", "ValueErr", "unsupport"):
+        assert text in narrow, text
+    info = WorkerInfo(
+        worker_id=f"evil:{HOSTILE}",
+        host=HOSTILE,
+        pid=4242,
+        queues=("[/]", "emails"),
+        concurrency=8,
+        version="1",
+        started_at=now,
+        heartbeat_at=now,
+        running=tuple(f"task-{n}" for n in range(7)),
+        processed=12,
+        failed=2,
+    )
+    shown = _render(workers_table([info], "Live workers"), 80)
+    assert max(len(line) for line in shown.splitlines()) <= 80
+    assert_no_raw_controls(shown)
+    for text in ("[/], emails", "pid 4242", "7/8", "task-4", "and 2 more", "2 failed"):
+        assert text in shown, text
+    assert "task-5" not in shown

@@ -119,28 +119,42 @@ def status_view(status: TaskStatus) -> Table:
     return grid
 
 
+def _latest(status: TaskStatus) -> str:
+    """The last time something happened to the task, and what."""
+    for label, moment in (
+        ("finished", status.finished_at),
+        ("started", status.started_at),
+        ("enqueued", status.enqueued_at),
+    ):
+        if moment is not None:
+            return f"{label} {when(moment)}"
+    return ""
+
+
 def tasks_table(rows: Sequence[TaskStatus], title: str) -> Table:
-    """Tracked tasks: id, state, task, queue, attempts, progress, times, last error."""
+    """Tracked tasks: id, state and attempts, task and queue, progress, last change, error.
+
+    Six columns that fold or wrap, so a narrow terminal squeezes each a little instead of
+    cutting some off.
+    """
     table = Table(title=literal(title), title_justify="left")
-    table.add_column("task id", no_wrap=True, style="bold")
+    table.add_column("task id", style="bold", overflow="fold", min_width=8)
     table.add_column("state", no_wrap=True)
-    table.add_column("task")
-    table.add_column("queue")
-    table.add_column("attempts", justify="right")
-    table.add_column("progress")
-    table.add_column("enqueued", no_wrap=True)
-    table.add_column("finished", no_wrap=True)
-    table.add_column("error", style="red")
+    table.add_column("task", overflow="fold", min_width=8)
+    table.add_column("progress", overflow="fold", min_width=4)
+    table.add_column("last change", min_width=10)
+    table.add_column("error", style="red", overflow="fold", min_width=10)
     for s in rows:
+        state = state_cell(s.state)
+        state.append(f"\nattempts {s.attempts}", style="dim")
+        task = Text(visible(s.task_name))
+        task.append(f"\nqueue {visible(s.queue)}", style="dim")
         table.add_row(
             Text(visible(s.task_id)),
-            state_cell(s.state),
-            Text(visible(s.task_name)),
-            Text(visible(s.queue)),
-            str(s.attempts),
+            state,
+            task,
             Text(visible(_first_line(progress_text(s), 30))),
-            when(s.enqueued_at),
-            when(s.finished_at),
+            _latest(s),
             Text(visible(_first_line(error_text(s)))),
         )
     return table

@@ -51,42 +51,50 @@ def ago(moment: datetime, now: float | None = None) -> str:
     return f"{secs}s ago"
 
 
-def running_ids(info: WorkerInfo) -> str:
-    """The ids of the tasks `info` runs, one per line, the first few only."""
-    shown = list(info.running[:RUNNING_SHOWN])
+def worker_cell(info: WorkerInfo) -> Text:
+    """The worker's id, then its host, pid and start time (dim)."""
+    cell = Text(visible(info.worker_id), style="bold")
+    cell.append(f"\nhost {visible(info.host)} · pid {info.pid}", style="dim")
+    cell.append(f"\nsince {when(info.started_at)}", style="dim")
+    return cell
+
+
+def running_cell(info: WorkerInfo) -> Text:
+    """``running/concurrency``, then the ids of the tasks it runs (the first few)."""
+    cell = Text(f"{len(info.running)}/{info.concurrency}", style="bold")
+    for task_id in info.running[:RUNNING_SHOWN]:
+        cell.append(f"\n{visible(task_id)}")
     if len(info.running) > RUNNING_SHOWN:
-        shown.append(f"... and {len(info.running) - RUNNING_SHOWN} more")
-    return "\n".join(visible(task_id) for task_id in shown)
+        cell.append(f"\n... and {len(info.running) - RUNNING_SHOWN} more", style="dim")
+    return cell
+
+
+def counts_cell(info: WorkerInfo) -> Text:
+    """Tasks taken since it started, then how they ended."""
+    cell = Text(f"{info.processed:,}", style="bold")
+    cell.append(f"\n{info.succeeded:,} succeeded", style="dim")
+    cell.append(f"\n{info.failed:,} failed", style="red" if info.failed else "dim")
+    cell.append(f"\n{info.retried:,} retried", style="dim")
+    return cell
 
 
 def workers_table(rows: Sequence[WorkerInfo], title: str) -> Table:
-    """Workers: id, host, pid, queues, running, counters, start and last heartbeat."""
+    """Workers: id (host, pid, start), queues, running tasks, counters, last heartbeat.
+
+    Few columns, each folding, so the table stays readable on a narrow terminal.
+    """
     table = Table(title=literal(title), title_justify="left")
-    table.add_column("worker", style="bold")
-    table.add_column("host")
-    table.add_column("pid", justify="right")
-    table.add_column("queues")
-    table.add_column("running", justify="right", no_wrap=True)
-    table.add_column("running tasks", no_wrap=True)
-    table.add_column("processed", justify="right")
-    table.add_column("succeeded", justify="right")
-    table.add_column("failed", justify="right")
-    table.add_column("retried", justify="right")
-    table.add_column("started", no_wrap=True)
-    table.add_column("heartbeat", no_wrap=True)
+    table.add_column("worker", overflow="fold", min_width=12)
+    table.add_column("queues", overflow="fold", min_width=6)
+    table.add_column("running", overflow="fold", min_width=8)
+    table.add_column("processed", no_wrap=True)
+    table.add_column("heartbeat", min_width=6)
     for w in rows:
         table.add_row(
-            Text(visible(w.worker_id)),
-            Text(visible(w.host)),
-            str(w.pid),
+            worker_cell(w),
             Text(visible(", ".join(w.queues))),
-            f"{len(w.running)}/{w.concurrency}",
-            Text(running_ids(w)),
-            f"{w.processed:,}",
-            f"{w.succeeded:,}",
-            Text(f"{w.failed:,}", style="red" if w.failed else ""),
-            f"{w.retried:,}",
-            when(w.started_at),
+            running_cell(w),
+            counts_cell(w),
             ago(w.heartbeat_at),
         )
     return table
@@ -127,4 +135,4 @@ def register(app: typer.Typer) -> None:
             stdout().print(workers_table(found, f"Live workers on {described}"))
 
 
-__all__ = ["ago", "register", "running_ids", "workers_table"]
+__all__ = ["ago", "counts_cell", "register", "running_cell", "worker_cell", "workers_table"]
