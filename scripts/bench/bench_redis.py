@@ -61,6 +61,11 @@ async def noop() -> None:
     """Does nothing: the drain measures the queue and the worker, not the task."""
 
 
+@task(driver=driver, queue="bench-drain", visibility_timeout=60, track=True)
+async def noop_tracked() -> None:
+    """`noop` with a status record (queued, running, succeeded)."""
+
+
 @task(driver=driver, queue="bench-latency", visibility_timeout=60)
 async def probe(sent: float, key: str) -> None:
     """Reports how long after `sent` (``time.monotonic``, system-wide) it started."""
@@ -74,7 +79,7 @@ async def probe(sent: float, key: str) -> None:
 # -- child processes ------------------------------------------------------------------------
 
 
-def run_worker(queue: str) -> None:
+def run_worker(queue: str, events: bool = False) -> None:
     """The worker process: core's Worker on a RedisDriver, concurrency 10, uvloop."""
     from asynctasq.worker import Worker
 
@@ -83,6 +88,7 @@ def run_worker(queue: str) -> None:
         queues=[queue],
         concurrency=10,
         allowed_roots=[str(ROOT)],
+        events=events,
     )
     uvloop.run(worker.run())
 
@@ -165,12 +171,13 @@ async def enqueue_batched(r: Redis) -> tuple[float, float]:
     return ours, dispatched
 
 
-async def drain_worker(r: Redis) -> float:
+async def drain_worker(r: Redis, *, tracked: bool = False, events: bool = False) -> float:
+    make = noop_tracked if tracked else noop
     for _ in range(DRAIN_N // 1000):
-        await dispatch_many([noop() for _ in range(1000)])
+        await dispatch_many([make() for _ in range(1000)])
     [stats] = await driver.stats(["bench-drain"])
     assert stats.ready == DRAIN_N, stats
-    worker = spawn("--worker", "bench-drain")
+    worker = spawn("--worker", "bench-drain", *(["--events"] if events else []))
     try:
         # polling the counts is the measurement here (10 ms resolution)
         while (await driver.stats(["bench-drain"]))[0].ready == DRAIN_N:  # noqa: ASYNC110
@@ -272,6 +279,16 @@ async def bench(only: set[str]) -> dict[str, tuple[float, float, float]]:
                     raw = await drain_raw(r)
                     ours = await drain_worker(r)
                 runs.setdefault("drain", []).append((ours, raw))
+            if "lifecycle" in only:  # tracking on, events on, both off: order rotates
+                order = ["off", "tracked", "events"]
+                order = order[rep % 3 :] + order[: rep % 3]
+                got: dict[str, float] = {}
+                for kind in order:
+                    got[kind] = await drain_worker(
+                        r, tracked=kind == "tracked", events=kind == "events"
+                    )
+                runs.setdefault("tracked", []).append((got["tracked"], got["off"]))
+                runs.setdefault("events", []).append((got["events"], got["off"]))
             if "latency" in only:
                 lat_ours, lat_raw = await latency(r)
                 runs.setdefault("p50", []).append((pct(lat_ours, 0.5), pct(lat_raw, 0.5)))
@@ -374,12 +391,13 @@ def main() -> None:
     parser.add_argument("--only", default="enqueue,drain,latency", help="comma-separated")
     parser.add_argument("--write", action="store_true", help=f"write {REPORT.name}")
     parser.add_argument("--worker", metavar="QUEUE", help=argparse.SUPPRESS)
+    parser.add_argument("--events", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--raw-consumer", nargs=2, metavar=("SOURCE", "RESULTS"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
     REPEATS = args.repeats
     if args.worker:
-        run_worker(args.worker)
+        run_worker(args.worker, events=args.events)
         return
     if args.raw_consumer:
         uvloop.run(raw_consumer(*args.raw_consumer))

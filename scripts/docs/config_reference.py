@@ -20,7 +20,7 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from asynctasq.config import ENV_PREFIX, TaskDefaults, WorkerSettings
+from asynctasq.config import ENV_PREFIX, EventSettings, TaskDefaults, WorkerSettings
 
 EXTRA_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "task_defaults": {
@@ -30,6 +30,13 @@ EXTRA_DESCRIPTIONS: dict[str, dict[str, str]] = {
         "retry_max_delay": "Longest wait between runs under the exponential strategy.",
         "retry_jitter": "Randomise exponential waits (a value in the upper half) so that tasks "
         "failing together do not retry together.",
+        "track_ttl": "Seconds a tracked task's status record is kept after the task finished "
+        "(`track=True` keeps it this long; `track=<seconds>` on a task sets its own).",
+    },
+    "events": {
+        "enabled": "Workers publish task and worker events, and dispatching processes "
+        "`task-enqueued`, to the driver's event stream (`asynctasq events`).",
+        "retention": "Seconds events are kept for subscribers that read from the start.",
     },
     "worker": {
         "imports": "Modules the `asynctasq worker` command imports at start-up so their tasks "
@@ -108,13 +115,14 @@ def _dataclass_settings(section: str, cls: type[Any], described: dict[str, str])
 
 
 def core_sections() -> dict[str, list[Setting]]:
-    """``task_defaults`` and ``worker``."""
+    """``task_defaults``, ``worker`` and ``events``."""
     from asynctasq.core.function import task
     from asynctasq.worker import Worker
 
     return {
         "task_defaults": _dataclass_settings("task_defaults", TaskDefaults, docstring_args(task)),
         "worker": _dataclass_settings("worker", WorkerSettings, docstring_args(Worker)),
+        "events": _dataclass_settings("events", EventSettings, {}),
     }
 
 

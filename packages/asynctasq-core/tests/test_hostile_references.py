@@ -7,7 +7,9 @@ import a module the operator did not allow, or cost the other tasks fetched with
 from __future__ import annotations
 
 import asyncio
+import enum
 import sys
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -363,3 +365,135 @@ async def test_a_failing_boot_hook_leaves_no_guard_and_no_pools_behind() -> None
     assert leftover == set(), leftover
     assert worker._router is not None
     assert worker._router._threads._shutdown  # type: ignore[attr-defined]
+
+
+# -- found by an attacker's review ------------------------------------------------------------
+
+
+def test_a_script_location_cannot_load_a_file_under_a_stdlib_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``this.tasks`` with a `src` pointing at a deployed file: loading it under that name
+    would let its relative imports import ``this``."""
+    (tmp_path / "myapp").mkdir()
+    (tmp_path / "myapp" / "tasks.py").write_text("from .models import X\n")
+    monkeypatch.delitem(sys.modules, "this", raising=False)
+    monkeypatch.delenv("PYTHONPATH", raising=False)
+    try:
+        resolver = TaskResolver([tmp_path])
+        src = [str(tmp_path / "myapp" / "tasks.py"), "myapp/tasks.py"]
+        for parent in ("this", "antigravity"):
+            with pytest.raises(ForbiddenTaskError, match="standard-library"):
+                resolver.resolve(f"{parent}.tasks:hello", src)
+        # A dotted name is never loaded from a script location, whatever its parent.
+        with pytest.raises(TaskNotFoundError):
+            resolver.resolve("not_a_package_x8.tasks:hello", src)
+    finally:
+        sys.path.remove(str(tmp_path))
+    assert "this" not in sys.modules and "antigravity" not in sys.modules
+
+
+@pytest.mark.parametrize(
+    ("options", "problem"),
+    [
+        ([2**62, 0, "fixed", 0, False, None, 30], "max_attempts"),
+        ([True, 0, "fixed", 0, False, None, 30], "max_attempts"),
+        ([3, -1, "fixed", 0, False, None, 30], "retry delay"),
+        ([3, float("inf"), "fixed", 0, False, None, 30], "retry delay"),
+        ([3, 0, "fixed", 0, "yes", None, 30], "jitter"),
+        ([3, 0, "fixed", 0, False, 0, 30], "timeout"),
+        ([3, 0, "fixed", 0, False, None, 0], "visibility timeout"),
+        ([3, 0, "fixed", 0, False, None, -5], "visibility timeout"),
+        ([3, 0, "fixed", 0, False, None, 1e12], "visibility timeout"),
+        ([3, 0, "fixed", 0, False, None, 30, -1], "result retention"),
+    ],
+)
+def test_absurd_options_in_a_message_are_malformed(options: list[Any], problem: str) -> None:
+    from asynctasq.core import envelope
+    from asynctasq.errors import MalformedMessageError
+
+    doc = {"v": 1, "id": "x", "task": "m:t", "at": 0, "o": options, "args": [], "kwargs": {}}
+    body = orjson.dumps(doc) if float("inf") not in options else orjson.dumps(doc, default=str)
+    if float("inf") in options:
+        body = body.replace(b'"inf"', b"1e999")  # orjson refuses to write infinity
+    with pytest.raises(MalformedMessageError, match=problem):
+        envelope.decode(body)
+
+
+def test_absurd_settings_are_refused_at_dispatch_too() -> None:
+    with pytest.raises(ValueError, match="at most 100000"):
+        fine(1).max_attempts(2**62)
+    with pytest.raises(ValueError, match="at most 315360000 seconds"):
+        fine(1).delay(1e12)
+
+
+async def test_a_task_not_found_is_not_retried_in_a_tight_loop() -> None:
+    started = time.monotonic()
+    driver = await drain(
+        [("skew", payload("not_deployed_x9:t", attempts=1000))],
+        lambda d: time.monotonic() - started > 2,
+    )
+    worker_runs = driver._s.records["skew"].deliveries  # type: ignore[attr-defined]
+    assert worker_runs == 1  # retried after at least 5 s, not at once
+    [stats] = await driver.stats(["h"])
+    assert stats.delayed == 1
+
+
+def test_a_module_getattr_is_not_called_for_a_name_a_message_chose(tmp_path: Path) -> None:
+    marker = tmp_path / "ran"
+    (tmp_path / "lazy_mod_x10.py").write_text(
+        f"def __getattr__(name):\n    open({str(marker)!r}, 'w')\n    raise AttributeError(name)\n"
+    )
+    try:
+        resolver = TaskResolver([tmp_path])
+        with pytest.raises(TaskNotFoundError):
+            resolver.resolve("lazy_mod_x10:anything")
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lazy_mod_x10", None)
+    assert not marker.exists()
+
+
+async def test_control_characters_from_a_message_are_escaped_in_log_lines(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nasty = "evil\x1b[2J\x1bc\r\u202e:x"
+    with caplog.at_level("ERROR", logger="asynctasq.worker"):
+        await drain([("id\x1b]0;title\x07", payload(nasty))], dead(1))
+    text = caplog.text
+    assert "\x1b" not in text and "\r" not in text and "\u202e" not in text and "\x07" not in text
+    assert "\\x1b" in text
+
+
+class Shade(enum.Enum):
+    DARK = 1
+
+
+@task(queue="h", max_attempts=1)
+async def takes_a_shade(shade: Shade) -> None:
+    ran.append(shade)
+
+
+async def test_the_lost_path_loads_nothing_the_message_names(tmp_path: Path) -> None:
+    """A message whose argument names a module that kills the worker when imported: once
+    its attempts are used up it is dead-lettered without importing that module again."""
+    marker = tmp_path / "imported"
+    (tmp_path / "killer_x11.py").write_text(
+        f"open({str(marker)!r}, 'w')\nimport enum\nclass X(enum.Enum):\n    A = 1\n"
+    )
+    body = payload(takes_a_shade.name, [enum_arg("killer_x11:X")], attempts=1)
+    driver = await get_driver()
+    assert isinstance(driver, MemoryDriver)
+    await driver.enqueue(OutgoingMessage("lost", "h", body))
+    # Its one allowed delivery went to a worker that died (the lease ran out unsettled).
+    [taken] = await driver.dequeue(["h"], limit=1, wait=1)
+    await driver.extend([taken], 0.05)
+    await asyncio.sleep(0.1)
+    sys.path.insert(0, str(tmp_path))
+    try:
+        await drain([], dead(1), allowed_roots=[str(tmp_path)])
+    finally:
+        sys.path.remove(str(tmp_path))
+    [letter] = await driver.list_dead_letters(queue="h")
+    assert letter.failure.exception_type == "asynctasq.errors.TaskLostError"
+    assert not marker.exists() and "killer_x11" not in sys.modules

@@ -29,7 +29,7 @@ from asynctasq_redis.scripts import SCRIPTS
 _WRITE = SCRIPTS["WRITE_STATUSES"]
 _LIST = SCRIPTS["LIST_STATUSES"]
 
-WRITES_PER_CALL = 1000
+WRITES_PER_CALL = 100
 """Most writes one script call applies (bounds how long one call holds the server)."""
 
 
@@ -47,13 +47,16 @@ class StatusRecords:
         client = self._bound()
         tag = (status_tag(self.prefix).encode(),)
         for start in range(0, len(writes), WRITES_PER_CALL):
-            args: list[str | bytes | int] = []
+            parts: list[bytes] = []
             for w in writes[start : start + WRITES_PER_CALL]:
                 if ":" in w.state:  # the index names split kind into state and queue at ':'
                     raise ValueError(f"a task state cannot contain ':': {w.state!r}")
-                args += (w.task_id, w.queue, w.state, max(round(w.ttl * 1000), 1), w.record)
+                fields = (w.task_id.encode(), w.queue.encode(), w.state.encode())
+                ttl = max(round(w.ttl * 1000), 1)
+                lengths = ",".join(str(len(f)) for f in fields)
+                parts += (f"{lengths},{ttl},{len(w.record)};".encode(), *fields, w.record)
             # In sequence, not in parallel: a later call may rewrite an id of an earlier one.
-            await _WRITE(client, tag, args)
+            await _WRITE(client, tag, (b"".join(parts),))
 
     async def read_status(self, task_id: str) -> bytes | None:
         """The record of `task_id`, or None (never tracked, or expired)."""

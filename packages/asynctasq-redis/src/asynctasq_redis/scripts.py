@@ -63,17 +63,56 @@ local function unlease(tag, id)
   redis.call('ZREM', tag .. ':leased', id)
 end
 """,
+    # Whether `s` is UTF-8 as Python's strict decoder reads it (no overlong forms, no
+    # surrogates, nothing past U+10FFFF).
+    "is_utf8": r"""
+local function is_utf8(s)
+  local i, n = 1, #s
+  while i <= n do
+    local c = string.byte(s, i)
+    if c < 128 then
+      i = i + 1
+    else
+      local len, lo, hi
+      if c >= 194 and c <= 223 then len, lo, hi = 2, 128, 191
+      elseif c == 224 then len, lo, hi = 3, 160, 191
+      elseif c == 237 then len, lo, hi = 3, 128, 159
+      elseif c >= 225 and c <= 239 then len, lo, hi = 3, 128, 191
+      elseif c == 240 then len, lo, hi = 4, 144, 191
+      elseif c >= 241 and c <= 243 then len, lo, hi = 4, 128, 191
+      elseif c == 244 then len, lo, hi = 4, 128, 143
+      else return false end
+      local d = string.byte(s, i + 1)
+      if not d or d < lo or d > hi then return false end
+      for j = i + 2, i + len - 1 do
+        d = string.byte(s, j)
+        if not d or d < 128 or d > 191 then return false end
+      end
+      i = i + len
+    end
+  end
+  return true
+end
+""",
     # id, visibility ms, deliveries, and the positions of the 2nd and 3rd newline; nil for
-    # a string this driver did not write (something else pushed to the list)
+    # a string this driver did not write (something else pushed to the list). As strict as
+    # the client that reads the entry back: an entry leased here and then unreadable there
+    # would fail the whole dequeue and return after every lease expiry. So the numbers are
+    # plain digits (tonumber also takes '1.5', '0x1f', ' 7', 'inf' and 'nan'; int() does
+    # not), of at most 15 and 12 digits (exact as Lua numbers, and a count plus one still
+    # prints without an exponent), and the id is UTF-8 (the client decodes it, and settles
+    # the lease by those exact bytes).
     "parse": r"""
 local function parse(e)
   local a = string.find(e, '\n', 1, true)
   local b = a and string.find(e, '\n', a + 1, true)
   local c = b and string.find(e, '\n', b + 1, true)
-  if not c or a == 1 then return nil end
-  local vt, n = tonumber(string.sub(e, a + 1, b - 1)), tonumber(string.sub(e, b + 1, c - 1))
-  if not vt or not n then return nil end
-  return string.sub(e, 1, a - 1), vt, n, b, c
+  if not c or a == 1 or b - a - 1 > 15 or c - b - 1 > 12 then return nil end
+  local vt, n = string.sub(e, a + 1, b - 1), string.sub(e, b + 1, c - 1)
+  if not string.find(vt, '^%d+$') or not string.find(n, '^%d+$') then return nil end
+  local id = string.sub(e, 1, a - 1)
+  if string.find(id, '[\128-\255]') and not is_utf8(id) then return nil end
+  return id, tonumber(vt), tonumber(n), b, c
 end
 """,
     "with_count": r"""
@@ -89,6 +128,16 @@ local function bury(tag, id, payload, vt, count, exc_type, message, trace)
   redis.call('HSET', tag .. ':dead:' .. id, 'p', payload, 'v', vt, 'a', count,
     'e', exc_type, 's', message, 't', trace, 'f', now)
   redis.call('ZADD', tag .. ':dead', now, id)
+end
+""",
+    # Keep a string that is not an entry of this driver (something else wrote it) as a dead
+    # letter under a fresh id: never run it, never fail on it again.
+    "bury_malformed": r"""
+local function bury_malformed(tag, e)
+  bury(tag, 'malformed-' .. redis.call('INCR', tag .. ':seq'), e, 60000, 0,
+    'asynctasq.errors.MalformedMessageError',
+    'not an asynctasq-redis queue entry (<task id>\\n<visibility ms>\\n<deliveries>\\n'
+      .. '<payload>, the id UTF-8, the numbers digits only): something else wrote it', '')
 end
 """,
     # Wake one blocked consumer (so it re-computes its sleep) when one may be blocked: they
@@ -197,11 +246,7 @@ local function lease(q, tag, list, n)
     if e == '' then
       redis.call('DEL', tag .. ':woken')
     elseif not id then
-      -- Not an entry: never run it, never fail on it again; keep it as a dead letter.
-      bury(tag, 'malformed-' .. redis.call('INCR', tag .. ':seq'), e, 60000, 0,
-        'asynctasq.errors.MalformedMessageError',
-        'not an asynctasq-redis queue entry (<task id>\\n<visibility ms>\\n'
-          .. '<deliveries>\\n<payload>): something else pushed it to the list', '')
+      bury_malformed(tag, e)
     else
       token = token + 1
       redis.call('HSET', leases, id, token .. '\n' .. string.sub(e, 1, b) .. (count + 1)
@@ -226,7 +271,13 @@ for q = 1, #KEYS do
       local rec = redis.call('HGET', leases, expired[i])
       if rec then
         redis.call('HDEL', leases, expired[i])
-        redis.call('LPUSH', ready, string.sub(rec, string.find(rec, '\n', 1, true) + 1))
+        -- <token>\n<entry>; a record without the newline was not written here
+        local nl = string.find(rec, '\n', 1, true)
+        if nl then
+          redis.call('LPUSH', ready, string.sub(rec, nl + 1))
+        else
+          bury_malformed(tag, rec)
+        end
       end
     end
   end
@@ -287,7 +338,11 @@ for i = #ARGV - 1, 1, -2 do
   if e then
     unlease(KEYS[1], ARGV[i])
     local _, _, count = parse(e)
-    redis.call('LPUSH', KEYS[1] .. ':ready', with_count(e, math.max(count - 1, 0)))
+    if count then
+      redis.call('LPUSH', KEYS[1] .. ':ready', with_count(e, math.max(count - 1, 0)))
+    else  -- the lease record was overwritten behind the driver's back
+      bury_malformed(KEYS[1], e)
+    end
     n = n + 1
   end
 end
@@ -314,8 +369,14 @@ DEAD_LETTER = r"""
 local e = held(KEYS[1], ARGV[1], ARGV[2])
 if not e then return 0 end
 unlease(KEYS[1], ARGV[1])
-local id, vt, count, _, c = parse(e)
-bury(KEYS[1], id, string.sub(e, c + 1), vt, count, ARGV[3], ARGV[4], ARGV[5])
+local id, _, _, b, c = parse(e)
+if id then
+  -- the numbers as written, not as Lua would print them back (an exponent past 14 digits)
+  local vt, count = string.sub(e, #id + 2, b - 1), string.sub(e, b + 1, c - 1)
+  bury(KEYS[1], id, string.sub(e, c + 1), vt, count, ARGV[3], ARGV[4], ARGV[5])
+else  -- the lease record was overwritten behind the driver's back
+  bury_malformed(KEYS[1], e)
+end
 return 1
 """
 
@@ -352,8 +413,10 @@ LIST_DEAD = (
 -- Returns per dead letter: id, payload, attempts, exc_type, message, traceback, failed_us
 local out = {}
 for _, id in ipairs(pick_dead(KEYS[1] .. ':dead', tonumber(ARGV[1]))) do
-  local m = redis.call('HMGET', KEYS[1] .. ':dead:' .. id, 'p', 'a', 'e', 's', 't', 'f')
-  if m[1] then
+  -- pcall: a key of another type written behind the driver's back is passed over, not an
+  -- error that fails the whole listing
+  local m = redis.pcall('HMGET', KEYS[1] .. ':dead:' .. id, 'p', 'a', 'e', 's', 't', 'f')
+  if not m.err and m[1] then
     out[#out + 1] = id
     for j = 1, 6 do out[#out + 1] = m[j] or '' end
   end
@@ -374,7 +437,11 @@ for _, id in ipairs(ids) do
   local m = redis.call('HMGET', key, 'p', 'v')
   redis.call('ZREM', dead, id)
   redis.call('DEL', key)
-  if m[1] then redis.call('RPUSH', KEYS[1] .. ':ready', id .. '\n' .. m[2] .. '\n0\n' .. m[1]) end
+  -- A hash written behind the driver's back may lack 'v': the entry is then malformed, and
+  -- the next dequeue keeps it as a dead letter again instead of this call failing.
+  if m[1] then
+    redis.call('RPUSH', KEYS[1] .. ':ready', id .. '\n' .. (m[2] or '') .. '\n0\n' .. m[1])
+  end
 end
 return #ids
 """
@@ -430,19 +497,35 @@ return {
 # -- lifecycle: task status, logs, worker records (key layout: see `_keys`) ------------------
 
 WRITE_STATUSES = r"""
--- KEYS: the status tag; ARGV per write: task_id, queue, state, ttl_ms, record
+-- KEYS: the status tag; ARGV[1]: the writes, each "<id len>,<queue len>,<state len>,<ttl ms>,
+-- <record len>;" followed by those fields' bytes. One framed argument instead of five per
+-- write: the client packs one value, and any bytes may appear in a field.
 -- In the order given, so of two writes for one id the later wins. A record is indexed under
 -- its kind (state and queue) only; a write that changes the kind moves the id between
 -- indexes here, atomically. More expired records are swept than written, so the indexes
 -- never outgrow the live records.
-local tag, now = KEYS[1], now_ms()
+local tag, now, blob = KEYS[1], now_ms(), ARGV[1]
 local meta, expiry = tag .. ':meta', tag .. ':expiry'
-local n = #ARGV / 5
+local writes, pos = {}, 1
+while pos <= #blob do
+  local _, head, li, lq, ls, ttl, lr = string.find(
+    blob, '^(%d+),(%d+),(%d+),(%d+),(%d+);', pos)
+  if not head then return redis.error_reply('malformed status batch at ' .. pos) end
+  local at = head + 1
+  li, lq, ls, lr = tonumber(li), tonumber(lq), tonumber(ls), tonumber(lr)
+  local id = string.sub(blob, at, at + li - 1)
+  local queue = string.sub(blob, at + li, at + li + lq - 1)
+  local state = string.sub(blob, at + li + lq, at + li + lq + ls - 1)
+  local record = string.sub(blob, at + li + lq + ls, at + li + lq + ls + lr - 1)
+  writes[#writes + 1] = {id, queue, state, tonumber(ttl), record}
+  pos = at + li + lq + ls + lr
+end
+local n = #writes
 sweep_statuses(tag, now, 2 * n + 100)
 local seq = redis.call('INCRBY', tag .. ':seq', n) - n
-for i = 1, #ARGV, 5 do
-  local id, ttl = ARGV[i], tonumber(ARGV[i + 3])
-  local kind = ARGV[i + 2] .. ':' .. ARGV[i + 1]
+for _, w in ipairs(writes) do
+  local id, ttl = w[1], w[4]
+  local kind = w[3] .. ':' .. w[2]
   local old = redis.call('HGET', meta, id)
   if old ~= kind then
     if old then redis.call('ZREM', tag .. ':by:' .. old, id) end
@@ -450,7 +533,7 @@ for i = 1, #ARGV, 5 do
     redis.call('SADD', tag .. ':kinds', kind)
   end
   seq = seq + 1
-  redis.call('SET', tag .. ':task:' .. id, ARGV[i + 4], 'PX', ttl)
+  redis.call('SET', tag .. ':task:' .. id, w[5], 'PX', ttl)
   redis.call('ZADD', expiry, now + ttl, id)
   redis.call('ZADD', tag .. ':by:' .. kind, seq, id)
 end
@@ -472,7 +555,11 @@ if want_q ~= '' and want_s ~= '' then
 else
   for _, kind in ipairs(redis.call('SMEMBERS', kinds_key)) do
     local c = string.find(kind, ':', 1, true)
-    if (want_s == '' or '=' .. string.sub(kind, 1, c - 1) == want_s)
+    -- a kind without ':' was not written here: no filter can match it, and it must not fail
+    -- the listing
+    if not c then
+      if want_s == '' and want_q == '' then kinds[#kinds + 1] = kind end
+    elseif (want_s == '' or '=' .. string.sub(kind, 1, c - 1) == want_s)
         and (want_q == '' or '=' .. string.sub(kind, c + 1) == want_q) then
       kinds[#kinds + 1] = kind
     end
@@ -513,7 +600,10 @@ APPEND_LOG = r"""
 local tag, now = KEYS[1], now_ms()
 local stream, keep = tag .. ':entries', tag .. ':keep'
 local retention = tonumber(ARGV[1])
-local longest = math.max(tonumber(redis.call('GET', keep) or 0), retention)
+-- a keep value not written here (not a finite number) counts as none: appends never fail
+local kept = tonumber(redis.call('GET', keep))
+if not kept or kept ~= kept or kept == math.huge then kept = 0 end
+local longest = math.max(kept, retention)
 redis.call('SET', keep, longest, 'PX', math.max(redis.call('PTTL', keep), retention))
 redis.call('XTRIM', stream, 'MINID', '~', math.max(now - longest, 0))
 local expires = now + retention

@@ -26,7 +26,7 @@ import orjson
 
 from asynctasq.core import registry
 from asynctasq.core.function import FunctionTask, TaskFunction
-from asynctasq.core.options import ResolvedOptions
+from asynctasq.core.options import MAX_ATTEMPTS, MAX_SECONDS, ResolvedOptions
 from asynctasq.core.task import BaseTask
 from asynctasq.errors import MalformedMessageError
 from asynctasq.serializer import from_wire, from_wire_async, to_wire_with_info
@@ -126,8 +126,50 @@ def _number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _seconds(value: Any, *, positive: bool = False) -> bool:
+    """A finite duration within bounds (NaN and infinities fail every comparison)."""
+    if not _number(value):
+        return False
+    number = float(value)
+    return (number > 0 if positive else number >= 0) and number <= MAX_SECONDS
+
+
+def _short(value: Any) -> str:
+    """`value` for an error message, bounded: the message may be hostile and huge."""
+    text = repr(value)
+    return text if len(text) <= 200 else text[:200] + "..."
+
+
+def _options_problem(opts: Any) -> str | None:
+    """What is wrong with the options array, or None."""
+    if not isinstance(opts, list) or len(opts) not in (7, 8):
+        return "not a list of 7 or 8 settings"
+    attempts = opts[0]
+    if isinstance(attempts, bool) or not isinstance(attempts, int):
+        return "max_attempts is not a whole number"
+    if not 0 <= attempts <= MAX_ATTEMPTS:
+        return f"max_attempts is not between 0 and {MAX_ATTEMPTS}"
+    if not (_seconds(opts[1]) and _seconds(opts[3])):
+        return "a retry delay is not a number of seconds"
+    if opts[2] not in ("fixed", "exponential"):
+        return "the retry strategy is neither fixed nor exponential"
+    if not isinstance(opts[4], bool):
+        return "retry jitter is not true or false"
+    if not (opts[5] is None or _seconds(opts[5], positive=True)):
+        return "the timeout is not a positive number of seconds"
+    if not _seconds(opts[6], positive=True):
+        return "the visibility timeout is not a positive number of seconds"
+    if len(opts) == 8 and not _seconds(opts[7]):
+        return "the result retention is not a number of seconds"
+    return None
+
+
 def decode(payload: bytes) -> Envelope:
-    """Parse and check an envelope; `MalformedMessageError` names what is wrong."""
+    """Parse and check an envelope; `MalformedMessageError` names what is wrong.
+
+    Every value is checked for type and range: a message decides how often and how soon a
+    worker retries it and how it renews its lease, so none may be absurd.
+    """
     try:
         doc = orjson.loads(payload)
     except orjson.JSONDecodeError as exc:
@@ -135,21 +177,18 @@ def decode(payload: bytes) -> Envelope:
     if not isinstance(doc, dict):
         raise MalformedMessageError("message is not a JSON object")
     if doc.get("v") != VERSION:
-        raise MalformedMessageError(f"unsupported envelope version {doc.get('v')!r}")
+        raise MalformedMessageError(f"unsupported envelope version {_short(doc.get('v'))}")
     task = doc.get("task")
     if not isinstance(task, str) or ":" not in task:
-        raise MalformedMessageError(f"message names no task ('task' is {task!r})")
+        raise MalformedMessageError(f"message names no task ('task' is {_short(task)})")
     opts = doc.get("o")
-    if (
-        not isinstance(opts, list)
-        or len(opts) not in (7, 8)
-        or not isinstance(opts[0], int)
-        or not all(_number(x) for x in (opts[1], opts[3], opts[6]))
-        or opts[2] not in ("fixed", "exponential")
-        or not (opts[5] is None or _number(opts[5]))
-        or (len(opts) == 8 and not _number(opts[7]))
-    ):
-        raise MalformedMessageError(f"message has malformed options {opts!r}")
+    problem = _options_problem(opts)
+    if problem is not None:
+        raise MalformedMessageError(f"message has malformed options ({problem}): {_short(opts)}")
+    assert isinstance(opts, list)  # checked by _options_problem
+    task_id = doc.get("id", "")
+    if not isinstance(task_id, str) or len(task_id) > 200:
+        raise MalformedMessageError(f"message has a malformed id {_short(task_id)}")
     args, kwargs, attrs = doc.get("args"), doc.get("kwargs"), doc.get("attrs")
     if attrs is None and not (isinstance(args, list) and isinstance(kwargs, dict)):
         raise MalformedMessageError("message has neither function arguments nor attributes")
@@ -163,18 +202,22 @@ def decode(payload: bytes) -> Envelope:
     ):
         raise MalformedMessageError("message has a malformed script location ('src')")
     track = doc.get("tr", 0.0)
-    if not _number(track) or not 0 <= track <= 10 * 365 * 86400:
-        raise MalformedMessageError(f"message has a malformed tracking time ('tr' is {track!r})")
+    if not _seconds(track):
+        raise MalformedMessageError(
+            f"message has a malformed tracking time ('tr' is {_short(track)})"
+        )
     at = doc.get("at")
+    # Dispatch time in epoch seconds: anything else (absurd, negative) reads as unknown.
+    dispatched_at = float(at) if isinstance(at, int | float) and 0 < at < 1e11 else 0.0
     return Envelope(
-        task_id=str(doc.get("id", "")),
+        task_id=task_id,
         task=task,
-        dispatched_at=float(at) if isinstance(at, int | float) else 0.0,
+        dispatched_at=dispatched_at,
         max_attempts=opts[0],
         retry_delay=float(opts[1]),
         retry_strategy=opts[2],
         retry_max_delay=float(opts[3]),
-        retry_jitter=bool(opts[4]),
+        retry_jitter=opts[4],
         timeout=None if opts[5] is None else float(opts[5]),
         visibility_timeout=float(opts[6]),
         keep_result=float(opts[7]) if len(opts) == 8 else 0.0,

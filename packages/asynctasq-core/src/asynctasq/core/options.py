@@ -20,6 +20,11 @@ OPTION_NAMES = (
     "track",
 )
 
+MAX_ATTEMPTS = 100_000
+"""Most runs a task may ask for (workers refuse messages asking for more)."""
+MAX_SECONDS = 10 * 365 * 86400.0
+"""Longest duration a setting may take (ten years): workers refuse messages with longer."""
+
 DEFAULT_RESULT_TTL = 3600.0
 """Seconds a result is kept with ``keep_result=True``."""
 
@@ -40,18 +45,24 @@ def check_seconds(
     if value < 0 or (positive and value == 0):
         bound = "greater than 0" if positive else "0 or more"
         raise ValueError(f"{name} must be {bound} seconds, got {value!r}")
+    if value > MAX_SECONDS:
+        raise ValueError(
+            f"{name} must be at most {MAX_SECONDS:.0f} seconds (ten years), got {value!r}"
+        )
     return value
 
 
 def check_attempts(name: str, value: Any) -> int:
     """Validate a total-runs count (0 and 1 both mean: run once, never retry)."""
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer() and value >= 0:
-            return int(value)
-        raise ValueError(f"{name} must be a whole number of runs (0 or more), got {value!r}")
+        if not (isinstance(value, float) and value.is_integer() and value >= 0):
+            raise ValueError(f"{name} must be a whole number of runs (0 or more), got {value!r}")
+        value = int(value)
     if value < 0:
         raise ValueError(f"{name} must be 0 or more, got {value!r}")
-    return value
+    if value > MAX_ATTEMPTS:
+        raise ValueError(f"{name} must be at most {MAX_ATTEMPTS}, got {value!r}")
+    return int(value)
 
 
 def check_queue(value: Any, what: str = "queue") -> str:

@@ -20,6 +20,7 @@ import orjson
 
 from asynctasq.drivers.base import Driver, EventLog
 from asynctasq.drivers.connections import get_driver
+from asynctasq.lifecycle import _checked
 
 LOG = "events"
 """The name of the events log."""
@@ -94,19 +95,22 @@ class Event:
         """The event a stored entry holds; None when it is not a valid event."""
         try:
             doc = orjson.loads(raw)
+            if not isinstance(doc, dict):
+                return None
             data = doc.get("d") or {}
-            if not isinstance(data, dict):
+            at = _checked.moment(doc, "at")
+            if not isinstance(data, dict) or at is None:
                 return None
             return cls(
-                type=EventType(doc["y"]),
-                at=datetime.fromtimestamp(float(doc["at"]), UTC),
-                task_id=doc.get("id"),
-                task_name=doc.get("t"),
-                queue=doc.get("q"),
-                worker=doc.get("w"),
+                type=EventType(_checked.text(doc, "y")),
+                at=at,
+                task_id=_checked.maybe_text(doc, "id"),
+                task_name=_checked.maybe_text(doc, "t"),
+                queue=_checked.maybe_text(doc, "q"),
+                worker=_checked.maybe_text(doc, "w"),
                 data=data,
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, OSError):
+        except (orjson.JSONDecodeError, ValueError):  # _checked.Invalid is a ValueError
             return None
 
 

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import orjson
+
+from asynctasq.lifecycle import _checked
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,22 +67,34 @@ class WorkerInfo:
         """The record a stored entry holds; None when it is not valid."""
         try:
             doc = orjson.loads(raw)
+            if not isinstance(doc, dict):
+                return None
+            queues, running = doc.get("queues"), doc.get("running", [])
+            started, beat = _checked.moment(doc, "started_at"), _checked.moment(doc, "heartbeat_at")
+            if (
+                not isinstance(queues, list)
+                or not isinstance(running, list)
+                or not all(isinstance(x, str) for x in [*queues, *running])
+                or started is None
+                or beat is None
+            ):
+                return None
             return cls(
-                worker_id=str(doc["worker_id"]),
-                host=str(doc["host"]),
-                pid=int(doc["pid"]),
-                queues=tuple(str(q) for q in doc["queues"]),
-                concurrency=int(doc["concurrency"]),
-                version=str(doc["version"]),
-                started_at=datetime.fromtimestamp(float(doc["started_at"]), UTC),
-                heartbeat_at=datetime.fromtimestamp(float(doc["heartbeat_at"]), UTC),
-                running=tuple(str(t) for t in doc.get("running", ())),
-                processed=int(doc.get("processed", 0)),
-                succeeded=int(doc.get("succeeded", 0)),
-                failed=int(doc.get("failed", 0)),
-                retried=int(doc.get("retried", 0)),
+                worker_id=_checked.text(doc, "worker_id"),
+                host=_checked.text(doc, "host"),
+                pid=_checked.count(doc, "pid"),
+                queues=tuple(queues),
+                concurrency=_checked.count(doc, "concurrency"),
+                version=_checked.text(doc, "version"),
+                started_at=started,
+                heartbeat_at=beat,
+                running=tuple(running),
+                processed=_checked.count(doc, "processed"),
+                succeeded=_checked.count(doc, "succeeded"),
+                failed=_checked.count(doc, "failed"),
+                retried=_checked.count(doc, "retried"),
             )
-        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, OverflowError, OSError):
+        except (orjson.JSONDecodeError, ValueError):  # _checked.Invalid is a ValueError
             return None
 
 

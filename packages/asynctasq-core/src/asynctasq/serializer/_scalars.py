@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import binascii
 import datetime as dt
+import re
 import uuid
 from decimal import Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from ._tags import INT_MAX, INT_MIN
 from .errors import EncodeFailure, qualified_name
+from .limits import MAX_INT_BITS, MAX_INT_DIGITS, MAX_ZONE_KEY_LENGTH
 
 _UTC: Final = dt.UTC
 _MICROSECOND: Final = dt.timedelta(microseconds=1)
@@ -69,7 +72,11 @@ def _decode_tz(spec: Any) -> dt.tzinfo | None:
             return dt.timezone(offset)
         return dt.timezone(offset, _expect(name, str, "timezone name"))
     if len(spec) == 2 and spec[0] == _ZONE:
-        return ZoneInfo(_expect(spec[1], str, "zone key"))
+        key = _expect(spec[1], str, "zone key")
+        if len(key) > MAX_ZONE_KEY_LENGTH:
+            # Not worth a file-system lookup (nor a copy of it in the error message).
+            raise ValueError(f"zone key of {len(key)} characters")
+        return ZoneInfo(key)
     raise ValueError(f"malformed timezone {spec!r}")
 
 
@@ -206,15 +213,63 @@ def decode_non_finite(payload: Any) -> float:
     return float(payload)
 
 
+_DECIMAL_BITS: Final = 14_280
+"""An int of at most this many bits has at most 4,299 decimal digits (within `MAX_INT_DIGITS`)."""
+
+_CANONICAL_DECIMAL: Final = re.compile(r"-?[1-9][0-9]*")
+_CANONICAL_HEX: Final = re.compile(r"-?0x[1-9a-f][0-9a-f]*")
+"""What `encode_big_int` writes: no sign but '-', no leading zeros, no '_', no whitespace,
+ASCII digits only (``int()`` would take all of those, and other scripts' digits too)."""
+
+_MAX_HEX_TEXT: Final = len("-0x") + -(-MAX_INT_BITS // 4)
+
+
 def encode_big_int(value: int) -> str:
-    """Decimal digits; hex (``0x...``) beyond the interpreter's int-to-str digit limit."""
-    try:
-        return str(value)
-    except ValueError:
-        # sys.get_int_max_str_digits() caps decimal conversion; power-of-two bases are exempt.
-        return hex(value)
+    """Decimal digits; hex (``0x...``) beyond `MAX_INT_DIGITS` digits.
+
+    Raises:
+        EncodeFailure: The int has more than `MAX_INT_BITS` bits (the decoder refuses it).
+    """
+    bits = value.bit_length()
+    if bits > MAX_INT_BITS:
+        raise EncodeFailure(
+            f"int of {bits:,} bits: larger than the {MAX_INT_BITS:,} bits the serializer "
+            "carries; send it as bytes (int.to_bytes) or a file",
+            value,
+        )
+    if bits <= _DECIMAL_BITS:
+        try:
+            return str(value)
+        except ValueError:
+            pass  # this process lowered sys.set_int_max_str_digits
+    # Decimal conversion is quadratic, hex linear (and exempt from the int-to-str limit). The
+    # cut-off does not depend on this process's limit, so any decoder accepts the result.
+    return hex(value)
 
 
 def decode_big_int(payload: Any) -> int:
-    """Inverse of `encode_big_int`."""
-    return int(_expect(payload, str, "payload"), 0)
+    """Inverse of `encode_big_int`; only its canonical output is accepted.
+
+    A value within the signed 64-bit range is refused: the encoder writes those as plain
+    JSON ints, so the tag is never needed for them.
+    """
+    text = _expect(payload, str, "payload")
+    if _CANONICAL_DECIMAL.fullmatch(text):
+        digits = len(text) - (text[0] == "-")
+        if digits > MAX_INT_DIGITS:
+            raise ValueError(f"{digits:,} decimal digits: more than {MAX_INT_DIGITS:,}")
+        value = int(text)
+    elif _CANONICAL_HEX.fullmatch(text):
+        if len(text) > _MAX_HEX_TEXT:
+            raise ValueError(f"{len(text):,} characters: more than {MAX_INT_BITS:,} bits")
+        value = int(text, 16)
+        if value.bit_length() > MAX_INT_BITS:
+            raise ValueError(f"{value.bit_length():,} bits: more than {MAX_INT_BITS:,}")
+    else:
+        raise ValueError(
+            "expected decimal digits, or 0x and lowercase hex digits, after an optional '-' "
+            "and without leading zeros"
+        )
+    if INT_MIN <= value <= INT_MAX:
+        raise ValueError("the value fits in 64 bits, so it is never tagged")
+    return value

@@ -7,16 +7,19 @@ here: `decode_async.from_wire_async` awaits them first and hands their results i
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from contextvars import ContextVar
+from enum import Enum, Flag
 from typing import Any, Final
 
 import orjson
 
 from . import _scalars, _tags, plugins
 from . import registry as _registry
-from .errors import DecodeFailure, DeserializationError, short_repr
+from .errors import DecodeFailure, DeserializationError, clip, short_repr
 from .guard import import_enum_class
+from .limits import MAX_EQUAL_HASHES, MAX_FLAG_COMBINATIONS, MAX_HOOK_VALUES, MAX_TAGGED_VALUES
 
 _TAG: Final = _tags.TAG_KEY
 _V: Final = _tags.VALUE_KEY
@@ -25,6 +28,22 @@ async_results: ContextVar[dict[int, Any] | None] = ContextVar(
     "asynctasq_async_results", default=None
 )
 """``id(node) -> decoded object`` for the hook nodes `from_wire_async` has resolved."""
+
+
+class Budget:
+    """What is left of the work one message may cause (see `asynctasq.serializer.limits`)."""
+
+    __slots__ = ("hook_values", "tagged_values")
+
+    def __init__(self) -> None:
+        self.tagged_values = MAX_TAGGED_VALUES
+        self.hook_values = MAX_HOOK_VALUES
+
+
+budget: ContextVar[Budget | None] = ContextVar("asynctasq_decode_budget", default=None)
+"""The budget of the message being decoded. Shared by reference with nested decodes (a
+registered decoder calling `from_wire`, the tasks of `from_wire_async`), so all of them count
+against the one message."""
 
 
 def _is_plain(x: Any) -> bool:
@@ -101,28 +120,53 @@ def _decode_frozenset(payload: Any) -> frozenset[Any]:
 
 def _decode_set_items(payload: Any) -> list[Any]:
     try:
-        return [decode_tree(v) for v in _expect_list(payload)]
+        items = [decode_tree(v) for v in _expect_list(payload)]
     except DecodeFailure as failure:
         failure.at("<set item>")
         raise
+    _check_hash_spread(items, "members")
+    return items
+
+
+def _check_hash_spread(items: list[Any], what: str) -> None:
+    """Refuse hash-flooding: more than `MAX_EQUAL_HASHES` of ``items`` with one hash value.
+
+    Hashing each item once more is linear; a set built from colliding items is quadratic.
+    """
+    count = len(items)
+    if count <= MAX_EQUAL_HASHES:
+        return
+    hashes = list(map(hash, items))  # raises TypeError for an unhashable item, as set() would
+    # n items with d distinct hashes: no hash is shared by more than n - d + 1 of them.
+    if count - len(set(hashes)) < MAX_EQUAL_HASHES:
+        return
+    _, most = Counter(hashes).most_common(1)[0]
+    if most > MAX_EQUAL_HASHES:
+        raise DecodeFailure(
+            f"{most:,} {what} share one hash value: more than the {MAX_EQUAL_HASHES} allowed "
+            "(a hash-flooding payload; see asynctasq.serializer.limits)"
+        )
 
 
 def _decode_map(payload: Any) -> dict[Any, Any]:
-    out: dict[Any, Any] = {}
+    keys: list[Any] = []
+    values: list[Any] = []
     for pair in _expect_list(payload):
         if type(pair) is not list or len(pair) != 2:
             raise ValueError(f"expected a [key, value] pair, got {short_repr(pair)}")
         try:
             key = decode_tree(pair[0])
         except DecodeFailure as failure:
-            failure.at(f"<key #{len(out)}>")
+            failure.at(f"<key #{len(keys)}>")
             raise
         try:
-            out[key] = decode_tree(pair[1])
+            values.append(decode_tree(pair[1]))
         except DecodeFailure as failure:
             failure.at(f"[{short_repr(key)}]")
             raise
-    return out
+        keys.append(key)
+    _check_hash_spread(keys, "keys")
+    return dict(zip(keys, values, strict=True))
 
 
 def _decode_escaped(payload: Any) -> dict[str, Any]:
@@ -149,6 +193,37 @@ def _decode_enum(payload: Any) -> Any:
     except DecodeFailure as failure:
         failure.at(".value")
         raise
+    if issubclass(cls, Flag):
+        return _flag_member(cls, value)
+    return cls(value)
+
+
+def _flag_member(cls: type[Flag], value: Any) -> Enum:
+    """``cls(value)``, without letting messages grow the class's cache of combinations.
+
+    A Flag value that is not a defined member (``A | B``) is created on first use and cached
+    in ``cls._value2member_map_`` for the life of the process; a message naming a new value
+    each time (``re.RegexFlag(4096)``, ``(8192)``... which the KEEP boundary accepts) would
+    grow it without bound. Dropping the entries again is no way out: a plain Flag's members
+    compare by identity, so ``A | B`` must keep returning the cached object. So: a cached
+    value decodes; a new combination of defined members decodes while the class holds fewer
+    than `MAX_FLAG_COMBINATIONS` of them (all of them, for up to 12 single-bit members);
+    anything else (undefined bits, negative values, a full cache) is refused.
+    """
+    known = cls._value2member_map_
+    try:
+        member = known.get(value)
+    except TypeError:  # unhashable: cls(value) would refuse it too
+        member = None
+    if member is not None:
+        return member
+    if type(value) is not int or value < 0 or value & ~cls._flag_mask_:
+        raise ValueError(f"{short_repr(value)} is not a combination of {cls.__qualname__} members")
+    if len(known) >= len(cls._member_map_) + MAX_FLAG_COMBINATIONS:
+        raise ValueError(
+            f"{cls.__qualname__} already holds {MAX_FLAG_COMBINATIONS:,} combined values; "
+            f"{value} is not one of them (the limit keeps messages from growing the class)"
+        )
     return cls(value)
 
 
@@ -186,6 +261,15 @@ def node_tag(node: dict[str, Any]) -> str:
 
 def _decode_node(node: dict[str, Any]) -> Any:
     tag = node_tag(node)
+    spent = budget.get()
+    if spent is not None:
+        spent.tagged_values -= 1
+        if spent.tagged_values < 0:
+            raise DecodeFailure(
+                f"more than {MAX_TAGGED_VALUES:,} tagged values in one message "
+                "(see asynctasq.serializer.limits)",
+                tag,
+            )
     decoder = _BUILTIN_DECODERS.get(tag)
     if decoder is None:
         return _decode_extension(tag, node)
@@ -197,7 +281,9 @@ def _decode_node(node: dict[str, Any]) -> Any:
         raise
     except Exception as exc:  # built-in decoders are pure: any error means a bad payload
         raise DecodeFailure(
-            f"malformed {tag!r} node {short_repr(node[_V])}: {type(exc).__name__}: {exc}", tag
+            f"malformed {tag!r} node {short_repr(node[_V])}: {type(exc).__name__}: "
+            f"{clip(str(exc))}",
+            tag,
         ) from exc
 
 
@@ -210,7 +296,8 @@ def _decode_extension(tag: str, node: dict[str, Any]) -> Any:
             return codec.decode(payload)
         except Exception as exc:
             raise DecodeFailure(
-                f"the decoder registered for tag {tag!r} failed: {type(exc).__name__}: {exc}",
+                f"the decoder registered for tag {tag!r} failed: {type(exc).__name__}: "
+                f"{clip(str(exc))}",
                 tag,
             ) from exc
     hook = registry.hooks_by_tag.get(tag)
@@ -261,7 +348,13 @@ def from_wire(tree: Any, path: str = "payload") -> Any:
     try:
         if _is_plain(tree):
             return tree
-        return decode_tree(tree)
+        if budget.get() is not None:
+            return decode_tree(tree)
+        token = budget.set(Budget())
+        try:
+            return decode_tree(tree)
+        finally:
+            budget.reset(token)
     except DecodeFailure as failure:
         raise failure.to_error(path) from failure.__cause__
     except RecursionError:

@@ -12,7 +12,8 @@ turn them into the public exceptions.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Iterable
+from typing import Any, Final
 
 _REPR_LIMIT: Final = 40
 
@@ -54,10 +55,76 @@ class DeserializationError(SerializerError, ValueError):
         self.tag = tag
 
 
+_TEXT_LIMIT: Final = 300
+_INT_REPR_BITS: Final = 14_000
+"""Ints up to this size have at most 4,215 digits: their repr is cheap and always allowed."""
+
+
 def short_repr(value: object) -> str:
-    """``repr(value)`` cut to a length that keeps error messages readable."""
-    text = repr(value)
+    """``repr(value)`` cut to a length that keeps error messages readable.
+
+    Only the head of the repr is built: the values come from the queue, and the repr of a
+    10 MB list (or of a million-digit int, quadratic) must not cost what the whole list does.
+    """
+    text = _head_repr(value, _REPR_LIMIT + 1)
     return text if len(text) <= _REPR_LIMIT else text[: _REPR_LIMIT - 3] + "..."
+
+
+def clip(text: str, limit: int = _TEXT_LIMIT) -> str:
+    """``text`` cut to ``limit`` characters: exception messages may quote a whole payload."""
+    return text if len(text) <= limit else f"{text[: limit - 3]}..."
+
+
+def _head_repr(value: object, room: int) -> str:
+    """``repr(value)``, or a string longer than ``room`` that starts like it."""
+    t = type(value)
+    if t is str or t is bytes or t is bytearray:
+        part: Any = value
+        return repr(part if len(part) <= room else part[:room])
+    if t is int:
+        bits = value.bit_length()  # type: ignore[attr-defined]
+        return repr(value) if bits <= _INT_REPR_BITS else f"<int of {bits:,} bits>"
+    if t is list or t is tuple or t is set or t is frozenset:
+        items: Any = value
+        if not items:
+            return repr(items)
+        head, tail = _BRACKETS[t]
+        if t is tuple and len(items) == 1:
+            tail = ",)"
+        return _join_head(head, items, tail, room, pairs=False)
+    if t is dict:
+        mapping: Any = value
+        return _join_head("{", mapping.items(), "}", room, pairs=True)
+    return repr(value)
+
+
+_BRACKETS: Final[dict[type, tuple[str, str]]] = {
+    list: ("[", "]"),
+    tuple: ("(", ")"),
+    set: ("{", "}"),
+    frozenset: ("frozenset({", "})"),
+}
+
+
+def _join_head(head: str, items: Iterable[Any], tail: str, room: int, *, pairs: bool) -> str:
+    out = [head]
+    size = len(head)
+    for index, item in enumerate(items):
+        if size > room:
+            return "".join(out)  # the caller cuts what is past the room anyway
+        if index:
+            out.append(", ")
+            size += 2
+        if pairs:
+            key, val = item
+            text = _head_repr(key, room - size)
+            text = f"{text}: {_head_repr(val, room - size - len(text) - 2)}"
+        else:
+            text = _head_repr(item, room - size)
+        out.append(text)
+        size += len(text)
+    out.append(tail)
+    return "".join(out)
 
 
 def qualified_name(cls: type) -> str:

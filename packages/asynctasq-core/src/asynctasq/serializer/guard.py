@@ -8,6 +8,7 @@ modules outside the roots it allows; by default every module is allowed.
 from __future__ import annotations
 
 import importlib
+import inspect
 import sys
 import threading
 from collections.abc import Callable
@@ -107,7 +108,7 @@ def import_enum_class(ref: object) -> type[Enum]:
     try:
         target: object = import_module(module_name)
         for part in qualname.split("."):
-            target = getattr(target, part)
+            target = inspect.getattr_static(target, part)  # no module __getattr__ runs
     except BaseException as exc:  # SystemExit included: a module named by a payload must not
         # end the worker; `import_enum_class` runs while a message is decoded.
         raise DecodeFailure(

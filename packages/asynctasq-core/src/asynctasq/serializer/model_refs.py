@@ -9,6 +9,7 @@ set per model with ``_asynctasq_on_missing`` or for all with `set_default_on_mis
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, Final, Literal, get_args
 
@@ -83,7 +84,7 @@ def resolve_class(ref: object, *, tag: str, is_model: Callable[[type], bool]) ->
     try:
         target: object = import_module(module)
         for part in qualname.split("."):
-            target = getattr(target, part)
+            target = inspect.getattr_static(target, part)  # no module __getattr__ runs
     except BaseException as exc:  # SystemExit included: a module named by a payload must not
         # end the worker
         raise _error(tag, ref, f"{type(exc).__name__}: {str(exc)[:500]}") from exc

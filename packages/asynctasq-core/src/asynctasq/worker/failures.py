@@ -35,9 +35,20 @@ def clip(text: str, limit: int, *, keep_end: bool = False) -> str:
     return f"{text[:limit]}[... {cut} characters cut]"
 
 
+def printable(text: str) -> str:
+    """`text` with control and invisible characters escaped (``\\x1b``, ``\\u202e``).
+
+    Task ids, names and error messages come from messages: written raw to a log, they could
+    clear a terminal, rewrite a line or forge one.
+    """
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def brief(exception: BaseException) -> str:
-    """The exception's message, short enough for one log line."""
-    return clip(_text(exception), MAX_LOGGED)
+    """The exception's message, short enough for one log line and printable."""
+    return printable(clip(_text(exception), MAX_LOGGED))
 
 
 def failure_from(exception: BaseException) -> Failure:

@@ -13,6 +13,11 @@ from asynctasq.drivers.base import Delivery, Driver
 log = logging.getLogger("asynctasq.worker")
 
 
+MIN_RENEW_INTERVAL = 0.05
+"""Shortest time between two renewals of a lease: a tiny visibility timeout (it comes from
+the message) must not make the worker renew in a tight loop."""
+
+
 class LeaseKeeper:
     """Renews each running task's lease before it runs out.
 
@@ -28,7 +33,7 @@ class LeaseKeeper:
 
     def track(self, delivery: Delivery, visibility_timeout: float) -> None:
         """Start renewing `delivery`'s lease (to `visibility_timeout` seconds each time)."""
-        renew_at = time.monotonic() + delivery.visibility_timeout / 2
+        renew_at = time.monotonic() + max(delivery.visibility_timeout / 2, MIN_RENEW_INTERVAL)
         self._due[id(delivery)] = (renew_at, delivery, visibility_timeout)
         if renew_at < self._next_wake:
             self._wake.set()
@@ -57,12 +62,12 @@ class LeaseKeeper:
         for vt, deliveries in groups.items():
             try:
                 await self._driver.extend(deliveries, vt)
-                retry_in = vt / 2
+                retry_in = max(vt / 2, MIN_RENEW_INTERVAL)
             except Exception:
                 log.warning(
                     "renewing %d lease(s) failed; will try again", len(deliveries), exc_info=True
                 )
-                retry_in = min(vt / 4, 1.0)
+                retry_in = max(min(vt / 4, 1.0), MIN_RENEW_INTERVAL)
             renew_at = time.monotonic() + retry_in
             for delivery in deliveries:
                 key = id(delivery)

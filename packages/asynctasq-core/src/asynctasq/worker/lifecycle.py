@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import socket
@@ -32,7 +33,6 @@ from asynctasq.drivers.base import (
     EventLog,
     Failure,
     StatusStore,
-    StatusWrite,
     WorkerRegistry,
 )
 from asynctasq.lifecycle import control, events
@@ -52,6 +52,8 @@ PROGRESS_INTERVAL = 0.5
 """Seconds between two progress writes of one task (the latest report wins)."""
 CANCEL_POLL = 1.0
 """Longest wait of one read of the cancels log (pushing drivers return sooner)."""
+MAX_REMEMBERED_CANCELS = 100_000
+"""Cancel requests a worker keeps in memory at most."""
 FLUSH_DELAY = 0.05
 """Seconds buffered records wait to be written with others: a short task's ``running`` and
 ``succeeded`` then go out as one write of the latter, in one batch with its neighbours'."""
@@ -113,7 +115,9 @@ class Lifecycle(Middleware):
         self._heartbeat_interval = heartbeat_interval
         self._events_retention = events_retention
         self._cancelled: dict[str, float] = {}
-        self._status_buffer: list[StatusWrite] = []
+        # task id -> (its latest status, seconds to keep it): each record replaces the one
+        # before, so only the latest is encoded and written (insertion order = write order).
+        self._status_buffer: dict[str, tuple[TaskStatus, float]] = {}
         self._event_buffer: deque[bytes] = deque(maxlen=MAX_BUFFERED_EVENTS)
         self._dirty: asyncio.Event | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -200,6 +204,11 @@ class Lifecycle(Middleware):
         oldest = time.monotonic() - control.CANCEL_RETENTION
         for task_id in [t for t, seen in self._cancelled.items() if seen < oldest]:
             del self._cancelled[task_id]
+        # Anyone who can write to the broker can flood the cancels log: memory stays bounded
+        # (the oldest requests go first; their tasks have most likely been seen already).
+        excess = len(self._cancelled) - MAX_REMEMBERED_CANCELS
+        for task_id in list(itertools.islice(self._cancelled, max(excess, 0))):
+            del self._cancelled[task_id]
 
     # -- status records and events --------------------------------------------------------
     def _wake(self) -> None:
@@ -222,7 +231,9 @@ class Lifecycle(Middleware):
                 enqueued_at=datetime.fromtimestamp(dispatched, UTC) if dispatched else None,
             )
         status = job.status = status.replace(state=state, worker=self.worker_id, **changes)
-        self._status_buffer.append(control.write_for(status, env.track))
+        buffer = self._status_buffer
+        buffer.pop(job.task_id, None)  # re-inserted last: written after the others
+        buffer[job.task_id] = (status, env.track)
         self._wake()
 
     def emit(self, type_: EventType, job: Job | None = None, **data: Any) -> None:
@@ -240,10 +251,8 @@ class Lifecycle(Middleware):
         self.emit(type_, info=info.as_dict())
 
     async def _flush(self) -> None:
-        buffered, self._status_buffer = self._status_buffer, []
-        # Only the last record of a task matters (each replaces the one before).
-        latest = {w.task_id: w for w in buffered}
-        statuses = list(latest.values()) if len(latest) < len(buffered) else buffered
+        buffered, self._status_buffer = self._status_buffer, {}
+        statuses = [control.write_for(status, keep) for status, keep in buffered.values()]
         if statuses and self._statuses is not None:
             try:
                 await self._statuses.write_statuses(statuses)

@@ -108,11 +108,14 @@ def _origin(spec: ModuleSpec) -> Path | None:
         return None
 
 
-def steps(module: str, places: Places) -> list[Step] | None:
-    """The modules an import of `module` would execute, first to last; None if not found.
+def steps(module: str, places: Places) -> tuple[list[Step], bool]:
+    """The modules an import of `module` would execute, first to last, and whether all of
+    them were found (False: the import would fail after executing the steps listed).
 
     Modules already imported are left out (importing them again runs nothing). Namespace
-    packages have no code; they appear with the first of their directories as origin.
+    packages have no code; they appear with the first of their directories as origin. The
+    steps found before a missing one are returned too: a parent that exists must be vetted
+    even when the module does not (``this.missing`` would still import ``this``).
 
     Raises:
         ValueError: a finder refused the name (it is not a module name).
@@ -126,11 +129,11 @@ def steps(module: str, places: Places) -> list[Step] | None:
         if loaded is not None:
             search = getattr(loaded, "__path__", None)
             if search is None and i < len(parts) - 1:
-                return None  # a module, not a package: it has no submodules
+                return out, False  # a module, not a package: it has no submodules
             continue
         spec = _spec(name, search)
         if spec is None:
-            return None
+            return out, False
         locations = spec.submodule_search_locations
         origin = _origin(spec)
         if spec.origin in ("built-in", "frozen"):
@@ -145,6 +148,6 @@ def steps(module: str, places: Places) -> list[Step] | None:
             out.append(Step(name, origin, places.of(origin)))
         if i < len(parts) - 1:
             if locations is None:
-                return None
+                return out, False
             search = list(locations)
-    return out
+    return out, True

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import os
 import sys
 import threading
@@ -116,20 +117,20 @@ class TaskResolver:
                 f"refusing to import {module!r}: a private or __main__ module is never task code"
             )
         try:
-            found = locate.steps(module, self._places)
+            found, complete = locate.steps(module, self._places)
         except (ImportError, ValueError) as exc:
             raise TaskNotFoundError(f"cannot locate task module {module!r}: {exc}") from None
-        if found is None:
-            raise TaskNotFoundError(
-                f"task module {module!r} is not importable from the allowed roots "
-                f"({self._roots_text()}) or installed packages"
-            )
-        for step in found:
+        for step in found:  # parents first: they run even when the module is missing
             if step.place in ("root", "installed"):
                 continue
             if step.place == "outside" and self._is_distribution(step.name):
                 continue  # an editable install: its source lies beside the project
             raise ForbiddenTaskError(self._refusal(module, step))
+        if not complete:
+            raise TaskNotFoundError(
+                f"task module {module!r} is not importable from the allowed roots "
+                f"({self._roots_text()}) or installed packages"
+            )
 
     def _refusal(self, module: str, step: locate.Step) -> str:
         what = "" if step.name == module else f" (its package {step.name!r})"
@@ -189,7 +190,9 @@ class TaskResolver:
             if target is None:
                 target = mod
                 for attr in qualname.split("."):
-                    target = getattr(target, attr, None)
+                    # Static lookup: a module's __getattr__ (lazy imports) must not run for
+                    # a name a message chose.
+                    target = inspect.getattr_static(target, attr, None)
                     if target is None:
                         raise TaskNotFoundError(
                             f"module {module!r} has no task {qualname!r} (a task added in a "
@@ -226,8 +229,13 @@ class TaskResolver:
 
     # -- __main__ scripts ------------------------------------------------------------------
     def _script_file(self, module: str, script: Sequence[str] | None) -> Path | None:
-        """The script file `script` points at, if it lies under the allowed roots."""
-        if not script or not isinstance(script, list | tuple):
+        """The script file `script` points at, if it lies under the allowed roots.
+
+        Only for a top-level module name (a script run as ``python jobs/nightly.py`` is
+        named ``nightly``): loading a file under a dotted name would let its relative
+        imports import a parent package the message chose.
+        """
+        if not script or not isinstance(script, list | tuple) or "." in module:
             return None
         stem = module.rpartition(".")[2]
         candidates: list[Path] = []

@@ -23,6 +23,7 @@ import inspect
 import logging
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -58,7 +59,7 @@ from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware, call_hooks
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
 from asynctasq.worker import outcomes
-from asynctasq.worker.failures import brief, failure_from
+from asynctasq.worker.failures import brief, failure_from, printable
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
 from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
@@ -70,6 +71,8 @@ log = logging.getLogger("asynctasq.worker")
 # A message failing with one of these can never run: dead-letter it at once. A task that is
 # merely not found (not deployed here yet) is retried like a failed run instead.
 _NEVER_RUNNABLE = (MalformedMessageError, DeserializationError, PermanentError)
+NOT_FOUND_RETRY_DELAY = 5.0
+"""Shortest delay before a task whose code was not found is tried again."""
 _REPLAY_HINT = (
     " (once the code is deployed, replay it with `asynctasq dead-letters retry <task id>`)"
 )
@@ -395,6 +398,7 @@ class Worker:
         job = Job(delivery)
         self.stats.processed += 1
         try:
+            _check_delivery(delivery)
             env = job.envelope = envelope.decode(delivery.payload)
         except Exception as exc:
             await self._dead_letter(job, exc, "cannot run")
@@ -535,7 +539,7 @@ class Worker:
         if not await self._settle("ack", lambda: driver.ack([job.delivery])):
             return
         self.stats.cancelled += 1
-        log.info("task %s [%s] was cancelled", job.task_name, job.task_id)
+        log.info("task %s [%s] was cancelled", printable(job.task_name), printable(job.task_id))
         call_hooks(self.middleware, "after_cancel", job, reverse=True)
         if lifecycle is not None:
             lifecycle.after_cancel(job)
@@ -547,10 +551,14 @@ class Worker:
             await self._dead_letter(job, exc, "could not be prepared, for good")
             return
         delay = retry_delay(job.envelope, runs_done)
+        if isinstance(exc, TaskNotFoundError):
+            # Code not deployed here (yet): however soon the message asks to retry, a worker
+            # must not spin on it.
+            delay = max(delay, NOT_FOUND_RETRY_DELAY)
         log.warning(
             "task %s [%s] could not be prepared (%s: %s); retrying in %.1f s",
-            job.task_name,
-            job.task_id,
+            printable(job.task_name),
+            printable(job.task_id),
             type(exc).__name__,
             brief(exc),
             delay,
@@ -570,11 +578,18 @@ class Worker:
             env = job.envelope
             if load:
                 target = self._resolver.resolve(env.task, env.script)
+                job.task = await envelope.build_async(target, env)
             else:
+                # The message may be what killed the last workers: build it only from code
+                # this process has loaded already (arguments naming other modules refused).
                 target = self._resolver.cached(env.task)
-                if target is None:
+                if target is None or env.async_refs:
                     return None
-            job.task = await envelope.build_async(target, env)
+                previous = set_import_guard(_loaded_only)
+                try:
+                    job.task = envelope.build(target, env)
+                finally:
+                    set_import_guard(previous)
             job.task._attempts = job.delivery.attempts
         return job.task
 
@@ -590,15 +605,15 @@ class Worker:
             except BaseException as hook_error:  # user code must not end the worker
                 if _failure_of(hook_error) is None:
                     raise
-                log.exception("should_retry() of %s raised; retrying", job.task_name)
+                log.exception("should_retry() of %s raised; retrying", printable(job.task_name))
         if not retry:
             await self._fail_for_good(job, exc, hooks=hooks)
             return
         delay = retry_delay(job.envelope, runs_done)
         log.warning(
             "task %s [%s] failed (run %d of %d): %s: %s; retrying in %.1f s",
-            job.task_name,
-            job.task_id,
+            printable(job.task_name),
+            printable(job.task_id),
             runs_done,
             job.envelope.max_attempts,
             type(exc).__name__,
@@ -632,7 +647,7 @@ class Worker:
         except BaseException as hook_error:  # user code must not end the worker
             if _failure_of(hook_error) is None:
                 raise
-            log.exception("failed() hook of %s raised", job.task_name)
+            log.exception("failed() hook of %s raised", printable(job.task_name))
 
     async def _dead_letter(
         self, job: Job, exc: BaseException, why: str, *, level: int = logging.ERROR
@@ -646,8 +661,8 @@ class Worker:
         log.log(
             level,
             "task %s [%s] %s and was dead-lettered: %s: %s%s",
-            job.task_name,
-            job.task_id,
+            printable(job.task_name),
+            printable(job.task_id),
             why,
             type(exc).__name__,
             brief(exc),
@@ -757,6 +772,28 @@ def _failure_of(exc: BaseException) -> Exception | None:
     failure = TaskAbortedError(f"{type(exc).__name__}: {brief(exc)}")
     failure.__cause__ = exc
     return failure
+
+
+def _loaded_only(module: str) -> None:
+    if module not in sys.modules:
+        raise TaskNotFoundError(f"{module!r} is not loaded in this worker")
+
+
+def _check_delivery(delivery: Delivery) -> None:
+    """Refuse a delivery whose driver-side fields are not what the contract says (a row
+    written behind the driver's back): it would fail later, outside any error handling."""
+    if (
+        not isinstance(delivery.payload, bytes | bytearray | memoryview)
+        or type(delivery.attempts) is not int
+        or delivery.attempts < 0
+        or not isinstance(delivery.visibility_timeout, int | float)
+        or not delivery.visibility_timeout > 0
+        or not isinstance(delivery.task_id, str)
+    ):
+        raise MalformedMessageError(
+            f"the driver delivered a malformed record (attempts {delivery.attempts!r:.40}, "
+            f"visibility timeout {delivery.visibility_timeout!r:.40})"
+        )
 
 
 def _version() -> str:
