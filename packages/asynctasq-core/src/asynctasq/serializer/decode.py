@@ -217,7 +217,9 @@ def _flag_member(cls: type[Flag], value: Any) -> Enum:
         member = None
     if member is not None:
         return member
-    if type(value) is not int or value < 0 or value & ~cls._flag_mask_:
+    # _flag_mask_: the bits of the defined members (set by EnumType since 3.11; not in typeshed).
+    mask: int = cls._flag_mask_  # type: ignore[attr-defined]
+    if type(value) is not int or value < 0 or value & ~mask:
         raise ValueError(f"{short_repr(value)} is not a combination of {cls.__qualname__} members")
     if len(known) >= len(cls._member_map_) + MAX_FLAG_COMBINATIONS:
         raise ValueError(
@@ -279,6 +281,8 @@ def _decode_node(node: dict[str, Any]) -> Any:
         if failure.tag is None:
             failure.tag = tag
         raise
+    except RecursionError:
+        raise  # not a malformed node: from_wire reports the nesting
     except Exception as exc:  # built-in decoders are pure: any error means a bad payload
         raise DecodeFailure(
             f"malformed {tag!r} node {short_repr(node[_V])}: {type(exc).__name__}: "
