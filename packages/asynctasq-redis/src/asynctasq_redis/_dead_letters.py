@@ -56,12 +56,31 @@ async def list_(
     return found[:limit]
 
 
-def _failed_at(stamp: int) -> datetime:
-    # microseconds; dead letters stored by 0.x releases have milliseconds (13 digits)
-    return datetime.fromtimestamp(stamp / (1e6 if stamp >= 10**14 else 1e3), UTC)
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _failed_at(raw: bytes) -> datetime:
+    """The failure time of a dead letter; the epoch when the field is not a time this
+    driver wrote (so such a dead letter lists first, where it is noticed)."""
+    try:
+        stamp = int(raw or 0)
+        # microseconds; dead letters stored by 0.x releases have milliseconds (13 digits)
+        return datetime.fromtimestamp(stamp / (1e6 if stamp >= 10**14 else 1e3), UTC)
+    except (ValueError, OverflowError, OSError):  # not digits, or out of datetime's range
+        return _EPOCH
+
+
+def _attempts(raw: bytes) -> int:
+    """The delivery count of a dead letter; 0 when the field is not a count."""
+    try:
+        return max(int(raw), 0)
+    except ValueError:
+        return 0
 
 
 def _parse(queue: str, reply: list[Any]) -> list[DeadLetter]:
+    # Each field read on its own terms: a hash written behind the driver's back (anyone who
+    # can write to Redis can) shows with what can be read of it, never failing the listing.
     out = []
     for i in range(0, len(reply), 7):
         task_id, payload, attempts, exc_type, message, traceback, failed = reply[i : i + 7]
@@ -71,8 +90,8 @@ def _parse(queue: str, reply: list[Any]) -> list[DeadLetter]:
                 queue=queue,
                 payload=payload,
                 failure=Failure(_text(exc_type), _text(message), _text(traceback)),
-                attempts=int(attempts),
-                failed_at=_failed_at(int(failed or 0)),
+                attempts=_attempts(attempts),
+                failed_at=_failed_at(failed),
             )
         )
     return out

@@ -20,7 +20,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from asynctasq.drivers.base import Delivery
 from asynctasq_redis._keys import KeyCache
@@ -28,6 +28,7 @@ from asynctasq_redis._waits import StandingWaits
 from asynctasq_redis.scripts import SCRIPTS
 
 _DEQUEUE = SCRIPTS["DEQUEUE"]
+_DEAD_LETTER = SCRIPTS["DEAD_LETTER"]
 
 MIN_BLOCK = 0.005
 """Shortest blocking wait sent to Redis: it reads a timeout under 1 ms as 'block forever'."""
@@ -35,6 +36,8 @@ MIN_BLOCK = 0.005
 Client = Redis | RedisCluster
 Take = tuple[list[Delivery], int]
 """Deliveries, and ms until the next delayed message or lease is due (-1: none/unknown)."""
+Unreadable = tuple[str, bytes, int, str]
+"""A leased entry the client could not read: queue, raw task id, lease token, why."""
 
 
 class Dequeuer:
@@ -118,12 +121,13 @@ class Dequeuer:
     async def _take(self, client: Client, queues: Sequence[str], limit: int) -> Take:
         """One dequeue script call (one per queue on a cluster, until `limit` is met)."""
         if len(queues) == 1 or not isinstance(client, RedisCluster):
-            return _parse(await _DEQUEUE(client, *self._call(queues, limit)), queues)
+            reply = await _DEQUEUE(client, *self._call(queues, limit))
+            return await self._read(client, reply, queues)
         out: list[Delivery] = []
         hints: list[int] = []
         for queue in queues:
             reply = await _DEQUEUE(client, *self._call((queue,), limit - len(out)))
-            got, hint = _parse(reply, (queue,))
+            got, hint = await self._read(client, reply, (queue,))
             out += got
             if len(out) >= limit:
                 return out, -1
@@ -153,7 +157,20 @@ class Dequeuer:
             return await self._take(client, queues, limit)
         if isinstance(reply, Exception):
             raise reply
-        return _parse(reply, queues)
+        return await self._read(client, reply, queues)
+
+    async def _read(self, client: Client, reply: list[Any], queues: Sequence[str]) -> Take:
+        """The deliveries of a dequeue reply; an entry that cannot be read is dead-lettered
+        by its lease, so it neither costs the others of its batch nor comes back."""
+        deliveries, hint, unreadable = _parse(reply, queues)
+        for queue, task_id, token, why in unreadable:
+            message = f"the queue entry of this task cannot be read ({why})"
+            args = (task_id, token, "asynctasq.errors.MalformedMessageError", message, "")
+            # Best effort: a failed call leaves the entry to its lease expiry (it is then
+            # handed out, and dead-lettered, again), and the batch still reaches the caller.
+            with contextlib.suppress(RedisError):
+                await _DEAD_LETTER(client, (self._keys[queue].tag,), args)
+        return deliveries, hint
 
 
 async def _wait_then(client: Redis, wait: tuple[Any, ...], take: tuple[Any, ...]) -> Any:
@@ -187,19 +204,26 @@ async def _wait_then(client: Redis, wait: tuple[Any, ...], take: tuple[Any, ...]
         await pool.release(conn)
 
 
-def _parse(reply: list[Any], queues: Sequence[str]) -> Take:
-    """Deliveries from the dequeue script's flat reply (see `scripts.DEQUEUE`)."""
+def _parse(reply: list[Any], queues: Sequence[str]) -> tuple[list[Delivery], int, list[Unreadable]]:
+    """Deliveries from the dequeue script's flat reply (see `scripts.DEQUEUE`), and the
+    entries among them that cannot be read. The script leases only entries this reads, but
+    each is read on its own: one that still fails must not cost the rest of the batch."""
     out = []
+    unreadable: list[Unreadable] = []
     for i in range(1, len(reply), 3):
-        task_id, visibility_ms, attempts, payload = reply[i + 1].split(b"\n", 3)
-        out.append(
-            Delivery(
-                task_id=task_id.decode(),
-                queue=queues[reply[i] - 1],
-                payload=payload,
-                attempts=int(attempts),
-                receipt=reply[i + 2],
-                visibility_timeout=int(visibility_ms) / 1000,
+        queue, entry, token = queues[reply[i] - 1], reply[i + 1], reply[i + 2]
+        try:
+            task_id, visibility_ms, attempts, payload = entry.split(b"\n", 3)
+            out.append(
+                Delivery(
+                    task_id=task_id.decode(),
+                    queue=queue,
+                    payload=payload,
+                    attempts=int(attempts),
+                    receipt=token,
+                    visibility_timeout=int(visibility_ms) / 1000,
+                )
             )
-        )
-    return out, reply[0]
+        except ValueError as exc:  # UnicodeDecodeError is one too
+            unreadable.append((queue, entry.split(b"\n", 1)[0], token, f"{exc!s:.200}"))
+    return out, reply[0], unreadable

@@ -369,7 +369,9 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords):
     async def queue_names(self) -> list[str]:
         """Every queue enqueued to under this prefix."""
         names: set[bytes] = await self.client.smembers(self._keys.registry)  # type: ignore[assignment]  # decode_responses=False: members are bytes
-        return sorted(n.decode() for n in names)
+        # The driver registers only UTF-8 names; one written behind its back shows with
+        # replacement characters rather than failing every caller of the listing.
+        return sorted({n.decode(errors="replace") for n in names})
 
     async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
         """Exact counts per queue; due delayed messages and expired leases count as ready."""

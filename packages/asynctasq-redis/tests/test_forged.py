@@ -1,0 +1,219 @@
+"""Bytes written to Redis behind the driver's back (anyone who can write to the server can):
+one forged entry or record is dead-lettered or passed over, never failing a dequeue, a
+settle or a listing, and never costing the messages fetched with it."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any
+
+import pytest
+
+from asynctasq.drivers.base import Delivery, Failure, OutgoingMessage, StatusWrite
+from asynctasq_redis import RedisDriver, _dequeue
+from asynctasq_redis._keys import QueueKeys, log_tag, registry_key, status_tag
+
+MALFORMED = "asynctasq.errors.MalformedMessageError"
+
+# Entries the previous parse leased (Lua's tonumber takes them) but the client could not read
+# (int() refuses the numbers, decode() the ids), or that made the script itself fail (NaN).
+POISON = [
+    b"poison-vt\n1500.5\n0\n{}",
+    b"poison-hex\n0x10\n0\n{}",
+    b"poison-space\n 30000\n0\n{}",
+    b"poison-exp\n1e3\n0\n{}",
+    b"poison-inf\ninf\n0\n{}",
+    b"poison-nan\nnan\n0\n{}",
+    b"poison-neg\n-5\n0\n{}",
+    b"poison-count\n30000\n1.5\n{}",
+    b"poison-count-neg\n30000\n-1\n{}",
+    b"poison-long\n" + b"9" * 400 + b"\n0\n{}",
+    b"poison-long-count\n30000\n" + b"9" * 40 + b"\n{}",
+    b"\xff\xfepoison\n30000\n0\n{}",  # not UTF-8
+    b"\xc0\xafpoison\n30000\n0\n{}",  # an overlong '/'
+    b"\xed\xa0\x80poison\n30000\n0\n{}",  # a UTF-16 surrogate
+    b"\xf4\x90\x80\x80poison\n30000\n0\n{}",  # past U+10FFFF
+    b"poison\xe2\x82\n30000\n0\n{}",  # cut short
+]
+
+
+def msg(queue: str, task_id: str | None = None, vt: float = 30.0) -> OutgoingMessage:
+    return OutgoingMessage(task_id or str(uuid.uuid4()), queue, b"{}", visibility_timeout=vt)
+
+
+def keys(driver: RedisDriver, queue: str) -> QueueKeys:
+    return QueueKeys.build(driver.prefix, queue)
+
+
+async def test_poison_entries_are_dead_lettered_and_their_batch_delivered(
+    redis_driver: RedisDriver,
+) -> None:
+    d, client = redis_driver, redis_driver.client
+    good = [msg("q") for _ in range(4)]
+    # poison around and between the good ones, all fetched by one dequeue
+    await client.rpush(keys(d, "q").ready, *POISON[:8])
+    await d.enqueue_many(good[:2])
+    await client.rpush(keys(d, "q").ready, *POISON[8:])
+    await d.enqueue_many(good[2:])
+    got = await d.dequeue(["q"], limit=100, wait=0)
+    assert [x.task_id for x in got] == [m.task_id for m in good]
+    dead = await d.list_dead_letters(queue="q", limit=100)
+    assert sorted(x.payload for x in dead) == sorted(POISON)  # the whole string, kept as is
+    assert {x.failure.exception_type for x in dead} == {MALFORMED}
+    assert "not an asynctasq-redis queue entry" in dead[0].failure.message
+    [stats] = await d.stats(["q"])
+    assert (stats.ready, stats.in_flight, stats.dead) == (0, len(good), len(POISON))
+    await d.ack(got)
+    assert await d.dequeue(["q"], limit=100, wait=0) == []
+
+
+async def test_a_poison_entry_wakes_a_waiting_consumer_without_failing_it(
+    redis_driver: RedisDriver,
+) -> None:
+    d, client = redis_driver, redis_driver.client
+    waiter = asyncio.create_task(d.dequeue(["q"], limit=5, wait=5.0))
+    await asyncio.sleep(0.05)
+    await client.rpush(keys(d, "q").ready, b"poison-id\n1500.5\n0\n{}", b"\xffid\n1\n0\n{}")
+    await asyncio.sleep(0.05)
+    assert not waiter.done()
+    await d.enqueue(good := msg("q"))
+    assert [x.task_id for x in await waiter] == [good.task_id]
+    [stats] = await d.stats(["q"])
+    assert stats.dead == 2
+
+
+async def test_ids_in_any_script_and_the_largest_numbers_still_run(
+    redis_driver: RedisDriver,
+) -> None:
+    d = redis_driver
+    ids = ["tâche-☃-𝄞-日本", "\x00nul", "x" * 300]
+    await d.enqueue_many([msg("q", task_id) for task_id in ids])
+    await d.enqueue(msg("q", "long-lease", vt=10**12 - 0.001))  # 15 digits of ms
+    got = await d.dequeue(["q"], limit=10, wait=0)
+    assert [x.task_id for x in got] == [*ids, "long-lease"]
+    assert got[-1].visibility_timeout == pytest.approx(10**12)
+    await d.release(got)  # the count goes back through the script's arithmetic
+    again = await d.dequeue(["q"], limit=10, wait=0)
+    assert [x.attempts for x in again] == [0] * 4
+    await d.dead_letter(again[-1], Failure("E", "m", "t"))
+    assert await d.retry_dead_letters(queue="q") == 1
+    [back] = await d.dequeue(["q"], limit=10, wait=0)
+    assert back.visibility_timeout == pytest.approx(10**12)
+
+
+async def test_an_entry_the_client_cannot_read_is_dead_lettered_by_its_lease(
+    redis_driver: RedisDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The script leases only what the client reads; should one still fail there, it alone
+    # is dead-lettered (by its receipt) and the rest of its batch is delivered.
+    real = Delivery
+
+    def delivery(**fields: Any) -> Any:
+        if fields["task_id"] == "unreadable":
+            raise ValueError("cannot read this one")
+        return real(**fields)
+
+    monkeypatch.setattr(_dequeue, "Delivery", delivery)
+    d = redis_driver
+    good = [msg("q"), msg("q")]
+    await d.enqueue_many([good[0], msg("q", "unreadable"), good[1]])
+    got = await d.dequeue(["q"], limit=10, wait=0)
+    assert [x.task_id for x in got] == [m.task_id for m in good]
+    [dead] = await d.list_dead_letters(queue="q")
+    assert (dead.task_id, dead.payload, dead.attempts) == ("unreadable", b"{}", 1)
+    assert dead.failure.exception_type == MALFORMED
+    assert "cannot read this one" in dead.failure.message
+    [stats] = await d.stats(["q"])
+    assert (stats.ready, stats.in_flight, stats.dead) == (0, 2, 1)
+
+
+async def test_forged_lease_records_are_dead_lettered_not_failed_on(
+    redis_driver: RedisDriver,
+) -> None:
+    d, client, k = redis_driver, redis_driver.client, keys(redis_driver, "q")
+    # an expired lease whose record has no token line
+    await client.hset(k.leases, "forged", b"garbage")
+    await client.zadd(k.leased, {"forged": 0})
+    await d.enqueue_many([msg("q"), msg("q")])
+    first, second = await d.dequeue(["q"], limit=10, wait=0)
+    # held leases whose entries were overwritten: giving back and dead-lettering keep them
+    for delivery in (first, second):
+        await client.hset(k.leases, delivery.task_id, f"{delivery.receipt}\nno entry")
+    await d.release([first])
+    await d.dead_letter(second, Failure("E", "m", "t"))
+    dead = await d.list_dead_letters(queue="q")
+    assert sorted(x.payload for x in dead) == [b"garbage", b"no entry", b"no entry"]
+    assert {x.failure.exception_type for x in dead} == {MALFORMED}
+    [stats] = await d.stats(["q"])
+    assert (stats.ready, stats.in_flight) == (0, 0)
+
+
+async def test_a_queue_name_that_is_not_utf8_does_not_fail_the_listings(
+    redis_driver: RedisDriver,
+) -> None:
+    d = redis_driver
+    await d.enqueue(msg("ok"))
+    await d.client.sadd(registry_key(d.prefix), b"\xffbad", b"\xfebad")
+    assert await d.queue_names() == ["ok", "\ufffdbad"]
+    assert await d.list_dead_letters() == []
+    assert [s.queue for s in await d.stats(await d.queue_names())] == ["ok", "\ufffdbad"]
+
+
+async def test_forged_dead_letters_are_listed_with_what_can_be_read(
+    redis_driver: RedisDriver,
+) -> None:
+    d, client, k = redis_driver, redis_driver.client, keys(redis_driver, "ok")
+    await d.enqueue(real := msg("ok"))
+    [delivery] = await d.dequeue(["ok"], limit=1, wait=0)
+    await d.dead_letter(delivery, Failure("E", "m", "t"))
+    forged: dict[bytes, dict[Any, Any]] = {
+        b"attempts": {"p": b"{}", "v": 1, "a": "x", "e": "E", "s": "m", "t": "", "f": 1},
+        b"negative": {"p": b"{}", "v": 1, "a": "-3", "e": "E", "f": "-1"},
+        b"time": {"p": b"{}", "v": 1, "a": 1, "e": "E", "f": "soon"},
+        b"far": {"p": b"{}", "v": 1, "a": 1, "f": "9" * 30},
+        b"huge": {"p": b"{}", "a": "9" * 5000, "f": "9" * 5000},
+        b"bare": {"p": b"{}"},
+        b"\xff": {"p": b"{}", "e": b"\xff", "s": b"\xfe", "t": b"\xfd"},
+    }
+    for task_id, fields in forged.items():
+        await client.hset(k.dead.encode() + b":" + task_id, mapping=fields)
+        await client.zadd(k.dead, {task_id: 1})
+    await client.set(f"{k.dead}:wrongtype", "a string, not a hash")
+    await client.zadd(k.dead, {"wrongtype": 2})
+    listed = await d.list_dead_letters(limit=100)
+    by_id = {x.task_id: x for x in listed}
+    assert set(by_id) == {real.task_id, *(t.decode(errors="replace") for t in forged)}
+    assert by_id[real.task_id].attempts == 1
+    assert {by_id[t].attempts for t in ("attempts", "negative", "huge", "bare")} == {0}
+    assert by_id["\ufffd"].failure == Failure("\ufffd", "\ufffd", "\ufffd")
+    for name in ("time", "far", "huge", "bare"):
+        assert by_id[name].failed_at.timestamp() == 0
+    # a forged one without a visibility comes back malformed (and is dead-lettered again),
+    # without failing the retry of the others
+    assert await d.retry_dead_letters(queue="ok", task_ids=["bare", real.task_id]) == 2
+    [again] = await d.dequeue(["ok"], limit=10, wait=0)
+    assert again.task_id == real.task_id
+    [bare] = [x for x in await d.list_dead_letters(limit=100) if x.payload == b"bare\n\n0\n{}"]
+    assert bare.failure.exception_type == MALFORMED
+
+
+async def test_a_forged_status_kind_does_not_fail_a_filtered_listing(
+    redis_driver: RedisDriver,
+) -> None:
+    d = redis_driver
+    await d.write_statuses([StatusWrite("good", "q", "running", b"good", 60)])
+    await d.client.sadd(f"{status_tag(d.prefix)}:kinds", "nocolon")
+    assert await d.list_statuses(state="running") == [b"good"]
+    assert await d.list_statuses(queue="q") == [b"good"]
+    assert await d.list_statuses() == [b"good"]
+
+
+@pytest.mark.parametrize("keep", [b"abc", b"nan", b"inf", b"-inf", b""])
+async def test_a_forged_log_retention_does_not_fail_appends(
+    redis_driver: RedisDriver, keep: bytes
+) -> None:
+    d = redis_driver
+    await d.client.set(f"{log_tag(d.prefix, 'events')}:keep", keep, px=60_000)
+    await d.append_log("events", [b"a"], 60)
+    assert (await d.read_log("events", None, wait=0))[0] == [b"a"]
