@@ -15,7 +15,14 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import NamedTuple
 
-from asynctasq.drivers.base import DeadLetter, Delivery, Failure, OutgoingMessage, QueueStats
+from asynctasq.drivers.base import (
+    DEFAULT_VISIBILITY_TIMEOUT,
+    DeadLetter,
+    Delivery,
+    Failure,
+    OutgoingMessage,
+    QueueStats,
+)
 from asynctasq_sqlite import sql
 from asynctasq_sqlite._transaction import immediate, snapshot
 
@@ -59,33 +66,91 @@ def take(conn: sqlite3.Connection, queues: Sequence[str], limit: int) -> Taken:
 
     Looks first without the write lock (an index seek per queue), so idle consumers polling
     an empty queue never contend with writers.
+
+    A row the driver did not write (a column of another type or out of range, which the
+    schema does not refuse) is dead-lettered in the same transaction, never handed out:
+    handed out, it would fail in the worker before being settled, and be due again at once.
     """
     now = time.time()
     next_due: float | None = None
+    unscheduled: list[str] = []
     for queue in queues:
         (due,) = conn.execute(sql.NEXT_DUE, (queue,)).fetchone()
-        if due is not None and (next_due is None or due < next_due):
+        if due is None:
+            continue
+        if not isinstance(due, int | float):  # no row of the queue has a time: see sql
+            unscheduled.append(queue)
+        elif next_due is None or due < next_due:
             next_due = due
+    if unscheduled:
+        with immediate(conn):
+            for queue in unscheduled:
+                for row in conn.execute(sql.NOT_SCHEDULED, (queue, limit)).fetchall():
+                    _bury(conn, queue, row, "available_at is not a time")
     if next_due is None or next_due > now:
         return Taken([], next_due)
 
     lease = random.getrandbits(62)
     deliveries: list[Delivery] = []
+    buried = False
     with immediate(conn):
         now = time.time()
         for queue in queues:
             wanted = limit - len(deliveries)
             if wanted <= 0:
                 break
-            for row_id, task_id, queue_name, payload, attempts, vt in conn.execute(
-                sql.SELECT_READY, (queue, now, wanted)
-            ):
+            for row in conn.execute(sql.SELECT_READY, (queue, now, wanted)).fetchall():
+                row_id, raw_id, payload, attempts, vt = row
+                try:
+                    task_id = raw_id.decode()
+                except UnicodeDecodeError:
+                    task_id = None
+                if task_id is None or attempts is None or vt is None:
+                    _bury(conn, queue, row, _why(task_id, attempts, vt))
+                    buried = True
+                    continue
                 deliveries.append(
-                    Delivery(task_id, queue_name, payload, attempts, Receipt(row_id, lease), vt)
+                    Delivery(task_id, queue, payload, attempts, Receipt(row_id, lease), vt)
                 )
         if deliveries:
             conn.executemany(sql.LEASE, [(lease, now, d.receipt.id) for d in deliveries])
-    return Taken(deliveries, None)
+    # Buried rows took places of the batch: the caller looks again at once, not after a pause.
+    return Taken(deliveries, now if buried and not deliveries else None)
+
+
+Row = tuple[int, bytes, bytes, int | None, float | None]
+"""A message as `sql.SELECT_READY` reads it: id, task id and payload as bytes, attempts and
+visibility timeout (None when not of their type)."""
+
+
+def _why(task_id: str | None, attempts: int | None, vt: float | None) -> str:
+    wrong = (
+        (task_id is None, "task_id is not UTF-8 text"),
+        (attempts is None, "attempts is not a count"),
+        (vt is None, "visibility_timeout is not a positive number"),
+    )
+    return ", ".join(text for bad, text in wrong if bad)
+
+
+def _bury(conn: sqlite3.Connection, queue: str, row: Row, why: str) -> None:
+    """Move a row another writer made (see `take`) to the dead letters, with what can be
+    read of it, so that a retry of the dead letter puts back a row the driver can hand out."""
+    row_id, raw_id, payload, attempts, vt = row
+    conn.execute(sql.DELETE_MESSAGE, (row_id,))
+    conn.execute(
+        sql.INSERT_DEAD_LETTER,
+        (
+            raw_id.decode(errors="replace"),
+            queue,
+            payload,
+            DEFAULT_VISIBILITY_TIMEOUT if vt is None else vt,
+            0 if attempts is None else attempts,
+            "asynctasq.errors.MalformedMessageError",
+            f"not a message row this driver wrote ({why}): something else wrote it",
+            "",
+            time.time(),
+        ),
+    )
 
 
 def ack(conn: sqlite3.Connection, receipts: Sequence[Receipt]) -> None:
@@ -115,27 +180,24 @@ def extend(conn: sqlite3.Connection, receipts: Sequence[Receipt], seconds: float
 
 
 def dead_letter(conn: sqlite3.Connection, receipt: Receipt, failure: Failure) -> None:
-    """Move a leased message to the dead letters, with the failure, in one transaction."""
+    """Move a leased message to the dead letters, with the failure, in one transaction.
+
+    The row is copied in SQL, as it is: nothing of it is read into Python, so no value in it
+    can fail the move."""
     with immediate(conn):
-        row = conn.execute(sql.LEASED_ROW, receipt).fetchone()
-        if row is None:
-            return  # the lease expired and someone else holds the message now
-        task_id, queue, payload, vt, attempts = row
-        conn.execute(sql.DELETE_MESSAGE, (receipt.id,))
-        conn.execute(
-            sql.INSERT_DEAD_LETTER,
+        moved = conn.execute(
+            sql.DEAD_LETTER,
             (
-                task_id,
-                queue,
-                payload,
-                vt,
-                attempts,
                 failure.exception_type,
                 failure.message,
                 failure.traceback,
                 time.time(),
+                receipt.id,
+                receipt.lease,
             ),
-        )
+        ).rowcount
+        if moved:  # else the lease expired and someone else holds the message now
+            conn.execute(sql.DELETE_MESSAGE, (receipt.id,))
 
 
 def purge(conn: sqlite3.Connection, queue: str) -> int:
@@ -145,8 +207,13 @@ def purge(conn: sqlite3.Connection, queue: str) -> int:
 
 
 def queue_names(conn: sqlite3.Connection) -> list[str]:
-    """Every queue with a live message or a dead letter, sorted."""
-    return [name for (name,) in conn.execute(sql.QUEUE_NAMES)]
+    """Every queue with a live message or a dead letter, sorted.
+
+    A name that is not UTF-8 (written behind the driver's back) shows with replacement
+    characters rather than failing the listing."""
+    return sorted(
+        {bytes(name).decode(errors="replace") for (name,) in conn.execute(sql.QUEUE_NAMES)}
+    )
 
 
 def stats(conn: sqlite3.Connection, queues: Sequence[str]) -> list[QueueStats]:
@@ -173,7 +240,12 @@ def list_dead_letters(
     task_ids: Sequence[str] | None,
     limit: int,
 ) -> list[DeadLetter]:
-    """Dead letters matching the filters, oldest first."""
+    """Dead letters matching the filters, oldest first.
+
+    Each row shows with what can be read of it (see `sql.DEAD_LETTER_COLUMNS`): text that is
+    not UTF-8 with replacement characters, an attempts count that is not one as 0, a failure
+    time that is not one as the epoch. One row written behind the driver's back never fails
+    the listing."""
     where = sql.dead_letter_filter(queue=queue, task_ids=task_ids)
     params = _filter_params(queue, task_ids) | {"limit": limit}
     rows = conn.execute(
@@ -183,19 +255,17 @@ def list_dead_letters(
     )
     return [
         DeadLetter(
-            task_id=task_id,
-            queue=queue_name,
+            task_id=_text(task_id),
+            queue=_text(queue_name),
             payload=payload,
-            failure=Failure(exception_type, message, traceback),
-            attempts=attempts,
-            failed_at=datetime.fromtimestamp(failed_at, UTC),
+            failure=Failure(_text(exception_type), _text(message), _text(traceback)),
+            attempts=0 if attempts is None else max(attempts, 0),
+            failed_at=_time(failed_at),
         )
         for (
-            _id,
             task_id,
             queue_name,
             payload,
-            _vt,
             attempts,
             exception_type,
             message,
@@ -205,26 +275,35 @@ def list_dead_letters(
     ]
 
 
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode(errors="replace")
+
+
+def _time(stamp: float | None) -> datetime:
+    try:
+        return _EPOCH if stamp is None else datetime.fromtimestamp(stamp, UTC)
+    except (ValueError, OverflowError, OSError):  # out of datetime's range
+        return _EPOCH
+
+
 def retry_dead_letters(
     conn: sqlite3.Connection, queue: str | None, task_ids: Sequence[str] | None
 ) -> int:
-    """Move matching dead letters back to their queues, ready now, attempts reset."""
+    """Move matching dead letters back to their queues, ready now, attempts reset.
+
+    Copied in SQL, as they are: nothing of them is read into Python, so no value in them
+    can fail the move (a row the driver cannot hand out is dead-lettered again at dequeue).
+    """
     where = sql.dead_letter_filter(queue=queue, task_ids=task_ids)
+    params = _filter_params(queue, task_ids) | {"now": time.time()}
     with immediate(conn):
-        now = time.time()
-        params = _filter_params(queue, task_ids)
-        moved = conn.execute(
-            "SELECT id, task_id, queue, payload, visibility_timeout "
-            f"FROM asynctasq_dead_letters{where} ORDER BY id",
-            params,
-        ).fetchall()
-        # Same filter in the same write transaction: exactly the rows just read.
+        moved = conn.execute(sql.RETRY_DEAD_LETTERS.format(where=where), params).rowcount
+        # Same filter in the same write transaction: exactly the rows just copied.
         conn.execute(f"DELETE FROM asynctasq_dead_letters{where}", params)
-        conn.executemany(
-            sql.INSERT_MESSAGE,
-            [(task_id, q, payload, vt, 0, now, now) for _id, task_id, q, payload, vt in moved],
-        )
-    return len(moved)
+    return moved
 
 
 def purge_dead_letters(

@@ -2,6 +2,12 @@
 
 Kept as constants so that sqlite3's statement cache compiles each one once per connection.
 See `asynctasq_sqlite.schema` for the meaning of ``available_at`` and ``lease``.
+
+The tables are not STRICT: a column keeps any value written into it, of any type, by anyone
+with the file. So what the driver hands out is read with a check or a cast: a BLOB column is
+read ``CAST(... AS BLOB)`` (``bytes()`` of an INTEGER would allocate that many bytes), a
+TEXT column that may be given back raw bytes (sqlite3 fails the whole query on one value
+that is not UTF-8), and a number column only when ``typeof`` says it is one.
 """
 
 from __future__ import annotations
@@ -15,14 +21,36 @@ VALUES (?, ?, ?, ?, ?, ?, NULL, ?)
 NEXT_DUE = "SELECT min(available_at) FROM asynctasq_messages WHERE queue = ?"
 """When the earliest message of a queue is (or was) due; one index seek."""
 
-SELECT_READY = """
-SELECT id, task_id, queue, payload, attempts, visibility_timeout
+_READ_MESSAGE = """
+SELECT id, CAST(task_id AS BLOB), CAST(payload AS BLOB),
+    CASE WHEN typeof(attempts) = 'integer' AND attempts >= 0 THEN attempts END,
+    CASE WHEN typeof(visibility_timeout) IN ('integer', 'real') AND visibility_timeout > 0
+        THEN visibility_timeout END
 FROM asynctasq_messages
+"""
+
+SELECT_READY = (
+    _READ_MESSAGE
+    + """
 WHERE queue = ? AND available_at <= ?
 ORDER BY available_at, id
 LIMIT ?
 """
-"""Ready messages in order: a range scan of the dequeue index, no sort step."""
+)
+"""Ready messages in order: a range scan of the dequeue index, no sort step. Attempts and
+visibility timeout are NULL when they are not a count and a positive number (a row written
+behind the driver's back: the caller dead-letters it instead of handing it out)."""
+
+NOT_SCHEDULED = (
+    _READ_MESSAGE
+    + """
+WHERE queue = ? AND typeof(available_at) NOT IN ('integer', 'real')
+LIMIT ?
+"""
+)
+"""Rows whose ``available_at`` is not a time (written behind the driver's back): never due.
+They sort after every number, so they show as a queue's next due time only when the queue
+has nothing else; then the caller dead-letters them."""
 
 LEASE = """
 UPDATE asynctasq_messages
@@ -42,11 +70,15 @@ RETRY = "UPDATE asynctasq_messages SET lease = NULL, available_at = ? WHERE id =
 
 EXTEND = "UPDATE asynctasq_messages SET available_at = ? WHERE id = ? AND lease = ?"
 
-LEASED_ROW = """
-SELECT task_id, queue, payload, visibility_timeout, attempts
+DEAD_LETTER = """
+INSERT INTO asynctasq_dead_letters
+    (task_id, queue, payload, visibility_timeout, attempts,
+     exception_type, message, traceback, failed_at)
+SELECT task_id, queue, payload, visibility_timeout, attempts, ?, ?, ?, ?
 FROM asynctasq_messages
 WHERE id = ? AND lease = ?
 """
+"""Copy a leased row to the dead letters as it is, without reading it into Python."""
 
 DELETE_MESSAGE = "DELETE FROM asynctasq_messages WHERE id = ?"
 
@@ -87,17 +119,28 @@ WITH RECURSIVE
         SELECT (SELECT min(queue) FROM asynctasq_dead_letters WHERE queue > dead.name)
         FROM dead WHERE dead.name IS NOT NULL
     )
-SELECT name FROM live WHERE name IS NOT NULL
+SELECT CAST(name AS BLOB) FROM live WHERE name IS NOT NULL
 UNION
-SELECT name FROM dead WHERE name IS NOT NULL
-ORDER BY name
+SELECT CAST(name AS BLOB) FROM dead WHERE name IS NOT NULL
 """
 """Distinct queue names by skipping through the queue indexes: one seek per queue."""
 
 DEAD_LETTER_COLUMNS = (
-    "id, task_id, queue, payload, visibility_timeout, attempts, "
-    "exception_type, message, traceback, failed_at"
+    "CAST(task_id AS BLOB), CAST(queue AS BLOB), CAST(payload AS BLOB), "
+    "CASE WHEN typeof(attempts) = 'integer' THEN attempts END, "
+    "CAST(exception_type AS BLOB), CAST(message AS BLOB), CAST(traceback AS BLOB), "
+    "CASE WHEN typeof(failed_at) IN ('integer', 'real') THEN failed_at END"
 )
+"""What `list_dead_letters` reads: text as bytes, numbers or NULL (see the module doc)."""
+
+RETRY_DEAD_LETTERS = """
+INSERT INTO asynctasq_messages
+    (task_id, queue, payload, visibility_timeout, attempts, available_at, lease, enqueued_at)
+SELECT task_id, queue, payload, visibility_timeout, 0, :now, NULL, :now
+FROM asynctasq_dead_letters{where}
+ORDER BY id
+"""
+"""Dead letters back to their queues as they are (a malformed one is caught at dequeue)."""
 
 
 def dead_letter_filter(*, queue: str | None, task_ids: object | None) -> str:
@@ -127,7 +170,9 @@ STORE_RESULT = (
     "INSERT OR REPLACE INTO asynctasq_results (task_id, result, expires_at) VALUES (?, ?, ?)"
 )
 
-SELECT_RESULT = "SELECT result FROM asynctasq_results WHERE task_id = ? AND expires_at > ?"
+SELECT_RESULT = (
+    "SELECT CAST(result AS BLOB) FROM asynctasq_results WHERE task_id = ? AND expires_at > ?"
+)
 
 TRIM_BATCH = 500
 """Most expired lifecycle rows one write deletes: a backlog (say, a day of records expiring
@@ -145,7 +190,9 @@ VALUES (?, ?, ?, ?, ?)
 """
 """Replacing the row (not updating it) gives it the next rowid: the newest ``seq``."""
 
-SELECT_STATUS = "SELECT record FROM asynctasq_statuses WHERE task_id = ? AND expires_at > ?"
+SELECT_STATUS = (
+    "SELECT CAST(record AS BLOB) FROM asynctasq_statuses WHERE task_id = ? AND expires_at > ?"
+)
 
 
 def list_statuses(*, queue: bool, state: bool) -> str:
@@ -159,7 +206,7 @@ def list_statuses(*, queue: bool, state: bool) -> str:
     if state:
         clauses.append("state = :state")
     return (
-        f"SELECT record FROM asynctasq_statuses WHERE {' AND '.join(clauses)} "
+        f"SELECT CAST(record AS BLOB) FROM asynctasq_statuses WHERE {' AND '.join(clauses)} "
         "ORDER BY seq DESC LIMIT :limit"
     )
 
@@ -173,7 +220,7 @@ DELETE FROM asynctasq_logs WHERE id IN (
 APPEND_LOG = "INSERT INTO asynctasq_logs (log, entry, expires_at) VALUES (?, ?, ?)"
 
 READ_LOG = """
-SELECT id, entry FROM asynctasq_logs
+SELECT id, CAST(entry AS BLOB) FROM asynctasq_logs
 WHERE log = ? AND id > ? AND expires_at > ?
 ORDER BY id
 LIMIT ?
@@ -190,4 +237,6 @@ HEARTBEAT_WORKER = (
 
 REMOVE_WORKER = "DELETE FROM asynctasq_workers WHERE worker_id = ?"
 
-LIST_WORKERS = "SELECT info FROM asynctasq_workers WHERE expires_at > ? ORDER BY worker_id"
+LIST_WORKERS = (
+    "SELECT CAST(info AS BLOB) FROM asynctasq_workers WHERE expires_at > ? ORDER BY worker_id"
+)
