@@ -46,6 +46,25 @@ registered decoder calling `from_wire`, the tasks of `from_wire_async`), so all 
 against the one message."""
 
 
+def spend_hook_value(tag: str) -> None:
+    """Count one serializer-hook value found in the message being decoded.
+
+    Raises:
+        DecodeFailure: The message holds more than `MAX_HOOK_VALUES` of them.
+    """
+    spent = budget.get()
+    if spent is None:
+        return
+    spent.hook_values -= 1
+    if spent.hook_values < 0:
+        # Each one is a concurrent task and, typically, a database query.
+        raise DecodeFailure(
+            f"more than {MAX_HOOK_VALUES:,} serializer-hook values in one message "
+            "(see asynctasq.serializer.limits)",
+            tag,
+        )
+
+
 def _is_plain(x: Any) -> bool:
     """True when no tagged node hides in ``x`` (then it decodes to itself)."""
     t = type(x)
@@ -124,7 +143,8 @@ def _decode_set_items(payload: Any) -> list[Any]:
     except DecodeFailure as failure:
         failure.at("<set item>")
         raise
-    _check_hash_spread(items, "members")
+    if len(items) > MAX_EQUAL_HASHES:  # smaller ones cannot exceed it: no call
+        _check_hash_spread(items, "members")
     return items
 
 
@@ -134,8 +154,6 @@ def _check_hash_spread(items: list[Any], what: str) -> None:
     Hashing each item once more is linear; a set built from colliding items is quadratic.
     """
     count = len(items)
-    if count <= MAX_EQUAL_HASHES:
-        return
     hashes = list(map(hash, items))  # raises TypeError for an unhashable item, as set() would
     # n items with d distinct hashes: no hash is shared by more than n - d + 1 of them.
     if count - len(set(hashes)) < MAX_EQUAL_HASHES:
@@ -165,7 +183,8 @@ def _decode_map(payload: Any) -> dict[Any, Any]:
             failure.at(f"[{short_repr(key)}]")
             raise
         keys.append(key)
-    _check_hash_spread(keys, "keys")
+    if len(keys) > MAX_EQUAL_HASHES:
+        _check_hash_spread(keys, "keys")
     return dict(zip(keys, values, strict=True))
 
 

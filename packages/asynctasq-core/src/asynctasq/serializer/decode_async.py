@@ -14,9 +14,16 @@ from typing import Any, Final
 
 from . import _tags, plugins
 from . import registry as _registry
-from .decode import Budget, async_results, budget, decode_payload, from_wire, node_tag
+from .decode import (
+    Budget,
+    async_results,
+    budget,
+    decode_payload,
+    from_wire,
+    node_tag,
+    spend_hook_value,
+)
 from .errors import DecodeFailure, DeserializationError, short_repr
-from .limits import MAX_HOOK_VALUES
 
 _TAG: Final = _tags.TAG_KEY
 _V: Final = _tags.VALUE_KEY
@@ -127,7 +134,7 @@ def _find_hook_nodes(x: Any, found: list[dict[str, Any]], seen: set[int]) -> lis
             if id(x) not in seen:
                 seen.add(id(x))
                 found.append(x)
-                _spend_hook_value(tag)
+                spend_hook_value(tag)
         else:
             _find_hook_nodes(payload, found, seen)
     elif t is list:
@@ -135,20 +142,6 @@ def _find_hook_nodes(x: Any, found: list[dict[str, Any]], seen: set[int]) -> lis
             if type(v) is dict or type(v) is list:
                 _find_hook_nodes(v, found, seen)
     return found
-
-
-def _spend_hook_value(tag: str) -> None:
-    spent = budget.get()
-    if spent is None:
-        return
-    spent.hook_values -= 1
-    if spent.hook_values < 0:
-        # Each one is a concurrent task and, typically, a database query.
-        raise DecodeFailure(
-            f"more than {MAX_HOOK_VALUES:,} serializer-hook values in one message "
-            "(see asynctasq.serializer.limits)",
-            tag,
-        )
 
 
 def _trail_to(x: Any, target: dict[str, Any], trail: list[str]) -> str | None:

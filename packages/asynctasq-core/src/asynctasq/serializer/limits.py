@@ -25,7 +25,7 @@ others; pass primary keys instead of more instances than this."""
 MAX_EQUAL_HASHES: Final = 16
 """Members of one set or frozenset (keys of one dict) that may share a hash value.
 
-Python keeps them in one probe chain, so ``n`` of them cost ``n**2 / 2`` comparisons: ints
+Python keeps them in one probe chain, so ``n`` of them cost up to ``n**2`` comparisons: ints
 that differ by multiples of ``2**61 - 1``, UUIDs and Decimals built on such ints, and tuples
 ending in them are easy to collide on purpose (60,000 such ints took half a minute to put in
 a set). Distinct values with one hash are rare in real data (the powers of two below
