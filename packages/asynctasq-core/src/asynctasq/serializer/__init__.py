@@ -10,6 +10,9 @@ Extend it with `register_type` (synchronous codecs) or a `SerializerHook` (async
 decoding, e.g. ORM models fetched again in the worker), registered directly or through the
 ``asynctasq.serializer_hooks`` entry-point group.
 
+Decoding reads what anyone with access to the broker wrote, so it is bounded: see
+`asynctasq.serializer.limits` for what one message may make the decoder do.
+
 Example:
     >>> from datetime import date
     >>> tree = to_wire({"when": date(2024, 5, 1), "ids": (1, 2)})

@@ -3,6 +3,11 @@
 The hot path is `_is_plain` + `_decode`, mirroring the encoder. Hook nodes are not decoded
 here: `decode_async.from_wire_async` awaits them first and hands their results in through
 `async_results`, keyed by node identity.
+
+Trees come from the queue, so decoding is bounded (`asynctasq.serializer.limits`): a budget
+per message (`Budget`, in a context variable so nested decodes share it), no set built from
+members that flood one hash value, no Flag combination created past a cap, only canonical
+big ints, and error messages that quote a bounded head of the offending payload.
 """
 
 from __future__ import annotations
@@ -365,8 +370,10 @@ def from_wire(tree: Any, path: str = "payload") -> Any:
 
     Raises:
         DeserializationError: A node is malformed, its tag is unknown, its Enum class cannot
-            be imported (or the import guard refused it), or it needs an async hook (use
-            `from_wire_async`).
+            be imported (or the import guard refused it), it needs an async hook (use
+            `from_wire_async`), or the tree is beyond one of the bounds in
+            `asynctasq.serializer.limits` (too many tagged values, set members sharing a
+            hash, a new Flag combination past the cap, nesting deeper than the stack).
     """
     try:
         if _is_plain(tree):
