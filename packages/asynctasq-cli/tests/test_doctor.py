@@ -127,3 +127,14 @@ def test_broken_plugins_are_reported_with_their_distribution(
     text = cli("doctor", *memory_args)
     assert "broken: ModuleNotFoundError" in text.stdout
     assert "3 problem(s)" in text.stdout
+
+
+def test_doctor_names_where_task_code_may_come_from(
+    cli: Invoke, memory_args: list[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    monkeypatch.setenv("PYTHONPATH", str(app))
+    result = cli("doctor", *memory_args, "--json")
+    roots = json.loads(result.stdout)["task_code_roots"]
+    assert str(app.resolve()) in roots and str(Path.cwd().resolve()) in roots

@@ -25,6 +25,7 @@ from asynctasq.plugins import (
     plugins,
 )
 from asynctasq.runner import run
+from asynctasq.worker.resolver import default_roots
 from asynctasq_cli import plugins as cli_plugins
 from asynctasq_cli import session
 from asynctasq_cli.output import describe, literal, print_json, reporting_errors, stdout
@@ -71,6 +72,9 @@ class Report:
     connectivity: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
     ignored_variables: list[str] = field(default_factory=list)
+    task_code_roots: list[str] = field(default_factory=list)
+    """Where a worker started here may import task code from (besides installed packages):
+    the working directory or ``worker.allowed_roots``, and every ``PYTHONPATH`` entry."""
 
 
 def check_plugins(report: Report) -> None:
@@ -179,6 +183,7 @@ def diagnose(connection: ConnectionOptions, timeout: float) -> Report:
         report.problems.append(f"configuration: {describe(exc)}")
         return report
     report.driver, report.embedded_default = loaded.driver_name, loaded.embedded_default
+    report.task_code_roots = [str(r) for r in default_roots(loaded.config.worker.allowed_roots)]
     report.settings = settings_in_effect(loaded, dotenv_values(connection.env_file))
     report.connectivity = run(check_connectivity(loaded, timeout))
     if not report.connectivity["ok"]:
@@ -229,6 +234,12 @@ def _render(report: Report, console: Console) -> None:
                     style=style,
                 )
         console.print(settings)
+    if report.task_code_roots:
+        roots = literal(", ".join(report.task_code_roots))
+        console.print(
+            f"Task code may come from: {roots} (working directory or allowed roots, and "
+            "PYTHONPATH), and installed packages"
+        )
     c = report.connectivity
     if c:
         if c["ok"]:
