@@ -241,7 +241,7 @@ async def test_cancelling_a_running_task_reaches_the_worker(setup: Setup) -> Non
     import lc_e2e_tasks
 
     setup.start_worker()
-    ids = [await lc_e2e_tasks.nap(f"k{n}", 3.0).dispatch() for n in range(5)]
+    ids = [await lc_e2e_tasks.nap(f"k{n}", 2.0).dispatch() for n in range(5)]
 
     async def all_running() -> bool:
         return all([await _state(i) == TaskState.RUNNING for i in ids])

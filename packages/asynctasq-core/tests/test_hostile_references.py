@@ -149,6 +149,15 @@ async def test_hostile_enum_references_are_dead_lettered(
     assert "this" not in sys.modules
 
 
+@pytest.fixture
+def quick_not_found_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Code not found is retried after 5 s at the least; tests need not wait that long."""
+    import asynctasq.worker.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "NOT_FOUND_RETRY_DELAY", 0.05)
+
+
+@pytest.mark.usefixtures("quick_not_found_retries")
 async def test_a_task_module_exiting_on_import_is_retried_then_dead_lettered(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -244,6 +253,7 @@ def test_deploy_skew_is_not_found_not_forbidden(tmp_path: Path) -> None:
         sys.modules.pop("skew_tasks_x4", None)
 
 
+@pytest.mark.usefixtures("quick_not_found_retries")
 async def test_a_task_not_deployed_here_is_retried_not_dead_lettered_at_once() -> None:
     messages = [("skew", payload("not_deployed_here_x5:t", attempts=3))]
     driver = await drain(messages, dead(1))

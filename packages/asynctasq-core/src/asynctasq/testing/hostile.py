@@ -212,11 +212,11 @@ def hostile_messages() -> list[Message]:
         for ref, reason in by_enum
     ]
     # A task module raising SystemExit when imported is (maybe) code not deployed right: it
-    # is retried, then dead-lettered once its attempts are used up.
+    # would be retried (at least 5 s later); with one attempt it is dead-lettered at once.
     out.append(
         Message(
             "module exits",
-            envelope(f"{EXIT_MODULE}:t", attempts=2),
+            envelope(f"{EXIT_MODULE}:t", attempts=1),
             f"importing task module '{EXIT_MODULE}' failed: SystemExit",
         )
     )
