@@ -51,6 +51,26 @@ _FINISHED = frozenset(
 )
 
 
+KEYS: dict[str, str] = {
+    "task_id": "id",
+    "state": "s",
+    "task_name": "t",
+    "queue": "q",
+    "attempts": "n",
+    "enqueued_at": "e",
+    "started_at": "b",
+    "finished_at": "f",
+    "worker": "w",
+    "error_type": "et",
+    "error_message": "em",
+    "progress": "p",
+    "progress_message": "pm",
+    "cancel_requested": "c",
+}
+"""Each field's key in the stored record (times as epoch seconds). Workers build records as
+plain dicts with these keys: a task's life costs no `TaskStatus` objects on the hot path."""
+
+
 def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
     """`text` cut to `limit` characters (records and events stay small)."""
     if text is None or len(text) <= limit:

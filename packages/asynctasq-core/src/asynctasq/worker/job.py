@@ -9,7 +9,6 @@ from asynctasq.core.envelope import Envelope
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers.base import Delivery
 from asynctasq.lifecycle.context import TaskContext
-from asynctasq.lifecycle.status import TaskStatus
 
 
 @dataclass(slots=True)
@@ -24,7 +23,8 @@ class Job:
         state: Free-form storage for middleware (e.g. timers).
         context: What the running task sees as `current_task()`.
         cancel_requested: Someone asked to cancel this task while it ran.
-        status: The last status record written for it (tracked tasks).
+        status: The last status record written for it (tracked tasks), in its stored form
+            (see `asynctasq.lifecycle.status.KEYS`).
         progress: The last progress it reported: (fraction, message).
         finished: Its run has ended (late progress reports are dropped).
     """
@@ -36,7 +36,7 @@ class Job:
     state: dict[str, Any] = field(default_factory=dict)
     context: TaskContext | None = None
     cancel_requested: bool = False
-    status: TaskStatus | None = None
+    status: dict[str, Any] | None = None
     progress: tuple[float, str | None] | None = None
     finished: bool = False
 

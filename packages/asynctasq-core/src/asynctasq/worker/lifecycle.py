@@ -25,19 +25,21 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from asynctasq.drivers.base import (
     Driver,
     EventLog,
     Failure,
     StatusStore,
+    StatusWrite,
     WorkerRegistry,
 )
 from asynctasq.lifecycle import control, events
 from asynctasq.lifecycle.events import EventType
-from asynctasq.lifecycle.status import TaskState, TaskStatus, clip
+from asynctasq.lifecycle.status import KEYS, TaskState, clip
 from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware
 
@@ -64,8 +66,8 @@ def new_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-def _now() -> datetime:
-    return datetime.fromtimestamp(time.time(), UTC)
+def _now() -> float:
+    return time.time()
 
 
 class _Warnings:
@@ -117,7 +119,7 @@ class Lifecycle(Middleware):
         self._cancelled: dict[str, float] = {}
         # task id -> (its latest status, seconds to keep it): each record replaces the one
         # before, so only the latest is encoded and written (insertion order = write order).
-        self._status_buffer: dict[str, tuple[TaskStatus, float]] = {}
+        self._status_buffer: dict[str, tuple[dict[str, Any], float]] = {}
         self._event_buffer: deque[bytes] = deque(maxlen=MAX_BUFFERED_EVENTS)
         self._dirty: asyncio.Event | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -220,20 +222,18 @@ class Lifecycle(Middleware):
         env = job.envelope
         if env is None or not env.track or self._statuses is None:
             return
-        status = job.status
-        if status is None:
-            dispatched = env.dispatched_at
-            status = TaskStatus(
-                task_id=job.task_id,
-                state=state,
-                task_name=env.task,
-                queue=job.queue,
-                enqueued_at=datetime.fromtimestamp(dispatched, UTC) if dispatched else None,
-            )
-        status = job.status = status.replace(state=state, worker=self.worker_id, **changes)
+        doc = job.status
+        if doc is None:
+            doc = job.status = {"id": job.task_id, "t": env.task, "q": job.queue}
+            if env.dispatched_at:
+                doc["e"] = env.dispatched_at
+        doc["s"] = str(state)
+        doc["w"] = self.worker_id
+        for name, value in changes.items():
+            doc[KEYS[name]] = value
         buffer = self._status_buffer
         buffer.pop(job.task_id, None)  # re-inserted last: written after the others
-        buffer[job.task_id] = (status, env.track)
+        buffer[job.task_id] = (doc, env.track)
         self._wake()
 
     def emit(self, type_: EventType, job: Job | None = None, **data: Any) -> None:
@@ -252,7 +252,7 @@ class Lifecycle(Middleware):
 
     async def _flush(self) -> None:
         buffered, self._status_buffer = self._status_buffer, {}
-        statuses = [control.write_for(status, keep) for status, keep in buffered.values()]
+        statuses = [_write(doc, keep) for doc, keep in buffered.values()]
         if statuses and self._statuses is not None:
             try:
                 await self._statuses.write_statuses(statuses)
@@ -319,7 +319,7 @@ class Lifecycle(Middleware):
         for job, fraction, message in reports.values():
             if job.finished:
                 continue
-            self.record(job, TaskState.RUNNING, progress=fraction, progress_message=message)
+            self.record(job, TaskState.RUNNING, progress=fraction, progress_message=clip(message))
             self.emit(EventType.TASK_PROGRESS, job, progress=fraction, message=clip(message))
 
     # -- the worker's hooks -----------------------------------------------------------------
@@ -353,6 +353,14 @@ class Lifecycle(Middleware):
     def after_release(self, job: Job) -> None:
         job.finished = True
         self.record(job, TaskState.QUEUED)
+
+
+def _write(doc: dict[str, Any], keep: float) -> StatusWrite:
+    """The write that stores a record built by `Lifecycle.record` (finished ones kept
+    `keep` seconds, as `control.write_for` does for `TaskStatus` objects)."""
+    state = TaskState(doc["s"])
+    ttl = keep if state.finished else max(control.ACTIVE_TTL, keep)
+    return StatusWrite(doc["id"], doc["q"], doc["s"], orjson.dumps(doc), ttl)
 
 
 def _duration(job: Job) -> float | None:
