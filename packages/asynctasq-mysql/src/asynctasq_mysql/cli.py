@@ -7,18 +7,16 @@ this Typer app as a sub-command. It also runs alone: ``python -m asynctasq_mysql
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from asynctasq.errors import ConfigError
 from asynctasq_cli.settings import (
-    ConnectionOptions,
     DriverOptionOption,
     EnvFileOption,
     SetOption,
-    load_config,
+    migration_settings,
 )
 from asynctasq_mysql.driver import MySQLDriver
 from asynctasq_mysql.errors import MySQLDriverError
@@ -41,25 +39,6 @@ async def _apply(driver: MySQLDriver) -> list[int]:
         return await driver.init_schema()
     finally:
         await driver.close()
-
-
-def driver_settings(
-    given: dict[str, str | None],
-    set_: list[str] | None,
-    driver_option: list[str] | None,
-    env_file: Path | None,
-) -> dict[str, Any]:
-    """The ``mysql`` settings in effect: the options over the shared configuration.
-
-    Raises:
-        ConfigError: an unknown or unusable setting (command line, environment, ``.env``).
-    """
-    overrides = {key: value for key, value in given.items() if value is not None}
-    loaded = load_config(
-        ConnectionOptions.from_cli("mysql", set_, driver_option, env_file), {"mysql": overrides}
-    )
-    # Migrating is what this command does; connecting must not also do it.
-    return {**loaded.config.driver_settings("mysql"), "auto_migrate": False}
 
 
 # No envvar= on the options: the environment and .env are read by the configuration loader,
@@ -111,7 +90,7 @@ def migrate(
         "migrations_table": migrations_table,
     }
     try:
-        settings = driver_settings(given, set_, driver_option, env_file)
+        settings = migration_settings("mysql", given, set_, driver_option, env_file)
         driver = MySQLDriver(**{**settings, "min_pool_size": 1, "max_pool_size": 1})
     except (ConfigError, MySQLDriverError) as exc:
         typer.echo(f"error: {exc}", err=True)

@@ -5,19 +5,17 @@
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import asyncpg
 import typer
 
 from asynctasq.errors import ConfigError
 from asynctasq_cli.settings import (
-    ConnectionOptions,
     DriverOptionOption,
     EnvFileOption,
     SetOption,
-    load_config,
+    migration_settings,
 )
 from asynctasq_postgres.driver import PostgresDriver
 from asynctasq_postgres.dsn import redact_dsn
@@ -62,26 +60,6 @@ def _group() -> None:
     """PostgreSQL driver tools."""
 
 
-def driver_settings(
-    given: dict[str, str | None],
-    set_: list[str] | None,
-    driver_option: list[str] | None,
-    env_file: Path | None,
-) -> dict[str, Any]:
-    """The ``postgres`` settings in effect: the options over the shared configuration.
-
-    Raises:
-        ConfigError: an unknown or unusable setting (command line, environment, ``.env``).
-    """
-    overrides = {key: value for key, value in given.items() if value is not None}
-    loaded = load_config(
-        ConnectionOptions.from_cli("postgres", set_, driver_option, env_file),
-        {"postgres": overrides},
-    )
-    # Migrating is what this command does; connecting must not also do it.
-    return {**loaded.config.driver_settings("postgres"), "auto_migrate": False}
-
-
 @app.command()
 def migrate(
     dsn: DsnOption = None,
@@ -107,7 +85,7 @@ def migrate(
         "dead_letter_table": dead_letter_table,
     }
     try:
-        settings = driver_settings(given, set_, driver_option, env_file)
+        settings = migration_settings("postgres", given, set_, driver_option, env_file)
         driver = PostgresDriver(**{**settings, "min_pool_size": 1, "max_pool_size": 1})
     except (ConfigError, InvalidIdentifierError, ValueError) as exc:
         typer.echo(f"error: {exc}", err=True)
