@@ -507,3 +507,33 @@ async def test_forged_records_do_not_break_listing_or_the_cancel_watcher(worker:
     await until(lambda: _is(task_id, TaskState.SUCCEEDED))
     assert all(s.task_id != "forged" for s in await asynctasq.list_tasks(queue="lc"))
     assert all(w.worker_id != "forged" for w in await asynctasq.list_workers())
+
+
+async def test_a_process_task_may_report_progress() -> None:
+    import sys
+    from pathlib import Path
+
+    tasks_dir = str(Path(__file__).parent / "tasks_pkg")
+    sys.path.insert(0, tasks_dir)
+    try:
+        import core_test_tasks
+
+        driver = await get_driver()
+        await core_test_tasks.reports_from_a_child().dispatch()
+        w = Worker(
+            driver,
+            queues=["lc"],
+            poll_wait=0.05,
+            install_signal_handlers=False,
+            allowed_roots=[tasks_dir],
+            process_pool_size=1,
+        )
+        runner = asyncio.create_task(w.run())
+        try:
+            await until(lambda: w.stats.succeeded + w.stats.dead_lettered + w.stats.retried, 30)
+        finally:
+            w.request_stop()
+            await runner
+        assert w.stats.succeeded == 1, w.stats
+    finally:
+        sys.path.remove(tasks_dir)

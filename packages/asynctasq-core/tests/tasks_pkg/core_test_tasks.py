@@ -75,3 +75,11 @@ def sleep_in_child(pid_file: str) -> None:
     with open(pid_file, "w") as f:
         f.write(str(os.getpid()))
     time.sleep(30)
+
+
+@task(process=True, queue="lc")
+def reports_from_a_child() -> str:
+    from asynctasq import current_task
+
+    current_task().report_progress(0.5, "half")
+    return current_task().task_name

@@ -116,6 +116,12 @@ def _child_run(payload: bytes, attempts: int) -> Any:
     else:
         task = envelope.build(target, env)
     task._attempts = attempts
+    # The task's context in the child: its id and attempt; progress reports from a child are
+    # not carried back to the worker (they are accepted and dropped), so a task may report
+    # progress whichever way it runs.
+    from asynctasq.lifecycle.context import TaskContext, set_current
+
+    set_current(TaskContext(env.task_id, env.task, "", attempts))
     result = task._invoke()
     if inspect.isawaitable(result):
         result = _run_coroutine(result)
