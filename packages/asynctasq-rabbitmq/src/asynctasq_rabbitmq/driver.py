@@ -195,6 +195,7 @@ class RabbitMQDriver:
             finally:
                 self._connection = self._publisher = self._consumer = None
                 await connection.close()
+                await _close_callbacks_done(connection)
 
     async def _amqp(self) -> AbstractConnection:
         """The current underlying AMQP connection (for short-lived private channels)."""
@@ -437,3 +438,25 @@ class RabbitMQDriver:
 
 
 __all__ = ["RabbitMQDriver"]
+
+
+async def _close_callbacks_done(connection: object) -> None:
+    """Wait for the tasks aio-pika started to run `connection`'s close callbacks.
+
+    aio-pika runs them in a task of its own (``OneShotCallback``) that may still be pending
+    when ``close()`` returns; an event loop that ends right after (a script's ``run()``, a
+    test) would report it destroyed while pending. aio-pika offers no public handle on that
+    task, so it is found by the bound method it runs; this is the one place that looks.
+    """
+    current = asyncio.current_task()
+    pending = []
+    for task in asyncio.all_tasks():
+        if task is current or task.done():
+            continue
+        frame = getattr(task.get_coro(), "cr_frame", None)
+        owner = frame.f_locals.get("self") if frame is not None else None
+        callback = getattr(owner, "callback", None)
+        if getattr(callback, "__self__", None) is connection:
+            pending.append(task)
+    if pending:
+        await asyncio.wait(pending, timeout=5)
