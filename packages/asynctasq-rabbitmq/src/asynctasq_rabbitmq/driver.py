@@ -29,6 +29,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
@@ -194,8 +195,9 @@ class RabbitMQDriver:
                 log.warning("asynctasq: releasing buffered deliveries failed: %r", exc)
             finally:
                 self._connection = self._publisher = self._consumer = None
+                before = asyncio.all_tasks()
                 await connection.close()
-                await _close_callbacks_done(connection)
+                await _library_tasks_done(before)
 
     async def _amqp(self) -> AbstractConnection:
         """The current underlying AMQP connection (for short-lived private channels)."""
@@ -440,23 +442,25 @@ class RabbitMQDriver:
 __all__ = ["RabbitMQDriver"]
 
 
-async def _close_callbacks_done(connection: object) -> None:
-    """Wait for the tasks aio-pika started to run `connection`'s close callbacks.
+async def _library_tasks_done(before: set[asyncio.Task[Any]]) -> None:
+    """Wait (briefly) for the tasks aio-pika and aiormq started while a connection closed.
 
-    aio-pika runs them in a task of its own (``OneShotCallback``) that may still be pending
-    when ``close()`` returns; an event loop that ends right after (a script's ``run()``, a
-    test) would report it destroyed while pending. aio-pika offers no public handle on that
-    task, so it is found by the bound method it runs; this is the one place that looks.
+    They run the connection's close callbacks (``OneShotCallback``) and close its writer in
+    tasks of their own that may still be pending when ``close()`` returns; an event loop that
+    ends right after (a script's ``run()``, a test) would report them destroyed while
+    pending. The libraries offer no handle on those tasks, so they are recognised by the
+    file their coroutine comes from; this is the one place that looks.
     """
     current = asyncio.current_task()
-    pending = []
-    for task in asyncio.all_tasks():
-        if task is current or task.done():
-            continue
-        frame = getattr(task.get_coro(), "cr_frame", None)
-        owner = frame.f_locals.get("self") if frame is not None else None
-        callback = getattr(owner, "callback", None)
-        if getattr(callback, "__self__", None) is connection:
-            pending.append(task)
-    if pending:
-        await asyncio.wait(pending, timeout=5)
+    started = [
+        t
+        for t in asyncio.all_tasks() - before
+        if t is not current
+        and not t.done()
+        and any(
+            lib in getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "")
+            for lib in ("aio_pika", "aiormq")
+        )
+    ]
+    if started:
+        await asyncio.wait(started, timeout=5)
