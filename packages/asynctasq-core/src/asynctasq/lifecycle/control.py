@@ -45,10 +45,18 @@ def status_store(driver: Driver) -> StatusStore:
     return driver
 
 
+def record_write(
+    task_id: str, queue: str, state: TaskState, record: bytes, keep: float
+) -> StatusWrite:
+    """The write that stores an encoded record: kept `keep` seconds once the task finished,
+    at least `ACTIVE_TTL` before."""
+    ttl = keep if state.finished else max(ACTIVE_TTL, keep)
+    return StatusWrite(task_id, queue, str(state), record, ttl)
+
+
 def write_for(status: TaskStatus, keep: float) -> StatusWrite:
-    """The write that stores `status`; finished records are kept `keep` seconds."""
-    ttl = keep if status.state.finished else max(ACTIVE_TTL, keep)
-    return StatusWrite(status.task_id, status.queue, str(status.state), status.encode(), ttl)
+    """The write that stores `status` (see `record_write`)."""
+    return record_write(status.task_id, status.queue, status.state, status.encode(), keep)
 
 
 async def status(task_id: str, *, driver: str | Driver | None = None) -> TaskStatus | None:

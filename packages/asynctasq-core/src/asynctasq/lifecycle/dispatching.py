@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from asynctasq.drivers.base import Driver, EventLog, OutgoingMessage, StatusStore
+from asynctasq.drivers.base import Driver, EventLog, OutgoingMessage
 from asynctasq.lifecycle import control, events
 from asynctasq.lifecycle.events import EventType
 from asynctasq.lifecycle.status import TaskState, TaskStatus, clip
@@ -24,9 +24,9 @@ Tracked = tuple[OutgoingMessage, str, float]
 
 
 def check_trackable(driver: Driver, name: str) -> None:
-    """Raise before anything is queued when `driver` cannot track `name`."""
-    if not isinstance(driver, StatusStore):
-        control.status_store(driver)  # raises the error that names the drivers that can
+    """Raise before anything is queued when `driver` cannot track `name` (the error names
+    the drivers that can)."""
+    control.status_store(driver)
 
 
 def _status(message: OutgoingMessage, name: str, state: TaskState) -> TaskStatus:

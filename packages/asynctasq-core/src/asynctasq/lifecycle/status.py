@@ -137,28 +137,17 @@ class TaskStatus:
         return out
 
     def encode(self) -> bytes:
-        """The stored form (fields without a value are left out: records stay small)."""
-        doc: dict[str, Any] = {
-            "id": self.task_id,
-            "s": str(self.state),
-            "t": self.task_name,
-            "q": self.queue,
-        }
-        if self.attempts:
-            doc["n"] = self.attempts
-        for key, when in (("e", self.enqueued_at), ("b", self.started_at), ("f", self.finished_at)):
-            if when is not None:
-                doc[key] = when.timestamp()
-        optional = (
-            ("w", self.worker),
-            ("et", self.error_type),
-            ("em", clip(self.error_message)),
-            ("p", self.progress),
-            ("pm", clip(self.progress_message)),
-        )
-        doc.update((key, value) for key, value in optional if value is not None)
-        if self.cancel_requested:
-            doc["c"] = True
+        """The stored form (`KEYS`; fields without a value are left out: records stay small)."""
+        doc: dict[str, Any] = {}
+        for name, key in KEYS.items():
+            value = getattr(self, name)
+            if value is None or value is False or (name == "attempts" and value == 0):
+                continue
+            if isinstance(value, datetime):
+                value = value.timestamp()
+            elif name in ("error_message", "progress_message"):
+                value = clip(value)
+            doc[key] = str(value) if name == "state" else value
         return orjson.dumps(doc)
 
     @classmethod

@@ -184,6 +184,7 @@ class Lifecycle(Middleware):
                     self._on_cancel(task_id)
             if len(entries) < 1000:
                 return cursor
+            self._forget_old_cancels()  # a flooded log must not grow memory while it is read
             wait = 0  # a full page: read on before waiting
 
     async def _cancel_loop(self, cursor: str | None) -> None:
@@ -356,11 +357,8 @@ class Lifecycle(Middleware):
 
 
 def _write(doc: dict[str, Any], keep: float) -> StatusWrite:
-    """The write that stores a record built by `Lifecycle.record` (finished ones kept
-    `keep` seconds, as `control.write_for` does for `TaskStatus` objects)."""
-    state = TaskState(doc["s"])
-    ttl = keep if state.finished else max(control.ACTIVE_TTL, keep)
-    return StatusWrite(doc["id"], doc["q"], doc["s"], orjson.dumps(doc), ttl)
+    """The write that stores a record built by `Lifecycle.record`."""
+    return control.record_write(doc["id"], doc["q"], TaskState(doc["s"]), orjson.dumps(doc), keep)
 
 
 def _duration(job: Job) -> float | None:
