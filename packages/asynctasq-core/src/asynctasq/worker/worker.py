@@ -450,8 +450,8 @@ class Worker:
         context = job.context = TaskContext(
             delivery.task_id, env.task, job.queue, delivery.attempts
         )
-        if lifecycle is not None:
-            context._sink = lifecycle.progress_sink(job)
+        if hooks is not None:  # progress is kept only where there is a record or an event
+            context._sink = hooks.progress_sink(job)
         if self.middleware:
             call_hooks(self.middleware, "before_process", job)
         if hooks is not None:
