@@ -345,8 +345,39 @@ class WorkerRegistry(Protocol):
         ...
 
 
+@runtime_checkable
+class ClaimStore(Protocol):
+    """A driver that keeps short-lived named claims, each taken atomically by one holder.
+
+    Schedules claim each tick (``schedule:<name>:<tick>``) so that one tick is enqueued once
+    however many workers run the scheduler; unique tasks claim their key for the task's id
+    while it is queued or running. Keys and holders are short strings chosen by core; a claim
+    ends when its holder releases it or its ttl passes (a crashed holder never keeps one).
+    """
+
+    async def claim(
+        self, key: str, holder: str, ttl: float, *, replace: str | None = None
+    ) -> str | None:
+        """Atomically make `holder` hold `key` for `ttl` seconds from now, when nobody holds
+        it (never claimed, released or expired) or when its current holder equals `replace`.
+
+        Returns None when the claim was taken; otherwise the current holder, unchanged.
+        """
+        ...
+
+    async def release_claim(self, key: str, holder: str) -> bool:
+        """End the claim on `key` if `holder` holds it (compare and delete). Returns whether
+        it did."""
+        ...
+
+    async def read_claim(self, key: str) -> str | None:
+        """The current holder of `key`, or None (nobody, or expired)."""
+        ...
+
+
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
+    "ClaimStore",
     "DeadLetter",
     "Delivery",
     "Driver",
