@@ -36,3 +36,12 @@ async def typed_ids() -> None:
     kept: TaskId[bool] = sent
     mismatched: TaskId[str] = sent  # E: TaskId[bool] is not TaskId[str]
     print(flag, wrong, total, also_wrong, kept, mismatched)
+
+
+def typed_driver_shims() -> None:
+    from asynctasq.drivers.redis_driver import RedisDriver
+    from asynctasq.drivers.sqlite_driver import SqliteDriver
+
+    RedisDriver(url="redis://127.0.0.1:6379/0", prefix="app")
+    RedisDriver(urll="redis://")  # E: the shim re-exports the typed class
+    SqliteDriver(path=3.5)  # E: a path is str or Path, not float
