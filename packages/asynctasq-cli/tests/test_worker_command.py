@@ -381,13 +381,14 @@ def test_debug_shows_the_traceback(cli: Invoke) -> None:
 def test_stuck_task_threads_and_exit_process() -> None:
     import threading
 
+    from asynctasq.executors.threads import TASK_THREAD_PREFIX
     from asynctasq_cli.commands import worker as worker_command
 
     release = threading.Event()
-    thread = threading.Thread(target=release.wait, name="asynctasq-task_99")
+    thread = threading.Thread(target=release.wait, name=f"{TASK_THREAD_PREFIX}_99")
     thread.start()
     try:
-        assert worker_command.stuck_task_threads(0.1) == ["asynctasq-task_99"]
+        assert worker_command.stuck_task_threads(0.1) == [f"{TASK_THREAD_PREFIX}_99"]
     finally:
         release.set()
         thread.join()

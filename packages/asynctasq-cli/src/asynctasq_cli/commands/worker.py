@@ -12,8 +12,6 @@ import importlib
 import logging
 import os
 import sys
-import threading
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +23,7 @@ from rich.live import Live
 
 from asynctasq.core.options import check_queue
 from asynctasq.drivers.base import EventLog, WorkerRegistry
+from asynctasq.executors.threads import stuck_task_threads
 from asynctasq.runner import run
 from asynctasq.worker import Worker
 from asynctasq.worker.resolver import default_roots
@@ -51,9 +50,6 @@ from asynctasq_cli.status import Banner, StatusLine, summary
 from asynctasq_cli.versions import cli_version, event_loop
 
 log = logging.getLogger("asynctasq.cli")
-
-TASK_THREAD_PREFIX = "asynctasq-task"
-"""Core's thread pool for synchronous tasks names its threads so."""
 
 _PANEL_RUN = "Worker"
 _PANEL_CODE = "Task code"
@@ -177,15 +173,6 @@ def exit_process(code: int) -> None:
         logging.shutdown()
         os._exit(code)
     sys.exit(code)
-
-
-def stuck_task_threads(grace: float = 1.0) -> list[str]:
-    """Names of task threads still running after `grace` seconds (idle ones end by then)."""
-    deadline = time.monotonic() + grace
-    threads = [t for t in threading.enumerate() if t.name.startswith(TASK_THREAD_PREFIX)]
-    for thread in threads:
-        thread.join(max(0.0, deadline - time.monotonic()))
-    return [t.name for t in threads if t.is_alive()]
 
 
 async def _serve(

@@ -12,7 +12,7 @@ from asynctasq.config import Config
 from asynctasq.core.task import BaseTask, Execution
 from asynctasq.errors import TaskTimeoutError
 from asynctasq.executors.process import ProcessExecutor
-from asynctasq.executors.threads import DaemonThreadPool
+from asynctasq.executors.threads import TASK_THREAD_PREFIX, DaemonThreadPool
 
 
 class ExecutorRouter:
@@ -35,7 +35,7 @@ class ExecutorRouter:
         config: Config,
         imports: Sequence[str] = (),
     ) -> None:
-        self._threads = DaemonThreadPool(thread_pool_size, thread_name_prefix="asynctasq-task")
+        self._threads = DaemonThreadPool(thread_pool_size, thread_name_prefix=TASK_THREAD_PREFIX)
         self.processes = ProcessExecutor(
             process_pool_size, process_max_tasks_per_child, allowed_roots, config, imports
         )

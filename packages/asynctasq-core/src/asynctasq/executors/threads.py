@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
@@ -18,6 +19,22 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 _STOP = object()
+
+TASK_THREAD_PREFIX = "asynctasq-task"
+"""Name prefix of the threads that run a worker's thread-mode tasks."""
+
+
+def stuck_task_threads(grace: float = 1.0) -> list[str]:
+    """Names of task threads still running after `grace` seconds (idle ones end by then).
+
+    A worker's process exits even with such threads (they are daemons); the CLI names them so
+    the operator knows which blocking calls outlived the shutdown deadline.
+    """
+    deadline = time.monotonic() + grace
+    threads = [t for t in threading.enumerate() if t.name.startswith(TASK_THREAD_PREFIX)]
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return [t.name for t in threads if t.is_alive()]
 
 
 class DaemonThreadPool(Executor):
