@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from asynctasq.drivers._memory_claims import MemoryClaims, claim_state
+from asynctasq.drivers._memory_inspect import MemoryInspection
 from asynctasq.drivers._memory_lifecycle import MemoryLifecycle, lifecycle_state
 from asynctasq.drivers.base import (
     DeadLetter,
@@ -54,9 +56,10 @@ class _State:
 
 _shared: dict[str, _State] = {}
 _shared_lifecycle: dict[str, object] = {}
+_shared_claims: dict[str, object] = {}
 
 
-class MemoryDriver(MemoryLifecycle):
+class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
     """Queues in dicts, in this process only.
 
     Args:
@@ -72,6 +75,7 @@ class MemoryDriver(MemoryLifecycle):
         else:
             self._s = _shared.setdefault(namespace, _State())
         self._l = lifecycle_state(_shared_lifecycle, namespace)
+        self._c = claim_state(_shared_claims, namespace)
 
     def __repr__(self) -> str:
         return f"MemoryDriver(namespace={self.namespace!r})"

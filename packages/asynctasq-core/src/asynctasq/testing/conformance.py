@@ -26,6 +26,7 @@ import pytest
 
 from asynctasq.drivers.base import Delivery, Driver, Failure, OutgoingMessage, ResultStore
 from asynctasq.drivers.memory import MemoryDriver
+from asynctasq.testing.claims_conformance import ClaimsConformance
 from asynctasq.testing.lifecycle_conformance import LifecycleConformance
 
 
@@ -46,11 +47,11 @@ def _msg(
     )
 
 
-class DriverConformance(LifecycleConformance):
+class DriverConformance(LifecycleConformance, ClaimsConformance):
     """The contract every driver passes. Override `driver`; adjust the flags if needed.
 
-    The lifecycle capabilities' tests (`LifecycleConformance`) are included; each skips for
-    a driver without that capability.
+    The lifecycle capabilities' tests (`LifecycleConformance`) and the claims' tests
+    (`ClaimsConformance`) are included; each skips for a driver without that capability.
     """
 
     fifo: ClassVar[bool] = True
