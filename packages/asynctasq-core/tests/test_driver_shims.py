@@ -34,3 +34,17 @@ def test_shim_names_the_package_to_install(name: str, monkeypatch: pytest.Monkey
     monkeypatch.delitem(sys.modules, f"asynctasq.drivers.{name}_driver", raising=False)
     with pytest.raises(MissingDependencyError, match=f"pip install asynctasq-{name}"):
         importlib.import_module(f"asynctasq.drivers.{name}_driver")
+
+
+def test_capability_advice_is_asked_of_the_installed_driver_classes() -> None:
+    from asynctasq.drivers.base import ResultStore, StatusStore
+    from asynctasq.drivers.registry import drivers_with, use_one_of
+
+    # The workspace installs every first-party driver: SQS and RabbitMQ keep no results.
+    assert drivers_with(ResultStore) == ["memory", "mysql", "postgres", "redis", "sqlite"]
+    assert use_one_of(StatusStore) == "use a driver that can (mysql, postgres, redis, sqlite)"
+
+    class Nothing:
+        pass
+
+    assert use_one_of(Nothing) == "no installed driver can: install one that does"

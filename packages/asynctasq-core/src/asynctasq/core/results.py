@@ -16,6 +16,7 @@ import orjson
 
 from asynctasq.drivers.base import Driver, ResultStore
 from asynctasq.drivers.connections import get_driver
+from asynctasq.drivers.registry import use_one_of
 from asynctasq.errors import ResultTimeoutError, TaskFailedError
 from asynctasq.serializer import from_wire_async, to_wire
 
@@ -43,8 +44,8 @@ def keeps_results(driver: Driver) -> bool:
 def cannot_keep(driver: Driver, why: str) -> TypeError:
     """The error for keeping results on `driver`, which cannot."""
     return TypeError(
-        f"{type(driver).__name__} cannot keep task results ({why}); use a driver that "
-        "can (redis, postgres, mysql, sqlite) or drop keep_result"
+        f"{type(driver).__name__} cannot keep task results ({why}); "
+        f"{use_one_of(ResultStore)} or drop keep_result"
     )
 
 

@@ -27,6 +27,33 @@ def installed_drivers() -> list[str]:
     return sorted(plugins(DRIVERS_GROUP))
 
 
+def drivers_with(capability: type) -> list[str]:
+    """Names of the installed drivers whose class has `capability` (a runtime-checkable
+    capability protocol such as `ResultStore`), for errors that say which driver to use.
+
+    Asks the classes themselves, so a new driver that gains a capability is named without
+    anyone editing a list. Drivers that fail to import are left out.
+    """
+    found = []
+    for name in installed_drivers():
+        try:
+            cls = load_plugin(DRIVERS_GROUP, name)
+        except Exception:  # a broken plugin must not hide the error being reported
+            continue
+        if isinstance(cls, type) and issubclass(cls, capability):
+            found.append(name)
+    return found
+
+
+def use_one_of(capability: type) -> str:
+    """``"use a driver that can (a, b, ...)"`` for `capability`, from the installed drivers."""
+    # The in-memory driver lives in one process: never the advice for a real deployment.
+    names = [n for n in drivers_with(capability) if n != "memory"]
+    if not names:
+        return "no installed driver can: install one that does"
+    return f"use a driver that can ({', '.join(names)})"
+
+
 def _unknown(name: str) -> UnknownDriverError:
     installed = installed_drivers()
     parts = [f"unknown driver {name!r}"]

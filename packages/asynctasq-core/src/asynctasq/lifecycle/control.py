@@ -8,6 +8,7 @@ from enum import StrEnum
 
 from asynctasq.drivers.base import Driver, StatusStore, StatusWrite, WorkerRegistry
 from asynctasq.drivers.connections import get_driver
+from asynctasq.drivers.registry import use_one_of
 from asynctasq.lifecycle.events import event_log
 from asynctasq.lifecycle.status import TaskState, TaskStatus
 from asynctasq.lifecycle.workers import WorkerInfo
@@ -39,8 +40,8 @@ def status_store(driver: Driver) -> StatusStore:
     """
     if not isinstance(driver, StatusStore):
         raise TypeError(
-            f"{type(driver).__name__} cannot track task status; use a driver that can "
-            "(redis, postgres, mysql, sqlite) or drop track=True"
+            f"{type(driver).__name__} cannot track task status; "
+            f"{use_one_of(StatusStore)} or drop track=True"
         )
     return driver
 
@@ -147,8 +148,8 @@ async def list_workers(*, driver: str | Driver | None = None) -> list[WorkerInfo
     the_driver = await get_driver(driver)
     if not isinstance(the_driver, WorkerRegistry):
         raise TypeError(
-            f"{type(the_driver).__name__} keeps no worker registry; use a driver that does "
-            "(redis, postgres, mysql, sqlite)"
+            f"{type(the_driver).__name__} keeps no worker registry; "
+            f"{use_one_of(WorkerRegistry)}"
         )
     found = [w for w in map(WorkerInfo.decode, await the_driver.list_workers()) if w]
     return sorted(found, key=lambda w: w.started_at)

@@ -20,6 +20,7 @@ import orjson
 
 from asynctasq.drivers.base import Driver, EventLog
 from asynctasq.drivers.connections import get_driver
+from asynctasq.drivers.registry import use_one_of
 from asynctasq.lifecycle import _checked
 
 LOG = "events"
@@ -128,8 +129,7 @@ def event_log(driver: Driver) -> EventLog:
     """
     if not isinstance(driver, EventLog):
         raise TypeError(
-            f"{type(driver).__name__} keeps no event stream; use a driver that does "
-            "(redis, postgres, mysql, sqlite)"
+            f"{type(driver).__name__} keeps no event stream; {use_one_of(EventLog)}"
         )
     return driver
 
