@@ -41,6 +41,10 @@ def database_settings(dsn: str) -> dict[str, Any]:
 
 
 sys.path.insert(0, str(Path(__file__).parent))
+# Tables of this pytest process's own: xdist workers would otherwise inherit the
+# controller's suffix and share (and drop) each other's tables. Children started by the
+# tests inherit this value, so they name the same tables.
+os.environ["ASYNCTASQ_DJ_TEST_SUFFIX"] = uuid.uuid4().hex[:8]
 if not settings.configured:
     settings.configure(
         DATABASES={"default": database_settings(PG_DSN)},

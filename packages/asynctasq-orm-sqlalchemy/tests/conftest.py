@@ -26,6 +26,10 @@ from asynctasq.serializer import get_import_guard, set_import_guard
 from asynctasq.testing import MemoryDriver
 
 sys.path.insert(0, str(Path(__file__).parent))  # sa_testapp, importable by children too
+# Tables of this pytest process's own: xdist workers would otherwise inherit the
+# controller's suffix and share (and drop) each other's tables. Children started by the
+# tests inherit this value, so they name the same tables.
+os.environ["ASYNCTASQ_SA_TEST_SUFFIX"] = uuid.uuid4().hex[:8]
 
 import sa_testapp
 from sa_testsupport import BACKENDS, Backend

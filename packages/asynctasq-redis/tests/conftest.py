@@ -7,12 +7,13 @@ fail: a green CI run must have talked to Redis.
 from __future__ import annotations
 
 import os
+import random
 import shutil
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,10 +23,17 @@ from redis.exceptions import RedisError
 from asynctasq_redis import RedisDriver
 
 REDIS_URL = os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-CLUSTER_PORTS = tuple(
-    int(p) for p in os.environ.get("ASYNCTASQ_TEST_CLUSTER_PORTS", "7101,7102,7103").split(",")
-)
-PRIVATE_PORT = int(os.environ.get("ASYNCTASQ_TEST_PRIVATE_REDIS_PORT", "7200"))
+
+# Private servers take random free ports from this range: below Linux's ephemeral range
+# (32768+, where outgoing connections take theirs), cluster bus ports (+10000) included, so
+# two copies of the suite (or xdist workers) never need the same port.
+PORT_RANGE = (15000, 22000)
+CLUSTER_BUS_OFFSET = 10000
+START_ATTEMPTS = 5
+
+
+class PortTaken(RuntimeError):
+    """The port chosen for a private server was taken by another process first."""
 
 
 def unavailable(reason: str) -> None:
@@ -39,6 +47,31 @@ def port_open(port: int) -> bool:
     with socket.socket() as s:
         s.settimeout(0.2)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_ports(count: int, *, cluster_bus: bool = False) -> list[int]:
+    """`count` distinct loopback ports nothing listens on now (with their bus port free
+    too, for cluster nodes). Another process may still take one before the server binds
+    it: callers retry on `PortTaken`."""
+    pick = random.SystemRandom()
+    chosen: list[int] = []
+    while len(chosen) < count:
+        port = pick.randrange(*PORT_RANGE)
+        if port in chosen or not _bindable(port):
+            continue
+        if cluster_bus and not _bindable(port + CLUSTER_BUS_OFFSET):
+            continue
+        chosen.append(port)
+    return chosen
 
 
 def wait_for(check: object, what: str, within: float = 10.0) -> None:
@@ -56,6 +89,11 @@ def wait_for(check: object, what: str, within: float = 10.0) -> None:
 def ping(port: int) -> bool:
     with SyncRedis(port=port, socket_connect_timeout=1) as client:
         return bool(client.ping())
+
+
+def server_pid(port: int) -> int:
+    with SyncRedis(port=port, socket_connect_timeout=1) as client:
+        return int(client.info("server")["process_id"])
 
 
 def cluster_ok(port: int) -> bool:
@@ -85,10 +123,11 @@ class RedisProcess:
         return f"redis://127.0.0.1:{self.port}"
 
     def start(self) -> None:
+        """Start the server; `PortTaken` if another process holds (or wins) the port."""
         if port_open(self.port):
-            raise RuntimeError(f"port {self.port} is already taken; set another in the env")
+            raise PortTaken(f"port {self.port} is already taken")
         self.workdir.mkdir(parents=True, exist_ok=True)
-        self.proc = subprocess.Popen(
+        proc = self.proc = subprocess.Popen(
             [
                 redis_server_binary(),
                 "--port", str(self.port),
@@ -102,14 +141,48 @@ class RedisProcess:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        wait_for(lambda: ping(self.port), f"redis-server on {self.port}")
+
+        def ours() -> bool:
+            if proc.poll() is not None:  # it could not bind: someone else has the port
+                raise PortTaken(f"redis-server on {self.port} exited ({proc.returncode})")
+            # A server answering there may be another run's, started a moment earlier.
+            return server_pid(self.port) == proc.pid
+
+        try:
+            wait_for(ours, f"redis-server on {self.port}")
+        except BaseException:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         if self.proc is not None:
+            ours = self.proc.poll() is None
             self.proc.kill()
             self.proc.wait(10)
             self.proc = None
-        wait_for(lambda: not port_open(self.port), f"port {self.port} to close")
+            if ours:
+                wait_for(lambda: not port_open(self.port), f"port {self.port} to close")
+
+
+def start_private(workdir: Path, *extra: str) -> RedisProcess:
+    """A started `RedisProcess` on a free port (another port is tried if one is taken)."""
+    for attempt in range(START_ATTEMPTS):
+        [port] = free_ports(1)
+        server = RedisProcess(port, workdir / str(port), *extra)
+        try:
+            server.start()
+        except PortTaken:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+            continue
+        return server
+    raise AssertionError("unreachable")
+
+
+@pytest.fixture(scope="session")
+def pick_ports() -> Callable[..., list[int]]:
+    """`free_ports`, for test modules that start servers of their own (TLS)."""
+    return free_ports
 
 
 @pytest.fixture(scope="session")
@@ -127,7 +200,7 @@ def redis_url() -> str:
 def delete_prefix(url: str, prefix: str) -> None:
     """Delete every key under `prefix` (on each cluster primary for a cluster URL)."""
     if "+cluster://" in url:
-        ports = CLUSTER_PORTS
+        ports: tuple[int, ...] = _cluster_ports[url]
         url = "redis://127.0.0.1:{port}"
     else:
         ports = (0,)
@@ -135,6 +208,10 @@ def delete_prefix(url: str, prefix: str) -> None:
         with SyncRedis.from_url(url.format(port=port)) as client:
             for key in list(client.scan_iter(match=f"{{{prefix}*", count=1000)):
                 client.delete(key)
+
+
+_cluster_ports: dict[str, tuple[int, ...]] = {}
+"""The node ports of each cluster this process started, by its URL."""
 
 
 @pytest.fixture
@@ -153,33 +230,51 @@ async def redis_driver(redis_url: str, prefix: str) -> AsyncIterator[RedisDriver
     delete_prefix(redis_url, prefix)
 
 
+def _start_cluster(base: Path, cli: str) -> list[RedisProcess]:
+    """Three primaries on free ports (and free bus ports), joined into one cluster."""
+    ports = free_ports(3, cluster_bus=True)
+    nodes: list[RedisProcess] = []
+    try:
+        for port in ports:
+            conf = str(base / str(port) / "nodes.conf")
+            options = ["--cluster-enabled", "yes", "--cluster-config-file", conf]
+            node = RedisProcess(port, base / str(port), *options, "--cluster-node-timeout", "2000")
+            nodes.append(node)
+            node.start()
+        subprocess.run(
+            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in ports),
+             "--cluster-replicas", "0", "--cluster-yes"],
+            check=True, capture_output=True, timeout=30,
+        )  # fmt: skip
+        wait_for(lambda: all(map(cluster_ok, ports)), "cluster_state:ok", within=20)
+    except BaseException:
+        for node in nodes:
+            node.stop()
+        raise
+    return nodes
+
+
 @pytest.fixture(scope="session")
 def cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A 3-primary Redis Cluster on loopback, started for this session and killed after."""
+    """A 3-primary Redis Cluster on free loopback ports, started for this session (once per
+    xdist worker that needs it) and killed after."""
     redis_server_binary()
     cli = shutil.which("redis-cli")
     if cli is None:
         unavailable("redis-cli is not installed")
     assert cli is not None
     base = tmp_path_factory.mktemp("redis-cluster")
-
-    def make_node(port: int) -> RedisProcess:
-        conf = str(base / str(port) / "nodes.conf")
-        options = ["--cluster-enabled", "yes", "--cluster-config-file", conf]
-        return RedisProcess(port, base / str(port), *options, "--cluster-node-timeout", "2000")
-
-    nodes = [make_node(port) for port in CLUSTER_PORTS]
+    for attempt in range(START_ATTEMPTS):
+        try:
+            nodes = _start_cluster(base / str(attempt), cli)
+            break
+        except PortTaken:
+            if attempt == START_ATTEMPTS - 1:
+                raise
+    url = f"redis+cluster://127.0.0.1:{nodes[0].port}"
+    _cluster_ports[url] = tuple(node.port for node in nodes)
     try:
-        for node in nodes:
-            node.start()
-        subprocess.run(
-            [cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in CLUSTER_PORTS),
-             "--cluster-replicas", "0", "--cluster-yes"],
-            check=True, capture_output=True, timeout=30,
-        )  # fmt: skip
-
-        wait_for(lambda: all(map(cluster_ok, CLUSTER_PORTS)), "cluster_state:ok", within=20)
-        yield f"redis+cluster://127.0.0.1:{CLUSTER_PORTS[0]}"
+        yield url
     finally:
         for node in nodes:
             node.stop()
@@ -197,9 +292,8 @@ async def cluster_driver(cluster_url: str, prefix: str) -> AsyncIterator[RedisDr
 
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisProcess]:
-    """A private redis-server (port 7200 by default) that the test may kill and restart."""
-    server = RedisProcess(PRIVATE_PORT, tmp_path / "private-redis")
-    server.start()
+    """A private redis-server on a free port that the test may kill and restart."""
+    server = start_private(tmp_path / "private-redis")
     try:
         yield server
     finally:

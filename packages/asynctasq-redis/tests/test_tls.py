@@ -2,21 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from asynctasq.drivers.base import OutgoingMessage
 from asynctasq_redis import RedisDriver
-
-TLS_PORT = int(os.environ.get("ASYNCTASQ_TEST_TLS_REDIS_PORT", "7210"))
 
 
 def _listening(port: int) -> bool:
@@ -40,35 +37,56 @@ def _make_certs(d: Path) -> None:
                  "-out", f"{name}.crt", cwd=d)  # fmt: skip
 
 
+def _start_tls_server(server: str, d: Path, port: int) -> subprocess.Popen[bytes] | None:
+    """A TLS-only redis-server on `port`, or None when it exited (the port was taken)."""
+    proc = subprocess.Popen(
+        [server, "--port", "0", "--tls-port", str(port), "--bind", "127.0.0.1",
+         "--tls-cert-file", str(d / "server.crt"), "--tls-key-file", str(d / "server.key"),
+         "--tls-ca-cert-file", str(d / "ca.crt"), "--tls-auth-clients", "yes",
+         "--save", "", "--appendonly", "no", "--dir", str(d)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 10
+    while not _listening(port):
+        if proc.poll() is not None:
+            return None
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait(10)
+            pytest.fail("the TLS redis-server did not start (built without TLS?)")
+        time.sleep(0.05)
+    return proc
+
+
 @pytest.fixture(scope="module")
-def tls_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+def tls_server(
+    tmp_path_factory: pytest.TempPathFactory, pick_ports: Callable[..., list[int]]
+) -> Iterator[tuple[Path, int]]:
+    """(certificate directory, port) of a TLS-only redis-server on a free port."""
     server, openssl = shutil.which("redis-server"), shutil.which("openssl")
     if server is None or openssl is None:
         pytest.skip("redis-server and openssl are needed for the TLS test")
     assert server is not None
     d = tmp_path_factory.mktemp("tls")
     _make_certs(d)
-    proc = subprocess.Popen(
-        [server, "--port", "0", "--tls-port", str(TLS_PORT), "--bind", "127.0.0.1",
-         "--tls-cert-file", str(d / "server.crt"), "--tls-key-file", str(d / "server.key"),
-         "--tls-ca-cert-file", str(d / "ca.crt"), "--tls-auth-clients", "yes",
-         "--save", "", "--appendonly", "no", "--dir", str(d)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    for _ in range(5):  # another process may take the free port first
+        [port] = pick_ports(1)
+        proc = _start_tls_server(server, d, port)
+        if proc is not None:
+            break
+    else:
+        pytest.fail("the TLS redis-server exited on start five times (ports taken?)")
     try:
-        deadline = time.monotonic() + 10
-        while not _listening(TLS_PORT):
-            if time.monotonic() > deadline or proc.poll() is not None:
-                pytest.fail("the TLS redis-server did not start (built without TLS?)")
-            time.sleep(0.05)
-        yield d
+        yield d, port
     finally:
         proc.kill()
         proc.wait(10)
 
 
-@pytest.mark.parametrize("url", [f"rediss://127.0.0.1:{TLS_PORT}", f"redis://127.0.0.1:{TLS_PORT}"])
-async def test_round_trip_over_mutual_tls(tls_dir: Path, url: str) -> None:
+@pytest.mark.parametrize("scheme", ["rediss", "redis"])
+async def test_round_trip_over_mutual_tls(tls_server: tuple[Path, int], scheme: str) -> None:
+    tls_dir, port = tls_server
+    url = f"{scheme}://127.0.0.1:{port}"
     driver = RedisDriver(
         url=url,
         prefix=f"tls-{uuid.uuid4().hex[:8]}",
