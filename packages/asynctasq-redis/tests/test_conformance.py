@@ -9,12 +9,23 @@ from asynctasq.testing import DriverConformance
 from asynctasq_redis import RedisDriver
 
 
+async def _peer(driver: Driver) -> Driver:
+    """A second driver (its own connection pool) on the same server and prefix."""
+    assert isinstance(driver, RedisDriver)
+    peer = RedisDriver(url=driver.settings.url, prefix=driver.prefix)
+    await peer.connect()
+    return peer
+
+
 class TestRedisConformance(DriverConformance):
     push_logs = True  # a waiting read_log is an XREAD BLOCK, answered by the append
 
     @pytest.fixture
     async def driver(self, redis_driver: RedisDriver) -> Driver:
         return redis_driver
+
+    async def claim_peer(self, driver: Driver) -> Driver | None:
+        return await _peer(driver)
 
 
 class TestRedisClusterConformance(DriverConformance):
@@ -23,6 +34,9 @@ class TestRedisClusterConformance(DriverConformance):
     @pytest.fixture
     async def driver(self, cluster_driver: RedisDriver) -> Driver:
         return cluster_driver
+
+    async def claim_peer(self, driver: Driver) -> Driver | None:
+        return await _peer(driver)
 
 
 def test_driver_satisfies_the_protocol() -> None:

@@ -21,6 +21,7 @@ Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``); an *entry* is
 ``B:woken``               set while a wake-up sentinel (an empty entry) is in ready/staged
 ``{p}:queues``            set of queue names ever enqueued to (for ``queue_names``)
 ``p:result:<task id>``    list of one element, the kept outcome of a task (with a TTL)
+``p:claim:<key>``         string: the holder of claim ``key`` (``PX``: expires with its ttl)
 ========================  ====================================================================
 
 The lifecycle capabilities (task status, logs, worker records) use tags of their own,
@@ -96,6 +97,12 @@ class QueueKeys:
 def result_key(prefix: str, task_id: str) -> str:
     """The kept result of task `task_id`."""
     return f"{prefix}:result:{task_id}"  # no hash tag: results spread over the cluster
+
+
+def claim_key(prefix: str, key: str) -> str:
+    """The holder of claim `key` (no hash tag: one key per call, so claims spread over a
+    cluster; a ``{...}`` inside `key` only picks another slot)."""
+    return f"{prefix}:claim:{key}"
 
 
 def registry_key(prefix: str) -> str:

@@ -19,6 +19,7 @@ from asynctasq.drivers.base import (
 )
 from asynctasq.redaction import redact_url
 from asynctasq_redis import _dead_letters
+from asynctasq_redis._claims import Claims
 from asynctasq_redis._connection import ConnectionSettings, build_client
 from asynctasq_redis._dequeue import MIN_BLOCK, Dequeuer
 from asynctasq_redis._keys import KeyCache, result_key
@@ -57,15 +58,15 @@ def _entry(message: OutgoingMessage) -> bytes:
     return head + message.payload
 
 
-class RedisDriver(StatusRecords, EventLogs, WorkerRecords):
+class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
     """Queues in Redis with leases, atomic Lua state changes and blocking waits.
 
     Settings are the keyword arguments; nothing connects until the first operation (or
     `connect()`), so a driver may be created at import time.
 
     Besides the driver contract it keeps results (`ResultStore`), task status records
-    (`StatusStore`), logs on Redis Streams (`EventLog`, waiting readers are pushed to) and
-    worker records (`WorkerRegistry`).
+    (`StatusStore`), logs on Redis Streams (`EventLog`, waiting readers are pushed to),
+    worker records (`WorkerRegistry`) and named claims with a ttl (`ClaimStore`).
 
     Args:
         url: ``redis://[[user]:[password]@]host:port[/db]``, ``rediss://`` for TLS,
