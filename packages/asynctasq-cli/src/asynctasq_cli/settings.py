@@ -30,6 +30,8 @@ from asynctasq.config import (
     ConfigWarning,
     get_config,
     init,
+    merge_settings,
+    read_dotenv,
     set_global_config,
 )
 from asynctasq.drivers.connections import EMBEDDED_DEFAULT, default_driver_name
@@ -160,17 +162,6 @@ def parse_set(items: Sequence[str]) -> dict[str, Any]:
     return out
 
 
-def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
-    for key, value in layer.items():
-        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
-            base[key].update(value)
-        elif isinstance(value, Mapping):
-            base[key] = dict(value)
-        else:
-            base[key] = value
-    return base
-
-
 def _init(settings: Mapping[str, Any], env_file: Path | None, found: list[str]) -> Config:
     """Core's `init()`, with its `ConfigWarning` lines added to `found` (once each)."""
     with warnings.catch_warnings(record=True) as caught:
@@ -178,11 +169,7 @@ def _init(settings: Mapping[str, Any], env_file: Path | None, found: list[str]) 
         # this command's to report.
         warnings.simplefilter("always", ConfigWarning)
         try:
-            return init(settings, dotenv=env_file)
-        except ConfigError as exc:
-            # Core names the source "init()"; here that source is the command line.
-            message = str(exc).replace("init(): ", "command line: ", 1)
-            raise type(exc)(message) from None
+            return init(settings, dotenv=env_file, source="command line")
         finally:
             for warning in caught:
                 if issubclass(warning.category, ConfigWarning):
@@ -220,7 +207,7 @@ def load_config(
     settings = parse_set(options.set)
     if options.driver is not None:
         settings["driver"] = options.driver
-    _merge(settings, overrides or {})
+    merge_settings(settings, overrides or {})
     found: list[str] = []
     config = _init(settings, options.env_file, found)
     embedded = config.driver is None
@@ -230,7 +217,7 @@ def load_config(
         for item in options.driver_options:
             key, value = _split_assignment(item, "--driver-option")
             driver_settings[key] = value
-        _merge(settings, {name: driver_settings})
+        merge_settings(settings, {name: driver_settings})
         config = _init(settings, options.env_file, found)
     if announce:
         for message in found:
@@ -265,16 +252,6 @@ def reapply_after_imports(loaded: LoadedConfig) -> LoadedConfig:
     )
 
 
-def dotenv_values(env_file: Path | None) -> dict[str, str]:
-    """The variables of the ``.env`` file (the given one or ``./.env``); empty if none."""
-    path = env_file if env_file is not None else Path.cwd() / ".env"
-    if not path.is_file():
-        return {}
-    from dotenv import dotenv_values as read
-
-    return {k: v for k, v in read(path).items() if v is not None}
-
-
 def cli_setting(name: str, given: str | None, env_file: Path | None, default: str) -> str:
     """A CLI-only setting (not in core's configuration) with the same precedence.
 
@@ -289,7 +266,7 @@ def cli_setting(name: str, given: str | None, env_file: Path | None, default: st
     variable = ENV_PREFIX + name
     if variable in os.environ:
         return os.environ[variable]
-    return dotenv_values(env_file).get(variable, default)
+    return read_dotenv(env_file).get(variable, default)
 
 
 def migration_settings(
@@ -322,7 +299,6 @@ __all__ = [
     "LoadedConfig",
     "SetOption",
     "cli_setting",
-    "dotenv_values",
     "load_config",
     "migration_settings",
     "parse_set",

@@ -20,13 +20,12 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
-import inspect
 import math
 import os
 import types
 import typing
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -165,60 +164,90 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off"}
 
 
-def _convert(where: str, value: Any, annotation: Any) -> Any:
-    """Coerce `value` (often an environment string) to `annotation`, or raise ConfigError."""
-    if annotation is Any or annotation is inspect.Parameter.empty:
-        return value
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if origin in (typing.Union, types.UnionType):
-        empty = value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
-        if empty and type(None) in args:
-            return None
-        errors = []
-        for arg in args:
-            if arg is type(None):
-                continue
-            try:
-                return _convert(where, value, arg)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
-    if origin is Literal:
-        if value in args:
-            return value
-        raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
-    if origin in (tuple, list) or annotation in (tuple, list):
-        if isinstance(value, str):
-            items: list[Any] = [s.strip() for s in value.split(",") if s.strip()]
-        elif isinstance(value, list | tuple):
-            items = list(value)
-        else:
-            raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
-        return tuple(str(i) for i in items) if origin is tuple else [str(i) for i in items]
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-            return value.strip().lower() in _TRUE
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if annotation in (int, float):
-        if isinstance(value, bool):
-            raise ConfigError(f"{where}: expected a number, got {value!r}")
+def _to_union(where: str, value: Any, args: tuple[Any, ...]) -> Any:
+    empty = value is None or (isinstance(value, str) and value.strip().lower() in ("", "none"))
+    if empty and type(None) in args:
+        return None
+    errors = []
+    for arg in args:
+        if arg is type(None):
+            continue
         try:
-            number = annotation(value.strip() if isinstance(value, str) else value)
-        except (TypeError, ValueError):
-            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
-        if isinstance(number, float) and not math.isfinite(number):
-            raise ConfigError(f"{where}: must be finite, got {value!r}")
-        if isinstance(value, float) and annotation is int and value != int(value):
-            raise ConfigError(f"{where}: expected a whole number, got {value!r}")
-        return number
-    if annotation is str:
-        if not isinstance(value, str):
-            raise ConfigError(f"{where}: expected a string, got {type(value).__name__}")
+            return _convert(where, value, arg)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    raise ConfigError(errors[0] if errors else f"{where}: invalid value {value!r}")
+
+
+def _to_literal(where: str, value: Any, args: tuple[Any, ...]) -> Any:
+    if value in args:
         return value
+    raise ConfigError(f"{where}: {value!r} is not one of {', '.join(map(repr, args))}")
+
+
+def _to_sequence(where: str, value: Any, kind: type[Any]) -> Any:
+    if isinstance(value, str):
+        items: list[Any] = [s.strip() for s in value.split(",") if s.strip()]
+    elif isinstance(value, list | tuple):
+        items = list(value)
+    else:
+        raise ConfigError(f"{where}: expected a list, got {type(value).__name__}")
+    return kind(str(i) for i in items)
+
+
+def _to_bool(where: str, value: Any, kind: type[Any]) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ConfigError(f"{where}: expected true/false, got {value!r}")
+
+
+def _to_number(where: str, value: Any, kind: type[Any]) -> Any:
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: expected a number, got {value!r}")
+    try:
+        number = kind(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if isinstance(number, float) and not math.isfinite(number):
+        raise ConfigError(f"{where}: must be finite, got {value!r}")
+    if isinstance(value, float) and kind is int and value != int(value):
+        raise ConfigError(f"{where}: expected a whole number, got {value!r}")
+    return number
+
+
+def _to_str(where: str, value: Any, kind: type[Any]) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected a string, got {type(value).__name__}")
     return value
+
+
+_CONVERTERS: dict[Any, Callable[[str, Any, type[Any]], Any]] = {
+    tuple: _to_sequence,
+    list: _to_sequence,
+    bool: _to_bool,
+    int: _to_number,
+    float: _to_number,
+    str: _to_str,
+}
+"""How a value (often an environment string) becomes each plain type a setting declares."""
+
+
+def _convert(where: str, value: Any, annotation: Any) -> Any:
+    """Coerce `value` (often an environment string) to `annotation`, or raise ConfigError.
+
+    Types without a converter (a driver's own classes, ``Any``) pass the value through: the
+    driver's constructor checks it.
+    """
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return _to_union(where, value, typing.get_args(annotation))
+    if origin is Literal:
+        return _to_literal(where, value, typing.get_args(annotation))
+    kind = origin or annotation
+    converter = _CONVERTERS.get(kind)
+    return value if converter is None else converter(where, value, kind)
 
 
 def _section_fields(name: str) -> dict[str, Any]:
@@ -227,10 +256,7 @@ def _section_fields(name: str) -> dict[str, Any]:
         cls = _SECTIONS[name]
         hints = typing.get_type_hints(cls)
         return {f.name: hints[f.name] for f in dataclasses.fields(cls)}
-    try:
-        cls = driver_class(name)
-    except UnknownDriverError:
-        raise
+    cls = driver_class(name)
     params = driver_settings(cls)
     try:
         hints = typing.get_type_hints(cls.__init__)
@@ -421,7 +447,7 @@ def stray_variables(
     path = Path(dotenv) if dotenv is not None else Path.cwd() / ".env"
     found: list[StrayVariable] = []
     layers = (
-        (str(path), _read_dotenv(path)),
+        (str(path), read_dotenv(path)),
         ("environment", os.environ if environ is None else environ),
     )
     for source, variables in layers:
@@ -436,7 +462,10 @@ def stray_variables(
     return found
 
 
-def _read_dotenv(path: Path) -> dict[str, str]:
+def read_dotenv(path: str | Path | None = None) -> dict[str, str]:
+    """The variables of a ``.env`` file (default: ``.env`` in the working directory); empty
+    when there is none."""
+    path = Path(path) if path is not None else Path.cwd() / ".env"
     if not path.is_file():
         return {}
     from dotenv import dotenv_values
@@ -444,10 +473,14 @@ def _read_dotenv(path: Path) -> dict[str, str]:
     return {k: v for k, v in dotenv_values(path).items() if v is not None}
 
 
-def _merge(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+def merge_settings(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, Any]:
+    """Merge settings `layer` into `base` (in place, and returned): sections key by key,
+    other values replaced. How every source is layered over the weaker ones."""
     for key, value in layer.items():
-        if isinstance(value, Mapping):
-            base.setdefault(key, {}).update(value)
+        if isinstance(value, Mapping) and isinstance(base.get(key), dict):
+            base[key].update(value)
+        elif isinstance(value, Mapping):
+            base[key] = dict(value)
         else:
             base[key] = value
     return base
@@ -457,7 +490,7 @@ def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
     global _version
     merged: dict[str, Any] = {}
     for _, layer in layers:
-        _merge(merged, layer)
+        merge_settings(merged, layer)
     sources = {k: src for src, layer in layers for k in layer}
     driver = merged.pop("driver", None)
     values: dict[str, Any] = {}
@@ -481,7 +514,7 @@ def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
 def _environment_layers(dotenv: str | Path | None) -> list[tuple[str, Mapping[str, Any]]]:
     path = Path(dotenv) if dotenv is not None else Path.cwd() / ".env"
     return [
-        (f"{path}", _from_environ(_read_dotenv(path), f"{path}")),
+        (f"{path}", _from_environ(read_dotenv(path), f"{path}")),
         ("environment", _from_environ(os.environ)),
     ]
 
@@ -579,6 +612,8 @@ __all__ = [
     "WorkerSettings",
     "get_config",
     "init",
+    "merge_settings",
+    "read_dotenv",
     "reset_config",
     "set_global_config",
     "stray_variables",

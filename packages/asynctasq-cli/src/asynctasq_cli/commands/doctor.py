@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from asynctasq.config import stray_variables
+from asynctasq.config import read_dotenv, stray_variables
 from asynctasq.drivers.registry import FIRST_PARTY_DRIVERS, driver_class, driver_settings
 from asynctasq.plugins import (
     CLI_GROUP,
@@ -37,7 +37,6 @@ from asynctasq_cli.settings import (
     EnvFileOption,
     LoadedConfig,
     SetOption,
-    dotenv_values,
     load_config,
 )
 from asynctasq_cli.status import EMBEDDED_NOTE
@@ -184,7 +183,7 @@ def diagnose(connection: ConnectionOptions, timeout: float) -> Report:
         return report
     report.driver, report.embedded_default = loaded.driver_name, loaded.embedded_default
     report.task_code_roots = [str(r) for r in default_roots(loaded.config.worker.allowed_roots)]
-    report.settings = settings_in_effect(loaded, dotenv_values(connection.env_file))
+    report.settings = settings_in_effect(loaded, read_dotenv(connection.env_file))
     report.connectivity = run(check_connectivity(loaded, timeout))
     if not report.connectivity["ok"]:
         report.problems.append(f"connectivity: {report.connectivity['error']}")
