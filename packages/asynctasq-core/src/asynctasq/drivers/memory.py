@@ -90,11 +90,13 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
     async def enqueue(self, message: OutgoingMessage) -> None:
         self._store(message)
         self._notify()
+        await self._after_enqueue()
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
         for message in messages:
             self._store(message)
         self._notify()
+        await self._after_enqueue()
 
     def _store(self, message: OutgoingMessage) -> None:
         if message.task_id in self._s.records:
