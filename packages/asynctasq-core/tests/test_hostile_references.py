@@ -18,13 +18,13 @@ import orjson
 import pytest
 
 from asynctasq import Middleware, task
+from asynctasq.core.resolver import TaskResolver
 from asynctasq.drivers.base import OutgoingMessage
 from asynctasq.drivers.connections import get_driver
 from asynctasq.errors import ForbiddenTaskError, TaskNotFoundError
 from asynctasq.serializer import get_import_guard
 from asynctasq.testing import MemoryDriver
 from asynctasq.worker import Worker
-from asynctasq.worker.resolver import TaskResolver
 
 ran: list[Any] = []
 

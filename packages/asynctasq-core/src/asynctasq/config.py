@@ -595,6 +595,13 @@ def get_config() -> Config:
     return _config
 
 
+def use_config(config: Config) -> None:
+    """Make an already-built configuration the one in effect (a worker's process-pool children
+    receive their parent's this way, instead of reading the environment again)."""
+    global _config
+    _config = config
+
+
 def reset_config() -> None:
     """Back to the defaults, ignoring the environment (for tests)."""
     global _config
@@ -617,4 +624,5 @@ __all__ = [
     "reset_config",
     "set_global_config",
     "stray_variables",
+    "use_config",
 ]

@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from asynctasq.config import read_dotenv, stray_variables
+from asynctasq.core.resolver import default_roots
 from asynctasq.drivers.registry import FIRST_PARTY_DRIVERS, driver_class, driver_settings
 from asynctasq.plugins import (
     CLI_GROUP,
@@ -25,7 +26,6 @@ from asynctasq.plugins import (
     plugins,
 )
 from asynctasq.runner import run
-from asynctasq.worker.resolver import default_roots
 from asynctasq_cli import plugins as cli_plugins
 from asynctasq_cli import session
 from asynctasq_cli.output import describe, literal, print_json, reporting_errors, stdout

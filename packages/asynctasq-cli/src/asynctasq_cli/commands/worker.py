@@ -22,11 +22,11 @@ from rich.console import Console
 from rich.live import Live
 
 from asynctasq.core.options import check_queue
+from asynctasq.core.resolver import default_roots
 from asynctasq.drivers.base import EventLog, WorkerRegistry
 from asynctasq.executors.threads import stuck_task_threads
 from asynctasq.runner import run
 from asynctasq.worker import Worker
-from asynctasq.worker.resolver import default_roots
 from asynctasq_cli import session
 from asynctasq_cli.logging import (
     LOG_LEVELS,

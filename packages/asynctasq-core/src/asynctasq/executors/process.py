@@ -21,9 +21,13 @@ from typing import Any
 
 from pebble import ProcessExpired, ProcessPool
 
-from asynctasq.config import Config
+from asynctasq.config import Config, use_config
+from asynctasq.core import envelope
+from asynctasq.core.resolver import TaskResolver
 from asynctasq.errors import AsyncTasQError
 from asynctasq.executors._context import task_process_context
+from asynctasq.lifecycle.context import TaskContext, set_current
+from asynctasq.serializer import set_import_guard
 
 _resolver: Any = None
 _in_child = False
@@ -78,12 +82,8 @@ def _child_init(
     # now, not as it was when the forkserver started.
     os.environ.clear()
     os.environ.update(environ)
-    import asynctasq.config as config_module
-    from asynctasq.serializer import set_import_guard
-    from asynctasq.worker.resolver import TaskResolver
-
     sys.path[:] = sys_path
-    config_module._config = config
+    use_config(config)
     _resolver = TaskResolver(allowed_roots)
     set_import_guard(_resolver.check_module)
     for module in imports:
@@ -105,9 +105,6 @@ def _run_coroutine(coro: Any) -> Any:
 
 def _child_run(payload: bytes, attempts: int) -> Any:
     """Entry point in the child: rebuild the task from its envelope and run it."""
-    from asynctasq.core import envelope
-    from asynctasq.worker.resolver import TaskResolver
-
     resolver = _resolver or TaskResolver()
     env = envelope.decode(payload)
     target = resolver.resolve(env.task, env.script)
@@ -119,8 +116,6 @@ def _child_run(payload: bytes, attempts: int) -> Any:
     # The task's context in the child: its id and attempt; progress reports from a child are
     # not carried back to the worker (they are accepted and dropped), so a task may report
     # progress whichever way it runs.
-    from asynctasq.lifecycle.context import TaskContext, set_current
-
     set_current(TaskContext(env.task_id, env.task, "", attempts))
     result = task._invoke()
     if inspect.isawaitable(result):

@@ -35,6 +35,7 @@ from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
 from asynctasq.core.function import TaskFunction
 from asynctasq.core.options import check_queue
+from asynctasq.core.resolver import TaskResolver
 from asynctasq.core.task import BaseTask, Execution
 from asynctasq.drivers.base import (
     Delivery,
@@ -63,7 +64,6 @@ from asynctasq.worker.failures import brief, failure_from, printable
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
 from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
-from asynctasq.worker.resolver import TaskResolver
 from asynctasq.worker.retry import retry_delay
 
 log = logging.getLogger("asynctasq.worker")

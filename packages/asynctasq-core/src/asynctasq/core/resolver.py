@@ -34,11 +34,10 @@ from importlib.metadata import packages_distributions
 from pathlib import Path
 from typing import Any
 
-from asynctasq.core import registry
+from asynctasq.core import locate, registry
 from asynctasq.core.function import TaskFunction
 from asynctasq.core.task import BaseTask
 from asynctasq.errors import ForbiddenTaskError, TaskNotFoundError
-from asynctasq.worker import locate
 
 MAX_NAME_LENGTH = 500
 """Longest task or class reference accepted (real ones are far shorter)."""
