@@ -26,6 +26,7 @@ from asynctasq.core.resolver import default_roots
 from asynctasq.drivers.base import EventLog, WorkerRegistry
 from asynctasq.executors.threads import stuck_task_threads
 from asynctasq.runner import run
+from asynctasq.supervisor import supervised_pool_size
 from asynctasq.worker import Worker
 from asynctasq_cli import session
 from asynctasq_cli.logging import (
@@ -47,6 +48,7 @@ from asynctasq_cli.settings import (
     reapply_after_imports,
 )
 from asynctasq_cli.status import Banner, StatusLine, summary
+from asynctasq_cli.supervised import run_supervised, tag_child_logs, workers_option
 from asynctasq_cli.versions import cli_version, event_loop
 
 log = logging.getLogger("asynctasq.cli")
@@ -228,6 +230,7 @@ def run_worker(
         raise CliError(f"--log-format: {fmt!r} is not one of text, json", exit_code=2)
     console = stderr()
     logs = configure_logging(level, cast(LogFormat, fmt), console)
+    tag_child_logs(logs)
     added: list[str] = []
     try:
         loaded = load_config(connection, options.as_settings())
@@ -244,6 +247,8 @@ def run_worker(
                 imports=list(settings.imports or ()),
                 config=loaded.config,
                 events=options.events,
+                # Under --workers N, the pool gets its share of the CPUs unless one is set.
+                process_pool_size=None if settings.process_pool_size else supervised_pool_size(),
             )
         except ValueError as exc:  # a worker setting from the environment or .env
             raise CliError(f"worker settings: {exc}", exit_code=2) from None
@@ -413,6 +418,18 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_PANEL_RUN,
             ),
         ] = None,
+        workers: Annotated[
+            str | None,
+            typer.Option(
+                "--workers",
+                metavar="N",
+                help="Run N worker processes (or 'auto': one per CPU) under a supervisor that "
+                "restarts them if they die; each one's process pool defaults to CPUs // N. "
+                "(env: ASYNCTASQ_WORKERS; default: one worker in this process)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
         heartbeat_interval: Annotated[
             float | None,
             typer.Option(
@@ -459,7 +476,26 @@ def register(app: typer.Typer) -> None:
                 events=events,
             )
             connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
-            run_worker(connection, options, log_level=log_level, log_format=log_format, live=live)
+
+            def serve(show_live: bool | None) -> None:
+                run_worker(
+                    connection, options, log_level=log_level, log_format=log_format, live=show_live
+                )
+
+            processes = workers_option(workers, connection)
+            if processes is None:
+                serve(live)
+                return
+            code = run_supervised(
+                processes,
+                lambda: serve(False),  # one live status line per terminal, not N
+                connection,
+                options.as_settings(),
+                burst=burst,
+                log_level=log_level,
+                log_format=log_format,
+            )
+        raise typer.Exit(code)
 
 
 __all__ = [
