@@ -322,7 +322,7 @@ def _cli_root() -> object:
 
 def resolve_cli(words: list[str]) -> tuple[list[str], list[str]]:
     """(command path, problems) for ``asynctasq ...`` words, checked against the app."""
-    from typer._click import Context
+    from asynctasq_cli.clicktypes import Context
 
     command = _cli_root()
     ctx = Context(command, info_name="asynctasq")  # type: ignore[arg-type]

@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import typer
-from typer._click import Context
+
+from asynctasq_cli.clicktypes import Context
 
 ROOT_NAME = "asynctasq"
 

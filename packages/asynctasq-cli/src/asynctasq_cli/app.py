@@ -10,7 +10,7 @@ import typer
 from typer.core import TyperGroup
 
 from asynctasq_cli import plugins
-from asynctasq_cli._click import ClickException, Command, Context, UsageError
+from asynctasq_cli.clicktypes import ClickException, Command, Context, UsageError
 from asynctasq_cli.commands import (
     dead_letters,
     doctor,

@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from asynctasq.errors import AsyncTasQError, ConfigError
-from asynctasq_cli._click import ClickException
+from asynctasq_cli.clicktypes import ClickException
 from asynctasq_cli.redact import redact_text
 
 EXIT_FAILURE = 1

@@ -15,7 +15,7 @@ import typer
 from typer.core import TyperCommand
 
 from asynctasq.plugins import CLI_GROUP, PluginInfo, load_plugin, plugins
-from asynctasq_cli._click import Command
+from asynctasq_cli.clicktypes import Command
 from asynctasq_cli.output import EXIT_FAILURE, literal, one_line
 
 
