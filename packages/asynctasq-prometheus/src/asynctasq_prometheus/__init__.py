@@ -1,0 +1,3 @@
+"""Prometheus metrics and HTTP health probes for AsyncTasQ workers."""
+
+__all__: list[str] = []
