@@ -92,6 +92,19 @@ class TaskTimeoutError(AsyncTasQError, TimeoutError):
     """A task ran longer than its timeout and was stopped."""
 
 
+class TaskExpiredError(AsyncTasQError):
+    """A worker took a task after its expiry (``expires``): the task was not run.
+
+    The failure kept with its dead letter (reason ``expired``), unless the task drops
+    expired tasks (``on_expiry="drop"``).
+    """
+
+
+class UniqueNotSupportedError(AsyncTasQError, TypeError):
+    """A unique task was dispatched through a driver that cannot hold claims (SQS,
+    RabbitMQ): nothing was queued. The message names the drivers that can."""
+
+
 class TaskFailedError(AsyncTasQError):
     """Awaiting a result: the task failed for good (it was dead-lettered).
 

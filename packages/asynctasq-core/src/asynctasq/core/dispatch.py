@@ -6,15 +6,16 @@ import os
 import time
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from asynctasq.config import get_config
-from asynctasq.core import envelope
+from asynctasq.core import envelope, unique
 from asynctasq.core.function import FunctionTask
-from asynctasq.core.options import resolve, resolve_cached
+from asynctasq.core.options import ResolvedOptions, resolve, resolve_cached
 from asynctasq.core.results import TaskId, cannot_keep, keeps_results
 from asynctasq.core.task import BaseTask, handed_over
-from asynctasq.drivers.base import Driver, OutgoingMessage, TransactionalEnqueue
+from asynctasq.core.timing import epoch
+from asynctasq.drivers.base import ClaimStore, Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
 from asynctasq.lifecycle import dispatching
 from asynctasq.middleware import before_enqueue, call_hooks, dispatch_middleware
@@ -31,8 +32,17 @@ def new_task_id() -> str:
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+Claim = tuple[str, float]
+"""A unique task's claim: (key, ttl in seconds)."""
+
+
 def prepare(task: BaseTask[Any]) -> OutgoingMessage:
     """Assign an id, resolve settings and encode: everything but the driver call."""
+    return _prepare(task)[0]
+
+
+def _prepare(task: BaseTask[Any]) -> tuple[OutgoingMessage, Claim | None]:
+    """`prepare`, and the claim a unique task must take before it is queued."""
     if task._unsent is not None:
         handed_over(task)  # a dispatch was asked for: whatever happens now is reported
     defaults = get_config().task_defaults
@@ -43,16 +53,42 @@ def prepare(task: BaseTask[Any]) -> OutgoingMessage:
         options = resolve_cached(owner, task._class_options, defaults)
     task_id = new_task_id()
     now = time.time()
-    payload = envelope.encode(task, task_id, options, now)
+    claim: Claim | None = None
+    if options.unique is not None:
+        key = unique.key_for(task, _name(task), options.unique)
+        if key is not None:
+            claim = (key, unique.claim_ttl(options.unique, options.delay))
+    if options.expires is not None and options.delay:
+        _check_due_before_expiry(task, options, now)
+    payload = envelope.encode(task, task_id, options, now, claim[0] if claim else None)
     task._tracked = options.track
     task._task_id = task_id
     task._dispatched_at = datetime.fromtimestamp(now, UTC)
-    return OutgoingMessage(
+    message = OutgoingMessage(
         task_id=task_id,
         queue=options.queue,
         payload=payload,
         delay=options.delay,
         visibility_timeout=options.visibility_timeout,
+    )
+    return message, claim
+
+
+def _check_due_before_expiry(task: BaseTask[Any], options: ResolvedOptions, now: float) -> None:
+    assert options.expires is not None
+    if epoch(options.expires, now) <= now + options.delay:
+        raise ValueError(
+            f"{_name(task)} would expire before it is due (delay {options.delay:g} s, "
+            f"expires {options.expires!r}): nothing was queued; move the expiry after the "
+            "delay (a number of seconds for expires counts from the dispatch)"
+        )
+
+
+def _no_transaction(task: BaseTask[Any]) -> ValueError:
+    return ValueError(
+        f"{_name(task)} is a unique task: it cannot be queued inside a transaction "
+        "(dispatch(connection=...)), whose rollback would leave its key claimed by a task that "
+        "does not exist; dispatch it after the commit"
     )
 
 
@@ -68,27 +104,45 @@ async def _enqueue_in_transaction(
 
 
 async def dispatch(task: BaseTask[T], *, connection: Any = None) -> TaskId[T]:
-    """Queue one task and return its id. See `BaseTask.dispatch`."""
-    message = prepare(task)
+    """Queue one task and return its id. See `BaseTask.dispatch`.
+
+    A unique task whose key is held queues nothing and returns the holder's id.
+    """
+    message, claim = _prepare(task)
+    if claim is not None and connection is not None:
+        raise _no_transaction(task)
     middleware = dispatch_middleware()
     if middleware:
         before_enqueue(middleware, task, message)  # may veto: nothing is queued yet
     driver = await get_driver(task._driver())
     if task._option("keep_result") and not keeps_results(driver):
         raise cannot_keep(driver, f"{_name(task)} has keep_result")  # before anything is queued
+    store: ClaimStore | None = None
+    if claim is not None:
+        store = unique.claim_store(driver, _name(task))
+        holder = await store.claim(claim[0], message.task_id, claim[1])
+        if holder is not None:  # queued or running already: this dispatch is that task
+            task._task_id = holder
+            return TaskId(holder, driver)
     tracked: list[dispatching.Tracked] = []
     if task._tracked:
         tracked.append((message, _name(task), task._tracked))
-        dispatching.check_trackable(driver, _name(task))
-        await dispatching.write_first(driver, tracked)
     try:
-        if connection is not None:
-            await _enqueue_in_transaction(driver, connection, [message])
-        else:
-            await driver.enqueue(message)
-    except BaseException as exc:
         if tracked:
-            await dispatching.queueing_failed(driver, tracked, exc)
+            dispatching.check_trackable(driver, _name(task))
+            await dispatching.write_first(driver, tracked)
+        try:
+            if connection is not None:
+                await _enqueue_in_transaction(driver, connection, [message])
+            else:
+                await driver.enqueue(message)
+        except BaseException as exc:
+            if tracked:
+                await dispatching.queueing_failed(driver, tracked, exc)
+            raise
+    except BaseException:
+        if store is not None and claim is not None:
+            await unique.release_all(store, [(claim[0], message.task_id)])
         raise
     events = get_config().events
     if events.enabled:
@@ -104,10 +158,27 @@ def _name(task: BaseTask[Any]) -> str:
     return task.function.name if isinstance(task, FunctionTask) else type(task)._task_name
 
 
+class _Group:
+    """The messages of one dispatch_many call bound for one driver."""
+
+    __slots__ = ("claims", "driver", "messages", "tracked")
+
+    def __init__(self, driver: Driver) -> None:
+        self.driver = driver
+        self.messages: list[OutgoingMessage] = []
+        self.tracked: list[dispatching.Tracked] = []
+        self.claims: list[tuple[str, str]] = []  # (key, holder) taken for this group
+
+
 async def dispatch_many(
     tasks: Iterable[BaseTask[Any]], *, connection: Any = None
 ) -> list[TaskId[Any]]:
     """Queue several tasks with one batch call per driver; return their ids in order.
+
+    Unique tasks claim their keys one by one, in order, before anything is queued: one whose
+    key is held (by an earlier dispatch, or by an earlier task of this batch) is not queued
+    and its place in the returned list holds the holder's id. Claims of tasks that end up not
+    queued (an error) are released.
 
     Raises:
         SerializationError: a task's argument cannot be serialized; nothing is queued then.
@@ -117,13 +188,14 @@ async def dispatch_many(
         if t._unsent is not None:
             # All were handed to us: if one fails to encode, the rest must not warn as forgotten.
             handed_over(t)
-    prepared = [(t, prepare(t)) for t in tasks]  # all encoded before anything is sent
-    groups: dict[int, tuple[Driver, list[OutgoingMessage]]] = {}
+    prepared = [(t, *_prepare(t)) for t in tasks]  # all encoded before anything is sent
+    groups: dict[int, _Group] = {}
     drivers: dict[object, Driver] = {}
-    ids: list[TaskId[Any]] = []
-    tracked: dict[int, list[dispatching.Tracked]] = {}
+    entries: list[tuple[BaseTask[Any], OutgoingMessage, Claim | None, _Group]] = []
     middleware = dispatch_middleware()
-    for task, message in prepared:
+    for task, message, claim in prepared:
+        if claim is not None and connection is not None:
+            raise _no_transaction(task)
         if middleware:
             before_enqueue(middleware, task, message)
         spec = task._driver()
@@ -135,28 +207,92 @@ async def dispatch_many(
             raise cannot_keep(driver, f"{_name(task)} has keep_result")
         if task._tracked:
             dispatching.check_trackable(driver, _name(task))
-            tracked.setdefault(id(driver), []).append((message, _name(task), task._tracked))
-        ids.append(TaskId(message.task_id, driver))
-        groups.setdefault(id(driver), (driver, []))[1].append(message)
+        if claim is not None:
+            unique.claim_store(driver, _name(task))  # refused before any key is claimed
+        group = groups.get(id(driver))
+        if group is None:
+            group = groups[id(driver)] = _Group(driver)
+        entries.append((task, message, claim, group))
+    holders = await _claim_keys(entries)
+    ids: list[TaskId[Any]] = []
+    queued: list[tuple[BaseTask[Any], OutgoingMessage]] = []
+    for index, (task, message, _, group) in enumerate(entries):
+        holder = holders.get(index)
+        if holder is not None:  # its key is held: this task is that one
+            task._task_id = holder
+            ids.append(TaskId(holder, group.driver))
+            continue
+        ids.append(TaskId(message.task_id, group.driver))
+        queued.append((task, message))
+        group.messages.append(message)
+        if task._tracked:
+            group.tracked.append((message, _name(task), task._tracked))
+    await _enqueue_groups(list(groups.values()), connection)
     events = get_config().events
-    for driver, messages in groups.values():
-        mine = tracked.get(id(driver), [])
-        if mine:
-            await dispatching.write_first(driver, mine)
-        try:
-            if connection is not None:
-                await _enqueue_in_transaction(driver, connection, messages)
-            else:
-                await driver.enqueue_many(messages)
-        except BaseException as exc:
-            if mine:
-                await dispatching.queueing_failed(driver, mine, exc)
-            raise
-        if events.enabled:
-            names = {m.task_id: _name(t) for t, m in prepared}
-            queued = [(m, names[m.task_id]) for m in messages]
-            await dispatching.publish_enqueued(driver, queued, events.retention)
+    if events.enabled:
+        names = {m.task_id: _name(t) for t, m in queued}
+        for group in groups.values():
+            if group.messages:
+                batch = [(m, names[m.task_id]) for m in group.messages]
+                await dispatching.publish_enqueued(group.driver, batch, events.retention)
     if middleware:
-        for task, message in prepared:
+        for task, message in queued:
             call_hooks(middleware, "after_enqueue", task, message, reverse=True)
     return ids
+
+
+async def _claim_keys(
+    entries: Sequence[tuple[BaseTask[Any], OutgoingMessage, Claim | None, _Group]],
+) -> dict[int, str]:
+    """Claim the keys of the unique tasks among `entries`, in order; return the holder of
+    each key that was held already, by the entry's index. An error releases every claim
+    taken so far (nothing is queued)."""
+    held: dict[int, str] = {}
+    taken: list[_Group] = []
+    try:
+        for index, (_, message, claim, group) in enumerate(entries):
+            if claim is None:
+                continue
+            store = cast(ClaimStore, group.driver)  # checked by unique.claim_store
+            holder = await store.claim(claim[0], message.task_id, claim[1])
+            if holder is None:
+                group.claims.append((claim[0], message.task_id))
+                taken.append(group)
+            else:
+                held[index] = holder
+    except BaseException:
+        await _release_groups(taken)
+        raise
+    return held
+
+
+async def _enqueue_groups(groups: Sequence[_Group], connection: Any) -> None:
+    """Queue each group's messages; when one fails, release the claims of that group and of
+    those after it (none of them is queued)."""
+    for position, group in enumerate(groups):
+        if not group.messages:
+            continue
+        driver = group.driver
+        try:
+            if group.tracked:
+                await dispatching.write_first(driver, group.tracked)
+            try:
+                if connection is not None:
+                    await _enqueue_in_transaction(driver, connection, group.messages)
+                else:
+                    await driver.enqueue_many(group.messages)
+            except BaseException as exc:
+                if group.tracked:
+                    await dispatching.queueing_failed(driver, group.tracked, exc)
+                raise
+        except BaseException:
+            await _release_groups(groups[position:])
+            raise
+
+
+async def _release_groups(groups: Sequence[_Group]) -> None:
+    seen: set[int] = set()
+    for group in groups:
+        if id(group) not in seen and group.claims:
+            seen.add(id(group))
+            await unique.release_all(cast(ClaimStore, group.driver), group.claims)

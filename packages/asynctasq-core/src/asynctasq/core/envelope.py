@@ -9,7 +9,13 @@ One orjson document per task::
      "attrs": {...}                          # class tasks
      "r": 1,                                 # present when arguments need async decoding
      "src": [abs path, relative path],       # task defined in a script run as __main__
-     "tr": <seconds>}                        # tracked: keep its status this long after it ends
+     "tr": <seconds>,                        # tracked: keep its status this long after it ends
+     "x": <epoch seconds>,                   # expires: not started after this moment
+     "xd": 1,                                # an expired task is dropped, not dead-lettered
+     "u": "unique:<task>:<key>"}             # unique: the claim the worker releases at the end
+
+Keys added later ("x", "xd", "u") are optional: messages written before them read as
+before, and a worker that predates them ignores them.
 
 Arguments are in the serializer's tagged wire form. Anything that does not match this shape
 is a `MalformedMessageError`: the worker dead-letters it without running anything.
@@ -28,6 +34,7 @@ from asynctasq.core import registry
 from asynctasq.core.function import FunctionTask, TaskFunction
 from asynctasq.core.options import MAX_ATTEMPTS, MAX_SECONDS, ResolvedOptions
 from asynctasq.core.task import BaseTask
+from asynctasq.core.timing import epoch
 from asynctasq.errors import MalformedMessageError
 from asynctasq.serializer import from_wire, from_wire_async, to_wire_with_info
 
@@ -46,8 +53,22 @@ def _positional_names(function: TaskFunction[..., Any]) -> list[str]:
     return names
 
 
-def encode(task: BaseTask[Any], task_id: str, options: ResolvedOptions, now: float) -> bytes:
-    """Serialize `task` for the queue.
+UNIQUE_PREFIX = "unique:"
+"""Every unique task's claim key starts with it: a message can release no other claim."""
+MAX_UNIQUE_KEY = 512
+"""Longest claim key a message may name (`asynctasq.drivers.claims.MAX_CLAIM_KEY_LENGTH`)."""
+LATEST_EPOCH = 1e11
+"""Epoch seconds beyond any real moment (year 5138): a larger one in a message is absurd."""
+
+
+def encode(
+    task: BaseTask[Any],
+    task_id: str,
+    options: ResolvedOptions,
+    now: float,
+    unique_key: str | None = None,
+) -> bytes:
+    """Serialize `task` for the queue (`unique_key`: the claim it holds, if unique).
 
     Raises:
         SerializationError: an argument or attribute cannot be serialized (named in the
@@ -91,6 +112,12 @@ def encode(task: BaseTask[Any], task_id: str, options: ResolvedOptions, now: flo
         doc["r"] = 1
     if options.track:
         doc["tr"] = options.track
+    if options.expires is not None:
+        doc["x"] = epoch(options.expires, now)
+        if options.drop_expired:
+            doc["xd"] = 1
+    if unique_key is not None:
+        doc["u"] = unique_key
     script = registry.script_of(doc["task"])
     if script is not None:
         doc["src"] = script
@@ -120,6 +147,12 @@ class Envelope:
     """Where a task defined in a ``__main__`` script lies: [absolute, relative] path."""
     track: float = 0.0
     """Seconds to keep the task's status record after it ends; 0 when it is not tracked."""
+    expires_at: float = 0.0
+    """Epoch seconds after which the task is not started; 0 when it never expires."""
+    drop_expired: bool = False
+    """Acknowledge and drop the task once expired, instead of dead-lettering it."""
+    unique_key: str | None = None
+    """The claim a unique task holds while queued or running (released when it ends)."""
 
 
 def _number(value: Any) -> bool:
@@ -206,6 +239,7 @@ def decode(payload: bytes) -> Envelope:
         raise MalformedMessageError(
             f"message has a malformed tracking time ('tr' is {_short(track)})"
         )
+    expires_at, drop_expired, unique_key = _timed_and_unique(doc)
     at = doc.get("at")
     # Dispatch time in epoch seconds: anything else (absurd, negative) reads as unknown.
     dispatched_at = float(at) if isinstance(at, int | float) and 0 < at < 1e11 else 0.0
@@ -227,7 +261,33 @@ def decode(payload: bytes) -> Envelope:
         async_refs=bool(doc.get("r")),
         script=script,
         track=float(track),
+        expires_at=expires_at,
+        drop_expired=drop_expired,
+        unique_key=unique_key,
     )
+
+
+def _timed_and_unique(doc: dict[str, Any]) -> tuple[float, bool, str | None]:
+    """The expiry ("x", "xd") and unique claim ("u") of a message, checked.
+
+    The claim key must be a unique task's (`UNIQUE_PREFIX`): a message may make a worker
+    release its own task's claim, never a schedule's or anyone else's.
+    """
+    expires, drop, unique = doc.get("x"), doc.get("xd"), doc.get("u")
+    if expires is None:
+        expires = 0.0
+    elif not (_number(expires) and 0 < expires < LATEST_EPOCH):
+        raise MalformedMessageError(f"message has a malformed expiry ('x' is {_short(expires)})")
+    if drop not in (None, 1) or isinstance(drop, bool):
+        raise MalformedMessageError(f"message has a malformed expiry action ({_short(drop)})")
+    if unique is not None and not (
+        isinstance(unique, str)
+        and unique.startswith(UNIQUE_PREFIX)
+        and len(unique) <= MAX_UNIQUE_KEY
+        and "\x00" not in unique
+    ):
+        raise MalformedMessageError(f"message has a malformed unique key ({_short(unique)})")
+    return float(expires), drop == 1, unique
 
 
 def _materialize(target: Any, env: Envelope, values: Any) -> BaseTask[Any]:

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
 from asynctasq.config import RetryStrategy, TaskDefaults
+from asynctasq.core.timing import seconds_until
 from asynctasq.drivers.base import Driver
 
 OPTION_NAMES = (
@@ -18,6 +23,11 @@ OPTION_NAMES = (
     "delay",
     "keep_result",
     "track",
+    "expires",
+    "on_expiry",
+    "unique",
+    "unique_key",
+    "unique_for",
 )
 
 MAX_ATTEMPTS = 100_000
@@ -27,6 +37,20 @@ MAX_SECONDS = 10 * 365 * 86400.0
 
 DEFAULT_RESULT_TTL = 3600.0
 """Seconds a result is kept with ``keep_result=True``."""
+DEFAULT_UNIQUE_FOR = 3600.0
+"""Seconds a unique task's key stays claimed at most, counted from when the task is due,
+when the task sets no ``unique_for``. A task that finishes releases it at once; this bound
+only frees the key of a task whose worker died, or that waited in its queue this long."""
+
+OnExpiry = Literal["dead_letter", "drop"]
+"""What a worker does with a task taken after its expiry: keep it as a dead letter (with a
+`TaskExpiredError`), or acknowledge it and drop it."""
+ON_EXPIRY = ("dead_letter", "drop")
+UniqueKey = Callable[..., Any] | str
+"""``unique_key``: a function of the task's arguments (function tasks) or of the task
+(class tasks), or the name of the argument or attribute whose value is the key."""
+
+_NAIVE_FIX = "attach a timezone, e.g. datetime.now(timezone.utc) + timedelta(minutes=5)"
 
 
 def check_seconds(
@@ -50,6 +74,66 @@ def check_seconds(
             f"{name} must be at most {MAX_SECONDS:.0f} seconds (ten years), got {value!r}"
         )
     return value
+
+
+def check_instant(name: str, value: Any) -> datetime:
+    """Validate a moment (an ETA or an expiry): a timezone-aware `datetime` at most ten years
+    from now. One in the past is fine (a task due in the past runs at once)."""
+    if not isinstance(value, datetime):
+        raise ValueError(f"{name} must be a timezone-aware datetime, got {value!r}")
+    if value.utcoffset() is None:
+        raise ValueError(f"{name} got a naive datetime ({value.isoformat()}); {_NAIVE_FIX}")
+    if value.timestamp() - time.time() > MAX_SECONDS:
+        raise ValueError(f"{name} must be at most ten years from now, got {value.isoformat()}")
+    return value
+
+
+def check_seconds_or_instant(name: str, value: Any, *, positive: bool = False) -> Any:
+    """A duration in seconds (a number or a `timedelta`) or an aware `datetime`."""
+    if isinstance(value, datetime):
+        return check_instant(name, value)
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    return check_seconds(name, value, positive=positive)
+
+
+def check_on_expiry(value: Any) -> OnExpiry:
+    """``on_expiry``: ``"dead_letter"`` (the default) or ``"drop"``."""
+    if value not in ON_EXPIRY or not isinstance(value, str):
+        raise ValueError(f"on_expiry must be 'dead_letter' or 'drop', got {value!r}")
+    return value  # type: ignore[return-value]  # one of ON_EXPIRY, checked above
+
+
+def check_unique_key(value: Any) -> UniqueKey:
+    """``unique_key``: a callable, or the name of an argument (or attribute)."""
+    if callable(value):
+        return value  # type: ignore[no-any-return]  # Callable[..., Any]
+    if isinstance(value, str) and value.isidentifier():
+        return value
+    raise ValueError(
+        "unique_key must be a function of the task's arguments or the name of one "
+        f"argument, got {value!r}"
+    )
+
+
+def check_unique_argument(signature: inspect.Signature, key: UniqueKey, task: str) -> None:
+    """A `unique_key` naming an argument must name one of `task`'s parameters."""
+    if isinstance(key, str) and key not in signature.parameters:
+        names = ", ".join(signature.parameters) or "none"
+        raise ValueError(
+            f"{task}: unique_key {key!r} is not one of its arguments ({names}); name an "
+            "argument or pass a function of the arguments"
+        )
+
+
+def check_settings(options: dict[str, Any], where: str) -> None:
+    """Settings that only make sense together."""
+    if options.get("unique_for") is not None and not (
+        options.get("unique") or options.get("unique_key") is not None
+    ):
+        raise ValueError(f"{where}: unique_for needs unique=True or a unique_key")
+    if options.get("on_expiry") is not None and options.get("expires") is None:
+        raise ValueError(f"{where}: on_expiry needs expires (seconds or a datetime)")
 
 
 def check_attempts(name: str, value: Any) -> int:
@@ -132,12 +216,28 @@ def check_option(name: str, value: Any) -> Any:
         return check_seconds(name, value, allow_none=True, positive=True)
     if name == "visibility_timeout":
         return check_seconds(name, value, positive=True)
-    if name in ("retry_delay", "delay"):
+    if name == "delay":
+        if type(value) is float or type(value) is int:  # the common case, checked at once
+            return check_seconds(name, value)
+        return check_seconds_or_instant(name, value)
+    if name == "retry_delay":
         return check_seconds(name, value)
     if name == "keep_result":
         return check_keep_result(value)
     if name == "track":
         return value if isinstance(value, bool) else check_track(value)
+    if name == "expires":
+        return check_seconds_or_instant(name, value, positive=True)
+    if name == "on_expiry":
+        return check_on_expiry(value)
+    if name == "unique":
+        if not isinstance(value, bool):
+            raise ValueError(f"unique must be True or False, got {value!r}")
+        return value
+    if name == "unique_key":
+        return check_unique_key(value)
+    if name == "unique_for":
+        return check_seconds(name, value, positive=True)
     raise TypeError(f"unknown task setting {name!r}; known: {', '.join(OPTION_NAMES)}")
 
 
@@ -150,6 +250,15 @@ def check_driver(value: Any) -> str | Driver | None:
     raise TypeError(
         f"driver must be a driver name (e.g. 'redis') or a driver instance, got {value!r}"
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Unique:
+    """How a unique task finds its key, and how long the key stays claimed at most."""
+
+    key: UniqueKey | None
+    """None: a hash of all the arguments."""
+    ttl: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +280,11 @@ class ResolvedOptions:
     """Seconds to keep the status record after the task ends, 0 when it is not tracked."""
     wire: list[Any]
     """The settings the envelope carries, in its fixed order (see `core.envelope`)."""
+    expires: float | datetime | None = None
+    """Seconds after dispatch, or the moment, after which the task is not started."""
+    drop_expired: bool = False
+    """An expired task is acknowledged and dropped instead of dead-lettered."""
+    unique: Unique | None = None
 
 
 def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
@@ -187,6 +301,12 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
     timeout = options["timeout"] if options.get("timeout") is not None else defaults.timeout
     visibility = options.get("visibility_timeout") or defaults.visibility_timeout
     keep_result = options.get("keep_result") or 0.0
+    delay = options.get("delay") or 0.0
+    if isinstance(delay, datetime):  # only ever a per-dispatch override
+        delay = seconds_until(delay, time.time())
+    unique = None
+    if options.get("unique") or options.get("unique_key") is not None:
+        unique = Unique(options.get("unique_key"), options.get("unique_for") or DEFAULT_UNIQUE_FOR)
     wire = [max_attempts, retry_delay, strategy, defaults.retry_max_delay, jitter, timeout]
     wire.append(visibility)
     if keep_result:  # only then: messages of tasks without results stay as they were
@@ -200,10 +320,13 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         retry_jitter=jitter,
         timeout=timeout,
         visibility_timeout=visibility,
-        delay=options.get("delay") or 0.0,
+        delay=delay,
         keep_result=keep_result,
         track=_track(options.get("track"), defaults),
         wire=wire,
+        expires=options.get("expires"),
+        drop_expired=options.get("on_expiry") == "drop",
+        unique=unique,
     )
 
 
