@@ -1,5 +1,5 @@
 # Thin targets over scripts/. Every target bootstraps .venv first.
-.PHONY: install demo test test-core lint typecheck bench services docs clean
+.PHONY: install demo test test-core lint typecheck bench services docs generated-docs clean
 
 install:
 	@bash scripts/bootstrap.sh
@@ -24,6 +24,11 @@ bench: install
 
 services:
 	@bash scripts/services.sh
+
+# Rewrites the reference sections of docs/ (CLI, configuration, driver settings) from the code;
+# a test fails when the committed text is stale.
+generated-docs: install
+	.venv/bin/python -m scripts.docs.generate
 
 docs: install
 	NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict

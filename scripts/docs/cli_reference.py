@@ -42,7 +42,8 @@ def _root_command() -> Any:
 def walk(command: Any | None = None) -> Iterator[CommandDoc]:
     """Every command of the CLI, depth first, groups before their members."""
     root = command if command is not None else _root_command()
-    yield from _walk(root, Context(root, info_name=ROOT_NAME), (ROOT_NAME,))
+    # A wide fixed terminal width: the usage lines must not depend on who renders them.
+    yield from _walk(root, Context(root, info_name=ROOT_NAME, terminal_width=1000), (ROOT_NAME,))
 
 
 def _walk(command: Any, ctx: Context, path: tuple[str, ...]) -> Iterator[CommandDoc]:

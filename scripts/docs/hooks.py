@@ -1,6 +1,15 @@
 """mkdocs hook: fills the generated sections of the documentation at build time.
 
-A page asks for a section with an HTML comment on a line of its own:
+A page holds each generated section between two HTML comments, each on a line of its own,
+with the generated text committed between them (so the markdown read in the repository is
+the truth too; `python -m scripts.docs.generate` rewrites them, and a test fails when one is
+stale)::
+
+    <!-- generated: NAME ARGS -->
+    ...
+    <!-- end generated -->
+
+Sections:
 
 * ``<!-- generated: cli-reference -->``: `scripts.docs.cli_reference.render`;
 * ``<!-- generated: configuration-reference -->``: `scripts.docs.config_reference.render`;
@@ -74,18 +83,38 @@ GENERATORS: dict[str, Callable[..., str]] = {
 }
 
 
+END = "<!-- end generated -->"
+
+
+def _section(stripped: str) -> tuple[str, list[str]] | None:
+    if not (stripped.startswith("<!-- generated:") and stripped.endswith("-->")):
+        return None
+    name, *args = stripped.removeprefix("<!-- generated:").removesuffix("-->").split()
+    if name not in GENERATORS:
+        raise ValueError(f"unknown generated section {name!r}; known: {sorted(GENERATORS)}")
+    return name, args
+
+
 def expand(markdown: str) -> str:
-    """Replace every ``<!-- generated: NAME -->`` line with its generated markdown."""
-    out = []
-    for line in markdown.splitlines():
-        stripped = line.strip()
-        if stripped.startswith("<!-- generated:") and stripped.endswith("-->"):
-            name, *args = stripped.removeprefix("<!-- generated:").removesuffix("-->").split()
-            if name not in GENERATORS:
-                raise ValueError(f"unknown generated section {name!r}; known: {sorted(GENERATORS)}")
-            out.append(GENERATORS[name](*args))
-        else:
+    """`markdown` with every generated section's text rendered afresh between its markers.
+
+    A start marker without an end marker (a new section) gets one.
+    """
+    out: list[str] = []
+    lines = markdown.splitlines()
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        found = _section(line.strip())
+        i += 1
+        if found is None:
             out.append(line)
+            continue
+        name, args = found
+        end = next((j for j in range(i, len(lines)) if lines[j].strip() == END), None)
+        if end is not None:
+            i = end + 1
+        out.extend([line, "", GENERATORS[name](*args).rstrip("\n"), "", END])
     return "\n".join(out) + "\n"
 
 
