@@ -115,7 +115,7 @@ class Worker:
         burst: Exit once the queues are empty instead of waiting for work.
         process_pool_size: Child processes for ``process=True`` tasks (default: CPU count).
         process_max_tasks_per_child: Recycle a child after this many tasks.
-        thread_pool_size: Threads for sync tasks (default: Python's default).
+        thread_pool_size: Threads for sync tasks (default: 32).
         middleware: Hooks around the worker's events, in order.
         allowed_roots: Directories task code may be imported from (default: the cwd).
         poll_wait: Longest a single fetch waits for work.
