@@ -26,3 +26,17 @@ class TestPostgresConformance(DriverConformance):
         await created.init_schema()
         await created.connect()
         return created
+
+    async def claim_peer(self, driver: Driver) -> Driver | None:
+        assert isinstance(driver, PostgresDriver)
+        names = driver.table_names
+        peer = PostgresDriver(
+            driver._dsn,
+            schema=names.schema,
+            queue_table=names.queue_table,
+            dead_letter_table=names.dead_letter_table,
+            min_pool_size=1,
+            max_pool_size=8,
+        )
+        await peer.connect()
+        return peer

@@ -12,17 +12,17 @@ How it keeps every task (see `asynctasq_postgres.sql` for the row model):
   timer for the next delayed row;
 * task status records, the ``events`` and ``cancels`` logs and worker records live in
   tables of their own (schema version 3), one statement per call; a log reader waits on the
-  same LISTEN connection, woken by the ``pg_notify`` of each append.
+  same LISTEN connection, woken by the ``pg_notify`` of each append;
+* named claims (schedule ticks, unique tasks) live in a table of their own (schema version
+  4; see `asynctasq_postgres.claims`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import asyncpg
 
@@ -35,8 +35,11 @@ from asynctasq.drivers.base import (
     StatusWrite,
 )
 from asynctasq_postgres._types import Connection
+from asynctasq_postgres.claims import Claims, ClaimStatements
 from asynctasq_postgres.dsn import redact_dsn
 from asynctasq_postgres.listener import Listener
+from asynctasq_postgres.missing_schema import SchemaNotInitializedError
+from asynctasq_postgres.missing_schema import explain_missing_schema as _explain_missing_schema
 from asynctasq_postgres.naming import TableNames
 from asynctasq_postgres.rows import (
     deliveries_from,
@@ -59,9 +62,6 @@ from asynctasq_postgres.sql import (
     Statements,
 )
 
-_P = ParamSpec("_P")
-_T = TypeVar("_T")
-
 _MIN_SLEEP = 0.002
 """Shortest pause before looking again at a row that is due but locked by someone else."""
 
@@ -77,31 +77,7 @@ _SWEEP_BATCH = 500
 """Most expired rows one write deletes; a full batch makes the next write sweep again."""
 
 
-class SchemaNotInitializedError(RuntimeError):
-    """The queue tables do not exist: run the migrations first."""
-
-
-def _explain_missing_schema(
-    method: Callable[Concatenate[PostgresDriver, _P], Coroutine[Any, Any, _T]],
-) -> Callable[Concatenate[PostgresDriver, _P], Coroutine[Any, Any, _T]]:
-    """Turn "relation does not exist" into an error that says how to create the tables."""
-
-    @functools.wraps(method)
-    async def wrapper(driver: PostgresDriver, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
-        try:
-            return await method(driver, *args, **kwargs)
-        except asyncpg.UndefinedTableError as exc:
-            raise SchemaNotInitializedError(
-                f"{driver._names.schema}.{driver._names.queue_table} is not set up (or "
-                "not upgraded to this driver's schema version): run "
-                "`asynctasq postgres migrate` or `await driver.init_schema()` "
-                f"(or pass auto_migrate=True) [{exc}]"
-            ) from exc
-
-    return wrapper
-
-
-class PostgresDriver:
+class PostgresDriver(Claims):
     """A reliable queue on PostgreSQL (asyncpg). Constructor keywords are the settings.
 
     Nothing connects in the constructor: the pool opens on first use (`connect` is
@@ -168,6 +144,7 @@ class PostgresDriver:
             migrations_table=migrations_table or f"{queue_table}_migrations",
         )
         self._sql = Statements.build(self._names, async_commit_leases=async_commit_leases)
+        self._claim_sql = ClaimStatements.build(self._names)
         self._min_pool_size = min(min_pool_size, max_pool_size)
         self._max_pool_size = max_pool_size
         self._poll_interval = poll_interval

@@ -82,7 +82,13 @@ class TableNames:
             raise InvalidIdentifierError(
                 "queue_table, dead_letter_table and migrations_table must be different names"
             )
-        derived = {self.results_table, self.status_table, self.log_table, self.workers_table}
+        derived = {
+            self.results_table,
+            self.status_table,
+            self.log_table,
+            self.workers_table,
+            self.claims_table,
+        }
         clash = derived & {self.dead_letter_table, self.migrations_table}
         if clash:
             raise InvalidIdentifierError(
@@ -150,6 +156,16 @@ class TableNames:
     def workers(self) -> str:
         """The worker registry table, schema-qualified and quoted."""
         return self._qualified(self.workers_table)
+
+    @property
+    def claims_table(self) -> str:
+        """The named claims table name (unquoted): ``<queue_table>_claims``."""
+        return f"{self.queue_table}_claims"
+
+    @property
+    def claims(self) -> str:
+        """The named claims table, schema-qualified and quoted."""
+        return self._qualified(self.claims_table)
 
     @property
     def log_lock_prefix(self) -> str:

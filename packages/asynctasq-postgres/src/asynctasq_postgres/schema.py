@@ -132,10 +132,32 @@ COMMENT ON TABLE {w} IS 'AsyncTasQ live workers of {n.schema}.{n.queue_table}';
 """
 
 
+def _v4_claims(n: TableNames) -> str:
+    # COLLATE "C": keys are compared byte for byte (no locale folding, and the cheapest
+    # comparisons for the primary key). A key is at most 512 characters, 2 KiB in UTF-8:
+    # under the btree's ~2.7 KiB entry limit. Rows churn (one per schedule tick), hence the
+    # autovacuum thresholds of the queue table.
+    c = n.claims
+    return f"""
+CREATE TABLE IF NOT EXISTS {c} (
+    key text COLLATE "C" PRIMARY KEY,
+    holder text NOT NULL,
+    expires_at timestamptz NOT NULL
+) WITH (
+    autovacuum_vacuum_scale_factor = 0.02,
+    autovacuum_vacuum_insert_scale_factor = 0.02,
+    autovacuum_analyze_scale_factor = 0.02
+);
+COMMENT ON TABLE {c} IS 'AsyncTasQ named claims of {n.schema}.{n.queue_table}';
+CREATE INDEX IF NOT EXISTS {n.index(n.claims_table, "exp")} ON {c} (expires_at);
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "queue and dead-letter tables", _v1_tables),
     Migration(2, "kept task results", _v2_results),
     Migration(3, "task status, event and cancel logs, worker registry", _v3_lifecycle),
+    Migration(4, "named claims (schedule ticks, unique tasks)", _v4_claims),
 )
 """Every migration, in order. Append only; never edit a released one."""
 
