@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Makes sure the local servers the tests use are up (see ../shared/services.md).
+# Makes sure the local servers the tests use are up: PostgreSQL 5432, Redis 6379, MariaDB 3306,
+# RabbitMQ 5672 on 127.0.0.1 (README.md says what each needs).
 # Safe to run when they already are. Missing servers are reported, not fatal here:
 # the test fixtures skip (or fail under CI=true) with the reason.
 set -uo pipefail
