@@ -1,0 +1,221 @@
+"""The schedules declared in this process: `schedule(...)`, ``@task(schedule=...)`` and the
+``schedule = ...`` class attribute of class-based tasks.
+
+Declarations live in code only: a worker runs, and ``asynctasq schedules`` lists, the
+schedules of the modules it imported. Nothing stored on the broker ever adds a schedule, so
+one deleted from the code stops firing as soon as the workers run the new code.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from asynctasq.schedules.when import When
+
+if TYPE_CHECKING:
+    from asynctasq.core.function import TaskFunction
+    from asynctasq.core.task import BaseTask
+
+MAX_NAME_LENGTH = 200
+"""Most characters in a schedule's name (it is part of the claim keys)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Schedule:
+    """A task to dispatch at every tick of `when`.
+
+    Attributes:
+        name: Unique among the schedules of an application; names the claims of its ticks.
+        task_name: The task it dispatches (``module:qualname``).
+        when: The ticks (`cron` or `every`).
+        catch_up: After an outage, fire every missed tick within the grace period instead of
+            only the latest.
+        make_task: Returns a fresh task instance to dispatch for one tick.
+    """
+
+    name: str
+    task_name: str
+    when: When
+    catch_up: bool
+    make_task: Callable[[], BaseTask[Any]]
+
+    def next_runs(self, count: int, after: datetime | None = None) -> list[datetime]:
+        """The next `count` ticks after `after` (default: now), in the schedule's time zone."""
+        moment = int((after or datetime.now(self.when.zone)).timestamp())
+        found: list[datetime] = []
+        while len(found) < count:
+            tick = self.when.next_after(moment)
+            if tick is None:
+                break
+            found.append(datetime.fromtimestamp(tick, self.when.zone))
+            moment = tick
+        return found
+
+
+_schedules: dict[str, Schedule] = {}
+
+
+def schedule(
+    task_call: BaseTask[Any],
+    when: When,
+    *,
+    name: str | None = None,
+    catch_up: bool = False,
+) -> Schedule:
+    """Dispatch `task_call` at every tick of `when`, from workers run with ``--schedules``.
+
+    ::
+
+        asynctasq.schedule(send_report("daily"), cron("0 7 * * mon-fri", tz="Europe/Berlin"))
+
+    Each tick is dispatched once however many workers run the scheduler. The task call is a
+    template: every tick dispatches a copy of it, with its arguments and chain settings
+    (``send_report("daily").on_queue("reports")``).
+
+    Args:
+        task_call: A task called with its arguments (function task) or a task instance
+            (class task); not dispatched here.
+        when: `cron(...)` or `every(...)`.
+        name: The schedule's name; default: the task's name. Give one when the same task is
+            scheduled more than once.
+        catch_up: After an outage, fire every tick missed within the grace period
+            (``schedules.grace``) instead of only the latest one.
+
+    Returns:
+        The registered schedule.
+
+    Raises:
+        TypeError: `task_call` is not a task call, or `when` not a `cron`/`every` value.
+        ValueError: the name is taken by another schedule, or unusable.
+        SerializationError: an argument cannot be serialized (found now, not at each tick).
+    """
+    from asynctasq.core.task import BaseTask, handed_over
+
+    if not isinstance(task_call, BaseTask):
+        raise TypeError(
+            f"schedule() takes a task call such as send_report('daily') (a task called with "
+            f"its arguments, or a task class instance), got {task_call!r}"
+        )
+    handed_over(task_call)  # configured with chain methods and kept: no undispatched warning
+    _check_serializable(task_call)
+    template = task_call
+
+    def make_task() -> BaseTask[Any]:
+        task = copy.copy(template)
+        task._options = dict(template._overrides())
+        return task
+
+    task_name = template._display_name()
+    return _add(task_name if name is None else name, task_name, when, catch_up, make_task)
+
+
+def schedule_function(function: TaskFunction[..., Any], when: object) -> Schedule:
+    """``@task(schedule=when)``: the task function runs with no arguments at each tick."""
+    try:
+        function._signature.bind()
+    except TypeError as exc:
+        raise ValueError(
+            f"@task(schedule=...) on {function.name}: a scheduled task is called with no "
+            f"arguments, but {exc}; give defaults, or use "
+            f"asynctasq.schedule({function.fn.__name__}(...), when) to pass them"
+        ) from None
+    return _add(function.name, function.name, _check_when(when), False, function)
+
+
+def schedule_class(cls: type[BaseTask[Any]], when: object) -> Schedule:
+    """``schedule = when`` on a task class: an instance built with no arguments runs at each
+    tick."""
+    import inspect
+
+    try:
+        inspect.signature(cls).bind()
+    except TypeError as exc:
+        raise ValueError(
+            f"{cls.__qualname__}.schedule: a scheduled task is built with no arguments, but "
+            f"{exc}; give defaults, or use asynctasq.schedule({cls.__qualname__}(...), when)"
+        ) from None
+    except ValueError:  # no signature to inspect (a C-level __init__): try at each tick
+        pass
+    name = cls._task_name
+    return _add(name, name, _check_when(when, f"{cls.__qualname__}.schedule"), False, cls)
+
+
+def _check_when(when: object, what: str = "schedule") -> When:
+    if not isinstance(when, When):
+        raise TypeError(
+            f"{what} must be cron(...) or every(...) from asynctasq, got {when!r} "
+            "(e.g. cron('*/5 * * * *') or every(minutes=5))"
+        )
+    return when
+
+
+def _check_serializable(task: BaseTask[Any]) -> None:
+    from asynctasq.config import TaskDefaults
+    from asynctasq.core import envelope
+    from asynctasq.core.options import resolve
+
+    envelope.encode(task, "schedule-check", resolve(task._settings(), TaskDefaults()), 0.0)
+
+
+def _check_name(name: object) -> str:
+    if not isinstance(name, str) or not name or len(name) > MAX_NAME_LENGTH:
+        raise ValueError(
+            f"a schedule's name must be a non-empty string of at most {MAX_NAME_LENGTH} "
+            f"characters, got {name!r}"
+        )
+    if not name.isprintable():
+        raise ValueError(f"a schedule's name must be printable (no control characters): {name!r}")
+    return name
+
+
+def _add(
+    name: str,
+    task_name: str,
+    when: When,
+    catch_up: bool,
+    make_task: Callable[[], BaseTask[Any]],
+) -> Schedule:
+    _check_name(name)
+    _check_when(when)
+    if not isinstance(catch_up, bool):
+        raise TypeError(f"catch_up must be True or False, got {catch_up!r}")
+    found = Schedule(name, task_name, when, catch_up, make_task)
+    known = _schedules.get(name)
+    # A module imported twice (a script run as __main__, then imported by name) declares
+    # its schedules again: the same declaration replaces itself; another one is a clash.
+    if known is not None and (known.task_name, known.when, known.catch_up) != (
+        task_name,
+        when,
+        catch_up,
+    ):
+        raise ValueError(
+            f"a schedule named {name!r} exists already ({known.task_name}, "
+            f"{known.when.describe()}); give this one another name=..."
+        )
+    _schedules[name] = found
+    return found
+
+
+def schedules() -> list[Schedule]:
+    """The schedules declared in this process, by name."""
+    return [_schedules[name] for name in sorted(_schedules)]
+
+
+def remove(name: str) -> bool:
+    """Forget schedule `name` in this process (tests, code reloading); whether it was known."""
+    return _schedules.pop(name, None) is not None
+
+
+__all__ = [
+    "MAX_NAME_LENGTH",
+    "Schedule",
+    "remove",
+    "schedule",
+    "schedule_class",
+    "schedule_function",
+    "schedules",
+]
