@@ -31,6 +31,7 @@ from asynctasq.lifecycle import (
 )
 from asynctasq.middleware import Middleware
 from asynctasq.runner import run
+from asynctasq.schedules import cron, every, schedule
 
 if TYPE_CHECKING:
     from asynctasq.utils.console import print
@@ -63,9 +64,11 @@ __all__ = [
     "WorkerInfo",
     "__version__",
     "cancel",
+    "cron",
     "current_task",
     "dispatch_many",
     "events",
+    "every",
     "get_config",
     "init",
     "list_tasks",
@@ -73,6 +76,7 @@ __all__ = [
     "print",
     "result",
     "run",
+    "schedule",
     "set_global_config",
     "status",
     "task",
