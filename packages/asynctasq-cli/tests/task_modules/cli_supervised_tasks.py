@@ -1,0 +1,29 @@
+"""Tasks for the ``asynctasq worker --workers N`` process tests.
+
+Each run appends ``<pid>:<n>`` to ``started`` when it starts and to ``done`` when it ends, in
+the marker directory the test passes, so the test sees which worker process ran what.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+from asynctasq.core.function import task
+
+
+def _append(marker_dir: str, name: str, n: int) -> None:
+    # One short write with O_APPEND: lines from several processes never interleave.
+    fd = os.open(Path(marker_dir) / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{os.getpid()}:{n}\n".encode())
+    finally:
+        os.close(fd)
+
+
+@task(queue="sup", max_attempts=5, visibility_timeout=2)
+async def work(marker_dir: str, n: int, seconds: float) -> None:
+    _append(marker_dir, "started", n)
+    await asyncio.sleep(seconds)
+    _append(marker_dir, "done", n)

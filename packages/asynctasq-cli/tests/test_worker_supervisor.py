@@ -1,0 +1,266 @@
+"""``asynctasq worker --workers N`` as real processes on SQLite and Redis.
+
+A worker process SIGKILLed mid-run is replaced and no task is lost; SIGTERM drains every
+worker and exits 0; a second SIGTERM gives everything back at once and exits 143; a worker
+that cannot start is a crash loop that ends the supervisor with exit code 3.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import cli_supervised_tasks as t
+import pytest
+from cli_testing import REDIS_URL, TASKS_DIR, enqueue, require_redis
+
+from asynctasq.drivers.base import Driver
+from asynctasq.supervisor import EXIT_CRASH_LOOP, EXIT_FORCED_BASE, EXIT_OK
+from asynctasq.testing.crash import assert_at_least_once
+
+SCRIPT = Path(sys.executable).with_name("asynctasq")
+QUEUE = "sup"
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not SCRIPT.exists(), reason=f"{SCRIPT} is not installed (uv sync)"),
+]
+
+
+@dataclass
+class Backend:
+    name: str
+    make: Callable[[], Driver]
+    args: list[str]
+
+
+def sqlite_backend(tmp_path: Path) -> Backend:
+    pytest.importorskip("asynctasq_sqlite")
+    from asynctasq_sqlite import SqliteDriver
+
+    path = str(tmp_path / "queue.db")
+    return Backend(
+        "sqlite", lambda: SqliteDriver(path=path), ["--driver", "sqlite", "-o", f"path={path}"]
+    )
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
+    if request.param == "sqlite":
+        yield sqlite_backend(tmp_path)
+        return
+    require_redis()
+    from asynctasq_redis import RedisDriver
+
+    prefix = f"suptest-{uuid.uuid4().hex[:8]}"
+    yield Backend(
+        "redis",
+        lambda: RedisDriver(url=REDIS_URL, prefix=prefix),
+        ["--driver", "redis", "-o", f"url={REDIS_URL}", "-o", f"prefix={prefix}"],
+    )
+
+    async def clean() -> None:
+        driver = RedisDriver(url=REDIS_URL, prefix=prefix)
+        await driver.connect()
+        try:
+            await driver.release(await driver.dequeue([QUEUE], limit=1000, wait=0))
+            await driver.purge(QUEUE)
+            await driver.purge_dead_letters()
+        finally:
+            await driver.close()
+
+    asyncio.run(clean())
+
+
+def _env() -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith("ASYNCTASQ_") or k.startswith("ASYNCTASQ_TEST_")
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+@contextmanager
+def supervisor(backend: Backend, log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``asynctasq worker --workers ...`` with its output in `log`; stopped if a test fails."""
+    command = [
+        str(SCRIPT),
+        "worker",
+        *backend.args,
+        "--import",
+        "cli_supervised_tasks",
+        "--allowed-root",
+        str(TASKS_DIR),
+        "--queues",
+        QUEUE,
+        "--no-live",
+        *args,
+    ]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env())
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(20)
+            except subprocess.TimeoutExpired:
+                proc.kill()  # its workers get SIGTERM from the kernel (parent death signal)
+                proc.wait(5)
+
+
+def runs(marker_dir: Path, name: str) -> list[tuple[int, int]]:
+    path = marker_dir / name
+    if not path.exists():
+        return []
+    return [(int(p), int(n)) for p, n in (line.split(":") for line in path.read_text().split())]
+
+
+def wait_until(
+    check: Callable[[], bool],
+    within: float,
+    what: str,
+    log: Path,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"exited {proc.returncode} before {what}\n{log.read_text()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}\n{log.read_text()[-4000:]}")
+        time.sleep(0.05)
+
+
+def started_pids(log: Path) -> dict[int, list[int]]:
+    """Worker number -> the pids the supervisor started for it, in order."""
+    found: dict[int, list[int]] = {}
+    for number, pid in re.findall(r"worker (\d+) started \(pid (\d+)\)", log.read_text()):
+        found.setdefault(int(number), []).append(int(pid))
+    return found
+
+
+def queue_counts(driver: Driver) -> tuple[int, int]:
+    """(ready, in flight) on the test queue."""
+
+    async def read() -> tuple[int, int]:
+        await driver.connect()
+        try:
+            [stats] = await driver.stats([QUEUE])
+            return stats.ready, stats.in_flight
+        finally:
+            await driver.close()
+
+    return asyncio.run(read())
+
+
+def test_a_killed_worker_is_replaced_and_no_task_is_lost(backend: Backend, tmp_path: Path) -> None:
+    marks, log, total = tmp_path / "marks", tmp_path / "supervisor.log", 240
+    marks.mkdir()
+    with supervisor(backend, log, "--workers", "2", "--concurrency", "4") as proc:
+        wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
+        enqueue(backend.make(), [t.work(str(marks), n, 0.05) for n in range(total)])
+        first = started_pids(log)
+
+        def busy() -> int | None:
+            counts: dict[int, int] = {}
+            for pid, _ in runs(marks, "started"):
+                counts[pid] = counts.get(pid, 0) + 1
+            return next((pid for pid, c in counts.items() if c >= 10), None)
+
+        wait_until(lambda: busy() is not None, 60, "a worker busy", log, proc)
+        victim = busy()
+        assert victim is not None
+        os.kill(victim, signal.SIGKILL)
+        [number] = [n for n, pids in first.items() if pids == [victim]]
+        wait_until(lambda: len(started_pids(log)[number]) == 2, 30, "a replacement", log)
+        replacement = started_pids(log)[number][1]
+        wait_until(
+            lambda: {n for _, n in runs(marks, "done")} == set(range(total)),
+            90,
+            "every task done",
+            log,
+        )
+        assert_at_least_once(runs(marks, "started"), runs(marks, "done"), {victim}, total)
+        assert replacement != victim and proc.poll() is None
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == EXIT_OK
+    text = log.read_text()
+    assert f"worker {number} (pid {victim}) was killed by SIGKILL" in text
+    assert queue_counts(backend.make()) == (0, 0)
+
+
+def test_sigterm_drains_every_worker_and_exits_0(backend: Backend, tmp_path: Path) -> None:
+    marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
+    marks.mkdir()
+    with supervisor(
+        backend, log, "--workers", "2", "--concurrency", "2", "--log-format", "json"
+    ) as proc:
+        wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
+        enqueue(backend.make(), [t.work(str(marks), n, 1.5) for n in range(4)])
+        wait_until(lambda: len(runs(marks, "started")) == 4, 30, "four tasks running", log, proc)
+        # Both workers hold tasks: the drain is every worker's, not one's.
+        assert len({pid for pid, _ in runs(marks, "started")}) == 2
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == EXIT_OK
+    assert sorted(n for _, n in runs(marks, "done")) == [0, 1, 2, 3]
+    assert queue_counts(backend.make()) == (0, 0)
+    # Every worker line is still one JSON object, with the worker's number in it.
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.startswith("{")]
+    assert {r.get("worker") for r in records if r["logger"] == "asynctasq.cli"} == {1, 2}
+
+
+def test_a_second_sigterm_gives_everything_back_at_once(backend: Backend, tmp_path: Path) -> None:
+    marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
+    marks.mkdir()
+    with supervisor(backend, log, "--workers", "2", "--shutdown-timeout", "60") as proc:
+        wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
+        enqueue(backend.make(), [t.work(str(marks), n, 120) for n in range(4)])
+        wait_until(lambda: len(runs(marks, "started")) == 4, 30, "four tasks running", log, proc)
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "send again to stop them now" in log.read_text(), 10, "drain", log)
+        proc.send_signal(signal.SIGTERM)
+        # Well inside the 60 s shutdown timeout: the abort is not a drain.
+        assert proc.wait(30) == EXIT_FORCED_BASE + signal.SIGTERM
+    assert runs(marks, "done") == []
+    assert "stopping every worker process now" in log.read_text()
+    assert queue_counts(backend.make()) == (4, 0)  # given back, ready to run again
+
+
+def test_a_worker_that_cannot_start_is_a_crash_loop(tmp_path: Path) -> None:
+    log = tmp_path / "supervisor.log"
+    sqlite = sqlite_backend(tmp_path)
+    with supervisor(sqlite, log, "--workers", "2", "--import", "cli_broken_import") as proc:
+        assert proc.wait(90) == EXIT_CRASH_LOOP
+    text = log.read_text()
+    assert re.search(r"crash loop: worker \d died 5 times in a row within 60 s of starting", text)
+    assert "broken on purpose" in text  # the worker's own error is there too
+    assert len(started_pids(log)) == 2
+
+
+def test_a_usage_error_in_the_workers_stops_at_the_first(tmp_path: Path) -> None:
+    log = tmp_path / "supervisor.log"
+    sqlite = sqlite_backend(tmp_path)
+    with supervisor(
+        sqlite, log, "--workers", "2", "--allowed-root", str(tmp_path / "nope")
+    ) as proc:
+        assert proc.wait(60) == EXIT_CRASH_LOOP
+    text = log.read_text()
+    assert "a usage or configuration error that every start would repeat" in text
+    assert "not a directory" in text
+    assert "starting it again" not in text
