@@ -20,6 +20,12 @@ class TestSqliteConformance(DriverConformance):
         yield driver
         await driver.close()
 
+    async def claim_peer(self, driver: Driver) -> Driver | None:
+        assert isinstance(driver, SqliteDriver)
+        peer = SqliteDriver(path=driver.path)  # its own connection and thread
+        await peer.connect()
+        return peer
+
 
 def test_sqlite_driver_satisfies_the_protocol() -> None:
     assert isinstance(SqliteDriver(), Driver)

@@ -177,7 +177,7 @@ async def test_a_version_2_file_is_upgraded_in_place(db_path: Path) -> None:
     conn.commit()
     conn.close()
     old = SqliteDriver(path=str(db_path))
-    assert await old.init_schema() == [3]
+    assert await old.init_schema() == [3, 4]
     await old.enqueue(OutgoingMessage("kept", "q", b"{}"))
     await old.close()
     driver = SqliteDriver(path=str(db_path))
@@ -192,5 +192,36 @@ async def test_a_version_2_file_is_upgraded_in_place(db_path: Path) -> None:
         assert (await driver.read_log("events", None, wait=0))[0] == [b"e"]
         await driver.heartbeat_worker("w", b"w", 60)
         assert await driver.list_workers() == [b"w"]
+    finally:
+        await driver.close()
+
+
+async def test_a_version_3_file_is_upgraded_in_place(db_path: Path) -> None:
+    from asynctasq.drivers.base import OutgoingMessage
+    from asynctasq_sqlite.schema import _CREATE_V1, _CREATE_V2, _CREATE_V3
+
+    conn = sqlite3.connect(db_path)
+    for statement in (*_CREATE_V1, *_CREATE_V2, *_CREATE_V3):
+        conn.execute(statement)
+    conn.execute("PRAGMA user_version = 3")
+    conn.execute(
+        "INSERT INTO asynctasq_statuses (task_id, queue, state, record, expires_at) "
+        "VALUES ('t', 'q', 'queued', x'7b7d', ?)",
+        (time.time() + 60,),
+    )
+    conn.commit()
+    conn.close()
+    old = SqliteDriver(path=str(db_path))
+    assert await old.init_schema() == [4]
+    await old.enqueue(OutgoingMessage("kept", "q", b"{}"))
+    await old.close()
+    driver = SqliteDriver(path=str(db_path))
+    try:
+        assert await driver.init_schema() == []
+        assert await driver.read_status("t") == b"{}"  # version 3 rows are kept
+        [delivery] = await driver.dequeue(["q"], limit=1, wait=0)
+        assert delivery.task_id == "kept"
+        assert await driver.claim("schedule:s:1", "w1", 60) is None  # the claims table
+        assert await driver.read_claim("schedule:s:1") == "w1"
     finally:
         await driver.close()

@@ -20,6 +20,7 @@ from asynctasq.drivers.base import (
 from asynctasq_sqlite import _lifecycle as lifecycle
 from asynctasq_sqlite import _operations as ops
 from asynctasq_sqlite import schema
+from asynctasq_sqlite._claims import Claims
 from asynctasq_sqlite._connection import SYNCHRONOUS_MODES, SqliteConnection
 from asynctasq_sqlite._operations import Receipt
 from asynctasq_sqlite._wakeup import LOGS, Wakeup, wakeup_for
@@ -36,7 +37,7 @@ cancel requests, an event subscriber) sees another process's append, for at most
 index seeks a second per waiting reader."""
 
 
-class SqliteDriver:
+class SqliteDriver(Claims):
     """A queue in one SQLite file: the embedded default, no server to run.
 
     Several processes on one host (dispatchers and workers) may share the file: it runs in
@@ -58,6 +59,9 @@ class SqliteDriver:
     their own in the same file; rows expire and are deleted by later writes. A `read_log`
     that waits is woken at once by an append in this process and otherwise checks with a
     backoff from 20 ms to 0.2 s.
+
+    Named claims (`ClaimStore`: schedule ticks, unique tasks): a table of their own, each
+    claim taken in one write transaction, so exactly one of many claimers wins.
 
     Durability: with the default ``synchronous="normal"`` a committed enqueue survives a
     crash of any process; a power loss or OS crash may lose the last transactions (WAL is

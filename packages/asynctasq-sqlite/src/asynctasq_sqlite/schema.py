@@ -26,6 +26,9 @@ returned (and later deleted by a write):
   reader's cursor (the last id it read) must never see an id that is not new. Writers are
   serialized by SQLite, so ids are also committed in order and a reader cannot skip one.
 * ``asynctasq_workers``: one record per live worker, by worker id.
+
+Version 4 adds ``asynctasq_claims``: named claims (schedule ticks, unique tasks), one row per
+key with its holder and expiry (see `asynctasq_sqlite._claims`).
 """
 
 from __future__ import annotations
@@ -35,7 +38,7 @@ import sqlite3
 from asynctasq_sqlite._transaction import immediate
 from asynctasq_sqlite.errors import SqliteDriverError
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 """Written to ``PRAGMA user_version``; bump it with a migration step in `ensure_schema`."""
 
 _CREATE_V1 = (
@@ -142,7 +145,20 @@ _CREATE_V3 = (
     )
     """,
 )
-_STEPS = ((1, _CREATE_V1), (2, _CREATE_V2), (3, _CREATE_V3))
+# Keys compare with the BINARY collation (byte for byte): no case or space folding.
+_CREATE_V4 = (
+    """
+    CREATE TABLE IF NOT EXISTS asynctasq_claims (
+        key TEXT PRIMARY KEY,
+        holder TEXT NOT NULL,
+        expires_at REAL NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_claims_expiry ON asynctasq_claims (expires_at)
+    """,
+)
+_STEPS = ((1, _CREATE_V1), (2, _CREATE_V2), (3, _CREATE_V3), (4, _CREATE_V4))
 
 
 def ensure_schema(conn: sqlite3.Connection) -> list[int]:
