@@ -41,6 +41,12 @@ def _is_claim_store(cls: type) -> bool:
     return issubclass(cls, ClaimStore)
 
 
+def holds_claims(driver: Driver | None) -> bool:
+    """Whether `driver` is a `ClaimStore` (cached per class: a runtime protocol check costs
+    microseconds, and workers ask at the end of every unique task)."""
+    return driver is not None and _is_claim_store(type(driver))
+
+
 def claim_store(driver: Driver, task: str) -> ClaimStore:
     """`driver` as a `ClaimStore`.
 
@@ -147,4 +153,4 @@ async def release_all(store: ClaimStore, claims: Sequence[tuple[str, str]]) -> N
             await store.release_claim(key, holder)
 
 
-__all__ = ["claim_store", "claim_ttl", "key_for", "release_all"]
+__all__ = ["claim_store", "claim_ttl", "holds_claims", "key_for", "release_all"]
