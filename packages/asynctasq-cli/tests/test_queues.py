@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -9,15 +10,18 @@ import cli_test_tasks as t
 import pytest
 from cli_testing import Invoke, enqueue, make_dead_letters, requires_redis_driver, stats
 
+from asynctasq.core import expired_counts
 from asynctasq.testing import MemoryDriver
 from asynctasq_cli import output
 
 
-def seed(memory: MemoryDriver, markers: Path) -> None:
+def seed(memory: MemoryDriver, markers: Path, *, expired: int = 0) -> None:
     enqueue(memory, [t.record(str(markers), "x").on_queue("emails") for _ in range(3)])
     enqueue(memory, [t.record(str(markers), "x").on_queue("emails").delay(60)])
     enqueue(memory, [t.record(str(markers), "x").on_queue("reports")])
     make_dead_letters(memory, "reports", 2)
+    if expired:  # what workers add when tasks of "reports" expire before they start
+        asyncio.run(expired_counts.add_expired(memory, "reports", expired))
 
 
 def test_queues_table(
@@ -27,12 +31,31 @@ def test_queues_table(
     result = cli("queues", *memory_args)
     assert result.exit_code == 0, result.output
     out = result.stdout
-    for header in ("queue", "ready", "delayed", "in flight", "dead", "total"):
+    for header in ("queue", "ready", "delayed", "in flight", "dead", "expired", "total"):
         assert header in out
     emails = next(line for line in out.splitlines() if "emails" in line)
-    assert [c for c in emails.replace("│", " ").split() if c.isdigit()] == ["3", "1", "0", "0"]
+    assert [c for c in emails.replace("│", " ").split() if c.isdigit()] == ["3", "1", "0", "0", "0"]
     reports = next(line for line in out.splitlines() if "reports" in line)
-    assert [c for c in reports.replace("│", " ").split() if c.isdigit()] == ["1", "0", "0", "2"]
+    assert [c for c in reports.replace("│", " ").split() if c.isdigit()] == [
+        "1",
+        "0",
+        "0",
+        "2",
+        "0",
+    ]
+
+
+def test_queues_count_expired_tasks(
+    cli: Invoke, memory: MemoryDriver, memory_args: list[str], markers: Path
+) -> None:
+    seed(memory, markers, expired=5)
+    out = cli("queues", *memory_args).stdout
+    reports = next(line for line in out.splitlines() if "reports" in line)
+    assert [c for c in reports.replace("│", " ").split() if c.isdigit()][-1] == "5"
+    total = next(line for line in out.splitlines() if "total" in line)
+    assert total.replace("│", " ").split()[-1] == "5"
+    rows = json.loads(cli("queues", *memory_args, "--json").stdout)
+    assert [r["expired"] for r in rows] == [0, 5]
 
 
 def test_queues_json(
@@ -42,8 +65,8 @@ def test_queues_json(
     result = cli("queues", *memory_args, "--json")
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == [
-        {"queue": "emails", "ready": 3, "delayed": 1, "in_flight": 0, "dead": 0},
-        {"queue": "reports", "ready": 1, "delayed": 0, "in_flight": 0, "dead": 2},
+        {"queue": "emails", "ready": 3, "delayed": 1, "in_flight": 0, "dead": 0, "expired": 0},
+        {"queue": "reports", "ready": 1, "delayed": 0, "in_flight": 0, "dead": 2, "expired": 0},
     ]
 
 

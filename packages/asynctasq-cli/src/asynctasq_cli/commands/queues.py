@@ -1,14 +1,22 @@
-"""``asynctasq queues`` (depth per queue) and ``asynctasq purge QUEUE``."""
+"""``asynctasq queues`` (depth per queue) and ``asynctasq purge QUEUE``.
+
+On drivers that hold claims (`ClaimStore`), each queue also shows how many of its tasks
+expired (``expires``) before a worker started them: a counter per queue that workers keep
+(`asynctasq.core.expired_counts`), read with one call per queue.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from rich.table import Table
 
-from asynctasq.drivers.base import QueueStats
+from asynctasq.core.expired_counts import read_expired
+from asynctasq.core.unique import holds_claims
+from asynctasq.drivers.base import ClaimStore, Driver, QueueStats
 from asynctasq.runner import run
 from asynctasq_cli import session
 from asynctasq_cli.output import confirm, literal, print_json, reporting_errors, stdout
@@ -33,13 +41,17 @@ def stats_as_dict(stats: QueueStats) -> dict[str, Any]:
         "in_flight": stats.in_flight,
         "dead": stats.dead,
     }
-    if stats.extra:
-        doc["extra"] = dict(stats.extra)
+    extra = dict(stats.extra)
+    if "expired" in extra:
+        doc["expired"] = extra.pop("expired")
+    if extra:
+        doc["extra"] = extra
     return doc
 
 
 def stats_table(rows: Sequence[QueueStats], title: str) -> Table:
-    """The depth table: queue, ready, delayed, in flight, dead, with a total row.
+    """The depth table: queue, ready, delayed, in flight, dead (and expired, where the
+    driver counts them), with a total row.
 
     `title` and the queue names are shown literally (a queue named ``[/]`` is not markup).
     """
@@ -48,10 +60,34 @@ def stats_table(rows: Sequence[QueueStats], title: str) -> Table:
     table.add_column("queue", footer="total", style="bold")
     for name, total in zip(("ready", "delayed", "in flight", "dead"), totals, strict=True):
         table.add_column(name, justify="right", footer=f"{total:,}")
+    counted = any("expired" in r.extra for r in rows)
+    if counted:
+        expired_total = sum(_expired(r) for r in rows)
+        table.add_column("expired", justify="right", footer=f"{expired_total:,}")
     for r in rows:
         dead = f"[red]{r.dead:,}[/]" if r.dead else "0"
-        table.add_row(literal(r.queue), f"{r.ready:,}", f"{r.delayed:,}", f"{r.in_flight:,}", dead)
+        cells = [literal(r.queue), f"{r.ready:,}", f"{r.delayed:,}", f"{r.in_flight:,}", dead]
+        if counted:
+            cells.append(f"[yellow]{_expired(r):,}[/]" if _expired(r) else "0")
+        table.add_row(*cells)
     return table
+
+
+def _expired(stats: QueueStats) -> int:
+    value = stats.extra.get("expired", 0)
+    return value if isinstance(value, int) else 0
+
+
+async def with_expired(driver: Driver, rows: list[QueueStats]) -> list[QueueStats]:
+    """`rows` with ``extra["expired"]`` (tasks that expired before they ran) when `driver`
+    keeps the counters, else unchanged."""
+    if not rows or not holds_claims(driver):
+        return rows
+    counts = await read_expired(cast(ClaimStore, driver), [r.queue for r in rows])
+    return [
+        dataclasses.replace(r, extra={**r.extra, "expired": n})
+        for r, n in zip(rows, counts, strict=True)
+    ]
 
 
 async def collect_stats(
@@ -61,7 +97,7 @@ async def collect_stats(
     loaded = load_config(connection)
     async with session.open_driver(loaded) as driver:
         queues = list(names) or sorted(await driver.queue_names())
-        rows = await driver.stats(queues) if queues else []
+        rows = await with_expired(driver, await driver.stats(queues) if queues else [])
     return session.describe_driver(loaded), rows
 
 
@@ -91,7 +127,8 @@ def register(app: typer.Typer) -> None:
         driver_option: DriverOptionOption = None,
         env_file: EnvFileOption = None,
     ) -> None:
-        """Show each queue's depth: ready, delayed, in flight and dead messages."""
+        """Show each queue's depth: ready, delayed, in flight and dead messages, and how many
+        tasks expired before they ran (on drivers that count them)."""
         with reporting_errors():
             described, rows = run(
                 collect_stats(
