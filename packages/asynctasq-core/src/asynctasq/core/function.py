@@ -10,12 +10,23 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, Generic, ParamSpec, Protocol, TypeVar, overload
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
 from asynctasq.core import registry
-from asynctasq.core.options import check_driver, check_option
+from asynctasq.core.options import (
+    OnExpiry,
+    UniqueKey,
+    check_driver,
+    check_option,
+    check_settings,
+    check_unique_argument,
+)
 from asynctasq.core.task import BaseTask, Execution
 from asynctasq.drivers.base import Driver
+
+if TYPE_CHECKING:
+    from asynctasq.schedules.when import When
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -53,7 +64,9 @@ class FunctionTask(BaseTask[R]):
         return self._function.execution
 
     def _driver(self) -> str | Driver | None:
-        return self._function.driver
+        # An instance override is set only by the scheduler (its worker's driver).
+        override = self._driver_override
+        return self._function.driver if override is None else override
 
     def _invoke(self) -> Any:
         return self._function.fn(*self._args, **self._kwargs)
@@ -166,6 +179,12 @@ def task(
     process: bool = False,
     keep_result: bool | float = False,
     track: bool | float | None = None,
+    expires: float | timedelta | datetime | None = None,
+    on_expiry: OnExpiry | None = None,
+    unique: bool = False,
+    unique_key: UniqueKey | None = None,
+    unique_for: float | None = None,
+    schedule: When | None = None,
 ) -> _TaskDecorator: ...
 
 
@@ -182,6 +201,12 @@ def task(
     process: bool = False,
     keep_result: bool | float = False,
     track: bool | float | None = None,
+    expires: float | timedelta | datetime | None = None,
+    on_expiry: OnExpiry | None = None,
+    unique: bool = False,
+    unique_key: UniqueKey | None = None,
+    unique_for: float | None = None,
+    schedule: When | None = None,
 ) -> Any:
     """Make a function a task, bare (``@task``) or with settings (``@task(queue='q')``).
 
@@ -200,6 +225,19 @@ def task(
         track: Keep a status record (``await task_id.status()``, ``asynctasq status``):
             True, or the seconds to keep it after the task ends. None: the configured
             default (``task_defaults.track``). Needs a driver that can track status.
+        expires: Do not start the task after this: seconds after dispatch, or an aware
+            datetime. A worker that takes it later dead-letters it (`TaskExpiredError`).
+        on_expiry: ``"dead_letter"`` (default) or ``"drop"`` (acknowledge it, keep nothing).
+        unique: While one dispatch with the same arguments is queued or running, another
+            queues nothing and returns the first one's id. Needs a driver that holds claims.
+        unique_key: What makes two dispatches the same (implies ``unique``): a function of
+            the task's arguments returning a str or int (None: not unique this time), or
+            the name of one argument. Default: all the arguments.
+        unique_for: Seconds the key stays claimed at most, counted from when the task is
+            due (default one hour); finishing (success or dead letter) releases it sooner.
+        schedule: Dispatch the task (with no arguments) at every tick of ``cron(...)`` or
+            ``every(...)``, from workers run with ``--schedules``; once per tick however
+            many run. See `asynctasq.schedule` for tasks that take arguments.
 
     Raises:
         ValueError: a setting has an unusable value (named in the message).
@@ -212,8 +250,14 @@ def task(
         "visibility_timeout": visibility_timeout,
         "keep_result": keep_result or None,
         "track": track,
+        "expires": expires,
+        "on_expiry": on_expiry,
+        "unique": unique or None,
+        "unique_key": unique_key,
+        "unique_for": unique_for,
     }
     options = {k: check_option(k, v) for k, v in settings.items() if v is not None}
+    check_settings(options, "@task")
     check_driver(driver)
     if not isinstance(process, bool):
         raise TypeError(f"process must be True or False, got {process!r}")
@@ -221,7 +265,14 @@ def task(
     def wrap(function: Callable[..., Any]) -> TaskFunction[..., Any]:
         if isinstance(function, TaskFunction):
             raise TypeError(f"{function.name} is already a task")
-        return TaskFunction(function, options=options, driver=driver, process=process)
+        made = TaskFunction(function, options=options, driver=driver, process=process)
+        if "unique_key" in options:
+            check_unique_argument(made._signature, options["unique_key"], made.name)
+        if schedule is not None:
+            from asynctasq.schedules.registry import schedule_function
+
+            schedule_function(made, schedule)
+        return made
 
     if fn is not None:
         return wrap(fn)

@@ -15,11 +15,18 @@ from __future__ import annotations
 
 import sys
 import warnings
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar
 
 from asynctasq.core import registry
-from asynctasq.core.options import check_driver, check_option
+from asynctasq.core.options import (
+    OnExpiry,
+    UniqueKey,
+    check_driver,
+    check_instant,
+    check_option,
+    check_settings,
+)
 from asynctasq.drivers.base import Driver
 
 if TYPE_CHECKING:
@@ -38,8 +45,13 @@ _CLASS_OPTIONS = {
     "visibility_timeout": "visibility_timeout",
     "keep_result": "keep_result",
     "track": "track",
+    "expires": "expires",
+    "on_expiry": "on_expiry",
+    "unique": "unique",
+    "unique_key": "unique_key",
+    "unique_for": "unique_for",
 }
-_CHAINABLE = ("timeout", "visibility_timeout", "max_attempts")
+_CHAINABLE = ("timeout", "visibility_timeout", "max_attempts", "expires")
 # Constructor keywords that set options instead of becoming attributes.
 _OPTION_KWARGS = {**_CLASS_OPTIONS, "delay": "delay"}
 
@@ -107,6 +119,14 @@ class BaseTask(Generic[T]):
     track: bool | float | None = None
     """Keep a status record (`TaskId.status`): True, or seconds to keep it after the task
     ends; None: the configured default (``task_defaults.track``)."""
+    on_expiry: OnExpiry | None = None
+    """What a worker does with a task taken after its expiry: ``"dead_letter"`` or ``"drop"``."""
+    unique: bool = False
+    """Queue nothing while a dispatch with the same arguments is queued or running."""
+    unique_key: UniqueKey | None = None
+    """What makes two dispatches the same: an attribute name, or a method returning the key."""
+    unique_for: float | None = None
+    """Seconds a unique key stays claimed at most, from when the task is due (default 1 h)."""
     _driver_override: str | Driver | None = None
 
     if TYPE_CHECKING:
@@ -114,10 +134,12 @@ class BaseTask(Generic[T]):
         timeout: Any
         visibility_timeout: Any
         max_attempts: Any
+        expires: Any
     else:
         timeout = _ChainOption("timeout")
         visibility_timeout = _ChainOption("visibility_timeout")
         max_attempts = _ChainOption("max_attempts")
+        expires = _ChainOption("expires")
 
     # Metadata, set by the framework at dispatch and in the worker.
     _task_id: str | None = None
@@ -146,10 +168,13 @@ class BaseTask(Generic[T]):
                 delattr(cls, attr)  # the base class's chain descriptor serves it from now on
         if "_driver_override" in cls.__dict__:
             check_driver(cls.__dict__["_driver_override"])
+        check_settings(options, cls.__qualname__)
         cls._class_options = options
         cls._abstract = bool(cls.__dict__.get("_abstract", False))
         if not cls._abstract:
             cls._task_name = registry.register(cls)
+            if "schedule" in cls.__dict__:
+                _declare_schedule(cls, cls.__dict__["schedule"])
 
     def __init__(self, **kwargs: Any) -> None:
         self._options: dict[str, Any] = {}
@@ -188,9 +213,19 @@ class BaseTask(Generic[T]):
         """Send this dispatch to `queue`."""
         return self._set_option("queue", queue)._chained("on_queue")
 
-    def delay(self, seconds: float) -> Self:
-        """Run no earlier than `seconds` from now (0 = now). Queues nothing by itself."""
+    def delay(self, seconds: float | timedelta | datetime) -> Self:
+        """Run no earlier than `seconds` from now (0 = now), or than a moment (an aware
+        `datetime`; one in the past runs now). Queues nothing by itself."""
         return self._set_option("delay", seconds)._chained("delay")
+
+    def at(self, when: datetime) -> Self:
+        """Run no earlier than `when`, a timezone-aware `datetime` (one in the past runs
+        now). Queues nothing by itself.
+
+        Raises:
+            ValueError: `when` is naive (no timezone) or not a datetime.
+        """
+        return self._set_option("delay", check_instant("at", when))._chained("at")
 
     def retry_after(self, seconds: float) -> Self:
         """Wait `seconds` between a failed run and the next."""
@@ -270,6 +305,17 @@ class BaseTask(Generic[T]):
         if self._unsent is not None:
             handed_over(self)
         return super().__getstate__()
+
+
+def _declare_schedule(cls: type[BaseTask[Any]], value: Any) -> None:
+    """``schedule = cron(...)`` / ``every(...)`` on a task class: dispatch it at each tick
+    (from workers run with ``--schedules``). A method or property named ``schedule`` is the
+    class's own business and left alone."""
+    if value is None or callable(value) or hasattr(value, "__get__"):
+        return
+    from asynctasq.schedules.registry import schedule_class
+
+    schedule_class(cls, value)
 
 
 class _Unsent:

@@ -38,10 +38,13 @@ class EventType(StrEnum):
     TASK_RETRIED = "task-retried"
     TASK_FAILED = "task-failed"
     TASK_CANCELLED = "task-cancelled"
+    TASK_EXPIRED = "task-expired"
     TASK_PROGRESS = "task-progress"
     WORKER_ONLINE = "worker-online"
     WORKER_HEARTBEAT = "worker-heartbeat"
     WORKER_OFFLINE = "worker-offline"
+    SCHEDULE_FIRED = "schedule-fired"
+    SCHEDULE_SKIPPED = "schedule-skipped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +59,8 @@ class Event:
         queue: The task's queue (task events).
         worker: The worker's id (events from a worker).
         data: More, by type: ``attempt``, ``duration``, ``error_type``, ``error_message``,
-            ``delay``, ``progress``, ``message``, a worker's ``info``.
+            ``delay``, ``progress``, ``message``, a worker's ``info``; for schedules
+            ``schedule`` and ``tick`` (fired) or ``first``, ``until``, ``reason`` (skipped).
     """
 
     type: EventType
