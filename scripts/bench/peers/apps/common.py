@@ -21,6 +21,10 @@ QUEUE = os.environ.get("BENCH_QUEUE", "bench")
 N = int(os.environ.get("BENCH_N", "0") or 0)
 MARKS = os.environ.get("BENCH_MARKS", "")
 LATENCY = os.environ.get("BENCH_LATENCY", "")
+COUNTER = os.environ.get("BENCH_COUNTER", "")
+
+_counter_fd = -1
+_counter_pid = 0
 
 _lock = threading.Lock()
 _count = 0
@@ -38,6 +42,20 @@ def tick() -> None:
         if _count == N:
             with open(MARKS, "w") as marks:
                 json.dump({"first": _first, "last": now, "count": _count}, marks)
+
+
+def count() -> None:
+    """The scaling run's no-op task body: one byte appended to the shared counter file.
+
+    O_APPEND writes are atomic, so the file's size is the number of tasks run by every
+    worker process together (whatever the framework's process model); the orchestrator
+    watches the size. One write per task costs a few microseconds.
+    """
+    global _counter_fd, _counter_pid
+    if _counter_pid != os.getpid():  # first task in this process (or a forked child)
+        _counter_fd = os.open(COUNTER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        _counter_pid = os.getpid()
+    os.write(_counter_fd, b".")
 
 
 def record_latency(sent: float) -> None:

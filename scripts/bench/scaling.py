@@ -1,0 +1,302 @@
+"""``python -m scripts.bench.scaling`` (part of ``make bench``): drain throughput with 1, 2
+and 4 worker processes.
+
+Per run: the broker is emptied, a client queues the tasks (untimed, in batches), then the
+worker command starts with N processes and drains them. Every task appends one byte to a
+shared counter file (`apps/common.count`), so the file's size is the number of tasks run by
+all processes together, the same measure for any framework's process model. The rate is
+taken from the first task seen to the last (the processes' start-up is outside it), and
+CPU is read from /proc at both ends: the worker's process tree, the broker's processes, and
+the whole host (how many cores were busy).
+
+The broker state is this run's own (Redis db 13, PostgreSQL database
+``asynctasq_bench_scaling``), so the peer comparison (db 12) can run at the same time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from scripts.bench import procstat
+from scripts.bench.peers.venvs import ROOT, VENVS
+
+APPS = Path(__file__).resolve().parent / "peers" / "apps"
+REDIS_URL = os.environ.get("ASYNCTASQ_BENCH_SCALING_REDIS_URL", "redis://127.0.0.1:6379/13")
+PG_SERVER = os.environ.get("ASYNCTASQ_BENCH_PEERS_POSTGRES", "postgresql://postgres@127.0.0.1:5432")
+PG_DATABASE = "asynctasq_bench_scaling"
+BROKER_PROCESSES = {"redis": ("redis-server",), "postgres": ("postgres", "postmaster")}
+PHASE_TIMEOUT = 600.0
+
+
+@dataclass(frozen=True, slots=True)
+class Contender:
+    """One framework on one broker; ``{n}`` in `worker` is the number of processes."""
+
+    framework: str
+    broker: str
+    app: str
+    worker: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return f"{self.framework}/{self.broker}"
+
+    @property
+    def queue(self) -> str:
+        return f"scale-{self.framework}"
+
+
+def _ours(broker: str, env: dict[str, str]) -> Contender:
+    worker = (
+        "{bin}/asynctasq", "worker", "--import", "asynctasq_app", "--queues", "scale-asynctasq",
+        "--concurrency", "10", "--log-level", "warning", "--no-live", "--workers", "{n}",
+    )  # fmt: skip
+    return Contender(
+        "asynctasq", broker, "asynctasq_app", worker, {"ASYNCTASQ_DRIVER": broker, **env}
+    )
+
+
+def contenders() -> list[Contender]:
+    return [
+        _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}),
+        _ours(
+            "postgres",
+            {
+                "ASYNCTASQ_POSTGRES_DSN": f"{PG_SERVER}/{PG_DATABASE}",
+                "ASYNCTASQ_POSTGRES_AUTO_MIGRATE": "true",
+            },
+        ),
+    ]
+
+
+@dataclass
+class Sample:
+    """One drain: its rate and where the CPU went."""
+
+    rate: float
+    seconds: float
+    tasks: int
+    worker_cpu: float
+    broker_cpu: float
+    host_busy: float
+
+    @property
+    def worker_us(self) -> float:
+        return self.worker_cpu / self.tasks * 1e6
+
+    @property
+    def broker_us(self) -> float:
+        return self.broker_cpu / self.tasks * 1e6
+
+    @property
+    def cores(self) -> float:
+        """Cores kept busy by the worker processes and the broker."""
+        return (self.worker_cpu + self.broker_cpu) / self.seconds
+
+    @property
+    def host_cores(self) -> float:
+        """Cores busy on the whole host (other work included)."""
+        return self.host_busy / self.seconds
+
+
+def reset(contender: Contender) -> None:
+    if contender.broker == "redis":
+        import redis
+
+        with redis.Redis.from_url(REDIS_URL) as r:
+            r.flushdb()
+    else:
+        import asyncio
+
+        import asyncpg
+
+        async def recreate() -> None:
+            conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+                await conn.execute(f'CREATE DATABASE "{PG_DATABASE}"')
+            finally:
+                await conn.close()
+
+        asyncio.run(recreate())
+
+
+def _env(contender: Contender, counter: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCTASQ_", "BENCH_"))}
+    env.update(
+        BENCH_QUEUE=contender.queue,
+        BENCH_COUNTER=str(counter),
+        PYTHONPATH=str(APPS),
+        PYTHONUNBUFFERED="1",
+        **contender.env,
+    )
+    return env
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
+def run_once(contender: Contender, processes: int, tasks: int) -> Sample:
+    """Queue `tasks`, drain them with `processes` worker processes, measure."""
+    run_dir = VENVS / "scaling" / contender.name.replace("/", "-")
+    run_dir.mkdir(parents=True, exist_ok=True)
+    counter, log = run_dir / "counter", run_dir / "worker.log"
+    counter.unlink(missing_ok=True)
+    env = _env(contender, counter)
+    reset(contender)
+    fill = subprocess.run(
+        [sys.executable, str(APPS / f"{contender.app}.py"), "fill", str(tasks)],
+        cwd=APPS, env=env, capture_output=True, text=True, timeout=PHASE_TIMEOUT, check=False,
+    )  # fmt: skip
+    if fill.returncode != 0:
+        raise RuntimeError(f"fill failed: {fill.stderr.strip()[-800:]}")
+    bin_dir = str(Path(sys.executable).parent)
+    argv = [p.replace("{bin}", bin_dir).replace("{n}", str(processes)) for p in contender.worker]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            argv, cwd=APPS, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + PHASE_TIMEOUT
+        while _size(counter) == 0:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"no task ran: {log.read_text(errors='replace')[-800:]}")
+            time.sleep(0.002)
+        started, first = time.monotonic(), _size(counter)
+        snap = procstat.processes()
+        worker0, broker0 = (
+            procstat.tree_cpu(proc.pid, snap),
+            procstat.named_cpu(BROKER_PROCESSES[contender.broker], snap),
+        )
+        host0, _ = procstat.host_busy()
+        while _size(counter) < tasks:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"{_size(counter)} of {tasks} ran: {log.read_text(errors='replace')[-800:]}"
+                )
+            time.sleep(0.005)
+        ended = time.monotonic()
+        snap = procstat.processes()
+        worker1, broker1 = (
+            procstat.tree_cpu(proc.pid, snap),
+            procstat.named_cpu(BROKER_PROCESSES[contender.broker], snap),
+        )
+        host1, _ = procstat.host_busy()
+    finally:
+        _stop(proc)
+    done = tasks - first
+    seconds = ended - started
+    return Sample(
+        rate=done / seconds,
+        seconds=seconds,
+        tasks=done,
+        worker_cpu=worker1 - worker0,
+        broker_cpu=broker1 - broker0,
+        host_busy=host1 - host0,
+    )
+
+
+def median_sample(samples: list[Sample]) -> Sample:
+    """The run with the median rate (its CPU figures come with it, consistent)."""
+    ordered = sorted(samples, key=lambda s: s.rate)
+    return ordered[len(ordered) // 2]
+
+
+def main(argv: list[str] | None = None) -> None:
+    from scripts.bench import scaling_report
+
+    parser = argparse.ArgumentParser(description="Drain throughput with 1, 2, 4 processes.")
+    parser.add_argument("--processes", default="1,2,4", help="comma-separated (default 1,2,4)")
+    parser.add_argument("--tasks", type=int, help="tasks per drain (default 200,000 on Redis, "
+                        "50,000 on PostgreSQL)")  # fmt: skip
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--quick", action="store_true", help="20,000 tasks, one run")
+    parser.add_argument("--only", help="comma-separated framework/broker names")
+    parser.add_argument("--no-write", action="store_true", help="print only")
+    args = parser.parse_args(argv)
+    counts = [int(n) for n in args.processes.split(",")]
+    repeats = 1 if args.quick else args.repeats
+    chosen = contenders()
+    if args.only:
+        chosen = [c for c in chosen if c.name in args.only.split(",") or c.framework == args.only]
+    results: dict[str, dict[int, list[Sample]]] = {c.name: {n: [] for n in counts} for c in chosen}
+    sizes: dict[str, int] = {}
+    for repeat in range(repeats):
+        print(f"scaling: run {repeat + 1} of {repeats}", flush=True)
+        for contender in chosen:
+            default = 200_000 if contender.broker == "redis" else 50_000
+            tasks = sizes[contender.name] = args.tasks or (20_000 if args.quick else default)
+            for n in counts:
+                try:
+                    sample = run_once(contender, n, tasks)
+                except Exception as exc:
+                    print(f"  {contender.name} x{n}: failed: {exc}"[:600], flush=True)
+                    continue
+                results[contender.name][n].append(sample)
+                print(
+                    f"  {contender.name:20} x{n}: {sample.rate:9,.0f}/s  worker "
+                    f"{sample.worker_us:5.1f} us/task  broker {sample.broker_us:5.1f} us/task  "
+                    f"cores {sample.cores:4.2f} (host {sample.host_cores:4.2f})",
+                    flush=True,
+                )
+    medians = {
+        name: {n: median_sample(s) for n, s in by_n.items() if s} for name, by_n in results.items()
+    }
+    print(scaling_report.table(chosen, medians))
+    if not args.no_write:
+        given = argv if argv is not None else sys.argv[1:]
+        command = (
+            "make bench" if not given else "python -m scripts.bench.scaling " + " ".join(given)
+        )
+        scaling_report.write(chosen, medians, results, sizes, repeats, command)
+        print(f"scaling: wrote {scaling_report.PAGE.relative_to(ROOT)} and the chart", flush=True)
+    reset_all(chosen)
+
+
+def reset_all(chosen: list[Contender]) -> None:
+    """The run's Redis db and database go away."""
+    for broker in {c.broker for c in chosen}:
+        reset(next(c for c in chosen if c.broker == broker))
+    if any(c.broker == "postgres" for c in chosen):
+        import asyncio
+
+        import asyncpg
+
+        async def drop() -> None:
+            conn = await asyncpg.connect(f"{PG_SERVER}/postgres")
+            try:
+                await conn.execute(f'DROP DATABASE IF EXISTS "{PG_DATABASE}" WITH (FORCE)')
+            finally:
+                await conn.close()
+
+        asyncio.run(drop())
+
+
+if __name__ == "__main__":
+    main()
+
+
+__all__ = ["Contender", "Sample", "contenders", "main", "run_once"]
