@@ -17,6 +17,7 @@ from asynctasq_cli.commands import (
     events,
     migrate,
     queues,
+    schedules,
     tasks,
     worker,
     workers,
@@ -144,6 +145,7 @@ worker.register(app)
 queues.register(app)
 tasks.register(app)
 workers.register(app)
+schedules.register(app)
 events.register(app)
 dead_letters.register(app)
 doctor.register(app)
