@@ -96,7 +96,8 @@ async def table_names(admin: Any) -> AsyncIterator[dict[str, str]]:
     yield names
     async with admin.cursor() as cursor:
         await cursor.execute("SET SESSION sql_notes = 0")  # no "unknown table" warnings
-        derived = ["results", "statuses", "logs", "log_heads", "workers"]  # migrations 2, 3
+        # migrations 2, 3 and 4
+        derived = ["results", "statuses", "logs", "log_heads", "workers", "claims"]
         for name in [*names.values(), *(f"tq_{suffix}_{table}" for table in derived)]:
             await cursor.execute(f"DROP TABLE IF EXISTS `{name}`")
 

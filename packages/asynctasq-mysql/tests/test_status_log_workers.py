@@ -302,17 +302,18 @@ async def test_a_schema_at_version_2_is_upgraded_in_place(
     make_driver: Callable[..., MySQLDriver], admin: Any, table_names: dict[str, str]
 ) -> None:
     driver = make_driver(auto_migrate=False)
-    assert await driver.init_schema() == [1, 2, 3]
+    assert await driver.init_schema() == [1, 2, 3, 4]
     await driver.store_result("kept", b"42", 60)
     q = table_names["queue"]
     async with admin.cursor() as cursor:  # back to what version 2 left
         await cursor.execute("SET SESSION sql_notes = 0")
         for table in ("statuses", "logs", "log_heads", "workers"):
             await cursor.execute(f"DROP TABLE `{q}_{table}`")
-        await cursor.execute(f"DELETE FROM `{table_names['migrations']}` WHERE `version` = 3")
+        await cursor.execute(f"DROP TABLE `{q}_claims`")
+        await cursor.execute(f"DELETE FROM `{table_names['migrations']}` WHERE `version` IN (3, 4)")
     await driver.close()
     upgraded = make_driver(auto_migrate=False)
-    assert await upgraded.init_schema() == [3]
+    assert await upgraded.init_schema() == [3, 4]
     assert await upgraded.fetch_result("kept", 0) == b"42"
     await upgraded.write_statuses([write("t")])
     assert await upgraded.read_status("t") == b'{"t":"queued"}'

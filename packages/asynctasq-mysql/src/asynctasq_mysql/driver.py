@@ -33,6 +33,7 @@ from asynctasq.drivers.base import (
     QueueStats,
 )
 from asynctasq_mysql import dead_letters
+from asynctasq_mysql.claims import MySQLClaims
 from asynctasq_mysql.dsn import SSLMode, parse_dsn
 from asynctasq_mysql.errors import ConfigurationError, SchemaNotInitializedError
 from asynctasq_mysql.idle import IdleBackoff
@@ -78,11 +79,12 @@ def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Seque
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-class MySQLDriver(MySQLLifecycle):
+class MySQLDriver(MySQLLifecycle, MySQLClaims):
     """Queue driver for MySQL 8.0.1+ and MariaDB 10.6+ (``SKIP LOCKED`` is required).
 
     Also keeps task status records, the event and cancel logs and worker records
-    (`MySQLLifecycle`), in tables named after the queue table.
+    (`MySQLLifecycle`) and named claims (`MySQLClaims`), in tables named after the queue
+    table.
 
     Every keyword is a setting (``ASYNCTASQ_MYSQL_<NAME>`` in the environment). Nothing
     connects until the first operation or `connect`.

@@ -7,7 +7,8 @@ and a named server lock (``GET_LOCK``) keeps two processes from applying them at
 
 The tables besides the queue, dead-letter and migrations tables are named after the queue
 table: ``<queue_table>_results`` (migration 2), ``_statuses``, ``_logs``, ``_log_heads`` and
-``_workers`` (migration 3), each hashed when that is longer than MySQL's 64 characters.
+``_workers`` (migration 3), ``_claims`` (migration 4), each hashed when that is longer than
+MySQL's 64 characters.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ class TableNames:
         log_heads: Backquoted table of one row per log, locked by appends
             (``<queue_table>_log_heads``).
         workers: Backquoted worker record table (``<queue_table>_workers``).
+        claims: Backquoted named claims table (``<queue_table>_claims``).
     """
 
     queue: str
@@ -75,6 +77,7 @@ class TableNames:
     logs: str
     log_heads: str
     workers: str
+    claims: str
 
     @classmethod
     def build(
@@ -89,7 +92,7 @@ class TableNames:
         migrations_table = migrations_table or f"{queue_table}_migrations"
         derived = {
             suffix: _derived_name(queue_table, suffix)
-            for suffix in ("results", "statuses", "logs", "log_heads", "workers")
+            for suffix in ("results", "statuses", "logs", "log_heads", "workers", "claims")
         }
         names = [queue_table, dead_letter_table, migrations_table, *derived.values()]
         tables = cls(
@@ -103,6 +106,7 @@ class TableNames:
             logs=identifier(derived["logs"]),
             log_heads=identifier(derived["log_heads"]),
             workers=identifier(derived["workers"]),
+            claims=identifier(derived["claims"]),
         )
         # MySQL compares table names case-insensitively on some platforms: be strict.
         if len({n.lower() for n in names}) != len(names):
@@ -178,6 +182,7 @@ def migrations(tables: TableNames) -> list[Migration]:
         Migration(1, "queue and dead-letter tables", (create_queue, create_dead_letter)),
         Migration(2, "kept task results", (create_results,)),
         Migration(3, "task statuses, logs and workers", _lifecycle_tables(tables)),
+        Migration(4, "named claims (schedule ticks, unique tasks)", (_claims_table(tables),)),
     ]
 
 
@@ -235,6 +240,22 @@ def _lifecycle_tables(tables: TableNames) -> tuple[str, ...]:
     PRIMARY KEY (`worker_id`)
 ) {options}"""
     return (statuses, logs, log_heads, workers)
+
+
+def _claims_table(tables: TableNames) -> str:
+    """Migration 4: named claims, one row per key (see `asynctasq_mysql.claims`).
+
+    Keys and holders are VARBINARY: compared byte for byte (no collation folds case, trailing
+    spaces or accents), sized for the longest valid ones in UTF-8 (512 and 256 characters
+    of up to 4 bytes: a 2 KiB key, under InnoDB's 3 KiB index limit with DYNAMIC rows).
+    """
+    return f"""CREATE TABLE IF NOT EXISTS {tables.claims} (
+    `key` VARBINARY(2048) NOT NULL,
+    `holder` VARBINARY(1024) NOT NULL,
+    `expires_at` DATETIME(6) NOT NULL,
+    PRIMARY KEY (`key`),
+    KEY `ix_expiry` (`expires_at`)
+) ENGINE=InnoDB ROW_FORMAT=DYNAMIC"""
 
 
 def create_migrations_table(tables: TableNames) -> str:
