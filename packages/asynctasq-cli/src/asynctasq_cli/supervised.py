@@ -24,6 +24,7 @@ from asynctasq_cli.logging import (
     LogSetup,
     configure_logging,
 )
+from asynctasq_cli.metrics import close_quietly, start_supervisor_metrics
 from asynctasq_cli.output import EXIT_USAGE, CliError, reporting_errors, stderr
 from asynctasq_cli.settings import ConnectionOptions, cli_setting, load_config
 
@@ -121,7 +122,11 @@ def run_supervised(
             return int(exc.exit_code)
         return 0
 
+    exporter = None
     try:
+        # Before the fork: the processes inherit the multiprocess mode, and one scrape of
+        # the supervisor gives the sum of theirs.
+        exporter = start_supervisor_metrics(config.worker, workers)
         supervisor = Supervisor(
             child,
             workers,
@@ -131,6 +136,7 @@ def run_supervised(
         )
         return supervisor.run()
     finally:
+        close_quietly(exporter)
         logs.restore()
 
 

@@ -93,9 +93,24 @@ class WorkerSettings:
     poll_wait: float = 1.0
     allowed_roots: tuple[str, ...] = ()
     imports: tuple[str, ...] = ()
+    log_tasks: bool = False
+    """Log a line per task started and finished, with its duration (logger
+    ``asynctasq.tasks``, at INFO)."""
+    health_file: str | None = None
+    """A file the worker rewrites every few seconds while its event loop runs (for exec
+    probes); removed when it stops. See `asynctasq.worker.health`."""
+    metrics_port: int | None = None
+    """Serve ``/metrics``, ``/healthz`` and ``/readyz`` on this port (`asynctasq worker`,
+    with the ``asynctasq-prometheus`` package installed)."""
+    metrics_host: str = "127.0.0.1"
+    """The address the metrics server binds (``0.0.0.0`` to be scraped from other hosts)."""
+    metrics_interval: float = 15.0
+    """Seconds between two samples of the queue depths for the metrics."""
     heartbeat_interval: float = 5.0
     """Seconds between a worker's heartbeats; it disappears from `asynctasq workers` three
     intervals after its last one."""
+    schedules: bool = False
+    """Run the scheduler beside the worker (``asynctasq worker --schedules``)."""
 
     def __post_init__(self) -> None:
         if not self.heartbeat_interval > 0:
@@ -114,6 +129,14 @@ class WorkerSettings:
                 raise ConfigError(f"worker.{name} must be at least 1, got {value!r}")
         if self.poll_wait <= 0:
             raise ConfigError(f"worker.poll_wait must be greater than 0, got {self.poll_wait!r}")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(
+                f"worker.metrics_port must be a port number (0 to 65535), got {self.metrics_port!r}"
+            )
+        if not 1 <= self.metrics_interval <= 3600:
+            raise ConfigError(
+                f"worker.metrics_interval must be 1 to 3600 seconds, got {self.metrics_interval!r}"
+            )
         if not self.queues:
             raise ConfigError("worker.queues must name at least one queue")
         for queue in self.queues:
@@ -135,6 +158,19 @@ class EventSettings:
 
 
 @dataclass(frozen=True, slots=True)
+class ScheduleSettings:
+    """How workers run schedules (`asynctasq.schedule`, ``@task(schedule=...)``)."""
+
+    grace: float = 60.0
+    """Seconds after its time a tick may still fire when no scheduler was running then
+    (missed ticks older than this are skipped)."""
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.grace <= 86400:
+            raise ConfigError(f"schedules.grace must be 0 to 86400 seconds, got {self.grace!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class Config:
     """The configuration in effect. Build it with `init()`/`set_global_config()`."""
 
@@ -142,6 +178,7 @@ class Config:
     task_defaults: TaskDefaults = field(default_factory=TaskDefaults)
     worker: WorkerSettings = field(default_factory=WorkerSettings)
     events: EventSettings = field(default_factory=EventSettings)
+    schedules: ScheduleSettings = field(default_factory=ScheduleSettings)
     drivers: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     version: int = 0
 
@@ -154,6 +191,7 @@ _SECTIONS: dict[str, type[Any]] = {
     "task_defaults": TaskDefaults,
     "worker": WorkerSettings,
     "events": EventSettings,
+    "schedules": ScheduleSettings,
 }
 _config: Config | None = None  # None: not configured yet; the environment decides on first use
 _version = 0
@@ -614,6 +652,7 @@ __all__ = [
     "Config",
     "ConfigWarning",
     "RetryStrategy",
+    "ScheduleSettings",
     "StrayVariable",
     "TaskDefaults",
     "WorkerSettings",

@@ -70,6 +70,16 @@ class Middleware:
         """A task was cancelled (``asynctasq.cancel``), before or while it ran; it was
         removed from its queue and will not be retried."""
 
+    def after_expire(self, job: Job) -> None:
+        """A task was taken after its expiry and not run (dead-lettered or dropped)."""
+
+    def after_broker_error(self, worker: Worker, operation: str, exception: Exception) -> None:
+        """A call to the broker failed and will be tried again (or left to the lease).
+
+        `operation` is one of a few fixed names: ``dequeue``, ``ack``, ``retry``,
+        ``dead-letter``, ``release``, ``keeping the result``.
+        """
+
 
 _global: list[Middleware] = []
 

@@ -1,4 +1,5 @@
-"""Entry-point discovery: drivers, serializer hooks and CLI sub-commands come from packages.
+"""Entry-point discovery: drivers, serializer hooks, CLI sub-commands and metrics exporters
+come from packages.
 
 The metadata scan is done once per group and cached; a plugin's code is imported only when
 asked for, so installing many drivers costs nothing until one is used.
@@ -14,6 +15,8 @@ from typing import Any
 DRIVERS_GROUP = "asynctasq.drivers"
 SERIALIZER_HOOKS_GROUP = "asynctasq.serializer_hooks"
 CLI_GROUP = "asynctasq.cli"
+EXPORTERS_GROUP = "asynctasq.exporters"
+"""Metrics exporters for `asynctasq worker --metrics-port` (``asynctasq-prometheus``)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from asynctasq.core.resolver import default_roots
 from asynctasq.drivers.base import EventLog, WorkerRegistry
 from asynctasq.executors.threads import stuck_task_threads
 from asynctasq.runner import run
+from asynctasq.schedules.claims import claim_store
 from asynctasq.supervisor import supervised_pool_size
 from asynctasq.worker import Worker
 from asynctasq_cli import session
@@ -35,6 +36,7 @@ from asynctasq_cli.logging import (
     configure_logging,
     parse_level,
 )
+from asynctasq_cli.metrics import close_quietly, start_worker_metrics
 from asynctasq_cli.output import CliError, reporting_errors, stderr
 from asynctasq_cli.settings import (
     ConnectionOptions,
@@ -56,6 +58,7 @@ log = logging.getLogger("asynctasq.cli")
 _PANEL_RUN = "Worker"
 _PANEL_CODE = "Task code"
 _PANEL_OUTPUT = "Output"
+_PANEL_OBSERVE = "Observability"
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +76,11 @@ class WorkerOptions:
     allowed_roots: tuple[str, ...] | None = None
     heartbeat_interval: float | None = None
     events: bool | None = None
+    schedules: bool | None = None
+    log_tasks: bool | None = None
+    health_file: str | None = None
+    metrics_port: int | None = None
+    metrics_host: str | None = None
 
     def as_settings(self) -> dict[str, Any]:
         """The ``worker`` and ``events`` sections for core's configuration (only what was
@@ -87,6 +95,11 @@ class WorkerOptions:
             "imports",
             "allowed_roots",
             "heartbeat_interval",
+            "schedules",
+            "log_tasks",
+            "health_file",
+            "metrics_port",
+            "metrics_host",
         )
         given = {n: getattr(self, n) for n in names if getattr(self, n) is not None}
         settings: dict[str, Any] = {"worker": given} if given else {}
@@ -232,6 +245,7 @@ def run_worker(
     logs = configure_logging(level, cast(LogFormat, fmt), console)
     tag_child_logs(logs)
     added: list[str] = []
+    exporter = None
     try:
         loaded = load_config(connection, options.as_settings())
         settings = loaded.config.worker
@@ -252,6 +266,11 @@ def run_worker(
             )
         except ValueError as exc:  # a worker setting from the environment or .env
             raise CliError(f"worker settings: {exc}", exit_code=2) from None
+        if worker.schedules:
+            try:
+                claim_store(driver)
+            except TypeError as exc:
+                raise CliError(f"--schedules: {exc}", exit_code=2) from None
         events_on = worker.events and isinstance(driver, EventLog)
         refused = None
         if worker.events and not events_on:
@@ -275,8 +294,11 @@ def run_worker(
             ),
         )
         show_live = console.is_terminal and fmt == "text" if live is None else live
+        # Serving before connecting: /healthz answers and /readyz says why not ready yet.
+        exporter = start_worker_metrics(worker)
         run(_serve(loaded, worker, banner, console, show_live))
     finally:
+        close_quietly(exporter)
         for entry in added:
             if entry in sys.path:
                 sys.path.remove(entry)
@@ -418,6 +440,17 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_PANEL_RUN,
             ),
         ] = None,
+        schedules: Annotated[
+            bool | None,
+            typer.Option(
+                "--schedules/--no-schedules",
+                help="Also run the scheduler: dispatch the schedules the imported modules "
+                "declare, each tick once however many workers run it (asynctasq schedules). "
+                "(env: ASYNCTASQ_WORKER_SCHEDULES; default: off)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
         workers: Annotated[
             str | None,
             typer.Option(
@@ -452,6 +485,54 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_PANEL_OUTPUT,
             ),
         ] = None,
+        log_tasks: Annotated[
+            bool | None,
+            typer.Option(
+                "--log-tasks/--no-log-tasks",
+                help="Log a line per task started and finished, with its duration "
+                "(logger asynctasq.tasks; fields in JSON logs). "
+                "(env: ASYNCTASQ_WORKER_LOG_TASKS; default: off)",
+                show_default=False,
+                rich_help_panel=_PANEL_OBSERVE,
+            ),
+        ] = None,
+        metrics_port: Annotated[
+            int | None,
+            typer.Option(
+                "--metrics-port",
+                min=0,
+                max=65535,
+                metavar="PORT",
+                help="Serve Prometheus /metrics, /healthz and /readyz on this port "
+                "(needs asynctasq-prometheus; with --workers, the sum of all processes). "
+                "(env: ASYNCTASQ_WORKER_METRICS_PORT; default: off)",
+                show_default=False,
+                rich_help_panel=_PANEL_OBSERVE,
+            ),
+        ] = None,
+        metrics_host: Annotated[
+            str | None,
+            typer.Option(
+                "--metrics-host",
+                metavar="ADDRESS",
+                help="The address the metrics server binds; 0.0.0.0 to be scraped from "
+                "other hosts. (env: ASYNCTASQ_WORKER_METRICS_HOST; default: 127.0.0.1)",
+                show_default=False,
+                rich_help_panel=_PANEL_OBSERVE,
+            ),
+        ] = None,
+        health_file: Annotated[
+            str | None,
+            typer.Option(
+                "--health-file",
+                metavar="PATH",
+                help="Rewrite this file every 5 s while the worker runs ('ready' or 'not "
+                "ready: why'), for exec probes; removed on exit. With --workers, one file "
+                "per process (PATH.N). (env: ASYNCTASQ_WORKER_HEALTH_FILE)",
+                show_default=False,
+                rich_help_panel=_PANEL_OBSERVE,
+            ),
+        ] = None,
         driver: DriverOption = None,
         set_: SetOption = None,
         driver_option: DriverOptionOption = None,
@@ -474,6 +555,11 @@ def register(app: typer.Typer) -> None:
                 allowed_roots=tuple(allowed_roots) if allowed_roots else None,
                 heartbeat_interval=heartbeat_interval,
                 events=events,
+                schedules=schedules,
+                log_tasks=log_tasks,
+                health_file=health_file,
+                metrics_port=metrics_port,
+                metrics_host=metrics_host,
             )
             connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
 

@@ -26,6 +26,7 @@ from asynctasq.drivers.base import ClaimStore, Driver
 from asynctasq.errors import TaskExpiredError
 from asynctasq.lifecycle.events import EventType
 from asynctasq.lifecycle.status import TaskState, clip
+from asynctasq.middleware import call_hooks
 from asynctasq.worker import outcomes
 from asynctasq.worker.failures import failure_from, printable
 
@@ -97,6 +98,8 @@ class TimedTasks:
             return  # left to the lease: expired again at its next delivery
         worker.stats.expired += 1
         job.finished = True
+        if worker.middleware:
+            call_hooks(worker.middleware, "after_expire", job, reverse=True)
         if lifecycle is not None:
             error = {"error_type": type(exc).__name__, "error_message": clip(str(exc))}
             lifecycle.record(job, TaskState.EXPIRED, finished_at=time.time(), **error)

@@ -29,7 +29,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
@@ -61,10 +61,16 @@ from asynctasq.middleware import Middleware, call_hooks
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
 from asynctasq.worker import outcomes
 from asynctasq.worker.failures import brief, failure_from, printable
+from asynctasq.worker.health import HealthFile
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
 from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
 from asynctasq.worker.retry import retry_delay
+from asynctasq.worker.task_log import TaskLog
+from asynctasq.worker.timed import TimedTasks
+
+if TYPE_CHECKING:
+    from asynctasq.schedules.scheduler import Scheduler
 
 log = logging.getLogger("asynctasq.worker")
 
@@ -88,6 +94,7 @@ class WorkerStats:
     dead_lettered: int = 0
     released: int = 0
     cancelled: int = 0
+    expired: int = 0
 
 
 class _Backoff:
@@ -124,6 +131,8 @@ class Worker:
             ``django.setup()``), in the worker and in each process-pool child.
         events: Publish task and worker events (when the driver keeps an event log).
         heartbeat_interval: Seconds between the worker's heartbeats in the registry.
+        schedules: Run the scheduler beside the worker: dispatch the ticks of the schedules
+            its imports declare, once across all workers doing so (`asynctasq.schedule`).
     """
 
     def __init__(
@@ -145,6 +154,7 @@ class Worker:
         config: Config | None = None,
         events: bool | None = None,
         heartbeat_interval: float | None = None,
+        schedules: bool | None = None,
     ) -> None:
         self.config = config or get_config()
         ws = self.config.worker
@@ -199,6 +209,16 @@ class Worker:
         self.started_at = time.time()
         self._lifecycle: Lifecycle | None = None
         self._by_id: dict[str, tuple[asyncio.Task[None], Job]] = {}
+        self._timed = TimedTasks(self)
+        self.last_fetch_at: float | None = None
+        """Monotonic time the last fetch from the broker returned (for readiness probes)."""
+        self.last_fetch_error: str | None = None
+        """Why the last fetch failed; None once one went through again."""
+        if ws.log_tasks:
+            self.middleware.append(TaskLog())
+        if ws.health_file:
+            self.middleware.append(HealthFile(ws.health_file))
+        self.schedules = bool(schedules if schedules is not None else ws.schedules)
 
     # -- control ---------------------------------------------------------------------------
     def request_stop(self) -> None:
@@ -266,6 +286,7 @@ class Worker:
         driver = self.driver
         await driver.connect()
         keeper: asyncio.Task[None] | None = None
+        scheduler: Scheduler | None = None
         previous_guard = get_import_guard()
         # Everything set up below is undone in `finally`, whatever start-up step fails (an
         # import, a boot hook): no guard left installed, no lease task pending, no pool alive.
@@ -298,8 +319,15 @@ class Worker:
             for m in self.middleware:
                 # May be a coroutine (initialise an ORM, open a pool); an error stops start-up.
                 await _maybe_await(m.before_worker_boot(self))
+            if self.schedules:  # a separate component: nothing on the fetch path
+                from asynctasq.schedules.scheduler import Scheduler
+
+                scheduler = Scheduler.for_worker(self, driver)
+                scheduler.start(self._stop_event)
             await self._fetch_loop(driver)
         finally:
+            if scheduler is not None:
+                await scheduler.stop()
             await self._shutdown(driver)
             await stop_quietly(self._lifecycle)
             if keeper is not None:
@@ -335,6 +363,9 @@ class Worker:
                     wait=min(self.poll_wait, 0.2) if self.burst else self.poll_wait,
                 )
             except Exception as exc:
+                self.last_fetch_error = f"{type(exc).__name__}: {brief(exc)}"
+                if self.middleware:
+                    call_hooks(self.middleware, "after_broker_error", self, "dequeue", exc)
                 delay = backoff.next()
                 log.warning(
                     "fetching tasks failed (%s: %s); retrying in %.1f s",
@@ -345,6 +376,7 @@ class Worker:
                 await self._sleep_unless_stopping(delay)
                 continue
             backoff.reset()
+            self.last_fetch_at, self.last_fetch_error = time.monotonic(), None
             if self.stopping:
                 if deliveries:
                     await self._release(deliveries)
@@ -406,6 +438,9 @@ class Worker:
         lifecycle = self._lifecycle
         if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
             await self._finish_cancelled(job, lifecycle)  # cancelled while queued: never runs
+            return
+        if env.expires_at and env.expires_at <= time.time():
+            await self._timed.expire(job, lifecycle)  # before its code is even loaded
             return
         # Lifecycle hooks are called only for a task they have work for (tracked, or events
         # on): the common case costs nothing.
@@ -493,6 +528,8 @@ class Worker:
                 self.driver, job, lambda: outcomes.value_outcome(job, result), self._settle
             )
         self._ack(delivery)
+        if env.unique_key:
+            self._timed.release_claim(env.unique_key, delivery.task_id)
         if self.middleware:
             call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
         if hooks is not None:
@@ -539,6 +576,8 @@ class Worker:
         if not await self._settle("ack", lambda: driver.ack([job.delivery])):
             return
         self.stats.cancelled += 1
+        if job.envelope is not None and job.envelope.unique_key:
+            self._timed.release_claim(job.envelope.unique_key, job.task_id)
         log.info("task %s [%s] was cancelled", printable(job.task_name), printable(job.task_id))
         call_hooks(self.middleware, "after_cancel", job, reverse=True)
         if lifecycle is not None:
@@ -566,6 +605,7 @@ class Worker:
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
+            call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
 
     async def _task_for_hooks(self, job: Job, *, load: bool = True) -> BaseTask[Any] | None:
         """The task instance, built now if `_process` left it to the child (process tasks).
@@ -670,6 +710,8 @@ class Worker:
         )
         await outcomes.keep(driver, job, lambda: outcomes.failure_outcome(failure), self._settle)
         self.stats.dead_lettered += 1
+        if job.envelope is not None and job.envelope.unique_key:
+            self._timed.release_claim(job.envelope.unique_key, job.task_id)
         call_hooks(self.middleware, "after_dead_letter", job, failure, reverse=True)
         return True
 
@@ -708,6 +750,8 @@ class Worker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                if self.middleware:
+                    call_hooks(self.middleware, "after_broker_error", self, what, exc)
                 if attempt == tries or self._aborting:
                     log.error(
                         "%s failed %d time(s), leaving it to the lease: %s", what, attempt, exc
