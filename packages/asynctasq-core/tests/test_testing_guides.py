@@ -1,8 +1,8 @@
-"""`asynctasq.testing.guides`: where the guides are, and their python blocks."""
+"""`scripts.spec_guides`: where the guides are, and their python blocks."""
 
 from pathlib import Path
 
-from asynctasq.testing.guides import guide_blocks, spec_dir
+from scripts.spec_guides import guide_blocks, spec_dir
 
 
 def test_shared_spec_wins_and_the_snapshot_is_the_fallback(tmp_path: Path) -> None:

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from scripts.spec_guides import guide_blocks, spec_dir
 from sqlalchemy import make_url
-
-from asynctasq.testing.guides import guide_blocks, spec_dir
 
 ROOT = Path(__file__).resolve().parents[4]
 SPEC = spec_dir(ROOT)

@@ -19,8 +19,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
-
-from asynctasq.testing.guides import guide_blocks, spec_dir
+from scripts.spec_guides import guide_blocks, spec_dir
 
 ROOT = Path(__file__).resolve().parents[4]
 SPEC = spec_dir(ROOT)

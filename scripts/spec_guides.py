@@ -1,4 +1,4 @@
-"""The user guides' code examples, for tests that run them (core's and plugins').
+"""The user guides' code examples, for the tests that run them (core's and the ORM packages').
 
 The guides are the spec: `../shared/spec/` beside a checkout, or the snapshot in
 `tests/spec/` when the shared copy is not there.
