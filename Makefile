@@ -21,6 +21,7 @@ typecheck: install
 bench: install
 	@bash scripts/services.sh
 	.venv/bin/python -m scripts.bench
+	.venv/bin/python -m scripts.bench.scaling
 
 services:
 	@bash scripts/services.sh
