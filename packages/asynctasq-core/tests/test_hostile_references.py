@@ -85,7 +85,7 @@ async def letters(driver: MemoryDriver) -> dict[str, str]:
 
 
 def dead(n: int) -> Callable[[MemoryDriver], bool]:
-    return lambda d: len(d._s.dead) >= n  # type: ignore[attr-defined]
+    return lambda d: len(d.dead_letters()) >= n  # type: ignore[attr-defined]
 
 
 # -- references that raise SystemExit or print when imported ---------------------------------
@@ -443,7 +443,8 @@ async def test_a_task_not_found_is_not_retried_in_a_tight_loop() -> None:
         [("skew", payload("not_deployed_x9:t", attempts=1000))],
         lambda d: time.monotonic() - started > 2,
     )
-    worker_runs = driver._s.records["skew"].deliveries  # type: ignore[attr-defined]
+    [skew] = driver.messages()  # type: ignore[attr-defined]
+    worker_runs = skew.deliveries
     assert worker_runs == 1  # retried after at least 5 s, not at once
     [stats] = await driver.stats(["h"])
     assert stats.delayed == 1

@@ -181,7 +181,7 @@ async def test_async_timeout_cancels_the_task() -> None:
         return bool(await driver.list_dead_letters(queue="w"))
 
     started = time.monotonic()
-    await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"])
+    await run_worker(lambda: len(driver.dead_letters()) == 1, queues=["w"])
     assert time.monotonic() - started < 5
     assert calls["too_slow"] == ["start"]
     [letter] = await driver.list_dead_letters(queue="w")
@@ -198,7 +198,7 @@ async def test_malformed_message_is_dead_lettered_and_never_run() -> None:
     driver = await get_driver()
     await driver.enqueue(OutgoingMessage("bad-1", "w", b"not json at all"))
     await driver.enqueue(OutgoingMessage("bad-2", "w", b'{"v": 1, "task": "x:y", "o": "nope"}'))
-    await run_worker(lambda: len(driver._s.dead) == 2, queues=["w"])  # type: ignore[attr-defined]
+    await run_worker(lambda: len(driver.dead_letters()) == 2, queues=["w"])  # type: ignore[attr-defined]
     letters = {d.task_id: d for d in await driver.list_dead_letters(queue="w")}
     assert "not valid JSON" in letters["bad-1"].failure.message
     assert "malformed options" in letters["bad-2"].failure.message
@@ -220,7 +220,11 @@ async def test_code_outside_allowed_roots_is_refused(tmp_path: Path) -> None:
         )
         driver = await get_driver()
         await driver.enqueue(OutgoingMessage("e1", "w", payload))
-        await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"], allowed_roots=[TASKS_DIR])  # type: ignore[attr-defined]
+        await run_worker(
+            lambda: len(driver.dead_letters()) == 1,  # type: ignore[attr-defined]
+            queues=["w"],
+            allowed_roots=[TASKS_DIR],
+        )
     finally:
         sys.path.remove(str(tmp_path))
     [letter] = await driver.list_dead_letters(queue="w")
@@ -235,7 +239,7 @@ async def test_message_naming_a_non_task_is_refused() -> None:
     )
     driver = await get_driver()
     await driver.enqueue(OutgoingMessage("n1", "w", payload))
-    await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"])  # type: ignore[attr-defined]
+    await run_worker(lambda: len(driver.dead_letters()) == 1, queues=["w"])  # type: ignore[attr-defined]
     [letter] = await driver.list_dead_letters(queue="w")
     assert "not a task" in letter.failure.message
 
@@ -249,7 +253,7 @@ async def test_task_redelivered_past_max_attempts_is_dead_lettered_as_lost() -> 
         while not got:
             got = await driver.dequeue(["w"], limit=1, wait=1)
         await asyncio.sleep(0.3)
-    await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"])  # type: ignore[attr-defined]
+    await run_worker(lambda: len(driver.dead_letters()) == 1, queues=["w"])  # type: ignore[attr-defined]
     [letter] = await driver.list_dead_letters(queue="w")
     assert letter.failure.exception_type == "asynctasq.errors.TaskLostError"
     assert "add" not in calls
@@ -476,7 +480,11 @@ async def test_enum_argument_from_a_module_outside_the_allowed_roots_is_refused(
     try:
         driver = await get_driver()
         await driver.enqueue(OutgoingMessage("g1", "w", payload))
-        await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"], allowed_roots=[TASKS_DIR])  # type: ignore[attr-defined]
+        await run_worker(
+            lambda: len(driver.dead_letters()) == 1,  # type: ignore[attr-defined]
+            queues=["w"],
+            allowed_roots=[TASKS_DIR],
+        )
     finally:
         sys.path.remove(str(tmp_path))
     assert not (tmp_path / "ran").exists()
@@ -561,7 +569,7 @@ async def gives_up(key: str) -> None:
 async def test_permanent_error_is_not_retried() -> None:
     await gives_up("perm").dispatch()
     driver = await get_driver()
-    await run_worker(lambda: len(driver._s.dead) == 1, queues=["w"])  # type: ignore[attr-defined]
+    await run_worker(lambda: len(driver.dead_letters()) == 1, queues=["w"])  # type: ignore[attr-defined]
     assert calls["perm"] == ["run"]
 
 

@@ -26,7 +26,7 @@ class Rollback(Exception):
 
 
 def queued_pks(memory: MemoryDriver) -> list[Any]:
-    return [orjson.loads(r.payload)["args"][0]["v"][1] for r in memory._s.records.values()]
+    return [orjson.loads(r.payload)["args"][0]["v"][1] for r in memory.messages()]
 
 
 def flow(memory: MemoryDriver) -> list[int]:

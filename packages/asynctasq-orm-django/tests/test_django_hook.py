@@ -32,7 +32,7 @@ async def run_worker(memory: MemoryDriver) -> Worker:
 
 
 def payloads(memory: MemoryDriver) -> list[dict[str, Any]]:
-    return [orjson.loads(r.payload) for r in memory._s.records.values()]
+    return [orjson.loads(r.payload) for r in memory.messages()]
 
 
 async def test_function_and_class_tasks_get_fresh_rows(memory: MemoryDriver) -> None:
@@ -82,7 +82,7 @@ async def test_deleted_row_fails_without_retries(memory: MemoryDriver) -> None:
     await user.adelete()
     worker = await run_worker(memory)
     assert (worker.stats.succeeded, worker.stats.retried, worker.stats.dead_lettered) == (0, 0, 1)
-    [dead] = memory._s.dead.values()
+    [dead] = memory.dead_letters()
     assert dead.failure.exception_type == "asynctasq.errors.ModelNotFoundError"
     assert f"dj_testapp.models:User with primary key {pk} does not exist" in dead.failure.message
     assert issubclass(ModelNotFoundError, LookupError)

@@ -60,4 +60,4 @@ async def run_worker(memory: MemoryDriver, **kwargs: Any) -> Worker:
 
 def payloads(memory: MemoryDriver) -> list[dict[str, Any]]:
     """The envelopes waiting in the memory driver."""
-    return [orjson.loads(r.payload) for r in memory._s.records.values()]
+    return [orjson.loads(r.payload) for r in memory.messages()]

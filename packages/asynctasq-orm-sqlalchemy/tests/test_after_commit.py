@@ -23,7 +23,7 @@ from asynctasq_orm_sqlalchemy import dispatch_after_commit
 
 
 def queued_ids(memory: MemoryDriver) -> list[int]:
-    return [orjson.loads(r.payload)["args"][0]["v"][1] for r in memory._s.records.values()]
+    return [orjson.loads(r.payload)["args"][0]["v"][1] for r in memory.messages()]
 
 
 def new_user(name: str) -> User:

@@ -91,5 +91,5 @@ async def test_variable_without_value_and_no_factory_says_so(
         await sa_testapp.greet(user).dispatch()
     worker = await run_worker(memory)
     assert worker.stats.dead_lettered == 1
-    [dead] = memory._s.dead.values()
+    [dead] = memory.dead_letters()
     assert "has no value in this context" in dead.failure.message

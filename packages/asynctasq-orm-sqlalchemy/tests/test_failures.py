@@ -35,7 +35,7 @@ async def test_deleted_row_fails_the_task_without_retries(
     worker = await run_worker(memory)
     assert sa_testapp.seen == []
     assert (worker.stats.succeeded, worker.stats.retried, worker.stats.dead_lettered) == (0, 0, 1)
-    [dead] = memory._s.dead.values()
+    [dead] = memory.dead_letters()
     assert dead.failure.exception_type == "asynctasq.errors.ModelNotFoundError"
     assert "sa_testapp:User with primary key 7 does not exist" in dead.failure.message
 
@@ -88,7 +88,7 @@ async def test_no_session_configured_is_dead_lettered_with_the_fix(
         await sa_testapp.greet(user).dispatch()
     worker = await run_worker(memory)
     assert worker.stats.dead_lettered == 1
-    [dead] = memory._s.dead.values()
+    [dead] = memory.dead_letters()
     assert dead.failure.exception_type.endswith("SessionNotConfiguredError")
     assert "Base._asynctasq_session_factory" in dead.failure.message
 

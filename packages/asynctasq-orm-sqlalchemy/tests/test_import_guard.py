@@ -12,6 +12,7 @@ import sa_testapp
 from sa_testapp import User
 from sa_testsupport import Backend, run_worker
 
+from asynctasq.drivers.base import OutgoingMessage
 from asynctasq.serializer import DeserializationError, from_wire_async, set_import_guard
 from asynctasq.testing import MemoryDriver
 
@@ -69,14 +70,16 @@ async def test_worker_refuses_a_module_outside_its_roots(
         session.add(user)
         await session.commit()
         await sa_testapp.greet(user).dispatch()
-    [record] = memory._s.records.values()
-    record.payload = orjson.dumps(
-        orjson.loads(record.payload.replace(b"sa_testapp:User", b"sa_evil_models:User"))
+    [record] = memory.messages()
+    await memory.purge(record.queue)  # queued again below, naming another module
+    tampered = record.payload.replace(b"sa_testapp:User", b"sa_evil_models:User")
+    await memory.enqueue(
+        OutgoingMessage(record.task_id, record.queue, orjson.dumps(orjson.loads(tampered)))
     )
     roots = [str(Path(sa_testapp.__file__).parent)]
     worker = await run_worker(memory, allowed_roots=roots)
     assert worker.stats.dead_lettered == 1 and sa_testapp.seen == []
-    [dead] = memory._s.dead.values()
+    [dead] = memory.dead_letters()
     assert "refused by the import guard" in dead.failure.message
     assert not marker.exists() and "sa_evil_models" not in sys.modules
 
@@ -105,12 +108,16 @@ async def test_hostile_model_references_never_stop_the_worker(
         for _ in range(4):
             await sa_testapp.greet(user).dispatch()
     hostile = ["venv.__main__:User", "this:User", "sa_exits_on_import:User"]
-    records = list(memory._s.records.values())
-    for record, ref in zip(records, hostile, strict=False):
-        record.payload = record.payload.replace(b"sa_testapp:User", ref.encode())
+    records = memory.messages()
+    await memory.purge("sa")  # queued again below, three of them naming hostile modules
+    for i, record in enumerate(records):
+        payload = record.payload
+        if i < len(hostile):
+            payload = payload.replace(b"sa_testapp:User", hostile[i].encode())
+        await memory.enqueue(OutgoingMessage(record.task_id, record.queue, payload))
     worker = await run_worker(memory, allowed_roots=roots)
     assert worker.stats.dead_lettered == 3 and len(sa_testapp.seen) == 1
-    reasons = sorted(d.failure.message for d in memory._s.dead.values())
+    reasons = sorted(d.failure.message for d in memory.dead_letters())
     assert any("private or __main__" in r for r in reasons), reasons
     assert any("standard-library" in r for r in reasons), reasons
     assert any("SystemExit" in r for r in reasons), reasons

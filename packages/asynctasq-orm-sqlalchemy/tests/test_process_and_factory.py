@@ -48,6 +48,6 @@ async def test_process_tasks_fetch_in_their_child(
         for _ in range(3):
             await sa_testapp.name_in_child(user).dispatch()
     worker = await run_worker(memory, process_pool_size=1, concurrency=1)
-    assert (worker.stats.succeeded, worker.stats.dead_lettered) == (3, 0), memory._s.dead
+    assert (worker.stats.succeeded, worker.stats.dead_lettered) == (3, 0), memory.dead_letters()
     # The children fetched the user; the worker process did not fetch it a second time.
     assert parent_sessions == []

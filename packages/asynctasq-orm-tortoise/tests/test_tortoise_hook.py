@@ -28,7 +28,7 @@ async def run_worker(memory: MemoryDriver) -> Worker:
 
 
 def payloads(memory: MemoryDriver) -> list[dict[str, Any]]:
-    return [orjson.loads(r.payload) for r in memory._s.records.values()]
+    return [orjson.loads(r.payload) for r in memory.messages()]
 
 
 async def dispatch_post(ctx: TortoiseContext) -> tuple[User, Post]:
@@ -50,7 +50,7 @@ async def test_worker_initialises_tortoise_lazily_and_fetches_fresh(
         "v": ["tt_testapp.models:Post", 10],
     }
     worker = await run_worker(memory)
-    assert worker.stats.succeeded == 2, memory._s.dead
+    assert worker.stats.succeeded == 2, memory.dead_letters()
     assert sorted(tasks.seen) == [
         ("class", "Hello", "After", "a@example.com"),
         ("post", "Hello", "After"),
@@ -63,7 +63,7 @@ async def test_without_initialisation_the_error_says_what_to_do(
     await dispatch_post(dispatcher)
     worker = await run_worker(memory)
     assert worker.stats.dead_lettered == 2
-    dead = next(iter(memory._s.dead.values()))
+    dead = next(iter(memory.dead_letters()))
     assert dead.failure.exception_type.endswith("TortoiseNotInitializedError")
     assert "init_on_first_use" in dead.failure.message
 
@@ -78,7 +78,7 @@ async def test_deleted_rows_and_policies(dispatcher: TortoiseContext, memory: Me
     worker = await run_worker(memory)
     assert (worker.stats.succeeded, worker.stats.retried, worker.stats.dead_lettered) == (1, 0, 2)
     assert tasks.seen == [("note", None)]
-    messages = {d.failure.message for d in memory._s.dead.values()}
+    messages = {d.failure.message for d in memory.dead_letters()}
     assert messages == {
         "tt_testapp.models:Post with primary key 10 does not exist (deleted after the task was "
         "dispatched?): the task was not run. Set _asynctasq_on_missing = 'none' on the model "

@@ -16,7 +16,7 @@ import runpy
 import sys
 from pathlib import Path
 
-from asynctasq.drivers.memory import MemoryDriver, _shared
+from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.runner import run
 from asynctasq.worker import Worker
 
@@ -30,15 +30,15 @@ def main() -> None:
     entry = namespace.get("main")
     if not guarded and inspect.iscoroutinefunction(entry):
         run(entry())
-    state = _shared.get("guides")
-    queues = sorted({r.queue for r in state.records.values()}) if state else []
+    driver = MemoryDriver(namespace="guides")
+    messages = driver.messages()
+    queues = sorted({m.queue for m in messages})
     report: dict[str, object] = {
         "queues": queues,
-        "dispatched": len(state.records) if state else 0,
-        "ready": sum(len(q) for q in state.ready.values()) if state else 0,
+        "dispatched": len(messages),
+        "ready": len(driver.messages(state="ready")),
     }
     if queues:
-        driver = MemoryDriver(namespace="guides")
         worker = Worker(
             driver,
             queues=queues,
@@ -49,11 +49,9 @@ def main() -> None:
         )
         asyncio.run(worker.run())
         report["succeeded"] = worker.stats.succeeded
-        report["dead"] = (
-            [[d.failure.exception_type, d.failure.message] for d in state.dead.values()]
-            if state
-            else []
-        )
+        report["dead"] = [
+            [d.failure.exception_type, d.failure.message] for d in driver.dead_letters()
+        ]
         report["retried"] = worker.stats.retried
     report_path.write_text(json.dumps(report))
 

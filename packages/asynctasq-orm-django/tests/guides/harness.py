@@ -19,7 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from asynctasq.drivers.memory import MemoryDriver, _shared
+from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.worker import Worker
 
 
@@ -27,18 +27,18 @@ async def scenario(m: Any, root: Path, report: dict[str, object]) -> None:
     await m.main()
     await m.User.objects.filter(id=1).aupdate(email="fresh@example.com", name="Ada Fresh")
     await m.Product.objects.filter(id=5).aupdate(name="Fresh Lamp", price=Decimal("12.00"))
-    state = _shared["guides"]
-    report["dispatched"] = len(state.records)
+    memory = MemoryDriver(namespace="guides")
+    report["dispatched"] = len(memory.messages())
     worker = Worker(
-        MemoryDriver(namespace="guides"),
-        queues=sorted({r.queue for r in state.records.values()}),
+        memory,
+        queues=sorted({m.queue for m in memory.messages()}),
         burst=True,
         install_signal_handlers=False,
         allowed_roots=[str(root)],
     )
     await worker.run()
     report["succeeded"] = worker.stats.succeeded
-    report["dead"] = [[d.failure.exception_type, d.failure.message] for d in state.dead.values()]
+    report["dead"] = [[d.failure.exception_type, d.failure.message] for d in memory.dead_letters()]
 
 
 def main() -> None:

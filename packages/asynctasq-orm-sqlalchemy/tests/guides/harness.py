@@ -19,7 +19,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from asynctasq.drivers.memory import MemoryDriver, _shared
+from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.worker import Worker
 
 
@@ -37,11 +37,11 @@ async def scenario(m: Any, report: dict[str, object]) -> None:
         await session.execute(update(user_cls).values(email="fresh@example.com", name="Ada Fresh"))
         await session.execute(update(order_cls).values(total=42.5))
         await session.commit()
-    state = _shared["guides"]
-    queues = sorted({r.queue for r in state.records.values()})
-    report["dispatched"] = len(state.records)
+    memory = MemoryDriver(namespace="guides")
+    queues = sorted({m.queue for m in memory.messages()})
+    report["dispatched"] = len(memory.messages())
     worker = Worker(
-        MemoryDriver(namespace="guides"),
+        memory,
         queues=queues,
         burst=True,
         install_signal_handlers=False,
@@ -55,7 +55,7 @@ async def scenario(m: Any, report: dict[str, object]) -> None:
     else:
         await worker.run()
     report["succeeded"] = worker.stats.succeeded
-    report["dead"] = [[d.failure.exception_type, d.failure.message] for d in state.dead.values()]
+    report["dead"] = [[d.failure.exception_type, d.failure.message] for d in memory.dead_letters()]
     await engine.dispose()
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from tortoise import Tortoise
 from tortoise.context import TortoiseContext
 
-from asynctasq.drivers.memory import MemoryDriver, _shared
+from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.worker import Worker
 
 
@@ -38,11 +38,11 @@ async def dispatch_side(m: Any, db_url: str) -> None:
 
 
 async def worker_side(root: Path, report: dict[str, object]) -> None:
-    state = _shared["guides"]
-    report["dispatched"] = len(state.records)
+    memory = MemoryDriver(namespace="guides")
+    report["dispatched"] = len(memory.messages())
     worker = Worker(
-        MemoryDriver(namespace="guides"),
-        queues=sorted({r.queue for r in state.records.values()}),
+        memory,
+        queues=sorted({m.queue for m in memory.messages()}),
         burst=True,
         install_signal_handlers=False,
         allowed_roots=[str(root)],
@@ -52,7 +52,7 @@ async def worker_side(root: Path, report: dict[str, object]) -> None:
     finally:
         await Tortoise.close_connections()
     report["succeeded"] = worker.stats.succeeded
-    report["dead"] = [[d.failure.exception_type, d.failure.message] for d in state.dead.values()]
+    report["dead"] = [[d.failure.exception_type, d.failure.message] for d in memory.dead_letters()]
 
 
 async def scenario(m: Any, root: Path, db_url: str, report: dict[str, object]) -> None:
