@@ -161,3 +161,10 @@ def test_a_killed_child_is_started_again(tmp_path: Path) -> None:
     code, out = finish(proc)
     assert code == EXIT_OK, out
     assert f"worker 2 (pid {victim}) was killed by SIGKILL" in out
+
+
+def test_the_supervisor_variables_are_not_taken_for_misspelt_settings(tmp_path: Path) -> None:
+    from asynctasq.config import stray_variables
+
+    names = ("ASYNCTASQ_WORKERS", CHILD_VARIABLE, CHILDREN_VARIABLE)
+    assert stray_variables(tmp_path / ".env", environ=dict.fromkeys(names, "2")) == []

@@ -39,7 +39,16 @@ RetryStrategy = Literal["fixed", "exponential"]
 RESERVED_ENV_PREFIXES = ("ASYNCTASQ_TEST_", "ASYNCTASQ_BENCH_")
 """Variables for test suites and benchmarks: never configuration, never warned about."""
 
-TOOL_VARIABLES = frozenset({"ASYNCTASQ_DEBUG", "ASYNCTASQ_LOG_LEVEL", "ASYNCTASQ_LOG_FORMAT"})
+TOOL_VARIABLES = frozenset(
+    {
+        "ASYNCTASQ_DEBUG",
+        "ASYNCTASQ_LOG_LEVEL",
+        "ASYNCTASQ_LOG_FORMAT",
+        "ASYNCTASQ_WORKERS",  # asynctasq worker --workers
+        "ASYNCTASQ_SUPERVISOR_CHILD",  # set by the supervisor in each worker process
+        "ASYNCTASQ_SUPERVISOR_CHILDREN",
+    }
+)
 """Variables the asynctasq command reads itself (not sections of this configuration)."""
 
 
