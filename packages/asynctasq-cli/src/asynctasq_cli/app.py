@@ -19,6 +19,7 @@ from asynctasq_cli.commands import (
     queues,
     schedules,
     tasks,
+    top,
     worker,
     workers,
 )
@@ -145,6 +146,7 @@ worker.register(app)
 queues.register(app)
 tasks.register(app)
 workers.register(app)
+top.register(app)
 schedules.register(app)
 events.register(app)
 dead_letters.register(app)
