@@ -3,10 +3,7 @@ counts what ran, by outcome; its histograms and gauges are filled; the probes an
 
 from __future__ import annotations
 
-import asyncio
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import prom_tasks as t
@@ -17,7 +14,7 @@ from prom_testing import (
     enqueue,
     free_port,
     get,
-    require_redis,
+    redis_args,
     scrape,
     value,
     wait_until,
@@ -27,30 +24,6 @@ from prom_testing import (
 pytestmark = pytest.mark.slow
 
 SUCCEEDED, BROKEN = 60, 3
-
-
-@pytest.fixture
-def prefix() -> Iterator[str]:
-    require_redis()
-    from asynctasq_redis import RedisDriver
-
-    name = f"promtest-{uuid.uuid4().hex[:8]}"
-    yield name
-
-    async def clean() -> None:
-        driver = RedisDriver(url=REDIS_URL, prefix=name)
-        await driver.connect()
-        try:
-            await driver.purge(QUEUE)
-            await driver.purge_dead_letters()
-        finally:
-            await driver.close()
-
-    asyncio.run(clean())
-
-
-def redis_args(prefix: str) -> list[str]:
-    return ["--driver", "redis", "-o", f"url={REDIS_URL}", "-o", f"prefix={prefix}"]
 
 
 def test_a_scrape_during_a_drain_counts_every_task_by_outcome(prefix: str, tmp_path: Path) -> None:

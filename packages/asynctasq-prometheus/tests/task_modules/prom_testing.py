@@ -29,6 +29,11 @@ REDIS_URL = os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/1
 QUEUE = "prom"
 
 
+def redis_args(prefix: str) -> list[str]:
+    """The worker's options for the test Redis with key prefix `prefix`."""
+    return ["--driver", "redis", "-o", f"url={REDIS_URL}", "-o", f"prefix={prefix}"]
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
