@@ -35,6 +35,7 @@ from asynctasq_sqs._batch import (
     gather_bounded,
     send_batches,
 )
+from asynctasq_sqs._http import abandon_client
 from asynctasq_sqs._inspection import purge_queue, queue_names, queue_stats
 from asynctasq_sqs._receiver import Receiver
 from asynctasq_sqs._urls import QueueUrls
@@ -169,7 +170,7 @@ class SQSDriver:
         if self.is_connected():
             return
         if self._client is not None:  # made on another event loop
-            _abandon(self._client, self._loop)
+            abandon_client(self._client, self._loop)
             self._client = self._stack = None
             self._connecting = asyncio.Lock()
             self._receiver.drain_buffer()  # their leases lapse; SQS hands them out again
@@ -198,7 +199,7 @@ class SQSDriver:
         self._client = self._stack = None
         if self._loop is not asyncio.get_running_loop():
             self._receiver.drain_buffer()  # made on another loop: nothing to do I/O with
-            _abandon(client, self._loop)
+            abandon_client(client, self._loop)
             return
         try:
             held = self._receiver.drain_buffer()
@@ -485,20 +486,6 @@ class SQSDriver:
     ) -> int:
         """Delete dead letters; with neither filter, all of them. Returns how many."""
         return await self._dead.purge(await self._sqs(), queue=queue, task_ids=task_ids)
-
-
-def _abandon(client: object, loop: asyncio.AbstractEventLoop | None) -> None:
-    """Mark the HTTP connections of a client whose event loop has ended as closed.
-
-    They cannot be closed the usual way (that needs their loop); without this, aiohttp
-    warns about an unclosed session when the client is garbage collected.
-    """
-    if loop is None or not loop.is_closed():
-        return
-    with contextlib.suppress(Exception):  # private attributes of aiobotocore and aiohttp
-        sessions = client._endpoint.http_session._sessions.values()  # type: ignore[attr-defined]
-        for session in sessions:
-            session._connector._close()  # with its loop closed it only flags itself closed
 
 
 def _receipt(delivery: Delivery) -> attr.SQSReceipt:
