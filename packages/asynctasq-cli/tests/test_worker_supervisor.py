@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cli_supervised_tasks as t
 import pytest
@@ -264,3 +265,10 @@ def test_a_usage_error_in_the_workers_stops_at_the_first(tmp_path: Path) -> None
     assert "a usage or configuration error that every start would repeat" in text
     assert "not a directory" in text
     assert "starting it again" not in text
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "many", "1.5"])
+def test_a_bad_workers_value_is_a_usage_error(cli: Any, value: str) -> None:
+    result = cli("worker", "--driver", "memory", "--workers", value)
+    assert result.exit_code == 2
+    assert "--workers: workers must be a whole number >= 1 or 'auto'" in result.output
