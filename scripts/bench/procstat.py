@@ -60,10 +60,12 @@ def tree_cpu(root: int, snapshot: list[ProcStat] | None = None) -> float:
     return total
 
 
-def named_cpu(names: tuple[str, ...], snapshot: list[ProcStat] | None = None) -> float:
-    """CPU seconds of every process whose name is one of `names` (a broker's processes)."""
-    procs = snapshot if snapshot is not None else processes()
-    return sum(p.cpu for p in procs if p.name in names)
+def named_cpu(names: tuple[str, ...], before: list[ProcStat], after: list[ProcStat]) -> float:
+    """CPU seconds spent between two snapshots by the processes named one of `names` (a
+    broker's) that were alive at both: another server of the same name started or stopped
+    meanwhile (a test's private Redis) must not count."""
+    then = {p.pid: p.cpu for p in before if p.name in names}
+    return sum(p.cpu - then[p.pid] for p in after if p.name in names and p.pid in then)
 
 
 def host_busy() -> tuple[float, float]:

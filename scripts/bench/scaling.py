@@ -186,11 +186,8 @@ def run_once(contender: Contender, processes: int, tasks: int) -> Sample:
                 raise RuntimeError(f"no task ran: {log.read_text(errors='replace')[-800:]}")
             time.sleep(0.002)
         started, first = time.monotonic(), _size(counter)
-        snap = procstat.processes()
-        worker0, broker0 = (
-            procstat.tree_cpu(proc.pid, snap),
-            procstat.named_cpu(BROKER_PROCESSES[contender.broker], snap),
-        )
+        snap0 = procstat.processes()
+        worker0 = procstat.tree_cpu(proc.pid, snap0)
         host0, _ = procstat.host_busy()
         while _size(counter) < tasks:
             if proc.poll() is not None or time.monotonic() > deadline:
@@ -199,11 +196,9 @@ def run_once(contender: Contender, processes: int, tasks: int) -> Sample:
                 )
             time.sleep(0.005)
         ended = time.monotonic()
-        snap = procstat.processes()
-        worker1, broker1 = (
-            procstat.tree_cpu(proc.pid, snap),
-            procstat.named_cpu(BROKER_PROCESSES[contender.broker], snap),
-        )
+        snap1 = procstat.processes()
+        worker1 = procstat.tree_cpu(proc.pid, snap1)
+        broker = procstat.named_cpu(BROKER_PROCESSES[contender.broker], snap0, snap1)
         host1, _ = procstat.host_busy()
     finally:
         _stop(proc)
@@ -214,7 +209,7 @@ def run_once(contender: Contender, processes: int, tasks: int) -> Sample:
         seconds=seconds,
         tasks=done,
         worker_cpu=worker1 - worker0,
-        broker_cpu=broker1 - broker0,
+        broker_cpu=broker,
         host_busy=host1 - host0,
     )
 
