@@ -79,16 +79,39 @@ async def probe(sent: float, key: str) -> None:
 # -- child processes ------------------------------------------------------------------------
 
 
-def run_worker(queue: str, events: bool = False) -> None:
-    """The worker process: core's Worker on a RedisDriver, concurrency 10, uvloop."""
+def run_worker(queue: str, events: bool = False, observe: str = "off") -> None:
+    """The worker process: core's Worker on a RedisDriver, concurrency 10, uvloop.
+
+    `observe`: ``metrics`` adds the Prometheus middleware and serves it (nothing scrapes);
+    ``log-tasks`` logs a line per task start and end (plain text, to /dev/null). Logging is
+    set up at INFO the same way for every variant.
+    """
+    import logging
+
+    from asynctasq.config import Config, WorkerSettings
+    from asynctasq.middleware import Middleware
     from asynctasq.worker import Worker
 
+    sink = open(os.devnull, "w")  # noqa: SIM115  (lives as long as the process)
+    logging.basicConfig(
+        level=logging.INFO, stream=sink, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    middleware: list[Middleware] = []
+    if observe == "metrics":
+        from asynctasq_prometheus import MetricsServer, PrometheusMiddleware
+
+        prometheus = PrometheusMiddleware()
+        assert prometheus.registry is not None
+        MetricsServer("127.0.0.1", 0, prometheus.registry, lambda: None, lambda: None)
+        middleware.append(prometheus)
     worker = Worker(
         driver=RedisDriver(url=URL, prefix=PREFIX, client_name=WORKER_NAME),
         queues=[queue],
         concurrency=10,
         allowed_roots=[str(ROOT)],
         events=events,
+        middleware=middleware,
+        config=Config(worker=WorkerSettings(log_tasks=observe == "log-tasks")),
     )
     uvloop.run(worker.run())
 
@@ -171,13 +194,17 @@ async def enqueue_batched(r: Redis) -> tuple[float, float]:
     return ours, dispatched
 
 
-async def drain_worker(r: Redis, *, tracked: bool = False, events: bool = False) -> float:
+async def drain_worker(
+    r: Redis, *, tracked: bool = False, events: bool = False, observe: str = "off"
+) -> float:
     make = noop_tracked if tracked else noop
     for _ in range(DRAIN_N // 1000):
         await dispatch_many([make() for _ in range(1000)])
     [stats] = await driver.stats(["bench-drain"])
     assert stats.ready == DRAIN_N, stats
-    worker = spawn("--worker", "bench-drain", *(["--events"] if events else []))
+    worker = spawn(
+        "--worker", "bench-drain", *(["--events"] if events else []), "--observe", observe
+    )
     try:
         # polling the counts is the measurement here (10 ms resolution)
         while (await driver.stats(["bench-drain"]))[0].ready == DRAIN_N:  # noqa: ASYNC110
@@ -289,6 +316,14 @@ async def bench(only: set[str]) -> dict[str, tuple[float, float, float]]:
                     )
                 runs.setdefault("tracked", []).append((got["tracked"], got["off"]))
                 runs.setdefault("events", []).append((got["events"], got["off"]))
+            if "observability" in only:  # metrics on, task log on, both off: order rotates
+                order = ["off", "metrics", "log-tasks"]
+                order = order[rep % 3 :] + order[: rep % 3]
+                seen: dict[str, float] = {}
+                for kind in order:
+                    seen[kind] = await drain_worker(r, observe=kind)
+                runs.setdefault("metrics", []).append((seen["metrics"], seen["off"]))
+                runs.setdefault("log-tasks", []).append((seen["log-tasks"], seen["off"]))
             if "latency" in only:
                 lat_ours, lat_raw = await latency(r)
                 runs.setdefault("p50", []).append((pct(lat_ours, 0.5), pct(lat_raw, 0.5)))
@@ -392,12 +427,13 @@ def main() -> None:
     parser.add_argument("--write", action="store_true", help=f"write {REPORT.name}")
     parser.add_argument("--worker", metavar="QUEUE", help=argparse.SUPPRESS)
     parser.add_argument("--events", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--observe", default="off", help=argparse.SUPPRESS)
     parser.add_argument("--raw-consumer", nargs=2, metavar=("SOURCE", "RESULTS"),
                         help=argparse.SUPPRESS)  # fmt: skip
     args = parser.parse_args()
     REPEATS = args.repeats
     if args.worker:
-        run_worker(args.worker, events=args.events)
+        run_worker(args.worker, events=args.events, observe=args.observe)
         return
     if args.raw_consumer:
         uvloop.run(raw_consumer(*args.raw_consumer))

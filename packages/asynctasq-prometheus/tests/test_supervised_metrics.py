@@ -55,7 +55,9 @@ def test_one_scrape_sums_the_worker_processes(prefix: str, tmp_path: Path) -> No
             proc,
         )
         assert value(done, "asynctasq_task_duration_seconds_count", queue=QUEUE) == TOTAL
-        assert value(done, "asynctasq_tasks_in_flight") == 0
+        wait_until(  # sampled every 2 s
+            lambda: value(scrape(port), "asynctasq_tasks_in_flight") == 0, 30, "none", log, proc
+        )
         text = log.read_text()
         assert "[worker 1] asynctasq.tasks: task prom_tasks:slow" in text, text
         assert "[worker 2] asynctasq.tasks: task prom_tasks:slow" in text, text

@@ -74,7 +74,9 @@ def test_a_scrape_during_a_drain_counts_every_task_by_outcome(prefix: str, tmp_p
         assert latency == SUCCEEDED + BROKEN
         assert value(done, "asynctasq_task_latency_seconds_bucket", le="+Inf") == latency
         assert value(done, "asynctasq_worker_concurrency") == 4
-        assert value(done, "asynctasq_tasks_in_flight") == 0
+        wait_until(  # sampled every 2 s
+            lambda: value(scrape(port), "asynctasq_tasks_in_flight") == 0, 30, "none", log, proc
+        )
         # Sampled every 2 s: 0 at boot (no fetch yet), then 1.
         wait_until(
             lambda: value(scrape(port), "asynctasq_worker_ready") == 1, 30, "ready 1", log, proc

@@ -68,8 +68,7 @@ class WorkerMetrics:
             ),
             tasks_in_flight=Gauge(
                 "asynctasq_tasks_in_flight",
-                "Tasks running now.",
-                ("queue",),
+                "Tasks the worker is handling now (sampled every 2 s).",
                 registry=registry,
                 multiprocess_mode="livesum",
             ),

@@ -1,8 +1,9 @@
 """`PrometheusMiddleware`: the worker's hooks turned into metrics.
 
-Per task it does a few dictionary lookups and lock-guarded additions (label children are
-cached); the queue depths are sampled by a background task every `interval` seconds, never
-on the task path.
+Per task it does a few dictionary lookups and three lock-guarded additions (label children
+are cached): about 5 us. Tasks in flight, readiness and the heartbeat are sampled every
+`TICK` seconds and the queue depths every `interval` seconds by background tasks, never on
+the task path.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ TICK = 2.0
 STATS_TIMEOUT = 10.0
 """Longest wait for one sample of the queue depths."""
 _EXPIRED = f"{TaskExpiredError.__module__}.{TaskExpiredError.__qualname__}"
-_RUNNING = "prometheus.running"  # in Job.state: counted in asynctasq_tasks_in_flight
 
 
 class PrometheusMiddleware(Middleware):
@@ -69,7 +69,6 @@ class PrometheusMiddleware(Middleware):
         self._finished: dict[tuple[str, str, str], Any] = {}
         self._durations: dict[tuple[str, str], Any] = {}
         self._latencies: dict[str, Any] = {}
-        self._in_flight: dict[str, Any] = {}
         self._loops: list[asyncio.Task[None]] = []
         self.worker: Worker | None = None
         self.last_tick: float | None = None
@@ -99,13 +98,8 @@ class PrometheusMiddleware(Middleware):
 
     # -- tasks -------------------------------------------------------------------------------
     def before_process(self, job: Job) -> None:
-        """Count the task in flight; record its dispatch-to-start latency (first runs)."""
+        """Record the task's dispatch-to-start latency (first runs only)."""
         queue = job.delivery.queue
-        gauge = self._in_flight.get(queue)
-        if gauge is None:
-            gauge = self._in_flight[queue] = self.metrics.tasks_in_flight.labels(queue)
-        gauge.inc()
-        job.state[_RUNNING] = True
         envelope = job.envelope
         if job.delivery.attempts == 0 and envelope is not None:
             latency = time.time() - envelope.dispatched_at
@@ -118,8 +112,6 @@ class PrometheusMiddleware(Middleware):
         """Record the run's duration; count a success (failures are counted by what
         follows: a retry or a dead letter)."""
         queue = job.delivery.queue
-        if job.state.pop(_RUNNING, False):
-            self._in_flight[queue].dec()
         task = self._names(job.task_name)
         key = (queue, task)
         histogram = self._durations.get(key)
@@ -140,21 +132,15 @@ class PrometheusMiddleware(Middleware):
 
     def after_cancel(self, job: Job) -> None:
         """Count a cancellation."""
-        self._ended(job)
         self._count(job, "cancelled")
 
     def after_release(self, job: Job) -> None:
         """Count a task given back at shutdown."""
-        self._ended(job)
         self._count(job, "released")
 
     def after_expire(self, job: Job) -> None:
         """Count a task taken after its expiry."""
         self._count(job, "expired")
-
-    def _ended(self, job: Job) -> None:
-        if job.state.pop(_RUNNING, False):
-            self._in_flight[job.delivery.queue].dec()
 
     def _count(self, job: Job, outcome: str, task: str | None = None) -> None:
         if task is None:
@@ -170,6 +156,8 @@ class PrometheusMiddleware(Middleware):
         while True:
             self.last_tick = time.monotonic()
             self.metrics.heartbeat.set(time.time())
+            # Sampled, not counted per task: two locked updates less on every task's path.
+            self.metrics.tasks_in_flight.set(worker.running)
             self.metrics.ready.set(1 if readiness(worker, self.last_tick) is None else 0)
             await asyncio.sleep(TICK)
 
