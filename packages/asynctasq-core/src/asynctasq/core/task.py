@@ -254,6 +254,20 @@ class BaseTask(Generic[T]):
         """
         return await _dispatch(self, connection=connection)
 
+    def dispatch_sync(self, *, timeout: float | None = None) -> TaskId[T]:
+        """Queue this task from sync code (Flask, Django views, scripts); return its id.
+
+        Safe from many threads at once; connections are kept on one background event loop
+        (see `asynctasq.core.sync`). From async code, ``await dispatch()`` instead.
+
+        Raises:
+            RuntimeError: called from a running event loop.
+            TimeoutError: not queued within `timeout` seconds (it may still be queued).
+        """
+        from asynctasq.core.sync import dispatch_sync
+
+        return dispatch_sync(self, timeout=timeout)
+
     # -- what the worker runs --------------------------------------------------------------
     @property
     def execution(self) -> Execution:

@@ -1,0 +1,137 @@
+"""Sync dispatch: one background loop for every thread, refused inside a running loop,
+stopped at exit. (Against Redis and PostgreSQL: tests/test_sync_dispatch_servers.py.)"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+import threading
+import uuid
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from asynctasq import task
+from asynctasq.config import set_global_config
+from asynctasq.core import sync
+from asynctasq.core.sync import dispatch_many_sync, dispatch_thread
+from asynctasq.testing import MemoryDriver, decode_message
+
+
+@task(queue="sync")
+async def record(n: int) -> None:
+    return None
+
+
+@pytest.fixture
+def memory() -> Iterator[MemoryDriver]:
+    namespace = f"sync-{uuid.uuid4().hex}"
+    set_global_config(memory={"namespace": namespace})
+    yield MemoryDriver(namespace=namespace)
+    sync.close()
+    MemoryDriver(namespace=namespace).clear()
+
+
+def test_dispatch_sync_queues_the_task(memory: MemoryDriver) -> None:
+    task_id = record(1).dispatch_sync()
+    [message] = memory.queued("sync")
+    assert message.task_id == task_id
+    assert decode_message(message.payload).args == (1,)
+    thread = dispatch_thread()
+    assert thread is not None and thread.name == "asynctasq-dispatch" and thread.daemon
+
+
+def test_one_loop_serves_every_thread(memory: MemoryDriver) -> None:
+    """A WSGI-style pool: 16 threads x 50 dispatches, each task queued exactly once."""
+
+    def handle(worker: int) -> list[str]:
+        return [record(worker * 1000 + i).dispatch_sync(timeout=30) for i in range(50)]
+
+    with ThreadPoolExecutor(16) as pool:
+        ids = [task_id for chunk in pool.map(handle, range(16)) for task_id in chunk]
+    assert len(ids) == len(set(ids)) == 800
+    numbers = sorted(decode_message(m.payload).args[0] for m in memory.queued("sync"))
+    assert numbers == sorted(w * 1000 + i for w in range(16) for i in range(50))
+    assert sorted(m.task_id for m in memory.queued("sync")) == sorted(ids)
+    assert [t.name for t in threading.enumerate()].count("asynctasq-dispatch") == 1
+
+
+def test_dispatch_many_sync_queues_all_in_order(memory: MemoryDriver) -> None:
+    ids = dispatch_many_sync([record(1), record(2), record(3)])
+    assert [m.task_id for m in memory.queued("sync")] == ids
+
+
+async def test_refused_inside_a_running_loop_naming_the_async_method(
+    memory: MemoryDriver,
+) -> None:
+    call = record(1)
+    with pytest.raises(RuntimeError, match=r"running event loop.*await task.dispatch\(\)"):
+        call.dispatch_sync()
+    with pytest.raises(RuntimeError, match=r"await asynctasq.dispatch_many"):
+        dispatch_many_sync([])
+    await call.dispatch()
+    assert len(memory.queued("sync")) == 1
+
+
+def test_close_stops_the_thread_and_the_next_dispatch_starts_again(memory: MemoryDriver) -> None:
+    record(1).dispatch_sync()
+    first = dispatch_thread()
+    assert first is not None
+    sync.close()
+    assert dispatch_thread() is None and not first.is_alive()
+    record(2).dispatch_sync()
+    second = dispatch_thread()
+    assert second is not None and second is not first and second.is_alive()
+    assert len(memory.queued("sync")) == 2
+
+
+def test_the_loop_thread_stops_at_interpreter_exit(tmp_path: object) -> None:
+    """At exit the drivers are closed on the loop, then the loop thread ends, with nothing
+    reported on stderr."""
+    script = textwrap.dedent(
+        """
+        import atexit
+        import threading
+
+        from asynctasq import task
+        from asynctasq.config import set_global_config
+        from asynctasq.drivers.memory import MemoryDriver
+
+        closed = []
+        real_close = MemoryDriver.close
+
+        async def close(self):
+            closed.append(threading.current_thread().name)
+            await real_close(self)
+
+        MemoryDriver.close = close
+
+
+        def check():
+            # Registered before the dispatch loop's own handler, so it runs after it.
+            names = [t.name for t in threading.enumerate()]
+            print("threads", "asynctasq-dispatch" in names, "closed", closed, flush=True)
+
+        atexit.register(check)
+
+
+        @task(queue="q")
+        async def noop() -> None: ...
+
+
+        set_global_config(driver="memory", memory={"namespace": "exit"})
+        print("id", len(noop().dispatch_sync()), flush=True)
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["id 36", "threads False closed ['asynctasq-dispatch']"]
+    assert proc.stderr == ""
