@@ -1,5 +1,13 @@
 #!/usr/bin/env bash
-# Runs every package's tests and the cross-package tests, in one pytest session.
+# Runs every package's tests and the cross-package tests in one pytest session, spread over
+# worker processes (pytest-xdist: most tests wait on servers, not on the CPU). --dist
+# loadscope keeps each module (each test class) on one worker, so module-scoped setups such
+# as the docs' and guides' examples run once.
+#
+#   ASYNCTASQ_TEST_WORKERS=0 scripts/test.sh ...   serially, in this process (debugging, pdb)
+#   scripts/test.sh -n 0 ...                        the same; later options win
+#   scripts/test.sh -k redis -x                     extra arguments go to pytest
 set -euo pipefail
 cd "$(dirname "$0")/.."
-exec .venv/bin/python -m pytest packages/*/tests tests "$@"
+workers=${ASYNCTASQ_TEST_WORKERS:-4}
+exec .venv/bin/python -m pytest -n "$workers" --dist loadscope packages/*/tests tests "$@"

@@ -54,10 +54,12 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     config_module.reset_config()
     set_global_config(driver="memory", memory={"namespace": namespace})
     sa_testapp.seen.clear()
-    yield namespace
-    config_module._config = saved
-    set_import_guard(guard)
-    sa_testapp.Base._asynctasq_session_factory = None  # type: ignore[attr-defined]
+    try:
+        yield namespace
+    finally:  # a test that set the import guard leaves none behind, whatever happened
+        config_module._config = saved
+        set_import_guard(guard)
+        sa_testapp.Base._asynctasq_session_factory = None  # type: ignore[attr-defined]
 
 
 @pytest.fixture

@@ -82,9 +82,11 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     config_module.reset_config()
     set_global_config(driver="memory", memory={"namespace": namespace})
     tasks.seen.clear()
-    yield namespace
-    config_module._config = saved
-    set_import_guard(guard)
+    try:
+        yield namespace
+    finally:  # a test that set the import guard leaves none behind, whatever happened
+        config_module._config = saved
+        set_import_guard(guard)
 
 
 @pytest.fixture

@@ -16,6 +16,8 @@ def _isolated_serializer(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     # tests that need entry points patch the seam again.
     monkeypatch.setattr(serializer_plugins, "_entry_points", list)
     previous_guard = set_import_guard(None)
-    with isolated_registry(empty=True):
-        yield
-    set_import_guard(previous_guard)
+    try:
+        with isolated_registry(empty=True):
+            yield
+    finally:
+        set_import_guard(previous_guard)
