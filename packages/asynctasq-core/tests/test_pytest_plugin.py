@@ -39,7 +39,25 @@ async def signup(address: str) -> None:
 
 def test_the_plugin_is_registered_as_a_pytest11_entry_point() -> None:
     [plugin] = [e for e in entry_points(group="pytest11") if e.name == "asynctasq"]
-    assert plugin.value == "asynctasq.testing.pytest_plugin"
+    assert plugin.value == "_asynctasq_pytest"
+
+
+def test_loading_the_plugin_imports_nothing_of_asynctasq(pytester: pytest.Pytester) -> None:
+    """A suite that never asks for the fixtures neither imports AsyncTasQ nor depends on
+    it importing cleanly."""
+    pytester.makepyfile(
+        test_plain="""
+import sys
+
+
+def test_plain(request):
+    assert "_asynctasq_pytest" in sys.modules  # the plugin is loaded...
+    assert not [m for m in sys.modules if m == "asynctasq" or m.startswith("asynctasq.")]
+    assert "asynctasq_queues" not in request.fixturenames
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=1)
 
 
 def test_a_users_suite_uses_the_fixtures(pytester: pytest.Pytester) -> None:
@@ -110,7 +128,7 @@ def test_3_configuration_is_back():
 
 
 def test_4_no_plugin_hooks():
-    plugin = sys.modules["asynctasq.testing.pytest_plugin"]
+    plugin = sys.modules["_asynctasq_pytest"]
     hooks = [name for name in vars(plugin) if name.startswith("pytest_")]
     assert hooks == []
 """

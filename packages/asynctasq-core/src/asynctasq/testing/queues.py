@@ -2,7 +2,7 @@
 
 `memory_queues()` points dispatch at a fresh in-memory driver for the duration of a ``with``
 block and restores the configuration after it; the pytest fixtures ``asynctasq_queues`` and
-``asynctasq_eager`` (`asynctasq.testing.pytest_plugin`) are thin wrappers around it.
+``asynctasq_eager`` (the ``_asynctasq_pytest`` plugin) are thin wrappers around it.
 
 Tasks run through the real `Worker` (the same decoding, retries, hooks, timeouts and
 dead-lettering as in production), in this process, without sleeping through retry delays.

@@ -1,8 +1,10 @@
-"""pytest fixtures for code that dispatches tasks (registered through the ``pytest11``
-entry point).
+"""AsyncTasQ's pytest plugin: fixtures for code that dispatches tasks (registered through
+the ``pytest11`` entry point of asynctasq-core).
 
-The plugin only defines fixtures: it changes nothing for a test that does not ask for one,
-and imports AsyncTasQ only when one is used.
+The plugin only defines fixtures: it changes nothing for a test that does not ask for one.
+It is a top-level module, not part of the ``asynctasq`` package, so that loading it imports
+nothing of AsyncTasQ: a suite that never uses the fixtures neither pays for that import nor
+fails at start-up if it breaks (as Hypothesis does with ``_hypothesis_pytestplugin``).
 
 * ``asynctasq_queues``: dispatch goes to fresh in-memory queues for the test; run them with
   ``await asynctasq_queues.run_until_idle()``, assert with ``assert_dispatched``.
