@@ -34,7 +34,7 @@ from asynctasq.drivers.base import (
     QueueStats,
     StatusWrite,
 )
-from asynctasq_postgres._types import Connection
+from asynctasq_postgres.caller_connection import caller_connection
 from asynctasq_postgres.claims import Claims, ClaimStatements
 from asynctasq_postgres.dsn import redact_dsn
 from asynctasq_postgres.listener import Listener
@@ -278,7 +278,7 @@ class PostgresDriver(Claims):
 
     @_explain_missing_schema
     async def enqueue_with_connection(
-        self, connection: Connection, messages: Sequence[OutgoingMessage]
+        self, connection: object, messages: Sequence[OutgoingMessage]
     ) -> None:
         """Store messages through the caller's connection, inside the caller's transaction.
 
@@ -294,9 +294,15 @@ class PostgresDriver(Claims):
 
         Args:
             connection: An asyncpg connection (plain or from a pool), usually inside
-                ``connection.transaction()``; the driver neither commits nor closes it.
+                ``connection.transaction()``, or a SQLAlchemy ``AsyncSession`` or
+                ``AsyncConnection`` on asyncpg (see `caller_connection`); the driver neither
+                commits nor closes it.
             messages: The messages to store.
+
+        Raises:
+            TypeError: `connection` is none of those (the message says what to pass).
         """
+        connection = await caller_connection(connection)
         if not messages:
             return
         if len(messages) == 1:
