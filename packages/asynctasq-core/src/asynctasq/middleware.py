@@ -4,15 +4,19 @@
 raises is logged (with its middleware and hook name) and skipped; it never stops a worker,
 loses a task or makes ``dispatch()`` fail for a task that was queued. The one exception is
 ``before_enqueue``: it runs before anything is queued, so it may veto a dispatch by raising;
-the error propagates from ``dispatch()``/``dispatch_many()`` and nothing is queued. Hooks are
+the error propagates from ``dispatch()``/``dispatch_many()`` and nothing is queued; so does
+``message_headers``, for the same reason (an error there, or a malformed header, reaches the
+caller and nothing is queued). Hooks are
 synchronous and run on the event loop: keep them cheap (start a task for slow work).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from typing import TYPE_CHECKING, Any
+
+from asynctasq.core.headers import add_headers
 
 if TYPE_CHECKING:
     from asynctasq.core.task import BaseTask
@@ -25,6 +29,21 @@ log = logging.getLogger("asynctasq.middleware")
 
 class Middleware:
     """Subclass and override the hooks you need."""
+
+    def message_headers(self, task: BaseTask[Any]) -> Mapping[str, str] | None:
+        """Headers to attach to `task`'s message (dispatch side; global middleware only).
+
+        Called while each message is prepared, before ``before_enqueue``; the headers of
+        every middleware are merged (a later one's replaces an earlier one's of the same
+        name) and reach the worker as `Job.headers`. W3C trace context
+        (``traceparent``, ``tracestate``) is the typical use.
+
+        Bounds (`asynctasq.core.headers`): at most 32 headers per message, names of 1 to 64
+        ASCII letters, digits, ``-``, ``_`` and ``.``, values strings of at most 1024
+        printable characters. A header outside them raises `ValueError` from ``dispatch()``
+        naming it, and nothing is queued.
+        """
+        return None
 
     def before_enqueue(self, task: BaseTask[Any], message: OutgoingMessage) -> None:
         """A task is about to be queued (dispatch side; global middleware only).
@@ -85,7 +104,8 @@ _global: list[Middleware] = []
 
 
 def add_middleware(middleware: Middleware) -> None:
-    """Add dispatch-side middleware for this process (``before_enqueue``/``after_enqueue``)."""
+    """Add dispatch-side middleware for this process (``message_headers``,
+    ``before_enqueue``, ``after_enqueue``)."""
     _global.append(middleware)
 
 
@@ -97,6 +117,30 @@ def remove_middleware(middleware: Middleware) -> None:
 def dispatch_middleware() -> list[Middleware]:
     """The dispatch-side middleware in effect."""
     return _global
+
+
+def message_headers(middleware: list[Middleware], task: BaseTask[Any]) -> dict[str, str] | None:
+    """The headers every middleware attaches to `task`'s message, merged and checked; None
+    when there are none.
+
+    Raises:
+        ValueError: a middleware returned a malformed header (named, with the middleware).
+        Exception: whatever a hook raised, with a note naming it: nothing was queued.
+    """
+    headers: dict[str, str] | None = None
+    for m in middleware:
+        try:
+            extra = m.message_headers(task)
+        except Exception as exc:
+            exc.add_note(
+                f"raised by middleware {type(m).__name__}.message_headers: nothing was queued"
+            )
+            raise
+        if extra is not None:
+            if headers is None:
+                headers = {}
+            add_headers(headers, extra, f"{type(m).__name__}.message_headers")
+    return headers or None
 
 
 def before_enqueue(

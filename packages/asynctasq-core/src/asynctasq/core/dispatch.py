@@ -18,7 +18,13 @@ from asynctasq.core.timing import epoch
 from asynctasq.drivers.base import ClaimStore, Driver, OutgoingMessage, TransactionalEnqueue
 from asynctasq.drivers.connections import get_driver
 from asynctasq.lifecycle import dispatching
-from asynctasq.middleware import before_enqueue, call_hooks, dispatch_middleware
+from asynctasq.middleware import (
+    Middleware,
+    before_enqueue,
+    call_hooks,
+    dispatch_middleware,
+    message_headers,
+)
 
 T = TypeVar("T")
 
@@ -37,11 +43,14 @@ Claim = tuple[str, float]
 
 
 def prepare(task: BaseTask[Any]) -> OutgoingMessage:
-    """Assign an id, resolve settings and encode: everything but the driver call."""
-    return _prepare(task)[0]
+    """Assign an id, resolve settings and encode: everything but the driver call (and the
+    dispatch middleware's hooks, except ``message_headers``)."""
+    return _prepare(task, dispatch_middleware())[0]
 
 
-def _prepare(task: BaseTask[Any]) -> tuple[OutgoingMessage, Claim | None]:
+def _prepare(
+    task: BaseTask[Any], middleware: list[Middleware]
+) -> tuple[OutgoingMessage, Claim | None]:
     """`prepare`, and the claim a unique task must take before it is queued."""
     if task._unsent is not None:
         handed_over(task)  # a dispatch was asked for: whatever happens now is reported
@@ -60,7 +69,8 @@ def _prepare(task: BaseTask[Any]) -> tuple[OutgoingMessage, Claim | None]:
             claim = (key, unique.claim_ttl(options.unique, options.delay))
     if options.expires is not None and options.delay:
         _check_due_before_expiry(task, options, now)
-    payload = envelope.encode(task, task_id, options, now, claim[0] if claim else None)
+    headers = message_headers(middleware, task) if middleware else None
+    payload = envelope.encode(task, task_id, options, now, claim[0] if claim else None, headers)
     task._tracked = options.track
     task._task_id = task_id
     task._dispatched_at = datetime.fromtimestamp(now, UTC)
@@ -108,10 +118,10 @@ async def dispatch(task: BaseTask[T], *, connection: Any = None) -> TaskId[T]:
 
     A unique task whose key is held queues nothing and returns the holder's id.
     """
-    message, claim = _prepare(task)
+    middleware = dispatch_middleware()
+    message, claim = _prepare(task, middleware)
     if claim is not None and connection is not None:
         raise _no_transaction(task)
-    middleware = dispatch_middleware()
     if middleware:
         before_enqueue(middleware, task, message)  # may veto: nothing is queued yet
     driver = await get_driver(task._driver())
@@ -188,11 +198,12 @@ async def dispatch_many(
         if t._unsent is not None:
             # All were handed to us: if one fails to encode, the rest must not warn as forgotten.
             handed_over(t)
-    prepared = [(t, *_prepare(t)) for t in tasks]  # all encoded before anything is sent
+    middleware = dispatch_middleware()
+    # All encoded before anything is sent.
+    prepared = [(t, *_prepare(t, middleware)) for t in tasks]
     groups: dict[int, _Group] = {}
     drivers: dict[object, Driver] = {}
     entries: list[tuple[BaseTask[Any], OutgoingMessage, Claim | None, _Group]] = []
-    middleware = dispatch_middleware()
     for task, message, claim in prepared:
         if claim is not None and connection is not None:
             raise _no_transaction(task)

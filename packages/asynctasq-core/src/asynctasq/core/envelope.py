@@ -12,9 +12,10 @@ One orjson document per task::
      "tr": <seconds>,                        # tracked: keep its status this long after it ends
      "x": <epoch seconds>,                   # expires: not started after this moment
      "xd": 1,                                # an expired task is dropped, not dead-lettered
-     "u": "unique:<task>:<key>"}             # unique: the claim the worker releases at the end
+     "u": "unique:<task>:<key>",             # unique: the claim the worker releases at the end
+     "h": {"name": "value", ...}}            # message headers (asynctasq.core.headers)
 
-Keys added later ("x", "xd", "u") are optional: messages written before them read as
+Keys added later ("x", "xd", "u", "h") are optional: messages written before them read as
 before, and a worker that predates them ignores them.
 
 Arguments are in the serializer's tagged wire form. Anything that does not match this shape
@@ -24,7 +25,8 @@ is a `MalformedMessageError`: the worker dead-letters it without running anythin
 from __future__ import annotations
 
 import inspect
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +34,7 @@ import orjson
 
 from asynctasq.core import registry
 from asynctasq.core.function import FunctionTask, TaskFunction
+from asynctasq.core.headers import NO_HEADERS, headers_problem
 from asynctasq.core.options import MAX_ATTEMPTS, MAX_SECONDS, ResolvedOptions
 from asynctasq.core.task import BaseTask
 from asynctasq.core.timing import epoch
@@ -67,8 +70,10 @@ def encode(
     options: ResolvedOptions,
     now: float,
     unique_key: str | None = None,
+    headers: dict[str, str] | None = None,
 ) -> bytes:
-    """Serialize `task` for the queue (`unique_key`: the claim it holds, if unique).
+    """Serialize `task` for the queue (`unique_key`: the claim it holds, if unique;
+    `headers`: checked message headers, see `asynctasq.core.headers`).
 
     Raises:
         SerializationError: an argument or attribute cannot be serialized (named in the
@@ -118,6 +123,8 @@ def encode(
             doc["xd"] = 1
     if unique_key is not None:
         doc["u"] = unique_key
+    if headers:
+        doc["h"] = headers
     script = registry.script_of(doc["task"])
     if script is not None:
         doc["src"] = script
@@ -153,6 +160,8 @@ class Envelope:
     """Acknowledge and drop the task once expired, instead of dead-lettering it."""
     unique_key: str | None = None
     """The claim a unique task holds while queued or running (released when it ends)."""
+    headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
+    """Headers dispatch-side middleware attached (`asynctasq.core.headers`); empty if none."""
 
 
 def _number(value: Any) -> bool:
@@ -240,6 +249,13 @@ def decode(payload: bytes) -> Envelope:
             f"message has a malformed tracking time ('tr' is {_short(track)})"
         )
     expires_at, drop_expired, unique_key = _timed_and_unique(doc)
+    headers = doc.get("h")
+    if headers is None:
+        headers = NO_HEADERS
+    else:
+        problem = headers_problem(headers)
+        if problem is not None:
+            raise MalformedMessageError(f"message has malformed headers ('h'): {problem}")
     at = doc.get("at")
     # Dispatch time in epoch seconds: anything else (absurd, negative) reads as unknown.
     dispatched_at = float(at) if isinstance(at, int | float) and 0 < at < 1e11 else 0.0
@@ -264,6 +280,7 @@ def decode(payload: bytes) -> Envelope:
         expires_at=expires_at,
         drop_expired=drop_expired,
         unique_key=unique_key,
+        headers=headers,
     )
 
 

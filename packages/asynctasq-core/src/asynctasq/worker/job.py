@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from asynctasq.core.envelope import Envelope
+from asynctasq.core.headers import NO_HEADERS
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers.base import Delivery
 from asynctasq.lifecycle.context import TaskContext
@@ -47,6 +49,14 @@ class Job:
     @property
     def task_name(self) -> str:
         return self.envelope.task if self.envelope is not None else "?"
+
+    @property
+    def headers(self) -> Mapping[str, str]:
+        """The headers dispatch-side middleware attached to the message
+        (`Middleware.message_headers`); empty when there are none or the message could not
+        be decoded. Checked by the worker: at most 32, names of at most 64 safe characters,
+        string values of at most 1024 characters."""
+        return self.envelope.headers if self.envelope is not None else NO_HEADERS
 
     @property
     def queue(self) -> str:
