@@ -20,6 +20,7 @@ from asynctasq.drivers.base import (
 from asynctasq_sqlite import _lifecycle as lifecycle
 from asynctasq_sqlite import _operations as ops
 from asynctasq_sqlite import schema
+from asynctasq_sqlite._bell import Bell, bell_for
 from asynctasq_sqlite._claims import Claims
 from asynctasq_sqlite._connection import SYNCHRONOUS_MODES, SqliteConnection
 from asynctasq_sqlite._operations import Receipt
@@ -49,11 +50,13 @@ class SqliteDriver(Claims):
 
     The blocking sqlite3 calls run on one thread per driver, never on the event loop.
 
-    Waiting for messages: SQLite cannot notify other processes, so an empty dequeue
-    re-checks with a backoff from 5 ms up to `poll_interval` (each check is an index
-    seek per queue without taking the write lock). It never sleeps past the moment the next
-    delayed message (or expiring lease) is due, and within one process an enqueue through
-    any driver on the same file wakes waiting dequeues at once.
+    Waiting for messages: within one process an enqueue through any driver on the same file
+    wakes waiting dequeues at once; other processes ring a bell (a UNIX datagram socket per
+    waiting process in ``<path>-bell/``, see `asynctasq_sqlite._bell`) after they commit.
+    Polling stays as the safety net: an empty dequeue re-checks with a backoff from 5 ms up
+    to `poll_interval`, or up to 1 s while the bell listens (each check is an index seek per
+    queue without taking the write lock), and never sleeps past the moment the next delayed
+    message (or expiring lease) is due.
 
     Lifecycle (task status records, the event and cancel logs, worker records): tables of
     their own in the same file; rows expire and are deleted by later writes. A `read_log`
@@ -105,7 +108,7 @@ class SqliteDriver(Claims):
         self.synchronous = synchronous.lower()
         self._conn: SqliteConnection | None = None
         self._connecting = asyncio.Lock()
-        self._wakeup: Wakeup = wakeup_for(self.path)
+        self._wakeup: Bell = bell_for(self.path)  # also rings other processes
         self._log_wakeup: Wakeup = wakeup_for(self.path, LOGS)
         _drivers.add(self)
 
@@ -116,7 +119,7 @@ class SqliteDriver(Claims):
             self._conn.abandon_after_fork()
         self._conn = None
         self._connecting = asyncio.Lock()
-        self._wakeup = wakeup_for(self.path)
+        self._wakeup = bell_for(self.path)
         self._log_wakeup = wakeup_for(self.path, LOGS)
 
     def __repr__(self) -> str:
@@ -164,6 +167,7 @@ class SqliteDriver(Claims):
     async def close(self) -> None:
         """Close the connection; leased messages stay leased until their lease expires."""
         conn, self._conn = self._conn, None
+        self._wakeup.release(self)
         if conn is not None:
             await conn.close()
 
@@ -203,6 +207,9 @@ class SqliteDriver(Claims):
         if not queues:
             return []
         conn = await self._connection()
+        if wait > 0:  # other processes' enqueues ring this one; polling slows to a safety net
+            self._wakeup.listen(self)
+        longest = self._wakeup.poll_interval(self.poll_interval)
         deadline = time.monotonic() + max(wait, 0.0)
         interval = MIN_POLL_INTERVAL
         while self._conn is conn:  # closed meanwhile: stop waiting
@@ -219,7 +226,7 @@ class SqliteDriver(Claims):
             if await self._wakeup.wait(generation, pause):
                 interval = MIN_POLL_INTERVAL
             else:
-                interval = min(interval * 2, self.poll_interval)
+                interval = min(interval * 2, longest)
         return []
 
     async def _take(self, conn: SqliteConnection, queues: list[str], limit: int) -> ops.Taken:
