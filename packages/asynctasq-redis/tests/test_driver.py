@@ -120,7 +120,7 @@ async def test_payload_with_newlines_round_trips(redis_driver: RedisDriver) -> N
     await redis_driver.dead_letter(d, Failure("E", "m", "t"))
     [dead] = await redis_driver.list_dead_letters(queue="q")
     assert (dead.payload, dead.attempts) == (body, 2)
-    await redis_driver.retry_dead_letters(queue="q")
+    assert await redis_driver.retry_dead_letters(queue="q") == 1
     [d] = await redis_driver.dequeue(["q"], limit=1, wait=0)
     assert (d.payload, d.attempts, d.visibility_timeout) == (body, 0, 7.0)
 
@@ -383,12 +383,13 @@ async def test_ack_of_a_batch_spanning_queues(redis_driver: RedisDriver) -> None
 async def test_stats_count_expired_leases_and_due_delays_as_ready(
     redis_driver: RedisDriver,
 ) -> None:
+    # Lease and delay long enough for the first look even on a busy machine.
     await redis_driver.enqueue(msg("q", vt=1.0))
-    await redis_driver.enqueue(msg("q", delay=0.5))
+    await redis_driver.enqueue(msg("q", delay=1.0))
     await redis_driver.dequeue(["q"], limit=1, wait=0)
     [before] = await redis_driver.stats(["q"])
     assert (before.ready, before.delayed, before.in_flight) == (0, 1, 1)
-    await asyncio.sleep(1.05)
+    await asyncio.sleep(1.1)
     [after] = await redis_driver.stats(["q"])
     assert (after.ready, after.delayed, after.in_flight) == (2, 0, 0)
 
