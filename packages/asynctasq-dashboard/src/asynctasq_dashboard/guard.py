@@ -3,7 +3,8 @@ cookie.
 
 * Every response gets a Content-Security-Policy that allows scripts, styles and requests
   from the dashboard itself only (no inline script), ``X-Frame-Options: DENY``,
-  ``nosniff`` and ``Referrer-Policy: no-referrer``.
+  ``nosniff`` and ``Referrer-Policy: same-origin`` (no referrer leaves the dashboard;
+  same-origin POSTs keep their ``Origin``, which ``no-referrer`` would turn into ``null``).
 * With an `Auth`, a request without valid credentials gets 401 (basic auth: the browser
   asks) or, for a browser page with token auth, a redirect to the login page.
 * Each browser gets a random CSRF token in a ``SameSite=Strict``, HttpOnly cookie; every
@@ -31,7 +32,7 @@ SECURITY_HEADERS = {
     ),
     "x-frame-options": "DENY",
     "x-content-type-options": "nosniff",
-    "referrer-policy": "no-referrer",
+    "referrer-policy": "same-origin",
     "cross-origin-opener-policy": "same-origin",
 }
 PUBLIC_PATHS = ("/login", "/static/")
