@@ -39,16 +39,17 @@ class TestRabbitMQConformance(DriverConformance):
         return fresh
 
 
-class TestRabbitMQClassicConformance(TestRabbitMQConformance):
-    """The same contract with classic work queues (`queue_type="classic"`)."""
+class TestRabbitMQQuorumConformance(TestRabbitMQConformance):
+    """The same contract with quorum work queues (`queue_type="quorum"`; classic is the
+    default)."""
 
     @pytest.fixture
     async def driver(self, make_driver: Callable[..., RabbitMQDriver]) -> AsyncIterator[Driver]:
-        def classic(**overrides: object) -> RabbitMQDriver:
-            return make_driver(queue_type="classic", **overrides)
+        def quorum(**overrides: object) -> RabbitMQDriver:
+            return make_driver(queue_type="quorum", **overrides)
 
-        driver = classic()
-        _factories[id(driver)] = classic
+        driver = quorum()
+        _factories[id(driver)] = quorum
         await driver.connect()
         yield driver
         _factories.pop(id(driver), None)

@@ -86,14 +86,14 @@ async def test_delays_come_out_in_delay_order(make_driver: MakeDriver) -> None:
 # -- attempts and leases ---------------------------------------------------------------------
 async def test_every_lost_connection_counts_a_delivery(make_driver: MakeDriver) -> None:
     message = _msg("crashy")
-    driver = make_driver()
+    driver = make_driver(queue_type="quorum")
     await driver.enqueue(message)
     seen = []
     for _ in range(3):
         [delivery] = await _take(driver, ["crashy"], 1)
         seen.append(delivery.attempts)
         await driver.close()  # as a killed worker: the broker takes the message back
-        driver = make_driver()
+        driver = make_driver(queue_type="quorum")
     [delivery] = await _take(driver, ["crashy"], 1)
     await driver.retry(delivery, delay=0)
     [again] = await _take(driver, ["crashy"], 1)
@@ -115,6 +115,27 @@ async def test_classic_queues_count_every_lost_connection_too(make_driver: MakeD
     [again] = await _take(driver, ["classic"], 1)
     assert [*seen, delivery.attempts, again.attempts] == [0, 1, 2, 3, 4]
     assert again.task_id == message.task_id and again.payload == message.payload
+
+
+@pytest.mark.parametrize(("existing", "setting"), [("quorum", "classic"), ("classic", "quorum")])
+async def test_a_work_queue_of_the_other_type_is_used_as_it_is(
+    make_driver: MakeDriver, existing: str, setting: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An upgrade that changes the default type must not stop workers on existing queues."""
+    old = make_driver(queue_type=existing)
+    message = _msg("typed")
+    await old.enqueue(message)
+    await old.close()
+    driver = make_driver(queue_type=setting)
+    await driver.enqueue(_msg("typed"))
+    [first, _] = await _take(driver, ["typed"], 2)
+    assert first.task_id == message.task_id and first.attempts == 0
+    assert "exists as a " + existing in caplog.text
+    await driver.close()  # a lost lease still counts, whatever the type
+    driver = make_driver(queue_type=setting)
+    got = await _take(driver, ["typed"], 2)
+    assert sorted(d.attempts for d in got) == [1, 1]
+    await driver.ack(got)
 
 
 async def test_close_gives_back_prefetched_messages_uncounted(make_driver: MakeDriver) -> None:

@@ -9,7 +9,9 @@ connection (unacked) and invisible to other workers.
 Flow control is the consumer prefetch (`basic.qos`, per consumer: quorum queues refuse the
 channel-wide kind). It is the `prefetch_count` setting, or else the `limit` of the first
 dequeue, which is the worker's concurrency: the broker then sends at most that many unsettled
-messages per queue, so a busy worker does not hoard tasks other workers could run. When every
+messages per queue, so a busy worker does not hoard tasks other workers could run. (A larger
+prefetch lets the copy a classic queue's recount republishes arrive while the original's ack
+is still on its way: a worker that dies right then leaves both, a duplicate run.) When every
 message a lane holds has been handed out, nothing was settled for `STARVED_GRACE` seconds and
 the caller still asks for more (its concurrency grew, or several callers share one driver),
 the lane fetches with `basic.get`, which the prefetch does not limit (not with a fixed
@@ -137,8 +139,9 @@ class Consumer:
         topology: Names and declarations.
         prefetch_count: Fixed per-queue prefetch, or None to follow the worker's `limit`.
         lease_seconds: Reported as `Delivery.visibility_timeout`.
-        recount: For classic queues: called instead of handing out a redelivered message,
-            to republish it with the delivery counted (classic queues keep no count).
+        recount: Called instead of handing out a message redelivered by a classic queue, to
+            republish it with the delivery counted (classic queues keep no count; quorum
+            queues count in `x-delivery-count`).
     """
 
     def __init__(
@@ -238,7 +241,11 @@ class Consumer:
     def _hand_out(
         self, taken: list[Delivery], delivery: Delivery, message: DeliveredMessage
     ) -> None:
-        if self._recount is None or not getattr(message.delivery, "redelivered", False):
+        if (
+            self._recount is None
+            or not getattr(message.delivery, "redelivered", False)
+            or self._topology.is_quorum(delivery.queue)
+        ):
             taken.append(delivery)
             return
         # A classic queue gave back a message whose holder vanished: its count is only a

@@ -2,9 +2,9 @@
 
 What the broker does, and what the driver adds:
 
-* Durable work queues (quorum by default), persistent messages, publisher confirms: a call
-  that returns has its message on the broker's disk. `enqueue_many` publishes everything
-  and then awaits all the confirms together.
+* Durable work queues (classic by default, quorum on request), persistent messages,
+  publisher confirms: a call that returns has its message on the broker's disk.
+  `enqueue_many` publishes everything and then awaits all the confirms together.
 * Leases are the broker's: a delivered, unacked message belongs to this connection until it
   is settled or the connection closes, when RabbitMQ puts it back. There is no lease clock
   to push, so `extend` does nothing; the only time limit is the broker's consumer timeout,
@@ -33,7 +33,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
-from aiormq.abc import AbstractConnection
+from aiormq.abc import AbstractChannel, AbstractConnection
 
 from asynctasq.drivers.base import (
     DeadLetter,
@@ -66,10 +66,11 @@ class RabbitMQDriver:
         exchange_name: Direct exchange the work queues are bound to; the delay exchanges are
             named after it.
         prefetch_count: Unsettled messages the broker sends per queue to this process; None
-            follows the worker's concurrency (the largest `limit` it passes to `dequeue`).
+            follows the worker's concurrency (the `limit` of its first `dequeue`).
         queue_prefix: Prepended to every queue name on the broker.
-        queue_type: ``"quorum"`` (default: replicated, exact delivery counts) or
-            ``"classic"`` for the work queues. Cannot change for an existing queue.
+        queue_type: ``"classic"`` (default: on disk on one node, the fastest) or
+            ``"quorum"`` (replicated over a cluster's nodes) for new work queues. Both keep
+            exact attempt counts. A queue that exists with the other type is used as it is.
         consumer_timeout: Seconds a delivery may stay unacked before the broker takes it back
             (`x-consumer-timeout` on work queues), or None for the server's setting. Cannot
             change for an existing queue on servers that enforce it.
@@ -87,7 +88,7 @@ class RabbitMQDriver:
         exchange_name: str = "asynctasq",
         prefetch_count: int | None = None,
         queue_prefix: str = "",
-        queue_type: str = QUORUM,
+        queue_type: str = CLASSIC,
         consumer_timeout: float | None = 86400.0,
         publish_timeout: float = 30.0,
         reconnect_interval: float = 1.0,
@@ -121,6 +122,7 @@ class RabbitMQDriver:
                 round(consumer_timeout * 1000) if consumer_timeout is not None else None
             ),
             on_new_queue=lambda queue: self._registry.register(queue),
+            private_channel=self._private_channel,
         )
         self._registry = QueueRegistry(self._topology.registry_queue, self._amqp)
         self._dead_letters = DeadLetters(
@@ -167,7 +169,7 @@ class RabbitMQDriver:
             self._topology,
             prefetch_count=self.prefetch_count,
             lease_seconds=self._lease_seconds,
-            recount=None if self._topology.quorum else self._recount,
+            recount=self._recount,
         )
         self._publisher = Publisher(
             self._topology,
@@ -209,6 +211,10 @@ class RabbitMQDriver:
         if transport is None:
             raise ConnectionError("RabbitMQ connection is not open")
         return transport.connection
+
+    async def _private_channel(self) -> AbstractChannel:
+        """A new channel on the current connection, for one short conversation."""
+        return await (await self._amqp()).channel()
 
     # -- publishing ----------------------------------------------------------------------
     async def _publisher_ready(self) -> Publisher:

@@ -2,8 +2,10 @@
 
 For a work queue ``q`` with prefix ``p`` and exchange ``x``:
 
-* ``p + q``: the work queue, durable, quorum by default (see `RabbitMQDriver`), bound to the
-  direct exchange ``x`` with its own name as routing key.
+* ``p + q``: the work queue, durable, classic by default (see `RabbitMQDriver`), bound to the
+  direct exchange ``x`` with its own name as routing key. A work queue that already exists
+  with the other type (declared by an older version or another setting) is used as it is:
+  the type of a queue cannot change, and refusing it would stop every worker.
 * ``p + q + ".dead"``: its dead letters, a durable classic queue (list/retry/purge scan it and
   requeue what they leave, which keeps the order in a classic queue).
 * ``p + q + ".delay.N"``: delay level ``N`` (see `asynctasq_rabbitmq.delays`), declared on
@@ -18,16 +20,20 @@ queue) makes the driver `forget` the queue and declare it again.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiormq.abc import AbstractChannel
+from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Queue
 
 from asynctasq_rabbitmq import delays
 
 QUORUM = "quorum"
 CLASSIC = "classic"
+
+log = logging.getLogger("asynctasq.rabbitmq")
 
 
 class Topology:
@@ -40,6 +46,9 @@ class Topology:
         consumer_timeout_ms: `x-consumer-timeout` of work queues, or None to leave the
             server's `consumer_timeout` in force.
         on_new_queue: Awaited once per process for each work queue declared (the registry).
+        private_channel: Opens a throwaway channel (to learn a work queue's type on the
+            broker without risking the shared channels: a refused declaration closes its
+            channel). Without it, the configured type is declared as it is.
     """
 
     def __init__(
@@ -50,10 +59,13 @@ class Topology:
         queue_type: str,
         consumer_timeout_ms: int | None,
         on_new_queue: Callable[[str], Awaitable[None]],
+        private_channel: Callable[[], Awaitable[AbstractChannel]] | None = None,
     ) -> None:
         self.exchange = exchange
         self.prefix = prefix
         self.queue_type = queue_type
+        self._private_channel = private_channel
+        self._types: dict[str, str] = {}
         self._consumer_timeout_ms = consumer_timeout_ms
         self._on_new_queue = on_new_queue
         self._lock = asyncio.Lock()
@@ -85,14 +97,13 @@ class Topology:
         """Broker name of the queue-name registry."""
         return f"{self.prefix}{self.exchange}.queues"
 
-    @property
-    def quorum(self) -> bool:
-        """Whether work queues are quorum queues."""
-        return self.queue_type == QUORUM
+    def is_quorum(self, queue: str) -> bool:
+        """Whether the work queue `queue` is a quorum queue (as found on the broker)."""
+        return self._types.get(queue, self.queue_type) == QUORUM
 
-    def work_arguments(self) -> dict[str, Any]:
-        """Arguments of a work queue declaration."""
-        arguments: dict[str, Any] = {"x-queue-type": self.queue_type}
+    def work_arguments(self, queue_type: str | None = None) -> dict[str, Any]:
+        """Arguments of a work queue declaration (of `queue_type`, default the setting)."""
+        arguments: dict[str, Any] = {"x-queue-type": queue_type or self.queue_type}
         if self._consumer_timeout_ms is not None:
             arguments["x-consumer-timeout"] = self._consumer_timeout_ms
         return arguments
@@ -132,8 +143,10 @@ class Topology:
         async with self._lock:
             await self._declare_exchange(channel)
             name = self.work_queue(queue)
+            if queue not in self._types:
+                self._types[queue] = await self._existing_type(name)
             declared = await channel.queue_declare(
-                name, durable=True, arguments=self.work_arguments()
+                name, durable=True, arguments=self.work_arguments(self._types[queue])
             )
             await channel.queue_bind(name, self.exchange, routing_key=name)
             first = queue not in self._work
@@ -141,6 +154,33 @@ class Topology:
         if first:
             await self._on_new_queue(queue)
         return declared
+
+    async def _existing_type(self, name: str) -> str:
+        """The type to declare `name` with: the setting, or the type it already has."""
+        if self._private_channel is None:
+            return self.queue_type
+        other = CLASSIC if self.queue_type == QUORUM else QUORUM
+        for queue_type in (self.queue_type, other):
+            channel = await self._private_channel()
+            try:
+                await channel.queue_declare(
+                    name, durable=True, arguments=self.work_arguments(queue_type)
+                )
+            except ChannelPreconditionFailed as exc:
+                if "x-queue-type" not in str(exc):
+                    raise
+                continue  # the broker closed that channel
+            await channel.close()
+            if queue_type != self.queue_type:
+                log.warning(
+                    "asynctasq: work queue %r exists as a %s queue; using it as it is "
+                    "(queue_type %r applies to new queues)",
+                    name,
+                    queue_type,
+                    self.queue_type,
+                )
+            return queue_type
+        return self.queue_type  # let the declaration report what is wrong
 
     async def ensure_work_queue(self, channel: AbstractChannel, queue: str) -> None:
         """Declare the work queue `queue` unless this process already did."""
