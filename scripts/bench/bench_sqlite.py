@@ -21,6 +21,7 @@ import os
 import platform
 import shutil
 import sqlite3
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -37,7 +38,11 @@ from asynctasq_sqlite import SqliteDriver
 from asynctasq_sqlite import _operations as ops
 
 QUEUE = "bench"
-REPORT = Path(__file__).resolve().parents[2] / "docs" / "benchmarks" / "sqlite.md"
+ROOT = Path(__file__).resolve().parents[2]
+REPORT = ROOT / "docs" / "benchmarks" / "sqlite.md"
+IDLE_GAP = 0.1
+"""Seconds between cross-process latency samples: long enough for a polling worker's backoff
+to reach `poll_interval` (5 + 10 + 20 + 40 ms), so every sample meets an idle worker."""
 
 NOTES_HEADING = "## Notes"
 
@@ -50,6 +55,16 @@ async def bench_noop(mark: str | None = None) -> None:
     """The no-op task; with a mark, says when it started (latency runs)."""
     if mark is not None and mark in _started:
         _started.pop(mark).set_result(time.perf_counter())
+
+
+@task(queue=QUEUE, max_attempts=1)
+async def bench_probe(sent: float, out: str) -> None:
+    """Appends how long after `sent` (``time.monotonic``, system-wide) it started to `out`."""
+    fd = os.open(out, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, f"{time.monotonic() - sent}\n".encode())
+    finally:
+        os.close(fd)
 
 
 # -- helpers --------------------------------------------------------------------------------
@@ -218,6 +233,63 @@ async def latency(samples: int, concurrency: int) -> tuple[float, float]:
     return common.percentile(delays, 0.5), common.percentile(delays, 0.99)
 
 
+def _lines(path: Path) -> int:
+    try:
+        return path.read_bytes().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+async def latency_across(samples: int, polling: bool) -> tuple[float, float]:
+    """Dispatch-to-start latency (p50, p99 in ms) to an idle worker in another process.
+
+    With `polling`, the worker process runs with the wake-up bell switched off: it only
+    polls (what every cross-process dispatch got before the bell).
+    """
+    path = fresh_path()
+    configure(path)
+    out = Path(path).with_suffix(".latency")
+    command = [sys.executable, "-m", "scripts.bench.bench_sqlite", "--latency-worker", path]
+    child = await asyncio.create_subprocess_exec(
+        *command, *(["--polling"] if polling else []), cwd=ROOT
+    )
+    try:
+        warm_up = 10
+        for i in range(samples + warm_up):
+            await bench_probe(time.monotonic(), str(out)).dispatch()
+            deadline = time.monotonic() + (60 if i == 0 else 10)
+            while _lines(out) <= i:
+                if time.monotonic() > deadline or child.returncode is not None:
+                    raise RuntimeError("the latency worker reported no start")
+                await asyncio.sleep(0.0005)
+            await asyncio.sleep(IDLE_GAP)
+    finally:
+        child.terminate()
+        await child.wait()
+        await close_drivers()
+    delays = [float(line) * 1000 for line in out.read_text().split()][warm_up:]
+    return common.percentile(delays, 0.5), common.percentile(delays, 0.99)
+
+
+def run_latency_worker(path: str, polling: bool) -> None:
+    """The worker process of `latency_across` (stopped with SIGTERM)."""
+    if polling:
+        _bell_off()
+    worker = Worker(
+        driver=SqliteDriver(path=path), queues=[QUEUE], concurrency=10, allowed_roots=[str(ROOT)]
+    )
+    asyncio.run(worker.run())
+
+
+def _bell_off() -> None:
+    """Switch the cross-process wake-up off in this process (polling only)."""
+    try:
+        from asynctasq_sqlite import _bell
+    except ImportError:  # a driver from before the bell: it only polls anyway
+        return
+    _bell.AVAILABLE = False
+
+
 # -- runner ---------------------------------------------------------------------------------
 
 
@@ -225,9 +297,20 @@ Results = common.Results
 
 
 async def run_all(args: argparse.Namespace) -> Results:
-    n, c, r = args.tasks, args.concurrency, args.repeats
     results = Results()
-    print(f"SQLite benchmark: {n} tasks, concurrency {c}, median of {r}", flush=True)
+    print(
+        f"SQLite benchmark: {args.tasks} tasks, concurrency {args.concurrency}, "
+        f"median of {args.repeats}",
+        flush=True,
+    )
+    if not args.latency_only:
+        await _throughput(results, args)
+    await _latency_rows(results, args)
+    return results
+
+
+async def _throughput(results: Results, args: argparse.Namespace) -> None:
+    n, c, r = args.tasks, args.concurrency, args.repeats
     results.add(
         "dispatch(), one per call", await common.repeat(r, lambda: dispatch_single(n)), "tasks/s"
     )
@@ -264,6 +347,10 @@ async def run_all(args: argparse.Namespace) -> Results:
     results.rows.append(("worker drain vs target", f"{worker / 3000:.2f}x", "target >= 3,000/s"))
     results.add("CPU per task, driver alone (both threads)", _cpu_per_task["driver"], "µs")
     results.add("CPU per task, core Worker (both threads)", _cpu_per_task["worker"], "µs")
+
+
+async def _latency_rows(results: Results, args: argparse.Namespace) -> None:
+    r, c = args.repeats, args.concurrency
     lat = [await latency(args.latency_samples, c) for _ in range(r)]
     results.add(
         "dispatch-to-start latency p50 (same process)", [p50 for p50, _ in lat], "ms", "{:.2f}"
@@ -271,7 +358,20 @@ async def run_all(args: argparse.Namespace) -> Results:
     results.add(
         "dispatch-to-start latency p99 (same process)", [p99 for _, p99 in lat], "ms", "{:.2f}"
     )
-    return results
+    for polling, label in ((True, "polling only, bell off"), (False, "bell")):
+        across = [await latency_across(args.latency_samples, polling) for _ in range(r)]
+        results.add(
+            f"dispatch-to-start latency p50 (other process, {label})",
+            [p50 for p50, _ in across],
+            "ms",
+            "{:.2f}",
+        )
+        results.add(
+            f"dispatch-to-start latency p99 (other process, {label})",
+            [p99 for _, p99 in across],
+            "ms",
+            "{:.2f}",
+        )
 
 
 def render(results: Results, args: argparse.Namespace, load: tuple[float, float]) -> str:
@@ -302,9 +402,12 @@ def render(results: Results, args: argparse.Namespace, load: tuple[float, float]
         "concurrency=10, burst=True)` on no-op `@task` functions (decode, resolve, run, ack).",
         "* *CPU per task* is process CPU time (both threads) divided by tasks: unlike "
         "tasks/s it hardly depends on how busy the host is.",
-        "* Latency is from `dispatch()` returning to the task starting, with the worker idle "
-        "in the same process (woken by the in-process wake-up). Across processes a waiting "
-        "worker polls with a backoff from 5 ms to `poll_interval` (50 ms), so add up to that.",
+        "* Latency (same process) is from `dispatch()` returning to the task starting, with the "
+        "worker idle in the same process (woken by the in-process wake-up).",
+        "* Latency (other process) is from just before `dispatch()` until the task starts in a "
+        "worker process (`time.monotonic()`, system-wide), 200 samples 100 ms apart so the "
+        "worker is idle each time; *bell off* switches the cross-process wake-up off in the "
+        "worker, which then polls with a backoff from 5 ms to `poll_interval` (50 ms).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -316,8 +419,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--concurrency", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--latency-samples", type=int, default=200)
+    parser.add_argument("--latency-only", action="store_true", help="only the latency rows")
     parser.add_argument("--write", action="store_true", help=f"save the table to {REPORT}")
+    parser.add_argument("--latency-worker", metavar="PATH", help=argparse.SUPPRESS)
+    parser.add_argument("--polling", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.latency_worker:
+        run_latency_worker(args.latency_worker, args.polling)
+        return
     load_before = os.getloadavg()[0]
     try:
         results = asyncio.run(run_all(args))
