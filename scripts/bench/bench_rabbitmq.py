@@ -4,8 +4,9 @@ Run: ``.venv/bin/python -m scripts.bench.bench_rabbitmq [--write] [--repeats N]`
 repository root; the broker from ``ASYNCTASQ_BENCH_RABBITMQ_URL`` (default
 ``amqp://guest:guest@127.0.0.1:5672/``).
 
-Dramatiq and Celery are installed on first use into throwaway venvs under ``.bench/``
-(gitignored), so they never enter the project's dependencies; their task modules are written
+Dramatiq and Celery run from the peers' pinned venvs under ``.bench/peers/`` (gitignored,
+built on first use by ``scripts.bench.peers.venvs``), so they never enter the project's
+dependencies; their task modules are written
 there by this script. Every framework gets the same settings where they differ by default:
 durable queues, persistent messages, publisher confirms, acks after the task ran, one worker
 process running 10 tasks at once.
@@ -38,11 +39,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import aio_pika
 import aiormq
 import uvloop
 from aiormq.abc import AbstractChannel
+from scripts.bench.peers.contenders import PEER_PACKAGES
+from scripts.bench.peers.venvs import ensure_venv as peer_venv
 
 from asynctasq import TaskFunction, dispatch_many, task
 from asynctasq_rabbitmq import RabbitMQDriver
@@ -59,38 +63,39 @@ DRAIN_N = 20_000
 LATENCY_N = 200
 WARM_UP = 20
 CONCURRENCY = 10
-FRAMEWORKS = ("asynctasq", "asynctasq-classic", "dramatiq", "celery")
-PACKAGES = {"dramatiq": "dramatiq[rabbitmq]", "celery": "celery"}
+FRAMEWORKS = ("asynctasq", "asynctasq-before", "dramatiq", "celery")
+PACKAGES = ("dramatiq", "celery")
 
 
 @dataclass(frozen=True)
 class Variant:
-    """An AsyncTasQ configuration under test (queue type, prefetch, its own namespace)."""
+    """An AsyncTasQ configuration under test (None: the driver's default), its namespace."""
 
-    queue_type: str
+    queue_type: str | None
     prefetch: int | None
     exchange: str
     prefix: str
 
     def driver(self) -> RabbitMQDriver:
+        settings: dict[str, Any] = {}
+        if self.queue_type is not None:
+            settings["queue_type"] = self.queue_type
+        if self.prefetch is not None:
+            settings["prefetch_count"] = self.prefetch
         return RabbitMQDriver(
-            url=URL,
-            exchange_name=self.exchange,
-            queue_prefix=self.prefix,
-            queue_type=self.queue_type,
-            prefetch_count=self.prefetch,
+            url=URL, exchange_name=self.exchange, queue_prefix=self.prefix, **settings
         )
 
 
-CLASSIC_EXCHANGE, CLASSIC_PREFIX = "asynctasq-bench-classic", "asynctasq-bench-classic."
+QUORUM_EXCHANGE, QUORUM_PREFIX = "asynctasq-bench-quorum", "asynctasq-bench-quorum."
 OURS = {
-    "asynctasq": Variant("quorum", None, EXCHANGE, PREFIX),
-    "asynctasq-prefetch": Variant("quorum", 2 * CONCURRENCY, EXCHANGE, PREFIX),
-    "asynctasq-classic": Variant("classic", None, CLASSIC_EXCHANGE, CLASSIC_PREFIX),
+    "asynctasq": Variant(None, None, EXCHANGE, PREFIX),
+    # The defaults before this comparison: quorum queues, prefetch = the worker's concurrency.
+    "asynctasq-before": Variant("quorum", CONCURRENCY, QUORUM_EXCHANGE, QUORUM_PREFIX),
 }
 
 driver = OURS["asynctasq"].driver()
-classic_driver = OURS["asynctasq-classic"].driver()
+quorum_driver = OURS["asynctasq-before"].driver()
 
 
 @task(driver=driver, queue="drain", visibility_timeout=60)
@@ -104,21 +109,21 @@ async def probe(sent: float, path: str) -> None:
     _record(path, time.monotonic() - sent)
 
 
-@task(driver=classic_driver, queue="drain", visibility_timeout=60)
-async def noop_classic() -> None:
-    """`noop` on classic queues."""
+@task(driver=quorum_driver, queue="drain", visibility_timeout=60)
+async def noop_quorum() -> None:
+    """`noop` on quorum queues."""
 
 
-@task(driver=classic_driver, queue="latency", visibility_timeout=60)
-async def probe_classic(sent: float, path: str) -> None:
-    """`probe` on classic queues."""
+@task(driver=quorum_driver, queue="latency", visibility_timeout=60)
+async def probe_quorum(sent: float, path: str) -> None:
+    """`probe` on quorum queues."""
     _record(path, time.monotonic() - sent)
 
 
 def tasks_of(framework: str) -> tuple[TaskFunction[[], None], TaskFunction[[float, str], None]]:
-    """The AsyncTasQ no-op and probe tasks of `framework`."""
-    if OURS[framework].queue_type == "classic":
-        return noop_classic, probe_classic
+    """The AsyncTasQ no-op and probe tasks of `framework` (by its namespace)."""
+    if OURS[framework].prefix == QUORUM_PREFIX:
+        return noop_quorum, probe_quorum
     return noop, probe
 
 
@@ -243,18 +248,9 @@ def queues_of(framework: str) -> tuple[str, str]:
 
 
 def ensure_venv(framework: str) -> Path:
-    """The framework's venv python, created and installed on first use."""
-    python = BENCH_DIR / framework / "bin" / "python"
-    if not python.exists():
-        print(f"installing {PACKAGES[framework]} into .bench/{framework}", flush=True)
-        uv = ROOT / ".tools" / "bin" / "uv"
-        env = {**os.environ, "UV_PYTHON": os.environ.get("UV_PYTHON", "python3.11")}
-        subprocess.run([uv, "venv", "-q", BENCH_DIR / framework], check=True, env=env)
-        subprocess.run(
-            [uv, "pip", "install", "-q", "--python", python, PACKAGES[framework]],
-            check=True,
-            env=env,
-        )
+    """The framework's venv python (the peers' pinned environment, built on first use)."""
+    python = peer_venv(framework, PEER_PACKAGES[framework])
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
     (BENCH_DIR / "dramatiq_bench.py").write_text(_DRAMATIQ)
     (BENCH_DIR / "celery_bench.py").write_text(_CELERY)
     return python
@@ -374,7 +370,7 @@ class Broker:
     async def clean(self) -> None:
         """Delete every queue and exchange a run may have left behind."""
         await driver.delete_topology()
-        await classic_driver.delete_topology()
+        await quorum_driver.delete_topology()
         for framework in ("dramatiq", "celery"):
             for queue in queues_of(framework):
                 for name in (queue, queue + ".DQ", queue + ".XQ"):
@@ -501,7 +497,7 @@ async def bench() -> Results:
                 await broker.clean()
             keep("asynctasq", "batch", await enqueue_batched())
             await broker.clean()
-            for framework in (*FRAMEWORKS, "asynctasq-prefetch"):
+            for framework in FRAMEWORKS:
                 keep(framework, "drain", await drain(broker, framework))
                 await broker.clean()
             for framework in FRAMEWORKS:
@@ -513,7 +509,7 @@ async def bench() -> Results:
         await broker.clean()
         await broker.close()
         await driver.close()
-        await classic_driver.close()
+        await quorum_driver.close()
     return {
         framework: {name: statistics.median(values) for name, values in measures.items()}
         for framework, measures in runs.items()
@@ -522,7 +518,7 @@ async def bench() -> Results:
 
 def table(results: Results) -> str:
     columns = [results[f] for f in FRAMEWORKS]
-    tuned = results["asynctasq-prefetch"]
+    ours, dramatiq, celery = results["asynctasq"], results["dramatiq"], results["celery"]
 
     def rate(name: str) -> list[str]:
         return [f"{r[name]:,.0f}" for r in columns]
@@ -530,19 +526,24 @@ def table(results: Results) -> str:
     def ms(name: str) -> list[str]:
         return [f"{r[name]:.2f}" for r in columns]
 
+    def ratio(name: str) -> list[str]:
+        return [
+            f"{ours[name] / r[name]:.2f}x" if r is not ours else "1.00x"
+            for r in (ours, results["asynctasq-before"], dramatiq, celery)
+        ]
+
     rows = [
         ["enqueue, one call per task (tasks/s)", *rate("enqueue")],
         ["enqueue, `dispatch_many` x1000 (tasks/s)", f"{columns[0]['batch']:,.0f}", "-", "-", "-"],
         [f"drain {DRAIN_N:,} no-op tasks, 1 worker, c={CONCURRENCY} (tasks/s)", *rate("drain")],
-        [
-            f"drain, AsyncTasQ with `prefetch_count={2 * CONCURRENCY}` (tasks/s)",
-            f"{tuned['drain']:,.0f}", "-", "-", "-",
-        ],
+        ["drain: AsyncTasQ default / column", *ratio("drain")],
         ["dispatch-to-start latency p50 (ms)", *ms("p50")],
+        ["p50: AsyncTasQ default / column", *ratio("p50")],
         ["dispatch-to-start latency p99 (ms)", *ms("p99")],
     ]  # fmt: skip
     lines = [
-        "| scenario | AsyncTasQ (quorum, default) | AsyncTasQ (classic) | Dramatiq | Celery |",
+        "| scenario | AsyncTasQ (default: classic) | AsyncTasQ (before: quorum, prefetch = c) "
+        "| Dramatiq | Celery |",
         "|---|---|---|---|---|",
         *(f"| {' | '.join(row)} |" for row in rows),
     ]
@@ -597,13 +598,14 @@ def write_report(text: str) -> None:
             Same guarantees in every column: durable queues, persistent messages, publisher
             confirms awaited for every task (`confirm_delivery=True` for Dramatiq,
             `confirm_publish` for Celery; both default to off), acknowledgement after the task
-            ran (`task_acks_late=True` for Celery, which acks before by default). AsyncTasQ's
-            work queues are quorum queues by default (replicated log, exact delivery counts,
-            a message is on disk before it is delivered); the "classic" column runs the same
-            driver with `queue_type="classic"`, the queue type Dramatiq and Celery declare.
-            AsyncTasQ's prefetch is the worker's concurrency ({CONCURRENCY}) unless
-            `prefetch_count` is set; Dramatiq's is twice its threads ({2 * CONCURRENCY}),
-            Celery's four times its concurrency ({4 * CONCURRENCY}).
+            ran (`task_acks_late=True` for Celery, which acks before by default). The first
+            column is AsyncTasQ's default (classic work queues, prefetch = the worker's
+            concurrency, {CONCURRENCY}); the second the same code with the defaults it had
+            before (`queue_type="quorum"`, `prefetch_count={CONCURRENCY}`), in its own
+            namespace. Dramatiq and Celery declare classic queues; Dramatiq's prefetch is twice
+            its threads ({2 * CONCURRENCY}), Celery's four times its concurrency
+            ({4 * CONCURRENCY}). Ratio rows divide AsyncTasQ's default by each column (drain:
+            above 1 is faster; p50: below 1 is lower latency).
 
             * **enqueue**: {ENQUEUE_N:,} no-op tasks, one `noop().dispatch()` /
               `noop.send()` / `noop.delay()` each, awaiting its confirm. AsyncTasQ's
@@ -619,19 +621,6 @@ def write_report(text: str) -> None:
               dispatch call until the task starts in the worker process, {LATENCY_N} samples
               after {WARM_UP} warm-ups; both ends read `time.monotonic()` (system-wide on
               Linux).
-
-            Reading the numbers:
-
-            * One confirmed publish at a time is bound by the broker's disk flush: all three
-              clients land within the same range. Batched publishing (`dispatch_many`)
-              amortises the flush.
-            * A quorum queue settles each ack through its log before the freed prefetch slot
-              is refilled, so with the prefetch equal to the concurrency the worker waits on
-              that round-trip; a prefetch of twice the concurrency (Dramatiq's default) hides
-              it. The default keeps buffered tasks to the worker's free slots, which spreads
-              work fairly over many workers; set `prefetch_count` for throughput on drains.
-            * A quorum queue hands a message out only once it is on disk; a classic queue hands
-              it to a waiting consumer at once, hence the lower latency of the classic column.
             """
         ).replace("{table}", text)
     )
