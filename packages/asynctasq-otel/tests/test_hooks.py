@@ -101,3 +101,13 @@ def test_a_hostile_task_name_is_cut_in_the_attributes(
     (span,) = exporter.get_finished_spans()
     assert span.attributes is not None
     assert span.attributes["asynctasq.task.name"] == "x" * attr.MAX_NAME_LENGTH
+
+
+def test_opentelemetry_instrument_finds_the_instrumentor() -> None:
+    from importlib.metadata import entry_points
+
+    from asynctasq_otel import AsyncTasQInstrumentor
+
+    group = entry_points(group="opentelemetry_instrumentor")
+    (found,) = [e for e in group if e.name == "asynctasq"]
+    assert found.load() is AsyncTasQInstrumentor
