@@ -148,7 +148,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     (root / "worker.py").write_text(WORKER)
     config = {"driver": name, name: section, "events": {"enabled": True}}
     s = Setup(name, config, root)
-    saved = config_module._config
+    saved = config_module.configured()
     set_global_config(**{"driver": name, name: section, "events": {"enabled": True}})
     sys.path.insert(0, str(root))
     try:
@@ -164,7 +164,7 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         sys.path.remove(str(root))
         sys.modules.pop("lc_e2e_tasks", None)
         await (await get_driver()).close()
-        config_module._config = saved  # the configuration the rest of the session had
+        config_module.use_config(saved)  # the configuration the rest of the session had
         await _drop(name, section, tag)
 
 

@@ -90,7 +90,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
     if not _reachable(URLS[name]):
         pytest.skip(f"{name} unreachable at {URLS[name]}")
     tag = f"atq_sync_{uuid.uuid4().hex[:10]}"
-    saved = config_module._config
+    saved = config_module.configured()
     reset_config()
     set_global_config(**_settings(name, tag))
     arrived.clear()
@@ -98,7 +98,7 @@ def server(request: pytest.FixtureRequest) -> Iterator[str]:
         yield name
     finally:
         sync.close()
-        config_module._config = saved
+        config_module.use_config(saved)
         asyncio.run(_drop(name, tag))
 
 

@@ -68,7 +68,7 @@ async def driver(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator
                 "queue_table": f"tu_{tag}_q",
                 "dead_letter_table": f"tu_{tag}_d",
             }
-    saved = config_module._config
+    saved = config_module.configured()
     set_global_config(driver=name, **{name: section})
     runs.clear()
     try:
@@ -80,7 +80,7 @@ async def driver(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator
         yield found
     finally:
         await (await get_driver()).close()
-        config_module._config = saved
+        config_module.use_config(saved)
         await _drop(name, section, tag)
 
 

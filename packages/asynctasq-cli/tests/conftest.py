@@ -38,13 +38,13 @@ def _isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]
     work = tmp_path / "work"
     work.mkdir()
     monkeypatch.chdir(work)
-    saved = config_module._config
+    saved = config_module.configured()
     config_module.reset_config()
     cli_plugins.forget()
     state.debug = False
     cli_test_tasks.running = cli_test_tasks.most_running = 0
     yield
-    config_module._config = saved
+    config_module.use_config(saved)
     cli_plugins.forget()
     core_plugins.refresh()
     state.debug = False

@@ -17,11 +17,11 @@ def _isolated_config(
     for name in list(os.environ):
         if name.startswith("ASYNCTASQ_"):
             monkeypatch.delenv(name)
-    saved = config_module._config
+    saved = config_module.configured()
     config_module.reset_config()
     set_global_config(driver="memory")
     yield
-    config_module._config = saved
+    config_module.use_config(saved)
 
 
 @pytest.fixture

@@ -111,7 +111,7 @@ from asynctasq.middleware import dispatch_middleware
 
 
 def test_1_nothing_configured_before():
-    assert config_module._config is None  # the plugin read no configuration
+    assert config_module.configured() is None  # the plugin read no configuration
     assert dispatch_middleware() == []
     assert get_config().driver == "redis"  # from the environment, as the user set it
 

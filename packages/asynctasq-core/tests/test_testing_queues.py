@@ -99,22 +99,22 @@ async def test_queues_of_two_blocks_are_apart() -> None:
 
 async def test_the_configuration_is_restored_after_the_block() -> None:
     set_global_config(driver="memory", task_defaults={"queue": "kept"})
-    before = config_module._config
+    before = config_module.configured()
     with memory_queues() as queues:
         assert get_config().driver == "memory"
         assert get_config().driver_settings("memory") == {"namespace": queues.namespace}
         assert get_config().task_defaults.queue == "kept"  # the rest is the test's own
         assert _memory_inspect.enqueue_hooks == {}
         assert len(dispatch_middleware()) == 1
-    assert config_module._config is before
+    assert config_module.configured() is before
     assert dispatch_middleware() == []
 
 
 async def test_an_unconfigured_process_stays_unconfigured() -> None:
-    config_module._config = None
+    config_module.use_config(None)
     with memory_queues():
         assert get_config().driver == "memory"
-    assert config_module._config is None
+    assert config_module.configured() is None
 
 
 # -- assertions ---------------------------------------------------------------------------

@@ -15,7 +15,7 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
         if name.startswith("ASYNCTASQ_") and not name.startswith("ASYNCTASQ_TEST_"):
             monkeypatch.delenv(name)
-    saved = config_module._config
+    saved = config_module.configured()
     config_module.reset_config()
     yield
-    config_module._config = saved
+    config_module.use_config(saved)

@@ -30,9 +30,9 @@ def _own_configuration(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Itera
         if name.startswith("ASYNCTASQ_") and not name.startswith("ASYNCTASQ_TEST_"):
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
-    saved = config_module._config
+    saved = config_module.configured()
     yield
-    config_module._config = saved
+    config_module.use_config(saved)
 
 
 def test_pool_recycle_minus_one_means_never_in_code_and_environment(

@@ -107,7 +107,7 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for name in list(os.environ):
         if name.startswith("ASYNCTASQ_") and name != "ASYNCTASQ_DJ_TEST_SUFFIX":
             monkeypatch.delenv(name)
-    saved, guard = config_module._config, get_import_guard()
+    saved, guard = config_module.configured(), get_import_guard()
     namespace = f"dj-{uuid.uuid4().hex[:8]}"
     config_module.reset_config()
     set_global_config(driver="memory", memory={"namespace": namespace})
@@ -115,7 +115,7 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     try:
         yield namespace
     finally:  # a test that set the import guard leaves none behind, whatever happened
-        config_module._config = saved
+        config_module.use_config(saved)
         set_import_guard(guard)
 
 

@@ -642,11 +642,19 @@ def get_config() -> Config:
     return _config
 
 
-def use_config(config: Config) -> None:
+def use_config(config: Config | None) -> None:
     """Make an already-built configuration the one in effect (a worker's process-pool children
-    receive their parent's this way, instead of reading the environment again)."""
+    receive their parent's this way, instead of reading the environment again); None puts the
+    process back to "not configured yet" (tests restoring what `configured()` returned)."""
     global _config
     _config = config
+
+
+def configured() -> Config | None:
+    """The configuration in effect, or None while nothing has configured the process yet (the
+    first `get_config()` then reads the environment). With `use_config`, lets a test or tool
+    change the configuration for a while and put back exactly what was there."""
+    return _config
 
 
 def reset_config() -> None:
@@ -665,6 +673,7 @@ __all__ = [
     "StrayVariable",
     "TaskDefaults",
     "WorkerSettings",
+    "configured",
     "get_config",
     "init",
     "merge_settings",

@@ -364,7 +364,7 @@ def memory_queues(
     """
     namespace = f"asynctasq-test-{uuid.uuid4().hex}"
     queues = MemoryQueues(namespace, eager=eager, propagate=propagate)
-    saved = config_module._config  # restored as it was, unconfigured (None) included
+    saved = config_module.configured()  # restored as it was, unconfigured (None) included
     recorder = _DispatchRecorder(queues.dispatched)
     set_global_config(**(settings or {}), driver="memory", memory={"namespace": namespace})
     add_middleware(recorder)
@@ -375,7 +375,7 @@ def memory_queues(
     finally:
         _memory_inspect.enqueue_hooks.pop(namespace, None)
         remove_middleware(recorder)
-        config_module._config = saved
+        config_module.use_config(saved)
         queues.driver.clear()
 
 
