@@ -16,6 +16,7 @@ from asynctasq.config import get_config, init, set_global_config
 from asynctasq.core.dispatch import dispatch_many
 from asynctasq.core.function import FunctionTask, TaskFunction, task
 from asynctasq.core.results import TaskId, result
+from asynctasq.core.sync import dispatch_many_sync
 from asynctasq.core.task import AsyncProcessTask, SyncProcessTask, SyncTask, Task
 from asynctasq.lifecycle import (
     CancelOutcome,
@@ -67,6 +68,7 @@ __all__ = [
     "cron",
     "current_task",
     "dispatch_many",
+    "dispatch_many_sync",
     "events",
     "every",
     "get_config",
