@@ -61,11 +61,13 @@ def refused(tree: Any, fragment: str) -> DeserializationError:
 
 
 def timed(call: Callable[[], Any]) -> float:
-    """Seconds ``call`` took, whether it returned or raised a DeserializationError."""
-    started = time.perf_counter()
+    """CPU seconds ``call`` took in this thread, whether it returned or raised a
+    DeserializationError. CPU time, not wall time: the bound is on the decoder's work, and
+    other processes on a busy machine (a parallel test run) must not make it fail."""
+    started = time.thread_time()
     with contextlib.suppress(DeserializationError):
         call()
-    return time.perf_counter() - started
+    return time.thread_time() - started
 
 
 def over_the_wire(tree: Any) -> Any:
@@ -177,9 +179,9 @@ def colliding_ints(count: int) -> list[dict[str, Any]]:
 def test_the_reported_attack_is_refused_quickly() -> None:
     # 60,000 such ints in a set took about 30 s to decode, on the worker's event loop.
     tree = over_the_wire(node("set", colliding_ints(60_000)))
-    started = time.perf_counter()
+    started = time.thread_time()
     error = refused(tree, f"share one hash value: more than the {limits.MAX_EQUAL_HASHES}")
-    assert time.perf_counter() - started < 2
+    assert time.thread_time() - started < 2
     assert error.tag == "set"
     assert "60,000 members" in error.reason
 
@@ -545,10 +547,10 @@ def test_hostile_flag_messages_leave_the_class_bounded() -> None:
     ids=["datetime", "zone key", "unknown zone", "set", "map key", "enum", "tuple"],
 )
 def test_a_huge_payload_is_not_copied_into_the_error(tree: Any) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()
     with pytest.raises(DeserializationError) as caught:
         from_wire(tree)
-    assert time.perf_counter() - started < 2
+    assert time.thread_time() - started < 2
     assert len(str(caught.value)) < 1000
 
 
