@@ -20,8 +20,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from otel_tasks import QUEUE, fails_twice, greet
 
-import asynctasq.config as config_module
-from asynctasq.config import set_global_config
+from asynctasq.config import configured, set_global_config, use_config
 from asynctasq.drivers.connections import close_drivers
 
 TASKS_DIR = Path(__file__).parent / "task_modules"
@@ -47,13 +46,13 @@ async def on_redis() -> AsyncIterator[str]:
     from asynctasq_redis import RedisDriver
 
     prefix = f"oteltest-{uuid.uuid4().hex[:8]}"
-    saved = config_module._config
+    saved = configured()
     set_global_config(driver="redis", redis={"url": REDIS_URL, "prefix": prefix})
     try:
         yield prefix
     finally:
         await close_drivers()
-        config_module._config = saved
+        use_config(saved)
         driver = RedisDriver(url=REDIS_URL, prefix=prefix)
         await driver.connect()
         try:
