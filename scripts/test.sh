@@ -10,4 +10,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 workers=${ASYNCTASQ_TEST_WORKERS:-4}
+bash scripts/browser.sh  # the system chromium the dashboard's browser tests drive
 exec .venv/bin/python -m pytest -n "$workers" --dist loadscope packages/*/tests tests "$@"

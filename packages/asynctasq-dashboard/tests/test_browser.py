@@ -174,11 +174,18 @@ def test_the_overview_follows_a_task_to_succeeded(stack: Stack, page: Any) -> No
     expect(page.locator("#rate")).to_contain_text("tasks/s")
     expect(page.locator("svg.chart polyline")).to_have_count(1)
     assert page.evaluate("performance.getEntriesByType('navigation').length") == 1
-    screenshot(page, "overview")
     row.locator("a").first.click()
     expect(page.locator("#task-state")).to_have_text("succeeded")
     expect(page.locator("pre.result")).to_contain_text("2000")
     screenshot(page, "task")
+    if SCREENSHOTS:  # a few more waves, so the docs' chart has a shape
+        page.go_back()
+        for wave in range(8):
+            dispatch(stack, *[t.quick(n) for n in range(10 + 12 * (wave % 4))])
+            page.wait_for_timeout(1500)
+        dispatch(stack, t.slow(5), t.slow(5))
+        page.wait_for_timeout(1500)
+        screenshot(page, "overview")
 
 
 def test_a_dead_letter_retried_from_its_page_runs(stack: Stack, page: Any) -> None:

@@ -28,10 +28,17 @@ class Chart:
     span: float
 
 
-def draw(rates: list[tuple[float, float]], now: float, span: float) -> Chart:
-    """Scale `rates` (``(time, tasks/s)``) into the chart's box, newest on the right."""
+MIN_SPAN = 30.0
+"""Seconds the x axis covers at least: a young history fills the chart instead of hugging
+its right edge."""
+
+
+def draw(rates: list[tuple[float, float]], now: float, window: float) -> Chart:
+    """Scale `rates` (``(time, tasks/s)``) into the chart's box, newest on the right; the x
+    axis covers the history kept, between `MIN_SPAN` and `window` seconds."""
     if not rates:
-        return Chart("", "", 0.0, None, span)
+        return Chart("", "", 0.0, None, MIN_SPAN)
+    span = min(max(now - rates[0][0], MIN_SPAN), window)
     peak = max(rate for _, rate in rates)
     top = peak if peak > 0 else 1.0
     points = []

@@ -34,6 +34,8 @@ from asynctasq_dashboard.state import dashboard_of
 MAX_PARAM = 1_000
 """Longest queue name or task id accepted in a URL."""
 NEXT_RUNS = 3
+OVERVIEW_TASKS = 15
+"""Recent tasks on the overview (the tasks page lists more)."""
 
 
 def param(request: Request, name: str, *, required: bool = False) -> str | None:
@@ -73,7 +75,7 @@ async def overview(request: Request) -> dict[str, Any]:
         "queue_count": snap.queue_count,
         "workers": snap.workers,
         "chart": draw(snap.rates, time.monotonic(), WINDOW),
-        "tasks": await read_tasks(driver),
+        "tasks": await read_tasks(driver, limit=OVERVIEW_TASKS),
     }
 
 

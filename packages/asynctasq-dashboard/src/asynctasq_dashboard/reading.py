@@ -44,12 +44,16 @@ async def read_workers(driver: Driver) -> list[WorkerInfo] | None:
 
 
 async def read_tasks(
-    driver: Driver, *, queue: str | None = None, state: str | None = None
+    driver: Driver,
+    *,
+    queue: str | None = None,
+    state: str | None = None,
+    limit: int = bounds.ROWS,
 ) -> list[TaskStatus] | None:
     """Tracked tasks, most recently changed first, or None when the driver tracks none."""
     if not isinstance(driver, StatusStore):
         return None
-    return await list_tasks(queue=queue, state=state, limit=bounds.ROWS, driver=driver)
+    return await list_tasks(queue=queue, state=state, limit=min(limit, bounds.ROWS), driver=driver)
 
 
 @dataclass(frozen=True, slots=True)
