@@ -62,24 +62,40 @@ def sqs_endpoint() -> Iterator[str]:
         return
     if importlib.util.find_spec("moto") is None:
         _unavailable("moto is not installed (uv sync --all-packages installs moto[server])")
-    port = _free_port()
+    # One server per pytest process (each xdist worker starts its own: about a second). The
+    # free port may be taken by another process before moto binds it: then try another.
+    for _ in range(3):
+        url, process = _start_moto(_free_port())
+        if process is not None:
+            break
+    else:
+        _unavailable(f"moto server did not start (last tried {url})")
+    try:
+        yield url
+    finally:
+        process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=10)
+
+
+def _start_moto(port: int) -> tuple[str, subprocess.Popen[bytes] | None]:
+    """(URL, process) of a moto server on `port`; no process if it exited or never answered."""
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [sys.executable, str(MOTO_SERVER), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    try:
-        deadline = time.monotonic() + 30
-        while not _answers(url):
-            if process.poll() is not None or time.monotonic() > deadline:
-                _unavailable(f"moto server did not start on {url}")
-            time.sleep(0.1)
-        yield url
-    finally:
-        process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
+    deadline = time.monotonic() + 30
+    while not _answers(url):
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
             process.wait(timeout=10)
+            return url, None
+        time.sleep(0.1)
+    if process.poll() is not None:  # another run's server answered on this port
+        return url, None
+    return url, process
 
 
 def driver_settings(endpoint: str, **settings: Any) -> dict[str, Any]:
