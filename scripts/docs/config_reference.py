@@ -13,9 +13,12 @@ Run ``python -m scripts.docs.config_reference`` to print it; mkdocs inserts it w
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import inspect
+import itertools
 import re
+import textwrap
 import typing
 from dataclasses import dataclass
 from typing import Any
@@ -80,6 +83,24 @@ def docstring_args(obj: Any) -> dict[str, str]:
     return out
 
 
+def attribute_docstrings(cls: type[Any]) -> dict[str, str]:
+    """The string literal right under each annotated field of `cls` (its attribute
+    docstring, as documentation tools read them), each joined into one line."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    out: dict[str, str] = {}
+    for field_, doc in itertools.pairwise(body):
+        if (
+            isinstance(field_, ast.AnnAssign)
+            and isinstance(field_.target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            out[field_.target.id] = " ".join(doc.value.value.split())
+    return out
+
+
 def _type_name(annotation: Any) -> str:
     if annotation is inspect.Parameter.empty:
         return ""
@@ -99,6 +120,7 @@ def _default(value: Any) -> str:
 def _dataclass_settings(section: str, cls: type[Any], described: dict[str, str]) -> list[Setting]:
     hints = typing.get_type_hints(cls)
     extra = EXTRA_DESCRIPTIONS.get(section, {})
+    own = attribute_docstrings(cls)  # the field's own docstring, when nothing else says more
     out = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
@@ -108,7 +130,7 @@ def _dataclass_settings(section: str, cls: type[Any], described: dict[str, str])
                 f.name,
                 _type_name(hints[f.name]),
                 _default(default),
-                extra.get(f.name) or described.get(f.name, ""),
+                extra.get(f.name) or described.get(f.name) or own.get(f.name, ""),
             )
         )
     return out
