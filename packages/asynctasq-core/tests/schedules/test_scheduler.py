@@ -107,13 +107,36 @@ async def test_a_schedule_far_away_wakes_the_scheduler_at_most_every_max_sleep(
 async def test_missed_ticks_fire_once_by_default_and_older_ones_are_logged(
     memory: MemoryDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # No scheduler ran for ticks BASE-30 .. BASE+30 (grace 60 covers all seven).
+    await scheduler(memory, every_ten(), holder="before").run_once(BASE - 40 + 0.1)
+    assert len(await queued(memory)) == 1
+    # No scheduler ran for ticks BASE-30 .. BASE+30 (grace 60 covers all but BASE-30).
     sched = scheduler(memory, every_ten())
     with caplog.at_level(logging.WARNING, "asynctasq.schedules"):
         await sched.run_once(BASE + 30.5)
     assert len(await queued(memory)) == 1
     assert await read_last(memory, "beat") == BASE + 30
-    assert "skipped" in caplog.text and "catch_up=False" in caplog.text
+    assert "missed tick(s) from 1799999980 to 1800000020 skipped (catch_up=False" in caplog.text
+
+
+async def test_the_first_run_of_a_schedule_reports_nothing_missed(
+    memory: MemoryDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    # No tick was ever recorded: the ticks of the grace period before the first start were
+    # not missed (the schedule did not exist), so nothing is logged or published as skipped.
+    sched = scheduler(memory, every_ten(), events=True)
+    with caplog.at_level(logging.INFO, "asynctasq.schedules"):
+        await sched.run_once(BASE + 30.5)
+    assert len(await queued(memory)) == 1
+    assert await read_last(memory, "beat") == BASE + 30
+    assert "skipped" not in caplog.text and "first run" in caplog.text
+    entries, _ = await memory.read_log(events.LOG, None, wait=0)
+    types = [e.type for e in map(Event.decode, entries) if e is not None]
+    assert types == [EventType.SCHEDULE_FIRED]
+    # Once a tick is on record, a later gap is reported again.
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, "asynctasq.schedules"):
+        await scheduler(memory, every_ten(), holder="w2").run_once(BASE + 60.5)
+    assert "missed tick(s) from 1800000040 to 1800000050 skipped" in caplog.text
 
 
 async def test_catch_up_fires_every_missed_tick_within_the_grace_period(

@@ -284,12 +284,18 @@ class Scheduler:
 
     async def _skipped(self, cursor: _Cursor, first: int, until: int, why: str) -> None:
         """Log the ticks from `first` up to the instant `until` that this scheduler will not
-        fire, unless another scheduler claimed them already (then nothing was missed)."""
+        fire, unless another scheduler claimed them already (then nothing was missed), or no
+        tick was ever recorded (the schedule's first run: ticks from before it existed were
+        not missed)."""
         s = cursor.schedule
         try:
             claimed = await read_last(self._claims, s.name)
         except Exception:
-            claimed = None
+            claimed = None  # unknown: reported, since ticks may have been missed
+        else:
+            if claimed is None and parse_tick(cursor.last_guess) is None:
+                log.info("schedule %s: first run (no earlier tick on record)", s.name)
+                return
         if claimed is not None and claimed >= first:
             if claimed >= until:
                 return
