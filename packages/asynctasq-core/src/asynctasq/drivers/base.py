@@ -13,6 +13,15 @@ Delivery model (at-least-once):
   becomes ready again, with its delivery count kept.
 * Every state change (ack, retry, dead-letter, release, extend) names a `Delivery`; the driver
   finds the lease through `Delivery.receipt`, a token only it interprets.
+* Priority (`OutgoingMessage.priority`, ``MIN_PRIORITY``..``MAX_PRIORITY``, higher first):
+  within one queue, a dequeue hands out the ready message of the highest priority first and,
+  among equal priorities, the one ready longest first (FIFO, as far as the broker keeps order).
+  A delayed message competes by its priority once it is due. The driver stores the priority
+  with the message: a retry, a release, an expired lease and a retried dead letter keep it.
+  Priority orders messages *within* a queue only; the order of `queues` in `dequeue` decides
+  between queues. A driver that cannot order by priority refuses a message whose priority is
+  not 0 in `enqueue`/`enqueue_many` (a `ValueError` before anything is stored), never drops
+  it silently.
 * Task ids are unique per dispatch (core makes a UUID for each). Drivers need not detect a
   duplicate id: an enqueue retried after a lost reply may store a message twice, which
   at-least-once delivery allows.
@@ -28,6 +37,11 @@ from typing import Any, Protocol, runtime_checkable
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 """Seconds a dequeued message stays leased when its task set no visibility timeout."""
 
+MIN_PRIORITY = 0
+"""The lowest priority, and every task's default."""
+MAX_PRIORITY = 9
+"""The highest priority: ten levels, the range RabbitMQ serves well (``x-max-priority``)."""
+
 
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
@@ -41,6 +55,8 @@ class OutgoingMessage:
         visibility_timeout: Lease length in seconds for each delivery of this message, for
             drivers that can store it per message; others use their own default and say so
             through `Delivery.visibility_timeout`.
+        priority: ``MIN_PRIORITY``..``MAX_PRIORITY``; within its queue a ready message of a
+            higher priority is handed out before lower ones (see the module docstring).
     """
 
     task_id: str
@@ -48,6 +64,7 @@ class OutgoingMessage:
     payload: bytes
     delay: float = 0.0
     visibility_timeout: float = DEFAULT_VISIBILITY_TIMEOUT
+    priority: int = 0
 
 
 @dataclass(slots=True)
@@ -145,6 +162,9 @@ class Driver(Protocol):
 
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
         """Lease up to `limit` ready messages, taking from `queues` in the order given.
+
+        Within a queue, higher `OutgoingMessage.priority` first, then oldest first; a lower
+        priority waits as long as a higher one is ready in its queue (strict priority).
 
         Args:
             queues: Queue names; earlier names are served first (the worker rotates them for
@@ -377,6 +397,8 @@ class ClaimStore(Protocol):
 
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
+    "MAX_PRIORITY",
+    "MIN_PRIORITY",
     "ClaimStore",
     "DeadLetter",
     "Delivery",

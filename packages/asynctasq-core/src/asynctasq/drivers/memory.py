@@ -11,7 +11,6 @@ import contextlib
 import heapq
 import itertools
 import time
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -37,15 +36,18 @@ class _Record:
     deliveries: int = 0
     lease: int | None = None  # the receipt of the live lease, if any
     leased_until: float = 0.0
+    priority: int = 0
 
 
 @dataclass(slots=True)
 class _State:
     records: dict[str, _Record] = field(default_factory=dict)
-    ready: dict[str, deque[str]] = field(default_factory=dict)
+    # per queue, a heap of (-priority, seq, id): highest priority first, then oldest first
+    ready: dict[str, list[tuple[int, int, str]]] = field(default_factory=dict)
     delayed: list[tuple[float, int, str]] = field(default_factory=list)  # (due, seq, id)
     leases: list[tuple[float, int, str]] = field(default_factory=list)  # (expires, receipt, id)
     dead: dict[str, DeadLetter] = field(default_factory=dict)
+    dead_priority: dict[str, int] = field(default_factory=dict)  # id -> priority, when not 0
     seq: itertools.count[int] = field(default_factory=lambda: itertools.count(1))
     changed: asyncio.Event | None = None
     changed_loop: asyncio.AbstractEventLoop | None = None
@@ -102,7 +104,11 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
         if message.task_id in self._s.records:
             raise ValueError(f"task id {message.task_id!r} is already queued")
         record = _Record(
-            message.task_id, message.queue, message.payload, message.visibility_timeout
+            message.task_id,
+            message.queue,
+            message.payload,
+            message.visibility_timeout,
+            priority=message.priority,
         )
         self._s.records[message.task_id] = record
         self._schedule(record, message.delay)
@@ -113,7 +119,11 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
                 self._s.delayed, (time.monotonic() + delay, next(self._s.seq), record.task_id)
             )
         else:
-            self._s.ready.setdefault(record.queue, deque()).append(record.task_id)
+            self._ready(record)
+
+    def _ready(self, record: _Record) -> None:
+        heap = self._s.ready.setdefault(record.queue, [])
+        heapq.heappush(heap, (-record.priority, next(self._s.seq), record.task_id))
 
     def _notify(self) -> None:
         if self._s.changed is not None:
@@ -126,7 +136,7 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
             _, _, task_id = heapq.heappop(self._s.delayed)
             record = self._s.records.get(task_id)
             if record is not None and record.lease is None:
-                self._s.ready.setdefault(record.queue, deque()).append(task_id)
+                self._ready(record)
         while self._s.leases and self._s.leases[0][0] <= now:
             _, receipt, task_id = heapq.heappop(self._s.leases)
             record = self._s.records.get(task_id)
@@ -135,7 +145,7 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
             if record.leased_until > now:  # extended since; its newer heap entry decides
                 continue
             record.lease = None
-            self._s.ready.setdefault(record.queue, deque()).append(task_id)
+            self._ready(record)
         nexts = [h[0][0] for h in (self._s.delayed, self._s.leases) if h]
         return min(nexts) if nexts else None
 
@@ -144,7 +154,7 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
         for queue in queues:
             ready = self._s.ready.get(queue)
             while ready and len(out) < limit:
-                task_id = ready.popleft()
+                task_id = heapq.heappop(ready)[2]
                 record = self._s.records.get(task_id)
                 if record is None or record.lease is not None:
                     continue
@@ -227,6 +237,8 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
             attempts=record.deliveries,
             failed_at=datetime.now(UTC),
         )
+        if record.priority:
+            self._s.dead_priority[delivery.task_id] = record.priority
 
     async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
         until = time.monotonic() + visibility_timeout
@@ -248,7 +260,7 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
         out = []
         for queue in queues:
             ready = delayed = in_flight = 0
-            ready_ids = set(self._s.ready.get(queue, ()))
+            ready_ids = {task_id for _, _, task_id in self._s.ready.get(queue, ())}
             for record in self._s.records.values():
                 if record.queue != queue:
                     continue
@@ -285,7 +297,8 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
         chosen = self._select_dead(queue, task_ids)
         for dead in chosen:
             del self._s.dead[dead.task_id]
-            self._store(OutgoingMessage(dead.task_id, dead.queue, dead.payload))
+            priority = self._s.dead_priority.pop(dead.task_id, 0)
+            self._store(OutgoingMessage(dead.task_id, dead.queue, dead.payload, priority=priority))
         self._notify()
         return len(chosen)
 
@@ -295,6 +308,7 @@ class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
         chosen = self._select_dead(queue, task_ids)
         for dead in chosen:
             del self._s.dead[dead.task_id]
+            self._s.dead_priority.pop(dead.task_id, None)
         return len(chosen)
 
     # -- results -----------------------------------------------------------------------

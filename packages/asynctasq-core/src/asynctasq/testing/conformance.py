@@ -28,6 +28,7 @@ from asynctasq.drivers.base import Delivery, Driver, Failure, OutgoingMessage, R
 from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.testing.claims_conformance import ClaimsConformance
 from asynctasq.testing.lifecycle_conformance import LifecycleConformance
+from asynctasq.testing.priority_conformance import PriorityConformance
 
 
 def _msg(
@@ -47,11 +48,12 @@ def _msg(
     )
 
 
-class DriverConformance(LifecycleConformance, ClaimsConformance):
+class DriverConformance(LifecycleConformance, ClaimsConformance, PriorityConformance):
     """The contract every driver passes. Override `driver`; adjust the flags if needed.
 
     The lifecycle capabilities' tests (`LifecycleConformance`) and the claims' tests
     (`ClaimsConformance`) are included; each skips for a driver without that capability.
+    So are the priority tests (`PriorityConformance`, flag ``priorities``).
     """
 
     fifo: ClassVar[bool] = True
