@@ -15,12 +15,14 @@ Connection settings on the command line:
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 
@@ -105,6 +107,46 @@ class ConnectionOptions:
     ) -> ConnectionOptions:
         """Build from the typer parameters (lists may be None when not given)."""
         return cls(driver, tuple(set_ or ()), tuple(driver_options or ()), env_file)
+
+
+R = TypeVar("R")
+
+_CONNECTION_PARAMETERS = (
+    ("driver", DriverOption),
+    ("set_", SetOption),
+    ("driver_option", DriverOptionOption),
+    ("env_file", EnvFileOption),
+)
+
+
+def takes_connection(command: Callable[..., R]) -> Callable[..., R]:
+    """Give a command the connection options (``--driver``, ``--set``, ``--driver-option``,
+    ``--env-file``), declared once here, as one ``connection: ConnectionOptions`` parameter.
+
+    Typer builds a command's options from its signature: the decorated function's signature
+    has the four options in place of ``connection``, and the call builds the
+    `ConnectionOptions` from them.
+    """
+    signature = inspect.signature(command, eval_str=True)
+    if "connection" not in signature.parameters:
+        raise TypeError(f"{command.__qualname__} takes no 'connection' parameter")
+    kept = [p for p in signature.parameters.values() if p.name != "connection"]
+    added = [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=kind)
+        for name, kind in _CONNECTION_PARAMETERS
+    ]
+
+    @functools.wraps(command)
+    def with_connection(*args: Any, **kwargs: Any) -> R:
+        given = [kwargs.pop(name, None) for name, _ in _CONNECTION_PARAMETERS]
+        return command(*args, connection=ConnectionOptions.from_cli(*given), **kwargs)
+
+    new = signature.replace(parameters=[*kept, *added])
+    with_connection.__signature__ = new  # type: ignore[attr-defined]
+    with_connection.__annotations__ = {p.name: p.annotation for p in new.parameters.values()} | {
+        "return": signature.return_annotation
+    }
+    return with_connection
 
 
 @dataclass(slots=True)
@@ -302,4 +344,5 @@ __all__ = [
     "load_config",
     "migration_settings",
     "parse_set",
+    "takes_connection",
 ]

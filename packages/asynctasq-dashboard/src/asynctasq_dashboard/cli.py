@@ -26,12 +26,9 @@ from asynctasq_cli.commands.schedules import list_schedules
 from asynctasq_cli.output import one_line, print_warning, reporting_errors
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
     LoadedConfig,
-    SetOption,
     cli_setting,
+    takes_connection,
 )
 from asynctasq_dashboard.app import create_app
 from asynctasq_dashboard.auth import Auth, BasicAuth, TokenAuth, check_bind
@@ -89,6 +86,7 @@ async def _serve(server: uvicorn.Server, driver: Driver, loaded: LoadedConfig) -
 
 
 @_app.command()
+@takes_connection
 def dashboard(
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port.")] = 8080,
     host: Annotated[
@@ -133,10 +131,8 @@ def dashboard(
             dir_okay=False,
         ),
     ] = None,
-    driver: DriverOption = None,
-    set_: SetOption = None,
-    driver_option: DriverOptionOption = None,
-    env_file: EnvFileOption = None,
+    *,
+    connection: ConnectionOptions,
 ) -> None:
     """Serve the web dashboard: queues, throughput, tasks, dead letters, schedules and
     workers, updated live.
@@ -144,9 +140,8 @@ def dashboard(
     Example: asynctasq dashboard --port 8080 --driver redis
     """
     with reporting_errors():
-        auth = read_auth(token_file, env_file)
+        auth = read_auth(token_file, connection.env_file)
         check_bind(host, auth)
-        connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
         loaded, _ = list_schedules(
             connection,
             tuple(imports) if imports else None,

@@ -30,11 +30,8 @@ from asynctasq_cli.output import (
 )
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
-    SetOption,
     load_config,
+    takes_connection,
 )
 
 dead_letters_app = typer.Typer(
@@ -208,18 +205,16 @@ def _report(done: int, missing: list[str], selection: bulk.Selection, past: str)
 
 
 @dead_letters_app.command("list")
+@takes_connection
 def list_(
     queue: QueueOption = None,
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most to show.")] = 50,
     as_json: JsonOption = False,
-    driver: DriverOption = None,
-    set_: SetOption = None,
-    driver_option: DriverOptionOption = None,
-    env_file: EnvFileOption = None,
+    *,
+    connection: ConnectionOptions,
 ) -> None:
     """List dead letters, oldest first."""
     with reporting_errors():
-        connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
         described, letters = run(_list(connection, queue, limit))
         if as_json:
             print_json([as_dict(d) for d in letters])
@@ -234,17 +229,15 @@ def list_(
 
 
 @dead_letters_app.command()
+@takes_connection
 def show(
     task_id: Annotated[str, typer.Argument(help="The task id.", show_default=False)],
     as_json: JsonOption = False,
-    driver: DriverOption = None,
-    set_: SetOption = None,
-    driver_option: DriverOptionOption = None,
-    env_file: EnvFileOption = None,
+    *,
+    connection: ConnectionOptions,
 ) -> None:
     """Show one dead letter: its task, arguments, error and traceback."""
     with reporting_errors():
-        connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
         letter = run(_show(connection, task_id))
         if letter is None:
             raise CliError(f"no dead letter with task id {task_id!r}")
@@ -255,14 +248,13 @@ def show(
 
 
 @dead_letters_app.command()
+@takes_connection
 def retry(
     task_ids: IdsArgument = None,
     queue: QueueOption = None,
     everything: AllOption = False,
-    driver: DriverOption = None,
-    set_: SetOption = None,
-    driver_option: DriverOptionOption = None,
-    env_file: EnvFileOption = None,
+    *,
+    connection: ConnectionOptions,
 ) -> None:
     """Put dead letters back on their queues, ready now with fresh attempts.
 
@@ -270,21 +262,19 @@ def retry(
     """
     with reporting_errors():
         selection = selection_from(task_ids, queue, everything)
-        connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
         done, missing = run(_bulk(connection, selection, "retry"))
         _report(done, missing, selection, "Retried")
 
 
 @dead_letters_app.command()
+@takes_connection
 def purge(
     task_ids: IdsArgument = None,
     queue: QueueOption = None,
     everything: AllOption = False,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
-    driver: DriverOption = None,
-    set_: SetOption = None,
-    driver_option: DriverOptionOption = None,
-    env_file: EnvFileOption = None,
+    *,
+    connection: ConnectionOptions,
 ) -> None:
     """Delete dead letters for good.
 
@@ -297,7 +287,6 @@ def purge(
                 f"Delete the dead letters {selection.describe()}?",
                 "purging deletes dead letters for good: confirm with --yes",
             )
-        connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
         done, missing = run(_bulk(connection, selection, "purge"))
         _report(done, missing, selection, "Purged")
 

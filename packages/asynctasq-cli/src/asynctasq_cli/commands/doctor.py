@@ -32,12 +32,9 @@ from asynctasq_cli.output import describe, literal, print_json, reporting_errors
 from asynctasq_cli.redact import redact_setting
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
     LoadedConfig,
-    SetOption,
     load_config,
+    takes_connection,
 )
 from asynctasq_cli.status import EMBEDDED_NOTE
 from asynctasq_cli.versions import cli_version, core_version, event_loop, python
@@ -263,6 +260,7 @@ def register(app: typer.Typer) -> None:
     """Add ``doctor`` to `app`."""
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def doctor(
         timeout: Annotated[
             float,
@@ -274,10 +272,8 @@ def register(app: typer.Typer) -> None:
             ),
         ] = 10.0,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")] = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Check drivers, plugins, configuration (masked) and the broker connection.
 
@@ -285,7 +281,6 @@ def register(app: typer.Typer) -> None:
         does not answer.
         """
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             report = diagnose(connection, timeout)
             if as_json:
                 print_json(dataclasses.asdict(report))

@@ -25,11 +25,8 @@ from asynctasq_cli.capability import streaming
 from asynctasq_cli.output import literal, reporting_errors, stderr
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
-    SetOption,
     load_config,
+    takes_connection,
 )
 
 
@@ -78,6 +75,7 @@ def register(app: typer.Typer) -> None:
     """Add ``events`` to `app`."""
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def events(
         types: Annotated[
             list[EventType] | None,
@@ -96,10 +94,8 @@ def register(app: typer.Typer) -> None:
                 "default) instead of the next new one.",
             ),
         ] = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Print task and worker events as JSON lines as they happen, until Ctrl-C.
 
@@ -107,7 +103,6 @@ def register(app: typer.Typer) -> None:
         Example: asynctasq events --type task-failed --type task-retried
         """
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             try:
                 run(follow(connection, types, from_start))
             except KeyboardInterrupt:

@@ -21,12 +21,9 @@ from asynctasq_cli import plugins, session
 from asynctasq_cli.output import literal, reporting_errors, stdout
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
     LoadedConfig,
-    SetOption,
     load_config,
+    takes_connection,
 )
 
 
@@ -61,18 +58,17 @@ def register(app: typer.Typer) -> None:
     """Add ``migrate`` to `app`."""
 
     @app.command(rich_help_panel="Manage")
+    @takes_connection
     def migrate(
         dry_run: Annotated[
             bool, typer.Option("--dry-run", help="Print the SQL instead of running it.")
         ] = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Create or upgrade the configured driver's tables (idempotent)."""
         with reporting_errors():
-            loaded = load_config(ConnectionOptions.from_cli(driver, set_, driver_option, env_file))
+            loaded = load_config(connection)
             instance = _build(loaded)
             described = session.describe_driver(loaded)
             has_schema = callable(getattr(instance, "init_schema", None))

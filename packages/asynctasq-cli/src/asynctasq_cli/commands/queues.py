@@ -20,14 +20,7 @@ from asynctasq.drivers.base import ClaimStore, Driver, QueueStats
 from asynctasq.runner import run
 from asynctasq_cli import session
 from asynctasq_cli.output import confirm, literal, print_json, reporting_errors, stdout
-from asynctasq_cli.settings import (
-    ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
-    SetOption,
-    load_config,
-)
+from asynctasq_cli.settings import ConnectionOptions, load_config, takes_connection
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
 
@@ -112,6 +105,7 @@ def register(app: typer.Typer) -> None:
     """Add ``queues`` and ``purge`` to `app`."""
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def queues(
         names: Annotated[
             list[str] | None,
@@ -122,19 +116,13 @@ def register(app: typer.Typer) -> None:
             ),
         ] = None,
         as_json: JsonOption = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Show each queue's depth: ready, delayed, in flight and dead messages, and how many
         tasks expired before they ran (on drivers that count them)."""
         with reporting_errors():
-            described, rows = run(
-                collect_stats(
-                    ConnectionOptions.from_cli(driver, set_, driver_option, env_file), names or []
-                )
-            )
+            described, rows = run(collect_stats(connection, names or []))
             if as_json:
                 print_json([stats_as_dict(r) for r in rows])
                 return
@@ -145,15 +133,14 @@ def register(app: typer.Typer) -> None:
             console.print(stats_table(rows, described))
 
     @app.command(rich_help_panel="Manage")
+    @takes_connection
     def purge(
         queue: Annotated[str, typer.Argument(help="The queue to empty.", show_default=False)],
         yes: Annotated[
             bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")
         ] = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Delete the ready and delayed messages of a queue.
 
@@ -165,11 +152,7 @@ def register(app: typer.Typer) -> None:
                     f"Delete every ready and delayed message of {queue!r}?",
                     f"purging {queue!r} deletes its messages: confirm with --yes",
                 )
-            described, count = run(
-                purge_queue(
-                    ConnectionOptions.from_cli(driver, set_, driver_option, env_file), queue
-                )
-            )
+            described, count = run(purge_queue(connection, queue))
             stdout().print(literal(f"Purged {count:,} message(s) from {queue!r} on {described}."))
 
 

@@ -27,13 +27,10 @@ from asynctasq_cli.commands.worker import import_modules, resolve_roots
 from asynctasq_cli.output import literal, print_json, reporting_errors, stdout, visible
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
     LoadedConfig,
-    SetOption,
     load_config,
     reapply_after_imports,
+    takes_connection,
 )
 
 NO_CLAIMS = "n/a"
@@ -121,6 +118,7 @@ def register(app: typer.Typer) -> None:
     """Add ``schedules`` to `app`."""
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def schedules(
         imports: Annotated[
             list[str] | None,
@@ -147,10 +145,8 @@ def register(app: typer.Typer) -> None:
             int, typer.Option("--next", "-n", min=1, max=50, help="Next run times to show.")
         ] = 3,
         as_json: Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")] = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """List the schedules the task modules declare: when they fire, their next runs and
         the last tick claimed on the broker.
@@ -158,7 +154,6 @@ def register(app: typer.Typer) -> None:
         Example: asynctasq schedules --import myapp.tasks
         """
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             loaded, found = list_schedules(
                 connection,
                 tuple(imports) if imports else None,

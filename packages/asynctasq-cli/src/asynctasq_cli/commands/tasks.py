@@ -27,11 +27,8 @@ from asynctasq_cli.capability import needing
 from asynctasq_cli.output import CliError, literal, print_json, reporting_errors, stdout, visible
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
-    SetOption,
     load_config,
+    takes_connection,
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
@@ -230,15 +227,14 @@ def register(app: typer.Typer) -> None:
     """Add ``status``, ``tasks`` and ``cancel`` to `app`."""
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def status(
         task_id: Annotated[
             str, typer.Argument(help="The id dispatch() returned.", show_default=False)
         ],
         as_json: JsonOption = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Show where a tracked task is: state, attempts, times, worker, progress, error.
 
@@ -246,7 +242,6 @@ def register(app: typer.Typer) -> None:
         status. An unknown id exits with code 1.
         """
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             found = run(_status(connection, task_id))
             if found is None:
                 raise CliError(f"no status for task {task_id!r}: {NOT_FOUND_HINT}")
@@ -256,6 +251,7 @@ def register(app: typer.Typer) -> None:
                 stdout().print(status_view(found))
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def tasks(
         queue: Annotated[
             str | None,
@@ -267,17 +263,14 @@ def register(app: typer.Typer) -> None:
         ] = None,
         limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Most to show.")] = 50,
         as_json: JsonOption = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """List tracked tasks, most recently changed first.
 
         Example: asynctasq tasks --state running --queue emails
         """
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             described, found = run(_tasks(connection, queue, state, limit))
             if as_json:
                 print_json([s.as_dict() for s in found])
@@ -292,16 +285,15 @@ def register(app: typer.Typer) -> None:
                 stdout().print(f"(first {limit}; --limit shows more)", style="dim")
 
     @app.command(rich_help_panel="Manage")
+    @takes_connection
     def cancel(
         task_ids: Annotated[
             list[str],
             typer.Argument(metavar="TASK_ID...", help="Task ids.", show_default=False),
         ],
         as_json: JsonOption = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Cancel tasks: a queued or delayed one never runs, a running one is stopped.
 
@@ -310,7 +302,6 @@ def register(app: typer.Typer) -> None:
         current_task().cancel_requested turn true. Says per id what happened.
         """
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             done = run(_cancel(connection, task_ids))
             if as_json:
                 print_json([c.as_dict() for c in done])

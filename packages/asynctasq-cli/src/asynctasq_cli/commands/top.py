@@ -37,11 +37,8 @@ from asynctasq_cli.commands.workers import workers_table
 from asynctasq_cli.output import literal, reporting_errors, stdout
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
-    SetOption,
     load_config,
+    takes_connection,
 )
 
 HISTORY = 60
@@ -194,6 +191,7 @@ def register(app: typer.Typer) -> None:
     """Add ``top`` to `app`."""
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def top(
         queue: Annotated[
             list[str] | None,
@@ -206,14 +204,11 @@ def register(app: typer.Typer) -> None:
             int | None,
             typer.Option("--iterations", min=1, help="Stop after this many refreshes."),
         ] = None,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Watch queues, live workers and throughput, refreshed in place (q or Ctrl-C quits)."""
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             run(_top(connection, tuple(queue or ()), interval, iterations))
 
 

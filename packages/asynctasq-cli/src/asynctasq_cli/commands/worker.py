@@ -40,14 +40,11 @@ from asynctasq_cli.metrics import close_quietly, start_worker_metrics
 from asynctasq_cli.output import CliError, reporting_errors, stderr
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
     LoadedConfig,
-    SetOption,
     cli_setting,
     load_config,
     reapply_after_imports,
+    takes_connection,
 )
 from asynctasq_cli.status import Banner, StatusLine, summary
 from asynctasq_cli.supervised import run_supervised, tag_child_logs, workers_option
@@ -309,6 +306,7 @@ def register(app: typer.Typer) -> None:
     """Add ``worker`` to `app`."""
 
     @app.command(rich_help_panel="Run")
+    @takes_connection
     def worker(
         queues: Annotated[
             list[str] | None,
@@ -533,10 +531,8 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_PANEL_OBSERVE,
             ),
         ] = None,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """Run tasks from the queues until stopped (or until they are empty with --burst).
 
@@ -561,7 +557,6 @@ def register(app: typer.Typer) -> None:
                 metrics_port=metrics_port,
                 metrics_host=metrics_host,
             )
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
 
             def serve(show_live: bool | None) -> None:
                 run_worker(

@@ -26,11 +26,8 @@ from asynctasq_cli.commands.tasks import when
 from asynctasq_cli.output import literal, print_json, reporting_errors, stdout, visible
 from asynctasq_cli.settings import (
     ConnectionOptions,
-    DriverOption,
-    DriverOptionOption,
-    EnvFileOption,
-    SetOption,
     load_config,
+    takes_connection,
 )
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON (for scripts).")]
@@ -111,12 +108,11 @@ def register(app: typer.Typer) -> None:
     """Add ``workers`` to `app`."""
 
     @app.command(rich_help_panel="Inspect")
+    @takes_connection
     def workers(
         as_json: JsonOption = False,
-        driver: DriverOption = None,
-        set_: SetOption = None,
-        driver_option: DriverOptionOption = None,
-        env_file: EnvFileOption = None,
+        *,
+        connection: ConnectionOptions,
     ) -> None:
         """List the live workers: queues, what they run now, their counters, heartbeats.
 
@@ -124,7 +120,6 @@ def register(app: typer.Typer) -> None:
         last heartbeat (worker.heartbeat_interval, 5 s by default).
         """
         with reporting_errors():
-            connection = ConnectionOptions.from_cli(driver, set_, driver_option, env_file)
             described, found = run(_workers(connection))
             if as_json:
                 print_json([w.as_dict() for w in found])
