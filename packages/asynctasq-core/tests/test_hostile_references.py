@@ -419,15 +419,60 @@ def test_a_script_location_cannot_load_a_file_under_a_stdlib_parent(
     ],
 )
 def test_absurd_options_in_a_message_are_malformed(options: list[Any], problem: str) -> None:
+    """Version 1 (positional options) and version 2 (named) are checked alike."""
     from asynctasq.core import envelope
     from asynctasq.errors import MalformedMessageError
 
-    doc = {"v": 1, "id": "x", "task": "m:t", "at": 0, "o": options, "args": [], "kwargs": {}}
-    body = orjson.dumps(doc) if float("inf") not in options else orjson.dumps(doc, default=str)
-    if float("inf") in options:
-        body = body.replace(b'"inf"', b"1e999")  # orjson refuses to write infinity
+    names = ["ma", "rd", "rs", "rm", "rj", "to", "vt", "kr"]
+    for version, opts in [(1, options), (2, dict(zip(names, options, strict=False)))]:
+        doc = {"v": version, "id": "x", "task": "m:t", "at": 0, "o": opts}
+        doc.update(args=[], kwargs={})
+        # JSON has no infinity (orjson reads 1e999 as an error, writes inf as null): the
+        # infinite delay arrives as null, refused like any non-number.
+        with pytest.raises(MalformedMessageError, match=problem):
+            envelope.decode(orjson.dumps(doc))
+
+
+GOOD_OPTIONS = {"ma": 3, "rd": 0, "rs": "fixed", "rm": 0, "rj": False, "vt": 30}
+
+
+@pytest.mark.parametrize(
+    ("change", "problem"),
+    [
+        ({"ma": None}, r"max_attempts \('ma'\) is not a whole number"),
+        ({"ma": "3"}, r"max_attempts \('ma'\) is not a whole number"),
+        ({"ma": 3.0}, r"max_attempts \('ma'\) is not a whole number"),
+        ({"ma": -1}, r"max_attempts \('ma'\) is not between 0 and 100000"),
+        ({"rd": None}, r"retry delay \('rd', 'rm'\)"),
+        ({"rm": "60"}, r"retry delay \('rd', 'rm'\)"),
+        ({"rm": 1e10}, r"retry delay \('rd', 'rm'\)"),
+        ({"rs": None}, r"retry strategy \('rs'\)"),
+        ({"rs": ["fixed"]}, r"retry strategy \('rs'\)"),
+        ({"rj": 1}, r"retry jitter \('rj'\)"),
+        ({"rj": None}, r"retry jitter \('rj'\)"),
+        ({"to": -3}, r"the timeout \('to'\)"),
+        ({"to": True}, r"the timeout \('to'\)"),
+        ({"vt": None}, r"visibility timeout \('vt'\)"),
+        ({"vt": False}, r"visibility timeout \('vt'\)"),
+        ({"kr": None}, r"result retention \('kr'\)"),
+        ({"kr": "1h"}, r"result retention \('kr'\)"),
+    ],
+)
+def test_missing_or_mistyped_named_options_are_malformed(
+    change: dict[str, Any], problem: str
+) -> None:
+    from asynctasq.core import envelope
+    from asynctasq.errors import MalformedMessageError
+
+    opts = {**GOOD_OPTIONS, **change}
+    doc = {"v": 2, "task": "m:t", "o": opts, "args": [], "kwargs": {}}
+    envelope.decode(orjson.dumps({**doc, "o": GOOD_OPTIONS}))  # the unchanged ones are fine
     with pytest.raises(MalformedMessageError, match=problem):
-        envelope.decode(body)
+        envelope.decode(orjson.dumps(doc))
+    for name in ("ma", "rd", "rs", "rm", "rj", "vt"):  # and none of these may be left out
+        missing = {k: v for k, v in GOOD_OPTIONS.items() if k != name}
+        with pytest.raises(MalformedMessageError, match=f"'{name}'"):
+            envelope.decode(orjson.dumps({**doc, "o": missing}))
 
 
 def test_absurd_settings_are_refused_at_dispatch_too() -> None:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import time
+import uuid
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
@@ -29,27 +29,19 @@ from asynctasq.middleware import (
 T = TypeVar("T")
 
 
-def new_task_id() -> str:
-    """A random (version 4) UUID string, made without building a `uuid.UUID` object."""
-    raw = bytearray(os.urandom(16))
-    raw[6] = (raw[6] & 0x0F) | 0x40
-    raw[8] = (raw[8] & 0x3F) | 0x80
-    h = raw.hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
-
-
 Claim = tuple[str, float]
 """A unique task's claim: (key, ttl in seconds)."""
 
 
-def prepare(task: BaseTask[Any]) -> OutgoingMessage:
-    """Assign an id, resolve settings and encode: everything but the driver call (and the
-    dispatch middleware's hooks, except ``message_headers``)."""
-    return _prepare(task, dispatch_middleware())[0]
+def prepare(task: BaseTask[Any], *, task_id: str | None = None) -> OutgoingMessage:
+    """Assign an id (`task_id` if given: a UUID string), resolve settings and encode:
+    everything but the driver call (and the dispatch middleware's hooks, except
+    ``message_headers``)."""
+    return _prepare(task, dispatch_middleware(), task_id)[0]
 
 
 def _prepare(
-    task: BaseTask[Any], middleware: list[Middleware]
+    task: BaseTask[Any], middleware: list[Middleware], task_id: str | None = None
 ) -> tuple[OutgoingMessage, Claim | None]:
     """`prepare`, and the claim a unique task must take before it is queued."""
     if task._unsent is not None:
@@ -60,7 +52,7 @@ def _prepare(
     else:
         owner = task.function if isinstance(task, FunctionTask) else type(task)
         options = resolve_cached(owner, task._class_options, defaults)
-    task_id = new_task_id()
+    task_id = str(uuid.uuid4()) if task_id is None else _given_id(task_id)
     now = time.time()
     claim: Claim | None = None
     if options.unique is not None:
@@ -80,7 +72,6 @@ def _prepare(
         payload=payload,
         delay=options.delay,
         visibility_timeout=options.visibility_timeout,
-        priority=options.priority,
     )
     return message, claim
 
@@ -114,13 +105,17 @@ async def _enqueue_in_transaction(
     await driver.enqueue_with_connection(connection, messages)
 
 
-async def dispatch(task: BaseTask[T], *, connection: Any = None) -> TaskId[T]:
+async def dispatch(
+    task: BaseTask[T], *, connection: Any = None, task_id: str | None = None
+) -> TaskId[T]:
     """Queue one task and return its id. See `BaseTask.dispatch`.
 
-    A unique task whose key is held queues nothing and returns the holder's id.
+    A unique task whose key is held queues nothing and returns the holder's id. `task_id`
+    (a UUID string) replaces the random id: the scheduler gives each tick's task a
+    deterministic one, so a second dispatch of a tick shows as the same id.
     """
     middleware = dispatch_middleware()
-    message, claim = _prepare(task, middleware)
+    message, claim = _prepare(task, middleware, task_id)
     if claim is not None and connection is not None:
         raise _no_transaction(task)
     if middleware:
@@ -163,6 +158,14 @@ async def dispatch(task: BaseTask[T], *, connection: Any = None) -> TaskId[T]:
         # queue it twice.
         call_hooks(middleware, "after_enqueue", task, message, reverse=True)
     return TaskId(message.task_id, driver)
+
+
+def _given_id(task_id: str) -> str:
+    """A caller's task id as a canonical UUID string (drivers may store ids as UUIDs)."""
+    try:
+        return str(uuid.UUID(task_id))
+    except (TypeError, ValueError, AttributeError):
+        raise ValueError(f"task_id must be a UUID string, got {task_id!r:.80}") from None
 
 
 def _name(task: BaseTask[Any]) -> str:

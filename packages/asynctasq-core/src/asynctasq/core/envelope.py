@@ -1,10 +1,17 @@
 """The task envelope: the bytes a message carries, and turning them back into a task.
 
-One orjson document per task::
+One orjson document per task (version 2)::
 
-    {"v": 1, "id": "<uuid>", "task": "module:qualname", "at": <dispatch epoch seconds>,
-     "o": [max_attempts, retry_delay, strategy, max_delay, jitter, timeout, visibility,
-           keep_result],                   # keep_result (seconds) only when it is kept
+    {"v": 2,                                 # the envelope version
+     "id": "<uuid>", "task": "module:qualname", "at": <dispatch epoch seconds>,
+     "o": {"ma": 3,                          # max_attempts: most runs in total
+           "rd": 60.0,                       # retry_delay (seconds)
+           "rs": "exponential",              # retry strategy: "fixed" or "exponential"
+           "rm": 3600.0,                     # longest retry delay (seconds)
+           "rj": true,                       # retry jitter
+           "vt": 300.0,                      # visibility timeout (seconds)
+           "to": 30.0,                       # timeout (seconds); absent: no limit
+           "kr": 3600.0},                    # keep the result (seconds); absent: not kept
      "args": [...], "kwargs": {...}          # function tasks
      "attrs": {...}                          # class tasks
      "r": 1,                                 # present when arguments need async decoding
@@ -15,11 +22,19 @@ One orjson document per task::
      "u": "unique:<task>:<key>",             # unique: the claim the worker releases at the end
      "h": {"name": "value", ...}}            # message headers (asynctasq.core.headers)
 
-Keys added later ("x", "xd", "u", "h") are optional: messages written before them read as
-before, and a worker that predates them ignores them.
+Only "v", "task", "o" and the arguments ("args" and "kwargs", or "attrs") are required.
+Optional keys, top-level or in "o", may be added without a new version: a worker ignores
+keys it does not know, so a key that an older worker must not ignore needs a new version.
+
+Version 1 (until 0.x) differed only in "o", a positional array
+``[max_attempts, retry_delay, strategy, max_delay, jitter, timeout, visibility,
+keep_result]`` (keep_result only when kept; timeout null when none). Workers still read it,
+so messages queued before an upgrade run; they never write it. A message of any other
+version is dead-lettered, naming its version and the versions this worker reads.
 
 Arguments are in the serializer's tagged wire form. Anything that does not match this shape
-is a `MalformedMessageError`: the worker dead-letters it without running anything.
+is a `MalformedMessageError`: the worker dead-letters it without running anything, and every
+value is checked for type and range first.
 """
 
 from __future__ import annotations
@@ -41,19 +56,8 @@ from asynctasq.core.timing import epoch
 from asynctasq.errors import MalformedMessageError
 from asynctasq.serializer import from_wire, from_wire_async, to_wire_with_info
 
-VERSION = 1
-
-
-def _positional_names(function: TaskFunction[..., Any]) -> list[str]:
-    names = getattr(function, "_positional_names", None)
-    if names is None:
-        names = [
-            p.name
-            for p in function._signature.parameters.values()
-            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        ]
-        function._positional_names = names  # type: ignore[attr-defined]
-    return names
+VERSION = 2
+"""The envelope version this worker writes (see `READS` for those it reads)."""
 
 
 UNIQUE_PREFIX = "unique:"
@@ -90,7 +94,7 @@ def encode(
     if isinstance(task, FunctionTask):
         function = task.function
         doc["task"] = function.name
-        names = _positional_names(function)
+        names = function.positional_names
         args = []
         for i, value in enumerate(task.args):
             name = names[i] if i < len(names) else f"*args[{i - len(names)}]"
@@ -165,15 +169,21 @@ class Envelope:
 
 
 def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    """An int or a float, not a bool (what JSON numbers decode to, exactly these types)."""
+    kind = type(value)
+    return kind is int or kind is float
 
 
-def _seconds(value: Any, *, positive: bool = False) -> bool:
+def _seconds(value: Any) -> bool:
     """A finite duration within bounds (NaN and infinities fail every comparison)."""
-    if not _number(value):
-        return False
-    number = float(value)
-    return (number > 0 if positive else number >= 0) and number <= MAX_SECONDS
+    kind = type(value)
+    return (kind is int or kind is float) and 0 <= value <= MAX_SECONDS
+
+
+def _positive_seconds(value: Any) -> bool:
+    """`_seconds`, and more than 0."""
+    kind = type(value)
+    return (kind is int or kind is float) and 0 < value <= MAX_SECONDS
 
 
 def _short(value: Any) -> str:
@@ -182,32 +192,48 @@ def _short(value: Any) -> str:
     return text if len(text) <= 200 else text[:200] + "..."
 
 
-def _options_problem(opts: Any) -> str | None:
-    """What is wrong with the options array, or None."""
+READS = (1, 2)
+"""The envelope versions this worker reads."""
+
+_V1_NAMES = ("ma", "rd", "rs", "rm", "rj", "to", "vt", "kr")
+"""Version 1's positional options, named as in version 2."""
+
+
+def _v1_options(opts: Any) -> dict[str, Any]:
+    """Version 1's options array, as version 2's named object."""
     if not isinstance(opts, list) or len(opts) not in (7, 8):
-        return "not a list of 7 or 8 settings"
-    attempts = opts[0]
+        raise MalformedMessageError(
+            f"message has malformed options (not a list of 7 or 8 settings): {_short(opts)}"
+        )
+    return dict(zip(_V1_NAMES, opts, strict=False))
+
+
+def _options_problem(opts: dict[str, Any]) -> str | None:
+    """What is wrong with the named options, or None."""
+    attempts = opts.get("ma")
     if isinstance(attempts, bool) or not isinstance(attempts, int):
-        return "max_attempts is not a whole number"
+        return "max_attempts ('ma') is not a whole number"
     if not 0 <= attempts <= MAX_ATTEMPTS:
-        return f"max_attempts is not between 0 and {MAX_ATTEMPTS}"
-    if not (_seconds(opts[1]) and _seconds(opts[3])):
-        return "a retry delay is not a number of seconds"
-    if opts[2] not in ("fixed", "exponential"):
-        return "the retry strategy is neither fixed nor exponential"
-    if not isinstance(opts[4], bool):
-        return "retry jitter is not true or false"
-    if not (opts[5] is None or _seconds(opts[5], positive=True)):
-        return "the timeout is not a positive number of seconds"
-    if not _seconds(opts[6], positive=True):
-        return "the visibility timeout is not a positive number of seconds"
-    if len(opts) == 8 and not _seconds(opts[7]):
-        return "the result retention is not a number of seconds"
+        return f"max_attempts ('ma') is not between 0 and {MAX_ATTEMPTS}"
+    if not (_seconds(opts.get("rd")) and _seconds(opts.get("rm"))):
+        return "a retry delay ('rd', 'rm') is not a number of seconds"
+    if opts.get("rs") not in ("fixed", "exponential"):
+        return "the retry strategy ('rs') is neither fixed nor exponential"
+    if not isinstance(opts.get("rj"), bool):
+        return "retry jitter ('rj') is not true or false"
+    timeout = opts.get("to")
+    if not (timeout is None or _positive_seconds(timeout)):
+        return "the timeout ('to') is not a positive number of seconds"
+    if not _positive_seconds(opts.get("vt")):
+        return "the visibility timeout ('vt') is not a positive number of seconds"
+    if not _seconds(opts.get("kr", 0.0)):
+        return "the result retention ('kr') is not a number of seconds"
     return None
 
 
 def decode(payload: bytes) -> Envelope:
-    """Parse and check an envelope; `MalformedMessageError` names what is wrong.
+    """Parse and check an envelope (version 2, or 1); `MalformedMessageError` names what is
+    wrong.
 
     Every value is checked for type and range: a message decides how often and how soon a
     worker retries it and how it renews its lease, so none may be absurd.
@@ -218,16 +244,26 @@ def decode(payload: bytes) -> Envelope:
         raise MalformedMessageError(f"message is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise MalformedMessageError("message is not a JSON object")
-    if doc.get("v") != VERSION:
-        raise MalformedMessageError(f"unsupported envelope version {_short(doc.get('v'))}")
+    version = doc.get("v")
+    if version not in READS or isinstance(version, bool):
+        raise MalformedMessageError(
+            f"unsupported envelope version {_short(version)} (this worker reads versions "
+            f"{' and '.join(map(str, READS))}; a message from a newer asynctasq needs a newer "
+            "worker)"
+        )
     task = doc.get("task")
     if not isinstance(task, str) or ":" not in task:
         raise MalformedMessageError(f"message names no task ('task' is {_short(task)})")
     opts = doc.get("o")
+    if version == 1:
+        opts = _v1_options(opts)
+    elif not isinstance(opts, dict):
+        raise MalformedMessageError(
+            f"message has malformed options (not an object of settings): {_short(opts)}"
+        )
     problem = _options_problem(opts)
     if problem is not None:
         raise MalformedMessageError(f"message has malformed options ({problem}): {_short(opts)}")
-    assert isinstance(opts, list)  # checked by _options_problem
     task_id = doc.get("id", "")
     if not isinstance(task_id, str) or len(task_id) > 200:
         raise MalformedMessageError(f"message has a malformed id {_short(task_id)}")
@@ -259,18 +295,19 @@ def decode(payload: bytes) -> Envelope:
     at = doc.get("at")
     # Dispatch time in epoch seconds: anything else (absurd, negative) reads as unknown.
     dispatched_at = float(at) if isinstance(at, int | float) and 0 < at < 1e11 else 0.0
+    timeout = opts.get("to")
     return Envelope(
         task_id=task_id,
         task=task,
         dispatched_at=dispatched_at,
-        max_attempts=opts[0],
-        retry_delay=float(opts[1]),
-        retry_strategy=opts[2],
-        retry_max_delay=float(opts[3]),
-        retry_jitter=opts[4],
-        timeout=None if opts[5] is None else float(opts[5]),
-        visibility_timeout=float(opts[6]),
-        keep_result=float(opts[7]) if len(opts) == 8 else 0.0,
+        max_attempts=opts["ma"],
+        retry_delay=float(opts["rd"]),
+        retry_strategy=opts["rs"],
+        retry_max_delay=float(opts["rm"]),
+        retry_jitter=opts["rj"],
+        timeout=None if timeout is None else float(timeout),
+        visibility_timeout=float(opts["vt"]),
+        keep_result=float(opts.get("kr", 0.0)),
         args=args,
         kwargs=kwargs,
         attrs=attrs,

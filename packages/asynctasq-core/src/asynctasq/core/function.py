@@ -27,9 +27,13 @@ from asynctasq.drivers.base import Driver
 
 if TYPE_CHECKING:
     from asynctasq.schedules.when import When
+    from asynctasq.workflows.steps import Step
 
 P = ParamSpec("P")
 R = TypeVar("R")
+
+_MAX_SHAPES = 64
+"""Call shapes remembered per task function (a function taking ``**kwargs`` has endless)."""
 
 
 class FunctionTask(BaseTask[R]):
@@ -99,18 +103,47 @@ class TaskFunction(Generic[P, R]):
         self.execution: Execution = (
             "process" if process else ("async" if self.is_async else "thread")
         )
-        self._signature = inspect.signature(fn)
-        self._check_arguments = _argument_checker(self._signature)
+        self.signature = inspect.signature(fn)
+        """The function's signature: calls are checked against it."""
+        self.positional_names = tuple(
+            p.name
+            for p in self.signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+        """Names of the parameters that can be passed by position, in order (they name
+        positional arguments in serialization errors)."""
+        # The former name, still read by core.unique and schedules.registry.
+        self._signature = self.signature
+        # Call shapes that bound: (number of positional arguments, keyword names...).
+        self._fitting_shapes: set[tuple[Any, ...]] = set()
         functools.update_wrapper(self, fn)
         self.name = registry.register(self)
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> FunctionTask[R]:
-        if not self._check_arguments(args, kwargs):
-            try:  # the slow, exact check, for its message
-                self._signature.bind(*args, **kwargs)
+        # Whether arguments bind depends only on how many are positional and which names
+        # are keywords, so `Signature.bind` runs once per shape of call: calling a task is
+        # on the dispatch hot path, and bind costs several microseconds.
+        shape = (len(args), *kwargs)
+        if shape not in self._fitting_shapes:
+            try:
+                self.signature.bind(*args, **kwargs)
             except TypeError as exc:
                 raise TypeError(f"{self.name}(): {exc}") from None
+            if len(self._fitting_shapes) < _MAX_SHAPES:  # bounded for **kwargs functions
+                self._fitting_shapes.add(shape)
         return FunctionTask(self, args, kwargs)
+
+    def step(self, *args: Any, **kwargs: Any) -> Step[R]:
+        """This task as a workflow step that receives the previous step's result (a chord's
+        callback: the list of the group's results) as its first positional argument,
+        followed by `args` and `kwargs`: ``chain(fetch(url), parse.step(strict=True))``.
+
+        Raises:
+            TypeError: the arguments do not fit the signature after that first one.
+        """
+        from asynctasq.workflows.steps import Step
+
+        return Step(self, args, kwargs)
 
     def __repr__(self) -> str:
         return f"<task function {self.name}>"
@@ -118,39 +151,6 @@ class TaskFunction(Generic[P, R]):
     def __reduce__(self) -> str | tuple[Any, ...]:
         # Pickled by name, like a plain function, so process pools can pass it around.
         return str(getattr(self, "__qualname__"))  # noqa: B009 - set by update_wrapper
-
-
-def _argument_checker(
-    signature: inspect.Signature,
-) -> Callable[[tuple[Any, ...], dict[str, Any]], bool]:
-    """A fast test that arguments fit `signature`; False means "ask `bind` for the error".
-
-    Calling a task is on the dispatch hot path; `Signature.bind` costs several microseconds.
-    """
-    params = list(signature.parameters.values())
-    kinds = {p.kind for p in params}
-    if inspect.Parameter.VAR_POSITIONAL in kinds or inspect.Parameter.VAR_KEYWORD in kinds:
-        return lambda args, kwargs: False  # rare: always take the exact path
-    positional = [p.name for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    by_keyword = {p.name for p in params if p.kind != p.POSITIONAL_ONLY}
-    required = {p.name for p in params if p.default is p.empty}
-    count = len(positional)
-
-    def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
-        n = len(args)
-        if n > count:
-            return False
-        given = positional[:n]
-        for key in kwargs:
-            if key not in by_keyword or key in given:
-                return False
-        if required:
-            for name in required:
-                if name not in kwargs and name not in given:
-                    return False
-        return True
-
-    return check
 
 
 class _TaskDecorator(Protocol):
@@ -184,7 +184,6 @@ def task(
     unique: bool = False,
     unique_key: UniqueKey | None = None,
     unique_for: float | None = None,
-    priority: int | None = None,
     schedule: When | None = None,
 ) -> _TaskDecorator: ...
 
@@ -207,7 +206,6 @@ def task(
     unique: bool = False,
     unique_key: UniqueKey | None = None,
     unique_for: float | None = None,
-    priority: int | None = None,
     schedule: When | None = None,
 ) -> Any:
     """Make a function a task, bare (``@task``) or with settings (``@task(queue='q')``).
@@ -237,8 +235,6 @@ def task(
             the name of one argument. Default: all the arguments.
         unique_for: Seconds the key stays claimed at most, counted from when the task is
             due (default one hour); finishing (success or dead letter) releases it sooner.
-        priority: 0 (the default) to 9; within its queue a ready task of a higher priority
-            starts before lower ones (equal priorities: oldest first). Not on SQS.
         schedule: Dispatch the task (with no arguments) at every tick of ``cron(...)`` or
             ``every(...)``, from workers run with ``--schedules``; once per tick however
             many run. See `asynctasq.schedule` for tasks that take arguments.
@@ -259,7 +255,6 @@ def task(
         "unique": unique or None,
         "unique_key": unique_key,
         "unique_for": unique_for,
-        "priority": priority,
     }
     options = {k: check_option(k, v) for k, v in settings.items() if v is not None}
     check_settings(options, "@task")
@@ -272,7 +267,7 @@ def task(
             raise TypeError(f"{function.name} is already a task")
         made = TaskFunction(function, options=options, driver=driver, process=process)
         if "unique_key" in options:
-            check_unique_argument(made._signature, options["unique_key"], made.name)
+            check_unique_argument(made.signature, options["unique_key"], made.name)
         if schedule is not None:
             from asynctasq.schedules.registry import schedule_function
 

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from asynctasq.config import RetryStrategy, TaskDefaults
 from asynctasq.core.timing import seconds_until
-from asynctasq.drivers.base import MAX_PRIORITY, MIN_PRIORITY, Driver
+from asynctasq.drivers.base import Driver
 
 OPTION_NAMES = (
     "queue",
@@ -28,7 +28,6 @@ OPTION_NAMES = (
     "unique",
     "unique_key",
     "unique_for",
-    "priority",
 )
 
 MAX_ATTEMPTS = 100_000
@@ -137,22 +136,6 @@ def check_settings(options: dict[str, Any], where: str) -> None:
         raise ValueError(f"{where}: on_expiry needs expires (seconds or a datetime)")
 
 
-def check_priority(value: Any) -> int:
-    """``priority``: a whole number from ``MIN_PRIORITY`` (0, the default) to
-    ``MAX_PRIORITY`` (9); higher runs first within its queue."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(
-            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, "
-            f"got {value!r}"
-        )
-    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
-        raise ValueError(
-            f"priority must be from {MIN_PRIORITY} (the default) to {MAX_PRIORITY} (runs "
-            f"first), got {value!r}"
-        )
-    return int(value)
-
-
 def check_attempts(name: str, value: Any) -> int:
     """Validate a total-runs count (0 and 1 both mean: run once, never retry)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -255,8 +238,6 @@ def check_option(name: str, value: Any) -> Any:
         return check_unique_key(value)
     if name == "unique_for":
         return check_seconds(name, value, positive=True)
-    if name == "priority":
-        return check_priority(value)
     raise TypeError(f"unknown task setting {name!r}; known: {', '.join(OPTION_NAMES)}")
 
 
@@ -297,15 +278,14 @@ class ResolvedOptions:
     """Seconds to keep the result, 0 when it is not kept."""
     track: float
     """Seconds to keep the status record after the task ends, 0 when it is not tracked."""
-    wire: list[Any]
-    """The settings the envelope carries, in its fixed order (see `core.envelope`)."""
+    wire: dict[str, Any]
+    """The settings the envelope carries, by their short names (its ``"o"``, see
+    `asynctasq.core.envelope`): built once here, since most dispatches reuse them."""
     expires: float | datetime | None = None
     """Seconds after dispatch, or the moment, after which the task is not started."""
     drop_expired: bool = False
     """An expired task is acknowledged and dropped instead of dead-lettered."""
     unique: Unique | None = None
-    priority: int = 0
-    """Higher runs first within its queue (``MIN_PRIORITY``..``MAX_PRIORITY``)."""
 
 
 def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
@@ -328,10 +308,18 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
     unique = None
     if options.get("unique") or options.get("unique_key") is not None:
         unique = Unique(options.get("unique_key"), options.get("unique_for") or DEFAULT_UNIQUE_FOR)
-    wire = [max_attempts, retry_delay, strategy, defaults.retry_max_delay, jitter, timeout]
-    wire.append(visibility)
-    if keep_result:  # only then: messages of tasks without results stay as they were
-        wire.append(keep_result)
+    wire = {
+        "ma": max_attempts,
+        "rd": retry_delay,
+        "rs": strategy,
+        "rm": defaults.retry_max_delay,
+        "rj": jitter,
+        "vt": visibility,
+    }
+    if timeout is not None:  # absent: no limit
+        wire["to"] = timeout
+    if keep_result:  # absent: not kept
+        wire["kr"] = keep_result
     return ResolvedOptions(
         queue=options.get("queue") or defaults.queue,
         max_attempts=max_attempts,
@@ -348,7 +336,6 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         expires=options.get("expires"),
         drop_expired=options.get("on_expiry") == "drop",
         unique=unique,
-        priority=options.get("priority") or 0,
     )
 
 

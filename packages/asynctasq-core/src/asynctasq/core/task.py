@@ -50,9 +50,8 @@ _CLASS_OPTIONS = {
     "unique": "unique",
     "unique_key": "unique_key",
     "unique_for": "unique_for",
-    "priority": "priority",
 }
-_CHAINABLE = ("timeout", "visibility_timeout", "max_attempts", "expires", "priority")
+_CHAINABLE = ("timeout", "visibility_timeout", "max_attempts", "expires")
 # Constructor keywords that set options instead of becoming attributes.
 _OPTION_KWARGS = {**_CLASS_OPTIONS, "delay": "delay"}
 
@@ -136,15 +135,11 @@ class BaseTask(Generic[T]):
         visibility_timeout: Any
         max_attempts: Any
         expires: Any
-        priority: Any
-        """0 (default) to 9: higher starts first within its queue. A class attribute
-        (``priority = 5``) and a chain method (``.priority(5)``)."""
     else:
         timeout = _ChainOption("timeout")
         visibility_timeout = _ChainOption("visibility_timeout")
         max_attempts = _ChainOption("max_attempts")
         expires = _ChainOption("expires")
-        priority = _ChainOption("priority")
 
     # Metadata, set by the framework at dispatch and in the worker.
     _task_id: str | None = None
@@ -257,7 +252,12 @@ class BaseTask(Generic[T]):
         Raises:
             SerializationError: an argument cannot be serialized (named in the message).
         """
-        return await _dispatch(self, connection=connection)
+        # Dispatching is a layer above tasks (it imports this module), so it is imported
+        # on use, like the other layers a task's methods reach below. It is in sys.modules
+        # by then (the package imports it), and a single dispatch waits for the broker.
+        from asynctasq.core.dispatch import dispatch
+
+        return await dispatch(self, connection=connection)
 
     def dispatch_sync(self, *, timeout: float | None = None) -> TaskId[T]:
         """Queue this task from sync code (Flask, Django views, scripts); return its id.
@@ -357,6 +357,18 @@ class _Unsent:
             _warn_undispatched(self.name, self.method)
 
 
+def invoke(task: BaseTask[Any]) -> Any:
+    """Run `task`'s body, as a worker does: a coroutine for an async task, the result for
+    a sync one. (Each kind of task implements ``_invoke``; executors call this.)"""
+    return task._invoke()
+
+
+def set_attempts(task: BaseTask[Any], attempts: int) -> None:
+    """Tell `task` how many runs came before this one (0 on the first), before it runs:
+    what the task reads as ``self._attempts``."""
+    task._attempts = attempts
+
+
 def handed_over(task: BaseTask[Any]) -> None:
     """Someone took charge of dispatching `task` (e.g. after a transaction commits, or not at
     all when it rolls back): it no longer warns if dropped undispatched."""
@@ -423,15 +435,6 @@ class SyncProcessTask(SyncTask[T]):
 
     _abstract = True
     _execution: ClassVar[Execution] = "process"
-
-
-async def _dispatch(task: BaseTask[T], *, connection: Any) -> TaskId[T]:
-    # Bound on first use: asynctasq.core.dispatch imports this module.
-    global _dispatch
-    from asynctasq.core.dispatch import dispatch
-
-    _dispatch = dispatch
-    return await dispatch(task, connection=connection)
 
 
 __all__ = ["AsyncProcessTask", "BaseTask", "SyncProcessTask", "SyncTask", "Task", "handed_over"]

@@ -24,6 +24,7 @@ from pebble import ProcessExpired, ProcessPool
 from asynctasq.config import Config, use_config
 from asynctasq.core import envelope
 from asynctasq.core.resolver import TaskResolver
+from asynctasq.core.task import invoke, set_attempts
 from asynctasq.errors import AsyncTasQError
 from asynctasq.executors._context import task_process_context
 from asynctasq.lifecycle.context import TaskContext, set_current
@@ -112,12 +113,12 @@ def _child_run(payload: bytes, attempts: int) -> Any:
         task = _run_coroutine(envelope.build_async(target, env))
     else:
         task = envelope.build(target, env)
-    task._attempts = attempts
+    set_attempts(task, attempts)
     # The task's context in the child: its id and attempt; progress reports from a child are
     # not carried back to the worker (they are accepted and dropped), so a task may report
     # progress whichever way it runs.
     set_current(TaskContext(env.task_id, env.task, "", attempts))
-    result = task._invoke()
+    result = invoke(task)
     if inspect.isawaitable(result):
         result = _run_coroutine(result)
     return result

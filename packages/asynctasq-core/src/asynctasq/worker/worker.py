@@ -36,7 +36,7 @@ from asynctasq.core import envelope
 from asynctasq.core.function import TaskFunction
 from asynctasq.core.options import check_queue
 from asynctasq.core.resolver import TaskResolver
-from asynctasq.core.task import BaseTask, Execution
+from asynctasq.core.task import BaseTask, Execution, set_attempts
 from asynctasq.drivers.base import (
     Delivery,
     Driver,
@@ -480,7 +480,7 @@ class Worker:
             await self._handle_build_failure(job, failure)
             return
         if task is not None:
-            task._attempts = delivery.attempts
+            set_attempts(task, delivery.attempts)
         self._leases.track(delivery, env.visibility_timeout)
         context = job.context = TaskContext(
             delivery.task_id, env.task, job.queue, delivery.attempts
@@ -630,7 +630,7 @@ class Worker:
                     job.task = envelope.build(target, env)
                 finally:
                     set_import_guard(previous)
-            job.task._attempts = job.delivery.attempts
+            set_attempts(job.task, job.delivery.attempts)
         return job.task
 
     async def _handle_failure(self, job: Job, exc: Exception, hooks: Lifecycle | None) -> None:
