@@ -33,6 +33,7 @@ from asynctasq.lifecycle import (
 from asynctasq.middleware import Middleware
 from asynctasq.runner import run
 from asynctasq.schedules import cron, every, schedule
+from asynctasq.workflows import WorkflowHandle, chain, chord, group
 
 if TYPE_CHECKING:
     from asynctasq.utils.console import print
@@ -63,8 +64,11 @@ __all__ = [
     "TaskState",
     "TaskStatus",
     "WorkerInfo",
+    "WorkflowHandle",
     "__version__",
     "cancel",
+    "chain",
+    "chord",
     "cron",
     "current_task",
     "dispatch_many",
@@ -72,6 +76,7 @@ __all__ = [
     "events",
     "every",
     "get_config",
+    "group",
     "init",
     "list_tasks",
     "list_workers",
