@@ -72,6 +72,7 @@ def _prepare(
         payload=payload,
         delay=options.delay,
         visibility_timeout=options.visibility_timeout,
+        priority=options.priority,
     )
     return message, claim
 

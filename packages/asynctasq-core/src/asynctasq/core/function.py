@@ -184,6 +184,7 @@ def task(
     unique: bool = False,
     unique_key: UniqueKey | None = None,
     unique_for: float | None = None,
+    priority: int | None = None,
     schedule: When | None = None,
 ) -> _TaskDecorator: ...
 
@@ -206,6 +207,7 @@ def task(
     unique: bool = False,
     unique_key: UniqueKey | None = None,
     unique_for: float | None = None,
+    priority: int | None = None,
     schedule: When | None = None,
 ) -> Any:
     """Make a function a task, bare (``@task``) or with settings (``@task(queue='q')``).
@@ -235,6 +237,8 @@ def task(
             the name of one argument. Default: all the arguments.
         unique_for: Seconds the key stays claimed at most, counted from when the task is
             due (default one hour); finishing (success or dead letter) releases it sooner.
+        priority: 0 (the default) to 9; within its queue a ready task of a higher priority
+            starts before lower ones (equal priorities: oldest first). Not on SQS.
         schedule: Dispatch the task (with no arguments) at every tick of ``cron(...)`` or
             ``every(...)``, from workers run with ``--schedules``; once per tick however
             many run. See `asynctasq.schedule` for tasks that take arguments.
@@ -255,6 +259,7 @@ def task(
         "unique": unique or None,
         "unique_key": unique_key,
         "unique_for": unique_for,
+        "priority": priority,
     }
     options = {k: check_option(k, v) for k, v in settings.items() if v is not None}
     check_settings(options, "@task")

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from asynctasq.config import RetryStrategy, TaskDefaults
 from asynctasq.core.timing import seconds_until
-from asynctasq.drivers.base import Driver
+from asynctasq.drivers.base import MAX_PRIORITY, MIN_PRIORITY, Driver
 
 OPTION_NAMES = (
     "queue",
@@ -28,6 +28,7 @@ OPTION_NAMES = (
     "unique",
     "unique_key",
     "unique_for",
+    "priority",
 )
 
 MAX_ATTEMPTS = 100_000
@@ -136,6 +137,22 @@ def check_settings(options: dict[str, Any], where: str) -> None:
         raise ValueError(f"{where}: on_expiry needs expires (seconds or a datetime)")
 
 
+def check_priority(value: Any) -> int:
+    """``priority``: a whole number from ``MIN_PRIORITY`` (0, the default) to
+    ``MAX_PRIORITY`` (9); higher runs first within its queue."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(
+            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, "
+            f"got {value!r}"
+        )
+    if not MIN_PRIORITY <= value <= MAX_PRIORITY:
+        raise ValueError(
+            f"priority must be from {MIN_PRIORITY} (the default) to {MAX_PRIORITY} (runs "
+            f"first), got {value!r}"
+        )
+    return int(value)
+
+
 def check_attempts(name: str, value: Any) -> int:
     """Validate a total-runs count (0 and 1 both mean: run once, never retry)."""
     if isinstance(value, bool) or not isinstance(value, int):
@@ -238,6 +255,8 @@ def check_option(name: str, value: Any) -> Any:
         return check_unique_key(value)
     if name == "unique_for":
         return check_seconds(name, value, positive=True)
+    if name == "priority":
+        return check_priority(value)
     raise TypeError(f"unknown task setting {name!r}; known: {', '.join(OPTION_NAMES)}")
 
 
@@ -286,6 +305,8 @@ class ResolvedOptions:
     drop_expired: bool = False
     """An expired task is acknowledged and dropped instead of dead-lettered."""
     unique: Unique | None = None
+    priority: int = 0
+    """Higher runs first within its queue (``MIN_PRIORITY``..``MAX_PRIORITY``)."""
 
 
 def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
@@ -336,6 +357,7 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         expires=options.get("expires"),
         drop_expired=options.get("on_expiry") == "drop",
         unique=unique,
+        priority=options.get("priority") or 0,
     )
 
 

@@ -50,8 +50,9 @@ _CLASS_OPTIONS = {
     "unique": "unique",
     "unique_key": "unique_key",
     "unique_for": "unique_for",
+    "priority": "priority",
 }
-_CHAINABLE = ("timeout", "visibility_timeout", "max_attempts", "expires")
+_CHAINABLE = ("timeout", "visibility_timeout", "max_attempts", "expires", "priority")
 # Constructor keywords that set options instead of becoming attributes.
 _OPTION_KWARGS = {**_CLASS_OPTIONS, "delay": "delay"}
 
@@ -135,11 +136,15 @@ class BaseTask(Generic[T]):
         visibility_timeout: Any
         max_attempts: Any
         expires: Any
+        priority: Any
+        """0 (default) to 9: higher starts first within its queue. A class attribute
+        (``priority = 5``) and a chain method (``.priority(5)``)."""
     else:
         timeout = _ChainOption("timeout")
         visibility_timeout = _ChainOption("visibility_timeout")
         max_attempts = _ChainOption("max_attempts")
         expires = _ChainOption("expires")
+        priority = _ChainOption("priority")
 
     # Metadata, set by the framework at dispatch and in the worker.
     _task_id: str | None = None
