@@ -8,10 +8,14 @@
   depends on it.
 
 Holders are read from the broker: anything that is not a plain number is treated as unknown.
+
+Each tick's task has a deterministic id (`tick_task_id`), so a tick dispatched twice shows as
+one id twice, in the queue and in the events.
 """
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -24,11 +28,19 @@ LAST_TTL = 400 * 86400.0
 yearly schedule still shows its last tick)."""
 CLAIM_DRIVERS = "redis, postgres, mysql, sqlite, memory"
 """First-party drivers that keep claims (named in errors)."""
+TICK_NAMESPACE = uuid.UUID("5c1fd0d2-7e0b-5b43-9d1a-2f4c8a6e0b17")
+"""The namespace of `tick_task_id` (fixed forever: changing it changes every tick's id)."""
 
 
 def tick_key(name: str, tick: int) -> str:
     """The claim of one tick."""
     return f"schedule:{name}:{tick}"
+
+
+def tick_task_id(name: str, tick: int) -> str:
+    """The id of the task that tick `tick` (epoch seconds) of schedule `name` dispatches: a
+    version 5 UUID of both, the same in every scheduler."""
+    return str(uuid.uuid5(TICK_NAMESPACE, f"{name}:{tick}"))
 
 
 def last_key(name: str) -> str:
@@ -72,10 +84,12 @@ __all__ = [
     "CLAIM_DRIVERS",
     "CLAIM_MARGIN",
     "LAST_TTL",
+    "TICK_NAMESPACE",
     "as_datetime",
     "claim_store",
     "last_key",
     "parse_tick",
     "read_last",
     "tick_key",
+    "tick_task_id",
 ]

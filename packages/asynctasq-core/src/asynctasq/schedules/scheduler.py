@@ -9,9 +9,16 @@ Misfires: a tick is due from its instant until ``grace`` seconds after it. A sch
 comes back (or wakes late) finds the ticks it missed: with ``catch_up=False`` only the latest
 one still within the grace period fires, the older ones are skipped and logged; with
 ``catch_up=True`` every one within the grace period fires, oldest first. Ticks older than
-the grace period never fire. A dispatch that fails gives the tick's claim back and is
-retried (with backoff) while the tick is within the grace period. A scheduler killed between
-its claim and its dispatch loses that one tick: its claim holds until it expires.
+the grace period never fire. A schedule's first run (no tick of it on record) logs no missed
+ticks: there was no earlier run to miss them.
+
+A dispatch that fails gives the tick's claim back and is retried (with backoff) while the
+tick is within the grace period. A scheduler killed between its claim and its dispatch loses
+that one tick: its claim holds until it expires. A tick's task has the same id in every
+scheduler (`tick_task_id`): a tick queued twice (a dispatch that failed after the broker had
+it, retried) shows as one id twice.
+
+``schedule-fired`` is published only once the tick's task is queued.
 """
 
 from __future__ import annotations
@@ -25,6 +32,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asynctasq.core.dispatch import dispatch
 from asynctasq.drivers.base import ClaimStore, Driver, EventLog
 from asynctasq.lifecycle import events
 from asynctasq.lifecycle.events import EventType
@@ -36,6 +44,7 @@ from asynctasq.schedules.claims import (
     parse_tick,
     read_last,
     tick_key,
+    tick_task_id,
 )
 from asynctasq.schedules.registry import Schedule, schedules
 
@@ -233,7 +242,7 @@ class Scheduler:
             task = s.make_task()
             if task._driver() is None:
                 task._driver_override = self.driver
-            task_id = await task.dispatch()
+            task_id = await dispatch(task, task_id=tick_task_id(s.name, tick))
         except Exception as exc:
             # Given back so that this or another scheduler fires the tick: a task is never
             # lost to a broker blip (at worst, a dispatch that failed late runs twice).
@@ -285,8 +294,7 @@ class Scheduler:
     async def _skipped(self, cursor: _Cursor, first: int, until: int, why: str) -> None:
         """Log the ticks from `first` up to the instant `until` that this scheduler will not
         fire, unless another scheduler claimed them already (then nothing was missed), or no
-        tick was ever recorded (the schedule's first run: ticks from before it existed were
-        not missed)."""
+        tick was ever recorded (the schedule's first run: no earlier run missed them)."""
         s = cursor.schedule
         try:
             claimed = await read_last(self._claims, s.name)
