@@ -104,8 +104,10 @@ _global: list[Middleware] = []
 
 
 def add_middleware(middleware: Middleware) -> None:
-    """Add dispatch-side middleware for this process (``message_headers``,
-    ``before_enqueue``, ``after_enqueue``)."""
+    """Add middleware for this whole process: its dispatch hooks (``message_headers``,
+    ``before_enqueue``, ``after_enqueue``) run for every dispatch, and its worker hooks in
+    every `Worker` built afterwards, before that worker's own middleware (so an integration
+    such as tracing reaches workers that code it does not own builds)."""
     _global.append(middleware)
 
 
@@ -115,7 +117,7 @@ def remove_middleware(middleware: Middleware) -> None:
 
 
 def dispatch_middleware() -> list[Middleware]:
-    """The dispatch-side middleware in effect."""
+    """The process-wide middleware in effect (`add_middleware`)."""
     return _global
 
 

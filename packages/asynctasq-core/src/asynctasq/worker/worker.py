@@ -57,7 +57,7 @@ from asynctasq.executors.process import in_task_child
 from asynctasq.executors.router import ExecutorRouter
 from asynctasq.lifecycle.context import TaskContext, reset_current, set_current
 from asynctasq.lifecycle.workers import WorkerInfo
-from asynctasq.middleware import Middleware, call_hooks
+from asynctasq.middleware import Middleware, call_hooks, dispatch_middleware
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
 from asynctasq.worker import outcomes
 from asynctasq.worker.failures import brief, failure_from, printable
@@ -171,7 +171,9 @@ class Worker:
         )
         self.burst = burst
         self.poll_wait = poll_wait if poll_wait is not None else ws.poll_wait
-        self.middleware = list(middleware)
+        own = list(middleware)
+        # Process-wide middleware (add_middleware) first: it wraps the worker's own.
+        self.middleware = [m for m in dispatch_middleware() if m not in own] + own
         self.allowed_roots = list(allowed_roots if allowed_roots is not None else ws.allowed_roots)
         self.install_signal_handlers = install_signal_handlers
         self.imports = list(imports if imports is not None else ws.imports)
