@@ -8,7 +8,9 @@ Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``); an *entry* is
 ``<task id>\\n<visibility ms>\\n<deliveries>\\n<payload>`` (see `scripts`):
 
 ========================  ====================================================================
-``B:ready``               list of entries, oldest first (FIFO)
+``B:ready``               list of entries, oldest first (FIFO), of priority 0
+``B:ready:<p>``           list of entries of priority ``p`` (1-9), oldest first
+``B:levels``              sorted set: the priorities ``p`` whose list may have entries
 ``B:delayed``             sorted set: entry -> due time (ms, Redis server clock)
 ``B:leased``              sorted set: task id -> lease expiry (ms, Redis server clock)
 ``B:leases``              hash: task id -> ``<lease token>\\n<entry>`` while leased

@@ -11,6 +11,8 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, ResponseError
 
 from asynctasq.drivers.base import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     DeadLetter,
     Delivery,
     Failure,
@@ -29,6 +31,7 @@ from asynctasq_redis._workers import WorkerRecords
 from asynctasq_redis.scripts import SCRIPTS, LuaScript
 
 _SCHEDULE = SCRIPTS["SCHEDULE"]
+_ENQUEUE_RANKED = SCRIPTS["ENQUEUE_RANKED"]
 _ACK = SCRIPTS["ACK"]
 _RELEASE = SCRIPTS["RELEASE"]
 _RETRY = SCRIPTS["RETRY"]
@@ -56,6 +59,24 @@ def _entry(message: OutgoingMessage) -> bytes:
         raise ValueError(f"a task id cannot contain a newline: {task_id!r}")
     head = f"{task_id}\n{round(message.visibility_timeout * 1000)}\n0\n".encode()
     return head + message.payload
+
+
+def _priority(message: OutgoingMessage) -> int:
+    """The message's priority, checked: it names a key (``ready:<p>``)."""
+    priority = message.priority
+    if type(priority) is not int or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+        raise ValueError(
+            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, "
+            f"got {priority!r} (task {message.task_id})"
+        )
+    return priority
+
+
+def _delayed_member(message: OutgoingMessage, priority: int) -> bytes:
+    """A delayed message as ``delayed`` keeps it: the entry, after ``\\n<p>\\n`` when it
+    has a priority (see `scripts`)."""
+    entry = _entry(message)
+    return b"\n%d\n" % priority + entry if priority else entry
 
 
 class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
@@ -264,26 +285,34 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
         if queue not in self._registered:
             await self._register(client, (queue,))
         keys = self._keys[queue]
+        priority = message.priority and _priority(message)
         if message.delay > 0:
-            await _SCHEDULE(client, (keys.tag,), (_ms(message.delay), _entry(message)))
+            member = _delayed_member(message, priority)
+            await _SCHEDULE(client, (keys.tag,), (_ms(message.delay), member))
+        elif priority:
+            await _ENQUEUE_RANKED(client, (keys.tag,), (priority, _entry(message)))
         else:
             await client.execute_command("RPUSH", keys.ready, _entry(message))
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
         """Store several messages: one RPUSH per queue (and per `enqueue_batch` messages)
-        for those ready now, one script call per queue for delayed ones; pipelined into one
-        round-trip on a standalone server."""
+        for those ready now, one script call per queue for delayed ones and for ones with a
+        priority; pipelined into one round-trip on a standalone server."""
         if not messages:
             return
         client = self._bound()
         now: dict[str, list[bytes]] = {}
         later: dict[str, list[Any]] = {}
+        ranked: dict[str, list[Any]] = {}
         for m in messages:
+            priority = m.priority and _priority(m)
             if m.delay > 0:
-                later.setdefault(m.queue, []).extend((_ms(m.delay), _entry(m)))
+                later.setdefault(m.queue, []).extend((_ms(m.delay), _delayed_member(m, priority)))
+            elif priority:
+                ranked.setdefault(m.queue, []).extend((priority, _entry(m)))
             else:
                 now.setdefault(m.queue, []).append(_entry(m))
-        await self._register(client, {*now, *later})
+        await self._register(client, {*now, *later, *ranked})
         step = self.enqueue_batch
         pushes = [
             (self._keys[q].ready, entries[i : i + step])
@@ -293,6 +322,11 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
         calls: list[Call] = [
             (_SCHEDULE, (self._keys[q].tag,), args[i : i + 2 * step])
             for q, args in later.items()
+            for i in range(0, len(args), 2 * step)
+        ]
+        calls += [
+            (_ENQUEUE_RANKED, (self._keys[q].tag,), args[i : i + 2 * step])
+            for q, args in ranked.items()
             for i in range(0, len(args), 2 * step)
         ]
         steps: list[Awaitable[Any]] = [_push(client, pushes)] if pushes else []

@@ -21,6 +21,13 @@ that follows leases staged entries before ready ones and puts back what it does 
 *wake-up sentinel* (an empty entry, flagged by the ``woken`` key so counts can leave it out)
 onto an empty ``ready``; the dequeue script drops it and re-computes how long to sleep.
 
+A message of priority ``p`` above 0 waits in ``ready:<p>`` instead of ``ready`` (the default
+priority's path is unchanged), and ``levels`` (a sorted set) names the levels that may have
+entries, so a dequeue looks at the ranked lists with one call when there are none. Its lease
+token is ``<n>/<p>`` (plain ``<n>`` at priority 0), so a retry, a release, an expired lease and
+a dead letter know where it goes back; a delayed one is kept in ``delayed`` as
+``\\n<p>\\n<entry>`` (no entry starts with a newline).
+
 Scripts run by EVALSHA; `LuaScript` loads the source on NOSCRIPT (after a server restart or
 ``SCRIPT FLUSH``) and tries again once.
 """
@@ -123,10 +130,12 @@ end
 """,
     # Keep a message as a dead letter: the hash of its fields, and its place in `dead`.
     "bury": r"""
-local function bury(tag, id, payload, vt, count, exc_type, message, trace)
+local function bury(tag, id, payload, vt, count, exc_type, message, trace, priority)
   local now = now_us()  -- not ms: dead letters a millisecond apart still sort by age
-  redis.call('HSET', tag .. ':dead:' .. id, 'p', payload, 'v', vt, 'a', count,
+  local key = tag .. ':dead:' .. id
+  redis.call('HSET', key, 'p', payload, 'v', vt, 'a', count,
     'e', exc_type, 's', message, 't', trace, 'f', now)
+  if priority and priority > 0 then redis.call('HSET', key, 'r', priority) end
   redis.call('ZADD', tag .. ':dead', now, id)
 end
 """,
@@ -159,11 +168,35 @@ local function unstage(tag)
   end
 end
 """,
-    # How many entries wait in ready and staged, not counting the sentinel.
+    # How many entries wait in ready, staged and the ranked lists, not counting the sentinel.
     "waiting": r"""
 local function waiting(tag)
-  return redis.call('LLEN', tag .. ':ready') + redis.call('LLEN', tag .. ':staged')
+  local n = redis.call('LLEN', tag .. ':ready') + redis.call('LLEN', tag .. ':staged')
     - redis.call('EXISTS', tag .. ':woken')
+  for _, p in ipairs(redis.call('ZRANGE', tag .. ':levels', 0, -1)) do
+    if string.find(p, '^[1-9]$') then n = n + redis.call('LLEN', tag .. ':ready:' .. p) end
+  end
+  return n
+end
+""",
+    # The priority a lease token carries ('<n>/<p>'), 0 when it carries none.
+    "token_priority": r"""
+local function token_priority(token)
+  local p = string.match(token, '/([1-9])$')
+  return p and tonumber(p) or 0
+end
+""",
+    # Put entry `e` of priority `p` in its ready list: at the back, or the front when
+    # `front` (it waited longest). A ranked list is named in `levels` while it may have some.
+    "push_ready": r"""
+local function push_ready(tag, p, e, front)
+  local cmd = front and 'LPUSH' or 'RPUSH'
+  if p > 0 then
+    redis.call(cmd, tag .. ':ready:' .. p, e)
+    redis.call('ZADD', tag .. ':levels', p, p)
+  else
+    redis.call(cmd, tag .. ':ready', e)
+  end
 end
 """,
     # Forget status records that expired: their index entries, kinds and expiry entries (the
@@ -222,6 +255,15 @@ wake(tag)  -- a blocked consumer re-computes how long to sleep
 return #ARGV / 2
 """
 
+ENQUEUE_RANKED = r"""
+-- KEYS: tag; ARGV per message: priority (1-9), entry. Ready now, in the order given.
+for i = 1, #ARGV, 2 do
+  push_ready(KEYS[1], tonumber(ARGV[i]), ARGV[i + 1], false)
+end
+wake(KEYS[1])  -- consumers block on ready, which this did not touch
+return #ARGV / 2
+"""
+
 DEQUEUE = r"""
 -- KEYS: the tags of the queues, in serving order; ARGV: limit, move_batch
 -- Returns {hint_ms, then per message: queue_index, entry (as enqueued), token}.
@@ -233,10 +275,11 @@ local now = now_ms()
 local out = {-1}
 local taken = 0
 
--- Pops up to n entries of `list`, leasing each; drops the wake-up sentinel.
-local function lease(q, tag, list, n)
+-- Pops up to n entries of `list` (of priority p), leasing each; drops the wake-up sentinel.
+-- Returns how many it leased and how many it popped.
+local function lease(q, tag, list, n, p)
   local entries = redis.call('LPOP', list, n)
-  if not entries then return 0 end
+  if not entries then return 0, 0 end
   local leased, leases = tag .. ':leased', tag .. ':leases'
   local token = redis.call('INCRBY', tag .. ':seq', #entries) - #entries
   local got = 0
@@ -249,15 +292,17 @@ local function lease(q, tag, list, n)
       bury_malformed(tag, e)
     else
       token = token + 1
-      redis.call('HSET', leases, id, token .. '\n' .. string.sub(e, 1, b) .. (count + 1)
+      local t = token
+      if p > 0 then t = token .. '/' .. p end
+      redis.call('HSET', leases, id, t .. '\n' .. string.sub(e, 1, b) .. (count + 1)
         .. string.sub(e, c))
       redis.call('ZADD', leased, now + vt, id)
       local o = #out
-      out[o + 1] = q; out[o + 2] = e; out[o + 3] = token
+      out[o + 1] = q; out[o + 2] = e; out[o + 3] = t
       got = got + 1
     end
   end
-  return got
+  return got, #entries
 end
 
 for q = 1, #KEYS do
@@ -274,22 +319,41 @@ for q = 1, #KEYS do
         -- <token>\n<entry>; a record without the newline was not written here
         local nl = string.find(rec, '\n', 1, true)
         if nl then
-          redis.call('LPUSH', ready, string.sub(rec, nl + 1))
+          push_ready(tag, token_priority(string.sub(rec, 1, nl - 1)), string.sub(rec, nl + 1), true)
         else
           bury_malformed(tag, rec)
         end
       end
     end
   end
-  -- Due delayed messages join the back, in due order.
+  -- Due delayed messages join the back of their lists, in due order.
   local due = redis.call('ZRANGEBYSCORE', tag .. ':delayed', '-inf', now, 'LIMIT', 0, batch)
   if #due > 0 then
     redis.call('ZREM', tag .. ':delayed', unpack(due))
-    redis.call('RPUSH', ready, unpack(due))
+    local plain = {}
+    for _, m in ipairs(due) do
+      if string.byte(m, 1) == 10 and string.find(m, '^\n[1-9]\n') then
+        push_ready(tag, tonumber(string.sub(m, 2, 2)), string.sub(m, 4), false)
+      else  -- an entry (or something malformed, which the lease below buries)
+        plain[#plain + 1] = m
+      end
+    end
+    if #plain > 0 then redis.call('RPUSH', ready, unpack(plain)) end
+  end
+  -- Higher priorities first; a level found empty is no longer named.
+  for _, p in ipairs(redis.call('ZREVRANGE', tag .. ':levels', 0, -1)) do
+    if taken >= limit then break end
+    local want = limit - taken
+    local got, popped = 0, 0
+    if string.find(p, '^[1-9]$') then
+      got, popped = lease(q, tag, ready .. ':' .. p, want, tonumber(p))
+    end
+    taken = taken + got
+    if popped < want then redis.call('ZREM', tag .. ':levels', p) end
   end
   -- Staged entries (moved by a blocked consumer's BLMOVE) are the oldest: first.
-  taken = taken + lease(q, tag, tag .. ':staged', limit - taken)
-  if taken < limit then taken = taken + lease(q, tag, ready, limit - taken) end
+  if taken < limit then taken = taken + lease(q, tag, tag .. ':staged', limit - taken, 0) end
+  if taken < limit then taken = taken + lease(q, tag, ready, limit - taken, 0) end
   if taken >= limit then break end
 end
 -- Staged entries not taken go back to the front of ready, in order; a consumer blocked on
@@ -339,7 +403,9 @@ for i = #ARGV - 1, 1, -2 do
     unlease(KEYS[1], ARGV[i])
     local _, _, count = parse(e)
     if count then
-      redis.call('LPUSH', KEYS[1] .. ':ready', with_count(e, math.max(count - 1, 0)))
+      local p = token_priority(ARGV[i + 1])
+      push_ready(KEYS[1], p, with_count(e, math.max(count - 1, 0)), true)
+      if p > 0 then wake(KEYS[1]) end
     else  -- the lease record was overwritten behind the driver's back
       bury_malformed(KEYS[1], e)
     end
@@ -350,16 +416,19 @@ return n
 """
 
 RETRY = r"""
--- KEYS: tag; ARGV: task_id, token, delay_ms. The delivery count is kept.
+-- KEYS: tag; ARGV: task_id, token, delay_ms. The delivery count and priority are kept.
 local e = held(KEYS[1], ARGV[1], ARGV[2])
 if not e then return 0 end
 unlease(KEYS[1], ARGV[1])
 local delay = tonumber(ARGV[3])
+local p = token_priority(ARGV[2])
 if delay > 0 then
+  if p > 0 then e = '\n' .. p .. '\n' .. e end
   redis.call('ZADD', KEYS[1] .. ':delayed', now_ms() + delay, e)
   wake(KEYS[1])
 else
-  redis.call('RPUSH', KEYS[1] .. ':ready', e)
+  push_ready(KEYS[1], p, e, false)
+  if p > 0 then wake(KEYS[1]) end
 end
 return 1
 """
@@ -373,7 +442,8 @@ local id, _, _, b, c = parse(e)
 if id then
   -- the numbers as written, not as Lua would print them back (an exponent past 14 digits)
   local vt, count = string.sub(e, #id + 2, b - 1), string.sub(e, b + 1, c - 1)
-  bury(KEYS[1], id, string.sub(e, c + 1), vt, count, ARGV[3], ARGV[4], ARGV[5])
+  bury(KEYS[1], id, string.sub(e, c + 1), vt, count, ARGV[3], ARGV[4], ARGV[5],
+    token_priority(ARGV[2]))
 else  -- the lease record was overwritten behind the driver's back
   bury_malformed(KEYS[1], e)
 end
@@ -429,20 +499,25 @@ RETRY_DEAD = (
     _PICK_DEAD
     + r"""
 -- KEYS: tag; ARGV: batch, [task_id ...]
--- Ready now with a fresh delivery count. Returns how many moved.
+-- Ready now with a fresh delivery count, at their priority. Returns how many moved.
 local dead = KEYS[1] .. ':dead'
 local ids = pick_dead(dead, tonumber(ARGV[1]))
+local ranked = false
 for _, id in ipairs(ids) do
   local key = KEYS[1] .. ':dead:' .. id
-  local m = redis.call('HMGET', key, 'p', 'v')
+  local m = redis.call('HMGET', key, 'p', 'v', 'r')
   redis.call('ZREM', dead, id)
   redis.call('DEL', key)
   -- A hash written behind the driver's back may lack 'v': the entry is then malformed, and
   -- the next dequeue keeps it as a dead letter again instead of this call failing.
   if m[1] then
-    redis.call('RPUSH', KEYS[1] .. ':ready', id .. '\n' .. (m[2] or '') .. '\n0\n' .. m[1])
+    -- a priority field not written here (not one digit 1-9) counts as none
+    local p = (m[3] and string.find(m[3], '^[1-9]$')) and tonumber(m[3]) or 0
+    push_ready(KEYS[1], p, id .. '\n' .. (m[2] or '') .. '\n0\n' .. m[1], false)
+    ranked = ranked or p > 0
   end
 end
+if ranked then wake(KEYS[1]) end
 return #ids
 """
 )
@@ -474,7 +549,9 @@ PURGE = r"""
 -- KEYS: tag. Deletes the ready and delayed messages; returns how many.
 local tag = KEYS[1]
 local n = waiting(tag) + redis.call('ZCARD', tag .. ':delayed')
-redis.call('UNLINK', tag .. ':ready', tag .. ':staged', tag .. ':woken', tag .. ':delayed')
+redis.call('UNLINK', tag .. ':ready', tag .. ':staged', tag .. ':woken', tag .. ':delayed',
+  tag .. ':levels')
+for p = 1, 9 do redis.call('UNLINK', tag .. ':ready:' .. p) end
 return n
 """
 
@@ -702,6 +779,7 @@ SCRIPTS: dict[str, LuaScript] = {
     name: LuaScript(name.lower(), body)
     for name, body in {
         "SCHEDULE": SCHEDULE,
+        "ENQUEUE_RANKED": ENQUEUE_RANKED,
         "DEQUEUE": DEQUEUE,
         "UNSTAGE": UNSTAGE,
         "ACK": ACK,
