@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from cli_testing import Invoke, requires_postgres_driver
+from cli_testing import Invoke
 
 from asynctasq_cli import app as app_module
 from asynctasq_cli import plugins
@@ -107,13 +107,6 @@ def test_plugin_commands_are_mounted_under_their_entry_point_name(
     assert result.exit_code == 0, result.output
     assert result.stdout == "hello you\n"
     assert "fake" in cli("--help").stdout
-
-
-@requires_postgres_driver
-def test_postgres_plugin_is_mounted(cli: Invoke) -> None:
-    result = cli("postgres", "migrate", "--dry-run")
-    assert result.exit_code == 0, result.output
-    assert "CREATE TABLE" in result.stdout
 
 
 def test_a_broken_plugin_does_not_break_the_cli(

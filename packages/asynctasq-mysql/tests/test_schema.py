@@ -83,7 +83,7 @@ async def test_without_auto_migrate_a_missing_schema_is_explained(
     make_driver: Callable[..., MySQLDriver],
 ) -> None:
     driver = make_driver(auto_migrate=False)
-    with pytest.raises(SchemaNotInitializedError, match="asynctasq mysql migrate"):
+    with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.connect()
     assert not driver.connected
     assert await driver.init_schema() == [1, 2, 3, 4]

@@ -1,5 +1,6 @@
-"""The driver's settings through the shared configuration: ``pool_recycle=-1`` as documented,
-and ``asynctasq mysql migrate`` reading ``.env`` and ``--set`` like every other command."""
+"""The driver's settings through the shared configuration: ``pool_recycle=-1`` as documented.
+
+(``asynctasq migrate`` reading them from ``.env`` and ``--set`` is tested with the CLI.)"""
 
 from __future__ import annotations
 
@@ -9,17 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 import asynctasq.config as config_module
 from asynctasq import init
 from asynctasq.drivers.registry import create_driver
 from asynctasq.errors import ConfigError
 from asynctasq_mysql import MySQLDriver
-from asynctasq_mysql.cli import app
 from asynctasq_mysql.errors import ConfigurationError
-
-runner = CliRunner()
 
 
 @pytest.fixture(autouse=True)
@@ -75,50 +72,3 @@ async def test_a_pool_that_never_recycles_connects_and_works(
     driver = make_driver(pool_recycle=-1, auto_migrate=True)
     await driver.connect()
     assert await driver.stats(["q"])
-
-
-def test_migrate_reads_the_dsn_and_table_names_from_dotenv(
-    mysql_dsn: str, table_names: dict[str, str], admin: Any
-) -> None:
-    Path(".env").write_text(
-        f"ASYNCTASQ_MYSQL_DSN={mysql_dsn}\n"
-        f"ASYNCTASQ_MYSQL_QUEUE_TABLE={table_names['queue']}\n"
-        f"ASYNCTASQ_MYSQL_DEAD_LETTER_TABLE={table_names['dead_letter']}\n"
-    )
-    first = runner.invoke(app, ["migrate"])
-    assert first.exit_code == 0, first.output
-    assert "applied migration(s) 1" in first.output
-    assert table_names["queue"] in first.output
-    second = runner.invoke(app, ["migrate"])
-    assert second.exit_code == 0, second.output
-    assert "up to date" in second.output
-
-
-def test_migrate_takes_set_over_dotenv(mysql_dsn: str, table_names: dict[str, str]) -> None:
-    Path(".env").write_text(
-        "ASYNCTASQ_MYSQL_DSN=mysql://nobody@127.0.0.1:1/none\n"
-        "ASYNCTASQ_MYSQL_QUEUE_TABLE=not_this_one\n"
-    )
-    args = [
-        "migrate",
-        "--set",
-        f"mysql.dsn={mysql_dsn}",
-        "--set",
-        f"mysql.queue_table={table_names['queue']}",
-        "--dead-letter-table",
-        table_names["dead_letter"],
-    ]
-    result = runner.invoke(app, args)
-    assert result.exit_code == 0, result.output
-    assert "applied migration(s) 1" in result.output and table_names["queue"] in result.output
-
-
-def test_migrate_dry_run_follows_the_configuration() -> None:
-    Path(".env").write_text("ASYNCTASQ_MYSQL_QUEUE_TABLE=from_dotenv\n")
-    result = runner.invoke(app, ["migrate", "--dry-run"])
-    assert result.exit_code == 0, result.output
-    assert "CREATE TABLE IF NOT EXISTS `from_dotenv` (" in result.output
-    Path(".env").write_text("ASYNCTASQ_MYSQL_QUEUE_TABLEE=typo\n")
-    result = runner.invoke(app, ["migrate", "--dry-run"])
-    assert result.exit_code == 2
-    assert "mysql.queue_tablee" in result.output

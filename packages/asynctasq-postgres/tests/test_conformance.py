@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 
 import pytest
@@ -18,10 +19,13 @@ class TestPostgresConformance(DriverConformance):
     delay_slack = 0.5
     push_logs = True
 
+    make_driver: Callable[..., PostgresDriver]
+
     @pytest.fixture
     async def driver(  # type: ignore[override]
         self, make_driver: Callable[..., PostgresDriver]
     ) -> Driver:
+        self.make_driver = make_driver  # for unmigrated_drivers
         created = make_driver()
         await created.init_schema()
         await created.connect()
@@ -40,3 +44,10 @@ class TestPostgresConformance(DriverConformance):
         )
         await peer.connect()
         return peer
+
+    async def unmigrated_drivers(self, driver: Driver, count: int) -> list[Driver] | None:
+        schema = f"atq_race_{uuid.uuid4().hex[:10]}"  # dropped by make_driver's teardown
+        return [
+            self.make_driver(schema=schema, auto_migrate=False, max_pool_size=2)
+            for _ in range(count)
+        ]

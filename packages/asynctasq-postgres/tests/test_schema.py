@@ -30,7 +30,7 @@ async def test_nothing_is_created_until_asked(
     assert await _tables(admin, driver.table_names.schema) == set()
     assert await driver.schema_version() == 0
     message = OutgoingMessage(str(uuid.uuid4()), "q", b"x")
-    with pytest.raises(SchemaNotInitializedError, match="asynctasq postgres migrate"):
+    with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.enqueue(message)
 
 
@@ -104,7 +104,7 @@ async def test_a_version_2_schema_gets_the_lifecycle_tables(
         )
     await driver.enqueue(OutgoingMessage(str(uuid.uuid4()), "q", b"x"))  # a live queue
     await driver.store_result("t", b"42", 60)
-    with pytest.raises(SchemaNotInitializedError, match="asynctasq postgres migrate"):
+    with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.read_status("t")  # a driver newer than its tables says what to do
     assert await driver.init_schema() == [3, 4]
     await driver.write_statuses([StatusWrite("t", "q", "queued", b"{}", 60)])
@@ -135,9 +135,9 @@ async def test_a_version_3_schema_gets_the_claims_table(
         )
     await driver.enqueue(OutgoingMessage(str(uuid.uuid4()), "q", b"x"))  # a live queue
     await driver.write_statuses([StatusWrite("t", "q", "queued", b"{}", 60)])
-    with pytest.raises(SchemaNotInitializedError, match="asynctasq postgres migrate"):
+    with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.claim("schedule:s:1", "w1", 60)  # a driver newer than its tables
-    with pytest.raises(SchemaNotInitializedError, match="asynctasq postgres migrate"):
+    with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.read_claim("schedule:s:1")
     assert await driver.init_schema() == [4]
     assert await driver.claim("schedule:s:1", "w1", 60) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -25,6 +26,11 @@ class TestSqliteConformance(DriverConformance):
         peer = SqliteDriver(path=driver.path)  # its own connection and thread
         await peer.connect()
         return peer
+
+    async def unmigrated_drivers(self, driver: Driver, count: int) -> list[Driver] | None:
+        assert isinstance(driver, SqliteDriver)
+        path = Path(driver.path).with_name(f"race-{uuid.uuid4().hex[:8]}.db")
+        return [SqliteDriver(path=str(path)) for _ in range(count)]
 
 
 def test_sqlite_driver_satisfies_the_protocol() -> None:

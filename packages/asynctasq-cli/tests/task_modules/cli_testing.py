@@ -126,6 +126,3 @@ requires_sqlite = pytest.mark.skipif(
 requires_redis_driver = pytest.mark.skipif(
     not _installed("asynctasq_redis"), reason="asynctasq-redis is not installed"
 )
-requires_postgres_driver = pytest.mark.skipif(
-    not _installed("asynctasq_postgres"), reason="asynctasq-postgres is not installed"
-)

@@ -100,7 +100,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         max_pool_size: Most connections open at once.
         auto_migrate: Create or upgrade the tables at connect. DDL runs (and needs the
             CREATE privilege) only when a migration is pending. Off: connecting fails with
-            `SchemaNotInitializedError` until ``asynctasq mysql migrate`` has run.
+            `SchemaNotInitializedError` until ``asynctasq migrate`` has run.
         max_payload_size: Largest payload, in bytes, the driver must accept; `connect`
             fails with a hint when the server's ``max_allowed_packet`` cannot carry it
             (escaping may double binary data). None: 16 MiB if the server allows it,
@@ -239,7 +239,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
                     elif check_schema and await pending_versions(conn, self._tables):
                         raise SchemaNotInitializedError(
                             f"the queue tables of {self!r} are missing or out of date: run "
-                            "`asynctasq mysql migrate`, `await driver.init_schema()`, or pass "
+                            "`asynctasq migrate`, `await driver.init_schema()`, or pass "
                             "auto_migrate=True"
                         )
             except BaseException:

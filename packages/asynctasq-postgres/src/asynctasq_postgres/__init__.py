@@ -5,7 +5,7 @@ Example:
     from asynctasq_postgres import PostgresDriver
 
     driver = PostgresDriver("postgresql://app:secret@db/app", queue_table="task_queue")
-    await driver.init_schema()  # or: asynctasq postgres migrate --dsn ...
+    await driver.init_schema()  # or: asynctasq migrate --driver postgres
     ```
 """
 

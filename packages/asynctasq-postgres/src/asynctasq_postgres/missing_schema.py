@@ -38,7 +38,7 @@ def explain_missing_schema(
             raise SchemaNotInitializedError(
                 f"{driver._names.schema}.{driver._names.queue_table} is not set up (or "
                 "not upgraded to this driver's schema version): run "
-                "`asynctasq postgres migrate` or `await driver.init_schema()` "
+                "`asynctasq migrate` or `await driver.init_schema()` "
                 f"(or pass auto_migrate=True) [{exc}]"
             ) from exc
 

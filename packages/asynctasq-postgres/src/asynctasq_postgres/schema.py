@@ -2,7 +2,7 @@
 
 Each migration is idempotent SQL (``IF NOT EXISTS``) recorded in a small migrations table
 beside the queue table, so `apply_migrations` can run from every worker at start-up, and the
-script from `migration_sql` can be reviewed and run by hand (``asynctasq postgres migrate
+script from `migration_sql` can be reviewed and run by hand (``asynctasq migrate
 --dry-run``).
 """
 

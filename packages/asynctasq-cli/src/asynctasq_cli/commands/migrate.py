@@ -1,24 +1,25 @@
 """``asynctasq migrate``: create or upgrade the configured driver's schema.
 
-A driver with a schema provides ``async init_schema() -> list[int]`` (the versions applied)
-and ``migration_sql() -> str`` (for ``--dry-run``); postgres and mysql do. The driver is
-built from the same configuration as the worker (command line, environment, ``.env``), so
-one set of settings serves both. A driver without either method keeps no schema; when its
-package adds a ``migrate`` sub-command instead, that command is run.
+The one command for every driver with a schema: a driver that is a
+`asynctasq.drivers.base.SchemaManager` (the SQL drivers, and any third-party driver that
+implements the protocol) has its ``init_schema()`` run, or its ``migration_sql()`` printed
+with ``--dry-run``. The driver is built from the same configuration as the worker (command
+line, environment, ``.env``), so one set of settings serves both. Any other driver keeps no
+schema and there is nothing to do.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
-from typer.core import TyperGroup
 
-from asynctasq.drivers.base import Driver
+from asynctasq.drivers.base import Driver, SchemaManager
 from asynctasq.drivers.registry import driver_class, driver_settings
+from asynctasq.errors import AsyncTasQError
 from asynctasq.runner import run
-from asynctasq_cli import plugins, session
-from asynctasq_cli.output import literal, reporting_errors, stdout
+from asynctasq_cli import session
+from asynctasq_cli.output import CliError, literal, one_line, reporting_errors, stdout
 from asynctasq_cli.settings import (
     ConnectionOptions,
     LoadedConfig,
@@ -35,23 +36,24 @@ def _build(loaded: LoadedConfig) -> Driver:
     return session.create(loaded, **extra)
 
 
-async def _migrate(driver: Any, loaded: LoadedConfig) -> list[int]:
+class _SchemaDriver(Driver, SchemaManager, Protocol):
+    """A driver with a schema."""
+
+
+async def _migrate(driver: _SchemaDriver, loaded: LoadedConfig) -> list[int]:
+    # No connect() first: with auto_migrate off, a driver may refuse to connect to the very
+    # tables this command is about to create. init_schema() opens what it needs.
     try:
-        await session.connect(driver, loaded, session.DEFAULT_CONNECT_TIMEOUT)
-        applied: list[int] = await driver.init_schema()
-        return applied
+        return await driver.init_schema()
+    except AsyncTasQError:
+        raise
+    except Exception as exc:
+        raise CliError(
+            f"cannot migrate {session.describe_driver(loaded)}: "
+            f"{type(exc).__name__}: {one_line(exc)}"
+        ) from exc
     finally:
         await driver.close()
-
-
-def _plugin_migrate(name: str, dry_run: bool) -> bool:
-    """Run ``asynctasq <name> migrate`` from the driver's package, if it has one."""
-    command = plugins.command_for(name)
-    if not isinstance(command, TyperGroup) or "migrate" not in command.commands:
-        return False
-    args = ["migrate", *(["--dry-run"] if dry_run else [])]
-    command.main(args=args, prog_name=f"asynctasq {name}", standalone_mode=False)
-    return True
 
 
 def register(app: typer.Typer) -> None:
@@ -71,17 +73,11 @@ def register(app: typer.Typer) -> None:
             loaded = load_config(connection)
             instance = _build(loaded)
             described = session.describe_driver(loaded)
-            has_schema = callable(getattr(instance, "init_schema", None))
-            if not has_schema:
-                if not _plugin_migrate(loaded.driver_name, dry_run):
-                    stdout().print(literal(f"{described} keeps no schema: nothing to migrate."))
+            if not isinstance(instance, SchemaManager):
+                stdout().print(literal(f"{described} keeps no schema: nothing to migrate."))
                 return
             if dry_run:
-                sql = getattr(instance, "migration_sql", None)
-                if not callable(sql):
-                    stdout().print(literal(f"{described} cannot show its migration SQL."))
-                    return
-                typer.echo(sql(), nl=False)
+                typer.echo(instance.migration_sql(), nl=False)
                 return
             applied = run(_migrate(instance, loaded))
             if applied:

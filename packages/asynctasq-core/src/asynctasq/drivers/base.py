@@ -395,6 +395,36 @@ class ClaimStore(Protocol):
         ...
 
 
+@runtime_checkable
+class SchemaManager(Protocol):
+    """A driver whose broker keeps a versioned schema (tables) that must exist before use.
+
+    The SQL drivers are schema managers. ``asynctasq migrate`` runs `init_schema` (and
+    ``asynctasq migrate --dry-run`` prints `migration_sql`); a driver with ``auto_migrate``
+    on runs it when it connects. Versions are numbered from 1 and applied in order, each once.
+    """
+
+    async def init_schema(self) -> list[int]:
+        """Create the schema, or upgrade it to this driver's version.
+
+        Idempotent: when the schema is current nothing is changed and the result is empty.
+        Safe when several processes run it at once: each version is applied by exactly one
+        of them, the others wait for it and then find it applied.
+
+        Returns:
+            The versions this call applied, in ascending order.
+        """
+        ...
+
+    def migration_sql(self) -> str:
+        """The whole schema as one script, for review or to run by hand (no connection).
+
+        Running it has the effect of `init_schema` on an empty database: it records the
+        versions it creates.
+        """
+        ...
+
+
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
     "MAX_PRIORITY",
@@ -408,6 +438,7 @@ __all__ = [
     "OutgoingMessage",
     "QueueStats",
     "ResultStore",
+    "SchemaManager",
     "StatusStore",
     "StatusWrite",
     "TransactionalEnqueue",

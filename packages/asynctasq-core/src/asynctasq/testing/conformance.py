@@ -29,6 +29,7 @@ from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.testing.claims_conformance import ClaimsConformance
 from asynctasq.testing.lifecycle_conformance import LifecycleConformance
 from asynctasq.testing.priority_conformance import PriorityConformance
+from asynctasq.testing.schema_conformance import SchemaConformance
 
 
 def _msg(
@@ -48,12 +49,15 @@ def _msg(
     )
 
 
-class DriverConformance(LifecycleConformance, ClaimsConformance, PriorityConformance):
+class DriverConformance(
+    LifecycleConformance, ClaimsConformance, PriorityConformance, SchemaConformance
+):
     """The contract every driver passes. Override `driver`; adjust the flags if needed.
 
     The lifecycle capabilities' tests (`LifecycleConformance`) and the claims' tests
     (`ClaimsConformance`) are included; each skips for a driver without that capability.
     So are the priority tests (`PriorityConformance`, flag ``priorities``).
+    The schema tests (`SchemaConformance`) skip for a driver that keeps no schema.
     """
 
     fifo: ClassVar[bool] = True
