@@ -16,8 +16,8 @@ before its ack, or two chord members finished together):
 
 from __future__ import annotations
 
-import secrets
 import time
+import uuid
 from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
@@ -51,7 +51,7 @@ def workflow_store(driver: Driver) -> WorkflowStore:
 
 async def _take(store: WorkflowStore, workflow_id: str, index: int, ttl: float) -> str | None:
     """A token now holding step `index`'s claim, or None when the step must not be queued."""
-    key, token = step_key(workflow_id, index), secrets.token_hex(8)
+    key, token = step_key(workflow_id, index), str(uuid.uuid4())
     replace: str | None = None
     for _ in range(_TAKE_TRIES):
         holder = await store.claim(key, token, ttl, replace=replace)

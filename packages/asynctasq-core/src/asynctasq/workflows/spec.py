@@ -10,9 +10,9 @@ The plan is one document in the results store under ``workflow:<id>``::
             "p": {...}},           # the step's envelope, as dispatch encoded it
            ...]}
 
-Each queueing of a step gets a fresh token (see `asynctasq.workflows.queueing`) and the task
-id ``<workflow id>.<index>.<token>``: two copies of one step never share an id (drivers keep
-a message's lease by its id). Its message carries the header
+Each queueing of a step gets a fresh token, a UUID, which is also its task id (see
+`asynctasq.workflows.queueing`): two copies of one step never share an id (drivers keep a
+message's lease by its id, and some store ids as UUIDs). Its message carries the header
 ``asynctasq-workflow: <workflow id>:<index>:<token>``. Its claim is
 ``workflow:<id>:<index>``; a chord's countdown ``workflow:<id>:done``; a cancelled
 workflow's mark ``workflow:<id>:cancelled``.
@@ -50,7 +50,7 @@ DEFAULT_TTL = 86400.0
 """Seconds a workflow's plan, claims and its steps' results are kept by default."""
 
 _ID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
-_HEADER_VALUE = re.compile(rf"({_ID}):(\d{{1,4}}):([0-9a-f]{{16}})")
+_HEADER_VALUE = re.compile(rf"({_ID}):(\d{{1,4}}):({_ID})")
 
 
 def plan_key(workflow_id: str) -> str:
@@ -70,8 +70,8 @@ def cancelled_key(workflow_id: str) -> str:
 
 
 def step_id(workflow_id: str, index: int, token: str) -> str:
-    """The task id of step `index` queued under `token`."""
-    return f"{workflow_id}.{index}.{token}"
+    """The task id of step `index` queued under `token`: the token itself (a UUID)."""
+    return token
 
 
 def holder_token(holder: str | None) -> str | None:
