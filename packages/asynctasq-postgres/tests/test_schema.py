@@ -38,9 +38,9 @@ async def test_init_schema_is_idempotent_and_versioned(
     make_driver: Factory, admin: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     driver = make_driver(queue_table="jobs", dead_letter_table="jobs_dead")
-    assert await driver.init_schema() == [1, 2, 3, 4]
+    assert await driver.init_schema() == [1, 2, 3, 4, 5]
     assert await driver.init_schema() == []
-    assert await driver.schema_version() == LATEST_VERSION == 4
+    assert await driver.schema_version() == LATEST_VERSION == 5
     schema = driver.table_names.schema
     assert await _tables(admin, schema) == {
         "jobs",
@@ -53,7 +53,7 @@ async def test_init_schema_is_idempotent_and_versioned(
         "jobs_claims",
     }
     rows = await admin.fetch(f'SELECT version FROM "{schema}".jobs_migrations ORDER BY 1')
-    assert [row[0] for row in rows] == [1, 2, 3, 4]
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5]
     column = await admin.fetchval(
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_schema = $1 AND table_name = 'jobs_dead' AND column_name = 'task_id'",
@@ -66,7 +66,7 @@ async def test_concurrent_init_schema_applies_each_migration_once(make_driver: F
     first = make_driver()
     others = [make_driver(schema=first.table_names.schema) for _ in range(3)]
     results = await asyncio.gather(*(d.init_schema() for d in [first, *others]))
-    assert sorted(results) == [[], [], [], [1, 2, 3, 4]]
+    assert sorted(results) == [[], [], [], [1, 2, 3, 4, 5]]
 
 
 async def test_a_version_1_schema_gets_the_results_table(
@@ -80,7 +80,7 @@ async def test_a_version_1_schema_gets_the_results_table(
     await admin.execute(MIGRATIONS[0].render(names))
     await admin.execute(f"INSERT INTO {names.migrations} (version, description) VALUES (1, 'v1')")
     await driver.enqueue(OutgoingMessage(str(uuid.uuid4()), "q", b"x"))  # a live queue
-    assert await driver.init_schema() == [2, 3, 4]
+    assert await driver.init_schema() == [2, 3, 4, 5]
     await driver.store_result("t", b"42", 60)
     assert await driver.fetch_result("t", 0) == b"42"
     [stats] = await driver.stats(["q"])
@@ -106,7 +106,7 @@ async def test_a_version_2_schema_gets_the_lifecycle_tables(
     await driver.store_result("t", b"42", 60)
     with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.read_status("t")  # a driver newer than its tables says what to do
-    assert await driver.init_schema() == [3, 4]
+    assert await driver.init_schema() == [3, 4, 5]
     await driver.write_statuses([StatusWrite("t", "q", "queued", b"{}", 60)])
     assert await driver.read_status("t") == b"{}"
     await driver.append_log("events", [b"e"], 60)
@@ -139,7 +139,7 @@ async def test_a_version_3_schema_gets_the_claims_table(
         await driver.claim("schedule:s:1", "w1", 60)  # a driver newer than its tables
     with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.read_claim("schedule:s:1")
-    assert await driver.init_schema() == [4]
+    assert await driver.init_schema() == [4, 5]
     assert await driver.claim("schedule:s:1", "w1", 60) is None
     assert await driver.read_claim("schedule:s:1") == "w1"
     assert await driver.release_claim("schedule:s:1", "w1") is True
@@ -271,3 +271,59 @@ async def test_a_row_below_the_floor_is_not_stranded(
     seen = [d.task_id for d in await driver.dequeue(["q"], limit=10, wait=0)]
     seen += [d.task_id for d in await driver.dequeue(["q"], limit=10, wait=0)]
     assert str(late) in seen  # ...until a batch comes back short and the floor is dropped
+
+
+async def test_a_version_4_schema_gets_priorities(
+    make_driver: Factory, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    from asynctasq_postgres.schema import MIGRATIONS, _bootstrap_sql
+
+    driver = make_driver()
+    names = driver.table_names
+    await admin.execute(_bootstrap_sql(names))
+    for migration in MIGRATIONS[:4]:
+        await admin.execute(migration.render(names))
+        await admin.execute(
+            f"INSERT INTO {names.migrations} (version, description) VALUES ($1, $2)",
+            migration.version,
+            migration.description,
+        )
+    old = OutgoingMessage(str(uuid.uuid4()), "q", b"old")
+    await driver.enqueue(old)  # priority 0 still queues on the old tables
+    await driver.enqueue_many([OutgoingMessage(str(uuid.uuid4()), "q", b"old") for _ in range(2)])
+    urgent = OutgoingMessage(str(uuid.uuid4()), "q", b"urgent", priority=5)
+    with pytest.raises(SchemaNotInitializedError, match="migrate"):
+        await driver.enqueue(urgent)  # a driver newer than its tables says what to do
+    with pytest.raises(SchemaNotInitializedError, match="migrate"):
+        await driver.dequeue(["q"], limit=1, wait=0)
+    assert await driver.init_schema() == [5]
+    await driver.enqueue(urgent)
+    got = await driver.dequeue(["q"], limit=2, wait=0)
+    assert [d.task_id for d in got] == [urgent.task_id, old.task_id]
+    [stats] = await driver.stats(["q"])
+    assert (stats.ready, stats.in_flight) == (2, 2)
+
+
+async def test_priority_dequeue_plan_uses_the_partial_index(
+    driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """Each level is a range scan of the partial index: no sort, no sequential scan."""
+    names = driver.table_names
+    await admin.execute(
+        f"INSERT INTO {names.queue} "
+        "(task_id, queue, payload, available_at, visibility_timeout, priority) "
+        "SELECT gen_random_uuid(), 'q' || (i % 4), 'x', now() - i * interval '1 ms', 30, i % 3 "
+        "FROM generate_series(1, 20000) i"
+    )
+    await admin.execute(f"ANALYZE {names.queue}")
+    pool = driver._pool
+    assert pool is not None
+    async with pool.acquire() as connection:
+        rows = await connection.fetch(
+            "EXPLAIN " + driver._sql.dequeue, ["q1", "q2"], 10, [None, None], [None, None]
+        )
+    plan = "\n".join(row[0] for row in rows)
+    assert f"Index Scan using {names.queue_table}_priority_idx" in plan, plan
+    assert f"Index Scan using {names.queue_table}_dequeue_idx" in plan, plan
+    assert "Sort" not in plan, plan
+    assert "Seq Scan" not in plan, plan

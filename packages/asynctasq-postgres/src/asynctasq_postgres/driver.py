@@ -44,7 +44,7 @@ from asynctasq_postgres.naming import TableNames
 from asynctasq_postgres.rows import (
     deliveries_from,
     enqueue_args,
-    enqueue_many_args,
+    insert,
     log_cursor,
     receipt_arrays,
     status_arrays,
@@ -55,6 +55,7 @@ from asynctasq_postgres.sql import (
     DQ_AVAILABLE,
     DQ_ID,
     DQ_ORD,
+    DQ_RANK,
     DQ_QUEUE,
     LOG_WAKE,
     PLANNER_SETTINGS,
@@ -263,7 +264,10 @@ class PostgresDriver(Claims):
     async def enqueue(self, message: OutgoingMessage) -> None:
         """Store one message, ready after `message.delay` seconds (one round-trip)."""
         pool = self._pool or await self._ensure_pool()
-        await pool.execute(self._sql.enqueue, *enqueue_args(message))
+        if message.priority:
+            await pool.execute(self._sql.enqueue_ranked, *enqueue_args(message), message.priority)
+        else:
+            await pool.execute(self._sql.enqueue, *enqueue_args(message))
 
     @_explain_missing_schema
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
@@ -271,10 +275,8 @@ class PostgresDriver(Claims):
         if not messages:
             return
         pool = self._pool or await self._ensure_pool()
-        if len(messages) == 1:
-            await pool.execute(self._sql.enqueue, *enqueue_args(messages[0]))
-        else:
-            await pool.execute(self._sql.enqueue_many, *enqueue_many_args(messages))
+        statement, args = insert(self._sql, messages)
+        await pool.execute(statement, *args)
 
     @_explain_missing_schema
     async def enqueue_with_connection(
@@ -305,10 +307,8 @@ class PostgresDriver(Claims):
         connection = await caller_connection(connection)
         if not messages:
             return
-        if len(messages) == 1:
-            await connection.execute(self._sql.enqueue, *enqueue_args(messages[0]))
-        else:
-            await connection.execute(self._sql.enqueue_many, *enqueue_many_args(messages))
+        statement, args = insert(self._sql, messages)
+        await connection.execute(statement, *args)
 
     # -- dequeue -------------------------------------------------------------------------
 
@@ -385,7 +385,8 @@ class PostgresDriver(Claims):
             now = asyncio.get_running_loop().time()
             seen: set[int] = set()
             for row in rows:  # sorted: the first row of each queue is its lowest position
-                if row[DQ_ORD] not in seen:
+                # the floor is a position in the priority-0 scan: ranked rows are not in it
+                if row[DQ_RANK] == 0 and row[DQ_ORD] not in seen:
                     seen.add(row[DQ_ORD])
                     self._floors[row[DQ_QUEUE]] = (row[DQ_AVAILABLE], row[DQ_ID], now)
         return deliveries

@@ -28,13 +28,15 @@ _T = TypeVar("_T")
 def explain_missing_schema(
     method: Callable[Concatenate[_D, _P], Coroutine[Any, Any, _T]],
 ) -> Callable[Concatenate[_D, _P], Coroutine[Any, Any, _T]]:
-    """Turn "relation does not exist" into an error that says how to create the tables."""
+    """Turn "relation does not exist" (and "column does not exist": tables older than the
+    driver) into an error that says how to create or upgrade the tables."""
 
     @functools.wraps(method)
     async def wrapper(driver: _D, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
         try:
             return await method(driver, *args, **kwargs)
-        except asyncpg.UndefinedTableError as exc:
+        except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
+            names = driver._names
             raise SchemaNotInitializedError(
                 f"{driver._names.schema}.{driver._names.queue_table} is not set up (or "
                 "not upgraded to this driver's schema version): run "

@@ -17,12 +17,14 @@ from asynctasq_postgres.sql import (
     DQ_ORD,
     DQ_PAYLOAD,
     DQ_QUEUE,
+    DQ_RANK,
     DQ_SEQ,
     DQ_TASK_ID,
     DQ_VT,
+    Statements,
 )
 
-_dequeue_order = itemgetter(DQ_ORD, DQ_AVAILABLE, DQ_ID)
+_dequeue_order = itemgetter(DQ_ORD, DQ_RANK, DQ_AVAILABLE, DQ_ID)
 
 
 def enqueue_args(message: OutgoingMessage) -> tuple[Any, ...]:
@@ -47,8 +49,23 @@ def enqueue_many_args(messages: Sequence[OutgoingMessage]) -> tuple[list[Any], .
     )
 
 
+def insert(sql: Statements, messages: Sequence[OutgoingMessage]) -> tuple[str, tuple[Any, ...]]:
+    """The statement storing `messages` (one, or a batch) and its parameters: the ranked
+    variants only when a message has a priority (see `Statements.build`)."""
+    if len(messages) == 1:
+        message = messages[0]
+        if message.priority:
+            return sql.enqueue_ranked, (*enqueue_args(message), message.priority)
+        return sql.enqueue, enqueue_args(message)
+    arrays = enqueue_many_args(messages)
+    if any(m.priority for m in messages):
+        return sql.enqueue_many_ranked, (*arrays, [m.priority for m in messages])
+    return sql.enqueue_many, arrays
+
+
 def deliveries_from(rows: list[asyncpg.Record]) -> list[Delivery]:
-    """Deliveries from dequeue rows, sorting `rows` in place into queue-then-FIFO order."""
+    """Deliveries from dequeue rows, sorting `rows` in place into queue, then priority, then
+    FIFO order."""
     if len(rows) > 1:
         rows.sort(key=_dequeue_order)  # RETURNING order is unspecified: restore FIFO
     return [

@@ -153,11 +153,25 @@ CREATE INDEX IF NOT EXISTS {n.index(n.claims_table, "exp")} ON {c} (expires_at);
 """
 
 
+def _v5_priorities(n: TableNames) -> str:
+    # ADD COLUMN with a constant default changes the catalog only (no table rewrite). The
+    # partial index holds only rows of priority 1-9: the priority-0 dequeue keeps its index,
+    # and a queue nobody gives priorities to pays nine probes of an empty index.
+    q, dlq = n.queue, n.dead_letter
+    return f"""
+ALTER TABLE {q} ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 0;
+CREATE INDEX IF NOT EXISTS {n.index(n.queue_table, "priority_idx")}
+    ON {q} (queue, priority, available_at, id) WHERE priority > 0;
+ALTER TABLE {dlq} ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 0;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "queue and dead-letter tables", _v1_tables),
     Migration(2, "kept task results", _v2_results),
     Migration(3, "task status, event and cancel logs, worker registry", _v3_lifecycle),
     Migration(4, "named claims (schedule ticks, unique tasks)", _v4_claims),
+    Migration(5, "task priorities", _v5_priorities),
 )
 """Every migration, in order. Append only; never edit a released one."""
 
@@ -215,6 +229,8 @@ async def apply_migrations(connection: Connection, names: TableNames) -> list[in
     Returns:
         The versions applied by this call (empty when the schema was already current).
     """
+    if await schema_version(connection, names) >= LATEST_VERSION:
+        return []  # current: one read, no lock and no DDL (no CREATE privilege needed)
     applied: list[int] = []
     async with connection.transaction():
         # Concurrent workers starting together queue up here instead of racing on
