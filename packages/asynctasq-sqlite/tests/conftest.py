@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from asynctasq_sqlite import SqliteDriver
+
+
+@pytest.fixture
+def tmp_path() -> Iterator[Path]:
+    """A short temporary directory instead of pytest's: the bell's UNIX sockets live in
+    ``<db>-bell/`` and their paths must fit in 107 bytes, which an xdist worker's deep
+    ``tmp_path`` (``.../pytest-N/popen-gwK/<test name>0/``) does not leave room for."""
+    with tempfile.TemporaryDirectory(prefix="atq-") as directory:
+        yield Path(directory)
 
 
 @pytest.fixture
