@@ -360,3 +360,17 @@ def test_migrate_mysql_takes_set_and_options_over_dotenv(cli: Invoke, mysql_pref
     tables = asyncio.run(_mysql_tables(mysql_prefix))
     assert {queue, dead} <= tables
     assert not {t for t in tables if "not_this" in t}
+
+
+def test_migrate_sqlite_creates_the_file_then_up_to_date(cli: Invoke) -> None:
+    pytest.importorskip("asynctasq_sqlite")
+    from asynctasq_sqlite import SCHEMA_VERSION
+
+    args = ["--driver", "sqlite", "-o", "path=queue.db"]
+    first = cli("migrate", *args)
+    assert first.exit_code == 0, first.output
+    versions = ", ".join(str(v) for v in range(1, SCHEMA_VERSION + 1))
+    assert first.stdout.startswith(f"Applied migration(s) {versions} to sqlite"), first.output
+    again = cli("migrate", *args)
+    assert again.exit_code == 0, again.output
+    assert "is up to date" in again.stdout

@@ -302,7 +302,7 @@ async def test_a_schema_at_version_2_is_upgraded_in_place(
     make_driver: Callable[..., MySQLDriver], admin: Any, table_names: dict[str, str]
 ) -> None:
     driver = make_driver(auto_migrate=False)
-    assert await driver.init_schema() == [1, 2, 3, 4]
+    assert await driver.init_schema() == [1, 2, 3, 4, 5]
     await driver.store_result("kept", b"42", 60)
     q = table_names["queue"]
     async with admin.cursor() as cursor:  # back to what version 2 left

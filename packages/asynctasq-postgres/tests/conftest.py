@@ -70,6 +70,7 @@ async def make_driver(dsn: str) -> AsyncIterator[DriverFactory]:
         settings.setdefault("min_pool_size", 1)
         settings.setdefault("max_pool_size", 4)
         settings.setdefault("application_name", unique_name("atq_test"))
+        settings.setdefault("auto_migrate", False)  # the tests create their tables
         driver = PostgresDriver(settings.pop("dsn", dsn), **settings)
         drivers.append(driver)
         schemas.add(settings["schema"])

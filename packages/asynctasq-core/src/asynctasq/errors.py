@@ -19,6 +19,33 @@ class MissingDependencyError(AsyncTasQError, ImportError):
     """An optional package is needed for what was asked; the message says which."""
 
 
+class SchemaNotInitializedError(AsyncTasQError, RuntimeError):
+    """A driver's tables are missing or older than the driver, and it does not create or
+    upgrade them itself (``auto_migrate=False``).
+
+    Raised by the SQL drivers (PostgreSQL, MySQL, SQLite). The message names the tables and
+    both fixes: run ``asynctasq migrate`` (or ``await driver.init_schema()``), or set
+    ``auto_migrate=True``.
+
+    Args:
+        where: What is not set up, e.g. ``public.task_queue on postgresql://db/app``.
+        detail: The database's own words, when there are any.
+    """
+
+    def __init__(self, where: str, detail: str | None = None) -> None:
+        super().__init__(
+            f"{where} is not set up, or is older than this driver's schema: run "
+            "`asynctasq migrate` (or `await driver.init_schema()`), or set auto_migrate=True "
+            "to create and upgrade it at connect" + (f" [{detail}]" if detail else "")
+        )
+        self.where = where
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[SchemaNotInitializedError], tuple[str, str | None]]:
+        # Keeps the two arguments across processes (pickling).
+        return (type(self), (self.where, self.detail))
+
+
 class TaskNotFoundError(AsyncTasQError, LookupError):
     """A message names task code this worker cannot load (yet): retried like a failed run.
 
@@ -103,6 +130,12 @@ class TaskExpiredError(AsyncTasQError):
 class UniqueNotSupportedError(AsyncTasQError, TypeError):
     """A unique task was dispatched through a driver that cannot hold claims (SQS,
     RabbitMQ): nothing was queued. The message names the drivers that can."""
+
+
+class LimitsNotSupportedError(AsyncTasQError, TypeError):
+    """A task with ``concurrency_limit`` or ``rate_limit`` was dispatched through a driver
+    that cannot hold claims (SQS, RabbitMQ): nothing was queued (a worker given such a
+    message dead-letters it). The message names the drivers that can."""
 
 
 class TaskFailedError(AsyncTasQError):

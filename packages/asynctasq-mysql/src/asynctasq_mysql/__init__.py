@@ -7,13 +7,13 @@ driver = MySQLDriver(dsn="mysql://app:s%40cret@db:3306/app?ssl_mode=verify_ident
 ```
 """
 
+from asynctasq.errors import SchemaNotInitializedError  # re-exported: public since 0.1
 from asynctasq_mysql.driver import DEFAULT_DSN, Lease, MySQLDriver
 from asynctasq_mysql.dsn import MySQLDSN, SSLMode, parse_dsn
 from asynctasq_mysql.errors import (
     ConfigurationError,
     MySQLDriverError,
     PayloadTooLargeError,
-    SchemaNotInitializedError,
     UnsupportedServerError,
 )
 from asynctasq_mysql.server import ServerInfo

@@ -32,10 +32,11 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
+from asynctasq.errors import SchemaNotInitializedError
 from asynctasq_mysql import dead_letters
 from asynctasq_mysql.claims import MySQLClaims
 from asynctasq_mysql.dsn import SSLMode, parse_dsn
-from asynctasq_mysql.errors import ConfigurationError, SchemaNotInitializedError
+from asynctasq_mysql.errors import ConfigurationError
 from asynctasq_mysql.idle import IdleBackoff
 from asynctasq_mysql.lifecycle import MySQLLifecycle
 from asynctasq_mysql.pool import (
@@ -98,8 +99,9 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
             ``<queue_table>_migrations``).
         min_pool_size: Connections opened at connect and kept.
         max_pool_size: Most connections open at once.
-        auto_migrate: Create or upgrade the tables at connect. DDL runs (and needs the
-            CREATE privilege) only when a migration is pending. Off: connecting fails with
+        auto_migrate: Create or upgrade the tables at connect (`init_schema`). When the
+            schema is current this is one read: no lock, no DDL, so workers need no CREATE
+            privilege once it is in place. Off: connecting fails with
             `SchemaNotInitializedError` until ``asynctasq migrate`` has run.
         max_payload_size: Largest payload, in bytes, the driver must accept; `connect`
             fails with a hint when the server's ``max_allowed_packet`` cannot carry it
@@ -237,11 +239,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
                     if self._auto_migrate:
                         await apply_migrations(conn, self._dsn.database, self._tables)
                     elif check_schema and await pending_versions(conn, self._tables):
-                        raise SchemaNotInitializedError(
-                            f"the queue tables of {self!r} are missing or out of date: run "
-                            "`asynctasq migrate`, `await driver.init_schema()`, or pass "
-                            "auto_migrate=True"
-                        )
+                        raise SchemaNotInitializedError(f"the queue tables of {self!r}")
             except BaseException:
                 await close_pool(pool)
                 raise
@@ -401,12 +399,15 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
                 for index, queue in enumerate(queues):
                     if index == 0:
                         await cursor.execute(
-                            "START TRANSACTION; " + self._sql.select_ready, (queue, limit)
+                            "START TRANSACTION; " + self._sql.select_ready,
+                            (queue, limit, queue, limit),
                         )
                         await cursor.nextset()
                     else:
-                        await cursor.execute(self._sql.select_ready, (queue, limit - len(taken)))
-                    taken.extend((queue, row) for row in await cursor.fetchall())
+                        want = limit - len(taken)
+                        await cursor.execute(self._sql.select_ready, (queue, want, queue, want))
+                    rows = await cursor.fetchall()
+                    taken.extend((queue, row) for row in rows[: limit - len(taken)])
                     if len(taken) >= limit:
                         break
                 if not taken:

@@ -15,10 +15,6 @@ class UnsupportedServerError(MySQLDriverError):
     """The server lacks a feature the driver needs (MySQL < 8.0.1, MariaDB < 10.6)."""
 
 
-class SchemaNotInitializedError(MySQLDriverError):
-    """The queue tables are missing or out of date and ``auto_migrate`` is off."""
-
-
 class PayloadTooLargeError(MySQLDriverError, ValueError):
     """A payload does not fit in one statement under the server's ``max_allowed_packet``."""
 
@@ -27,6 +23,5 @@ __all__ = [
     "ConfigurationError",
     "MySQLDriverError",
     "PayloadTooLargeError",
-    "SchemaNotInitializedError",
     "UnsupportedServerError",
 ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from asynctasq.drivers.base import OutgoingMessage
+from asynctasq.drivers.base import MAX_PRIORITY, OutgoingMessage
 from asynctasq_mysql.errors import PayloadTooLargeError
 from asynctasq_mysql.schema import TableNames
 
@@ -67,12 +67,25 @@ class Statements:
             f"INSERT INTO {q} (`task_id`, `queue`, `payload`, `available_at`, "
             "`visibility_timeout`, `enqueued_at`) VALUES "
         )
-        # FIFO by due time; InnoDB appends the primary key to the secondary index, so this
-        # ORDER BY walks ix_dequeue (queue, available_at, id) without a sort and stops at LIMIT.
+        # Rows of priority 0 are inserted without naming the column (its default), so
+        # dispatching keeps working on tables not migrated to version 5 yet.
+        self.insert_ranked_prefix = (
+            f"INSERT INTO {q} (`task_id`, `queue`, `payload`, `available_at`, "
+            "`visibility_timeout`, `enqueued_at`, `priority`) VALUES "
+        )
+        # Priorities 1-9 first, from ix_priority (queue, priority, available_at): one probe
+        # of an empty range when nobody sets one. Then FIFO by due time; InnoDB appends the
+        # primary key to the secondary index, so that ORDER BY walks ix_dequeue (queue,
+        # available_at, id) without a sort and stops at LIMIT. The caller keeps the first
+        # `limit` rows; the others' locks end with the transaction.
+        columns = "`id`, `task_id`, `payload`, `attempts`, `visibility_timeout`"
         self.select_ready = (
-            f"SELECT `id`, `task_id`, `payload`, `attempts`, `visibility_timeout` FROM {q} "
-            f"WHERE `queue` = %s AND `available_at` <= {_NOW} "
-            "ORDER BY `available_at`, `id` LIMIT %s FOR UPDATE SKIP LOCKED"
+            f"(SELECT {columns} FROM {q} "
+            f"WHERE `queue` = %s AND `priority` > 0 AND `available_at` <= {_NOW} "
+            "ORDER BY `priority` DESC, `available_at`, `id` LIMIT %s FOR UPDATE SKIP LOCKED) "
+            f"UNION ALL (SELECT {columns} FROM {q} "
+            f"WHERE `queue` = %s AND `available_at` <= {_NOW} AND `priority` = 0 "
+            "ORDER BY `available_at`, `id` LIMIT %s FOR UPDATE SKIP LOCKED)"
         )
         self.lease_prefix = (
             f"UPDATE {q} SET `attempts` = `attempts` + 1, `lease_token` = %s, "
@@ -103,9 +116,10 @@ class Statements:
         )
         self.dead_letter_copy = (
             f"INSERT INTO {dl} (`task_id`, `queue`, `payload`, `visibility_timeout`, "
-            "`attempts`, `exception_type`, `error_message`, `traceback`, `failed_at`) "
+            "`attempts`, `exception_type`, `error_message`, `traceback`, `failed_at`, "
+            "`priority`) "
             "SELECT `task_id`, `queue`, `payload`, `visibility_timeout`, `attempts`, "
-            f"%s, %s, %s, {_NOW} FROM {q} WHERE `id` = %s AND `lease_token` = %s"
+            f"%s, %s, %s, {_NOW}, `priority` FROM {q} WHERE `id` = %s AND `lease_token` = %s"
         )
         self.dead_letter_delete = f"DELETE FROM {q} WHERE `id` = %s AND `lease_token` = %s"
         self.queue_names = (
@@ -130,9 +144,9 @@ class Statements:
         self.dead_ids_for_update = f"SELECT `id` FROM {dl}"
         self.dead_requeue_prefix = (
             f"INSERT INTO {q} (`task_id`, `queue`, `payload`, `available_at`, "
-            "`visibility_timeout`, `attempts`, `enqueued_at`) "
-            f"SELECT `task_id`, `queue`, `payload`, {_NOW}, `visibility_timeout`, 0, {_NOW} "
-            f"FROM {dl} WHERE `id` IN "
+            "`visibility_timeout`, `attempts`, `enqueued_at`, `priority`) "
+            f"SELECT `task_id`, `queue`, `payload`, {_NOW}, `visibility_timeout`, 0, {_NOW}, "
+            f"`priority` FROM {dl} WHERE `id` IN "
         )
         self.dead_delete_prefix = f"DELETE FROM {dl} WHERE `id` IN "
 
@@ -143,13 +157,24 @@ class Statements:
         tail = f", {_NOW} + INTERVAL {micros(ttl)}{self._store_result_suffix}"
         return head.encode(encoding) + bytes_literal(connection, result) + tail.encode(encoding)
 
-    def insert_values(self, connection: Any, message: OutgoingMessage) -> bytes:
-        """One ``(...)`` row of the enqueue INSERT, every value escaped for `connection`."""
+    def insert_values(
+        self, connection: Any, message: OutgoingMessage, *, ranked: bool = False
+    ) -> bytes:
+        """One ``(...)`` row of the enqueue INSERT, every value escaped for `connection`
+        (with the priority when `ranked`: the statement names that column)."""
         encoding = connection.encoding
         head = f"({connection.escape(message.task_id)}, {connection.escape(message.queue)}, "
+        priority = ""
+        if ranked:
+            if type(message.priority) is not int or not 0 <= message.priority <= MAX_PRIORITY:
+                raise ValueError(
+                    f"priority must be a whole number from 0 to {MAX_PRIORITY}, got "
+                    f"{message.priority!r} (task {message.task_id})"
+                )
+            priority = f", {message.priority}"
         tail = (
             f", {_NOW} + INTERVAL {micros(message.delay)} MICROSECOND, "
-            f"{float(message.visibility_timeout)!r}, {_NOW})"
+            f"{float(message.visibility_timeout)!r}, {_NOW}{priority})"
         )
         return (
             head.encode(encoding)
@@ -172,7 +197,10 @@ class Statements:
                 would not fit in ``max_allowed_packet``. Raised before anything is sent.
         """
         budget = max_allowed_packet - _STATEMENT_OVERHEAD
-        prefix = self.insert_prefix.encode(connection.encoding)
+        ranked = any(m.priority for m in messages)
+        prefix = (self.insert_ranked_prefix if ranked else self.insert_prefix).encode(
+            connection.encoding
+        )
         statements: list[bytes] = []
         rows: list[bytes] = []
         size = 0
@@ -182,7 +210,7 @@ class Statements:
                     f"payload of task {message.task_id} is {len(message.payload)} bytes; "
                     f"max_payload_size is {max_payload_size}"
                 )
-            row = self.insert_values(connection, message)
+            row = self.insert_values(connection, message, ranked=ranked)
             if len(row) > budget:
                 raise PayloadTooLargeError(
                     f"payload of task {message.task_id} needs {len(row)} bytes of SQL but the "

@@ -9,7 +9,8 @@ Example:
     ```
 """
 
-from asynctasq_postgres.driver import PostgresDriver, SchemaNotInitializedError
+from asynctasq.errors import SchemaNotInitializedError  # re-exported: public since 0.1
+from asynctasq_postgres.driver import PostgresDriver
 from asynctasq_postgres.dsn import redact_dsn
 from asynctasq_postgres.naming import InvalidIdentifierError, TableNames
 from asynctasq_postgres.schema import LATEST_VERSION, migration_sql

@@ -38,7 +38,6 @@ from asynctasq_postgres.caller_connection import caller_connection
 from asynctasq_postgres.claims import Claims, ClaimStatements
 from asynctasq_postgres.dsn import redact_dsn
 from asynctasq_postgres.listener import Listener
-from asynctasq_postgres.missing_schema import SchemaNotInitializedError
 from asynctasq_postgres.missing_schema import explain_missing_schema as _explain_missing_schema
 from asynctasq_postgres.naming import TableNames
 from asynctasq_postgres.rows import (
@@ -99,7 +98,10 @@ class PostgresDriver(Claims):
         connect_timeout: Seconds to establish a connection.
         application_name: ``application_name`` of the connections (the LISTEN connection
             adds ``-listen``), shown in ``pg_stat_activity``.
-        auto_migrate: Run `init_schema` when the pool opens.
+        auto_migrate: Create or upgrade the tables when the pool opens (`init_schema`).
+            When the schema is current this is one read: no lock, no DDL, so workers need
+            no CREATE privilege once it is in place. Off: an operation on missing or older
+            tables raises `SchemaNotInitializedError` until ``asynctasq migrate`` has run.
         async_commit_leases: Commit lease changes (dequeue, ack, extend, release, retry)
             without waiting for the WAL flush (``synchronous_commit = off`` for those
             statements only). Losing one of them to a *server* crash only means a task is
@@ -127,7 +129,7 @@ class PostgresDriver(Claims):
         command_timeout: float | None = None,
         connect_timeout: float = 10.0,
         application_name: str = "asynctasq",
-        auto_migrate: bool = False,
+        auto_migrate: bool = True,
         async_commit_leases: bool = True,
     ) -> None:
         if min_pool_size < 0 or max_pool_size < 1:
@@ -692,4 +694,4 @@ class PostgresDriver(Claims):
         return count
 
 
-__all__ = ["PostgresDriver", "SchemaNotInitializedError"]
+__all__ = ["PostgresDriver"]

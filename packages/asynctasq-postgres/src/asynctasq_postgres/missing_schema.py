@@ -1,5 +1,5 @@
-"""The error for tables that are missing or older than the driver, and the decorator that
-raises it in place of asyncpg's "relation does not exist"."""
+"""The decorator that raises core's `SchemaNotInitializedError` in place of asyncpg's
+"relation does not exist"."""
 
 from __future__ import annotations
 
@@ -9,11 +9,8 @@ from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 import asyncpg
 
+from asynctasq.errors import SchemaNotInitializedError
 from asynctasq_postgres.naming import TableNames
-
-
-class SchemaNotInitializedError(RuntimeError):
-    """The queue tables do not exist: run the migrations first."""
 
 
 class _Named(Protocol):
@@ -38,10 +35,7 @@ def explain_missing_schema(
         except (asyncpg.UndefinedTableError, asyncpg.UndefinedColumnError) as exc:
             names = driver._names
             raise SchemaNotInitializedError(
-                f"{driver._names.schema}.{driver._names.queue_table} is not set up (or "
-                "not upgraded to this driver's schema version): run "
-                "`asynctasq migrate` or `await driver.init_schema()` "
-                f"(or pass auto_migrate=True) [{exc}]"
+                f"{names.schema}.{names.queue_table}", str(exc)
             ) from exc
 
     return wrapper

@@ -51,10 +51,14 @@ class SqliteConnection:
         path: Database file path (absolute).
         busy_timeout: Seconds to wait for another process's write lock before failing.
         synchronous: ``PRAGMA synchronous`` value (``off``, ``normal``, ``full``, ``extra``).
+        migrate: Create or upgrade the schema when opening; False: only check it is current.
     """
 
-    def __init__(self, path: str, *, busy_timeout: float, synchronous: str) -> None:
+    def __init__(
+        self, path: str, *, busy_timeout: float, synchronous: str, migrate: bool = True
+    ) -> None:
         self.path = path
+        self._migrate = migrate
         self._busy_timeout = busy_timeout
         self._synchronous = synchronous
         self._thread = SerialThread(
@@ -93,7 +97,7 @@ class SqliteConnection:
             # After a burst, truncate the WAL back to this size at the next checkpoint
             # instead of keeping a file as large as the burst.
             conn.execute("PRAGMA journal_size_limit = 67108864")
-            self.applied = ensure_schema(conn)
+            self.applied = ensure_schema(conn, migrate=self._migrate)
         except BaseException as exc:
             conn.close()
             if isinstance(exc, sqlite3.Error):

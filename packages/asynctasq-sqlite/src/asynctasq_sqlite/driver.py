@@ -79,6 +79,10 @@ class SqliteDriver(Claims):
         poll_interval: Longest pause, in seconds, between checks for messages enqueued by
             other processes while a dequeue waits.
         synchronous: ``PRAGMA synchronous``: ``off``, ``normal`` or ``full`` (or ``extra``).
+        auto_migrate: Create or upgrade the schema at connect (one ``BEGIN IMMEDIATE``
+            transaction, a no-op when current). Off: connecting to a file whose schema is
+            missing or older raises `SchemaNotInitializedError` until ``asynctasq migrate``
+            (or `init_schema`) has run.
 
     Raises:
         ValueError: A setting is out of range.
@@ -91,6 +95,7 @@ class SqliteDriver(Claims):
         busy_timeout: float = 5.0,
         poll_interval: float = 0.05,
         synchronous: str = "normal",
+        auto_migrate: bool = True,
     ) -> None:
         if not path:
             raise ValueError("path must not be empty")
@@ -106,6 +111,7 @@ class SqliteDriver(Claims):
         self.busy_timeout = busy_timeout
         self.poll_interval = poll_interval
         self.synchronous = synchronous.lower()
+        self.auto_migrate = auto_migrate
         self._conn: SqliteConnection | None = None
         self._connecting = asyncio.Lock()
         self._wakeup: Bell = bell_for(self.path)  # also rings other processes
@@ -131,14 +137,22 @@ class SqliteDriver(Claims):
         Raises:
             SqliteDriverError: The file is not a database, is read-only, cannot be created,
                 or was written by a newer version of this driver.
+            SchemaNotInitializedError: ``auto_migrate`` is off and the schema is missing
+                or older than this driver.
         """
+        await self._open(migrate=self.auto_migrate)
+
+    async def _open(self, *, migrate: bool) -> None:
         if self._conn is not None:
             return
         async with self._connecting:
             if self._is_connected():  # another caller connected while we waited
                 return
             conn = SqliteConnection(
-                self.path, busy_timeout=self.busy_timeout, synchronous=self.synchronous
+                self.path,
+                busy_timeout=self.busy_timeout,
+                synchronous=self.synchronous,
+                migrate=migrate,
             )
             await conn.open()
             self._conn = conn
@@ -152,6 +166,7 @@ class SqliteDriver(Claims):
         Raises:
             SqliteDriverError: As for `connect`.
         """
+        await self._open(migrate=True)  # connected already: the schema was current then
         conn = await self._connection()
         applied = list(conn.applied)
         conn.applied = []

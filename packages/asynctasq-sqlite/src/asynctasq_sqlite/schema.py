@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from asynctasq.errors import SchemaNotInitializedError
 from asynctasq_sqlite._transaction import immediate
 from asynctasq_sqlite.errors import SqliteDriverError
 
@@ -161,7 +162,7 @@ _CREATE_V4 = (
 _STEPS = ((1, _CREATE_V1), (2, _CREATE_V2), (3, _CREATE_V3), (4, _CREATE_V4))
 
 
-def ensure_schema(conn: sqlite3.Connection) -> list[int]:
+def ensure_schema(conn: sqlite3.Connection, *, migrate: bool = True) -> list[int]:
     """Create or upgrade the schema in one write transaction; a no-op when current.
 
     Always writes ``PRAGMA user_version``, even when unchanged, so that a read-only file
@@ -169,12 +170,14 @@ def ensure_schema(conn: sqlite3.Connection) -> list[int]:
 
     Args:
         conn: An open connection in autocommit mode (``isolation_level=None``).
+        migrate: False: only check that the schema is current (``auto_migrate=False``).
 
     Returns:
         The schema versions applied now (empty when the schema was current).
 
     Raises:
         SqliteDriverError: The file was created by a newer version of this driver.
+        SchemaNotInitializedError: `migrate` is False and the schema is missing or older.
         sqlite3.Error: The file is corrupt, locked beyond the busy timeout or read-only.
     """
     applied: list[int] = []
@@ -185,6 +188,9 @@ def ensure_schema(conn: sqlite3.Connection) -> list[int]:
                 f"schema version {version} is newer than this asynctasq-sqlite supports "
                 f"({SCHEMA_VERSION}); upgrade asynctasq-sqlite"
             )
+        if not migrate and version < SCHEMA_VERSION:
+            (path,) = conn.execute("SELECT file FROM pragma_database_list WHERE seq = 0").fetchone()
+            raise SchemaNotInitializedError(f"queue database {path!r}", f"schema version {version}")
         for step, statements in _STEPS:
             if version < step:
                 for statement in statements:
