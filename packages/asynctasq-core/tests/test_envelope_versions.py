@@ -85,7 +85,7 @@ def test_settings_left_unset_are_absent_not_null() -> None:
 
 def v1_of(payload: bytes) -> dict[str, Any]:
     """The message a worker before version 2 wrote for the same dispatch."""
-    doc = orjson.loads(payload)
+    doc: dict[str, Any] = orjson.loads(payload)
     o = doc["o"]
     doc["v"] = 1
     doc["o"] = [o["ma"], o["rd"], o["rs"], o["rm"], o["rj"], o.get("to"), o["vt"]]
