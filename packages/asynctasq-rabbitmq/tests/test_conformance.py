@@ -15,6 +15,7 @@ _factories: dict[int, Callable[..., RabbitMQDriver]] = {}
 
 
 class TestRabbitMQConformance(DriverConformance):
+    priorities = False  # not implemented yet (x-max-priority): the driver refuses a priority
     # Leases end when the connection closes, not by time: `expire_leases` drops it.
     lease_expiry: ClassVar[bool] = False
     # AMQP reports ready counts and consumers only: `in_flight` is this process's share.

@@ -14,6 +14,7 @@ from asynctasq_sqlite import SqliteDriver
 
 
 class TestSqliteConformance(DriverConformance):
+    priorities = False  # not implemented yet: the driver refuses a priority
     @pytest.fixture
     async def driver(self, tmp_path: Path) -> AsyncIterator[Driver]:
         driver = SqliteDriver(path=str(tmp_path / "conformance.db"))

@@ -12,6 +12,7 @@ from asynctasq.testing import DriverConformance
 
 class TestSQSConformance(DriverConformance):
     fifo = False  # standard queues: best-effort order
+    priorities = False  # SQS has none: the driver refuses a priority (see the docs recipe)
     min_visibility_timeout = 1.0  # SQS leases are whole seconds
     # Delays and leases are whole seconds (rounded up), and a long poll notices a message
     # that turned visible by time at its next one-second tick.

@@ -229,6 +229,7 @@ class RabbitMQDriver:
 
     async def enqueue(self, message: OutgoingMessage) -> None:
         """Publish one message (persistent, confirmed), ready after `message.delay`."""
+        _refuse_priorities((message,))
         publisher = await self._publisher_ready()
         await publisher.publish_task(
             message.queue, message.task_id, message.payload, attempts=0, delay=message.delay
@@ -237,6 +238,7 @@ class RabbitMQDriver:
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish all messages back to back, then await their confirms together."""
         if messages:
+            _refuse_priorities(messages)
             publisher = await self._publisher_ready()
             await publisher.publish_many(messages)
 
@@ -470,3 +472,16 @@ async def _library_tasks_done(before: set[asyncio.Task[Any]]) -> None:
     ]
     if started:
         await asyncio.wait(started, timeout=5)
+
+
+def _refuse_priorities(messages: Sequence[OutgoingMessage]) -> None:
+    """Priorities are not implemented by this driver yet: refuse them before anything is
+    stored rather than queue the message out of order."""
+    for message in messages:
+        if message.priority:
+            raise ValueError(
+                f"the RabbitMQ driver does not order by priority yet: task {message.task_id} "
+                f"has priority {message.priority!r}, and nothing was queued. Use a queue per "
+                f"priority (e.g. .on_queue({message.queue + '-urgent'!r}) with workers of its "
+                "own), or a driver that orders by priority (redis, postgres, mysql)"
+            )

@@ -197,6 +197,7 @@ class SqliteDriver(Claims):
 
     async def enqueue(self, message: OutgoingMessage) -> None:
         """Store one message, ready after `message.delay` seconds."""
+        _refuse_priorities((message,))
         conn = await self._connection()
         await conn.write(ops.enqueue, (message,))
         self._wakeup.notify()
@@ -205,6 +206,7 @@ class SqliteDriver(Claims):
         """Store several messages in one transaction."""
         if not messages:
             return
+        _refuse_priorities(messages)
         conn = await self._connection()
         await conn.write(ops.enqueue, messages)
         self._wakeup.notify()
@@ -487,3 +489,16 @@ def _release_taken(conn: sqlite3.Connection, taken: list[ops.Taken]) -> None:
 
 
 __all__ = ["SqliteDriver"]
+
+
+def _refuse_priorities(messages: Sequence[OutgoingMessage]) -> None:
+    """Priorities are not implemented by this driver yet: refuse them before anything is
+    stored rather than queue the message out of order."""
+    for message in messages:
+        if message.priority:
+            raise ValueError(
+                f"the SQLite driver does not order by priority yet: task {message.task_id} "
+                f"has priority {message.priority!r}, and nothing was queued. Use a queue per "
+                f"priority (e.g. .on_queue({message.queue + '-urgent'!r}) with workers of its "
+                "own), or a driver that orders by priority (redis, postgres, mysql)"
+            )

@@ -220,6 +220,14 @@ class SQSDriver:
 
     # -- enqueue -----------------------------------------------------------------------------
     def _outgoing(self, message: OutgoingMessage) -> attr.Envelope:
+        if message.priority:
+            raise ValueError(
+                f"SQS cannot order messages by priority: task {message.task_id} has priority "
+                f"{message.priority!r} for queue {message.queue!r}, and nothing was sent. Use "
+                f"a queue per priority instead (e.g. .on_queue({message.queue + '-urgent'!r}) "
+                "with workers of its own), or a driver that orders by priority (redis, "
+                "postgres, mysql)"
+            )
         body, encoding = attr.encode_body(message.payload)
         envelope = attr.envelope(
             task_id=message.task_id,
