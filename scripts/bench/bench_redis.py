@@ -14,7 +14,7 @@ repository root; Redis from ``ASYNCTASQ_BENCH_REDIS_URL`` (default
   consumer process blocked in ``BLMOVE``.
 
 Every scenario runs 3 times, ours and raw interleaved; the table shows medians. Keys live
-under the prefix ``asynctasq-bench``, deleted before and after.
+under a prefix of the run's own (``asynctasq-bench-<pid>``), deleted before and after.
 """
 
 from __future__ import annotations
@@ -41,7 +41,9 @@ from asynctasq.drivers.base import OutgoingMessage
 from asynctasq_redis import RedisDriver
 
 URL = os.environ.get("ASYNCTASQ_BENCH_REDIS_URL", "redis://127.0.0.1:6379/13")
-PREFIX = "asynctasq-bench"
+# Per run (two runs at once must not share keys); set in the environment so the worker
+# processes this module starts find the same prefix.
+PREFIX = os.environ.setdefault("ASYNCTASQ_BENCH_REDIS_PREFIX", f"asynctasq-bench-{os.getpid()}")
 ROOT = Path(__file__).resolve().parents[2]
 REPORT = ROOT / "docs" / "benchmarks" / "redis.md"
 REPEATS = 3
