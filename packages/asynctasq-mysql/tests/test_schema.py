@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from asynctasq.drivers.base import OutgoingMessage
-from asynctasq_mysql import ConfigurationError, MySQLDriver, SchemaNotInitializedError, parse_dsn
+from asynctasq.drivers.sql import InvalidIdentifierError
+from asynctasq_mysql import MySQLDriver, SchemaNotInitializedError, parse_dsn
 from asynctasq_mysql.schema import TableNames, identifier
 
 
@@ -29,11 +30,11 @@ from asynctasq_mysql.schema import TableNames, identifier
     ],
 )
 def test_bad_table_names_are_rejected_before_any_sql(name: str) -> None:
-    with pytest.raises(ConfigurationError, match="invalid"):
+    with pytest.raises(InvalidIdentifierError, match="invalid"):
         identifier(name)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidIdentifierError, match="queue_table"):
         MySQLDriver(queue_table=name)
-    with pytest.raises(ConfigurationError):
+    with pytest.raises(InvalidIdentifierError, match="dead_letter_table"):
         MySQLDriver(dead_letter_table=name)
 
 
@@ -42,7 +43,7 @@ def test_good_names_are_backquoted_and_must_differ() -> None:
     assert TableNames.build("jobs", "jobs_dead").migrations == "`jobs_migrations`"
     driver = MySQLDriver(queue_table="jobs", dead_letter_table="jobs_dead")
     assert (driver.queue_table, driver.dead_letter_table) == ("jobs", "jobs_dead")
-    with pytest.raises(ConfigurationError, match="must differ"):
+    with pytest.raises(InvalidIdentifierError, match="must differ"):
         TableNames.build("jobs", "JOBS")
 
 

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from asynctasq.drivers.base import EventLog, StatusStore, StatusWrite, WorkerRegistry
-from asynctasq_mysql import ConfigurationError, MySQLDriver
+from asynctasq.drivers.sql import InvalidIdentifierError
+from asynctasq_mysql import MySQLDriver
 from asynctasq_mysql.lifecycle import LOG_POLL_MAX, TRIM_BATCH, _row, _statements
 from asynctasq_mysql.schema import TableNames
 
@@ -48,7 +49,7 @@ def test_lifecycle_tables_are_named_after_the_queue_table() -> None:
     for name in (long.results, long.statuses, long.logs, long.log_heads, long.workers):
         assert len(name.strip("`")) <= 64
     assert len({long.results, long.statuses, long.logs, long.log_heads, long.workers}) == 5
-    with pytest.raises(ConfigurationError, match="must differ"):
+    with pytest.raises(InvalidIdentifierError, match="must differ"):
         TableNames.build("jobs", "jobs_logs")  # would be the log table
 
 

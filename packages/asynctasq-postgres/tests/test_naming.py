@@ -33,7 +33,7 @@ def test_every_configured_name_is_validated(setting: str) -> None:
 
 
 def test_table_names_must_differ() -> None:
-    with pytest.raises(InvalidIdentifierError, match="different"):
+    with pytest.raises(InvalidIdentifierError, match="must differ"):
         PostgresDriver(queue_table="jobs", dead_letter_table="jobs")
 
 

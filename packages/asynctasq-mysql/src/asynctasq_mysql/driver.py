@@ -112,7 +112,8 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         pool_recycle: Seconds after which an idle connection is replaced (-1: never).
 
     Raises:
-        ConfigurationError: The DSN or a table name is invalid (at construction).
+        ConfigurationError: The DSN or a setting is invalid (at construction).
+        InvalidIdentifierError: A table name is invalid, or two of them are equal.
     """
 
     setting_sentinels: ClassVar[Mapping[str, tuple[float, ...]]] = {"pool_recycle": (-1,)}

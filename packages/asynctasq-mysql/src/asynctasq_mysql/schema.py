@@ -1,125 +1,20 @@
-"""Table names, the versioned schema and how to apply it.
+"""The versioned schema and how to apply it.
 
-Every identifier that reaches SQL goes through `identifier`, which accepts only
-``[A-Za-z_][A-Za-z0-9_]*`` up to 64 characters and returns it backquoted; no SQL is ever built
-from an unchecked string. Migrations are numbered; the migrations table records which ones ran,
-and a named server lock (``GET_LOCK``) keeps two processes from applying them at once.
-
-The tables besides the queue, dead-letter and migrations tables are named after the queue
-table: ``<queue_table>_results`` (migration 2), ``_statuses``, ``_logs``, ``_log_heads`` and
-``_workers`` (migration 3), ``_claims`` (migration 4), each hashed when that is longer than
-MySQL's 64 characters.
+Migrations are numbered; the migrations table records which ones ran, and a named server lock
+(``GET_LOCK``) keeps two processes from applying them at once. Table names come from
+`asynctasq_mysql.naming`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 from typing import Any
 
-from asynctasq_mysql.errors import ConfigurationError
+from asynctasq_mysql.naming import TableNames, identifier
 
-_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,63}")
 _LOCK_TIMEOUT_SECONDS = 60
 _NO_SUCH_TABLE = 1146  # ER_NO_SUCH_TABLE
-
-
-def identifier(name: str, *, what: str = "table name") -> str:
-    """Validate a table name and return it backquoted.
-
-    Args:
-        name: The bare name.
-        what: What the name is, for the error message.
-
-    Returns:
-        The name wrapped in backquotes, safe to splice into SQL.
-
-    Raises:
-        ConfigurationError: The name is not 1-64 ASCII letters, digits and underscores
-            starting with a letter or underscore.
-    """
-    if not isinstance(name, str) or not _IDENTIFIER.fullmatch(name):
-        raise ConfigurationError(
-            f"invalid {what} {name!r}: use 1-64 characters from [A-Za-z0-9_], "
-            "not starting with a digit"
-        )
-    return f"`{name}`"
-
-
-@dataclass(frozen=True, slots=True)
-class TableNames:
-    """The driver's tables, validated and backquoted.
-
-    Attributes:
-        queue: Backquoted queue table.
-        dead_letter: Backquoted dead-letter table.
-        migrations: Backquoted migrations table.
-        results: Backquoted kept-results table (``<queue_table>_results``, hashed when that
-            is longer than MySQL's 64 characters).
-        raw_queue: The queue table's bare name (for lock names and messages).
-        raw_dead_letter: The dead-letter table's bare name.
-        statuses: Backquoted task status table (``<queue_table>_statuses``).
-        logs: Backquoted log entry table (``<queue_table>_logs``).
-        log_heads: Backquoted table of one row per log, locked by appends
-            (``<queue_table>_log_heads``).
-        workers: Backquoted worker record table (``<queue_table>_workers``).
-        claims: Backquoted named claims table (``<queue_table>_claims``).
-    """
-
-    queue: str
-    dead_letter: str
-    migrations: str
-    results: str
-    raw_queue: str
-    raw_dead_letter: str
-    statuses: str
-    logs: str
-    log_heads: str
-    workers: str
-    claims: str
-
-    @classmethod
-    def build(
-        cls, queue_table: str, dead_letter_table: str, migrations_table: str | None = None
-    ) -> TableNames:
-        """Validate the names; the migrations table defaults to ``<queue_table>_migrations``.
-
-        Raises:
-            ConfigurationError: A name is invalid, or two of them (including the tables
-                named after the queue table) are equal.
-        """
-        migrations_table = migrations_table or f"{queue_table}_migrations"
-        derived = {
-            suffix: _derived_name(queue_table, suffix)
-            for suffix in ("results", "statuses", "logs", "log_heads", "workers", "claims")
-        }
-        names = [queue_table, dead_letter_table, migrations_table, *derived.values()]
-        tables = cls(
-            queue=identifier(queue_table, what="queue_table"),
-            dead_letter=identifier(dead_letter_table, what="dead_letter_table"),
-            migrations=identifier(migrations_table, what="migrations_table"),
-            results=identifier(derived["results"]),
-            raw_queue=queue_table,
-            raw_dead_letter=dead_letter_table,
-            statuses=identifier(derived["statuses"]),
-            logs=identifier(derived["logs"]),
-            log_heads=identifier(derived["log_heads"]),
-            workers=identifier(derived["workers"]),
-            claims=identifier(derived["claims"]),
-        )
-        # MySQL compares table names case-insensitively on some platforms: be strict.
-        if len({n.lower() for n in names}) != len(names):
-            raise ConfigurationError(f"table names must differ: {names}")
-        return tables
-
-
-def _derived_name(queue_table: str, suffix: str) -> str:
-    name = f"{queue_table}_{suffix}"
-    if len(name) <= 64:
-        return name
-    digest = hashlib.sha1(name.encode(), usedforsecurity=False).hexdigest()[:16]
-    return f"asynctasq_{suffix}_{digest}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,60 +1,27 @@
-"""Validated SQL identifiers: the only way a configured name reaches a statement.
+"""PostgreSQL's table names: the only way a configured name reaches a statement.
 
 Every table, schema, index and channel name the driver puts into SQL text comes from a
-`TableNames` instance, whose constructor checks each configured name against
-`IDENTIFIER_PATTERN` and quotes it. Nothing else is ever formatted into a statement; values
-always travel as bind parameters.
+`TableNames` instance, whose constructor checks each configured name with the `POSTGRES`
+dialect (`asynctasq.drivers.sql.naming`) and quotes it. Nothing else is ever formatted into a
+statement; values always travel as bind parameters.
 """
 
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import dataclass
 
-IDENTIFIER_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-"""What a configured schema or table name may look like (checked with `fullmatch`)."""
+from asynctasq.drivers.sql.naming import Dialect, InvalidIdentifierError
 
-MAX_NAME_LENGTH = 48
-"""Longest configured name: PostgreSQL keeps 63 bytes, and index names add a suffix."""
+POSTGRES = Dialect("PostgreSQL", '"', max_length=48, max_identifier_length=63)
+"""PostgreSQL keeps 63 bytes of a name; configured names stop at 48 because index and
+derived table names add a suffix."""
 
+quote_identifier = POSTGRES.quote
+"""Quote an identifier for SQL text (``"name"``, doubling any quote)."""
 
-class InvalidIdentifierError(ValueError):
-    """A configured schema or table name is not a plain SQL identifier."""
-
-
-def validate_identifier(name: str, what: str) -> str:
-    """Return `name` unchanged when it is a plain SQL identifier.
-
-    Args:
-        name: The configured name.
-        what: What the name is for (used in the error message), e.g. ``"queue_table"``.
-
-    Returns:
-        The name.
-
-    Raises:
-        InvalidIdentifierError: When the name is empty, too long or has characters other
-            than ASCII letters, digits and underscores (or starts with a digit).
-    """
-    if not isinstance(name, str) or not IDENTIFIER_PATTERN.fullmatch(name):
-        raise InvalidIdentifierError(
-            f"{what}={name!r} is not a valid identifier: use letters, digits and underscores, "
-            "not starting with a digit"
-        )
-    if len(name) > MAX_NAME_LENGTH:
-        raise InvalidIdentifierError(f"{what}={name!r} is longer than {MAX_NAME_LENGTH} characters")
-    return name
-
-
-def quote_identifier(name: str) -> str:
-    """Quote a validated identifier for SQL text (``"name"``, doubling any quote)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def quote_literal(value: str) -> str:
-    """Quote a string as an SQL literal (``'value'``, doubling any single quote)."""
-    return "'" + value.replace("'", "''") + "'"
+quote_literal = POSTGRES.literal
+"""Quote a string as an SQL literal (``'value'``, doubling any single quote)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,27 +41,21 @@ class TableNames:
     migrations_table: str
 
     def __post_init__(self) -> None:
-        validate_identifier(self.schema, "schema")
-        validate_identifier(self.queue_table, "queue_table")
-        validate_identifier(self.dead_letter_table, "dead_letter_table")
-        validate_identifier(self.migrations_table, "migrations_table")
-        if len({self.queue_table, self.dead_letter_table, self.migrations_table}) != 3:
-            raise InvalidIdentifierError(
-                "queue_table, dead_letter_table and migrations_table must be different names"
-            )
-        derived = {
-            self.results_table,
-            self.status_table,
-            self.log_table,
-            self.workers_table,
-            self.claims_table,
-        }
-        clash = derived & {self.dead_letter_table, self.migrations_table}
-        if clash:
-            raise InvalidIdentifierError(
-                f"{', '.join(sorted(clash))} is the name of a table the driver derives from "
-                f"queue_table={self.queue_table!r}: choose different names"
-            )
+        POSTGRES.identifier(self.schema, "schema")
+        POSTGRES.require_distinct(
+            {
+                "queue_table": POSTGRES.identifier(self.queue_table, "queue_table"),
+                "dead_letter_table": POSTGRES.identifier(
+                    self.dead_letter_table, "dead_letter_table"
+                ),
+                "migrations_table": POSTGRES.identifier(self.migrations_table, "migrations_table"),
+                "the kept results": self.results_table,
+                "the task statuses": self.status_table,
+                "the logs": self.log_table,
+                "the workers": self.workers_table,
+                "the claims": self.claims_table,
+            }
+        )
 
     @property
     def quoted_schema(self) -> str:
@@ -120,7 +81,7 @@ class TableNames:
     def results_table(self) -> str:
         """The kept-results table name (unquoted): ``<queue_table>_results`` (at most 56
         bytes: table names are validated to 48)."""
-        return f"{self.queue_table}_results"
+        return POSTGRES.derived(self.queue_table, "results")
 
     @property
     def results(self) -> str:
@@ -130,7 +91,7 @@ class TableNames:
     @property
     def status_table(self) -> str:
         """The task status table name (unquoted): ``<queue_table>_status``."""
-        return f"{self.queue_table}_status"
+        return POSTGRES.derived(self.queue_table, "status")
 
     @property
     def status(self) -> str:
@@ -140,7 +101,7 @@ class TableNames:
     @property
     def log_table(self) -> str:
         """The append-only logs table name (unquoted): ``<queue_table>_log``."""
-        return f"{self.queue_table}_log"
+        return POSTGRES.derived(self.queue_table, "log")
 
     @property
     def log(self) -> str:
@@ -150,7 +111,7 @@ class TableNames:
     @property
     def workers_table(self) -> str:
         """The worker registry table name (unquoted): ``<queue_table>_workers``."""
-        return f"{self.queue_table}_workers"
+        return POSTGRES.derived(self.queue_table, "workers")
 
     @property
     def workers(self) -> str:
@@ -160,7 +121,7 @@ class TableNames:
     @property
     def claims_table(self) -> str:
         """The named claims table name (unquoted): ``<queue_table>_claims``."""
-        return f"{self.queue_table}_claims"
+        return POSTGRES.derived(self.queue_table, "claims")
 
     @property
     def claims(self) -> str:
@@ -195,11 +156,4 @@ class TableNames:
         return f"{quote_identifier(self.schema)}.{quote_identifier(table)}"
 
 
-__all__ = [
-    "IDENTIFIER_PATTERN",
-    "InvalidIdentifierError",
-    "TableNames",
-    "quote_identifier",
-    "quote_literal",
-    "validate_identifier",
-]
+__all__ = ["POSTGRES", "InvalidIdentifierError", "TableNames", "quote_identifier", "quote_literal"]
