@@ -88,7 +88,7 @@ def _digest(value: Any, what: str) -> str:
 def _arguments(task: BaseTask[Any]) -> dict[str, Any]:
     """The task's arguments by name (defaults filled in), or a class task's attributes."""
     if isinstance(task, FunctionTask):
-        bound = task.function._signature.bind(*task.args, **task.kwargs)
+        bound = task.function.signature.bind(*task.args, **task.kwargs)
         bound.apply_defaults()
         return dict(bound.arguments)
     return task._wire_state()

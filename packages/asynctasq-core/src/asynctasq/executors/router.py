@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from asynctasq.config import Config
-from asynctasq.core.task import BaseTask, Execution
+from asynctasq.core.task import BaseTask, Execution, invoke
 from asynctasq.errors import TaskTimeoutError
 from asynctasq.executors.process import ProcessExecutor
 from asynctasq.executors.threads import TASK_THREAD_PREFIX, DaemonThreadPool
@@ -69,14 +69,14 @@ class ExecutorRouter:
                 ) from exc
         assert task is not None
         if kind == "async" and timeout is None:  # the common case, without a timeout scope
-            return await task._invoke()
+            return await invoke(task)
         try:
             if kind == "async":
                 async with asyncio.timeout(timeout) as scope:
-                    return await task._invoke()
+                    return await invoke(task)
             if kind == "thread":
                 loop = asyncio.get_running_loop()
-                call = functools.partial(contextvars.copy_context().run, task._invoke)
+                call = functools.partial(contextvars.copy_context().run, invoke, task)
                 async with asyncio.timeout(timeout) as scope:
                     return await loop.run_in_executor(self._threads, call)
         except TimeoutError as exc:

@@ -116,7 +116,7 @@ def schedule(
 def schedule_function(function: TaskFunction[..., Any], when: object) -> Schedule:
     """``@task(schedule=when)``: the task function runs with no arguments at each tick."""
     try:
-        function._signature.bind()
+        function.signature.bind()
     except TypeError as exc:
         raise ValueError(
             f"@task(schedule=...) on {function.name}: a scheduled task is called with no "
