@@ -1,8 +1,9 @@
 """Concurrency and rate limits across real worker processes on real servers.
 
-Three `asynctasq worker`-like processes (concurrency 10 each) run the tasks of
-``limits_e2e/limit_tasks.py``, which record when each run started and ended; every check is
-made on those records (counts and overlaps), never on how fast the test ran:
+On Redis, PostgreSQL, SQLite and MySQL, three `asynctasq worker`-like processes
+(concurrency 10 each) run the tasks of ``limits_e2e/limit_tasks.py``, which record when each
+run started and ended; every check is made on those records (counts and overlaps), never on
+how fast the test ran:
 
 * a task limited to 2 at once, run 200 times: the most runs at once is exactly 2, and every
   run happened although the task allows one attempt (waiting counts no attempt);
@@ -43,6 +44,7 @@ URLS = {
     "postgres": os.environ.get(
         "ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
     ),
+    "mysql": os.environ.get("ASYNCTASQ_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test"),
 }
 
 
@@ -83,19 +85,24 @@ class Fleet:
         return found
 
 
-@pytest.fixture(params=["redis", "postgres"])
+@pytest.fixture(params=["redis", "postgres", "sqlite", "mysql"])
 async def fleet(request: pytest.FixtureRequest, tmp_path: Path, tasks: Any) -> AsyncIterator[Fleet]:
     name: str = request.param
-    url = URLS[name]
-    if not _reachable(url):
+    url = URLS.get(name, "")
+    if url and not _reachable(url):
         if os.environ.get("CI"):
             pytest.fail(f"{name} is not reachable at {url}")
         pytest.skip(f"{name} is not reachable at {url}")
     tag = uuid.uuid4().hex[:10]
+    section: dict[str, Any]
     if name == "redis":
-        section: dict[str, Any] = {"url": url, "prefix": f"lim-{tag}"}
-    else:
+        section = {"url": url, "prefix": f"lim-{tag}"}
+    elif name == "postgres":
         section = {"dsn": url, "schema": f"lim_{tag}", "auto_migrate": True}
+    elif name == "sqlite":
+        section = {"path": str(tmp_path / "queue.db")}
+    else:
+        section = {"dsn": url, "queue_table": f"lim_{tag}_q", "dead_letter_table": f"lim_{tag}_d"}
     records = tmp_path / "records"
     records.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
@@ -114,10 +121,10 @@ async def fleet(request: pytest.FixtureRequest, tmp_path: Path, tasks: Any) -> A
         workers.stop_all()
         await driver.close()
         use_config(saved)
-        await _drop(name, section)
+        await _drop(name, section, tag)
 
 
-async def _drop(name: str, section: dict[str, Any]) -> None:
+async def _drop(name: str, section: dict[str, Any], tag: str) -> None:
     if name == "redis":
         from redis.asyncio import Redis
 
@@ -128,7 +135,7 @@ async def _drop(name: str, section: dict[str, Any]) -> None:
                 await r.delete(*keys)
         finally:
             await r.aclose()
-    else:
+    elif name == "postgres":
         import asyncpg
 
         conn = await asyncpg.connect(section["dsn"])
@@ -136,6 +143,24 @@ async def _drop(name: str, section: dict[str, Any]) -> None:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{section["schema"]}" CASCADE')
         finally:
             await conn.close()
+    elif name == "mysql":
+        import aiomysql
+
+        from asynctasq_mysql import parse_dsn
+
+        conn = await aiomysql.connect(**parse_dsn(section["dsn"]).connect_kwargs())
+        try:
+            async with conn.cursor() as cur:
+                await cur.execute("SET SESSION sql_notes = 0")
+                await cur.execute(
+                    "SELECT table_name FROM information_schema.tables "
+                    "WHERE table_schema = DATABASE() AND table_name LIKE %s",
+                    (f"lim\\_{tag}\\_%",),
+                )
+                for (table,) in await cur.fetchall():
+                    await cur.execute(f"DROP TABLE IF EXISTS `{table}`")
+        finally:
+            conn.close()
 
 
 def most_at_once(intervals: list[tuple[float, float]]) -> int:

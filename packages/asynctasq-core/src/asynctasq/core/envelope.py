@@ -20,7 +20,10 @@ One orjson document per task (version 2)::
      "x": <epoch seconds>,                   # expires: not started after this moment
      "xd": 1,                                # an expired task is dropped, not dead-lettered
      "u": "unique:<task>:<key>",             # unique: the claim the worker releases at the end
-     "h": {"name": "value", ...}}            # message headers (asynctasq.core.headers)
+     "h": {"name": "value", ...},            # message headers (asynctasq.core.headers)
+     "l": {"k": "limit:<task>[:<key>]",      # concurrency and rate limits: the claim key,
+           "c": 2, "r": [100, 60.0],         # most runs at once, [starts, per seconds],
+           "t": 30.0}}                       # a crashed worker's slot lease (core.limits)
 
 Only "v", "task", "o" and the arguments ("args" and "kwargs", or "attrs") are required.
 Optional keys, top-level or in "o", may be added without a new version: a worker ignores
@@ -50,6 +53,8 @@ import orjson
 from asynctasq.core import registry
 from asynctasq.core.function import FunctionTask, TaskFunction
 from asynctasq.core.headers import NO_HEADERS, headers_problem
+from asynctasq.core.limits import MessageLimits
+from asynctasq.core.limits import from_wire as limits_from_wire
 from asynctasq.core.options import MAX_ATTEMPTS, MAX_SECONDS, ResolvedOptions
 from asynctasq.core.task import BaseTask
 from asynctasq.core.timing import epoch
@@ -129,6 +134,13 @@ def encode(
         doc["u"] = unique_key
     if headers:
         doc["h"] = headers
+    if options.limits is not None:
+        # Imported here: limit_keys uses core.unique, which imports this module.
+        from asynctasq.core.limit_keys import limits_wire
+
+        limits = limits_wire(task, doc["task"], options.limits)
+        if limits is not None:
+            doc["l"] = limits
     script = registry.script_of(doc["task"])
     if script is not None:
         doc["src"] = script
@@ -166,6 +178,8 @@ class Envelope:
     """The claim a unique task holds while queued or running (released when it ends)."""
     headers: Mapping[str, str] = field(default_factory=lambda: NO_HEADERS)
     """Headers dispatch-side middleware attached (`asynctasq.core.headers`); empty if none."""
+    limits: MessageLimits | None = None
+    """Its concurrency and rate limits (`asynctasq.core.limits`); None for most tasks."""
 
 
 def _number(value: Any) -> bool:
@@ -292,6 +306,12 @@ def decode(payload: bytes) -> Envelope:
         problem = headers_problem(headers)
         if problem is not None:
             raise MalformedMessageError(f"message has malformed headers ('h'): {problem}")
+    limits = doc.get("l")
+    if limits is not None:
+        try:
+            limits = limits_from_wire(limits)
+        except ValueError as exc:
+            raise MalformedMessageError(f"message has malformed limits ('l'): {exc}") from None
     at = doc.get("at")
     # Dispatch time in epoch seconds: anything else (absurd, negative) reads as unknown.
     dispatched_at = float(at) if isinstance(at, int | float) and 0 < at < 1e11 else 0.0
@@ -318,6 +338,7 @@ def decode(payload: bytes) -> Envelope:
         drop_expired=drop_expired,
         unique_key=unique_key,
         headers=headers,
+        limits=limits,
     )
 
 

@@ -13,7 +13,9 @@ from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, overload
 
+from asynctasq.config import RetryStrategy
 from asynctasq.core import registry
+from asynctasq.core.limits import LimitKey, Rate, check_limit_argument
 from asynctasq.core.options import (
     OnExpiry,
     UniqueKey,
@@ -22,6 +24,7 @@ from asynctasq.core.options import (
     check_settings,
     check_unique_argument,
 )
+from asynctasq.core.retry_filters import ExceptionTypes, RetryFilter, retry_filter_of
 from asynctasq.core.task import BaseTask, Execution
 from asynctasq.drivers.base import Driver
 
@@ -75,6 +78,9 @@ class FunctionTask(BaseTask[R]):
     def _invoke(self) -> Any:
         return self._function.fn(*self._args, **self._kwargs)
 
+    def _retry_selection(self) -> RetryFilter | None:
+        return self._function.retry_filter
+
     def __repr__(self) -> str:
         return f"<task {self._function.name} id={self._task_id}>"
 
@@ -92,6 +98,7 @@ class TaskFunction(Generic[P, R]):
         options: dict[str, Any],
         driver: str | Driver | None,
         process: bool,
+        retry_filter: RetryFilter | None = None,
     ) -> None:
         if not callable(fn):
             raise TypeError(f"@task needs a function, got {fn!r}")
@@ -99,6 +106,9 @@ class TaskFunction(Generic[P, R]):
         self.options = options
         self.driver = driver
         self.process = process
+        self.retry_filter = retry_filter
+        """``retry_on`` / ``dont_retry_on``: the exceptions a failed run is retried after
+        (None: every exception)."""
         self.is_async = inspect.iscoroutinefunction(fn)
         self.execution: Execution = (
             "process" if process else ("async" if self.is_async else "thread")
@@ -173,6 +183,11 @@ def task(
     queue: str | None = None,
     max_attempts: int | None = None,
     retry_delay: float | None = None,
+    retry_strategy: RetryStrategy | None = None,
+    retry_max_delay: float | None = None,
+    retry_jitter: bool | None = None,
+    retry_on: ExceptionTypes | None = None,
+    dont_retry_on: ExceptionTypes | None = None,
     timeout: float | None = None,
     visibility_timeout: float | None = None,
     driver: str | Driver | None = None,
@@ -184,6 +199,10 @@ def task(
     unique: bool = False,
     unique_key: UniqueKey | None = None,
     unique_for: float | None = None,
+    concurrency_limit: int | None = None,
+    rate_limit: str | Rate | None = None,
+    limit_key: LimitKey | None = None,
+    limit_lease: float | None = None,
     priority: int | None = None,
     schedule: When | None = None,
 ) -> _TaskDecorator: ...
@@ -196,6 +215,11 @@ def task(
     queue: str | None = None,
     max_attempts: int | None = None,
     retry_delay: float | None = None,
+    retry_strategy: RetryStrategy | None = None,
+    retry_max_delay: float | None = None,
+    retry_jitter: bool | None = None,
+    retry_on: ExceptionTypes | None = None,
+    dont_retry_on: ExceptionTypes | None = None,
     timeout: float | None = None,
     visibility_timeout: float | None = None,
     driver: str | Driver | None = None,
@@ -207,6 +231,10 @@ def task(
     unique: bool = False,
     unique_key: UniqueKey | None = None,
     unique_for: float | None = None,
+    concurrency_limit: int | None = None,
+    rate_limit: str | Rate | None = None,
+    limit_key: LimitKey | None = None,
+    limit_lease: float | None = None,
     priority: int | None = None,
     schedule: When | None = None,
 ) -> Any:
@@ -215,8 +243,18 @@ def task(
     Args:
         queue: Queue name (default: the configured default queue, ``'default'``).
         max_attempts: Most runs in total (0 and 1: run once). Default 3.
-        retry_delay: Seconds between a failed run and the next (default: the configured
-            strategy, exponential from 60 s).
+        retry_delay: Seconds before the first retry. Alone (no ``retry_strategy``), the
+            wait before every retry; with ``retry_strategy="exponential"``, the base that
+            doubles. Default: ``task_defaults`` (exponential from 60 s).
+        retry_strategy: ``"fixed"`` (``retry_delay`` every time) or ``"exponential"``
+            (``retry_delay``, twice that, four times, ... up to ``retry_max_delay``).
+        retry_max_delay: Longest exponential wait (default one hour).
+        retry_jitter: Randomize exponential waits within their upper half, so tasks that
+            failed together do not retry together (default True).
+        retry_on: Retry only after these exceptions (a class or a tuple; subclasses
+            count); any other fails the task for good at once, dead-lettered with its error.
+        dont_retry_on: Never retry after these (wins over ``retry_on``). A `PermanentError`
+            never retries either way.
         timeout: Seconds a run may take before it is stopped (None: no limit).
         visibility_timeout: Seconds before a task whose worker died is handed out again.
         driver: A driver name or instance to use instead of the configured driver.
@@ -237,6 +275,15 @@ def task(
             the name of one argument. Default: all the arguments.
         unique_for: Seconds the key stays claimed at most, counted from when the task is
             due (default one hour); finishing (success or dead letter) releases it sooner.
+        concurrency_limit: At most this many runs at once across all workers (per
+            ``limit_key`` when given); a run that finds the limit full waits, uncounted as
+            an attempt. Needs a driver that holds claims. See the flow-control guide.
+        rate_limit: At most this many starts per period across all workers, evenly spaced:
+            ``"100/m"``, ``"5/s"``, ``"1000/h"``, ``"10/15m"`` (per ``limit_key`` when given).
+        limit_key: What the limits are counted per: a function of the task's arguments
+            returning a str or int (None: this call is not limited), or an argument's name.
+        limit_lease: Seconds a concurrency slot stays taken after its worker died (default
+            30); a live worker renews it every third of that.
         priority: 0 (the default) to 9; within its queue a ready task of a higher priority
             starts before lower ones (equal priorities: oldest first). Not on SQS.
         schedule: Dispatch the task (with no arguments) at every tick of ``cron(...)`` or
@@ -250,6 +297,9 @@ def task(
         "queue": queue,
         "max_attempts": max_attempts,
         "retry_delay": retry_delay,
+        "retry_strategy": retry_strategy,
+        "retry_max_delay": retry_max_delay,
+        "retry_jitter": retry_jitter,
         "timeout": timeout,
         "visibility_timeout": visibility_timeout,
         "keep_result": keep_result or None,
@@ -259,10 +309,15 @@ def task(
         "unique": unique or None,
         "unique_key": unique_key,
         "unique_for": unique_for,
+        "concurrency_limit": concurrency_limit,
+        "rate_limit": rate_limit,
+        "limit_key": limit_key,
+        "limit_lease": limit_lease,
         "priority": priority,
     }
     options = {k: check_option(k, v) for k, v in settings.items() if v is not None}
     check_settings(options, "@task")
+    retry_filter = retry_filter_of(retry_on, dont_retry_on)
     check_driver(driver)
     if not isinstance(process, bool):
         raise TypeError(f"process must be True or False, got {process!r}")
@@ -270,9 +325,13 @@ def task(
     def wrap(function: Callable[..., Any]) -> TaskFunction[..., Any]:
         if isinstance(function, TaskFunction):
             raise TypeError(f"{function.name} is already a task")
-        made = TaskFunction(function, options=options, driver=driver, process=process)
+        made = TaskFunction(
+            function, options=options, driver=driver, process=process, retry_filter=retry_filter
+        )
         if "unique_key" in options:
             check_unique_argument(made.signature, options["unique_key"], made.name)
+        if "limit_key" in options:
+            check_limit_argument(made.signature.parameters, options["limit_key"], made.name)
         if schedule is not None:
             from asynctasq.schedules.registry import schedule_function
 

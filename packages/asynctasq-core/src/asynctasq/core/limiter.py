@@ -31,6 +31,7 @@ Rate (at most C starts per P seconds)
 
 from __future__ import annotations
 
+import asyncio
 import math
 import os
 import random
@@ -80,10 +81,15 @@ def reserve_ahead(rate: Rate) -> float:
 
 @dataclass(slots=True)
 class RateGuesses:
-    """The last TAT this worker saw per rate key: the guess that makes a start cost one
-    round trip instead of two."""
+    """A worker's knowledge of its rate keys: the last TAT it saw per key (the guess that
+    makes a start cost one round trip instead of two), and a lock per key so that its own
+    runs reserve one after the other instead of racing each other on the broker (where
+    every lost race is one more round trip)."""
 
     values: dict[str, str] = field(default_factory=dict)
+    locks: dict[str, tuple[asyncio.Lock, int]] = field(default_factory=dict)
+    """Per key: its lock and how many runs use it (dropped at 0: keyed limits, one key per
+    customer say, must not grow it for ever)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,6 +127,20 @@ async def reserve_start(
     store: ClaimStore, key: str, rate: Rate, guesses: RateGuesses
 ) -> Reservation:
     """Reserve a start under `key` within `reserve_ahead(rate)` seconds."""
+    lock, users = guesses.locks.get(key) or (asyncio.Lock(), 0)
+    guesses.locks[key] = (lock, users + 1)
+    try:
+        async with lock:
+            return await _reserve(store, key, rate, guesses)
+    finally:
+        lock, users = guesses.locks[key]
+        if users == 1:
+            del guesses.locks[key]
+        else:
+            guesses.locks[key] = (lock, users - 1)
+
+
+async def _reserve(store: ClaimStore, key: str, rate: Rate, guesses: RateGuesses) -> Reservation:
     interval, ahead = rate.interval, reserve_ahead(rate)
     seen = guesses.values.get(key)
     for _ in range(CAS_TRIES):

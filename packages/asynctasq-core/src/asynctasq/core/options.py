@@ -11,6 +11,13 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from asynctasq.config import RetryStrategy, TaskDefaults
+from asynctasq.core.limits import (
+    LIMIT_OPTIONS,
+    Limits,
+    check_limit_option,
+    check_limit_settings,
+    limits_of,
+)
 from asynctasq.core.timing import seconds_until
 from asynctasq.drivers.base import MAX_PRIORITY, MIN_PRIORITY, Driver
 
@@ -18,6 +25,9 @@ OPTION_NAMES = (
     "queue",
     "max_attempts",
     "retry_delay",
+    "retry_strategy",
+    "retry_max_delay",
+    "retry_jitter",
     "timeout",
     "visibility_timeout",
     "delay",
@@ -29,6 +39,7 @@ OPTION_NAMES = (
     "unique_key",
     "unique_for",
     "priority",
+    *LIMIT_OPTIONS,
 )
 
 MAX_ATTEMPTS = 100_000
@@ -135,6 +146,56 @@ def check_settings(options: dict[str, Any], where: str) -> None:
         raise ValueError(f"{where}: unique_for needs unique=True or a unique_key")
     if options.get("on_expiry") is not None and options.get("expires") is None:
         raise ValueError(f"{where}: on_expiry needs expires (seconds or a datetime)")
+    check_limit_settings(options, where)
+    check_retry_settings(options, where)
+
+
+RETRY_STRATEGIES = ("fixed", "exponential")
+
+
+def check_retry_strategy(value: Any) -> RetryStrategy:
+    """``retry_strategy``: ``"fixed"`` (the same wait every time) or ``"exponential"``."""
+    if not isinstance(value, str) or value not in RETRY_STRATEGIES:
+        raise ValueError(f"retry_strategy must be 'fixed' or 'exponential', got {value!r}")
+    return value  # type: ignore[return-value]  # one of RETRY_STRATEGIES, checked above
+
+
+def check_retry_settings(options: dict[str, Any], where: str) -> None:
+    """Retry settings of one declaration (a decorator, a class, one ``.retry()`` call) that
+    contradict each other.
+
+    ``retry_max_delay`` and ``retry_jitter`` shape exponential backoff only; a declaration
+    that asks for them with fixed waits (said, or implied by a ``retry_delay`` without a
+    ``retry_strategy``) would have them silently ignored, so it is refused.
+    """
+    strategy = options.get("retry_strategy")
+    delay = options.get("retry_delay")
+    max_delay = options.get("retry_max_delay")
+    shaping = [
+        name
+        for name, set_ in (
+            ("retry_max_delay", max_delay is not None),
+            ("retry_jitter=True", options.get("retry_jitter") is True),
+        )
+        if set_
+    ]
+    if shaping and strategy == "fixed":
+        raise ValueError(
+            f"{where}: {' and '.join(shaping)} shape exponential backoff only; with "
+            "retry_strategy='fixed' every wait is retry_delay. Drop them, or use "
+            "retry_strategy='exponential'"
+        )
+    if shaping and strategy is None and delay is not None:
+        raise ValueError(
+            f"{where}: a retry_delay without a retry_strategy means the same {delay} s wait "
+            f"every time, so {' and '.join(shaping)} would do nothing; add "
+            "retry_strategy='exponential' to back off from retry_delay"
+        )
+    if max_delay is not None and delay is not None and max_delay < delay:
+        raise ValueError(
+            f"{where}: retry_max_delay ({max_delay} s) is less than retry_delay ({delay} s), "
+            "the first wait; raise retry_max_delay or lower retry_delay"
+        )
 
 
 def check_priority(value: Any) -> int:
@@ -142,8 +203,7 @@ def check_priority(value: Any) -> int:
     ``MAX_PRIORITY`` (9); higher runs first within its queue."""
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(
-            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, "
-            f"got {value!r}"
+            f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, got {value!r}"
         )
     if not MIN_PRIORITY <= value <= MAX_PRIORITY:
         raise ValueError(
@@ -237,8 +297,14 @@ def check_option(name: str, value: Any) -> Any:
         if type(value) is float or type(value) is int:  # the common case, checked at once
             return check_seconds(name, value)
         return check_seconds_or_instant(name, value)
-    if name == "retry_delay":
+    if name == "retry_delay" or name == "retry_max_delay":
         return check_seconds(name, value)
+    if name == "retry_strategy":
+        return check_retry_strategy(value)
+    if name == "retry_jitter":
+        if not isinstance(value, bool):
+            raise ValueError(f"retry_jitter must be True or False, got {value!r}")
+        return value
     if name == "keep_result":
         return check_keep_result(value)
     if name == "track":
@@ -257,6 +323,8 @@ def check_option(name: str, value: Any) -> Any:
         return check_seconds(name, value, positive=True)
     if name == "priority":
         return check_priority(value)
+    if name in LIMIT_OPTIONS:
+        return check_limit_option(name, value)
     raise TypeError(f"unknown task setting {name!r}; known: {', '.join(OPTION_NAMES)}")
 
 
@@ -305,6 +373,8 @@ class ResolvedOptions:
     drop_expired: bool = False
     """An expired task is acknowledged and dropped instead of dead-lettered."""
     unique: Unique | None = None
+    limits: Limits | None = None
+    """Concurrency and rate limits (`asynctasq.core.limits`), None when it has none."""
     priority: int = 0
     """Higher runs first within its queue (``MIN_PRIORITY``..``MAX_PRIORITY``)."""
 
@@ -312,14 +382,26 @@ class ResolvedOptions:
 def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
     """Fill the settings a task did not set from the configured defaults.
 
-    A task that sets its own retry delay gets exactly that delay between runs (the guides
-    promise "retry with 30 second delays"); the default strategy applies otherwise.
+    Each retry setting is the task's own (a chain method over the decorator or class
+    value, merged into `options` by the caller) or else the configured default, with one
+    exception kept from the first releases: a task that sets its own ``retry_delay`` and
+    no ``retry_strategy`` waits exactly that delay every time (the guides promise "retry
+    with 30 second delays"), whatever the default strategy is.
     """
     own_delay = options.get("retry_delay")
     max_attempts = options.get("max_attempts", defaults.max_attempts)
     retry_delay = defaults.retry_delay if own_delay is None else own_delay
-    strategy: RetryStrategy = defaults.retry_strategy if own_delay is None else "fixed"
-    jitter = defaults.retry_jitter if own_delay is None else False
+    strategy: RetryStrategy | None = options.get("retry_strategy")
+    if strategy is None:
+        strategy = defaults.retry_strategy if own_delay is None else "fixed"
+    max_delay = options.get("retry_max_delay")
+    if max_delay is None:
+        max_delay = defaults.retry_max_delay
+    # Jitter shapes exponential waits only; fixed ones carry False so a message says what
+    # its worker does.
+    jitter = options.get("retry_jitter")
+    if jitter is None or strategy == "fixed":
+        jitter = defaults.retry_jitter and strategy == "exponential"
     timeout = options["timeout"] if options.get("timeout") is not None else defaults.timeout
     visibility = options.get("visibility_timeout") or defaults.visibility_timeout
     keep_result = options.get("keep_result") or 0.0
@@ -333,7 +415,7 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         "ma": max_attempts,
         "rd": retry_delay,
         "rs": strategy,
-        "rm": defaults.retry_max_delay,
+        "rm": max_delay,
         "rj": jitter,
         "vt": visibility,
     }
@@ -346,7 +428,7 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         max_attempts=max_attempts,
         retry_delay=retry_delay,
         retry_strategy=strategy,
-        retry_max_delay=defaults.retry_max_delay,
+        retry_max_delay=max_delay,
         retry_jitter=jitter,
         timeout=timeout,
         visibility_timeout=visibility,
@@ -357,6 +439,7 @@ def resolve(options: dict[str, Any], defaults: TaskDefaults) -> ResolvedOptions:
         expires=options.get("expires"),
         drop_expired=options.get("on_expiry") == "drop",
         unique=unique,
+        limits=limits_of(options),
         priority=options.get("priority") or 0,
     )
 

@@ -18,15 +18,19 @@ import warnings
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, Literal, Self, TypeVar
 
+from asynctasq.config import RetryStrategy
 from asynctasq.core import registry
+from asynctasq.core.limits import LimitKey, Rate
 from asynctasq.core.options import (
     OnExpiry,
     UniqueKey,
     check_driver,
     check_instant,
     check_option,
+    check_retry_settings,
     check_settings,
 )
+from asynctasq.core.retry_filters import ExceptionTypes, RetryFilter, retry_filter_of
 from asynctasq.drivers.base import Driver
 
 if TYPE_CHECKING:
@@ -41,6 +45,9 @@ _CLASS_OPTIONS = {
     "max_retries": "max_attempts",
     "max_attempts": "max_attempts",
     "retry_delay": "retry_delay",
+    "retry_strategy": "retry_strategy",
+    "retry_max_delay": "retry_max_delay",
+    "retry_jitter": "retry_jitter",
     "timeout": "timeout",
     "visibility_timeout": "visibility_timeout",
     "keep_result": "keep_result",
@@ -50,6 +57,10 @@ _CLASS_OPTIONS = {
     "unique": "unique",
     "unique_key": "unique_key",
     "unique_for": "unique_for",
+    "concurrency_limit": "concurrency_limit",
+    "rate_limit": "rate_limit",
+    "limit_key": "limit_key",
+    "limit_lease": "limit_lease",
     "priority": "priority",
 }
 _CHAINABLE = ("timeout", "visibility_timeout", "max_attempts", "expires", "priority")
@@ -115,6 +126,18 @@ class BaseTask(Generic[T]):
     queue: str | None = None
     max_retries: int | None = None
     retry_delay: float | None = None
+    """Seconds before the first retry; with no ``retry_strategy``, before every retry."""
+    retry_strategy: RetryStrategy | None = None
+    """``"fixed"`` or ``"exponential"`` (from ``retry_delay``); None: see the retries guide."""
+    retry_max_delay: float | None = None
+    """Longest exponential wait (default ``task_defaults.retry_max_delay``, one hour)."""
+    retry_jitter: bool | None = None
+    """Randomize exponential waits (default ``task_defaults.retry_jitter``, True)."""
+    retry_on: ClassVar[ExceptionTypes | None] = None
+    """Retry only after these exceptions; any other fails the task for good at once."""
+    dont_retry_on: ClassVar[ExceptionTypes | None] = None
+    """Never retry after these exceptions (wins over ``retry_on``)."""
+    _retry_filter: ClassVar[RetryFilter | None] = None
     keep_result: bool | float = False
     """Keep the return value for awaiting (True: an hour; or seconds to keep it)."""
     track: bool | float | None = None
@@ -128,6 +151,14 @@ class BaseTask(Generic[T]):
     """What makes two dispatches the same: an attribute name, or a method returning the key."""
     unique_for: float | None = None
     """Seconds a unique key stays claimed at most, from when the task is due (default 1 h)."""
+    concurrency_limit: int | None = None
+    """At most this many runs at once across all workers (per ``limit_key``)."""
+    rate_limit: str | Rate | None = None
+    """At most this many starts per period across all workers: ``"100/m"``, ``"5/s"``."""
+    limit_key: LimitKey | None = None
+    """What the limits count per: an attribute name, or a method returning the key."""
+    limit_lease: float | None = None
+    """Seconds a concurrency slot stays taken after its worker died (default 30)."""
     _driver_override: str | Driver | None = None
 
     if TYPE_CHECKING:
@@ -175,6 +206,11 @@ class BaseTask(Generic[T]):
             check_driver(cls.__dict__["_driver_override"])
         check_settings(options, cls.__qualname__)
         cls._class_options = options
+        if "retry_on" in cls.__dict__ or "dont_retry_on" in cls.__dict__:
+            try:
+                cls._retry_filter = retry_filter_of(cls.retry_on, cls.dont_retry_on)
+            except ValueError as exc:
+                raise ValueError(f"{cls.__qualname__}: {exc}") from None
         cls._abstract = bool(cls.__dict__.get("_abstract", False))
         if not cls._abstract:
             cls._task_name = registry.register(cls)
@@ -235,6 +271,47 @@ class BaseTask(Generic[T]):
     def retry_after(self, seconds: float) -> Self:
         """Wait `seconds` between a failed run and the next."""
         return self._set_option("retry_delay", seconds)._chained("retry_after")
+
+    def retry(
+        self,
+        *,
+        strategy: RetryStrategy | None = None,
+        delay: float | None = None,
+        max_delay: float | None = None,
+        jitter: bool | None = None,
+    ) -> Self:
+        """This dispatch's retry policy; what is not given keeps the task's own value (or
+        the configured default). Queues nothing by itself.
+
+        ``.retry(strategy="exponential", delay=5, max_delay=300)`` waits 5 s, 10 s, 20 s,
+        ... at most 300 s; ``.retry(strategy="fixed", delay=30)`` waits 30 s every time.
+
+        Args:
+            strategy: ``"fixed"`` or ``"exponential"``.
+            delay: Seconds before the first retry (every retry with ``"fixed"``).
+            max_delay: Longest exponential wait.
+            jitter: Randomize exponential waits (within their upper half).
+
+        Raises:
+            ValueError: a value is unusable, or the values contradict each other.
+            TypeError: no setting was given.
+        """
+        given = {
+            "retry_strategy": strategy,
+            "retry_delay": delay,
+            "retry_max_delay": max_delay,
+            "retry_jitter": jitter,
+        }
+        options = {k: check_option(k, v) for k, v in given.items() if v is not None}
+        if not options:
+            raise TypeError(
+                ".retry() sets this dispatch's retry policy and needs at least one of "
+                "strategy=, delay=, max_delay=, jitter=; to retry a run from inside a task, "
+                "raise an exception"
+            )
+        check_retry_settings(options, ".retry()")
+        self._overrides().update(options)
+        return self._chained("retry")
 
     def _chained(self, method: str) -> Self:
         unsent = self._unsent
@@ -314,8 +391,18 @@ class BaseTask(Generic[T]):
         """Called once when the task failed for good (after its last attempt)."""
 
     def should_retry(self, exception: Exception) -> bool:
-        """Whether a failed run may be retried (attempts permitting). Default: yes."""
-        return True
+        """Whether a failed run may be retried (attempts permitting).
+
+        Default: what ``retry_on`` / ``dont_retry_on`` select (every exception when neither
+        is set). An override decides alone; ``super().should_retry(exception)`` applies the
+        filters too. A `PermanentError` is never retried, whatever this says.
+        """
+        selection = self._retry_selection()
+        return selection is None or selection.selects(exception)
+
+    def _retry_selection(self) -> RetryFilter | None:
+        """The task's ``retry_on`` / ``dont_retry_on``; None when it sets neither."""
+        return type(self)._retry_filter
 
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} id={self._task_id}>"

@@ -17,6 +17,7 @@ Guarantees, with any driver that keeps the contract:
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import importlib
 import inspect
@@ -59,7 +60,7 @@ from asynctasq.lifecycle.context import TaskContext, reset_current, set_current
 from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware, call_hooks, dispatch_middleware
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
-from asynctasq.worker import outcomes
+from asynctasq.worker import limits, outcomes
 from asynctasq.worker.failures import brief, failure_from, printable
 from asynctasq.worker.health import HealthFile
 from asynctasq.worker.job import Job
@@ -68,6 +69,7 @@ from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
 from asynctasq.worker.retry import retry_delay
 from asynctasq.worker.task_log import TaskLog
 from asynctasq.worker.timed import TimedTasks
+from asynctasq.workflows import runner as workflow_steps
 
 if TYPE_CHECKING:
     from asynctasq.schedules.scheduler import Scheduler
@@ -95,6 +97,8 @@ class WorkerStats:
     released: int = 0
     cancelled: int = 0
     expired: int = 0
+    deferred: int = 0
+    """Runs that found their concurrency or rate limit full and were put back to wait."""
 
 
 class _Backoff:
@@ -131,6 +135,9 @@ class Worker:
             ``django.setup()``), in the worker and in each process-pool child.
         events: Publish task and worker events (when the driver keeps an event log).
         heartbeat_interval: Seconds between the worker's heartbeats in the registry.
+        prefetch: Messages taken beyond the free slots and started as slots free up, so short
+            tasks never wait for a fetch (default ``worker.prefetch``, 0); their leases are
+            kept while they wait, and a stop gives them back without counting an attempt.
         schedules: Run the scheduler beside the worker: dispatch the ticks of the schedules
             its imports declare, once across all workers doing so (`asynctasq.schedule`).
     """
@@ -155,6 +162,7 @@ class Worker:
         events: bool | None = None,
         heartbeat_interval: float | None = None,
         schedules: bool | None = None,
+        prefetch: int | None = None,
     ) -> None:
         self.config = config or get_config()
         ws = self.config.worker
@@ -189,6 +197,11 @@ class Worker:
         }
         self.stats = WorkerStats()
         self._running: dict[asyncio.Task[None], Delivery] = {}
+        # Taken ahead of free slots (`prefetch`): started as slots free, leases kept meanwhile.
+        self._waiting: collections.deque[Delivery] = collections.deque()
+        self.prefetch = prefetch if prefetch is not None else ws.prefetch
+        if not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ValueError(f"prefetch must be a whole number >= 0, got {self.prefetch!r}")
         self._stopping = False
         self._aborting = False
         self._slot_free: asyncio.Event | None = None
@@ -259,6 +272,11 @@ class Worker:
     def aborted(self) -> bool:
         """Whether the worker was told to stop at once (second signal or `abort()`)."""
         return self._aborting
+
+    @property
+    def prefetched(self) -> int:
+        """Messages taken ahead of free slots (``prefetch``), waiting to start."""
+        return len(self._waiting)
 
     @property
     def running(self) -> int:
@@ -350,9 +368,14 @@ class Worker:
         rotation = 0
         idle_once = False
         queues = self.queues
+        # With prefetch, the next batch is fetched while the current one runs, but only once
+        # a quarter of the window is free: one finished task must not cost a fetch of one.
+        window = self.concurrency + self.prefetch
+        batch = max(1, window // 4) if self.prefetch else 1
         while not self._stopping:
-            free = self.concurrency - len(self._running)
-            if free <= 0:
+            free = window - len(self._running) - len(self._waiting)
+            idle_slots = not self._waiting and len(self._running) < self.concurrency
+            if free <= 0 or (free < batch and not idle_slots):
                 self._slot_free.clear()
                 await self._slot_free.wait()
                 continue
@@ -384,19 +407,34 @@ class Worker:
                     await self._release(deliveries)
                 break
             if not deliveries:
-                if self.burst and not self._running:
+                if self.burst and not self._running and not self._waiting:
                     if idle_once:
                         break
                     idle_once = True
                 continue
             idle_once = False
             for delivery in deliveries:
-                task = loop.create_task(self._process(delivery))
-                self._running[task] = delivery
-                task.add_done_callback(self._on_done)
+                if len(self._running) < self.concurrency:
+                    self._start(delivery, loop)
+                else:
+                    assert self._leases is not None
+                    self._leases.track(delivery, delivery.visibility_timeout)
+                    self._waiting.append(delivery)
+
+    def _start(self, delivery: Delivery, loop: asyncio.AbstractEventLoop) -> None:
+        task = loop.create_task(self._process(delivery))
+        self._running[task] = delivery
+        task.add_done_callback(self._on_done)
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
+        if self._waiting and not self._stopping:
+            assert self._leases is not None
+            loop = task.get_loop()
+            while self._waiting and len(self._running) < self.concurrency:
+                delivery = self._waiting.popleft()
+                self._leases.forget(delivery)  # _process keeps it again, for the task's own time
+                self._start(delivery, loop)
         if self._slot_free is not None:
             self._slot_free.set()
         if not task.cancelled() and task.exception() is not None:
@@ -409,6 +447,13 @@ class Worker:
 
     async def _shutdown(self, driver: Driver) -> None:
         self._stopping = True
+        if self._waiting:  # taken ahead, never started: back to the queue, no attempt counted
+            waiting = list(self._waiting)
+            self._waiting.clear()
+            if self._leases is not None:
+                for delivery in waiting:
+                    self._leases.forget(delivery)
+            await self._release(waiting)
         running = list(self._running)
         if running and not self._aborting:
             _, pending = await asyncio.wait(running, timeout=self.shutdown_timeout)
@@ -444,6 +489,11 @@ class Worker:
         if env.expires_at and env.expires_at <= time.time():
             await self._timed.expire(job, lifecycle)  # before its code is even loaded
             return
+        workflow_step = bool(env.headers) and workflow_steps.HEADER in env.headers
+        if workflow_step and not await workflow_steps.admit(self, job):
+            return  # a stale copy, or cancelled with its workflow
+        if env.limits is not None and not await limits.admit(self, job):
+            return  # waits for its limit on the broker, or could never run here
         # Lifecycle hooks are called only for a task they have work for (tracked, or events
         # on): the common case costs nothing.
         hooks = lifecycle if lifecycle is not None and (env.track or lifecycle.events_on) else None
@@ -517,6 +567,8 @@ class Worker:
                 if hooks is not None:
                     hooks.after_release(job)
                 raise
+            if workflow_step:
+                workflow_steps.note_failure(job, failure)
             call_hooks(self.middleware, "after_process", job, None, failure, reverse=True)
             await self._handle_failure(job, failure, hooks)
             return
@@ -529,6 +581,8 @@ class Worker:
             await outcomes.keep(
                 self.driver, job, lambda: outcomes.value_outcome(job, result), self._settle
             )
+        if workflow_step:  # what follows is queued before the ack: a crash loses nothing
+            await workflow_steps.advance(self, job, result)
         self._ack(delivery)
         if env.unique_key:
             self._timed.release_claim(env.unique_key, delivery.task_id)
