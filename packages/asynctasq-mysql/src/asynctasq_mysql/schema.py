@@ -8,22 +8,17 @@ Migrations are numbered; the migrations table records which ones ran, and a name
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from asynctasq_mysql.naming import TableNames, identifier
+from asynctasq.drivers.sql.migrations import Migration, SchemaEditor, migration_script
+from asynctasq.drivers.sql.migrations import apply_migrations as run_migrations
+from asynctasq.drivers.sql.migrations import pending_versions as pending
+from asynctasq_mysql.naming import MYSQL, TableNames, identifier
 
 _LOCK_TIMEOUT_SECONDS = 60
 _NO_SUCH_TABLE = 1146  # ER_NO_SUCH_TABLE
-
-
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One numbered schema step; its statements must be safe to re-run."""
-
-    version: int
-    description: str
-    statements: tuple[str, ...]
 
 
 def migrations(tables: TableNames) -> list[Migration]:
@@ -164,19 +159,14 @@ def _priority_columns(tables: TableNames) -> tuple[str, ...]:
         )
         out += [
             "SET @asynctasq_ddl = (SELECT IF(COUNT(*) = 0, "
-            + _sql_string(alter)
+            + MYSQL.literal(alter)
             + ", 'DO 0') FROM information_schema.columns WHERE table_schema = DATABASE() "
-            f"AND table_name = {_sql_string(raw)} AND column_name = 'priority')",
+            f"AND table_name = {MYSQL.literal(raw)} AND column_name = 'priority')",
             "PREPARE asynctasq_ddl FROM @asynctasq_ddl",
             "EXECUTE asynctasq_ddl",
             "DEALLOCATE PREPARE asynctasq_ddl",
         ]
     return tuple(out)
-
-
-def _sql_string(text: str) -> str:
-    """`text` as a SQL string literal (its quotes and backslashes doubled)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "''") + "'"
 
 
 def _claims_table(tables: TableNames) -> str:
@@ -205,17 +195,70 @@ def create_migrations_table(tables: TableNames) -> str:
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"""
 
 
+class MySQLSchemaEditor(SchemaEditor):
+    """MySQL's hooks for the migration runner: a server-wide named lock (``GET_LOCK``); DDL
+    commits implicitly, so each statement must be safe to run again after an interruption."""
+
+    def __init__(self, connection: Any, tables: TableNames, database: str = "") -> None:
+        self._connection = connection  # None: only the review script is rendered
+        self._tables = tables
+        self._database = database
+
+    async def applied_versions(self) -> set[int]:
+        async with self._connection.cursor() as cursor:
+            try:
+                await cursor.execute(f"SELECT `version` FROM {self._tables.migrations}")
+            except Exception as exc:
+                if exc.args and exc.args[0] == _NO_SUCH_TABLE:
+                    return set()
+                raise
+            return {int(row[0]) for row in await cursor.fetchall()}
+
+    @asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        lock = _lock_name(self._database, self._tables)
+        async with self._connection.cursor() as cursor:
+            await cursor.execute("SELECT GET_LOCK(%s, %s)", (lock, _LOCK_TIMEOUT_SECONDS))
+            (granted,) = await cursor.fetchone()
+            if granted != 1:
+                raise TimeoutError(f"could not take the schema migration lock {lock!r}")
+            # "Table already exists" notes would surface as Python warnings through aiomysql.
+            await cursor.execute("SET SESSION sql_notes = 0")
+            try:
+                await cursor.execute(create_migrations_table(self._tables))
+                yield
+            finally:
+                await cursor.execute("SET SESSION sql_notes = 1")
+                await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+                await cursor.fetchall()
+
+    async def execute(self, statement: str) -> None:
+        async with self._connection.cursor() as cursor:
+            await cursor.execute(statement)
+
+    async def record(self, migration: Migration) -> None:
+        async with self._connection.cursor() as cursor:
+            await cursor.execute(
+                f"INSERT INTO {self._tables.migrations} (`version`, `description`, `applied_at`) "
+                "VALUES (%s, %s, UTC_TIMESTAMP(6))",
+                (migration.version, migration.description),
+            )
+
+    def script_prologue(self) -> list[str]:
+        return [create_migrations_table(self._tables) + ";"]
+
+    def script_record(self, migration: Migration) -> str:
+        return (
+            f"INSERT IGNORE INTO {self._tables.migrations} (`version`, `description`, "
+            f"`applied_at`) VALUES ({migration.version}, {MYSQL.literal(migration.description)}, "
+            "UTC_TIMESTAMP(6))"
+        )
+
+
 def migration_sql(tables: TableNames) -> str:
     """Every statement `apply_migrations` may run, as one script (for ``--dry-run``)."""
-    parts = [f"-- asynctasq-mysql schema for {tables.queue}", create_migrations_table(tables) + ";"]
-    for migration in migrations(tables):
-        parts.append(f"-- migration {migration.version}: {migration.description}")
-        parts.extend(statement + ";" for statement in migration.statements)
-        parts.append(
-            f"INSERT IGNORE INTO {tables.migrations} (`version`, `description`, `applied_at`) "
-            f"VALUES ({migration.version}, '{migration.description}', UTC_TIMESTAMP(6));"
-        )
-    return "\n".join(parts) + "\n"
+    title = f"asynctasq-mysql schema for {tables.queue}"
+    return migration_script(MySQLSchemaEditor(None, tables), migrations(tables), title)
 
 
 def _lock_name(database: str, tables: TableNames) -> str:
@@ -229,16 +272,7 @@ async def pending_versions(connection: Any, tables: TableNames) -> list[int]:
 
     Reads only: a user without DDL privileges can run it against a migrated schema.
     """
-    wanted = [migration.version for migration in migrations(tables)]
-    async with connection.cursor() as cursor:
-        try:
-            await cursor.execute(f"SELECT `version` FROM {tables.migrations}")
-        except Exception as exc:
-            if exc.args and exc.args[0] == _NO_SUCH_TABLE:
-                return wanted
-            raise
-        done = {int(row[0]) for row in await cursor.fetchall()}
-    return [version for version in wanted if version not in done]
+    return await pending(MySQLSchemaEditor(connection, tables), migrations(tables))
 
 
 async def apply_migrations(connection: Any, database: str, tables: TableNames) -> list[int]:
@@ -258,36 +292,8 @@ async def apply_migrations(connection: Any, database: str, tables: TableNames) -
     Raises:
         TimeoutError: Another process held the migration lock for too long.
     """
-    if not await pending_versions(connection, tables):
-        return []
-    lock = _lock_name(database, tables)
-    async with connection.cursor() as cursor:
-        await cursor.execute("SELECT GET_LOCK(%s, %s)", (lock, _LOCK_TIMEOUT_SECONDS))
-        (granted,) = await cursor.fetchone()
-        if granted != 1:
-            raise TimeoutError(f"could not take the schema migration lock {lock!r}")
-        # "Table already exists" notes would surface as Python warnings through aiomysql.
-        await cursor.execute("SET SESSION sql_notes = 0")
-        try:
-            await cursor.execute(create_migrations_table(tables))
-            pending = set(await pending_versions(connection, tables))  # re-read under the lock
-            applied: list[int] = []
-            for migration in migrations(tables):
-                if migration.version not in pending:
-                    continue
-                for statement in migration.statements:
-                    await cursor.execute(statement)
-                await cursor.execute(
-                    f"INSERT INTO {tables.migrations} (`version`, `description`, `applied_at`) "
-                    "VALUES (%s, %s, UTC_TIMESTAMP(6))",
-                    (migration.version, migration.description),
-                )
-                applied.append(migration.version)
-            return applied
-        finally:
-            await cursor.execute("SET SESSION sql_notes = 1")
-            await cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
-            await cursor.fetchall()
+    editor = MySQLSchemaEditor(connection, tables, database)
+    return await run_migrations(editor, migrations(tables))
 
 
 __all__ = [

@@ -8,9 +8,13 @@ script from `migration_sql` can be reviewed and run by hand (``asynctasq migrate
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
+from asynctasq.drivers.sql.migrations import Migration as CoreMigration
+from asynctasq.drivers.sql.migrations import SchemaEditor, migration_script
+from asynctasq.drivers.sql.migrations import apply_migrations as run_migrations
 from asynctasq_postgres._types import Connection
 from asynctasq_postgres.naming import TableNames, quote_literal
 
@@ -188,35 +192,84 @@ CREATE TABLE IF NOT EXISTS {names.migrations} (
 );"""
 
 
+class PostgresSchemaEditor(SchemaEditor):
+    """PostgreSQL's hooks for the migration runner: a transaction holding an advisory lock
+    (DDL is transactional: a failed migration leaves nothing behind)."""
+
+    def __init__(self, connection: Connection | None, names: TableNames) -> None:
+        self._given = connection  # None: only the review script is rendered
+        self._names = names
+
+    @property
+    def _connection(self) -> Connection:
+        if self._given is None:
+            raise RuntimeError("this schema editor renders the script only")
+        return self._given
+
+    async def applied_versions(self) -> set[int]:
+        names = self._names
+        if not await self._connection.fetchval(
+            "SELECT to_regclass($1) IS NOT NULL", names.migrations
+        ):
+            return set()
+        rows = await self._connection.fetch(f"SELECT version FROM {names.migrations}")
+        return {int(row[0]) for row in rows}
+
+    @asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        async with self._connection.transaction():
+            # Concurrent workers starting together queue up here instead of racing on
+            # CREATE SCHEMA / CREATE TABLE (which can fail with unique violations otherwise).
+            await self._connection.execute(
+                "SELECT pg_advisory_xact_lock(hashtext($1))", self._names.lock_key
+            )
+            await self._connection.execute(_bootstrap_sql(self._names))
+            yield
+
+    async def execute(self, statement: str) -> None:
+        await self._connection.execute(statement)
+
+    async def record(self, migration: CoreMigration) -> None:
+        await self._connection.execute(
+            f"INSERT INTO {self._names.migrations} (version, description) VALUES ($1, $2)",
+            migration.version,
+            migration.description,
+        )
+
+    def script_prologue(self) -> list[str]:
+        lock = quote_literal(self._names.lock_key)
+        return [
+            "BEGIN;",
+            f"SELECT pg_advisory_xact_lock(hashtext({lock}));",
+            _bootstrap_sql(self._names).strip(),
+        ]
+
+    def script_record(self, migration: CoreMigration) -> str:
+        return (
+            f"INSERT INTO {self._names.migrations} (version, description) "
+            f"VALUES ({migration.version}, {quote_literal(migration.description)}) "
+            "ON CONFLICT (version) DO NOTHING"
+        )
+
+    def script_epilogue(self) -> list[str]:
+        return ["COMMIT;"]
+
+
+def _migrations(names: TableNames) -> list[CoreMigration]:
+    return [CoreMigration(m.version, m.description, (m.render(names),)) for m in MIGRATIONS]
+
+
 def migration_sql(names: TableNames) -> str:
-    """The whole schema as one reviewable script (what a ``--dry-run`` prints).
+    """The whole schema as one reviewable script, in one transaction (``--dry-run``).
 
     Running it by hand is equivalent to `apply_migrations`: every step is idempotent and
     records its version.
-
-    Args:
-        names: The validated table names.
-
-    Returns:
-        SQL text wrapped in one transaction.
     """
-    parts = [
-        "-- AsyncTasQ PostgreSQL schema "
-        f"(version {LATEST_VERSION}) for {names.schema}.{names.queue_table}",
-        "BEGIN;",
-        f"SELECT pg_advisory_xact_lock(hashtext({quote_literal(names.lock_key)}));",
-        _bootstrap_sql(names).strip(),
-    ]
-    for migration in MIGRATIONS:
-        parts.append(f"-- migration {migration.version}: {migration.description}")
-        parts.append(migration.render(names).strip())
-        parts.append(
-            f"INSERT INTO {names.migrations} (version, description) "
-            f"VALUES ({migration.version}, {quote_literal(migration.description)}) "
-            "ON CONFLICT (version) DO NOTHING;"
-        )
-    parts.append("COMMIT;")
-    return "\n".join(parts) + "\n"
+    title = (
+        f"AsyncTasQ PostgreSQL schema (version {LATEST_VERSION}) "
+        f"for {names.schema}.{names.queue_table}"
+    )
+    return migration_script(PostgresSchemaEditor(None, names), _migrations(names), title)
 
 
 async def apply_migrations(connection: Connection, names: TableNames) -> list[int]:
@@ -229,28 +282,7 @@ async def apply_migrations(connection: Connection, names: TableNames) -> list[in
     Returns:
         The versions applied by this call (empty when the schema was already current).
     """
-    if await schema_version(connection, names) >= LATEST_VERSION:
-        return []  # current: one read, no lock and no DDL (no CREATE privilege needed)
-    applied: list[int] = []
-    async with connection.transaction():
-        # Concurrent workers starting together queue up here instead of racing on
-        # CREATE SCHEMA / CREATE TABLE (which can fail with unique violations otherwise).
-        await connection.execute("SELECT pg_advisory_xact_lock(hashtext($1))", names.lock_key)
-        await connection.execute(_bootstrap_sql(names))
-        current = await connection.fetchval(
-            f"SELECT coalesce(max(version), 0) FROM {names.migrations}"
-        )
-        for migration in MIGRATIONS:
-            if migration.version <= current:
-                continue
-            await connection.execute(migration.render(names))
-            await connection.execute(
-                f"INSERT INTO {names.migrations} (version, description) VALUES ($1, $2)",
-                migration.version,
-                migration.description,
-            )
-            applied.append(migration.version)
-    return applied
+    return await run_migrations(PostgresSchemaEditor(connection, names), _migrations(names))
 
 
 async def schema_version(connection: Connection, names: TableNames) -> int:

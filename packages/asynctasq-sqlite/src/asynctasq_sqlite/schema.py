@@ -34,13 +34,20 @@ key with its holder and expiry (see `asynctasq_sqlite._claims`).
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
+from asynctasq.drivers.sql.migrations import (
+    Migration,
+    SchemaEditor,
+    apply_migrations,
+    migration_script,
+    pending_versions,
+    run_without_loop,
+)
 from asynctasq.errors import SchemaNotInitializedError
 from asynctasq_sqlite._transaction import immediate
 from asynctasq_sqlite.errors import SqliteDriverError
-
-SCHEMA_VERSION = 4
-"""Written to ``PRAGMA user_version``; bump it with a migration step in `ensure_schema`."""
 
 _CREATE_V1 = (
     """
@@ -159,7 +166,67 @@ _CREATE_V4 = (
     CREATE INDEX IF NOT EXISTS asynctasq_claims_expiry ON asynctasq_claims (expires_at)
     """,
 )
-_STEPS = ((1, _CREATE_V1), (2, _CREATE_V2), (3, _CREATE_V3), (4, _CREATE_V4))
+MIGRATIONS = (
+    Migration(1, "messages and dead letters", _CREATE_V1),
+    Migration(2, "kept task results", _CREATE_V2),
+    Migration(3, "task statuses, logs and workers", _CREATE_V3),
+    Migration(4, "named claims (schedule ticks, unique tasks)", _CREATE_V4),
+)
+"""Every migration, in order. Append only; never edit a released one."""
+
+SCHEMA_VERSION = MIGRATIONS[-1].version
+"""The version this driver brings a file to (``PRAGMA user_version``)."""
+
+
+class SqliteSchemaEditor(SchemaEditor):
+    """SQLite's hooks for the migration runner: the version is ``PRAGMA user_version`` and the
+    lock is one ``BEGIN IMMEDIATE`` transaction (DDL is transactional). The hooks are
+    synchronous: they run on the driver's own thread (see `run_without_loop`)."""
+
+    lock_when_current = True
+
+    def __init__(self, conn: sqlite3.Connection | None) -> None:
+        self._given = conn  # None: only the review script is rendered
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._given is None:
+            raise RuntimeError("this schema editor renders the script only")
+        return self._given
+
+    async def applied_versions(self) -> set[int]:
+        (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+        return set(range(1, int(version) + 1))
+
+    @asynccontextmanager
+    async def locked(self) -> AsyncIterator[None]:
+        with immediate(self._conn):
+            # Always write, even when current: a read-only file fails here, at connect time,
+            # rather than at the first task.
+            (version,) = self._conn.execute("PRAGMA user_version").fetchone()
+            self._conn.execute(f"PRAGMA user_version = {int(version):d}")
+            yield
+
+    async def execute(self, statement: str) -> None:
+        self._conn.execute(statement)
+
+    async def record(self, migration: Migration) -> None:
+        self._conn.execute(self.script_record(migration))
+
+    def newer_than_driver(self, version: int, latest: int) -> Exception:
+        return SqliteDriverError(
+            f"schema version {version} is newer than this asynctasq-sqlite supports "
+            f"({latest}); upgrade asynctasq-sqlite"
+        )
+
+    def script_prologue(self) -> list[str]:
+        return ["BEGIN IMMEDIATE;"]
+
+    def script_record(self, migration: Migration) -> str:
+        return f"PRAGMA user_version = {migration.version:d}"
+
+    def script_epilogue(self) -> list[str]:
+        return ["COMMIT;"]
 
 
 def ensure_schema(conn: sqlite3.Connection, *, migrate: bool = True) -> list[int]:
@@ -180,31 +247,23 @@ def ensure_schema(conn: sqlite3.Connection, *, migrate: bool = True) -> list[int
         SchemaNotInitializedError: `migrate` is False and the schema is missing or older.
         sqlite3.Error: The file is corrupt, locked beyond the busy timeout or read-only.
     """
-    applied: list[int] = []
-    with immediate(conn):
-        (version,) = conn.execute("PRAGMA user_version").fetchone()
-        if version > SCHEMA_VERSION:
-            raise SqliteDriverError(
-                f"schema version {version} is newer than this asynctasq-sqlite supports "
-                f"({SCHEMA_VERSION}); upgrade asynctasq-sqlite"
-            )
-        if not migrate and version < SCHEMA_VERSION:
+    editor = SqliteSchemaEditor(conn)
+    if not migrate:
+        pending = run_without_loop(pending_versions(editor, MIGRATIONS))
+        if pending:
             (path,) = conn.execute("SELECT file FROM pragma_database_list WHERE seq = 0").fetchone()
-            raise SchemaNotInitializedError(f"queue database {path!r}", f"schema version {version}")
-        for step, statements in _STEPS:
-            if version < step:
-                for statement in statements:
-                    conn.execute(statement)
-                applied.append(step)
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-    return applied
+            raise SchemaNotInitializedError(f"queue database {path!r}", f"missing {pending}")
+    return run_without_loop(apply_migrations(editor, MIGRATIONS))
 
 
 def migration_sql() -> str:
     """The SQL `ensure_schema` runs on an empty file, for review (``migrate --dry-run``)."""
-    statements = [" ".join(s.split()) for _, step in _STEPS for s in step]
-    statements.append(f"PRAGMA user_version = {SCHEMA_VERSION:d}")
-    return ";\n".join(statements) + ";\n"
+    statements = [
+        Migration(m.version, m.description, tuple(" ".join(s.split()) for s in m.statements))
+        for m in MIGRATIONS
+    ]
+    title = f"asynctasq-sqlite schema (version {SCHEMA_VERSION})"
+    return migration_script(SqliteSchemaEditor(None), statements, title)
 
 
-__all__ = ["SCHEMA_VERSION", "ensure_schema", "migration_sql"]
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION", "SqliteSchemaEditor", "ensure_schema", "migration_sql"]
