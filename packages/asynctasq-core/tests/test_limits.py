@@ -13,7 +13,7 @@ from typing import Any
 import orjson
 import pytest
 
-from asynctasq import Task, task
+from asynctasq import Task, dispatch_many, task
 from asynctasq.core import envelope
 from asynctasq.core.limit_keys import limit_store
 from asynctasq.core.limiter import RateGuesses, reserve_start
@@ -466,3 +466,17 @@ async def test_a_worker_without_claims_dead_letters_a_limited_message_unrun() ->
         await asyncio.wait_for(runner, 10)
     assert "LimitsNotSupportedError" in inner.dead_letters(Q)[0].failure.exception_type
     assert seen == {}
+
+
+async def test_dispatch_to_a_driver_without_claims_is_refused_and_queues_nothing() -> None:
+    inner = MemoryDriver(namespace="limits-plain")
+    plain = PlainDriver(inner)
+
+    @task(queue=Q, concurrency_limit=1, driver=plain)
+    async def on_plain(n: int) -> None: ...
+
+    with pytest.raises(LimitsNotSupportedError, match="use a driver"):
+        await on_plain(1).dispatch()
+    with pytest.raises(LimitsNotSupportedError, match="use a driver"):
+        await dispatch_many([on_plain(2)])
+    assert inner.queued() == []

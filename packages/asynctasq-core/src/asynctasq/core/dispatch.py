@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar, cast
 
 from asynctasq.config import get_config
-from asynctasq.core import envelope, unique
+from asynctasq.core import envelope, limit_keys, unique
 from asynctasq.core.function import FunctionTask
 from asynctasq.core.options import ResolvedOptions, resolve, resolve_cached
 from asynctasq.core.results import TaskId, cannot_keep, keeps_results
@@ -124,6 +124,8 @@ async def dispatch(
     driver = await get_driver(task._driver())
     if task._option("keep_result") and not keeps_results(driver):
         raise cannot_keep(driver, f"{_name(task)} has keep_result")  # before anything is queued
+    if limit_keys.is_limited(task):
+        limit_keys.limit_store(driver, _name(task))  # refused here, not dead-lettered later
     store: ClaimStore | None = None
     if claim is not None:
         store = unique.claim_store(driver, _name(task))
@@ -221,6 +223,8 @@ async def dispatch_many(
             driver = drivers[key] = await get_driver(spec)
         if task._option("keep_result") and not keeps_results(driver):
             raise cannot_keep(driver, f"{_name(task)} has keep_result")
+        if limit_keys.is_limited(task):
+            limit_keys.limit_store(driver, _name(task))
         if task._tracked:
             dispatching.check_trackable(driver, _name(task))
         if claim is not None:
