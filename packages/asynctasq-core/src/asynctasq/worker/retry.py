@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 from asynctasq.core.envelope import Envelope
@@ -17,7 +18,11 @@ def retry_delay(envelope: Envelope, runs_done: int) -> float:
     base = envelope.retry_delay
     if envelope.retry_strategy == "fixed":
         return base
-    delay: float = min(base * 2 ** max(runs_done - 1, 0), envelope.retry_max_delay)
+    try:
+        grown = math.ldexp(base, max(runs_done - 1, 0))
+    except OverflowError:  # a message may ask for 100 000 runs: 2**99_999 is past any cap
+        grown = math.inf
+    delay = min(grown, envelope.retry_max_delay)
     if envelope.retry_jitter and delay > 0:
         delay = delay / 2 + random.uniform(0, delay / 2)
     return delay
