@@ -1,7 +1,7 @@
 """Sub-commands from other packages: the ``asynctasq.cli`` entry-point group.
 
 Each entry point loads to a `typer.Typer` app (or a click command) mounted under the entry
-point's name: ``postgres = "asynctasq_postgres.cli:app"`` gives ``asynctasq postgres ...``.
+point's name: ``dashboard = "asynctasq_dashboard.cli:command"`` gives ``asynctasq dashboard``.
 Plugins are imported only when their command is used (or help lists them). A plugin that
 fails to load never breaks the CLI: its command reports the failure, `asynctasq doctor`
 lists it, and everything else works.

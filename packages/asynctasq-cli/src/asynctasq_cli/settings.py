@@ -311,28 +311,6 @@ def cli_setting(name: str, given: str | None, env_file: Path | None, default: st
     return read_dotenv(env_file).get(variable, default)
 
 
-def migration_settings(
-    driver: str,
-    given: dict[str, str | None],
-    set_: list[str] | None,
-    driver_option: list[str] | None,
-    env_file: Path | None,
-) -> dict[str, Any]:
-    """The settings of `driver` for a per-driver ``migrate`` command: its options (`given`,
-    None for an option not given) over the shared configuration, read like every command
-    reads it, with ``auto_migrate`` off (migrating is what the command does; connecting must
-    not also do it).
-
-    Raises:
-        ConfigError: an unknown or unusable setting (command line, environment, ``.env``).
-    """
-    overrides = {key: value for key, value in given.items() if value is not None}
-    loaded = load_config(
-        ConnectionOptions.from_cli(driver, set_, driver_option, env_file), {driver: overrides}
-    )
-    return {**loaded.config.driver_settings(driver), "auto_migrate": False}
-
-
 __all__ = [
     "ConnectionOptions",
     "DriverOption",
@@ -342,7 +320,6 @@ __all__ = [
     "SetOption",
     "cli_setting",
     "load_config",
-    "migration_settings",
     "parse_set",
     "takes_connection",
 ]
