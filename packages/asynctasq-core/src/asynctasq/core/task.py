@@ -1,10 +1,11 @@
 """Class-based tasks: `Task[T]`, `SyncTask[T]`, `AsyncProcessTask[T]`, `SyncProcessTask[T]`.
 
 A task's configuration lives in class attributes (``queue``, ``max_retries``, ``retry_delay``,
+``retry_strategy``, ``retry_max_delay``, ``retry_jitter``, ``retry_on``, ``dont_retry_on``,
 ``timeout``, ``visibility_timeout``, ``keep_result``, ``_driver_override``) and can be
 overridden per dispatch with the chain methods (``on_queue``, ``delay``, ``retry_after``,
-``max_attempts``, ``timeout``, ``visibility_timeout``). ``timeout`` and friends are both:
-the class value when read from the class, a chain method when called on an instance.
+``retry``, ``max_attempts``, ``timeout``, ``visibility_timeout``). ``timeout`` and friends are
+both: the class value when read from the class, a chain method when called on an instance.
 
 An instance configured with a chain method and then dropped without ``dispatch()`` warns
 (`RuntimeWarning`, like a coroutine that was never awaited): ``send_email(...).delay(5)`` on
