@@ -19,6 +19,13 @@ the lane fetches with `basic.get`, which the prefetch does not limit (not with a
 would be wrong on quorum queues: deliveries in flight when a consumer is cancelled go back to
 the queue counted as a delivery.)
 
+Priorities: the broker pushes the highest priority first, but only into free prefetch slots,
+so the buffer keeps that order itself (`asynctasq_rabbitmq.buffer`), and a delivery that was
+already buffered when a dequeue began, from a queue that orders by priority, is first
+compared with the queue's head, fetched with `basic.get`: a message that became ready since
+(a delayed one, a retry) and outranks it is handed out first. Neither costs anything when
+deliveries arrive while a dequeue waits for them, as they do for a worker with free slots.
+
 Deliveries are bound to the channel that received them. After a reconnect (aio-pika's robust
 connection reopens the channel) the lanes subscribe again and buffered deliveries of the dead
 channel are dropped: the broker has already put them back.
@@ -30,7 +37,6 @@ import asyncio
 import contextlib
 import logging
 import uuid
-from collections import deque
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -41,9 +47,10 @@ from aiormq.abc import AbstractChannel, DeliveredMessage
 from aiormq.exceptions import AMQPError
 from pamqp.commands import Basic
 
-from asynctasq.drivers.base import Delivery
+from asynctasq.drivers.base import MAX_PRIORITY, Delivery
 from asynctasq_rabbitmq.acks import AckBook
-from asynctasq_rabbitmq.messages import attempts_of, task_id_of
+from asynctasq_rabbitmq.buffer import Buffered, DeliveryBuffer
+from asynctasq_rabbitmq.messages import attempts_of, priority_of, task_id_of
 from asynctasq_rabbitmq.topology import Topology
 
 log = logging.getLogger("asynctasq.rabbitmq")
@@ -66,6 +73,7 @@ class Receipt:
         delivery_tag: The broker's tag, valid on `channel` only.
         lane: The lane (work queue consumer) it came through.
         generation: The lane's subscription it came through (prefetch accounting).
+        priority: The message's priority, for the copies the driver republishes.
         settled: Set once ack/retry/release/dead-letter used the receipt.
     """
 
@@ -73,6 +81,7 @@ class Receipt:
     delivery_tag: int
     lane: Lane
     generation: int
+    priority: int = 0
     settled: bool = False
 
     @property
@@ -102,7 +111,7 @@ class Lane:
     def __init__(self, queue: str, broker_queue: str) -> None:
         self.queue = queue
         self.broker_queue = broker_queue
-        self.buffer: deque[tuple[DeliveredMessage, int]] = deque()
+        self.buffer = DeliveryBuffer()
         self.channel: AbstractChannel | None = None
         self.consumer_tag: str | None = None
         self.generation = 0
@@ -177,14 +186,16 @@ class Consumer:
         """
         if self._stopped:
             return []
+        loop = asyncio.get_running_loop()
+        started = loop.time()  # what arrives from now on (subscribing included) is fresh
         if self._fixed_prefetch is None and not self._lanes:
             self._prefetch = limit  # the first call of a worker: its concurrency
         lanes = [await self._lane(queue) for queue in dict.fromkeys(queues)]
-        loop = asyncio.get_running_loop()
         deadline = loop.time() + max(wait, 0.0)
         await self._warm_up(lanes)
         fetch_at: float | None = None
         while True:
+            await self._outranked(lanes, limit, started)
             taken = self._pop(lanes, limit)
             if taken or self._stopped:
                 return taken
@@ -225,15 +236,53 @@ class Consumer:
                 self._hand_out(taken, self._delivery(lane, message, GOT), message)
         return taken
 
+    async def _outranked(self, lanes: Sequence[Lane], limit: int, started: float) -> None:
+        """Fetch the head of each queue `_pop` is about to take from whose first buffered
+        delivery arrived before `started` (the dequeue began) and could be outranked: it
+        joins the buffer in its place (before the buffered ones when of a higher priority).
+
+        Only lanes `_pop` takes at least one delivery from are looked at, and only while
+        their buffer holds no fetched delivery: a buffer holds at most one beyond the
+        prefetch, and a lane whose buffered deliveries wait (a worker busy with other queues)
+        pays one `basic.get` per buffer-full it hands out, not one per call.
+        """
+        wanted = limit
+        for lane in lanes:
+            if wanted <= 0:
+                return
+            head = lane.buffer.head()
+            if head is None:
+                continue
+            channel = lane.channel
+            if (
+                head.arrived < started
+                and not lane.buffer.fetched
+                and head.priority < MAX_PRIORITY
+                and (self._topology.max_priority(lane.queue) or 0) > head.priority
+                and channel is not None
+                and not channel.is_closed
+            ):
+                try:
+                    message = await channel.basic_get(lane.broker_queue, no_ack=False)
+                except (AMQPError, ConnectionError) as exc:  # the order check is best effort
+                    log.debug("asynctasq: fetching a queue's head failed: %r", exc)
+                else:
+                    if isinstance(message.delivery, Basic.GetOk):
+                        tag = int(getattr(message.delivery, "delivery_tag", 0) or 0)
+                        self._book(channel).add(tag)
+                        lane.buffer.add(Buffered(message, GOT, priority_of(message), started))
+            wanted -= len(lane.buffer)
+
     def _pop(self, lanes: Sequence[Lane], limit: int) -> list[Delivery]:
         taken: list[Delivery] = []
         for lane in lanes:
             while lane.buffer and len(taken) < limit:
-                message, generation = lane.buffer.popleft()
+                item = lane.buffer.popleft()
+                message = item.message
                 if message.channel.is_closed:
                     continue  # the lease ended with its channel; the broker has it back
                 lane.outstanding += 1
-                self._hand_out(taken, self._delivery(lane, message, generation), message)
+                self._hand_out(taken, self._delivery(lane, message, item.generation), message)
             if len(taken) >= limit:
                 break
         return taken
@@ -262,7 +311,13 @@ class Consumer:
             queue=lane.queue,
             payload=message.body,
             attempts=attempts_of(message),
-            receipt=Receipt(message.channel, int(delivery.delivery_tag or 0), lane, generation),
+            receipt=Receipt(
+                message.channel,
+                int(delivery.delivery_tag or 0),
+                lane,
+                generation,
+                priority_of(message),
+            ),
             visibility_timeout=self._lease_seconds,
         )
 
@@ -368,7 +423,8 @@ class Consumer:
             raise
 
     async def _deliver(self, lane: Lane, generation: int, message: DeliveredMessage) -> None:
-        lane.buffer.append((message, generation))
+        now = asyncio.get_running_loop().time()
+        lane.buffer.add(Buffered(message, generation, priority_of(message), now))
         self._book(message.channel).add(int(getattr(message.delivery, "delivery_tag", 0) or 0))
         if generation == lane.generation:
             lane.unsettled += 1
@@ -380,6 +436,7 @@ class Consumer:
         for lane in self._lanes.values():
             if lane.consumer_tag == tag:
                 lane.consumer_tag = None  # the queue was deleted: declare it again when asked
+                self._topology.forget(lane.queue)  # re-created perhaps with other arguments
 
     async def _on_reopen(self, _sender: Any = None) -> None:
         """The robust channel came back (reconnect or channel error): subscribe again."""

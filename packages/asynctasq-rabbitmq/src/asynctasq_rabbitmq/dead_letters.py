@@ -38,9 +38,10 @@ def _clip_tail(text: str, limit: int) -> str:
 
 
 def dead_letter_properties(
-    delivery: Delivery, failure: Failure, failed_at: datetime
+    delivery: Delivery, failure: Failure, failed_at: datetime, priority: int = 0
 ) -> Basic.Properties:
-    """Properties of the dead letter of `delivery` (counts this delivery as an attempt)."""
+    """Properties of the dead letter of `delivery` (counts this delivery as an attempt); its
+    `priority` travels as the AMQP property, for a retry of the dead letter to keep it."""
     headers: FieldTable = {
         m.QUEUE: delivery.queue,
         m.EXCEPTION_TYPE: failure.exception_type,
@@ -54,6 +55,7 @@ def dead_letter_properties(
         message_id=delivery.task_id,
         headers=headers,
         timestamp=failed_at,
+        priority=priority or None,
     )
 
 
@@ -86,7 +88,8 @@ class DeadLetters:
         topology: Names.
         connection: Returns the current underlying AMQP connection.
         queue_names: Every known work queue (for calls without a queue filter).
-        requeue: Publishes (confirmed) a payload to a work queue, ready now, fresh attempts.
+        requeue: Publishes (confirmed) a payload to a work queue, ready now, fresh attempts,
+            with a priority.
     """
 
     def __init__(
@@ -94,7 +97,7 @@ class DeadLetters:
         topology: Topology,
         connection: Callable[[], Awaitable[AbstractConnection]],
         queue_names: Callable[[], Awaitable[list[str]]],
-        requeue: Callable[[str, str, bytes], Awaitable[None]],
+        requeue: Callable[[str, str, bytes, int], Awaitable[None]],
     ) -> None:
         self._topology = topology
         self._connection = connection
@@ -133,7 +136,7 @@ class DeadLetters:
                     if wanted is not None and task_id not in wanted:
                         continue
                     dead = parse_dead_letter(message, name)
-                    await self._requeue(dead.queue, task_id, message.body)
+                    await self._requeue(dead.queue, task_id, message.body, m.priority_of(message))
                     await held.ack(message)
                     moved += 1
         return moved

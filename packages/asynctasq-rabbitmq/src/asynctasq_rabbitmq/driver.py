@@ -16,6 +16,11 @@ What the broker does, and what the driver adds:
   redelivered copy) before anyone runs it: counts are exact there too, the message moves to
   the back of its queue.
 * Delays: binary TTL queues (`asynctasq_rabbitmq.delays`), no plugin, no mover process.
+* Priorities: classic work queues are declared with ``x-max-priority`` 9 and a message of
+  priority 1-9 carries the AMQP `priority` property; the broker hands out the highest first.
+  Republished copies (retry, release, recount, dead letter) keep it. A work queue that cannot
+  order by priority (quorum, or classic from before priorities) gets only priority 0: a
+  higher one is refused at dispatch (see `Topology.refuse_unordered`).
 * Retry and dead-letter publish (confirmed) first and ack second: a crash in between gives
   a duplicate, never a loss.
 * A lost connection is re-established by aio-pika's robust connection; the consumer
@@ -223,23 +228,40 @@ class RabbitMQDriver:
             raise ConnectionError("RabbitMQDriver is closed")
         return self._publisher
 
-    async def _requeue_fresh(self, queue: str, task_id: str, payload: bytes) -> None:
-        publisher = await self._publisher_ready()
-        await publisher.publish_task(queue, task_id, payload, attempts=0, delay=0.0)
-
-    async def enqueue(self, message: OutgoingMessage) -> None:
-        """Publish one message (persistent, confirmed), ready after `message.delay`."""
-        _refuse_priorities((message,))
+    async def _requeue_fresh(self, queue: str, task_id: str, payload: bytes, priority: int) -> None:
         publisher = await self._publisher_ready()
         await publisher.publish_task(
-            message.queue, message.task_id, message.payload, attempts=0, delay=message.delay
+            queue, task_id, payload, attempts=0, delay=0.0, priority=priority
+        )
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        """Publish one message (persistent, confirmed), ready after `message.delay`.
+
+        Raises:
+            ValueError: The priority is not 0 and the work queue cannot order by it (a
+                quorum queue, or a classic one declared before priorities); nothing queued.
+        """
+        publisher = await self._publisher_ready()
+        if message.priority:
+            await publisher.refuse_unordered((message,))
+        await publisher.publish_task(
+            message.queue,
+            message.task_id,
+            message.payload,
+            attempts=0,
+            delay=message.delay,
+            priority=message.priority,
         )
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Publish all messages back to back, then await their confirms together."""
+        """Publish all messages back to back, then await their confirms together.
+
+        Raises:
+            ValueError: As for `enqueue`, before any message of the batch is published.
+        """
         if messages:
-            _refuse_priorities(messages)
             publisher = await self._publisher_ready()
+            await publisher.refuse_unordered(messages)
             await publisher.publish_many(messages)
 
     # -- consuming -----------------------------------------------------------------------
@@ -317,6 +339,7 @@ class RabbitMQDriver:
                     delivery.payload,
                     attempts=delivery.attempts,
                     delay=0.0,
+                    priority=receipt.priority,
                 ),
             )
         except Exception as exc:
@@ -344,6 +367,7 @@ class RabbitMQDriver:
                 delivery.payload,
                 attempts=delivery.attempts,
                 delay=0.0,
+                priority=receipt.priority,
             ),
         )
 
@@ -361,6 +385,7 @@ class RabbitMQDriver:
                 delivery.payload,
                 attempts=delivery.attempts + 1,
                 delay=delay,
+                priority=receipt.priority,
             ),
         )
 
@@ -370,7 +395,7 @@ class RabbitMQDriver:
         if receipt is None:
             return
         publisher = await self._publisher_ready()
-        properties = dead_letter_properties(delivery, failure, datetime.now(UTC))
+        properties = dead_letter_properties(delivery, failure, datetime.now(UTC), receipt.priority)
         target = publisher.dead_letter_target(delivery.queue)
         await self._republish_then_ack(
             receipt, lambda: publisher.publish(target, delivery.payload, properties)
@@ -472,16 +497,3 @@ async def _library_tasks_done(before: set[asyncio.Task[Any]]) -> None:
     ]
     if started:
         await asyncio.wait(started, timeout=5)
-
-
-def _refuse_priorities(messages: Sequence[OutgoingMessage]) -> None:
-    """Priorities are not implemented by this driver yet: refuse them before anything is
-    stored rather than queue the message out of order."""
-    for message in messages:
-        if message.priority:
-            raise ValueError(
-                f"the RabbitMQ driver does not order by priority yet: task {message.task_id} "
-                f"has priority {message.priority!r}, and nothing was queued. Use a queue per "
-                f"priority (e.g. .on_queue({message.queue + '-urgent'!r}) with workers of its "
-                "own), or a driver that orders by priority (redis, postgres, mysql)"
-            )

@@ -8,6 +8,8 @@ from aiormq.abc import DeliveredMessage
 from pamqp.commands import Basic
 from pamqp.common import FieldTable
 
+from asynctasq.drivers.base import MAX_PRIORITY, MIN_PRIORITY
+
 PERSISTENT = 2
 """`delivery_mode` of a message the broker writes to disk."""
 
@@ -34,10 +36,26 @@ def int_header(value: object) -> int:
     return 0
 
 
-def task_properties(task_id: str, attempts: int = 0) -> Basic.Properties:
-    """Properties of a task message: persistent, id = task id, attempt header when counted."""
+def task_properties(task_id: str, attempts: int = 0, priority: int = 0) -> Basic.Properties:
+    """Properties of a task message: persistent, id = task id, attempt header when counted,
+    AMQP `priority` when not 0 (a classic queue with ``x-max-priority`` orders by it)."""
     headers: FieldTable | None = {ATTEMPTS: attempts} if attempts else None
-    return Basic.Properties(delivery_mode=PERSISTENT, message_id=task_id, headers=headers)
+    return Basic.Properties(
+        delivery_mode=PERSISTENT,
+        message_id=task_id,
+        headers=headers,
+        priority=priority or None,
+    )
+
+
+def priority_of(message: DeliveredMessage) -> int:
+    """The message's priority, kept when the driver republishes it (retry, release, dead
+    letter): the AMQP `priority` property, 0 when absent, capped to ``MIN_PRIORITY``..
+    ``MAX_PRIORITY`` (anyone may publish 0-255)."""
+    priority = message.header.properties.priority
+    if type(priority) is not int:
+        return MIN_PRIORITY
+    return min(max(priority, MIN_PRIORITY), MAX_PRIORITY)
 
 
 def headers_of(message: DeliveredMessage) -> dict[str, Any]:
@@ -78,6 +96,7 @@ __all__ = [
     "attempts_of",
     "headers_of",
     "int_header",
+    "priority_of",
     "task_id_of",
     "task_properties",
 ]

@@ -24,7 +24,7 @@ from aiormq.exceptions import (
 )
 from pamqp.commands import Basic
 
-from asynctasq.drivers.base import OutgoingMessage
+from asynctasq.drivers.base import MAX_PRIORITY, OutgoingMessage
 from asynctasq_rabbitmq import delays
 from asynctasq_rabbitmq.messages import task_properties
 from asynctasq_rabbitmq.topology import Topology
@@ -122,10 +122,54 @@ class Publisher:
                 await asyncio.sleep(self._pause)
 
     async def publish_task(
-        self, queue: str, task_id: str, payload: bytes, *, attempts: int, delay: float
+        self,
+        queue: str,
+        task_id: str,
+        payload: bytes,
+        *,
+        attempts: int,
+        delay: float,
+        priority: int = 0,
     ) -> None:
         """Publish a task message with `attempts` already counted, ready after `delay`."""
-        await self.publish(self.target(queue, delay), payload, task_properties(task_id, attempts))
+        await self.publish(
+            self.target(queue, delay), payload, task_properties(task_id, attempts, priority)
+        )
+
+    async def refuse_unordered(self, messages: Sequence[OutgoingMessage]) -> None:
+        """Before anything is published: raise if a message's priority is out of range, or
+        if its work queue cannot order it (declaring the queues of such messages first, to
+        learn what they are on the broker; cached after a queue's first time).
+
+        Raises:
+            ValueError: See `Topology.refuse_unordered`.
+        """
+        highest: dict[str, OutgoingMessage] = {}
+        for message in messages:
+            priority = message.priority
+            if not priority:
+                continue
+            if type(priority) is not int or not 0 < priority <= MAX_PRIORITY:
+                raise ValueError(
+                    f"priority must be a whole number from 0 to {MAX_PRIORITY}, got "
+                    f"{priority!r} (task {message.task_id}); nothing was queued"
+                )
+            known = highest.get(message.queue)
+            if known is None or priority > known.priority:
+                highest[message.queue] = message
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._timeout
+        for queue, message in highest.items():
+            while self._topology.max_priority(queue) is None:
+                try:
+                    async with asyncio.timeout(max(deadline - loop.time(), 0.0)):
+                        channel = await self._channel.get_underlay_channel()
+                        await self._topology.declare_work_queue(channel, queue)
+                except CONNECTION_ERRORS:
+                    if loop.time() >= deadline:
+                        raise
+                    await asyncio.sleep(self._pause)
+            self._topology.refuse_unordered(queue, message.priority, message.task_id)
 
     async def publish_many(self, messages: Sequence[OutgoingMessage]) -> None:
         """Publish all `messages` back to back, then await their confirms together.
@@ -147,7 +191,9 @@ class Publisher:
                             messages[index].payload,
                             exchange=targets[index].exchange,
                             routing_key=targets[index].routing_key,
-                            properties=task_properties(messages[index].task_id),
+                            properties=task_properties(
+                                messages[index].task_id, 0, messages[index].priority
+                            ),
                             mandatory=True,
                         )
                         for index in range(start, stop)
@@ -164,7 +210,11 @@ class Publisher:
             )
         for index in failed:
             message = messages[index]
-            await self.publish(targets[index], message.payload, task_properties(message.task_id))
+            await self.publish(
+                targets[index],
+                message.payload,
+                task_properties(message.task_id, 0, message.priority),
+            )
 
 
 __all__ = ["BATCH", "CONNECTION_ERRORS", "Publisher", "Target"]

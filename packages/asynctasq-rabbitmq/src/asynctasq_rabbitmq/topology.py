@@ -3,9 +3,12 @@
 For a work queue ``q`` with prefix ``p`` and exchange ``x``:
 
 * ``p + q``: the work queue, durable, classic by default (see `RabbitMQDriver`), bound to the
-  direct exchange ``x`` with its own name as routing key. A work queue that already exists
-  with the other type (declared by an older version or another setting) is used as it is:
-  the type of a queue cannot change, and refusing it would stop every worker.
+  direct exchange ``x`` with its own name as routing key. A classic work queue is declared
+  with ``x-max-priority`` `MAX_PRIORITY` (priorities 0-9, higher first); a quorum queue
+  without (it refuses the argument, see `priority_levels`). A work queue that already exists
+  with the other type, or without ``x-max-priority`` (declared by an older version or another
+  setting), is used as it is: the arguments of a queue cannot change, and refusing it would
+  stop every worker.
 * ``p + q + ".dead"``: its dead letters, a durable classic queue (list/retry/purge scan it and
   requeue what they leave, which keeps the order in a classic queue).
 * ``p + q + ".delay.N"``: delay level ``N`` (see `asynctasq_rabbitmq.delays`), declared on
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -28,10 +32,27 @@ from aiormq.abc import AbstractChannel
 from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Queue
 
+from asynctasq.drivers.base import MAX_PRIORITY
 from asynctasq_rabbitmq import delays
 
 QUORUM = "quorum"
 CLASSIC = "classic"
+
+MAX_PRIORITY_ARG = "x-max-priority"
+_CURRENT_LEVELS = re.compile(r"'x-max-priority'.*current is (?:the value )?'(\d{1,3})'")
+"""The ``x-max-priority`` a queue has, in the broker's refusal of another value."""
+
+
+def priority_levels(queue_type: str) -> int:
+    """The ``x-max-priority`` a new work queue of `queue_type` is declared with (0: none).
+
+    Classic queues order by the message `priority` property up to ``x-max-priority``.
+    Quorum queues refuse the argument; RabbitMQ 4.0 and later give them two levels of their
+    own (0-4 and 5 and up, served 2:1 rather than strictly), earlier versions none: neither
+    is the strict order of the driver contract, so the driver counts them as FIFO.
+    """
+    return MAX_PRIORITY if queue_type == CLASSIC else 0
+
 
 log = logging.getLogger("asynctasq.rabbitmq")
 
@@ -66,6 +87,7 @@ class Topology:
         self.queue_type = queue_type
         self._private_channel = private_channel
         self._types: dict[str, str] = {}
+        self._levels: dict[str, int] = {}
         self._consumer_timeout_ms = consumer_timeout_ms
         self._on_new_queue = on_new_queue
         self._lock = asyncio.Lock()
@@ -101,9 +123,22 @@ class Topology:
         """Whether the work queue `queue` is a quorum queue (as found on the broker)."""
         return self._types.get(queue, self.queue_type) == QUORUM
 
-    def work_arguments(self, queue_type: str | None = None) -> dict[str, Any]:
-        """Arguments of a work queue declaration (of `queue_type`, default the setting)."""
-        arguments: dict[str, Any] = {"x-queue-type": queue_type or self.queue_type}
+    def max_priority(self, queue: str) -> int | None:
+        """The highest priority the work queue `queue` orders by (0: FIFO only), as found on
+        the broker; None until this process declared it."""
+        return self._levels.get(queue)
+
+    def work_arguments(
+        self, queue_type: str | None = None, levels: int | None = None
+    ) -> dict[str, Any]:
+        """Arguments of a work queue declaration (of `queue_type`, default the setting, and
+        ``x-max-priority`` `levels`, default `priority_levels` of the type; 0 leaves it out)."""
+        queue_type = queue_type or self.queue_type
+        arguments: dict[str, Any] = {"x-queue-type": queue_type}
+        if levels is None:
+            levels = priority_levels(queue_type)
+        if levels:
+            arguments[MAX_PRIORITY_ARG] = levels
         if self._consumer_timeout_ms is not None:
             arguments["x-consumer-timeout"] = self._consumer_timeout_ms
         return arguments
@@ -126,6 +161,9 @@ class Topology:
         """Drop what is cached about `queue` so the next use declares it again."""
         self._work.discard(queue)
         self._dead.discard(queue)
+        # Deleted behind our back (perhaps to re-create it with priorities): look again.
+        self._types.pop(queue, None)
+        self._levels.pop(queue, None)
         self._delay_levels.pop(queue, None)
         self._delay_exchanges.clear()
         self._exchange_declared = False
@@ -144,9 +182,11 @@ class Topology:
             await self._declare_exchange(channel)
             name = self.work_queue(queue)
             if queue not in self._types:
-                self._types[queue] = await self._existing_type(name)
+                self._types[queue], self._levels[queue] = await self._existing_shape(name)
             declared = await channel.queue_declare(
-                name, durable=True, arguments=self.work_arguments(self._types[queue])
+                name,
+                durable=True,
+                arguments=self.work_arguments(self._types[queue], self._levels[queue]),
             )
             await channel.queue_bind(name, self.exchange, routing_key=name)
             first = queue not in self._work
@@ -155,32 +195,98 @@ class Topology:
             await self._on_new_queue(queue)
         return declared
 
-    async def _existing_type(self, name: str) -> str:
-        """The type to declare `name` with: the setting, or the type it already has."""
+    async def _existing_shape(self, name: str) -> tuple[str, int]:
+        """The type and ``x-max-priority`` to declare `name` with: the setting's, or those it
+        already has (an existing queue's arguments cannot change).
+
+        Each guess is a declaration on a throwaway channel, since the broker closes the channel
+        of a refused one: the setting first, then the same type without priorities (a queue
+        declared before them), then the other type; when the broker names another
+        ``x-max-priority`` the queue has, that one.
+        """
+        levels = priority_levels(self.queue_type)
         if self._private_channel is None:
-            return self.queue_type
+            return self.queue_type, levels
         other = CLASSIC if self.queue_type == QUORUM else QUORUM
-        for queue_type in (self.queue_type, other):
+        guesses = [(t, n) for t in (self.queue_type, other) for n in {priority_levels(t), 0}]
+        guesses.sort(key=lambda guess: (guess[0] != self.queue_type, guess[1] == 0))
+        tried: set[tuple[str, int]] = set()
+        while guesses:
+            shape = guesses.pop(0)
+            tried.add(shape)
             channel = await self._private_channel()
             try:
                 await channel.queue_declare(
-                    name, durable=True, arguments=self.work_arguments(queue_type)
+                    name, durable=True, arguments=self.work_arguments(*shape)
                 )
             except ChannelPreconditionFailed as exc:
-                if "x-queue-type" not in str(exc):
+                text = str(exc)
+                if "x-queue-type" not in text and MAX_PRIORITY_ARG not in text:
                     raise
+                found = _CURRENT_LEVELS.search(text)
+                if found and (CLASSIC, int(found[1])) not in tried:
+                    guesses.insert(0, (CLASSIC, int(found[1])))
                 continue  # the broker closed that channel
             await channel.close()
-            if queue_type != self.queue_type:
-                log.warning(
-                    "asynctasq: work queue %r exists as a %s queue; using it as it is "
-                    "(queue_type %r applies to new queues)",
-                    name,
-                    queue_type,
-                    self.queue_type,
-                )
-            return queue_type
-        return self.queue_type  # let the declaration report what is wrong
+            self._warn_about(name, *shape)
+            return shape
+        return self.queue_type, levels  # let the declaration report what is wrong
+
+    def _warn_about(self, name: str, queue_type: str, levels: int) -> None:
+        """Say once (per process and queue) how an adopted queue differs from the setting."""
+        if queue_type != self.queue_type:
+            log.warning(
+                "asynctasq: work queue %r exists as a %s queue; using it as it is "
+                "(queue_type %r applies to new queues)",
+                name,
+                queue_type,
+                self.queue_type,
+            )
+        if queue_type == CLASSIC and levels < MAX_PRIORITY:
+            log.warning(
+                "asynctasq: work queue %r exists %s: it is used as it is, and dispatching a "
+                "task of priority above %d to it is refused. To order it by priority 0-%d, "
+                "let the workers drain it (no ready, delayed or retrying tasks left) and "
+                "delete it: the next use declares it with x-max-priority %d. Or dispatch "
+                "to a new queue name",
+                name,
+                f"with x-max-priority {levels}" if levels else "without x-max-priority (FIFO)",
+                levels,
+                MAX_PRIORITY,
+                MAX_PRIORITY,
+            )
+
+    def refuse_unordered(self, queue: str, priority: int, task_id: str) -> None:
+        """Raise when the work queue `queue` (declared by this process) cannot order a
+        message of `priority` (see the driver contract: refuse, never queue out of order).
+
+        Raises:
+            ValueError: The queue is a quorum queue, or a classic queue declared without
+                ``x-max-priority`` or with a lower one.
+        """
+        levels = self._levels.get(queue, priority_levels(self.queue_type))
+        if priority <= levels:
+            return
+        name = self.work_queue(queue)
+        if self._types.get(queue, self.queue_type) == QUORUM:
+            why = (
+                f"work queue {name!r} is a quorum queue, and quorum queues do not order by "
+                "priorities 0-9 (none before RabbitMQ 4.0, two non-strict levels since). "
+                "Use a classic queue for it (queue_type='classic' and a new queue name)"
+            )
+        else:
+            declared = f"with x-max-priority {levels}" if levels else "without x-max-priority"
+            why = (
+                f"work queue {name!r} exists {declared} (declared before this driver ordered "
+                "by priority) and the arguments of an existing queue cannot change. Drain "
+                "and delete it (the next use declares it with x-max-priority "
+                f"{MAX_PRIORITY}), or use a new queue name"
+            )
+        raise ValueError(
+            f"task {task_id} has priority {priority} but {why}. Nothing was queued. A queue "
+            f"per priority also works (e.g. .on_queue({queue + '-urgent'!r}) with workers "
+            "of its own)"
+        )
 
     async def ensure_work_queue(self, channel: AbstractChannel, queue: str) -> None:
         """Declare the work queue `queue` unless this process already did."""
@@ -231,4 +337,4 @@ class Topology:
                 self._delay_levels[queue] = n
 
 
-__all__ = ["CLASSIC", "QUORUM", "Topology"]
+__all__ = ["CLASSIC", "MAX_PRIORITY_ARG", "QUORUM", "Topology", "priority_levels"]
