@@ -27,8 +27,8 @@ from asynctasq.config import ENV_PREFIX, EventSettings, TaskDefaults, WorkerSett
 
 EXTRA_DESCRIPTIONS: dict[str, dict[str, str]] = {
     "task_defaults": {
-        "retry_strategy": "How the wait between runs grows when a task sets no retry delay of "
-        "its own: `fixed` (always `retry_delay`) or `exponential` (doubling from "
+        "retry_strategy": "How the wait between runs grows when a task sets no retry strategy "
+        "or delay of its own: `fixed` (always `retry_delay`) or `exponential` (doubling from "
         "`retry_delay`).",
         "retry_max_delay": "Longest wait between runs under the exponential strategy.",
         "retry_jitter": "Randomise exponential waits (a value in the upper half) so that tasks "

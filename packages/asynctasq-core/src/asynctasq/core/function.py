@@ -122,8 +122,6 @@ class TaskFunction(Generic[P, R]):
         )
         """Names of the parameters that can be passed by position, in order (they name
         positional arguments in serialization errors)."""
-        # The former name, still read by workflows.steps.
-        self._signature = self.signature
         # Call shapes that bound: (number of positional arguments, keyword names...).
         self._fitting_shapes: set[tuple[Any, ...]] = set()
         functools.update_wrapper(self, fn)

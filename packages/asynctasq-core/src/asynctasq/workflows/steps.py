@@ -40,7 +40,7 @@ class Step(FunctionTask[R]):
         if not isinstance(function, TaskFunction):
             raise TypeError(f"a workflow step needs a @task function, got {function!r}")
         try:
-            function._signature.bind(_PREVIOUS, *args, **kwargs)
+            function.signature.bind(_PREVIOUS, *args, **kwargs)
         except TypeError as exc:
             raise TypeError(
                 f"{function.name}.step(): {exc} (the step's first positional parameter "
