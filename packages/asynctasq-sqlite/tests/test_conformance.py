@@ -14,7 +14,8 @@ from asynctasq_sqlite import SqliteDriver
 
 
 class TestSqliteConformance(DriverConformance):
-    priorities = False  # not implemented yet: the driver refuses a priority
+    priorities = True  # ordered by the dequeue since schema version 5: the ordering tests run
+
     @pytest.fixture
     async def driver(self, tmp_path: Path) -> AsyncIterator[Driver]:
         driver = SqliteDriver(path=str(tmp_path / "conformance.db"))

@@ -51,6 +51,15 @@ async def test_dequeue_queries_use_the_index_without_sorting(
     select_plan = plan(conn, sql.SELECT_READY, ("q", 0.0, 10))
     assert "USING INDEX asynctasq_messages_dequeue (queue=? AND available_at<?)" in select_plan
     assert "TEMP B-TREE" not in select_plan  # ORDER BY comes from the index
+    level_plan = plan(conn, sql.SELECT_READY_AT_LEVEL, ("q", 3, 0.0, 10))
+    assert (
+        "USING INDEX asynctasq_messages_priority (queue=? AND priority=? AND available_at<?)"
+        in level_plan
+    )
+    assert "TEMP B-TREE" not in level_plan
+    next_level = plan(conn, sql.NEXT_LEVEL, ("q", 10))
+    assert "USING COVERING INDEX asynctasq_messages_priority (queue=? AND priority>?" in next_level
+    assert "TEMP B-TREE" not in next_level  # one seek from the top of the range
     assert "USING COVERING INDEX asynctasq_messages_dequeue" in plan(conn, sql.NEXT_DUE, ("q",))
     assert "INTEGER PRIMARY KEY" in plan(conn, sql.ACK, (1, 2))
     conn.close()
@@ -177,7 +186,7 @@ async def test_a_version_2_file_is_upgraded_in_place(db_path: Path) -> None:
     conn.commit()
     conn.close()
     old = SqliteDriver(path=str(db_path))
-    assert await old.init_schema() == [3, 4]
+    assert await old.init_schema() == [3, 4, 5]
     await old.enqueue(OutgoingMessage("kept", "q", b"{}"))
     await old.close()
     driver = SqliteDriver(path=str(db_path))
@@ -212,7 +221,7 @@ async def test_a_version_3_file_is_upgraded_in_place(db_path: Path) -> None:
     conn.commit()
     conn.close()
     old = SqliteDriver(path=str(db_path))
-    assert await old.init_schema() == [4]
+    assert await old.init_schema() == [4, 5]
     await old.enqueue(OutgoingMessage("kept", "q", b"{}"))
     await old.close()
     driver = SqliteDriver(path=str(db_path))

@@ -17,6 +17,7 @@ from typing import NamedTuple
 
 from asynctasq.drivers.base import (
     DEFAULT_VISIBILITY_TIMEOUT,
+    MAX_PRIORITY,
     DeadLetter,
     Delivery,
     Failure,
@@ -54,6 +55,7 @@ def enqueue(conn: sqlite3.Connection, messages: Sequence[OutgoingMessage]) -> No
             0,
             now + max(m.delay, 0.0),
             now,
+            m.priority,
         )
         for m in messages
     ]
@@ -66,6 +68,11 @@ def take(conn: sqlite3.Connection, queues: Sequence[str], limit: int) -> Taken:
 
     Looks first without the write lock (an index seek per queue), so idle consumers polling
     an empty queue never contend with writers.
+
+    Within a queue, priorities first: the levels present, highest first (one index seek
+    each, one in all when nobody sets a priority), each level's ready rows oldest first; then
+    the unchanged FIFO scan, which finds the rows of priority 0 (and any priority the levels
+    do not cover, written behind the driver's back).
 
     A row the driver did not write (a column of another type or out of range, which the
     schema does not refuse) is dead-lettered in the same transaction, never handed out:
@@ -92,30 +99,59 @@ def take(conn: sqlite3.Connection, queues: Sequence[str], limit: int) -> Taken:
 
     lease = random.getrandbits(62)
     deliveries: list[Delivery] = []
+    leased = 0  # deliveries[:leased] have their lease written
     buried = False
     with immediate(conn):
         now = time.time()
         for queue in queues:
+            below = MAX_PRIORITY + 1
+            for _ in range(MAX_PRIORITY):  # at most one pass per level, whatever the rows say
+                wanted = limit - len(deliveries)
+                if wanted <= 0:
+                    break
+                found = conn.execute(sql.NEXT_LEVEL, (queue, below)).fetchone()
+                if found is None:
+                    break
+                (level,) = found
+                rows = conn.execute(sql.SELECT_READY_AT_LEVEL, (queue, level, now, wanted))
+                buried |= _keep(conn, queue, rows.fetchall(), lease, deliveries)
+                below = level
+            if len(deliveries) > leased:  # leased now, so the FIFO scan passes over them
+                conn.executemany(sql.LEASE, _leases(deliveries[leased:], lease, now))
+                leased = len(deliveries)
             wanted = limit - len(deliveries)
             if wanted <= 0:
                 break
-            for row in conn.execute(sql.SELECT_READY, (queue, now, wanted)).fetchall():
-                row_id, raw_id, payload, attempts, vt = row
-                try:
-                    task_id = raw_id.decode()
-                except UnicodeDecodeError:
-                    task_id = None
-                if task_id is None or attempts is None or vt is None:
-                    _bury(conn, queue, row, _why(task_id, attempts, vt))
-                    buried = True
-                    continue
-                deliveries.append(
-                    Delivery(task_id, queue, payload, attempts, Receipt(row_id, lease), vt)
-                )
-        if deliveries:
-            conn.executemany(sql.LEASE, [(lease, now, d.receipt.id) for d in deliveries])
+            rows = conn.execute(sql.SELECT_READY, (queue, now, wanted))
+            buried |= _keep(conn, queue, rows.fetchall(), lease, deliveries)
+        if len(deliveries) > leased:
+            conn.executemany(sql.LEASE, _leases(deliveries[leased:], lease, now))
     # Buried rows took places of the batch: the caller looks again at once, not after a pause.
     return Taken(deliveries, now if buried and not deliveries else None)
+
+
+def _keep(
+    conn: sqlite3.Connection, queue: str, rows: list[Row], lease: int, into: list[Delivery]
+) -> bool:
+    """Append the rows as deliveries of `lease` (not leased yet); bury those the driver
+    cannot hand out. Whether any was buried."""
+    buried = False
+    for row in rows:
+        row_id, raw_id, payload, attempts, vt = row
+        try:
+            task_id = raw_id.decode()
+        except UnicodeDecodeError:
+            task_id = None
+        if task_id is None or attempts is None or vt is None:
+            _bury(conn, queue, row, _why(task_id, attempts, vt))
+            buried = True
+            continue
+        into.append(Delivery(task_id, queue, payload, attempts, Receipt(row_id, lease), vt))
+    return buried
+
+
+def _leases(deliveries: Sequence[Delivery], lease: int, now: float) -> list[tuple[int, float, int]]:
+    return [(lease, now, d.receipt.id) for d in deliveries]
 
 
 Row = tuple[int, bytes, bytes, int | None, float | None]

@@ -10,6 +10,8 @@ import weakref
 from collections.abc import Sequence
 
 from asynctasq.drivers.base import (
+    MAX_PRIORITY,
+    MIN_PRIORITY,
     DeadLetter,
     Delivery,
     Failure,
@@ -196,23 +198,32 @@ class SqliteDriver(Claims):
         return conn
 
     async def enqueue(self, message: OutgoingMessage) -> None:
-        """Store one message, ready after `message.delay` seconds."""
-        _refuse_priorities((message,))
+        """Store one message, ready after `message.delay` seconds.
+
+        Raises:
+            ValueError: `message.priority` is not a whole number from 0 to 9.
+        """
+        _check_priorities((message,))
         conn = await self._connection()
         await conn.write(ops.enqueue, (message,))
         self._wakeup.notify()
 
     async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
-        """Store several messages in one transaction."""
+        """Store several messages in one transaction.
+
+        Raises:
+            ValueError: A priority is not a whole number from 0 to 9; nothing is stored.
+        """
         if not messages:
             return
-        _refuse_priorities(messages)
+        _check_priorities(messages)
         conn = await self._connection()
         await conn.write(ops.enqueue, messages)
         self._wakeup.notify()
 
     async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
-        """Lease up to `limit` ready messages, taking from `queues` in the order given.
+        """Lease up to `limit` ready messages, taking from `queues` in the order given;
+        within a queue the highest priority first, then the longest ready.
 
         Waits up to `wait` seconds when nothing is ready: woken at once by an enqueue in
         this process, otherwise checking with a backoff up to `poll_interval`, and never
@@ -491,14 +502,12 @@ def _release_taken(conn: sqlite3.Connection, taken: list[ops.Taken]) -> None:
 __all__ = ["SqliteDriver"]
 
 
-def _refuse_priorities(messages: Sequence[OutgoingMessage]) -> None:
-    """Priorities are not implemented by this driver yet: refuse them before anything is
-    stored rather than queue the message out of order."""
+def _check_priorities(messages: Sequence[OutgoingMessage]) -> None:
+    """Refuse a priority the dequeue could not order (the table would keep any value)."""
     for message in messages:
-        if message.priority:
+        priority = message.priority
+        if type(priority) is not int or not MIN_PRIORITY <= priority <= MAX_PRIORITY:
             raise ValueError(
-                f"the SQLite driver does not order by priority yet: task {message.task_id} "
-                f"has priority {message.priority!r}, and nothing was queued. Use a queue per "
-                f"priority (e.g. .on_queue({message.queue + '-urgent'!r}) with workers of its "
-                "own), or a driver that orders by priority (redis, postgres, mysql)"
+                f"priority must be a whole number from {MIN_PRIORITY} to {MAX_PRIORITY}, got "
+                f"{priority!r} (task {message.task_id}); nothing was queued"
             )

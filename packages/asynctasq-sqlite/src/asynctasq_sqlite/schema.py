@@ -29,6 +29,13 @@ returned (and later deleted by a write):
 
 Version 4 adds ``asynctasq_claims``: named claims (schedule ticks, unique tasks), one row per
 key with its holder and expiry (see `asynctasq_sqlite._claims`).
+
+Version 5 adds ``priority`` (0-9, higher first) to the messages and the dead letters, and a
+partial index ``(queue, priority, available_at) WHERE priority != 0``: rows of priority 0 (all
+of them when nobody sets one) are not in it, so their writes cost nothing more, and the ready
+rows of one level are a range scan of it in FIFO order (see `asynctasq_sqlite.sql`). The
+condition is ``!=``, not ``> 0``: SQLite's planner would take a query's ``priority > 0`` as
+the range to scan instead of its ``priority = ?``, and sort.
 """
 
 from __future__ import annotations
@@ -166,11 +173,23 @@ _CREATE_V4 = (
     CREATE INDEX IF NOT EXISTS asynctasq_claims_expiry ON asynctasq_claims (expires_at)
     """,
 )
+# One transaction (BEGIN IMMEDIATE): an interrupted migration leaves nothing behind, so
+# ADD COLUMN needs no existence check.
+_CREATE_V5 = (
+    "ALTER TABLE asynctasq_messages ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+    """
+    CREATE INDEX IF NOT EXISTS asynctasq_messages_priority
+        ON asynctasq_messages (queue, priority, available_at) WHERE priority != 0
+    """,
+    "ALTER TABLE asynctasq_dead_letters ADD COLUMN priority INTEGER NOT NULL DEFAULT 0",
+)
+
 MIGRATIONS = (
     Migration(1, "messages and dead letters", _CREATE_V1),
     Migration(2, "kept task results", _CREATE_V2),
     Migration(3, "task statuses, logs and workers", _CREATE_V3),
     Migration(4, "named claims (schedule ticks, unique tasks)", _CREATE_V4),
+    Migration(5, "task priorities", _CREATE_V5),
 )
 """Every migration, in order. Append only; never edit a released one."""
 

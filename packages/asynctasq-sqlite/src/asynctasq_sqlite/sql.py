@@ -14,20 +14,22 @@ from __future__ import annotations
 
 INSERT_MESSAGE = """
 INSERT INTO asynctasq_messages
-    (task_id, queue, payload, visibility_timeout, attempts, available_at, lease, enqueued_at)
-VALUES (?, ?, ?, ?, ?, ?, NULL, ?)
+    (task_id, queue, payload, visibility_timeout, attempts, available_at, lease, enqueued_at,
+     priority)
+VALUES (?, ?, ?, ?, ?, ?, NULL, ?, ?)
 """
 
 NEXT_DUE = "SELECT min(available_at) FROM asynctasq_messages WHERE queue = ?"
 """When the earliest message of a queue is (or was) due; one index seek."""
 
-_READ_MESSAGE = """
+_READ_COLUMNS = """
 SELECT id, CAST(task_id AS BLOB), CAST(payload AS BLOB),
     CASE WHEN typeof(attempts) = 'integer' AND attempts >= 0 THEN attempts END,
     CASE WHEN typeof(visibility_timeout) IN ('integer', 'real') AND visibility_timeout > 0
         THEN visibility_timeout END
-FROM asynctasq_messages
 """
+
+_READ_MESSAGE = _READ_COLUMNS + "FROM asynctasq_messages\n"
 
 SELECT_READY = (
     _READ_MESSAGE
@@ -37,9 +39,35 @@ ORDER BY available_at, id
 LIMIT ?
 """
 )
-"""Ready messages in order: a range scan of the dequeue index, no sort step. Attempts and
+"""Ready messages in FIFO order, whatever their priority (`take` leases those of priorities
+1-9 first): a range scan of the dequeue index, no sort step. Attempts and
 visibility timeout are NULL when they are not a count and a positive number (a row written
 behind the driver's back: the caller dead-letters it instead of handing it out)."""
+
+NEXT_LEVEL = """
+SELECT priority FROM asynctasq_messages INDEXED BY asynctasq_messages_priority
+WHERE queue = ? AND priority != 0 AND priority > 0 AND priority < ?
+ORDER BY priority DESC
+LIMIT 1
+"""
+"""The highest priority below a bound that a message of the queue has (no row: none): one
+seek of the partial priority index, which holds no row when nobody sets a priority. A value that
+is not a number (written behind the driver's back) sorts above every bound and is never a
+level: such a row is served by `SELECT_READY`, in FIFO order."""
+
+SELECT_READY_AT_LEVEL = (
+    _READ_COLUMNS
+    + """
+FROM asynctasq_messages INDEXED BY asynctasq_messages_priority
+WHERE queue = ? AND priority = ? AND priority != 0 AND available_at <= ?
+ORDER BY available_at, id
+LIMIT ?
+"""
+)
+"""Ready messages of one priority level in FIFO order: a range scan of the partial index,
+no sort step (``priority != 0`` is spelled out: only a query that implies the index's
+condition may use it). ``INDEXED BY`` keeps that plan whatever statistics ``ANALYZE`` left:
+the dequeue index is ordered by due time too, but walks every ready row of the queue."""
 
 NOT_SCHEDULED = (
     _READ_MESSAGE
@@ -73,8 +101,8 @@ EXTEND = "UPDATE asynctasq_messages SET available_at = ? WHERE id = ? AND lease 
 DEAD_LETTER = """
 INSERT INTO asynctasq_dead_letters
     (task_id, queue, payload, visibility_timeout, attempts,
-     exception_type, message, traceback, failed_at)
-SELECT task_id, queue, payload, visibility_timeout, attempts, ?, ?, ?, ?
+     exception_type, message, traceback, failed_at, priority)
+SELECT task_id, queue, payload, visibility_timeout, attempts, ?, ?, ?, ?, priority
 FROM asynctasq_messages
 WHERE id = ? AND lease = ?
 """
@@ -135,8 +163,9 @@ DEAD_LETTER_COLUMNS = (
 
 RETRY_DEAD_LETTERS = """
 INSERT INTO asynctasq_messages
-    (task_id, queue, payload, visibility_timeout, attempts, available_at, lease, enqueued_at)
-SELECT task_id, queue, payload, visibility_timeout, 0, :now, NULL, :now
+    (task_id, queue, payload, visibility_timeout, attempts, available_at, lease, enqueued_at,
+     priority)
+SELECT task_id, queue, payload, visibility_timeout, 0, :now, NULL, :now, priority
 FROM asynctasq_dead_letters{where}
 ORDER BY id
 """
