@@ -97,7 +97,9 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         dead_letter_table: Table holding dead letters.
         migrations_table: Table recording applied schema versions (default
             ``<queue_table>_migrations``).
-        min_pool_size: Connections opened at connect and kept.
+        min_pool_size: Connections opened at connect and kept; more are opened as needed, up
+            to `max_pool_size` (a small floor keeps many worker processes within the
+            server's `max_connections`).
         max_pool_size: Most connections open at once.
         auto_migrate: Create or upgrade the tables at connect (`init_schema`). When the
             schema is current this is one read: no lock, no DDL, so workers need no CREATE
@@ -126,7 +128,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         queue_table: str = "task_queue",
         dead_letter_table: str = "dead_letter_queue",
         migrations_table: str | None = None,
-        min_pool_size: int = 10,
+        min_pool_size: int = 1,
         max_pool_size: int = 10,
         auto_migrate: bool = True,
         max_payload_size: int | None = None,

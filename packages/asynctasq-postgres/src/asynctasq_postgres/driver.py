@@ -54,8 +54,8 @@ from asynctasq_postgres.sql import (
     DQ_AVAILABLE,
     DQ_ID,
     DQ_ORD,
-    DQ_RANK,
     DQ_QUEUE,
+    DQ_RANK,
     LOG_WAKE,
     PLANNER_SETTINGS,
     RESULT_WAKE,
@@ -90,7 +90,10 @@ class PostgresDriver(Claims):
         queue_table: Queue table name (letters, digits, underscores).
         dead_letter_table: Dead-letter table name.
         migrations_table: Schema-version table; defaults to ``<queue_table>_migrations``.
-        min_pool_size: Connections opened with the pool (capped at `max_pool_size`).
+        min_pool_size: Connections opened with the pool and kept (capped at `max_pool_size`);
+            more are opened as needed, up to `max_pool_size`. Each worker process holds its
+            own pool, so a small floor keeps many workers within the server's
+            `max_connections`.
         max_pool_size: Most connections the pool opens.
         poll_interval: Longest sleep of an idle `dequeue` between looks at the table when no
             notification arrives (a safety net; notifications normally wake it at once).
@@ -123,7 +126,7 @@ class PostgresDriver(Claims):
         queue_table: str = "task_queue",
         dead_letter_table: str = "dead_letter_queue",
         migrations_table: str | None = None,
-        min_pool_size: int = 10,
+        min_pool_size: int = 1,
         max_pool_size: int = 10,
         poll_interval: float = 2.0,
         command_timeout: float | None = None,
