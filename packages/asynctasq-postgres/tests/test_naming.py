@@ -64,7 +64,8 @@ def test_inconsistent_pool_sizes_are_rejected(min_size: int, max_size: int) -> N
 
 
 def test_min_pool_size_is_capped_at_max_pool_size() -> None:
-    assert PostgresDriver(max_pool_size=3)._min_pool_size == 3
+    assert PostgresDriver(min_pool_size=5, max_pool_size=3)._min_pool_size == 3
+    assert PostgresDriver(max_pool_size=3)._min_pool_size == 1  # the floor: one, grows on use
 
 
 def test_constructor_does_not_connect() -> None:
