@@ -115,6 +115,10 @@ class WorkerSettings:
     """The address the metrics server binds (``0.0.0.0`` to be scraped from other hosts)."""
     metrics_interval: float = 15.0
     """Seconds between two samples of the queue depths for the metrics."""
+    prefetch: int = 0
+    """Messages a worker takes beyond its free slots, started as slots free up, so the next
+    batch is on hand when short tasks finish (more throughput per process). 0 takes only
+    what it can start at once, which shares long tasks fairly between workers."""
     heartbeat_interval: float = 5.0
     """Seconds between a worker's heartbeats; it disappears from `asynctasq workers` three
     intervals after its last one."""
@@ -126,6 +130,8 @@ class WorkerSettings:
             raise ConfigError(
                 f"worker.heartbeat_interval must be greater than 0, got {self.heartbeat_interval!r}"
             )
+        if not isinstance(self.prefetch, int) or self.prefetch < 0:
+            raise ConfigError(f"worker.prefetch must be 0 or more, got {self.prefetch!r}")
         at_least_one = (
             "concurrency",
             "process_pool_size",
