@@ -23,8 +23,10 @@ Priorities: the broker pushes the highest priority first, but only into free pre
 so the buffer keeps that order itself (`asynctasq_rabbitmq.buffer`), and a delivery that was
 already buffered when a dequeue began, from a queue that orders by priority, is first
 compared with the queue's head, fetched with `basic.get`: a message that became ready since
-(a delayed one, a retry) and outranks it is handed out first. Neither costs anything when
-deliveries arrive while a dequeue waits for them, as they do for a worker with free slots.
+(a delayed one, a retry) and outranks it is handed out first; at most once per
+`RECHECK_AFTER` per queue, so a message that became ready just after a check may wait that
+long behind buffered ones. Neither costs anything when deliveries arrive while a dequeue
+waits for them, as they do for a worker with free slots.
 
 Deliveries are bound to the channel that received them. After a reconnect (aio-pika's robust
 connection reopens the channel) the lanes subscribe again and buffered deliveries of the dead
@@ -62,6 +64,10 @@ STARVED_GRACE = 0.05
 """How long a dequeue waits for a settle to free prefetch before it uses `basic.get`."""
 GOT = -1
 """The generation of a delivery fetched with `basic.get` (outside the prefetch)."""
+RECHECK_AFTER = 0.05
+"""Seconds between two checks of one queue's head against its buffered deliveries (see the
+module docstring): a worker whose buffers wait (busy with other queues) pays at most this
+many ``basic.get`` round-trips a second per queue."""
 
 
 @dataclass(slots=True, eq=False)
@@ -98,6 +104,7 @@ class Lane:
         "broker_queue",
         "buffer",
         "channel",
+        "checked_at",
         "consumer_tag",
         "expected",
         "generation",
@@ -112,6 +119,7 @@ class Lane:
         self.queue = queue
         self.broker_queue = broker_queue
         self.buffer = DeliveryBuffer()
+        self.checked_at = float("-inf")  # last compared with the queue's head
         self.channel: AbstractChannel | None = None
         self.consumer_tag: str | None = None
         self.generation = 0
@@ -247,6 +255,7 @@ class Consumer:
         pays one `basic.get` per buffer-full it hands out, not one per call.
         """
         wanted = limit
+        now = asyncio.get_running_loop().time()
         for lane in lanes:
             if wanted <= 0:
                 return
@@ -256,12 +265,14 @@ class Consumer:
             channel = lane.channel
             if (
                 head.arrived < started
+                and now - lane.checked_at >= RECHECK_AFTER
                 and not lane.buffer.fetched
                 and head.priority < MAX_PRIORITY
                 and (self._topology.max_priority(lane.queue) or 0) > head.priority
                 and channel is not None
                 and not channel.is_closed
             ):
+                lane.checked_at = now
                 try:
                     message = await channel.basic_get(lane.broker_queue, no_ack=False)
                 except (AMQPError, ConnectionError) as exc:  # the order check is best effort
