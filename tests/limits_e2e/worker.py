@@ -8,10 +8,10 @@ import asyncio
 import json
 import sys
 
+from limit_tasks import QUEUE
+
 from asynctasq.config import set_global_config
 from asynctasq.worker import Worker
-
-from limit_tasks import QUEUE
 
 if __name__ == "__main__":
     name, section = sys.argv[1], json.loads(sys.argv[2])

@@ -148,8 +148,7 @@ async def list_workers(*, driver: str | Driver | None = None) -> list[WorkerInfo
     the_driver = await get_driver(driver)
     if not isinstance(the_driver, WorkerRegistry):
         raise TypeError(
-            f"{type(the_driver).__name__} keeps no worker registry; "
-            f"{use_one_of(WorkerRegistry)}"
+            f"{type(the_driver).__name__} keeps no worker registry; {use_one_of(WorkerRegistry)}"
         )
     found = [w for w in map(WorkerInfo.decode, await the_driver.list_workers()) if w]
     return sorted(found, key=lambda w: w.started_at)

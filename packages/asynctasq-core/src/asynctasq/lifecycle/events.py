@@ -132,9 +132,7 @@ def event_log(driver: Driver) -> EventLog:
         TypeError: the driver keeps no event log (names the drivers that do).
     """
     if not isinstance(driver, EventLog):
-        raise TypeError(
-            f"{type(driver).__name__} keeps no event stream; {use_one_of(EventLog)}"
-        )
+        raise TypeError(f"{type(driver).__name__} keeps no event stream; {use_one_of(EventLog)}")
     return driver
 
 
