@@ -120,6 +120,7 @@ class Lifecycle(Middleware):
         # task id -> (its latest status, seconds to keep it): each record replaces the one
         # before, so only the latest is encoded and written (insertion order = write order).
         self._status_buffer: dict[str, tuple[dict[str, Any], float]] = {}
+        self._after_write: list[Callable[[], None]] = []  # run once the buffer is written
         self._event_buffer: deque[bytes] = deque(maxlen=MAX_BUFFERED_EVENTS)
         self._dirty: asyncio.Event | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -251,14 +252,36 @@ class Lifecycle(Middleware):
         info = self._describe()
         self.emit(type_, info=info.as_dict())
 
+    def statuses_pending(self) -> bool:
+        """Whether status records are buffered, not yet written."""
+        return bool(self._status_buffer)
+
+    def after_statuses(self, callback: Callable[[], None]) -> None:
+        """Call `callback` once the status records buffered now are written (at once when
+        none are). The worker acknowledges tasks this way: a SIGKILL can then leave a
+        finished task unacknowledged (it runs again), never acknowledged with a record that
+        still says it is running."""
+        if not self._status_buffer:
+            callback()
+            return
+        self._after_write.append(callback)
+        self._wake()
+
+    async def flush(self) -> None:
+        """Write what is buffered now (statuses and events), then run what waited for it."""
+        await self._flush()
+
     async def _flush(self) -> None:
         buffered, self._status_buffer = self._status_buffer, {}
+        waiting, self._after_write = self._after_write, []
         statuses = [_write(doc, keep) for doc, keep in buffered.values()]
         if statuses and self._statuses is not None:
             try:
                 await self._statuses.write_statuses(statuses)
             except Exception as exc:
                 self._warnings.warn("writing task status", exc)
+        for callback in waiting:  # written (or failed and warned): never held back for good
+            callback()
         if self._event_buffer and self._log is not None:
             batch = list(self._event_buffer)
             self._event_buffer.clear()

@@ -467,6 +467,8 @@ class Worker:
         if self._running:
             await asyncio.wait(list(self._running), timeout=10)
         self._flush_acks_now()
+        if self._lifecycle is not None:
+            await self._lifecycle.flush()  # acks waiting for status records go out now
         if self._background:
             await asyncio.wait(list(self._background), timeout=10)
 
@@ -830,11 +832,19 @@ class Worker:
             return
         batch, self._ack_buffer = self._ack_buffer, []
         driver = self.driver
-        task = asyncio.get_running_loop().create_task(
-            self._settle("ack", lambda: driver.ack(batch))
-        )
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        loop = asyncio.get_running_loop()
+
+        def send() -> None:
+            task = loop.create_task(self._settle("ack", lambda: driver.ack(batch)))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+        lifecycle = self._lifecycle
+        if lifecycle is not None and lifecycle.statuses_pending():
+            # Tracked tasks' final records first, then their acks (with the next flush).
+            lifecycle.after_statuses(send)
+        else:
+            send()
 
     # -- signals ---------------------------------------------------------------------------
     def _install_signals(self, loop: asyncio.AbstractEventLoop) -> None:
