@@ -130,8 +130,7 @@ async def test_concurrent_appenders_lose_nothing_for_a_following_reader(
     seen: list[bytes] = []
     done = asyncio.Event()
 
-    async def follow() -> None:
-        cursor = await reader.log_tail("events")
+    async def follow(cursor: str) -> None:
         while not done.is_set() or cursor != await reader.log_tail("events"):
             entries, cursor = await reader.read_log("events", cursor, wait=0.05, limit=7)
             seen.extend(entries)
@@ -140,12 +139,16 @@ async def test_concurrent_appenders_lose_nothing_for_a_following_reader(
         for i in range(60):
             await driver.append_log("events", [f"{name}-{i}".encode()], 60)
 
-    following = asyncio.create_task(follow())
-    await asyncio.sleep(0.1)
+    # The tail is taken before any append: the reader's first call connects and migrates,
+    # which on a busy host can outlast a sleep, and entries appended before the tail are
+    # rightly not read.
+    following = asyncio.create_task(follow(await reader.log_tail("events")))
     names = [f"{n}.{k}" for n in range(4) for k in range(2)]
     await asyncio.gather(*(append(name, writers[int(name[0])]) for name in names))
     done.set()
     await asyncio.wait_for(following, 30)
+    everything = {f"{name}-{i}".encode() for name in names for i in range(60)}
+    assert sorted(everything - set(seen)) == []
     assert len(seen) == len(set(seen)) == len(names) * 60
     for name in names:  # each appender's entries in the order it made them
         mine = [e for e in seen if e.startswith(f"{name}-".encode())]
