@@ -167,7 +167,9 @@ class RabbitMQDriver:
             )
             consume_channel = await connection.channel(publisher_confirms=False)
         except BaseException:
+            before = asyncio.all_tasks()
             await connection.close()
+            await _library_tasks_done(before)
             raise
         self._consumer = Consumer(
             consume_channel,
@@ -485,15 +487,20 @@ async def _library_tasks_done(before: set[asyncio.Task[Any]]) -> None:
     file their coroutine comes from; this is the one place that looks.
     """
     current = asyncio.current_task()
-    started = [
-        t
-        for t in asyncio.all_tasks() - before
-        if t is not current
-        and not t.done()
-        and any(
-            lib in getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "")
-            for lib in ("aio_pika", "aiormq")
-        )
-    ]
-    if started:
+    # A close callback may start further tasks of its own (the robust connection's, then
+    # the writer's): look again after each round, a few rounds at most.
+    for _ in range(4):
+        started = [
+            t
+            for t in asyncio.all_tasks() - before
+            if t is not current
+            and not t.done()
+            and any(
+                lib in getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "")
+                for lib in ("aio_pika", "aiormq")
+            )
+        ]
+        if not started:
+            return
         await asyncio.wait(started, timeout=5)
+        await asyncio.sleep(0)  # let what they scheduled start
