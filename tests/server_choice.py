@@ -8,15 +8,23 @@ A contributor's machine often has Docker but none of the servers the tests use. 
 3. neither: the tests skip with the reason (fail under ``CI``).
 
 `choose` is pure (probes are passed in), so the choice is unit-tested without Docker;
-`start_container` is the one place that touches testcontainers.
+`start_container` is the one place that touches testcontainers. `server_url` is what the
+conftests call: an explicit ``ASYNCTASQ_TEST_*`` variable wins untouched; otherwise the
+choice is made once per process and a container's URL is exported to the variable, so
+subprocesses and pytest-xdist workers started afterwards use that container instead of
+starting their own (xdist's controller loads the conftests of the paths it is given before
+it starts the workers, so ``make test`` runs one container per service). A process that
+resolves on its own starts its own container; each is stopped when its process exits.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
 import socket
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+import warnings
+from collections.abc import Callable, Iterator, MutableMapping
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -30,6 +38,14 @@ IMAGES = {
     "rabbitmq": "rabbitmq:3-alpine",
 }
 """The image a container of each service runs."""
+
+TEST_URLS = {
+    "redis": ("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
+    "postgres": ("ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"),
+    "mysql": ("ASYNCTASQ_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test"),
+    "rabbitmq": ("ASYNCTASQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/"),
+}
+"""Each service's variable and the local server's URL used when the variable is unset."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +75,49 @@ def choose(
         "unavailable",
         f"{service} does not answer at {url} and Docker is not available: start it "
         "(bash scripts/services.sh) or point ASYNCTASQ_TEST_* at one",
+    )
+
+
+def resolve(
+    service: str,
+    *,
+    environ: MutableMapping[str, str],
+    reachable: Callable[[str], bool],
+    docker: Callable[[], bool],
+    start: Callable[[str], str],
+) -> str:
+    """The URL `service`'s tests use: the variable when set, else the local server's when it
+    answers, else a container's (`start(service)`, its URL written to the variable), else
+    the local URL, whose fixtures then skip (or fail under CI) saying it does not answer."""
+    if service not in TEST_URLS:
+        raise ValueError(f"unknown service {service!r}; known: {', '.join(TEST_URLS)}")
+    variable, local = TEST_URLS[service]
+    explicit = environ.get(variable)
+    if explicit:
+        return explicit
+    if choose(service, local, reachable=reachable, docker=docker).kind != "container":
+        return local
+    url = start(service)
+    environ[variable] = url
+    return url
+
+
+_running = ExitStack()
+atexit.register(_running.close)
+
+
+def _start_for_this_process(service: str) -> str:
+    return _running.enter_context(start_container(service))
+
+
+def server_url(service: str) -> str:
+    """`resolve` with the real probes; a container started here lives until the process exits."""
+    return resolve(
+        service,
+        environ=os.environ,
+        reachable=tcp_reachable,
+        docker=docker_available,
+        start=_start_for_this_process,
     )
 
 
@@ -99,36 +158,43 @@ def start_container(service: str) -> Iterator[str]:
             f"{service} is not reachable and Docker is: install testcontainers "
             "(uv sync --all-packages) to let the tests start it"
         ) from exc
-    container, url = _container(service)
-    with container:
+    with warnings.catch_warnings():
+        # testcontainers deprecates its own internals (RabbitMQ's readiness decorator) at
+        # import and start; the suite turns warnings into errors, and these are not ours.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        container, url = _container(service)
+        container.start()
+    try:
         yield url(container)
+    finally:
+        container.stop()
 
 
 def _container(service: str) -> tuple[Any, Callable[[Any], str]]:
     image = IMAGES[service]
     if service == "redis":
-        from testcontainers.redis import RedisContainer
+        from testcontainers.community.redis import RedisContainer
 
         def redis_url(c: Any) -> str:
             return f"redis://{c.get_container_host_ip()}:{c.get_exposed_port(6379)}/15"
 
         return RedisContainer(image), redis_url
     if service == "postgres":
-        from testcontainers.postgres import PostgresContainer
+        from testcontainers.community.postgres import PostgresContainer
 
         def postgres_url(c: Any) -> str:
             return str(c.get_connection_url(driver=None))
 
         return PostgresContainer(image, username="postgres", dbname="test"), postgres_url
     if service == "mysql":
-        from testcontainers.mysql import MySqlContainer
+        from testcontainers.community.mysql import MySqlContainer
 
         def mysql_url(c: Any) -> str:
             port = c.get_exposed_port(3306)
             return f"mysql://root:{c.root_password}@{c.get_container_host_ip()}:{port}/test"
 
         return MySqlContainer(image, dbname="test"), mysql_url
-    from testcontainers.rabbitmq import RabbitMqContainer
+    from testcontainers.community.rabbitmq import RabbitMqContainer
 
     def rabbitmq_url(c: Any) -> str:
         return f"amqp://guest:guest@{c.get_container_host_ip()}:{c.get_exposed_port(5672)}/"

@@ -87,3 +87,59 @@ def test_the_container_branch_alone_needs_testcontainers(
     monkeypatch.setitem(sys.modules, "testcontainers", None)  # as if not installed
     with pytest.raises(RuntimeError, match="install testcontainers"), sc.start_container("redis"):
         pass
+
+
+class _Starts:
+    """A fake container start: counts calls, returns a URL as a container would."""
+
+    def __init__(self) -> None:
+        self.services: list[str] = []
+
+    def __call__(self, service: str) -> str:
+        self.services.append(service)
+        return f"redis://127.0.0.1:{49000 + len(self.services)}/15"
+
+
+def test_an_explicit_variable_wins_without_probing(sc: ModuleType) -> None:
+    environ = {"ASYNCTASQ_TEST_REDIS_URL": "redis://elsewhere:6380/3"}
+    reachable, docker, start = _probe(False), _probe(True), _Starts()
+    url = sc.resolve("redis", environ=environ, reachable=reachable, docker=docker, start=start)
+    assert url == "redis://elsewhere:6380/3"
+    assert reachable.calls == [] and docker.calls == [] and start.services == []  # type: ignore[attr-defined]
+
+
+def test_a_local_server_is_used_as_before(sc: ModuleType) -> None:
+    environ: dict[str, str] = {}
+    reachable, docker, start = _probe(True), _probe(True), _Starts()
+    url = sc.resolve("postgres", environ=environ, reachable=reachable, docker=docker, start=start)
+    assert url == "postgresql://postgres@127.0.0.1:5432/test"
+    assert reachable.calls == [(url,)]  # type: ignore[attr-defined]
+    assert environ == {} and docker.calls == [] and start.services == []  # type: ignore[attr-defined]
+
+
+def test_a_container_is_started_once_and_its_url_exported(sc: ModuleType) -> None:
+    environ: dict[str, str] = {}
+    start = _Starts()
+    first = sc.resolve("redis", environ=environ, reachable=_probe(False), docker=_probe(True),
+                       start=start)  # fmt: skip
+    assert first == "redis://127.0.0.1:49001/15"
+    assert environ == {"ASYNCTASQ_TEST_REDIS_URL": first}  # what subprocesses and workers see
+    again = sc.resolve("redis", environ=environ, reachable=_probe(False), docker=_probe(True),
+                       start=start)  # fmt: skip
+    assert again == first and start.services == ["redis"]
+
+
+def test_nothing_anywhere_leaves_the_local_url_to_the_fixtures(sc: ModuleType) -> None:
+    environ: dict[str, str] = {}
+    start = _Starts()
+    url = sc.resolve("rabbitmq", environ=environ, reachable=_probe(False), docker=_probe(False),
+                     start=start)  # fmt: skip
+    assert url == "amqp://guest:guest@127.0.0.1:5672/"
+    assert environ == {} and start.services == []
+
+
+def test_every_image_has_its_variable(sc: ModuleType) -> None:
+    assert set(sc.TEST_URLS) == set(sc.IMAGES)
+    with pytest.raises(ValueError, match="unknown service 'mongo'"):
+        sc.resolve("mongo", environ={}, reachable=_probe(True), docker=_probe(True),
+                   start=_Starts())  # fmt: skip

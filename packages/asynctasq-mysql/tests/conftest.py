@@ -14,10 +14,12 @@ from typing import Any
 
 import aiomysql
 import pytest
+from tests.server_choice import server_url
 
 from asynctasq_mysql import MySQLDriver, parse_dsn
 
-TEST_DSN = os.environ.get("ASYNCTASQ_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test")
+# The variable, else the local server, else a container when Docker answers (issue 19).
+TEST_DSN = server_url("mysql")
 WANTED_PACKET = 64 * 1024 * 1024  # enough for 16 MiB payloads, worst-case escaping included
 
 

@@ -10,17 +10,20 @@ from typing import Any
 
 import asyncpg
 import pytest
+from tests.server_choice import server_url
 
 from asynctasq_postgres import PostgresDriver
 
-DEFAULT_DSN = "postgresql://postgres@127.0.0.1:5432/test"
+# Resolved at import, so xdist's controller starts any container before its workers (issue 19).
+server_url("postgres")
 
 DriverFactory = Callable[..., PostgresDriver]
 
 
 def postgres_dsn() -> str:
-    """The server the tests use (``ASYNCTASQ_TEST_POSTGRES_DSN``, loopback by default)."""
-    return os.environ.get("ASYNCTASQ_TEST_POSTGRES_DSN", DEFAULT_DSN)
+    """The server the tests use (``ASYNCTASQ_TEST_POSTGRES_DSN``, else loopback, else a
+    container when Docker answers)."""
+    return server_url("postgres")
 
 
 def unique_name(prefix: str) -> str:

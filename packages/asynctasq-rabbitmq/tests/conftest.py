@@ -15,10 +15,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from tests.server_choice import server_url
 
 from asynctasq_rabbitmq import RabbitMQDriver
 
-RABBITMQ_URL = os.environ.get("ASYNCTASQ_TEST_RABBITMQ_URL", "amqp://guest:guest@127.0.0.1:5672/")
+# The variable, else the local server, else a container when Docker answers (issue 19).
+RABBITMQ_URL = server_url("rabbitmq")
 
 DriverFactory = Callable[..., RabbitMQDriver]
 

@@ -19,10 +19,12 @@ from pathlib import Path
 import pytest
 from redis import Redis as SyncRedis
 from redis.exceptions import RedisError
+from tests.server_choice import server_url
 
 from asynctasq_redis import RedisDriver
 
-REDIS_URL = os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+# The variable, else the local server, else a container when Docker answers (issue 19).
+REDIS_URL = server_url("redis")
 
 # Private servers take random free ports from this range: below Linux's ephemeral range
 # (32768+, where outgoing connections take theirs), cluster bus ports (+10000) included, so
