@@ -12,37 +12,25 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from tests.servers import installed, section
 
 import asynctasq
-import asynctasq.config as config_module
 from asynctasq import TaskState
-from asynctasq.config import set_global_config
-from asynctasq.drivers.connections import get_driver
 from asynctasq.lifecycle.events import EventType
 from asynctasq.testing.crash import wait_until
 
 pytestmark = pytest.mark.slow
 
-URLS = {
-    "redis": os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-    "postgres": os.environ.get(
-        "ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get("ASYNCTASQ_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test"),
-}
 PUSHED = {"redis", "postgres"}
 
 TASKS = textwrap.dedent(
@@ -107,104 +95,27 @@ class Setup:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.root.glob("*.log"))
 
 
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
-            return True
-    except OSError:
-        return False
-
-
-def _unavailable(reason: str) -> None:
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)")
-    pytest.skip(reason)
-
-
 @pytest.fixture(params=["redis", "postgres", "mysql", "sqlite"])
 async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Setup]:
     name: str = request.param
-    tag = uuid.uuid4().hex[:10]
-    section: dict[str, Any]
-    if name == "sqlite":
-        section = {"path": str(tmp_path / "queue.db")}
-    else:
-        if not _reachable(URLS[name]):
-            _unavailable(f"{name} is not reachable at {URLS[name]}")
-        if name == "redis":
-            section = {"url": URLS[name], "prefix": f"lc-{tag}"}
-        elif name == "postgres":
-            section = {"dsn": URLS[name], "schema": f"lc_{tag}", "auto_migrate": True}
-        else:
-            section = {
-                "dsn": URLS[name],
-                "queue_table": f"lc_{tag}_q",
-                "dead_letter_table": f"lc_{tag}_d",
-            }
+    where = section(name, "lc", tmp_path)
     root = tmp_path / "app"
     root.mkdir()
     (root / "lc_e2e_tasks.py").write_text(TASKS)
     (root / "worker.py").write_text(WORKER)
-    config = {"driver": name, name: section, "events": {"enabled": True}}
-    s = Setup(name, config, root)
-    saved = config_module.configured()
-    set_global_config(**{"driver": name, name: section, "events": {"enabled": True}})
-    sys.path.insert(0, str(root))
-    try:
-        if name == "postgres":
-            driver = await get_driver()
-            await driver.init_schema()  # type: ignore[attr-defined]
-        yield s
-    finally:
-        for proc in s.procs:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait(10)
-        sys.path.remove(str(root))
-        sys.modules.pop("lc_e2e_tasks", None)
-        await (await get_driver()).close()
-        config_module.use_config(saved)  # the configuration the rest of the session had
-        await _drop(name, section, tag)
-
-
-async def _drop(name: str, section: dict[str, Any], tag: str) -> None:
-    if name == "redis":
-        from redis.asyncio import Redis
-
-        r = Redis.from_url(section["url"])
+    events_on = {"events": {"enabled": True}}
+    s = Setup(name, where.settings(**events_on), root)
+    async with installed(where, **events_on):
+        sys.path.insert(0, str(root))
         try:
-            keys = [k async for k in r.scan_iter(match=f"*{section['prefix']}*", count=1000)]
-            if keys:
-                await r.delete(*keys)
+            yield s
         finally:
-            await r.aclose()
-    elif name == "postgres":
-        import asyncpg
-
-        conn = await asyncpg.connect(section["dsn"])
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{section["schema"]}" CASCADE')
-        finally:
-            await conn.close()
-    elif name == "mysql":
-        import aiomysql
-
-        from asynctasq_mysql import parse_dsn
-
-        conn = await aiomysql.connect(**parse_dsn(section["dsn"]).connect_kwargs())
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute("SET SESSION sql_notes = 0")
-                await cur.execute(
-                    "SELECT table_name FROM information_schema.tables "
-                    "WHERE table_schema = DATABASE() AND table_name LIKE %s",
-                    (f"lc\\_{tag}\\_%",),
-                )
-                for (table,) in await cur.fetchall():
-                    await cur.execute(f"DROP TABLE IF EXISTS `{table}`")
-        finally:
-            conn.close()
+            for proc in s.procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait(10)
+            sys.path.remove(str(root))
+            sys.modules.pop("lc_e2e_tasks", None)
 
 
 async def until(check: Callable[[], Any], within: float, what: str, setup: Setup) -> None:

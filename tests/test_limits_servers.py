@@ -18,34 +18,23 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import socket
 import sys
 import time
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from tests.servers import installed, section
 
 from asynctasq import dispatch_many
-from asynctasq.config import configured, set_global_config, use_config
 from asynctasq.drivers.base import ClaimStore, Driver
-from asynctasq.drivers.connections import get_driver
 from asynctasq.testing.crash import WorkerProcesses, wait_until
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent / "limits_e2e"
-URLS = {
-    "redis": os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-    "postgres": os.environ.get(
-        "ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get("ASYNCTASQ_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test"),
-}
 
 
 @pytest.fixture(scope="module")
@@ -57,15 +46,6 @@ def tasks() -> Iterator[Any]:
         yield limit_tasks
     finally:
         sys.path.remove(str(HERE))
-
-
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -88,79 +68,19 @@ class Fleet:
 @pytest.fixture(params=["redis", "postgres", "sqlite", "mysql"])
 async def fleet(request: pytest.FixtureRequest, tmp_path: Path, tasks: Any) -> AsyncIterator[Fleet]:
     name: str = request.param
-    url = URLS.get(name, "")
-    if url and not _reachable(url):
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not reachable at {url}")
-        pytest.skip(f"{name} is not reachable at {url}")
-    tag = uuid.uuid4().hex[:10]
-    section: dict[str, Any]
-    if name == "redis":
-        section = {"url": url, "prefix": f"lim-{tag}"}
-    elif name == "postgres":
-        section = {"dsn": url, "schema": f"lim_{tag}", "auto_migrate": True}
-    elif name == "sqlite":
-        section = {"path": str(tmp_path / "queue.db")}
-    else:
-        section = {"dsn": url, "queue_table": f"lim_{tag}_q", "dead_letter_table": f"lim_{tag}_d"}
+    where = section(name, "lim", tmp_path)
     records = tmp_path / "records"
     records.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
     env["LIMITS_RECORDS"] = str(records)
     workers = WorkerProcesses(
-        HERE / "worker.py", [name, json.dumps(section)], tmp_path / "logs", env=env
+        HERE / "worker.py", [name, json.dumps(where.values)], tmp_path / "logs", env=env
     )
-    saved = configured()
-    set_global_config(driver=name, **{name: section})
-    driver = await get_driver()
-    try:
-        if name == "postgres":
-            await driver.init_schema()  # type: ignore[attr-defined]
-        yield Fleet(driver, workers, records)
-    finally:
-        workers.stop_all()
-        await driver.close()
-        use_config(saved)
-        await _drop(name, section, tag)
-
-
-async def _drop(name: str, section: dict[str, Any], tag: str) -> None:
-    if name == "redis":
-        from redis.asyncio import Redis
-
-        r = Redis.from_url(section["url"])
+    async with installed(where) as driver:
         try:
-            keys = [k async for k in r.scan_iter(match=f"*{section['prefix']}*", count=1000)]
-            if keys:
-                await r.delete(*keys)
+            yield Fleet(driver, workers, records)
         finally:
-            await r.aclose()
-    elif name == "postgres":
-        import asyncpg
-
-        conn = await asyncpg.connect(section["dsn"])
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{section["schema"]}" CASCADE')
-        finally:
-            await conn.close()
-    elif name == "mysql":
-        import aiomysql
-
-        from asynctasq_mysql import parse_dsn
-
-        conn = await aiomysql.connect(**parse_dsn(section["dsn"]).connect_kwargs())
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute("SET SESSION sql_notes = 0")
-                await cur.execute(
-                    "SELECT table_name FROM information_schema.tables "
-                    "WHERE table_schema = DATABASE() AND table_name LIKE %s",
-                    (f"lim\\_{tag}\\_%",),
-                )
-                for (table,) in await cur.fetchall():
-                    await cur.execute(f"DROP TABLE IF EXISTS `{table}`")
-        finally:
-            conn.close()
+            workers.stop_all()
 
 
 def most_at_once(intervals: list[tuple[float, float]]) -> int:

@@ -5,122 +5,33 @@ when the task ends and freed by its ttl, expired tasks dead-lettered or dropped,
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from tests.servers import installed, section
 
-import asynctasq.config as config_module
 from asynctasq import task
-from asynctasq.config import set_global_config
 from asynctasq.core import expired_counts
 from asynctasq.core.unique import holds_claims
 from asynctasq.drivers.base import ClaimStore, Driver
-from asynctasq.drivers.connections import get_driver
 from asynctasq.worker import Worker
 
 pytestmark = pytest.mark.slow
 
-URLS = {
-    "redis": os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-    "postgres": os.environ.get(
-        "ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-    ),
-    "mysql": os.environ.get("ASYNCTASQ_TEST_MYSQL_DSN", "mysql://root@127.0.0.1:3306/test"),
-}
 QUEUE = "tu-servers"
 runs: dict[str, list[Any]] = {}
 
 
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
-            return True
-    except OSError:
-        return False
-
-
 @pytest.fixture(params=["redis", "postgres", "sqlite", "mysql"])
-async def driver(request: pytest.FixtureRequest, tmp_path: Any) -> AsyncIterator[Driver]:
-    name: str = request.param
-    tag = uuid.uuid4().hex[:10]
-    section: dict[str, Any]
-    if name == "sqlite":
-        section = {"path": str(tmp_path / "queue.db")}
-    else:
-        if not _reachable(URLS[name]):
-            if os.environ.get("CI"):
-                pytest.fail(f"{name} is not reachable at {URLS[name]}")
-            pytest.skip(f"{name} is not reachable at {URLS[name]}")
-        if name == "redis":
-            section = {"url": URLS[name], "prefix": f"tu-{tag}"}
-        elif name == "postgres":
-            section = {"dsn": URLS[name], "schema": f"tu_{tag}", "auto_migrate": True}
-        else:
-            section = {
-                "dsn": URLS[name],
-                "queue_table": f"tu_{tag}_q",
-                "dead_letter_table": f"tu_{tag}_d",
-            }
-    saved = config_module.configured()
-    set_global_config(driver=name, **{name: section})
-    runs.clear()
-    try:
-        found = await get_driver()
-        if name == "postgres":
-            await found.init_schema()  # type: ignore[attr-defined]
+async def driver(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Driver]:
+    async with installed(section(request.param, "tu", tmp_path)) as found:
+        runs.clear()
         if not holds_claims(found):
-            pytest.skip(f"the {name} driver holds no claims yet")
+            pytest.skip(f"the {request.param} driver holds no claims yet")
         yield found
-    finally:
-        await (await get_driver()).close()
-        config_module.use_config(saved)
-        await _drop(name, section, tag)
-
-
-async def _drop(name: str, section: dict[str, Any], tag: str) -> None:
-    if name == "redis":
-        from redis.asyncio import Redis
-
-        r = Redis.from_url(section["url"])
-        try:
-            keys = [k async for k in r.scan_iter(match=f"*{section['prefix']}*", count=1000)]
-            if keys:
-                await r.delete(*keys)
-        finally:
-            await r.aclose()
-    elif name == "postgres":
-        import asyncpg
-
-        conn = await asyncpg.connect(section["dsn"])
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{section["schema"]}" CASCADE')
-        finally:
-            await conn.close()
-    elif name == "mysql":
-        import aiomysql
-
-        from asynctasq_mysql import parse_dsn
-
-        conn = await aiomysql.connect(**parse_dsn(section["dsn"]).connect_kwargs())
-        try:
-            async with conn.cursor() as cur:
-                await cur.execute("SET SESSION sql_notes = 0")
-                await cur.execute(
-                    "SELECT table_name FROM information_schema.tables "
-                    "WHERE table_schema = DATABASE() AND table_name LIKE %s",
-                    (f"tu\\_{tag}\\_%",),
-                )
-                for (table,) in await cur.fetchall():
-                    await cur.execute(f"DROP TABLE IF EXISTS `{table}`")
-        finally:
-            conn.close()
 
 
 async def work(driver: Driver, until: Callable[[], Any], timeout: float = 30.0) -> Worker:

@@ -11,34 +11,24 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
+from tests.servers import installed, section
 
 from asynctasq import chain, chord, group
-from asynctasq.config import configured, set_global_config, use_config
 from asynctasq.drivers.base import Driver
-from asynctasq.drivers.connections import get_driver
 from asynctasq.testing.crash import WorkerProcesses, wait_until
 from asynctasq.workflows import StepFailedError, WorkflowState
 
 pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent / "workflows_e2e"
-URLS = {
-    "redis": os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15"),
-    "postgres": os.environ.get(
-        "ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test"
-    ),
-}
 
 
 @pytest.fixture(scope="module")
@@ -50,15 +40,6 @@ def tasks() -> Iterator[Any]:
         yield wf_e2e_tasks
     finally:
         sys.path.remove(str(HERE))
-
-
-def _reachable(url: str) -> bool:
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or 0), 1):
-            return True
-    except OSError:
-        return False
 
 
 @dataclass
@@ -82,56 +63,19 @@ async def fleet(
     request: pytest.FixtureRequest, tmp_path: Path, tasks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Fleet]:
     name: str = request.param
-    url = URLS[name]
-    if not _reachable(url):
-        if os.environ.get("CI"):
-            pytest.fail(f"{name} is not reachable at {url}")
-        pytest.skip(f"{name} is not reachable at {url}")
-    tag = uuid.uuid4().hex[:10]
-    if name == "redis":
-        section: dict[str, Any] = {"url": url, "prefix": f"wf-{tag}"}
-    else:
-        section = {"dsn": url, "schema": f"wf_{tag}", "auto_migrate": True}
+    where = section(name, "wf", tmp_path)
     records = tmp_path / "records"
     records.mkdir()
     monkeypatch.setenv("WF_RECORDS", str(records))
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASQ_")}
     workers = WorkerProcesses(
-        HERE / "wf_worker.py", [name, json.dumps(section)], tmp_path / "logs", env=env
+        HERE / "wf_worker.py", [name, json.dumps(where.values)], tmp_path / "logs", env=env
     )
-    saved = configured()
-    set_global_config(driver=name, **{name: section})
-    driver = await get_driver()
-    try:
-        if name == "postgres":
-            await driver.init_schema()  # type: ignore[attr-defined]
-        yield Fleet(driver, workers, records)
-    finally:
-        workers.stop_all()
-        await driver.close()
-        use_config(saved)
-        await _drop(name, section)
-
-
-async def _drop(name: str, section: dict[str, Any]) -> None:
-    if name == "redis":
-        from redis.asyncio import Redis
-
-        r = Redis.from_url(section["url"])
+    async with installed(where) as driver:
         try:
-            keys = [k async for k in r.scan_iter(match=f"*{section['prefix']}*", count=1000)]
-            if keys:
-                await r.delete(*keys)
+            yield Fleet(driver, workers, records)
         finally:
-            await r.aclose()
-    else:
-        import asyncpg
-
-        conn = await asyncpg.connect(section["dsn"])
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{section["schema"]}" CASCADE')
-        finally:
-            await conn.close()
+            workers.stop_all()
 
 
 def _worker_env() -> dict[str, str]:
