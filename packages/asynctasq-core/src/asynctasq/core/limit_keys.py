@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctasq.core.function import FunctionTask
 from asynctasq.core.limits import LIMIT_PREFIX, MAX_LIMIT_KEY, Limits, to_wire
 from asynctasq.core.task import BaseTask
-from asynctasq.core.unique import _arguments, _hash, _is_claim_store, _key_part
+from asynctasq.core.unique import _hash, _is_claim_store, _key_part, chosen_key
 from asynctasq.drivers.base import ClaimStore, Driver
 from asynctasq.errors import LimitsNotSupportedError
 
@@ -30,21 +29,10 @@ def limit_key_for(task: BaseTask[Any], name: str, limits: Limits) -> str | None:
     if key is None:
         full = f"{LIMIT_PREFIX}{name}"
     else:
-        if isinstance(key, str):
-            arguments = _arguments(task)
-            if key not in arguments:
-                raise ValueError(
-                    f"{name}: limit_key {key!r} names no argument or attribute of this task; "
-                    f"it has: {', '.join(arguments) or 'none'}"
-                )
-            value, what = arguments[key], f"argument {key!r} of {name}"
-        else:
-            value = key(*task.args, **task.kwargs) if isinstance(task, FunctionTask) else key(task)
-            if value is None:
-                return None
-            if not isinstance(value, str | int) or isinstance(value, bool):
-                raise TypeError(f"{name}: limit_key must return a str or an int, got {value!r}")
-            what = f"the limit key of {name}"
+        chosen = chosen_key(task, name, key, "limit_key")
+        if chosen is None:
+            return None
+        value, what = chosen
         full = f"{LIMIT_PREFIX}{name}:{_key_part(value, what)}"
     if len(full) > MAX_LIMIT_KEY:  # a very long task name or key: keep the key within bounds
         full = f"{LIMIT_PREFIX}#{_hash(full.encode('utf-8', 'surrogatepass'))}"

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import orjson
@@ -102,6 +102,34 @@ def _key_part(value: Any, what: str) -> str:
     return "#" + _digest(value, what)
 
 
+def chosen_key(
+    task: BaseTask[Any], name: str, key: Callable[..., Any] | str, option: str
+) -> tuple[Any, str] | None:
+    """The value `key` picks from this dispatch of `task` (named `name`), with words naming it
+    in errors; None when `key`, a function, returned None. `key` is the task's `option`
+    (``unique_key``, ``limit_key``): the name of an argument (of an attribute, for class
+    tasks), or a function of the arguments (of the task) returning a str or an int.
+
+    Raises:
+        ValueError: `key` names no argument or attribute (the message lists those there are).
+        TypeError: the function returned something else than a str, an int or None.
+    """
+    if isinstance(key, str):
+        arguments = _arguments(task)
+        if key not in arguments:
+            raise ValueError(
+                f"{name}: {option} {key!r} names no argument or attribute of this task; "
+                f"it has: {', '.join(arguments) or 'none'}"
+            )
+        return arguments[key], f"argument {key!r} of {name}"
+    value = key(*task.args, **task.kwargs) if isinstance(task, FunctionTask) else key(task)
+    if value is None:
+        return None
+    if not isinstance(value, str | int) or isinstance(value, bool):
+        raise TypeError(f"{name}: {option} must return a str or an int, got {value!r}")
+    return value, f"the {option.replace('_', ' ')} of {name}"
+
+
 def key_for(task: BaseTask[Any], name: str, unique: Unique) -> str | None:
     """The claim key of this dispatch of `task` (named `name`); None when its ``unique_key``
     function returned None (this call is not unique).
@@ -114,21 +142,11 @@ def key_for(task: BaseTask[Any], name: str, unique: Unique) -> str | None:
     if key is None:
         value: Any = _arguments(task)
         what = f"the arguments of {name}"
-    elif isinstance(key, str):
-        arguments = _arguments(task)
-        if key not in arguments:
-            raise ValueError(
-                f"{name}: unique_key {key!r} names no argument or attribute of this task; "
-                f"it has: {', '.join(arguments) or 'none'}"
-            )
-        value, what = arguments[key], f"argument {key!r} of {name}"
     else:
-        value = key(*task.args, **task.kwargs) if isinstance(task, FunctionTask) else key(task)
-        if value is None:
+        chosen = chosen_key(task, name, key, "unique_key")
+        if chosen is None:
             return None
-        if not isinstance(value, str | int) or isinstance(value, bool):
-            raise TypeError(f"{name}: unique_key must return a str or an int, got {value!r}")
-        what = f"the unique key of {name}"
+        value, what = chosen
     part = "#" + _digest(value, what) if key is None else _key_part(value, what)
     full = f"{UNIQUE_PREFIX}{name}:{part}"
     if len(full) > MAX_UNIQUE_KEY:  # a very long task name: keep the key within bounds
@@ -153,4 +171,4 @@ async def release_all(store: ClaimStore, claims: Sequence[tuple[str, str]]) -> N
             await store.release_claim(key, holder)
 
 
-__all__ = ["claim_store", "claim_ttl", "holds_claims", "key_for", "release_all"]
+__all__ = ["chosen_key", "claim_store", "claim_ttl", "holds_claims", "key_for", "release_all"]
