@@ -22,6 +22,7 @@ from asynctasq.drivers.base import Driver
 from asynctasq.errors import ConfigError
 from asynctasq.runner import run
 from asynctasq_cli import session
+from asynctasq_cli.code_options import allowed_roots_option, imports_option
 from asynctasq_cli.commands.schedules import list_schedules
 from asynctasq_cli.output import one_line, print_warning, reporting_errors
 from asynctasq_cli.settings import (
@@ -98,23 +99,16 @@ def dashboard(
     ] = "127.0.0.1",
     imports: Annotated[
         list[str] | None,
-        typer.Option(
-            "--import",
-            "-i",
-            metavar="MODULE",
-            help="Task module declaring schedules (repeatable), as for asynctasq worker. "
-            "(env: ASYNCTASQ_WORKER_IMPORTS, comma-separated)",
-            show_default=False,
+        imports_option(
+            "Task module declaring schedules (repeatable), as for asynctasq worker. "
+            "(env: ASYNCTASQ_WORKER_IMPORTS, comma-separated)"
         ),
     ] = None,
     allowed_roots: Annotated[
         list[str] | None,
-        typer.Option(
-            "--allowed-root",
-            metavar="DIR",
-            help="Directory task code may be imported from (repeatable). "
-            "(default: the working directory)",
-            show_default=False,
+        allowed_roots_option(
+            "Directory task code may be imported from (repeatable). "
+            "(default: the working directory)"
         ),
     ] = None,
     refresh: Annotated[

@@ -23,6 +23,7 @@ from asynctasq.runner import run
 from asynctasq.schedules.claims import read_last
 from asynctasq.schedules.registry import Schedule, schedules
 from asynctasq_cli import session
+from asynctasq_cli.code_options import allowed_roots_option, imports_option
 from asynctasq_cli.commands.worker import import_modules, resolve_roots
 from asynctasq_cli.output import literal, print_json, reporting_errors, stdout, visible
 from asynctasq_cli.settings import (
@@ -122,23 +123,16 @@ def register(app: typer.Typer) -> None:
     def schedules(
         imports: Annotated[
             list[str] | None,
-            typer.Option(
-                "--import",
-                "-i",
-                metavar="MODULE",
-                help="Module declaring schedules (repeatable), as for asynctasq worker. "
-                "(env: ASYNCTASQ_WORKER_IMPORTS, comma-separated)",
-                show_default=False,
+            imports_option(
+                "Module declaring schedules (repeatable), as for asynctasq worker. "
+                "(env: ASYNCTASQ_WORKER_IMPORTS, comma-separated)"
             ),
         ] = None,
         allowed_roots: Annotated[
             list[str] | None,
-            typer.Option(
-                "--allowed-root",
-                metavar="DIR",
-                help="Directory task code may be imported from (repeatable). "
-                "(env: ASYNCTASQ_WORKER_ALLOWED_ROOTS; default: the working directory)",
-                show_default=False,
+            allowed_roots_option(
+                "Directory task code may be imported from (repeatable). "
+                "(env: ASYNCTASQ_WORKER_ALLOWED_ROOTS; default: the working directory)"
             ),
         ] = None,
         count: Annotated[

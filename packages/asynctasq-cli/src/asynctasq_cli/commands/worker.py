@@ -30,6 +30,7 @@ from asynctasq.schedules.claims import claim_store
 from asynctasq.supervisor import supervised_pool_size
 from asynctasq.worker import Worker
 from asynctasq_cli import session
+from asynctasq_cli.code_options import allowed_roots_option, imports_option
 from asynctasq_cli.logging import (
     LOG_LEVELS,
     LogFormat,
@@ -384,27 +385,20 @@ def register(app: typer.Typer) -> None:
         ] = None,
         imports: Annotated[
             list[str] | None,
-            typer.Option(
-                "--import",
-                "-i",
-                metavar="MODULE",
-                help="Module to import at start-up so its tasks are registered "
+            imports_option(
+                "Module to import at start-up so its tasks are registered "
                 "(repeatable; imported with the allowed roots on sys.path). "
                 "(env: ASYNCTASQ_WORKER_IMPORTS, comma-separated)",
-                show_default=False,
-                rich_help_panel=_PANEL_CODE,
+                panel=_PANEL_CODE,
             ),
         ] = None,
         allowed_roots: Annotated[
             list[str] | None,
-            typer.Option(
-                "--allowed-root",
-                metavar="DIR",
-                help="Directory task code may be imported from (repeatable). "
+            allowed_roots_option(
+                "Directory task code may be imported from (repeatable). "
                 "(env: ASYNCTASQ_WORKER_ALLOWED_ROOTS; default: the working "
                 "directory)",
-                show_default=False,
-                rich_help_panel=_PANEL_CODE,
+                panel=_PANEL_CODE,
             ),
         ] = None,
         log_level: Annotated[
