@@ -13,13 +13,16 @@ Tests import it as ``tests.servers`` (pytest's importlib mode names the test mod
 
 from __future__ import annotations
 
+import importlib
 import os
 import socket
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -58,6 +61,17 @@ def require(name: str) -> str:
             pytest.fail(f"{reason} (CI is set, so this fails instead of skipping)")
         pytest.skip(reason)
     return url
+
+
+@contextmanager
+def imported(directory: Path, module: str) -> Iterator[ModuleType]:
+    """`module`, imported from `directory` (a test's task code, which its worker processes
+    import the same way); `directory` is on ``sys.path`` for the duration."""
+    sys.path.insert(0, str(directory))
+    try:
+        yield importlib.import_module(module)
+    finally:
+        sys.path.remove(str(directory))
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.servers import installed, section
+from tests.servers import imported, installed, section
 
 from asynctasq import dispatch_many
 from asynctasq.drivers.base import ClaimStore, Driver
@@ -39,13 +38,8 @@ HERE = Path(__file__).parent / "limits_e2e"
 
 @pytest.fixture(scope="module")
 def tasks() -> Iterator[Any]:
-    sys.path.insert(0, str(HERE))
-    try:
-        import limit_tasks
-
-        yield limit_tasks
-    finally:
-        sys.path.remove(str(HERE))
+    with imported(HERE, "limit_tasks") as module:
+        yield module
 
 
 @dataclass

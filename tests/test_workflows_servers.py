@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -19,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.servers import installed, section
+from tests.servers import imported, installed, section
 
 from asynctasq import chain, chord, group
 from asynctasq.drivers.base import Driver
@@ -33,13 +32,8 @@ HERE = Path(__file__).parent / "workflows_e2e"
 
 @pytest.fixture(scope="module")
 def tasks() -> Iterator[Any]:
-    sys.path.insert(0, str(HERE))
-    try:
-        import wf_e2e_tasks
-
-        yield wf_e2e_tasks
-    finally:
-        sys.path.remove(str(HERE))
+    with imported(HERE, "wf_e2e_tasks") as module:
+        yield module
 
 
 @dataclass
