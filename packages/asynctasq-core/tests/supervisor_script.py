@@ -36,7 +36,8 @@ if __name__ == "__main__":
     supervisor = Supervisor(
         target,
         3,
-        shutdown_timeout=0.2,
+        # "stuck" tests the second signal: its first stop must not reach its deadline first.
+        shutdown_timeout=30 if MODE == "stuck" else 0.2,
         stop_grace=0.3,
         restart_clean_exits=MODE != "done",
         restart_policy=RestartPolicy(backoff=0.01, max_backoff=0.05),

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -96,6 +97,23 @@ def finish(proc: subprocess.Popen[str], within: float = 60) -> tuple[int, str]:
     return proc.returncode, out
 
 
+def read_until(proc: subprocess.Popen[str], text: str, within: float = 60) -> str:
+    """The output read until it contains `text` (read from the pipe itself, unbuffered, so
+    `finish` later gets the rest)."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + within
+    while text.encode() not in seen:
+        assert time.monotonic() < deadline, f"no {text!r} within {within} s: {seen!r}"
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if ready:
+            chunk = os.read(fd, 65536)
+            assert chunk, f"the supervisor ended before {text!r}: {seen!r}"
+            seen += chunk
+    return seen.decode()
+
+
 def wait_for(marks: Path, pattern: str, count: int, proc: subprocess.Popen[str]) -> None:
     deadline = time.monotonic() + 60
     while len(list(marks.glob(pattern))) < count:
@@ -144,8 +162,12 @@ def test_a_second_signal_stops_everything_at_once(tmp_path: Path) -> None:
     proc = start("stuck", tmp_path)
     wait_for(tmp_path, "ready-*", 3, proc)
     proc.send_signal(signal.SIGINT)
+    # Two signals sent back to back may be delivered as one: send the second once the
+    # supervisor has acted on the first.
+    seen = read_until(proc, "send again to stop them now")
     proc.send_signal(signal.SIGINT)
-    code, out = finish(proc)
+    code, rest = finish(proc)
+    out = seen + rest
     assert code == EXIT_FORCED_BASE + signal.SIGINT, out
     assert "second SIGINT: stopping every worker process now" in out
     assert "after its shutdown deadline" not in out

@@ -108,6 +108,7 @@ def _isolated_config(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
         if name.startswith("ASYNCTASQ_") and name != "ASYNCTASQ_DJ_TEST_SUFFIX":
             monkeypatch.delenv(name)
     saved, guard = config_module.configured(), get_import_guard()
+    set_import_guard(None)  # from a known state, whatever ran before in this process
     namespace = f"dj-{uuid.uuid4().hex[:8]}"
     config_module.reset_config()
     set_global_config(driver="memory", memory={"namespace": namespace})
