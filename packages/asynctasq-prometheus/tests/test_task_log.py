@@ -42,7 +42,9 @@ def test_json_lines_carry_the_fields(prefix: str) -> None:
         if record["event"] != "task-started":
             assert record["duration"] >= 0
     succeeded = [r for r in tasks if r["event"] == "task-succeeded"]
-    assert all(r["duration"] >= 0.01 and r["attempt"] == 1 for r in succeeded)  # sleeps 10 ms
+    # The task sleeps 10 ms; the event loop's timers (uvloop: 1 ms resolution) may end a
+    # sleep up to a millisecond early, so the measured run is 10 ms give or take that.
+    assert all(r["duration"] >= 0.008 and r["attempt"] == 1 for r in succeeded), succeeded
     failed = sorted((r["attempt"], r["error"]) for r in tasks if r["event"] == "task-failed")
     assert failed == [(1, "ValueError"), (2, "ValueError")]
 
