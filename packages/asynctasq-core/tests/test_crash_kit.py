@@ -45,7 +45,8 @@ async def test_processes_are_started_killed_reaped_and_reported(tmp_path: Path) 
     try:
         victim = workers.start("stay")
         quitter = workers.start("quit")
-        await wait_until(lambda: "worker up" in workers.report(), 10, "start-up")
+        # Both up (under load the quitter may print first): the victim is killed after it logs.
+        await wait_until(lambda: workers.report().count("worker up") == 2, 10, "start-up")
         workers.kill(victim)
         await wait_until(lambda: workers.procs[quitter].poll() is not None, 10, "quitter")
         workers.reap()
