@@ -182,6 +182,28 @@ class Envelope:
     """Its concurrency and rate limits (`asynctasq.core.limits`); None for most tasks."""
 
 
+def resend(
+    doc: Mapping[str, Any],
+    *,
+    task_id: str,
+    at: float,
+    headers: Mapping[str, str],
+    first: Any = None,
+    prepend: bool = False,
+) -> bytes:
+    """A stored envelope document sent again as a new message: a new id and dispatch
+    time, `headers` added to its own, and with `prepend` the wire value `first` put
+    before its positional arguments (a workflow step given the previous step's result).
+    The key names stay this module's business."""
+    out = dict(doc)
+    out["id"] = task_id
+    out["at"] = at
+    out["h"] = {**out.get("h", {}), **headers}
+    if prepend:
+        out["args"] = [first, *out["args"]]
+    return orjson.dumps(out)
+
+
 def _number(value: Any) -> bool:
     """An int or a float, not a bool (what JSON numbers decode to, exactly these types)."""
     kind = type(value)

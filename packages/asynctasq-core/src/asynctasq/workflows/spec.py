@@ -31,6 +31,7 @@ from typing import Any, Literal
 
 import orjson
 
+from asynctasq.core import envelope
 from asynctasq.core.options import MAX_SECONDS, check_queue
 from asynctasq.errors import MalformedMessageError
 
@@ -229,10 +230,11 @@ def render(
     """The message of step `index`, queued now under `token`; `previous` is the wire form
     of the value it receives first (steps that take the previous result)."""
     step = plan.steps[index]
-    doc = dict(step.envelope)
-    doc["id"] = step_id(workflow_id, index, token)
-    doc["at"] = now
-    doc["h"] = {**doc.get("h", {}), HEADER: header_value(workflow_id, index, token)}
-    if step.takes_previous:
-        doc["args"] = [previous, *doc["args"]]
-    return orjson.dumps(doc)
+    return envelope.resend(
+        step.envelope,
+        task_id=step_id(workflow_id, index, token),
+        at=now,
+        headers={HEADER: header_value(workflow_id, index, token)},
+        first=previous,
+        prepend=step.takes_previous,
+    )
