@@ -1,10 +1,17 @@
+import sys
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 
 import asynctasq.config as config_module
 from asynctasq.config import set_global_config
 from asynctasq.testing import MemoryDriver
+
+# Helper modules shared by several test modules (tests import in importlib mode).
+SUPPORT = str(Path(__file__).resolve().parent / "support")
+if SUPPORT not in sys.path:
+    sys.path.insert(0, SUPPORT)
 
 
 @pytest.fixture(autouse=True)

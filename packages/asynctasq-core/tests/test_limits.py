@@ -7,11 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import orjson
 import pytest
+from base_only_driver import PlainDriver
 
 from asynctasq import Task, dispatch_many, task
 from asynctasq.core import envelope
@@ -19,12 +20,8 @@ from asynctasq.core.limit_keys import limit_store
 from asynctasq.core.limiter import RateGuesses, reserve_start
 from asynctasq.core.limits import Rate, from_wire, parse_rate
 from asynctasq.drivers.base import (
-    DeadLetter,
-    Delivery,
     Driver,
-    Failure,
     OutgoingMessage,
-    QueueStats,
 )
 from asynctasq.drivers.connections import get_driver
 from asynctasq.errors import LimitsNotSupportedError, MalformedMessageError
@@ -392,58 +389,6 @@ def test_waits_back_off_with_jitter_and_are_bounded() -> None:
 
 
 # -- drivers without claims ------------------------------------------------------------------------
-class PlainDriver:
-    """The base contract only (no claims), like SQS or RabbitMQ."""
-
-    def __init__(self, inner: MemoryDriver) -> None:
-        self.inner = inner
-
-    async def connect(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def enqueue(self, message: OutgoingMessage) -> None:
-        await self.inner.enqueue(message)
-
-    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
-        await self.inner.enqueue_many(messages)
-
-    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
-        return await self.inner.dequeue(queues, limit=limit, wait=wait)
-
-    async def ack(self, deliveries: Sequence[Delivery]) -> None:
-        await self.inner.ack(deliveries)
-
-    async def release(self, deliveries: Sequence[Delivery]) -> None:
-        await self.inner.release(deliveries)
-
-    async def retry(self, delivery: Delivery, *, delay: float) -> None:
-        await self.inner.retry(delivery, delay=delay)
-
-    async def dead_letter(self, delivery: Delivery, failure: Failure) -> None:
-        await self.inner.dead_letter(delivery, failure)
-
-    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
-        await self.inner.extend(deliveries, visibility_timeout)
-
-    async def queue_names(self) -> list[str]:
-        return []
-
-    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        return []
-
-    async def list_dead_letters(self, **kwargs: Any) -> list[DeadLetter]:
-        return []
-
-    async def retry_dead_letters(self, **kwargs: Any) -> int:
-        return 0
-
-    async def purge_dead_letters(self, **kwargs: Any) -> int:
-        return 0
-
-    async def purge(self, queue: str) -> int:
-        return 0
-
-
 async def test_a_driver_without_claims_is_refused_naming_those_with() -> None:
     plain = PlainDriver(await memory())
     assert isinstance(plain, Driver)

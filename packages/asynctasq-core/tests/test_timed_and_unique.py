@@ -10,11 +10,12 @@ from typing import Any
 
 import orjson
 import pytest
+from base_only_driver import PlainDriver
 
 import asynctasq
 from asynctasq import Task, dispatch_many, task
 from asynctasq.core import envelope, expired_counts
-from asynctasq.drivers.base import DeadLetter, Delivery, Driver, OutgoingMessage, QueueStats
+from asynctasq.drivers.base import Driver, OutgoingMessage
 from asynctasq.drivers.connections import get_driver
 from asynctasq.errors import (
     AsyncTasQError,
@@ -461,49 +462,6 @@ async def test_a_failed_enqueue_releases_the_key(monkeypatch: pytest.MonkeyPatch
     monkeypatch.undo()
     await report(1).dispatch()
     assert len(driver.queued("tu")) == 1
-
-
-class PlainDriver:
-    """A driver with the base contract only (no claims), like SQS or RabbitMQ."""
-
-    def __init__(self, inner: MemoryDriver) -> None:
-        self.inner = inner
-
-    async def connect(self) -> None: ...
-    async def close(self) -> None: ...
-
-    async def enqueue(self, message: OutgoingMessage) -> None:
-        await self.inner.enqueue(message)
-
-    async def enqueue_many(self, messages: Sequence[OutgoingMessage]) -> None:
-        await self.inner.enqueue_many(messages)
-
-    async def dequeue(self, queues: Sequence[str], *, limit: int, wait: float) -> list[Delivery]:
-        return await self.inner.dequeue(queues, limit=limit, wait=wait)
-
-    async def ack(self, deliveries: Sequence[Delivery]) -> None: ...
-    async def release(self, deliveries: Sequence[Delivery]) -> None: ...
-    async def retry(self, delivery: Delivery, *, delay: float) -> None: ...
-    async def dead_letter(self, delivery: Delivery, failure: Any) -> None: ...
-    async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None: ...
-
-    async def queue_names(self) -> list[str]:
-        return []
-
-    async def stats(self, queues: Sequence[str]) -> list[QueueStats]:
-        return []
-
-    async def list_dead_letters(self, **kwargs: Any) -> list[DeadLetter]:
-        return []
-
-    async def retry_dead_letters(self, **kwargs: Any) -> int:
-        return 0
-
-    async def purge_dead_letters(self, **kwargs: Any) -> int:
-        return 0
-
-    async def purge(self, queue: str) -> int:
-        return 0
 
 
 async def test_a_driver_without_claims_is_an_error_at_dispatch_naming_those_with() -> None:
