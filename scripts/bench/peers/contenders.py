@@ -20,8 +20,13 @@ PEER_PACKAGES: dict[str, tuple[str, ...]] = {
     "dramatiq": ("dramatiq[redis,rabbitmq]==2.2.1",),
     "celery": ("celery[redis]==5.7.0",),
     "procrastinate": ("procrastinate==3.10.0", "psycopg[binary]"),
+    "asynctasq-1.7": ("asynctasq[redis]==1.7.0",),
 }
 """Pinned peer releases, each installed in ``.bench/peers/<name>``."""
+
+PEER_PYTHON: dict[str, str] = {"asynctasq-1.7": "3.12"}
+"""Peers whose pins need another Python than the default 3.11 (upstream asynctasq 1.7
+requires 3.12 or later)."""
 
 UNAVAILABLE = {
     "asynctasq 1.7 (upstream, PyPI)": "the package index reachable here has no `asynctasq` "
