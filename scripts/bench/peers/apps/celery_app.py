@@ -1,7 +1,8 @@
 """Celery on Redis or RabbitMQ: acks after the task ran, no results, one process.
 
 Worker: ``celery -A celery_app worker --pool threads --concurrency 10 -Q Q`` without gossip,
-mingle and heartbeat.
+mingle and heartbeat (the scaling run: ``--pool prefork --concurrency N``). ``fill N`` queues
+N `counted` tasks (untimed).
 """
 
 import sys
@@ -32,9 +33,17 @@ def probe(sent):
     common.record_latency(sent)
 
 
+@app.task
+def counted():
+    common.count()
+
+
 if __name__ == "__main__":
     mode, n = sys.argv[1], int(sys.argv[2])
-    if mode == "enqueue":
+    if mode == "fill":
+        for _ in range(n):
+            counted.delay()
+    elif mode == "enqueue":
         common.enqueue_sync(noop.delay, n)
     else:
         common.latency_sync(probe.delay, n)

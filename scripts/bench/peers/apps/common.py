@@ -98,6 +98,15 @@ async def enqueue_async(send: Callable[[], Awaitable[Any]], n: int) -> None:
     report("enqueue", n / (time.perf_counter() - started))
 
 
+async def fill_async(send: Callable[[], Awaitable[Any]], n: int, window: int = 500) -> None:
+    """Send `n` tasks, `window` at a time in flight: the scaling run's untimed fill, for
+    clients that have no batch call."""
+    import asyncio
+
+    for start in range(0, n, window):
+        await asyncio.gather(*(send() for _ in range(min(window, n - start))))
+
+
 def latency_sync(send: Callable[[float], Any], samples: int) -> None:
     for i in range(samples):
         send(time.monotonic())

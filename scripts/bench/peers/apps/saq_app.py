@@ -1,4 +1,5 @@
-"""SAQ on Redis. Worker: ``saq saq_app.settings`` (concurrency 10)."""
+"""SAQ on Redis. Worker: ``saq saq_app.settings`` (concurrency 10; the scaling run adds
+``--workers N``). ``fill N`` queues N `counted` jobs (untimed, many sends in flight)."""
 
 import asyncio
 import sys
@@ -17,12 +18,18 @@ async def probe(ctx, *, sent):
     common.record_latency(sent)
 
 
-settings = {"queue": queue, "functions": [noop, probe], "concurrency": 10}
+async def counted(ctx):
+    common.count()
+
+
+settings = {"queue": queue, "functions": [noop, probe, counted], "concurrency": 10}
 
 
 async def main(mode, n):
     await queue.connect()
-    if mode == "enqueue":
+    if mode == "fill":
+        await common.fill_async(lambda: queue.enqueue("counted"), n)
+    elif mode == "enqueue":
         await common.enqueue_async(lambda: queue.enqueue("noop"), n)
     else:
         await common.latency_async(lambda sent: queue.enqueue("probe", sent=sent), n)
