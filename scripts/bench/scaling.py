@@ -9,6 +9,13 @@ taken from the first task seen to the last (the processes' start-up is outside i
 CPU is read from /proc at both ends: the worker's process tree, the broker's processes, and
 the whole host (how many cores were busy).
 
+Besides AsyncTasQ (``asynctasq worker --workers N``) it runs, on Redis, each peer's own
+multi-process mode: Dramatiq ``--processes N``, Taskiq ``--workers N``, SAQ ``--workers N``,
+Celery's prefork pool ``--concurrency N``, and the upstream AsyncTasQ 1.7 release, which has
+no such mode, as N separate worker processes (``apps/spawn.py``). Peers run from their
+pinned environments under ``.bench/peers`` (`scripts.bench.peers.venvs`), created on first
+use.
+
 The broker state is this run's own (Redis db 13, PostgreSQL database
 ``asynctasq_bench_scaling``), so the peer comparison (db 12) can run at the same time.
 """
@@ -25,7 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.bench import procstat
-from scripts.bench.peers.venvs import ROOT, VENVS
+from scripts.bench.peers.contenders import PEER_PACKAGES, PEER_PYTHON
+from scripts.bench.peers.venvs import ROOT, VENVS, ensure_venv
 
 APPS = Path(__file__).resolve().parent / "peers" / "apps"
 REDIS_URL = os.environ.get("ASYNCTASQ_BENCH_SCALING_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -37,12 +45,14 @@ PHASE_TIMEOUT = 600.0
 
 @dataclass(frozen=True, slots=True)
 class Contender:
-    """One framework on one broker; ``{n}`` in `worker` is the number of processes."""
+    """One framework on one broker; in `worker`, ``{n}`` is the number of processes and
+    ``{bin}`` the environment's ``bin`` directory; `how` says how N processes are run."""
 
     framework: str
     broker: str
     app: str
     worker: tuple[str, ...]
+    how: str
     env: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -53,20 +63,67 @@ class Contender:
     def queue(self) -> str:
         return f"scale-{self.framework}"
 
+    @property
+    def ours(self) -> bool:
+        return self.framework == "asynctasq"
+
 
 def _ours(broker: str, env: dict[str, str]) -> Contender:
     worker = (
         "{bin}/asynctasq", "worker", "--import", "asynctasq_app", "--queues", "scale-asynctasq",
         "--concurrency", "10", "--log-level", "warning", "--no-live", "--workers", "{n}",
     )  # fmt: skip
+    how = "`asynctasq worker --workers N --concurrency 10`"
     return Contender(
-        "asynctasq", broker, "asynctasq_app", worker, {"ASYNCTASQ_DRIVER": broker, **env}
+        "asynctasq", broker, "asynctasq_app", worker, how, {"ASYNCTASQ_DRIVER": broker, **env}
     )
 
 
+def _peers() -> list[Contender]:
+    """The Redis peers, each with its own multi-process mode and 10 tasks at a time per
+    process where the model allows (Celery's prefork pool runs one per process)."""
+    upstream = (
+        "{bin}/python", "spawn.py", "{n}", "{bin}/asynctasq", "worker", "--driver", "redis",
+        "--queues", "scale-asynctasq-1.7", "--concurrency", "10",
+    )  # fmt: skip
+    dramatiq = (
+        "{bin}/dramatiq", "dramatiq_app", "--processes", "{n}", "--threads", "10",
+        "--queues", "scale-dramatiq",
+    )  # fmt: skip
+    taskiq = (
+        "{bin}/taskiq", "worker", "taskiq_app:broker", "--workers", "{n}",
+        "--max-async-tasks", "10",
+    )  # fmt: skip
+    celery = (
+        "{bin}/celery", "-A", "celery_app", "worker", "--pool", "prefork", "--concurrency", "{n}",
+        "-Q", "scale-celery", "--without-gossip", "--without-mingle", "--without-heartbeat",
+        "--loglevel", "WARNING",
+    )  # fmt: skip
+    url = {"BENCH_URL": REDIS_URL}
+    return [
+        Contender(
+            "asynctasq-1.7", "redis", "asynctasq17_app", upstream,
+            "N separate `asynctasq worker --concurrency 10` processes (1.7 has no "
+            "multi-process mode)",
+            {"ASYNCTASQ_DRIVER": "redis", "ASYNCTASQ_REDIS_URL": REDIS_URL},
+        ),
+        Contender("dramatiq", "redis", "dramatiq_app", dramatiq,
+                  "`dramatiq --processes N --threads 10`", url),
+        Contender("taskiq", "redis", "taskiq_app", taskiq,
+                  "`taskiq worker --workers N --max-async-tasks 10` (taskiq-redis streams)", url),
+        Contender("saq", "redis", "saq_app", ("{bin}/saq", "saq_app.settings", "--workers", "{n}"),
+                  "`saq --workers N` (concurrency 10)", url),
+        Contender("celery", "redis", "celery_app", celery,
+                  "`celery worker --pool prefork --concurrency N` (one task at a time per "
+                  "process)", url),
+    ]  # fmt: skip
+
+
 def contenders() -> list[Contender]:
+    """Redis first, AsyncTasQ first on each broker."""
     return [
         _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}),
+        *_peers(),
         _ours(
             "postgres",
             {
@@ -75,6 +132,14 @@ def contenders() -> list[Contender]:
             },
         ),
     ]
+
+
+def python_of(contender: Contender) -> Path:
+    """This interpreter for AsyncTasQ; a peer's pinned environment (created once)."""
+    if contender.ours:
+        return Path(sys.executable)
+    name = contender.framework
+    return ensure_venv(name, PEER_PACKAGES[name], PEER_PYTHON.get(name))
 
 
 @dataclass
@@ -167,13 +232,14 @@ def run_once(contender: Contender, processes: int, tasks: int) -> Sample:
     counter.unlink(missing_ok=True)
     env = _env(contender, counter)
     reset(contender)
+    python = python_of(contender)
     fill = subprocess.run(
-        [sys.executable, str(APPS / f"{contender.app}.py"), "fill", str(tasks)],
+        [str(python), str(APPS / f"{contender.app}.py"), "fill", str(tasks)],
         cwd=APPS, env=env, capture_output=True, text=True, timeout=PHASE_TIMEOUT, check=False,
     )  # fmt: skip
     if fill.returncode != 0:
         raise RuntimeError(f"fill failed: {fill.stderr.strip()[-800:]}")
-    bin_dir = str(Path(sys.executable).parent)
+    bin_dir = str(python.parent)
     argv = [p.replace("{bin}", bin_dir).replace("{n}", str(processes)) for p in contender.worker]
     with log.open("wb") as out:
         proc = subprocess.Popen(
@@ -229,14 +295,19 @@ def main(argv: list[str] | None = None) -> None:
                         "50,000 on PostgreSQL)")  # fmt: skip
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="20,000 tasks, one run")
-    parser.add_argument("--only", help="comma-separated framework/broker names")
+    parser.add_argument("--only", help="comma-separated frameworks or framework/broker names: "
+                        + ", ".join(c.name for c in contenders()))  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args(argv)
     counts = [int(n) for n in args.processes.split(",")]
     repeats = 1 if args.quick else args.repeats
     chosen = contenders()
     if args.only:
-        chosen = [c for c in chosen if c.name in args.only.split(",") or c.framework == args.only]
+        wanted = set(args.only.split(","))
+        chosen = [c for c in chosen if c.name in wanted or c.framework in wanted]
+        if not chosen:
+            names = ", ".join(c.name for c in contenders())
+            parser.error(f"--only {args.only}: no such contender (choose from {names})")
     results: dict[str, dict[int, list[Sample]]] = {c.name: {n: [] for n in counts} for c in chosen}
     sizes: dict[str, int] = {}
     for repeat in range(repeats):
