@@ -12,23 +12,34 @@ makes a fresh directory, its processes write there, and the supervisor serves th
 from __future__ import annotations
 
 import contextlib
+import json
+import logging
 import os
 import re
+import struct
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, values
 from prometheus_client.metrics_core import Metric
-from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
+
+log = logging.getLogger("asynctasq.prometheus")
 
 DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
 """prometheus_client's variable: the directory of the processes' metric files."""
 STALE_HEARTBEAT = 10.0
 """Seconds without a heartbeat after which a worker process's event loop counts as stuck."""
 _PID = re.compile(r"_(\d+)\.db$")
+_HEADER = 8
+"""Bytes at the start of a metric file before its values (prometheus_client's mmap_dict)."""
+_UNREADABLE = (OSError, ValueError, TypeError, AttributeError, RuntimeError, struct.error)
+"""What reading a metric file that is not (or no longer) what it should be raises."""
+_reported: set[str] = set()
 
 
 def directory() -> str | None:
@@ -57,26 +68,70 @@ def _alive(pid: int) -> bool:
 
 
 def forget_dead(path: str) -> None:
-    """Drop the live-only gauges of processes that are gone (their counters stay)."""
-    pids = set()
+    """Drop the live-only gauges of processes that are gone (their counters stay).
+
+    Two scrapes can do this at once (the server answers each in a thread of its own), so a
+    file already removed by the other one is not an error.
+    """
+    live_files: dict[int, list[str]] = {}
     for entry in os.scandir(path):
         match = _PID.search(entry.name)
-        if match is not None:
-            pids.add(int(match.group(1)))
-    for pid in pids:
+        if match is not None and entry.name.startswith("gauge_live"):
+            live_files.setdefault(int(match.group(1)), []).append(entry.path)
+    for pid, files in live_files.items():
         if not _alive(pid):
-            with contextlib.suppress(OSError):
-                mark_process_dead(pid, path)  # type: ignore[no-untyped-call]
+            for file in files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(file)
+
+
+def _readable(file: str) -> bool:
+    """Whether every value in the metric file `file` can be read."""
+    try:
+        for key, _, _, _ in MmapedDict.read_all_values_from_file(file):  # type: ignore[no-untyped-call]
+            _, _, labels, _ = json.loads(key)
+            labels.items()
+    except FileNotFoundError:
+        return False  # a dead process's live gauges, removed since the listing
+    except _UNREADABLE as exc:
+        if file not in _reported:
+            _reported.add(file)
+            log.warning("metric file %s left out of the scrapes: %s", file, exc)
+        return False
+    return True
+
+
+def collect(path: str) -> Iterable[Metric]:
+    """The metrics of every process writing to `path`, combined.
+
+    A process creates its file empty and only then gives it its size and header, so a
+    process being started (or one killed at that moment, whose file stays so) leaves a
+    file too short to hold anything: it is left out instead of failing the whole scrape,
+    as is a file that cannot be read for any other reason (logged once).
+    """
+    files = []
+    for entry in os.scandir(path):
+        if not entry.name.endswith(".db"):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            if entry.stat().st_size >= _HEADER:
+                files.append(entry.path)
+    try:
+        return MultiProcessCollector.merge(files, accumulate=True)  # type: ignore[no-any-return,no-untyped-call]
+    except _UNREADABLE:
+        # Files only grow and values are written before the header counts them, so a
+        # file read whole once reads again: one pass to find the bad ones is enough.
+        readable = [file for file in files if _readable(file)]
+        return MultiProcessCollector.merge(readable, accumulate=True)  # type: ignore[no-any-return,no-untyped-call]
 
 
 class _FleetCollector(Collector):
     def __init__(self, path: str) -> None:
         self.path = path
-        self._inner = MultiProcessCollector(None, path)  # type: ignore[no-untyped-call]
 
     def collect(self) -> Iterable[Metric]:
         forget_dead(self.path)
-        return self._inner.collect()  # type: ignore[no-any-return,no-untyped-call]
+        return collect(self.path)
 
 
 class Fleet:
@@ -95,8 +150,7 @@ class Fleet:
 
     def _samples(self, name: str) -> list[Sample]:
         forget_dead(self.path)
-        collector = MultiProcessCollector(None, self.path)  # type: ignore[no-untyped-call]
-        for family in collector.collect():  # type: ignore[no-untyped-call]
+        for family in collect(self.path):
             if family.name == name:
                 return list(family.samples)
         return []
@@ -126,4 +180,12 @@ def fresh_directory(parent: str | None = None) -> Path:
     return Path(tempfile.mkdtemp(prefix="asynctasq-metrics-", dir=parent))
 
 
-__all__ = ["DIR_VARIABLE", "Fleet", "directory", "enable", "forget_dead", "fresh_directory"]
+__all__ = [
+    "DIR_VARIABLE",
+    "Fleet",
+    "collect",
+    "directory",
+    "enable",
+    "forget_dead",
+    "fresh_directory",
+]
