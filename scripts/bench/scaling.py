@@ -33,7 +33,7 @@ from pathlib import Path
 
 from scripts.bench import procstat
 from scripts.bench.peers.contenders import PEER_PACKAGES, PEER_PYTHON
-from scripts.bench.peers.venvs import ROOT, VENVS, ensure_venv
+from scripts.bench.peers.venvs import VENVS, ensure_venv
 
 APPS = Path(__file__).resolve().parent / "peers" / "apps"
 REDIS_URL = os.environ.get("ASYNCTASQ_BENCH_SCALING_REDIS_URL", "redis://127.0.0.1:6379/13")
@@ -331,6 +331,7 @@ def main(argv: list[str] | None = None) -> None:
     medians = {
         name: {n: median_sample(s) for n, s in by_n.items() if s} for name, by_n in results.items()
     }
+    print(scaling_report.summary(chosen, medians))
     print(scaling_report.table(chosen, medians))
     if not args.no_write:
         given = argv if argv is not None else sys.argv[1:]
@@ -338,7 +339,7 @@ def main(argv: list[str] | None = None) -> None:
             "make bench" if not given else "python -m scripts.bench.scaling " + " ".join(given)
         )
         scaling_report.write(chosen, medians, results, sizes, repeats, command)
-        print(f"scaling: wrote {scaling_report.PAGE.relative_to(ROOT)} and the chart", flush=True)
+        print(f"scaling: wrote {scaling_report.PAGE} and {scaling_report.ASSETS}", flush=True)
     reset_all(chosen)
 
 

@@ -1,5 +1,6 @@
-"""The scaling run's outputs: a table (into docs/benchmarks.md, between its scaling
-markers), a chart (docs/benchmarks/scaling.png) and the raw numbers (scaling.json)."""
+"""The scaling run's outputs: a summary and a detailed table (into docs/benchmarks.md,
+between its scaling markers), a chart of rate and efficiency (docs/benchmarks/scaling.png)
+and the raw numbers (scaling.json)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import json
 import os
 import platform
 from dataclasses import asdict
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from scripts.bench.peers.venvs import ROOT
 
@@ -18,6 +19,31 @@ PAGE = ROOT / "docs" / "benchmarks.md"
 ASSETS = ROOT / "docs" / "benchmarks"
 CHART = "scaling.png"
 START, END = "<!-- bench:scaling:start -->", "<!-- bench:scaling:end -->"
+
+
+def summary(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) -> str:
+    """One row per contender: tasks/s at each process count, then the efficiency at each
+    count above one (rate at N / (N x rate at 1))."""
+    counts = sorted({n for by_n in medians.values() for n in by_n})
+    more = [n for n in counts if n > 1]
+    head = (
+        ["framework", "broker"]
+        + [f"tasks/s, {n} process{'es' if n > 1 else ''}" for n in counts]
+        + [f"efficiency at {n}" for n in more]
+    )
+    rows = ["| " + " | ".join(head) + " |", "|---|---|" + "--:|" * (len(counts) + len(more))]
+    for c in contenders:
+        by_n = medians.get(c.name, {})
+        if not by_n:
+            continue
+        one = by_n.get(1)
+        rates = [f"{by_n[n].rate:,.0f}" if n in by_n else "-" for n in counts]
+        efficiency = [
+            f"{by_n[n].rate / (n * one.rate):.0%}" if one and n in by_n else "-" for n in more
+        ]
+        name = f"**{c.framework}**" if c.ours else c.framework
+        rows.append("| " + " | ".join([name, c.broker, *rates, *efficiency]) + " |")
+    return "\n".join(rows)
 
 
 def table(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) -> str:
@@ -38,7 +64,7 @@ def table(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) ->
             speedup = f"{s.rate / one.rate:.2f}x" if one else "-"
             efficiency = f"{s.rate / (n * one.rate):.0%}" if one else "-"
             ceiling = cores / ((s.worker_us + s.broker_us) / 1e6)
-            name = f"**{c.framework}**" if c.framework == "asynctasq" else c.framework
+            name = f"**{c.framework}**" if c.ours else c.framework
             rows.append(
                 f"| {name} | {c.broker} | {n} | {s.rate:,.0f} | {speedup} | {efficiency} | "
                 f"{s.worker_us:.1f} | {s.broker_us:.1f} | {s.cores:.2f} | {s.host_cores:.2f} | "
@@ -48,37 +74,66 @@ def table(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) ->
 
 
 def chart(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) -> None:
-    """Rate against processes, one line per contender, with its linear ideal dotted."""
+    """Left: rate against processes, one line per contender. Right: efficiency against
+    processes (100% is N times one process), where frameworks of very different speeds
+    compare on one scale."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.2), dpi=110)
+    fig, (rate_ax, eff_ax) = plt.subplots(1, 2, figsize=(11, 4.4), dpi=110)
+    counts = sorted({n for by_n in medians.values() for n in by_n})
     for c in contenders:
         by_n = dict(sorted(medians.get(c.name, {}).items()))
         if not by_n:
             continue
-        ns, rates = list(by_n), [s.rate for s in by_n.values()]
-        (line,) = ax.plot(ns, rates, marker="o", label=c.name)
+        ns = list(by_n)
+        style: dict[str, Any] = {
+            "linewidth": 2.6 if c.ours else 1.4,
+            "linestyle": "--" if c.broker == "postgres" else "-",
+        }
+        (line,) = rate_ax.plot(ns, [s.rate for s in by_n.values()], marker="o", label=c.name,
+                               **style)  # fmt: skip
+        rate_ax.annotate(f"{by_n[ns[-1]].rate:,.0f}", (ns[-1], by_n[ns[-1]].rate),
+                         textcoords="offset points", xytext=(4, 0), fontsize=7,
+                         color=line.get_color())  # fmt: skip
         if 1 in by_n:
-            ax.plot(ns, [by_n[1].rate * n for n in ns], ":", color=line.get_color(), alpha=0.6)
-        for n, rate in zip(ns, rates, strict=True):
-            ax.annotate(f"{rate:,.0f}", (n, rate), textcoords="offset points", xytext=(4, 4),
-                        fontsize=8)  # fmt: skip
-    ax.set_xlabel("worker processes")
-    ax.set_ylabel("no-op tasks per second")
-    ax.set_title(
-        f"Drain with N worker processes on {os.cpu_count()} cores (dotted: N x one process)",
-        fontsize=10,
-    )
-    ax.set_xticks(sorted({n for by_n in medians.values() for n in by_n}))
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    ax.spines[["top", "right"]].set_visible(False)
+            one = by_n[1].rate
+            eff_ax.plot(ns, [100 * s.rate / (n * one) for n, s in by_n.items()], marker="o",
+                        color=line.get_color(), **style)  # fmt: skip
+    rate_ax.set_ylabel("no-op tasks per second")
+    rate_ax.set_title("Drain rate", fontsize=10)
+    rate_ax.set_ylim(bottom=0)
+    rate_ax.legend(fontsize=7)
+    eff_ax.axhline(100, linestyle=":", color="grey", linewidth=1)
+    eff_ax.set_ylabel("efficiency: rate at N / (N x rate at 1), %")
+    eff_ax.set_title("Efficiency (100% = linear)", fontsize=10)
+    eff_ax.set_ylim(bottom=0)
+    for ax in (rate_ax, eff_ax):
+        ax.set_xlabel("worker processes")
+        ax.set_xticks(counts)
+        ax.spines[["top", "right"]].set_visible(False)
+    fig.suptitle(f"Drain with N worker processes on {os.cpu_count()} cores", fontsize=11)
     fig.tight_layout()
     fig.savefig(ASSETS / CHART)
     plt.close(fig)
+
+
+def _sizes(contenders: list[Contender], sizes: dict[str, int]) -> str:
+    """Tasks per drain, once per broker when every contender on it had the same."""
+    by_broker: dict[str, set[int]] = {}
+    for c in contenders:
+        if c.name in sizes:
+            by_broker.setdefault(c.broker, set()).add(sizes[c.name])
+    parts = []
+    for broker, found in by_broker.items():
+        if len(found) == 1:
+            parts.append(f"{found.pop():,} on {broker}")
+        else:
+            parts.extend(f"{sizes[c.name]:,} for {c.name}" for c in contenders if c.name in sizes
+                         and c.broker == broker)  # fmt: skip
+    return ", ".join(parts)
 
 
 def section(
@@ -88,17 +143,27 @@ def section(
     repeats: int,
     command: str,
 ) -> str:
-    tasks = ", ".join(f"{n:,} on {name.split('/')[1]}" for name, n in sizes.items())
+    ran = [c for c in contenders if medians.get(c.name)]
+    how = "\n".join(f"* {c.name}: {c.how}" for c in ran)
     return (
         f"""
-Last run: `{command}`: {tasks} tasks per drain, the run with the median rate of
+Last run: `{command}`: {_sizes(ran, sizes)} tasks per drain, the run with the median rate of
 {repeats} for each row (its CPU figures are from that same run). Machine:
 {os.cpu_count()} cores ({platform.machine()}), shared with other work while this ran (the
-"host cores busy" column counts that work too), Python {platform.python_version()}.
+"host cores busy" column counts that work too); AsyncTasQ and the peers on Python
+{platform.python_version()}, upstream asynctasq 1.7 on Python 3.12 (it needs 3.12).
 
-{table(contenders, medians)}
+How each one runs N processes:
 
-![Drain with N worker processes]({ASSETS.name}/{CHART})
+{how}
+
+{summary(ran, medians)}
+
+Per process count, with where the CPU went:
+
+{table(ran, medians)}
+
+![Drain rate and efficiency with N worker processes]({ASSETS.name}/{CHART})
 """.rstrip()
         + "\n"
     )
