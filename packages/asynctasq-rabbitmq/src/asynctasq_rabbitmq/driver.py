@@ -38,6 +38,7 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractRobustConnection
+from aio_pika.connection import make_url
 from aiormq.abc import AbstractChannel, AbstractConnection
 
 from asynctasq.drivers.base import (
@@ -156,12 +157,16 @@ class RabbitMQDriver:
 
     async def _open(self) -> None:
         """Connect (robust) and open the publish and consume channels."""
-        connection = await aio_pika.connect_robust(
-            self.url,
+        # Built here rather than by `connect_robust`, so that a connect cancelled half way
+        # (a worker stopped while the broker was slow) can still be closed: the library's
+        # reconnection task would otherwise keep the half-open connection alive.
+        connection = aio_pika.RobustConnection(
+            make_url(self.url),
             reconnect_interval=self.reconnect_interval,
             client_properties={"connection_name": f"asynctasq {self.exchange_name}"},
         )
         try:
+            await connection.connect()
             publish_channel = await connection.channel(
                 publisher_confirms=True, on_return_raises=True
             )
