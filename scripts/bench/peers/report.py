@@ -90,11 +90,14 @@ def charts(contenders: list[Contender], results: dict[str, Measured]) -> list[st
     return written
 
 
-def versions() -> str:
+def versions(contenders: list[Contender]) -> str:
+    """The pins of the peers in this comparison (others, such as upstream asynctasq 1.7 of
+    the scaling run, are pinned alongside)."""
     from scripts.bench.peers.contenders import PEER_PACKAGES
 
-    pins = [p for packages in PEER_PACKAGES.values() for p in packages if "==" in p]
-    return ", ".join(pins)
+    frameworks = {c.framework for c in contenders}
+    pins = [p for name, pkgs in PEER_PACKAGES.items() if name in frameworks for p in pkgs]
+    return ", ".join(p for p in pins if "==" in p)
 
 
 def section(
@@ -112,7 +115,7 @@ Last run: `{command}`: {workload.tasks:,} tasks per drain, {workload.samples} la
 (after warm-up), medians of {workload.repeats} runs, every framework in each run. Machine:
 {os.cpu_count()} cores ({platform.machine()}), shared with other work while this ran, so
 absolute numbers are noisy and low; compare within a broker, in the same run. Python
-{platform.python_version()}. Peers: {versions()}.
+{platform.python_version()}. Peers: {versions(contenders)}.
 
 {table(contenders, results)}
 
