@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from asynctasq.drivers.base import EventLog, StatusStore, StatusWrite, WorkerRegistry
+from asynctasq.drivers.sql.polled_logs import LOG_POLL_MAX
 from asynctasq_sqlite import SqliteDriver, sql
-from asynctasq_sqlite.driver import LOG_POLL_MAX
 
 
 def write(task_id: str, state: str = "queued", queue: str = "q", ttl: float = 60) -> StatusWrite:

@@ -8,8 +8,8 @@ driver deletes them in batches of `TRIM_BATCH` after its own writes, at most eve
 until the backlog is gone), so housekeeping costs no extra round trip on most writes and no
 sweeper has to run.
 
-MySQL cannot push, so a waiting `read_log` polls, from `LOG_POLL_MIN` doubling to
-`LOG_POLL_MAX` seconds; an append through the same driver wakes it at once.
+MySQL cannot push, so a waiting `read_log` polls with the backoff of
+`asynctasq.drivers.sql.polled_logs`; an append through the same driver wakes it at once.
 """
 
 from __future__ import annotations
@@ -23,6 +23,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from asynctasq.drivers.base import StatusWrite
+from asynctasq.drivers.sql.polled_logs import (
+    LOG_POLL_MAX,
+    LOG_POLL_MIN,
+    WaitForAppend,
+    log_position,
+    poll_log,
+)
 from asynctasq_mysql.errors import PayloadTooLargeError
 from asynctasq_mysql.pool import execute, fetchall, lock_retries, rollback_quietly
 from asynctasq_mysql.schema import TableNames
@@ -36,12 +43,6 @@ TRIM_BATCH = 500
 spread over later writes instead of holding row locks for long."""
 TRIM_INTERVAL = 5.0
 """Seconds between a driver's trims of one table while there is no backlog."""
-LOG_POLL_MIN = 0.02
-"""First pause (seconds) of a waiting `read_log` before it looks again."""
-LOG_POLL_MAX = 0.25
-"""Longest pause: the delay with which a reader (a worker watching for cancel requests, an
-event subscriber) sees another process's append, for at most about four index lookups a
-second per waiting reader."""
 MAX_TTL = 100 * 365 * 86400.0
 """Longest TTL or retention stored (DATETIME ends at year 9999; ``inf`` means this)."""
 
@@ -162,15 +163,6 @@ async def _run_atomically(connection: Any, statements: list[bytes], budget: int)
             raise
 
 
-def _log_position(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        return int(cursor)
-    except ValueError:
-        raise ValueError(f"not a log cursor of MySQLDriver: {cursor!r}") from None
-
-
 def _running_loop() -> asyncio.AbstractEventLoop | None:
     try:
         return asyncio.get_running_loop()
@@ -181,19 +173,26 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 class _Appends:
     """Wakes the readers waiting on this driver when it appends (once per event loop).
 
-    A reader takes `event()` *before* it queries, so an append that commits between its
-    query and its wait still wakes it.
+    A reader arms *before* it queries, so an append that commits between its query and its
+    wait still wakes it.
     """
 
     def __init__(self) -> None:
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def event(self) -> asyncio.Event:
+    def arm(self) -> WaitForAppend:
         loop = asyncio.get_running_loop()
         if self._event is None or self._loop is not loop:
             self._event, self._loop = asyncio.Event(), loop
-        return self._event
+        event = self._event
+
+        async def wait_for_append(seconds: float) -> None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(seconds):
+                    await event.wait()
+
+        return wait_for_append
 
     def notify(self) -> None:
         event, self._event = self._event, None
@@ -330,21 +329,14 @@ class MySQLLifecycle:
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit!r}")
-        after = _log_position(cursor)
+        after = log_position(cursor, "MySQLDriver")
         pool = await self._ready()
-        deadline = time.monotonic() + max(wait, 0.0)
-        pause = LOG_POLL_MIN
-        rows: list[Any] = []
-        while self._pool is pool:  # closed meanwhile: stop waiting
-            appended = self._appends.event()
-            rows = await fetchall(pool, self._lifecycle_sql.read_log, (log, after, limit))
-            remaining = deadline - time.monotonic()
-            if rows or remaining <= 0:
-                break
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(pause, remaining)):
-                    await appended.wait()
-            pause = min(pause * 2, LOG_POLL_MAX)
+        rows = await poll_log(
+            lambda: fetchall(pool, self._lifecycle_sql.read_log, (log, after, limit)),
+            self._appends.arm,
+            wait=wait,
+            still_open=lambda: self._pool is pool,  # closed meanwhile: stop waiting
+        )
         if not rows:
             return [], cursor or "0"
         return [bytes(row[1]) for row in rows], str(int(rows[-1][0]))

@@ -19,6 +19,11 @@ from asynctasq.drivers.base import (
     QueueStats,
     StatusWrite,
 )
+from asynctasq.drivers.sql.polled_logs import (
+    WaitForAppend,
+    log_position,
+    poll_log,
+)
 from asynctasq_sqlite import _lifecycle as lifecycle
 from asynctasq_sqlite import _operations as ops
 from asynctasq_sqlite import schema
@@ -32,12 +37,6 @@ from asynctasq_sqlite.errors import SqliteDriverError
 
 MIN_POLL_INTERVAL = 0.005
 """First pause (seconds) when waiting for messages another process may enqueue."""
-LOG_POLL_MIN = 0.02
-"""First pause (seconds) of a `read_log` waiting for entries another process may append."""
-LOG_POLL_MAX = 0.2
-"""Longest pause between those checks: the delay with which a reader (a worker watching for
-cancel requests, an event subscriber) sees another process's append, for at most about five
-index seeks a second per waiting reader."""
 
 
 class SqliteDriver(Claims):
@@ -363,7 +362,7 @@ class SqliteDriver(Claims):
         """Entries of `log` after `cursor` (the last id read), oldest first, at most `limit`.
 
         When there are none, waits up to `wait` seconds: woken by an append in this process,
-        otherwise checking with a backoff from `LOG_POLL_MIN` to `LOG_POLL_MAX` (SQLite
+        otherwise checking with the backoff of `asynctasq.drivers.sql.polled_logs` (SQLite
         cannot notify another process).
 
         Raises:
@@ -371,19 +370,24 @@ class SqliteDriver(Claims):
         """
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit!r}")
-        after = _log_position(cursor)
+        after = log_position(cursor, "SqliteDriver")
         conn = await self._connection()
-        deadline = time.monotonic() + max(wait, 0.0)
-        pause = LOG_POLL_MIN
-        found: list[tuple[int, bytes]] = []
-        while self._conn is conn:  # closed meanwhile: stop waiting
-            generation = self._log_wakeup.generation
-            found = await conn.read(lifecycle.read_log, log, after, limit)
-            remaining = deadline - time.monotonic()
-            if found or remaining <= 0:
-                break
-            await self._log_wakeup.wait(generation, min(remaining, pause))
-            pause = min(pause * 2, LOG_POLL_MAX)
+        wakeup = self._log_wakeup
+
+        def arm() -> WaitForAppend:
+            generation = wakeup.generation
+
+            async def wait_for_append(seconds: float) -> None:
+                await wakeup.wait(generation, seconds)
+
+            return wait_for_append
+
+        found: list[tuple[int, bytes]] = await poll_log(
+            lambda: conn.read(lifecycle.read_log, log, after, limit),
+            arm,
+            wait=wait,
+            still_open=lambda: self._conn is conn,  # closed meanwhile: stop waiting
+        )
         if not found:
             return [], cursor or "0"
         return [entry for _, entry in found], str(found[-1][0])
@@ -482,15 +486,6 @@ def _ids(task_ids: Sequence[str] | None) -> list[str] | None:
     if isinstance(task_ids, str):
         return [task_ids]
     return None if task_ids is None else list(task_ids)
-
-
-def _log_position(cursor: str | None) -> int:
-    if cursor is None:
-        return 0
-    try:
-        return int(cursor)
-    except ValueError:
-        raise ValueError(f"not a log cursor of SqliteDriver: {cursor!r}") from None
 
 
 def _release_taken(conn: sqlite3.Connection, taken: list[ops.Taken]) -> None:
