@@ -23,3 +23,25 @@ def raises_process_expired() -> None:
     from pebble import ProcessExpired
 
     raise ProcessExpired("a pool inside the task lost its child", code=5)
+
+
+def _refuse() -> None:
+    raise TypeError("this result cannot be read back")
+
+
+class _Unreadable:
+    """Pickled in the child, fails to unpickle in the worker."""
+
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return _refuse, ()
+
+
+@task(process=True, queue="child-death", max_attempts=1)
+def unreadable_result() -> _Unreadable:
+    return _Unreadable()
+
+
+@task(process=True, queue="child-death", max_attempts=1)
+def touch(path: str) -> None:
+    with open(path, "w") as f:
+        f.write(str(os.getpid()))

@@ -11,15 +11,17 @@ from __future__ import annotations
 import asyncio
 import importlib
 import inspect
+import logging
 import multiprocessing
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any
 
-from pebble import ProcessExpired, ProcessPool
+from pebble import ProcessExpired
 
 from asynctasq.config import Config, use_config
 from asynctasq.core import envelope
@@ -27,8 +29,11 @@ from asynctasq.core.resolver import TaskResolver
 from asynctasq.core.task import invoke, set_attempts
 from asynctasq.errors import AsyncTasQError
 from asynctasq.executors._context import task_process_context
+from asynctasq.executors._pool import ProcessPool
 from asynctasq.lifecycle.context import TaskContext, set_current
 from asynctasq.serializer import set_import_guard
+
+log = logging.getLogger("asynctasq.worker")
 
 _resolver: Any = None
 _in_child = False
@@ -150,6 +155,13 @@ class ProcessExecutor:
         self._pool: ProcessPool | None = None
 
     def _ensure_pool(self) -> ProcessPool:
+        if self._pool is not None and not self._pool.active:
+            # pebble gave up on it (BrokenProcessPool: a child died and no task of it was
+            # known, a result could not be unpickled, one of its threads failed): it takes
+            # no task any more, so the next ones get a new pool.
+            log.warning("the process pool broke; starting a new one for the next tasks")
+            _discard(self._pool)
+            self._pool = None
         if self._pool is None:
             self._pool = ProcessPool(
                 max_workers=self.size,
@@ -198,3 +210,13 @@ class ProcessExecutor:
             self._pool.close()  # type: ignore[no-untyped-call]
         self._pool.join(timeout=10)
         self._pool = None
+
+
+def _discard(pool: ProcessPool) -> None:
+    """Stop a broken pool's children and threads, without blocking the event loop."""
+
+    def stop() -> None:
+        pool.stop()  # type: ignore[no-untyped-call]
+        pool.join(timeout=10)
+
+    threading.Thread(target=stop, name="asynctasq-pool-discard", daemon=True).start()
