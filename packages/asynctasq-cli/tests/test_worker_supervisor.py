@@ -171,23 +171,26 @@ def queue_counts(driver: Driver) -> tuple[int, int]:
 
 
 def test_a_killed_worker_is_replaced_and_no_task_is_lost(backend: Backend, tmp_path: Path) -> None:
-    marks, log, total = tmp_path / "marks", tmp_path / "supervisor.log", 240
+    marks, log, total, held = tmp_path / "marks", tmp_path / "supervisor.log", 240, 2
     marks.mkdir()
     with supervisor(backend, log, "--workers", "2", "--concurrency", "4") as proc:
         wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
-        enqueue(backend.make(), [t.work(str(marks), n, 0.05) for n in range(total)])
+        # The first tasks run until released: the process running one of them is in the
+        # middle of it when it is killed, however late this test gets to the kill on a
+        # loaded machine (short tasks alone may all be over by then).
+        tasks = [t.hold(str(marks), n) for n in range(held)]
+        tasks += [t.work(str(marks), n, 0.05) for n in range(held, total)]
+        enqueue(backend.make(), tasks)
         first = started_pids(log)
 
-        def busy() -> int | None:
-            counts: dict[int, int] = {}
-            for pid, _ in runs(marks, "started"):
-                counts[pid] = counts.get(pid, 0) + 1
-            return next((pid for pid, c in counts.items() if c >= 10), None)
+        def holder() -> int | None:
+            return next((pid for pid, n in runs(marks, "started") if n < held), None)
 
-        wait_until(lambda: busy() is not None, 60, "a worker busy", log, proc)
-        victim = busy()
+        wait_until(lambda: holder() is not None, 60, "a held task running", log, proc)
+        victim = holder()
         assert victim is not None
         os.kill(victim, signal.SIGKILL)
+        (marks / "release").touch()
         [number] = [n for n, pids in first.items() if pids == [victim]]
         wait_until(lambda: len(started_pids(log)[number]) == 2, 30, "a replacement", log)
         replacement = started_pids(log)[number][1]
@@ -213,11 +216,23 @@ def test_sigterm_drains_every_worker_and_exits_0(backend: Backend, tmp_path: Pat
         backend, log, "--workers", "2", "--concurrency", "2", "--log-format", "json"
     ) as proc:
         wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
-        enqueue(backend.make(), [t.work(str(marks), n, 1.5) for n in range(4)])
-        wait_until(lambda: len(runs(marks, "started")) == 4, 30, "four tasks running", log, proc)
+        # Tasks that run until released: the first process up takes two and the other two
+        # wait for the second, however late a loaded machine starts it.
+        enqueue(backend.make(), [t.hold(str(marks), n) for n in range(4)])
+        wait_until(lambda: len(runs(marks, "started")) == 4, 60, "four tasks running", log, proc)
         # Both workers hold tasks: the drain is every worker's, not one's.
         assert len({pid for pid, _ in runs(marks, "started")}) == 2
         proc.send_signal(signal.SIGTERM)
+
+        def draining() -> set[Any]:
+            return {
+                r.get("worker")
+                for r in map(json.loads, re.findall(r"^\{.*\}$", log.read_text(), re.M))
+                if "finishing running tasks" in r.get("message", "")
+            }
+
+        wait_until(lambda: draining() == {1, 2}, 30, "both workers draining", log, proc)
+        (marks / "release").touch()  # the running tasks end during the drain
         assert proc.wait(60) == EXIT_OK
     assert sorted(n for _, n in runs(marks, "done")) == [0, 1, 2, 3]
     assert queue_counts(backend.make()) == (0, 0)

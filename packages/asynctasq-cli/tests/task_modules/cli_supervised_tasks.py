@@ -27,3 +27,14 @@ async def work(marker_dir: str, n: int, seconds: float) -> None:
     _append(marker_dir, "started", n)
     await asyncio.sleep(seconds)
     _append(marker_dir, "done", n)
+
+
+@task(queue="sup", max_attempts=5, visibility_timeout=10)
+async def hold(marker_dir: str, n: int) -> None:
+    """Runs until the test creates ``release`` in `marker_dir`: a kill of the process
+    running it is certain to interrupt it, however slow the machine. Its lease outlives a
+    late renewal on a loaded machine, and a killed run's lease is over in 10 s."""
+    _append(marker_dir, "started", n)
+    while not (Path(marker_dir) / "release").exists():
+        await asyncio.sleep(0.02)
+    _append(marker_dir, "done", n)
