@@ -78,9 +78,9 @@ def test_exits_are_described() -> None:
     assert describe_exit(-9) == "was killed by SIGKILL"
 
 
-def start(mode: str, marks: Path) -> subprocess.Popen[str]:
+def start(mode: str, marks: Path, *shutdown_timeout: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, str(SCRIPT), mode, str(marks)],
+        [sys.executable, str(SCRIPT), mode, str(marks), *shutdown_timeout],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -150,7 +150,7 @@ def test_sigterm_drains_the_children_and_exits_0(tmp_path: Path) -> None:
 
 
 def test_a_child_that_never_drains_is_killed_at_the_deadline(tmp_path: Path) -> None:
-    proc = start("stuck", tmp_path)
+    proc = start("stuck", tmp_path, "0.2")
     wait_for(tmp_path, "ready-*", 3, proc)
     proc.send_signal(signal.SIGINT)
     code, out = finish(proc)
