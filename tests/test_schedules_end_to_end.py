@@ -1,6 +1,6 @@
 """Schedules with real worker processes on real servers: one tick, one dispatch.
 
-Three workers run the scheduler (``Worker(schedules=True)``) on a schedule firing every
+Three ``asynctasq worker --schedules`` processes run the scheduler on a schedule firing every
 second. For about ten seconds every tick must be dispatched exactly once and run once; then
 the worker that fired the latest tick is SIGKILLed, and for ten more seconds the two others
 must keep the schedule, losing at most the tick that was in flight (``catch_up=False``).
@@ -11,7 +11,6 @@ the task appends to (see `Observed`); each tick's task must carry its determinis
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -71,24 +70,34 @@ TASKS = textwrap.dedent(
     """
 )
 
-WORKER = textwrap.dedent(
-    """
-    import asyncio
-    import json
-    import logging
-    import sys
+BIN = Path(sys.executable).parent
+"""Where the test environment's ``asynctasq`` command is."""
 
-    from asynctasq import init
-    from asynctasq.worker import Worker
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
-    init(json.loads(sys.argv[1]))
-    import sc_e2e_tasks  # noqa: E402,F401 - declares the schedule
-
-    worker = Worker(queues=["sc-e2e"], schedules=True, poll_wait=0.2, heartbeat_interval=0.5)
-    asyncio.run(worker.run())
-    """
-)
+def worker_command(config: dict[str, Any]) -> list[str]:
+    """``asynctasq worker --schedules`` on `config`'s driver section, as an operator runs it."""
+    name = config["driver"]
+    settings = [f"{name}.{key}={value}" for key, value in config[name].items()]
+    return [
+        str(BIN / "asynctasq"),
+        "worker",
+        "--driver",
+        name,
+        *(arg for item in settings for arg in ("--set", item)),
+        "--set",
+        "worker.poll_wait=0.2",
+        "--import",
+        "sc_e2e_tasks",  # declares the schedule
+        "--queues",
+        "sc-e2e",
+        "--schedules",
+        "--events",
+        "--heartbeat-interval",
+        "0.5",
+        "--log-level",
+        "info",
+        "--no-live",
+    ]
 
 
 @dataclass
@@ -103,7 +112,7 @@ class Setup:
         env["PYTHONPATH"] = str(self.root)
         with open(self.root / f"worker-{len(self.procs)}.log", "wb") as log:
             proc = subprocess.Popen(
-                [sys.executable, "worker.py", json.dumps(self.config)],
+                worker_command(self.config),
                 cwd=self.root,
                 stdout=log,
                 stderr=subprocess.STDOUT,
@@ -137,7 +146,6 @@ async def setup(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
     root = tmp_path / "app"
     root.mkdir()
     (root / "sc_e2e_tasks.py").write_text(TASKS)
-    (root / "worker.py").write_text(WORKER)
     events_on = {"events": {"enabled": True}}
     s = Setup(name, where.settings(**events_on), root)
     async with installed(where, **events_on) as driver:
