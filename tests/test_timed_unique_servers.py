@@ -1,6 +1,6 @@
-"""Unique and expiring tasks on real servers (Redis, PostgreSQL, SQLite; MySQL once its
-driver holds claims): one queued task per key under concurrent dispatches, the key released
-when the task ends and freed by its ttl, expired tasks dead-lettered or dropped, counted."""
+"""Unique and expiring tasks on real servers (Redis, PostgreSQL, MySQL, SQLite): one queued
+task per key under concurrent dispatches, the key released when the task ends and freed by
+its ttl, expired tasks dead-lettered or dropped, counted."""
 
 from __future__ import annotations
 
