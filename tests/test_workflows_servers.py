@@ -1,4 +1,4 @@
-"""Workflows across real worker processes on real servers (Redis, PostgreSQL).
+"""Workflows across real worker processes on real servers (Redis, PostgreSQL, MySQL, SQLite).
 
 The crash tests SIGKILL a worker while it finishes a step, at each point where a crash could
 lose or repeat what follows (``workflows_e2e/wf_worker.py``): before the next step is
@@ -52,7 +52,7 @@ class Fleet:
         return found
 
 
-@pytest.fixture(params=["redis", "postgres"])
+@pytest.fixture(params=["redis", "postgres", "mysql", "sqlite"])
 async def fleet(
     request: pytest.FixtureRequest, tmp_path: Path, tasks: Any, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[Fleet]:
