@@ -7,17 +7,22 @@ worker sees a new task within milliseconds. A delivery in the buffer is already 
 connection (unacked) and invisible to other workers.
 
 Flow control is the consumer prefetch (`basic.qos`, per consumer: quorum queues refuse the
-channel-wide kind). It is the `prefetch_count` setting, or else the `limit` of the first
-dequeue, which is the worker's concurrency: the broker then sends at most that many unsettled
-messages per queue, so a busy worker does not hoard tasks other workers could run. (A larger
-prefetch lets the copy a classic queue's recount republishes arrive while the original's ack
-is still on its way: a worker that dies right then leaves both, a duplicate run.) When every
+channel-wide kind). It is the `prefetch_count` setting, or else `PREFETCH_PER_SLOT` times the
+`limit` of the first dequeue, which is the worker's concurrency: the next tasks are already
+here when running ones finish (no ack-to-delivery round-trip between two tasks), and a busy
+worker holds only that bounded number beyond what it runs. When every
 message a lane holds has been handed out, nothing was settled for `STARVED_GRACE` seconds and
 the caller still asks for more (its concurrency grew, or several callers share one driver),
 the lane fetches with `basic.get`, which the prefetch does not limit (not with a fixed
 `prefetch_count`: that is a limit the user chose). (Re-subscribing instead
 would be wrong on quorum queues: deliveries in flight when a consumer is cancelled go back to
 the queue counted as a delivery.)
+
+Recounts (classic queues, see `RabbitMQDriver`): the counted copy is published before the
+redelivered original is acked, so with free prefetch the copy can reach this consumer while
+the original is still unacked. It is held back, with every other delivery of that task id,
+until the broker has processed the original's ack (a round-trip on its channel after the ack):
+a process that dies while running the copy then leaves only the copy, never both.
 
 Priorities: the broker pushes the highest priority first, but only into free prefetch slots,
 so the buffer keeps that order itself (`asynctasq_rabbitmq.buffer`), and a delivery that was
@@ -62,6 +67,8 @@ WARM_UP_SECONDS = 0.25
 first deliveries, so that queue order holds from the first call."""
 STARVED_GRACE = 0.05
 """How long a dequeue waits for a settle to free prefetch before it uses `basic.get`."""
+PREFETCH_PER_SLOT = 2
+"""Automatic prefetch per unit of the worker's concurrency (the first dequeue's `limit`)."""
 GOT = -1
 """The generation of a delivery fetched with `basic.get` (outside the prefetch)."""
 RECHECK_AFTER = 0.05
@@ -111,6 +118,7 @@ class Lane:
         "outstanding",
         "prefetch",
         "queue",
+        "recounting",
         "unsettled",
         "warm_until",
     )
@@ -126,6 +134,7 @@ class Lane:
         self.prefetch = 0
         self.unsettled = 0  # of the current subscription: buffered + handed out
         self.outstanding = 0  # handed out and not settled, any subscription
+        self.recounting: list[int] = []  # priorities of the recounts in progress
         self.expected = 0
         self.arrived = 0
         self.warm_until = 0.0
@@ -173,6 +182,9 @@ class Consumer:
         self._channel = channel
         self._recount = recount
         self._recounting: set[asyncio.Task[None]] = set()
+        # Task ids being recounted, and the deliveries held back meanwhile.
+        self._holding: dict[str, int] = {}
+        self._held: list[tuple[Lane, Buffered]] = []
         self._topology = topology
         self._fixed_prefetch = prefetch_count
         self._auto_prefetch = prefetch_count is None
@@ -197,7 +209,7 @@ class Consumer:
         loop = asyncio.get_running_loop()
         started = loop.time()  # what arrives from now on (subscribing included) is fresh
         if self._fixed_prefetch is None and not self._lanes:
-            self._prefetch = limit  # the first call of a worker: its concurrency
+            self._prefetch = limit * PREFETCH_PER_SLOT  # the first call: its concurrency
         lanes = [await self._lane(queue) for queue in dict.fromkeys(queues)]
         deadline = loop.time() + max(wait, 0.0)
         await self._warm_up(lanes)
@@ -239,9 +251,9 @@ class Consumer:
                 message = await channel.basic_get(lane.broker_queue, no_ack=False)
                 if not isinstance(message.delivery, Basic.GetOk):
                     break  # get-empty
-                lane.outstanding += 1
                 self._book(channel).add(int(getattr(message.delivery, "delivery_tag", 0) or 0))
-                self._hand_out(taken, self._delivery(lane, message, GOT), message)
+                now = asyncio.get_running_loop().time()
+                self._hand_out(taken, lane, Buffered(message, GOT, priority_of(message), now))
         return taken
 
     async def _outranked(self, lanes: Sequence[Lane], limit: int, started: float) -> None:
@@ -284,25 +296,37 @@ class Consumer:
                         lane.buffer.add(Buffered(message, GOT, priority_of(message), started))
             wanted -= len(lane.buffer)
 
-    def _pop(self, lanes: Sequence[Lane], limit: int) -> list[Delivery]:
+    def _pop(self, lanes: Sequence[Lane], limit: int, *, hold: bool = True) -> list[Delivery]:
         taken: list[Delivery] = []
         for lane in lanes:
             while lane.buffer and len(taken) < limit:
                 item = lane.buffer.popleft()
-                message = item.message
-                if message.channel.is_closed:
+                if item.message.channel.is_closed:
                     continue  # the lease ended with its channel; the broker has it back
-                lane.outstanding += 1
-                self._hand_out(taken, self._delivery(lane, message, item.generation), message)
+                self._hand_out(taken, lane, item, hold=hold)
             if len(taken) >= limit:
                 break
         return taken
 
     def _hand_out(
-        self, taken: list[Delivery], delivery: Delivery, message: DeliveredMessage
+        self, taken: list[Delivery], lane: Lane, item: Buffered, *, hold: bool = True
     ) -> None:
+        message = item.message
+        delivery = self._delivery(lane, message, item.generation)
         if (
-            self._recount is None
+            hold
+            and self._holding
+            and (
+                delivery.task_id in self._holding  # perhaps the counted copy
+                or (lane.recounting and item.priority < max(lane.recounting))
+            )
+        ):
+            self._held.append((lane, item))
+            return
+        lane.outstanding += 1
+        if (
+            not hold
+            or self._recount is None
             or not getattr(message.delivery, "redelivered", False)
             or self._topology.is_quorum(delivery.queue)
         ):
@@ -310,9 +334,26 @@ class Consumer:
             return
         # A classic queue gave back a message whose holder vanished: its count is only a
         # flag, so make it durable (republish counted, ack this copy) before anyone runs it.
+        # Until it is through, deliveries of the same task id and, from the same queue, of a
+        # lower priority are held back (the copy outranks them).
+        task_id = delivery.task_id
+        self._holding[task_id] = self._holding.get(task_id, 0) + 1
+        lane.recounting.append(item.priority)
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(self._recount(delivery))
         self._recounting.add(task)
-        task.add_done_callback(self._recounting.discard)
+        task.add_done_callback(partial(self._recounted, task_id, lane, item.priority))
+
+    def _recounted(self, task_id: str, lane: Lane, priority: int, task: asyncio.Task[None]) -> None:
+        """A recount is over: what was held back joins the buffers again (to be looked at
+        again: other recounts may still hold some)."""
+        self._recounting.discard(task)
+        left = self._holding.pop(task_id, 1) - 1
+        if left > 0:
+            self._holding[task_id] = left
+        with contextlib.suppress(ValueError):
+            lane.recounting.remove(priority)
+        self._unhold()
+        self._arrived.set()
 
     def _delivery(self, lane: Lane, message: DeliveredMessage, generation: int) -> Delivery:
         delivery = message.delivery
@@ -391,14 +432,23 @@ class Consumer:
         lane = self._lanes.get(queue)
         if lane is None or not lane.active:
             return 0
-        return lane.outstanding + len(lane.buffer)
+        held = sum(known is lane for known, _ in self._held)
+        return lane.outstanding + len(lane.buffer) + held
+
+    def _unhold(self) -> None:
+        """Put every held-back delivery back into its buffer."""
+        held, self._held = self._held, []
+        for lane, item in held:
+            if not item.message.channel.is_closed:
+                lane.buffer.add(item)
 
     def drain(self, queue: str) -> list[Delivery]:
         """Take every buffered delivery of `queue` (to purge them)."""
         lane = self._lanes.get(queue)
         if lane is None:
             return []
-        return self._pop([lane], len(lane.buffer))
+        self._unhold()
+        return self._pop([lane], len(lane.buffer), hold=False)
 
     # -- subscriptions -------------------------------------------------------------------
     async def _lane(self, queue: str) -> Lane:
@@ -452,6 +502,7 @@ class Consumer:
     async def _on_reopen(self, _sender: Any = None) -> None:
         """The robust channel came back (reconnect or channel error): subscribe again."""
         async with self._lock:
+            self._held.clear()  # their channel is gone: the broker has them back
             for lane in self._lanes.values():
                 lane.buffer.clear()
                 lane.consumer_tag = None
@@ -482,10 +533,20 @@ class Consumer:
         await asyncio.sleep(0)  # deliveries read before the cancel-ok reach the buffers
         if self._recounting:
             await asyncio.wait(list(self._recounting), timeout=10)
+        self._unhold()
         leftovers: list[Delivery] = []
         for lane in self._lanes.values():
-            leftovers += self._pop([lane], len(lane.buffer))
+            leftovers += self._pop([lane], len(lane.buffer), hold=False)
         return leftovers
+
+    async def processed(self, receipt: Receipt) -> None:
+        """Return once the broker has processed every frame sent on `receipt`'s channel so
+        far (an ack among them): a synchronous method there, answered in order.
+
+        `basic.qos` with the per-consumer prefetch changes nothing: it applies to consumers
+        started later, which set it themselves.
+        """
+        await receipt.channel.basic_qos(prefetch_count=self._prefetch)
 
 
 __all__ = ["Consumer", "Lane", "Receipt"]

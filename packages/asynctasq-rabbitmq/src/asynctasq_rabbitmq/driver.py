@@ -72,7 +72,8 @@ class RabbitMQDriver:
         exchange_name: Direct exchange the work queues are bound to; the delay exchanges are
             named after it.
         prefetch_count: Unsettled messages the broker sends per queue to this process; None
-            follows the worker's concurrency (the `limit` of its first `dequeue`).
+            is twice the worker's concurrency (the `limit` of its first `dequeue`), so the
+            next tasks are here when running ones finish.
         queue_prefix: Prepended to every queue name on the broker.
         queue_type: ``"classic"`` (default: on disk on one node, the fastest) or
             ``"quorum"`` (replicated over a cluster's nodes) for new work queues. Both keep
@@ -331,10 +332,12 @@ class RabbitMQDriver:
 
         Classic queues only flag a redelivery; this turns the flag into the attempt header,
         so every lost connection counts, as in a quorum queue. If it fails, the message stays
-        unacked and comes back again.
+        unacked and comes back again. Returns once the broker has processed the ack: the
+        consumer holds the copy back until then (see `asynctasq_rabbitmq.consumer`).
         """
         receipt = self._held(delivery)
-        if receipt is None:
+        consumer = self._consumer
+        if receipt is None or consumer is None:
             return
         try:
             publisher = await self._publisher_ready()
@@ -349,6 +352,8 @@ class RabbitMQDriver:
                     priority=receipt.priority,
                 ),
             )
+            with contextlib.suppress(*CONNECTION_ERRORS):  # the lease ended with the channel
+                await consumer.processed(receipt)
         except Exception as exc:
             log.warning("asynctasq: recounting a redelivered message failed: %r", exc)
 
