@@ -20,7 +20,17 @@ import pytest
 TASKS_DIR = Path(__file__).resolve().parent
 SCRIPT = Path(sys.executable).with_name("asynctasq")
 REDIS_URL = os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-CHROMIUM = os.environ.get("ASYNCTASQ_TEST_CHROMIUM", "/usr/bin/chromium")
+BROWSERS = (
+    "/usr/bin/chromium",
+    "/usr/bin/chromium-browser",
+    "/usr/bin/google-chrome",
+    "/usr/bin/google-chrome-stable",
+)
+"""Where a system Chromium or Chrome is looked for (Debian's package first; a CI image may
+ship Chrome instead), unless ``ASYNCTASQ_TEST_CHROMIUM`` names one."""
+CHROMIUM = os.environ.get("ASYNCTASQ_TEST_CHROMIUM") or next(
+    (path for path in BROWSERS if os.access(path, os.X_OK)), BROWSERS[0]
+)
 SCREENSHOTS = os.environ.get("ASYNCTASQ_DASHBOARD_SCREENSHOTS")
 """A directory to save the docs' screenshots in (``docs/operations/img``), or unset."""
 
