@@ -12,7 +12,7 @@ from types import ModuleType
 
 import pytest
 
-from asynctasq.drivers.base import DeadLetter
+from asynctasq.drivers.base import DeadLetter, Driver
 from asynctasq.drivers.connections import get_driver
 from asynctasq.testing.crash import wait_until
 from asynctasq.worker import Worker
@@ -30,10 +30,9 @@ def tasks() -> Iterator[ModuleType]:
     sys.path.remove(TASKS_DIR)
 
 
-async def dead_letters_after_worker(count: int) -> list[DeadLetter]:
-    """Run a worker on the memory driver until `count` tasks are dead-lettered."""
-    driver = await get_driver()
-    worker = Worker(
+def one_child_worker(driver: Driver) -> Worker:
+    """A worker on `driver` with a one-child process pool, serving the dying tasks' queue."""
+    return Worker(
         driver,
         queues=["child-death"],
         install_signal_handlers=False,
@@ -41,6 +40,12 @@ async def dead_letters_after_worker(count: int) -> list[DeadLetter]:
         allowed_roots=[TASKS_DIR],
         process_pool_size=1,
     )
+
+
+async def dead_letters_after_worker(count: int) -> list[DeadLetter]:
+    """Run a worker on the memory driver until `count` tasks are dead-lettered."""
+    driver = await get_driver()
+    worker = one_child_worker(driver)
     runner = asyncio.create_task(worker.run())
     deadline = time.monotonic() + 60
     try:
@@ -114,14 +119,7 @@ async def test_a_pool_pebble_gave_up_on_is_replaced_for_the_next_tasks(
     # task fails, and without a new pool every later process task would fail as well.
     caplog.set_level(logging.WARNING, logger="asynctasq.worker")
     driver = await get_driver()
-    worker = Worker(
-        driver,
-        queues=["child-death"],
-        install_signal_handlers=False,
-        poll_wait=0.1,
-        allowed_roots=[TASKS_DIR],
-        process_pool_size=1,
-    )
+    worker = one_child_worker(driver)
     runner = asyncio.create_task(worker.run())
     marker = tmp_path / "ran"
     try:
