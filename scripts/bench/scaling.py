@@ -5,7 +5,8 @@ Per run: the broker is emptied, a client queues the tasks (untimed, in batches),
 worker command starts with N processes and drains them. Every task appends one byte to a
 shared counter file (`apps/common.count`), so the file's size is the number of tasks run by
 all processes together, the same measure for any framework's process model. The rate is
-taken from the first task seen to the last (the processes' start-up is outside it), and
+taken from the moment every process has run a task to the last task (start-up, and the
+children starting one after another, are outside it), and
 CPU is read from /proc at both ends: the worker's process tree, the broker's processes, and
 the whole host (how many cores were busy).
 
@@ -23,6 +24,7 @@ The broker state is this run's own (Redis db 13, PostgreSQL database
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import signal
 import subprocess
@@ -234,6 +236,8 @@ def run_once(contender: Contender, processes: int, tasks: int) -> Sample:
     run_dir.mkdir(parents=True, exist_ok=True)
     counter, log = run_dir / "counter", run_dir / "worker.log"
     counter.unlink(missing_ok=True)
+    for marker in counter.parent.glob(f"{counter.name}.*"):
+        marker.unlink()
     env = _env(contender, counter)
     reset(contender)
     python = python_of(contender)
@@ -254,6 +258,18 @@ def run_once(contender: Contender, processes: int, tasks: int) -> Sample:
         while _size(counter) == 0:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"no task ran: {log.read_text(errors='replace')[-800:]}")
+            time.sleep(0.002)
+        # The window opens once every process has run a task (each leaves a marker file):
+        # children start one after another, and a drain timed from the first task would
+        # count the others' start-up as if they were slow.
+        while len(list(counter.parent.glob(f"{counter.name}.*"))) < processes:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"not all {processes} processes ran a task")
+            if _size(counter) >= tasks // 2:
+                raise RuntimeError(
+                    f"half the tasks ran before all {processes} processes had started: "
+                    "use more --tasks"
+                )
             time.sleep(0.002)
         started, first = time.monotonic(), _size(counter)
         snap0 = procstat.processes()
@@ -303,10 +319,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="comma-separated frameworks or framework/broker names: "
                         + ", ".join(c.name for c in contenders()))  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="a setting for AsyncTasQ's workers (e.g. worker.prefetch=10), to "
+                        "try a tuning; a run with it does not write the page")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.set:
+        args.no_write = True
     counts = [int(n) for n in args.processes.split(",")]
     repeats = 1 if args.quick else args.repeats
-    chosen = contenders()
+    chosen = [
+        dataclasses.replace(c, worker=(*c.worker, *(a for v in args.set for a in ("--set", v))))
+        if c.ours
+        else c
+        for c in contenders()
+    ]
     if args.only:
         wanted = set(args.only.split(","))
         chosen = [c for c in chosen if c.name in wanted or c.framework in wanted]

@@ -55,6 +55,8 @@ def count() -> None:
     if _counter_pid != os.getpid():  # first task in this process (or a forked child)
         _counter_fd = os.open(COUNTER, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         _counter_pid = os.getpid()
+        # Says "this process is running tasks": the rate is taken once all N are.
+        os.close(os.open(f"{COUNTER}.{_counter_pid}", os.O_WRONLY | os.O_CREAT, 0o644))
     os.write(_counter_fd, b".")
 
 
