@@ -294,6 +294,13 @@ class Consumer:
                         tag = int(getattr(message.delivery, "delivery_tag", 0) or 0)
                         self._book(channel).add(tag)
                         lane.buffer.add(Buffered(message, GOT, priority_of(message), started))
+                    # What the broker pushed before answering (a copy a release or retry
+                    # just published, once the ack freed prefetch) follows its answer on
+                    # the wire: one more round-trip and that is buffered too.
+                    try:
+                        await self._round_trip(channel)
+                    except (AMQPError, ConnectionError) as exc:
+                        log.debug("asynctasq: a round-trip after basic.get failed: %r", exc)
             wanted -= len(lane.buffer)
 
     def _pop(self, lanes: Sequence[Lane], limit: int, *, hold: bool = True) -> list[Delivery]:
@@ -541,12 +548,17 @@ class Consumer:
 
     async def processed(self, receipt: Receipt) -> None:
         """Return once the broker has processed every frame sent on `receipt`'s channel so
-        far (an ack among them): a synchronous method there, answered in order.
+        far (an ack among them)."""
+        await self._round_trip(receipt.channel)
+
+    async def _round_trip(self, channel: AbstractChannel) -> None:
+        """A synchronous method on `channel`: the broker answers it after every frame sent
+        there before, and after every delivery it pushed there before.
 
         `basic.qos` with the per-consumer prefetch changes nothing: it applies to consumers
         started later, which set it themselves.
         """
-        await receipt.channel.basic_qos(prefetch_count=self._prefetch)
+        await channel.basic_qos(prefetch_count=self._prefetch)
 
 
 __all__ = ["Consumer", "Lane", "Receipt"]
