@@ -4,8 +4,9 @@
     python contention_proc.py consume PATH QUEUE STOP_FILE OUT_FILE
 
 Producers mix single enqueues and batches; consumers lease random-sized batches, ack them and
-write each delivered task id on its own line to OUT_FILE. A consumer stops once STOP_FILE
-exists and a dequeue comes back empty.
+write each delivered task id on its own line to OUT_FILE. A consumer creates OUT_FILE.ready
+once its first dequeue has returned (it is connected and taking work), and stops once
+STOP_FILE exists and a dequeue comes back empty.
 """
 
 from __future__ import annotations
@@ -43,8 +44,11 @@ async def consume(path: str, queue: str, stop_file: str, out_file: str) -> None:
     rng = random.Random(os.getpid())
     seen: list[str] = []
     stop = Path(stop_file)
+    ready = Path(f"{out_file}.ready")
     while True:
         got = await driver.dequeue([queue], limit=rng.randint(1, 8), wait=0.2)
+        if not ready.exists():  # noqa: ASYNC240  (once)
+            ready.touch()  # noqa: ASYNC240
         if not got:
             if stop.exists():  # noqa: ASYNC240  (a stat between polls)
                 break

@@ -28,6 +28,13 @@ async def test_concurrent_producers_and_consumers_deliver_each_task_once(
     stop = tmp_path / "stop"
     outs = [tmp_path / f"consumer-{i}.txt" for i in range(CONSUMERS)]
     consumers = [await spawn("consume", path, "q", str(stop), str(out)) for out in outs]
+    # Every consumer takes work before any is produced: one started late on a loaded host
+    # would otherwise find the queue already drained by the others.
+    deadline = time.monotonic() + 60
+    while not all(Path(f"{out}.ready").exists() for out in outs):  # noqa: ASYNC240
+        assert time.monotonic() < deadline, "a consumer did not start"
+        assert all(proc.returncode is None for proc in consumers), "a consumer exited"
+        await asyncio.sleep(0.02)
     producers = [
         await spawn("produce", path, "q", f"p{i}", str(PER_PRODUCER)) for i in range(PRODUCERS)
     ]
