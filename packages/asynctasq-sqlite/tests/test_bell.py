@@ -9,6 +9,7 @@ import os
 import socket
 import sqlite3
 import stat
+import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator
@@ -253,3 +254,23 @@ async def test_junk_datagrams_only_wake_the_listener(
         assert got.task_id == "after-junk"
     finally:
         await driver.close()
+
+
+def test_a_forked_child_closes_its_copy_of_the_ringing_socket() -> None:
+    """The child gets its own sender; the parent's inherited one is closed in the child, not
+    left for the collector (an unclosed-socket warning in every forked process)."""
+    script = (
+        "import gc, os, sys, warnings\n"
+        "warnings.simplefilter('error')\n"
+        "sys.unraisablehook = lambda u: os._exit(3)\n"
+        "from asynctasq_sqlite import _bell\n"
+        "parent = _bell._sender()\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    child = _bell._sender(); gc.collect()\n"
+        "    os._exit(0 if child is not parent and parent.fileno() == -1 else 4)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status) or (0 if parent.fileno() != -1 else 5))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr.decode()[-2000:])

@@ -287,7 +287,11 @@ def _sender() -> socket.socket:
     pid = os.getpid()
     sender = _senders.get(pid)
     if sender is None:
-        _senders.clear()  # a forked child must not share the parent's
+        # A forked child must not share the parent's: close its copy of the descriptor (the
+        # parent's stays open) rather than leave the object to the collector.
+        for inherited in _senders.values():
+            inherited.close()
+        _senders.clear()
         sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sender.setblocking(False)
         _senders[pid] = sender
@@ -314,6 +318,9 @@ def bell_for(path: str) -> Bell:
 def _remove_sockets() -> None:
     for listener in list(_live):
         listener.stop()
+    sender = _senders.pop(os.getpid(), None)  # stop() above may have used it
+    if sender is not None:
+        sender.close()
 
 
 __all__ = ["AVAILABLE", "LISTENING_POLL_INTERVAL", "Bell", "bell_for"]
