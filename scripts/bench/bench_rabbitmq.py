@@ -599,8 +599,8 @@ def write_report(text: str) -> None:
             confirms awaited for every task (`confirm_delivery=True` for Dramatiq,
             `confirm_publish` for Celery; both default to off), acknowledgement after the task
             ran (`task_acks_late=True` for Celery, which acks before by default). The first
-            column is AsyncTasQ's default (classic work queues, prefetch = the worker's
-            concurrency, {CONCURRENCY}); the second the same code with the defaults it had
+            column is AsyncTasQ's default (classic work queues, prefetch = twice the worker's
+            concurrency, {2 * CONCURRENCY}); the second the same code with the defaults it had
             before (`queue_type="quorum"`, `prefetch_count={CONCURRENCY}`), in its own
             namespace. Dramatiq and Celery declare classic queues; Dramatiq's prefetch is twice
             its threads ({2 * CONCURRENCY}), Celery's four times its concurrency
