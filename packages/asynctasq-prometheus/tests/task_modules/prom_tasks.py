@@ -9,7 +9,9 @@ from asynctasq.core.function import task
 
 @task(queue="prom")
 async def ok(n: int) -> int:
-    await asyncio.sleep(0.01)
+    # Long enough that a drain of a few dozen spans several of the metrics' flushes (0.25 s),
+    # so a scrape can see it part way.
+    await asyncio.sleep(0.1)
     return n
 
 
