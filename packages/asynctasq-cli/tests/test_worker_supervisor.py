@@ -203,7 +203,7 @@ def test_a_killed_worker_is_replaced_and_no_task_is_lost(backend: Backend, tmp_p
         assert_at_least_once(runs(marks, "started"), runs(marks, "done"), {victim}, total)
         assert replacement != victim and proc.poll() is None
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(60) == EXIT_OK
+        assert proc.wait(60) == EXIT_OK, log.read_text(errors="replace")[-4000:]
     text = log.read_text()
     assert f"worker {number} (pid {victim}) was killed by SIGKILL" in text
     assert queue_counts(backend.make()) == (0, 0)
