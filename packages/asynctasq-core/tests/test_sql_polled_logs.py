@@ -94,8 +94,11 @@ async def test_an_append_after_the_read_still_wakes_the_reader() -> None:
 
 async def test_stops_waiting_once_the_driver_is_closed() -> None:
     open_checks = iter([True, True, False])
+    reads = 0
 
     async def read() -> list[int]:
+        nonlocal reads
+        reads += 1
         return []
 
     def arm() -> WaitForAppend:
@@ -104,4 +107,7 @@ async def test_stops_waiting_once_the_driver_is_closed() -> None:
 
         return wait
 
-    assert await poll_log(read, arm, wait=30, still_open=lambda: next(open_checks)) == []
+    found = await asyncio.wait_for(
+        poll_log(read, arm, wait=30, still_open=lambda: next(open_checks)), 1
+    )
+    assert (found, reads) == ([], 2)  # no read once closed, long before the 30 s
