@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import gc
 import statistics
 import time
@@ -378,6 +379,30 @@ async def test_ack_of_a_batch_spanning_queues(redis_driver: RedisDriver) -> None
     assert (
         await redis_driver.client.exists(*(k.leases for k in keys), *(k.leased for k in keys)) == 0
     )
+
+
+async def test_batches_larger_than_one_server_command_settle_exactly(
+    redis_driver: RedisDriver,
+) -> None:
+    """The scripts settle a batch with a few commands over slices of it (Lua's unpack has a
+    limit near 8,000 values): 4,500 leases cross every slice boundary, and a stale receipt
+    and a repeated delivery among them change only what they should."""
+    n = 4500
+    await redis_driver.enqueue_many([msg("q") for _ in range(n)])
+    got = await redis_driver.dequeue(["q"], limit=n, wait=0)
+    assert len(got) == n
+    assert len({d.receipt for d in got}) == n
+    await redis_driver.extend(got, 600)
+    keys = redis_driver._keys["q"]  # the keys are internal
+    expiries = [s for _, s in await redis_driver.client.zrange(keys.leased, 0, -1, withscores=True)]
+    assert len(expiries) == n and max(expiries) - min(expiries) < 1000  # one new expiry
+    assert min(expiries) > time.time() * 1000 + 500_000
+    stale = dataclasses.replace(got[-1], receipt=b"999999999")
+    await redis_driver.ack([*got[:-1], got[0], stale])
+    stats = (await redis_driver.stats(["q"]))[0]
+    assert (stats.ready, stats.in_flight) == (0, 1)  # the stale receipt acked nothing
+    await redis_driver.ack([got[-1]])
+    assert await redis_driver.client.exists(keys.leases, keys.leased) == 0
 
 
 async def test_stats_count_expired_leases_and_due_delays_as_ready(

@@ -64,6 +64,39 @@ local function held(tag, id, token)
   return nil
 end
 """,
+    # One command over many arguments instead of one per item: each redis.call costs more
+    # than what most of these commands do. In slices, as unpack has a limit (~8000).
+    "bulk": r"""
+local function bulk(cmd, key, items, flag)
+  for i = 1, #items, 4000 do
+    if flag then
+      redis.call(cmd, key, flag, unpack(items, i, math.min(i + 3999, #items)))
+    else
+      redis.call(cmd, key, unpack(items, i, math.min(i + 3999, #items)))
+    end
+  end
+end
+""",
+    # The ids of ARGV's (task id, token) pairs, from index `first`, whose lease is held:
+    # each id once, however often it is named. One HMGET per 500 pairs.
+    "held_ids": r"""
+local function held_ids(tag, first)
+  local leases, out, seen = tag .. ':leases', {}, {}
+  for i = first, #ARGV - 1, 1000 do
+    local ids = {}
+    for j = i, math.min(i + 998, #ARGV - 1), 2 do ids[#ids + 1] = ARGV[j] end
+    local recs = redis.call('HMGET', leases, unpack(ids))
+    for k = 1, #ids do
+      local rec, id, token = recs[k], ids[k], ARGV[i + 2 * k - 1]
+      if rec and not seen[id] and string.sub(rec, 1, #token + 1) == token .. '\n' then
+        seen[id] = true
+        out[#out + 1] = id
+      end
+    end
+  end
+  return out
+end
+""",
     "unlease": r"""
 local function unlease(tag, id)
   redis.call('HDEL', tag .. ':leases', id)
@@ -280,9 +313,8 @@ local taken = 0
 local function lease(q, tag, list, n, p)
   local entries = redis.call('LPOP', list, n)
   if not entries then return 0, 0 end
-  local leased, leases = tag .. ':leased', tag .. ':leases'
   local token = redis.call('INCRBY', tag .. ':seq', #entries) - #entries
-  local got = 0
+  local records, expiries, got = {}, {}, 0
   for _, e in ipairs(entries) do
     local id, vt, count, b, c
     if e ~= '' then id, vt, count, b, c = parse(e) end
@@ -294,14 +326,17 @@ local function lease(q, tag, list, n, p)
       token = token + 1
       local t = token
       if p > 0 then t = token .. '/' .. p end
-      redis.call('HSET', leases, id, t .. '\n' .. string.sub(e, 1, b) .. (count + 1)
-        .. string.sub(e, c))
-      redis.call('ZADD', leased, now + vt, id)
+      got = got + 1
+      local k = 2 * got
+      records[k - 1] = id
+      records[k] = t .. '\n' .. string.sub(e, 1, b) .. (count + 1) .. string.sub(e, c)
+      expiries[k - 1] = now + vt; expiries[k] = id
       local o = #out
       out[o + 1] = q; out[o + 2] = e; out[o + 3] = t
-      got = got + 1
     end
   end
+  bulk('HSET', tag .. ':leases', records)
+  bulk('ZADD', tag .. ':leased', expiries)
   return got, #entries
 end
 
@@ -383,14 +418,10 @@ return 1
 
 ACK = r"""
 -- KEYS: tag; ARGV per delivery: task_id, token
-local n = 0
-for i = 1, #ARGV, 2 do
-  if held(KEYS[1], ARGV[i], ARGV[i + 1]) then
-    unlease(KEYS[1], ARGV[i])
-    n = n + 1
-  end
-end
-return n
+local ids = held_ids(KEYS[1], 1)
+bulk('HDEL', KEYS[1] .. ':leases', ids)
+bulk('ZREM', KEYS[1] .. ':leased', ids)
+return #ids
 """
 
 RELEASE = r"""
@@ -453,14 +484,11 @@ return 1
 EXTEND = r"""
 -- KEYS: tag; ARGV: visibility_ms, then per delivery: task_id, token
 local expiry = now_ms() + tonumber(ARGV[1])
-local n = 0
-for i = 2, #ARGV, 2 do
-  if held(KEYS[1], ARGV[i], ARGV[i + 1]) then
-    redis.call('ZADD', KEYS[1] .. ':leased', 'XX', expiry, ARGV[i])
-    n = n + 1
-  end
-end
-return n
+local ids = held_ids(KEYS[1], 2)
+local scored = {}
+for i, id in ipairs(ids) do scored[2 * i - 1] = expiry; scored[2 * i] = id end
+bulk('ZADD', KEYS[1] .. ':leased', scored, 'XX')
+return #ids
 """
 
 _PICK_DEAD = r"""
