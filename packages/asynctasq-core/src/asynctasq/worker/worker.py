@@ -67,6 +67,7 @@ from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
 from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
 from asynctasq.worker.retry import retry_delay
+from asynctasq.worker.stall import STALL_GRACE, StallReport
 from asynctasq.worker.task_log import TaskLog
 from asynctasq.worker.timed import TimedTasks
 from asynctasq.workflows import runner as workflow_steps
@@ -211,6 +212,7 @@ class Worker:
         self._background: set[asyncio.Task[Any]] = set()
         self._given_back: set[str] = set()  # task ids given back (counted once each)
         self._signals_installed: list[int] = []
+        self._stall: StallReport | None = None
         self._resolver: TaskResolver | None = None
         self._router: ExecutorRouter | None = None
         self._leases: LeaseKeeper | None = None
@@ -262,6 +264,10 @@ class Worker:
                 self.shutdown_timeout,
             )
             self.request_stop()
+            # Whoever sent the signal kills this process if it does not stop: before that,
+            # say what it is stuck on.
+            self._stall = StallReport(self.shutdown_timeout + STALL_GRACE)
+            self._stall.arm(asyncio.get_running_loop())
 
     @property
     def stopping(self) -> bool:
@@ -354,6 +360,8 @@ class Worker:
                 keeper.cancel()
                 await asyncio.gather(keeper, return_exceptions=True)
             self._remove_signals(loop)
+            if self._stall is not None:
+                self._stall.disarm()
             set_import_guard(previous_guard)
             if self._router is not None:
                 self._router.close(kill=self._aborting)
