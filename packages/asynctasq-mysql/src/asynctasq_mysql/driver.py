@@ -32,6 +32,7 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
+from asynctasq.drivers.given_back import GivenBack
 from asynctasq.errors import SchemaNotInitializedError
 from asynctasq_mysql import dead_letters
 from asynctasq_mysql.claims import MySQLClaims
@@ -78,6 +79,10 @@ class Lease(NamedTuple):
 
 def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _deliveries(take: tuple[list[Delivery], float | None]) -> list[Delivery]:
+    return take[0]
 
 
 class MySQLDriver(MySQLLifecycle, MySQLClaims):
@@ -158,6 +163,8 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         self._max_payload_size = max_payload_size
         self._pool_recycle = pool_recycle
         self._idle = IdleBackoff(poll_interval_min, poll_interval_max)
+        # A take cancelled mid-statement finishes (no rows left locked), then gives back.
+        self._given_back = GivenBack(self.release)
         self._pool: Any = None
         self._connect_lock: asyncio.Lock | None = None
         self._server: ServerInfo | None = None
@@ -252,6 +259,8 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
 
     async def close(self) -> None:
         """Close every connection; leased rows stay leased until their deadline passes."""
+        if self._pool is not None and self._loop is asyncio.get_running_loop():
+            await self._given_back.settle()  # cancelled takes finish and give back first
         pool, self._pool = self._pool, None
         if pool is None:
             return
@@ -368,7 +377,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(wait, 0.0)
         while True:
-            deliveries, next_due = await self._take(names, limit)
+            deliveries, next_due = await self._given_back.run(self._take(names, limit), _deliveries)
             if deliveries:
                 self._idle.found_work()
                 return deliveries

@@ -12,7 +12,6 @@ script when the first returns.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -23,6 +22,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 from asynctasq.drivers.base import Delivery
+from asynctasq.drivers.given_back import GivenBack
 from asynctasq_redis._keys import KeyCache
 from asynctasq_redis._waits import StandingWaits
 from asynctasq_redis.scripts import SCRIPTS
@@ -60,13 +60,14 @@ class Dequeuer:
         self._keys = keys
         self._move_batch = move_batch
         self._max_block = max_block
-        self._release = release
-        self._orphans: set[asyncio.Task[None]] = set()
+        self._given_back = GivenBack(release)
         self._standing = StandingWaits(keys, max_block)
 
     async def close(self) -> None:
-        """Cancel the standing multi-queue waits."""
+        """Cancel the standing multi-queue waits; let takes whose caller was cancelled give
+        their messages back."""
         await self._standing.close()
+        await self._given_back.settle()
 
     async def dequeue(
         self, client: Client, queues: Sequence[str], limit: int, wait: float
@@ -74,7 +75,10 @@ class Dequeuer:
         """Take up to `limit` messages; wait up to `wait` seconds for some."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
-        deliveries, hint_ms = await self._shielded(self._take(client, queues, limit))
+        # A caller cancelled while the script runs (or right after the wait returned)
+        # would leave the taken messages leased to nobody until their visibility timeout.
+        take = self._take(client, queues, limit)
+        deliveries, hint_ms = await self._given_back.run(take, _deliveries)
         if deliveries or wait <= 0:
             return deliveries
         deadline = time.monotonic() + wait
@@ -93,26 +97,6 @@ class Dequeuer:
             deliveries, hint_ms = await self._wait_and_take(client, queues, limit, block)
             if deliveries:
                 return deliveries
-
-    async def _shielded(self, call: Awaitable[Take]) -> Take:
-        # A caller cancelled while the script runs (or right after the wait returned) would
-        # leave the taken messages leased to nobody until their visibility timeout: shield
-        # the call and give its messages back instead.
-        take = asyncio.ensure_future(call)
-        try:
-            return await asyncio.shield(take)
-        except asyncio.CancelledError:
-            take.add_done_callback(self._give_back)
-            raise
-
-    def _give_back(self, take: asyncio.Future[Take]) -> None:
-        if take.cancelled() or take.exception() is not None:
-            return
-        deliveries = take.result()[0]
-        if deliveries:
-            task = asyncio.ensure_future(self._release(deliveries))
-            self._orphans.add(task)
-            task.add_done_callback(self._orphans.discard)
 
     # -- taking ------------------------------------------------------------------------
     def _call(self, queues: Sequence[str], limit: int) -> tuple[list[bytes], list[Any]]:
@@ -202,6 +186,10 @@ async def _wait_then(client: Redis, wait: tuple[Any, ...], take: tuple[Any, ...]
         # read_response disconnects a connection whose read broke or was cancelled, so
         # nothing half-read goes back to the pool
         await pool.release(conn)
+
+
+def _deliveries(take: Take) -> list[Delivery]:
+    return take[0]
 
 
 def _parse(reply: list[Any], queues: Sequence[str]) -> tuple[list[Delivery], int, list[Unreadable]]:

@@ -1,0 +1,70 @@
+"""A dequeue whose caller is cancelled gives back what it took.
+
+Cancelling a dequeue in the middle of its broker call (a worker stopping, a ``wait_for``
+around it) must neither leave messages leased to nobody until their visibility timeout nor
+abandon the call half way: a statement cut off between ``SELECT ... FOR UPDATE`` and its
+``COMMIT`` keeps its rows locked until the server notices the dropped connection, hidden
+from every other consumer meanwhile. So the broker call runs to its end on its own, and what
+it took is released, uncounted, as soon as it returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
+
+from asynctasq.drivers.base import Delivery
+
+T = TypeVar("T")
+
+Release = Callable[[list[Delivery]], Awaitable[None]]
+
+
+class GivenBack:
+    """Runs dequeue calls shielded from their caller's cancellation.
+
+    Args:
+        release: The driver's ``release``: makes deliveries ready again, uncounted.
+    """
+
+    def __init__(self, release: Release) -> None:
+        self._release = release
+        self._pending: set[asyncio.Future[Any]] = set()
+
+    async def run(self, call: Awaitable[T], deliveries: Callable[[T], Sequence[Delivery]]) -> T:
+        """`call`'s result; when the caller is cancelled first, `call` still completes and
+        `deliveries` of its result are released."""
+        take = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(take)
+        except asyncio.CancelledError:
+            self._keep(take)
+            take.add_done_callback(lambda done: self._give_back(done, deliveries))
+            raise
+
+    def _give_back(
+        self, take: asyncio.Future[T], deliveries: Callable[[T], Sequence[Delivery]]
+    ) -> None:
+        if take.cancelled() or take.exception() is not None:
+            return
+        taken = list(deliveries(take.result()))
+        if taken:
+            self._keep(asyncio.ensure_future(self._release(taken)))
+
+    def _keep(self, future: asyncio.Future[Any]) -> None:
+        self._pending.add(future)
+        future.add_done_callback(self._pending.discard)
+
+    async def settle(self, timeout: float = 10.0) -> None:
+        """Wait (up to `timeout` seconds) for calls still finishing and their releases,
+        before the driver closes its connections under them. Those of another event loop
+        (a driver used from several) cannot be awaited here and are left to it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            mine = [f for f in self._pending if f.get_loop() is loop]
+            left = deadline - loop.time()
+            if not mine or left <= 0:
+                return
+            await asyncio.wait(mine, timeout=left)
