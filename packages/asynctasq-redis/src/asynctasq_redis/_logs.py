@@ -28,6 +28,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from asynctasq.background import cancel_and_wait
 from asynctasq_redis._keys import log_tag
 from asynctasq_redis.scripts import SCRIPTS
 
@@ -92,10 +93,7 @@ class SharedReads:
         self._client = None
         loop = asyncio.get_running_loop()
         # Reads of an earlier event loop died with it: nothing to cancel there.
-        reads = [r for r in reads if r.get_loop() is loop]
-        for read in reads:
-            read.cancel()
-        await asyncio.gather(*reads, return_exceptions=True)
+        await cancel_and_wait([r for r in reads if r.get_loop() is loop])
 
 
 class EventLogs:

@@ -23,6 +23,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from asynctasq.background import STOP_WAIT, cancel_and_wait
 from asynctasq_redis._keys import KeyCache
 from asynctasq_redis.scripts import SCRIPTS
 
@@ -97,15 +98,14 @@ class StandingWaits:
     async def close(self) -> None:
         """Cancel the standing waits and finish the put-backs."""
         waits = list(self._waits.values())
-        pending = [*waits, *self._background]
+        pending = list(self._background)
         self._waits.clear()
         self._background.clear()
         self._client = None
         loop = asyncio.get_running_loop()
         # Tasks of an earlier event loop (a driver reused by a second asyncio.run) died with
         # it: nothing to cancel there.
-        pending = [t for t in pending if t.get_loop() is loop]
-        for wait in waits:
-            if wait.get_loop() is loop:
-                wait.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await cancel_and_wait([w for w in waits if w.get_loop() is loop])
+        put_backs = [t for t in pending if t.get_loop() is loop and not t.done()]
+        if put_backs:
+            await asyncio.wait(put_backs, timeout=STOP_WAIT)

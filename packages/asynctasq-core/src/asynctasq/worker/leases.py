@@ -8,6 +8,7 @@ import logging
 import time
 from collections import defaultdict
 
+from asynctasq.background import cancel_requested
 from asynctasq.drivers.base import Delivery, Driver
 
 log = logging.getLogger("asynctasq.worker")
@@ -44,7 +45,7 @@ class LeaseKeeper:
 
     async def run(self) -> None:
         """Renew due leases until cancelled."""
-        while True:
+        while not cancel_requested():
             now = time.monotonic()
             due = [(d, vt) for renew_at, d, vt in self._due.values() if renew_at <= now]
             if due:

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
+from asynctasq.background import cancel_and_wait, cancel_requested
 from asynctasq.drivers.base import (
     Driver,
     EventLog,
@@ -155,9 +156,7 @@ class Lifecycle(Middleware):
         """Say goodbye, write what is buffered, and stop the loops."""
         if self.events_on:
             self._emit_worker(EventType.WORKER_OFFLINE)
-        for task in self._loops:
-            task.cancel()
-        await asyncio.gather(*self._loops, return_exceptions=True)
+        await cancel_and_wait(self._loops)
         self._loops.clear()
         if self._progress_timer is not None:
             self._progress_timer.cancel()
@@ -183,14 +182,14 @@ class Lifecycle(Middleware):
                 if task_id not in self._cancelled:
                     self._cancelled[task_id] = now
                     self._on_cancel(task_id)
-            if len(entries) < 1000:
+            if len(entries) < 1000 or cancel_requested():
                 return cursor
             self._forget_old_cancels()  # a flooded log must not grow memory while it is read
             wait = 0  # a full page: read on before waiting
 
     async def _cancel_loop(self, cursor: str | None) -> None:
         assert self._log is not None
-        while True:
+        while not cancel_requested():
             try:
                 if cursor is None:
                     cursor = await self._log.log_tail(control.CANCELS)
@@ -292,7 +291,7 @@ class Lifecycle(Middleware):
 
     async def _flush_loop(self) -> None:
         assert self._dirty is not None
-        while True:
+        while not cancel_requested():
             await self._dirty.wait()
             await asyncio.sleep(FLUSH_DELAY)
             self._dirty.clear()
@@ -300,7 +299,7 @@ class Lifecycle(Middleware):
 
     # -- heartbeats ---------------------------------------------------------------------------
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while not cancel_requested():
             info = self._describe()
             if self._registry is not None:
                 try:

@@ -32,6 +32,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from asynctasq.background import cancel_and_wait
 from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
 from asynctasq.core.function import TaskFunction
@@ -357,8 +358,7 @@ class Worker:
             await self._shutdown(driver)
             await stop_quietly(self._lifecycle)
             if keeper is not None:
-                keeper.cancel()
-                await asyncio.gather(keeper, return_exceptions=True)
+                await cancel_and_wait([keeper])
             self._remove_signals(loop)
             if self._stall is not None:
                 self._stall.disarm()
