@@ -70,14 +70,20 @@ class Dequeuer:
         await self._given_back.settle()
 
     async def dequeue(
-        self, client: Client, queues: Sequence[str], limit: int, wait: float
+        self,
+        client: Client,
+        queues: Sequence[str],
+        limit: int,
+        wait: float,
+        acks: Sequence[Delivery] = (),
     ) -> list[Delivery]:
-        """Take up to `limit` messages; wait up to `wait` seconds for some."""
+        """Take up to `limit` messages; wait up to `wait` seconds for some. `acks` (of
+        `queues`, on a standalone server) are acknowledged by the same script call."""
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         # A caller cancelled while the script runs (or right after the wait returned)
         # would leave the taken messages leased to nobody until their visibility timeout.
-        take = self._take(client, queues, limit)
+        take = self._take(client, queues, limit, acks)
         deliveries, hint_ms = await self._given_back.run(take, _deliveries)
         if deliveries or wait <= 0:
             return deliveries
@@ -99,14 +105,24 @@ class Dequeuer:
                 return deliveries
 
     # -- taking ------------------------------------------------------------------------
-    def _call(self, queues: Sequence[str], limit: int) -> tuple[list[bytes], list[Any]]:
-        return [self._keys[q].tag for q in queues], [limit, self._move_batch]
+    def _call(
+        self, queues: Sequence[str], limit: int, acks: Sequence[Delivery] = ()
+    ) -> tuple[list[bytes], list[Any]]:
+        args: list[Any] = [limit, self._move_batch]
+        if acks:
+            index = {q: i for i, q in reversed(list(enumerate(queues, 1)))}
+            for d in acks:
+                args += (index[d.queue], d.task_id, d.receipt)
+        return [self._keys[q].tag for q in queues], args
 
-    async def _take(self, client: Client, queues: Sequence[str], limit: int) -> Take:
+    async def _take(
+        self, client: Client, queues: Sequence[str], limit: int, acks: Sequence[Delivery] = ()
+    ) -> Take:
         """One dequeue script call (one per queue on a cluster, until `limit` is met)."""
         if len(queues) == 1 or not isinstance(client, RedisCluster):
-            reply = await _DEQUEUE(client, *self._call(queues, limit))
+            reply = await _DEQUEUE(client, *self._call(queues, limit, acks))
             return await self._read(client, reply, queues)
+        assert not acks, "a cluster acknowledges apart: its queues are in different slots"
         out: list[Delivery] = []
         hints: list[int] = []
         for queue in queues:

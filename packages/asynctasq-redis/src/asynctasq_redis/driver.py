@@ -344,6 +344,18 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
         """
         return await self._dequeuer.dequeue(self._bound(), queues, limit, wait)
 
+    async def ack_and_dequeue(
+        self, acks: Sequence[Delivery], queues: Sequence[str], *, limit: int, wait: float
+    ) -> list[Delivery]:
+        """`ack` `acks` and `dequeue` in one script call, so a worker settles a finished
+        batch and takes the next in one round-trip. Apart on a cluster, or for acks of a
+        queue not served here."""
+        client = self._bound()
+        if acks and (isinstance(client, RedisCluster) or any(d.queue not in queues for d in acks)):
+            await self.ack(acks)
+            acks = ()
+        return await self._dequeuer.dequeue(client, queues, limit, wait, acks)
+
     # -- settle ------------------------------------------------------------------------
     def _settle_calls(
         self, script: LuaScript, deliveries: Sequence[Delivery], *, extra: Sequence[Any] = ()

@@ -77,17 +77,16 @@ local function bulk(cmd, key, items, flag)
   end
 end
 """,
-    # The ids of ARGV's (task id, token) pairs, from index `first`, whose lease is held:
-    # each id once, however often it is named. One HMGET per 500 pairs.
+    # Of the leases named by ids[i] with tokens[i], the ids of those still held: each id
+    # once, however often it is named. One HMGET per 500.
     "held_ids": r"""
-local function held_ids(tag, first)
+local function held_ids(tag, ids, tokens)
   local leases, out, seen = tag .. ':leases', {}, {}
-  for i = first, #ARGV - 1, 1000 do
-    local ids = {}
-    for j = i, math.min(i + 998, #ARGV - 1), 2 do ids[#ids + 1] = ARGV[j] end
-    local recs = redis.call('HMGET', leases, unpack(ids))
-    for k = 1, #ids do
-      local rec, id, token = recs[k], ids[k], ARGV[i + 2 * k - 1]
+  for i = 1, #ids, 500 do
+    local last = math.min(i + 499, #ids)
+    local recs = redis.call('HMGET', leases, unpack(ids, i, last))
+    for k = i, last do
+      local rec, id, token = recs[k - i + 1], ids[k], tokens[k]
       if rec and not seen[id] and string.sub(rec, 1, #token + 1) == token .. '\n' then
         seen[id] = true
         out[#out + 1] = id
@@ -95,6 +94,26 @@ local function held_ids(tag, first)
     end
   end
   return out
+end
+""",
+    # Acknowledge: end the leases still held, for good. Returns how many.
+    "ack_held": r"""
+local function ack_held(tag, ids, tokens)
+  local held = held_ids(tag, ids, tokens)
+  bulk('HDEL', tag .. ':leases', held)
+  bulk('ZREM', tag .. ':leased', held)
+  return #held
+end
+""",
+    # ARGV from index `first` as (task id, token) pairs: the ids, and the tokens.
+    "pairs_from": r"""
+local function pairs_from(first)
+  local ids, tokens = {}, {}
+  for i = first, #ARGV - 1, 2 do
+    ids[#ids + 1] = ARGV[i]
+    tokens[#tokens + 1] = ARGV[i + 1]
+  end
+  return ids, tokens
 end
 """,
     "unlease": r"""
@@ -298,7 +317,8 @@ return #ARGV / 2
 """
 
 DEQUEUE = r"""
--- KEYS: the tags of the queues, in serving order; ARGV: limit, move_batch
+-- KEYS: the tags of the queues, in serving order; ARGV: limit, move_batch, then the acks
+-- that come with this call, per finished delivery: queue_index, task_id, token.
 -- Returns {hint_ms, then per message: queue_index, entry (as enqueued), token}.
 -- hint_ms (only when nothing was taken) is how long until the next delayed message is due or
 -- lease expires, -1 when there is none.
@@ -307,6 +327,22 @@ local batch = tonumber(ARGV[2])
 local now = now_ms()
 local out = {-1}
 local taken = 0
+
+-- The acks first, as ACK would: one round-trip settles a batch and takes the next.
+if #ARGV > 2 then
+  local groups = {}
+  for i = 3, #ARGV - 2, 3 do
+    local q = tonumber(ARGV[i])
+    local group = groups[q]
+    if not group then
+      group = {{}, {}}
+      groups[q] = group
+    end
+    group[1][#group[1] + 1] = ARGV[i + 1]
+    group[2][#group[2] + 1] = ARGV[i + 2]
+  end
+  for q, group in pairs(groups) do ack_held(KEYS[q], group[1], group[2]) end
+end
 
 -- Pops up to n entries of `list` (of priority p), leasing each; drops the wake-up sentinel.
 -- Returns how many it leased and how many it popped.
@@ -418,10 +454,7 @@ return 1
 
 ACK = r"""
 -- KEYS: tag; ARGV per delivery: task_id, token
-local ids = held_ids(KEYS[1], 1)
-bulk('HDEL', KEYS[1] .. ':leases', ids)
-bulk('ZREM', KEYS[1] .. ':leased', ids)
-return #ids
+return ack_held(KEYS[1], pairs_from(1))
 """
 
 RELEASE = r"""
@@ -484,7 +517,7 @@ return 1
 EXTEND = r"""
 -- KEYS: tag; ARGV: visibility_ms, then per delivery: task_id, token
 local expiry = now_ms() + tonumber(ARGV[1])
-local ids = held_ids(KEYS[1], 2)
+local ids = held_ids(KEYS[1], pairs_from(2))
 local scored = {}
 for i, id in ipairs(ids) do scored[2 * i - 1] = expiry; scored[2 * i] = id end
 bulk('ZADD', KEYS[1] .. ':leased', scored, 'XX')

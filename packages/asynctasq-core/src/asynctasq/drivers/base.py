@@ -243,6 +243,22 @@ class Driver(Protocol):
 
 
 @runtime_checkable
+class AckingDequeue(Protocol):
+    """A driver that acknowledges finished deliveries in the broker call that takes the next
+    ones: a worker draining a queue then settles a batch and fetches the next in one
+    round-trip instead of two.
+    """
+
+    async def ack_and_dequeue(
+        self, acks: Sequence[Delivery], queues: Sequence[str], *, limit: int, wait: float
+    ) -> list[Delivery]:
+        """`ack(acks)`, then `dequeue(queues, limit=limit, wait=wait)`. The acks are applied
+        even when nothing is taken. After an error it is unknown whether they were, so the
+        caller acknowledges them again (acking twice is harmless)."""
+        ...
+
+
+@runtime_checkable
 class TransactionalEnqueue(Protocol):
     """A driver that can queue inside the caller's database transaction (SQL drivers).
 
@@ -429,6 +445,7 @@ __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
+    "AckingDequeue",
     "ClaimStore",
     "DeadLetter",
     "Delivery",

@@ -40,6 +40,7 @@ from asynctasq.core.options import check_queue
 from asynctasq.core.resolver import TaskResolver
 from asynctasq.core.task import BaseTask, Execution, set_attempts
 from asynctasq.drivers.base import (
+    AckingDequeue,
     Delivery,
     Driver,
     EventLog,
@@ -210,6 +211,9 @@ class Worker:
         self._stop_event: asyncio.Event | None = None
         self._ack_buffer: list[Delivery] = []
         self._ack_scheduled = False
+        # The fetch loop waits for a free slot, and the driver takes acks with a dequeue:
+        # acks wait for the fetch the finishing task's freed slot brings (one round-trip).
+        self._acks_ride = False
         self._background: set[asyncio.Task[Any]] = set()
         self._given_back: set[str] = set()  # task ids given back (counted once each)
         self._signals_installed: list[int] = []
@@ -380,22 +384,33 @@ class Worker:
         # a quarter of the window is free: one finished task must not cost a fetch of one.
         window = self.concurrency + self.prefetch
         batch = max(1, window // 4) if self.prefetch else 1
+        acking = driver.ack_and_dequeue if isinstance(driver, AckingDequeue) else None
         while not self._stopping:
             free = window - len(self._running) - len(self._waiting)
             idle_slots = not self._waiting and len(self._running) < self.concurrency
             if free <= 0 or (free < batch and not idle_slots):
+                self._flush_acks_now()  # no fetch to ride with now
+                self._acks_ride = acking is not None
                 self._slot_free.clear()
                 await self._slot_free.wait()
+                self._acks_ride = False
                 continue
             order = queues[rotation:] + queues[:rotation] if len(queues) > 1 else queues
             rotation = (rotation + 1) % len(queues)
+            wait = min(self.poll_wait, 0.2) if self.burst else self.poll_wait
+            acks = self._acks_for_fetch() if acking is not None else []
             try:
-                deliveries = await driver.dequeue(
-                    order,
-                    limit=free,
-                    wait=min(self.poll_wait, 0.2) if self.burst else self.poll_wait,
-                )
-            except Exception as exc:
+                if acks:
+                    assert acking is not None
+                    deliveries = await acking(acks, order, limit=free, wait=wait)
+                else:
+                    deliveries = await driver.dequeue(order, limit=free, wait=wait)
+            except BaseException as exc:
+                if acks:  # unknown whether they were applied: again, the usual way
+                    self._ack_buffer[:0] = acks
+                    self._flush_acks_now()
+                if not isinstance(exc, Exception):
+                    raise
                 self.last_fetch_error = f"{type(exc).__name__}: {brief(exc)}"
                 if self.middleware:
                     call_hooks(self.middleware, "after_broker_error", self, "dequeue", exc)
@@ -829,10 +844,20 @@ class Worker:
     # -- batched acks ----------------------------------------------------------------------
     def _ack(self, delivery: Delivery) -> None:
         self._ack_buffer.append(delivery)
-        if not self._ack_scheduled:
+        if not self._ack_scheduled and not self._acks_ride:
             self._ack_scheduled = True
             # Acks of tasks finishing in the same loop iteration go out as one call.
             asyncio.get_running_loop().call_soon(self._flush_acks_now)
+
+    def _acks_for_fetch(self) -> list[Delivery]:
+        """The buffered acks, to go with the next dequeue (none while tracked tasks' final
+        records are being written: their acks follow those)."""
+        lifecycle = self._lifecycle
+        if not self._ack_buffer or (lifecycle is not None and lifecycle.statuses_pending()):
+            self._flush_acks_now()
+            return []
+        batch, self._ack_buffer = self._ack_buffer, []
+        return batch
 
     def _flush_acks_now(self) -> None:
         self._ack_scheduled = False

@@ -1,0 +1,106 @@
+"""Acks that ride with the next dequeue: one script call settles a batch and takes the next."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import uuid
+from collections.abc import Sequence
+from pathlib import Path
+
+from asynctasq import dispatch_many, task
+from asynctasq.drivers.base import AckingDequeue, Delivery, OutgoingMessage
+from asynctasq.worker import Worker
+from asynctasq_redis import RedisDriver
+
+HERE = str(Path(__file__).resolve().parent)
+
+
+def msg(queue: str) -> OutgoingMessage:
+    return OutgoingMessage(str(uuid.uuid4()), queue, b"{}", visibility_timeout=30)
+
+
+async def test_one_call_acks_a_batch_and_takes_the_next(redis_driver: RedisDriver) -> None:
+    assert isinstance(redis_driver, AckingDequeue)
+    await redis_driver.enqueue_many([msg("a") for _ in range(5)] + [msg("b") for _ in range(2)])
+    first = await redis_driver.dequeue(["a", "b"], limit=4, wait=0)
+    stale = dataclasses.replace(first[0], receipt=b"999999999")
+    second = await redis_driver.ack_and_dequeue(
+        [*first[1:], first[1], stale], ["b", "a"], limit=2, wait=0
+    )
+    assert [d.queue for d in second] == ["b", "b"]  # served in the order given
+    a, b = await redis_driver.stats(["a", "b"])
+    assert (a.ready, a.in_flight) == (1, 1)  # only first[0] is still leased: stale acked nothing
+    assert (b.ready, b.in_flight) == (0, 2)
+    # nothing left to take: the acks are applied all the same
+    rest = await redis_driver.dequeue(["a"], limit=5, wait=0)
+    assert (
+        await redis_driver.ack_and_dequeue([*rest, first[0], *second], ["a", "b"], limit=5, wait=0)
+        == []
+    )
+    a, b = await redis_driver.stats(["a", "b"])
+    assert (a.ready, a.in_flight, b.ready, b.in_flight) == (0, 0, 0, 0)
+
+
+async def test_acks_of_a_queue_not_served_are_applied_apart(redis_driver: RedisDriver) -> None:
+    await redis_driver.enqueue_many([msg("a"), msg("b")])
+    [of_a] = await redis_driver.dequeue(["a"], limit=1, wait=0)
+    [of_b] = await redis_driver.ack_and_dequeue([of_a], ["b"], limit=1, wait=0)
+    [a] = await redis_driver.stats(["a"])
+    assert (a.ready, a.in_flight) == (0, 0)
+    await redis_driver.ack([of_b])
+
+
+class CountingDriver(RedisDriver):
+    """Counts how the worker acknowledges."""
+
+    alone = 0
+    ridden = 0
+
+    async def ack(self, deliveries: Sequence[Delivery]) -> None:
+        self.alone += len(deliveries)
+        await super().ack(deliveries)
+
+    async def ack_and_dequeue(
+        self, acks: Sequence[Delivery], queues: Sequence[str], *, limit: int, wait: float
+    ) -> list[Delivery]:
+        self.ridden += len(acks)
+        return await super().ack_and_dequeue(acks, queues, limit=limit, wait=wait)
+
+
+URL = os.environ.get("ASYNCTASQ_TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+PREFIX = f"test-ride-{uuid.uuid4().hex[:8]}"
+counting = CountingDriver(url=URL, prefix=PREFIX)
+ran: list[int] = []
+
+
+@task(queue="ride", driver=counting)
+async def note(n: int) -> None:
+    ran.append(n)
+
+
+async def test_a_draining_worker_acks_with_its_fetches(redis_url: str) -> None:
+    assert redis_url == URL
+    try:
+        await dispatch_many(note(n) for n in range(300))
+        worker = Worker(
+            counting,
+            queues=["ride"],
+            concurrency=10,
+            burst=True,
+            install_signal_handlers=False,
+            allowed_roots=[HERE],
+        )
+        await asyncio.wait_for(worker.run(), 60)
+        assert sorted(ran) == list(range(300))
+        [stats] = await counting.stats(["ride"])
+        assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
+        assert counting.alone + counting.ridden >= 300
+        # most acks rode with a fetch: a drain costs one round-trip per batch, not two
+        assert counting.ridden >= 200, (counting.ridden, counting.alone)
+    finally:
+        keys = [k async for k in counting.client.scan_iter(match=f"{PREFIX}*")]
+        if keys:
+            await counting.client.delete(*keys)
+        await counting.close()
