@@ -8,8 +8,9 @@ import os
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from asynctasq import dispatch_many, task
+from asynctasq import Middleware, dispatch_many, task
 from asynctasq.drivers.base import AckingDequeue, Delivery, OutgoingMessage
 from asynctasq.worker import Worker
 from asynctasq_redis import RedisDriver
@@ -100,6 +101,67 @@ async def test_a_draining_worker_acks_with_its_fetches(redis_url: str) -> None:
         # most acks rode with a fetch: a drain costs one round-trip per batch, not two
         assert counting.ridden >= 200, (counting.ridden, counting.alone)
     finally:
+        keys = [k async for k in counting.client.scan_iter(match=f"{PREFIX}*")]
+        if keys:
+            await counting.client.delete(*keys)
+        await counting.close()
+
+
+release_long = asyncio.Event()
+
+
+@task(queue="ride-stop", driver=counting)
+async def short_one() -> None:
+    pass
+
+
+@task(queue="ride-stop", driver=counting)
+async def long_one() -> None:
+    await release_long.wait()
+
+
+class StopAfterShort(Middleware):
+    """Asks the worker to stop right after the short task ends (its ack then waits to ride
+    with a fetch that never comes)."""
+
+    def __init__(self) -> None:
+        self.worker: Worker | None = None
+
+    def after_process(self, job: Any, result: Any, exc: BaseException | None) -> None:
+        if job.task_name.endswith("short_one") and self.worker is not None:
+            self.worker.request_stop()
+
+
+async def test_an_ack_waiting_to_ride_goes_out_when_the_worker_stops(redis_url: str) -> None:
+    assert redis_url == URL
+    stopper = StopAfterShort()
+    worker = Worker(
+        counting,
+        queues=["ride-stop"],
+        concurrency=2,
+        install_signal_handlers=False,
+        allowed_roots=[HERE],
+        middleware=[stopper],
+        shutdown_timeout=30,
+    )
+    stopper.worker = worker
+    try:
+        await dispatch_many([long_one(), short_one()])
+        runner = asyncio.create_task(worker.run())
+        # The short task's ack is out while the long one still runs (the drain has 30 s):
+        # it does not wait for the drain's end, where a SIGKILL would lose it.
+        for _ in range(500):
+            [stats] = await counting.stats(["ride-stop"])
+            if worker.stopping and stats.in_flight == 1:
+                break
+            await asyncio.sleep(0.01)
+        assert worker.stopping and stats.in_flight == 1 and worker.running == 1
+        release_long.set()
+        await asyncio.wait_for(runner, 30)
+        [stats] = await counting.stats(["ride-stop"])
+        assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
+    finally:
+        release_long.set()
         keys = [k async for k in counting.client.scan_iter(match=f"{PREFIX}*")]
         if keys:
             await counting.client.delete(*keys)

@@ -122,7 +122,8 @@ class Dequeuer:
         if len(queues) == 1 or not isinstance(client, RedisCluster):
             reply = await _DEQUEUE(client, *self._call(queues, limit, acks))
             return await self._read(client, reply, queues)
-        assert not acks, "a cluster acknowledges apart: its queues are in different slots"
+        if acks:  # `RedisDriver.ack_and_dequeue` acknowledges apart on a cluster
+            raise ValueError("acks cannot ride with a multi-queue take on a cluster")
         out: list[Delivery] = []
         hints: list[int] = []
         for queue in queues:

@@ -11,10 +11,13 @@ it took is released, uncounted, as soon as it returns.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from asynctasq.drivers.base import Delivery
+
+log = logging.getLogger("asynctasq")
 
 T = TypeVar("T")
 
@@ -50,7 +53,9 @@ class GivenBack:
             return
         taken = list(deliveries(take.result()))
         if taken:
-            self._keep(asyncio.ensure_future(self._release(taken)))
+            release = asyncio.ensure_future(self._release(taken))
+            release.add_done_callback(_report)
+            self._keep(release)
 
     def _keep(self, future: asyncio.Future[Any]) -> None:
         self._pending.add(future)
@@ -68,3 +73,13 @@ class GivenBack:
             if not mine or left <= 0:
                 return
             await asyncio.wait(mine, timeout=left)
+
+
+def _report(release: asyncio.Future[None]) -> None:
+    if not release.cancelled() and (exc := release.exception()) is not None:
+        log.warning(
+            "giving back the messages of a cancelled dequeue failed (%s: %s); they are "
+            "delivered again when their leases end",
+            type(exc).__name__,
+            exc,
+        )

@@ -122,6 +122,7 @@ class Lifecycle(Middleware):
         # before, so only the latest is encoded and written (insertion order = write order).
         self._status_buffer: dict[str, tuple[dict[str, Any], float]] = {}
         self._after_write: list[Callable[[], None]] = []  # run once the buffer is written
+        self._writing = 0  # status writes under way
         self._event_buffer: deque[bytes] = deque(maxlen=MAX_BUFFERED_EVENTS)
         self._dirty: asyncio.Event | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -252,17 +253,19 @@ class Lifecycle(Middleware):
         self.emit(type_, info=info.as_dict())
 
     def statuses_pending(self) -> bool:
-        """Whether status records are buffered, not yet written."""
-        return bool(self._status_buffer)
+        """Whether status records are buffered or being written, not written yet."""
+        return bool(self._status_buffer) or self._writing > 0
 
     def after_statuses(self, callback: Callable[[], None]) -> None:
         """Call `callback` once the status records buffered now are written (at once when
         none are). The worker acknowledges tasks this way: a SIGKILL can then leave a
         finished task unacknowledged (it runs again), never acknowledged with a record that
         still says it is running."""
-        if not self._status_buffer:
+        if not self.statuses_pending():
             callback()
             return
+        # Run by the next flush, which follows the write in progress (the flush loop writes
+        # one batch at a time).
         self._after_write.append(callback)
         self._wake()
 
@@ -275,10 +278,13 @@ class Lifecycle(Middleware):
         waiting, self._after_write = self._after_write, []
         statuses = [_write(doc, keep) for doc, keep in buffered.values()]
         if statuses and self._statuses is not None:
+            self._writing += 1
             try:
                 await self._statuses.write_statuses(statuses)
             except Exception as exc:
                 self._warnings.warn("writing task status", exc)
+            finally:
+                self._writing -= 1
         for callback in waiting:  # written (or failed and warned): never held back for good
             callback()
         if self._event_buffer and self._log is not None:

@@ -357,21 +357,23 @@ class Worker:
                 scheduler.start(self._stop_event)
             await self._fetch_loop(driver)
         finally:
-            if scheduler is not None:
-                await scheduler.stop()
-            await self._shutdown(driver)
-            await stop_quietly(self._lifecycle)
-            if keeper is not None:
-                await cancel_and_wait([keeper])
-            self._remove_signals(loop)
-            if self._stall is not None:
-                self._stall.disarm()
-            set_import_guard(previous_guard)
-            if self._router is not None:
-                self._router.close(kill=self._aborting)
-            if self._owns_driver:
-                await driver.close()
-            call_hooks(self.middleware, "after_worker_shutdown", self, reverse=True)
+            try:
+                if scheduler is not None:
+                    await scheduler.stop()
+                await self._shutdown(driver)
+                await stop_quietly(self._lifecycle)
+                if keeper is not None:
+                    await cancel_and_wait([keeper])
+                self._remove_signals(loop)
+                set_import_guard(previous_guard)
+                if self._router is not None:
+                    self._router.close(kill=self._aborting)
+                if self._owns_driver:
+                    await driver.close()
+                call_hooks(self.middleware, "after_worker_shutdown", self, reverse=True)
+            finally:
+                if self._stall is not None:
+                    self._stall.disarm()
 
     async def _fetch_loop(self, driver: Driver) -> None:
         assert self._slot_free is not None
@@ -392,8 +394,10 @@ class Worker:
                 self._flush_acks_now()  # no fetch to ride with now
                 self._acks_ride = acking is not None
                 self._slot_free.clear()
-                await self._slot_free.wait()
-                self._acks_ride = False
+                try:
+                    await self._slot_free.wait()
+                finally:  # woken, stopping or cancelled: acks go the usual way again
+                    self._acks_ride = False
                 continue
             order = queues[rotation:] + queues[:rotation] if len(queues) > 1 else queues
             rotation = (rotation + 1) % len(queues)
@@ -470,6 +474,8 @@ class Worker:
 
     async def _shutdown(self, driver: Driver) -> None:
         self._stopping = True
+        self._acks_ride = False  # no fetch comes any more: acks of tasks ending now go alone
+        self._flush_acks_now()
         if self._waiting:  # taken ahead, never started: back to the queue, no attempt counted
             waiting = list(self._waiting)
             self._waiting.clear()
