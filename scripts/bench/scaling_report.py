@@ -149,8 +149,8 @@ def section(
         f"""
 Last run: `{command}`: {_sizes(ran, sizes)} tasks per drain, the run with the median rate of
 {repeats} for each row (its CPU figures are from that same run). Machine:
-{os.cpu_count()} cores ({platform.machine()}), shared with other work while this ran (the
-"host cores busy" column counts that work too); AsyncTasQ and the peers on Python
+{os.cpu_count()} cores ({platform.machine()}); the "host cores busy" column counts everything
+the host ran meanwhile, this run's processes and any other work; AsyncTasQ and the peers on Python
 {platform.python_version()}, upstream asynctasq 1.7 on Python 3.12 (it needs 3.12).
 
 How each one runs N processes:
