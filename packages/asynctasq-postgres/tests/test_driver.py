@@ -138,6 +138,19 @@ async def test_stale_receipts_change_nothing(driver: PostgresDriver) -> None:
     assert (stats.ready, stats.in_flight) == (0, 0)
 
 
+async def test_an_expired_lease_acked_with_a_dequeue_is_not_taken_again(
+    driver: PostgresDriver,
+) -> None:
+    """One statement acks and takes: a row whose lease ran out is due again, and must be
+    acked, not deleted and re-leased at once (or re-leased and its ack lost)."""
+    await driver.enqueue(msg(visibility_timeout=0.2))
+    [late] = await driver.dequeue(["q"], limit=1, wait=0)
+    await asyncio.sleep(0.3)  # its lease is over: the row is ready again, unleased by nobody
+    assert await driver.ack_and_dequeue([late], ["q"], limit=5, wait=0) == []
+    [stats] = await driver.stats(["q"])
+    assert (stats.ready, stats.in_flight) == (0, 0)
+
+
 async def test_dead_letter_filters_ignore_ids_that_are_not_uuids(driver: PostgresDriver) -> None:
     assert await driver.list_dead_letters(task_ids=["not-a-uuid"]) == []
     assert await driver.purge_dead_letters(task_ids=["not-a-uuid"]) == 0

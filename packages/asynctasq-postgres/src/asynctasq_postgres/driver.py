@@ -328,14 +328,28 @@ class PostgresDriver(Claims):
         Raises:
             ValueError: `limit` < 1.
         """
+        return await self._dequeue(queues, limit, wait, ())
+
+    @_explain_missing_schema
+    async def ack_and_dequeue(
+        self, acks: Sequence[Delivery], queues: Sequence[str], *, limit: int, wait: float
+    ) -> list[Delivery]:
+        """`ack` `acks` and `dequeue` in one statement, so a worker settles a finished batch
+        and takes the next in one round-trip."""
+        return await self._dequeue(queues, limit, wait, acks)
+
+    async def _dequeue(
+        self, queues: Sequence[str], limit: int, wait: float, acks: Sequence[Delivery]
+    ) -> list[Delivery]:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit}")
         pool = self._pool or await self._ensure_pool()
         names = list(queues)
         if not names:
+            await self.ack(acks)
             return []
         if wait <= 0:
-            return self._leased(names, limit, await self._fetch_batch(pool, names, limit))
+            return self._leased(names, limit, await self._fetch_batch(pool, names, limit, acks))
         listener = await self._ensure_listener()
         waiter = listener.subscribe(names)
         loop = asyncio.get_running_loop()
@@ -343,7 +357,8 @@ class PostgresDriver(Claims):
         try:
             while True:
                 waiter.reset()  # before looking, so a notification during the query counts
-                rows = await self._fetch_batch(pool, names, limit)
+                rows = await self._fetch_batch(pool, names, limit, acks)
+                acks = ()  # applied by that statement
                 if rows:
                     return self._leased(names, limit, rows)
                 self._drop_floors(names)
@@ -369,7 +384,11 @@ class PostgresDriver(Claims):
             listener.unsubscribe(waiter)
 
     async def _fetch_batch(
-        self, pool: asyncpg.Pool[asyncpg.Record], names: list[str], limit: int
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        names: list[str],
+        limit: int,
+        acks: Sequence[Delivery] = (),
     ) -> list[asyncpg.Record]:
         floors = self._floors
         at: list[datetime | None] = [None] * len(names)
@@ -380,6 +399,11 @@ class PostgresDriver(Claims):
                 entry = floors.get(name)
                 if entry is not None and entry[2] > expired:
                     at[index], ids[index] = entry[0], entry[1]
+        if acks:
+            ack_ids, ack_seqs = receipt_arrays(acks)
+            return await pool.fetch(
+                self._sql.ack_and_dequeue, names, limit, at, ids, ack_ids, ack_seqs
+            )
         return await pool.fetch(self._sql.dequeue, names, limit, at, ids)
 
     def _leased(self, names: list[str], limit: int, rows: list[asyncpg.Record]) -> list[Delivery]:

@@ -83,6 +83,7 @@ class Statements:
     enqueue_ranked: str
     enqueue_many_ranked: str
     dequeue: str
+    ack_and_dequeue: str
     next_due: str
     ack: str
     release: str
@@ -136,6 +137,67 @@ class Statements:
             "($1::text IS NULL OR queue = $1::text) "
             "AND ($2::uuid[] IS NULL OR task_id = ANY($2::uuid[]))"
         )
+        # The lateral scan per queue stops as soon as the outer LIMIT is met, so later
+        # queues are only read when earlier ones cannot fill the batch.
+        dequeue = f"""
+WITH {lazy}picked AS MATERIALIZED (
+    SELECT c.id, c.available_at, q.ord, c.rank
+    FROM unnest($1::text[], $3::timestamptz[], $4::bigint[])
+        WITH ORDINALITY AS q(name, floor_at, floor_id, ord)
+    CROSS JOIN LATERAL (
+        SELECT h.id, h.available_at, -lv.p AS rank
+        FROM generate_series(9, 1, -1) AS lv(p)
+        CROSS JOIN LATERAL (
+            SELECT t.id, t.available_at
+            FROM {q} t
+            WHERE t.queue = q.name AND t.priority = lv.p AND t.priority > 0
+              AND t.available_at <= now()
+            ORDER BY t.available_at, t.id
+            LIMIT $2::int
+            FOR UPDATE SKIP LOCKED
+        ) h
+        UNION ALL
+        SELECT d.id, d.available_at, 0 FROM (
+            SELECT t.id, t.available_at
+            FROM {q} t
+            WHERE t.queue = q.name
+              AND (t.available_at, t.id)
+                  >= (coalesce(q.floor_at, '-infinity'), coalesce(q.floor_id, 0))
+              AND t.available_at <= now()
+              AND t.priority = 0
+            ORDER BY t.available_at, t.id
+            LIMIT $2::int
+            FOR UPDATE SKIP LOCKED
+        ) d
+    ) c
+    LIMIT $2::int
+)
+UPDATE {q} t
+SET attempts = t.attempts + 1,
+    lease_seq = t.lease_seq + 1,
+    leased_until = now() + make_interval(secs => t.visibility_timeout),
+    available_at = now() + make_interval(secs => t.visibility_timeout)
+FROM picked{lazy_from}
+WHERE t.id = picked.id
+RETURNING t.id, t.lease_seq, t.task_id, t.queue, t.payload, t.attempts,
+          t.visibility_timeout, picked.ord, picked.available_at, picked.rank"""
+        # The same, acknowledging finished deliveries ($5, $6: row ids and lease numbers) in
+        # the statement (a data-modifying CTE always runs). The scan passes over those rows:
+        # one whose lease ran out is due again, and one statement must not both delete and
+        # re-lease a row.
+        due = "AND t.available_at <= now()"
+        ack_and_dequeue = dequeue.replace(due, due + " AND t.id <> ALL($5::bigint[])").replace(
+            "WITH " + lazy + "picked AS MATERIALIZED (",
+            "WITH "
+            + lazy
+            + f"""acked AS (
+    DELETE FROM {q} t
+    USING unnest($5::bigint[], $6::int[]) AS r(id, seq)
+    WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL
+),
+picked AS MATERIALIZED (""",
+            1,
+        )
         return cls(
             # Messages of priority 0 are inserted without naming the column (its default),
             # so dispatching keeps working on tables not migrated to version 5 yet.
@@ -185,50 +247,8 @@ SELECT pg_notify({channel}, queue || ':' || min(delay)::text)
 FROM m
 WHERE EXISTS (SELECT FROM ins)
 GROUP BY queue""",
-            # The lateral scan per queue stops as soon as the outer LIMIT is met, so later
-            # queues are only read when earlier ones cannot fill the batch.
-            dequeue=f"""
-WITH {lazy}picked AS MATERIALIZED (
-    SELECT c.id, c.available_at, q.ord, c.rank
-    FROM unnest($1::text[], $3::timestamptz[], $4::bigint[])
-        WITH ORDINALITY AS q(name, floor_at, floor_id, ord)
-    CROSS JOIN LATERAL (
-        SELECT h.id, h.available_at, -lv.p AS rank
-        FROM generate_series(9, 1, -1) AS lv(p)
-        CROSS JOIN LATERAL (
-            SELECT t.id, t.available_at
-            FROM {q} t
-            WHERE t.queue = q.name AND t.priority = lv.p AND t.priority > 0
-              AND t.available_at <= now()
-            ORDER BY t.available_at, t.id
-            LIMIT $2::int
-            FOR UPDATE SKIP LOCKED
-        ) h
-        UNION ALL
-        SELECT d.id, d.available_at, 0 FROM (
-            SELECT t.id, t.available_at
-            FROM {q} t
-            WHERE t.queue = q.name
-              AND (t.available_at, t.id)
-                  >= (coalesce(q.floor_at, '-infinity'), coalesce(q.floor_id, 0))
-              AND t.available_at <= now()
-              AND t.priority = 0
-            ORDER BY t.available_at, t.id
-            LIMIT $2::int
-            FOR UPDATE SKIP LOCKED
-        ) d
-    ) c
-    LIMIT $2::int
-)
-UPDATE {q} t
-SET attempts = t.attempts + 1,
-    lease_seq = t.lease_seq + 1,
-    leased_until = now() + make_interval(secs => t.visibility_timeout),
-    available_at = now() + make_interval(secs => t.visibility_timeout)
-FROM picked{lazy_from}
-WHERE t.id = picked.id
-RETURNING t.id, t.lease_seq, t.task_id, t.queue, t.payload, t.attempts,
-          t.visibility_timeout, picked.ord, picked.available_at, picked.rank""",
+            dequeue=dequeue,
+            ack_and_dequeue=ack_and_dequeue,
             next_due=f"""
 SELECT extract(epoch FROM min(n.available_at) - now())::float8
 FROM unnest($1::text[]) AS q(name)

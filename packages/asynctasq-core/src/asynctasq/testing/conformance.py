@@ -24,7 +24,14 @@ from typing import ClassVar
 
 import pytest
 
-from asynctasq.drivers.base import Delivery, Driver, Failure, OutgoingMessage, ResultStore
+from asynctasq.drivers.base import (
+    AckingDequeue,
+    Delivery,
+    Driver,
+    Failure,
+    OutgoingMessage,
+    ResultStore,
+)
 from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.testing.claims_conformance import ClaimsConformance
 from asynctasq.testing.lifecycle_conformance import LifecycleConformance
@@ -264,6 +271,31 @@ class DriverConformance(
         await driver.retry(first[0], delay=0)
         assert await driver.dequeue([queue], limit=1, wait=0.5) == []
         await driver.ack(second)
+
+    # -- acks that ride with a dequeue (AckingDequeue) -------------------------------------
+    @staticmethod
+    def _acking(driver: Driver) -> AckingDequeue:
+        if not isinstance(driver, AckingDequeue):
+            pytest.skip(f"{type(driver).__name__} acknowledges apart from its dequeues")
+        return driver
+
+    async def test_acks_ride_with_a_dequeue(self, driver: Driver, queue: str) -> None:
+        acking = self._acking(driver)
+        vt = self.min_visibility_timeout
+        await driver.enqueue_many([_msg(queue, visibility_timeout=vt) for _ in range(4)])
+        first = await self._take(driver, [queue], 2)
+        second = await acking.ack_and_dequeue(first, [queue], limit=2, wait=1.0)
+        assert second and {d.task_id for d in second}.isdisjoint(d.task_id for d in first)
+        rest = await self._take(driver, [queue], 4 - len(first) - len(second))
+        [stats] = await driver.stats([queue])
+        assert (stats.ready, stats.in_flight) == (0, len(second) + len(rest))
+        # nothing left to take: the acks are applied all the same
+        assert await acking.ack_and_dequeue([*second, *rest], [queue], limit=4, wait=0) == []
+        [stats] = await driver.stats([queue])
+        assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
+        # acked for good: nothing comes back once the leases would have run out
+        driver = await self.expire_leases(driver, [*first, *second, *rest])
+        assert await driver.dequeue([queue], limit=4, wait=self.delay_slack + 0.5) == []
 
     # -- retry / release ---------------------------------------------------------------
     async def test_retry_reschedules_and_counts_attempts(self, driver: Driver, queue: str) -> None:
