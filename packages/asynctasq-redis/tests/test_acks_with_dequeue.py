@@ -44,6 +44,18 @@ async def test_one_call_acks_a_batch_and_takes_the_next(redis_driver: RedisDrive
     assert (a.ready, a.in_flight, b.ready, b.in_flight) == (0, 0, 0, 0)
 
 
+async def test_acks_of_ranked_messages_ride_too(redis_driver: RedisDriver) -> None:
+    """A message with a priority carries a ``<n>/<p>`` token, not a number."""
+    ranked = [dataclasses.replace(msg("a"), priority=p) for p in (5, 9, 0)]
+    await redis_driver.enqueue_many(ranked)
+    first = await redis_driver.dequeue(["a"], limit=5, wait=0)  # room for a wake-up entry
+    assert len(first) == 3
+    assert any(isinstance(d.receipt, bytes) and b"/" in d.receipt for d in first)
+    assert await redis_driver.ack_and_dequeue(first, ["a"], limit=3, wait=0) == []
+    [a] = await redis_driver.stats(["a"])
+    assert (a.ready, a.in_flight) == (0, 0)
+
+
 async def test_acks_of_a_queue_not_served_are_applied_apart(redis_driver: RedisDriver) -> None:
     await redis_driver.enqueue_many([msg("a"), msg("b")])
     [of_a] = await redis_driver.dequeue(["a"], limit=1, wait=0)

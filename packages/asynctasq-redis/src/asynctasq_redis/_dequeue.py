@@ -110,9 +110,8 @@ class Dequeuer:
     ) -> tuple[list[bytes], list[Any]]:
         args: list[Any] = [limit, self._move_batch]
         if acks:
-            index = {q: i for i, q in reversed(list(enumerate(queues, 1)))}
-            for d in acks:
-                args += (index[d.queue], d.task_id, d.receipt)
+            index = {q: b"%d" % i for i, q in reversed(list(enumerate(queues, 1)))}
+            args.append(b"".join(_packed(index[d.queue], d) for d in acks))
         return [self._keys[q].tag for q in queues], args
 
     async def _take(
@@ -203,6 +202,14 @@ async def _wait_then(client: Redis, wait: tuple[Any, ...], take: tuple[Any, ...]
         # read_response disconnects a connection whose read broke or was cancelled, so
         # nothing half-read goes back to the pool
         await pool.release(conn)
+
+
+def _packed(queue_index: bytes, delivery: Delivery) -> bytes:
+    """One ack as the dequeue script reads it: ``<queue index>\\n<task id>\\n<token>\\n``
+    (the token is an integer, or ``<n>/<p>`` bytes for a priority)."""
+    token = delivery.receipt
+    raw = token if isinstance(token, bytes) else b"%d" % token
+    return b"%s\n%s\n%s\n" % (queue_index, delivery.task_id.encode(), raw)
 
 
 def _deliveries(take: Take) -> list[Delivery]:
