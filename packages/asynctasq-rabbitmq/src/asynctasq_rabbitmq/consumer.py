@@ -239,8 +239,11 @@ class Consumer:
             self._arrived.clear()
             if any(lane.buffer for lane in lanes):
                 continue
+            # asyncio.timeout, not wait_for: wait_for runs the wait as a task of its own, and
+            # its wake-up then takes two more loop iterations on the dispatch-to-start path.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._arrived.wait(), remaining)
+                async with asyncio.timeout(remaining):
+                    await self._arrived.wait()
 
     async def _fetch(self, lanes: Sequence[Lane], limit: int) -> list[Delivery]:
         """Take up to `limit` ready messages with `basic.get` (not bound by the prefetch)."""
