@@ -57,3 +57,47 @@ async def test_each_tracked_task_is_acked_after_its_final_record() -> None:
         assert calls[final][2] == "succeeded"
         assert final < acked, f"{task_id} acked before its record said it succeeded"
     assert all(("ack", i, "") in calls for i in plain)
+
+
+class SlowFirstWrite(MemoryDriver):
+    """Its first write of a final record hangs until cancelled (a broker slow to answer)."""
+
+    def __init__(self) -> None:
+        super().__init__(namespace="status-slow-write")
+        self.final_writes = 0
+        self.write_started = asyncio.Event()
+
+    async def write_statuses(self, writes: Sequence[StatusWrite]) -> None:
+        if any(w.state == "succeeded" for w in writes):
+            self.final_writes += 1
+            if self.final_writes == 1:
+                self.write_started.set()
+                await asyncio.sleep(60)
+        await super().write_statuses(writes)
+
+
+slow = SlowFirstWrite()
+
+
+@task(queue="status-slow-write", track=True, driver=slow)
+async def tracked_slow(i: int) -> int:
+    return i
+
+
+async def test_a_stop_during_a_status_write_still_writes_it_then_acks() -> None:
+    """The worker stops while the write a finished task's ack waits for is under way: the
+    record is written again by the last flush and the task acknowledged, not left to run
+    again after its lease."""
+    task_id = str(await tracked_slow(1).dispatch())
+    worker = Worker(
+        slow, queues=["status-slow-write"], install_signal_handlers=False, poll_wait=0.1
+    )
+    runner = asyncio.create_task(worker.run())
+    await asyncio.wait_for(slow.write_started.wait(), 10)
+    worker.request_stop()
+    await asyncio.wait_for(runner, 20)  # not the 60 s of the hanging write
+    assert slow.final_writes == 2  # the cancelled one, then the last flush's
+    [stats] = await slow.stats(["status-slow-write"])
+    assert (stats.ready, stats.in_flight) == (0, 0)  # acknowledged
+    record = await slow.read_status(task_id)
+    assert record is not None and b"succeeded" in record

@@ -281,6 +281,13 @@ class Lifecycle(Middleware):
             self._writing += 1
             try:
                 await self._statuses.write_statuses(statuses)
+            except asyncio.CancelledError:
+                # Stopped mid-write (the worker is shutting down): the records and the acks
+                # waiting for them go back, for `stop`'s last flush, instead of being lost.
+                for task_id, entry in buffered.items():
+                    self._status_buffer.setdefault(task_id, entry)  # a newer one wins
+                self._after_write[:0] = waiting
+                raise
             except Exception as exc:
                 self._warnings.warn("writing task status", exc)
             finally:

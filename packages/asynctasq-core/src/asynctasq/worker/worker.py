@@ -362,6 +362,8 @@ class Worker:
                     await scheduler.stop()
                 await self._shutdown(driver)
                 await stop_quietly(self._lifecycle)
+                if self._background:  # acks the lifecycle's last flush let go
+                    await asyncio.wait(list(self._background), timeout=10)
                 if keeper is not None:
                     await cancel_and_wait([keeper])
                 self._remove_signals(loop)
