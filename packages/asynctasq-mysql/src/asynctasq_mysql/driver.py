@@ -81,10 +81,6 @@ def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Seque
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _deliveries(take: tuple[list[Delivery], float | None]) -> list[Delivery]:
-    return take[0]
-
-
 class MySQLDriver(MySQLLifecycle, MySQLClaims):
     """Queue driver for MySQL 8.0.1+ and MariaDB 10.6+ (``SKIP LOCKED`` is required).
 
@@ -377,7 +373,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(wait, 0.0)
         while True:
-            deliveries, next_due = await self._given_back.run(self._take(names, limit), _deliveries)
+            deliveries, next_due = await self._given_back.run(self._take(names, limit))
             if deliveries:
                 self._idle.found_work()
                 return deliveries

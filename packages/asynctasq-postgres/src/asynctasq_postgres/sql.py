@@ -137,10 +137,21 @@ class Statements:
             "($1::text IS NULL OR queue = $1::text) "
             "AND ($2::uuid[] IS NULL OR task_id = ANY($2::uuid[]))"
         )
+
+        # The receipts ($n, $n+1: row ids and lease numbers) whose lease is still held.
+        def leases(first: int, also: str = "") -> str:
+            return (
+                f"unnest(${first}::bigint[], ${first + 1}::int[]) AS r(id, seq){also}\n"
+                "WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL"
+            )
+
         # The lateral scan per queue stops as soon as the outer LIMIT is met, so later
-        # queues are only read when earlier ones cannot fill the batch.
-        dequeue = f"""
-WITH {lazy}picked AS MATERIALIZED (
+        # queues are only read when earlier ones cannot fill the batch. `settle` is a CTE
+        # that runs first (a data-modifying CTE always runs), `skip` a condition on rows
+        # the scan must pass over.
+        def dequeue(settle: str = "", skip: str = "") -> str:
+            return f"""
+WITH {lazy}{settle}picked AS MATERIALIZED (
     SELECT c.id, c.available_at, q.ord, c.rank
     FROM unnest($1::text[], $3::timestamptz[], $4::bigint[])
         WITH ORDINALITY AS q(name, floor_at, floor_id, ord)
@@ -151,7 +162,7 @@ WITH {lazy}picked AS MATERIALIZED (
             SELECT t.id, t.available_at
             FROM {q} t
             WHERE t.queue = q.name AND t.priority = lv.p AND t.priority > 0
-              AND t.available_at <= now()
+              AND t.available_at <= now(){skip}
             ORDER BY t.available_at, t.id
             LIMIT $2::int
             FOR UPDATE SKIP LOCKED
@@ -163,7 +174,7 @@ WITH {lazy}picked AS MATERIALIZED (
             WHERE t.queue = q.name
               AND (t.available_at, t.id)
                   >= (coalesce(q.floor_at, '-infinity'), coalesce(q.floor_id, 0))
-              AND t.available_at <= now()
+              AND t.available_at <= now(){skip}
               AND t.priority = 0
             ORDER BY t.available_at, t.id
             LIMIT $2::int
@@ -181,23 +192,7 @@ FROM picked{lazy_from}
 WHERE t.id = picked.id
 RETURNING t.id, t.lease_seq, t.task_id, t.queue, t.payload, t.attempts,
           t.visibility_timeout, picked.ord, picked.available_at, picked.rank"""
-        # The same, acknowledging finished deliveries ($5, $6: row ids and lease numbers) in
-        # the statement (a data-modifying CTE always runs). The scan passes over those rows:
-        # one whose lease ran out is due again, and one statement must not both delete and
-        # re-lease a row.
-        due = "AND t.available_at <= now()"
-        ack_and_dequeue = dequeue.replace(due, due + " AND t.id <> ALL($5::bigint[])").replace(
-            "WITH " + lazy + "picked AS MATERIALIZED (",
-            "WITH "
-            + lazy
-            + f"""acked AS (
-    DELETE FROM {q} t
-    USING unnest($5::bigint[], $6::int[]) AS r(id, seq)
-    WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL
-),
-picked AS MATERIALIZED (""",
-            1,
-        )
+
         return cls(
             # Messages of priority 0 are inserted without naming the column (its default),
             # so dispatching keeps working on tables not migrated to version 5 yet.
@@ -247,8 +242,14 @@ SELECT pg_notify({channel}, queue || ':' || min(delay)::text)
 FROM m
 WHERE EXISTS (SELECT FROM ins)
 GROUP BY queue""",
-            dequeue=dequeue,
-            ack_and_dequeue=ack_and_dequeue,
+            dequeue=dequeue(),
+            # Finished deliveries ($5, $6) acknowledged by the same statement. The scan passes
+            # over them: one whose lease ran out is due again, and one statement must not
+            # both delete and re-lease a row.
+            ack_and_dequeue=dequeue(
+                settle=f"acked AS (\n    DELETE FROM {q} t\n    USING {leases(5)}\n),\n",
+                skip=" AND t.id <> ALL($5::bigint[])",
+            ),
             next_due=f"""
 SELECT extract(epoch FROM min(n.available_at) - now())::float8
 FROM unnest($1::text[]) AS q(name)
@@ -260,14 +261,12 @@ CROSS JOIN LATERAL (
 ) n""",
             ack=f"""
 {lazy_with}DELETE FROM {q} t
-USING unnest($1::bigint[], $2::int[]) AS r(id, seq){lazy_from}
-WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL""",
+USING {leases(1, lazy_from)}""",
             release=f"""
 WITH {lazy}upd AS (
     UPDATE {q} t
     SET attempts = greatest(t.attempts - 1, 0), leased_until = NULL, available_at = now()
-    FROM unnest($1::bigint[], $2::int[]) AS r(id, seq){lazy_from}
-    WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL
+    FROM {leases(1, lazy_from)}
     RETURNING t.queue
 )
 SELECT pg_notify({channel}, queue || ':0') FROM (SELECT DISTINCT queue FROM upd) d""",
@@ -300,8 +299,7 @@ SET queue = EXCLUDED.queue, payload = EXCLUDED.payload, attempts = EXCLUDED.atte
 {lazy_with}UPDATE {q} t
 SET leased_until = now() + make_interval(secs => $3::float8),
     available_at = now() + make_interval(secs => $3::float8)
-FROM unnest($1::bigint[], $2::int[]) AS r(id, seq){lazy_from}
-WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL""",
+FROM {leases(1, lazy_from)}""",
             # A loose index scan: one index probe per distinct queue, not a full scan.
             queue_names=f"""
 WITH RECURSIVE names AS (

@@ -84,7 +84,7 @@ class Dequeuer:
         # A caller cancelled while the script runs (or right after the wait returned)
         # would leave the taken messages leased to nobody until their visibility timeout.
         take = self._take(client, queues, limit, acks)
-        deliveries, hint_ms = await self._given_back.run(take, _deliveries)
+        deliveries, hint_ms = await self._given_back.run(take)
         if deliveries or wait <= 0:
             return deliveries
         deadline = time.monotonic() + wait
@@ -210,10 +210,6 @@ def _packed(queue_index: bytes, delivery: Delivery) -> bytes:
     token = delivery.receipt
     raw = token if isinstance(token, bytes) else b"%d" % token
     return b"%s\n%s\n%s\n" % (queue_index, delivery.task_id.encode(), raw)
-
-
-def _deliveries(take: Take) -> list[Delivery]:
-    return take[0]
 
 
 def _parse(reply: list[Any], queues: Sequence[str]) -> tuple[list[Delivery], int, list[Unreadable]]:

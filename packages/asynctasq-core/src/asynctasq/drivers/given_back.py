@@ -19,7 +19,8 @@ from asynctasq.drivers.base import Delivery
 
 log = logging.getLogger("asynctasq")
 
-T = TypeVar("T")
+Take = TypeVar("Take", bound=tuple[Sequence[Delivery], Any])
+"""A take's result: the deliveries it leased first, then whatever else the driver returns."""
 
 Release = Callable[[list[Delivery]], Awaitable[None]]
 
@@ -35,23 +36,21 @@ class GivenBack:
         self._release = release
         self._pending: set[asyncio.Future[Any]] = set()
 
-    async def run(self, call: Awaitable[T], deliveries: Callable[[T], Sequence[Delivery]]) -> T:
+    async def run(self, call: Awaitable[Take]) -> Take:
         """`call`'s result; when the caller is cancelled first, `call` still completes and
-        `deliveries` of its result are released."""
+        the deliveries it took are released."""
         take = asyncio.ensure_future(call)
         try:
             return await asyncio.shield(take)
         except asyncio.CancelledError:
             self._keep(take)
-            take.add_done_callback(lambda done: self._give_back(done, deliveries))
+            take.add_done_callback(self._give_back)
             raise
 
-    def _give_back(
-        self, take: asyncio.Future[T], deliveries: Callable[[T], Sequence[Delivery]]
-    ) -> None:
+    def _give_back(self, take: asyncio.Future[Take]) -> None:
         if take.cancelled() or take.exception() is not None:
             return
-        taken = list(deliveries(take.result()))
+        taken = list(take.result()[0])
         if taken:
             release = asyncio.ensure_future(self._release(taken))
             release.add_done_callback(_report)
