@@ -217,3 +217,44 @@ async def test_a_forged_log_retention_does_not_fail_appends(
     await d.client.set(f"{log_tag(d.prefix, 'events')}:keep", keep, px=60_000)
     await d.append_log("events", [b"a"], 60)
     assert (await d.read_log("events", None, wait=0))[0] == [b"a"]
+
+
+async def test_one_batch_of_mixed_visibilities_and_counts_leases_each_as_written(
+    redis_driver: RedisDriver,
+) -> None:
+    """The dequeue script prints each expiry once per visibility and raises a first delivery's
+    count without arithmetic: entries that differ in both, in one batch, each keep their own."""
+    d, client = redis_driver, redis_driver.client
+    k = keys(d, "q")
+    entries = [
+        (b"a", b"1000", b"0"),
+        (b"b", b"600000", b"9"),
+        (b"c", b"1000", b"41"),
+        (b"d", b"600000", b"0"),
+        (b"e", b"7", b"99999999999"),
+    ]
+    await client.rpush(k.ready, *[b"\n".join([i, vt, n, b"{}"]) for i, vt, n in entries])
+    now_ms = int((await client.time())[0]) * 1000
+    got = await d.dequeue(["q"], limit=10, wait=0)
+    assert [(x.task_id, x.attempts) for x in got] == [
+        ("a", 0),
+        ("b", 9),
+        ("c", 41),
+        ("d", 0),
+        ("e", 99999999999),
+    ]
+    for task_id, vt, _ in entries:
+        expiry = await client.zscore(k.leased, task_id)
+        assert expiry is not None
+        assert 0 <= expiry - now_ms - int(vt) < 2_000
+    # the lease records hold the raised counts: an expired lease comes back with them
+    await client.zadd(k.leased, {i.decode(): 0 for i, _, _ in entries})
+    again = await d.dequeue(["q"], limit=10, wait=0)
+    assert sorted((x.task_id, x.attempts) for x in again) == [
+        ("a", 1),
+        ("b", 10),
+        ("c", 42),
+        ("d", 1),
+        ("e", 100000000000),
+    ]
+    assert await d.list_dead_letters(queue="q", limit=10) == []

@@ -58,7 +58,7 @@ end
     "held": r"""
 local function held(tag, id, token)
   local rec = redis.call('HGET', tag .. ':leases', id)
-  if rec and string.sub(rec, 1, #token + 1) == token .. '\n' then
+  if rec and string.byte(rec, #token + 1) == 10 and string.sub(rec, 1, #token) == token then
     return string.sub(rec, #token + 2)
   end
   return nil
@@ -87,7 +87,8 @@ local function held_ids(tag, ids, tokens)
     local recs = redis.call('HMGET', leases, unpack(ids, i, last))
     for k = i, last do
       local rec, id, token = recs[k - i + 1], ids[k], tokens[k]
-      if rec and not seen[id] and string.sub(rec, 1, #token + 1) == token .. '\n' then
+      if rec and not seen[id] and string.byte(rec, #token + 1) == 10
+        and string.sub(rec, 1, #token) == token then
         seen[id] = true
         out[#out + 1] = id
       end
@@ -153,8 +154,10 @@ local function is_utf8(s)
   return true
 end
 """,
-    # id, visibility ms, deliveries, and the positions of the 2nd and 3rd newline; nil for
-    # a string this driver did not write (something else pushed to the list). As strict as
+    # id, visibility ms and deliveries (the digits as written: converting costs more than
+    # the rest of a parse, and few callers need the numbers), and the positions of the 2nd
+    # and 3rd newline; nil for a string this driver did not write (something else pushed to
+    # the list). One match reads an entry whose id is ASCII. As strict as
     # the client that reads the entry back: an entry leased here and then unreadable there
     # would fail the whole dequeue and return after every lease expiry. So the numbers are
     # plain digits (tonumber also takes '1.5', '0x1f', ' 7', 'inf' and 'nan'; int() does
@@ -163,15 +166,13 @@ end
     # the lease by those exact bytes).
     "parse": r"""
 local function parse(e)
-  local a = string.find(e, '\n', 1, true)
-  local b = a and string.find(e, '\n', a + 1, true)
-  local c = b and string.find(e, '\n', b + 1, true)
-  if not c or a == 1 or b - a - 1 > 15 or c - b - 1 > 12 then return nil end
-  local vt, n = string.sub(e, a + 1, b - 1), string.sub(e, b + 1, c - 1)
-  if not string.find(vt, '^%d+$') or not string.find(n, '^%d+$') then return nil end
-  local id = string.sub(e, 1, a - 1)
-  if string.find(id, '[\128-\255]') and not is_utf8(id) then return nil end
-  return id, tonumber(vt), tonumber(n), b, c
+  local id, vt, n, c = string.match(e, '^([^\n\128-\255]+)\n(%d+)\n(%d+)()\n')
+  if not c then  -- an id past ASCII, or no entry at all
+    id, vt, n, c = string.match(e, '^([^\n]+)\n(%d+)\n(%d+)()\n')
+    if not c or not is_utf8(id) then return nil end
+  end
+  if #vt > 15 or #n > 12 then return nil end
+  return id, vt, n, c - #n - 1, c
 end
 """,
     "with_count": r"""
@@ -325,29 +326,30 @@ DEQUEUE = r"""
 -- hint_ms (only when nothing was taken) is how long until the next delayed message is due or
 -- lease expires, -1 when there is none.
 local limit = tonumber(ARGV[1])
-local batch = tonumber(ARGV[2])
+local batch = ARGV[2]
 local now = now_ms()
+-- numbers passed to redis.call as strings: Lua prints a number slowly, at every call
+local now_s = string.format('%d', now)
 local out = {-1}
 local taken = 0
+local expiry = {}  -- visibility ms -> lease expiry, as ZADD reads it
+local drained = {}  -- queue index -> its staged list came up short (no unstage needed)
 
 -- The acks first, as ACK would: one round-trip settles a batch and takes the next.
 if ARGV[3] then
   local packed, groups, at = ARGV[3], {}, 1
   while true do
-    local a = string.find(packed, '\n', at, true)
-    local b = a and string.find(packed, '\n', a + 1, true)
-    local c = b and string.find(packed, '\n', b + 1, true)
-    if not c then break end
-    local q = tonumber(string.sub(packed, at, a - 1))
-    if not KEYS[q] then break end
+    local _, last, q, id, token = string.find(packed, '^(%d+)\n([^\n]*)\n([^\n]*)\n', at)
+    q = q and KEYS[tonumber(q)] and tonumber(q)
+    if not q then break end
     local group = groups[q]
     if not group then
       group = {{}, {}}
       groups[q] = group
     end
-    group[1][#group[1] + 1] = string.sub(packed, a + 1, b - 1)
-    group[2][#group[2] + 1] = string.sub(packed, b + 1, c - 1)
-    at = c + 1
+    group[1][#group[1] + 1] = id
+    group[2][#group[2] + 1] = token
+    at = last + 1
   end
   for q, group in pairs(groups) do ack_held(KEYS[q], group[1], group[2]) end
 end
@@ -367,16 +369,25 @@ local function lease(q, tag, list, n, p)
     elseif not id then
       bury_malformed(tag, e)
     else
+      -- Numbers printed and read as few times as can be: Lua's own number conversions
+      -- cost more than the rest of a lease. The expiry once per visibility, and the first
+      -- delivery's count without a conversion.
       token = token + 1
-      local t = token
-      if p > 0 then t = token .. '/' .. p end
+      local t = string.format('%d', token)
+      if p > 0 then t = t .. '/' .. p end
+      local due = expiry[vt]
+      if not due then
+        due = string.format('%d', now + tonumber(vt))
+        expiry[vt] = due
+      end
+      local next_count = count == '0' and '1' or tonumber(count) + 1
       got = got + 1
       local k = 2 * got
       records[k - 1] = id
-      records[k] = t .. '\n' .. string.sub(e, 1, b) .. (count + 1) .. string.sub(e, c)
-      expiries[k - 1] = now + vt; expiries[k] = id
+      records[k] = t .. '\n' .. string.sub(e, 1, b) .. next_count .. string.sub(e, c)
+      expiries[k - 1] = due; expiries[k] = id
       local o = #out
-      out[o + 1] = q; out[o + 2] = e; out[o + 3] = t
+      out[o + 1] = q; out[o + 2] = e; out[o + 3] = p > 0 and t or token
     end
   end
   bulk('HSET', tag .. ':leases', records)
@@ -388,7 +399,7 @@ for q = 1, #KEYS do
   local tag = KEYS[q]
   local ready, leased, leases = tag .. ':ready', tag .. ':leased', tag .. ':leases'
   -- Expired leases go back to the front (they have waited longest), keeping their count.
-  local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now, 'LIMIT', 0, batch)
+  local expired = redis.call('ZRANGEBYSCORE', leased, '-inf', now_s, 'LIMIT', '0', batch)
   if #expired > 0 then
     redis.call('ZREM', leased, unpack(expired))
     for i = #expired, 1, -1 do
@@ -406,7 +417,7 @@ for q = 1, #KEYS do
     end
   end
   -- Due delayed messages join the back of their lists, in due order.
-  local due = redis.call('ZRANGEBYSCORE', tag .. ':delayed', '-inf', now, 'LIMIT', 0, batch)
+  local due = redis.call('ZRANGEBYSCORE', tag .. ':delayed', '-inf', now_s, 'LIMIT', '0', batch)
   if #due > 0 then
     redis.call('ZREM', tag .. ':delayed', unpack(due))
     local plain = {}
@@ -420,7 +431,7 @@ for q = 1, #KEYS do
     if #plain > 0 then redis.call('RPUSH', ready, unpack(plain)) end
   end
   -- Higher priorities first; a level found empty is no longer named.
-  for _, p in ipairs(redis.call('ZREVRANGE', tag .. ':levels', 0, -1)) do
+  for _, p in ipairs(redis.call('ZREVRANGE', tag .. ':levels', '0', '-1')) do
     if taken >= limit then break end
     local want = limit - taken
     local got, popped = 0, 0
@@ -431,13 +442,20 @@ for q = 1, #KEYS do
     if popped < want then redis.call('ZREM', tag .. ':levels', p) end
   end
   -- Staged entries (moved by a blocked consumer's BLMOVE) are the oldest: first.
-  if taken < limit then taken = taken + lease(q, tag, tag .. ':staged', limit - taken, 0) end
+  if taken < limit then
+    local want = limit - taken
+    local got, popped = lease(q, tag, tag .. ':staged', want, 0)
+    taken = taken + got
+    drained[q] = popped < want
+  end
   if taken < limit then taken = taken + lease(q, tag, ready, limit - taken, 0) end
   if taken >= limit then break end
 end
 -- Staged entries not taken go back to the front of ready, in order; a consumer blocked on
 -- ready is handed one at once.
-for q = 1, #KEYS do unstage(KEYS[q]) end
+for q = 1, #KEYS do
+  if not drained[q] then unstage(KEYS[q]) end
+end
 if taken == 0 then
   local next_due = nil
   for q = 1, #KEYS do
@@ -476,7 +494,7 @@ for i = #ARGV - 1, 1, -2 do
     local _, _, count = parse(e)
     if count then
       local p = token_priority(ARGV[i + 1])
-      push_ready(KEYS[1], p, with_count(e, math.max(count - 1, 0)), true)
+      push_ready(KEYS[1], p, with_count(e, math.max(tonumber(count) - 1, 0)), true)
       if p > 0 then wake(KEYS[1]) end
     else  -- the lease record was overwritten behind the driver's back
       bury_malformed(KEYS[1], e)
