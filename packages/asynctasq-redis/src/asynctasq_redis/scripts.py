@@ -58,7 +58,7 @@ end
     "held": r"""
 local function held(tag, id, token)
   local rec = redis.call('HGET', tag .. ':leases', id)
-  if rec and string.byte(rec, #token + 1) == 10 and string.sub(rec, 1, #token) == token then
+  if rec and string.byte(rec, #token + 1) == 10 and string.find(rec, token, 1, true) == 1 then
     return string.sub(rec, #token + 2)
   end
   return nil
@@ -88,7 +88,7 @@ local function held_ids(tag, ids, tokens)
     for k = i, last do
       local rec, id, token = recs[k - i + 1], ids[k], tokens[k]
       if rec and not seen[id] and string.byte(rec, #token + 1) == 10
-        and string.sub(rec, 1, #token) == token then
+        and string.find(rec, token, 1, true) == 1 then
         seen[id] = true
         out[#out + 1] = id
       end
@@ -337,10 +337,11 @@ local drained = {}  -- queue index -> its staged list came up short (no unstage 
 
 -- The acks first, as ACK would: one round-trip settles a batch and takes the next.
 if ARGV[3] then
-  local packed, groups, at = ARGV[3], {}, 1
+  local packed, groups, at, index = ARGV[3], {}, 1, {}
+  for q = 1, #KEYS do index[tostring(q)] = q end  -- no number parsing per ack
   while true do
     local _, last, q, id, token = string.find(packed, '^(%d+)\n([^\n]*)\n([^\n]*)\n', at)
-    q = q and KEYS[tonumber(q)] and tonumber(q)
+    q = q and index[q]
     if not q then break end
     local group = groups[q]
     if not group then
@@ -384,7 +385,7 @@ local function lease(q, tag, list, n, p)
       got = got + 1
       local k = 2 * got
       records[k - 1] = id
-      records[k] = t .. '\n' .. string.sub(e, 1, b) .. next_count .. string.sub(e, c)
+      records[k] = t .. '\n' .. id .. '\n' .. vt .. '\n' .. next_count .. string.sub(e, c)
       expiries[k - 1] = due; expiries[k] = id
       local o = #out
       out[o + 1] = q; out[o + 2] = e; out[o + 3] = p > 0 and t or token
