@@ -46,6 +46,12 @@ def keys(driver: RedisDriver, queue: str) -> QueueKeys:
     return QueueKeys.build(driver.prefix, queue)
 
 
+def field(delivery: Delivery) -> bytes:
+    """The field a lease's record is kept under in ``leases`` (and its member in ``leased``)."""
+    token = delivery.receipt
+    return b"\n" + (token if isinstance(token, bytes) else b"%d" % token)
+
+
 async def test_poison_entries_are_dead_lettered_and_their_batch_delivered(
     redis_driver: RedisDriver,
 ) -> None:
@@ -139,7 +145,7 @@ async def test_forged_lease_records_are_dead_lettered_not_failed_on(
     first, second = await d.dequeue(["q"], limit=10, wait=0)
     # held leases whose entries were overwritten: giving back and dead-lettering keep them
     for delivery in (first, second):
-        await client.hset(k.leases, delivery.task_id, f"{delivery.receipt}\nno entry")
+        await client.hset(k.leases, field(delivery), f"{delivery.receipt}\nno entry")
     await d.release([first])
     await d.dead_letter(second, Failure("E", "m", "t"))
     dead = await d.list_dead_letters(queue="q")
@@ -243,12 +249,12 @@ async def test_one_batch_of_mixed_visibilities_and_counts_leases_each_as_written
         ("d", 0),
         ("e", 99999999999),
     ]
-    for task_id, vt, _ in entries:
-        expiry = await client.zscore(k.leased, task_id)
+    for delivery, (_, vt, _) in zip(got, entries, strict=True):
+        expiry = await client.zscore(k.leased, field(delivery))
         assert expiry is not None
         assert 0 <= expiry - now_ms - int(vt) < 2_000
     # the lease records hold the raised counts: an expired lease comes back with them
-    await client.zadd(k.leased, {i.decode(): 0 for i, _, _ in entries})
+    await client.zadd(k.leased, {field(x): 0 for x in got})
     again = await d.dequeue(["q"], limit=10, wait=0)
     assert sorted((x.task_id, x.attempts) for x in again) == [
         ("a", 1),
@@ -258,3 +264,20 @@ async def test_one_batch_of_mixed_visibilities_and_counts_leases_each_as_written
         ("e", 100000000000),
     ]
     assert await d.list_dead_letters(queue="q", limit=10) == []
+
+
+async def test_an_expired_lease_kept_by_task_id_as_earlier_releases_did_is_put_back(
+    redis_driver: RedisDriver,
+) -> None:
+    """Leases are kept under ``\\n<token>`` now; one an earlier release left under its task
+    id (its worker gone) still returns after its expiry, with its raised count."""
+    d, client = redis_driver, redis_driver.client
+    k = keys(d, "q")
+    await client.hset(k.leases, "old-task", b"17\nold-task\n30000\n1\n{}")
+    await client.zadd(k.leased, {"old-task": 0})
+    [back] = await d.dequeue(["q"], limit=10, wait=0)
+    assert (back.task_id, back.attempts) == ("old-task", 1)
+    await d.ack([back])
+    [stats] = await d.stats(["q"])
+    assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
+    assert await client.hlen(k.leases) == 0

@@ -6,12 +6,15 @@ clocks agree on due times and lease expiries. Key layout: see `asynctasq_redis._
 A message travels as one *entry* string, ``<task id>\\n<visibility ms>\\n<deliveries>\\n<payload>``:
 enqueueing is one plain ``RPUSH`` of that string to ``ready`` (no script, no per-message key:
 as cheap as the rawest Redis queue). It sits in ``ready`` (list) or ``delayed`` (sorted set)
-until a dequeue leases it: then its id goes to ``leased`` (sorted set by expiry) and ``leases``
-(hash id -> ``<token>\\n<entry>``, the entry with its delivery count raised). A lease is *held*
-by a receipt when ``leases`` has the id with that token; every settle script checks that
-first, so a worker whose lease expired (and was put back to ready, or handed to someone else)
-cannot touch the message any more. Dead letters are a hash each (``dead:<id>``) plus the
-``dead`` sorted set.
+until a dequeue leases it under a fresh *token*: the field ``\\n<token>`` then goes to
+``leased`` (sorted set by expiry) and ``leases`` (hash field -> ``<token>\\n<entry>``, the
+entry with its delivery count raised). A lease is *held* by a receipt while ``leases`` has
+its token's field, so settling needs no read first: a worker whose lease expired (put back to
+ready, or handed to someone else under another token) names a field that is gone and cannot
+touch the message any more. No task id holds a newline, so these fields never meet a record
+keyed by task id, as earlier releases kept them; an expired lease of either kind is put
+back the same way, by the member ``leased`` names. Dead letters are a hash each
+(``dead:<id>``) plus the ``dead`` sorted set.
 
 An idle consumer blocks in ``BLMOVE ready staged``: Redis itself hands a newly pushed entry
 to a blocked consumer, moving it (never out of Redis) to ``staged``, and the dequeue script
@@ -54,10 +57,11 @@ local function now_us()
   return t[1] .. string.sub('00000' .. t[2], -6)
 end
 """,
-    # The entry of the lease `id` holds with `token`, or nil when that lease is gone.
+    # The entry of the lease held with `token`, or nil when that lease is gone. A lease's
+    # record is kept under the field ``\n<token>`` (see the module docstring).
     "held": r"""
-local function held(tag, id, token)
-  local rec = redis.call('HGET', tag .. ':leases', id)
+local function held(tag, token)
+  local rec = redis.call('HGET', tag .. ':leases', '\n' .. token)
   if rec and string.byte(rec, #token + 1) == 10 and string.find(rec, token, 1, true) == 1 then
     return string.sub(rec, #token + 2)
   end
@@ -77,50 +81,39 @@ local function bulk(cmd, key, items, flag)
   end
 end
 """,
-    # Of the leases named by ids[i] with tokens[i], the ids of those still held: each id
-    # once, however often it is named. One HMGET per 500.
-    "held_ids": r"""
-local function held_ids(tag, ids, tokens)
-  local leases, out, seen = tag .. ':leases', {}, {}
-  for i = 1, #ids, 500 do
-    local last = math.min(i + 499, #ids)
-    local recs = redis.call('HMGET', leases, unpack(ids, i, last))
-    for k = i, last do
-      local rec, id, token = recs[k - i + 1], ids[k], tokens[k]
-      if rec and not seen[id] and string.byte(rec, #token + 1) == 10
-        and string.find(rec, token, 1, true) == 1 then
-        seen[id] = true
-        out[#out + 1] = id
-      end
-    end
-  end
-  return out
+    # The fields of the lease records (and members of ``leased``) of these tokens.
+    "fields_of": r"""
+local function fields_of(tokens)
+  local fields = {}
+  for i, token in ipairs(tokens) do fields[i] = '\n' .. token end
+  return fields
 end
 """,
-    # Acknowledge: end the leases still held, for good. Returns how many.
+    # Acknowledge: end the leases still held, for good. Returns how many. A token whose
+    # lease expired (and was handed out again under another token) names no field.
     "ack_held": r"""
-local function ack_held(tag, ids, tokens)
-  local held = held_ids(tag, ids, tokens)
-  bulk('HDEL', tag .. ':leases', held)
-  bulk('ZREM', tag .. ':leased', held)
-  return #held
+local function ack_held(tag, tokens)
+  local fields, n = fields_of(tokens), 0
+  for i = 1, #fields, 4000 do
+    local last = math.min(i + 3999, #fields)
+    n = n + redis.call('HDEL', tag .. ':leases', unpack(fields, i, last))
+    redis.call('ZREM', tag .. ':leased', unpack(fields, i, last))
+  end
+  return n
 end
 """,
-    # ARGV from index `first` as (task id, token) pairs: the ids, and the tokens.
-    "pairs_from": r"""
-local function pairs_from(first)
-  local ids, tokens = {}, {}
-  for i = first, #ARGV - 1, 2 do
-    ids[#ids + 1] = ARGV[i]
-    tokens[#tokens + 1] = ARGV[i + 1]
-  end
-  return ids, tokens
+    # The tokens of ARGV from index `first`, read as (task id, token) pairs.
+    "tokens_from": r"""
+local function tokens_from(first)
+  local tokens = {}
+  for i = first + 1, #ARGV, 2 do tokens[#tokens + 1] = ARGV[i] end
+  return tokens
 end
 """,
     "unlease": r"""
-local function unlease(tag, id)
-  redis.call('HDEL', tag .. ':leases', id)
-  redis.call('ZREM', tag .. ':leased', id)
+local function unlease(tag, token)
+  redis.call('HDEL', tag .. ':leases', '\n' .. token)
+  redis.call('ZREM', tag .. ':leased', '\n' .. token)
 end
 """,
     # Whether `s` is UTF-8 as Python's strict decoder reads it (no overlong forms, no
@@ -320,8 +313,8 @@ return #ARGV / 2
 DEQUEUE = r"""
 -- KEYS: the tags of the queues, in serving order; ARGV: limit, move_batch, and optionally
 -- the acks that come with this call, packed in one string (one argument costs the client
--- far less to send than three per ack): per finished delivery
--- ``<queue index>\n<task id>\n<token>\n`` (ids and tokens hold no newline).
+-- far less to send than two per ack): per finished delivery ``<queue index>\n<token>\n``
+-- (tokens hold no newline).
 -- Returns {hint_ms, then per message: queue_index, entry (as enqueued), token}.
 -- hint_ms (only when nothing was taken) is how long until the next delayed message is due or
 -- lease expires, -1 when there is none.
@@ -340,19 +333,18 @@ if ARGV[3] then
   local packed, groups, at, index = ARGV[3], {}, 1, {}
   for q = 1, #KEYS do index[tostring(q)] = q end  -- no number parsing per ack
   while true do
-    local _, last, q, id, token = string.find(packed, '^(%d+)\n([^\n]*)\n([^\n]*)\n', at)
+    local _, last, q, token = string.find(packed, '^(%d+)\n([^\n]*)\n', at)
     q = q and index[q]
     if not q then break end
     local group = groups[q]
     if not group then
-      group = {{}, {}}
+      group = {}
       groups[q] = group
     end
-    group[1][#group[1] + 1] = id
-    group[2][#group[2] + 1] = token
+    group[#group + 1] = token
     at = last + 1
   end
-  for q, group in pairs(groups) do ack_held(KEYS[q], group[1], group[2]) end
+  for q, tokens in pairs(groups) do ack_held(KEYS[q], tokens) end
 end
 
 -- Pops up to n entries of `list` (of priority p), leasing each; drops the wake-up sentinel.
@@ -382,11 +374,12 @@ local function lease(q, tag, list, n, p)
         expiry[vt] = due
       end
       local next_count = count == '0' and '1' or tonumber(count) + 1
+      local field = '\n' .. t
       got = got + 1
       local k = 2 * got
-      records[k - 1] = id
+      records[k - 1] = field
       records[k] = t .. '\n' .. id .. '\n' .. vt .. '\n' .. next_count .. string.sub(e, c)
-      expiries[k - 1] = due; expiries[k] = id
+      expiries[k - 1] = due; expiries[k] = field
       local o = #out
       out[o + 1] = q; out[o + 2] = e; out[o + 3] = p > 0 and t or token
     end
@@ -481,7 +474,7 @@ return 1
 
 ACK = r"""
 -- KEYS: tag; ARGV per delivery: task_id, token
-return ack_held(KEYS[1], pairs_from(1))
+return ack_held(KEYS[1], tokens_from(1))
 """
 
 RELEASE = r"""
@@ -489,9 +482,9 @@ RELEASE = r"""
 -- Back to the front without counting the delivery; reversed so the first stays first.
 local n = 0
 for i = #ARGV - 1, 1, -2 do
-  local e = held(KEYS[1], ARGV[i], ARGV[i + 1])
+  local e = held(KEYS[1], ARGV[i + 1])
   if e then
-    unlease(KEYS[1], ARGV[i])
+    unlease(KEYS[1], ARGV[i + 1])
     local _, _, count = parse(e)
     if count then
       local p = token_priority(ARGV[i + 1])
@@ -508,9 +501,9 @@ return n
 
 RETRY = r"""
 -- KEYS: tag; ARGV: task_id, token, delay_ms. The delivery count and priority are kept.
-local e = held(KEYS[1], ARGV[1], ARGV[2])
+local e = held(KEYS[1], ARGV[2])
 if not e then return 0 end
-unlease(KEYS[1], ARGV[1])
+unlease(KEYS[1], ARGV[2])
 local delay = tonumber(ARGV[3])
 local p = token_priority(ARGV[2])
 if delay > 0 then
@@ -526,9 +519,9 @@ return 1
 
 DEAD_LETTER = r"""
 -- KEYS: tag; ARGV: task_id, token, exc_type, message, traceback
-local e = held(KEYS[1], ARGV[1], ARGV[2])
+local e = held(KEYS[1], ARGV[2])
 if not e then return 0 end
-unlease(KEYS[1], ARGV[1])
+unlease(KEYS[1], ARGV[2])
 local id, _, _, b, c = parse(e)
 if id then
   -- the numbers as written, not as Lua would print them back (an exponent past 14 digits)
@@ -543,12 +536,19 @@ return 1
 
 EXTEND = r"""
 -- KEYS: tag; ARGV: visibility_ms, then per delivery: task_id, token
-local expiry = now_ms() + tonumber(ARGV[1])
-local ids = held_ids(KEYS[1], pairs_from(2))
+-- Only leases still held have their field in `leased`: XX leaves the others out. Returns
+-- how many were extended.
+local expiry = string.format('%d', now_ms() + tonumber(ARGV[1]))
 local scored = {}
-for i, id in ipairs(ids) do scored[2 * i - 1] = expiry; scored[2 * i] = id end
-bulk('ZADD', KEYS[1] .. ':leased', scored, 'XX')
-return #ids
+for i, field in ipairs(fields_of(tokens_from(2))) do
+  scored[2 * i - 1] = expiry; scored[2 * i] = field
+end
+local n = 0
+for i = 1, #scored, 4000 do
+  n = n + redis.call('ZADD', KEYS[1] .. ':leased', 'XX', 'CH',
+    unpack(scored, i, math.min(i + 3999, #scored)))
+end
+return n
 """
 
 _PICK_DEAD = r"""
