@@ -47,9 +47,11 @@ def keys(driver: RedisDriver, queue: str) -> QueueKeys:
 
 
 def field(delivery: Delivery) -> bytes:
-    """The field a lease's record is kept under in ``leases`` (and its member in ``leased``)."""
+    """The field a lease's record is kept under in ``leases`` (and its member in ``leased``):
+    ``\\n<token>\\n<task id>``."""
     token = delivery.receipt
-    return b"\n" + (token if isinstance(token, bytes) else b"%d" % token)
+    raw = token if isinstance(token, bytes) else b"%d" % token
+    return b"\n" + raw + b"\n" + delivery.task_id.encode()
 
 
 async def test_poison_entries_are_dead_lettered_and_their_batch_delivered(
@@ -269,8 +271,8 @@ async def test_one_batch_of_mixed_visibilities_and_counts_leases_each_as_written
 async def test_an_expired_lease_kept_by_task_id_as_earlier_releases_did_is_put_back(
     redis_driver: RedisDriver,
 ) -> None:
-    """Leases are kept under ``\\n<token>`` now; one an earlier release left under its task
-    id (its worker gone) still returns after its expiry, with its raised count."""
+    """Leases are kept under ``\\n<token>\\n<task id>`` now; one an earlier release left under
+    its task id (its worker gone) still returns after its expiry, with its raised count."""
     d, client = redis_driver, redis_driver.client
     k = keys(d, "q")
     await client.hset(k.leases, "old-task", b"17\nold-task\n30000\n1\n{}")
@@ -281,3 +283,40 @@ async def test_an_expired_lease_kept_by_task_id_as_earlier_releases_did_is_put_b
     [stats] = await d.stats(["q"])
     assert (stats.ready, stats.in_flight, stats.dead) == (0, 0, 0)
     assert await client.hlen(k.leases) == 0
+
+
+async def test_a_token_handed_out_twice_still_settles_only_its_own_lease(
+    redis_driver: RedisDriver,
+) -> None:
+    """The token counter can go back (Redis restarted without its last writes, a restore, a
+    failover to a lagging replica, the key evicted or deleted): two messages leased under one
+    token keep two leases, and settling one leaves the other alone."""
+    d, client = redis_driver, redis_driver.client
+    k = keys(d, "q")
+    await d.enqueue(a := msg("q"))
+    [first] = await d.dequeue(["q"], limit=1, wait=0)
+    await client.delete(k.tag + b":seq")
+    await d.enqueue(b := msg("q"))
+    [second] = await d.dequeue(["q"], limit=1, wait=0)
+    assert (first.task_id, second.task_id) == (a.task_id, b.task_id)
+    assert first.receipt == second.receipt  # the same token, twice
+    await d.ack([first])
+    [stats] = await d.stats(["q"])
+    assert stats.in_flight == 1
+    await d.extend([first], 600)  # settled: extends nothing, in particular not the other
+    await client.zadd(k.leased, {field(second): 0})  # the other expires: it comes back
+    [again] = await d.dequeue(["q"], limit=1, wait=0)
+    assert (again.task_id, again.attempts) == (b.task_id, 1)
+    await d.ack([again])
+
+
+async def test_an_extend_past_any_clock_keeps_the_lease(redis_driver: RedisDriver) -> None:
+    """A timeout beyond 2^63 ms must not wrap the expiry to a negative (already past) score."""
+    d, client = redis_driver, redis_driver.client
+    await d.enqueue(msg("q"))
+    [held] = await d.dequeue(["q"], limit=1, wait=0)
+    await d.extend([held], 1e16)
+    expiry = await client.zscore(keys(d, "q").leased, field(held))
+    assert expiry is not None and expiry > 1e18
+    assert await d.dequeue(["q"], limit=1, wait=0) == []
+    await d.ack([held])

@@ -205,11 +205,11 @@ async def _wait_then(client: Redis, wait: tuple[Any, ...], take: tuple[Any, ...]
 
 
 def _packed(queue_index: bytes, delivery: Delivery) -> bytes:
-    """One ack as the dequeue script reads it: ``<queue index>\\n<token>\\n`` (the token is
-    an integer, or ``<n>/<p>`` bytes for a priority; a lease is found by its token alone)."""
+    """One ack as the dequeue script reads it: ``<queue index>\\n<task id>\\n<token>\\n``
+    (the token is an integer, or ``<n>/<p>`` bytes for a priority)."""
     token = delivery.receipt
     raw = token if isinstance(token, bytes) else b"%d" % token
-    return b"%s\n%s\n" % (queue_index, raw)
+    return b"%s\n%s\n%s\n" % (queue_index, delivery.task_id.encode(), raw)
 
 
 def _parse(reply: list[Any], queues: Sequence[str]) -> tuple[list[Delivery], int, list[Unreadable]]:

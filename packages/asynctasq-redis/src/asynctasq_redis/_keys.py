@@ -12,8 +12,9 @@ Layout for queue ``q`` under prefix ``p`` (``B = {p:q}``); an *entry* is
 ``B:ready:<p>``           list of entries of priority ``p`` (1-9), oldest first
 ``B:levels``              sorted set: the priorities ``p`` whose list may have entries
 ``B:delayed``             sorted set: entry -> due time (ms, Redis server clock)
-``B:leased``              sorted set: ``\\n<lease token>`` -> lease expiry (ms, server clock)
-``B:leases``              hash: ``\\n<lease token>`` -> ``<lease token>\\n<entry>`` while leased
+``B:leased``              sorted set: lease field -> lease expiry (ms, Redis server clock)
+``B:leases``              hash: lease field (``\\n<lease token>\\n<task id>``) ->
+                          ``<lease token>\\n<entry>`` while leased
 ``B:seq``                 counter the lease tokens come from
 ``B:dead``                sorted set: task id -> dead-letter time (us)
 ``B:dead:<task id>``      hash: ``p`` payload, ``v`` visibility ms, ``a`` deliveries, ``e``
@@ -65,7 +66,7 @@ class QueueKeys:
             other names from it.
         ready: List of ready entries.
         delayed: Sorted set of delayed entries by due time.
-        leased: Sorted set of the leases' fields (``\\n<token>``) by lease expiry.
+        leased: Sorted set of the leases' fields (``\\n<token>\\n<task id>``) by expiry.
         leases: Hash of the entries of leased messages, by their leases' fields.
         dead: Sorted set of dead-lettered task ids by failure time.
         staged: Entries moved off ready by a blocked consumer's ``BLMOVE``.

@@ -6,14 +6,17 @@ clocks agree on due times and lease expiries. Key layout: see `asynctasq_redis._
 A message travels as one *entry* string, ``<task id>\\n<visibility ms>\\n<deliveries>\\n<payload>``:
 enqueueing is one plain ``RPUSH`` of that string to ``ready`` (no script, no per-message key:
 as cheap as the rawest Redis queue). It sits in ``ready`` (list) or ``delayed`` (sorted set)
-until a dequeue leases it under a fresh *token*: the field ``\\n<token>`` then goes to
-``leased`` (sorted set by expiry) and ``leases`` (hash field -> ``<token>\\n<entry>``, the
-entry with its delivery count raised). A lease is *held* by a receipt while ``leases`` has
-its token's field, so settling needs no read first: a worker whose lease expired (put back to
-ready, or handed to someone else under another token) names a field that is gone and cannot
-touch the message any more. No task id holds a newline, so these fields never meet a record
-keyed by task id, as earlier releases kept them; an expired lease of either kind is put
-back the same way, by the member ``leased`` names. Dead letters are a hash each
+until a dequeue leases it under a fresh *token*: the field ``\\n<token>\\n<task id>`` then
+goes to ``leased`` (sorted set by expiry) and ``leases`` (hash field -> ``<token>\\n<entry>``,
+the entry with its delivery count raised). A lease is *held* by a receipt while ``leases``
+has the field of its token and task id, so settling needs no read first: a worker whose
+lease expired (put back to ready, or handed to someone else under another token) names a
+field that is gone and cannot touch the message any more. The task id is part of the field
+because the token counter can go back (Redis restarted without its last writes, a restore,
+a failover, the key evicted): a token handed out twice then still names one message each.
+No task id holds a newline, so these fields never meet a record keyed by task id, as
+earlier releases kept them; an expired lease of either kind is put back the same way, by
+the member ``leased`` names. Dead letters are a hash each
 (``dead:<id>``) plus the ``dead`` sorted set.
 
 An idle consumer blocks in ``BLMOVE ready staged``: Redis itself hands a newly pushed entry
@@ -57,11 +60,17 @@ local function now_us()
   return t[1] .. string.sub('00000' .. t[2], -6)
 end
 """,
-    # The entry of the lease held with `token`, or nil when that lease is gone. A lease's
-    # record is kept under the field ``\n<token>`` (see the module docstring).
+    # The field a lease's record is kept under in ``leases``, and its member in ``leased``
+    # (see the module docstring).
+    "lease_field": r"""
+local function lease_field(id, token)
+  return '\n' .. token .. '\n' .. id
+end
+""",
+    # The entry of the lease `id` holds with `token`, or nil when that lease is gone.
     "held": r"""
-local function held(tag, token)
-  local rec = redis.call('HGET', tag .. ':leases', '\n' .. token)
+local function held(tag, id, token)
+  local rec = redis.call('HGET', tag .. ':leases', lease_field(id, token))
   if rec and string.byte(rec, #token + 1) == 10 and string.find(rec, token, 1, true) == 1 then
     return string.sub(rec, #token + 2)
   end
@@ -81,19 +90,19 @@ local function bulk(cmd, key, items, flag)
   end
 end
 """,
-    # The fields of the lease records (and members of ``leased``) of these tokens.
+    # The lease fields of ids[i] held with tokens[i].
     "fields_of": r"""
-local function fields_of(tokens)
+local function fields_of(ids, tokens)
   local fields = {}
-  for i, token in ipairs(tokens) do fields[i] = '\n' .. token end
+  for i, id in ipairs(ids) do fields[i] = lease_field(id, tokens[i]) end
   return fields
 end
 """,
-    # Acknowledge: end the leases still held, for good. Returns how many. A token whose
+    # Acknowledge: end the leases still held, for good. Returns how many. A receipt whose
     # lease expired (and was handed out again under another token) names no field.
     "ack_held": r"""
-local function ack_held(tag, tokens)
-  local fields, n = fields_of(tokens), 0
+local function ack_held(tag, ids, tokens)
+  local fields, n = fields_of(ids, tokens), 0
   for i = 1, #fields, 4000 do
     local last = math.min(i + 3999, #fields)
     n = n + redis.call('HDEL', tag .. ':leases', unpack(fields, i, last))
@@ -102,18 +111,22 @@ local function ack_held(tag, tokens)
   return n
 end
 """,
-    # The tokens of ARGV from index `first`, read as (task id, token) pairs.
-    "tokens_from": r"""
-local function tokens_from(first)
-  local tokens = {}
-  for i = first + 1, #ARGV, 2 do tokens[#tokens + 1] = ARGV[i] end
-  return tokens
+    # ARGV from index `first` as (task id, token) pairs: the ids, and the tokens.
+    "pairs_from": r"""
+local function pairs_from(first)
+  local ids, tokens = {}, {}
+  for i = first, #ARGV - 1, 2 do
+    ids[#ids + 1] = ARGV[i]
+    tokens[#tokens + 1] = ARGV[i + 1]
+  end
+  return ids, tokens
 end
 """,
     "unlease": r"""
-local function unlease(tag, token)
-  redis.call('HDEL', tag .. ':leases', '\n' .. token)
-  redis.call('ZREM', tag .. ':leased', '\n' .. token)
+local function unlease(tag, id, token)
+  local field = lease_field(id, token)
+  redis.call('HDEL', tag .. ':leases', field)
+  redis.call('ZREM', tag .. ':leased', field)
 end
 """,
     # Whether `s` is UTF-8 as Python's strict decoder reads it (no overlong forms, no
@@ -313,8 +326,8 @@ return #ARGV / 2
 DEQUEUE = r"""
 -- KEYS: the tags of the queues, in serving order; ARGV: limit, move_batch, and optionally
 -- the acks that come with this call, packed in one string (one argument costs the client
--- far less to send than two per ack): per finished delivery ``<queue index>\n<token>\n``
--- (tokens hold no newline).
+-- far less to send than three per ack): per finished delivery
+-- ``<queue index>\n<task id>\n<token>\n`` (ids and tokens hold no newline).
 -- Returns {hint_ms, then per message: queue_index, entry (as enqueued), token}.
 -- hint_ms (only when nothing was taken) is how long until the next delayed message is due or
 -- lease expires, -1 when there is none.
@@ -333,18 +346,19 @@ if ARGV[3] then
   local packed, groups, at, index = ARGV[3], {}, 1, {}
   for q = 1, #KEYS do index[tostring(q)] = q end  -- no number parsing per ack
   while true do
-    local _, last, q, token = string.find(packed, '^(%d+)\n([^\n]*)\n', at)
+    local _, last, q, id, token = string.find(packed, '^(%d+)\n([^\n]*)\n([^\n]*)\n', at)
     q = q and index[q]
     if not q then break end
     local group = groups[q]
     if not group then
-      group = {}
+      group = {{}, {}}
       groups[q] = group
     end
-    group[#group + 1] = token
+    group[1][#group[1] + 1] = id
+    group[2][#group[2] + 1] = token
     at = last + 1
   end
-  for q, tokens in pairs(groups) do ack_held(KEYS[q], tokens) end
+  for q, group in pairs(groups) do ack_held(KEYS[q], group[1], group[2]) end
 end
 
 -- Pops up to n entries of `list` (of priority p), leasing each; drops the wake-up sentinel.
@@ -374,7 +388,7 @@ local function lease(q, tag, list, n, p)
         expiry[vt] = due
       end
       local next_count = count == '0' and '1' or tonumber(count) + 1
-      local field = '\n' .. t
+      local field = lease_field(id, t)
       got = got + 1
       local k = 2 * got
       records[k - 1] = field
@@ -474,7 +488,7 @@ return 1
 
 ACK = r"""
 -- KEYS: tag; ARGV per delivery: task_id, token
-return ack_held(KEYS[1], tokens_from(1))
+return ack_held(KEYS[1], pairs_from(1))
 """
 
 RELEASE = r"""
@@ -482,9 +496,9 @@ RELEASE = r"""
 -- Back to the front without counting the delivery; reversed so the first stays first.
 local n = 0
 for i = #ARGV - 1, 1, -2 do
-  local e = held(KEYS[1], ARGV[i + 1])
+  local e = held(KEYS[1], ARGV[i], ARGV[i + 1])
   if e then
-    unlease(KEYS[1], ARGV[i + 1])
+    unlease(KEYS[1], ARGV[i], ARGV[i + 1])
     local _, _, count = parse(e)
     if count then
       local p = token_priority(ARGV[i + 1])
@@ -501,9 +515,9 @@ return n
 
 RETRY = r"""
 -- KEYS: tag; ARGV: task_id, token, delay_ms. The delivery count and priority are kept.
-local e = held(KEYS[1], ARGV[2])
+local e = held(KEYS[1], ARGV[1], ARGV[2])
 if not e then return 0 end
-unlease(KEYS[1], ARGV[2])
+unlease(KEYS[1], ARGV[1], ARGV[2])
 local delay = tonumber(ARGV[3])
 local p = token_priority(ARGV[2])
 if delay > 0 then
@@ -519,9 +533,9 @@ return 1
 
 DEAD_LETTER = r"""
 -- KEYS: tag; ARGV: task_id, token, exc_type, message, traceback
-local e = held(KEYS[1], ARGV[2])
+local e = held(KEYS[1], ARGV[1], ARGV[2])
 if not e then return 0 end
-unlease(KEYS[1], ARGV[2])
+unlease(KEYS[1], ARGV[1], ARGV[2])
 local id, _, _, b, c = parse(e)
 if id then
   -- the numbers as written, not as Lua would print them back (an exponent past 14 digits)
@@ -538,9 +552,10 @@ EXTEND = r"""
 -- KEYS: tag; ARGV: visibility_ms, then per delivery: task_id, token
 -- Only leases still held have their field in `leased`: XX leaves the others out. Returns
 -- how many were extended.
-local expiry = string.format('%d', now_ms() + tonumber(ARGV[1]))
+-- '%.0f', not '%d': a timeout past 2^63 ms must not wrap to a negative, expired score
+local expiry = string.format('%.0f', now_ms() + tonumber(ARGV[1]))
 local scored = {}
-for i, field in ipairs(fields_of(tokens_from(2))) do
+for i, field in ipairs(fields_of(pairs_from(2))) do
   scored[2 * i - 1] = expiry; scored[2 * i] = field
 end
 local n = 0
