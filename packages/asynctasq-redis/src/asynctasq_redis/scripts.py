@@ -78,16 +78,22 @@ local function held(tag, id, token)
 end
 """,
     # One command over many arguments instead of one per item: each redis.call costs more
-    # than what most of these commands do. In slices, as unpack has a limit (~8000).
+    # than what most of these commands do. In slices, as unpack has a limit (~8000); with
+    # `flags` (a list) put before each slice's items. Returns the sum of the replies.
     "bulk": r"""
-local function bulk(cmd, key, items, flag)
+local function bulk(cmd, key, items, flags)
+  local n = 0
   for i = 1, #items, 4000 do
-    if flag then
-      redis.call(cmd, key, flag, unpack(items, i, math.min(i + 3999, #items)))
+    local last = math.min(i + 3999, #items)
+    if flags then
+      local args = {unpack(flags)}
+      for k = i, last do args[#args + 1] = items[k] end
+      n = n + redis.call(cmd, key, unpack(args))
     else
-      redis.call(cmd, key, unpack(items, i, math.min(i + 3999, #items)))
+      n = n + redis.call(cmd, key, unpack(items, i, last))
     end
   end
+  return n
 end
 """,
     # The lease fields of ids[i] held with tokens[i].
@@ -102,13 +108,9 @@ end
     # lease expired (and was handed out again under another token) names no field.
     "ack_held": r"""
 local function ack_held(tag, ids, tokens)
-  local fields, n = fields_of(ids, tokens), 0
-  for i = 1, #fields, 4000 do
-    local last = math.min(i + 3999, #fields)
-    n = n + redis.call('HDEL', tag .. ':leases', unpack(fields, i, last))
-    redis.call('ZREM', tag .. ':leased', unpack(fields, i, last))
-  end
-  return n
+  local fields = fields_of(ids, tokens)
+  bulk('ZREM', tag .. ':leased', fields)
+  return bulk('HDEL', tag .. ':leases', fields)
 end
 """,
     # ARGV from index `first` as (task id, token) pairs: the ids, and the tokens.
@@ -558,12 +560,7 @@ local scored = {}
 for i, field in ipairs(fields_of(pairs_from(2))) do
   scored[2 * i - 1] = expiry; scored[2 * i] = field
 end
-local n = 0
-for i = 1, #scored, 4000 do
-  n = n + redis.call('ZADD', KEYS[1] .. ':leased', 'XX', 'CH',
-    unpack(scored, i, math.min(i + 3999, #scored)))
-end
-return n
+return bulk('ZADD', KEYS[1] .. ':leased', scored, {'XX', 'CH'})
 """
 
 _PICK_DEAD = r"""
