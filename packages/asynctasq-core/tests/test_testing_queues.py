@@ -3,6 +3,9 @@ queues, run until idle through the real worker, eager mode, and the dispatch ass
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from typing import Any
 
 import pytest
@@ -296,3 +299,53 @@ async def test_eager_dead_letter_without_a_run_raises_task_failed() -> None:
             await queues.driver.enqueue(OutgoingMessage("x1", "mail", b"not an envelope"))
         [outcome] = queues.outcomes
         assert (outcome.state, outcome.runs, outcome.error) == ("dead_lettered", 0, None)
+
+
+def test_the_queues_for_testing_work_where_pytest_is_not_installed() -> None:
+    # A script or a unittest suite tests its dispatches with `memory_queues`; only the driver
+    # conformance suite, a set of pytest tests, needs pytest.
+    script = textwrap.dedent(
+        """
+        import asyncio, sys
+        sys.modules["pytest"] = None  # import pytest now raises ImportError
+        from asynctasq import task
+        from asynctasq.testing import memory_queues
+
+        @task(queue="mail")
+        async def greet(name: str) -> str:
+            return "hello " + name
+
+        async def main() -> None:
+            with memory_queues() as queues:
+                await greet("ada").dispatch()
+                [outcome] = await queues.run_until_idle()
+                print(outcome.result)
+
+        asyncio.run(main())
+        try:
+            from asynctasq.testing import DriverConformance
+        except ImportError as exc:
+            print("conformance:", "pytest" in str(exc))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["hello ada", "conformance: True"]
+
+
+def test_a_configuration_set_inside_the_block_keeps_the_test_queues() -> None:
+    from asynctasq.config import init
+
+    before = config_module.configured()
+    with memory_queues() as queues:
+        config = init({"driver": "redis", "task_defaults": {"queue": "app"}})
+        assert config.driver == "memory"
+        assert config.driver_settings("memory") == {"namespace": queues.namespace}
+        assert config.task_defaults.queue == "app"  # the rest of the application's settings
+        set_global_config(driver="redis")
+        assert get_config().driver == "memory"
+    assert config_module.configured() is before
+    assert init({"driver": "redis"}).driver == "redis"  # the pin ends with the block
+    config_module.use_config(before)

@@ -25,7 +25,8 @@ import os
 import types
 import typing
 import warnings
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -539,8 +540,27 @@ def merge_settings(base: dict[str, Any], layer: Mapping[str, Any]) -> dict[str, 
     return base
 
 
+_pinned: list[tuple[str, dict[str, Any]]] = []
+"""Settings that win over whatever `init` or `set_global_config` is given while they are
+pinned (see `pin`)."""
+
+
+@contextmanager
+def pin(settings: Mapping[str, Any], source: str) -> Iterator[None]:
+    """Inside the block, `settings` win over every configuration set (``init()`` included):
+    a test's in-memory queues stay in effect when the application under test configures
+    itself at start-up. `source` names them in error messages."""
+    layer = (source, _parse(settings, source))
+    _pinned.append(layer)
+    try:
+        yield
+    finally:
+        _pinned.remove(layer)
+
+
 def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
     global _version
+    layers = [*layers, *_pinned]
     merged: dict[str, Any] = {}
     for _, layer in layers:
         merge_settings(merged, layer)
@@ -683,6 +703,7 @@ __all__ = [
     "get_config",
     "init",
     "merge_settings",
+    "pin",
     "read_dotenv",
     "reset_config",
     "set_global_config",

@@ -346,7 +346,8 @@ def memory_queues(
 
     The configuration in effect is kept (task defaults, worker settings) except the driver,
     which becomes an in-memory one of its own (tasks that name their own driver, with
-    ``driver=...`` or ``_driver_override``, keep it).
+    ``driver=...`` or ``_driver_override``, keep it). A configuration set inside the block,
+    by ``init()`` in an application's start-up for instance, keeps that driver too.
 
     Args:
         eager: ``dispatch()`` runs the task (and what it dispatches) before returning,
@@ -366,12 +367,16 @@ def memory_queues(
     queues = MemoryQueues(namespace, eager=eager, propagate=propagate)
     saved = config_module.configured()  # restored as it was, unconfigured (None) included
     recorder = _DispatchRecorder(queues.dispatched)
-    set_global_config(**(settings or {}), driver="memory", memory={"namespace": namespace})
+    queues_settings = {"driver": "memory", "memory": {"namespace": namespace}}
+    set_global_config(**(settings or {}), **queues_settings)
     add_middleware(recorder)
     if eager:
         _memory_inspect.enqueue_hooks[namespace] = queues._run_eagerly
     try:
-        yield queues
+        # An application's start-up that calls init() inside the block (a FastAPI lifespan
+        # run by TestClient) keeps dispatching here, not to the broker it names.
+        with config_module.pin(queues_settings, "memory_queues()"):
+            yield queues
     finally:
         _memory_inspect.enqueue_hooks.pop(namespace, None)
         remove_middleware(recorder)
