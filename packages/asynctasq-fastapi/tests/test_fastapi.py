@@ -31,7 +31,7 @@ with warnings.catch_warnings():
 
 import asynctasq_fastapi.lifespan as lifespan_module
 from asynctasq.config import get_config
-from asynctasq.testing import MemoryDriver, decode_message
+from asynctasq.testing import MemoryDriver, decode_message, memory_queues
 from asynctasq_fastapi import asynctasq_lifespan
 
 HERE = Path(__file__).parent
@@ -130,6 +130,37 @@ def test_on_success_queues_only_when_the_endpoint_succeeds(
         accepted = client.post("/signup-on-success", params={"address": "yes", "fail": False})
         assert accepted.status_code == 200
     assert addresses(driver) == ["yes"]
+
+
+def test_test_queues_opened_before_the_lifespan_keep_the_dispatches(database: str) -> None:
+    # The lifespan's init() names a real broker; the test queues must still get the task.
+    app = fastapi_app.create_app({"driver": "redis", "redis": {"url": REDIS_URL}}, database)
+    with memory_queues() as queues, TestClient(app) as client:
+        response = client.post("/signup-on-success", params={"address": "ada", "fail": False})
+        assert response.status_code == 200
+        queues.assert_dispatched(fastapi_app.send_welcome, times=1, args=("ada",))
+        assert [m.task_id for m in queues.driver.queued("signups")] != []
+
+
+def test_on_success_queues_before_the_response_is_sent(
+    memory: tuple[dict[str, Any], MemoryDriver],
+    database: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A client told 200 must be able to count on its task being queued: when queueing fails,
+    # the request fails instead of the error going only to the server's log.
+    import asynctasq_fastapi.dependency as dependency_module
+
+    async def broker_down(tasks: Any) -> list[Any]:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(dependency_module, "dispatch_many", broker_down)
+    settings, driver = memory
+    app = fastapi_app.create_app(settings, database)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        response = client.post("/signup-on-success", params={"address": "x", "fail": False})
+    assert response.status_code == 500
+    assert addresses(driver) == []
 
 
 def test_after_commit_inside_a_request(

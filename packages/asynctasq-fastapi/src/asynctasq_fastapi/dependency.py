@@ -64,5 +64,7 @@ async def get_dispatcher() -> AsyncIterator[Dispatcher]:
     await dispatcher._flush()
 
 
-Dispatch = Annotated[Dispatcher, Depends(get_dispatcher)]
+# Scope "function": the code after the dependency's yield (the flush of `on_success`) runs
+# when the endpoint returns, before the response is sent; by default it would run after.
+Dispatch = Annotated[Dispatcher, Depends(get_dispatcher, scope="function")]
 """Annotate an endpoint parameter with it: ``async def signup(dispatch: Dispatch)``."""
