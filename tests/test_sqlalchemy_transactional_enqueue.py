@@ -19,8 +19,11 @@ from sqlalchemy import create_engine, text  # noqa: E402
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine  # noqa: E402
 from sqlalchemy.orm import Session  # noqa: E402
 
+import asynctasq  # noqa: E402
 from asynctasq import dispatch_many, init, task  # noqa: E402
+from asynctasq.drivers.base import EventLog  # noqa: E402
 from asynctasq.drivers.connections import close_drivers, get_driver  # noqa: E402
+from asynctasq.lifecycle import events  # noqa: E402
 
 DSN = os.environ.get("ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SA_URL = DSN.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -29,6 +32,11 @@ SA_URL = DSN.replace("postgresql://", "postgresql+asyncpg://", 1)
 @task(queue="sa-tx")
 async def send_receipt(order_id: int) -> None:
     """Dispatched together with an order row."""
+
+
+@task(queue="sa-tx", track=True)
+async def tracked_receipt(order_id: int) -> None:
+    """`send_receipt` with a status record."""
 
 
 def _reachable() -> bool:
@@ -170,3 +178,42 @@ async def test_an_engine_on_another_driver_is_refused(schema: str) -> None:
     finally:
         await other.dispose()
     assert await queued() == []
+
+
+@pytest.mark.parametrize("many", [False, True])
+async def test_a_tracked_tasks_record_commits_or_rolls_back_with_it(
+    engine: AsyncEngine, schema: str, many: bool
+) -> None:
+    """Its first record is written in the caller's transaction: a rollback leaves no record
+    claiming a task that never existed, and no task-enqueued event is published for it."""
+    init(
+        {
+            "driver": "postgres",
+            "postgres": {"dsn": DSN, "schema": schema, "auto_migrate": True},
+            "events": {"enabled": True},
+        }
+    )
+
+    async def queue(session: AsyncSession, order_id: int) -> str:
+        if many:
+            [task_id] = await dispatch_many([tracked_receipt(order_id)], connection=session)
+            return str(task_id)
+        return str(await tracked_receipt(order_id).dispatch(connection=session))
+
+    async with AsyncSession(engine) as session:
+        rolled_back = await queue(session, 1)
+        await session.rollback()
+    assert await asynctasq.status(rolled_back) is None
+    async with AsyncSession(engine) as session:
+        committed = await queue(session, 2)
+        assert await asynctasq.status(committed) is None  # not visible before the commit
+        await session.commit()
+    status = await asynctasq.status(committed)
+    assert status is not None and status.state == "queued"
+    assert await queued() == [committed]
+    outside = await tracked_receipt(3).dispatch()  # no transaction: its event is published
+    driver = await get_driver()
+    assert isinstance(driver, EventLog)
+    entries, _ = await driver.read_log(events.LOG, None, wait=0)
+    enqueued = [events.Event.decode(e) for e in entries]
+    assert [e.task_id for e in enqueued if e and e.type == "task-enqueued"] == [str(outside)]

@@ -23,18 +23,18 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
-import aiomysql
-
 from asynctasq.drivers.base import (
     DeadLetter,
     Delivery,
     Failure,
     OutgoingMessage,
     QueueStats,
+    StatusWrite,
 )
 from asynctasq.drivers.given_back import GivenBack
 from asynctasq.errors import SchemaNotInitializedError
 from asynctasq_mysql import dead_letters
+from asynctasq_mysql.caller_connection import caller_connection
 from asynctasq_mysql.claims import MySQLClaims
 from asynctasq_mysql.dsn import SSLMode, parse_dsn
 from asynctasq_mysql.errors import ConfigurationError
@@ -335,7 +335,11 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         self._idle.notify()
 
     async def enqueue_with_connection(
-        self, connection: aiomysql.Connection, messages: Sequence[OutgoingMessage]
+        self,
+        connection: object,
+        messages: Sequence[OutgoingMessage],
+        *,
+        statuses: Sequence[StatusWrite] = (),
     ) -> None:
         """Insert messages through the caller's connection, inside the caller's transaction.
 
@@ -343,14 +347,24 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         if it rolls back. The connection must reach the database holding the queue table.
 
         Args:
-            connection: An open `aiomysql.Connection`, usually inside ``BEGIN``.
+            connection: An open `aiomysql.Connection`, usually inside ``BEGIN``, or a
+                SQLAlchemy ``AsyncSession`` or ``AsyncConnection`` on aiomysql (see
+                `caller_connection`).
             messages: The messages to store.
+            statuses: Status records of tracked tasks among them, written first in the
+                same transaction: they exist if and only if the messages do.
+
+        Raises:
+            TypeError: `connection` is none of those (the message says what to pass).
         """
+        client = await caller_connection(connection)
         if not messages:
             return
         await self._ready()  # learns max_allowed_packet and makes sure the tables exist
-        async with connection.cursor() as cursor:
-            for statement in self._insert_statements(connection, messages):
+        statements = self._status_statements(client, statuses) if statuses else []
+        statements += self._insert_statements(client, messages)
+        async with client.cursor() as cursor:
+            for statement in statements:
                 await cursor.execute(statement)
         # Wakes local consumers early; until the caller commits they find nothing and back
         # off from the shortest interval, so they see the rows soon after the commit.

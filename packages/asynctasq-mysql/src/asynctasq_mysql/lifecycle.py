@@ -267,21 +267,20 @@ class MySQLLifecycle:
         the most recent (a ``REPLACE`` takes a new ``seq``)."""
         if not writes:
             return
+        await self._write(lambda connection: self._status_statements(connection, writes))
+        await self._trim(self._lifecycle_sql.statuses)
+
+    def _status_statements(self, connection: Any, writes: Sequence[StatusWrite]) -> list[bytes]:
+        """The ``REPLACE`` statements of `writes`, escaped for `connection`."""
         latest: dict[str, StatusWrite] = {}
         for write in writes:
             latest.pop(write.task_id, None)  # re-inserted: the position of its last write
             latest[write.task_id] = write
-        sql = self._lifecycle_sql
-
-        def build(connection: Any) -> list[bytes]:
-            rows = [
-                _row(connection, (w.task_id, w.queue, w.state), w.record, w.ttl)
-                for w in latest.values()
-            ]
-            return _statements(sql.replace_status_prefix, rows, self._budget())
-
-        await self._write(build)
-        await self._trim(sql.statuses)
+        rows = [
+            _row(connection, (w.task_id, w.queue, w.state), w.record, w.ttl)
+            for w in latest.values()
+        ]
+        return _statements(self._lifecycle_sql.replace_status_prefix, rows, self._budget())
 
     async def read_status(self, task_id: str) -> bytes | None:
         """The status record of `task_id`, or None (never tracked, or expired)."""

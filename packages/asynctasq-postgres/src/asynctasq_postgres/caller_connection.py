@@ -1,18 +1,14 @@
 """The caller's connection for ``dispatch(connection=...)``: asyncpg, or SQLAlchemy's async
-objects on asyncpg, always inside the caller's transaction.
-
-SQLAlchemy is never imported here: an object can only be one of its sessions if the caller
-imported it already, so it is looked up in ``sys.modules``.
-"""
+objects on asyncpg, always inside the caller's transaction."""
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
+from asynctasq.drivers.sql.caller import driver_connection, refusal, sqlalchemy_async
 from asynctasq_postgres._types import Connection
 
 WHAT_TO_PASS = (
@@ -36,47 +32,23 @@ async def caller_connection(connection: object) -> Connection:
     """
     if isinstance(connection, asyncpg.Connection | PoolConnectionProxy):
         return connection
-    sa_async: Any = sys.modules.get("sqlalchemy.ext.asyncio")
-    if sa_async is not None:
-        if isinstance(connection, sa_async.AsyncSession):
-            # The session's connection, bound to its transaction (begun now if needed).
-            connection = await connection.connection()
-        if isinstance(connection, sa_async.AsyncConnection):
-            return await _from_sqlalchemy(connection)
-    if _sqlalchemy_sync(connection):
-        raise TypeError(
-            f"dispatch(connection=...) got a sync SQLAlchemy {type(connection).__name__}: "
-            "the postgres driver queues through asyncpg, which a sync session does not use: "
-            "pass the AsyncSession or AsyncConnection (postgresql+asyncpg), or from sync code "
-            "use asynctasq_orm_sqlalchemy.dispatch_after_commit(session, task)"
-        )
-    raise TypeError(
-        f"dispatch(connection=...) got {type(connection).__module__}."
-        f"{type(connection).__qualname__}, which the postgres driver cannot queue through: "
-        f"{WHAT_TO_PASS}"
-    )
-
-
-def _sqlalchemy_sync(connection: object) -> bool:
-    orm: Any = sys.modules.get("sqlalchemy.orm")
-    engine: Any = sys.modules.get("sqlalchemy.engine")
-    return (orm is not None and isinstance(connection, orm.Session)) or (
-        engine is not None and isinstance(connection, engine.Connection)
-    )
+    sa_connection = await sqlalchemy_async(connection)
+    if sa_connection is None:
+        raise refusal(connection, "postgres", WHAT_TO_PASS)
+    return await _from_sqlalchemy(sa_connection)
 
 
 async def _from_sqlalchemy(connection: Any) -> Connection:
-    raw = await connection.get_raw_connection()
-    driver_connection = raw.driver_connection
-    if not isinstance(driver_connection, asyncpg.Connection):
+    client = await driver_connection(connection)
+    if not isinstance(client, asyncpg.Connection):
         raise TypeError(
             "dispatch(connection=...) got a SQLAlchemy connection on "
-            f"{type(driver_connection).__module__}, not asyncpg: create the engine with a "
+            f"{type(client).__module__}, not asyncpg: create the engine with a "
             "postgresql+asyncpg:// URL"
         )
-    if not driver_connection.is_in_transaction():
+    if not client.is_in_transaction():
         # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement of a
         # transaction: one through SQLAlchemy starts it, so our insert joins it (and commits
         # or rolls back with it). Under AUTOCOMMIT none starts, as the caller asked.
         await connection.exec_driver_sql("SELECT 1")
-    return driver_connection
+    return client

@@ -285,7 +285,11 @@ class PostgresDriver(Claims):
 
     @_explain_missing_schema
     async def enqueue_with_connection(
-        self, connection: object, messages: Sequence[OutgoingMessage]
+        self,
+        connection: object,
+        messages: Sequence[OutgoingMessage],
+        *,
+        statuses: Sequence[StatusWrite] = (),
     ) -> None:
         """Store messages through the caller's connection, inside the caller's transaction.
 
@@ -305,6 +309,8 @@ class PostgresDriver(Claims):
                 ``AsyncConnection`` on asyncpg (see `caller_connection`); the driver neither
                 commits nor closes it.
             messages: The messages to store.
+            statuses: Status records of tracked tasks among them, written first in the
+                same transaction: they exist if and only if the messages do.
 
         Raises:
             TypeError: `connection` is none of those (the message says what to pass).
@@ -312,6 +318,10 @@ class PostgresDriver(Claims):
         connection = await caller_connection(connection)
         if not messages:
             return
+        if statuses:
+            # No sweep of expired records here (limit 0): it would hold their row locks
+            # until the caller's transaction ends.
+            await connection.fetchval(self._sql.write_statuses, *status_arrays(statuses), 0)
         statement, args = insert(self._sql, messages)
         await connection.execute(statement, *args)
 

@@ -96,14 +96,51 @@ def _no_transaction(task: BaseTask[Any]) -> ValueError:
 
 
 async def _enqueue_in_transaction(
-    driver: Driver, connection: Any, messages: Sequence[OutgoingMessage]
+    driver: Driver,
+    connection: Any,
+    messages: Sequence[OutgoingMessage],
+    tracked: Sequence[dispatching.Tracked],
 ) -> None:
+    """Queue `messages` in the caller's transaction, with the first status records of the
+    `tracked` ones (see `asynctasq.lifecycle.dispatching`)."""
     if not isinstance(driver, TransactionalEnqueue):
         raise TypeError(
             f"{type(driver).__name__} cannot queue inside a caller's transaction "
             "(dispatch(connection=...) needs the postgres or mysql driver)"
         )
-    await driver.enqueue_with_connection(connection, messages)
+    if tracked:
+        statuses = dispatching.first_writes(tracked)
+        await driver.enqueue_with_connection(connection, messages, statuses=statuses)
+    else:
+        await driver.enqueue_with_connection(connection, messages)
+
+
+async def _enqueue(
+    driver: Driver,
+    connection: Any,
+    messages: Sequence[OutgoingMessage],
+    tracked: Sequence[dispatching.Tracked],
+    *,
+    single: bool = False,
+) -> None:
+    """Queue `messages` (in the caller's transaction when `connection` is given), with the
+    first status records of the `tracked` ones; `single`: the one message of a dispatch."""
+    if connection is not None:
+        # Whatever fails here, the caller's transaction decides what is kept.
+        await _enqueue_in_transaction(driver, connection, messages, tracked)
+        return
+    if tracked:
+        await dispatching.write_first(driver, tracked)
+    try:
+        if single:
+            [message] = messages
+            await driver.enqueue(message)
+        else:
+            await driver.enqueue_many(messages)
+    except BaseException as exc:
+        if tracked:
+            await dispatching.queueing_failed(driver, tracked, exc)
+        raise
 
 
 async def dispatch(
@@ -126,6 +163,10 @@ async def dispatch(
         raise cannot_keep(driver, f"{_name(task)} has keep_result")  # before anything is queued
     if limit_keys.is_limited(task):
         limit_keys.limit_store(driver, _name(task))  # refused here, not dead-lettered later
+    tracked: list[dispatching.Tracked] = []
+    if task._tracked:
+        dispatching.check_trackable(driver, _name(task))  # before a unique key is claimed
+        tracked.append((message, _name(task), task._tracked))
     store: ClaimStore | None = None
     if claim is not None:
         store = unique.claim_store(driver, _name(task))
@@ -133,28 +174,14 @@ async def dispatch(
         if holder is not None:  # queued or running already: this dispatch is that task
             task._task_id = holder
             return TaskId(holder, driver)
-    tracked: list[dispatching.Tracked] = []
-    if task._tracked:
-        tracked.append((message, _name(task), task._tracked))
     try:
-        if tracked:
-            dispatching.check_trackable(driver, _name(task))
-            await dispatching.write_first(driver, tracked)
-        try:
-            if connection is not None:
-                await _enqueue_in_transaction(driver, connection, [message])
-            else:
-                await driver.enqueue(message)
-        except BaseException as exc:
-            if tracked:
-                await dispatching.queueing_failed(driver, tracked, exc)
-            raise
+        await _enqueue(driver, connection, [message], tracked, single=True)
     except BaseException:
         if store is not None and claim is not None:
             await unique.release_all(store, [(claim[0], message.task_id)])
         raise
     events = get_config().events
-    if events.enabled:
+    if events.enabled and connection is None:  # see asynctasq.lifecycle.dispatching
         await dispatching.publish_enqueued(driver, [(message, _name(task))], events.retention)
     if middleware:
         # The task is queued: a hook's error must not make a caller that retries on error
@@ -249,7 +276,7 @@ async def dispatch_many(
             group.tracked.append((message, _name(task), task._tracked))
     await _enqueue_groups(list(groups.values()), connection)
     events = get_config().events
-    if events.enabled:
+    if events.enabled and connection is None:  # see asynctasq.lifecycle.dispatching
         names = {m.task_id: _name(t) for t, m in queued}
         for group in groups.values():
             if group.messages:
@@ -294,17 +321,7 @@ async def _enqueue_groups(groups: Sequence[_Group], connection: Any) -> None:
             continue
         driver = group.driver
         try:
-            if group.tracked:
-                await dispatching.write_first(driver, group.tracked)
-            try:
-                if connection is not None:
-                    await _enqueue_in_transaction(driver, connection, group.messages)
-                else:
-                    await driver.enqueue_many(group.messages)
-            except BaseException as exc:
-                if group.tracked:
-                    await dispatching.queueing_failed(driver, group.tracked, exc)
-                raise
+            await _enqueue(driver, connection, group.messages, group.tracked)
         except BaseException:
             await _release_groups(groups[position:])
             raise

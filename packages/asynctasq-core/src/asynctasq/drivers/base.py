@@ -267,9 +267,15 @@ class TransactionalEnqueue(Protocol):
     """
 
     async def enqueue_with_connection(
-        self, connection: Any, messages: Sequence[OutgoingMessage]
+        self,
+        connection: Any,
+        messages: Sequence[OutgoingMessage],
+        *,
+        statuses: Sequence[StatusWrite] = (),
     ) -> None:
-        """Insert `messages` using `connection`, inside whatever transaction it has open."""
+        """Insert `messages` using `connection`, inside whatever transaction it has open,
+        after the status records `statuses` of the tracked ones among them (core passes
+        them only when there are some; a driver that cannot track tasks gets none)."""
         ...
 
 

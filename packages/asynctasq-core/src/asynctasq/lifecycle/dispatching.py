@@ -3,6 +3,11 @@
 The first record is written *before* the message is queued: a worker that takes the task at
 once then writes ``running`` after it, never before it. If queueing fails, the record is
 rewritten as ``failed`` with the error, so it does not claim a task that is not there.
+
+Queued inside the caller's transaction (``dispatch(connection=...)``), the first record is
+written in that transaction by the driver, so it exists if and only if the task does, and no
+``task-enqueued`` event is published: whether the task exists is decided by a commit that
+comes later, and an event for a rolled-back task would report one that never was.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from asynctasq.drivers.base import Driver, EventLog, OutgoingMessage
+from asynctasq.drivers.base import Driver, EventLog, OutgoingMessage, StatusWrite
 from asynctasq.lifecycle import control, events
 from asynctasq.lifecycle.events import EventType
 from asynctasq.lifecycle.status import TaskState, TaskStatus, clip
@@ -39,16 +44,19 @@ def _status(message: OutgoingMessage, name: str, state: TaskState) -> TaskStatus
     )
 
 
-async def write_first(driver: Driver, tracked: Sequence[Tracked]) -> None:
+def first_writes(tracked: Sequence[Tracked]) -> list[StatusWrite]:
     """The ``queued`` (or ``scheduled``) records of tasks about to be queued."""
-    store = control.status_store(driver)
-    writes = [
+    return [
         control.write_for(
             _status(m, name, TaskState.SCHEDULED if m.delay > 0 else TaskState.QUEUED), keep
         )
         for m, name, keep in tracked
     ]
-    await store.write_statuses(writes)
+
+
+async def write_first(driver: Driver, tracked: Sequence[Tracked]) -> None:
+    """Write the `first_writes` of tasks about to be queued."""
+    await control.status_store(driver).write_statuses(first_writes(tracked))
 
 
 async def queueing_failed(driver: Driver, tracked: Sequence[Tracked], exc: BaseException) -> None:
