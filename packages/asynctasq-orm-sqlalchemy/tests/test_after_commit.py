@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
+import asynctasq.core.sync as sync_dispatch
 from asynctasq.serializer import SerializationError
 from asynctasq.testing import MemoryDriver
 from asynctasq_orm_sqlalchemy import dispatch_after_commit
@@ -112,6 +114,31 @@ async def test_sync_session_in_a_thread(backend: Backend, memory: MemoryDriver) 
     finally:
         engine.dispose()
     assert queued_ids(memory) == ids
+
+
+@pytest.mark.parametrize("backend", ["pg-psycopg"], indirect=True)
+async def test_sync_session_queues_through_the_sync_dispatch_loop(
+    backend: Backend, memory: MemoryDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The loop whose drivers stay connected between commits, as for dispatch_many_sync: not
+    # a new event loop (and a new connection) per commit.
+    threads: list[str] = []
+    enqueue_many = MemoryDriver.enqueue_many
+
+    async def recorded(self: MemoryDriver, messages: Any) -> None:
+        threads.append(threading.current_thread().name)
+        await enqueue_many(self, messages)
+
+    monkeypatch.setattr(MemoryDriver, "enqueue_many", recorded)
+    engine = create_engine(backend.url)
+    try:
+        make = sessionmaker(engine, expire_on_commit=False)
+        ids = await asyncio.to_thread(lambda: _sync_flow(make) + _sync_flow(make))
+    finally:
+        engine.dispose()
+        await asyncio.to_thread(sync_dispatch.close)
+    assert queued_ids(memory) == ids
+    assert threads == [sync_dispatch.THREAD_NAME] * 2
 
 
 @pytest.mark.parametrize("backend", ["pg-psycopg"], indirect=True)

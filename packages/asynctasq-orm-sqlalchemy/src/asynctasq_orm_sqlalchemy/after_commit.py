@@ -7,10 +7,11 @@ a close without commit drops them all). The task's arguments are serialized at t
 so a model created in the transaction already has its primary key.
 
 With an `AsyncSession`, ``await session.commit()`` returns once the tasks are queued; with
-a sync `Session`, ``session.commit()`` does (the dispatch runs on a short event loop of its
-own, or is scheduled on the running loop when the sync session is used inside one). An error
+a sync `Session`, ``session.commit()`` does (the dispatch runs on the process's sync dispatch
+loop, as ``dispatch_many_sync`` does, so connections are kept between commits). An error
 while queueing is raised from ``commit()``, after the database commit and with the session
-in a clean state.
+in a clean state. The exception: a sync session used on a thread that runs an event loop,
+which must not block it, schedules the dispatch there and logs an error that happens.
 """
 
 from __future__ import annotations
@@ -26,8 +27,8 @@ from sqlalchemy.orm import Session, SessionTransaction
 from sqlalchemy.util.concurrency import await_only, in_greenlet
 
 from asynctasq.core.dispatch import dispatch_many
+from asynctasq.core.sync import dispatch_many_sync
 from asynctasq.core.task import BaseTask, handed_over
-from asynctasq.runner import run
 
 log = logging.getLogger("asynctasq_orm_sqlalchemy")
 
@@ -118,7 +119,9 @@ def _dispatch_now(tasks: list[BaseTask[Any]]) -> None:
     try:
         loop = asyncio.get_running_loop()
     except RuntimeError:
-        run(dispatch_many(tasks))
+        # Plain sync code (a Flask or Django view, a script): the process's sync dispatch
+        # loop, whose connections stay open between commits.
+        dispatch_many_sync(tasks)
         return
     # A sync session used on a running loop: we may not block it, so queue in the background.
     background = loop.create_task(dispatch_many(tasks))
