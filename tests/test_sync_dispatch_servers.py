@@ -68,3 +68,26 @@ def test_a_thread_pool_dispatches_each_task_exactly_once(server: str) -> None:
     assert set(arrived) == expected
     assert set(arrived.values()) == {1}, "a task ran more than once"
     assert worker.stats.succeeded == len(expected)
+
+
+@task(queue="sync-servers", track=True, keep_result=True)
+async def doubled(n: int) -> int:
+    return 2 * n
+
+
+def test_an_id_from_a_sync_dispatch_works_on_any_event_loop(server: str) -> None:
+    # Its driver's connections belong to the background loop: the id must not carry them
+    # into the caller's own loop (asyncio.run in a script, a later async view).
+    task_id = doubled(21).dispatch_sync(timeout=60)
+    [other] = sync.dispatch_many_sync([doubled(1)], timeout=60)
+
+    async def follow() -> tuple[object, object, int]:
+        queued = await task_id.status()
+        worker = Worker(queues=["sync-servers"], burst=True, install_signal_handlers=False)
+        await worker.run()
+        return queued, (await other.status()), await task_id.result(timeout=10)
+
+    queued, done, value = asyncio.run(follow())
+    assert getattr(queued, "state", None) == "queued"
+    assert getattr(done, "state", None) == "succeeded"
+    assert value == 42

@@ -112,10 +112,10 @@ class TaskId(str, Generic[T]):
     `asynctasq.cancel` there.
     """
 
-    _driver: Driver | None
+    _driver: str | Driver | None
     _asynctasq_plain_str = True  # the serializer sends it as the plain id
 
-    def __new__(cls, value: str, driver: Driver | None = None) -> TaskId[T]:
+    def __new__(cls, value: str, driver: str | Driver | None = None) -> TaskId[T]:
         self = super().__new__(cls, value)
         self._driver = driver
         return self

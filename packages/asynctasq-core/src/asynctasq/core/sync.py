@@ -138,7 +138,14 @@ def dispatch_sync(task: BaseTask[T], *, timeout: float | None = None) -> TaskId[
     _refuse_in_loop("dispatch_sync()", "`await task.dispatch()`")
     from asynctasq.core.dispatch import dispatch
 
-    return _runner.run(dispatch(task), timeout)
+    return _portable(_runner.run(dispatch(task), timeout), task)
+
+
+def _portable(task_id: TaskId[T], task: BaseTask[Any]) -> TaskId[T]:
+    """`task_id` naming the task's driver as the task does (a name, or None for the
+    configured one) rather than by the instance built on the dispatch loop, whose
+    connections belong to that loop: awaited on any loop, its methods use that loop's."""
+    return TaskId(str(task_id), task._driver())
 
 
 def dispatch_many_sync(
@@ -161,7 +168,9 @@ def dispatch_many_sync(
     _refuse_in_loop("dispatch_many_sync()", "`await asynctasq.dispatch_many(...)`")
     from asynctasq.core.dispatch import dispatch_many
 
-    return _runner.run(dispatch_many(list(tasks)), timeout)
+    batch = list(tasks)
+    ids = _runner.run(dispatch_many(batch), timeout)
+    return [_portable(task_id, task) for task_id, task in zip(ids, batch, strict=True)]
 
 
 def dispatch_thread() -> threading.Thread | None:
