@@ -21,9 +21,10 @@ from sqlalchemy.orm import Session  # noqa: E402
 
 import asynctasq  # noqa: E402
 from asynctasq import dispatch_many, init, task  # noqa: E402
-from asynctasq.drivers.base import EventLog  # noqa: E402
+from asynctasq.drivers.base import EventLog, OutgoingMessage, TransactionalEnqueue  # noqa: E402
 from asynctasq.drivers.connections import close_drivers, get_driver  # noqa: E402
 from asynctasq.lifecycle import events  # noqa: E402
+from asynctasq.lifecycle.dispatching import first_writes  # noqa: E402
 
 DSN = os.environ.get("ASYNCTASQ_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 SA_URL = DSN.replace("postgresql://", "postgresql+asyncpg://", 1)
@@ -217,3 +218,27 @@ async def test_a_tracked_tasks_record_commits_or_rolls_back_with_it(
     entries, _ = await driver.read_log(events.LOG, None, wait=0)
     enqueued = [events.Event.decode(e) for e in entries]
     assert [e.task_id for e in enqueued if e and e.type == "task-enqueued"] == [str(outside)]
+
+
+async def test_without_a_transaction_the_record_and_the_message_go_together(
+    schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A connection in autocommit mode: the status record must not be committed on its own
+    # when the message's insert then fails.
+    import asynctasq_postgres.driver as postgres_driver
+
+    message = OutgoingMessage(str(uuid.uuid4()), "sa-tx", b"{}")
+    statuses = first_writes([(message, "shop:send_receipt", 60.0)])
+    monkeypatch.setattr(
+        postgres_driver, "insert", lambda sql, messages: ("INSERT INTO no_such VALUES (1)", [])
+    )
+    driver = await get_driver()
+    assert isinstance(driver, TransactionalEnqueue)
+    conn = await asyncpg.connect(DSN)
+    try:
+        with pytest.raises(asyncpg.UndefinedTableError):
+            await driver.enqueue_with_connection(conn, [message], statuses=statuses)
+        assert not conn.is_in_transaction()
+    finally:
+        await conn.close()
+    assert await asynctasq.status(message.task_id) is None

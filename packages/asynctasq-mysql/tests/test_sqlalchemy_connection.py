@@ -53,7 +53,7 @@ async def test_an_async_session_commits_or_rolls_back_with_the_rows(
         async with AsyncSession(engine) as session:
             await session.execute(text(f"INSERT INTO `{table}` VALUES (1)"))
             await driver.enqueue_with_connection(session, messages)
-            assert await queued(driver) == []  # not visible before the commit
+            assert await queued(driver) == []  # not deliverable before the commit
             await (session.commit() if commit else session.rollback())
         expected = sorted(m.task_id for m in messages) if commit else []
         assert await queued(driver) == expected
@@ -128,7 +128,7 @@ async def test_status_records_commit_or_roll_back_with_their_messages(
     statuses = first_writes([(message, "shop:send_receipt", 60.0)])
     async with AsyncSession(engine) as session:
         await driver.enqueue_with_connection(session, [message], statuses=statuses)
-        assert await driver.read_status(message.task_id) is None  # not before the commit
+        assert await driver.read_status(message.task_id) is None  # not visible before the commit
         await (session.commit() if commit else session.rollback())
     record = await driver.read_status(message.task_id)
     if commit:
@@ -138,3 +138,34 @@ async def test_status_records_commit_or_roll_back_with_their_messages(
         assert await queued(driver) == [message.task_id]
     else:
         assert record is None and await queued(driver) == []
+
+
+@pytest.mark.parametrize("through", ["session", "autocommit connection"])
+async def test_a_status_record_is_not_kept_without_its_message(
+    driver: MySQLDriver,
+    engine: AsyncEngine,
+    connect_raw: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    through: str,
+) -> None:
+    # The insert fails after the status statement ran: MySQL undoes only the failed
+    # statement, so a caller that catches the error and commits (or a connection in
+    # autocommit mode) must not keep a record claiming a task that was never queued.
+    message = msg()
+    statuses = first_writes([(message, "shop:send_receipt", 60.0)])
+    monkeypatch.setattr(
+        driver, "_insert_statements", lambda connection, messages: [b"INSERT INTO no_such"]
+    )
+    if through == "session":
+        async with AsyncSession(engine) as session:
+            with pytest.raises(Exception, match="no_such"):
+                await driver.enqueue_with_connection(session, [message], statuses=statuses)
+            await session.commit()
+    else:
+        conn = await connect_raw(autocommit=True)
+        try:
+            with pytest.raises(Exception, match="no_such"):
+                await driver.enqueue_with_connection(conn, [message], statuses=statuses)
+        finally:
+            conn.close()
+    assert await driver.read_status(message.task_id) is None

@@ -17,11 +17,14 @@ Storage model (one row per message in the queue table):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
+
+import aiomysql
 
 from asynctasq.drivers.base import (
     DeadLetter,
@@ -79,6 +82,32 @@ class Lease(NamedTuple):
 
 def _chunks(items: Sequence[Any], size: int = _ROWS_PER_STATEMENT) -> list[Sequence[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def _all_or_nothing(connection: aiomysql.Connection, statements: Sequence[bytes]) -> None:
+    """Run `statements` on the caller's connection so that all or none of them take effect.
+
+    MySQL undoes only the failed statement, not the transaction: a caller that catches the
+    error and commits would keep the ones before it (a status record without its task).
+    Several statements therefore run inside a savepoint, or inside a transaction of their own
+    on a connection in autocommit mode; nothing is committed in the caller's transaction.
+    """
+    async with connection.cursor() as cursor:
+        if len(statements) == 1:
+            await cursor.execute(statements[0])
+            return
+        own = connection.get_autocommit()
+        await cursor.execute("BEGIN" if own else "SAVEPOINT asynctasq_enqueue")
+        try:
+            for statement in statements:
+                await cursor.execute(statement)
+        except BaseException:
+            with contextlib.suppress(aiomysql.Error):
+                await cursor.execute(
+                    "ROLLBACK" if own else "ROLLBACK TO SAVEPOINT asynctasq_enqueue"
+                )
+            raise
+        await cursor.execute("COMMIT" if own else "RELEASE SAVEPOINT asynctasq_enqueue")
 
 
 class MySQLDriver(MySQLLifecycle, MySQLClaims):
@@ -363,9 +392,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         await self._ready()  # learns max_allowed_packet and makes sure the tables exist
         statements = self._status_statements(client, statuses) if statuses else []
         statements += self._insert_statements(client, messages)
-        async with client.cursor() as cursor:
-            for statement in statements:
-                await cursor.execute(statement)
+        await _all_or_nothing(client, statements)
         # Wakes local consumers early; until the caller commits they find nothing and back
         # off from the shortest interval, so they see the rows soon after the commit.
         self._idle.notify()

@@ -20,6 +20,7 @@ How it keeps every task (see `asynctasq_postgres.sql` for the row model):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -318,12 +319,19 @@ class PostgresDriver(Claims):
         connection = await caller_connection(connection)
         if not messages:
             return
-        if statuses:
+        statement, args = insert(self._sql, messages)
+        if not statuses:
+            await connection.execute(statement, *args)
+            return
+        # Both or neither: inside the caller's transaction an error aborts it; outside one
+        # (autocommit) they get a transaction of their own.
+        async with contextlib.AsyncExitStack() as scope:
+            if not connection.is_in_transaction():
+                await scope.enter_async_context(connection.transaction())
             # No sweep of expired records here (limit 0): it would hold their row locks
             # until the caller's transaction ends.
             await connection.fetchval(self._sql.write_statuses, *status_arrays(statuses), 0)
-        statement, args = insert(self._sql, messages)
-        await connection.execute(statement, *args)
+            await connection.execute(statement, *args)
 
     # -- dequeue -------------------------------------------------------------------------
 

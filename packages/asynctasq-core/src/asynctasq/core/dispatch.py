@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import time
 import uuid
 from collections.abc import Iterable, Sequence
@@ -109,10 +110,25 @@ async def _enqueue_in_transaction(
             "(dispatch(connection=...) needs the postgres or mysql driver)"
         )
     if tracked:
-        statuses = dispatching.first_writes(tracked)
-        await driver.enqueue_with_connection(connection, messages, statuses=statuses)
-    else:
-        await driver.enqueue_with_connection(connection, messages)
+        if _takes_statuses(driver):
+            statuses = dispatching.first_writes(tracked)
+            await driver.enqueue_with_connection(connection, messages, statuses=statuses)
+            return
+        # A driver written before status records joined the transaction: as it was then.
+        await dispatching.write_first(driver, tracked)
+    await driver.enqueue_with_connection(connection, messages)
+
+
+_TAKES_STATUSES: dict[type, bool] = {}
+
+
+def _takes_statuses(driver: TransactionalEnqueue) -> bool:
+    kind = type(driver)
+    takes = _TAKES_STATUSES.get(kind)
+    if takes is None:
+        parameters = inspect.signature(driver.enqueue_with_connection).parameters
+        takes = _TAKES_STATUSES[kind] = "statuses" in parameters
+    return takes
 
 
 async def _enqueue(
