@@ -15,6 +15,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from asynctasq import task
 from asynctasq_fastapi import Dispatch, asynctasq_lifespan
+from asynctasq_fastapi.dependency import Dispatcher
 
 
 class Base(DeclarativeBase):
@@ -78,5 +79,32 @@ def create_app(settings: Mapping[str, Any], database_url: str) -> FastAPI:
             raise HTTPException(409, "rolled back")
         await db.commit()
         return {"id": user.id}
+
+    return app
+
+
+class Signups:
+    """A service built per request by a dependency with ``yield`` that takes ``Dispatch``."""
+
+    def __init__(self, dispatch: Dispatcher) -> None:
+        self.dispatch = dispatch
+
+    def welcome(self, address: str) -> None:
+        self.dispatch.on_success(send_welcome(address))
+
+
+async def signups(dispatch: Dispatch) -> AsyncIterator[Signups]:
+    yield Signups(dispatch)
+
+
+def create_service_app(settings: Mapping[str, Any]) -> FastAPI:
+    app = FastAPI(lifespan=asynctasq_lifespan(settings))
+
+    @app.post("/signup")
+    async def signup(
+        address: str, service: Annotated[Signups, Depends(signups, scope="function")]
+    ) -> dict[str, str]:
+        service.welcome(address)
+        return {}
 
     return app

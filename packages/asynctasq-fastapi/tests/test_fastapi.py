@@ -142,6 +142,15 @@ def test_test_queues_opened_before_the_lifespan_keep_the_dispatches(database: st
         assert [m.task_id for m in queues.driver.queued("signups")] != []
 
 
+def test_a_yield_dependency_of_function_scope_can_take_dispatch(
+    memory: tuple[dict[str, Any], MemoryDriver],
+) -> None:
+    settings, driver = memory
+    with TestClient(fastapi_app.create_service_app(settings)) as client:
+        assert client.post("/signup", params={"address": "ada"}).status_code == 200
+    assert addresses(driver) == ["ada"]
+
+
 def test_on_success_queues_before_the_response_is_sent(
     memory: tuple[dict[str, Any], MemoryDriver],
     database: str,
