@@ -15,6 +15,7 @@ from tests.servers import configured_as, drop, section
 
 from asynctasq import task
 from asynctasq.core import sync
+from asynctasq.drivers.connections import close_drivers
 from asynctasq.worker import Worker
 
 pytestmark = pytest.mark.slow
@@ -82,10 +83,13 @@ def test_an_id_from_a_sync_dispatch_works_on_any_event_loop(server: str) -> None
     [other] = sync.dispatch_many_sync([doubled(1)], timeout=60)
 
     async def follow() -> tuple[object, object, int]:
-        queued = await task_id.status()
-        worker = Worker(queues=["sync-servers"], burst=True, install_signal_handlers=False)
-        await worker.run()
-        return queued, (await other.status()), await task_id.result(timeout=10)
+        try:
+            queued = await task_id.status()
+            worker = Worker(queues=["sync-servers"], burst=True, install_signal_handlers=False)
+            await worker.run()
+            return queued, (await other.status()), await task_id.result(timeout=10)
+        finally:
+            await close_drivers()  # what this loop built for the ids
 
     queued, done, value = asyncio.run(follow())
     assert getattr(queued, "state", None) == "queued"

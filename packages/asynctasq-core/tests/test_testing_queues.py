@@ -339,13 +339,24 @@ def test_a_configuration_set_inside_the_block_keeps_the_test_queues() -> None:
     from asynctasq.config import init
 
     before = config_module.configured()
+    try:
+        with memory_queues() as queues:
+            config = init({"driver": "redis", "task_defaults": {"queue": "app"}})
+            assert config.driver == "memory"
+            assert config.driver_settings("memory") == {"namespace": queues.namespace}
+            assert config.task_defaults.queue == "app"  # the application's other settings
+            set_global_config(driver="redis")
+            assert get_config().driver == "memory"
+        assert config_module.configured() is before
+        assert init({"driver": "redis"}).driver == "redis"  # the pin ends with the block
+    finally:
+        config_module.use_config(before)
+
+
+def test_a_finished_block_leaves_nothing_behind_in_the_process() -> None:
+    from asynctasq.drivers import memory as memory_module
+
     with memory_queues() as queues:
-        config = init({"driver": "redis", "task_defaults": {"queue": "app"}})
-        assert config.driver == "memory"
-        assert config.driver_settings("memory") == {"namespace": queues.namespace}
-        assert config.task_defaults.queue == "app"  # the rest of the application's settings
-        set_global_config(driver="redis")
-        assert get_config().driver == "memory"
-    assert config_module.configured() is before
-    assert init({"driver": "redis"}).driver == "redis"  # the pin ends with the block
-    config_module.use_config(before)
+        assert queues.namespace in memory_module._shared
+    for shared in (memory_module._shared, memory_module._shared_lifecycle):
+        assert queues.namespace not in shared

@@ -547,9 +547,13 @@ pinned (see `pin`)."""
 
 @contextmanager
 def pin(settings: Mapping[str, Any], source: str) -> Iterator[None]:
-    """Inside the block, `settings` win over every configuration set (``init()`` included):
-    a test's in-memory queues stay in effect when the application under test configures
-    itself at start-up. `source` names them in error messages."""
+    """Inside the block, `settings` win over every configuration built (``init()``,
+    ``set_global_config()``): a test's in-memory queues stay in effect when the application
+    under test configures itself at start-up. `source` names them in error messages.
+
+    For `asynctasq.testing.memory_queues`, which also sets the configuration on entry and
+    restores it on exit; process-wide, like the configuration itself.
+    """
     layer = (source, _parse(settings, source))
     _pinned.append(layer)
     try:
@@ -703,7 +707,6 @@ __all__ = [
     "get_config",
     "init",
     "merge_settings",
-    "pin",
     "read_dotenv",
     "reset_config",
     "set_global_config",

@@ -61,6 +61,14 @@ _shared_lifecycle: dict[str, object] = {}
 _shared_claims: dict[str, object] = {}
 
 
+def forget_namespace(namespace: str) -> None:
+    """Drop everything kept for `namespace` (queues, status records, event logs, claims):
+    a test's namespace once the test is over, so a long test run does not keep them all.
+    Drivers still holding it keep their state; new ones start empty."""
+    for shared in (_shared, _shared_lifecycle, _shared_claims):
+        shared.pop(namespace, None)
+
+
 class MemoryDriver(MemoryLifecycle, MemoryClaims, MemoryInspection):
     """Queues in dicts, in this process only.
 

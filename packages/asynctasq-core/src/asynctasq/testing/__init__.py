@@ -17,7 +17,7 @@ from asynctasq.testing.queues import (
 )
 
 if TYPE_CHECKING:
-    from asynctasq.testing.conformance import DriverConformance
+    from asynctasq.testing.conformance import DriverConformance as DriverConformance
 
 
 def __getattr__(name: str) -> Any:
@@ -30,10 +30,10 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
+# DriverConformance is left out: ``import *`` must not need pytest (see __getattr__).
 __all__ = [
     "DecodedMessage",
     "Dispatched",
-    "DriverConformance",
     "MemoryDriver",
     "MemoryQueues",
     "QueuedMessage",

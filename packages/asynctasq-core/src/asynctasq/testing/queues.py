@@ -23,7 +23,7 @@ from asynctasq.core.function import FunctionTask, TaskFunction
 from asynctasq.core.task import BaseTask
 from asynctasq.drivers import _memory_inspect
 from asynctasq.drivers.base import Failure, OutgoingMessage
-from asynctasq.drivers.memory import MemoryDriver
+from asynctasq.drivers.memory import MemoryDriver, forget_namespace
 from asynctasq.errors import TaskFailedError
 from asynctasq.middleware import Middleware, add_middleware, remove_middleware
 from asynctasq.worker.job import Job
@@ -382,6 +382,7 @@ def memory_queues(
         remove_middleware(recorder)
         config_module.use_config(saved)
         queues.driver.clear()
+        forget_namespace(namespace)
 
 
 __all__ = [
