@@ -154,7 +154,9 @@ async def test_a_status_record_is_not_kept_without_its_message(
     message = msg()
     statuses = first_writes([(message, "shop:send_receipt", 60.0)])
     monkeypatch.setattr(
-        driver, "_insert_statements", lambda connection, messages: [b"INSERT INTO no_such"]
+        driver,
+        "_insert_statements",
+        lambda connection, messages: [b"INSERT INTO no_such VALUES (1)"],
     )
     if through == "session":
         async with AsyncSession(engine) as session:
