@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import aiomysql
 
-from asynctasq.drivers.sql.caller import driver_connection, refusal, sqlalchemy_async
+from asynctasq.drivers.sql.caller import (
+    driver_connection,
+    other_client,
+    refusal,
+    sqlalchemy_async,
+)
 
 WHAT_TO_PASS = (
     "pass an aiomysql connection, or a SQLAlchemy AsyncSession or AsyncConnection on mysql+aiomysql"
@@ -34,11 +39,7 @@ async def caller_connection(connection: object) -> aiomysql.Connection:
         raise refusal(connection, "mysql", WHAT_TO_PASS)
     client = await driver_connection(sa_connection)
     if not isinstance(client, aiomysql.Connection):
-        raise TypeError(
-            "dispatch(connection=...) got a SQLAlchemy connection on "
-            f"{type(client).__module__}, not aiomysql: create the engine with a "
-            "mysql+aiomysql:// URL"
-        )
+        raise other_client(client, "aiomysql", "mysql+aiomysql")
     if not sa_connection.in_transaction():
         # A connection used "commit as you go" between transactions: its commit() would
         # end nothing SQLAlchemy knows of, and our rows would be rolled back when the

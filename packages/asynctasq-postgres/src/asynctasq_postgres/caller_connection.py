@@ -8,7 +8,12 @@ from typing import Any
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from asynctasq.drivers.sql.caller import driver_connection, refusal, sqlalchemy_async
+from asynctasq.drivers.sql.caller import (
+    driver_connection,
+    other_client,
+    refusal,
+    sqlalchemy_async,
+)
 from asynctasq_postgres._types import Connection
 
 WHAT_TO_PASS = (
@@ -41,11 +46,7 @@ async def caller_connection(connection: object) -> Connection:
 async def _from_sqlalchemy(connection: Any) -> Connection:
     client = await driver_connection(connection)
     if not isinstance(client, asyncpg.Connection):
-        raise TypeError(
-            "dispatch(connection=...) got a SQLAlchemy connection on "
-            f"{type(client).__module__}, not asyncpg: create the engine with a "
-            "postgresql+asyncpg:// URL"
-        )
+        raise other_client(client, "asyncpg", "postgresql+asyncpg")
     if not client.is_in_transaction():
         # SQLAlchemy's asyncpg adapter sends BEGIN with the first statement of a
         # transaction: one through SQLAlchemy starts it, so our insert joins it (and commits

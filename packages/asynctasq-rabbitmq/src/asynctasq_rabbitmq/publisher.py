@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aiormq
 from aio_pika.abc import AbstractRobustChannel
@@ -58,23 +59,16 @@ async def confirmed_publish(
     confirms a message it has, and the drain wait cost a wake-up of the publishing task per
     message on the dispatch-to-start path (1.64 against 1.55 ms p50 on a 2-core host).
     """
-    if isinstance(channel, aiormq.Channel):
-        await channel.basic_publish(
-            body,
-            exchange=target.exchange,
-            routing_key=target.routing_key,
-            properties=properties,
-            mandatory=True,
-            wait=False,
-        )
-    else:  # another implementation of aiormq's channel interface
-        await channel.basic_publish(
-            body,
-            exchange=target.exchange,
-            routing_key=target.routing_key,
-            properties=properties,
-            mandatory=True,
-        )
+    # aiormq's own channel (what aio-pika hands out) takes `wait`; the interface does not.
+    extra: dict[str, Any] = {"wait": False} if isinstance(channel, aiormq.Channel) else {}
+    await channel.basic_publish(
+        body,
+        exchange=target.exchange,
+        routing_key=target.routing_key,
+        properties=properties,
+        mandatory=True,
+        **extra,
+    )
 
 
 class Publisher:

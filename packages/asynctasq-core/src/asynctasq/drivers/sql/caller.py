@@ -31,6 +31,14 @@ async def driver_connection(connection: Any) -> Any:
     return raw.driver_connection
 
 
+def other_client(client: object, wanted: str, scheme: str) -> TypeError:
+    """The error for a SQLAlchemy connection whose database client is not `wanted`."""
+    return TypeError(
+        f"dispatch(connection=...) got a SQLAlchemy connection on {type(client).__module__}, "
+        f"not {wanted}: create the engine with a {scheme}:// URL"
+    )
+
+
 def is_sqlalchemy_sync(connection: object) -> bool:
     """Whether `connection` is a sync SQLAlchemy ``Session`` or ``Connection``."""
     orm: Any = sys.modules.get("sqlalchemy.orm")
@@ -56,4 +64,10 @@ def refusal(connection: object, driver: str, what_to_pass: str) -> TypeError:
     )
 
 
-__all__ = ["driver_connection", "is_sqlalchemy_sync", "refusal", "sqlalchemy_async"]
+__all__ = [
+    "driver_connection",
+    "is_sqlalchemy_sync",
+    "other_client",
+    "refusal",
+    "sqlalchemy_async",
+]
