@@ -3,6 +3,7 @@ queues, run until idle through the real worker, eager mode, and the dispatch ass
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -11,6 +12,7 @@ from typing import Any
 import pytest
 
 import asynctasq.config as config_module
+import asynctasq.core.sync as sync_dispatch
 from asynctasq import task
 from asynctasq.config import get_config, set_global_config
 from asynctasq.core.task import Task
@@ -360,3 +362,29 @@ def test_a_finished_block_leaves_nothing_behind_in_the_process() -> None:
         assert queues.namespace in memory_module._shared
     for shared in (memory_module._shared, memory_module._shared_lifecycle):
         assert queues.namespace not in shared
+
+
+@task(queue="mail")
+def sync_child(n: int) -> None:
+    runs.append(f"child {n}")
+
+
+@task(queue="mail")
+def sync_parent(n: int) -> None:
+    runs.append(f"parent {n}")
+    sync_child(n + 1).dispatch_sync()
+    runs.append(f"parent {n} done")
+
+
+async def test_eager_mode_runs_what_a_sync_task_dispatches_with_dispatch_sync() -> None:
+    # The nested dispatch goes through the sync dispatch thread, which carries the caller's
+    # context: the eager loop already running takes it, not a second one on that thread.
+    try:
+        with memory_queues(eager=True) as queues:
+            await sync_parent(1).dispatch()
+            assert [o.state for o in queues.outcomes] == ["succeeded", "succeeded"]
+    finally:
+        await asyncio.to_thread(sync_dispatch.close)
+    # Queued by the parent and run after it, as any dispatch from a running task is; a
+    # second eager run on the dispatch thread would have run it inside dispatch_sync().
+    assert runs == ["parent 1", "parent 1 done", "child 2"]
