@@ -143,11 +143,24 @@ def test_test_queues_opened_before_the_lifespan_keep_the_dispatches(database: st
 
 
 def test_a_yield_dependency_of_function_scope_can_take_dispatch(
-    memory: tuple[dict[str, Any], MemoryDriver],
+    memory: tuple[dict[str, Any], MemoryDriver], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     settings, driver = memory
     with TestClient(fastapi_app.create_service_app(settings)) as client:
         assert client.post("/signup", params={"address": "ada"}).status_code == 200
+    assert addresses(driver) == ["ada"]
+
+    # Through the service too, the queueing happens before the response: its error is the
+    # request's.
+    import asynctasq_fastapi.dependency as dependency_module
+
+    async def broker_down(tasks: Any) -> list[Any]:
+        raise ConnectionError("broker down")
+
+    monkeypatch.setattr(dependency_module, "dispatch_many", broker_down)
+    app = fastapi_app.create_service_app(settings)
+    with TestClient(app, raise_server_exceptions=False) as client:
+        assert client.post("/signup", params={"address": "bob"}).status_code == 500
     assert addresses(driver) == ["ada"]
 
 

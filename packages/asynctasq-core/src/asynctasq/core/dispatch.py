@@ -191,7 +191,10 @@ async def dispatch(
             task._task_id = holder
             return TaskId(holder, driver)
     try:
-        await _enqueue(driver, connection, [message], tracked, single=True)
+        if connection is None and not tracked:
+            await driver.enqueue(message)  # the common case, without a coroutine more
+        else:
+            await _enqueue(driver, connection, [message], tracked, single=True)
     except BaseException:
         if store is not None and claim is not None:
             await unique.release_all(store, [(claim[0], message.task_id)])

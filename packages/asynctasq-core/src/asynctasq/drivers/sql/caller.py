@@ -1,5 +1,7 @@
-"""The caller's SQLAlchemy objects for ``dispatch(connection=...)``, reduced to the database
-client's own connection in the caller's transaction; the SQL drivers then check that client.
+"""The caller's connection for ``dispatch(connection=...)``: the database client's own
+connection, or SQLAlchemy's async objects on that client, reduced to it in the caller's
+transaction. Each SQL driver describes its client once (`CallerClient`); the unwrapping,
+the checks and the errors that name what to pass are here.
 
 SQLAlchemy is never imported here: an object can only be one of its sessions if the caller
 imported it already, so its classes are looked up in ``sys.modules``.
@@ -8,13 +10,70 @@ imported it already, so its classes are looked up in ``sys.modules``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 
-async def sqlalchemy_async(connection: object) -> Any | None:
-    """The ``AsyncConnection`` behind a SQLAlchemy ``AsyncSession`` or ``AsyncConnection``
-    (a session's transaction is begun if it has none yet, as any statement would), or None
-    when `connection` is neither."""
+@dataclass(frozen=True, slots=True)
+class CallerClient:
+    """How one SQL driver queues through the caller's connection.
+
+    Attributes:
+        driver: The driver's name, for errors (``postgres``).
+        client: The database client's name (``asyncpg``).
+        scheme: SQLAlchemy's URL scheme for that client (``postgresql+asyncpg``).
+        accepts: The client's connection types.
+        join: Called with the SQLAlchemy ``AsyncConnection`` and the client's connection
+            under it: makes sure what the driver runs next joins the caller's transaction.
+    """
+
+    driver: str
+    client: str
+    scheme: str
+    accepts: tuple[type, ...]
+    join: Callable[[Any, Any], Awaitable[None]]
+
+    @property
+    def what_to_pass(self) -> str:
+        return (
+            f"pass an {self.client} connection, or a SQLAlchemy AsyncSession or "
+            f"AsyncConnection on {self.scheme}"
+        )
+
+
+async def caller_client(connection: object, spec: CallerClient) -> Any:
+    """The client connection of `spec` behind `connection`, in the caller's transaction.
+
+    Args:
+        connection: A connection of the client (plain or from a pool), a SQLAlchemy
+            ``AsyncSession`` (its transaction is begun if it has none yet, as any statement
+            would) or ``AsyncConnection`` on that client.
+
+    Raises:
+        TypeError: anything else, including SQLAlchemy's sync ``Session`` and
+            ``Connection`` (they do not run on the async client), or an engine on another
+            client; the message says what to pass.
+    """
+    if isinstance(connection, spec.accepts):
+        return connection
+    sa_connection = await _sqlalchemy_async(connection)
+    if sa_connection is None:
+        raise _refusal(connection, spec)
+    client = (await sa_connection.get_raw_connection()).driver_connection
+    if not isinstance(client, spec.accepts):
+        raise TypeError(
+            "dispatch(connection=...) got a SQLAlchemy connection on "
+            f"{type(client).__module__}, not {spec.client}: create the engine with a "
+            f"{spec.scheme}:// URL"
+        )
+    await spec.join(sa_connection, client)
+    return client
+
+
+async def _sqlalchemy_async(connection: object) -> Any | None:
+    """The ``AsyncConnection`` behind a SQLAlchemy ``AsyncSession`` or ``AsyncConnection``,
+    or None when `connection` is neither."""
     sa_async: Any = sys.modules.get("sqlalchemy.ext.asyncio")
     if sa_async is None:
         return None
@@ -25,22 +84,7 @@ async def sqlalchemy_async(connection: object) -> Any | None:
     return None
 
 
-async def driver_connection(connection: Any) -> Any:
-    """The database client's connection under a SQLAlchemy ``AsyncConnection``."""
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
-
-
-def other_client(client: object, wanted: str, scheme: str) -> TypeError:
-    """The error for a SQLAlchemy connection whose database client is not `wanted`."""
-    return TypeError(
-        f"dispatch(connection=...) got a SQLAlchemy connection on {type(client).__module__}, "
-        f"not {wanted}: create the engine with a {scheme}:// URL"
-    )
-
-
-def is_sqlalchemy_sync(connection: object) -> bool:
-    """Whether `connection` is a sync SQLAlchemy ``Session`` or ``Connection``."""
+def _is_sqlalchemy_sync(connection: object) -> bool:
     orm: Any = sys.modules.get("sqlalchemy.orm")
     engine: Any = sys.modules.get("sqlalchemy.engine")
     return (orm is not None and isinstance(connection, orm.Session)) or (
@@ -48,26 +92,19 @@ def is_sqlalchemy_sync(connection: object) -> bool:
     )
 
 
-def refusal(connection: object, driver: str, what_to_pass: str) -> TypeError:
-    """The error for an object `driver` cannot queue through; it names what to pass."""
-    if is_sqlalchemy_sync(connection):
+def _refusal(connection: object, spec: CallerClient) -> TypeError:
+    if _is_sqlalchemy_sync(connection):
         return TypeError(
             f"dispatch(connection=...) got a sync SQLAlchemy {type(connection).__name__}: the "
-            f"{driver} driver queues through an async client, which a sync session does not "
-            f"use: {what_to_pass}, or from sync code use "
+            f"{spec.driver} driver queues through an async client, which a sync session "
+            f"does not use: {spec.what_to_pass}, or from sync code use "
             "asynctasq_orm_sqlalchemy.dispatch_after_commit(session, task)"
         )
     return TypeError(
         f"dispatch(connection=...) got {type(connection).__module__}."
-        f"{type(connection).__qualname__}, which the {driver} driver cannot queue through: "
-        f"{what_to_pass}"
+        f"{type(connection).__qualname__}, which the {spec.driver} driver cannot queue "
+        f"through: {spec.what_to_pass}"
     )
 
 
-__all__ = [
-    "driver_connection",
-    "is_sqlalchemy_sync",
-    "other_client",
-    "refusal",
-    "sqlalchemy_async",
-]
+__all__ = ["CallerClient", "caller_client"]
