@@ -449,6 +449,11 @@ class Worker:
                     assert self._leases is not None
                     self._leases.track(delivery, delivery.visibility_timeout)
                     self._waiting.append(delivery)
+            if len(deliveries) < free:
+                # A short batch: the queues ran dry and this worker waits for work, so what
+                # counts is how soon a task starts. Its task runs first; the next fetch would
+                # otherwise set up its wait before the task's first line.
+                await asyncio.sleep(0)
 
     def _start(self, delivery: Delivery, loop: asyncio.AbstractEventLoop) -> None:
         task = loop.create_task(self._process(delivery))
