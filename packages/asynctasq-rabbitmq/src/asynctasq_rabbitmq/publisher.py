@@ -88,17 +88,23 @@ class Publisher:
         self._channel = channel
         self._timeout = timeout
         self._pause = pause
+        self._ready: dict[str, Target] = {}  # per queue: the same for every ready message
 
     def target(self, queue: str, delay: float) -> Target:
         """Where a message for `queue`, ready after `delay` seconds, is published."""
         topology = self._topology
         units = delays.delay_units(delay)
         if units == 0:
+            ready = self._ready.get(queue)
+            if ready is None:
 
-            async def ensure_ready(channel: AbstractChannel) -> None:
-                await topology.ensure_work_queue(channel, queue)
+                async def ensure_ready(channel: AbstractChannel) -> None:
+                    await topology.ensure_work_queue(channel, queue)
 
-            return Target(queue, ensure_ready, topology.exchange, topology.work_queue(queue))
+                ready = Target(queue, ensure_ready, topology.exchange, topology.work_queue(queue))
+                if len(self._ready) < 1024:  # bounded: queue names come from callers
+                    self._ready[queue] = ready
+            return ready
         level = delays.top_level(units)
 
         async def ensure_delayed(channel: AbstractChannel) -> None:

@@ -60,6 +60,7 @@ from asynctasq.core.task import BaseTask
 from asynctasq.core.timing import epoch
 from asynctasq.errors import MalformedMessageError
 from asynctasq.serializer import from_wire, from_wire_async, to_wire_with_info
+from asynctasq.serializer.encode import is_plain
 
 VERSION = 2
 """The envelope version this worker writes (see `READS` for those it reads)."""
@@ -102,12 +103,18 @@ def encode(
         names = function.positional_names
         args = []
         for i, value in enumerate(task.args):
+            if is_plain(value):  # JSON already: nothing to convert, no error to name
+                args.append(value)
+                continue
             name = names[i] if i < len(names) else f"*args[{i - len(names)}]"
             wire, refs = to_wire_with_info(value, path=f"argument {name!r} of {function.name}")
             uses_async |= refs
             args.append(wire)
         kwargs = {}
         for key, value in task.kwargs.items():
+            if is_plain(value):
+                kwargs[key] = value
+                continue
             wire, refs = to_wire_with_info(value, path=f"argument {key!r} of {function.name}")
             uses_async |= refs
             kwargs[key] = wire

@@ -288,6 +288,11 @@ def _unsupported_reason(x: object) -> str:
     )
 
 
+is_plain = _is_plain
+"""Whether a value is JSON-native already: `to_wire` returns it as it is and no hook sees it,
+so a caller can skip building the path an error would name."""
+
+
 def to_wire(value: Any, path: str = "value") -> Any:
     """Turn ``value`` into a JSON-native tree that `from_wire` turns back into an equal value.
 
