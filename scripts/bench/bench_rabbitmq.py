@@ -15,9 +15,10 @@ process running 10 tasks at once.
   ``noop.send()`` / ``noop.delay()``), plus AsyncTasQ's ``dispatch_many`` (1,000 per call);
 * drain: 20,000 no-op tasks queued before one worker process starts; timed from the first
   delivery until the queue holds no ready message;
-* latency: with an idle worker subscribed, from just before dispatch until the task starts in
-  the worker process (``time.monotonic()``, system-wide on Linux), 200 samples after 20
-  warm-ups.
+* latency: with every framework's worker idle and subscribed at once, from just before
+  dispatch until the task starts in the worker process (``time.monotonic()``, system-wide on
+  Linux), 200 samples after 20 warm-ups; the frameworks take turns probe by probe (the order
+  rotating each round), so they share whatever the host does meanwhile.
 
 Each scenario runs ``--repeats`` times (default 3), frameworks interleaved; the table shows
 medians. Queues and exchanges are deleted before and after.
@@ -169,15 +170,18 @@ def client(send_noop, send_probe):
         for _ in range(n):
             send_noop()
     elif mode == "latency":
-        path = sys.argv[3]
-        for i in range(n):
+        # One probe per line read from stdin, answered "ok" once it started in the worker:
+        # the benchmark takes turns between the frameworks, probe by probe.
+        path, i = sys.argv[3], 0
+        while sys.stdin.readline():
             send_probe(time.monotonic(), path)
             deadline = time.monotonic() + 10
             while lines(path) <= i:
                 if time.monotonic() > deadline:
                     sys.exit("no start reported within 10 s")
                 time.sleep(0.0005)
-            time.sleep(0.005)
+            i += 1
+            print("ok", flush=True)
 """
 
 _DRAMATIQ = (
@@ -426,23 +430,46 @@ async def drain(broker: Broker, framework: str) -> float:
     return DRAIN_N / elapsed
 
 
-async def latency(broker: Broker, framework: str, tmp: Path) -> list[float]:
-    _, queue = queues_of(framework)
-    path = tmp / f"latency-{framework}-{time.monotonic_ns()}"
-    worker = spawn_worker(framework, queue)
+async def latencies(broker: Broker, tmp: Path) -> dict[str, list[float]]:
+    """Dispatch-to-start latencies of every framework, measured in turns: all workers idle
+    and subscribed at once, one probe per framework per round (the order rotating each
+    round), so a change in the shared host's speed reaches every framework alike."""
+    paths = {f: tmp / f"latency-{f}-{time.monotonic_ns()}" for f in FRAMEWORKS}
+    workers = [spawn_worker(f, queues_of(f)[1]) for f in FRAMEWORKS]
+    clients: dict[str, asyncio.subprocess.Process] = {}
     try:
-        await broker.wait_for(queue, lambda _, consumers: consumers >= 1)
+        for framework in FRAMEWORKS:
+            await broker.wait_for(queues_of(framework)[1], lambda _, consumers: consumers >= 1)
+        for framework in FRAMEWORKS:
+            if framework not in OURS:
+                clients[framework] = await asyncio.create_subprocess_exec(
+                    ensure_venv(framework), BENCH_DIR / f"{framework}_bench.py", "latency", "0",
+                    str(paths[framework]), cwd=BENCH_DIR, env=framework_env(framework),
+                    stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                )  # fmt: skip
         await asyncio.sleep(0.5)  # start-up work after subscribing is over
-        total = LATENCY_N + WARM_UP
-        if framework in OURS:
-            await _latency_here(tasks_of(framework)[1], str(path), total)
-        else:
-            await asyncio.to_thread(run_client, framework, "latency", str(total), str(path))
+        order = list(FRAMEWORKS)
+        for i in range(LATENCY_N + WARM_UP):
+            for framework in order:
+                client = clients.get(framework)
+                if client is None:
+                    await _probe_here(tasks_of(framework)[1], str(paths[framework]), i)
+                else:
+                    await _probe_there(client)
+                await asyncio.sleep(0.005)
+            order.append(order.pop(0))
     finally:
-        stop(worker)
-    values = [float(line) for line in path.read_text().split()]
-    path.unlink()
-    return values[WARM_UP:]
+        for client in clients.values():
+            if client.stdin is not None:
+                client.stdin.close()
+            await client.wait()
+        for worker in workers:
+            stop(worker)
+    results = {}
+    for framework, path in paths.items():
+        results[framework] = [float(line) for line in path.read_text().split()][WARM_UP:]
+        path.unlink()
+    return results
 
 
 def _count_lines(path: str) -> int:
@@ -453,17 +480,24 @@ def _count_lines(path: str) -> int:
         return 0
 
 
-async def _latency_here(
-    probe_task: TaskFunction[[float, str], None], path: str, total: int
-) -> None:
-    for i in range(total):
-        await probe_task(time.monotonic(), path).dispatch()
-        deadline = time.monotonic() + 10
-        while _count_lines(path) <= i:
-            if time.monotonic() > deadline:
-                raise RuntimeError("no start reported within 10 s")
-            await asyncio.sleep(0.0005)
-        await asyncio.sleep(0.005)
+async def _probe_here(probe_task: TaskFunction[[float, str], None], path: str, i: int) -> None:
+    """Dispatch probe `i` from this process; return once it started in the worker."""
+    await probe_task(time.monotonic(), path).dispatch()
+    deadline = time.monotonic() + 10
+    while _count_lines(path) <= i:
+        if time.monotonic() > deadline:
+            raise RuntimeError("no start reported within 10 s")
+        await asyncio.sleep(0.0005)
+
+
+async def _probe_there(client: asyncio.subprocess.Process) -> None:
+    """Have a peer's client process send one probe; return once it started in the worker."""
+    assert client.stdin is not None and client.stdout is not None
+    client.stdin.write(b"probe\n")
+    await client.stdin.drain()
+    answer = await asyncio.wait_for(client.stdout.readline(), 15)
+    if answer != b"ok\n":
+        raise RuntimeError(f"a peer's latency client stopped: {answer!r}")
 
 
 def pct(values: list[float], q: float) -> float:
@@ -500,11 +534,10 @@ async def bench() -> Results:
             for framework in FRAMEWORKS:
                 keep(framework, "drain", await drain(broker, framework))
                 await broker.clean()
-            for framework in FRAMEWORKS:
-                values = await latency(broker, framework, tmp)
+            for framework, values in (await latencies(broker, tmp)).items():
                 keep(framework, "p50", pct(values, 0.5) * 1000)
                 keep(framework, "p99", pct(values, 0.99) * 1000)
-                await broker.clean()
+            await broker.clean()
     finally:
         await broker.clean()
         await broker.close()
@@ -617,10 +650,13 @@ def write_report(text: str) -> None:
               {CONCURRENCY}`. Timed from the first delivery until the queue has no ready
               message (at most one prefetch window of tasks still running, under 0.2 % of
               the run).
-            * **latency**: with the worker idle and subscribed, time from just before the
-              dispatch call until the task starts in the worker process, {LATENCY_N} samples
-              after {WARM_UP} warm-ups; both ends read `time.monotonic()` (system-wide on
-              Linux).
+            * **latency**: with every framework's worker idle and subscribed at once, time
+              from just before the dispatch call until the task starts in the worker
+              process, {LATENCY_N} samples after {WARM_UP} warm-ups; both ends read
+              `time.monotonic()` (system-wide on Linux). The frameworks take turns probe by
+              probe, the order rotating each round, so a change in the shared host's speed
+              reaches all of them alike (measured one framework after another, the medians
+              of one framework moved by up to 0.3 ms between runs minutes apart here).
             """
         ).replace("{table}", text)
     )
