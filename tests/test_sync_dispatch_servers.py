@@ -15,7 +15,10 @@ from tests.servers import configured_as, drop, section
 
 from asynctasq import task
 from asynctasq.core import sync
+from asynctasq.core.results import TaskId
 from asynctasq.drivers.connections import close_drivers
+from asynctasq.errors import ResultTimeoutError
+from asynctasq.lifecycle.control import CancelOutcome
 from asynctasq.worker import Worker
 
 pytestmark = pytest.mark.slow
@@ -95,3 +98,38 @@ def test_an_id_from_a_sync_dispatch_works_on_any_event_loop(server: str) -> None
     assert getattr(queued, "state", None) == "queued"
     assert getattr(done, "state", None) == "succeeded"
     assert value == 42
+
+
+@task(queue="sync-servers", track=True)
+async def never_runs() -> None:
+    raise AssertionError("cancelled while queued: must not run")
+
+
+def test_sync_code_waits_for_the_result_reads_the_status_and_cancels(server: str) -> None:
+    task_id = doubled(21).dispatch_sync(timeout=60)
+    cancelled = never_runs().dispatch_sync(timeout=60)
+    assert getattr(task_id.status_sync(), "state", None) == "queued"
+    with pytest.raises(ResultTimeoutError):
+        task_id.result_sync(timeout=0.3)  # no worker yet
+    assert cancelled.cancel_sync() == CancelOutcome.REQUESTED
+
+    async def drain() -> None:
+        try:
+            worker = Worker(queues=["sync-servers"], burst=True, install_signal_handlers=False)
+            await worker.run()
+        finally:
+            await close_drivers()
+
+    asyncio.run(drain())
+    assert task_id.result_sync(timeout=10) == 42
+    assert getattr(task_id.status_sync(), "state", None) == "succeeded"
+    assert getattr(cancelled.status_sync(), "state", None) == "cancelled"
+    assert task_id.cancel_sync() == CancelOutcome.ALREADY_FINISHED
+
+
+async def test_the_sync_waits_are_refused_inside_a_running_loop_naming_the_await() -> None:
+    task_id = TaskId[int]("00000000-0000-4000-8000-000000000000")
+    with pytest.raises(RuntimeError, match=r"await task_id\.result\(\)"):
+        task_id.result_sync(timeout=1)
+    with pytest.raises(RuntimeError, match=r"await task_id\.status\(\)"):
+        task_id.status_sync()

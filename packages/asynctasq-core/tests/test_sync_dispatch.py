@@ -3,6 +3,7 @@ stopped at exit. (Against Redis and PostgreSQL: tests/test_sync_dispatch_servers
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ from asynctasq import task
 from asynctasq.config import set_global_config
 from asynctasq.core import sync
 from asynctasq.core.sync import dispatch_many_sync, dispatch_thread
+from asynctasq.drivers.base import OutgoingMessage
 from asynctasq.testing import MemoryDriver, decode_message
 
 
@@ -135,3 +137,36 @@ def test_the_loop_thread_stops_at_interpreter_exit(tmp_path: object) -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["id 36", "threads False closed ['asynctasq-dispatch']"]
     assert proc.stderr == ""
+
+
+class _Stuck(MemoryDriver):
+    """Enqueue hangs (a broker that stopped answering)."""
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        await asyncio.sleep(5)
+
+
+class _Refusing(MemoryDriver):
+    """Enqueue fails with a TimeoutError of its own (a client's request timeout)."""
+
+    async def enqueue(self, message: OutgoingMessage) -> None:
+        raise TimeoutError("the broker's own timeout")
+
+
+@task(queue="sync", driver=_Stuck(namespace="sync-stuck"))
+async def stuck() -> None:
+    return None
+
+
+@task(queue="sync", driver=_Refusing(namespace="sync-refusing"))
+async def refused() -> None:
+    return None
+
+
+def test_a_wait_that_runs_out_and_a_timeout_of_the_call_are_told_apart(
+    memory: MemoryDriver,
+) -> None:
+    with pytest.raises(TimeoutError, match=r"did not finish within 0\.2 s"):
+        stuck().dispatch_sync(timeout=0.2)
+    with pytest.raises(TimeoutError, match="the broker's own timeout"):
+        refused().dispatch_sync(timeout=5)

@@ -109,7 +109,8 @@ class TaskId(str, Generic[T]):
     ``await task_id.result(timeout=10)`` is `result` on the driver the task went to, typed
     as what the task returns (``TaskId[int]`` for a task returning ``int``);
     ``await task_id.status()`` and ``await task_id.cancel()`` are `asynctasq.status` and
-    `asynctasq.cancel` there.
+    `asynctasq.cancel` there. From sync code, ``result_sync``, ``status_sync`` and
+    ``cancel_sync`` do the same on the sync dispatch loop (`asynctasq.core.sync`).
     """
 
     _driver: str | Driver | None
@@ -138,6 +139,29 @@ class TaskId(str, Generic[T]):
         from asynctasq.lifecycle.control import cancel
 
         return await cancel(str(self), driver=self._driver)
+
+    def result_sync(self, timeout: float | None = None) -> T:
+        """`result` from sync code (a Flask view, a script): blocks this thread, not a loop.
+
+        Raises:
+            RuntimeError: called from a running event loop (``await task_id.result()``).
+            ResultTimeoutError: no result within `timeout` seconds.
+        """
+        from asynctasq.core.sync import run_sync
+
+        return run_sync(self.result(timeout), "result_sync()", "`await task_id.result()`")
+
+    def status_sync(self) -> TaskStatus | None:
+        """`status` from sync code."""
+        from asynctasq.core.sync import run_sync
+
+        return run_sync(self.status(), "status_sync()", "`await task_id.status()`")
+
+    def cancel_sync(self) -> CancelOutcome:
+        """`cancel` from sync code."""
+        from asynctasq.core.sync import run_sync
+
+        return run_sync(self.cancel(), "cancel_sync()", "`await task_id.cancel()`")
 
 
 __all__ = ["TaskId", "result"]

@@ -83,10 +83,16 @@ class _LoopThread:
         """Run `coroutine` on the loop and wait for its result (at most `timeout` seconds)."""
         future = asyncio.run_coroutine_threadsafe(coroutine, self._ensure())
         try:
-            return future.result(timeout)
-        except concurrent.futures.TimeoutError:
+            # Waited for apart from its outcome: a TimeoutError the coroutine raises itself
+            # (a result not there in time) is its own, not this wait running out.
+            concurrent.futures.wait([future], timeout)
+        except BaseException:  # KeyboardInterrupt while waiting: the call stops there too
             future.cancel()
-            raise TimeoutError(f"the dispatch did not finish within {timeout} s") from None
+            raise
+        if not future.done():
+            future.cancel()
+            raise TimeoutError(f"the dispatch did not finish within {timeout} s")
+        return future.result()
 
     def stop(self) -> None:
         """Close the drivers the loop built, then stop the loop and its thread."""
@@ -141,6 +147,18 @@ def dispatch_sync(task: BaseTask[T], *, timeout: float | None = None) -> TaskId[
     return _portable(_runner.run(dispatch(task), timeout), task)
 
 
+def run_sync(coroutine: Coroutine[Any, Any, T], method: str, instead: str) -> T:
+    """Run `coroutine` (a task id's wait, status or cancel) on the sync dispatch loop and
+    return what it returns; refused from a running loop (`method`: what was called,
+    `instead`: what to await there)."""
+    try:
+        _refuse_in_loop(method, instead)
+    except RuntimeError:
+        coroutine.close()  # never awaited: no "was never awaited" warning on top
+        raise
+    return _runner.run(coroutine, None)
+
+
 def _portable(task_id: TaskId[T], task: BaseTask[Any]) -> TaskId[T]:
     """`task_id` naming the task's driver as the task does (a name, or None for the
     configured one) rather than by the instance built on the dispatch loop, whose
@@ -184,4 +202,4 @@ def close() -> None:
     _runner.stop()
 
 
-__all__ = ["close", "dispatch_many_sync", "dispatch_sync", "dispatch_thread"]
+__all__ = ["close", "dispatch_many_sync", "dispatch_sync", "dispatch_thread", "run_sync"]
