@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -32,6 +33,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from scripts.bench import procstat
 from scripts.bench.peers.contenders import PEER_PACKAGES, PEER_PYTHON
@@ -319,10 +321,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--only", help="comma-separated frameworks or framework/broker names: "
                         + ", ".join(c.name for c in contenders()))  # fmt: skip
     parser.add_argument("--no-write", action="store_true", help="print only")
+    parser.add_argument("--report", action="store_true", help="write the page and chart again "
+                        "from the last run's numbers (docs/benchmarks/scaling.json), running "
+                        "nothing")  # fmt: skip
     parser.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="a setting for AsyncTasQ's workers (e.g. worker.prefetch=10), to "
                         "try a tuning; a run with it does not write the page")  # fmt: skip
     args = parser.parse_args(argv)
+    if args.report:
+        report_again(scaling_report)
+        return
     if args.set:
         args.no_write = True
     counts = [int(n) for n in args.processes.split(",")]
@@ -362,7 +370,7 @@ def main(argv: list[str] | None = None) -> None:
     medians = {
         name: {n: median_sample(s) for n, s in by_n.items() if s} for name, by_n in results.items()
     }
-    print(scaling_report.summary(chosen, medians))
+    print(scaling_report.summary(chosen, medians, results))
     print(scaling_report.table(chosen, medians))
     if not args.no_write:
         given = argv if argv is not None else sys.argv[1:]
@@ -372,6 +380,22 @@ def main(argv: list[str] | None = None) -> None:
         scaling_report.write(chosen, medians, results, sizes, repeats, command)
         print(f"scaling: wrote {scaling_report.PAGE} and {scaling_report.ASSETS}", flush=True)
     reset_all(chosen)
+
+
+def report_again(scaling_report: Any) -> None:
+    """Write the page, chart and numbers again from the saved numbers of the last run."""
+    saved = json.loads((scaling_report.ASSETS / "scaling.json").read_text())
+    results = {
+        name: {int(n): [Sample(**sample) for sample in samples] for n, samples in by_n.items()}
+        for name, by_n in saved["runs"].items()
+    }
+    chosen = [c for c in contenders() if c.name in results]
+    medians = {
+        name: {n: median_sample(s) for n, s in by_n.items() if s} for name, by_n in results.items()
+    }
+    command = saved.get("command", "make bench")
+    scaling_report.write(chosen, medians, results, saved["tasks"], saved["repeats"], command)
+    print(f"scaling: wrote {scaling_report.PAGE} and {scaling_report.ASSETS} again", flush=True)
 
 
 def reset_all(chosen: list[Contender]) -> None:

@@ -21,17 +21,28 @@ CHART = "scaling.png"
 START, END = "<!-- bench:scaling:start -->", "<!-- bench:scaling:end -->"
 
 
-def summary(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) -> str:
+def summary(
+    contenders: list[Contender],
+    medians: dict[str, dict[int, Sample]],
+    runs: dict[str, dict[int, list[Sample]]] | None = None,
+) -> str:
     """One row per contender: tasks/s at each process count, then the efficiency at each
-    count above one (rate at N / (N x rate at 1))."""
+    count above one (rate at N / (N x rate at 1)); with `runs`, also the speed-up at 2
+    processes in each run, where 1 and 2 processes ran minutes apart (the medians of a
+    column may come from different runs, on a host whose speed drifts between them)."""
     counts = sorted({n for by_n in medians.values() for n in by_n})
     more = [n for n in counts if n > 1]
+    paired = runs is not None and 1 in counts and 2 in counts
     head = (
         ["framework", "broker"]
         + [f"tasks/s, {n} process{'es' if n > 1 else ''}" for n in counts]
         + [f"efficiency at {n}" for n in more]
+        + (["2 vs 1, each run"] if paired else [])
     )
-    rows = ["| " + " | ".join(head) + " |", "|---|---|" + "--:|" * (len(counts) + len(more))]
+    rows = [
+        "| " + " | ".join(head) + " |",
+        "|---|---|" + "--:|" * (len(counts) + len(more)) + ("--:|" if paired else ""),
+    ]
     for c in contenders:
         by_n = medians.get(c.name, {})
         if not by_n:
@@ -41,9 +52,18 @@ def summary(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) 
         efficiency = [
             f"{by_n[n].rate / (n * one.rate):.0%}" if one and n in by_n else "-" for n in more
         ]
+        each = [_each_run(runs.get(c.name, {}))] if runs is not None and paired else []
         name = f"**{c.framework}**" if c.ours else c.framework
-        rows.append("| " + " | ".join([name, c.broker, *rates, *efficiency]) + " |")
+        rows.append("| " + " | ".join([name, c.broker, *rates, *efficiency, *each]) + " |")
     return "\n".join(rows)
+
+
+def _each_run(by_n: dict[int, list[Sample]]) -> str:
+    """Rate at 2 / rate at 1 of each run ("-" when a drain of a run failed: unpaired)."""
+    ones, twos = by_n.get(1, []), by_n.get(2, [])
+    if not ones or len(ones) != len(twos):
+        return "-"
+    return ", ".join(f"{two.rate / one.rate:.2f}x" for one, two in zip(ones, twos, strict=True))
 
 
 def table(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) -> str:
@@ -139,6 +159,7 @@ def _sizes(contenders: list[Contender], sizes: dict[str, int]) -> str:
 def section(
     contenders: list[Contender],
     medians: dict[str, dict[int, Sample]],
+    runs: dict[str, dict[int, list[Sample]]],
     sizes: dict[str, int],
     repeats: int,
     command: str,
@@ -157,7 +178,7 @@ How each one runs N processes:
 
 {how}
 
-{summary(ran, medians)}
+{summary(ran, medians, runs)}
 
 Per process count, with where the CPU went:
 
@@ -185,13 +206,13 @@ def write(
         for name, by_n in runs.items()
     }
     (ASSETS / "scaling.json").write_text(
-        json.dumps({"tasks": sizes, "repeats": repeats, "runs": raw}, indent=1) + "\n"
+        json.dumps({"command": command, "tasks": sizes, "repeats": repeats, "runs": raw}, indent=1)
+        + "\n"
     )
     text = PAGE.read_text()
     if START not in text:
         raise RuntimeError(f"{PAGE} has no {START} marker: add the scaling section first")
     head, rest = text.split(START, 1)
     _, tail = rest.split(END, 1)
-    PAGE.write_text(
-        head + START + "\n" + section(contenders, medians, sizes, repeats, command) + END + tail
-    )
+    body = section(contenders, medians, runs, sizes, repeats, command)
+    PAGE.write_text(head + START + "\n" + body + END + tail)
