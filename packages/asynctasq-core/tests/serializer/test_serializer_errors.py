@@ -137,6 +137,19 @@ def test_circular_structures_fail_cleanly() -> None:
         to_wire(loop)
 
 
+async def test_a_circular_argument_fails_the_dispatch_naming_the_argument() -> None:
+    from asynctasq import task
+
+    @task(queue="errors")
+    async def takes(items: list[Any], label: str) -> None:
+        return None
+
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError, match="argument 'items' of .*contains itself"):
+        await takes(loop, "plain").dispatch()
+
+
 def test_nesting_beyond_orjson_limit_is_a_serialization_error() -> None:
     deep: Any = 1
     for _ in range(300):

@@ -60,7 +60,7 @@ from asynctasq.core.task import BaseTask
 from asynctasq.core.timing import epoch
 from asynctasq.errors import MalformedMessageError
 from asynctasq.serializer import from_wire, from_wire_async, to_wire_with_info
-from asynctasq.serializer.encode import is_plain
+from asynctasq.serializer.encode import is_plain_scalar
 
 VERSION = 2
 """The envelope version this worker writes (see `READS` for those it reads)."""
@@ -103,7 +103,7 @@ def encode(
         names = function.positional_names
         args = []
         for i, value in enumerate(task.args):
-            if is_plain(value):  # JSON already: nothing to convert, no error to name
+            if is_plain_scalar(value):  # nothing to convert, no error to name
                 args.append(value)
                 continue
             name = names[i] if i < len(names) else f"*args[{i - len(names)}]"
@@ -112,7 +112,7 @@ def encode(
             args.append(wire)
         kwargs = {}
         for key, value in task.kwargs.items():
-            if is_plain(value):
+            if is_plain_scalar(value):
                 kwargs[key] = value
                 continue
             wire, refs = to_wire_with_info(value, path=f"argument {key!r} of {function.name}")

@@ -288,9 +288,22 @@ def _unsupported_reason(x: object) -> str:
     )
 
 
-is_plain = _is_plain
-"""Whether a value is JSON-native already: `to_wire` returns it as it is and no hook sees it,
-so a caller can skip building the path an error would name."""
+def is_plain_scalar(value: Any) -> bool:
+    """A JSON scalar `to_wire` returns as it is, no hook seeing it (str, bool, None, a 64-bit
+    int, a finite float): a caller can skip the call and the path an error would name.
+    Containers are not looked into here: `to_wire` scans them once, and names what is wrong
+    in one nested too deeply."""
+    t = type(value)
+    if t is str or t is bool or value is None:
+        return True
+    ok: bool
+    if t is int:
+        ok = _MIN <= value <= _MAX
+        return ok
+    if t is float:
+        ok = value - value == 0.0  # False for nan and ±inf only
+        return ok
+    return False
 
 
 def to_wire(value: Any, path: str = "value") -> Any:
