@@ -5,10 +5,12 @@ by a real worker)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from tests.servers import configured_as, drop, section
@@ -22,6 +24,8 @@ from asynctasq.lifecycle.control import CancelOutcome
 from asynctasq.worker import Worker
 
 pytestmark = pytest.mark.slow
+
+T = TypeVar("T")
 
 THREADS, PER_THREAD = 16, 50
 arrived: Counter[int] = Counter()
@@ -133,3 +137,26 @@ async def test_the_sync_waits_are_refused_inside_a_running_loop_naming_the_await
         task_id.result_sync(timeout=1)
     with pytest.raises(RuntimeError, match=r"await task_id\.status\(\)"):
         task_id.status_sync()
+
+
+def test_an_id_from_an_async_dispatch_waits_from_sync_code(server: str) -> None:
+    # An async view queues on its own loop; sync code (another thread) waits for the result:
+    # the id must not carry the view's connections onto the sync loop.
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+
+    def on_loop(coroutine: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coroutine, loop).result(60)
+
+    try:
+        task_id = on_loop(doubled(4).dispatch())
+        worker = Worker(queues=["sync-servers"], burst=True, install_signal_handlers=False)
+        on_loop(worker.run())
+        assert task_id.result_sync(timeout=10) == 8
+        assert getattr(task_id.status_sync(), "state", None) == "succeeded"
+    finally:
+        on_loop(close_drivers())
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()

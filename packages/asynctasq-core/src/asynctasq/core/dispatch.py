@@ -189,7 +189,7 @@ async def dispatch(
         holder = await store.claim(claim[0], message.task_id, claim[1])
         if holder is not None:  # queued or running already: this dispatch is that task
             task._task_id = holder
-            return TaskId(holder, driver)
+            return TaskId(holder, task._driver())
     try:
         if connection is None and not tracked:
             await driver.enqueue(message)  # the common case, without a coroutine more
@@ -206,7 +206,7 @@ async def dispatch(
         # The task is queued: a hook's error must not make a caller that retries on error
         # queue it twice.
         call_hooks(middleware, "after_enqueue", task, message, reverse=True)
-    return TaskId(message.task_id, driver)
+    return TaskId(message.task_id, task._driver())
 
 
 def _given_id(task_id: str) -> str:
@@ -286,9 +286,9 @@ async def dispatch_many(
         holder = holders.get(index)
         if holder is not None:  # its key is held: this task is that one
             task._task_id = holder
-            ids.append(TaskId(holder, group.driver))
+            ids.append(TaskId(holder, task._driver()))
             continue
-        ids.append(TaskId(message.task_id, group.driver))
+        ids.append(TaskId(message.task_id, task._driver()))
         queued.append((task, message))
         group.messages.append(message)
         if task._tracked:

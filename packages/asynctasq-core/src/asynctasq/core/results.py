@@ -113,6 +113,9 @@ class TaskId(str, Generic[T]):
     ``cancel_sync`` do the same on the sync dispatch loop (`asynctasq.core.sync`).
     """
 
+    # The driver as the task names it (a name, None for the configured one, or the instance
+    # the task was given), not the instance some event loop built: an id works on any loop,
+    # with that loop's connections (a sync dispatch's id in an async view, and back).
     _driver: str | Driver | None
     _asynctasq_plain_str = True  # the serializer sends it as the plain id
 

@@ -144,7 +144,7 @@ def dispatch_sync(task: BaseTask[T], *, timeout: float | None = None) -> TaskId[
     _refuse_in_loop("dispatch_sync()", "`await task.dispatch()`")
     from asynctasq.core.dispatch import dispatch
 
-    return _portable(_runner.run(dispatch(task), timeout), task)
+    return _runner.run(dispatch(task), timeout)
 
 
 def run_sync(coroutine: Coroutine[Any, Any, T], method: str, instead: str) -> T:
@@ -157,13 +157,6 @@ def run_sync(coroutine: Coroutine[Any, Any, T], method: str, instead: str) -> T:
         coroutine.close()  # never awaited: no "was never awaited" warning on top
         raise
     return _runner.run(coroutine, None)
-
-
-def _portable(task_id: TaskId[T], task: BaseTask[Any]) -> TaskId[T]:
-    """`task_id` naming the task's driver as the task does (a name, or None for the
-    configured one) rather than by the instance built on the dispatch loop, whose
-    connections belong to that loop: awaited on any loop, its methods use that loop's."""
-    return TaskId(str(task_id), task._driver())
 
 
 def dispatch_many_sync(
@@ -186,9 +179,7 @@ def dispatch_many_sync(
     _refuse_in_loop("dispatch_many_sync()", "`await asynctasq.dispatch_many(...)`")
     from asynctasq.core.dispatch import dispatch_many
 
-    batch = list(tasks)
-    ids = _runner.run(dispatch_many(batch), timeout)
-    return [_portable(task_id, task) for task_id, task in zip(ids, batch, strict=True)]
+    return _runner.run(dispatch_many(list(tasks)), timeout)
 
 
 def dispatch_thread() -> threading.Thread | None:
