@@ -7,15 +7,15 @@ from scripts.bench.scaling import Sample, contenders, median_sample
 from scripts.bench.scaling_report import summary
 
 
-def _sample(rate: float) -> Sample:
+def _sample(rate: float, run: int) -> Sample:
     return Sample(rate=rate, seconds=1.0, tasks=int(rate), worker_cpu=0.5, broker_cpu=0.1,
-                  host_busy=0.7)  # fmt: skip
+                  host_busy=0.7, run=run)  # fmt: skip
 
 
 def test_each_run_pairs_its_own_one_and_two_process_drains() -> None:
     ours = contenders()[0]
-    runs = {ours.name: {1: [_sample(100), _sample(200), _sample(150)],
-                        2: [_sample(160), _sample(260), _sample(300)]}}  # fmt: skip
+    runs = {ours.name: {1: [_sample(100, 0), _sample(200, 1), _sample(150, 2)],
+                        2: [_sample(160, 0), _sample(260, 1), _sample(300, 2)]}}  # fmt: skip
     medians = {ours.name: {n: median_sample(s) for n, s in runs[ours.name].items()}}
     text = summary([ours], medians, runs)
     row = next(line for line in text.splitlines() if ours.framework in line)
@@ -23,9 +23,11 @@ def test_each_run_pairs_its_own_one_and_two_process_drains() -> None:
     assert "| 150 | 260 | 87% | 1.60x, 1.30x, 2.00x |" in row
 
 
-def test_a_run_missing_a_drain_is_not_paired() -> None:
+def test_a_run_whose_drain_failed_is_left_out_not_paired_with_another() -> None:
     ours = contenders()[0]
-    runs = {ours.name: {1: [_sample(100), _sample(200)], 2: [_sample(160)]}}
+    # Run 0 lost its one-process drain and run 2 its two-process one: only run 1 pairs.
+    runs = {ours.name: {1: [_sample(200, 1), _sample(150, 2)],
+                        2: [_sample(160, 0), _sample(260, 1)]}}  # fmt: skip
     medians = {ours.name: {n: median_sample(s) for n, s in runs[ours.name].items()}}
     row = summary([ours], medians, runs).splitlines()[-1]
-    assert row.endswith("| - |")
+    assert row.endswith("| 1.30x |")

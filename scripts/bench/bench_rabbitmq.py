@@ -459,12 +459,16 @@ async def latencies(broker: Broker, tmp: Path) -> dict[str, list[float]]:
                 await asyncio.sleep(0.005)
             order.append(order.pop(0))
     finally:
+        for worker in workers:
+            stop(worker)
         for client in clients.values():
             if client.stdin is not None:
                 client.stdin.close()
-            await client.wait()
-        for worker in workers:
-            stop(worker)
+            try:
+                await asyncio.wait_for(client.wait(), 20)
+            except TimeoutError:  # stuck (a publish that never returns): not waited for
+                client.kill()
+                await client.wait()
     results = {}
     for framework, path in paths.items():
         results[framework] = [float(line) for line in path.read_text().split()][WARM_UP:]

@@ -160,6 +160,8 @@ class Sample:
     worker_cpu: float
     broker_cpu: float
     host_busy: float
+    run: int = 0
+    """Which of the repeats it was (drains of one run are paired for the 2-vs-1 speed-up)."""
 
     @property
     def worker_us(self) -> float:
@@ -360,7 +362,7 @@ def main(argv: list[str] | None = None) -> None:
                 except Exception as exc:
                     print(f"  {contender.name} x{n}: failed: {exc}"[:600], flush=True)
                     continue
-                results[contender.name][n].append(sample)
+                results[contender.name][n].append(dataclasses.replace(sample, run=repeat))
                 print(
                     f"  {contender.name:20} x{n}: {sample.rate:9,.0f}/s  worker "
                     f"{sample.worker_us:5.1f} us/task  broker {sample.broker_us:5.1f} us/task  "

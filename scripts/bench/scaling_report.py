@@ -59,11 +59,12 @@ def summary(
 
 
 def _each_run(by_n: dict[int, list[Sample]]) -> str:
-    """Rate at 2 / rate at 1 of each run ("-" when a drain of a run failed: unpaired)."""
-    ones, twos = by_n.get(1, []), by_n.get(2, [])
-    if not ones or len(ones) != len(twos):
+    """Rate at 2 / rate at 1 of each run that has both drains ("-" when none has)."""
+    ones = {s.run: s for s in by_n.get(1, [])}
+    pairs = [(ones[two.run], two) for two in by_n.get(2, []) if two.run in ones]
+    if not pairs:
         return "-"
-    return ", ".join(f"{two.rate / one.rate:.2f}x" for one, two in zip(ones, twos, strict=True))
+    return ", ".join(f"{two.rate / one.rate:.2f}x" for one, two in pairs)
 
 
 def table(contenders: list[Contender], medians: dict[str, dict[int, Sample]]) -> str:
