@@ -150,6 +150,25 @@ async def test_a_circular_argument_fails_the_dispatch_naming_the_argument() -> N
         await takes(loop, "plain").dispatch()
 
 
+async def test_a_circular_attribute_fails_the_dispatch_naming_the_attribute() -> None:
+    from asynctasq.core.task import BaseTask
+
+    class Holds(BaseTask[None]):
+        queue = "errors"
+
+        def __init__(self, items: list[Any], label: str) -> None:
+            super().__init__()
+            self.items, self.label = items, label
+
+        async def handle(self) -> None:
+            return None
+
+    loop: list[Any] = []
+    loop.append(loop)
+    with pytest.raises(SerializationError, match="attribute 'items' of .*contains itself"):
+        await Holds(loop, "plain").dispatch()
+
+
 def test_nesting_beyond_orjson_limit_is_a_serialization_error() -> None:
     deep: Any = 1
     for _ in range(300):

@@ -125,6 +125,9 @@ def encode(
         doc["task"] = name
         attrs = {}
         for key, value in task._wire_state().items():
+            if is_plain_scalar(value):
+                attrs[key] = value
+                continue
             wire, refs = to_wire_with_info(value, path=f"attribute {key!r} of {name}")
             uses_async |= refs
             attrs[key] = wire

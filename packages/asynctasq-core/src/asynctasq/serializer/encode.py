@@ -52,19 +52,28 @@ class _AsyncUsage:
 _async_usage: ContextVar[_AsyncUsage | None] = ContextVar("asynctasq_async_usage", default=None)
 
 
-def _is_plain(x: Any) -> bool:
-    """True when ``x`` is JSON-native already and needs no tagged node anywhere."""
-    t = type(x)
-    if t is str or t is bool or x is None:
+def is_plain_scalar(value: Any) -> bool:
+    """A JSON scalar `to_wire` returns as it is, no hook seeing it (str, bool, None, a 64-bit
+    int, a finite float): a caller can skip the call and the path an error would name.
+    Containers are not looked into here: `to_wire` scans them once, and names what is wrong
+    in one nested too deeply."""
+    t = type(value)
+    if t is str or t is bool or value is None:
         return True
     # Annotated locals keep mypy from seeing the comparisons on `Any` as `Any` results.
     ok: bool
     if t is int:
-        ok = _MIN <= x <= _MAX
+        ok = _MIN <= value <= _MAX
         return ok
     if t is float:
-        ok = x - x == 0.0  # False for nan and ±inf only
+        ok = value - value == 0.0  # False for nan and ±inf only
         return ok
+    return False
+
+
+def _is_plain(x: Any) -> bool:
+    """True when ``x`` is JSON-native already and needs no tagged node anywhere."""
+    t = type(x)
     if t is dict:
         if _TAG in x:
             return False
@@ -93,7 +102,7 @@ def _is_plain(x: Any) -> bool:
             if not _is_plain(v):
                 return False
         return True
-    return False
+    return is_plain_scalar(x)
 
 
 def _encode(x: Any) -> Any:
@@ -286,24 +295,6 @@ def _unsupported_reason(x: object) -> str:
         f"{reason} register it with asynctasq.serializer.register_type(...)"
         f"{plugins.failure_notes()}"
     )
-
-
-def is_plain_scalar(value: Any) -> bool:
-    """A JSON scalar `to_wire` returns as it is, no hook seeing it (str, bool, None, a 64-bit
-    int, a finite float): a caller can skip the call and the path an error would name.
-    Containers are not looked into here: `to_wire` scans them once, and names what is wrong
-    in one nested too deeply."""
-    t = type(value)
-    if t is str or t is bool or value is None:
-        return True
-    ok: bool
-    if t is int:
-        ok = _MIN <= value <= _MAX
-        return ok
-    if t is float:
-        ok = value - value == 0.0  # False for nan and ±inf only
-        return ok
-    return False
 
 
 def to_wire(value: Any, path: str = "value") -> Any:
