@@ -210,7 +210,7 @@ async def test_idle_backoff_grows_to_its_cap_and_resets() -> None:
     started = time.monotonic()
     idle.notify()
     assert await sleeper is True  # woken, not timed out
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 2.0  # woken: the sleep was for 10 s
     assert idle.interval == 0.01
     assert await idle.sleep(0.01) is False
 

@@ -135,7 +135,7 @@ async def test_a_reader_with_nothing_new_does_not_wait_for_appends_in_flight(
         await slow.fetchrow(driver._sql.append_log, "events", [b"uncommitted"], 60.0, 0)
         started = time.monotonic()
         assert await driver.read_log("events", tail, wait=0) == ([], tail)
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 2.0  # not held by the open transaction
         await transaction.rollback()
     finally:
         await slow.close()
@@ -172,7 +172,7 @@ async def test_appends_from_another_driver_wake_a_reader(make_driver: Factory) -
     await writer_side.append_log("events", [b"hello"], 60)
     entries, _ = await asyncio.wait_for(reader, 5)
     assert entries == [b"hello"]
-    assert time.monotonic() - started < 0.2
+    assert time.monotonic() - started < 2.0  # woken: the wait was for 10 s
 
 
 async def test_logs_are_separate_and_appends_to_another_log_do_not_wake(

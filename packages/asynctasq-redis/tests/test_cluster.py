@@ -68,7 +68,7 @@ async def test_multi_queue_wait_wakes_on_any_slot(cluster_driver: RedisDriver) -
         await cluster_driver.enqueue(msg(target))
         [delivery] = await waiter
         assert delivery.queue == target
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 2.0  # woken: the wait was for 5 s
         await cluster_driver.ack([delivery])
 
 

@@ -192,7 +192,7 @@ async def test_delayed_message_arrives_on_time_while_waiting(redis_driver: Redis
     got = await waiter
     elapsed = time.monotonic() - started
     assert len(got) == 1
-    assert 0.35 <= elapsed < 0.55, elapsed
+    assert 0.35 <= elapsed < 1.0, elapsed  # when due, not at the 4 s longest block
 
 
 async def test_multi_queue_wait_wakes_on_any_queue(redis_driver: RedisDriver) -> None:
@@ -202,7 +202,7 @@ async def test_multi_queue_wait_wakes_on_any_queue(redis_driver: RedisDriver) ->
     await redis_driver.enqueue(msg("c"))
     [delivery] = await waiter
     assert delivery.queue == "c"
-    assert time.monotonic() - started < 0.1
+    assert time.monotonic() - started < 2.0  # woken: the wait was for 5 s
 
 
 async def test_a_delayed_enqueue_wakes_a_sleeper_but_is_not_counted_twice(

@@ -74,7 +74,7 @@ async def test_multi_queue_waits_stand_between_idle_spells(private_driver: Redis
         await private_driver.enqueue(message)
         got = await waiter
         assert [d.task_id for d in got] == [message.task_id]
-        assert time.monotonic() - started < 0.2
+        assert time.monotonic() - started < 2.0  # woken: the wait was for 5 s
         await private_driver.ack(got)
     finally:
         await admin.aclose()
