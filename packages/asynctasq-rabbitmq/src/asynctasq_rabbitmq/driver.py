@@ -340,18 +340,7 @@ class RabbitMQDriver:
         if receipt is None or consumer is None:
             return
         try:
-            publisher = await self._publisher_ready()
-            await self._republish_then_ack(
-                receipt,
-                lambda: publisher.publish_task(
-                    delivery.queue,
-                    delivery.task_id,
-                    delivery.payload,
-                    attempts=delivery.attempts,
-                    delay=0.0,
-                    priority=receipt.priority,
-                ),
-            )
+            await self._republish_as_is(delivery, receipt)
             with contextlib.suppress(*CONNECTION_ERRORS):  # the lease ended with the channel
                 await consumer.processed(receipt)
         except Exception as exc:
@@ -368,8 +357,11 @@ class RabbitMQDriver:
 
     async def _release_one(self, delivery: Delivery) -> None:
         receipt = self._held(delivery)
-        if receipt is None:
-            return
+        if receipt is not None:
+            await self._republish_as_is(delivery, receipt)
+
+    async def _republish_as_is(self, delivery: Delivery, receipt: Receipt) -> None:
+        """Publish `delivery` again, ready now, with the attempts it carries, then ack it."""
         publisher = await self._publisher_ready()
         await self._republish_then_ack(
             receipt,
