@@ -15,7 +15,11 @@ from pamqp.commands import Basic
 
 from asynctasq.drivers.base import Delivery, Failure, OutgoingMessage
 from asynctasq_rabbitmq import RabbitMQDriver
-from asynctasq_rabbitmq.dead_letters import MAX_TRACEBACK_CHARS
+from asynctasq_rabbitmq.dead_letters import (
+    MAX_MESSAGE_BYTES,
+    MAX_TRACEBACK_BYTES,
+    MAX_TYPE_BYTES,
+)
 from asynctasq_rabbitmq.messages import EXCEPTION_TYPE, FAILED_AT, QUEUE, TRACEBACK
 
 MakeDriver = Callable[..., RabbitMQDriver]
@@ -209,7 +213,7 @@ async def test_dead_letter_headers_are_readable_on_the_broker(make_driver: MakeD
     await driver.dead_letter(delivery, Failure("builtins.KeyError", "'x'", long_traceback))
     [dead] = await driver.list_dead_letters(queue="dl")
     assert dead.failure.traceback.endswith("KeyError: 'x'")
-    assert len(dead.failure.traceback) <= MAX_TRACEBACK_CHARS + 20
+    assert len(dead.failure.traceback.encode()) <= MAX_TRACEBACK_BYTES + 20
     connection = await driver._amqp()
     channel = await connection.channel()
     try:
@@ -222,6 +226,36 @@ async def test_dead_letter_headers_are_readable_on_the_broker(make_driver: MakeD
     finally:
         await channel.close()  # requeues the peeked message
     assert len(await driver.list_dead_letters(queue="dl")) == 1
+
+
+async def test_a_dead_letter_of_wide_characters_fits_one_frame(make_driver: MakeDriver) -> None:
+    """Texts of four-byte characters, each as long as a character limit would have let
+    through: cut by UTF-8 bytes, the headers stay under the broker's frame size, so the
+    publish does not close the connection and the error is kept (its start, its end)."""
+    driver = make_driver()
+    for _ in range(2):
+        await driver.enqueue(_msg("wide"))
+    first, second = await _take(driver, ["wide"], 2)
+    wide = "\U0001f600"
+    failure = Failure(
+        "tasks." + wide * 4_000,
+        "TypeError: got an unexpected keyword argument '" + wide * 40_000 + "'",
+        "Traceback (most recent call last):\n" + wide * 40_000 + "\nTypeError: boom",
+    )
+    await driver.dead_letter(first, failure)
+    await driver.dead_letter(second, Failure("x.E", "lone \udcff surrogate", "tb \ud800"))
+    dead = {d.task_id: d for d in await driver.list_dead_letters(queue="wide")}
+    kept = dead[first.task_id].failure
+    assert kept.message.startswith("TypeError: got an unexpected keyword argument")
+    assert kept.traceback.endswith("\nTypeError: boom")
+    assert kept.exception_type.startswith("tasks." + wide)
+    assert len(kept.exception_type.encode()) <= MAX_TYPE_BYTES + 20
+    assert len(kept.message.encode()) <= MAX_MESSAGE_BYTES + 20
+    assert len(kept.traceback.encode()) <= MAX_TRACEBACK_BYTES + 20
+    assert dead[second.task_id].failure.message == "lone \\udcff surrogate"
+    # the connection the dead letters went through is still up: work goes on
+    await driver.enqueue(_msg("wide"))
+    assert len(await _take(driver, ["wide"], 1)) == 1
 
 
 async def test_dead_letters_across_queues_retry_and_purge_all(make_driver: MakeDriver) -> None:

@@ -7,8 +7,10 @@ the dead-letter queues (`asynctasq_rabbitmq.scan`): every dead letter of a scann
 travels to the client once per call, and scans of the same queue at the same time see each
 other's messages as missing. Purging a whole queue is a single `queue.purge`.
 
-AMQP headers travel in one frame (131 072 bytes by default), so the exception message is cut
-to `MAX_MESSAGE_CHARS` and the traceback to its last `MAX_TRACEBACK_CHARS`.
+AMQP headers travel in one frame (131 072 bytes by default; a larger one makes the broker
+close the whole connection), so the exception type is cut to `MAX_TYPE_BYTES` of UTF-8, the
+message to `MAX_MESSAGE_BYTES` and the traceback to its last `MAX_TRACEBACK_BYTES`: bytes, not
+characters, as a character can take four.
 """
 
 from __future__ import annotations
@@ -25,16 +27,28 @@ from asynctasq_rabbitmq import messages as m
 from asynctasq_rabbitmq.scan import passive_count, scan
 from asynctasq_rabbitmq.topology import Topology
 
-MAX_MESSAGE_CHARS = 8 * 1024
-MAX_TRACEBACK_CHARS = 32 * 1024
+MAX_TYPE_BYTES = 1024
+MAX_MESSAGE_BYTES = 8 * 1024
+MAX_TRACEBACK_BYTES = 32 * 1024
+
+
+def _utf8(text: str) -> bytes:
+    # A lone surrogate (an error text built from undecodable bytes) cannot be sent as is.
+    return text.encode("utf-8", "backslashreplace")
 
 
 def _clip_head(text: str, limit: int) -> str:
-    return text if len(text) <= limit else text[:limit] + " ... (cut)"
+    raw = _utf8(text)
+    if len(raw) <= limit:
+        return raw.decode("utf-8")
+    return raw[:limit].decode("utf-8", "ignore") + " ... (cut)"  # "ignore": a cut character
 
 
 def _clip_tail(text: str, limit: int) -> str:
-    return text if len(text) <= limit else "(cut) ... " + text[-limit:]
+    raw = _utf8(text)
+    if len(raw) <= limit:
+        return raw.decode("utf-8")
+    return "(cut) ... " + raw[-limit:].decode("utf-8", "ignore")
 
 
 def dead_letter_properties(
@@ -44,9 +58,9 @@ def dead_letter_properties(
     `priority` travels as the AMQP property, for a retry of the dead letter to keep it."""
     headers: FieldTable = {
         m.QUEUE: delivery.queue,
-        m.EXCEPTION_TYPE: failure.exception_type,
-        m.EXCEPTION_MESSAGE: _clip_head(failure.message, MAX_MESSAGE_CHARS),
-        m.TRACEBACK: _clip_tail(failure.traceback, MAX_TRACEBACK_CHARS),
+        m.EXCEPTION_TYPE: _clip_head(failure.exception_type, MAX_TYPE_BYTES),
+        m.EXCEPTION_MESSAGE: _clip_head(failure.message, MAX_MESSAGE_BYTES),
+        m.TRACEBACK: _clip_tail(failure.traceback, MAX_TRACEBACK_BYTES),
         m.ATTEMPTS: delivery.attempts + 1,
         m.FAILED_AT: failed_at.isoformat(),
     }
@@ -171,8 +185,9 @@ async def _purge_queue(connection: AbstractConnection, name: str) -> int:
 
 
 __all__ = [
-    "MAX_MESSAGE_CHARS",
-    "MAX_TRACEBACK_CHARS",
+    "MAX_MESSAGE_BYTES",
+    "MAX_TRACEBACK_BYTES",
+    "MAX_TYPE_BYTES",
     "DeadLetters",
     "dead_letter_properties",
     "parse_dead_letter",
