@@ -10,7 +10,10 @@ from typing import Any
 
 import pytest
 
-from asynctasq.drivers.base import Delivery, Failure, OutgoingMessage, StatusWrite
+from asynctasq import task
+from asynctasq.core.dispatch import prepare
+from asynctasq.drivers.base import MALFORMED_LEASE, Delivery, Failure, OutgoingMessage, StatusWrite
+from asynctasq.worker import Worker
 from asynctasq_redis import RedisDriver, _dequeue
 from asynctasq_redis._keys import QueueKeys, log_tag, registry_key, status_tag
 
@@ -320,3 +323,43 @@ async def test_an_extend_past_any_clock_keeps_the_lease(redis_driver: RedisDrive
     assert expiry is not None and expiry > 1e18
     assert await d.dequeue(["q"], limit=1, wait=0) == []
     await d.ack([held])
+
+
+_ran: list[str] = []
+
+
+@task(queue="forged-vt", max_attempts=3)
+async def record(name: str) -> None:
+    _ran.append(name)
+
+
+async def test_an_entry_with_a_visibility_no_dispatch_sets_is_dead_lettered_not_run(
+    redis_driver: RedisDriver,
+) -> None:
+    """Visibility 0 would hand the entry out again while a worker dead-letters it, and one
+    past ten years is not a lease: both get a short lease, and the worker dead-letters them
+    without running them."""
+    d, client = redis_driver, redis_driver.client
+    k = keys(d, "forged-vt")
+    forged = {"vt-zero": b"0", "vt-past-ten-years": b"999999999999999"}
+    for name, vt in forged.items():
+        payload = prepare(record(name)).payload
+        await client.rpush(k.ready, b"\n".join([str(uuid.uuid4()).encode(), vt, b"0", payload]))
+    now_ms = int((await client.time())[0]) * 1000
+    got = await d.dequeue(["forged-vt"], limit=10, wait=0)
+    assert len(got) == 2
+    for delivery in got:
+        expiry = await client.zscore(k.leased, field(delivery))
+        assert expiry is not None
+        assert 0 <= expiry - now_ms - MALFORMED_LEASE * 1000 < 2_000
+    assert await d.dequeue(["forged-vt"], limit=10, wait=0) == []  # not handed out again
+    await client.zadd(k.leased, {field(x): 0 for x in got})  # expire them: back to ready
+
+    _ran.clear()
+    await d.enqueue(prepare(record("good")))
+    worker = Worker(driver=d, queues=["forged-vt"], burst=True, install_signal_handlers=False)
+    await asyncio.wait_for(worker.run(), 30)
+    assert _ran == ["good"]
+    dead = await d.list_dead_letters(queue="forged-vt", limit=10)
+    assert [x.failure.exception_type for x in dead] == [MALFORMED, MALFORMED]
+    assert all("visibility timeout" in x.failure.message for x in dead)

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from asynctasq.drivers.base import MAX_PRIORITY, OutgoingMessage
+from asynctasq.core.options import MAX_SECONDS
+from asynctasq.drivers.base import MALFORMED_LEASE, MAX_PRIORITY, OutgoingMessage
 from asynctasq_mysql.errors import PayloadTooLargeError
 from asynctasq_mysql.schema import TableNames
 
@@ -30,8 +31,16 @@ _ROWS_PER_STATEMENT = 1000  # most rows in one multi-row INSERT
 _STATEMENT_OVERHEAD = 1024  # bytes kept free under the packet limit for the SQL around rows
 _MAX_TEXT = 1 << 20  # longest error message / traceback kept, in characters
 _NOW = "UTC_TIMESTAMP(6)"
-# A lease or delay in whole microseconds, the unit DATETIME(6) arithmetic takes.
-_LEASE_END = f"{_NOW} + INTERVAL ROUND(`visibility_timeout` * 1000000) MICROSECOND"
+# A lease in whole microseconds, the unit DATETIME(6) arithmetic takes. A row written behind
+# the driver's back must not fail the statement (and with it every queue's dequeue): a
+# visibility timeout no dispatch could set overflows the DATETIME, so it gets a short lease,
+# in which the worker dead-letters the row.
+_LEASE_SECONDS = (
+    f"IF(`visibility_timeout` > 0 AND `visibility_timeout` <= {MAX_SECONDS:.0f}, "
+    f"`visibility_timeout`, {MALFORMED_LEASE:.0f})"
+)
+_LEASE_END = f"{_NOW} + INTERVAL ROUND({_LEASE_SECONDS} * 1000000) MICROSECOND"
+_MAX_COUNT = 4294967295  # INT UNSIGNED: a count there stays (dead-lettered as delivered too often)
 
 
 def bytes_literal(connection: Any, value: bytes) -> bytes:
@@ -88,7 +97,8 @@ class Statements:
             "ORDER BY `available_at`, `id` LIMIT %s FOR UPDATE SKIP LOCKED)"
         )
         self.lease_prefix = (
-            f"UPDATE {q} SET `attempts` = `attempts` + 1, `lease_token` = %s, "
+            f"UPDATE {q} SET `attempts` = LEAST(`attempts`, {_MAX_COUNT - 1}) + 1, "
+            "`lease_token` = %s, "
             f"`available_at` = {_LEASE_END} WHERE `id` IN "
         )
         self.next_due_part = f"SELECT MIN(`available_at`) AS `due` FROM {q} WHERE `queue` = %s"

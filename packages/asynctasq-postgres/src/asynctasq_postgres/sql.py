@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from asynctasq.core.options import MAX_SECONDS
+from asynctasq.drivers.base import MALFORMED_LEASE
 from asynctasq_postgres.naming import TableNames, quote_literal
 
 # The dequeue's optional per-queue floor ($3, $4: an (available_at, id) position in the
@@ -145,6 +147,16 @@ class Statements:
                 "WHERE t.id = r.id AND t.lease_seq = r.seq AND t.leased_until IS NOT NULL"
             )
 
+        # A row written behind the driver's back must not fail the statement (and with it
+        # every queue's dequeue): a count at the integer limit stays there (the worker then
+        # dead-letters it as delivered too often), and a visibility timeout no dispatch
+        # could set (NaN is greater than every number here) gets a short lease, in which
+        # the worker dead-letters it.
+        lease = (
+            f"CASE WHEN t.visibility_timeout > 0 AND t.visibility_timeout <= {MAX_SECONDS:.0f} "
+            f"THEN t.visibility_timeout ELSE {MALFORMED_LEASE:.0f} END"
+        )
+
         # The lateral scan per queue stops as soon as the outer LIMIT is met, so later
         # queues are only read when earlier ones cannot fill the batch. `settle` is a CTE
         # that runs first (a data-modifying CTE always runs), `skip` a condition on rows
@@ -184,10 +196,10 @@ WITH {lazy}{settle}picked AS MATERIALIZED (
     LIMIT $2::int
 )
 UPDATE {q} t
-SET attempts = t.attempts + 1,
-    lease_seq = t.lease_seq + 1,
-    leased_until = now() + make_interval(secs => t.visibility_timeout),
-    available_at = now() + make_interval(secs => t.visibility_timeout)
+SET attempts = least(t.attempts, 2147483646) + 1,
+    lease_seq = CASE WHEN t.lease_seq < 2147483647 THEN t.lease_seq + 1 ELSE 1 END,
+    leased_until = now() + make_interval(secs => {lease}),
+    available_at = now() + make_interval(secs => {lease})
 FROM picked{lazy_from}
 WHERE t.id = picked.id
 RETURNING t.id, t.lease_seq, t.task_id, t.queue, t.payload, t.attempts,

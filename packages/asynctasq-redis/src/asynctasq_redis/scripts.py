@@ -46,6 +46,9 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from asynctasq.core.options import MAX_SECONDS
+from asynctasq.drivers.base import MALFORMED_LEASE
+
 _HELPERS: dict[str, str] = {
     "now_ms": r"""
 local function now_ms()
@@ -386,7 +389,12 @@ local function lease(q, tag, list, n, p)
       if p > 0 then t = t .. '/' .. p end
       local due = expiry[vt]
       if not due then
-        due = string.format('%d', now + tonumber(vt))
+        -- A visibility no dispatch could set (an entry written behind the driver's back)
+        -- gets a short lease, in which the worker dead-letters the message; at 0 it would
+        -- be handed out again while the first worker holds it.
+        local ms = tonumber(vt)
+        if ms <= 0 or ms > MAX_LEASE_MS then ms = MALFORMED_LEASE_MS end
+        due = string.format('%d', now + ms)
         expiry[vt] = due
       end
       local next_count = count == '0' and '1' or tonumber(count) + 1
@@ -481,6 +489,10 @@ if taken == 0 then
 end
 return out
 """
+
+DEQUEUE = DEQUEUE.replace("MAX_LEASE_MS", f"{MAX_SECONDS * 1000:.0f}").replace(
+    "MALFORMED_LEASE_MS", f"{MALFORMED_LEASE * 1000:.0f}"
+)
 
 UNSTAGE = r"""
 -- KEYS: tag. Entries a consumer's standing wait moved while it was busy go back to ready.

@@ -55,7 +55,12 @@ from asynctasq.core.function import FunctionTask, TaskFunction
 from asynctasq.core.headers import NO_HEADERS, headers_problem
 from asynctasq.core.limits import MessageLimits
 from asynctasq.core.limits import from_wire as limits_from_wire
-from asynctasq.core.options import MAX_ATTEMPTS, MAX_SECONDS, ResolvedOptions
+from asynctasq.core.options import (
+    MAX_ATTEMPTS,
+    ResolvedOptions,
+    is_positive_seconds,
+    is_seconds,
+)
 from asynctasq.core.task import BaseTask
 from asynctasq.core.timing import epoch
 from asynctasq.errors import MalformedMessageError
@@ -220,18 +225,6 @@ def _number(value: Any) -> bool:
     return kind is int or kind is float
 
 
-def _seconds(value: Any) -> bool:
-    """A finite duration within bounds (NaN and infinities fail every comparison)."""
-    kind = type(value)
-    return (kind is int or kind is float) and 0 <= value <= MAX_SECONDS
-
-
-def _positive_seconds(value: Any) -> bool:
-    """`_seconds`, and more than 0."""
-    kind = type(value)
-    return (kind is int or kind is float) and 0 < value <= MAX_SECONDS
-
-
 def _short(value: Any) -> str:
     """`value` for an error message, bounded: the message may be hostile and huge."""
     text = repr(value)
@@ -261,18 +254,18 @@ def _options_problem(opts: dict[str, Any]) -> str | None:
         return "max_attempts ('ma') is not a whole number"
     if not 0 <= attempts <= MAX_ATTEMPTS:
         return f"max_attempts ('ma') is not between 0 and {MAX_ATTEMPTS}"
-    if not (_seconds(opts.get("rd")) and _seconds(opts.get("rm"))):
+    if not (is_seconds(opts.get("rd")) and is_seconds(opts.get("rm"))):
         return "a retry delay ('rd', 'rm') is not a number of seconds"
     if opts.get("rs") not in ("fixed", "exponential"):
         return "the retry strategy ('rs') is neither fixed nor exponential"
     if not isinstance(opts.get("rj"), bool):
         return "retry jitter ('rj') is not true or false"
     timeout = opts.get("to")
-    if not (timeout is None or _positive_seconds(timeout)):
+    if not (timeout is None or is_positive_seconds(timeout)):
         return "the timeout ('to') is not a positive number of seconds"
-    if not _positive_seconds(opts.get("vt")):
+    if not is_positive_seconds(opts.get("vt")):
         return "the visibility timeout ('vt') is not a positive number of seconds"
-    if not _seconds(opts.get("kr", 0.0)):
+    if not is_seconds(opts.get("kr", 0.0)):
         return "the result retention ('kr') is not a number of seconds"
     return None
 
@@ -326,7 +319,7 @@ def decode(payload: bytes) -> Envelope:
     ):
         raise MalformedMessageError("message has a malformed script location ('src')")
     track = doc.get("tr", 0.0)
-    if not _seconds(track):
+    if not is_seconds(track):
         raise MalformedMessageError(
             f"message has a malformed tracking time ('tr' is {_short(track)})"
         )

@@ -88,6 +88,20 @@ def check_seconds(
     return value
 
 
+def is_seconds(value: Any) -> bool:
+    """Whether `value` is a duration `check_seconds` accepts: an int or a float (not a bool),
+    0 to `MAX_SECONDS` (NaN and infinities fail every comparison). For data read back from
+    a broker, where a bad value is reported, not raised."""
+    kind = type(value)
+    return (kind is int or kind is float) and 0 <= value <= MAX_SECONDS
+
+
+def is_positive_seconds(value: Any) -> bool:
+    """`is_seconds`, and more than 0: what ``check_seconds(..., positive=True)`` accepts."""
+    kind = type(value)
+    return (kind is int or kind is float) and 0 < value <= MAX_SECONDS
+
+
 def check_instant(name: str, value: Any) -> datetime:
     """Validate a moment (an ETA or an expiry): a timezone-aware `datetime` at most ten years
     from now. One in the past is fine (a task due in the past runs at once)."""

@@ -37,6 +37,11 @@ from typing import Any, Protocol, runtime_checkable
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
 """Seconds a dequeued message stays leased when its task set no visibility timeout."""
 
+MALFORMED_LEASE = 60.0
+"""Seconds a driver leases a stored message whose own visibility timeout no dispatch could
+have set (NaN, infinite, 0 or less, past ten years): the worker that takes it dead-letters it
+meanwhile, and a worker that crashed first leaves it stuck for no longer than this."""
+
 MIN_PRIORITY = 0
 """The lowest priority, and every task's default."""
 MAX_PRIORITY = 9
@@ -449,6 +454,7 @@ class SchemaManager(Protocol):
 
 __all__ = [
     "DEFAULT_VISIBILITY_TIMEOUT",
+    "MALFORMED_LEASE",
     "MAX_PRIORITY",
     "MIN_PRIORITY",
     "AckingDequeue",

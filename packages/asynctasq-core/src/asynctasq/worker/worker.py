@@ -36,7 +36,7 @@ from asynctasq.background import cancel_and_wait
 from asynctasq.config import Config, get_config
 from asynctasq.core import envelope
 from asynctasq.core.function import TaskFunction
-from asynctasq.core.options import check_queue
+from asynctasq.core.options import check_queue, is_positive_seconds
 from asynctasq.core.resolver import TaskResolver
 from asynctasq.core.task import BaseTask, Execution, set_attempts
 from asynctasq.drivers.base import (
@@ -942,8 +942,9 @@ def _check_delivery(delivery: Delivery) -> None:
         not isinstance(delivery.payload, bytes | bytearray | memoryview)
         or type(delivery.attempts) is not int
         or delivery.attempts < 0
-        or not isinstance(delivery.visibility_timeout, int | float)
-        or not delivery.visibility_timeout > 0
+        # A lease no dispatch could have asked for (NaN, infinite, 0 or less, or past ten
+        # years): the driver read a row written behind its back.
+        or not is_positive_seconds(delivery.visibility_timeout)
         or not isinstance(delivery.task_id, str)
     ):
         raise MalformedMessageError(

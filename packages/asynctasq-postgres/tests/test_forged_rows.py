@@ -1,0 +1,106 @@
+"""Rows written to the queue table behind the driver's back (anyone who can write to it can):
+one dequeue statement serves every queue, so a row it cannot compute a lease for must not fail
+it. Such a row is dead-lettered, never run, and the tasks around it (on any queue) run."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+
+import asyncpg
+
+from asynctasq import task
+from asynctasq.core.dispatch import prepare
+from asynctasq.worker import Worker
+from asynctasq_postgres import PostgresDriver
+
+Factory = Callable[..., PostgresDriver]
+MALFORMED = "asynctasq.errors.MalformedMessageError"
+LOST = "asynctasq.errors.TaskLostError"
+
+_ran: list[str] = []
+
+
+@task(queue="forged", max_attempts=3)
+async def record(name: str) -> None:
+    _ran.append(name)
+
+
+# column -> value, each in a row of its own that would otherwise run `record(<column>=...)`
+FORGED = {
+    "vt-nan": ("visibility_timeout", "'NaN'"),
+    "vt-inf": ("visibility_timeout", "'Infinity'"),
+    "vt-huge": ("visibility_timeout", "1e300"),
+    "vt-past-ten-years": ("visibility_timeout", "4e8"),
+    "vt-negative": ("visibility_timeout", "-5"),
+    "attempts-at-limit": ("attempts", "2147483647"),
+}
+
+
+async def test_forged_rows_are_dead_lettered_and_every_queue_keeps_running(
+    driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    _ran.clear()
+    q = driver.table_names.queue
+    await driver.enqueue_many([prepare(record(f"good-{n}")) for n in range(3)])
+    for name, (column, value) in FORGED.items():
+        columns = {"visibility_timeout": "30", column: value}
+        await admin.execute(
+            f"INSERT INTO {q} (task_id, queue, payload, available_at, {', '.join(columns)}) "
+            f"VALUES (gen_random_uuid(), 'forged', $1, now(), {', '.join(columns.values())})",
+            prepare(record(name)).payload,
+        )
+    # a lease counter at its limit is not wrong: the row runs, its counter starts over
+    payload = prepare(record("seq-at-limit")).payload
+    await admin.execute(
+        f"INSERT INTO {q} (task_id, queue, payload, available_at, visibility_timeout, "
+        "lease_seq) VALUES (gen_random_uuid(), 'forged', $1, now(), 30, 2147483647)",
+        payload,
+    )
+    await driver.enqueue_many([prepare(record(f"other-{n}").on_queue("other")) for n in range(2)])
+    await driver.enqueue_many([prepare(record(f"late-{n}")) for n in range(2)])
+
+    worker = Worker(
+        driver=driver,
+        queues=["forged", "other"],
+        concurrency=4,
+        poll_wait=0.2,
+        burst=True,
+        install_signal_handlers=False,
+    )
+    await asyncio.wait_for(worker.run(), 60)
+
+    assert sorted(_ran) == sorted(
+        [f"good-{n}" for n in range(3)]
+        + [f"other-{n}" for n in range(2)]
+        + [f"late-{n}" for n in range(2)]
+        + ["seq-at-limit"]
+    )
+    dead = await driver.list_dead_letters(queue="forged", limit=100)
+    assert len(dead) == len(FORGED)
+    kinds = sorted(d.failure.exception_type for d in dead)
+    assert kinds == sorted([MALFORMED] * 5 + [LOST])
+    assert all("record" in d.payload.decode() for d in dead)  # the row's payload, kept
+    stats = {s.queue: s for s in await driver.stats(["forged", "other"])}
+    assert (stats["forged"].ready, stats["forged"].in_flight) == (0, 0)
+    assert (stats["other"].ready, stats["other"].in_flight) == (0, 0)
+
+
+async def test_a_forged_visibility_gets_a_short_lease(
+    driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """Not a lease of 'forever' (a crashed worker would leave the row stuck) nor of 0 (it
+    would be handed out again while the first worker dead-letters it)."""
+    q = driver.table_names.queue
+    for value in ("'NaN'", "'Infinity'", "-5", "0"):
+        await admin.execute(
+            f"INSERT INTO {q} (task_id, queue, payload, available_at, visibility_timeout) "
+            f"VALUES (gen_random_uuid(), 'short', '{{}}', now(), {value})"
+        )
+    started = time.time()
+    got = await driver.dequeue(["short"], limit=10, wait=0)
+    assert len(got) == 4
+    ends = await admin.fetch(f"SELECT extract(epoch FROM leased_until)::float8 AS e FROM {q}")
+    assert all(55 < row["e"] - started < 65 for row in ends), ends
+    assert await driver.dequeue(["short"], limit=10, wait=0) == []
