@@ -181,6 +181,46 @@ async def test_an_engine_on_another_driver_is_refused(schema: str) -> None:
     assert await queued() == []
 
 
+async def test_a_session_on_another_database_is_refused(schema: str) -> None:
+    """Queue tables exist there too (migrated with the same settings), so an insert would
+    succeed, and the task would wait where no worker looks."""
+    from asynctasq_postgres import PostgresDriver
+
+    database = f"atq_other_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(DSN)
+    await admin.execute(f'CREATE DATABASE "{database}"')
+    other_dsn = DSN.rsplit("/", 1)[0] + f"/{database}"
+    other = create_async_engine(other_dsn.replace("postgresql://", "postgresql+asyncpg://", 1))
+    there = PostgresDriver(other_dsn, schema=schema, auto_migrate=True)
+    try:
+        await there.init_schema()
+        refused = rf"database '{database}', but the postgres driver queues in database '\w+'"
+        async with AsyncSession(other) as session:
+            with pytest.raises(ValueError, match=refused):
+                async with session.begin():
+                    await send_receipt(1).dispatch(connection=session)
+        assert await there.dequeue(["sa-tx"], limit=10, wait=0) == []
+    finally:
+        await there.close()
+        await other.dispose()
+        await admin.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        await admin.close()
+    assert await queued() == []
+
+
+async def test_a_raw_connection_to_the_drivers_database_is_asked_once(schema: str) -> None:
+    connection = await asyncpg.connect(DSN)
+    try:
+        for n in range(3):
+            async with connection.transaction():
+                await send_receipt(n).dispatch(connection=connection)
+        driver = await get_driver()
+        assert len(driver._same_database._seen) == 1  # type: ignore[attr-defined]
+    finally:
+        await connection.close()
+    assert len(await queued()) == 3
+
+
 @pytest.mark.parametrize("many", [False, True])
 async def test_a_tracked_tasks_record_commits_or_rolls_back_with_it(
     engine: AsyncEngine, schema: str, many: bool

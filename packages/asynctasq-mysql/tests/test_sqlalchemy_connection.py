@@ -171,3 +171,37 @@ async def test_a_status_record_is_not_kept_without_its_message(
         finally:
             conn.close()
     assert await driver.read_status(message.task_id) is None
+
+
+async def test_a_session_on_another_database_is_refused(
+    driver: MySQLDriver, mysql_dsn: str, admin: Any, table_names: dict[str, str]
+) -> None:
+    """Queue tables of the same names exist there too, so an insert would succeed, and the
+    tasks would wait where no worker looks."""
+    database = f"atq_other_{uuid.uuid4().hex[:10]}"
+    async with admin.cursor() as cursor:
+        await cursor.execute(f"CREATE DATABASE `{database}`")
+    scheme, rest = mysql_dsn.split("://", 1)
+    other_dsn = f"{scheme}://{rest.rsplit('/', 1)[0]}/{database}"
+    there = MySQLDriver(
+        dsn=other_dsn,
+        queue_table=table_names["queue"],
+        dead_letter_table=table_names["dead_letter"],
+        min_pool_size=1,
+        max_pool_size=2,
+    )
+    other = create_async_engine(f"mysql+aiomysql://{other_dsn.split('://', 1)[1]}")
+    try:
+        await there.init_schema()
+        refused = rf"database '{database}', but the mysql driver queues in database '\w+'"
+        async with AsyncSession(other) as session:
+            with pytest.raises(ValueError, match=refused):
+                await driver.enqueue_with_connection(session, [msg()])
+            await session.commit()
+        assert await there.dequeue(["q"], limit=10, wait=0) == []
+    finally:
+        await there.close()
+        await other.dispose()
+        async with admin.cursor() as cursor:
+            await cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+    assert await queued(driver) == []

@@ -9,7 +9,7 @@ from typing import Any, cast
 
 import aiomysql
 
-from asynctasq.drivers.sql.caller import CallerClient, caller_client
+from asynctasq.drivers.sql.caller import CallerClient, SameDatabase, Where, caller_client
 
 
 async def _join(sa_connection: Any, client: aiomysql.Connection) -> None:
@@ -21,6 +21,20 @@ async def _join(sa_connection: Any, client: aiomysql.Connection) -> None:
 
 
 AIOMYSQL = CallerClient("mysql", "aiomysql", "mysql+aiomysql", (aiomysql.Connection,), _join)
+
+
+async def where(connection: aiomysql.Connection) -> Where:
+    """The database `connection` is on (None: none chosen), and its server as the server
+    names itself (host name and port), whatever address reached it."""
+    async with connection.cursor() as cursor:
+        await cursor.execute("SELECT DATABASE(), CONCAT(@@hostname, ':', @@port)")
+        row = await cursor.fetchone()
+    return row[0], row[1]
+
+
+def same_database() -> SameDatabase:
+    """The check that a caller's connection reaches the driver's database."""
+    return SameDatabase(AIOMYSQL, where)
 
 
 async def caller_connection(connection: object) -> aiomysql.Connection:

@@ -35,9 +35,10 @@ from asynctasq.drivers.base import (
     StatusWrite,
 )
 from asynctasq.drivers.given_back import GivenBack
+from asynctasq.drivers.sql.caller import Where
 from asynctasq.errors import SchemaNotInitializedError
 from asynctasq_mysql import dead_letters
-from asynctasq_mysql.caller_connection import caller_connection
+from asynctasq_mysql.caller_connection import caller_connection, same_database, where
 from asynctasq_mysql.claims import MySQLClaims
 from asynctasq_mysql.dsn import SSLMode, parse_dsn
 from asynctasq_mysql.errors import ConfigurationError
@@ -191,6 +192,7 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         # A take cancelled mid-statement finishes (no rows left locked), then gives back.
         self._given_back = GivenBack(self.release)
         self._pool: Any = None
+        self._same_database = same_database()
         self._connect_lock: asyncio.Lock | None = None
         self._server: ServerInfo | None = None
         self._probe_first = True  # the last dequeue found nothing (or none ran yet)
@@ -308,6 +310,11 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         """The schema script `init_schema` would run, without connecting (``--dry-run``)."""
         return migration_sql(self._tables)
 
+    async def _where(self) -> Where:
+        """Where this driver's own connections queue (see `caller_connection.where`)."""
+        async with (await self._ready()).acquire() as conn:
+            return await where(conn)
+
     async def _ready(self) -> Any:
         pool = self._pool
         if pool is None or self._loop is not asyncio.get_running_loop():
@@ -385,11 +392,13 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
 
         Raises:
             TypeError: `connection` is none of those (the message says what to pass).
+            ValueError: `connection` is on another database or server than the driver's.
         """
         client = await caller_connection(connection)
         if not messages:
             return
         await self._ready()  # learns max_allowed_packet and makes sure the tables exist
+        await self._same_database.check(client, self._where)
         statements = self._status_statements(client, statuses) if statuses else []
         statements += self._insert_statements(client, messages)
         await _all_or_nothing(client, statements)

@@ -8,7 +8,7 @@ from typing import Any, cast
 import asyncpg
 from asyncpg.pool import PoolConnectionProxy
 
-from asynctasq.drivers.sql.caller import CallerClient, caller_client
+from asynctasq.drivers.sql.caller import CallerClient, SameDatabase, Where, caller_client
 from asynctasq_postgres._types import Connection
 
 
@@ -23,6 +23,19 @@ async def _join(sa_connection: Any, client: Connection) -> None:
 ASYNCPG = CallerClient(
     "postgres", "asyncpg", "postgresql+asyncpg", (asyncpg.Connection, PoolConnectionProxy), _join
 )
+
+
+async def where(connection: Connection) -> Where:
+    """The database `connection` is on, and its server's start time: that tells two servers
+    apart whatever address reached them (a restart changes it; `SameDatabase` asks again)."""
+    row = await connection.fetchrow("SELECT current_database(), pg_postmaster_start_time()::text")
+    assert row is not None
+    return row[0], row[1]
+
+
+def same_database() -> SameDatabase:
+    """The check that a caller's connection reaches the driver's database."""
+    return SameDatabase(ASYNCPG, where)
 
 
 async def caller_connection(connection: object) -> Connection:

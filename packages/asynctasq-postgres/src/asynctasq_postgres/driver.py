@@ -35,7 +35,8 @@ from asynctasq.drivers.base import (
     QueueStats,
     StatusWrite,
 )
-from asynctasq_postgres.caller_connection import caller_connection
+from asynctasq.drivers.sql.caller import Where
+from asynctasq_postgres.caller_connection import caller_connection, same_database, where
 from asynctasq_postgres.claims import Claims, ClaimStatements
 from asynctasq_postgres.dsn import redact_dsn
 from asynctasq_postgres.listener import Listener
@@ -160,6 +161,7 @@ class PostgresDriver(Claims):
         self._application_name = application_name
         self._auto_migrate = auto_migrate
         self._pool: asyncpg.Pool[asyncpg.Record] | None = None
+        self._same_database = same_database()
         self._listener: Listener | None = None
         self._lock = asyncio.Lock()
         self._floors: dict[str, tuple[datetime, int, float]] = {}
@@ -315,10 +317,12 @@ class PostgresDriver(Claims):
 
         Raises:
             TypeError: `connection` is none of those (the message says what to pass).
+            ValueError: `connection` is on another database or server than the driver's.
         """
         connection = await caller_connection(connection)
         if not messages:
             return
+        await self._same_database.check(connection, self._where)
         statement, args = insert(self._sql, messages)
         if not statuses:
             await connection.execute(statement, *args)
@@ -332,6 +336,12 @@ class PostgresDriver(Claims):
             # until the caller's transaction ends.
             await connection.fetchval(self._sql.write_statuses, *status_arrays(statuses), 0)
             await connection.execute(statement, *args)
+
+    async def _where(self) -> Where:
+        """Where this driver's own connections queue (see `caller_connection.where`)."""
+        pool = self._pool or await self._ensure_pool()
+        async with pool.acquire() as connection:
+            return await where(connection)
 
     # -- dequeue -------------------------------------------------------------------------
 

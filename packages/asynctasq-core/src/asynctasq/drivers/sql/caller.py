@@ -9,10 +9,16 @@ imported it already, so its classes are looked up in ``sys.modules``.
 
 from __future__ import annotations
 
+import contextlib
 import sys
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
+
+Where = tuple[str | None, str]
+"""Where a connection queues: the database it is on (None: none chosen), and an identity of
+the server that does not depend on the address that reached it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +90,54 @@ async def _sqlalchemy_async(connection: object) -> Any | None:
     return None
 
 
+class SameDatabase:
+    """Refuses a caller's connection on another database than the driver's: an insert there
+    succeeds when that database has tables of its own, and the task is stored where no
+    worker looks.
+
+    Each connection is asked once (a connection stays on its database), through `where`; the
+    driver's own answer is asked for again on a mismatch, as a restarted server answers
+    differently.
+
+    Args:
+        spec: The driver's client, for the error.
+        where: Runs the driver's where-am-I query on a client connection.
+    """
+
+    def __init__(self, spec: CallerClient, where: Callable[[Any], Awaitable[Where]]) -> None:
+        self._spec = spec
+        self._where = where
+        self._seen: weakref.WeakKeyDictionary[Any, Where] = weakref.WeakKeyDictionary()
+        self._own: Where | None = None
+
+    async def check(self, caller: Any, own: Callable[[], Awaitable[Where]]) -> None:
+        """Raise ValueError unless `caller` reaches the database `own()` (the driver's pool)
+        reports."""
+        theirs = await self._of(caller)
+        if theirs == self._own:
+            return
+        self._own = await own()
+        if theirs == self._own:
+            return
+        there = "no database" if theirs[0] is None else f"database {theirs[0]!r}"
+        if theirs[0] == self._own[0]:
+            there += " on another server"
+        raise ValueError(
+            f"dispatch(connection=...) got a connection to {there}, but the {self._spec.driver} "
+            f"driver queues in database {self._own[0]!r}: the task would be stored where no "
+            "worker looks; pass a connection to that database, or dispatch without "
+            "connection= (queued at once, outside the transaction)"
+        )
+
+    async def _of(self, connection: Any) -> Where:
+        with contextlib.suppress(KeyError, TypeError):  # TypeError: not weakly referable
+            return self._seen[connection]
+        found = await self._where(connection)
+        with contextlib.suppress(TypeError):
+            self._seen[connection] = found
+        return found
+
+
 def _is_sqlalchemy_sync(connection: object) -> bool:
     orm: Any = sys.modules.get("sqlalchemy.orm")
     engine: Any = sys.modules.get("sqlalchemy.engine")
@@ -107,4 +161,4 @@ def _refusal(connection: object, spec: CallerClient) -> TypeError:
     )
 
 
-__all__ = ["CallerClient", "caller_client"]
+__all__ = ["CallerClient", "SameDatabase", "Where", "caller_client"]
