@@ -10,6 +10,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.connection import SSLConnection
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from asynctasq.redaction import redact_url
 from asynctasq_redis._pool import WaitingConnectionPool
@@ -61,8 +62,15 @@ def _common_kwargs(settings: ConnectionSettings, tls: bool) -> dict[str, Any]:
         "socket_connect_timeout": settings.socket_connect_timeout,
         "health_check_interval": settings.health_check_interval,
         # A few quick retries recover pooled connections that died with a server restart;
-        # a real outage then surfaces as ConnectionError for the worker to back off on.
-        "retry": Retry(ExponentialWithJitterBackoff(cap=0.5, base=0.05), settings.retry_attempts),
+        # a real outage then surfaces as ConnectionError for the worker to back off on. A
+        # timeout is not retried: a fresh connection does not help a server that does not
+        # answer, and redis-py retries the connect handshake inside each retry of the
+        # command, so a silent server cost (retries + 1) ** 2 socket timeouts (80 s).
+        "retry": Retry(
+            ExponentialWithJitterBackoff(cap=0.5, base=0.05),
+            settings.retry_attempts,
+            supported_errors=(RedisConnectionError,),
+        ),
         "max_connections": settings.max_connections,
         "decode_responses": False,
     }

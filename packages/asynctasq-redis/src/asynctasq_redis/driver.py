@@ -107,7 +107,8 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
         health_check_interval: A connection idle this long is PINGed before use, so a
             connection broken while idle (server restart) is replaced instead of failing.
         retry_attempts: Quick redis-py retries of a command that hit a broken connection;
-            after those the command raises `redis.exceptions.ConnectionError`.
+            after those the command raises `redis.exceptions.ConnectionError`. A command
+            that times out (`socket_timeout`) is not retried: it raises at once.
         pool_timeout: Seconds to wait for a free pooled connection (None: forever).
         client_name: ``CLIENT SETNAME`` for each connection.
         ssl: Use TLS (same as a ``rediss://`` URL).
