@@ -4,6 +4,7 @@ stopped at exit. (Against Redis and PostgreSQL: tests/test_sync_dispatch_servers
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import textwrap
@@ -170,3 +171,64 @@ def test_a_wait_that_runs_out_and_a_timeout_of_the_call_are_told_apart(
         stuck().dispatch_sync(timeout=0.2)
     with pytest.raises(TimeoutError, match="the broker's own timeout"):
         refused().dispatch_sync(timeout=5)
+
+
+def test_the_first_sync_dispatch_may_come_from_an_atexit_hook() -> None:
+    """An exit hook that queues a last task, in a process that dispatched nothing before:
+    the dispatch loop starts during shutdown, when the stdlib no longer lets a module that
+    registers an exit hook of its own be imported."""
+    script = textwrap.dedent(
+        """
+        import atexit
+
+        from asynctasq import task
+
+
+        @task(queue="q")
+        async def last() -> None: ...
+
+
+        atexit.register(lambda: print("id", len(last().dispatch_sync(timeout=10)), flush=True))
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-W", "error", "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ASYNCTASQ_DRIVER": "memory"},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines() == ["id 36"], proc.stderr
+    assert proc.stderr == ""
+
+
+def test_a_dispatch_cut_off_by_close_says_so(
+    memory: MemoryDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not a bare CancelledError: the caller learns the loop closed under the call, and that
+    it cannot know whether the task was queued."""
+    entered = threading.Event()
+
+    async def stuck(self: MemoryDriver, message: OutgoingMessage) -> None:
+        entered.set()
+        await asyncio.sleep(30)
+
+    monkeypatch.setattr(MemoryDriver, "enqueue", stuck)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            record(1).dispatch_sync(timeout=20)
+        except BaseException as exc:
+            errors.append(exc)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    assert entered.wait(10)
+    sync.close()
+    caller.join(10)
+    [error] = errors
+    assert isinstance(error, RuntimeError), repr(error)
+    assert "may or may not have reached the broker" in str(error)

@@ -16,6 +16,11 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+
+# Imported now, not when uvloop first needs it: a first sync dispatch from an exit hook starts
+# the loop during shutdown, when a module that registers an exit hook of its own (this one
+# does) can no longer be imported.
+import concurrent.futures.thread
 import logging
 import os
 import threading
@@ -81,7 +86,12 @@ class _LoopThread:
 
     def run(self, coroutine: Coroutine[Any, Any, T], timeout: float | None) -> T:
         """Run `coroutine` on the loop and wait for its result (at most `timeout` seconds)."""
-        future = asyncio.run_coroutine_threadsafe(coroutine, self._ensure())
+        try:
+            loop = self._ensure()
+        except BaseException:
+            coroutine.close()  # never started: no "never awaited" warning on top of the error
+            raise
+        future = asyncio.run_coroutine_threadsafe(coroutine, loop)
         try:
             # Waited for apart from its outcome: a TimeoutError the coroutine raises itself
             # (a result not there in time) is its own, not this wait running out.
@@ -92,6 +102,11 @@ class _LoopThread:
         if not future.done():
             future.cancel()
             raise TimeoutError(f"the dispatch did not finish within {timeout} s")
+        if future.cancelled():  # not by this thread: the loop was closed under the call
+            raise RuntimeError(
+                "the sync dispatch loop was closed (interpreter exit, or close()) while this "
+                "call ran: it may or may not have reached the broker"
+            )
         return future.result()
 
     def stop(self) -> None:
