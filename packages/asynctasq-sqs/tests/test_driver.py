@@ -137,6 +137,54 @@ async def test_early_message_is_redeferred_not_delivered(driver: SQSDriver) -> N
     assert (late.task_id, late.attempts, late.payload) == (task_id, 0, b'{"late":true}')
 
 
+# attribute -> (DataType, value): each in a message of its own, amid well-formed ones
+FORGED_ATTRIBUTES = {
+    "attempts-nan": (attr.ATTEMPTS, "String", "nan"),
+    "attempts-word": (attr.ATTEMPTS, "String", "abc"),
+    "attempts-negative": (attr.ATTEMPTS, "Number", "-3"),
+    "visibility-inf": (attr.VISIBILITY, "String", "inf"),
+    "due-inf": (attr.DUE, "String", "inf"),
+    "due-far": (attr.DUE, "Number", "1e120"),
+}
+
+
+async def test_unreadable_attributes_are_dead_lettered_and_their_batch_delivered(
+    driver: SQSDriver,
+) -> None:
+    """Anyone who can send to the queue writes the attributes: one message whose numbers
+    cannot be read must not fail the receive (SQS has leased its whole batch by then, and
+    counts the receive against every message in it). It is dead-lettered, never run."""
+    good = [_msg("forged") for _ in range(3)]
+    await driver.enqueue_many(good[:2])
+    [probe] = await _take(driver, ["forged"], 1)
+    await driver.release([probe])
+    client = driver._client
+    assert client is not None
+    url = probe.receipt.queue_url
+    for name, (attribute, kind, value) in FORGED_ATTRIBUTES.items():
+        await client.send_message(
+            QueueUrl=url,
+            MessageBody=json.dumps({"forged": name}),
+            MessageAttributes={
+                attr.TASK_ID: attr.string(name),
+                attribute: {"DataType": kind, "StringValue": value},
+            },
+        )
+    await driver.enqueue(good[2])
+    got = await _take(driver, ["forged"], 3, within=15)
+    assert sorted(d.task_id for d in got) == sorted(m.task_id for m in good)
+    assert all(d.attempts == 0 for d in got)
+    await driver.ack(got)
+    dead = await driver.list_dead_letters(queue="forged", limit=100)
+    assert sorted(d.task_id for d in dead) == sorted(FORGED_ATTRIBUTES)
+    for letter in dead:
+        assert letter.failure.exception_type == "asynctasq.errors.MalformedMessageError"
+        assert "cannot be read" in letter.failure.message
+        assert json.loads(letter.payload) == {"forged": letter.task_id}  # the body, kept
+    [stats] = await driver.stats(["forged"])
+    assert (stats.ready, stats.delayed, stats.in_flight) == (0, 0, 0)
+
+
 async def test_retry_with_a_long_delay_waits(driver: SQSDriver) -> None:
     await driver.enqueue(_msg("slow"))
     [delivery] = await _take(driver, ["slow"], 1)

@@ -15,6 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from asynctasq.core.options import MAX_SECONDS
+
 if TYPE_CHECKING:
     from types_aiobotocore_sqs.type_defs import (
         MessageAttributeValueOutputTypeDef,
@@ -185,6 +187,8 @@ class Received:
     sent_at: float | None
     """Unix time SQS accepted the message."""
     attributes: Mapping[str, MessageAttributeValueOutputTypeDef]
+    malformed: str | None = None
+    """Why its attributes cannot be read (it is dead-lettered, never run), or None."""
 
     def text(self, name: str) -> str | None:
         """A String attribute's value, if present."""
@@ -199,16 +203,42 @@ class Received:
             return None
 
 
+MAX_CARRIED = 1_000_000_000
+"""Largest delivery count an ``atq.attempts`` attribute may carry."""
+
+
+def _number(attributes: Mapping[str, Any], name: str, low: float, high: float) -> float | None:
+    """A numeric attribute within [low, high]; raises ValueError naming it otherwise (anyone
+    who can send to the queue writes these: NaN, infinities and words included)."""
+    text = _value(attributes, name)
+    if text is None:
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"{name} is not a number: {text[:40]!r}") from None
+    if not low <= value <= high:  # NaN fails both comparisons
+        raise ValueError(f"{name} is out of range: {text[:40]!r}")
+    return value
+
+
 def read(message: MessageTypeDef) -> Received:
-    """Parse a received message; messages not sent by AsyncTasQ get their SQS id as task id."""
+    """Parse a received message; messages not sent by AsyncTasQ get their SQS id as task id.
+    Numeric attributes that cannot be read leave it `malformed`, never raise: one such
+    message must not cost the others of its batch."""
     attributes: Mapping[str, MessageAttributeValueOutputTypeDef] = message.get(
         "MessageAttributes", {}
     )
     system = message.get("Attributes", {})
-    receive_count = int(system.get("ApproximateReceiveCount", "1"))
-    carried = _value(attributes, ATTEMPTS)
-    visibility = _value(attributes, VISIBILITY)
-    due = _value(attributes, DUE)
+    receive_count = int(system.get("ApproximateReceiveCount", "1"))  # SQS's own
+    malformed: str | None = None
+    try:
+        carried = _number(attributes, ATTEMPTS, 0, MAX_CARRIED)
+        visibility = _number(attributes, VISIBILITY, 0, MAX_SECONDS)
+        due = _number(attributes, DUE, 0, time.time() + MAX_SECONDS)
+    except ValueError as exc:
+        carried = visibility = due = None
+        malformed = str(exc)
     sent = system.get("SentTimestamp")
     message_id = message.get("MessageId", "")
     return Received(
@@ -217,11 +247,12 @@ def read(message: MessageTypeDef) -> Received:
         body=message.get("Body", ""),
         task_id=_value(attributes, TASK_ID) or message_id,
         encoding=_value(attributes, ENCODING),
-        attempts=int(float(carried or 0)) + max(receive_count - 1, 0),
-        visibility=int(float(visibility)) if visibility is not None else None,
-        due=float(due) if due is not None else None,
+        attempts=int(carried or 0) + max(receive_count - 1, 0),
+        visibility=int(visibility) if visibility is not None else None,
+        due=due,
         sent_at=int(sent) / 1000 if sent is not None else None,
         attributes=attributes,
+        malformed=malformed,
     )
 
 

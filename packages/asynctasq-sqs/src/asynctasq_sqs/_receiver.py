@@ -21,7 +21,7 @@ import binascii
 import logging
 import time
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
@@ -54,6 +54,8 @@ class Receiver:
         wait_time_seconds: Longest single long poll (0-20).
         max_message_size: SQS message size limit (for re-deferred messages).
         concurrency: Most batch requests in flight at once.
+        bury: Dead-letters a received message whose attributes cannot be read, with why
+            (never raises).
     """
 
     def __init__(
@@ -64,8 +66,10 @@ class Receiver:
         wait_time_seconds: int,
         max_message_size: int,
         concurrency: int,
+        bury: Callable[[Delivery, str], Awaitable[None]],
     ) -> None:
         self._urls = urls
+        self._bury = bury
         self._fixed = visibility_timeout
         self._longest_poll = wait_time_seconds
         self._max_size = max_message_size
@@ -213,8 +217,13 @@ class Receiver:
         deliveries: list[Delivery] = []
         early: list[attr.Received] = []
         corrections: list[tuple[int, int]] = []  # (index in deliveries, wanted lease)
+        malformed: list[tuple[Delivery, str]] = []
         for message in messages:
             received = attr.read(message)
+            if received.malformed is not None:
+                delivery = _delivery(queue, url, received, granted, granted)
+                malformed.append((delivery, received.malformed))
+                continue
             if received.due is not None and received.due - now > EARLY_TOLERANCE:
                 early.append(received)
                 continue
@@ -229,6 +238,8 @@ class Receiver:
             await self._correct_leases(client, url, deliveries, corrections, granted)
         if early:
             await self._redefer(client, url, early, now)
+        for delivery, why in malformed:
+            await self._bury(delivery, why)
         return deliveries, len(messages) == count
 
     async def _correct_leases(

@@ -28,6 +28,7 @@ import aioboto3
 from aiobotocore.config import AioConfig
 
 from asynctasq.drivers.base import DeadLetter, Delivery, Failure, OutgoingMessage, QueueStats
+from asynctasq.errors import MalformedMessageError
 from asynctasq_sqs import _attributes as attr
 from asynctasq_sqs._batch import (
     change_visibility_batches,
@@ -139,6 +140,7 @@ class SQSDriver:
             wait_time_seconds=wait_time_seconds,
             max_message_size=max_message_size,
             concurrency=_CONCURRENCY,
+            bury=self._bury_malformed,
         )
         self._client: SQSClient | None = None
         self._stack: AsyncExitStack | None = None
@@ -378,6 +380,20 @@ class SQSDriver:
         client = await self._sqs()
         await self._dead.add(client, delivery, _receipt(delivery), failure)
         await self._delete_quietly(client, [delivery], "dead-letter")
+
+    async def _bury_malformed(self, delivery: Delivery, why: str) -> None:
+        """Dead-letter a received message whose attributes cannot be read: it never runs. If
+        that fails, the lease ends and it comes back; the queue's redrive policy
+        (`max_receive_count`) has the last word."""
+        failure = Failure(
+            f"{MalformedMessageError.__module__}.{MalformedMessageError.__qualname__}",
+            f"the SQS message attributes of this task cannot be read ({why})",
+            "",
+        )
+        try:
+            await self.dead_letter(delivery, failure)
+        except Exception:
+            logger.warning("could not dead-letter an unreadable message", exc_info=True)
 
     async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
         """Push leases to `visibility_timeout` s from now (ChangeMessageVisibilityBatch).
