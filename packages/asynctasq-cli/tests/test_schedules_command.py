@@ -73,6 +73,16 @@ def test_a_last_tick_that_is_not_a_tick_is_shown_as_unknown(
     assert "\x1b" not in result.stdout and "owned" not in result.stdout
 
 
+@pytest.mark.parametrize("json_output", [False, True])
+def test_a_last_tick_past_year_9999_is_shown_as_unknown(
+    cli: Invoke, memory: MemoryDriver, memory_args: list[str], module: str, json_output: bool
+) -> None:
+    asyncio.run(memory.claim(last_key("daily"), "999999999999", 600))
+    result = cli("schedules", "-i", module, *memory_args, *(["--json"] if json_output else []))
+    assert result.exit_code == 0, result.output
+    assert "33658" not in result.stdout
+
+
 def test_without_task_modules_there_is_nothing_to_list(cli: Invoke, memory_args: list[str]) -> None:
     result = cli("schedules", *memory_args)
     assert result.exit_code == 0, result.output

@@ -16,7 +16,7 @@ one id twice, in the queue and in the events.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from asynctasq.drivers.base import ClaimStore
@@ -48,11 +48,19 @@ def last_key(name: str) -> str:
     return f"schedule:{name}:last"
 
 
+MAX_TICK = int(datetime(9999, 12, 30, tzinfo=UTC).timestamp())
+"""The latest tick a `datetime` shows in any time zone; a stored one past it is not a tick
+(whoever can write to the broker can store anything)."""
+
+
 def parse_tick(holder: str | None) -> int | None:
     """A tick stored as a holder, or None when there is none or it is not a tick."""
     if holder is None or not (0 < len(holder) <= 12) or not holder.isascii():
         return None
-    return int(holder) if holder.isdigit() else None
+    if not holder.isdigit():
+        return None
+    tick = int(holder)
+    return tick if tick <= MAX_TICK else None
 
 
 def claim_store(driver: Any) -> ClaimStore:
