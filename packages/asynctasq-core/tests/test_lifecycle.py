@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import orjson
 import pytest
 
 import asynctasq
@@ -497,6 +498,32 @@ def test_a_forged_status_record_is_no_record(raw: bytes) -> None:
 def test_a_forged_event_or_worker_record_is_skipped(raw: bytes) -> None:
     assert Event.decode(raw) is None
     assert asynctasq.WorkerInfo.decode(raw) is None
+
+
+def test_a_worker_record_of_any_size_reads_back_bounded() -> None:
+    """A forged record with a 2 MB host name printed 8.5 MB in ``asynctasq workers``."""
+    from asynctasq.lifecycle.workers import MAX_NAME, MAX_RECORD
+
+    doc = {
+        "worker_id": "w" * 100_000,
+        "host": "h" * 2_000_000,
+        "pid": 1,
+        "queues": ["q" * 10_000, "ok"],
+        "concurrency": 1,
+        "version": "v" * 5_000,
+        "started_at": 1.0,
+        "heartbeat_at": 2.0,
+        "running": ["r" * 10_000],
+    }
+    info = asynctasq.WorkerInfo.decode(orjson.dumps(doc))
+    assert info is not None
+    assert all(
+        len(text) <= MAX_NAME
+        for text in (info.worker_id, info.host, info.version, *info.queues, *info.running)
+    )
+    assert info.queues[1] == "ok" and info.host.startswith("hhh")
+    doc["host"] = "h" * (MAX_RECORD + 1)
+    assert asynctasq.WorkerInfo.decode(orjson.dumps(doc)) is None
 
 
 async def test_forged_records_do_not_break_listing_or_the_cancel_watcher(worker: Worker) -> None:

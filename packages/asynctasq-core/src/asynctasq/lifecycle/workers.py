@@ -64,7 +64,11 @@ class WorkerInfo:
 
     @classmethod
     def decode(cls, raw: bytes) -> WorkerInfo | None:
-        """The record a stored entry holds; None when it is not valid."""
+        """The record a stored entry holds; None when it is not valid. Whoever can write to
+        the broker can write these: a record past `MAX_RECORD` bytes is not one, and each
+        name is cut to `MAX_NAME` characters, so listing workers stays bounded work."""
+        if len(raw) > MAX_RECORD:
+            return None
         try:
             doc = orjson.loads(raw)
             if not isinstance(doc, dict):
@@ -80,15 +84,15 @@ class WorkerInfo:
             ):
                 return None
             return cls(
-                worker_id=_checked.text(doc, "worker_id"),
-                host=_checked.text(doc, "host"),
+                worker_id=_cut(_checked.text(doc, "worker_id")),
+                host=_cut(_checked.text(doc, "host")),
                 pid=_checked.count(doc, "pid"),
-                queues=tuple(queues),
+                queues=tuple(map(_cut, queues)),
                 concurrency=_checked.count(doc, "concurrency"),
-                version=_checked.text(doc, "version"),
+                version=_cut(_checked.text(doc, "version")),
                 started_at=started,
                 heartbeat_at=beat,
-                running=tuple(running),
+                running=tuple(map(_cut, running)),
                 processed=_checked.count(doc, "processed"),
                 succeeded=_checked.count(doc, "succeeded"),
                 failed=_checked.count(doc, "failed"),
@@ -98,4 +102,16 @@ class WorkerInfo:
             return None
 
 
-__all__ = ["WorkerInfo"]
+MAX_RECORD = 4 << 20
+"""Bytes of the largest worker record read: a worker serving 1,000 queues and running 50,000
+tasks writes about 2 MiB."""
+MAX_NAME = 256
+"""Characters kept of an id, host, version or queue name of a worker record (a queue name
+is at most 200, a host name 255 bytes)."""
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 3] + "..."
+
+
+__all__ = ["MAX_NAME", "MAX_RECORD", "WorkerInfo"]
