@@ -6,6 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import pytest
+
+from asynctasq.drivers.claims import MAX_CLAIM_HOLDER_LENGTH
 from asynctasq_mysql import MySQLDriver
 from asynctasq_mysql.lifecycle import TRIM_BATCH
 
@@ -42,20 +45,38 @@ async def test_expired_claims_are_swept_by_later_claims(
     assert await driver.read_claim("live") == "w"
 
 
-async def test_a_forged_holder_is_decoded_leniently(
-    driver: MySQLDriver, admin: Any, table_names: dict[str, str]
+@pytest.mark.parametrize(
+    ("holder", "expires"),
+    [
+        ("UNHEX('FFFE206E6F74207574662D38')", "UTC_TIMESTAMP(6) + INTERVAL 1 HOUR"),
+        ("REPEAT('x', 300)", "UTC_TIMESTAMP(6) + INTERVAL 1 HOUR"),
+        ("'a/holder'", "'9999-12-31 23:59:59'"),
+    ],
+)
+async def test_a_row_no_driver_writes_is_no_claim(
+    driver: MySQLDriver, admin: Any, table_names: dict[str, str], holder: str, expires: str
 ) -> None:
+    """A holder compare-and-replace can never name (not UTF-8, or longer than any), or a
+    claim that does not end: whoever can write the table could otherwise hold a limit or a
+    schedule tick for ever."""
     table = f"{table_names['queue']}_claims"
     async with admin.cursor() as cursor:
         await cursor.execute(
             f"INSERT INTO `{table}` (`key`, `holder`, `expires_at`) "
-            "VALUES ('forged', UNHEX('FFFE206E6F74207574662D38'), "
-            "UTC_TIMESTAMP(6) + INTERVAL 1 HOUR)"
+            f"VALUES ('forged', {holder}, {expires})"
         )
         await admin.commit()
-    assert await driver.read_claim("forged") == "\ufffd\ufffd not utf-8"
-    assert await driver.claim("forged", "w1", 60) == "\ufffd\ufffd not utf-8"
-    assert await driver.release_claim("forged", "w1") is False
+    assert await driver.read_claim("forged") is None
+    assert await driver.claim("forged", "w1", 60) is None
+    assert await driver.read_claim("forged") == "w1"
+    assert await driver.release_claim("forged", "w1") is True
+
+
+async def test_the_longest_holder_is_a_claim(driver: MySQLDriver) -> None:
+    longest = "\U0001f600" * MAX_CLAIM_HOLDER_LENGTH
+    assert await driver.claim("long", longest, 3600) is None
+    assert await driver.read_claim("long") == longest
+    assert await driver.claim("long", "w1", 60) == longest
 
 
 async def test_claim_statements_work_under_no_backslash_escapes(

@@ -6,8 +6,9 @@ from __future__ import annotations
 from typing import TypeAlias
 
 import asyncpg
+import pytest
 
-from asynctasq.drivers.claims import MAX_CLAIM_HOLDER_LENGTH
+from asynctasq.drivers.claims import MAX_CLAIM_HOLDER_LENGTH, MAX_CLAIM_TTL
 from asynctasq_postgres import PostgresDriver
 
 Admin: TypeAlias = "asyncpg.Connection[asyncpg.Record]"
@@ -54,16 +55,36 @@ async def test_a_released_claim_leaves_no_row_and_an_expired_one_is_not_released
     assert await driver.read_claim("unique:t:2") is None
 
 
-async def test_a_forged_holder_is_read_bounded(driver: PostgresDriver, admin: Admin) -> None:
+@pytest.mark.parametrize(
+    ("holder", "expires"),
+    [
+        ("repeat('x', 1000000)", "now() + interval '1 hour'"),
+        (f"repeat('x', {MAX_CLAIM_HOLDER_LENGTH + 1})", "now() + interval '1 hour'"),
+        ("'a/holder'", "'infinity'"),
+        ("'a/holder'", "now() + interval '200 years'"),
+    ],
+)
+async def test_a_row_no_driver_writes_is_no_claim(
+    driver: PostgresDriver, admin: Admin, holder: str, expires: str
+) -> None:
+    """A holder compare-and-replace can never name, or a claim that never ends: whoever can
+    write the table could otherwise hold a limit or a schedule tick for ever."""
     names = driver.table_names
     await admin.execute(
-        f"INSERT INTO {names.claims} (key, holder, expires_at) "
-        "VALUES ('forged', repeat('x', 1000000), now() + interval '1 hour')"
+        f"INSERT INTO {names.claims} (key, holder, expires_at) VALUES ('forged', {holder}, "
+        f"{expires})"
     )
-    bounded = "x" * MAX_CLAIM_HOLDER_LENGTH
-    assert await driver.read_claim("forged") == bounded
-    assert await driver.claim("forged", "w1", 60) == bounded
-    assert await driver.release_claim("forged", "w1") is False
+    assert await driver.read_claim("forged") is None
+    assert await driver.claim("forged", "w1", 60) is None
+    assert await driver.read_claim("forged") == "w1"
+    assert await driver.release_claim("forged", "w1") is True
+
+
+async def test_the_longest_holder_and_ttl_are_a_claim(driver: PostgresDriver) -> None:
+    longest = "\U0001f600" * MAX_CLAIM_HOLDER_LENGTH
+    assert await driver.claim("long", longest, MAX_CLAIM_TTL) is None
+    assert await driver.read_claim("long") == longest
+    assert await driver.claim("long", "w1", 60) == longest
 
 
 async def test_a_read_is_one_primary_key_probe(driver: PostgresDriver, admin: Admin) -> None:

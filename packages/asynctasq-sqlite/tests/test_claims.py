@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import math
 import sqlite3
 import sys
 import time
 from pathlib import Path
 
+import pytest
+
+from asynctasq.drivers.claims import MAX_CLAIM_HOLDER_LENGTH, MAX_CLAIM_TTL
 from asynctasq_sqlite import SqliteDriver
-from asynctasq_sqlite._claims import MAX_HOLDER_BYTES
 from asynctasq_sqlite.sql import TRIM_BATCH
 
 
@@ -41,24 +44,39 @@ async def test_expired_claims_are_swept_by_later_claims(
     assert await sqlite_driver.read_claim("live") == "w"
 
 
-async def test_forged_rows_are_read_bounded_and_leniently(
-    sqlite_driver: SqliteDriver, db_path: Path
+@pytest.mark.parametrize(
+    ("holder", "expires"),
+    [
+        ("x" * 1_000_000, 3600.0),
+        ("x" * 300, 3600.0),  # more characters than a holder
+        (b"\xff\xfe not utf-8", 3600.0),
+        (b"a/holder", 3600.0),  # a blob, though UTF-8: no `replace` (text) could name it
+        ("a/holder", math.inf),
+        ("a/holder", 200 * 366 * 86400.0),
+        ("a/holder", "soon"),  # text: greater than any number in SQLite
+    ],
+)
+async def test_a_row_no_driver_writes_is_no_claim(
+    sqlite_driver: SqliteDriver, db_path: Path, holder: object, expires: object
 ) -> None:
-    later = time.time() + 3600
-    _insert(
-        db_path,
-        [
-            ("huge", "x" * 1_000_000, later),
-            ("blob", b"\xff\xfe not utf-8", later),
-            ("number", 42, later),
-        ],
-    )
-    assert await sqlite_driver.read_claim("huge") == "x" * MAX_HOLDER_BYTES
-    assert await sqlite_driver.claim("huge", "w1", 60) == "x" * MAX_HOLDER_BYTES
-    assert await sqlite_driver.read_claim("blob") == "\ufffd\ufffd not utf-8"
-    assert await sqlite_driver.claim("blob", "w1", 60) == "\ufffd\ufffd not utf-8"
-    assert await sqlite_driver.claim("number", "w1", 60, replace="41") == "42"
-    assert await sqlite_driver.release_claim("blob", "w1") is False
+    """Whoever can write the file could otherwise hold a limit or a schedule tick for ever
+    with a row compare-and-replace can never name, or one that never expires."""
+    at = time.time() + expires if isinstance(expires, float) else expires
+    conn = sqlite3.connect(db_path)
+    with conn:
+        conn.execute("INSERT INTO asynctasq_claims VALUES (?, ?, ?)", ("forged", holder, at))
+    conn.close()
+    assert await sqlite_driver.read_claim("forged") is None
+    assert await sqlite_driver.claim("forged", "w1", 60) is None
+    assert await sqlite_driver.read_claim("forged") == "w1"
+    assert await sqlite_driver.release_claim("forged", "w1") is True
+
+
+async def test_the_longest_holder_is_a_claim(sqlite_driver: SqliteDriver) -> None:
+    longest = "\U0001f600" * MAX_CLAIM_HOLDER_LENGTH
+    assert await sqlite_driver.claim("long", longest, MAX_CLAIM_TTL) is None
+    assert await sqlite_driver.read_claim("long") == longest
+    assert await sqlite_driver.claim("long", "w1", 60) == longest
 
 
 _CLAIMER = """

@@ -14,8 +14,11 @@ Why this shape:
 * Expiry is ``expires_at`` on the server's clock. Reads ignore expired rows; a driver
   deletes them in batches after its own claims (as for the lifecycle tables), and released
   claims are deleted at once.
-* A holder read back is at most the column's 1 KiB and decoded leniently: a row written
-  behind the driver's back never fails a decode.
+* A holder is read back at most the column's 1 KiB, and a row written behind the driver's
+  back never fails a decode: a row no driver writes (a holder longer than any or not UTF-8,
+  an expiry further than the longest ttl) is no claim. It reads as nobody and is taken
+  over, so a forged row holds a schedule tick, a unique key or a limit only as long as a
+  real claim could.
 """
 
 from __future__ import annotations
@@ -53,9 +56,14 @@ class ClaimStatements:
     def __init__(self, tables: TableNames) -> None:
         c = tables.claims
         holder = f"SUBSTRING(`holder`, 1, {MAX_HOLDER_BYTES:d})"
+        # Not expired, and no further off than the longest ttl; `_held` checks the holder.
+        live = (
+            f"(`expires_at` > {_NOW} AND `expires_at` <= {_NOW} + INTERVAL "
+            f"{MAX_TTL + 1:.0f} SECOND AND LENGTH(`holder`) <= {MAX_HOLDER_BYTES:d})"
+        )
         # (holder, whether live, whether it equals `replace`: NULL when none is given)
         self.lock = (
-            f"SELECT {holder}, `expires_at` > {_NOW}, `holder` = UNHEX(%s) "
+            f"SELECT {holder}, {live}, `holder` = UNHEX(%s) "
             f"FROM {c} WHERE `key` = UNHEX(%s) FOR UPDATE"
         )
         self.insert = (
@@ -70,7 +78,7 @@ class ClaimStatements:
             f"DELETE FROM {c} WHERE `key` = UNHEX(%s) AND `holder` = UNHEX(%s) "
             f"AND `expires_at` > {_NOW}"
         )
-        self.read = f"SELECT {holder} FROM {c} WHERE `key` = UNHEX(%s) AND `expires_at` > {_NOW}"
+        self.read = f"SELECT {holder}, {live} FROM {c} WHERE `key` = UNHEX(%s)"
         self.trim = f"DELETE FROM {c} WHERE `expires_at` <= {_NOW} LIMIT {TRIM_BATCH:d}"
 
 
@@ -78,8 +86,18 @@ def _hex(text: str) -> str:
     return text.encode().hex()
 
 
-def _holder(raw: Any) -> str:
-    return bytes(raw).decode("utf-8", "replace")
+def _held(row: Any) -> str | None:
+    """The holder of a (holder, live, ...) row, or None when it holds no claim a driver
+    wrote: expired or further off than the longest ttl, or a holder no claim has."""
+    if row is None or not row[1]:
+        return None
+    try:
+        holder = bytes(row[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not holder or len(holder) > MAX_CLAIM_HOLDER_LENGTH or "\x00" in holder:
+        return None
+    return holder
 
 
 class MySQLClaims:
@@ -132,9 +150,10 @@ class MySQLClaims:
                 await cursor.execute("START TRANSACTION; " + sql.lock, (replace, key))
                 await cursor.nextset()
                 row = await cursor.fetchone()
-                if row is not None and row[1] and not row[2]:  # live, and not `replace`'s
+                current = _held(row)
+                if current is not None and not row[2]:  # held, and not by `replace`
                     await cursor.execute("COMMIT")
-                    return _holder(row[0])
+                    return current
                 if row is None:
                     await cursor.execute(sql.insert + "; COMMIT", (key, holder, ttl_micros))
                 else:
@@ -173,7 +192,7 @@ class MySQLClaims:
         """The current holder of `key`, or None (nobody, or expired)."""
         check_claim_key(key)
         rows = await fetchall(await self._ready(), self._claim_sql.read, (_hex(key),))
-        return _holder(rows[0][0]) if rows else None
+        return _held(rows[0]) if rows else None
 
 
 __all__ = ["ClaimStatements", "MySQLClaims"]

@@ -15,6 +15,9 @@ Why this shape:
   claims are deleted at once.
 * A holder read back is cut to `MAX_CLAIM_HOLDER_LENGTH` characters in SQL: a row written
   behind the driver's back costs bounded work.
+* A row no driver writes (a holder longer than any, an expiry past `MAX_CLAIM_TTL` from now,
+  'infinity' included) is no claim: it reads as nobody and is taken over, so a forged row
+  holds a schedule tick, a unique key or a limit only as long as a real claim could.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncpg
 
 from asynctasq.drivers.claims import (
     MAX_CLAIM_HOLDER_LENGTH,
+    MAX_CLAIM_TTL,
     check_claim,
     check_claim_holder,
     check_claim_key,
@@ -50,6 +54,14 @@ class ClaimStatements:
         """Format the statements for `names` (identifiers are validated and quoted)."""
         c = names.claims
         live_holder = f"left(holder, {MAX_CLAIM_HOLDER_LENGTH})"
+
+        def live(row: str = "") -> str:
+            return (
+                f"{row}expires_at > now() AND {row}expires_at <= now() + interval "
+                f"'{MAX_CLAIM_TTL + 1:.0f} seconds' AND length({row}holder) <= "
+                f"{MAX_CLAIM_HOLDER_LENGTH}"
+            )
+
         return cls(
             # $1 key, $2 holder, $3 ttl seconds, $4 replace (NULL: none), $5 most expired
             # rows to delete (never the key being claimed). Returns (taken, swept).
@@ -65,12 +77,12 @@ WITH swept AS (
     VALUES ($1::text, $2::text, now() + make_interval(secs => $3::float8))
     ON CONFLICT (key) DO UPDATE
         SET holder = excluded.holder, expires_at = excluded.expires_at
-        WHERE c.expires_at <= now() OR c.holder = $4::text
+        WHERE NOT ({live("c.")}) OR c.holder = $4::text
     RETURNING 1
 )
 SELECT (SELECT count(*) FROM taken), (SELECT count(*) FROM swept)""",
             read=f"""
-SELECT {live_holder} FROM {c} WHERE key = $1::text AND expires_at > now()""",
+SELECT {live_holder} FROM {c} WHERE key = $1::text AND {live()}""",
             release=f"""
 DELETE FROM {c} WHERE key = $1::text AND holder = $2::text AND expires_at > now()
 RETURNING 1""",

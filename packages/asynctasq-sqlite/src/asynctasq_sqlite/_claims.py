@@ -8,9 +8,12 @@ clock, which every process sharing the file shares.
 
 Expired rows are never returned, and each claim deletes a bounded batch of them first (an
 index seek when there are none), so the table holds about the live claims only. Released
-claims are deleted at once. A holder read back is cut to `MAX_HOLDER_BYTES` in SQL and
-decoded leniently: a row written behind the driver's back (the table is not STRICT) costs
-bounded work and never fails a decode.
+claims are deleted at once. A holder read back is cut to `MAX_HOLDER_BYTES` in SQL: a row
+written behind the driver's back (the table is not STRICT) costs bounded work and never
+fails a decode. A row no driver writes (a holder not text, longer than any, not UTF-8 or with
+a NUL, an expiry further than the longest ttl or not a number) is no claim: it reads as nobody and
+is taken over, so a forged row holds a schedule tick, a unique key or a limit only as long
+as a real claim could.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from collections.abc import Awaitable, Callable
 
 from asynctasq.drivers.claims import (
     MAX_CLAIM_HOLDER_LENGTH,
+    MAX_CLAIM_TTL,
     check_claim,
     check_claim_holder,
     check_claim_key,
@@ -38,10 +42,13 @@ DELETE FROM asynctasq_claims WHERE key IN (
 )
 """
 
-# The holder (bounded, as bytes) and whether it equals the `replace` given (NULL: never).
+# The holder (bounded, as bytes), whether it equals the `replace` given (NULL: never), and
+# its length in bytes; of a row that has not expired and expires no further off than the
+# longest ttl (a text is greater than any number in SQLite, so it fails the second bound).
 LIVE_CLAIM = f"""
-SELECT substr(CAST(holder AS BLOB), 1, {MAX_HOLDER_BYTES:d}), holder IS ?
-FROM asynctasq_claims WHERE key = ? AND expires_at > ?
+SELECT substr(CAST(holder AS BLOB), 1, {MAX_HOLDER_BYTES:d}), holder IS ?,
+       length(CAST(holder AS BLOB)), typeof(holder) = 'text'
+FROM asynctasq_claims WHERE key = ? AND expires_at > ? AND expires_at <= ?
 """
 
 TAKE_CLAIM = """
@@ -53,8 +60,20 @@ DELETE FROM asynctasq_claims WHERE key = ? AND holder = ? AND expires_at > ?
 """
 
 
-def _text(raw: bytes) -> str:
-    return bytes(raw).decode("utf-8", "replace")
+def _live(conn: sqlite3.Connection, key: str, replace: str | None) -> tuple[str, bool] | None:
+    """The holder of `key` and whether it is `replace`, or None when no claim a driver
+    wrote holds it."""
+    now = time.time()
+    row = conn.execute(LIVE_CLAIM, (replace, key, now, now + MAX_CLAIM_TTL + 1)).fetchone()
+    if row is None or not row[3] or row[2] > MAX_HOLDER_BYTES:
+        return None  # a blob is no holder: `replace` (text) could never name it
+    try:
+        holder = bytes(row[0]).decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not holder or len(holder) > MAX_CLAIM_HOLDER_LENGTH or "\x00" in holder:
+        return None
+    return holder, bool(row[1])
 
 
 def claim(
@@ -64,9 +83,9 @@ def claim(
     now = time.time()
     with immediate(conn):
         conn.execute(TRIM_CLAIMS, (now,))
-        row = conn.execute(LIVE_CLAIM, (replace, key, now)).fetchone()
-        if row is not None and not row[1]:
-            return _text(row[0])
+        live = _live(conn, key, replace)
+        if live is not None and not live[1]:
+            return live[0]
         conn.execute(TAKE_CLAIM, (key, holder, now + ttl))
     return None
 
@@ -79,8 +98,8 @@ def release_claim(conn: sqlite3.Connection, key: str, holder: str) -> bool:
 
 def read_claim(conn: sqlite3.Connection, key: str) -> str | None:
     """The live holder of `key`, if any."""
-    row = conn.execute(LIVE_CLAIM, (None, key, time.time())).fetchone()
-    return None if row is None else _text(row[0])
+    live = _live(conn, key, None)
+    return None if live is None else live[0]
 
 
 class Claims:
