@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -215,6 +216,15 @@ async def _serve(
         _Exit.hard = True
 
 
+class _StoppedBeforeStart(BaseException):
+    """A SIGTERM came before the worker could take it as a stop (a BaseException, as
+    KeyboardInterrupt: not an error of the code it interrupts)."""
+
+
+def _stopped_before_start(signum: int, frame: object) -> None:
+    raise _StoppedBeforeStart
+
+
 def run_worker(
     connection: ConnectionOptions,
     options: WorkerOptions,
@@ -244,6 +254,9 @@ def run_worker(
     tag_child_logs(logs)
     added: list[str] = []
     exporter = None
+    # Until the worker's own handler replaces it (its first step): a SIGTERM while the task
+    # modules import or the broker connects is a stop, not the default action's kill.
+    previous = signal.signal(signal.SIGTERM, _stopped_before_start)
     try:
         loaded = load_config(connection, options.as_settings())
         settings = loaded.config.worker
@@ -295,7 +308,10 @@ def run_worker(
         # Serving before connecting: /healthz answers and /readyz says why not ready yet.
         exporter = start_worker_metrics(worker)
         run(_serve(loaded, worker, banner, console, show_live))
+    except _StoppedBeforeStart:
+        log.info("SIGTERM before start-up finished: stopped, no task taken")
     finally:
+        signal.signal(signal.SIGTERM, previous)
         close_quietly(exporter)
         for entry in added:
             if entry in sys.path:

@@ -315,7 +315,14 @@ class Worker:
             spec = self._driver_spec if isinstance(self._driver_spec, str) else None
             self.driver = build_driver(spec, self.config)
         driver = self.driver
-        await driver.connect()
+        # From the first moment: a SIGTERM during a slow start-up (connecting, importing the
+        # task modules) is a stop, not the default action that kills the process.
+        self._install_signals(loop)
+        try:
+            await driver.connect()
+        except BaseException:
+            self._remove_signals(loop)
+            raise
         keeper: asyncio.Task[None] | None = None
         scheduler: Scheduler | None = None
         previous_guard = get_import_guard()
@@ -346,7 +353,6 @@ class Worker:
                     events_retention=self.config.events.retention,
                 )
                 await self._lifecycle.start()
-            self._install_signals(loop)
             for m in self.middleware:
                 # May be a coroutine (initialise an ORM, open a pool); an error stops start-up.
                 await _maybe_await(m.before_worker_boot(self))

@@ -1,0 +1,47 @@
+"""A SIGTERM while the worker starts (a slow broker connection, heavy task modules) stops it
+like one sent later, exit status 0, instead of killing it with the signal's default action."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+
+    from asynctasq.testing import MemoryDriver
+    from asynctasq.worker import Worker
+
+
+    class SlowToConnect(MemoryDriver):
+        async def connect(self) -> None:
+            print("connecting", flush=True)
+            await asyncio.sleep(3)
+            await super().connect()
+
+
+    worker = Worker(SlowToConnect(), queues=["q"], poll_wait=0.1)
+    asyncio.run(worker.run())
+    print("stopped", worker.stopping, flush=True)
+    """
+)
+
+
+def test_a_sigterm_during_start_up_stops_the_worker_cleanly() -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline().strip() == "connecting"
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=30)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, (proc.returncode, err)
+    assert out.strip() == "stopped True", err
