@@ -364,7 +364,10 @@ def register(app: typer.Typer) -> None:
         burst: Annotated[
             bool,
             typer.Option(
-                "--burst", help="Exit once the queues are empty.", rich_help_panel=_PANEL_RUN
+                "--burst",
+                help="Exit once the queues are empty (retries it made that are due within "
+                "10 s are waited for).",
+                rich_help_panel=_PANEL_RUN,
             ),
         ] = False,
         process_pool_size: Annotated[

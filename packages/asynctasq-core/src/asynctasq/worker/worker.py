@@ -77,6 +77,9 @@ from asynctasq.workflows import runner as workflow_steps
 if TYPE_CHECKING:
     from asynctasq.schedules.scheduler import Scheduler
 
+BURST_RETRY_WAIT = 10.0
+"""Seconds ahead a burst run's own retries may be due and still be waited for."""
+
 log = logging.getLogger("asynctasq.worker")
 
 # A message failing with one of these can never run: dead-letter it at once. A task that is
@@ -126,7 +129,8 @@ class Worker:
         queues: Queue names, served fairly (the order rotates on every fetch).
         concurrency: Most tasks running at once.
         shutdown_timeout: Seconds running tasks get to finish after a stop request.
-        burst: Exit once the queues are empty instead of waiting for work.
+        burst: Exit once the queues are empty instead of waiting for work; a retry this
+            worker scheduled that is due within `BURST_RETRY_WAIT` seconds is waited for.
         process_pool_size: Child processes for ``process=True`` tasks (default: CPU count).
         process_max_tasks_per_child: Recycle a child after this many tasks.
         thread_pool_size: Threads for sync tasks (default: 32).
@@ -181,6 +185,7 @@ class Worker:
             shutdown_timeout if shutdown_timeout is not None else ws.shutdown_timeout
         )
         self.burst = burst
+        self._burst_until = 0.0  # monotonic time a burst run waits for its own retries
         self.poll_wait = poll_wait if poll_wait is not None else ws.poll_wait
         own = list(middleware)
         # Process-wide middleware (add_middleware) first: it wraps the worker's own.
@@ -273,6 +278,15 @@ class Worker:
             # say what it is stuck on.
             self._stall = StallReport(self.shutdown_timeout + STALL_GRACE)
             self._stall.arm(asyncio.get_running_loop())
+
+    def retry_scheduled(self, delay: float) -> None:
+        """Note a retry (or a wait for a limit) this worker scheduled `delay` seconds ahead:
+        a burst run waits for it when it is due within `BURST_RETRY_WAIT` seconds, so a
+        short retry is not left behind in a queue it calls empty."""
+        if self.burst and delay <= BURST_RETRY_WAIT:
+            # slack for a broker that rounds delays up (SQS: whole seconds) and for polling
+            until = time.monotonic() + delay + 2.0
+            self._burst_until = max(self._burst_until, until)
 
     @property
     def stopping(self) -> bool:
@@ -443,7 +457,7 @@ class Worker:
                 break
             if not deliveries:
                 if self.burst and not self._running and not self._waiting:
-                    if idle_once:
+                    if idle_once and time.monotonic() >= self._burst_until:
                         break
                     idle_once = True
                 continue
@@ -695,16 +709,17 @@ class Worker:
             # must not spin on it.
             delay = max(delay, NOT_FOUND_RETRY_DELAY)
         log.warning(
-            "task %s [%s] could not be prepared (%s: %s); retrying in %.1f s",
+            "task %s [%s] could not be prepared (%s: %s); retrying in %s s",
             printable(job.task_name),
             printable(job.task_id),
             type(exc).__name__,
             brief(exc),
-            delay,
+            _seconds(delay),
         )
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
+            self.retry_scheduled(delay)
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
 
     async def _task_for_hooks(self, job: Job, *, load: bool = True) -> BaseTask[Any] | None:
@@ -751,18 +766,19 @@ class Worker:
             return
         delay = retry_delay(job.envelope, runs_done)
         log.warning(
-            "task %s [%s] failed (run %d of %d): %s: %s; retrying in %.1f s",
+            "task %s [%s] failed (run %d of %d): %s: %s; retrying in %s s",
             printable(job.task_name),
             printable(job.task_id),
             runs_done,
             job.envelope.max_attempts,
             type(exc).__name__,
             brief(exc),
-            delay,
+            _seconds(delay),
         )
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
+            self.retry_scheduled(delay)
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
             if hooks is not None:
                 hooks.after_retry(job, exc, delay)
@@ -916,6 +932,11 @@ class Worker:
         for sig in self._signals_installed:
             loop.remove_signal_handler(sig)
         self._signals_installed.clear()
+
+
+def _seconds(delay: float) -> str:
+    """A delay for a log line as the user set it: 0.05, 1.5, 60 (not 0.1 or 60.0)."""
+    return f"{delay:.2f}".rstrip("0").rstrip(".")
 
 
 def _failure_of(exc: BaseException) -> Exception | None:
