@@ -104,19 +104,3 @@ async def test_a_forged_visibility_gets_a_short_lease(
     ends = await admin.fetch(f"SELECT extract(epoch FROM leased_until)::float8 AS e FROM {q}")
     assert all(55 < row["e"] - started < 65 for row in ends), ends
     assert await driver.dequeue(["short"], limit=10, wait=0) == []
-
-
-async def test_a_row_of_a_priority_no_dispatch_sets_is_served_not_left_behind(
-    driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
-) -> None:
-    q = driver.table_names.queue
-    for priority in (32767, 10, -1, -32768):
-        await admin.execute(
-            f"INSERT INTO {q} (task_id, queue, payload, available_at, visibility_timeout, "
-            f"priority) VALUES (gen_random_uuid(), 'odd', '{{}}', now(), 30, {priority})"
-        )
-    got = await driver.dequeue(["odd"], limit=10, wait=0)
-    assert len(got) == 4
-    await driver.ack(got)
-    [stats] = await driver.stats(["odd"])
-    assert (stats.ready, stats.in_flight) == (0, 0)

@@ -49,11 +49,10 @@ DQ_RANK = 9
 """Minus the row's priority: sorting by it puts higher priorities first."""
 
 # Priorities: rows of priority 0 are served by the scan above, unchanged (it only adds
-# ``priority = 0``, true of every row when nobody sets one; a priority no dispatch sets, from
-# a row written behind the driver's back, is served as 0 rather than never). Rows of priority
-# 1-9 come first, one range scan per level on a partial index ``(queue, priority,
-# available_at, id) WHERE priority > 0``: empty, and nine probes of an empty index, when
-# nobody sets one, and never stepping over leased or delayed rows of a level.
+# ``priority = 0``, true of every row when nobody sets one). Rows of priority 1-9 come first,
+# one range scan per level on a partial index ``(queue, priority, available_at, id) WHERE
+# priority > 0``: empty, and nine probes of an empty index, when nobody sets one, and never
+# stepping over leased or delayed rows of a level.
 
 
 RESULT_WAKE = "@result "
@@ -188,7 +187,7 @@ WITH {lazy}{settle}picked AS MATERIALIZED (
               AND (t.available_at, t.id)
                   >= (coalesce(q.floor_at, '-infinity'), coalesce(q.floor_id, 0))
               AND t.available_at <= now(){skip}
-              AND (t.priority = 0 OR t.priority NOT BETWEEN 1 AND 9)
+              AND t.priority = 0
             ORDER BY t.available_at, t.id
             LIMIT $2::int
             FOR UPDATE SKIP LOCKED
