@@ -33,6 +33,7 @@ from asynctasq.drivers.claims import (
     check_claim,
     check_claim_holder,
     check_claim_key,
+    stored_holder,
 )
 from asynctasq_mysql.lifecycle import MAX_TTL, TRIM_BATCH, TRIM_INTERVAL
 from asynctasq_mysql.pool import execute, fetchall, rollback_quietly
@@ -91,13 +92,7 @@ def _held(row: Any) -> str | None:
     wrote: expired or further off than the longest ttl, or a holder no claim has."""
     if row is None or not row[1]:
         return None
-    try:
-        holder = bytes(row[0]).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if not holder or len(holder) > MAX_CLAIM_HOLDER_LENGTH or "\x00" in holder:
-        return None
-    return holder
+    return stored_holder(bytes(row[0]))
 
 
 class MySQLClaims:

@@ -28,6 +28,7 @@ from asynctasq.drivers.claims import (
     check_claim,
     check_claim_holder,
     check_claim_key,
+    stored_holder,
 )
 from asynctasq_sqlite._connection import SqliteConnection
 from asynctasq_sqlite._transaction import immediate
@@ -67,13 +68,8 @@ def _live(conn: sqlite3.Connection, key: str, replace: str | None) -> tuple[str,
     row = conn.execute(LIVE_CLAIM, (replace, key, now, now + MAX_CLAIM_TTL + 1)).fetchone()
     if row is None or not row[3] or row[2] > MAX_HOLDER_BYTES:
         return None  # a blob is no holder: `replace` (text) could never name it
-    try:
-        holder = bytes(row[0]).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if not holder or len(holder) > MAX_CLAIM_HOLDER_LENGTH or "\x00" in holder:
-        return None
-    return holder, bool(row[1])
+    holder = stored_holder(bytes(row[0]))
+    return None if holder is None else (holder, bool(row[1]))
 
 
 def claim(

@@ -47,6 +47,20 @@ def _check_text(what: str, value: object, limit: int, limit_name: str) -> str:
     return value
 
 
+def stored_holder(raw: bytes) -> str | None:
+    """The holder a stored value (its bytes) names, or None when it is no holder a driver
+    could have written: not UTF-8, empty, longer than `MAX_CLAIM_HOLDER_LENGTH`, or holding
+    NUL. Such a value was written behind the driver's back, and a claim under it is no
+    claim: `replace` could never name it, so it would never be replaced or released."""
+    try:
+        holder = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not holder or len(holder) > MAX_CLAIM_HOLDER_LENGTH or "\x00" in holder:
+        return None
+    return holder
+
+
 def check_claim_key(key: object) -> str:
     """Return `key` if it is a valid claim key.
 
@@ -110,4 +124,5 @@ __all__ = [
     "check_claim_holder",
     "check_claim_key",
     "check_claim_ttl",
+    "stored_holder",
 ]
