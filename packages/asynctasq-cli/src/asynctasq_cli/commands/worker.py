@@ -13,6 +13,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -216,9 +217,13 @@ async def _serve(
         _Exit.hard = True
 
 
-class _StoppedBeforeStart(BaseException):
-    """A SIGTERM came before the worker could take it as a stop (a BaseException, as
-    KeyboardInterrupt: not an error of the code it interrupts)."""
+class _StoppedBeforeStart(SystemExit):
+    """A SIGTERM came before the worker could take it as a stop. A SystemExit: event loops
+    (uvloop, asyncio) log and drop any other exception raised in a signal callback, and the
+    code it interrupts must not take it for its own error."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
 
 
 def _stopped_before_start(signum: int, frame: object) -> None:
@@ -256,7 +261,8 @@ def run_worker(
     exporter = None
     # Until the worker's own handler replaces it (its first step): a SIGTERM while the task
     # modules import or the broker connects is a stop, not the default action's kill.
-    previous = signal.signal(signal.SIGTERM, _stopped_before_start)
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stopped_before_start) if main else None
     try:
         loaded = load_config(connection, options.as_settings())
         settings = loaded.config.worker
@@ -311,7 +317,8 @@ def run_worker(
     except _StoppedBeforeStart:
         log.info("SIGTERM before start-up finished: stopped, no task taken")
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if main:
+            signal.signal(signal.SIGTERM, previous)
         close_quietly(exporter)
         for entry in added:
             if entry in sys.path:
