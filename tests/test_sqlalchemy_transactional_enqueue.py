@@ -282,3 +282,19 @@ async def test_without_a_transaction_the_record_and_the_message_go_together(
     finally:
         await conn.close()
     assert await asynctasq.status(message.task_id) is None
+
+
+async def test_a_connection_with_other_session_settings_is_the_same_database(
+    schema: str,
+) -> None:
+    """A time zone or date style of its own (per role, per connection) changes how the
+    server prints times, not which database the connection is on."""
+    connection = await asyncpg.connect(
+        DSN, server_settings={"timezone": "Asia/Tokyo", "DateStyle": "SQL, DMY"}
+    )
+    try:
+        async with connection.transaction():
+            task_id = await send_receipt(7).dispatch(connection=connection)
+    finally:
+        await connection.close()
+    assert await queued() == [task_id]

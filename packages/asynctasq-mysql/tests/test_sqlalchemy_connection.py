@@ -205,3 +205,34 @@ async def test_a_session_on_another_database_is_refused(
         async with admin.cursor() as cursor:
             await cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
     assert await queued(driver) == []
+
+
+async def test_the_database_is_asked_at_every_dispatch_whatever_the_cursor_class(
+    driver: MySQLDriver, connect_raw: Any, admin: Any
+) -> None:
+    """``USE`` moves a MySQL connection to another database: a check remembered from an
+    earlier dispatch would let the next insert land there. And a connection opened with
+    DictCursor still works (its rows are dicts)."""
+    import aiomysql
+
+    database = f"atq_use_{uuid.uuid4().hex[:10]}"
+    async with admin.cursor() as cursor:
+        await cursor.execute(f"CREATE DATABASE `{database}`")
+    conn = await connect_raw(cursorclass=aiomysql.DictCursor)
+    try:
+        first = msg()
+        await conn.begin()
+        await driver.enqueue_with_connection(conn, [first])
+        await conn.commit()
+        assert await queued(driver) == [first.task_id]
+        async with conn.cursor() as cursor:
+            await cursor.execute(f"USE `{database}`")
+        await conn.begin()
+        with pytest.raises(ValueError, match=rf"database '{database}', but the mysql driver"):
+            await driver.enqueue_with_connection(conn, [msg()])
+        await conn.rollback()
+    finally:
+        conn.close()
+        async with admin.cursor() as cursor:
+            await cursor.execute(f"DROP DATABASE IF EXISTS `{database}`")
+    assert await queued(driver) == [first.task_id]

@@ -24,17 +24,19 @@ AIOMYSQL = CallerClient("mysql", "aiomysql", "mysql+aiomysql", (aiomysql.Connect
 
 
 async def where(connection: aiomysql.Connection) -> Where:
-    """The database `connection` is on (None: none chosen), and its server as the server
-    names itself (host name and port), whatever address reached it."""
-    async with connection.cursor() as cursor:
-        await cursor.execute("SELECT DATABASE(), CONCAT(@@hostname, ':', @@port)")
+    """The database `connection` is on (None: none chosen). A plain cursor, whatever
+    cursor class the caller's connection was opened with (a DictCursor's rows are dicts)."""
+    async with connection.cursor(aiomysql.Cursor) as cursor:
+        await cursor.execute("SELECT DATABASE()")
         row = await cursor.fetchone()
-    return row[0], row[1]
+    name: str | None = row[0]
+    return name
 
 
 def same_database() -> SameDatabase:
-    """The check that a caller's connection reaches the driver's database."""
-    return SameDatabase(AIOMYSQL, where)
+    """The check that a caller's connection is on the driver's database, asked at every
+    dispatch: ``USE`` changes a MySQL connection's database."""
+    return SameDatabase(AIOMYSQL, where, per_connection=False)
 
 
 async def caller_connection(connection: object) -> aiomysql.Connection:

@@ -26,16 +26,15 @@ ASYNCPG = CallerClient(
 
 
 async def where(connection: Connection) -> Where:
-    """The database `connection` is on, and its server's start time: that tells two servers
-    apart whatever address reached them (a restart changes it; `SameDatabase` asks again)."""
-    row = await connection.fetchrow("SELECT current_database(), pg_postmaster_start_time()::text")
-    assert row is not None
-    return row[0], row[1]
+    """The database `connection` is on."""
+    name: str = await connection.fetchval("SELECT current_database()")
+    return name
 
 
 def same_database() -> SameDatabase:
-    """The check that a caller's connection reaches the driver's database."""
-    return SameDatabase(ASYNCPG, where)
+    """The check that a caller's connection is on the driver's database (asked once per
+    connection: a PostgreSQL connection never changes its database)."""
+    return SameDatabase(ASYNCPG, where, per_connection=True)
 
 
 async def caller_connection(connection: object) -> Connection:

@@ -16,9 +16,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-Where = tuple[str | None, str]
-"""Where a connection queues: the database it is on (None: none chosen), and an identity of
-the server that does not depend on the address that reached it."""
+Where = str | None
+"""The database a connection is on (None: none chosen)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,46 +94,57 @@ class SameDatabase:
     succeeds when that database has tables of its own, and the task is stored where no
     worker looks.
 
-    Each connection is asked once (a connection stays on its database), through `where`; the
-    driver's own answer is asked for again on a mismatch, as a restarted server answers
-    differently.
+    Only the database's name is compared: what tells servers apart (an address, a start
+    time) differs between a primary and the replica a read-routing proxy sends the driver's
+    own query to, and session settings change how it prints. A database of the same name on
+    another server is not caught.
 
     Args:
         spec: The driver's client, for the error.
-        where: Runs the driver's where-am-I query on a client connection.
+        where: Runs the driver's which-database query on a client connection.
+        per_connection: Ask each connection once (PostgreSQL: a connection never changes its
+            database); otherwise ask every time (MySQL: ``USE`` changes it).
     """
 
-    def __init__(self, spec: CallerClient, where: Callable[[Any], Awaitable[Where]]) -> None:
+    def __init__(
+        self,
+        spec: CallerClient,
+        where: Callable[[Any], Awaitable[Where]],
+        *,
+        per_connection: bool,
+    ) -> None:
         self._spec = spec
         self._where = where
-        self._seen: weakref.WeakKeyDictionary[Any, Where] = weakref.WeakKeyDictionary()
+        self._seen: weakref.WeakKeyDictionary[Any, Where] | None = (
+            weakref.WeakKeyDictionary() if per_connection else None
+        )
         self._own: Where | None = None
 
     async def check(self, caller: Any, own: Callable[[], Awaitable[Where]]) -> None:
-        """Raise ValueError unless `caller` reaches the database `own()` (the driver's pool)
+        """Raise ValueError unless `caller` is on the database `own()` (the driver's pool)
         reports."""
         theirs = await self._of(caller)
+        if self._own is None:
+            self._own = await own()
         if theirs == self._own:
             return
-        self._own = await own()
-        if theirs == self._own:
-            return
-        there = "no database" if theirs[0] is None else f"database {theirs[0]!r}"
-        if theirs[0] == self._own[0]:
-            there += " on another server"
+        there = "no database" if theirs is None else f"database {theirs!r}"
         raise ValueError(
             f"dispatch(connection=...) got a connection to {there}, but the {self._spec.driver} "
-            f"driver queues in database {self._own[0]!r}: the task would be stored where no "
+            f"driver queues in database {self._own!r}: the task would be stored where no "
             "worker looks; pass a connection to that database, or dispatch without "
             "connection= (queued at once, outside the transaction)"
         )
 
     async def _of(self, connection: Any) -> Where:
+        seen = self._seen
+        if seen is None:
+            return await self._where(connection)
         with contextlib.suppress(KeyError, TypeError):  # TypeError: not weakly referable
-            return self._seen[connection]
+            return seen[connection]
         found = await self._where(connection)
         with contextlib.suppress(TypeError):
-            self._seen[connection] = found
+            seen[connection] = found
         return found
 
 
