@@ -69,3 +69,29 @@ async def test_a_retry_due_later_stays_queued() -> None:
         await driver.close()
     assert runs == ["later"]
     assert stats.delayed == 1
+
+
+@task(queue=QUEUE, concurrency_limit=1)
+async def limited() -> None:
+    runs.append("limited")
+
+
+async def test_a_limit_held_elsewhere_does_not_keep_a_burst_run_going() -> None:
+    """Another worker's long task may hold the slot for as long as it runs: the burst run
+    leaves the waiting task queued and exits, as it did before it waited for retries."""
+    from asynctasq.core.limits import LIMIT_PREFIX
+
+    runs.clear()
+    driver = MemoryDriver()
+    await driver.connect()
+    try:
+        message = prepare(limited())
+        await driver.claim(f"{LIMIT_PREFIX}{limited.name}:c0", "elsewhere/0", 600)
+        await driver.enqueue(message)
+        started = asyncio.get_running_loop().time()
+        await _burst(driver)
+        took = asyncio.get_running_loop().time() - started
+    finally:
+        await driver.close()
+    assert runs == []
+    assert took < 8, took

@@ -48,6 +48,10 @@ def test_settings_are_validated_without_connecting() -> None:
         {"queue_type": "stream"},
         {"prefetch_count": 0},
         {"consumer_timeout": 0.0},
+        # a lease past ten years: the worker would refuse every delivery as malformed
+        {"consumer_timeout": 1e9},
+        {"consumer_timeout": float("inf")},
+        {"publish_timeout": float("nan")},
     ]
     for bad in bad_settings:
         with pytest.raises(ValueError, match=next(iter(bad))):

@@ -41,6 +41,7 @@ from aio_pika.abc import AbstractRobustConnection
 from aio_pika.connection import make_url
 from aiormq.abc import AbstractChannel, AbstractConnection
 
+from asynctasq.core.options import MAX_SECONDS, is_positive_seconds
 from asynctasq.drivers.base import (
     DeadLetter,
     Delivery,
@@ -109,8 +110,14 @@ class RabbitMQDriver:
             ("publish_timeout", publish_timeout),
             ("reconnect_interval", reconnect_interval),
         ):
-            if value is not None and not value > 0:
-                raise ValueError(f"{name} must be a positive number of seconds, got {value!r}")
+            # At most ten years, as a task's visibility timeout: the worker refuses a lease
+            # past that (the consumer timeout is reported as the lease), and an infinite one
+            # cannot be sent to the broker.
+            if value is not None and not is_positive_seconds(value):
+                raise ValueError(
+                    f"{name} must be a number of seconds above 0 and at most "
+                    f"{MAX_SECONDS:.0f} (ten years), got {value!r}"
+                )
         if not exchange_name:
             raise ValueError("exchange_name must not be empty")
         self.url = url

@@ -372,8 +372,8 @@ def register(app: typer.Typer) -> None:
             bool,
             typer.Option(
                 "--burst",
-                help="Exit once the queues are empty (retries it made that are due within "
-                "10 s are waited for).",
+                help="Exit once the queues are empty (a retry it scheduled for a failed run, "
+                "due within 10 s, is waited for).",
                 rich_help_panel=_PANEL_RUN,
             ),
         ] = False,

@@ -234,7 +234,6 @@ class LimitGate:
         assert driver is not None
         if await worker._settle("retry", lambda: driver.retry(delivery, delay=delay)):
             worker.stats.deferred += 1
-            worker.retry_scheduled(delay)
             log.debug(
                 "task %s [%s] waits %.2f s for its limit",
                 printable(job.task_name),

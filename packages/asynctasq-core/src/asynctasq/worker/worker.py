@@ -130,7 +130,8 @@ class Worker:
         concurrency: Most tasks running at once.
         shutdown_timeout: Seconds running tasks get to finish after a stop request.
         burst: Exit once the queues are empty instead of waiting for work; a retry this
-            worker scheduled that is due within `BURST_RETRY_WAIT` seconds is waited for.
+            worker scheduled for a failed run, due within `BURST_RETRY_WAIT` seconds, is
+            waited for.
         process_pool_size: Child processes for ``process=True`` tasks (default: CPU count).
         process_max_tasks_per_child: Recycle a child after this many tasks.
         thread_pool_size: Threads for sync tasks (default: 32).
@@ -280,9 +281,12 @@ class Worker:
             self._stall.arm(asyncio.get_running_loop())
 
     def retry_scheduled(self, delay: float) -> None:
-        """Note a retry (or a wait for a limit) this worker scheduled `delay` seconds ahead:
-        a burst run waits for it when it is due within `BURST_RETRY_WAIT` seconds, so a
-        short retry is not left behind in a queue it calls empty."""
+        """Note a retry of a failed run this worker scheduled `delay` seconds ahead: a burst
+        run waits for it when it is due within `BURST_RETRY_WAIT` seconds, so a short retry
+        is not left behind in a queue it calls empty. (Not a wait for a limit, which another
+        worker's long task may hold, nor a retry of code not deployed here: both would keep
+        a burst run going for as long as they last.) Each run retries a bounded number of
+        times, so the wait ends."""
         if self.burst and delay <= BURST_RETRY_WAIT:
             # slack for a broker that rounds delays up (SQS: whole seconds) and for polling
             until = time.monotonic() + delay + 2.0
@@ -719,7 +723,6 @@ class Worker:
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
-            self.retry_scheduled(delay)
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
 
     async def _task_for_hooks(self, job: Job, *, load: bool = True) -> BaseTask[Any] | None:
