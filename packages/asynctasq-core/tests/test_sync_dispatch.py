@@ -4,6 +4,7 @@ stopped at exit. (Against Redis and PostgreSQL: tests/test_sync_dispatch_servers
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import subprocess
 import sys
@@ -232,3 +233,15 @@ def test_a_dispatch_cut_off_by_close_says_so(
     [error] = errors
     assert isinstance(error, RuntimeError), repr(error)
     assert "may or may not have reached the broker" in str(error)
+
+
+def test_a_cancellation_raised_by_the_dispatch_itself_is_not_called_a_close(
+    memory: MemoryDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def cancelled(self: MemoryDriver, message: OutgoingMessage) -> None:
+        raise asyncio.CancelledError
+
+    monkeypatch.setattr(MemoryDriver, "enqueue", cancelled)
+    with pytest.raises(concurrent.futures.CancelledError):
+        record(1).dispatch_sync(timeout=20)
+    assert dispatch_thread() is not None  # the loop is still there

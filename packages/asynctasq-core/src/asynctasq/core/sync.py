@@ -102,7 +102,7 @@ class _LoopThread:
         if not future.done():
             future.cancel()
             raise TimeoutError(f"the dispatch did not finish within {timeout} s")
-        if future.cancelled():  # not by this thread: the loop was closed under the call
+        if future.cancelled() and self._loop is not loop:  # closed under the call
             raise RuntimeError(
                 "the sync dispatch loop was closed (interpreter exit, or close()) while this "
                 "call ran: it may or may not have reached the broker"
