@@ -31,15 +31,14 @@ from asynctasq.drivers.claims import (
     check_claim_key,
 )
 from asynctasq_redis._keys import claim_key
-from asynctasq_redis.scripts import _HELPERS, LuaScript
+from asynctasq_redis.scripts import LuaScript
 
 MAX_HOLDER_BYTES = 4 * MAX_CLAIM_HOLDER_LENGTH
 """Most bytes of a holder (the longest valid holder in UTF-8)."""
 _MAX_TTL_MS = round(MAX_CLAIM_TTL * 1000) + 1000  # a second of slack for rounding
 
-_HELD = (
-    _HELPERS["is_utf8"]
-    + r"""
+# `is_utf8` comes with the shared helpers, which `LuaScript` adds to a script calling one.
+_HELD = r"""
 -- The holder of claim `key`, or false when there is none or its value is no claim a driver
 -- wrote: longer than any holder, not UTF-8 or with a NUL (a holder is neither), no expiry,
 -- or one past the longest ttl.
@@ -56,7 +55,6 @@ local function held(key, max_bytes, max_ttl_ms)
   return current
 end
 """
-)
 
 _CLAIM = LuaScript(
     "claim",

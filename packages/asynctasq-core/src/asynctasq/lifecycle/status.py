@@ -10,7 +10,7 @@ import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, overload
 
 import orjson
 
@@ -71,8 +71,12 @@ KEYS: dict[str, str] = {
 plain dicts with these keys: a task's life costs no `TaskStatus` objects on the hot path."""
 
 
+@overload
+def clip(text: str, limit: int = MAX_TEXT) -> str: ...
+@overload
+def clip(text: None, limit: int = MAX_TEXT) -> None: ...
 def clip(text: str | None, limit: int = MAX_TEXT) -> str | None:
-    """`text` cut to `limit` characters (records and events stay small)."""
+    """`text` cut to `limit` characters and ``...`` (records and events stay small)."""
     if text is None or len(text) <= limit:
         return text
     return text[:limit] + "..."

@@ -10,6 +10,7 @@ from typing import Any
 import orjson
 
 from asynctasq.lifecycle import _checked
+from asynctasq.lifecycle.status import clip
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ is at most 200, a host name 255 bytes)."""
 
 
 def _cut(text: str) -> str:
-    return text if len(text) <= MAX_NAME else text[: MAX_NAME - 3] + "..."
+    return clip(text, MAX_NAME - 3)  # with its "...", at most MAX_NAME
 
 
 __all__ = ["MAX_NAME", "MAX_RECORD", "WorkerInfo"]

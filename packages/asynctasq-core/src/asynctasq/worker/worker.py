@@ -280,7 +280,7 @@ class Worker:
             self._stall = StallReport(self.shutdown_timeout + STALL_GRACE)
             self._stall.arm(asyncio.get_running_loop())
 
-    def retry_scheduled(self, delay: float) -> None:
+    def _retry_scheduled(self, delay: float) -> None:
         """Note a retry of a failed run this worker scheduled `delay` seconds ahead: a burst
         run waits for it when it is due within `BURST_RETRY_WAIT` seconds, so a short retry
         is not left behind in a queue it calls empty. (Not a wait for a limit, which another
@@ -781,7 +781,7 @@ class Worker:
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
-            self.retry_scheduled(delay)
+            self._retry_scheduled(delay)
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
             if hooks is not None:
                 hooks.after_retry(job, exc, delay)
