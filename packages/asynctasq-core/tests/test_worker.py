@@ -295,6 +295,44 @@ async def test_graceful_shutdown_gives_back_unfinished_tasks() -> None:
     assert worker.stats.released == 1
 
 
+@task(queue="slow-stop")
+async def outlives_the_deadline(key: str) -> None:
+    record(key, "start")
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        record(key, time.monotonic())
+        raise
+
+
+async def test_the_shutdown_deadline_counts_from_the_stop_request() -> None:
+    """A fetch waiting on the broker when the stop comes (up to `poll_wait`) does not add
+    its wait to the time running tasks get: they are given back `shutdown_timeout` after
+    the request."""
+    await outlives_the_deadline("dl").dispatch()
+    driver = await get_driver()
+    worker = Worker(
+        driver,
+        queues=["slow-stop"],
+        shutdown_timeout=0.3,
+        install_signal_handlers=False,
+        poll_wait=3.0,
+    )
+    runner = asyncio.create_task(worker.run())
+    while "dl" not in calls:
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.1)  # the next fetch is waiting now
+    asked = time.monotonic()
+    worker.request_stop()
+    await asyncio.wait_for(runner, 10)
+    start, cancelled_at = calls["dl"]
+    assert start == "start"
+    assert 0.25 <= cancelled_at - asked < 1.5
+    [back] = await driver.dequeue(["slow-stop"], limit=1, wait=0)
+    assert back.attempts == 0  # given back, not counted as a run
+    assert worker.stats.released == 1
+
+
 async def test_concurrency_limit_is_respected() -> None:
     running = 0
     peak = 0

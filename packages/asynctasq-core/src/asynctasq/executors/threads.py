@@ -24,8 +24,10 @@ TASK_THREAD_PREFIX = "asynctasq-task"
 """Name prefix of the threads that run a worker's thread-mode tasks."""
 
 
-def stuck_task_threads(grace: float = 1.0) -> list[str]:
-    """Names of task threads still running after `grace` seconds (idle ones end by then).
+def stuck_task_threads(grace: float = 0.2) -> list[str]:
+    """Names of task threads still running after `grace` seconds (idle ones end by then: the
+    worker's pool told them to when it closed). Short, because it comes on top of the
+    shutdown deadline that such a thread already outlived.
 
     A worker's process exits even with such threads (they are daemons); the CLI names them so
     the operator knows which blocking calls outlived the shutdown deadline.

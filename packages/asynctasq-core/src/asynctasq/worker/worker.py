@@ -213,6 +213,10 @@ class Worker:
             raise ValueError(f"prefetch must be a whole number >= 0, got {self.prefetch!r}")
         self._stopping = False
         self._aborting = False
+        # Running tasks get `shutdown_timeout` from the stop request, not from whenever the
+        # fetch in flight returns (up to `poll_wait` later): a timer holds the deadline.
+        self._stop_deadline: float | None = None
+        self._deadline_timer: asyncio.TimerHandle | None = None
         self._slot_free: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
         self._ack_buffer: list[Delivery] = []
@@ -252,10 +256,24 @@ class Worker:
     def request_stop(self) -> None:
         """Stop taking work; running tasks get `shutdown_timeout` seconds to finish."""
         self._stopping = True
+        if self._stop_deadline is None:
+            self._stop_deadline = time.monotonic() + self.shutdown_timeout
+            if self._slot_free is not None:  # running: `run` cancels the timer when it ends
+                loop = asyncio.get_running_loop()
+                self._deadline_timer = loop.call_later(self.shutdown_timeout, self._at_deadline)
         if self._slot_free is not None:
             self._slot_free.set()
         if self._stop_event is not None:
             self._stop_event.set()
+
+    def _at_deadline(self) -> None:
+        """The shutdown deadline passed while the fetch loop still waited on the broker."""
+        self._deadline_timer = None
+        running = [task for task in self._running if not task.done()]
+        if running and not self._aborting:
+            _log_given_back_at_deadline(len(running))
+            for task in running:
+                task.cancel()
 
     def abort(self) -> None:
         """Stop now: cancel running tasks and give them back."""
@@ -398,6 +416,9 @@ class Worker:
                     await driver.close()
                 call_hooks(self.middleware, "after_worker_shutdown", self, reverse=True)
             finally:
+                if self._deadline_timer is not None:
+                    self._deadline_timer.cancel()
+                    self._deadline_timer = None
                 if self._stall is not None:
                     self._stall.disarm()
 
@@ -514,14 +535,16 @@ class Worker:
                 for delivery in waiting:
                     self._leases.forget(delivery)
             await self._release(waiting)
-        running = list(self._running)
+        if self._deadline_timer is not None:  # the deadline is kept here from now on
+            self._deadline_timer.cancel()
+            self._deadline_timer = None
+        running = [task for task in self._running if not task.cancelling()]
         if running and not self._aborting:
-            _, pending = await asyncio.wait(running, timeout=self.shutdown_timeout)
+            deadline = self._stop_deadline
+            left = self.shutdown_timeout if deadline is None else deadline - time.monotonic()
+            _, pending = await asyncio.wait(running, timeout=max(left, 0.0))
             if pending:
-                log.warning(
-                    "%d task(s) still running at the shutdown deadline: giving them back",
-                    len(pending),
-                )
+                _log_given_back_at_deadline(len(pending))
         for task in list(self._running):
             task.cancel()
         if self._running:
@@ -935,6 +958,10 @@ class Worker:
         for sig in self._signals_installed:
             loop.remove_signal_handler(sig)
         self._signals_installed.clear()
+
+
+def _log_given_back_at_deadline(count: int) -> None:
+    log.warning("%d task(s) still running at the shutdown deadline: giving them back", count)
 
 
 def _seconds(delay: float) -> str:
