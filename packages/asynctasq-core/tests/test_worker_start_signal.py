@@ -45,3 +45,40 @@ def test_a_sigterm_during_start_up_stops_the_worker_cleanly() -> None:
         proc.kill()
     assert proc.returncode == 0, (proc.returncode, err)
     assert out.strip() == "stopped True", err
+
+
+async def test_a_stop_while_connecting_skips_the_rest_of_start_up() -> None:
+    """Task modules are not imported and boot hooks not run once a stop was asked for while
+    the broker connected: start-up work (heavy imports, opening pools) would only delay it."""
+    import asyncio
+
+    from asynctasq import Middleware
+    from asynctasq.testing import MemoryDriver
+    from asynctasq.worker import Worker
+
+    events: list[str] = []
+
+    class SlowToConnect(MemoryDriver):
+        async def connect(self) -> None:
+            events.append("connecting")
+            await asyncio.sleep(0.3)
+            await super().connect()
+
+    class Boot(Middleware):
+        def before_worker_boot(self, worker: object) -> None:
+            events.append("booted")
+
+    worker = Worker(
+        SlowToConnect(),
+        queues=["q"],
+        poll_wait=0.1,
+        install_signal_handlers=False,
+        imports=["asynctasq_never_imported_module"],
+        middleware=[Boot()],
+    )
+    runner = asyncio.create_task(worker.run())
+    while not events:
+        await asyncio.sleep(0.01)
+    worker.request_stop()
+    await asyncio.wait_for(runner, 10)  # the import of a missing module would raise here
+    assert events == ["connecting"]

@@ -365,6 +365,8 @@ class Worker:
         # Everything set up below is undone in `finally`, whatever start-up step fails (an
         # import, a boot hook): no guard left installed, no lease task pending, no pool alive.
         try:
+            if self._stopping:  # asked while connecting: imports and boot hooks would delay it
+                return
             self._resolver = TaskResolver(self.allowed_roots)
             # Payloads may name Enum and model classes to import: vet them like task code.
             set_import_guard(self._resolver.check_module)
