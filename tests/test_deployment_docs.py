@@ -180,9 +180,21 @@ def test_the_dockerfile_is_well_formed() -> None:
     assert "STOPSIGNAL" in instructions and "ENTRYPOINT" in instructions
 
 
+def manifest(kind: str) -> dict[str, Any]:
+    """The page's YAML document of `kind` (or, for "probe", the exec probe's block)."""
+    for body in blocks("yaml"):
+        doc = next(yaml.safe_load_all(body))
+        if doc.get("kind") == kind or (kind == "probe" and "exec" in doc.get("livenessProbe", {})):
+            return dict(doc)
+    raise AssertionError(f"no {kind} in {PAGE.name}")
+
+
+def option_value(args: list[str], option: str) -> str:
+    return args[args.index(option) + 1]
+
+
 def test_the_kubernetes_grace_period_covers_the_drain() -> None:
-    deployment, scaled = (next(yaml.safe_load_all(b)) for b in blocks("yaml"))
-    assert deployment["kind"] == "Deployment" and scaled["kind"] == "ScaledObject"
+    deployment, scaled = manifest("Deployment"), manifest("ScaledObject")
     pod = deployment["spec"]["template"]["spec"]
     [container] = pod["containers"]
     grace = pod["terminationGracePeriodSeconds"]
@@ -195,17 +207,14 @@ def test_the_keda_trigger_reads_the_list_the_redis_driver_keeps_ready_tasks_in()
     from asynctasq_redis import RedisDriver
     from asynctasq_redis._keys import QueueKeys
 
-    _, scaled = (next(yaml.safe_load_all(b)) for b in blocks("yaml"))
-    [trigger] = scaled["spec"]["triggers"]
+    [trigger] = manifest("ScaledObject")["spec"]["triggers"]
     prefix = inspect.signature(RedisDriver).parameters["prefix"].default
     assert trigger["metadata"]["listName"] == QueueKeys.build(prefix, "default").ready
 
 
 @pytest.mark.parametrize(("hosts", "code"), [(["pod-a", "pod-a", "pod-b"], 0), (["pod-a"], 1)])
 def test_the_liveness_probe_counts_this_pods_workers(hosts: list[str], code: int) -> None:
-    deployment = next(yaml.safe_load_all(blocks("yaml")[0]))
-    [container] = deployment["spec"]["template"]["spec"]["containers"]
-    shell = container["livenessProbe"]["exec"]["command"][-1]
+    shell = manifest("probe")["livenessProbe"]["exec"]["command"][-1]
     program = shlex.split(shell.split("|", 1)[1])[-1]  # the python -c '...' after the pipe
     listing = json.dumps([{"host": h, "pid": i} for i, h in enumerate(hosts)])
     done = subprocess.run(
@@ -217,3 +226,29 @@ def test_the_liveness_probe_counts_this_pods_workers(hosts: list[str], code: int
         check=False,
     )
     assert done.returncode == code, done.stderr
+
+
+def test_the_http_probes_reach_the_workers_health_endpoints() -> None:
+    """The kubelet probes the pod's address: the port the probes name is the one the worker
+    serves its health endpoints on, bound to every address, and the paths are the ones the
+    worker answers."""
+    pytest.importorskip("asynctasq_prometheus")
+    from prometheus_client import CollectorRegistry
+
+    from asynctasq_prometheus.server import make_app
+
+    def served(path: str) -> str:
+        """The status the worker's HTTP app gives `path`, with both checks passing."""
+        statuses: list[str] = []
+        app = make_app(CollectorRegistry(), lambda: None, lambda: None)
+        app({"PATH_INFO": path}, lambda status, headers: statuses.append(status))
+        return statuses[0]
+
+    [container] = manifest("Deployment")["spec"]["template"]["spec"]["containers"]
+    args = container["args"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert option_value(args, "--metrics-host") == "0.0.0.0"
+    for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
+        get = container[probe]["httpGet"]
+        assert get["path"] == path and served(path) == "200 OK"
+        assert ports[get["port"]] == int(option_value(args, "--metrics-port"))

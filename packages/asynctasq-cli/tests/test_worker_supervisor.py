@@ -241,6 +241,31 @@ def test_sigterm_drains_every_worker_and_exits_0(backend: Backend, tmp_path: Pat
     assert {r.get("worker") for r in records if r["logger"] == "asynctasq.cli"} == {1, 2}
 
 
+def test_sigterm_to_every_process_at_once_still_drains(tmp_path: Path) -> None:
+    """systemd's default KillMode (control-group) signals the supervisor and each worker
+    process itself; the supervisor then passes its own signal on, milliseconds later. That
+    is one stop, not a first and a second: the running tasks finish."""
+    backend = sqlite_backend(tmp_path)
+    marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
+    marks.mkdir()
+    with supervisor(backend, log, "--workers", "2", "--concurrency", "2") as proc:
+        wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
+        enqueue(backend.make(), [t.hold(str(marks), n) for n in range(4)])
+        wait_until(lambda: len(runs(marks, "started")) == 4, 60, "four tasks running", log, proc)
+        workers = [pids[-1] for pids in started_pids(log).values()]
+        for pid in [proc.pid, *workers]:
+            os.kill(pid, signal.SIGTERM)
+        wait_until(
+            lambda: log.read_text().count("finishing running tasks") >= 2, 30, "draining", log
+        )
+        time.sleep(0.5)  # past the echo window: a stop-now would have given them back
+        (marks / "release").touch()
+        assert proc.wait(60) == EXIT_OK, log.read_text()[-4000:]
+    assert "stopping now" not in log.read_text()
+    assert sorted(n for _, n in runs(marks, "done")) == [0, 1, 2, 3]
+    assert queue_counts(backend.make()) == (0, 0)
+
+
 def test_a_second_sigterm_gives_everything_back_at_once(backend: Backend, tmp_path: Path) -> None:
     marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
     marks.mkdir()

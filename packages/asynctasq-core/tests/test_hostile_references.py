@@ -553,3 +553,43 @@ async def test_the_lost_path_loads_nothing_the_message_names(tmp_path: Path) -> 
     [letter] = await driver.list_dead_letters(queue="h")
     assert letter.failure.exception_type == "asynctasq.errors.TaskLostError"
     assert not marker.exists() and "killer_x11" not in sys.modules
+
+
+async def test_a_lost_task_gets_its_failed_hook_in_a_worker_that_never_ran_it(
+    tmp_path: Path,
+) -> None:
+    """The usual way after a crash: a fresh worker, started without importing the task's
+    module, dead-letters a task whose runs were all lost, and still calls its ``failed()``
+    (the module is loaded after the message is dead-lettered, so it cannot loop)."""
+    marker = tmp_path / "failed"
+    (tmp_path / "lost_mod_q7.py").write_text(
+        "from asynctasq import Task\n"
+        "class Compensate(Task[None]):\n"
+        "    queue = 'h'\n"
+        "    async def handle(self) -> None:\n"
+        "        raise AssertionError('a lost task does not run again')\n"
+        "    async def failed(self, exception: Exception) -> None:\n"
+        "        import pathlib\n"
+        f"        pathlib.Path({str(marker)!r}).write_text(type(exception).__name__)\n"
+    )
+    driver = await get_driver()
+    assert isinstance(driver, MemoryDriver)
+    body = payload("lost_mod_q7:Compensate", attrs={})
+    await driver.enqueue(OutgoingMessage("lost2", "h", body))
+    [taken] = await driver.dequeue(["h"], limit=1, wait=1)  # its worker then died
+    await driver.extend([taken], 0.05)
+    await asyncio.sleep(0.1)
+    assert "lost_mod_q7" not in sys.modules
+    sys.path.insert(0, str(tmp_path))
+    try:
+        await drain([], dead(1), allowed_roots=[str(tmp_path)])
+        for _ in range(100):
+            if marker.exists():
+                break
+            await asyncio.sleep(0.02)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("lost_mod_q7", None)
+    [letter] = await driver.list_dead_letters(queue="h")
+    assert letter.failure.exception_type == "asynctasq.errors.TaskLostError"
+    assert marker.read_text() == "TaskLostError"

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import logging
+import math
 import os
 import signal
 import sys
@@ -37,6 +38,7 @@ from types import FrameType
 
 from asynctasq.supervisor.restarts import RestartPolicy
 from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE
+from asynctasq.worker.signals import SIGNAL_ECHO
 
 log = logging.getLogger("asynctasq.supervisor")
 
@@ -146,6 +148,7 @@ class Supervisor:
         self._requests: list[int | None] = []  # signals (or None: a call) not yet acted on
         self._stopping = False
         self._aborted_by: int | None = None
+        self._stop_sent_at = -math.inf
         self._kill_at = float("inf")
         self._crash_loop = False
         self._unclean = False
@@ -241,6 +244,9 @@ class Supervisor:
                     name if signum is not None else "stop request",
                     self.abort_grace,
                 )
+                # A worker takes a signal that follows the first too closely for the first
+                # delivered again (systemd signals it directly too): this one is meant.
+                time.sleep(max(0.0, self._stop_sent_at + SIGNAL_ECHO + 0.05 - time.monotonic()))
                 self._signal_all(signal.SIGTERM)
                 self._kill_at = min(self._kill_at, time.monotonic() + self.abort_grace)
 
@@ -250,6 +256,7 @@ class Supervisor:
         for slot in self._slots:
             slot.restart_at = None
         self._signal_all(signal.SIGTERM)
+        self._stop_sent_at = time.monotonic()
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for slot in self._slots:

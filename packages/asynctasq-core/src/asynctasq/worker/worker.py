@@ -22,6 +22,7 @@ import contextlib
 import importlib
 import inspect
 import logging
+import math
 import os
 import signal
 import sys
@@ -69,6 +70,7 @@ from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
 from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
 from asynctasq.worker.retry import retry_delay
+from asynctasq.worker.signals import SIGNAL_ECHO
 from asynctasq.worker.stall import STALL_GRACE, StallReport
 from asynctasq.worker.task_log import TaskLog
 from asynctasq.worker.timed import TimedTasks
@@ -213,6 +215,7 @@ class Worker:
             raise ValueError(f"prefetch must be a whole number >= 0, got {self.prefetch!r}")
         self._stopping = False
         self._aborting = False
+        self._signalled_at = -math.inf
         # Running tasks get `shutdown_timeout` from the stop request, not from whenever the
         # fetch in flight returns (up to `poll_wait` later): a timer holds the deadline.
         self._stop_deadline: float | None = None
@@ -283,6 +286,14 @@ class Worker:
             task.cancel()
 
     def _on_signal(self, signum: int) -> None:
+        now = time.monotonic()
+        if self._stopping and now - self._signalled_at < SIGNAL_ECHO:
+            # The same stop delivered twice (see SIGNAL_ECHO).
+            log.debug(
+                "%s again within %.1f s: the same stop", signal.Signals(signum).name, SIGNAL_ECHO
+            )
+            return
+        self._signalled_at = now
         if self._stopping:
             log.warning("second %s: stopping now", signal.Signals(signum).name)
             self.abort()
@@ -594,7 +605,7 @@ class Worker:
                 f"times and none of its last runs finished (its worker was killed or lost the "
                 f"lease); max_attempts is {env.max_attempts}"
             )
-            await self._fail_for_good(job, lost, load=False, hooks=hooks)
+            await self._fail_for_good(job, lost, hooks=hooks)
             return
         try:
             target = self._resolver.resolve(env.task, env.script)
@@ -750,27 +761,31 @@ class Worker:
             self.stats.retried += 1
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
 
-    async def _task_for_hooks(self, job: Job, *, load: bool = True) -> BaseTask[Any] | None:
+    async def _task_for_hooks(self, job: Job, *, lost: bool = False) -> BaseTask[Any] | None:
         """The task instance, built now if `_process` left it to the child (process tasks).
 
-        With ``load=False`` only a task this process already knows is built: nothing the
-        message names is imported (it may be what killed the last worker).
+        For a `lost` task (its message already dead-lettered: nothing here can loop it) the
+        task's own code is loaded like any task's, so its ``failed()`` hook runs in a worker
+        that never ran it before, but its arguments may name only modules this process has
+        loaded already: decoding them may be what killed the last workers.
         """
         if job.task is None:
             assert job.envelope is not None and self._resolver is not None
             env = job.envelope
-            if load:
+            try:
                 target = self._resolver.resolve(env.task, env.script)
+            except TaskNotFoundError:
+                if lost:
+                    return None  # not deployed here: it was dead-lettered all the same
+                raise
+            if not lost:
                 job.task = await envelope.build_async(target, env)
+            elif env.async_refs:
+                return None  # model arguments are fetched with awaits: the guard is global
             else:
-                # The message may be what killed the last workers: build it only from code
-                # this process has loaded already (arguments naming other modules refused).
-                target = self._resolver.cached(env.task)
-                if target is None or env.async_refs:
-                    return None
                 previous = set_import_guard(_loaded_only)
                 try:
-                    job.task = envelope.build(target, env)
+                    job.task = envelope.build(target, env)  # no await: no other task decodes
                 finally:
                     set_import_guard(previous)
             set_attempts(job.task, job.delivery.attempts)
@@ -812,7 +827,7 @@ class Worker:
                 hooks.after_retry(job, exc, delay)
 
     async def _fail_for_good(
-        self, job: Job, exc: Exception, *, load: bool = True, hooks: Lifecycle | None = None
+        self, job: Job, exc: Exception, *, hooks: Lifecycle | None = None
     ) -> None:
         runs = job.delivery.attempts + (0 if isinstance(exc, TaskLostError) else 1)
         # A task failing for good is the normal end of its retries: a warning, as before;
@@ -825,7 +840,8 @@ class Worker:
         if hooks is not None:
             hooks.after_dead_letter(job, failure_from(exc))
         try:
-            task = await self._task_for_hooks(job, load=load)
+            lost = isinstance(exc, TaskLostError)
+            task = await self._task_for_hooks(job, lost=lost)
             if task is not None:
                 await _maybe_await(task.failed(exc))
         except BaseException as hook_error:  # user code must not end the worker
