@@ -45,3 +45,13 @@ def unreadable_result() -> _Unreadable:
 def touch(path: str) -> None:
     with open(path, "w") as f:
         f.write(str(os.getpid()))
+
+
+@task(process=True, queue="orphan", max_attempts=1)
+def outlive_the_worker(path: str) -> None:
+    """Says which process runs it, then runs far longer than the test waits."""
+    import time
+    from pathlib import Path
+
+    Path(path).write_text(str(os.getpid()))
+    time.sleep(120)

@@ -32,6 +32,7 @@ from asynctasq.executors._context import task_process_context
 from asynctasq.executors._pool import ProcessPool
 from asynctasq.lifecycle.context import TaskContext, set_current
 from asynctasq.serializer import set_import_guard
+from asynctasq.utils.parent_death import die_with
 
 log = logging.getLogger("asynctasq.worker")
 
@@ -81,9 +82,13 @@ def _child_init(
     config: Config,
     environ: dict[str, str],
     imports: list[str],
+    worker: int,
 ) -> None:
     global _resolver, _in_child
     _in_child = True
+    # A worker killed with SIGKILL leaves no task running: the broker hands its task out
+    # again, and this one would run at the same time as that.
+    die_with(worker)
     # Children fork from a long-lived forkserver: give them the worker's environment as it is
     # now, not as it was when the forkserver started.
     os.environ.clear()
@@ -173,6 +178,7 @@ class ProcessExecutor:
                     self._config,
                     dict(os.environ),
                     self._imports,
+                    os.getpid(),
                 ),
                 context=task_process_context(),
             )

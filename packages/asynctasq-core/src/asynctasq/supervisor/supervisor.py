@@ -23,7 +23,6 @@ supervisor is killed gets SIGTERM and drains like on a normal stop.
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import math
 import os
@@ -38,6 +37,7 @@ from types import FrameType
 
 from asynctasq.supervisor.restarts import RestartPolicy
 from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE
+from asynctasq.utils.parent_death import die_with_parent
 from asynctasq.worker.signals import SIGNAL_ECHO
 
 log = logging.getLogger("asynctasq.supervisor")
@@ -53,8 +53,6 @@ EXIT_FORCED_BASE = 128
 
 Target = Callable[[int], int | None]
 """What a worker process runs, given its number (1 to N); returns its exit code (None: 0)."""
-
-_PR_SET_PDEATHSIG = 1
 
 
 @dataclass(slots=True)
@@ -379,7 +377,7 @@ class Supervisor:
         try:
             with contextlib.suppress(OSError):
                 os.setpgid(0, 0)
-            _die_with_parent(parent)
+            die_with_parent(parent, signal.SIGTERM)  # a worker drains, as on any stop
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.default_int_handler)
             os.environ[CHILD_VARIABLE] = str(number)
@@ -412,15 +410,6 @@ def describe_exit(code: int) -> str:
             name = f"signal {-code}"
         return f"was killed by {name}"
     return f"exited with code {code}"
-
-
-def _die_with_parent(parent: int) -> None:  # pragma: no cover - runs in the child
-    """Get SIGTERM when the supervisor dies (Linux), and stop if it is gone already."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
-    if os.getppid() != parent:
-        os._exit(1)
 
 
 __all__ = [

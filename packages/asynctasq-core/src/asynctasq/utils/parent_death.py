@@ -1,0 +1,66 @@
+"""Ending a child process with the process it works for, instead of leaving it running."""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import select
+import signal
+import sys
+import threading
+
+_PR_SET_PDEATHSIG = 1
+POLL_SECONDS = 1.0
+"""How often `die_with` looks, where the system cannot say when a process ends."""
+
+
+def die_with_parent(parent: int, signum: int) -> None:
+    """Have the kernel send this process `signum` when its parent (`parent`, the pid that
+    forked it) dies, and exit at once if that happened already. Elsewhere than on Linux,
+    only the second part."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signum, 0, 0, 0)
+    if os.getppid() != parent:  # died before the signal was asked for: none will come
+        os._exit(1)
+
+
+def die_with(pid: int) -> None:
+    """Kill this process (SIGKILL) as soon as process `pid`, which is not its parent, ends.
+
+    For a child forked by a server process on `pid`'s behalf (multiprocessing's forkserver
+    stays alive as long as such children do, so the parent-death signal never comes). A
+    daemon thread waits on a pidfd (Linux), else looks every `POLL_SECONDS`. `pid` must be
+    alive when this is called (no reuse of its number yet), as a process asking for
+    children is.
+    """
+    try:
+        handle = os.pidfd_open(pid)
+    except ProcessLookupError:
+        os._exit(1)
+    except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
+        handle = None
+
+    def watch() -> None:
+        if handle is not None:
+            select.select([handle], [], [])  # readable once the process has ended
+        else:
+            while _alive(pid):
+                threading.Event().wait(POLL_SECONDS)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="asynctasq-die-with", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+__all__ = ["POLL_SECONDS", "die_with", "die_with_parent"]
