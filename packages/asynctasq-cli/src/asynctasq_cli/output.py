@@ -11,7 +11,7 @@ import json
 import os
 import sys
 import unicodedata
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -141,8 +141,8 @@ def exit_code_for(exc: BaseException) -> int:
 
 
 @contextmanager
-def reporting_errors() -> Iterator[None]:
-    """Turn any exception raised inside into one line on stderr and `typer.Exit`.
+def reporting_errors(report: Callable[[str], None] = print_error) -> Iterator[None]:
+    """Turn any exception raised inside into one line (`report`: on stderr) and `typer.Exit`.
 
     With ``--debug`` the exception propagates with its traceback.
 
@@ -156,7 +156,7 @@ def reporting_errors() -> Iterator[None]:
     except Exception as exc:
         if state.debug:
             raise
-        print_error(describe(exc))
+        report(describe(exc))
         raise typer.Exit(exit_code_for(exc)) from None
 
 

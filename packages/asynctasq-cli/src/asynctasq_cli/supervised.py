@@ -48,6 +48,10 @@ def workers_option(given: str | None, connection: ConnectionOptions) -> int | No
         raise CliError(f"--workers: {exc}", exit_code=EXIT_USAGE) from None
 
 
+def _log_error(message: str) -> None:
+    logging.getLogger("asynctasq.cli").error("%s", message)
+
+
 class _ChildTag(logging.Filter):
     """Puts the worker's number on every record (``worker`` attribute)."""
 
@@ -115,8 +119,12 @@ def run_supervised(
         raise CliError(f"--log-level: {exc}", exit_code=EXIT_USAGE) from None
 
     def child(number: int) -> int:
+        # This process's copy of the supervisor's log handler also carries the worker's last
+        # words (a failed import, an unreachable broker): tagged and in the format asked for,
+        # like every other line, not a bare "error: ..." among them.
+        tag_child_logs(logs)
         try:
-            with reporting_errors():
+            with reporting_errors(report=_log_error):
                 serve()
         except typer.Exit as exc:
             return int(exc.exit_code)
