@@ -88,3 +88,34 @@ async def test_sigterm_past_the_deadline_reports_the_stuck_task(
     assert "still stopping 0.4 s" in report  # the deadline, then the grace
     # the chain down to the task's own code, and the line of it that waits
     assert re.search(rf"Worker._process > .* > stubborn > sleep at {re.escape(__file__)}:", report)
+
+
+@task(queue="stall")
+async def refuses_to_stop(key: str) -> None:
+    """Catches every cancellation for 1.5 s."""
+    started.append(key)
+    end = time.monotonic() + 1.5
+    while (left := end - time.monotonic()) > 0:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(left)
+
+
+async def test_a_task_that_will_not_stop_is_reported_as_not_given_back(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(worker_module, "CANCEL_WAIT", 0.2)
+    await refuses_to_stop("r").dispatch()
+    driver = await get_driver()
+    worker = Worker(
+        driver, queues=["stall"], shutdown_timeout=0.1, poll_wait=0.1, install_signal_handlers=False
+    )
+    with caplog.at_level(logging.INFO, "asynctasq.worker"):
+        runner = asyncio.create_task(worker.run())
+        while "r" not in started:
+            await asyncio.sleep(0.01)
+        worker.request_stop()
+        await asyncio.wait_for(runner, 15)
+    messages = [r.getMessage() for r in caplog.records]
+    assert any("did not stop when cancelled" in m and "not given back" in m for m in messages)
+    assert worker.stats.released == 0
+    assert await driver.dequeue(["stall"], limit=1, wait=0) == []  # still leased: not run twice

@@ -79,6 +79,8 @@ from asynctasq.workflows import runner as workflow_steps
 if TYPE_CHECKING:
     from asynctasq.schedules.scheduler import Scheduler
 
+CANCEL_WAIT = 10.0
+"""Seconds a stopping worker waits for its cancelled tasks to end before it goes on."""
 BURST_RETRY_WAIT = 10.0
 """Seconds ahead a burst run's own retries may be due and still be waited for."""
 
@@ -561,7 +563,13 @@ class Worker:
         for task in list(self._running):
             task.cancel()
         if self._running:
-            await asyncio.wait(list(self._running), timeout=10)
+            _, stuck = await asyncio.wait(list(self._running), timeout=CANCEL_WAIT)
+            if stuck:  # they hold their messages' leases: given back would mean run twice
+                log.error(
+                    "%d task(s) did not stop when cancelled (they catch the cancellation): "
+                    "not given back; the broker hands them out again when their leases end",
+                    len(stuck),
+                )
         self._flush_acks_now()
         if self._lifecycle is not None:
             await self._lifecycle.flush()  # acks waiting for status records go out now
