@@ -333,6 +333,21 @@ async def test_the_shutdown_deadline_counts_from_the_stop_request() -> None:
     assert worker.stats.released == 1
 
 
+async def test_a_stop_can_be_asked_from_another_thread() -> None:
+    await long_running("th").dispatch()
+    driver = await get_driver()
+    worker = Worker(
+        driver, queues=["long"], shutdown_timeout=10, install_signal_handlers=False, poll_wait=0.1
+    )
+    runner = asyncio.create_task(worker.run())
+    while "th" not in calls:
+        await asyncio.sleep(0.02)
+    await asyncio.to_thread(worker.request_stop)  # e.g. a web framework's shutdown hook
+    await asyncio.wait_for(runner, 10)
+    assert calls["th"] == ["start", "end"]  # drained: the task had its time to finish
+    assert worker.stopping and worker.stats.released == 0
+
+
 async def test_concurrency_limit_is_respected() -> None:
     running = 0
     peak = 0

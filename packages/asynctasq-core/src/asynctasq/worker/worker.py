@@ -221,6 +221,7 @@ class Worker:
         # Running tasks get `shutdown_timeout` from the stop request, not from whenever the
         # fetch in flight returns (up to `poll_wait` later): a timer holds the deadline.
         self._stop_deadline: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # while `run` runs
         self._deadline_timer: asyncio.TimerHandle | None = None
         self._slot_free: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
@@ -259,12 +260,19 @@ class Worker:
 
     # -- control ---------------------------------------------------------------------------
     def request_stop(self) -> None:
-        """Stop taking work; running tasks get `shutdown_timeout` seconds to finish."""
+        """Stop taking work; running tasks get `shutdown_timeout` seconds to finish.
+
+        Safe to call from another thread: the request is then passed to the worker's loop.
+        """
+        loop = self._loop
+        if loop is not None and not _in_loop(loop):
+            with contextlib.suppress(RuntimeError):  # closed: the worker has stopped already
+                loop.call_soon_threadsafe(self.request_stop)
+                return
         self._stopping = True
         if self._stop_deadline is None:
             self._stop_deadline = time.monotonic() + self.shutdown_timeout
-            if self._slot_free is not None:  # running: `run` cancels the timer when it ends
-                loop = asyncio.get_running_loop()
+            if loop is not None:  # running: `run` cancels the timer when it ends
                 self._deadline_timer = loop.call_later(self.shutdown_timeout, self._at_deadline)
         if self._slot_free is not None:
             self._slot_free.set()
@@ -357,7 +365,7 @@ class Worker:
                 "the task starts a worker when imported; put that code under "
                 "`if __name__ == '__main__':`"
             )
-        loop = asyncio.get_running_loop()
+        loop = self._loop = asyncio.get_running_loop()
         self._slot_free = asyncio.Event()
         self._stop_event = asyncio.Event()
         if self.driver is None:
@@ -431,6 +439,7 @@ class Worker:
                     await driver.close()
                 call_hooks(self.middleware, "after_worker_shutdown", self, reverse=True)
             finally:
+                self._loop = None
                 if self._deadline_timer is not None:
                     self._deadline_timer.cancel()
                     self._deadline_timer = None
@@ -984,6 +993,13 @@ class Worker:
         for sig in self._signals_installed:
             loop.remove_signal_handler(sig)
         self._signals_installed.clear()
+
+
+def _in_loop(loop: asyncio.AbstractEventLoop) -> bool:
+    try:
+        return asyncio.get_running_loop() is loop
+    except RuntimeError:
+        return False
 
 
 def _log_given_back_at_deadline(count: int) -> None:
