@@ -283,6 +283,26 @@ def test_a_second_sigterm_gives_everything_back_at_once(backend: Backend, tmp_pa
     assert queue_counts(backend.make()) == (4, 0)  # given back, ready to run again
 
 
+def test_the_supervisors_stop_now_holds_when_a_workers_loop_was_blocked(tmp_path: Path) -> None:
+    """Both signals reach a worker whose event loop is blocked, and it handles them together:
+    the supervisor's "stop now" is a signal of its own, not a second SIGTERM a worker would
+    take for the first delivered again, so the task is given back, not left leased."""
+    backend = sqlite_backend(tmp_path)
+    marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
+    marks.mkdir()
+    with supervisor(backend, log, "--workers", "1", "--shutdown-timeout", "60") as proc:
+        wait_until(lambda: len(started_pids(log)) == 1, 60, "the worker", log, proc)
+        enqueue(backend.make(), [t.blocks_the_loop(str(marks), 0, 3)])
+        wait_until(lambda: len(runs(marks, "started")) == 1, 30, "the task running", log, proc)
+        proc.send_signal(signal.SIGTERM)
+        wait_until(lambda: "send again to stop them now" in log.read_text(), 10, "drain", log)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == EXIT_FORCED_BASE + signal.SIGTERM, log.read_text()[-3000:]
+    assert "stopping now" in log.read_text()
+    assert runs(marks, "done") == []
+    assert queue_counts(backend.make()) == (1, 0)  # given back: ready at once
+
+
 def test_a_worker_that_cannot_start_is_a_crash_loop(tmp_path: Path) -> None:
     log = tmp_path / "supervisor.log"
     sqlite = sqlite_backend(tmp_path)

@@ -38,3 +38,15 @@ async def hold(marker_dir: str, n: int) -> None:
     while not (Path(marker_dir) / "release").exists():
         await asyncio.sleep(0.02)
     _append(marker_dir, "done", n)
+
+
+@task(queue="sup", max_attempts=5, visibility_timeout=30)
+async def blocks_the_loop(marker_dir: str, n: int, seconds: float) -> None:
+    """Blocks its worker's event loop for `seconds` (a sync call in async code), then waits
+    far longer: signals that arrive meanwhile are handled together once the loop is back."""
+    import time
+
+    _append(marker_dir, "started", n)
+    time.sleep(seconds)
+    await asyncio.sleep(120)
+    _append(marker_dir, "done", n)

@@ -31,6 +31,7 @@ from asynctasq.runner import run
 from asynctasq.schedules.claims import claim_store
 from asynctasq.supervisor import supervised_pool_size
 from asynctasq.worker import Worker
+from asynctasq.worker.signals import ABORT_SIGNAL
 from asynctasq_cli import session
 from asynctasq_cli.code_options import allowed_roots_option, imports_option
 from asynctasq_cli.logging import (
@@ -222,12 +223,13 @@ class _StoppedBeforeStart(SystemExit):
     (uvloop, asyncio) log and drop any other exception raised in a signal callback, and the
     code it interrupts must not take it for its own error."""
 
-    def __init__(self) -> None:
+    def __init__(self, signum: int) -> None:
         super().__init__(0)
+        self.signal_name = signal.Signals(signum).name
 
 
 def _stopped_before_start(signum: int, frame: object) -> None:
-    raise _StoppedBeforeStart
+    raise _StoppedBeforeStart(signum)
 
 
 def run_worker(
@@ -262,7 +264,8 @@ def run_worker(
     # Until the worker's own handler replaces it (its first step): a SIGTERM while the task
     # modules import or the broker connects is a stop, not the default action's kill.
     main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _stopped_before_start) if main else None
+    stops = [signal.SIGTERM] + ([ABORT_SIGNAL] if ABORT_SIGNAL is not None else [])
+    previous = {sig: signal.signal(sig, _stopped_before_start) for sig in stops} if main else {}
     try:
         loaded = load_config(connection, options.as_settings())
         settings = loaded.config.worker
@@ -314,11 +317,11 @@ def run_worker(
         # Serving before connecting: /healthz answers and /readyz says why not ready yet.
         exporter = start_worker_metrics(worker)
         run(_serve(loaded, worker, banner, console, show_live))
-    except _StoppedBeforeStart:
-        log.info("SIGTERM before start-up finished: stopped, no task taken")
+    except _StoppedBeforeStart as stop:
+        log.info("%s before start-up finished: stopped, no task taken", stop.signal_name)
     finally:
-        if main:
-            signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         close_quietly(exporter)
         for entry in added:
             if entry in sys.path:

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import signal
 import sys
@@ -38,7 +37,7 @@ from types import FrameType
 from asynctasq.supervisor.restarts import RestartPolicy
 from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE
 from asynctasq.utils.parent_death import die_with_parent
-from asynctasq.worker.signals import SIGNAL_ECHO
+from asynctasq.worker.signals import ABORT_SIGNAL
 
 log = logging.getLogger("asynctasq.supervisor")
 
@@ -146,7 +145,6 @@ class Supervisor:
         self._requests: list[int | None] = []  # signals (or None: a call) not yet acted on
         self._stopping = False
         self._aborted_by: int | None = None
-        self._stop_sent_at = -math.inf
         self._kill_at = float("inf")
         self._crash_loop = False
         self._unclean = False
@@ -242,10 +240,9 @@ class Supervisor:
                     name if signum is not None else "stop request",
                     self.abort_grace,
                 )
-                # A worker takes a signal that follows the first too closely for the first
-                # delivered again (systemd signals it directly too): this one is meant.
-                time.sleep(max(0.0, self._stop_sent_at + SIGNAL_ECHO + 0.05 - time.monotonic()))
-                self._signal_all(signal.SIGTERM)
+                # Not a second SIGTERM: a worker takes one that follows the first closely for
+                # the first delivered again (systemd signals it directly too).
+                self._signal_all(ABORT_SIGNAL or signal.SIGTERM)
                 self._kill_at = min(self._kill_at, time.monotonic() + self.abort_grace)
 
     def _begin_stop(self) -> None:
@@ -254,7 +251,6 @@ class Supervisor:
         for slot in self._slots:
             slot.restart_at = None
         self._signal_all(signal.SIGTERM)
-        self._stop_sent_at = time.monotonic()
 
     def _signal_all(self, sig: signal.Signals) -> None:
         for slot in self._slots:
@@ -307,9 +303,9 @@ class Supervisor:
     def _on_exit(self, slot: _Slot, pid: int, code: int, uptime: float) -> None:
         how = describe_exit(code)
         if self._stopping:
-            # SIGTERM before the worker's handlers were installed (or after they were
-            # removed): nothing was running, so that is a clean stop too.
-            clean = code in (0, -signal.SIGTERM)
+            # SIGTERM (or the abort signal) before the worker's handlers were installed, or
+            # after they were removed: nothing was running, so that is a clean stop too.
+            clean = code in (0, -signal.SIGTERM) or (ABORT_SIGNAL and code == -ABORT_SIGNAL)
             if not clean and self._aborted_by is None:
                 self._unclean = True
             level = logging.INFO if clean else logging.WARNING

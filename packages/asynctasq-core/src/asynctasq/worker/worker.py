@@ -70,7 +70,7 @@ from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
 from asynctasq.worker.lifecycle import Lifecycle, new_worker_id, stop_quietly
 from asynctasq.worker.retry import retry_delay
-from asynctasq.worker.signals import SIGNAL_ECHO
+from asynctasq.worker.signals import ABORT_SIGNAL, SIGNAL_ECHO
 from asynctasq.worker.stall import STALL_GRACE, StallReport
 from asynctasq.worker.task_log import TaskLog
 from asynctasq.worker.timed import TimedTasks
@@ -318,6 +318,10 @@ class Worker:
             # say what it is stuck on.
             self._stall = StallReport(self.shutdown_timeout + STALL_GRACE)
             self._stall.arm(asyncio.get_running_loop())
+
+    def _on_abort_signal(self, signum: int) -> None:
+        log.warning("%s from the supervisor: stopping now", signal.Signals(signum).name)
+        self.abort()
 
     def _retry_scheduled(self, delay: float) -> None:
         """Note a retry of a failed run this worker scheduled `delay` seconds ahead: a burst
@@ -982,9 +986,15 @@ class Worker:
             or threading.current_thread() is not threading.main_thread()
         ):
             return
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        handlers: list[tuple[int, Callable[[int], None]]] = [
+            (signal.SIGTERM, self._on_signal),
+            (signal.SIGINT, self._on_signal),
+        ]
+        if ABORT_SIGNAL is not None:
+            handlers.append((ABORT_SIGNAL, self._on_abort_signal))
+        for sig, handler in handlers:
             try:
-                loop.add_signal_handler(sig, self._on_signal, sig)
+                loop.add_signal_handler(sig, handler, sig)
                 self._signals_installed.append(sig)
             except (NotImplementedError, RuntimeError):  # pragma: no cover - non-Unix loops
                 pass
