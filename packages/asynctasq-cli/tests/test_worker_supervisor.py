@@ -303,6 +303,26 @@ def test_the_supervisors_stop_now_holds_when_a_workers_loop_was_blocked(tmp_path
     assert queue_counts(backend.make()) == (1, 0)  # given back: ready at once
 
 
+def test_a_task_that_catches_its_cancellation_ends_with_its_process(tmp_path: Path) -> None:
+    """Its lease is no longer renewed once the worker stops: the process ends instead of
+    letting it run on (asyncio.run's teardown would wait for it for ever) while the broker
+    hands the task to another worker."""
+    backend = sqlite_backend(tmp_path)
+    marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
+    marks.mkdir()
+    with supervisor(backend, log, "--workers", "1", "--shutdown-timeout", "0.5") as proc:
+        wait_until(lambda: len(started_pids(log)) == 1, 60, "the worker", log, proc)
+        enqueue(backend.make(), [t.will_not_stop(str(marks), 0)])
+        wait_until(lambda: len(runs(marks, "started")) == 1, 30, "the task running", log, proc)
+        [(pid, _)] = runs(marks, "started")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == EXIT_OK, log.read_text()[-3000:]
+    assert "did not stop when cancelled" in log.read_text()
+    assert runs(marks, "cancelled")  # it was asked to stop, and would not
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
 def test_a_worker_that_cannot_start_is_a_crash_loop(tmp_path: Path) -> None:
     log = tmp_path / "supervisor.log"
     sqlite = sqlite_backend(tmp_path)

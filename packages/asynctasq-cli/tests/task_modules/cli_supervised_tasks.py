@@ -47,6 +47,17 @@ async def blocks_the_loop(marker_dir: str, n: int, seconds: float) -> None:
     import time
 
     _append(marker_dir, "started", n)
-    time.sleep(seconds)
+    time.sleep(seconds)  # noqa: ASYNC251 - blocking the event loop is the point
     await asyncio.sleep(120)
     _append(marker_dir, "done", n)
+
+
+@task(queue="sup", max_attempts=5, visibility_timeout=30)
+async def will_not_stop(marker_dir: str, n: int) -> None:
+    """Catches every cancellation: only the end of its process stops it."""
+    _append(marker_dir, "started", n)
+    while True:
+        try:
+            await asyncio.sleep(60)
+        except asyncio.CancelledError:
+            _append(marker_dir, "cancelled", n)

@@ -208,6 +208,11 @@ async def _serve(
     finally:
         await driver.close()
     log.info("worker stopped: %s", summary(worker))
+    if worker.unstoppable:
+        # Their leases are no longer renewed: ending them with the process is what keeps them
+        # from running twice at once. Now, before asyncio.run's teardown waits for them.
+        _Exit.hard = True
+        exit_process(0)
     stuck = stuck_task_threads()
     if stuck:
         log.warning(

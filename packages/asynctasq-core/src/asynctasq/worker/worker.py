@@ -209,6 +209,9 @@ class Worker:
             ),
         }
         self.stats = WorkerStats()
+        self.unstoppable = 0
+        """Tasks still running after the stop cancelled them (they catch the cancellation):
+        their leases are no longer renewed, so the process should end (see `run`)."""
         self._running: dict[asyncio.Task[None], Delivery] = {}
         # Taken ahead of free slots (`prefetch`): started as slots free, leases kept meanwhile.
         self._waiting: collections.deque[Delivery] = collections.deque()
@@ -223,6 +226,7 @@ class Worker:
         self._stop_deadline: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None  # while `run` runs
         self._deadline_timer: asyncio.TimerHandle | None = None
+        self._cancelled_at_deadline: set[asyncio.Task[None]] = set()
         self._slot_free: asyncio.Event | None = None
         self._stop_event: asyncio.Event | None = None
         self._ack_buffer: list[Delivery] = []
@@ -286,6 +290,7 @@ class Worker:
         if running and not self._aborting:
             _log_given_back_at_deadline(len(running))
             for task in running:
+                self._cancelled_at_deadline.add(task)
                 task.cancel()
 
     def abort(self) -> None:
@@ -358,6 +363,10 @@ class Worker:
     # -- main loop -------------------------------------------------------------------------
     async def run(self) -> None:
         """Work until stopped (or, in burst mode, until the queues are empty).
+
+        When it returns with `unstoppable` above 0, tasks that caught their cancellation
+        are still running, their leases no longer renewed: end the process (``os._exit``)
+        rather than let them finish while another worker runs them again.
 
         Raises:
             Exception: the driver could not connect at start-up (a configuration or
@@ -566,7 +575,7 @@ class Worker:
         if self._deadline_timer is not None:  # the deadline is kept here from now on
             self._deadline_timer.cancel()
             self._deadline_timer = None
-        running = [task for task in self._running if not task.cancelling()]
+        running = [task for task in self._running if task not in self._cancelled_at_deadline]
         if running and not self._aborting:
             deadline = self._stop_deadline
             left = self.shutdown_timeout if deadline is None else deadline - time.monotonic()
@@ -577,10 +586,12 @@ class Worker:
             task.cancel()
         if self._running:
             _, stuck = await asyncio.wait(list(self._running), timeout=CANCEL_WAIT)
+            self.unstoppable = len(stuck)
             if stuck:  # they hold their messages' leases: given back would mean run twice
                 log.error(
                     "%d task(s) did not stop when cancelled (they catch the cancellation): "
-                    "not given back; the broker hands them out again when their leases end",
+                    "not given back; the broker hands them out again when their leases end, "
+                    "so this process must end now (the CLI does)",
                     len(stuck),
                 )
         self._flush_acks_now()
