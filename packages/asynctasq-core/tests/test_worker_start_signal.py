@@ -49,7 +49,8 @@ def test_a_sigterm_during_start_up_stops_the_worker_cleanly() -> None:
 
 async def test_a_stop_while_connecting_skips_the_rest_of_start_up() -> None:
     """Task modules are not imported and boot hooks not run once a stop was asked for while
-    the broker connected: start-up work (heavy imports, opening pools) would only delay it."""
+    the broker connected: start-up work (heavy imports, opening pools) would only delay it.
+    Nor do shutdown hooks run, with nothing booted to close."""
     import asyncio
 
     from asynctasq import Middleware
@@ -67,6 +68,9 @@ async def test_a_stop_while_connecting_skips_the_rest_of_start_up() -> None:
     class Boot(Middleware):
         def before_worker_boot(self, worker: object) -> None:
             events.append("booted")
+
+        def after_worker_shutdown(self, worker: object) -> None:
+            events.append("shut down")  # would close what boot never opened
 
     worker = Worker(
         SlowToConnect(),

@@ -49,7 +49,8 @@ def workers_option(given: str | None, connection: ConnectionOptions) -> int | No
 
 
 def _log_error(message: str) -> None:
-    logging.getLogger("asynctasq.cli").error("%s", message)
+    # Critical: the worker cannot run at all, and even --log-level critical must show why.
+    logging.getLogger("asynctasq.cli").critical("%s", message)
 
 
 class _ChildTag(logging.Filter):

@@ -42,15 +42,27 @@ def die_with(pid: int) -> None:
     except (AttributeError, OSError):  # not Linux, or a kernel before 5.3
         handle = None
 
+    if handle is not None:
+        fd = handle
+        # A process forked by the task has no watching thread: it must not keep the pidfd.
+        os.register_at_fork(after_in_child=lambda: _close_quietly(fd))
+
     def watch() -> None:
         if handle is not None:
-            select.select([handle], [], [])  # readable once the process has ended
+            poller = select.poll()  # not select(): any descriptor number
+            poller.register(handle, select.POLLIN)
+            poller.poll()  # readable once the process has ended
         else:
             while _alive(pid):
                 threading.Event().wait(POLL_SECONDS)
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="asynctasq-die-with", daemon=True).start()
+
+
+def _close_quietly(fd: int) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
 
 
 def _alive(pid: int) -> bool:

@@ -304,8 +304,10 @@ class Worker:
         now = time.monotonic()
         if self._stopping and now - self._signalled_at < SIGNAL_ECHO:
             # The same stop delivered twice (see SIGNAL_ECHO).
-            log.debug(
-                "%s again within %.1f s: the same stop", signal.Signals(signum).name, SIGNAL_ECHO
+            log.info(
+                "%s again within %.1f s: taken as the same stop (send it again to stop now)",
+                signal.Signals(signum).name,
+                SIGNAL_ECHO,
             )
             return
         self._signalled_at = now
@@ -396,6 +398,7 @@ class Worker:
         keeper: asyncio.Task[None] | None = None
         scheduler: Scheduler | None = None
         previous_guard = get_import_guard()
+        booted: list[Middleware] = []
         # Everything set up below is undone in `finally`, whatever start-up step fails (an
         # import, a boot hook): no guard left installed, no lease task pending, no pool alive.
         try:
@@ -428,6 +431,7 @@ class Worker:
             for m in self.middleware:
                 # May be a coroutine (initialise an ORM, open a pool); an error stops start-up.
                 await _maybe_await(m.before_worker_boot(self))
+                booted.append(m)
             if self.schedules:  # a separate component: nothing on the fetch path
                 from asynctasq.schedules.scheduler import Scheduler
 
@@ -450,7 +454,9 @@ class Worker:
                     self._router.close(kill=self._aborting)
                 if self._owns_driver:
                     await driver.close()
-                call_hooks(self.middleware, "after_worker_shutdown", self, reverse=True)
+                # Only what booted is shut down: a stop while connecting, or a failing boot
+                # hook, leaves the others with nothing to close.
+                call_hooks(booted, "after_worker_shutdown", self, reverse=True)
             finally:
                 self._loop = None
                 if self._deadline_timer is not None:
@@ -631,7 +637,9 @@ class Worker:
         if delivery.attempts >= allowed:
             # Counted before anything the message names is loaded: a message whose code kills
             # the worker (at import, or while its arguments are decoded) is dead-lettered here
-            # once its attempts are used up, without loading that code again.
+            # once its attempts are used up, without running it again. Its module is loaded
+            # after that, for its failed() hook: code that kills at import costs one worker
+            # more, never a loop; arguments naming modules not loaded yet are not decoded.
             lost = TaskLostError(
                 f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts + 1} "
                 f"times and none of its last runs finished (its worker was killed or lost the "
