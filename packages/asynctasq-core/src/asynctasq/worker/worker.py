@@ -270,9 +270,11 @@ class Worker:
         """
         loop = self._loop
         if loop is not None and not _in_loop(loop):
-            with contextlib.suppress(RuntimeError):  # closed: the worker has stopped already
+            try:
                 loop.call_soon_threadsafe(self.request_stop)
                 return
+            except RuntimeError:  # closed: the worker has stopped already
+                loop = None
         self._stopping = True
         if self._stop_deadline is None:
             self._stop_deadline = time.monotonic() + self.shutdown_timeout
