@@ -84,7 +84,7 @@ def test_a_dead_process_forgotten_by_two_scrapes_at_once(
     _write(tmp_path, f"counter_{dead}.db", {f"{FINISHED}_total": 1})
     for mode in ("liveall", "livesum", "livemostrecent"):
         _write(tmp_path, f"gauge_{mode}_{dead}.db", {"asynctasq_worker_ready": 1})
-    alive = multiprocess._alive
+    alive = multiprocess.process_alive
 
     def other_scrape_first(pid: int) -> bool:
         # The other scrape's thread removes one of the files between this one's listing
@@ -92,7 +92,7 @@ def test_a_dead_process_forgotten_by_two_scrapes_at_once(
         (tmp_path / f"gauge_livesum_{dead}.db").unlink()
         return alive(pid)
 
-    monkeypatch.setattr(multiprocess, "_alive", other_scrape_first)
+    monkeypatch.setattr(multiprocess, "process_alive", other_scrape_first)
     text = _scrape(tmp_path)
     assert f"{FINISHED}_total 1.0" in text, text
     assert "asynctasq_worker_ready" not in text, text

@@ -28,6 +28,8 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from prometheus_client.samples import Sample
 
+from asynctasq.utils.processes import process_alive
+
 log = logging.getLogger("asynctasq.prometheus")
 
 DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -57,16 +59,6 @@ def enable(path: str | os.PathLike[str]) -> None:
     values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def forget_dead(path: str) -> None:
     """Drop the live-only gauges of processes that are gone (their counters stay).
 
@@ -79,7 +71,7 @@ def forget_dead(path: str) -> None:
         if match is not None and entry.name.startswith("gauge_live"):
             live_files.setdefault(int(match.group(1)), []).append(entry.path)
     for pid, files in live_files.items():
-        if not _alive(pid):
+        if not process_alive(pid):
             for file in files:
                 with contextlib.suppress(FileNotFoundError):
                     os.remove(file)

@@ -32,7 +32,7 @@ from asynctasq.executors._context import task_process_context
 from asynctasq.executors._pool import ProcessPool
 from asynctasq.lifecycle.context import TaskContext, set_current
 from asynctasq.serializer import set_import_guard
-from asynctasq.utils.parent_death import die_with
+from asynctasq.utils.processes import die_with
 
 log = logging.getLogger("asynctasq.worker")
 

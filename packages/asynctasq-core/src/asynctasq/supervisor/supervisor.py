@@ -36,7 +36,7 @@ from types import FrameType
 
 from asynctasq.supervisor.restarts import RestartPolicy
 from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE
-from asynctasq.utils.parent_death import die_with_parent
+from asynctasq.utils.processes import die_with_parent
 from asynctasq.worker.signals import ABORT_SIGNAL
 
 log = logging.getLogger("asynctasq.supervisor")

@@ -1,4 +1,4 @@
-"""Ending a child process with the process it works for, instead of leaving it running."""
+"""Whether a process lives, and ending a child process with the one it works for."""
 
 from __future__ import annotations
 
@@ -53,7 +53,7 @@ def die_with(pid: int) -> None:
             poller.register(handle, select.POLLIN)
             poller.poll()  # readable once the process has ended
         else:
-            while _alive(pid):
+            while process_alive(pid):
                 threading.Event().wait(POLL_SECONDS)
         os.kill(os.getpid(), signal.SIGKILL)
 
@@ -65,7 +65,8 @@ def _close_quietly(fd: int) -> None:
         os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` exists (a zombie counts: it has not been waited for yet)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -75,4 +76,4 @@ def _alive(pid: int) -> bool:
     return True
 
 
-__all__ = ["POLL_SECONDS", "die_with", "die_with_parent"]
+__all__ = ["POLL_SECONDS", "die_with", "die_with_parent", "process_alive"]
