@@ -86,3 +86,28 @@ async def test_a_stop_while_connecting_skips_the_rest_of_start_up() -> None:
     worker.request_stop()
     await asyncio.wait_for(runner, 10)  # the import of a missing module would raise here
     assert events == ["connecting"]
+
+
+async def test_sigusr2_is_left_to_the_app_outside_the_supervisor() -> None:
+    """SIGUSR2 is the supervisor's "stop now" to its worker processes only: a worker run
+    anywhere else leaves whatever handler the application has for it."""
+    import asyncio
+    import signal
+
+    from asynctasq.testing import MemoryDriver
+    from asynctasq.worker import Worker
+
+    def the_apps(signum: int, frame: object) -> None:
+        pass
+
+    previous = signal.signal(signal.SIGUSR2, the_apps)
+    try:
+        worker = Worker(MemoryDriver(), queues=["q"], poll_wait=0.05)
+        runner = asyncio.create_task(worker.run())
+        await asyncio.sleep(0.3)
+        assert signal.getsignal(signal.SIGUSR2) is the_apps
+        worker.request_stop()
+        await asyncio.wait_for(runner, 10)
+        assert signal.getsignal(signal.SIGUSR2) is the_apps
+    finally:
+        signal.signal(signal.SIGUSR2, previous)

@@ -29,7 +29,7 @@ from asynctasq.drivers.base import EventLog, WorkerRegistry
 from asynctasq.executors.threads import stuck_task_threads
 from asynctasq.runner import run
 from asynctasq.schedules.claims import claim_store
-from asynctasq.supervisor import supervised_pool_size
+from asynctasq.supervisor import child_number, supervised_pool_size
 from asynctasq.worker import Worker
 from asynctasq.worker.signals import ABORT_SIGNAL
 from asynctasq_cli import session
@@ -269,7 +269,9 @@ def run_worker(
     # Until the worker's own handler replaces it (its first step): a SIGTERM while the task
     # modules import or the broker connects is a stop, not the default action's kill.
     main = threading.current_thread() is threading.main_thread()
-    stops = [signal.SIGTERM] + ([ABORT_SIGNAL] if ABORT_SIGNAL is not None else [])
+    stops = [signal.SIGTERM]
+    if ABORT_SIGNAL is not None and child_number() is not None:  # the supervisor's stop now
+        stops.append(ABORT_SIGNAL)
     previous = {sig: signal.signal(sig, _stopped_before_start) for sig in stops} if main else {}
     try:
         loaded = load_config(connection, options.as_settings())

@@ -1011,7 +1011,10 @@ class Worker:
             (signal.SIGTERM, self._on_signal),
             (signal.SIGINT, self._on_signal),
         ]
-        if ABORT_SIGNAL is not None:
+        from asynctasq.supervisor.sizing import child_number  # the package imports this one
+
+        if ABORT_SIGNAL is not None and child_number() is not None:
+            # Only under the supervisor: elsewhere SIGUSR2 may mean something to the app.
             handlers.append((ABORT_SIGNAL, self._on_abort_signal))
         for sig, handler in handlers:
             try:
