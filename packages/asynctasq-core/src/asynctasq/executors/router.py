@@ -11,8 +11,13 @@ from typing import Any
 from asynctasq.config import Config
 from asynctasq.core.task import BaseTask, Execution, invoke
 from asynctasq.errors import TaskTimeoutError
+from asynctasq.executors.interrupt import InterruptibleCall, ThreadInterrupted
 from asynctasq.executors.process import ProcessExecutor
 from asynctasq.executors.threads import TASK_THREAD_PREFIX, DaemonThreadPool
+
+THREAD_STOP_WAIT = 30.0
+"""Seconds a thread interrupted at its task's timeout may take to stop (a blocking call must
+return first) before the run fails without it, its retry then possibly beside it."""
 
 
 class ExecutorRouter:
@@ -20,8 +25,8 @@ class ExecutorRouter:
 
     * async: awaited in the loop; at the timeout it is cancelled.
     * sync (thread): run in a thread pool with the caller's context variables; at the timeout
-      the worker stops waiting and fails the run (Python cannot stop a thread; the thread
-      finishes in the background).
+      an exception is raised inside its thread, and the run fails once the thread stopped
+      (or `THREAD_STOP_WAIT` passed: a blocking call returns first).
     * process: run in a child; at the timeout the child is killed and replaced.
     """
 
@@ -68,17 +73,13 @@ class ExecutorRouter:
                     f"task {name} ran longer than its timeout of {timeout} s and was stopped"
                 ) from exc
         assert task is not None
-        if kind == "async" and timeout is None:  # the common case, without a timeout scope
+        if kind == "thread":
+            return await self._in_thread(task, timeout, name)
+        if timeout is None:  # the common case, without a timeout scope
             return await invoke(task)
         try:
-            if kind == "async":
-                async with asyncio.timeout(timeout) as scope:
-                    return await invoke(task)
-            if kind == "thread":
-                loop = asyncio.get_running_loop()
-                call = functools.partial(contextvars.copy_context().run, invoke, task)
-                async with asyncio.timeout(timeout) as scope:
-                    return await loop.run_in_executor(self._threads, call)
+            async with asyncio.timeout(timeout) as scope:
+                return await invoke(task)
         except TimeoutError as exc:
             if scope.expired():
                 raise TaskTimeoutError(
@@ -86,7 +87,48 @@ class ExecutorRouter:
                 ) from exc
             raise
 
+    async def _in_thread(self, task: BaseTask[Any], timeout: float | None, name: str) -> Any:
+        """Run `task` on the thread pool; at its timeout, or when the worker cancels it,
+        interrupt its thread (see `asynctasq.executors.interrupt`). After a timeout the run
+        fails only once the thread has stopped (or `THREAD_STOP_WAIT` passed), so its retry
+        does not run beside it."""
+        loop = asyncio.get_running_loop()
+        call = InterruptibleCall(functools.partial(contextvars.copy_context().run, invoke, task))
+        running = loop.run_in_executor(self._threads, call)
+        # Read whatever it ends with, so an end nobody awaits (cancelled, blocked past the
+        # wait) is not reported as an exception never retrieved.
+        running.add_done_callback(_retrieve)
+        try:
+            async with asyncio.timeout(timeout) as scope:
+                return await asyncio.shield(running)
+        except TimeoutError:
+            if not scope.expired():
+                raise
+            if call.interrupt():
+                try:
+                    async with asyncio.timeout(THREAD_STOP_WAIT):
+                        await running
+                except (Exception, ThreadInterrupted):  # TimeoutError too: still blocked
+                    pass  # its end, whichever way: the run has failed by its timeout
+            if not running.done():
+                raise TaskTimeoutError(
+                    f"task {name} ran longer than its timeout of {timeout} s; its thread was "
+                    f"interrupted but is still blocked in a call after {THREAD_STOP_WAIT:.0f} s "
+                    "more, and runs on in the background"
+                ) from None
+            raise TaskTimeoutError(
+                f"task {name} ran longer than its timeout of {timeout} s and was stopped"
+            ) from None
+        except asyncio.CancelledError:
+            call.interrupt()  # given back: nothing of it may happen after this
+            raise
+
     def close(self, *, kill: bool = False) -> None:
         """Release the pools."""
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.processes.close(kill=kill)
+
+
+def _retrieve(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()
