@@ -367,8 +367,19 @@ class BaseTask(Generic[T]):
         raise NotImplementedError
 
     def _wire_state(self) -> dict[str, Any]:
-        """The instance state that travels: public attributes."""
-        return {k: v for k, v in vars(self).items() if not k.startswith("_")}
+        """The instance state that travels: public attributes. Private ones the task set
+        itself (``self._x`` in ``__init__``) do not, and the worker does not run
+        ``__init__``: a warning names them, once per class."""
+        state: dict[str, Any] = {}
+        left: list[str] | None = None
+        for key, value in vars(self).items():
+            if not key.startswith("_"):
+                state[key] = value
+            elif key not in _FRAMEWORK_STATE:
+                left = [*(left or ()), key]
+        if left:
+            _warn_left_behind(type(self), left)
+        return state
 
     # -- while it runs ------------------------------------------------------------------------
     async def progress(self, fraction: float, message: str | None = None) -> None:
@@ -454,6 +465,27 @@ def invoke(task: BaseTask[Any]) -> Any:
     """Run `task`'s body, as a worker does: a coroutine for an async task, the result for
     a sync one. (Each kind of task implements ``_invoke``; executors call this.)"""
     return task._invoke()
+
+
+_FRAMEWORK_STATE = frozenset(
+    {"_options", "_task_id", "_tracked", "_attempts", "_dispatched_at", "_unsent"}
+    | {"_driver_override"}
+)
+"""Private instance attributes the framework itself sets (or reads, ``_driver_override``)."""
+
+
+class PrivateStateWarning(UserWarning):
+    """A class task set private attributes that will not reach the worker."""
+
+
+def _warn_left_behind(cls: type, names: list[str]) -> None:
+    warnings.warn(
+        f"{cls.__qualname__} sets {', '.join(names)}, which will not reach the worker: only "
+        "public attributes travel with a class task, and the worker does not run __init__. "
+        "Name them without the leading underscore, or set them in handle()",
+        PrivateStateWarning,
+        stacklevel=4,
+    )
 
 
 def set_attempts(task: BaseTask[Any], attempts: int) -> None:
