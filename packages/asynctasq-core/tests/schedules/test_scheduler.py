@@ -140,11 +140,18 @@ async def test_the_first_run_of_a_schedule_reports_nothing_missed(
 
 
 async def test_catch_up_fires_every_missed_tick_within_the_grace_period(
-    memory: MemoryDriver,
+    memory: MemoryDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
+    await scheduler(memory, every_ten(catch_up=True), holder="before").run_once(BASE - 10.5)
+    assert len(await queued(memory)) == 1  # BASE-20: on record from now on
     sched = scheduler(memory, every_ten(catch_up=True), grace=25)
-    await sched.run_once(BASE + 30.5)  # window from BASE+5.5: ticks BASE+10, +20, +30
+    with caplog.at_level(logging.WARNING, "asynctasq.schedules"):
+        await sched.run_once(BASE + 30.5)  # window from BASE+5.5: ticks BASE+10, +20, +30
     assert len(await queued(memory)) == 3
+    # BASE-10 and BASE went by while no scheduler ran, past the grace period: logged.
+    assert "missed tick(s) from 1799999990 to 1800000005 skipped (older than the grace" in (
+        caplog.text
+    )
     # A second replica coming back now finds them all claimed.
     late = scheduler(memory, every_ten(catch_up=True), holder="w2", grace=25)
     await late.run_once(BASE + 31)
@@ -159,12 +166,27 @@ async def test_a_tick_older_than_the_grace_period_never_fires(memory: MemoryDriv
     assert len(await queued(memory)) == 1
 
 
+async def test_a_new_catch_up_schedule_fires_only_its_latest_due_tick(
+    memory: MemoryDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """No tick on record: those of the grace period before its first start were not missed
+    (it did not run yet), so catch_up does not fire them all at once."""
+    sched = scheduler(memory, every_ten(catch_up=True), grace=60)
+    with caplog.at_level(logging.INFO, "asynctasq.schedules"):
+        await sched.run_once(BASE + 30.5)
+    [envelope] = await queued(memory)
+    assert await read_last(memory, "beat") == BASE + 30
+    assert "skipped" not in caplog.text and "first run" in caplog.text
+    await sched.run_once(BASE + 40.1)
+    assert len(await queued(memory)) == 1  # and ticks from then on, as usual
+
+
 async def test_a_scheduler_that_slept_past_the_grace_period_skips_what_it_missed(
     memory: MemoryDriver, caplog: pytest.LogCaptureFixture
 ) -> None:
     sched = scheduler(memory, every_ten(catch_up=True), grace=15)
     await sched.run_once(BASE + 0.1)
-    assert len(await queued(memory)) == 2  # BASE-10 and BASE: within the grace period
+    assert len(await queued(memory)) == 1  # BASE: the first run fires only the latest
     with caplog.at_level(logging.WARNING, "asynctasq.schedules"):
         await sched.run_once(BASE + 1000.1)  # a suspended process: 99 ticks went by
     assert len(await queued(memory)) == 2  # BASE+990 and BASE+1000 only

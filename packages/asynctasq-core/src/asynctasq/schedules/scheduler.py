@@ -9,7 +9,8 @@ Misfires: a tick is due from its instant until ``grace`` seconds after it. A sch
 comes back (or wakes late) finds the ticks it missed: with ``catch_up=False`` only the latest
 one still within the grace period fires, the older ones are skipped and logged; with
 ``catch_up=True`` every one within the grace period fires, oldest first. Ticks older than
-the grace period never fire. A schedule's first run (no tick of it on record) logs no missed
+the grace period never fire. A schedule's first run (no tick of it on record) fires only
+the latest due tick, even with ``catch_up``, and logs no missed
 ticks: there was no earlier run to miss them.
 
 A dispatch that fails gives the tick's claim back and is retried (with backoff) while the
@@ -70,6 +71,7 @@ class _Cursor:
     last_guess: str | None = None  # what we believe `schedule:<name>:last` holds
     retry_at: float = 0.0
     backoff: float = 0.0
+    first_run: bool = False  # no tick on record: only the latest due one fires
 
 
 class Scheduler:
@@ -195,12 +197,22 @@ class Scheduler:
         """Cursors at the start of the grace window: a tick missed while no scheduler ran is
         still found (its claim says whether someone fired it)."""
         cursors = []
+        window = math.ceil(now - self.grace)
         for s in self.schedules:
-            cursor = _Cursor(s, s.when.next_after(math.ceil(now - self.grace) - 1))
+            cursor = _Cursor(s, s.when.next_after(window - 1))
             try:
                 cursor.last_guess = await self._claims.read_claim(last_key(s.name))
             except Exception as exc:
                 log.warning("reading the last tick of schedule %s failed: %s", s.name, exc)
+            else:
+                last = parse_tick(cursor.last_guess)
+                # Nothing on record: the ticks before this start were not missed, the
+                # schedule did not run yet (even with catch_up: a new schedule of 5 s and a
+                # grace of 60 would fire 12 times at once).
+                cursor.first_run = last is None
+                missed = s.when.next_after(last) if last is not None else None
+                if missed is not None and missed < window:  # every scheduler was down
+                    await self._skipped(cursor, missed, window - 1, "older than the grace period")
             cursors.append(cursor)
         return cursors
 
@@ -216,9 +228,10 @@ class Scheduler:
         due = s.when.ticks(cursor.next - 1, math.floor(now))
         if not due:
             return
-        fire = due if s.catch_up else due[-1:]
+        fire = due if s.catch_up and not cursor.first_run else due[-1:]
         if len(due) > len(fire):
             await self._skipped(cursor, due[0], due[-2], "catch_up=False fires only the latest")
+        cursor.first_run = False
         for tick in fire:
             if not await self._fire(cursor, tick, now):
                 cursor.next = tick  # retried after the backoff, while within the grace period
