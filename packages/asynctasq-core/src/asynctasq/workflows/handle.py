@@ -190,19 +190,24 @@ class WorkflowHandle(Generic[T]):
     async def status(self) -> WorkflowStatus:
         """Where the workflow and each of its steps are (two reads per step)."""
         store = self._store
+        cancelled = await store.read_claim(spec.cancelled_key(self.id)) is not None
         steps = []
         for index, name in enumerate(self.task_names):
             holder = await self._holder(index)
             token = spec.holder_token(holder)
             task_id = None if token is None else spec.step_id(self.id, index, token)
             raw = None if task_id is None else await store.fetch_result(task_id, 0)
-            steps.append(StepStatus(index, task_id, name, _step_state(raw, holder)))
+            step_state = _step_state(raw, holder)
+            if cancelled and step_state in (StepState.RUNNING, StepState.QUEUED):
+                # Stopped by the cancel (its run claim is not rewritten when it ends).
+                step_state = StepState.CANCELLED
+            steps.append(StepStatus(index, task_id, name, step_state))
         states = {s.state for s in steps}
         if states == {StepState.SUCCEEDED}:
             state = WorkflowState.SUCCEEDED
         elif StepState.FAILED in states:
             state = WorkflowState.FAILED
-        elif await store.read_claim(spec.cancelled_key(self.id)) is not None:
+        elif cancelled:
             state = WorkflowState.CANCELLED
         else:
             state = WorkflowState.RUNNING
