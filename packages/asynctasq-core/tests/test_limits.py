@@ -274,6 +274,7 @@ async def test_two_workers_never_run_more_than_the_limit_at_once() -> None:
     crew = await work(lambda: len(overlap("two").starts) == 30, workers=2, concurrency=10)
     assert overlap("two").most == 2
     assert sum(w.stats.deferred for w in crew) > 0  # the limit was full, and runs waited
+    assert sum(w.stats.processed for w in crew) == 30  # waits are not counted as processed
     driver = await memory()
     assert driver.dead_letters(Q) == [] and driver.queued(Q) == []
 

@@ -234,6 +234,8 @@ class LimitGate:
         assert driver is not None
         if await worker._settle("retry", lambda: driver.retry(delivery, delay=delay)):
             worker.stats.deferred += 1
+            # A wait is no task processed: throughput (top, the dashboard) counts ends only.
+            worker.stats.processed -= 1
             log.debug(
                 "task %s [%s] waits %.2f s for its limit",
                 printable(job.task_name),
