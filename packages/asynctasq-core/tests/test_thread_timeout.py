@@ -8,6 +8,8 @@ import threading
 import time
 from typing import Any
 
+import pytest
+
 from asynctasq import task
 from asynctasq.drivers.connections import get_driver
 from asynctasq.executors.interrupt import InterruptibleCall, ThreadInterrupted
@@ -35,9 +37,20 @@ def spins() -> None:
             continue
 
 
-async def _run_until_dead(count: int, within: float = 20) -> Any:
+@task(queue="thread-timeout", max_attempts=1)
+def holds_the_only_thread() -> None:
+    events.append(("holder", threading.get_ident(), time.monotonic()))
+    time.sleep(1.5)
+
+
+@task(queue="thread-timeout", timeout=0.3, max_attempts=1)
+def waits_for_a_thread() -> None:
+    events.append(("late start", threading.get_ident(), time.monotonic()))
+
+
+async def _run_until_dead(count: int, within: float = 20, **kwargs: Any) -> Any:
     driver = await get_driver()
-    worker = Worker(driver, queues=["thread-timeout"], install_signal_handlers=False)
+    worker = Worker(driver, queues=["thread-timeout"], install_signal_handlers=False, **kwargs)
     runner = asyncio.create_task(worker.run())
     deadline = time.monotonic() + within
     try:
@@ -98,7 +111,6 @@ def test_an_interrupt_never_reaches_the_call_after_it() -> None:
     call = InterruptibleCall(lambda: "done")
     assert call() == "done"
     assert not call.interrupt()  # ended: the thread may be running something else now
-    assert not InterruptibleCall(lambda: None).interrupt()  # not started
 
 
 def test_an_interrupt_lands_in_the_running_call() -> None:
@@ -123,3 +135,22 @@ def test_an_interrupt_lands_in_the_running_call() -> None:
     assert call.interrupt()
     thread.join(5)
     assert outcome == ["interrupted"]
+
+
+def test_a_call_interrupted_before_it_started_never_runs() -> None:
+    ran: list[str] = []
+    call = InterruptibleCall(lambda: ran.append("ran"))
+    assert not call.interrupt()  # waiting for a free thread: nothing to wait for
+    with pytest.raises(ThreadInterrupted):
+        call()
+    assert ran == []
+
+
+async def test_a_task_timed_out_before_it_got_a_thread_never_runs() -> None:
+    events.clear()
+    await holds_the_only_thread().dispatch()
+    await waits_for_a_thread().dispatch()
+    [letter] = await _run_until_dead(1, thread_pool_size=1)
+    assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
+    await asyncio.sleep(1.8)  # the one thread is free again by now
+    assert [e[0] for e in events] == ["holder"]

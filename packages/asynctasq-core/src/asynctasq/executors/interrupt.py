@@ -24,15 +24,18 @@ class InterruptibleCall:
     """`fn` run on a thread of a pool, which the worker may interrupt while it runs (and
     only then: never the call the thread runs next)."""
 
-    __slots__ = ("_done", "_fn", "_thread")
+    __slots__ = ("_abandoned", "_done", "_fn", "_thread")
 
     def __init__(self, fn: Callable[[], Any]) -> None:
         self._fn = fn
         self._thread: int | None = None
         self._done = False
+        self._abandoned = False
 
     def __call__(self) -> Any:
         with _lock:
+            if self._abandoned:  # interrupted while it waited for a free thread
+                raise ThreadInterrupted
             self._thread = threading.get_ident()
         try:
             return self._fn()
@@ -41,10 +44,14 @@ class InterruptibleCall:
                 self._done = True
 
     def interrupt(self) -> bool:
-        """Raise `ThreadInterrupted` in the thread running the call; False when it has not
-        started or has ended (nothing to stop) or this Python cannot."""
+        """Raise `ThreadInterrupted` in the thread running the call. False when there is
+        nothing to wait for: it ended already, or it had not started (it never will now),
+        or this Python cannot interrupt threads."""
         with _lock:
-            if self._thread is None or self._done:
+            if self._thread is None:
+                self._abandoned = True
+                return False
+            if self._done:
                 return False
             set_async_exc = getattr(ctypes.pythonapi, "PyThreadState_SetAsyncExc", None)
             if set_async_exc is None:  # pragma: no cover - not CPython
