@@ -1,9 +1,11 @@
-"""A sync task in a thread, past its timeout: the worker raises inside its thread, so nothing
-it would do after its current call happens, and its retry starts only once it stopped."""
+"""A sync task in a thread, past its timeout. Python cannot stop a thread safely, so the task
+is asked to stop (``current_task().cancel_requested``), its run fails once the thread has
+returned, and its retry never runs beside it; one still waiting for a thread never runs."""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from typing import Any
@@ -12,49 +14,62 @@ import pytest
 
 from asynctasq import task
 from asynctasq.drivers.connections import get_driver
-from asynctasq.executors.interrupt import InterruptibleCall, ThreadInterrupted
+from asynctasq.executors.thread_call import Abandoned, ThreadCall
+from asynctasq.lifecycle.context import current_task
 from asynctasq.worker import Worker
 
-events: list[tuple[str, int, float]] = []
+events: list[tuple[str, float]] = []
+
+
+def note(name: str) -> None:
+    events.append((name, time.monotonic()))
 
 
 @task(queue="thread-timeout", timeout=0.3, max_attempts=2, retry_delay=0)
-def sleeps_then_writes() -> None:
-    """A blocking call past the timeout, then a side effect that must not happen."""
-    events.append(("start", threading.get_ident(), time.monotonic()))
+def sleeps_past_its_timeout() -> None:
+    note("start")
     time.sleep(1.0)
-    events.append(("after the sleep", threading.get_ident(), time.monotonic()))
+    note("end")
 
 
 @task(queue="thread-timeout", timeout=0.3, max_attempts=1)
-def spins() -> None:
-    """Pure Python that never ends by itself, and swallows ordinary exceptions."""
-    events.append(("start", threading.get_ident(), time.monotonic()))
-    while True:
-        try:
-            sum(range(1000))
-        except Exception:  # what careless task code does
-            continue
+def stops_when_asked() -> None:
+    note("start")
+    while not current_task().cancel_requested:
+        time.sleep(0.01)
+    note("asked to stop")
 
 
 @task(queue="thread-timeout", max_attempts=1)
 def holds_the_only_thread() -> None:
-    events.append(("holder", threading.get_ident(), time.monotonic()))
+    note("holder")
     time.sleep(1.5)
 
 
 @task(queue="thread-timeout", timeout=0.3, max_attempts=1)
 def waits_for_a_thread() -> None:
-    events.append(("late start", threading.get_ident(), time.monotonic()))
+    note("late start")
 
 
-async def _run_until_dead(count: int, within: float = 20, **kwargs: Any) -> Any:
+@task(queue="thread-timeout", timeout=0.2, max_attempts=1)
+def logs_in_a_loop(n: int) -> None:
+    log = logging.getLogger("thread-timeout-test")
+    while not current_task().cancel_requested:
+        log.warning("task %d still working", n)
+
+
+@task(queue="thread-timeout")
+def after_them() -> None:
+    note("after")
+
+
+async def _run_until(done: Any, within: float = 30, **kwargs: Any) -> list[Any]:
     driver = await get_driver()
     worker = Worker(driver, queues=["thread-timeout"], install_signal_handlers=False, **kwargs)
     runner = asyncio.create_task(worker.run())
     deadline = time.monotonic() + within
     try:
-        while len(await driver.list_dead_letters(queue="thread-timeout")) < count:
+        while not await done(driver):
             assert not runner.done(), runner.exception()
             assert time.monotonic() < deadline, events
             await asyncio.sleep(0.05)
@@ -64,93 +79,83 @@ async def _run_until_dead(count: int, within: float = 20, **kwargs: Any) -> Any:
     return await driver.list_dead_letters(queue="thread-timeout")
 
 
-async def test_a_timed_out_thread_does_nothing_after_its_blocking_call() -> None:
+def dead(count: int) -> Any:
+    async def check(driver: Any) -> bool:
+        return len(await driver.list_dead_letters(queue="thread-timeout")) >= count
+
+    return check
+
+
+async def test_the_retry_of_a_timed_out_thread_starts_after_it_returned() -> None:
     events.clear()
-    await sleeps_then_writes().dispatch()
-    [letter] = await _run_until_dead(1)
-    await asyncio.sleep(1.2)  # long enough for a thread left running to get there
+    await sleeps_past_its_timeout().dispatch()
+    [letter] = await _run_until(dead(1))
     assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
-    assert "was stopped" in letter.failure.message
-    starts = [t for name, _, t in events if name == "start"]
-    assert len(starts) == 2 and not [e for e in events if e[0] == "after the sleep"]
-    # The retry began only after the first run's thread had come back from its sleep.
-    assert starts[1] - starts[0] >= 0.9
+    assert "ran on to its end" in letter.failure.message
+    names = [name for name, _ in events]
+    assert names == ["start", "end", "start", "end"]  # one after the other, never beside
 
 
-async def test_a_spinning_thread_is_stopped_at_its_timeout() -> None:
+async def test_a_task_past_its_timeout_is_asked_to_stop() -> None:
     events.clear()
     started = time.monotonic()
-    await spins().dispatch()
-    [letter] = await _run_until_dead(1)
-    assert time.monotonic() - started < 5
-    assert "was stopped" in letter.failure.message
-    [(_, ident, _)] = events
-    for _ in range(40):  # the thread is free again, not spinning for ever
-        if not any(t.ident == ident and t.is_alive() for t in threading.enumerate()):
-            break
-        busy = _busy(ident)
-        if not busy:
-            break
-        await asyncio.sleep(0.05)
-    assert not _busy(ident)
-
-
-def _busy(ident: int) -> bool:
-    """Whether thread `ident` is inside `spins` now."""
-    import sys
-
-    frame = sys._current_frames().get(ident)
-    while frame is not None:
-        if frame.f_code.co_name == "spins":
-            return True
-        frame = frame.f_back
-    return False
-
-
-def test_an_interrupt_never_reaches_the_call_after_it() -> None:
-    call = InterruptibleCall(lambda: "done")
-    assert call() == "done"
-    assert not call.interrupt()  # ended: the thread may be running something else now
-
-
-def test_an_interrupt_lands_in_the_running_call() -> None:
-    started, outcome = threading.Event(), []
-
-    def body() -> None:
-        started.set()
-        while True:
-            time.sleep(0.01)
-
-    call = InterruptibleCall(body)
-
-    def run() -> None:
-        try:
-            call()
-        except ThreadInterrupted:
-            outcome.append("interrupted")
-
-    thread = threading.Thread(target=run)
-    thread.start()
-    started.wait(5)
-    assert call.interrupt()
-    thread.join(5)
-    assert outcome == ["interrupted"]
-
-
-def test_a_call_interrupted_before_it_started_never_runs() -> None:
-    ran: list[str] = []
-    call = InterruptibleCall(lambda: ran.append("ran"))
-    assert not call.interrupt()  # waiting for a free thread: nothing to wait for
-    with pytest.raises(ThreadInterrupted):
-        call()
-    assert ran == []
+    await stops_when_asked().dispatch()
+    [letter] = await _run_until(dead(1))
+    assert [name for name, _ in events] == ["start", "asked to stop"]
+    assert events[1][1] - events[0][1] < 2  # at its timeout, not after THREAD_STOP_WAIT
+    assert time.monotonic() - started < 10
+    assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
 
 
 async def test_a_task_timed_out_before_it_got_a_thread_never_runs() -> None:
     events.clear()
     await holds_the_only_thread().dispatch()
     await waits_for_a_thread().dispatch()
-    [letter] = await _run_until_dead(1, thread_pool_size=1)
-    assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
+    [letter] = await _run_until(dead(1), thread_pool_size=1)
+    assert "did not run" in letter.failure.message
     await asyncio.sleep(1.8)  # the one thread is free again by now
-    assert [e[0] for e in events] == ["holder"]
+    assert [name for name, _ in events] == ["holder"]
+
+
+async def test_timed_out_threads_that_log_do_not_freeze_the_worker() -> None:
+    """An exception forced into a thread can land between a lock's acquire() and its try,
+    leaving the lock held for good: the worker then froze on its next log line. Nothing is
+    forced into a task's thread, so the worker goes on to the next task."""
+    events.clear()
+    for n in range(4):
+        await logs_in_a_loop(n).dispatch()
+    await after_them().dispatch()
+
+    async def after_ran(driver: Any) -> bool:
+        return ("after" in [name for name, _ in events]) and len(
+            await driver.list_dead_letters(queue="thread-timeout")
+        ) == 4
+
+    await _run_until(after_ran, concurrency=5)
+
+
+def test_a_call_given_up_before_it_started_never_runs() -> None:
+    ran: list[str] = []
+    call = ThreadCall(lambda: ran.append("ran"))
+    assert not call.give_up()  # waiting for a free thread: it never starts now
+    with pytest.raises(Abandoned):
+        call()
+    assert ran == []
+
+
+def test_a_started_call_runs_on() -> None:
+    started, release, ran = threading.Event(), threading.Event(), []
+
+    def body() -> None:
+        started.set()
+        release.wait(5)
+        ran.append("ran")
+
+    call = ThreadCall(body)
+    thread = threading.Thread(target=call)
+    thread.start()
+    started.wait(5)
+    assert call.give_up()  # started: it runs to its end
+    release.set()
+    thread.join(5)
+    assert ran == ["ran"]

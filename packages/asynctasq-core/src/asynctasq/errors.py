@@ -119,12 +119,6 @@ class TaskTimeoutError(AsyncTasQError, TimeoutError):
     """A task ran longer than its timeout and was stopped."""
 
 
-class ThreadInterrupted(BaseException):
-    """Raised inside a sync task's thread by the worker: its timeout passed, or the worker
-    gives it back at shutdown. A `BaseException`, so ``except Exception`` in task code does
-    not stop it; catch it only to clean up, and raise it again."""
-
-
 class TaskExpiredError(AsyncTasQError):
     """A worker took a task after its expiry (``expires``): the task was not run.
 

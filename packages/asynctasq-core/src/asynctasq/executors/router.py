@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 from collections.abc import Sequence
@@ -11,13 +12,14 @@ from typing import Any
 from asynctasq.config import Config
 from asynctasq.core.task import BaseTask, Execution, invoke
 from asynctasq.errors import TaskTimeoutError
-from asynctasq.executors.interrupt import InterruptibleCall, ThreadInterrupted
 from asynctasq.executors.process import ProcessExecutor
+from asynctasq.executors.thread_call import ThreadCall
 from asynctasq.executors.threads import TASK_THREAD_PREFIX, DaemonThreadPool
+from asynctasq.lifecycle.context import _current
 
 THREAD_STOP_WAIT = 30.0
-"""Seconds a thread interrupted at its task's timeout may take to stop (a blocking call must
-return first) before the run fails without it, its retry then possibly beside it."""
+"""Seconds a thread past its task's timeout may take to return before the run fails without
+it (its retry then possibly beside it)."""
 
 
 class ExecutorRouter:
@@ -25,8 +27,8 @@ class ExecutorRouter:
 
     * async: awaited in the loop; at the timeout it is cancelled.
     * sync (thread): run in a thread pool with the caller's context variables; at the timeout
-      an exception is raised inside its thread, and the run fails once the thread stopped
-      (or `THREAD_STOP_WAIT` passed: a blocking call returns first).
+      its ``cancel_requested`` turns true and the run fails once the thread returned (or
+      `THREAD_STOP_WAIT` passed): Python cannot stop a thread safely.
     * process: run in a child; at the timeout the child is killed and replaced.
     """
 
@@ -88,15 +90,15 @@ class ExecutorRouter:
             raise
 
     async def _in_thread(self, task: BaseTask[Any], timeout: float | None, name: str) -> Any:
-        """Run `task` on the thread pool; at its timeout, or when the worker cancels it,
-        interrupt its thread (see `asynctasq.executors.interrupt`). After a timeout the run
-        fails only once the thread has stopped (or `THREAD_STOP_WAIT` passed), so its retry
-        does not run beside it."""
+        """Run `task` on the thread pool. At its timeout its ``cancel_requested`` turns true
+        (a thread cannot be stopped safely, see `asynctasq.executors.thread_call`) and the
+        run fails once the thread has returned, or `THREAD_STOP_WAIT` passed, so its retry
+        does not run beside it. One still waiting for a free thread never starts."""
         loop = asyncio.get_running_loop()
-        call = InterruptibleCall(functools.partial(contextvars.copy_context().run, invoke, task))
+        call = ThreadCall(functools.partial(contextvars.copy_context().run, invoke, task))
         running = loop.run_in_executor(self._threads, call)
-        # Read whatever it ends with, so an end nobody awaits (cancelled, blocked past the
-        # wait) is not reported as an exception never retrieved.
+        # Read whatever it ends with, so an end nobody awaits is not reported as an
+        # exception never retrieved.
         running.add_done_callback(_retrieve)
         try:
             async with asyncio.timeout(timeout) as scope:
@@ -104,29 +106,40 @@ class ExecutorRouter:
         except TimeoutError:
             if not scope.expired():
                 raise
-            if call.interrupt():
-                try:
-                    async with asyncio.timeout(THREAD_STOP_WAIT):
-                        await running
-                except (Exception, ThreadInterrupted):  # TimeoutError too: still blocked
-                    pass  # its end, whichever way: the run has failed by its timeout
-            if not running.done():
+            if not call.give_up():
                 raise TaskTimeoutError(
-                    f"task {name} ran longer than its timeout of {timeout} s; its thread was "
-                    f"interrupted but is still blocked in a call after {THREAD_STOP_WAIT:.0f} s "
-                    "more, and runs on in the background"
+                    f"task {name} waited longer than its timeout of {timeout} s for a free "
+                    "thread and did not run"
+                ) from None
+            _ask_to_stop()
+            with contextlib.suppress(Exception):  # its own end: the run failed by its timeout
+                async with asyncio.timeout(THREAD_STOP_WAIT):
+                    await running
+            if running.done():
+                raise TaskTimeoutError(
+                    f"task {name} ran longer than its timeout of {timeout} s (its thread "
+                    "ran on to its end)"
                 ) from None
             raise TaskTimeoutError(
-                f"task {name} ran longer than its timeout of {timeout} s and was stopped"
+                f"task {name} ran longer than its timeout of {timeout} s; its thread is still "
+                f"running {THREAD_STOP_WAIT:.0f} s later, and runs on in the background"
             ) from None
         except asyncio.CancelledError:
-            call.interrupt()  # given back: nothing of it may happen after this
+            if call.give_up():
+                _ask_to_stop()  # given back: a task that polls cancel_requested stops
             raise
 
     def close(self, *, kill: bool = False) -> None:
         """Release the pools."""
         self._threads.shutdown(wait=False, cancel_futures=True)
         self.processes.close(kill=kill)
+
+
+def _ask_to_stop() -> None:
+    """Turn the running task's ``cancel_requested`` true (its thread shares the context)."""
+    context = _current.get()
+    if context is not None:
+        context._cancel_requested = True
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:
