@@ -100,11 +100,6 @@ async def report(user: int, kind: str = "daily", tags: frozenset[str] = frozense
     ran(f"report-{user}")
 
 
-@task(queue="tu", unique=True, track=True)
-async def tracked_report(user: int) -> None:
-    ran(f"tracked-{user}")
-
-
 @task(queue="tu", unique_key="user", unique_for=60)
 async def sync_user(user: int, attempt: int) -> None:
     ran(f"sync-{user}", attempt)
@@ -525,16 +520,3 @@ async def test_a_task_error_in_the_key_function_queues_nothing() -> None:
 
 def test_expired_error_is_public() -> None:
     assert issubclass(TaskExpiredError, AsyncTasQError)
-
-
-async def test_a_unique_task_cancelled_before_it_ran_frees_its_key() -> None:
-    """Cancelled while delayed, it never runs: a new dispatch queues the work again instead
-    of returning the cancelled id until a worker drops the old message."""
-    first = await tracked_report(41).delay(60).dispatch()
-    await first.cancel()
-    second = await tracked_report(41).dispatch()
-    assert str(second) != str(first)
-    await work(lambda: "tracked-41" in runs)
-    assert runs["tracked-41"] == [None]
-    third = await tracked_report(42).delay(60).dispatch()  # a live holder keeps its key
-    assert str(await tracked_report(42).dispatch()) == str(third)

@@ -186,7 +186,7 @@ async def dispatch(
     store: ClaimStore | None = None
     if claim is not None:
         store = unique.claim_store(driver, _name(task))
-        holder = await unique.claim(store, claim[0], message.task_id, claim[1])
+        holder = await store.claim(claim[0], message.task_id, claim[1])
         if holder is not None:  # queued or running already: this dispatch is that task
             task._task_id = holder
             return TaskId(holder, task._driver())
@@ -320,7 +320,7 @@ async def _claim_keys(
             if claim is None:
                 continue
             store = cast(ClaimStore, group.driver)  # checked by unique.claim_store
-            holder = await unique.claim(store, claim[0], message.task_id, claim[1])
+            holder = await store.claim(claim[0], message.task_id, claim[1])
             if holder is None:
                 group.claims.append((claim[0], message.task_id))
                 taken.append(group)

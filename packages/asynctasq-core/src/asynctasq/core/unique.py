@@ -25,9 +25,8 @@ from asynctasq.core.envelope import MAX_UNIQUE_KEY, UNIQUE_PREFIX
 from asynctasq.core.function import FunctionTask
 from asynctasq.core.options import Unique
 from asynctasq.core.task import BaseTask
-from asynctasq.drivers.base import ClaimStore, Driver, StatusStore
+from asynctasq.drivers.base import ClaimStore, Driver
 from asynctasq.errors import UniqueNotSupportedError
-from asynctasq.lifecycle.status import TaskState, TaskStatus
 from asynctasq.serializer import to_wire
 from asynctasq.serializer._tags import FROZENSET, MAP, SET, TAG_KEY, VALUE_KEY
 
@@ -160,29 +159,6 @@ def claim_ttl(unique: Unique, delay: float) -> float:
     return delay + unique.ttl
 
 
-async def claim(store: ClaimStore, key: str, task_id: str, ttl: float) -> str | None:
-    """Claim `key` for `task_id`: None when taken, else the id of the task holding it.
-
-    A key held by a task cancelled before it ran is taken over: that task never runs, and
-    its key would otherwise stay held (and every dispatch return the cancelled id) until a
-    worker drops its message, which may be delayed for hours. Known from the holder's status
-    record, so for tracked tasks; a running task asked to cancel keeps its key until it ends.
-    """
-    holder = await store.claim(key, task_id, ttl)
-    if holder is None or not await _cancelled_before_running(store, holder):
-        return holder
-    await store.release_claim(key, holder)  # only that holder's: a newer claim stays
-    return await store.claim(key, task_id, ttl)
-
-
-async def _cancelled_before_running(store: ClaimStore, task_id: str) -> bool:
-    if not isinstance(store, StatusStore):
-        return False
-    raw = await store.read_status(task_id)
-    status = None if raw is None else TaskStatus.decode(raw)
-    return status is not None and status.state == TaskState.CANCELLED
-
-
 async def release_all(store: ClaimStore, claims: Sequence[tuple[str, str]]) -> None:
     """Release (key, holder) claims taken for tasks that were not queued after all.
 
@@ -195,12 +171,4 @@ async def release_all(store: ClaimStore, claims: Sequence[tuple[str, str]]) -> N
             await store.release_claim(key, holder)
 
 
-__all__ = [
-    "chosen_key",
-    "claim",
-    "claim_store",
-    "claim_ttl",
-    "holds_claims",
-    "key_for",
-    "release_all",
-]
+__all__ = ["chosen_key", "claim_store", "claim_ttl", "holds_claims", "key_for", "release_all"]
