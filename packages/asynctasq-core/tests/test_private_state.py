@@ -44,3 +44,32 @@ async def test_the_frameworks_own_state_is_no_warning() -> None:
         warnings.simplefilter("error", PrivateStateWarning)
         await Public("hi").delay(0).max_attempts(2).on_queue("private-state").dispatch()
         await Public("hi", max_attempts=3).dispatch()
+
+
+class Generic(Task[None]):
+    queue = "private-state"
+
+    async def handle(self) -> None:
+        pass
+
+
+class Cached(Task[None]):
+    queue = "private-state"
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._cache: dict[str, int] = {}
+
+    async def handle(self) -> None:
+        pass
+
+
+async def test_pythons_own_attributes_and_repeats_are_no_warning() -> None:
+    with pytest.warns(PrivateStateWarning, match="Cached sets _cache"):
+        await Cached().dispatch()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", PrivateStateWarning)
+        await Cached().dispatch()  # once per class
+        task = Generic()
+        task.__dict__["__orig_class__"] = Generic  # what Generic[int]() sets
+        await task.dispatch()

@@ -375,9 +375,10 @@ class BaseTask(Generic[T]):
         for key, value in vars(self).items():
             if not key.startswith("_"):
                 state[key] = value
-            elif key not in _FRAMEWORK_STATE:
-                left = [*(left or ()), key]
-        if left:
+            elif key not in _FRAMEWORK_STATE and not key.startswith("__"):
+                left = [*(left or ()), key]  # Python's own (__orig_class__) are no state
+        if left and type(self) not in _warned:
+            _warned.add(type(self))
             _warn_left_behind(type(self), left)
         return state
 
@@ -472,6 +473,9 @@ _FRAMEWORK_STATE = frozenset(
     | {"_driver_override"}
 )
 """Private instance attributes the framework itself sets (or reads, ``_driver_override``)."""
+
+
+_warned: set[type] = set()  # classes told once already (a process has finitely many)
 
 
 class PrivateStateWarning(UserWarning):
