@@ -40,6 +40,13 @@ def stops_when_asked() -> None:
     note("asked to stop")
 
 
+@task(queue="thread-timeout", timeout=0.2, max_attempts=1)
+def far_past_its_timeout() -> None:
+    note("long start")
+    time.sleep(1.5)
+    note("long end")
+
+
 @task(queue="thread-timeout", max_attempts=1)
 def holds_the_only_thread() -> None:
     note("holder")
@@ -159,3 +166,16 @@ def test_a_started_call_runs_on() -> None:
     release.set()
     thread.join(5)
     assert ran == ["ran"]
+
+
+async def test_a_thread_still_running_after_the_wait_is_reported_as_such(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from asynctasq.executors import router
+
+    monkeypatch.setattr(router, "THREAD_STOP_WAIT", 0.4)
+    events.clear()
+    await far_past_its_timeout().dispatch()
+    [letter] = await _run_until(dead(1))
+    assert "is still running" in letter.failure.message  # not "ran on to its end"
+    assert [name for name, _ in events] == ["long start"]

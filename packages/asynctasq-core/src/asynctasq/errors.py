@@ -116,7 +116,8 @@ class TaskAbortedError(AsyncTasQError):
 
 
 class TaskTimeoutError(AsyncTasQError, TimeoutError):
-    """A task ran longer than its timeout and was stopped."""
+    """A task ran longer than its timeout: stopped (async, process), or for a thread task
+    asked to stop and failed once it returned (or never started, waiting for a thread)."""
 
 
 class TaskExpiredError(AsyncTasQError):

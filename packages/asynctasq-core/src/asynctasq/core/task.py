@@ -394,7 +394,8 @@ class BaseTask(Generic[T]):
 
     @property
     def cancel_requested(self) -> bool:
-        """Whether someone asked to cancel this run (poll it in long sync tasks)."""
+        """Whether this run should stop: cancelled, past its timeout, or given back at
+        shutdown (poll it in long sync tasks: a thread cannot be stopped from outside)."""
         from asynctasq.lifecycle.context import current_task
 
         return current_task().cancel_requested

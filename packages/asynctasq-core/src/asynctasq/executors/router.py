@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import contextvars
 import functools
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -16,6 +16,8 @@ from asynctasq.executors.process import ProcessExecutor
 from asynctasq.executors.thread_call import ThreadCall
 from asynctasq.executors.threads import TASK_THREAD_PREFIX, DaemonThreadPool
 from asynctasq.lifecycle.context import _current
+
+log = logging.getLogger("asynctasq.worker")
 
 THREAD_STOP_WAIT = 30.0
 """Seconds a thread past its task's timeout may take to return before the run fails without
@@ -112,14 +114,20 @@ class ExecutorRouter:
                     "thread and did not run"
                 ) from None
             _ask_to_stop()
-            with contextlib.suppress(Exception):  # its own end: the run failed by its timeout
-                async with asyncio.timeout(THREAD_STOP_WAIT):
-                    await running
+            # asyncio.wait, not a timeout scope: that would cancel `running` at its end and
+            # make a thread still running look finished.
+            await asyncio.wait({running}, timeout=THREAD_STOP_WAIT)
             if running.done():
                 raise TaskTimeoutError(
                     f"task {name} ran longer than its timeout of {timeout} s (its thread "
                     "ran on to its end)"
                 ) from None
+            log.warning(
+                "task %s: its thread still runs %.0f s past its timeout; its retry may run "
+                "beside it",
+                name,
+                THREAD_STOP_WAIT,
+            )
             raise TaskTimeoutError(
                 f"task {name} ran longer than its timeout of {timeout} s; its thread is still "
                 f"running {THREAD_STOP_WAIT:.0f} s later, and runs on in the background"

@@ -45,7 +45,8 @@ class TaskContext:
 
     @property
     def cancel_requested(self) -> bool:
-        """Whether someone asked to cancel this task.
+        """Whether this run should stop: someone cancelled the task, its timeout passed,
+        or the worker stops and gives it back.
 
         Async tasks are cancelled for you (``asyncio.CancelledError`` at their next
         ``await``) and process tasks have their child stopped; a task running in a thread
