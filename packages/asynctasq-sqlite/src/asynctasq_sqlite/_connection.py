@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import sqlite3
+import time
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -87,7 +88,7 @@ class SqliteConnection:
             raise self._error(exc) from exc
         try:
             _require_json(conn, self.path)
-            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            mode = _switch_to_wal(conn, self._busy_timeout)
             if mode.lower() != "wal":
                 raise SqliteDriverError(
                     f"cannot open queue database {self.path!r}: WAL journal mode is not "
@@ -178,6 +179,23 @@ class SqliteConnection:
         if self._conn is not None:
             self._conn.close()
             self._conn = None
+
+
+def _switch_to_wal(conn: sqlite3.Connection, busy_timeout: float) -> str:
+    """``PRAGMA journal_mode = WAL``, tried again while another connection holds the lock
+    (up to `busy_timeout` seconds). SQLite answers "database is locked" at once, without
+    its busy handler, when several processes open a new file together and one of them is
+    switching it."""
+    deadline = time.monotonic() + busy_timeout
+    while True:
+        try:
+            (mode,) = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            return str(mode)
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorname", "") in ("SQLITE_BUSY", "SQLITE_LOCKED")
+            if not busy or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 __all__ = ["SYNCHRONOUS_MODES", "SqliteConnection"]
