@@ -144,10 +144,10 @@ class ExecutorRouter:
 
 
 def _ask_to_stop() -> None:
-    """Turn the running task's ``cancel_requested`` true (its thread shares the context)."""
+    """Ask the running task to stop (its thread shares the context object)."""
     context = _current.get()
     if context is not None:
-        context._cancel_requested = True
+        context.ask_to_stop()
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

@@ -55,6 +55,10 @@ class TaskContext:
         """
         return self._cancel_requested
 
+    def ask_to_stop(self) -> None:
+        """Turn `cancel_requested` true (the worker: a cancel, a timeout, a shutdown)."""
+        self._cancel_requested = True
+
     def report_progress(self, fraction: float, message: str | None = None) -> None:
         """Report progress without waiting (from async code or a task's thread).
 

@@ -759,7 +759,7 @@ class Worker:
         runner, job = entry
         job.cancel_requested = True
         if job.context is not None:
-            job.context._cancel_requested = True
+            job.context.ask_to_stop()
         assert job.envelope is not None and self._resolver is not None
         target = self._resolver.cached(job.envelope.task)
         if target is None or _execution_of(target) != "thread":
