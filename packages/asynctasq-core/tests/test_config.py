@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from asynctasq import init, set_global_config
-from asynctasq.config import get_config
+from asynctasq import init, set_global_config, task
+from asynctasq.config import TaskDefaults, get_config
 from asynctasq.errors import ConfigError, UnknownDriverError
 
 
@@ -41,6 +41,37 @@ def test_bad_values_are_errors_naming_the_key() -> None:
         init({"task_defaults": {"retry_delay": -1}})
     with pytest.raises(ConfigError, match="retry_strategy"):
         init({"task_defaults": {"retry_strategy": "linear"}})
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "says"),
+    [
+        ("timeout", 0, "task_defaults.timeout must be greater than 0"),
+        ("visibility_timeout", 1e-300, "task_defaults.visibility_timeout must be at least 0.001"),
+        ("max_attempts", 10**9, "task_defaults.max_attempts must be at most"),
+        ("retry_max_delay", 1e12, "task_defaults.retry_max_delay must be at most"),
+        ("queue", "two words", "task_defaults.queue"),
+    ],
+)
+def test_task_defaults_are_checked_as_a_task_setting_is(
+    setting: str, value: object, says: str
+) -> None:
+    # A default applies wherever a task leaves the setting out, so a bad one is refused when
+    # configured, not at some later dispatch (or in the broker).
+    with pytest.raises(ConfigError, match=says):
+        init({"driver": "memory", "task_defaults": {setting: value}})
+    with pytest.raises(ConfigError, match=says):
+        TaskDefaults(**{setting: value})  # type: ignore[arg-type]  # the wrong type on purpose
+
+
+def test_a_visibility_timeout_under_a_millisecond_is_refused_at_the_call_site() -> None:
+    with pytest.raises(ValueError, match="visibility_timeout must be at least 0.001 seconds"):
+
+        @task(visibility_timeout=0.0001)
+        async def nap() -> None: ...
+
+    @task(visibility_timeout=0.001)
+    async def shortest() -> None: ...
 
 
 def test_unknown_driver_lists_installed_and_what_to_install() -> None:

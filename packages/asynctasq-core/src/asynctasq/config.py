@@ -85,7 +85,19 @@ class TaskDefaults:
     """Seconds a tracked task's status is kept after it finished."""
 
     def __post_init__(self) -> None:
-        _check_queue_setting("task_defaults.queue", self.queue)
+        # Imported at call time: asynctasq.core.options imports this module.
+        from asynctasq.core.options import check_option
+
+        # The same checks as a task's own settings: a default is used where no task sets the
+        # value, so a bad one would otherwise surface only at dispatch, or in the broker.
+        for setting in dataclasses.fields(self):
+            name = setting.name
+            if name == "track_ttl":
+                continue
+            try:
+                check_option(name, getattr(self, name))
+            except ValueError as exc:
+                raise ConfigError(f"task_defaults.{exc}") from None
         if not self.track_ttl > 0:
             raise ConfigError(f"task_defaults.track_ttl must be > 0, got {self.track_ttl!r}")
 

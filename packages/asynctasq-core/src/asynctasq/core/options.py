@@ -46,6 +46,8 @@ MAX_ATTEMPTS = 100_000
 """Most runs a task may ask for (workers refuse messages asking for more)."""
 MAX_SECONDS = 10 * 365 * 86400.0
 """Longest duration a setting may take (ten years): workers refuse messages with longer."""
+MIN_VISIBILITY = 0.001
+"""Shortest ``visibility_timeout``: one millisecond, the unit brokers keep leases in."""
 
 DEFAULT_RESULT_TTL = 3600.0
 """Seconds a result is kept with ``keep_result=True``."""
@@ -306,7 +308,10 @@ def check_option(name: str, value: Any) -> Any:
     if name == "timeout":
         return check_seconds(name, value, allow_none=True, positive=True)
     if name == "visibility_timeout":
-        return check_seconds(name, value, positive=True)
+        value = check_seconds(name, value, positive=True)
+        if value < MIN_VISIBILITY:  # brokers keep leases in milliseconds: 0 would be none
+            raise ValueError(f"{name} must be at least {MIN_VISIBILITY} seconds, got {value!r}")
+        return value
     if name == "delay":
         if type(value) is float or type(value) is int:  # the common case, checked at once
             return check_seconds(name, value)
