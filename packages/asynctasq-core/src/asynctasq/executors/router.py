@@ -15,7 +15,7 @@ from asynctasq.errors import TaskTimeoutError
 from asynctasq.executors.process import ProcessExecutor
 from asynctasq.executors.thread_call import ThreadCall
 from asynctasq.executors.threads import TASK_THREAD_PREFIX, DaemonThreadPool
-from asynctasq.lifecycle.context import _current
+from asynctasq.lifecycle.context import running_task
 
 log = logging.getLogger("asynctasq.worker")
 
@@ -145,7 +145,7 @@ class ExecutorRouter:
 
 def _ask_to_stop() -> None:
     """Ask the running task to stop (its thread shares the context object)."""
-    context = _current.get()
+    context = running_task()
     if context is not None:
         context.ask_to_stop()
 

@@ -95,12 +95,17 @@ def current_task() -> TaskContext:
     Raises:
         RuntimeError: called outside a task run by a worker.
     """
-    context = _current.get()
+    context = running_task()
     if context is None:
         raise RuntimeError(
             "current_task() is only available inside a task run by a worker (or in its thread)"
         )
     return context
+
+
+def running_task() -> TaskContext | None:
+    """The context of the task running in this context, or None outside a task run."""
+    return _current.get()
 
 
 def set_current(context: TaskContext | None) -> object:

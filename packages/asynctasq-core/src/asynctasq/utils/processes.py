@@ -9,6 +9,7 @@ import select
 import signal
 import sys
 import threading
+import time
 
 _PR_SET_PDEATHSIG = 1
 POLL_SECONDS = 1.0
@@ -54,7 +55,7 @@ def die_with(pid: int) -> None:
             poller.poll()  # readable once the process has ended
         else:
             while process_alive(pid):
-                threading.Event().wait(POLL_SECONDS)
+                time.sleep(POLL_SECONDS)
         os.kill(os.getpid(), signal.SIGKILL)
 
     threading.Thread(target=watch, name="asynctasq-die-with", daemon=True).start()
