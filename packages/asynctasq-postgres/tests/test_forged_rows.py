@@ -104,3 +104,32 @@ async def test_a_forged_visibility_gets_a_short_lease(
     ends = await admin.fetch(f"SELECT extract(epoch FROM leased_until)::float8 AS e FROM {q}")
     assert all(55 < row["e"] - started < 65 for row in ends), ends
     assert await driver.dequeue(["short"], limit=10, wait=0) == []
+
+
+async def test_a_row_due_since_minus_infinity_runs_with_the_rest_of_its_batch(
+    driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """PostgreSQL hands '-infinity' back as a naive datetime, which cannot be ordered with
+    the batch's other positions: the whole batch used to be dropped, leased, at every fetch."""
+    _ran.clear()
+    q = driver.table_names.queue
+    await driver.enqueue_many([prepare(record(f"good-{n}")) for n in range(3)])
+    await admin.execute(
+        f"INSERT INTO {q} (task_id, queue, payload, available_at, visibility_timeout) "
+        "VALUES (gen_random_uuid(), 'forged', $1, '-infinity', 30)",
+        prepare(record("minus-infinity")).payload,
+    )
+    await driver.enqueue_many([prepare(record(f"late-{n}")) for n in range(2)])
+    worker = Worker(
+        driver=driver,
+        queues=["forged"],
+        concurrency=10,
+        poll_wait=0.2,
+        burst=True,
+        install_signal_handlers=False,
+    )
+    await asyncio.wait_for(worker.run(), 60)
+    assert sorted(_ran) == sorted(
+        ["minus-infinity"] + [f"good-{n}" for n in range(3)] + [f"late-{n}" for n in range(2)]
+    )
+    assert await driver.list_dead_letters(queue="forged") == []

@@ -157,6 +157,14 @@ class Statements:
             f"THEN t.visibility_timeout ELSE {MALFORMED_LEASE:.0f} END"
         )
 
+        # A row's position as the client reads it back: '-infinity' (written behind the
+        # driver's back; it sorts first, so the row is due) would come back as a naive
+        # datetime that cannot be compared with the others, failing the whole batch.
+        position = (
+            "CASE WHEN isfinite(picked.available_at) THEN picked.available_at "
+            "ELSE 'epoch'::timestamptz END"
+        )
+
         # The lateral scan per queue stops as soon as the outer LIMIT is met, so later
         # queues are only read when earlier ones cannot fill the batch. `settle` is a CTE
         # that runs first (a data-modifying CTE always runs), `skip` a condition on rows
@@ -203,7 +211,7 @@ SET attempts = least(t.attempts, 2147483646) + 1,
 FROM picked{lazy_from}
 WHERE t.id = picked.id
 RETURNING t.id, t.lease_seq, t.task_id, t.queue, t.payload, t.attempts,
-          t.visibility_timeout, picked.ord, picked.available_at, picked.rank"""
+          t.visibility_timeout, picked.ord, {position}, picked.rank"""
 
         return cls(
             # Messages of priority 0 are inserted without naming the column (its default),
