@@ -55,6 +55,7 @@ from aiormq.exceptions import AMQPError
 from pamqp.commands import Basic
 
 from asynctasq.drivers.base import MAX_PRIORITY, Delivery
+from asynctasq_rabbitmq._frames import UnreadableProperties
 from asynctasq_rabbitmq.acks import AckBook
 from asynctasq_rabbitmq.buffer import Buffered, DeliveryBuffer
 from asynctasq_rabbitmq.messages import attempts_of, priority_of, task_id_of
@@ -178,9 +179,11 @@ class Consumer:
         prefetch_count: int | None,
         lease_seconds: float,
         recount: Callable[[Delivery], Coroutine[Any, Any, None]] | None = None,
+        bury: Callable[[Delivery, str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._channel = channel
         self._recount = recount
+        self._bury = bury
         self._recounting: set[asyncio.Task[None]] = set()
         # Task ids being recounted, and the deliveries held back meanwhile.
         self._holding: dict[str, int] = {}
@@ -323,6 +326,15 @@ class Consumer:
     ) -> None:
         message = item.message
         delivery = self._delivery(lane, message, item.generation)
+        properties = message.header.properties
+        if isinstance(properties, UnreadableProperties) and self._bury is not None:
+            # Never handed out (what it would run is unknown) and never republished as it is
+            # (a recount would give it readable properties): dead-lettered with the reason.
+            lane.outstanding += 1
+            buried = asyncio.get_running_loop().create_task(self._bury(delivery, properties.why))
+            self._recounting.add(buried)
+            buried.add_done_callback(self._recounting.discard)
+            return
         if (
             hold
             and self._holding

@@ -49,6 +49,7 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
+from asynctasq_rabbitmq import _frames as frames
 from asynctasq_rabbitmq.consumer import Consumer, Receipt
 from asynctasq_rabbitmq.dead_letters import DeadLetters, dead_letter_properties
 from asynctasq_rabbitmq.inspection import delete_namespace, purge_queue, queue_stats
@@ -165,6 +166,7 @@ class RabbitMQDriver:
 
     async def _open(self) -> None:
         """Connect (robust) and open the publish and consume channels."""
+        frames.install()  # an undecodable message must not end the connection
         # Built here rather than by `connect_robust`, so that a connect cancelled half way
         # (a worker stopped while the broker was slow) can still be closed: the library's
         # reconnection task would otherwise keep the half-open connection alive.
@@ -190,6 +192,7 @@ class RabbitMQDriver:
             prefetch_count=self.prefetch_count,
             lease_seconds=self._lease_seconds,
             recount=self._recount,
+            bury=self._bury_unreadable,
         )
         self._publisher = Publisher(
             self._topology,
@@ -352,6 +355,25 @@ class RabbitMQDriver:
                 await consumer.processed(receipt)
         except Exception as exc:
             log.warning("asynctasq: recounting a redelivered message failed: %r", exc)
+
+    async def _bury_unreadable(self, delivery: Delivery, why: str) -> None:
+        """Dead-letter a message whose AMQP properties could not be decoded (see
+        `asynctasq_rabbitmq._frames`). If it fails, the message stays unacked and comes back."""
+        failure = Failure(
+            exception_type="asynctasq.errors.MalformedMessageError",
+            message=f"the AMQP properties of this message cannot be read ({why})",
+            traceback="",
+        )
+        try:
+            await self.dead_letter(delivery, failure)
+        except Exception as exc:
+            log.warning("asynctasq: dead-lettering an unreadable message failed: %r", exc)
+        else:
+            log.error(
+                "asynctasq: a message on queue %s could not be read and was dead-lettered (%s)",
+                delivery.queue,
+                why,
+            )
 
     async def release(self, deliveries: Sequence[Delivery]) -> None:
         """Put leased messages back, ready now, without counting the delivery.
