@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable
 
 import asyncpg
+import pytest
 
 from asynctasq import task
 from asynctasq.core.dispatch import prepare
@@ -133,3 +134,21 @@ async def test_a_row_due_since_minus_infinity_runs_with_the_rest_of_its_batch(
         ["minus-infinity"] + [f"good-{n}" for n in range(3)] + [f"late-{n}" for n in range(2)]
     )
     assert await driver.list_dead_letters(queue="forged") == []
+
+
+async def test_a_priority_outside_0_to_9_is_refused_by_the_table(
+    driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """No dequeue scan serves such a row: it would sit due for ever, and an idle worker,
+    seeing a row due, would look again every few milliseconds."""
+    q = driver.table_names.queue
+    await driver.enqueue(prepare(record("kept")))
+    for priority in (10, 99, -1):
+        with pytest.raises(asyncpg.CheckViolationError):
+            await admin.execute(
+                f"INSERT INTO {q} (task_id, queue, payload, available_at, visibility_timeout, "
+                f"priority) VALUES (gen_random_uuid(), 'forged', '{{}}', now(), 30, {priority})"
+            )
+        with pytest.raises(asyncpg.CheckViolationError):
+            await admin.execute(f"UPDATE {q} SET priority = {priority}")
+    assert [d.task_id for d in await driver.dequeue(["forged"], limit=10, wait=0)] != []

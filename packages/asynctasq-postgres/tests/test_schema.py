@@ -38,9 +38,9 @@ async def test_init_schema_is_idempotent_and_versioned(
     make_driver: Factory, admin: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     driver = make_driver(queue_table="jobs", dead_letter_table="jobs_dead")
-    assert await driver.init_schema() == [1, 2, 3, 4, 5]
+    assert await driver.init_schema() == [1, 2, 3, 4, 5, 6]
     assert await driver.init_schema() == []
-    assert await driver.schema_version() == LATEST_VERSION == 5
+    assert await driver.schema_version() == LATEST_VERSION == 6
     schema = driver.table_names.schema
     assert await _tables(admin, schema) == {
         "jobs",
@@ -53,7 +53,7 @@ async def test_init_schema_is_idempotent_and_versioned(
         "jobs_claims",
     }
     rows = await admin.fetch(f'SELECT version FROM "{schema}".jobs_migrations ORDER BY 1')
-    assert [row[0] for row in rows] == [1, 2, 3, 4, 5]
+    assert [row[0] for row in rows] == [1, 2, 3, 4, 5, 6]
     column = await admin.fetchval(
         "SELECT data_type FROM information_schema.columns "
         "WHERE table_schema = $1 AND table_name = 'jobs_dead' AND column_name = 'task_id'",
@@ -66,7 +66,7 @@ async def test_concurrent_init_schema_applies_each_migration_once(make_driver: F
     first = make_driver()
     others = [make_driver(schema=first.table_names.schema) for _ in range(3)]
     results = await asyncio.gather(*(d.init_schema() for d in [first, *others]))
-    assert sorted(results) == [[], [], [], [1, 2, 3, 4, 5]]
+    assert sorted(results) == [[], [], [], [1, 2, 3, 4, 5, 6]]
 
 
 async def test_a_version_1_schema_gets_the_results_table(
@@ -80,7 +80,7 @@ async def test_a_version_1_schema_gets_the_results_table(
     await admin.execute(MIGRATIONS[0].render(names))
     await admin.execute(f"INSERT INTO {names.migrations} (version, description) VALUES (1, 'v1')")
     await driver.enqueue(OutgoingMessage(str(uuid.uuid4()), "q", b"x"))  # a live queue
-    assert await driver.init_schema() == [2, 3, 4, 5]
+    assert await driver.init_schema() == [2, 3, 4, 5, 6]
     await driver.store_result("t", b"42", 60)
     assert await driver.fetch_result("t", 0) == b"42"
     [stats] = await driver.stats(["q"])
@@ -106,7 +106,7 @@ async def test_a_version_2_schema_gets_the_lifecycle_tables(
     await driver.store_result("t", b"42", 60)
     with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.read_status("t")  # a driver newer than its tables says what to do
-    assert await driver.init_schema() == [3, 4, 5]
+    assert await driver.init_schema() == [3, 4, 5, 6]
     await driver.write_statuses([StatusWrite("t", "q", "queued", b"{}", 60)])
     assert await driver.read_status("t") == b"{}"
     await driver.append_log("events", [b"e"], 60)
@@ -139,7 +139,7 @@ async def test_a_version_3_schema_gets_the_claims_table(
         await driver.claim("schedule:s:1", "w1", 60)  # a driver newer than its tables
     with pytest.raises(SchemaNotInitializedError, match="asynctasq migrate"):
         await driver.read_claim("schedule:s:1")
-    assert await driver.init_schema() == [4, 5]
+    assert await driver.init_schema() == [4, 5, 6]
     assert await driver.claim("schedule:s:1", "w1", 60) is None
     assert await driver.read_claim("schedule:s:1") == "w1"
     assert await driver.release_claim("schedule:s:1", "w1") is True
@@ -296,7 +296,7 @@ async def test_a_version_4_schema_gets_priorities(
         await driver.enqueue(urgent)  # a driver newer than its tables says what to do
     with pytest.raises(SchemaNotInitializedError, match="migrate"):
         await driver.dequeue(["q"], limit=1, wait=0)
-    assert await driver.init_schema() == [5]
+    assert await driver.init_schema() == [5, 6]
     await driver.enqueue(urgent)
     got = await driver.dequeue(["q"], limit=2, wait=0)
     assert [d.task_id for d in got] == [urgent.task_id, old.task_id]

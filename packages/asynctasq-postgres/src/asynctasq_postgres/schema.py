@@ -170,12 +170,30 @@ ALTER TABLE {dlq} ADD COLUMN IF NOT EXISTS priority smallint NOT NULL DEFAULT 0;
 """
 
 
+def _v6_priority_range(n: TableNames) -> str:
+    # A row of a priority outside 0-9 (written behind the driver's back) is in no scan of
+    # the dequeue: it sat unserved, due, and an idle worker looked again every few
+    # milliseconds. NOT VALID: existing rows are not scanned (no long lock); new and
+    # updated rows are checked.
+    q = n.queue
+    name = n.index(n.queue_table, "priority_range")
+    return f"""
+DO $$
+BEGIN
+    ALTER TABLE {q} ADD CONSTRAINT {name} CHECK (priority BETWEEN 0 AND 9) NOT VALID;
+EXCEPTION WHEN duplicate_object THEN NULL;
+END
+$$;
+"""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "queue and dead-letter tables", _v1_tables),
     Migration(2, "kept task results", _v2_results),
     Migration(3, "task status, event and cancel logs, worker registry", _v3_lifecycle),
     Migration(4, "named claims (schedule ticks, unique tasks)", _v4_claims),
     Migration(5, "task priorities", _v5_priorities),
+    Migration(6, "priorities kept to 0-9", _v6_priority_range),
 )
 """Every migration, in order. Append only; never edit a released one."""
 
