@@ -92,4 +92,6 @@ async def test_variable_without_value_and_no_factory_says_so(
     worker = await run_worker(memory)
     assert worker.stats.dead_lettered == 1
     [dead] = memory.dead_letters()
-    assert "has no value in this context" in dead.failure.message
+    message = dead.failure.message
+    assert "_asynctasq_session_var holds no value in the worker" in message
+    assert "asynctasq worker --import" in message and "_asynctasq_session_factory" in message

@@ -48,12 +48,21 @@ def session_source(model: type) -> Any:
     factory = getattr(model, SESSION_FACTORY, None)
     if factory is not None:
         return factory
-    unset = " (it is set, but has no value in this context)" if var is not None else ""
+    if var is not None:
+        # The usual cause: the dispatching code set the variable (in its main()), and the
+        # worker never ran that code.
+        raise SessionNotConfiguredError(
+            f"no SQLAlchemy session for {model.__qualname__}: its {SESSION_VAR} holds no "
+            "value in the worker. Give it one in a module the worker imports at start-up "
+            "(asynctasq worker --import <module>), e.g. "
+            "session_var.set(async_sessionmaker(engine)) (each fetch then opens its own "
+            f"session), or set Base.{SESSION_FACTORY} = async_sessionmaker(engine) on the "
+            "declarative base"
+        )
     raise SessionNotConfiguredError(
         f"no SQLAlchemy session for {model.__qualname__}: set "
         f"Base.{SESSION_FACTORY} = async_sessionmaker(engine) on its declarative base, or set "
-        f"{model.__qualname__}.{SESSION_VAR} to a ContextVar holding a session in the "
-        f"worker{unset}"
+        f"{model.__qualname__}.{SESSION_VAR} to a ContextVar holding a session in the worker"
     )
 
 
