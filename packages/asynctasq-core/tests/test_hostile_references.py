@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -232,6 +233,25 @@ def test_pythonpath_entries_are_allowed_roots(
     finally:
         sys.modules.pop("pp_tasks_x3", None)
         sys.path.remove(str(cwd.resolve()))
+
+
+async def test_a_task_defined_in_a_function_is_dead_lettered_saying_where_to_define_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Such a task runs in the process that defined it (it is registered there); any other
+    # worker can never import it, so replaying the message would fail the same way.
+    messages = [
+        ("local", payload(f"{__name__}:make.<locals>.inner")),
+        ("lambda", payload(f"{__name__}:<lambda>")),
+    ]
+    with caplog.at_level(logging.ERROR, logger="asynctasq.worker"):
+        driver = await drain(messages, dead(2))
+    found = await letters(driver)
+    assert set(found) == {"local", "lambda"}
+    for message in found.values():
+        assert "defined inside a function or as a lambda" in message
+        assert "define the task at module level" in message
+    assert "was dead-lettered" in caplog.text and "dead-letters retry" not in caplog.text
 
 
 def test_deploy_skew_is_not_found_not_forbidden(tmp_path: Path) -> None:

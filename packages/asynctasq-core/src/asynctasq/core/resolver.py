@@ -180,6 +180,11 @@ class TaskResolver:
         module, _, qualname = name.partition(":")
         target = registry.registered(name)
         if target is None:
+            if "<locals>" in qualname or "<lambda>" in qualname:
+                raise ForbiddenTaskError(
+                    f"task {name!r} was defined inside a function or as a lambda: only the "
+                    "process that defined it can run it; define the task at module level"
+                )
             if not _valid_dotted(module) or not _valid_dotted(qualname):
                 raise ForbiddenTaskError(f"invalid task name {name!r}")
             if any(p.startswith("__") for p in qualname.split(".")):

@@ -51,6 +51,7 @@ from asynctasq.drivers.base import (
 )
 from asynctasq.drivers.connections import build_driver
 from asynctasq.errors import (
+    ForbiddenTaskError,
     MalformedMessageError,
     PermanentError,
     TaskAbortedError,
@@ -94,6 +95,16 @@ NOT_FOUND_RETRY_DELAY = 5.0
 _REPLAY_HINT = (
     " (once the code is deployed, replay it with `asynctasq dead-letters retry <task id>`)"
 )
+
+
+def _replay_hint(exc: BaseException) -> str:
+    """How to run a dead-lettered task again, where replaying the same message can work:
+    not for a name the worker refuses (it would be refused again)."""
+    if isinstance(exc, ForbiddenTaskError) or not isinstance(
+        exc, TaskNotFoundError | TaskLostError
+    ):
+        return ""
+    return _REPLAY_HINT
 
 
 @dataclass(slots=True)
@@ -908,7 +919,7 @@ class Worker:
             why,
             type(exc).__name__,
             brief(exc),
-            _REPLAY_HINT if isinstance(exc, TaskNotFoundError | TaskLostError) else "",
+            _replay_hint(exc),
         )
         await outcomes.keep(driver, job, lambda: outcomes.failure_outcome(failure), self._settle)
         self.stats.dead_lettered += 1
