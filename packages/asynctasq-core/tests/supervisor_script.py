@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 from asynctasq.supervisor import CHILD_VARIABLE, CHILDREN_VARIABLE, RestartPolicy, Supervisor
+from asynctasq.supervisor.ran import report_ran
 
 MODE, MARKS = sys.argv[1], Path(sys.argv[2])
 # Long unless a test is about the deadline: a child that drains at once on SIGTERM must not
@@ -24,6 +25,14 @@ def target(number: int) -> int:
     (MARKS / f"child-{number}-{os.getpid()}").write_text(seen)
     if MODE == "crash":
         raise RuntimeError(f"worker {number} cannot start")
+    if MODE == "poisoned" and len(list(MARKS.glob(f"killed-{number}-*"))) < 6:
+        (MARKS / f"killed-{number}-{os.getpid()}").write_text("")
+        report_ran()  # it took tasks, and one of them kills it
+        os.kill(os.getpid(), signal.SIGKILL)
+    if MODE == "poisoned":
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        (MARKS / f"ready-{number}").write_text("")
+        time.sleep(600)
     if MODE == "stuck":
         signal.signal(signal.SIGTERM, signal.SIG_IGN)  # a worker that never drains
         (MARKS / f"ready-{number}").write_text("")

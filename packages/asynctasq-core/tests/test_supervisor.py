@@ -139,6 +139,20 @@ def test_a_crash_loop_is_reported_and_ends_with_its_exit_code(tmp_path: Path) ->
     assert out.strip().endswith(f"exit={EXIT_CRASH_LOOP}")
 
 
+def test_workers_killed_while_running_tasks_are_no_crash_loop(tmp_path: Path) -> None:
+    # A task that kills its worker (or the system, for memory) is not a set-up that fails
+    # at every start: the supervisor keeps starting the worker; the task's own attempt
+    # limit ends a task that keeps doing it.
+    proc = start("poisoned", tmp_path)
+    wait_for(tmp_path, "ready-*", 3, proc)
+    proc.send_signal(signal.SIGTERM)
+    code, out = finish(proc)
+    assert code == EXIT_OK, out
+    assert len(list(tmp_path.glob("killed-*"))) == 18  # six deaths in a row for each
+    assert "crash loop" not in out
+    assert out.count("was killed by SIGKILL") == 18 and "while running tasks" in out
+
+
 def test_sigterm_drains_the_children_and_exits_0(tmp_path: Path) -> None:
     proc = start("wait", tmp_path)
     wait_for(tmp_path, "ready-*", 3, proc)

@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FrameType
 
+from asynctasq.supervisor.ran import RAN_VARIABLE, child_ran, open_report
 from asynctasq.supervisor.restarts import RestartPolicy
 from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE
 from asynctasq.utils.processes import die_with_parent
@@ -64,6 +65,8 @@ class _Slot:
     quick_deaths: int = 0
     restart_at: float | None = None
     finished: bool = False
+    ran_report: int | None = None
+    """The end of the pipe its process reports on once it runs tasks (see `ran`)."""
 
 
 class Supervisor:
@@ -283,6 +286,9 @@ class Supervisor:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(slot.pid, 0)
             slot.pid = None
+            if slot.ran_report is not None:
+                child_ran(slot.ran_report)  # only closes it
+                slot.ran_report = None
 
     # -- processes -------------------------------------------------------------------------
     def _reap(self) -> None:
@@ -298,9 +304,13 @@ class Supervisor:
             code = os.waitstatus_to_exitcode(status)
             uptime = time.monotonic() - slot.started
             slot.pid = None
-            self._on_exit(slot, pid, code, uptime)
+            ran_tasks = slot.ran_report is not None and child_ran(slot.ran_report)
+            slot.ran_report = None
+            self._on_exit(slot, pid, code, uptime, ran_tasks)
 
-    def _on_exit(self, slot: _Slot, pid: int, code: int, uptime: float) -> None:
+    def _on_exit(
+        self, slot: _Slot, pid: int, code: int, uptime: float, ran_tasks: bool = False
+    ) -> None:
         how = describe_exit(code)
         if self._stopping:
             # SIGTERM (or the abort signal) before the worker's handlers were installed, or
@@ -327,8 +337,11 @@ class Supervisor:
             self._begin_stop()
             return
         policy = self.restart_policy
-        slot.quick_deaths = slot.quick_deaths + 1 if policy.is_quick(uptime) else 0
-        if policy.is_quick(uptime) and policy.is_crash_loop(slot.quick_deaths):
+        # A process that died running tasks got past its set-up: a task (or the system) ended
+        # it, and the tasks' own attempt limits stop a task that keeps killing workers.
+        quick = policy.is_quick(uptime) and not ran_tasks
+        slot.quick_deaths = slot.quick_deaths + 1 if quick else 0
+        if quick and policy.is_crash_loop(slot.quick_deaths):
             self._crash_loop = True
             log.error(
                 "crash loop: worker %d died %d times in a row within %.0f s of "
@@ -345,11 +358,12 @@ class Supervisor:
         delay = policy.delay(slot.quick_deaths)
         slot.restart_at = time.monotonic() + delay
         log.warning(
-            "worker %d (pid %d) %s after %.1f s; starting it again in %.1f s",
+            "worker %d (pid %d) %s after %.1f s%s; starting it again in %.1f s",
             slot.number,
             pid,
             how,
             uptime,
+            " while running tasks" if ran_tasks else "",
             delay,
         )
 
@@ -359,9 +373,14 @@ class Supervisor:
             with contextlib.suppress(Exception):
                 stream.flush()  # or the child would write the parent's buffer again
         parent = os.getpid()
+        read_end, write_end = open_report()
         pid = os.fork()
         if pid == 0:  # pragma: no cover - runs in the child, measured by the process tests
+            os.close(read_end)
+            os.environ[RAN_VARIABLE] = str(write_end)
             self._run_child(slot.number, parent)
+        os.close(write_end)
+        slot.ran_report = read_end
         with contextlib.suppress(OSError):  # the child does the same; whichever runs first
             os.setpgid(pid, pid)
         slot.pid = pid

@@ -64,6 +64,7 @@ from asynctasq.lifecycle.context import TaskContext, reset_current, set_current
 from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware, call_hooks, dispatch_middleware
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
+from asynctasq.supervisor.ran import RAN_VARIABLE, report_ran
 from asynctasq.worker import limits, outcomes
 from asynctasq.worker.failures import brief, failure_from, printable
 from asynctasq.worker.health import HealthFile
@@ -221,6 +222,8 @@ class Worker:
         }
         self.stats = WorkerStats()
         self.unstoppable = 0
+        # Under a supervisor: say so once the first task starts (see asynctasq.supervisor.ran).
+        self._report_ran = RAN_VARIABLE in os.environ
         """Tasks still running after the stop cancelled them (they catch the cancellation):
         their leases are no longer renewed, so the process should end (see `run`)."""
         self._running: dict[asyncio.Task[None], Delivery] = {}
@@ -625,6 +628,9 @@ class Worker:
         assert self._leases is not None and self.driver is not None
         job = Job(delivery)
         self.stats.processed += 1
+        if self._report_ran:
+            self._report_ran = False
+            report_ran()
         try:
             _check_delivery(delivery)
             env = job.envelope = envelope.decode(delivery.payload)
