@@ -892,9 +892,10 @@ class Worker:
         # A task failing for good is the normal end of its retries: a warning, as before;
         # a message that can never run is an error.
         level = logging.ERROR if isinstance(exc, TaskLostError) else logging.WARNING
-        if not await self._dead_letter(
-            job, exc, f"failed for good after {runs} run(s)", level=level
-        ):
+        why = f"failed for good after {runs} run(s)"
+        if isinstance(exc, TaskLostError):  # the dead letter counts deliveries, this one too
+            why += f", delivered {runs + 1} times"
+        if not await self._dead_letter(job, exc, why, level=level):
             return
         if hooks is not None:
             hooks.after_dead_letter(job, failure_from(exc))
