@@ -139,7 +139,8 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         max_payload_size: Largest payload, in bytes, the driver must accept; `connect`
             fails with a hint when the server's ``max_allowed_packet`` cannot carry it
             (escaping may double binary data). None: 16 MiB if the server allows it,
-            otherwise a warning and whatever the server allows.
+            otherwise whatever the server allows (noted at INFO; a larger payload is
+            refused at dispatch, with the hint).
         poll_interval_min: First idle sleep between polls, in seconds.
         poll_interval_max: Longest idle sleep between polls, in seconds.
         pool_recycle: Seconds after which an idle connection is replaced (-1: never).
