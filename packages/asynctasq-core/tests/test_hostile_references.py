@@ -254,6 +254,26 @@ async def test_a_task_defined_in_a_function_is_dead_lettered_saying_where_to_def
     assert "was dead-lettered" in caplog.text and "dead-letters retry" not in caplog.text
 
 
+async def test_a_module_starting_an_event_loop_at_import_is_told_to_use_a_main_guard(
+    tmp_path: Path,
+) -> None:
+    # The guides' scripts end with run(main()): without the guard, a worker importing the
+    # module runs it inside its own loop.
+    (tmp_path / "unguarded_x7.py").write_text(
+        "import asyncio\nloop = asyncio.new_event_loop()\n"
+        "try:\n    loop.run_forever()\nfinally:\n    loop.close()\n"
+    )
+    try:
+        resolver = TaskResolver([tmp_path])
+        with pytest.raises(TaskNotFoundError) as failed:
+            resolver.resolve("unguarded_x7:t")
+        assert "another loop is running" in str(failed.value)
+        assert 'under `if __name__ == "__main__":`' in str(failed.value)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("unguarded_x7", None)
+
+
 def test_deploy_skew_is_not_found_not_forbidden(tmp_path: Path) -> None:
     (tmp_path / "skew_tasks_x4.py").write_text(
         "from asynctasq import task\n@task\nasync def a() -> None: ...\nb_not_a_task = 1\n"

@@ -228,7 +228,7 @@ class TaskResolver:
             except BaseException as exc:  # SystemExit included: must not end the worker
                 raise TaskNotFoundError(
                     f"importing task module {module!r} failed: {type(exc).__name__}: "
-                    f"{str(exc)[:500]}"
+                    f"{str(exc)[:500]}{_import_hint(exc)}"
                 ) from exc
 
     # -- __main__ scripts ------------------------------------------------------------------
@@ -279,7 +279,8 @@ class TaskResolver:
             except BaseException as exc:  # see _module
                 sys.modules.pop(module, None)
                 raise TaskNotFoundError(
-                    f"loading task script {path} failed: {type(exc).__name__}: {str(exc)[:500]}"
+                    f"loading task script {path} failed: {type(exc).__name__}: "
+                    f"{str(exc)[:500]}{_import_hint(exc)}"
                 ) from exc
         return mod
 
@@ -287,3 +288,18 @@ class TaskResolver:
 def _private(module: str) -> bool:
     """Whether a dotted name has a private part (``_x``, ``__main__``)."""
     return any(p.startswith("_") for p in module.split("."))
+
+
+def _import_hint(exc: BaseException) -> str:
+    """What to change when a task module fails to import because it runs its own code."""
+    text = str(exc)
+    if isinstance(exc, RuntimeError) and (
+        "another loop is running" in text or "running event loop" in text
+    ):
+        # asyncio.run(main()) (or asynctasq's run()) at module level: the worker imports
+        # the module from inside its own event loop.
+        return (
+            " (the module starts an event loop when imported: put that code under "
+            '`if __name__ == "__main__":` so importing it only defines the tasks)'
+        )
+    return ""
