@@ -6,6 +6,7 @@ never ran anything again. Such a message is dead-lettered with the reason; the r
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import sys
 import textwrap
@@ -13,7 +14,7 @@ import time
 import uuid
 from collections.abc import Callable
 
-from asynctasq.drivers.base import OutgoingMessage
+from asynctasq.drivers.base import Delivery, OutgoingMessage
 from asynctasq_rabbitmq import RabbitMQDriver
 
 MakeDriver = Callable[..., RabbitMQDriver]
@@ -39,9 +40,17 @@ _FORGER = textwrap.dedent(
     enc.METHODS["timestamp"] = timestamp
     aiormq.channel._check_routing_key = lambda key: None
 
-    async def main(url, queue, exchange):
+    async def main(url, queue, exchange, only=""):
         connection = await aiormq.connect(url)
         channel = await connection.channel()
+        if only:
+            await channel.basic_publish(
+                only.encode(),
+                routing_key=queue,
+                properties=Basic.Properties(delivery_mode=2, message_id=b"\\xff"),
+            )
+            await connection.close()
+            return
         await channel.exchange_declare(exchange, exchange_type="topic", auto_delete=True)
         await channel.queue_bind(queue, exchange, routing_key="#")
         nested = []
@@ -78,13 +87,7 @@ async def test_undecodable_messages_are_dead_lettered_and_the_rest_runs(
 ) -> None:
     driver = make_driver()
     await driver.enqueue(OutgoingMessage("before", "hostile", b"good-before"))
-    queue = driver._topology.work_queue("hostile")
-    exchange = f"asynctasq-test-forger-{uuid.uuid4().hex[:8]}"
-    forger = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _FORGER, rabbitmq_url, queue, exchange, stderr=subprocess.PIPE
-    )
-    _, err = await forger.communicate()
-    assert forger.returncode == 0, err.decode()
+    await _forge(rabbitmq_url, driver._topology.work_queue("hostile"))
     await driver.enqueue(OutgoingMessage("after", "hostile", b"good-after"))
     connection = await driver._amqp()
 
@@ -111,3 +114,105 @@ async def test_undecodable_messages_are_dead_lettered_and_the_rest_runs(
         assert letter.failure.exception_type == "asynctasq.errors.MalformedMessageError"
         assert "AMQP properties of this message cannot be read" in letter.failure.message
     assert await driver._amqp() is connection  # never lost on the way
+
+
+async def _forge(rabbitmq_url: str, queue: str, *only: str) -> None:
+    exchange = f"asynctasq-test-forger-{uuid.uuid4().hex[:8]}"
+    forger = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _FORGER, rabbitmq_url, queue, exchange, *only, stderr=subprocess.PIPE
+    )
+    _, err = await forger.communicate()
+    assert forger.returncode == 0, err.decode()
+
+
+async def test_an_unreadable_message_buffered_at_close_is_dead_lettered_once(
+    make_driver: MakeDriver, rabbitmq_url: str
+) -> None:
+    """Left to come back with the connection, not dead-lettered on the way out (whose ack
+    could not reach the broker any more) nor released with readable properties."""
+    first = make_driver(prefetch_count=10)
+    await first.enqueue(OutgoingMessage("good-0", "closing", b"good-0"))
+    await _forge(rabbitmq_url, first._topology.work_queue("closing"), "unreadable")
+    await first.enqueue(OutgoingMessage("good-1", "closing", b"good-1"))
+    deadline = time.monotonic() + 10
+    got = await first.dequeue(["closing"], limit=1, wait=5)
+    assert [bytes(d.payload) for d in got] == [b"good-0"]
+    while first._consumer is not None and first._consumer.in_flight("closing") < 3:
+        assert time.monotonic() < deadline, "the rest never reached the buffer"
+        await asyncio.sleep(0.05)
+    await first.ack(got)
+    await first.close()
+
+    second = make_driver()
+    bodies: list[bytes] = []
+    while len(bodies) < 1 and time.monotonic() < deadline:
+        taken = await second.dequeue(["closing"], limit=10, wait=0.5)
+        bodies += [bytes(d.payload) for d in taken]
+        await second.ack(taken)
+    assert bodies == [b"good-1"]  # released at close, and run once
+    dead: list[bytes] = []
+    while not dead and time.monotonic() < deadline:
+        dead = [bytes(d.payload) for d in await second.list_dead_letters(queue="closing")]
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # a second copy would show up by now
+    assert [bytes(d.payload) for d in await second.list_dead_letters(queue="closing")] == [
+        b"unreadable"
+    ]
+
+
+async def test_a_purge_drops_an_unreadable_buffered_message(
+    make_driver: MakeDriver, rabbitmq_url: str
+) -> None:
+    driver = make_driver(prefetch_count=10)
+    await driver.enqueue(OutgoingMessage("good-0", "purged", b"good-0"))
+    await _forge(rabbitmq_url, driver._topology.work_queue("purged"), "unreadable")
+    got = await driver.dequeue(["purged"], limit=1, wait=5)
+    assert [bytes(d.payload) for d in got] == [b"good-0"]
+    deadline = time.monotonic() + 10
+    while driver._consumer is not None and driver._consumer.in_flight("purged") < 2:
+        assert time.monotonic() < deadline, "the unreadable message never reached the buffer"
+        await asyncio.sleep(0.05)
+    await driver.ack(got)
+    assert await driver.purge("purged") == 1
+    await asyncio.sleep(0.5)
+    assert await driver.list_dead_letters(queue="purged") == []
+    [stats] = await driver.stats(["purged"])
+    assert (stats.ready, stats.in_flight) == (0, 0)
+
+
+async def test_other_connections_in_the_process_are_left_as_they_were(
+    make_driver: MakeDriver, rabbitmq_url: str
+) -> None:
+    """The recovery is the driver's own: an application's connection must not get a message
+    with its properties silently dropped (reply_to, correlation_id...)."""
+    import aiormq
+    from aiormq.exceptions import AMQPError
+
+    driver = make_driver()
+    await driver.connect()  # installs the recovery
+    queue = driver._topology.work_queue("theirs")
+    await driver.enqueue(OutgoingMessage("declare", "theirs", b"declare"))
+    [declare] = await _take_one(driver, "theirs")
+    await driver.ack([declare])
+    await driver.close()
+    await _forge(rabbitmq_url, queue, "theirs")
+    connection = await aiormq.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        try:
+            await asyncio.wait_for(channel.basic_get(queue, no_ack=True), 5)
+        except (AMQPError, ConnectionError):
+            pass  # as without the driver: that connection cannot read the message
+        else:
+            raise AssertionError("the undecodable message was read on a foreign connection")
+    finally:
+        with contextlib.suppress(Exception):
+            await connection.close()
+
+
+async def _take_one(driver: RabbitMQDriver, queue: str) -> list[Delivery]:
+    got: list[Delivery] = []
+    deadline = time.monotonic() + 10
+    while not got and time.monotonic() < deadline:
+        got = await driver.dequeue([queue], limit=1, wait=0.5)
+    return got

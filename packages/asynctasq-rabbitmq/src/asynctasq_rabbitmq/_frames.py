@@ -8,7 +8,9 @@ UTF-8 (RabbitMQ takes all of these as they are) stopped a worker for good. Nothi
 reader sees the message, so the driver could not dead-letter it.
 
 `install` wraps `pamqp.frame.unmarshal`, which aiormq calls for each frame. A frame it decodes
-is returned as before. Where it fails:
+is returned as before. Where it fails on a connection the driver opened (`TOLERANT` is set
+while it connects, so its reader task carries it; any other connection in the process fails as
+it always did, its properties never set aside without its owner knowing):
 
 * a content header (the message's properties) becomes one with its body size and
   `UnreadableProperties`, which say why; the consumer dead-letters such a message without
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
+from contextvars import ContextVar
 
 import pamqp.frame
 from pamqp import constants
@@ -50,6 +53,10 @@ class UnreadableProperties(Basic.Properties):
         self.why = why
 
 
+TOLERANT: ContextVar[bool] = ContextVar("asynctasq_rabbitmq_tolerant_frames", default=False)
+"""Set while the driver opens its connection: its reader (a task made then) recovers."""
+
+
 def install() -> None:
     """Wrap `pamqp.frame.unmarshal` once per process (see the module docstring)."""
     current: _Unmarshal = pamqp.frame.unmarshal
@@ -63,6 +70,8 @@ def _tolerant(unmarshal: _Unmarshal) -> _Unmarshal:
         try:
             return unmarshal(data)
         except Exception as exc:  # RecursionError and OverflowError too, not only pamqp's own
+            if not TOLERANT.get():
+                raise
             recovered = _recover(data, exc)
             if recovered is None:
                 raise

@@ -329,7 +329,14 @@ class Consumer:
         properties = message.header.properties
         if isinstance(properties, UnreadableProperties) and self._bury is not None:
             # Never handed out (what it would run is unknown) and never republished as it is
-            # (a recount would give it readable properties): dead-lettered with the reason.
+            # (a recount, or a release at close, would give it readable properties):
+            # dead-lettered with the reason, or, once stopping, left to come back with the
+            # connection. A purge (`drain`) takes it like any other.
+            if not hold:
+                if not self._stopped:
+                    lane.outstanding += 1
+                    taken.append(delivery)
+                return
             lane.outstanding += 1
             buried = asyncio.get_running_loop().create_task(self._bury(delivery, properties.why))
             self._recounting.add(buried)

@@ -175,6 +175,7 @@ class RabbitMQDriver:
             reconnect_interval=self.reconnect_interval,
             client_properties={"connection_name": f"asynctasq {self.exchange_name}"},
         )
+        tolerant = frames.TOLERANT.set(True)  # for the tasks the connection starts now
         try:
             await connection.connect()
             publish_channel = await connection.channel(
@@ -186,6 +187,8 @@ class RabbitMQDriver:
             await connection.close()
             await _library_tasks_done(before)
             raise
+        finally:
+            frames.TOLERANT.reset(tolerant)
         self._consumer = Consumer(
             consume_channel,
             self._topology,
@@ -364,6 +367,8 @@ class RabbitMQDriver:
             message=f"the AMQP properties of this message cannot be read ({why})",
             traceback="",
         )
+        if self._held(delivery) is None:
+            return  # the lease ended (the driver is closing): the broker has it back
         try:
             await self.dead_letter(delivery, failure)
         except Exception as exc:
