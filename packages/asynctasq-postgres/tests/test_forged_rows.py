@@ -107,7 +107,7 @@ async def test_a_forged_visibility_gets_a_short_lease(
     assert await driver.dequeue(["short"], limit=10, wait=0) == []
 
 
-async def test_a_row_due_since_minus_infinity_runs_with_the_rest_of_its_batch(
+async def test_a_row_due_before_year_1_runs_with_the_rest_of_its_batch(
     driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
 ) -> None:
     """PostgreSQL hands '-infinity' back as a naive datetime, which cannot be ordered with
@@ -115,11 +115,12 @@ async def test_a_row_due_since_minus_infinity_runs_with_the_rest_of_its_batch(
     _ran.clear()
     q = driver.table_names.queue
     await driver.enqueue_many([prepare(record(f"good-{n}")) for n in range(3)])
-    await admin.execute(
-        f"INSERT INTO {q} (task_id, queue, payload, available_at, visibility_timeout) "
-        "VALUES (gen_random_uuid(), 'forged', $1, '-infinity', 30)",
-        prepare(record("minus-infinity")).payload,
-    )
+    for name, at in (("minus-infinity", "-infinity"), ("before-christ", "0100-01-01 BC")):
+        await admin.execute(
+            f"INSERT INTO {q} (task_id, queue, payload, available_at, visibility_timeout) "
+            f"VALUES (gen_random_uuid(), 'forged', $1, '{at}', 30)",
+            prepare(record(name)).payload,
+        )
     await driver.enqueue_many([prepare(record(f"late-{n}")) for n in range(2)])
     worker = Worker(
         driver=driver,
@@ -131,7 +132,9 @@ async def test_a_row_due_since_minus_infinity_runs_with_the_rest_of_its_batch(
     )
     await asyncio.wait_for(worker.run(), 60)
     assert sorted(_ran) == sorted(
-        ["minus-infinity"] + [f"good-{n}" for n in range(3)] + [f"late-{n}" for n in range(2)]
+        ["minus-infinity", "before-christ"]
+        + [f"good-{n}" for n in range(3)]
+        + [f"late-{n}" for n in range(2)]
     )
     assert await driver.list_dead_letters(queue="forged") == []
 

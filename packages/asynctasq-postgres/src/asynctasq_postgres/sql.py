@@ -157,12 +157,13 @@ class Statements:
             f"THEN t.visibility_timeout ELSE {MALFORMED_LEASE:.0f} END"
         )
 
-        # A row's position as the client reads it back: '-infinity' (written behind the
-        # driver's back; it sorts first, so the row is due) would come back as a naive
-        # datetime that cannot be compared with the others, failing the whole batch.
+        # A row's position as the client reads it back. One before year 1 (written behind
+        # the driver's back: '-infinity' or a BC date; it sorts first, so the row is due)
+        # cannot be read as a Python datetime, or comes back naive and cannot be ordered
+        # with the others: either failed the whole batch after it was leased.
         position = (
-            "CASE WHEN isfinite(picked.available_at) THEN picked.available_at "
-            "ELSE 'epoch'::timestamptz END"
+            "CASE WHEN picked.available_at >= '0001-01-02 00:00:00+00'::timestamptz "
+            "THEN picked.available_at ELSE 'epoch'::timestamptz END"
         )
 
         # The lateral scan per queue stops as soon as the outer LIMIT is met, so later
