@@ -13,6 +13,7 @@ import textwrap
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from asynctasq.drivers.base import Delivery, OutgoingMessage
 from asynctasq_rabbitmq import RabbitMQDriver
@@ -216,3 +217,28 @@ async def _take_one(driver: RabbitMQDriver, queue: str) -> list[Delivery]:
     while not got and time.monotonic() < deadline:
         got = await driver.dequeue([queue], limit=1, wait=0.5)
     return got
+
+
+async def test_the_recovery_outlives_a_reconnect(
+    make_driver: MakeDriver, tcp_proxy: Any, rabbitmq_url: str
+) -> None:
+    """The connection aio-pika opens again after an outage reads frames the same way."""
+    driver = make_driver(url=tcp_proxy.url(rabbitmq_url), reconnect_interval=0.2)
+    await driver.enqueue(OutgoingMessage("before", "again", b"before"))
+    before = await _take_one(driver, "again")
+    assert [bytes(d.payload) for d in before] == [b"before"]
+    await driver.ack(before)
+    await tcp_proxy.cut()
+    await asyncio.sleep(0.3)
+    await tcp_proxy.start()
+    await _forge(rabbitmq_url, driver._topology.work_queue("again"), "after-outage")
+    await driver.enqueue(OutgoingMessage("after", "again", b"after"))  # waits for the reconnect
+    got = await _take_one(driver, "again")
+    assert [bytes(d.payload) for d in got] == [b"after"]
+    await driver.ack(got)
+    deadline = time.monotonic() + 10
+    dead: list[bytes] = []
+    while not dead and time.monotonic() < deadline:
+        dead = [bytes(d.payload) for d in await driver.list_dead_letters(queue="again")]
+        await asyncio.sleep(0.1)
+    assert dead == [b"after-outage"]
