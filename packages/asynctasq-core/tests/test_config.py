@@ -129,3 +129,9 @@ def test_driver_section_keys_are_the_driver_constructor_keywords() -> None:
     assert config.driver_settings("memory") == {"namespace": "x"}
     with pytest.raises(ConfigError, match="memory.nope"):
         init({"memory": {"nope": 1}})
+
+
+def test_task_defaults_keep_the_checked_value() -> None:
+    # A whole float is a count (as in a task's own max_attempts); the wire takes an int.
+    defaults = TaskDefaults(max_attempts=3.0)  # type: ignore[arg-type]  # a float on purpose
+    assert defaults.max_attempts == 3 and type(defaults.max_attempts) is int

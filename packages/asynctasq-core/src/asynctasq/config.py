@@ -95,9 +95,11 @@ class TaskDefaults:
             if name == "track_ttl":
                 continue
             try:
-                check_option(name, getattr(self, name))
+                value = check_option(name, getattr(self, name))
             except ValueError as exc:
                 raise ConfigError(f"task_defaults.{exc}") from None
+            # Kept as checked (max_attempts=3.0 is 3): the defaults go on the wire as they are.
+            object.__setattr__(self, name, value)
         if not self.track_ttl > 0:
             raise ConfigError(f"task_defaults.track_ttl must be > 0, got {self.track_ttl!r}")
 

@@ -374,8 +374,17 @@ class Supervisor:
                 stream.flush()  # or the child would write the parent's buffer again
         parent = os.getpid()
         read_end, write_end = open_report()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except BaseException:
+            os.close(read_end)
+            os.close(write_end)
+            raise
         if pid == 0:  # pragma: no cover - runs in the child, measured by the process tests
+            for other in self._slots:  # the other workers' reports are not this one's
+                if other.ran_report is not None:
+                    with contextlib.suppress(OSError):
+                        os.close(other.ran_report)
             os.close(read_end)
             os.environ[RAN_VARIABLE] = str(write_end)
             self._run_child(slot.number, parent)
