@@ -181,6 +181,41 @@ async def test_a_new_catch_up_schedule_fires_only_its_latest_due_tick(
     assert len(await queued(memory)) == 1  # and ticks from then on, as usual
 
 
+async def test_a_replica_joining_after_a_first_run_fires_nothing_from_before_it(
+    memory: MemoryDriver,
+) -> None:
+    """The first run fired only its latest tick; the ticks before it were never due (the
+    schedule did not exist), so a replica starting later must not catch them up."""
+    await scheduler(memory, every_ten(catch_up=True), holder="first").run_once(BASE + 30.5)
+    assert len(await queued(memory)) == 1
+    joining = scheduler(memory, every_ten(catch_up=True), holder="joining")
+    await joining.run_once(BASE + 31)
+    assert await queued(memory) == []
+    await joining.run_once(BASE + 40.1)
+    assert [e["args"] for e in await queued(memory)] == [["beat"]]
+
+
+async def test_a_new_interval_catches_up_only_after_the_last_tick_fired(
+    memory: MemoryDriver,
+) -> None:
+    """A redeploy from every 10 s to every 3 s: the new grid's ticks before the last one
+    fired were never due."""
+    await scheduler(memory, every_ten(catch_up=True), holder="old").run_once(BASE + 30.5)
+    assert len(await queued(memory)) == 1
+    registry._schedules.clear()  # the next deploy's declaration
+    faster = schedule(beat("beat"), every(seconds=3), name="beat", catch_up=True)
+    await scheduler(memory, faster, holder="new").run_once(BASE + 36.5)
+    assert len(await queued(memory)) == 2  # BASE+33 and BASE+36
+
+
+async def test_a_last_tick_far_ahead_is_taken_for_none(memory: MemoryDriver) -> None:
+    await memory.claim(last_key("beat"), str(BASE + 10**9), 3600)  # forged, or a wild clock
+    sched = scheduler(memory, every_ten(catch_up=True))
+    await sched.run_once(BASE + 0.5)  # as a first run: the latest due tick only
+    await sched.run_once(BASE + 10.5)
+    assert len(await queued(memory)) == 2
+
+
 async def test_a_scheduler_that_slept_past_the_grace_period_skips_what_it_missed(
     memory: MemoryDriver, caplog: pytest.LogCaptureFixture
 ) -> None:

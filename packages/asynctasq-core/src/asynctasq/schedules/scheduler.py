@@ -194,8 +194,9 @@ class Scheduler:
         return wake
 
     async def _begin(self, now: float) -> list[_Cursor]:
-        """Cursors at the start of the grace window: a tick missed while no scheduler ran is
-        still found (its claim says whether someone fired it)."""
+        """Cursors at the start of the grace window, or after the last tick on record if
+        that is later: a tick missed while no scheduler ran is still found (its claim says
+        whether someone fired it), and one before the last was not missed."""
         cursors = []
         window = math.ceil(now - self.grace)
         for s in self.schedules:
@@ -206,10 +207,17 @@ class Scheduler:
                 log.warning("reading the last tick of schedule %s failed: %s", s.name, exc)
             else:
                 last = parse_tick(cursor.last_guess)
+                if last is not None and last > now + self.grace:
+                    last = None  # further ahead than any clock skew: forged, not believed
                 # Nothing on record: the ticks before this start were not missed, the
                 # schedule did not run yet (even with catch_up: a new schedule of 5 s and a
                 # grace of 60 would fire 12 times at once).
                 cursor.first_run = last is None
+                if last is not None and last >= window:
+                    # Ticks up to the last one fired were fired, or passed over on purpose
+                    # (a first run fires only its latest; an earlier interval had other
+                    # ticks): a replica starting now must not take them for missed ones.
+                    cursor.next = s.when.next_after(last)
                 missed = s.when.next_after(last) if last is not None else None
                 if missed is not None and missed < window:  # every scheduler was down
                     await self._skipped(cursor, missed, window - 1, "older than the grace period")
