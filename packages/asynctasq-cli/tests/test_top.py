@@ -66,6 +66,22 @@ def test_the_screen_shows_untrusted_names_literally() -> None:
     assert "w[/]1" in text and "Live workers (1)" in text and "measuring..." in text
 
 
+def test_the_screen_stays_bounded_whatever_the_registry_holds() -> None:
+    # Anyone who can write to the broker can add worker records, each naming many queues.
+    now = datetime.now(UTC)
+    many = [
+        WorkerInfo(f"w{n}", "h", 1, tuple(f"q{i}" for i in range(5000)), 4, "0", now, now)
+        for n in range(2000)
+    ]
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(Snapshot(queues=[], workers=many), Throughput(), "x"))
+    text = out.getvalue()
+    assert "Live workers (2,000), the first 50 by start time" in text
+    assert "w49" in text and "w50" not in text
+    assert "(+4,980 more)" in text and "q20," not in text
+    assert len(text) < 200_000
+
+
 def test_a_driver_without_workers_shows_queues_only() -> None:
     out = io.StringIO()
     shown = render(Snapshot(queues=[], workers=None), Throughput(), "sqs")

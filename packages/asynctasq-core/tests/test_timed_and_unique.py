@@ -248,6 +248,9 @@ async def test_an_expired_task_is_dead_lettered_with_the_reason_and_not_run() ->
     assert "expired at" in dead.failure.message and "not run" in dead.failure.message
     assert worker.stats.expired == 1 and worker.stats.succeeded == 1
     assert await expired_counts.read_expired(driver, ["tu", "other"]) == [1, 0]
+    # A queue name in the registry no dispatch accepts (written behind the driver's back)
+    # has no counter, and costs the others nothing.
+    assert await expired_counts.read_expired(driver, ["x" * 5000, "tu"]) == [0, 1]
 
 
 async def test_a_dropped_expired_task_is_acked_counted_and_its_result_says_expired() -> None:

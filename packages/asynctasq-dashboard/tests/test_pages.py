@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -15,10 +16,10 @@ from starlette.routing import Mount
 
 from asynctasq.drivers.base import QueueStats
 from asynctasq.drivers.memory import MemoryDriver
-from asynctasq.lifecycle import TaskState, TaskStatus
+from asynctasq.lifecycle import TaskState, TaskStatus, WorkerInfo
 from asynctasq.lifecycle.control import write_for
 from asynctasq_dashboard import create_app
-from asynctasq_dashboard.bounds import MESSAGE, TRACEBACK
+from asynctasq_dashboard.bounds import MESSAGE, ROWS, TRACEBACK
 from asynctasq_dashboard.guard import SECURITY_HEADERS
 
 PAGES = ["/", "/tasks", "/dead-letters", "/workers", "/schedules", "/task"]
@@ -93,6 +94,21 @@ async def test_hostile_names_and_errors_render_as_text(
     letter = (await client.get(f"/dead-letter?id={task_id}")).text
     assert "&lt;/pre&gt;&lt;script&gt;alert(3)" in letter
     assert "\\u202e" in (await client.get(f"/task?id={task_id}")).text
+
+
+async def test_forged_worker_records_cost_a_bounded_page(
+    client: httpx.AsyncClient, driver: MemoryDriver
+) -> None:
+    # Anyone who can write to the broker can add worker records, each naming many queues.
+    now = datetime.now(UTC)
+    for n in range(500):
+        info = WorkerInfo(f"w{n:03}", "h", 1, tuple(f"q{i}" for i in range(1000)), 4, "0", now, now)
+        await driver.heartbeat_worker(info.worker_id, info.encode(), 60)
+    for path in ["/", "/workers"]:
+        html = (await client.get(path)).text
+        assert html.count('<td class="n">0 / 4') == ROWS, path
+        assert f"The first {ROWS} of 500 live workers" in html, path
+        assert len(html) < 400_000, path
 
 
 async def test_no_secret_is_rendered() -> None:

@@ -72,6 +72,8 @@ def environment() -> jinja2.Environment:
         first_line=first_line,
         redact=redact_text,
     )
+    env.globals["ROWS"] = bounds.ROWS  # the most rows a table shows
+    env.globals["QUEUES"] = bounds.QUEUES  # the most queues read per refresh
     return env
 
 

@@ -45,6 +45,8 @@ HISTORY = 60
 """Throughput samples kept for the sparkline."""
 MAX_QUEUES_SHOWN = 50
 """Queues listed (the busiest first); a broker may hold thousands of names."""
+MAX_WORKERS_SHOWN = 50
+"""Workers listed (by start time); anyone who can write to the broker can add records."""
 _BARS = " ▁▂▃▄▅▆▇█"
 
 
@@ -120,7 +122,11 @@ def render(snapshot: Snapshot, throughput: Throughput, described: str) -> Render
     else:
         parts.append(Text("No queues yet.", style="dim"))
     if snapshot.workers:
-        parts.append(workers_table(snapshot.workers, f"Live workers ({len(snapshot.workers)})"))
+        workers = snapshot.workers[:MAX_WORKERS_SHOWN]
+        title = f"Live workers ({len(snapshot.workers):,})"
+        if len(snapshot.workers) > len(workers):
+            title += f", the first {len(workers)} by start time"
+        parts.append(workers_table(workers, title))
     elif snapshot.workers is not None:
         parts.append(Text("No live workers.", style="dim"))
     return Group(*parts)

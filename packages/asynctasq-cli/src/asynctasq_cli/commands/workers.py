@@ -75,6 +75,18 @@ def counts_cell(info: WorkerInfo) -> Text:
     return cell
 
 
+QUEUES_LISTED = 20
+"""Queue names shown per worker (a record may name thousands)."""
+
+
+def queue_list(queues: Sequence[str]) -> str:
+    """The first `QUEUES_LISTED` of a worker's queues, and how many more there are."""
+    text = ", ".join(queues[:QUEUES_LISTED])
+    if len(queues) > QUEUES_LISTED:
+        text += f" (+{len(queues) - QUEUES_LISTED:,} more)"
+    return text
+
+
 def workers_table(rows: Sequence[WorkerInfo], title: str) -> Table:
     """Workers: id (host, pid, start), queues, running tasks, counters, last heartbeat.
 
@@ -89,7 +101,7 @@ def workers_table(rows: Sequence[WorkerInfo], title: str) -> Table:
     for w in rows:
         table.add_row(
             worker_cell(w),
-            Text(visible(", ".join(w.queues))),
+            Text(visible(queue_list(w.queues))),
             running_cell(w),
             counts_cell(w),
             ago(w.heartbeat_at),
@@ -130,4 +142,12 @@ def register(app: typer.Typer) -> None:
             stdout().print(workers_table(found, f"Live workers on {described}"))
 
 
-__all__ = ["ago", "counts_cell", "register", "running_cell", "worker_cell", "workers_table"]
+__all__ = [
+    "ago",
+    "counts_cell",
+    "queue_list",
+    "register",
+    "running_cell",
+    "worker_cell",
+    "workers_table",
+]

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from asynctasq.drivers.base import ClaimStore
+from asynctasq.drivers.claims import check_claim_key
 
 PREFIX = "counter:expired:"
 TTL = 366 * 86400.0
@@ -52,8 +53,17 @@ async def add_expired(store: ClaimStore, queue: str, count: int) -> bool:
 
 
 async def read_expired(store: ClaimStore, queues: Sequence[str]) -> list[int]:
-    """The expired count of each of `queues`, in order."""
-    return [_value(await store.read_claim(key(queue))) for queue in queues]
+    """The expired count of each of `queues`, in order. A name no dispatch accepts (too long
+    for a claim key: written to the broker's registry behind the driver's back) has none."""
+    counts = []
+    for queue in queues:
+        try:
+            name = check_claim_key(key(queue))
+        except ValueError:
+            counts.append(0)
+        else:
+            counts.append(_value(await store.read_claim(name)))
+    return counts
 
 
 __all__ = ["PREFIX", "TTL", "add_expired", "key", "read_expired"]

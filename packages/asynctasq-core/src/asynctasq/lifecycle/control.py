@@ -150,8 +150,15 @@ async def list_workers(*, driver: str | Driver | None = None) -> list[WorkerInfo
         raise TypeError(
             f"{type(the_driver).__name__} keeps no worker registry; {use_one_of(WorkerRegistry)}"
         )
-    found = [w for w in map(WorkerInfo.decode, await the_driver.list_workers()) if w]
+    # Bounded work whatever the registry holds (anyone who can write to the broker can add
+    # records): far more live workers than any fleet runs.
+    raw = (await the_driver.list_workers())[:MAX_WORKERS_READ]
+    found = [w for w in map(WorkerInfo.decode, raw) if w]
     return sorted(found, key=lambda w: w.started_at)
+
+
+MAX_WORKERS_READ = 10_000
+"""Most worker records `list_workers` reads."""
 
 
 __all__ = ["CancelOutcome", "cancel", "list_tasks", "list_workers", "status"]
