@@ -491,6 +491,16 @@ def test_a_forged_status_record_is_no_record(raw: bytes) -> None:
     assert asynctasq.TaskStatus.decode(raw) is None
 
 
+def test_a_forged_status_record_costs_bounded_work() -> None:
+    # Listing tasks reads every record of a page, on every refresh of a dashboard tab.
+    base = {"id": "x", "s": "failed", "t": "m:t", "q": "q"}
+    huge = orjson.dumps({**base, "em": "e" * (1 << 20)})
+    assert asynctasq.TaskStatus.decode(huge) is None
+    status = asynctasq.TaskStatus.decode(orjson.dumps({**base, "em": "e" * 10_000}))
+    assert status is not None and status.error_message is not None
+    assert len(status.error_message) <= 2003  # as a worker writes it: cut, with "..."
+
+
 @pytest.mark.parametrize(
     "raw",
     [b"[1,2]", b'{"y":"task-started","at":"now"}', b'{"y":"task-started","at":1,"id":[1]}'],

@@ -18,6 +18,9 @@ from asynctasq.lifecycle import _checked
 
 MAX_TEXT = 2000
 """Characters of an error or progress message a record keeps."""
+MAX_RECORD = 64 << 10
+"""Bytes of the largest status record read (two messages of `MAX_TEXT` characters, four bytes
+each in UTF-8, and ids, names and times)."""
 
 
 class TaskState(StrEnum):
@@ -156,7 +159,11 @@ class TaskStatus:
 
     @classmethod
     def decode(cls, raw: bytes) -> TaskStatus | None:
-        """The status a stored record holds; None when it is not a valid record."""
+        """The status a stored record holds; None when it is not a valid record. Whoever can
+        write to the broker can write these: a record past `MAX_RECORD` bytes is not one (a
+        worker writes a few KiB at most), and messages are cut to `MAX_TEXT` characters."""
+        if len(raw) > MAX_RECORD:
+            return None
         try:
             doc = orjson.loads(raw)
             if not isinstance(doc, dict):
@@ -172,9 +179,9 @@ class TaskStatus:
                 finished_at=_checked.moment(doc, "f"),
                 worker=_checked.maybe_text(doc, "w"),
                 error_type=_checked.maybe_text(doc, "et"),
-                error_message=_checked.maybe_text(doc, "em"),
+                error_message=clip(_checked.maybe_text(doc, "em")),
                 progress=_checked.number(doc, "p", low=0.0, high=1.0),
-                progress_message=_checked.maybe_text(doc, "pm"),
+                progress_message=clip(_checked.maybe_text(doc, "pm")),
                 cancel_requested=doc.get("c") is True,
             )
         except (orjson.JSONDecodeError, ValueError):  # _checked.Invalid is a ValueError
