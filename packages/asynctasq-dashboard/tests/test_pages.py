@@ -10,11 +10,11 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
-from dash_testing import BASE, HOSTILE, dead_letter, form_token
+from dash_testing import BASE, HOSTILE, dead_letter, envelope, form_token
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-from asynctasq.drivers.base import QueueStats
+from asynctasq.drivers.base import Failure, OutgoingMessage, QueueStats
 from asynctasq.drivers.memory import MemoryDriver
 from asynctasq.lifecycle import TaskState, TaskStatus, WorkerInfo
 from asynctasq.lifecycle.control import write_for
@@ -109,6 +109,21 @@ async def test_forged_worker_records_cost_a_bounded_page(
         assert html.count('<td class="n">0 / 4') == ROWS, path
         assert f"The first {ROWS} of 500 live workers" in html, path
         assert len(html) < 400_000, path
+
+
+async def test_forged_huge_ids_cost_a_bounded_page(
+    client: httpx.AsyncClient, driver: MemoryDriver
+) -> None:
+    # Links and forms carry an id; a forged one of 200,000 characters is carried cut.
+    for n in range(20):
+        task_id = f"{n:02}" + "i" * 200_000
+        await driver.enqueue(OutgoingMessage(task_id, "big", envelope("app.tasks:job", [1])))
+    for delivery in await driver.dequeue(["big"], limit=100, wait=0):
+        await driver.dead_letter(delivery, Failure("app.Boom", "boom", "Traceback"))
+    for path in ["/dead-letters", "/queue?name=big", "/"]:
+        reply = await client.get(path)
+        assert reply.status_code == 200, path
+        assert len(reply.text) < 400_000, (path, len(reply.text))
 
 
 async def test_no_secret_is_rendered() -> None:

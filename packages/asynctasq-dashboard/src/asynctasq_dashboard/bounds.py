@@ -23,6 +23,15 @@ ROWS = 50
 """Rows of a list (tasks, dead letters, workers, running tasks of a worker)."""
 RAW_JSON = 256 * 1024
 """Bytes of a stored result that are parsed to be shown as JSON; larger ones are cut."""
+PARAM = 1_000
+"""Characters of a queue name or task id a link or form carries: the longest a page or an
+action accepts. A longer value (only a forged one is) is carried cut, which names nothing."""
+
+
+def ref(value: object) -> str:
+    """`value` as a link or form carries it: at most `PARAM` characters."""
+    text = value if isinstance(value, str) else str(value)
+    return text[:PARAM]
 
 
 def clip(text: object, limit: int = NAME, *, multiline: bool = False) -> str:
@@ -48,10 +57,12 @@ __all__ = [
     "ARGUMENTS",
     "MESSAGE",
     "NAME",
+    "PARAM",
     "QUEUES",
     "RAW_JSON",
     "ROWS",
     "TRACEBACK",
     "clip",
+    "ref",
     "tail",
 ]

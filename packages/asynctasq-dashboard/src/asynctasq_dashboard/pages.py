@@ -31,7 +31,7 @@ from asynctasq_dashboard.reading import (
 from asynctasq_dashboard.sampling import WINDOW
 from asynctasq_dashboard.state import dashboard_of
 
-MAX_PARAM = 1_000
+MAX_PARAM = bounds.PARAM
 """Longest queue name or task id accepted in a URL."""
 NEXT_RUNS = 3
 OVERVIEW_TASKS = 15

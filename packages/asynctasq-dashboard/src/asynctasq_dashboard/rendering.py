@@ -71,6 +71,10 @@ def environment() -> jinja2.Environment:
         percent=percent,
         first_line=first_line,
         redact=redact_text,
+        ref=bounds.ref,
+        # Every link's parameter is a queue name or task id from the broker: carried cut to
+        # what a page accepts, so a huge forged one costs no huge page.
+        urlencode=lambda value: jinja2.filters.do_urlencode(bounds.ref(value)),
     )
     env.globals["ROWS"] = bounds.ROWS  # the most rows a table shows
     env.globals["QUEUES"] = bounds.QUEUES  # the most queues read per refresh
