@@ -10,15 +10,16 @@ import time
 import uuid
 import warnings
 from importlib.metadata import entry_points
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 from redis.exceptions import MaxConnectionsError
 
 from asynctasq.drivers.base import Failure, OutgoingMessage
-from asynctasq_redis import RedisDriver
+from asynctasq_redis import RedisDriver, _dead_letters
 from asynctasq_redis._dequeue import _wait_then
-from asynctasq_redis._keys import QueueKeys
+from asynctasq_redis._keys import QueueKeys, registry_key
 from asynctasq_redis.driver import _entry
 from asynctasq_redis.scripts import SCRIPTS
 
@@ -459,6 +460,27 @@ async def test_dead_letters_across_queues(redis_driver: RedisDriver) -> None:
     got = await redis_driver.dequeue(["qa", "qb"], limit=5, wait=0)
     assert sorted(d.task_id for d in got) == sorted([a, b, c])
     assert {d.attempts for d in got} == {0}
+
+
+async def test_many_queue_names_cost_no_script_call_each(
+    redis_driver: RedisDriver, prefix: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Anyone who can write to Redis can add names to the registry: listing every queue's
+    # dead letters runs the listing script only where there are some.
+    a = await _dead(redis_driver, "qa", "a")
+    names = [f"fake-{n}" for n in range(30_000)]
+    await redis_driver.client.sadd(registry_key(prefix), *names)
+    calls: list[object] = []
+    listing = _dead_letters._LIST
+
+    async def counted(*args: Any) -> Any:
+        calls.append(args)
+        return await listing(*args)
+
+    monkeypatch.setattr(_dead_letters, "_LIST", counted)
+    assert [d.task_id for d in await redis_driver.list_dead_letters()] == [a]
+    assert len(calls) == 1
+    assert await redis_driver.purge_dead_letters() == 1
 
 
 async def test_retry_and_purge_all_dead_letters_in_batches(redis_url: str, prefix: str) -> None:

@@ -456,7 +456,22 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
                 return found
 
     async def _dead_letter_queues(self, queue: str | None) -> list[str]:
-        return [queue] if queue is not None else await self.queue_names()
+        """`queue`, or every known queue holding dead letters. Found with one EXISTS per
+        name, pipelined, so a registry of many names (anyone who can write to Redis can add
+        them) costs one round-trip of cheap commands, not a script call per name."""
+        if queue is not None:
+            return [queue]
+        names = await self.queue_names()
+        client = self.client
+        found: list[str] = []
+        for start in range(0, len(names), _EXISTS_BATCH):
+            batch = names[start : start + _EXISTS_BATCH]
+            pipe = client.pipeline(transaction=False)  # a cluster's splits it by node
+            for q in batch:
+                pipe.exists(self._keys[q].dead)
+            held = await pipe.execute()
+            found += [q for q, n in zip(batch, held, strict=True) if n]
+        return found
 
     async def list_dead_letters(
         self,
@@ -482,6 +497,10 @@ class RedisDriver(StatusRecords, EventLogs, WorkerRecords, Claims):
         """Delete dead letters. Returns how many."""
         queues = await self._dead_letter_queues(queue)
         return await _dead_letters.purge(self.client, self._keys, queues, task_ids, self.move_batch)
+
+
+_EXISTS_BATCH = 10_000
+"""Queue names looked up per pipelined round-trip when finding those with dead letters."""
 
 
 async def _push(client: Redis | RedisCluster, pushes: Sequence[tuple[str, list[bytes]]]) -> None:
