@@ -78,3 +78,23 @@ async def test_forged_rows_are_dead_lettered_and_every_queue_keeps_running(
     stats = {s.queue: s for s in await driver.stats(["forged", "other"])}
     assert (stats["forged"].ready, stats["forged"].in_flight) == (0, 0)
     assert (stats["other"].ready, stats["other"].in_flight) == (0, 0)
+
+
+async def test_a_dead_letter_with_a_zero_date_hides_no_other(
+    driver: MySQLDriver, admin: Any, table_names: dict[str, str]
+) -> None:
+    """The client reads a zero date as a str: such a row (written behind the driver's back)
+    lists at the epoch instead of failing every listing."""
+    await driver.connect()  # creates the tables
+    async with admin.cursor() as cursor:
+        await cursor.execute("SET SESSION sql_mode = ''")  # lets a zero date in
+        for name, at in (("zero", "'0000-00-00 00:00:00'"), ("fine", "UTC_TIMESTAMP(6)")):
+            await cursor.execute(
+                f"INSERT INTO `{table_names['dead_letter']}` (`task_id`, `queue`, `payload`, "
+                "`visibility_timeout`, `attempts`, `exception_type`, `error_message`, "
+                f"`traceback`, `failed_at`) VALUES (%s, 'forged', 'p', 30, 1, 'E', 'm', 't', {at})",
+                (name,),
+            )
+    listed = await driver.list_dead_letters(queue="forged")
+    assert [d.task_id for d in listed] == ["zero", "fine"]
+    assert listed[0].failed_at.timestamp() == 0

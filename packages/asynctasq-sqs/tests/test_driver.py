@@ -319,6 +319,44 @@ async def test_dead_letter_cuts_a_huge_traceback_to_fit(driver: SQSDriver) -> No
     assert "bytes cut" in dead.failure.traceback
 
 
+# name -> attributes of a message written straight into a dead-letter queue
+FORGED_DEAD = {
+    "encoding-unknown": {attr.ENCODING: ("String", "rot13")},
+    "base64-broken": {attr.ENCODING: ("String", "base64")},
+    "failed-at-nan": {attr.FAILED_AT: ("String", "nan")},
+    "failed-at-huge": {attr.FAILED_AT: ("Number", "1e300")},
+    "attempts-inf": {attr.ATTEMPTS: ("String", "inf")},
+}
+
+
+async def test_an_unreadable_dead_letter_hides_no_other(driver: SQSDriver) -> None:
+    """Anyone who can send to a dead-letter queue writes these: each is listed with what
+    can be read, and the others still are."""
+    message = _msg("dlx")
+    await driver.enqueue(message)
+    [delivery] = await _take(driver, ["dlx"], 1)
+    await driver.dead_letter(delivery, Failure("app.Boom", "boom", "tb"))
+    client = driver._client
+    assert client is not None
+    url = await driver._urls.dead_url(client, "dlx")
+    for name, attributes in FORGED_DEAD.items():
+        await client.send_message(
+            QueueUrl=url,
+            MessageBody="abc",
+            MessageAttributes={
+                attr.TASK_ID: attr.string(name),
+                attr.ERROR_TYPE: attr.string("app.Forged"),
+                **{k: {"DataType": t, "StringValue": v} for k, (t, v) in attributes.items()},
+            },
+        )
+    listed = {d.task_id: d for d in await driver.list_dead_letters(queue="dlx", limit=100)}
+    assert set(listed) == {message.task_id, *FORGED_DEAD}
+    assert listed[message.task_id].payload == message.payload
+    assert listed["encoding-unknown"].payload == b"abc"  # the body as it was sent
+    assert listed["attempts-inf"].attempts == 0
+    assert len(await driver.list_dead_letters(limit=100)) == len(FORGED_DEAD) + 1
+
+
 async def test_purge_all_dead_letters_of_all_queues(driver: SQSDriver) -> None:
     for queue in ("d1", "d2"):
         await driver.enqueue(_msg(queue))

@@ -86,10 +86,19 @@ async def list_dead_letters(
             payload=bytes(row[3]),
             failure=Failure(exception_type=row[4], message=row[5], traceback=row[6]),
             attempts=int(row[7]),
-            failed_at=row[8].replace(tzinfo=UTC) if isinstance(row[8], datetime) else row[8],
+            failed_at=_failed_at(row[8]),
         )
         for row in rows
     ]
+
+
+_EPOCH = datetime.fromtimestamp(0, UTC)
+
+
+def _failed_at(value: object) -> datetime:
+    """The failure time of a dead-letter row; the epoch for a value no worker writes (a zero
+    or invalid date, which the client reads as a str), so such a row lists first."""
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else _EPOCH
 
 
 async def retry_dead_letters(

@@ -252,10 +252,13 @@ def _matches(scanned: _Scanned, task_ids: Sequence[str] | None) -> bool:
 
 
 def _dead_letter(scanned: _Scanned) -> DeadLetter:
+    """The dead letter a message of a dead-letter queue holds. Anyone who can send to the
+    queue writes these: a value that cannot be read is shown as what can be, so one such
+    message never hides the others."""
     r = scanned.received
-    failed_at = r.number(attr.FAILED_AT) or r.sent_at or time.time()
+    failed_at = _within(r.number(attr.FAILED_AT), _LAST_MOMENT) or r.sent_at or time.time()
     error_type = r.text(attr.ERROR_TYPE)
-    carried = int(r.number(attr.ATTEMPTS) or 0)
+    carried = int(_within(r.number(attr.ATTEMPTS), attr.MAX_CARRIED) or 0)
     if error_type is None:  # moved by SQS's redrive policy, not by a worker
         failure = Failure(
             LOST,
@@ -269,14 +272,29 @@ def _dead_letter(scanned: _Scanned) -> DeadLetter:
             error_type, r.text(attr.ERROR_MESSAGE) or "", r.text(attr.TRACEBACK) or ""
         )
         attempts = carried
+    try:
+        payload = attr.decode_body(r.body, r.encoding)
+    except ValueError:  # an encoding no worker writes (bad base64 too): the body as sent
+        payload = r.body.encode("utf-8", "surrogateescape")
     return DeadLetter(
         task_id=r.task_id,
         queue=scanned.queue,
-        payload=attr.decode_body(r.body, r.encoding),
+        payload=payload,
         failure=failure,
         attempts=attempts,
         failed_at=datetime.fromtimestamp(failed_at, UTC),
     )
+
+
+_LAST_MOMENT = 253_402_300_799.0
+"""9999-12-31 23:59:59 UTC: the last time a datetime holds."""
+
+
+def _within(value: float | None, high: float) -> float | None:
+    """`value` if it is a number from 0 to `high` (NaN and infinities are not), else None."""
+    if value is None or not 0 <= value <= high:
+        return None
+    return value
 
 
 def _back_to_work(scanned: _Scanned) -> attr.Envelope:
