@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
@@ -183,6 +184,32 @@ async def test_unreadable_attributes_are_dead_lettered_and_their_batch_delivered
         assert json.loads(letter.payload) == {"forged": letter.task_id}  # the body, kept
     [stats] = await driver.stats(["forged"])
     assert (stats.ready, stats.delayed, stats.in_flight) == (0, 0, 0)
+
+
+async def test_a_twelve_hour_lease_is_set_and_the_others_of_its_batch_too(
+    driver: SQSDriver, caplog: pytest.LogCaptureFixture
+) -> None:
+    """SQS counts its 12-hour limit from the receive: asking for all of it a moment later
+    was refused, and with it every other lease correction of the batch."""
+    await driver.enqueue(_msg("long"))
+    [probe] = await _take(driver, ["long"], 1)
+    await driver.release([probe])
+    client = driver._client
+    assert client is not None
+    await client.send_message(
+        QueueUrl=probe.receipt.queue_url,
+        MessageBody=json.dumps({"long": True}),
+        MessageAttributes={
+            attr.TASK_ID: attr.string("twelve-hours"),
+            attr.VISIBILITY: {"DataType": "Number", "StringValue": "43200"},
+        },
+    )
+    with caplog.at_level(logging.WARNING, "asynctasq_sqs"):
+        got = {d.task_id: d for d in await _take(driver, ["long"], 2, within=15)}
+    assert set(got) == {probe.task_id, "twelve-hours"}
+    assert got["twelve-hours"].visibility_timeout > 43_000
+    assert "could not set per-task leases" not in caplog.text
+    await driver.ack(list(got.values()))
 
 
 async def test_retry_with_a_long_delay_waits(driver: SQSDriver) -> None:

@@ -36,6 +36,10 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 logger = logging.getLogger("asynctasq_sqs")
+MAX_CORRECTED_LEASE = attr.MAX_VISIBILITY - 60
+"""Longest lease set on a message just received: SQS counts its 12-hour limit from the
+receive, so asking for all of it a moment later is refused (and with it the batch's other
+corrections, which would then keep the receive's lease)."""
 
 FIRST_LEASE = 30
 """Seconds the first receive from a queue leases for, before the queue's usual lease is known."""
@@ -228,7 +232,7 @@ class Receiver:
                 early.append(received)
                 continue
             asked = received.visibility or int(DEFAULT_VISIBILITY_TIMEOUT)
-            wanted = self._fixed or min(max(asked, 1), attr.MAX_VISIBILITY)
+            wanted = self._fixed or min(max(asked, 1), MAX_CORRECTED_LEASE)
             if wanted != granted:
                 corrections.append((len(deliveries), wanted))
             deliveries.append(_delivery(queue, url, received, asked, wanted))
