@@ -33,7 +33,7 @@ from pamqp import constants
 from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
-from asynctasq.worker.failures import printable
+from asynctasq.worker.failures import clip, printable
 
 _Frame = pamqp.frame.FrameTypes
 _Unmarshal = Callable[[bytes], tuple[int, int, _Frame]]
@@ -109,9 +109,7 @@ def _recover(data: bytes, exc: Exception) -> tuple[int, int, _Frame] | None:
 def _header(body: bytes, exc: Exception) -> ContentHeader:
     _class, weight, body_size = struct.unpack_from(">HHQ", body)
     cause = exc.__cause__ if exc.__cause__ is not None else exc
-    why = printable(f"{type(cause).__name__}: {cause}")
-    if len(why) > _WHY_LIMIT:
-        why = why[:_WHY_LIMIT] + "..."
+    why = printable(clip(f"{type(cause).__name__}: {cause}", _WHY_LIMIT))
     return ContentHeader(weight, body_size, UnreadableProperties(why))
 
 

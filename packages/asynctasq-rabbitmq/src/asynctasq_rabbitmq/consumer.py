@@ -178,8 +178,8 @@ class Consumer:
         *,
         prefetch_count: int | None,
         lease_seconds: float,
+        bury: Callable[[Delivery, str], Coroutine[Any, Any, None]],
         recount: Callable[[Delivery], Coroutine[Any, Any, None]] | None = None,
-        bury: Callable[[Delivery, str], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
         self._channel = channel
         self._recount = recount
@@ -327,7 +327,7 @@ class Consumer:
         message = item.message
         delivery = self._delivery(lane, message, item.generation)
         properties = message.header.properties
-        if isinstance(properties, UnreadableProperties) and self._bury is not None:
+        if isinstance(properties, UnreadableProperties):
             # Never handed out (what it would run is unknown) and never republished as it is
             # (a recount, or a release at close, would give it readable properties):
             # dead-lettered with the reason, or, once stopping, left to come back with the

@@ -194,11 +194,11 @@ class Received:
         """A String attribute's value, if present."""
         return _value(self.attributes, name)
 
-    def number(self, name: str) -> float | None:
-        """A Number attribute's value, if present and numeric."""
-        value = _value(self.attributes, name)
+    def number(self, name: str, high: float) -> float | None:
+        """A Number attribute's value from 0 to `high`, if present and readable (NaN,
+        infinities and words are not: anyone who can send to the queue writes these)."""
         try:
-            return float(value) if value is not None else None
+            return _number(self.attributes, name, 0.0, high)
         except ValueError:
             return None
 

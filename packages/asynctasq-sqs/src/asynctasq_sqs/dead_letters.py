@@ -256,9 +256,9 @@ def _dead_letter(scanned: _Scanned) -> DeadLetter:
     queue writes these: a value that cannot be read is shown as what can be, so one such
     message never hides the others."""
     r = scanned.received
-    failed_at = _within(r.number(attr.FAILED_AT), _LAST_MOMENT) or r.sent_at or time.time()
+    failed_at = r.number(attr.FAILED_AT, _LAST_MOMENT) or r.sent_at or time.time()
     error_type = r.text(attr.ERROR_TYPE)
-    carried = int(_within(r.number(attr.ATTEMPTS), attr.MAX_CARRIED) or 0)
+    carried = int(r.number(attr.ATTEMPTS, attr.MAX_CARRIED) or 0)
     if error_type is None:  # moved by SQS's redrive policy, not by a worker
         failure = Failure(
             LOST,
@@ -288,13 +288,6 @@ def _dead_letter(scanned: _Scanned) -> DeadLetter:
 
 _LAST_MOMENT = 253_402_300_799.0
 """9999-12-31 23:59:59 UTC: the last time a datetime holds."""
-
-
-def _within(value: float | None, high: float) -> float | None:
-    """`value` if it is a number from 0 to `high` (NaN and infinities are not), else None."""
-    if value is None or not 0 <= value <= high:
-        return None
-    return value
 
 
 def _back_to_work(scanned: _Scanned) -> attr.Envelope:

@@ -371,12 +371,12 @@ class BaseTask(Generic[T]):
         itself (``self._x`` in ``__init__``) do not, and the worker does not run
         ``__init__``: a warning names them, once per class."""
         state: dict[str, Any] = {}
-        left: list[str] | None = None
+        left: list[str] = []
         for key, value in vars(self).items():
             if not key.startswith("_"):
                 state[key] = value
             elif key not in _FRAMEWORK_STATE and not key.startswith("__"):
-                left = [*(left or ()), key]  # Python's own (__orig_class__) are no state
+                left.append(key)  # Python's own (__orig_class__) are no state
         if left and type(self) not in _warned:
             _warned.add(type(self))
             _warn_left_behind(type(self), left)

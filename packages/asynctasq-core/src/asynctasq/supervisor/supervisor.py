@@ -287,7 +287,8 @@ class Supervisor:
                 os.waitpid(slot.pid, 0)
             slot.pid = None
             if slot.ran_report is not None:
-                child_ran(slot.ran_report)  # only closes it
+                with contextlib.suppress(OSError):
+                    os.close(slot.ran_report)
                 slot.ran_report = None
 
     # -- processes -------------------------------------------------------------------------

@@ -222,10 +222,10 @@ class Worker:
         }
         self.stats = WorkerStats()
         self.unstoppable = 0
-        # Under a supervisor: say so once the first task starts (see asynctasq.supervisor.ran).
-        self._report_ran = RAN_VARIABLE in os.environ
         """Tasks still running after the stop cancelled them (they catch the cancellation):
         their leases are no longer renewed, so the process should end (see `run`)."""
+        # Under a supervisor: say so once the first task starts (see asynctasq.supervisor.ran).
+        self._report_ran = RAN_VARIABLE in os.environ
         self._running: dict[asyncio.Task[None], Delivery] = {}
         # Taken ahead of free slots (`prefetch`): started as slots free, leases kept meanwhile.
         self._waiting: collections.deque[Delivery] = collections.deque()
