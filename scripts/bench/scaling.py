@@ -73,17 +73,23 @@ class Contender:
 
     @property
     def ours(self) -> bool:
-        return self.framework == "asynctasq"
+        return self.framework in ("asynctasq", PINNED)
 
 
-def _ours(broker: str, env: dict[str, str]) -> Contender:
+PINNED = "asynctasq-pinned"
+"""AsyncTasQ with ``--pin-cpus``: each worker process on its own CPU."""
+
+
+def _ours(broker: str, env: dict[str, str], *, pinned: bool = False) -> Contender:
+    framework = PINNED if pinned else "asynctasq"
     worker = (
-        "{bin}/asynctasq", "worker", "--import", "asynctasq_app", "--queues", "scale-asynctasq",
+        "{bin}/asynctasq", "worker", "--import", "asynctasq_app", "--queues", f"scale-{framework}",
         "--concurrency", "10", "--log-level", "warning", "--no-live", "--workers", "{n}",
+        *(("--pin-cpus",) if pinned else ()),
     )  # fmt: skip
-    how = "`asynctasq worker --workers N --concurrency 10`"
+    how = f"`asynctasq worker --workers N --concurrency 10{' --pin-cpus' if pinned else ''}`"
     return Contender(
-        "asynctasq", broker, "asynctasq_app", worker, how, {"ASYNCTASQ_DRIVER": broker, **env}
+        framework, broker, "asynctasq_app", worker, how, {"ASYNCTASQ_DRIVER": broker, **env}
     )
 
 
@@ -131,6 +137,7 @@ def contenders() -> list[Contender]:
     """Redis first, AsyncTasQ first on each broker."""
     return [
         _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}),
+        _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}, pinned=True),
         *_peers(),
         _ours(
             "postgres",

@@ -368,3 +368,60 @@ def test_a_bad_workers_value_is_a_usage_error(cli: Any, value: str) -> None:
     result = cli("worker", "--driver", "memory", "--workers", value)
     assert result.exit_code == 2
     assert "--workers: workers must be a whole number >= 1 or 'auto'" in result.output
+
+
+def _cpus_seen(marks: Path, mode: str) -> dict[int, set[int]]:
+    """pid -> the CPUs a task of `mode` found it may run on in that process."""
+    return {
+        int(path.name.split("-")[-1]): {int(c) for c in path.read_text().split(",")}
+        for path in marks.glob(f"{mode}-*")
+    }
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs CPU affinity (Linux)")
+def test_pinned_workers_run_their_loops_on_one_cpu_each_and_their_pools_on_all(
+    backend: Backend, tmp_path: Path
+) -> None:
+    allowed = sorted(os.sched_getaffinity(0))
+    if len(allowed) < 2:
+        pytest.skip("needs 2 CPUs")
+    marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
+    marks.mkdir()
+    args = ("--workers", "2", "--pin-cpus", "--concurrency", "1", "--process-pool-size", "1")
+    with supervisor(backend, log, *args) as proc:
+        wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
+        pids = {number: pids[0] for number, pids in started_pids(log).items()}
+        # One task at a time per worker, a few of each so both workers run every kind.
+        kinds = (t.cpus_in_loop, t.cpus_in_thread, t.cpus_in_process)
+        enqueue(backend.make(), [kind(str(marks)) for _ in range(8) for kind in kinds])
+
+        def seen_everywhere() -> bool:
+            return all(
+                set(_cpus_seen(marks, mode)) == set(pids.values())
+                for mode in ("loop", "to_thread", "thread")
+            )
+
+        wait_until(seen_everywhere, 60, "every kind of task in both workers", log, proc)
+        wait_until(lambda: len(_cpus_seen(marks, "process")) >= 2, 60, "process tasks", log)
+    assert "starting 2 worker process(es), each pinned to one of CPUs" in log.read_text()
+    loops = _cpus_seen(marks, "loop")
+    assert loops == {pids[1]: {allowed[0]}, pids[2]: {allowed[1]}}
+    for mode in ("to_thread", "thread", "process"):
+        assert all(cpus == set(allowed) for cpus in _cpus_seen(marks, mode).values()), mode
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--pin-cpus"], {}, "--pin-cpus pins the processes of --workers N to CPUs"),
+        (["--workers", "2"], {"ASYNCTASQ_PIN_CPUS": "maybe"}, "expected true/false, got 'maybe'"),
+    ],
+)
+def test_pinning_needs_workers_and_a_yes_or_no(
+    cli: Any, monkeypatch: pytest.MonkeyPatch, args: list[str], env: dict[str, str], message: str
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = cli("worker", "--driver", "memory", *args)
+    assert result.exit_code == 2
+    assert message in result.output

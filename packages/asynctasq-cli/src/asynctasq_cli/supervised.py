@@ -17,6 +17,7 @@ import typer
 from rich.logging import RichHandler
 
 from asynctasq.supervisor import Supervisor, child_number, parse_workers
+from asynctasq.utils import affinity
 from asynctasq_cli.logging import (
     PLAIN_FORMAT,
     JsonFormatter,
@@ -30,6 +31,10 @@ from asynctasq_cli.settings import ConnectionOptions, cli_setting, load_config
 
 WORKERS_VARIABLE = "WORKERS"
 """``ASYNCTASQ_WORKERS``: the ``--workers`` value when the option is not given."""
+PIN_VARIABLE = "PIN_CPUS"
+"""``ASYNCTASQ_PIN_CPUS``: the ``--pin-cpus`` value when the option is not given."""
+_YES = ("1", "true", "yes", "on")
+_NO = ("", "0", "false", "no", "off")
 
 
 def workers_option(given: str | None, connection: ConnectionOptions) -> int | None:
@@ -46,6 +51,32 @@ def workers_option(given: str | None, connection: ConnectionOptions) -> int | No
         return parse_workers(raw)
     except ValueError as exc:
         raise CliError(f"--workers: {exc}", exit_code=EXIT_USAGE) from None
+
+
+def pin_option(given: bool | None, workers: int | None, connection: ConnectionOptions) -> bool:
+    """Whether to pin each worker process to a CPU (``--pin-cpus`` or ``ASYNCTASQ_PIN_CPUS``).
+
+    Raises:
+        CliError: a value that is not true/false, without ``--workers``, or on a platform
+            that cannot pin (exit code 2).
+    """
+    flag = None if given is None else str(given).lower()
+    raw = cli_setting(PIN_VARIABLE, flag, connection.env_file, "").strip().lower()
+    if raw not in _YES + _NO:
+        raise CliError(f"ASYNCTASQ_PIN_CPUS: expected true/false, got {raw!r}", exit_code=2)
+    if raw in _NO:
+        return False
+    if workers is None:
+        raise CliError(
+            "--pin-cpus pins the processes of --workers N to CPUs: give --workers too",
+            exit_code=EXIT_USAGE,
+        )
+    if not affinity.supported():
+        raise CliError(
+            "--pin-cpus: this platform cannot pin processes to CPUs (Linux can)",
+            exit_code=EXIT_USAGE,
+        )
+    return True
 
 
 def _log_error(message: str) -> None:
@@ -92,6 +123,7 @@ def run_supervised(
     overrides: dict[str, object],
     *,
     burst: bool,
+    pin_cpus: bool = False,
     log_level: str | None,
     log_format: str | None,
 ) -> int:
@@ -103,6 +135,7 @@ def run_supervised(
         connection: The command's connection options (to read the configuration once).
         overrides: The worker's own options as configuration sections.
         burst: The workers end by themselves once the queues are empty.
+        pin_cpus: Pin each worker process to one CPU (`asynctasq.utils.affinity`).
         log_level: ``--log-level``.
         log_format: ``--log-format``.
 
@@ -142,6 +175,7 @@ def run_supervised(
             shutdown_timeout=config.worker.shutdown_timeout,
             restart_clean_exits=not burst,
             fatal_exit_codes=(EXIT_USAGE,),
+            pin_cpus=pin_cpus,
         )
         return supervisor.run()
     finally:
@@ -149,4 +183,11 @@ def run_supervised(
         logs.restore()
 
 
-__all__ = ["WORKERS_VARIABLE", "run_supervised", "tag_child_logs", "workers_option"]
+__all__ = [
+    "PIN_VARIABLE",
+    "WORKERS_VARIABLE",
+    "pin_option",
+    "run_supervised",
+    "tag_child_logs",
+    "workers_option",
+]

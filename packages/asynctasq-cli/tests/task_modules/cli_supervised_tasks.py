@@ -61,3 +61,27 @@ async def will_not_stop(marker_dir: str, n: int) -> None:
             await asyncio.sleep(60)
         except asyncio.CancelledError:
             _append(marker_dir, "cancelled", n)
+
+
+def _cpus_seen(marker_dir: str, mode: str, cpus: set[int]) -> None:
+    # One file per process and mode: <mode>-<pid> holds the CPUs it may run on.
+    text = ",".join(str(c) for c in sorted(cpus))
+    (Path(marker_dir) / f"{mode}-{os.getpid()}").write_text(text)
+
+
+@task(queue="sup", max_attempts=1)
+async def cpus_in_loop(marker_dir: str) -> None:
+    """Where the event loop's thread may run, and where its default executor's threads may."""
+    _cpus_seen(marker_dir, "loop", os.sched_getaffinity(0))
+    to_thread = await asyncio.to_thread(os.sched_getaffinity, 0)
+    _cpus_seen(marker_dir, "to_thread", to_thread)
+
+
+@task(queue="sup", max_attempts=1)
+def cpus_in_thread(marker_dir: str) -> None:
+    _cpus_seen(marker_dir, "thread", os.sched_getaffinity(0))
+
+
+@task(queue="sup", max_attempts=1, process=True)
+def cpus_in_process(marker_dir: str) -> None:
+    _cpus_seen(marker_dir, "process", os.sched_getaffinity(0))

@@ -51,7 +51,12 @@ from asynctasq_cli.settings import (
     takes_connection,
 )
 from asynctasq_cli.status import Banner, StatusLine, summary
-from asynctasq_cli.supervised import run_supervised, tag_child_logs, workers_option
+from asynctasq_cli.supervised import (
+    pin_option,
+    run_supervised,
+    tag_child_logs,
+    workers_option,
+)
 from asynctasq_cli.versions import cli_version, event_loop
 
 log = logging.getLogger("asynctasq.cli")
@@ -491,6 +496,17 @@ def register(app: typer.Typer) -> None:
                 rich_help_panel=_PANEL_RUN,
             ),
         ] = None,
+        pin_cpus: Annotated[
+            bool | None,
+            typer.Option(
+                "--pin-cpus/--no-pin-cpus",
+                help="With --workers: pin worker process i to the i-th CPU this command may "
+                "use (Linux), for hosts that run workers and little else; task threads and "
+                "process pools still use every CPU. (env: ASYNCTASQ_PIN_CPUS; default: off)",
+                show_default=False,
+                rich_help_panel=_PANEL_RUN,
+            ),
+        ] = None,
         heartbeat_interval: Annotated[
             float | None,
             typer.Option(
@@ -594,6 +610,7 @@ def register(app: typer.Typer) -> None:
                 )
 
             processes = workers_option(workers, connection)
+            pin = pin_option(pin_cpus, processes, connection)
             if processes is None:
                 serve(live)
                 return
@@ -603,6 +620,7 @@ def register(app: typer.Typer) -> None:
                 connection,
                 options.as_settings(),
                 burst=burst,
+                pin_cpus=pin,
                 log_level=log_level,
                 log_format=log_format,
             )

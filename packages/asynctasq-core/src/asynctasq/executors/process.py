@@ -32,6 +32,7 @@ from asynctasq.executors._context import task_process_context
 from asynctasq.executors._pool import ProcessPool
 from asynctasq.lifecycle.context import TaskContext, set_current
 from asynctasq.serializer import set_import_guard
+from asynctasq.utils.affinity import unpin_thread
 from asynctasq.utils.processes import die_with
 
 log = logging.getLogger("asynctasq.worker")
@@ -93,6 +94,7 @@ def _child_init(
     # now, not as it was when the forkserver started.
     os.environ.clear()
     os.environ.update(environ)
+    unpin_thread()  # a pinned worker's pool (forked from its pinned thread) uses every CPU
     sys.path[:] = sys_path
     use_config(config)
     _resolver = TaskResolver(allowed_roots)

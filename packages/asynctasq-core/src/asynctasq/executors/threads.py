@@ -15,6 +15,8 @@ from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from typing import Any, ParamSpec, TypeVar
 
+from asynctasq.utils.affinity import unpin_thread
+
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -68,6 +70,7 @@ class DaemonThreadPool(Executor):
         return future
 
     def _run(self) -> None:
+        unpin_thread()  # a pinned worker's task threads run on every CPU
         while True:
             item = self._work.get()
             if item is _STOP:

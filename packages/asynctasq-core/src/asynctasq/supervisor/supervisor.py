@@ -37,6 +37,7 @@ from types import FrameType
 from asynctasq.supervisor.ran import RAN_VARIABLE, child_ran, open_report
 from asynctasq.supervisor.restarts import RestartPolicy
 from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE
+from asynctasq.utils import affinity
 from asynctasq.utils.processes import die_with_parent
 from asynctasq.worker.signals import ABORT_SIGNAL
 
@@ -105,6 +106,8 @@ class Supervisor:
         install_signal_handlers: Handle SIGTERM/SIGINT (only in the main thread); without,
             call `request_stop` or `abort` from another thread.
         poll_interval: Seconds between checks of the processes.
+        pin_cpus: Pin process ``i`` to the ``i``-th CPU this process may use (round robin),
+            on Linux; see `asynctasq.utils.affinity`.
 
     Raises:
         ValueError: a count or a duration that is not usable, named in the message.
@@ -123,7 +126,10 @@ class Supervisor:
         fatal_exit_codes: Iterable[int] = (),
         install_signal_handlers: bool = True,
         poll_interval: float = 0.1,
+        pin_cpus: bool = False,
     ) -> None:
+        if pin_cpus and not affinity.supported():
+            raise ValueError("pin_cpus needs a platform that can pin processes to CPUs (Linux)")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
         for name, value in (
@@ -145,6 +151,8 @@ class Supervisor:
         self.install_signal_handlers = install_signal_handlers
         self.poll_interval = max(0.01, float(poll_interval))
         self._slots = [_Slot(n) for n in range(1, workers + 1)]
+        # Read once, so a worker started again runs on the CPU its first start had.
+        self._cpus = affinity.allowed_cpus() if pin_cpus else []
         self._requests: list[int | None] = []  # signals (or None: a call) not yet acted on
         self._stopping = False
         self._aborted_by: int | None = None
@@ -180,7 +188,10 @@ class Supervisor:
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             log.info(
-                "supervisor (pid %d): starting %d worker process(es)", os.getpid(), self.workers
+                "supervisor (pid %d): starting %d worker process(es)%s",
+                os.getpid(),
+                self.workers,
+                f", each pinned to one of CPUs {_ranges(self._cpus)}" if self._cpus else "",
             )
             for slot in self._slots:
                 self._spawn(slot)
@@ -407,6 +418,8 @@ class Supervisor:
             signal.signal(signal.SIGINT, signal.default_int_handler)
             os.environ[CHILD_VARIABLE] = str(number)
             os.environ[CHILDREN_VARIABLE] = str(self.workers)
+            if self._cpus:
+                affinity.pin(number, self._cpus)
             result = self.target(number)
             code = result if isinstance(result, int) else 0
         except SystemExit as exc:
@@ -424,6 +437,17 @@ class Supervisor:
                 logging.shutdown()
             # Never back into the supervisor's code (or a test runner's) in the child.
             os._exit(code & 0xFF)
+
+
+def _ranges(cpus: list[int]) -> str:
+    """``0-3,8`` for CPUs 0, 1, 2, 3 and 8, as Linux lists them."""
+    runs: list[list[int]] = []
+    for cpu in cpus:
+        if runs and cpu == runs[-1][-1] + 1:
+            runs[-1].append(cpu)
+        else:
+            runs.append([cpu])
+    return ",".join(str(r[0]) if len(r) == 1 else f"{r[0]}-{r[-1]}" for r in runs)
 
 
 def describe_exit(code: int) -> str:
