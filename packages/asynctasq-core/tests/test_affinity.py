@@ -12,7 +12,7 @@ from typing import TypeVar
 import pytest
 
 from asynctasq.supervisor import Supervisor
-from asynctasq.supervisor.supervisor import _ranges
+from asynctasq.supervisor.supervisor import _pin, _ranges
 from asynctasq.utils import affinity
 
 T = TypeVar("T")
@@ -87,3 +87,16 @@ def test_pinning_where_the_platform_cannot_is_refused(monkeypatch: pytest.Monkey
     with pytest.raises(ValueError, match="pin_cpus needs a platform that can pin"):
         Supervisor(lambda n: 0, 2, pin_cpus=True)
     Supervisor(lambda n: 0, 2)  # not asked: fine anywhere
+
+
+def test_a_cpu_taken_away_since_the_start_leaves_the_worker_unpinned(
+    cpus: list[int], caplog: pytest.LogCaptureFixture
+) -> None:
+    gone = max(cpus) + 4096  # not a CPU of this host
+
+    def pinned_to_a_missing_cpu() -> set[int]:
+        _pin(1, [gone])
+        return os.sched_getaffinity(0)
+
+    assert in_thread(pinned_to_a_missing_cpu) == set(cpus)
+    assert "worker 1 runs on any CPU: pinning it failed" in caplog.text

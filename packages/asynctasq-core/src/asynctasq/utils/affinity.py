@@ -47,8 +47,8 @@ def pin(number: int, cpus: Sequence[int]) -> int:
     if not cpus:
         raise ValueError("no CPUs to pin to")
     cpu = cpus[(number - 1) % len(cpus)]
-    os.environ[UNPINNED_VARIABLE] = ",".join(str(c) for c in cpus)
     os.sched_setaffinity(0, {cpu})
+    os.environ[UNPINNED_VARIABLE] = ",".join(str(c) for c in cpus)
     return cpu
 
 
