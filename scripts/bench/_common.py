@@ -12,11 +12,44 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from asynctasq.drivers.base import OutgoingMessage
 
 OpenDriver = Callable[[], AbstractAsyncContextManager[Any]]
+
+
+def lines_in(path: str | Path) -> int:
+    """How many lines `path` holds (0 when it does not exist yet)."""
+    try:
+        with open(path, "rb") as file:
+            return file.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+async def wait_for_lines(
+    path: str | Path, count: int, within: float, alive: Callable[[], bool] = lambda: True
+) -> None:
+    """Return once `path` holds `count` lines (a probe task started), polling every 0.5 ms.
+
+    Polled from a thread with `time.sleep`, as a synchronous client polls: under uvloop,
+    ``asyncio.sleep(0.0005)`` is a 0 ms timer, a busy loop that takes a whole core from the
+    worker and the broker while the probe is on its way.
+
+    Raises:
+        RuntimeError: not within `within` seconds, or `alive` turned false.
+    """
+
+    def poll() -> None:
+        deadline = time.monotonic() + within
+        while lines_in(path) < count:
+            if time.monotonic() > deadline or not alive():
+                raise RuntimeError(f"no start reported within {within:g} s")
+            time.sleep(0.0005)
+
+    await asyncio.to_thread(poll)
 
 
 def percentile(values: list[float], q: float) -> float:

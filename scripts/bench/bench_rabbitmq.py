@@ -46,6 +46,7 @@ import aio_pika
 import aiormq
 import uvloop
 from aiormq.abc import AbstractChannel
+from scripts.bench import _common as common
 from scripts.bench.peers.contenders import PEER_PACKAGES
 from scripts.bench.peers.venvs import ensure_venv as peer_venv
 
@@ -476,22 +477,10 @@ async def latencies(broker: Broker, tmp: Path) -> dict[str, list[float]]:
     return results
 
 
-def _count_lines(path: str) -> int:
-    try:
-        with open(path, "rb") as file:
-            return file.read().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 async def _probe_here(probe_task: TaskFunction[[float, str], None], path: str, i: int) -> None:
     """Dispatch probe `i` from this process; return once it started in the worker."""
     await probe_task(time.monotonic(), path).dispatch()
-    deadline = time.monotonic() + 10
-    while _count_lines(path) <= i:
-        if time.monotonic() > deadline:
-            raise RuntimeError("no start reported within 10 s")
-        await asyncio.sleep(0.0005)
+    await common.wait_for_lines(path, i + 1, 10)
 
 
 async def _probe_there(client: asyncio.subprocess.Process) -> None:

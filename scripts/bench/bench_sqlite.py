@@ -233,13 +233,6 @@ async def latency(samples: int, concurrency: int) -> tuple[float, float]:
     return common.percentile(delays, 0.5), common.percentile(delays, 0.99)
 
 
-def _lines(path: Path) -> int:
-    try:
-        return path.read_bytes().count(b"\n")
-    except FileNotFoundError:
-        return 0
-
-
 async def latency_across(samples: int, polling: bool) -> tuple[float, float]:
     """Dispatch-to-start latency (p50, p99 in ms) to an idle worker in another process.
 
@@ -257,11 +250,8 @@ async def latency_across(samples: int, polling: bool) -> tuple[float, float]:
         warm_up = 10
         for i in range(samples + warm_up):
             await bench_probe(time.monotonic(), str(out)).dispatch()
-            deadline = time.monotonic() + (60 if i == 0 else 10)
-            while _lines(out) <= i:
-                if time.monotonic() > deadline or child.returncode is not None:
-                    raise RuntimeError("the latency worker reported no start")
-                await asyncio.sleep(0.0005)
+            within = 60 if i == 0 else 10
+            await common.wait_for_lines(out, i + 1, within, lambda: child.returncode is None)
             await asyncio.sleep(IDLE_GAP)
     finally:
         child.terminate()
