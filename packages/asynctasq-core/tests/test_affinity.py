@@ -1,6 +1,6 @@
-"""`asynctasq.utils.affinity`: pinning a supervised worker's thread to one CPU, and putting
-its pools' threads back on every CPU. Pinning happens in a thread of its own here: on Linux
-an affinity belongs to a thread, so the test runner's own threads are never pinned."""
+"""`asynctasq.utils.affinity`: a supervised worker pinned to one CPU once it has started, and
+its pools' threads put back on every CPU. Pins are applied in a thread of its own here: on
+Linux an affinity belongs to a thread, so the test runner's own threads are never pinned."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from typing import TypeVar
 
 import pytest
 
-from asynctasq.supervisor import Supervisor
-from asynctasq.supervisor.supervisor import _pin, _ranges
+from asynctasq.supervisor import Supervisor, cpu_count
+from asynctasq.supervisor.supervisor import _ranges
 from asynctasq.utils import affinity
 
 T = TypeVar("T")
@@ -29,51 +29,88 @@ def in_thread(call: Callable[[], T]) -> T:
 
 @pytest.fixture
 def cpus(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    monkeypatch.delenv(affinity.UNPINNED_VARIABLE, raising=False)
+    # The plan and the pinned state are this process's: each test starts without them.
+    monkeypatch.setattr(affinity, "_planned", None)
+    monkeypatch.setattr(affinity, "_unpinned", None)
     allowed = affinity.allowed_cpus()
     if len(allowed) < 2:
         pytest.skip("needs 2 CPUs")
     return allowed
 
 
-def test_worker_n_runs_on_the_nth_cpu_round_robin(cpus: list[int]) -> None:
-    def pinned(number: int) -> tuple[int, set[int]]:
-        return affinity.pin(number, cpus), os.sched_getaffinity(0)
+def pinned_as_planned(number: int, cpus: list[int]) -> tuple[int | None, set[int]]:
+    affinity.plan(number, cpus)
+    return affinity.apply_plan(), os.sched_getaffinity(0)
 
-    assert in_thread(lambda: pinned(1)) == (cpus[0], {cpus[0]})
-    assert in_thread(lambda: pinned(2)) == (cpus[1], {cpus[1]})
-    assert in_thread(lambda: pinned(len(cpus) + 1)) == (cpus[0], {cpus[0]})
+
+def test_worker_n_runs_on_the_nth_cpu_round_robin(cpus: list[int]) -> None:
+    assert in_thread(lambda: pinned_as_planned(1, cpus)) == (cpus[0], {cpus[0]})
+    assert in_thread(lambda: pinned_as_planned(2, cpus)) == (cpus[1], {cpus[1]})
+    assert in_thread(lambda: pinned_as_planned(len(cpus) + 1, cpus)) == (cpus[0], {cpus[0]})
     assert os.sched_getaffinity(0) == set(cpus)  # only the pinned threads
 
 
+def test_a_plan_is_applied_once(cpus: list[int]) -> None:
+    affinity.plan(2, cpus)
+    assert in_thread(affinity.apply_plan) == cpus[1]
+    assert in_thread(lambda: (affinity.apply_plan(), os.sched_getaffinity(0))) == (
+        None,
+        set(cpus),
+    )
+
+
+def test_nothing_planned_pins_nothing(cpus: list[int]) -> None:
+    assert in_thread(lambda: (affinity.apply_plan(), os.sched_getaffinity(0))) == (
+        None,
+        set(cpus),
+    )
+    assert affinity.unpinned_cpus() is None
+
+
+def test_a_pinned_worker_counts_every_cpu_and_keeps_them_out_of_its_environment(
+    cpus: list[int],
+) -> None:
+    in_thread(lambda: pinned_as_planned(1, cpus))
+    # Its process pool is sized from all of them (CPUs // N), not from the one it runs on;
+    # and nothing in os.environ tells a subprocess or a pool child to act on them.
+    assert affinity.unpinned_cpus() == set(cpus)
+    assert cpu_count() == len(cpus)
+    assert not [name for name in os.environ if name.endswith("_CPUS")]
+
+
 def test_a_thread_started_by_a_pinned_one_is_put_back_on_every_cpu(cpus: list[int]) -> None:
-    def pinned_then_started() -> tuple[set[int], set[int]]:
-        affinity.pin(2, cpus)
+    def pinned_then_started() -> tuple[set[int], set[int], set[int]]:
+        pinned_as_planned(2, cpus)
         inherited = in_thread(lambda: os.sched_getaffinity(0))
 
         def unpinned() -> set[int]:
             affinity.unpin_thread()
             return os.sched_getaffinity(0)
 
-        return inherited, in_thread(unpinned)
+        def given() -> set[int]:  # a pool child gets the CPUs from its worker
+            affinity.unpin_thread(cpus)
+            return os.sched_getaffinity(0)
 
-    assert in_thread(pinned_then_started) == ({cpus[1]}, set(cpus))
+        return inherited, in_thread(unpinned), in_thread(given)
+
+    assert in_thread(pinned_then_started) == ({cpus[1]}, set(cpus), set(cpus))
 
 
 def test_unpinning_does_nothing_in_a_worker_that_is_not_pinned(cpus: list[int]) -> None:
-    def pinned_without_the_variable() -> set[int]:
-        os.sched_setaffinity(0, {cpus[0]})
+    def pinned_by_someone_else() -> set[int]:
+        os.sched_setaffinity(0, {cpus[0]})  # e.g. taskset: not ours to undo
         affinity.unpin_thread()
         return os.sched_getaffinity(0)
 
-    assert in_thread(pinned_without_the_variable) == {cpus[0]}
+    assert in_thread(pinned_by_someone_else) == {cpus[0]}
 
 
-@pytest.mark.parametrize("raw", ["", "x", "0,,1", "-1", "1" * 7, ",".join(["0"] * 70_000)])
-def test_a_variable_that_is_not_a_cpu_list_is_ignored(
-    monkeypatch: pytest.MonkeyPatch, raw: str
+def test_a_cpu_taken_away_since_the_start_leaves_the_worker_unpinned(
+    cpus: list[int], caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setenv(affinity.UNPINNED_VARIABLE, raw)
+    gone = max(cpus) + 4096  # not a CPU of this host
+    assert in_thread(lambda: pinned_as_planned(1, [gone])) == (None, set(cpus))
+    assert "worker 1 runs on any CPU: pinning it failed" in caplog.text
     assert affinity.unpinned_cpus() is None
 
 
@@ -87,16 +124,3 @@ def test_pinning_where_the_platform_cannot_is_refused(monkeypatch: pytest.Monkey
     with pytest.raises(ValueError, match="pin_cpus needs a platform that can pin"):
         Supervisor(lambda n: 0, 2, pin_cpus=True)
     Supervisor(lambda n: 0, 2)  # not asked: fine anywhere
-
-
-def test_a_cpu_taken_away_since_the_start_leaves_the_worker_unpinned(
-    cpus: list[int], caplog: pytest.LogCaptureFixture
-) -> None:
-    gone = max(cpus) + 4096  # not a CPU of this host
-
-    def pinned_to_a_missing_cpu() -> set[int]:
-        _pin(1, [gone])
-        return os.sched_getaffinity(0)
-
-    assert in_thread(pinned_to_a_missing_cpu) == set(cpus)
-    assert "worker 1 runs on any CPU: pinning it failed" in caplog.text

@@ -68,7 +68,8 @@ def pin_option(given: bool | None, workers: int | None, connection: ConnectionOp
         return False
     if workers is None:
         raise CliError(
-            "--pin-cpus pins the processes of --workers N to CPUs: give --workers too",
+            "--pin-cpus (or ASYNCTASQ_PIN_CPUS) pins the processes of --workers N to CPUs: "
+            "give --workers too",
             exit_code=EXIT_USAGE,
         )
     if not affinity.supported():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
 from pathlib import Path
 
 from asynctasq.core.function import task
@@ -65,21 +66,34 @@ async def will_not_stop(marker_dir: str, n: int) -> None:
 
 def _cpus_seen(marker_dir: str, mode: str, cpus: set[int]) -> None:
     # One file per process and mode: <mode>-<pid> holds the CPUs it may run on.
-    text = ",".join(str(c) for c in sorted(cpus))
-    (Path(marker_dir) / f"{mode}-{os.getpid()}").write_text(text)
+    # Written whole, then renamed: the test never reads a half-written file.
+    path = Path(marker_dir) / f"{mode}-{os.getpid()}"
+    temporary = path.with_name(f".{path.name}.{threading.get_ident()}")
+    temporary.write_text(",".join(str(c) for c in sorted(cpus)))
+    os.replace(temporary, path)
+
+
+IMPORTED_ON = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else set()
+"""Where the worker could run while it imported this module (numerical libraries size
+their thread pools from it at import)."""
 
 
 @task(queue="sup", max_attempts=1)
 async def cpus_in_loop(marker_dir: str) -> None:
     """Where the event loop's thread may run, and where its default executor's threads may."""
+    _cpus_seen(marker_dir, "import", IMPORTED_ON)
     _cpus_seen(marker_dir, "loop", os.sched_getaffinity(0))
     to_thread = await asyncio.to_thread(os.sched_getaffinity, 0)
     _cpus_seen(marker_dir, "to_thread", to_thread)
+    await asyncio.sleep(0.1)  # busy a while: the other worker takes the next ones
 
 
 @task(queue="sup", max_attempts=1)
 def cpus_in_thread(marker_dir: str) -> None:
+    import time
+
     _cpus_seen(marker_dir, "thread", os.sched_getaffinity(0))
+    time.sleep(0.1)
 
 
 @task(queue="sup", max_attempts=1, process=True)

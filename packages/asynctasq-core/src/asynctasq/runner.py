@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Coroutine
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
-
-from asynctasq.utils.affinity import unpin_thread, unpinned_cpus
 
 T = TypeVar("T")
 
@@ -31,11 +28,6 @@ def run(main: Coroutine[Any, Any, T], *, debug: bool | None = None) -> T:
     async def wrapper() -> T:
         from asynctasq.drivers.connections import close_drivers
 
-        if unpinned_cpus() is not None:
-            # In a worker pinned to one CPU (--pin-cpus), asyncio.to_thread and
-            # run_in_executor(None, ...) still spread over every CPU, as task threads do.
-            executor = ThreadPoolExecutor(thread_name_prefix="asyncio", initializer=unpin_thread)
-            asyncio.get_running_loop().set_default_executor(executor)
         try:
             return await main
         finally:

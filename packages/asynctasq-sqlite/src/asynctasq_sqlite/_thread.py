@@ -18,6 +18,8 @@ import threading
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple, TypeVar
 
+from asynctasq.utils.affinity import unpin_thread
+
 T = TypeVar("T")
 
 Outcome = tuple[bool, Any]
@@ -111,6 +113,7 @@ class SerialThread:
             self._calls.put(None)
 
     def _serve(self) -> None:
+        unpin_thread()  # opened by a worker pinned to one CPU (--pin-cpus): SQL on every CPU
         calls = self._calls
         while True:
             batch = [calls.get()]

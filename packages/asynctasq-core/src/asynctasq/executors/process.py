@@ -32,7 +32,7 @@ from asynctasq.executors._context import task_process_context
 from asynctasq.executors._pool import ProcessPool
 from asynctasq.lifecycle.context import TaskContext, set_current
 from asynctasq.serializer import set_import_guard
-from asynctasq.utils.affinity import unpin_thread
+from asynctasq.utils.affinity import unpin_thread, unpinned_cpus
 from asynctasq.utils.processes import die_with
 
 log = logging.getLogger("asynctasq.worker")
@@ -84,6 +84,7 @@ def _child_init(
     environ: dict[str, str],
     imports: list[str],
     worker: int,
+    cpus: list[int] | None = None,
 ) -> None:
     global _resolver, _in_child
     _in_child = True
@@ -94,7 +95,8 @@ def _child_init(
     # now, not as it was when the forkserver started.
     os.environ.clear()
     os.environ.update(environ)
-    unpin_thread()  # a pinned worker's pool (forked from its pinned thread) uses every CPU
+    if cpus:  # a pinned worker's pool (forked from its pinned thread) uses every CPU
+        unpin_thread(cpus)
     sys.path[:] = sys_path
     use_config(config)
     _resolver = TaskResolver(allowed_roots)
@@ -181,6 +183,7 @@ class ProcessExecutor:
                     dict(os.environ),
                     self._imports,
                     os.getpid(),
+                    sorted(unpinned_cpus() or ()),
                 ),
                 context=task_process_context(),
             )

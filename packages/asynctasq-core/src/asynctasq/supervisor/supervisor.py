@@ -419,7 +419,7 @@ class Supervisor:
             os.environ[CHILD_VARIABLE] = str(number)
             os.environ[CHILDREN_VARIABLE] = str(self.workers)
             if self._cpus:
-                _pin(number, self._cpus)
+                affinity.plan(number, self._cpus)  # the worker pins itself once started
             result = self.target(number)
             code = result if isinstance(result, int) else 0
         except SystemExit as exc:
@@ -437,15 +437,6 @@ class Supervisor:
                 logging.shutdown()
             # Never back into the supervisor's code (or a test runner's) in the child.
             os._exit(code & 0xFF)
-
-
-def _pin(number: int, cpus: list[int]) -> None:
-    """Pin worker `number`; a CPU taken away since the supervisor started (a changed cpuset)
-    leaves it unpinned, with a warning, rather than failing every start of it."""
-    try:
-        affinity.pin(number, cpus)
-    except OSError as exc:
-        log.warning("worker %d runs on any CPU: pinning it failed (%s)", number, exc)
 
 
 def _ranges(cpus: list[int]) -> str:

@@ -7,21 +7,31 @@ time unpinned and 86% pinned, keeping 1.45 and 1.65-1.7 cores busy (docs/benchma
 Worker ``i`` runs on the ``i``-th CPU the supervisor may use (round robin when there are more
 workers than CPUs), and the broker moves between them.
 
-Only the thread that runs a worker's event loop stays pinned. The threads of its thread pool
-and of its event loop's default executor, and the processes of its process pool, are put
-back on every CPU the supervisor could use, so sync and process tasks spread over the cores
-as they would unpinned. What an async task starts itself (a thread with `threading`, a
-subprocess) inherits the pin.
+The supervisor only *plans* the pin in the child (`plan`); the worker applies it to its own
+thread once it has started (`apply_plan`, at the start of its fetch loop). So the task modules,
+imported before, see every CPU (numerical libraries size their thread pools from it), and so
+do the threads the driver and the worker's boot hooks start. After that, the threads of the
+worker's thread pool and of its event loop's default executor, and the processes of its
+process pool, are put back on every CPU (`unpin_thread`). What an async task starts itself (a
+thread with `threading`, a subprocess) inherits the pin.
+
+The CPU list lives in this process only, never in the environment: a subprocess or a pool
+child started elsewhere must not act on it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
-UNPINNED_VARIABLE = "ASYNCTASQ_SUPERVISOR_CPUS"
-"""Set in a pinned worker: the CPUs its pools are put back on (``0,1,2,3``)."""
+log = logging.getLogger("asynctasq.worker")
+
+_planned: tuple[int, int, frozenset[int]] | None = None
+"""(worker number, its CPU, every CPU) as the supervisor planned it, until applied."""
+_unpinned: frozenset[int] | None = None
+"""Every CPU of a worker whose thread is pinned: where its pools run."""
 
 
 def supported() -> bool:
@@ -34,49 +44,63 @@ def allowed_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def pin(number: int, cpus: Sequence[int]) -> int:
-    """Pin the calling thread (and what it starts from now on) to worker `number`'s CPU.
-
-    Args:
-        number: The worker's number, 1 to N.
-        cpus: The CPUs to share out, as `allowed_cpus` gave them in the supervisor.
-
-    Returns:
-        The CPU the worker now runs on.
-    """
+def plan(number: int, cpus: Sequence[int]) -> int:
+    """Plan to pin worker `number` (1 to N) to its CPU, round robin over `cpus` (as
+    `allowed_cpus` gave them in the supervisor); returns that CPU. Applied by `apply_plan`."""
+    global _planned
     if not cpus:
         raise ValueError("no CPUs to pin to")
     cpu = cpus[(number - 1) % len(cpus)]
-    os.sched_setaffinity(0, {cpu})
-    os.environ[UNPINNED_VARIABLE] = ",".join(str(c) for c in cpus)
+    _planned = (number, cpu, frozenset(cpus))
     return cpu
 
 
-def unpinned_cpus() -> set[int] | None:
-    """The CPUs a pinned worker's pools run on, or None when this worker is not pinned."""
-    raw = os.environ.get(UNPINNED_VARIABLE, "")
-    parts = raw.split(",")
-    if not raw or len(parts) > 65536 or not all(p.isdigit() and len(p) < 7 for p in parts):
+def apply_plan() -> int | None:
+    """Pin the calling thread (and what it starts from now on) as planned; the CPU, or None
+    when nothing was planned or it was applied already.
+
+    A CPU taken away since the supervisor started (a changed cpuset) leaves the worker on
+    any CPU, with a warning, rather than failing it.
+    """
+    global _planned, _unpinned
+    if _planned is None:
         return None
-    return {int(p) for p in parts}
+    number, cpu, cpus = _planned
+    _planned = None
+    try:
+        os.sched_setaffinity(0, {cpu})
+    except OSError as exc:
+        log.warning("worker %d runs on any CPU: pinning it failed (%s)", number, exc)
+        return None
+    _unpinned = cpus
+    return cpu
 
 
-def unpin_thread() -> None:
-    """Put the calling thread back on every CPU of a pinned worker (nothing when unpinned).
+def unpinned_cpus() -> frozenset[int] | None:
+    """Every CPU of this worker when its thread is pinned (its pools run there), else None."""
+    return _unpinned
+
+
+def unpin_thread(cpus: Iterable[int] | None = None) -> None:
+    """Put the calling thread on every CPU of a pinned worker (nothing when not pinned).
+
+    Args:
+        cpus: The CPUs, where this process cannot know them (a pool child gets them from
+            its worker); default: `unpinned_cpus`.
 
     Best effort: a CPU taken away since (a changed cpuset) leaves the thread as it was.
     """
-    cpus = unpinned_cpus()
-    if cpus is None or not supported():
+    wanted = set(cpus) if cpus is not None else _unpinned
+    if not wanted or not supported():
         return
     with contextlib.suppress(OSError):
-        os.sched_setaffinity(0, cpus)
+        os.sched_setaffinity(0, wanted)
 
 
 __all__ = [
-    "UNPINNED_VARIABLE",
     "allowed_cpus",
-    "pin",
+    "apply_plan",
+    "plan",
     "supported",
     "unpin_thread",
     "unpinned_cpus",

@@ -29,6 +29,7 @@ import sys
 import threading
 import time
 from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -65,6 +66,8 @@ from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware, call_hooks, dispatch_middleware
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
 from asynctasq.supervisor.ran import RAN_VARIABLE, report_ran
+from asynctasq.utils import affinity
+from asynctasq.utils.affinity import unpin_thread
 from asynctasq.worker import limits, outcomes
 from asynctasq.worker.failures import brief, failure_from, printable
 from asynctasq.worker.health import HealthFile
@@ -453,6 +456,7 @@ class Worker:
 
                 scheduler = Scheduler.for_worker(self, driver)
                 scheduler.start(self._stop_event)
+            _pin_as_planned(loop)
             await self._fetch_loop(driver)
         finally:
             try:
@@ -1115,6 +1119,15 @@ def _execution_of(target: Any) -> Execution:
     if isinstance(target, TaskFunction):
         return target.execution
     return target._execution  # type: ignore[no-any-return]
+
+
+def _pin_as_planned(loop: asyncio.AbstractEventLoop) -> None:
+    """Under ``--pin-cpus``: pin this thread, now that the task modules are imported and the
+    driver and boot hooks started their threads (they all keep every CPU); ``to_thread`` and
+    ``run_in_executor(None, ...)`` calls still get every CPU, as task threads do."""
+    if affinity.apply_plan() is not None:
+        executor = ThreadPoolExecutor(thread_name_prefix="asyncio", initializer=unpin_thread)
+        loop.set_default_executor(executor)
 
 
 async def _maybe_await(value: Any) -> Any:
