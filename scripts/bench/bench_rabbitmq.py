@@ -601,9 +601,18 @@ async def _server_version() -> str:
         await connection.close()
 
 
+NOTES_HEADING = "## Notes"
+"""Where the hand-written analysis starts: a re-run keeps it, and rewrites what is above."""
+
+
 def write_report(text: str) -> None:
     server = asyncio.run(_server_version())
     REPORT.parent.mkdir(parents=True, exist_ok=True)
+    notes = ""
+    if REPORT.exists():
+        old = REPORT.read_text()
+        if NOTES_HEADING in old:
+            notes = "\n" + old[old.index(NOTES_HEADING) :]
     REPORT.write_text(
         textwrap.dedent(
             f"""\
@@ -652,6 +661,7 @@ def write_report(text: str) -> None:
               of one framework moved by up to 0.3 ms between runs minutes apart here).
             """
         ).replace("{table}", text)
+        + notes
     )
     print(f"wrote {REPORT.relative_to(ROOT)}")
 
