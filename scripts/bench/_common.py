@@ -20,6 +20,19 @@ from asynctasq.drivers.base import OutgoingMessage
 OpenDriver = Callable[[], AbstractAsyncContextManager[Any]]
 
 
+NOTES_HEADING = "## Notes"
+"""Where a benchmark page's hand-written analysis starts: a re-run keeps it."""
+
+
+def kept_notes(page: Path) -> str:
+    """The hand-written analysis of `page` (from `NOTES_HEADING` on, after a blank line),
+    to append to the page a re-run writes; empty when it has none."""
+    if not page.exists():
+        return ""
+    old = page.read_text()
+    return "\n" + old[old.index(NOTES_HEADING) :] if NOTES_HEADING in old else ""
+
+
 def lines_in(path: str | Path) -> int:
     """How many lines `path` holds (0 when it does not exist yet)."""
     try:

@@ -601,18 +601,10 @@ async def _server_version() -> str:
         await connection.close()
 
 
-NOTES_HEADING = "## Notes"
-"""Where the hand-written analysis starts: a re-run keeps it, and rewrites what is above."""
-
-
 def write_report(text: str) -> None:
     server = asyncio.run(_server_version())
     REPORT.parent.mkdir(parents=True, exist_ok=True)
-    notes = ""
-    if REPORT.exists():
-        old = REPORT.read_text()
-        if NOTES_HEADING in old:
-            notes = "\n" + old[old.index(NOTES_HEADING) :]
+    notes = common.kept_notes(REPORT)  # a re-run rewrites only what is above them
     REPORT.write_text(
         textwrap.dedent(
             f"""\

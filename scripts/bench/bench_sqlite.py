@@ -44,7 +44,6 @@ IDLE_GAP = 0.1
 """Seconds between cross-process latency samples: long enough for a polling worker's backoff
 to reach `poll_interval` (5 + 10 + 20 + 40 ms), so every sample meets an idle worker."""
 
-NOTES_HEADING = "## Notes"
 
 _started: dict[str, asyncio.Future[float]] = {}
 _cpu_per_task: dict[str, list[float]] = {}  # scenario -> CPU microseconds per task, per run
@@ -429,12 +428,8 @@ def main(argv: list[str] | None = None) -> None:
     print(table)
     if args.write:
         REPORT.parent.mkdir(parents=True, exist_ok=True)
-        notes = ""  # hand-written analysis below the table survives a re-run
-        if REPORT.exists():
-            old = REPORT.read_text()
-            if NOTES_HEADING in old:
-                notes = "\n" + old[old.index(NOTES_HEADING) :]
-        REPORT.write_text(table + notes)
+        # hand-written analysis below the table survives a re-run
+        REPORT.write_text(table + common.kept_notes(REPORT))
 
 
 if __name__ == "__main__":

@@ -16,6 +16,8 @@ from typing import cast
 import typer
 from rich.logging import RichHandler
 
+from asynctasq.config import parse_bool
+from asynctasq.errors import ConfigError
 from asynctasq.supervisor import Supervisor, child_number, parse_workers
 from asynctasq.utils import affinity
 from asynctasq_cli.logging import (
@@ -33,8 +35,6 @@ WORKERS_VARIABLE = "WORKERS"
 """``ASYNCTASQ_WORKERS``: the ``--workers`` value when the option is not given."""
 PIN_VARIABLE = "PIN_CPUS"
 """``ASYNCTASQ_PIN_CPUS``: the ``--pin-cpus`` value when the option is not given."""
-_YES = ("1", "true", "yes", "on")
-_NO = ("", "0", "false", "no", "off")
 
 
 def workers_option(given: str | None, connection: ConnectionOptions) -> int | None:
@@ -60,12 +60,13 @@ def pin_option(given: bool | None, workers: int | None, connection: ConnectionOp
         CliError: a value that is not true/false, without ``--workers``, or on a platform
             that cannot pin (exit code 2).
     """
-    flag = None if given is None else str(given).lower()
-    raw = cli_setting(PIN_VARIABLE, flag, connection.env_file, "").strip().lower()
-    if raw not in _YES + _NO:
-        raise CliError(f"ASYNCTASQ_PIN_CPUS: expected true/false, got {raw!r}", exit_code=2)
-    if raw in _NO:
-        return False
+    flag = None if given is None else str(given)
+    raw = cli_setting(PIN_VARIABLE, flag, connection.env_file, "").strip() or "false"
+    try:
+        if not parse_bool(raw, "ASYNCTASQ_PIN_CPUS"):
+            return False
+    except ConfigError as exc:
+        raise CliError(str(exc), exit_code=EXIT_USAGE) from None
     if workers is None:
         raise CliError(
             "--pin-cpus (or ASYNCTASQ_PIN_CPUS) pins the processes of --workers N to CPUs: "

@@ -271,6 +271,15 @@ def _to_bool(where: str, value: Any, kind: type[Any]) -> bool:
     raise ConfigError(f"{where}: expected true/false, got {value!r}")
 
 
+def parse_bool(value: str, where: str) -> bool:
+    """`value` as a setting's true/false word (true/1/yes/on, false/0/no/off, any case).
+
+    Raises:
+        ConfigError: anything else, named with `where`.
+    """
+    return _to_bool(where, value, bool)
+
+
 def _to_number(where: str, value: Any, kind: type[Any]) -> Any:
     if isinstance(value, bool):
         raise ConfigError(f"{where}: expected a number, got {value!r}")
@@ -721,6 +730,7 @@ __all__ = [
     "get_config",
     "init",
     "merge_settings",
+    "parse_bool",
     "read_dotenv",
     "reset_config",
     "set_global_config",

@@ -95,8 +95,7 @@ def _child_init(
     # now, not as it was when the forkserver started.
     os.environ.clear()
     os.environ.update(environ)
-    if cpus:  # a pinned worker's pool (forked from its pinned thread) uses every CPU
-        unpin_thread(cpus)
+    unpin_thread(cpus)  # a pinned worker's pool (forked from its pinned thread): every CPU
     sys.path[:] = sys_path
     use_config(config)
     _resolver = TaskResolver(allowed_roots)

@@ -44,15 +44,14 @@ def allowed_cpus() -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
-def plan(number: int, cpus: Sequence[int]) -> int:
+def plan(number: int, cpus: Sequence[int]) -> None:
     """Plan to pin worker `number` (1 to N) to its CPU, round robin over `cpus` (as
-    `allowed_cpus` gave them in the supervisor); returns that CPU. Applied by `apply_plan`."""
+    `allowed_cpus` gave them in the supervisor). Applied by `apply_plan`."""
     global _planned
     if not cpus:
         raise ValueError("no CPUs to pin to")
     cpu = cpus[(number - 1) % len(cpus)]
     _planned = (number, cpu, frozenset(cpus))
-    return cpu
 
 
 def apply_plan() -> int | None:
@@ -91,7 +90,7 @@ def unpin_thread(cpus: Iterable[int] | None = None) -> None:
     Best effort: a CPU taken away since (a changed cpuset) leaves the thread as it was.
     """
     wanted = set(cpus) if cpus is not None else _unpinned
-    if not wanted or not supported():
+    if not wanted:  # only ever set where pinning worked
         return
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, wanted)
