@@ -633,3 +633,20 @@ async def test_a_lost_task_gets_its_failed_hook_in_a_worker_that_never_ran_it(
     [letter] = await driver.list_dead_letters(queue="h")
     assert letter.failure.exception_type == "asynctasq.errors.TaskLostError"
     assert marker.read_text() == "TaskLostError"
+
+
+async def test_a_module_using_a_loop_where_none_runs_is_not_told_about_a_main_guard(
+    tmp_path: Path,
+) -> None:
+    # "no running event loop" (get_running_loop at import, where no loop runs, as in a
+    # process task's child) is another mistake: the main-guard hint would mislead.
+    (tmp_path / "loopless_x7.py").write_text("import asyncio\nasyncio.get_running_loop()\n")
+    try:
+        resolver = TaskResolver([tmp_path])
+        with pytest.raises(TaskNotFoundError) as failed:
+            await asyncio.to_thread(resolver.resolve, "loopless_x7:t")
+        assert "no running event loop" in str(failed.value)
+        assert "__main__" not in str(failed.value)
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("loopless_x7", None)

@@ -211,3 +211,28 @@ async def test_bad_parameters_say_what_is_wrong(
     reply = await client.get(path)
     assert reply.status_code == status
     assert "parameter" in reply.text or "state" in reply.text
+
+
+async def test_a_forged_id_longer_than_a_page_accepts_links_to_nothing(
+    client: httpx.AsyncClient, driver: MemoryDriver
+) -> None:
+    # A forged dead letter whose id starts with a real one's: its link must not open (and
+    # its forms must not act on) the real one, whatever the first characters it shares.
+    from urllib.parse import parse_qs, urlsplit
+
+    from asynctasq_dashboard.bounds import PARAM
+
+    real = "r" * PARAM
+    for task_id in (real, real + "forged"):
+        await driver.enqueue(OutgoingMessage(task_id, "big", envelope("app.tasks:job", [1])))
+    for delivery in await driver.dequeue(["big"], limit=10, wait=0):
+        await driver.dead_letter(delivery, Failure("app.Boom", "boom", "Traceback"))
+    html = (await client.get("/dead-letters")).text
+    ids = [
+        parse_qs(urlsplit(href).query)["id"][0]
+        for href in re.findall(r'href="([^"]*/dead-letter\?id=[^"]*)"', html)
+    ]
+    assert ids.count(real) == 1, [len(i) for i in ids]
+    for task_id in ids:
+        reply = await client.get("/dead-letter", params={"id": task_id})
+        assert reply.status_code == (200 if task_id == real else 400)

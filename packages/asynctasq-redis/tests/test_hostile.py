@@ -41,3 +41,16 @@ async def test_fuzzed_messages_never_stop_the_worker(
     await check_worker_survives(
         redis_driver, project(tmp_path, redis_url, prefix), queue, fuzz_messages(seed, 150)
     )
+
+
+def test_key_cache_keeps_a_bounded_number_of_queue_names() -> None:
+    # Operator views build keys for every registry name, which anyone who can write to
+    # Redis can fill with millions: past the bound they are built per call, not kept.
+    from asynctasq_redis._keys import CACHED_QUEUES, KeyCache, QueueKeys
+
+    cache = KeyCache("p")
+    names = [f"forged-{n}" for n in range(CACHED_QUEUES + 500)]
+    built = [cache[name] for name in names]
+    assert built == [QueueKeys.build("p", name) for name in names]
+    assert cache[names[0]] is built[0]  # the first ones are kept
+    assert cache[names[-1]] is not built[-1]  # later ones are not

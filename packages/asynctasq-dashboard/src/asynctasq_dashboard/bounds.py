@@ -25,13 +25,14 @@ RAW_JSON = 256 * 1024
 """Bytes of a stored result that are parsed to be shown as JSON; larger ones are cut."""
 PARAM = 1_000
 """Characters of a queue name or task id a link or form carries: the longest a page or an
-action accepts. A longer value (only a forged one is) is carried cut, which names nothing."""
+action accepts. A longer value (only a forged one is) is carried cut one past it, so the
+page or action refuses it rather than acting on whatever its first `PARAM` characters name."""
 
 
 def ref(value: object) -> str:
-    """`value` as a link or form carries it: at most `PARAM` characters."""
+    """`value` as a link or form carries it: at most `PARAM` + 1 characters."""
     text = value if isinstance(value, str) else str(value)
-    return text[:PARAM]
+    return text[: PARAM + 1]
 
 
 def clip(text: object, limit: int = NAME, *, multiline: bool = False) -> str:

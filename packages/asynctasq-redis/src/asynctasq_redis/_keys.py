@@ -128,8 +128,14 @@ def workers_tag(prefix: str) -> str:
     return f"{{{prefix}/workers}}"
 
 
+CACHED_QUEUES = 1024
+"""Queue names a `KeyCache` keeps keys for. The names come from callers and from the queue
+registry, which anyone who can write to Redis can fill; past this, keys are built per call."""
+
+
 class KeyCache:
-    """Builds `QueueKeys` once per queue name (the hot paths look them up per call)."""
+    """Builds `QueueKeys` once per queue name (the hot paths look them up per call), for at
+    most `CACHED_QUEUES` names."""
 
     __slots__ = ("_keys", "prefix", "registry")
 
@@ -141,5 +147,7 @@ class KeyCache:
     def __getitem__(self, queue: str) -> QueueKeys:
         keys = self._keys.get(queue)
         if keys is None:
-            keys = self._keys[queue] = QueueKeys.build(self.prefix, queue)
+            keys = QueueKeys.build(self.prefix, queue)
+            if len(self._keys) < CACHED_QUEUES:
+                self._keys[queue] = keys
         return keys

@@ -292,9 +292,10 @@ def _private(module: str) -> bool:
 
 def _import_hint(exc: BaseException) -> str:
     """What to change when a task module fails to import because it runs its own code."""
-    text = str(exc)
-    if isinstance(exc, RuntimeError) and (
-        "another loop is running" in text or "running event loop" in text
+    # Not "no running event loop": that is a module using the loop at import where none runs.
+    if isinstance(exc, RuntimeError) and any(
+        phrase in str(exc)
+        for phrase in ("cannot be called from a running event loop", "another loop is running")
     ):
         # asyncio.run(main()) (or asynctasq's run()) at module level: the worker imports
         # the module from inside its own event loop.

@@ -213,13 +213,13 @@ class Scheduler:
                 # schedule did not run yet (even with catch_up: a new schedule of 5 s and a
                 # grace of 60 would fire 12 times at once).
                 cursor.first_run = last is None
+                missed = s.when.next_after(last) if last is not None else None
                 if last is not None and last >= window:
                     # Ticks up to the last one fired were fired, or passed over on purpose
                     # (a first run fires only its latest; an earlier interval had other
                     # ticks): a replica starting now must not take them for missed ones.
-                    cursor.next = s.when.next_after(last)
-                missed = s.when.next_after(last) if last is not None else None
-                if missed is not None and missed < window:  # every scheduler was down
+                    cursor.next = missed
+                elif missed is not None and missed < window:  # every scheduler was down
                     await self._skipped(cursor, missed, window - 1, "older than the grace period")
             cursors.append(cursor)
         return cursors
