@@ -133,3 +133,16 @@ async def test_instances_the_worker_builds_never_warn() -> None:
         await asyncio.wait_for(worker.run(), 30)
     assert sorted(ran) == ["w1", "w2"]
     assert texts == []
+
+
+async def test_awaiting_a_task_instead_of_dispatching_it_says_how_to_queue_it() -> None:
+    before = list(ran)
+    builders = ((lambda: send_email("a@b.c"), "send_email"), (lambda: Report("x"), "Report"))
+    for build, call in builders:
+        with pytest.raises(TypeError) as caught:
+            await build()
+        assert f"`await {call}(...).dispatch()` queues it" in str(caught.value)
+        # The same through asyncio, which wraps anything with __await__
+        with pytest.raises(TypeError, match=r"\.dispatch\(\)` queues it"):
+            await asyncio.gather(build())
+    assert ran == before  # nothing ran inline

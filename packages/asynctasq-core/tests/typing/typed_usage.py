@@ -27,6 +27,11 @@ async def usage() -> None:
     print(ok)
 
 
+async def awaited_without_dispatch() -> None:
+    await send_email("a@b.c")  # E: a task is dispatched, not awaited
+    await Sum([1])  # E: a class task neither
+
+
 async def typed_ids() -> None:
     sent = await send_email("a@b.c").dispatch()
     flag: bool = await sent.result()

@@ -87,6 +87,9 @@ class FunctionTask(BaseTask[R]):
     def _display_name(self) -> str:
         return self._function.name
 
+    def _call_name(self) -> str:
+        return getattr(self._function.fn, "__name__", self._function.name)
+
 
 class TaskFunction(Generic[P, R]):
     """A function registered as a task. Call it to get a dispatchable `FunctionTask`."""

@@ -418,6 +418,21 @@ class BaseTask(Generic[T]):
         """The task's ``retry_on`` / ``dont_retry_on``; None when it sets neither."""
         return type(self)._retry_filter
 
+    if not TYPE_CHECKING:
+        # Hidden from type checkers, which already reject ``await task(...)``: at run time
+        # Python's own error ("can't be used in 'await' expression") says nothing of how a
+        # task is queued.
+        def __await__(self) -> Any:
+            name = self._call_name()
+            raise TypeError(
+                f"task {self._display_name()} was awaited, but a task is not a coroutine: "
+                f"`await {name}(...).dispatch()` queues it"
+            )
+
+    def _call_name(self) -> str:
+        """What the caller wrote to build this task, for error messages."""
+        return type(self).__name__
+
     def __repr__(self) -> str:
         return f"<{type(self).__qualname__} id={self._task_id}>"
 
