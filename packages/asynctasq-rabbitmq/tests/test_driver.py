@@ -8,6 +8,7 @@ import statistics
 import time
 import uuid
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -230,6 +231,31 @@ async def test_dead_letter_headers_are_readable_on_the_broker(make_driver: MakeD
     finally:
         await channel.close()  # requeues the peeked message
     assert len(await driver.list_dead_letters(queue="dl")) == 1
+
+
+async def test_forged_dead_letter_times_read_back_timezone_aware(make_driver: MakeDriver) -> None:
+    """Anyone who can publish to the dead-letter queue writes its time header: a time
+    without a zone is read as UTC and one that is no time as the epoch, so listings that
+    sort or compare them never mix naive and aware datetimes."""
+    driver = make_driver()
+    await driver.enqueue(_msg("forged-dl"))
+    [delivery] = await _take(driver, ["forged-dl"], 1)
+    await driver.dead_letter(delivery, Failure("builtins.KeyError", "'x'", ""))  # declares it
+    channel = await driver._private_channel()
+    for task_id, stamp in (("naive", "2030-01-02T03:04:05"), ("garbage", "not a time")):
+        await channel.basic_publish(
+            b"{}",
+            routing_key=driver._topology.dead_queue("forged-dl"),
+            properties=Basic.Properties(
+                message_id=task_id, headers={FAILED_AT: stamp}, delivery_mode=2
+            ),
+        )
+    await channel.close()
+    dead = {d.task_id: d for d in await driver.list_dead_letters(queue="forged-dl")}
+    assert dead["naive"].failed_at == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
+    assert dead["garbage"].failed_at == datetime.fromtimestamp(0, UTC)
+    assert dead[delivery.task_id].failed_at.tzinfo is not None
+    assert sorted(dead.values(), key=lambda d: d.failed_at)[0].task_id == "garbage"
 
 
 async def test_a_dead_letter_of_wide_characters_fits_one_frame(make_driver: MakeDriver) -> None:

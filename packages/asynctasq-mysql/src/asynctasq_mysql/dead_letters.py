@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from asynctasq.drivers.base import DeadLetter, Failure
+from asynctasq.drivers.base import UNKNOWN_FAILED_AT, DeadLetter, Failure
 from asynctasq_mysql.pool import execute, fetchall, lock_retries, transaction
 from asynctasq_mysql.server import is_transient_lock_error
 from asynctasq_mysql.sql import Statements, placeholders, storable_text
@@ -92,13 +92,10 @@ async def list_dead_letters(
     ]
 
 
-_EPOCH = datetime.fromtimestamp(0, UTC)
-
-
 def _failed_at(value: object) -> datetime:
-    """The failure time of a dead-letter row; the epoch for a value no worker writes (a zero
-    or invalid date, which the client reads as a str), so such a row lists first."""
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else _EPOCH
+    """The failure time of a dead-letter row; `UNKNOWN_FAILED_AT` for a value no worker
+    writes (a zero or invalid date, which the client reads as a str)."""
+    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else UNKNOWN_FAILED_AT
 
 
 async def retry_dead_letters(

@@ -22,7 +22,7 @@ from aiormq.abc import AbstractConnection, DeliveredMessage
 from pamqp.commands import Basic
 from pamqp.common import FieldTable
 
-from asynctasq.drivers.base import DeadLetter, Delivery, Failure
+from asynctasq.drivers.base import UNKNOWN_FAILED_AT, DeadLetter, Delivery, Failure
 from asynctasq_rabbitmq import messages as m
 from asynctasq_rabbitmq.scan import passive_count, scan
 from asynctasq_rabbitmq.topology import Topology
@@ -80,7 +80,9 @@ def parse_dead_letter(message: DeliveredMessage, queue: str) -> DeadLetter:
     try:
         failed_at = datetime.fromisoformat(str(failed_at_text))
     except ValueError:
-        failed_at = datetime.fromtimestamp(0, UTC)
+        failed_at = UNKNOWN_FAILED_AT
+    if failed_at.tzinfo is None:  # no worker writes one; timezone-aware, as documented
+        failed_at = failed_at.replace(tzinfo=UTC)
     return DeadLetter(
         task_id=m.task_id_of(message),
         queue=str(headers.get(m.QUEUE, queue)),

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
-from asynctasq.drivers.base import DeadLetter, Failure
+from asynctasq.drivers.base import UNKNOWN_FAILED_AT, DeadLetter, Failure, failed_at_of
 from asynctasq_redis._keys import KeyCache
 from asynctasq_redis.scripts import SCRIPTS
 
@@ -56,18 +56,14 @@ async def list_(
     return found[:limit]
 
 
-_EPOCH = datetime.fromtimestamp(0, UTC)
-
-
 def _failed_at(raw: bytes) -> datetime:
-    """The failure time of a dead letter; the epoch when the field is not a time this
-    driver wrote (so such a dead letter lists first, where it is noticed)."""
+    """The failure time of a dead letter (`failed_at_of`)."""
     try:
         stamp = int(raw or 0)
-        # microseconds; dead letters stored by 0.x releases have milliseconds (13 digits)
-        return datetime.fromtimestamp(stamp / (1e6 if stamp >= 10**14 else 1e3), UTC)
-    except (ValueError, OverflowError, OSError):  # not digits, or out of datetime's range
-        return _EPOCH
+    except ValueError:
+        return UNKNOWN_FAILED_AT
+    # microseconds; dead letters stored by 0.x releases have milliseconds (13 digits)
+    return failed_at_of(stamp / (1e6 if stamp >= 10**14 else 1e3))
 
 
 def _attempts(raw: bytes) -> int:

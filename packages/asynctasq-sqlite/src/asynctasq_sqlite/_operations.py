@@ -12,7 +12,6 @@ import random
 import sqlite3
 import time
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import NamedTuple
 
 from asynctasq.drivers.base import (
@@ -23,6 +22,7 @@ from asynctasq.drivers.base import (
     Failure,
     OutgoingMessage,
     QueueStats,
+    failed_at_of,
 )
 from asynctasq_sqlite import sql
 from asynctasq_sqlite._transaction import immediate, snapshot
@@ -296,7 +296,7 @@ def list_dead_letters(
             payload=payload,
             failure=Failure(_text(exception_type), _text(message), _text(traceback)),
             attempts=0 if attempts is None else max(attempts, 0),
-            failed_at=_time(failed_at),
+            failed_at=failed_at_of(failed_at),
         )
         for (
             task_id,
@@ -311,18 +311,8 @@ def list_dead_letters(
     ]
 
 
-_EPOCH = datetime.fromtimestamp(0, UTC)
-
-
 def _text(raw: bytes) -> str:
     return raw.decode(errors="replace")
-
-
-def _time(stamp: float | None) -> datetime:
-    try:
-        return _EPOCH if stamp is None else datetime.fromtimestamp(stamp, UTC)
-    except (ValueError, OverflowError, OSError):  # out of datetime's range
-        return _EPOCH
 
 
 def retry_dead_letters(

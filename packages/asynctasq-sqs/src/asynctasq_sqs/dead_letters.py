@@ -21,7 +21,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from asynctasq.drivers.base import DEFAULT_VISIBILITY_TIMEOUT, DeadLetter, Delivery, Failure
+from asynctasq.drivers.base import (
+    DEFAULT_VISIBILITY_TIMEOUT,
+    LAST_MOMENT,
+    DeadLetter,
+    Delivery,
+    Failure,
+)
 from asynctasq_sqs import _attributes as attr
 from asynctasq_sqs._batch import change_visibility_batches, delete_batches, send_batches
 from asynctasq_sqs._urls import DEAD_SUFFIX, QueueUrls
@@ -256,7 +262,7 @@ def _dead_letter(scanned: _Scanned) -> DeadLetter:
     queue writes these: a value that cannot be read is shown as what can be, so one such
     message never hides the others."""
     r = scanned.received
-    failed_at = r.number(attr.FAILED_AT, _LAST_MOMENT) or r.sent_at or time.time()
+    failed_at = r.number(attr.FAILED_AT, LAST_MOMENT) or r.sent_at or time.time()
     error_type = r.text(attr.ERROR_TYPE)
     carried = int(r.number(attr.ATTEMPTS, attr.MAX_CARRIED) or 0)
     if error_type is None:  # moved by SQS's redrive policy, not by a worker
@@ -284,10 +290,6 @@ def _dead_letter(scanned: _Scanned) -> DeadLetter:
         attempts=attempts,
         failed_at=datetime.fromtimestamp(failed_at, UTC),
     )
-
-
-_LAST_MOMENT = 253_402_300_799.0
-"""9999-12-31 23:59:59 UTC: the last time a datetime holds."""
 
 
 def _back_to_work(scanned: _Scanned) -> attr.Envelope:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Protocol, runtime_checkable
 
 DEFAULT_VISIBILITY_TIMEOUT = 3600.0
@@ -127,6 +127,25 @@ class DeadLetter:
     failure: Failure
     attempts: int
     failed_at: datetime
+
+
+UNKNOWN_FAILED_AT = datetime.fromtimestamp(0, UTC)
+"""`DeadLetter.failed_at` when the stored time cannot be read (anyone who can write to the
+broker writes these): the epoch, so such a dead letter lists first, where it is noticed."""
+
+LAST_MOMENT = 253_402_300_799.0
+"""9999-12-31 23:59:59 UTC in epoch seconds: the last moment a `datetime` holds."""
+
+
+def failed_at_of(stamp: float | None) -> datetime:
+    """Epoch seconds read from a broker as a `DeadLetter.failed_at`: `UNKNOWN_FAILED_AT`
+    when missing or outside what a `datetime` holds."""
+    if stamp is None:
+        return UNKNOWN_FAILED_AT
+    try:
+        return datetime.fromtimestamp(stamp, UTC)
+    except (ValueError, OverflowError, OSError):
+        return UNKNOWN_FAILED_AT
 
 
 @dataclass(frozen=True, slots=True)
