@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -400,6 +401,32 @@ async def test_settling_a_lost_lease_does_not_raise(driver: SQSDriver) -> None:
     await driver.ack([delivery])
     await driver.ack([delivery])
     await driver.extend([delivery], 30)
+
+
+async def test_a_lease_is_extended_no_further_than_12_hours_from_its_receive(
+    driver: SQSDriver, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQS refuses a lease past 12 hours from the receive (moto does not check): a task that
+    ran that long gets what is left, with a warning, instead of a refusal that kept the
+    lease where it was; one past the limit asks for nothing."""
+    for _ in range(2):
+        await driver.enqueue(_msg("long"))
+    spy = _spy(driver, "change_message_visibility_batch", monkeypatch)
+    first, second = await _take(driver, ["long"], 2)
+    spy.clear()  # the receive's own lease corrections
+    assert isinstance(first.receipt, attr.SQSReceipt)
+    limit = attr.MAX_VISIBILITY - attr.LEASE_LIMIT_MARGIN
+    first.receipt = dataclasses.replace(first.receipt, received_at=time.monotonic() - limit + 3)
+    second.receipt = dataclasses.replace(second.receipt, received_at=time.monotonic() - limit)
+    with caplog.at_level(logging.WARNING, "asynctasq_sqs"):
+        await driver.extend([first, second], 3600)
+    [call] = spy
+    assert [e["VisibilityTimeout"] for e in call["Entries"]] == [2]
+    assert caplog.text.count("leased for nearly 12 hours") == 2
+    assert first.task_id in caplog.text
+    assert [d.task_id for d in await _take(driver, ["long"], 1, within=10)] == [first.task_id]
+    await driver.extend([second], 3600)  # no request, no error
+    assert len(spy) == 1
 
 
 # -- event loops -----------------------------------------------------------------------------

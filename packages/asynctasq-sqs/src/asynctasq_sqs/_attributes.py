@@ -120,6 +120,16 @@ def message_size(body: str, attributes: Mapping[str, MessageAttributeValueTypeDe
     return size
 
 
+LEASE_LIMIT_MARGIN = 60
+"""Seconds kept short of SQS's 12-hour lease limit: for the clocks, and the request's trip."""
+
+
+def lease_left(received_at: float, now: float) -> int:
+    """The longest lease SQS still grants, at `now`, a message received at `received_at`
+    (both `time.monotonic()`); 0 or less when it grants none."""
+    return math.floor(MAX_VISIBILITY - LEASE_LIMIT_MARGIN - (now - received_at))
+
+
 def whole_seconds(seconds: float, *, upper: int) -> int:
     """`seconds` rounded up to a whole second (SQS's unit), within ``0..upper``."""
     return max(0, min(upper, math.ceil(seconds - 1e-6)))
@@ -265,3 +275,6 @@ class SQSReceipt:
     body: str
     encoding: str | None
     visibility: int
+    received_at: float
+    """`time.monotonic()` when the receive was asked for: SQS counts its 12-hour limit on a
+    message's lease from the receive."""

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 logger = logging.getLogger("asynctasq_sqs")
-MAX_CORRECTED_LEASE = attr.MAX_VISIBILITY - 60
+MAX_CORRECTED_LEASE = attr.MAX_VISIBILITY - attr.LEASE_LIMIT_MARGIN
 """Longest lease set on a message just received: SQS counts its 12-hour limit from the
 receive, so asking for all of it a moment later is refused (and with it the batch's other
 corrections, which would then keep the receive's lease)."""
@@ -200,6 +200,7 @@ class Receiver:
         self, client: SQSClient, queue: str, url: str, count: int, wait: int
     ) -> tuple[list[Delivery], bool]:
         granted = self._fixed or self._lease_hint.get(url, FIRST_LEASE)
+        asked_at = time.monotonic()  # no later than SQS's receive
         try:
             reply = await client.receive_message(
                 QueueUrl=url,
@@ -225,7 +226,7 @@ class Receiver:
         for message in messages:
             received = attr.read(message)
             if received.malformed is not None:
-                delivery = _delivery(queue, url, received, granted, granted)
+                delivery = _delivery(queue, url, received, granted, granted, asked_at)
                 malformed.append((delivery, received.malformed))
                 continue
             if received.due is not None and received.due - now > EARLY_TOLERANCE:
@@ -235,7 +236,7 @@ class Receiver:
             wanted = self._fixed or min(max(asked, 1), MAX_CORRECTED_LEASE)
             if wanted != granted:
                 corrections.append((len(deliveries), wanted))
-            deliveries.append(_delivery(queue, url, received, asked, wanted))
+            deliveries.append(_delivery(queue, url, received, asked, wanted, asked_at))
             if self._fixed is None:
                 self._lease_hint[url] = wanted
         if corrections:
@@ -321,7 +322,9 @@ class Receiver:
             deleted += len(handles) - len(stale)
 
 
-def _delivery(queue: str, url: str, received: attr.Received, asked: int, lease: int) -> Delivery:
+def _delivery(
+    queue: str, url: str, received: attr.Received, asked: int, lease: int, received_at: float
+) -> Delivery:
     try:
         payload = attr.decode_body(received.body, received.encoding)
     except (ValueError, binascii.Error):
@@ -332,7 +335,7 @@ def _delivery(queue: str, url: str, received: attr.Received, asked: int, lease: 
         payload=payload,
         attempts=received.attempts,
         receipt=attr.SQSReceipt(
-            url, received.receipt_handle, received.body, received.encoding, asked
+            url, received.receipt_handle, received.body, received.encoding, asked, received_at
         ),
         visibility_timeout=float(lease),
     )

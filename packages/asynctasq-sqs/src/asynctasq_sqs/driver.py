@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -29,6 +30,7 @@ from aiobotocore.config import AioConfig
 
 from asynctasq.drivers.base import DeadLetter, Delivery, Failure, OutgoingMessage, QueueStats
 from asynctasq.errors import MalformedMessageError
+from asynctasq.worker.failures import clip, printable
 from asynctasq_sqs import _attributes as attr
 from asynctasq_sqs._batch import (
     change_visibility_batches,
@@ -398,21 +400,31 @@ class SQSDriver:
     async def extend(self, deliveries: Sequence[Delivery], visibility_timeout: float) -> None:
         """Push leases to `visibility_timeout` s from now (ChangeMessageVisibilityBatch).
 
-        Leases no longer held are left alone; SQS caps a message's total lease at 12 hours
-        from its first receive.
+        Leases no longer held are left alone. SQS refuses a lease past 12 hours from the
+        receive: such a lease is extended to that limit instead, with a warning (SQS then
+        hands the message out again, though it still runs).
         """
         seconds = max(attr.whole_seconds(visibility_timeout, upper=attr.MAX_VISIBILITY), 1)
         client = await self._sqs()
-        groups = _by_queue_url(deliveries)
+        now = time.monotonic()
+        leases: dict[str, list[tuple[str, int]]] = defaultdict(list)
+        for delivery in deliveries:
+            receipt = _receipt(delivery)
+            left = attr.lease_left(receipt.received_at, now)
+            if left < seconds:
+                logger.warning(
+                    "task %s has been leased for nearly 12 hours, the most SQS allows: it "
+                    "will be handed out again in about %d s, though it still runs",
+                    printable(clip(delivery.task_id, 200)),
+                    max(left, 0),
+                )
+                if left < 1:
+                    continue
+            leases[receipt.queue_url].append((receipt.receipt_handle, min(seconds, left)))
         results = await gather_bounded(
             [
-                change_visibility_batches(
-                    client,
-                    url,
-                    [(_receipt(d).receipt_handle, seconds) for d in group],
-                    concurrency=_CONCURRENCY,
-                )
-                for url, group in groups.items()
+                change_visibility_batches(client, url, entries, concurrency=_CONCURRENCY)
+                for url, entries in leases.items()
             ],
             limit=_CONCURRENCY,
         )
