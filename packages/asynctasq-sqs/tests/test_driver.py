@@ -455,3 +455,33 @@ def test_a_driver_made_at_import_time_works_in_a_second_event_loop(sqs_endpoint:
     assert [d.task_id for d in asyncio.run(second())] == [message.task_id]
     asyncio.run(driver.enqueue(_msg("loops")))  # left connected to a loop that ended
     assert len(asyncio.run(second())) == 1
+
+
+async def test_without_a_region_anywhere_the_driver_uses_us_east_1(
+    sqs_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """``ASYNCTASQ_SQS_REGION`` defaults to us-east-1; botocore alone refuses to start."""
+    for name in ("AWS_DEFAULT_REGION", "AWS_REGION", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
+    driver = SQSDriver(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        endpoint_url=sqs_endpoint,
+        queue_name_prefix=f"t{uuid.uuid4().hex[:10]}-",
+        create_queues=True,
+    )
+    try:
+        await driver.enqueue(message := _msg("regionless"))
+        assert [d.task_id for d in await _take(driver, ["regionless"], 1)] == [message.task_id]
+        assert driver._client is not None
+        assert driver._client.meta.region_name == "us-east-1"
+    finally:
+        await driver.close()
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")  # botocore's lookup still counts
+    named = SQSDriver(endpoint_url=sqs_endpoint, aws_access_key_id="t", aws_secret_access_key="t")
+    try:
+        await named.connect()
+        assert named._client is not None and named._client.meta.region_name == "eu-west-1"
+    finally:
+        await named.close()

@@ -54,6 +54,10 @@ _CONCURRENCY = 8
 """Most batch requests one driver call keeps in flight."""
 
 
+DEFAULT_REGION = "us-east-1"
+"""The region when neither the settings nor botocore's lookup name one."""
+
+
 class SQSDriver:
     """An AsyncTasQ driver on Amazon SQS standard queues.
 
@@ -61,7 +65,9 @@ class SQSDriver:
     connects until first use.
 
     Args:
-        region_name: AWS region, e.g. ``"us-east-1"``; default: botocore's usual lookup.
+        region_name: AWS region, e.g. ``"eu-west-1"``; default: botocore's usual lookup
+            (``AWS_DEFAULT_REGION``, the AWS config file), and ``us-east-1`` when it finds
+            none.
         region: Alias of `region_name` (the ``ASYNCTASQ_SQS_REGION`` setting); give one.
         aws_access_key_id: Access key; default: botocore's credential chain.
         aws_secret_access_key: Secret key for `aws_access_key_id`.
@@ -182,6 +188,8 @@ class SQSDriver:
             if self.is_connected():  # another task connected while this one waited
                 return
             session = aioboto3.Session(region_name=self.region_name, **self._credentials)
+            if session.region_name is None:  # nothing configured anywhere: SQS's first region
+                session = aioboto3.Session(region_name=DEFAULT_REGION, **self._credentials)
             config = AioConfig(
                 max_pool_connections=self._max_pool_connections,
                 connect_timeout=10,
