@@ -35,7 +35,7 @@ class LoadedPlugin:
 
 
 _loaded: dict[str, LoadedPlugin] = {}
-PLUGIN_PANEL = "Driver tools"
+PLUGIN_PANEL = "Plugins"
 
 
 def plugin_names() -> list[str]:

@@ -128,8 +128,7 @@ def dashboard(
     *,
     connection: ConnectionOptions,
 ) -> None:
-    """Serve the web dashboard: queues, throughput, tasks, dead letters, schedules and
-    workers, updated live.
+    """Serve the live web dashboard: queues, tasks, dead letters, schedules, workers.
 
     Example: asynctasq dashboard --port 8080 --driver redis
     """

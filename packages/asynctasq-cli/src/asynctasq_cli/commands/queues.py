@@ -119,8 +119,10 @@ def register(app: typer.Typer) -> None:
         *,
         connection: ConnectionOptions,
     ) -> None:
-        """Show each queue's depth: ready, delayed, in flight and dead messages, and how many
-        tasks expired before they ran (on drivers that count them)."""
+        """Show each queue's depth: ready, delayed, in-flight, dead and expired messages.
+
+        Expired counts tasks that expired before they ran, on drivers that count them.
+        """
         with reporting_errors():
             described, rows = run(collect_stats(connection, names or []))
             if as_json:

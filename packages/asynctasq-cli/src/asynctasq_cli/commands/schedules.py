@@ -142,8 +142,7 @@ def register(app: typer.Typer) -> None:
         *,
         connection: ConnectionOptions,
     ) -> None:
-        """List the schedules the task modules declare: when they fire, their next runs and
-        the last tick claimed on the broker.
+        """List the declared schedules: when they fire, next runs, last tick claimed.
 
         Example: asynctasq schedules --import myapp.tasks
         """
