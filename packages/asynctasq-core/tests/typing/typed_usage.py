@@ -27,6 +27,11 @@ async def usage() -> None:
     print(ok)
 
 
+def celery_habits() -> None:
+    send_email.delay("a@b.c")  # E: no Celery methods: they raise at run time, with the way here
+    task(max_retries=3)  # E: nor Celery's decorator options
+
+
 async def awaited_without_dispatch() -> None:
     await send_email("a@b.c")  # E: a task is dispatched, not awaited
     await Sum([1])  # E: a class task neither

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, Generic, ParamSpec, Protocol, TypeVar, ov
 
 from asynctasq.config import RetryStrategy
 from asynctasq.core import registry
+from asynctasq.core.celery_habits import missing_method, unknown_options
 from asynctasq.core.limits import LimitKey, Rate, check_limit_argument
 from asynctasq.core.options import (
     OnExpiry,
@@ -88,7 +89,7 @@ class FunctionTask(BaseTask[R]):
         return self._function.name
 
     def _call_name(self) -> str:
-        return getattr(self._function.fn, "__name__", self._function.name)
+        return _name_of(self._function.fn)
 
 
 class TaskFunction(Generic[P, R]):
@@ -158,6 +159,19 @@ class TaskFunction(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<task function {self.name}>"
+
+    if not TYPE_CHECKING:  # type checkers keep flagging unknown attributes
+
+        def __getattr__(self, attribute: str) -> Any:
+            # Only for attributes not found: calls and dispatches never come here.
+            fn = self.__dict__.get("fn")
+            name = "task" if fn is None else _name_of(fn)
+            hint = missing_method(name, attribute)
+            if hint is None:
+                raise AttributeError(
+                    f"{type(self).__name__!r} object has no attribute {attribute!r}"
+                )
+            raise AttributeError(f"{name}.{attribute}() is Celery's; here: {hint}")
 
     def __reduce__(self) -> str | tuple[Any, ...]:
         # Pickled by name, like a plain function, so process pools can pass it around.
@@ -238,6 +252,7 @@ def task(
     limit_lease: float | None = None,
     priority: int | None = None,
     schedule: When | None = None,
+    **unknown: Any,
 ) -> Any:
     """Make a function a task, bare (``@task``) or with settings (``@task(queue='q')``).
 
@@ -294,6 +309,9 @@ def task(
     Raises:
         ValueError: a setting has an unusable value (named in the message).
     """
+    if unknown:
+        known = [p for p in inspect.signature(task).parameters if p not in ("fn", "unknown")]
+        raise TypeError(unknown_options(unknown, known, "@task"))
     settings = {
         "queue": queue,
         "max_attempts": max_attempts,
@@ -342,6 +360,11 @@ def task(
     if fn is not None:
         return wrap(fn)
     return wrap
+
+
+def _name_of(fn: Callable[..., Any]) -> str:
+    """What the caller calls the task function by, for error messages."""
+    return str(getattr(fn, "__name__", "task"))
 
 
 __all__ = ["FunctionTask", "TaskFunction", "task"]
