@@ -17,7 +17,7 @@ from asynctasq import TaskId, task
 from asynctasq.core.results import cannot_keep, keeps_results
 from asynctasq.core.task import Task
 from asynctasq.drivers.connections import get_driver
-from asynctasq.errors import ResultTimeoutError, TaskFailedError
+from asynctasq.errors import ResultNotKeptError, ResultTimeoutError, TaskFailedError
 from asynctasq.serializer import from_wire, to_wire
 from asynctasq.testing import MemoryDriver
 from asynctasq.worker import Worker
@@ -113,8 +113,26 @@ async def test_no_result_is_kept_unless_asked(worker: Worker) -> None:
     # ... and nothing was kept for it
     store = await get_driver()
     assert await store.fetch_result(task_id, 0) is None  # type: ignore[attr-defined]
-    with pytest.raises(ResultTimeoutError):
-        await task_id.result(timeout=0.3)
+    with pytest.raises(ResultTimeoutError, match="only with keep_result"):
+        await asynctasq.result(str(task_id), timeout=0.3)  # by id alone: waited for
+
+
+async def test_awaiting_a_result_the_task_does_not_keep_fails_at_once() -> None:
+    """No waiting out the timeout (or for ever, without one) for what never comes; still a
+    ResultTimeoutError to code that catches that."""
+    ids = [
+        await forgetful().dispatch(),
+        *await asynctasq.dispatch_many([forgetful(), Greeting("ada")]),
+    ]
+    for task_id in ids[:2]:
+        started = asyncio.get_running_loop().time()
+        with pytest.raises(ResultNotKeptError, match="forgetful does not keep its result"):
+            await task_id.result()
+        assert asyncio.get_running_loop().time() - started < 1
+        with pytest.raises(ResultTimeoutError, match="keep_result=True"):
+            await task_id.result(timeout=30)
+    with pytest.raises(ResultTimeoutError, match="within 0.1 s"):  # kept: waited for
+        await ids[2].result(timeout=0.1)
 
 
 def test_keep_result_is_checked_where_it_is_set() -> None:

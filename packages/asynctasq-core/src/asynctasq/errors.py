@@ -157,3 +157,8 @@ class TaskFailedError(AsyncTasQError):
 
 class ResultTimeoutError(AsyncTasQError, TimeoutError):
     """Awaiting a result: none arrived within the timeout (the task may still run)."""
+
+
+class ResultNotKeptError(ResultTimeoutError):
+    """Awaiting a result the task does not keep (no ``keep_result``): none will ever arrive,
+    so it is raised at once rather than at the timeout (or never, without one)."""

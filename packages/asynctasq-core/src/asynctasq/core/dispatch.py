@@ -175,7 +175,8 @@ async def dispatch(
     if middleware:
         before_enqueue(middleware, task, message)  # may veto: nothing is queued yet
     driver = await get_driver(task._driver())
-    if task._option("keep_result") and not keeps_results(driver):
+    kept = task._option("keep_result")
+    if kept and not keeps_results(driver):
         raise cannot_keep(driver, f"{_name(task)} has keep_result")  # before anything is queued
     if limit_keys.is_limited(task):
         limit_keys.limit_store(driver, _name(task))  # refused here, not dead-lettered later
@@ -206,7 +207,7 @@ async def dispatch(
         # The task is queued: a hook's error must not make a caller that retries on error
         # queue it twice.
         call_hooks(middleware, "after_enqueue", task, message, reverse=True)
-    return TaskId(message.task_id, task._driver())
+    return TaskId(message.task_id, task._driver(), unkept=None if kept else _name(task))
 
 
 def _given_id(task_id: str) -> str:
@@ -288,7 +289,8 @@ async def dispatch_many(
             task._task_id = holder
             ids.append(TaskId(holder, task._driver()))
             continue
-        ids.append(TaskId(message.task_id, task._driver()))
+        unkept = None if task._option("keep_result") else _name(task)
+        ids.append(TaskId(message.task_id, task._driver(), unkept=unkept))
         queued.append((task, message))
         group.messages.append(message)
         if task._tracked:

@@ -17,7 +17,7 @@ import orjson
 from asynctasq.drivers.base import Driver, ResultStore
 from asynctasq.drivers.connections import get_driver
 from asynctasq.drivers.registry import use_one_of
-from asynctasq.errors import ResultTimeoutError, TaskFailedError
+from asynctasq.errors import ResultNotKeptError, ResultTimeoutError, TaskFailedError
 from asynctasq.serializer import from_wire_async, to_wire
 
 if TYPE_CHECKING:
@@ -99,7 +99,10 @@ async def result(
         if raw is not None:
             return await decode(task_id, raw)
         if deadline is not None and time.monotonic() >= deadline:
-            raise ResultTimeoutError(f"no result for task {task_id} within {timeout} s")
+            raise ResultTimeoutError(
+                f"no result for task {task_id} within {timeout} s (a task keeps its result "
+                "only with keep_result)"
+            )
 
 
 class TaskId(str, Generic[T]):
@@ -117,18 +120,32 @@ class TaskId(str, Generic[T]):
     # the task was given), not the instance some event loop built: an id works on any loop,
     # with that loop's connections (a sync dispatch's id in an async view, and back).
     _driver: str | Driver | None
+    _unkept: str | None
+    """The task's name when it was dispatched without keep_result (None: unknown, or kept)."""
     _asynctasq_plain_str = True  # the serializer sends it as the plain id
 
-    def __new__(cls, value: str, driver: str | Driver | None = None) -> TaskId[T]:
+    def __new__(
+        cls, value: str, driver: str | Driver | None = None, *, unkept: str | None = None
+    ) -> TaskId[T]:
         self = super().__new__(cls, value)
         self._driver = driver
+        self._unkept = unkept
         return self
 
     def __reduce__(self) -> tuple[type[str], tuple[str]]:
         return (str, (str(self),))  # pickles and copies as the plain id
 
     async def result(self, timeout: float | None = None) -> T:
-        """Wait for this task's result; see `asynctasq.result`."""
+        """Wait for this task's result; see `asynctasq.result`.
+
+        Raises:
+            ResultNotKeptError: the task was dispatched without ``keep_result``.
+        """
+        if self._unkept is not None:
+            raise ResultNotKeptError(
+                f"task {self._unkept} does not keep its result, so there is none to wait "
+                f"for: give it keep_result=True (or the seconds to keep it) to await it"
+            )
         return cast(T, await result(str(self), driver=self._driver, timeout=timeout))
 
     async def status(self) -> TaskStatus | None:
