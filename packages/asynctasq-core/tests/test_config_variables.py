@@ -35,6 +35,8 @@ def test_a_misspelt_section_in_the_environment_is_named(
         ("ASYNCTASQ_REDDIS_URL", "ASYNCTASQ_REDIS_URL"),
         ("ASYNCTASQ_CONCURRENCY", "ASYNCTASQ_WORKER_CONCURRENCY"),
         ("ASYNCTASQ_MAX_ATTEMPTS", "ASYNCTASQ_TASK_DEFAULTS_MAX_ATTEMPTS"),
+        ("ASYNCTASQ_DRIVERS", "ASYNCTASQ_DRIVER"),
+        ("ASYNCTASQ_DRIVR", "ASYNCTASQ_DRIVER"),
     ],
 )
 def test_misspelt_settings_in_dotenv_are_named_with_what_was_meant(
@@ -82,3 +84,40 @@ def test_an_unknown_key_of_a_known_section_stays_an_error(tmp_path: Path) -> Non
     with pytest.raises(ConfigError, match="unknown setting worker.concurency"):
         init(dotenv=env_file)
     assert stray_variables(env_file, environ={}) == []
+
+
+def test_one_brokers_settings_without_a_driver_chosen_warn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The tasks would go to the embedded default while a worker waits on that broker."""
+    monkeypatch.setenv("ASYNCTASQ_REDIS_URL", "redis://127.0.0.1:6379/3")
+    with pytest.warns(ConfigWarning) as caught:
+        config = init(dotenv=tmp_path / ".env")
+    assert config.driver is None
+    [warning] = caught
+    assert str(warning.message) == (
+        "environment: redis settings are given but no driver is chosen, so the embedded "
+        "sqlite driver is used; set ASYNCTASQ_DRIVER=redis (or init({'driver': 'redis'}))"
+    )
+    monkeypatch.delenv("ASYNCTASQ_REDIS_URL")
+    with pytest.warns(ConfigWarning, match=r"init\(\): postgres settings are given"):
+        init({"postgres": {"dsn": "postgresql://x/y"}}, dotenv=tmp_path / ".env")
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [
+        {"driver": "redis"},  # chosen
+        {"sqlite": {"path": "q.db"}},  # the default's own settings
+        {"postgres": {"dsn": "postgresql://x/y"}},  # several: one is chosen per process
+    ],
+)
+def test_settings_of_the_chosen_or_default_driver_do_not_warn(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, settings: dict[str, object]
+) -> None:
+    monkeypatch.setenv("ASYNCTASQ_REDIS_URL", "redis://127.0.0.1:6379/3")
+    if "sqlite" in settings:
+        monkeypatch.delenv("ASYNCTASQ_REDIS_URL")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        init(settings, dotenv=tmp_path / ".env")

@@ -465,10 +465,12 @@ def _is_ours(name: str) -> bool:
 def _suggest(key: str, sections: list[str]) -> str | None:
     """What an unknown ``ASYNCTASQ_<KEY>`` probably meant, or None if it is not like ours.
 
-    Two mistakes are recognised: a misspelt section (``workers_concurrency``,
-    ``task_default_queue``, ``postgresql_dsn``) and a setting of ``worker`` or
-    ``task_defaults`` without its section (``concurrency``).
+    Three mistakes are recognised: a misspelt ``driver`` (``drivers``), a misspelt section
+    (``workers_concurrency``, ``task_default_queue``, ``postgresql_dsn``) and a setting of
+    ``worker`` or ``task_defaults`` without its section (``concurrency``).
     """
+    if difflib.get_close_matches(key, ["driver"], n=1, cutoff=0.8):  # DRIVERS, DRIVR
+        return f"{ENV_PREFIX}DRIVER"
     parts = key.split("_")
     for cut in range(1, len(parts)):
         head, rest = "_".join(parts[:cut]), "_".join(parts[cut:])
@@ -607,8 +609,28 @@ def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
     if driver is not None:
         # An unknown driver name is reported now, where the mistake was made.
         driver_class(driver)
+    else:
+        _warn_unchosen(drivers, sources)
     _version += 1
     return Config(driver=driver, drivers=drivers, version=_version, **values)
+
+
+def _warn_unchosen(drivers: Mapping[str, Any], sources: Mapping[str, str]) -> None:
+    """Settings of one broker's driver without a driver chosen: the tasks would go to the
+    embedded default while a worker waits on that broker, with nothing said."""
+    from asynctasq.drivers.connections import EMBEDDED_DEFAULT
+
+    named = sorted(name for name in drivers if name != EMBEDDED_DEFAULT)
+    if len(named) != 1:  # none, or several on purpose (one chosen per process elsewhere)
+        return
+    name = named[0]
+    warnings.warn(
+        f"{sources.get(name, 'config')}: {name} settings are given but no driver is chosen, "
+        f"so the embedded {EMBEDDED_DEFAULT} driver is used; set {ENV_PREFIX}DRIVER={name} "
+        f"(or init({{'driver': '{name}'}}))",
+        ConfigWarning,
+        stacklevel=4,
+    )
 
 
 def _environment_layers(dotenv: str | Path | None) -> list[tuple[str, Mapping[str, Any]]]:

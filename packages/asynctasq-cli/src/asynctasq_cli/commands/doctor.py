@@ -178,6 +178,10 @@ def diagnose(connection: ConnectionOptions, timeout: float) -> Report:
     except Exception as exc:
         report.problems.append(f"configuration: {describe(exc)}")
         return report
+    counted = set(report.problems)
+    for message in loaded.warnings:  # misspelt variables are counted above already
+        if f"configuration: {message}" not in counted:
+            report.problems.append(f"configuration: {message}")
     report.driver, report.embedded_default = loaded.driver_name, loaded.embedded_default
     report.task_code_roots = [str(r) for r in default_roots(loaded.config.worker.allowed_roots)]
     report.settings = settings_in_effect(loaded, read_dotenv(connection.env_file))
