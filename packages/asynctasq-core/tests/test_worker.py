@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sys
 import threading
@@ -186,6 +187,33 @@ async def test_async_timeout_cancels_the_task() -> None:
     assert calls["too_slow"] == ["start"]
     [letter] = await driver.list_dead_letters(queue="w")
     assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
+
+
+@task(queue="w", timeout=0.2, max_attempts=1)
+async def blocks_the_loop() -> None:
+    time.sleep(0.5)  # noqa: ASYNC251 - the mistake this test is about
+    record("blocks_the_loop", "done")
+
+
+async def test_an_async_task_that_blocks_past_its_timeout_is_named_in_a_warning(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Nothing can interrupt a task holding the event loop: it ends as it would, and the
+    worker says why its timeout did not stop it and what to do instead."""
+    await blocks_the_loop().dispatch()
+    with caplog.at_level(logging.WARNING, "asynctasq.worker"):
+        worker = await run_worker(lambda: "blocks_the_loop" in calls, queues=["w"])
+    assert worker.stats.succeeded == 1
+    [line] = [r.getMessage() for r in caplog.records if "past its timeout" in r.getMessage()]
+    assert (
+        "blocks_the_loop ran past its timeout of 0.2 s without letting the event loop run" in line
+    )
+    assert "def task (a thread) or with process=True" in line
+    caplog.clear()
+    await add(1, 2).timeout(5).dispatch()  # within its timeout: nothing said
+    with caplog.at_level(logging.WARNING, "asynctasq.worker"):
+        await run_worker(lambda: "add" in calls, queues=["w"])
+    assert "past its timeout" not in caplog.text
 
 
 async def test_class_sync_task_runs_in_a_thread() -> None:

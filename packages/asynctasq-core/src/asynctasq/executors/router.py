@@ -83,13 +83,25 @@ class ExecutorRouter:
             return await invoke(task)
         try:
             async with asyncio.timeout(timeout) as scope:
-                return await invoke(task)
+                result = await invoke(task)
         except TimeoutError as exc:
             if scope.expired():
                 raise TaskTimeoutError(
                     f"task {name} ran longer than its timeout of {timeout} s and was stopped"
                 ) from exc
             raise
+        deadline = scope.when()
+        if deadline is not None and asyncio.get_running_loop().time() > deadline:
+            # It ended past its deadline without the cancellation reaching it: it held the
+            # event loop (time.sleep, sync I/O), which nothing in the process can interrupt.
+            log.warning(
+                "task %s ran past its timeout of %s s without letting the event loop run, so "
+                "it could not be stopped (and held up every other task of this worker): run "
+                "blocking code in a def task (a thread) or with process=True",
+                name,
+                timeout,
+            )
+        return result
 
     async def _in_thread(self, task: BaseTask[Any], timeout: float | None, name: str) -> Any:
         """Run `task` on the thread pool. At its timeout its ``cancel_requested`` turns true
