@@ -719,3 +719,25 @@ async def test_imports_reach_process_children(process_tasks: Any, tmp_path: Path
     imported, pid = out.read_text().split()
     assert imported == "True"
     assert int(pid) != os.getpid()
+
+
+async def test_a_worker_names_the_queues_where_tasks_wait_that_it_does_not_serve(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The commonest 'my tasks never run': they went to another queue (or a misspelt one)."""
+    await add(1, 2).on_queue("emails").dispatch()
+    await add(2, 3).on_queue("emails").delay(60).dispatch()
+    await add(3, 4).on_queue("reports").dispatch()
+    with caplog.at_level(logging.INFO, "asynctasq.worker"):
+        await run_worker(lambda: "does not serve" in caplog.text, queues=["w"])
+    [line] = [r.getMessage() for r in caplog.records if "does not serve" in r.getMessage()]
+    assert line == (
+        "tasks wait in queues this worker does not serve: emails (1 ready, 1 delayed), "
+        "reports (1 ready, 0 delayed) (it serves w; add them to --queues to run "
+        "them here)"
+    )
+    caplog.clear()
+    with caplog.at_level(logging.INFO, "asynctasq.worker"):  # served: nothing to say
+        served = ["w", "emails", "reports"]
+        await run_worker(lambda: calls.get("add") == [3, 7], queues=served)
+    assert "does not serve" not in caplog.text

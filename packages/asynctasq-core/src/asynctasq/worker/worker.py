@@ -79,6 +79,7 @@ from asynctasq.worker.signals import ABORT_SIGNAL, SIGNAL_ECHO
 from asynctasq.worker.stall import STALL_GRACE, StallReport
 from asynctasq.worker.task_log import TaskLog
 from asynctasq.worker.timed import TimedTasks
+from asynctasq.worker.unserved import note_unserved_queues
 from asynctasq.workflows import runner as workflow_steps
 
 if TYPE_CHECKING:
@@ -415,6 +416,7 @@ class Worker:
             self._remove_signals(loop)
             raise
         keeper: asyncio.Task[None] | None = None
+        unserved: asyncio.Task[None] | None = None
         scheduler: Scheduler | None = None
         previous_guard = get_import_guard()
         booted: list[Middleware] = []
@@ -457,9 +459,12 @@ class Worker:
                 scheduler = Scheduler.for_worker(self, driver)
                 scheduler.start(self._stop_event)
             _pin_as_planned(loop)
+            unserved = loop.create_task(note_unserved_queues(driver, self.queues))
             await self._fetch_loop(driver)
         finally:
             try:
+                if unserved is not None:
+                    await cancel_and_wait([unserved])
                 if scheduler is not None:
                     await scheduler.stop()
                 await self._shutdown(driver)
