@@ -20,6 +20,7 @@ def test_a_misspelt_section_in_the_environment_is_named(
         config = init(dotenv=tmp_path / ".env")
     assert config.worker.concurrency == 10  # not applied: it names nothing
     [warning] = caught
+    assert warning.filename == __file__
     assert str(warning.message) == (
         "environment: ASYNCTASQ_WORKERS_CONCURRENCY is not an AsyncTasQ setting and is "
         "ignored; did you mean ASYNCTASQ_WORKER_CONCURRENCY?"
@@ -95,6 +96,7 @@ def test_one_brokers_settings_without_a_driver_chosen_warn(
         config = init(dotenv=tmp_path / ".env")
     assert config.driver is None
     [warning] = caught
+    assert warning.filename == __file__  # the caller's line, not one inside the package
     assert str(warning.message) == (
         "environment: redis settings are given but no driver is chosen, so the embedded "
         "sqlite driver is used; set ASYNCTASQ_DRIVER=redis (or init({'driver': 'redis'}))"

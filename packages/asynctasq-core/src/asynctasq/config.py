@@ -22,6 +22,7 @@ import dataclasses
 import difflib
 import math
 import os
+import sys
 import types
 import typing
 import warnings
@@ -497,7 +498,7 @@ def _from_environ(environ: Mapping[str, str], source: str = "environment") -> di
         if split is None:
             stray = _stray(name, source, sections)
             if stray is not None and stray.suggestion is not None:
-                warnings.warn(stray.message(), ConfigWarning, stacklevel=2)
+                _warn_at_caller(stray.message())
             continue
         out.setdefault(split[0], {})[split[1]] = value
     return out
@@ -615,6 +616,18 @@ def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
     return Config(driver=driver, drivers=drivers, version=_version, **values)
 
 
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def _warn_at_caller(message: str) -> None:
+    """A `ConfigWarning` pointing at the first frame outside this package (the user's
+    ``init()`` or first dispatch), not at the line here that found the problem."""
+    level, frame = 2, sys._getframe(1)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back  # type: ignore[assignment]
+    warnings.warn(message, ConfigWarning, stacklevel=level)
+
+
 def _warn_unchosen(drivers: Mapping[str, Any], sources: Mapping[str, str]) -> None:
     """Settings of one broker's driver without a driver chosen: the tasks would go to the
     embedded default while a worker waits on that broker, with nothing said."""
@@ -624,12 +637,10 @@ def _warn_unchosen(drivers: Mapping[str, Any], sources: Mapping[str, str]) -> No
     if len(named) != 1:  # none, or several on purpose (one chosen per process elsewhere)
         return
     name = named[0]
-    warnings.warn(
+    _warn_at_caller(
         f"{sources.get(name, 'config')}: {name} settings are given but no driver is chosen, "
         f"so the embedded {EMBEDDED_DEFAULT} driver is used; set {ENV_PREFIX}DRIVER={name} "
-        f"(or init({{'driver': '{name}'}}))",
-        ConfigWarning,
-        stacklevel=4,
+        f"(or init({{'driver': '{name}'}}))"
     )
 
 
