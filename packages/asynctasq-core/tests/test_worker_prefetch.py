@@ -5,13 +5,17 @@ back without counting an attempt."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from typing import Any
 
 import pytest
 
 from asynctasq import task
+from asynctasq.drivers.base import Delivery
 from asynctasq.drivers.connections import get_driver
 from asynctasq.worker import Worker
+from asynctasq.worker.leases import LeaseKeeper
 
 QUEUE = "prefetch"
 state = {"now": 0, "most": 0, "ran": 0}
@@ -84,3 +88,66 @@ async def test_a_stop_gives_the_waiting_ones_back_uncounted() -> None:
 def test_prefetch_must_be_a_count() -> None:
     with pytest.raises(ValueError, match="prefetch must be a whole number >= 0"):
         Worker("memory", prefetch=-1)
+
+
+runs: dict[int, int] = {}
+
+
+@task(queue=QUEUE, visibility_timeout=0.6)
+async def lease_long(i: int) -> None:
+    runs[i] = runs.get(i, 0) + 1
+    await asyncio.sleep(0.6)  # ends as a waiting task's lease is due for renewal
+
+
+async def test_a_prefetched_task_keeps_its_lease_when_it_starts() -> None:
+    """A waiting task's lease is renewed on its own schedule; starting it must not push the
+    next renewal past its expiry (another worker would take it and run it twice)."""
+    runs.clear()
+    for i in range(5):
+        await lease_long(i).dispatch()
+    driver = await get_driver()
+    busy = Worker(driver, queues=[QUEUE], concurrency=1, prefetch=4, poll_wait=0.05,
+                  install_signal_handlers=False)  # fmt: skip
+    idle = Worker(driver, queues=[QUEUE], concurrency=1, poll_wait=0.05,
+                  install_signal_handlers=False)  # fmt: skip
+    first = asyncio.create_task(busy.run())
+    deadline = time.monotonic() + 15
+    while busy.prefetched < 4:  # all five taken by the busy one before the idle one starts
+        assert time.monotonic() < deadline and not first.done()
+        await asyncio.sleep(0.005)
+    second = asyncio.create_task(idle.run())
+    while sum(runs.values()) < 5 or busy.running or busy.prefetched or idle.running:
+        assert time.monotonic() < deadline, runs
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.8)  # a lapsed lease would hand one out again by now
+    for worker in (busy, idle):
+        worker.request_stop()
+    await asyncio.wait_for(asyncio.gather(first, second), 30)
+    assert runs == dict.fromkeys(range(5), 1)
+    assert idle.stats.processed == 0
+
+
+class _Extends:
+    """A driver stand-in that records the leases `LeaseKeeper` renews."""
+
+    def __init__(self) -> None:
+        self.renewed: list[str] = []
+
+    async def extend(self, deliveries: Any, visibility_timeout: float) -> None:
+        self.renewed += [d.task_id for d in deliveries]
+
+
+async def test_tracking_a_lease_again_never_postpones_its_renewal() -> None:
+    driver = _Extends()
+    keeper = LeaseKeeper(driver)  # type: ignore[arg-type]
+    delivery = Delivery("t1", QUEUE, b"", attempts=0, receipt=1, visibility_timeout=0.2)
+    keeper.track(delivery, 0.2)  # taken ahead: renewed 0.1 s from now
+    running = asyncio.create_task(keeper.run())
+    await asyncio.sleep(0.08)
+    keeper.track(delivery, 30.0)  # it starts, with the task's own visibility timeout
+    await asyncio.sleep(0.06)  # past the first renewal, long before 0.08 + 0.1 s
+    assert driver.renewed == ["t1"]
+    keeper.forget(delivery)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running

@@ -33,9 +33,18 @@ class LeaseKeeper:
         self._next_wake = float("inf")
 
     def track(self, delivery: Delivery, visibility_timeout: float) -> None:
-        """Start renewing `delivery`'s lease (to `visibility_timeout` seconds each time)."""
+        """Renew `delivery`'s lease (to `visibility_timeout` seconds each time) until `forget`.
+
+        Tracked again (a prefetched task that starts, with its own visibility timeout), it
+        keeps the renewal already due: the lease was granted or renewed back then, not now,
+        and a later renewal could come after it ran out.
+        """
+        key = id(delivery)
         renew_at = time.monotonic() + max(delivery.visibility_timeout / 2, MIN_RENEW_INTERVAL)
-        self._due[id(delivery)] = (renew_at, delivery, visibility_timeout)
+        tracked = self._due.get(key)
+        if tracked is not None:
+            renew_at = min(renew_at, tracked[0])
+        self._due[key] = (renew_at, delivery, visibility_timeout)
         if renew_at < self._next_wake:
             self._wake.set()
 

@@ -579,9 +579,8 @@ class Worker:
             assert self._leases is not None
             loop = task.get_loop()
             while self._waiting and len(self._running) < self.concurrency:
-                delivery = self._waiting.popleft()
-                self._leases.forget(delivery)  # _process keeps it again, for the task's own time
-                self._start(delivery, loop)
+                # Its lease stays renewed on its schedule: `_process` keeps it on.
+                self._start(self._waiting.popleft(), loop)
         if self._slot_free is not None:
             self._slot_free.set()
         if not task.cancelled() and task.exception() is not None:
@@ -635,127 +634,136 @@ class Worker:
     async def _process(self, delivery: Delivery) -> None:
         assert self._resolver is not None and self._router is not None
         assert self._leases is not None and self.driver is not None
-        job = Job(delivery)
-        self.stats.processed += 1
-        if self._report_ran:
-            self._report_ran = False
-            report_ran()
+        # Renewed from the first line: decoding, limits and building the task (which may
+        # fetch model arguments) take time too, and a prefetched one comes with its lease
+        # half used.
+        self._leases.track(delivery, delivery.visibility_timeout)
         try:
-            _check_delivery(delivery)
-            env = job.envelope = envelope.decode(delivery.payload)
-        except Exception as exc:
-            await self._dead_letter(job, exc, "cannot run")
-            return
-        lifecycle = self._lifecycle
-        if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
-            await self._finish_cancelled(job, lifecycle)  # cancelled while queued: never runs
-            return
-        if env.expires_at and env.expires_at <= time.time():
-            await self._timed.expire(job, lifecycle)  # before its code is even loaded
-            return
-        workflow_step = bool(env.headers) and workflow_steps.HEADER in env.headers
-        if workflow_step and not await workflow_steps.admit(self, job):
-            return  # a stale copy, or cancelled with its workflow
-        if env.limits is not None and not await limits.admit(self, job):
-            return  # waits for its limit on the broker, or could never run here
-        # Lifecycle hooks are called only for a task they have work for (tracked, or events
-        # on): the common case costs nothing.
-        hooks = lifecycle if lifecycle is not None and (env.track or lifecycle.events_on) else None
-        allowed = max(env.max_attempts, 1)
-        if delivery.attempts >= allowed:
-            # Counted before anything the message names is loaded: a message whose code kills
-            # the worker (at import, or while its arguments are decoded) is dead-lettered here
-            # once its attempts are used up, without running it again. Its module is loaded
-            # after that, for its failed() hook: code that kills at import costs one worker
-            # more, never a loop; arguments naming modules not loaded yet are not decoded.
-            lost = TaskLostError(
-                f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts + 1} "
-                f"times and none of its last runs finished (its worker was killed or lost the "
-                f"lease); max_attempts is {env.max_attempts}"
+            job = Job(delivery)
+            self.stats.processed += 1
+            if self._report_ran:
+                self._report_ran = False
+                report_ran()
+            try:
+                _check_delivery(delivery)
+                env = job.envelope = envelope.decode(delivery.payload)
+            except Exception as exc:
+                await self._dead_letter(job, exc, "cannot run")
+                return
+            lifecycle = self._lifecycle
+            if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
+                await self._finish_cancelled(job, lifecycle)  # cancelled while queued: never runs
+                return
+            if env.expires_at and env.expires_at <= time.time():
+                await self._timed.expire(job, lifecycle)  # before its code is even loaded
+                return
+            workflow_step = bool(env.headers) and workflow_steps.HEADER in env.headers
+            if workflow_step and not await workflow_steps.admit(self, job):
+                return  # a stale copy, or cancelled with its workflow
+            if env.limits is not None and not await limits.admit(self, job):
+                return  # waits for its limit on the broker, or could never run here
+            # Lifecycle hooks are called only for a task they have work for (tracked, or events
+            # on): the common case costs nothing.
+            hooks = (
+                lifecycle if lifecycle is not None and (env.track or lifecycle.events_on) else None
             )
-            await self._fail_for_good(job, lost, hooks=hooks)
-            return
-        try:
-            target = self._resolver.resolve(env.task, env.script)
-            kind = _execution_of(target)
-            if kind == "process" and env.async_refs:
-                # The child fetches the model arguments itself; fetching them here too would
-                # double every query. The parent builds the task only if a hook needs it.
-                task = None
-            else:
-                task = job.task = await envelope.build_async(target, env)
-        except _NEVER_RUNNABLE as exc:
-            await self._dead_letter(job, exc, "cannot run")
-            return
-        except BaseException as exc:  # SystemExit too: see _failure_of
-            failure = _failure_of(exc)
-            if failure is None:
-                await self._release([delivery])
-                raise
-            # Rebuilding the task failed for a reason that may pass (a database blip while
-            # fetching a model argument, a module not deployed here yet): retry while
-            # attempts allow.
-            await self._handle_build_failure(job, failure)
-            return
-        if task is not None:
-            set_attempts(task, delivery.attempts)
-        self._leases.track(delivery, env.visibility_timeout)
-        context = job.context = TaskContext(
-            delivery.task_id, env.task, job.queue, delivery.attempts
-        )
-        if hooks is not None:  # progress is kept only where there is a record or an event
-            context._sink = hooks.progress_sink(job)
-        if self.middleware:
-            call_hooks(self.middleware, "before_process", job)
-        if hooks is not None:
-            hooks.before_process(job)
-        job.started_at = time.monotonic()
-        runner = asyncio.current_task()
-        assert runner is not None
-        self._by_id[delivery.task_id] = (runner, job)
-        token = set_current(context)
-        try:
-            result = await self._router.run(
-                kind, task, delivery.payload, delivery.attempts, env.timeout, env.task
+            allowed = max(env.max_attempts, 1)
+            if delivery.attempts >= allowed:
+                # Counted before anything the message names is loaded: a message whose code kills
+                # the worker (at import, or while its arguments are decoded) is dead-lettered here
+                # once its attempts are used up, without running it again. Its module is loaded
+                # after that, for its failed() hook: code that kills at import costs one worker
+                # more, never a loop; arguments naming modules not loaded yet are not decoded.
+                lost = TaskLostError(
+                    f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts + 1} "
+                    f"times and none of its last runs finished (its worker was killed or lost the "
+                    f"lease); max_attempts is {env.max_attempts}"
+                )
+                await self._fail_for_good(job, lost, hooks=hooks)
+                return
+            try:
+                target = self._resolver.resolve(env.task, env.script)
+                kind = _execution_of(target)
+                if kind == "process" and env.async_refs:
+                    # The child fetches the model arguments itself; fetching them here too would
+                    # double every query. The parent builds the task only if a hook needs it.
+                    task = None
+                else:
+                    task = job.task = await envelope.build_async(target, env)
+            except _NEVER_RUNNABLE as exc:
+                await self._dead_letter(job, exc, "cannot run")
+                return
+            except BaseException as exc:  # SystemExit too: see _failure_of
+                failure = _failure_of(exc)
+                if failure is None:
+                    await self._release([delivery])
+                    raise
+                # Rebuilding the task failed for a reason that may pass (a database blip while
+                # fetching a model argument, a module not deployed here yet): retry while
+                # attempts allow.
+                await self._handle_build_failure(job, failure)
+                return
+            if task is not None:
+                set_attempts(task, delivery.attempts)
+            self._leases.track(delivery, env.visibility_timeout)
+            context = job.context = TaskContext(
+                delivery.task_id, env.task, job.queue, delivery.attempts
             )
-        except BaseException as exc:  # SystemExit too: see _failure_of
+            if hooks is not None:  # progress is kept only where there is a record or an event
+                context._sink = hooks.progress_sink(job)
+            if self.middleware:
+                call_hooks(self.middleware, "before_process", job)
+            if hooks is not None:
+                hooks.before_process(job)
+            job.started_at = time.monotonic()
+            runner = asyncio.current_task()
+            assert runner is not None
+            self._by_id[delivery.task_id] = (runner, job)
+            token = set_current(context)
+            try:
+                result = await self._router.run(
+                    kind, task, delivery.payload, delivery.attempts, env.timeout, env.task
+                )
+            except BaseException as exc:  # SystemExit too: see _failure_of
+                self._by_id.pop(delivery.task_id, None)
+                self._leases.forget(delivery)
+                if job.cancel_requested:
+                    if runner.cancelling():
+                        runner.uncancel()  # our own cancellation of this task, handled here
+                    await self._finish_cancelled(job, lifecycle)
+                    return
+                failure = _failure_of(exc)
+                if failure is None:
+                    await self._release([delivery])
+                    call_hooks(self.middleware, "after_release", job, reverse=True)
+                    if hooks is not None:
+                        hooks.after_release(job)
+                    raise
+                if workflow_step:
+                    workflow_steps.note_failure(job, failure)
+                call_hooks(self.middleware, "after_process", job, None, failure, reverse=True)
+                await self._handle_failure(job, failure, hooks)
+                return
+            finally:
+                reset_current(token)
             self._by_id.pop(delivery.task_id, None)
             self._leases.forget(delivery)
-            if job.cancel_requested:
-                if runner.cancelling():
-                    runner.uncancel()  # our own cancellation of this task, handled here
-                await self._finish_cancelled(job, lifecycle)
-                return
-            failure = _failure_of(exc)
-            if failure is None:
-                await self._release([delivery])
-                call_hooks(self.middleware, "after_release", job, reverse=True)
-                if hooks is not None:
-                    hooks.after_release(job)
-                raise
-            if workflow_step:
-                workflow_steps.note_failure(job, failure)
-            call_hooks(self.middleware, "after_process", job, None, failure, reverse=True)
-            await self._handle_failure(job, failure, hooks)
-            return
-        finally:
-            reset_current(token)
-        self._by_id.pop(delivery.task_id, None)
-        self._leases.forget(delivery)
-        self.stats.succeeded += 1
-        if env.keep_result:  # kept before the ack: a caller never misses a finished task
-            await outcomes.keep(
-                self.driver, job, lambda: outcomes.value_outcome(job, result), self._settle
-            )
-        if workflow_step:  # what follows is queued before the ack: a crash loses nothing
-            await workflow_steps.advance(self, job, result)
-        self._ack(delivery)
-        if env.unique_key:
-            self._timed.release_claim(env.unique_key, delivery.task_id)
-        if self.middleware:
-            call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
-        if hooks is not None:
-            hooks.after_process(job, result, None)
+            self.stats.succeeded += 1
+            if env.keep_result:  # kept before the ack: a caller never misses a finished task
+                await outcomes.keep(
+                    self.driver, job, lambda: outcomes.value_outcome(job, result), self._settle
+                )
+            if workflow_step:  # what follows is queued before the ack: a crash loses nothing
+                await workflow_steps.advance(self, job, result)
+            self._ack(delivery)
+            if env.unique_key:
+                self._timed.release_claim(env.unique_key, delivery.task_id)
+            if self.middleware:
+                call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
+            if hooks is not None:
+                hooks.after_process(job, result, None)
+        finally:  # every way out; settling paths stop renewing before they settle
+            self._leases.forget(delivery)
 
     # -- lifecycle -------------------------------------------------------------------------
     def describe(self) -> WorkerInfo:
