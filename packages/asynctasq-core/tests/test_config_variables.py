@@ -102,8 +102,16 @@ def test_one_brokers_settings_without_a_driver_chosen_warn(
         "sqlite driver is used; set ASYNCTASQ_DRIVER=redis (or init({'driver': 'redis'}))"
     )
     monkeypatch.delenv("ASYNCTASQ_REDIS_URL")
-    with pytest.warns(ConfigWarning, match=r"init\(\): postgres settings are given"):
-        init({"postgres": {"dsn": "postgresql://x/y"}}, dotenv=tmp_path / ".env")
+    (tmp_path / ".env").write_text("ASYNCTASQ_POSTGRES_DSN=postgresql://x/y\n")
+    with pytest.warns(ConfigWarning, match=r"\.env: postgres settings are given"):
+        init(dotenv=tmp_path / ".env")
+
+
+def test_settings_given_in_code_without_a_driver_do_not_warn(tmp_path: Path) -> None:
+    """Code may name the driver where it is used: ``@task(driver="redis")``."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        init({"redis": {"url": "redis://127.0.0.1:6379/3"}}, dotenv=tmp_path / ".env")
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ import pytest
 
 import asynctasq.config as config_module
 from asynctasq import init
+from asynctasq.config import ConfigWarning
 from asynctasq.drivers.registry import create_driver
 from asynctasq.errors import ConfigError
 from asynctasq_mysql import MySQLDriver
@@ -38,7 +39,8 @@ def test_pool_recycle_minus_one_means_never_in_code_and_environment(
     config = init({"mysql": {"pool_recycle": -1}})
     assert config.driver_settings("mysql") == {"pool_recycle": -1}
     monkeypatch.setenv("ASYNCTASQ_MYSQL_POOL_RECYCLE", "-1")
-    config = init()
+    with pytest.warns(ConfigWarning, match="mysql settings are given but no driver is chosen"):
+        config = init()
     assert config.driver_settings("mysql") == {"pool_recycle": -1.0}
     driver = create_driver("mysql", config.driver_settings("mysql"))
     assert isinstance(driver, MySQLDriver)

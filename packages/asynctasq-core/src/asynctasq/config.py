@@ -588,7 +588,9 @@ def pin(settings: Mapping[str, Any], source: str) -> Iterator[None]:
         _pinned.remove(layer)
 
 
-def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
+def _build(
+    layers: list[tuple[str, Mapping[str, Any]]], environment: frozenset[str] = frozenset()
+) -> Config:
     global _version
     layers = [*layers, *_pinned]
     merged: dict[str, Any] = {}
@@ -611,7 +613,7 @@ def _build(layers: list[tuple[str, Mapping[str, Any]]]) -> Config:
         # An unknown driver name is reported now, where the mistake was made.
         driver_class(driver)
     else:
-        _warn_unchosen(drivers, sources)
+        _warn_unchosen(drivers, sources, environment)
     _version += 1
     return Config(driver=driver, drivers=drivers, version=_version, **values)
 
@@ -628,14 +630,18 @@ def _warn_at_caller(message: str) -> None:
     warnings.warn(message, ConfigWarning, stacklevel=level)
 
 
-def _warn_unchosen(drivers: Mapping[str, Any], sources: Mapping[str, str]) -> None:
-    """Settings of one broker's driver without a driver chosen: the tasks would go to the
-    embedded default while a worker waits on that broker, with nothing said."""
+def _warn_unchosen(
+    drivers: Mapping[str, Any], sources: Mapping[str, str], environment: frozenset[str]
+) -> None:
+    """Settings of one broker's driver in the environment (or `.env`) without a driver
+    chosen: the tasks would go to the embedded default while a worker waits on that broker,
+    with nothing said. Settings given in code are left alone: code may name the driver
+    where it is used (``@task(driver="redis")``, `build_driver`)."""
     from asynctasq.drivers.connections import EMBEDDED_DEFAULT
 
     named = sorted(name for name in drivers if name != EMBEDDED_DEFAULT)
-    if len(named) != 1:  # none, or several on purpose (one chosen per process elsewhere)
-        return
+    if len(named) != 1 or sources.get(named[0]) not in environment:
+        return  # none, several on purpose (one chosen per process elsewhere), or in code
     name = named[0]
     _warn_at_caller(
         f"{sources.get(name, 'config')}: {name} settings are given but no driver is chosen, "
@@ -674,9 +680,10 @@ def init(
     """
     global _config
     layers = _environment_layers(dotenv)
+    environment = frozenset(name for name, _ in layers)
     if settings is not None:
         layers.append((source, _parse(settings, source)))
-    _config = _build(layers)
+    _config = _build(layers, environment)
     return _config
 
 
