@@ -216,6 +216,26 @@ async def test_an_async_task_that_blocks_past_its_timeout_is_named_in_a_warning(
     assert "past its timeout" not in caplog.text
 
 
+@task(queue="w", timeout=0.2, max_attempts=1)
+async def swallows_its_timeout() -> str:
+    try:
+        await asyncio.sleep(5)
+    except asyncio.CancelledError:
+        record("swallows_its_timeout", "caught")
+    return "done anyway"
+
+
+async def test_a_task_that_catches_its_timeout_and_returns_still_times_out() -> None:
+    await swallows_its_timeout().dispatch()
+    driver = await get_driver()
+    worker = await run_worker(lambda: len(driver.dead_letters()) == 1, queues=["w"])  # type: ignore[attr-defined]
+    assert calls["swallows_its_timeout"] == ["caught"]
+    assert worker.stats.succeeded == 0
+    [letter] = await driver.list_dead_letters(queue="w")
+    assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
+    assert "it caught the cancellation that stops it there and returned" in letter.failure.message
+
+
 async def test_class_sync_task_runs_in_a_thread() -> None:
     await SyncReport(n=5).dispatch()
     await run_worker(lambda: "report" in calls, queues=["w"])

@@ -90,6 +90,11 @@ class ExecutorRouter:
                     f"task {name} ran longer than its timeout of {timeout} s and was stopped"
                 ) from exc
             raise
+        if scope.expired():  # the cancellation reached it, and it returned all the same
+            raise TaskTimeoutError(
+                f"task {name} ran longer than its timeout of {timeout} s: it caught the "
+                "cancellation that stops it there and returned"
+            )
         deadline = scope.when()
         if deadline is not None and asyncio.get_running_loop().time() > deadline:
             # It ended past its deadline without the cancellation reaching it: it held the
@@ -104,27 +109,31 @@ class ExecutorRouter:
         return result
 
     async def _in_thread(self, task: BaseTask[Any], timeout: float | None, name: str) -> Any:
-        """Run `task` on the thread pool. At its timeout its ``cancel_requested`` turns true
-        (a thread cannot be stopped safely, see `asynctasq.executors.thread_call`) and the
-        run fails once the thread has returned, or `THREAD_STOP_WAIT` passed, so its retry
-        does not run beside it. One still waiting for a free thread never starts."""
+        """Run `task` on the thread pool. Its timeout counts from when a thread takes it (a
+        wait for a free thread is the pool's, not the run's). At its timeout its
+        ``cancel_requested`` turns true (a thread cannot be stopped safely, see
+        `asynctasq.executors.thread_call`) and the run fails once the thread has returned,
+        or `THREAD_STOP_WAIT` passed, so its retry does not run beside it. One given back
+        while still waiting for a free thread never starts."""
         loop = asyncio.get_running_loop()
-        call = ThreadCall(functools.partial(contextvars.copy_context().run, invoke, task))
+        started: asyncio.Future[None] | None = None
+        on_start = None
+        if timeout is not None:
+            started = loop.create_future()
+            on_start = functools.partial(loop.call_soon_threadsafe, _resolve, started)
+        call = ThreadCall(functools.partial(contextvars.copy_context().run, invoke, task), on_start)
         running = loop.run_in_executor(self._threads, call)
         # Read whatever it ends with, so an end nobody awaits is not reported as an
         # exception never retrieved.
         running.add_done_callback(_retrieve)
         try:
+            if started is not None:
+                await asyncio.wait((started, running), return_when=asyncio.FIRST_COMPLETED)
             async with asyncio.timeout(timeout) as scope:
                 return await asyncio.shield(running)
         except TimeoutError:
             if not scope.expired():
                 raise
-            if not call.give_up():
-                raise TaskTimeoutError(
-                    f"task {name} waited longer than its timeout of {timeout} s for a free "
-                    "thread and did not run"
-                ) from None
             _ask_to_stop()
             # asyncio.wait, not a timeout scope: that would cancel `running` at its end and
             # make a thread still running look finished.
@@ -160,6 +169,11 @@ def _ask_to_stop() -> None:
     context = running_task()
     if context is not None:
         context.ask_to_stop()
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 def _retrieve(future: asyncio.Future[Any]) -> None:

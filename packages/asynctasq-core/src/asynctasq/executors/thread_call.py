@@ -23,10 +23,11 @@ class Abandoned(Exception):
 class ThreadCall:
     """`fn`, run on a thread of a pool, that the worker may abandon before it starts."""
 
-    __slots__ = ("_abandoned", "_fn", "_started")
+    __slots__ = ("_abandoned", "_fn", "_on_start", "_started")
 
-    def __init__(self, fn: Callable[[], Any]) -> None:
+    def __init__(self, fn: Callable[[], Any], on_start: Callable[[], object] | None = None) -> None:
         self._fn = fn
+        self._on_start = on_start
         self._started = False
         self._abandoned = False
 
@@ -35,6 +36,8 @@ class ThreadCall:
             if self._abandoned:
                 raise Abandoned
             self._started = True
+        if self._on_start is not None:  # called on the thread, as the call starts
+            self._on_start()
         return self._fn()
 
     def give_up(self) -> bool:
