@@ -576,3 +576,27 @@ async def test_a_process_task_may_report_progress() -> None:
         assert w.stats.succeeded == 1, w.stats
     finally:
         sys.path.remove(tasks_dir)
+
+
+@task(queue="lc", track=True, max_attempts=3, retry_delay=0.5)
+async def fails_then_waits(key: str) -> None:
+    seen.append(key)
+    raise ConnectionError("the first run fails")
+
+
+async def test_a_task_cancelled_while_waiting_to_retry_keeps_its_runs(worker: Worker) -> None:
+    task_id = await fails_then_waits("r1").dispatch()
+    await wait_until(lambda: _is(task_id, TaskState.RETRYING), 10, "the retrying record")
+    found = await asynctasq.status(task_id)
+    assert found is not None and found.attempts == 1
+    assert found.error_type == "builtins.ConnectionError"  # named as a failed task's error
+    assert await task_id.cancel() == CancelOutcome.REQUESTED
+    await until(lambda: worker.stats.cancelled == 1)  # the worker took it back and settled it
+    await asyncio.sleep(0.5)  # and wrote its record
+    found = await asynctasq.status(task_id)
+    assert found is not None and (found.state, found.attempts) == (TaskState.CANCELLED, 1)
+    assert seen == ["r1"]
+
+
+async def _is(task_id: str, state: TaskState) -> bool:
+    return await state_of(task_id) == state

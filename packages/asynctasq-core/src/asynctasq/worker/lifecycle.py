@@ -43,6 +43,7 @@ from asynctasq.lifecycle.events import EventType
 from asynctasq.lifecycle.status import KEYS, TaskState, clip
 from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware
+from asynctasq.worker.failures import failure_from
 
 if TYPE_CHECKING:
     from asynctasq.worker.job import Job
@@ -226,7 +227,9 @@ class Lifecycle(Middleware):
             return
         doc = job.status
         if doc is None:
-            doc = job.status = {"id": job.task_id, "t": env.task, "q": job.queue}
+            # The runs before this delivery: a record written before this one starts (it was
+            # cancelled while waiting to retry, given back) must not read as never run.
+            doc = job.status = {"id": job.task_id, "t": env.task, "q": job.queue, "n": job.attempts}
             if env.dispatched_at:
                 doc["e"] = env.dispatched_at
         doc["s"] = str(state)
@@ -371,7 +374,10 @@ class Lifecycle(Middleware):
 
     def after_retry(self, job: Job, exception: BaseException, delay: float) -> None:
         job.finished = True
-        error = {"error_type": type(exception).__name__, "error_message": clip(str(exception))}
+        # Named as a failed task's error is (module and class), and read as safely: the
+        # message of an exception whose __str__ raises is not this worker's problem.
+        failure = failure_from(exception)
+        error = {"error_type": failure.exception_type, "error_message": clip(failure.message)}
         self.record(job, TaskState.RETRYING, **error)
         self.emit(EventType.TASK_RETRIED, job, delay=delay, **error)
 
