@@ -292,7 +292,9 @@ async def test_message_naming_a_non_task_is_refused() -> None:
     assert "not a task" in letter.failure.message
 
 
-async def test_task_redelivered_past_max_attempts_is_dead_lettered_as_lost() -> None:
+async def test_task_redelivered_past_max_attempts_is_dead_lettered_as_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     driver = await get_driver()
     await add(1, 1).max_attempts(2).visibility_timeout(0.2).dispatch()
     # Two deliveries whose worker "died" (leases left to expire).
@@ -301,9 +303,14 @@ async def test_task_redelivered_past_max_attempts_is_dead_lettered_as_lost() -> 
         while not got:
             got = await driver.dequeue(["w"], limit=1, wait=1)
         await asyncio.sleep(0.3)
-    await run_worker(lambda: len(driver.dead_letters()) == 1, queues=["w"])  # type: ignore[attr-defined]
+    with caplog.at_level(logging.ERROR, "asynctasq.worker"):
+        await run_worker(lambda: len(driver.dead_letters()) == 1, queues=["w"])  # type: ignore[attr-defined]
     [letter] = await driver.list_dead_letters(queue="w")
     assert letter.failure.exception_type == "asynctasq.errors.TaskLostError"
+    # Deliveries, never "runs": a killed worker may have taken it without starting it.
+    assert "delivered 2 times before without being settled" in letter.failure.message
+    assert "failed for good after 2 unsettled deliveries" in caplog.text
+    assert "run(s)" not in caplog.text
     assert "add" not in calls
 
 

@@ -675,9 +675,10 @@ class Worker:
                 # after that, for its failed() hook: code that kills at import costs one worker
                 # more, never a loop; arguments naming modules not loaded yet are not decoded.
                 lost = TaskLostError(
-                    f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts + 1} "
-                    f"times and none of its last runs finished (its worker was killed or lost the "
-                    f"lease); max_attempts is {env.max_attempts}"
+                    f"task {env.task} [{delivery.task_id}] was delivered {delivery.attempts} "
+                    f"times before without being settled (its worker was killed or lost the "
+                    f"lease, while it ran or before it started); max_attempts is "
+                    f"{env.max_attempts}"
                 )
                 await self._fail_for_good(job, lost, hooks=hooks)
                 return
@@ -905,13 +906,15 @@ class Worker:
     async def _fail_for_good(
         self, job: Job, exc: Exception, *, hooks: Lifecycle | None = None
     ) -> None:
-        runs = job.delivery.attempts + (0 if isinstance(exc, TaskLostError) else 1)
         # A task failing for good is the normal end of its retries: a warning, as before;
         # a message that can never run is an error.
         level = logging.ERROR if isinstance(exc, TaskLostError) else logging.WARNING
-        why = f"failed for good after {runs} run(s)"
-        if isinstance(exc, TaskLostError):  # the dead letter counts deliveries, this one too
-            why += f", delivered {runs + 1} times"
+        if isinstance(exc, TaskLostError):
+            # Deliveries, not runs: one taken ahead by a worker that was killed before
+            # starting it counts as well, and nobody knows how many of them started.
+            why = f"failed for good after {job.delivery.attempts} unsettled deliveries"
+        else:
+            why = f"failed for good after {job.delivery.attempts + 1} run(s)"
         if not await self._dead_letter(job, exc, why, level=level):
             return
         if hooks is not None:
