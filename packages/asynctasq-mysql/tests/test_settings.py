@@ -74,3 +74,12 @@ async def test_a_pool_that_never_recycles_connects_and_works(
     driver = make_driver(pool_recycle=-1, auto_migrate=True)
     await driver.connect()
     assert await driver.stats(["q"])
+
+
+async def test_a_failed_connection_names_the_server_and_the_setting() -> None:
+    driver = MySQLDriver(dsn="mysql://app:hunter2@127.0.0.1:1/app")
+    with pytest.raises(Exception) as caught:  # noqa: PT011 - the client's own error type
+        await driver.connect()
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "MySQL at mysql://app:***@127.0.0.1:1/app" in notes
+    assert "ASYNCTASQ_MYSQL_DSN" in notes and "hunter2" not in notes

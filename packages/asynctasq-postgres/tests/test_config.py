@@ -58,3 +58,12 @@ def test_bad_settings_are_reported_by_name(restore_config: pytest.MonkeyPatch) -
         init({"driver": "postgres", "postgres": {"queue_tabel": "x"}})
     with pytest.raises(ConfigError, match="queue_table"):
         build_driver(config=init({"driver": "postgres", "postgres": {"queue_table": "a-b"}}))
+
+
+async def test_a_failed_connection_names_the_server_and_the_setting() -> None:
+    driver = PostgresDriver(dsn="postgresql://app:hunter2@127.0.0.1:1/app", connect_timeout=2)
+    with pytest.raises(OSError) as caught:  # noqa: PT011 - the client's own error, kept
+        await driver.connect()
+    notes = "\n".join(getattr(caught.value, "__notes__", []))
+    assert "PostgreSQL at postgresql://app:***@127.0.0.1:1/app" in notes
+    assert "ASYNCTASQ_POSTGRES_DSN" in notes and "hunter2" not in notes

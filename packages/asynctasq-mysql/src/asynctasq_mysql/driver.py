@@ -260,12 +260,19 @@ class MySQLDriver(MySQLLifecycle, MySQLClaims):
         async with self._connect_lock:
             if self.connected:  # another task connected while we waited for the lock
                 return self._pool
-            pool = await create_pool(
-                self._dsn,
-                min_size=self._min_pool_size,
-                max_size=self._max_pool_size,
-                recycle=self._pool_recycle,
-            )
+            try:
+                pool = await create_pool(
+                    self._dsn,
+                    min_size=self._min_pool_size,
+                    max_size=self._max_pool_size,
+                    recycle=self._pool_recycle,
+                )
+            except Exception as exc:  # the client's error names neither the server nor the setting
+                exc.add_note(
+                    f"while connecting to MySQL at {self._dsn.redacted} (the mysql.dsn setting, "
+                    "ASYNCTASQ_MYSQL_DSN)"
+                )
+                raise
             try:
                 async with pool.acquire() as conn:
                     self._server = await check_server(

@@ -231,17 +231,24 @@ class PostgresDriver(Claims):
             return pool
         async with self._lock:
             if self._pool is None:
-                pool = await asyncpg.create_pool(
-                    self._dsn,
-                    min_size=self._min_pool_size,
-                    max_size=self._max_pool_size,
-                    timeout=self._connect_timeout,
-                    command_timeout=self._command_timeout,
-                    server_settings={
-                        "application_name": self._application_name,
-                        **PLANNER_SETTINGS,
-                    },
-                )
+                try:
+                    pool = await asyncpg.create_pool(
+                        self._dsn,
+                        min_size=self._min_pool_size,
+                        max_size=self._max_pool_size,
+                        timeout=self._connect_timeout,
+                        command_timeout=self._command_timeout,
+                        server_settings={
+                            "application_name": self._application_name,
+                            **PLANNER_SETTINGS,
+                        },
+                    )
+                except Exception as exc:  # "Connection refused" names no server, no setting
+                    exc.add_note(
+                        f"while connecting to PostgreSQL at {redact_dsn(self._dsn)} (the "
+                        "postgres.dsn setting, ASYNCTASQ_POSTGRES_DSN)"
+                    )
+                    raise
                 if self._auto_migrate:
                     try:
                         async with pool.acquire() as connection:
