@@ -50,3 +50,26 @@ def test_commands_warn_about_misspelt_variables_once(cli: Invoke, memory_args: l
         "warning: environment: ASYNCTASQ_WORKERS_CONCURRENCY is not an AsyncTasQ setting and "
         "is ignored; did you mean ASYNCTASQ_WORKER_CONCURRENCY?\n"
     )
+
+
+def test_the_worker_holds_the_no_driver_warning_until_its_modules_chose_one(
+    cli: Invoke, namespace: str
+) -> None:
+    """A broker's settings in the environment and no driver: a warning, unless a module that
+    --import runs chooses the driver in code (as the README's app does)."""
+    module = f"chooses_driver_{namespace.replace('-', '_')}"
+    Path(f"{module}.py").write_text(
+        "from asynctasq import init\n"
+        f"init({{'driver': 'memory', 'memory': {{'namespace': '{namespace}'}}}})\n"
+    )
+    env = {"ASYNCTASQ_REDIS_URL": "redis://127.0.0.1:1/0"}
+    chosen = cli("worker", "--import", module, "--burst", env=env)
+    assert chosen.exit_code == 0, chosen.output
+    assert "no driver is chosen" not in chosen.stderr
+    assert "driver memory" in chosen.stderr
+    unchosen = cli("worker", "--burst", env=env)
+    assert unchosen.exit_code == 0, unchosen.output
+    assert (
+        "warning: environment: redis settings are given but no driver is chosen, so the "
+        "embedded sqlite driver is used; set ASYNCTASQ_DRIVER=redis"
+    ) in unchosen.stderr

@@ -1,6 +1,7 @@
 """A sync task in a thread, past its timeout. Python cannot stop a thread safely, so the task
 is asked to stop (``current_task().cancel_requested``), its run fails once the thread has
-returned, and its retry never runs beside it; its timeout counts from when a thread takes it."""
+returned, and its retry never runs beside it; its timeout counts from when a thread takes it,
+and one that waits longer than that for a free thread never runs."""
 
 from __future__ import annotations
 
@@ -56,7 +57,18 @@ def holds_the_only_thread() -> None:
 @task(queue="thread-timeout", timeout=0.3, max_attempts=1)
 def waits_for_a_thread() -> None:
     note("late start")
-    time.sleep(0.2)
+
+
+@task(queue="thread-timeout", max_attempts=1)
+def holds_the_thread_briefly() -> None:
+    note("brief holder")
+    time.sleep(0.4)
+
+
+@task(queue="thread-timeout", timeout=0.5, max_attempts=1)
+def runs_after_waiting() -> None:
+    note("late start")
+    time.sleep(0.3)
     note("late end")
 
 
@@ -116,18 +128,30 @@ async def test_a_task_past_its_timeout_is_asked_to_stop() -> None:
     assert letter.failure.exception_type == "asynctasq.errors.TaskTimeoutError"
 
 
-async def test_the_wait_for_a_free_thread_does_not_count_against_the_timeout() -> None:
-    """The timeout is how long a run may take: a task that waited 1.5 s for the only thread
-    and then ran 0.2 s of its 0.3 s succeeds (it was failed, its work done)."""
+async def test_a_task_timed_out_before_it_got_a_thread_never_runs() -> None:
+    """Every thread stuck: the wait for one is bounded by the timeout too, so the task fails
+    (to be retried) instead of holding its slot, and its worker, for ever."""
     events.clear()
     await holds_the_only_thread().dispatch()
     await waits_for_a_thread().dispatch()
+    [letter] = await _run_until(dead(1), thread_pool_size=1)
+    assert "free thread and did not run" in letter.failure.message
+    await asyncio.sleep(1.8)  # the one thread is free again by now
+    assert [name for name, _ in events] == ["holder"]
+
+
+async def test_the_wait_for_a_free_thread_does_not_count_against_the_timeout() -> None:
+    """The timeout is how long a run may take: a task that waited 0.4 s for the only thread
+    and then ran 0.3 s of its 0.5 s succeeds (it was failed, its work done)."""
+    events.clear()
+    await holds_the_thread_briefly().dispatch()
+    await runs_after_waiting().dispatch()
 
     async def ran(driver: Any) -> bool:
-        return [name for name, _ in events] == ["holder", "late start", "late end"]
+        return [name for name, _ in events] == ["brief holder", "late start", "late end"]
 
     assert await _run_until(ran, thread_pool_size=1) == []
-    await asyncio.sleep(0.3)  # a timeout would dead-letter it by now
+    await asyncio.sleep(0.5)  # a timeout would dead-letter it by now
     assert await (await get_driver()).list_dead_letters(queue="thread-timeout") == []
 
 

@@ -184,6 +184,7 @@ async def test_forged_dead_letters_are_listed_with_what_can_be_read(
         b"time": {"p": b"{}", "v": 1, "a": 1, "e": "E", "f": "soon"},
         b"far": {"p": b"{}", "v": 1, "a": 1, "f": "9" * 30},
         b"huge": {"p": b"{}", "a": "9" * 5000, "f": "9" * 5000},
+        b"float-overflow": {"p": b"{}", "a": 1, "f": "9" * 400},  # an int, past any float
         b"bare": {"p": b"{}"},
         b"\xff": {"p": b"{}", "e": b"\xff", "s": b"\xfe", "t": b"\xfd"},
     }
@@ -198,7 +199,7 @@ async def test_forged_dead_letters_are_listed_with_what_can_be_read(
     assert by_id[real.task_id].attempts == 1
     assert {by_id[t].attempts for t in ("attempts", "negative", "huge", "bare")} == {0}
     assert by_id["\ufffd"].failure == Failure("\ufffd", "\ufffd", "\ufffd")
-    for name in ("time", "far", "huge", "bare"):
+    for name in ("time", "far", "huge", "float-overflow", "bare"):
         assert by_id[name].failed_at.timestamp() == 0
     # a forged one without a visibility comes back malformed (and is dead-lettered again),
     # without failing the retry of the others

@@ -618,7 +618,11 @@ def _build(
     return Config(driver=driver, drivers=drivers, version=_version, **values)
 
 
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+NO_DRIVER_CHOSEN = "but no driver is chosen"
+"""In the warning about a broker's settings without a driver: a command that imports task
+modules (which may choose one in code) holds that warning until they are imported."""
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep  # not asynctasq_cli/
 
 
 def _warn_at_caller(message: str) -> None:
@@ -644,7 +648,7 @@ def _warn_unchosen(
         return  # none, several on purpose (one chosen per process elsewhere), or in code
     name = named[0]
     _warn_at_caller(
-        f"{sources.get(name, 'config')}: {name} settings are given but no driver is chosen, "
+        f"{sources.get(name, 'config')}: {name} settings are given {NO_DRIVER_CHOSEN}, "
         f"so the embedded {EMBEDDED_DEFAULT} driver is used; set {ENV_PREFIX}DRIVER={name} "
         f"(or init({{'driver': '{name}'}}))"
     )

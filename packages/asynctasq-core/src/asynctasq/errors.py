@@ -159,6 +159,7 @@ class ResultTimeoutError(AsyncTasQError, TimeoutError):
     """Awaiting a result: none arrived within the timeout (the task may still run)."""
 
 
-class ResultNotKeptError(ResultTimeoutError):
+class ResultNotKeptError(AsyncTasQError, LookupError):
     """Awaiting a result the task does not keep (no ``keep_result``): none will ever arrive,
-    so it is raised at once rather than at the timeout (or never, without one)."""
+    so it is raised at once. Not a `ResultTimeoutError`: a loop that waits again after a
+    timeout must not spin on it."""

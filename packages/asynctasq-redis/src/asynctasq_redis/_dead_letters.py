@@ -60,10 +60,11 @@ def _failed_at(raw: bytes) -> datetime:
     """The failure time of a dead letter (`failed_at_of`)."""
     try:
         stamp = int(raw or 0)
-    except ValueError:
+        # microseconds; dead letters stored by 0.x releases have milliseconds (13 digits)
+        seconds = stamp / (1e6 if stamp >= 10**14 else 1e3)
+    except (ValueError, OverflowError):  # not digits, or too many for a float
         return UNKNOWN_FAILED_AT
-    # microseconds; dead letters stored by 0.x releases have milliseconds (13 digits)
-    return failed_at_of(stamp / (1e6 if stamp >= 10**14 else 1e3))
+    return failed_at_of(seconds)
 
 
 def _attempts(raw: bytes) -> int:

@@ -23,6 +23,7 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
+from asynctasq.config import NO_DRIVER_CHOSEN
 from asynctasq.core.options import check_queue
 from asynctasq.core.resolver import default_roots
 from asynctasq.drivers.base import EventLog, WorkerRegistry
@@ -41,7 +42,7 @@ from asynctasq_cli.logging import (
     parse_level,
 )
 from asynctasq_cli.metrics import close_quietly, start_worker_metrics
-from asynctasq_cli.output import CliError, reporting_errors, stderr
+from asynctasq_cli.output import CliError, print_warning, reporting_errors, stderr
 from asynctasq_cli.settings import (
     ConnectionOptions,
     LoadedConfig,
@@ -279,11 +280,17 @@ def run_worker(
         stops.append(ABORT_SIGNAL)
     previous = {sig: signal.signal(sig, _stopped_before_start) for sig in stops} if main else {}
     try:
-        loaded = load_config(connection, options.as_settings())
+        # Warnings wait for the task modules: one may choose the driver in code.
+        loaded = load_config(connection, options.as_settings(), announce=False)
         settings = loaded.config.worker
         roots = resolve_roots(settings.allowed_roots)
         added = import_modules(settings.imports, roots)
+        found = loaded.warnings
         loaded = reapply_after_imports(loaded)
+        chosen = loaded.config.driver is not None
+        for message in found:
+            if not (chosen and NO_DRIVER_CHOSEN in message):
+                print_warning(message)
         try:
             driver = session.create(loaded)
             worker = Worker(

@@ -100,21 +100,23 @@ class ExecutorRouter:
             # It ended past its deadline without the cancellation reaching it: it held the
             # event loop (time.sleep, sync I/O), which nothing in the process can interrupt.
             log.warning(
-                "task %s ran past its timeout of %s s without letting the event loop run, so "
-                "it could not be stopped (and held up every other task of this worker): run "
-                "blocking code in a def task (a thread) or with process=True",
+                "task %s ended past its timeout of %s s, which could not stop it: the event "
+                "loop was held (by this task or another of this worker: time.sleep, sync I/O, "
+                "long computations), which delays every task; run blocking code in a def task "
+                "(a thread) or with process=True",
                 name,
                 timeout,
             )
         return result
 
     async def _in_thread(self, task: BaseTask[Any], timeout: float | None, name: str) -> Any:
-        """Run `task` on the thread pool. Its timeout counts from when a thread takes it (a
-        wait for a free thread is the pool's, not the run's). At its timeout its
-        ``cancel_requested`` turns true (a thread cannot be stopped safely, see
-        `asynctasq.executors.thread_call`) and the run fails once the thread has returned,
-        or `THREAD_STOP_WAIT` passed, so its retry does not run beside it. One given back
-        while still waiting for a free thread never starts."""
+        """Run `task` on the thread pool. Its timeout counts from when a thread takes it: a
+        wait for a free thread is not part of the run, but is bounded by the timeout too (a
+        pool whose threads are all stuck must not hold the task, and its worker, for ever).
+        At its timeout its ``cancel_requested`` turns true (a thread cannot be stopped
+        safely, see `asynctasq.executors.thread_call`) and the run fails once the thread
+        has returned, or `THREAD_STOP_WAIT` passed, so its retry does not run beside it. One
+        given up on while still waiting for a free thread never starts."""
         loop = asyncio.get_running_loop()
         started: asyncio.Future[None] | None = None
         on_start = None
@@ -126,13 +128,21 @@ class ExecutorRouter:
         # Read whatever it ends with, so an end nobody awaits is not reported as an
         # exception never retrieved.
         running.add_done_callback(_retrieve)
+        scope: asyncio.Timeout | None = None
         try:
             if started is not None:
-                await asyncio.wait((started, running), return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.wait(
+                    (started, running), timeout=timeout, return_when=asyncio.FIRST_COMPLETED
+                )
+                if not call.give_up():
+                    raise TaskTimeoutError(
+                        f"task {name} waited longer than its timeout of {timeout} s for a "
+                        "free thread and did not run (every thread of the pool was busy)"
+                    )
             async with asyncio.timeout(timeout) as scope:
                 return await asyncio.shield(running)
         except TimeoutError:
-            if not scope.expired():
+            if scope is None or not scope.expired():  # the body's own, or no thread came
                 raise
             _ask_to_stop()
             # asyncio.wait, not a timeout scope: that would cancel `running` at its end and

@@ -18,7 +18,14 @@ MAX_LOGGED = 2000
 """Characters of an exception's message a worker log line carries."""
 
 
-def _text(exception: BaseException) -> str:
+def type_name(exception: BaseException) -> str:
+    """``module.Class`` of `exception`, as dead letters and status records name it."""
+    cls = type(exception)
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def text_of(exception: BaseException) -> str:
+    """``str(exception)``, or a stand-in when its ``__str__`` raises."""
     try:
         return str(exception)
     except Exception as exc:  # a hostile __str__ must not break the dead-lettering
@@ -48,19 +55,18 @@ def printable(text: str) -> str:
 
 def brief(exception: BaseException) -> str:
     """The exception's message, short enough for one log line and printable."""
-    return printable(clip(_text(exception), MAX_LOGGED))
+    return printable(clip(text_of(exception), MAX_LOGGED))
 
 
 def failure_from(exception: BaseException) -> Failure:
     """The exception's qualified type, message and formatted traceback, bounded."""
-    cls = type(exception)
-    name = f"{cls.__module__}.{cls.__qualname__}"
+    name = type_name(exception)
     try:
         trace = "".join(traceback.format_exception(exception))
     except Exception:  # a hostile __str__ again
         trace = ""
     return Failure(
         exception_type=name,
-        message=clip(_text(exception), MAX_MESSAGE),
+        message=clip(text_of(exception), MAX_MESSAGE),
         traceback=clip(trace, MAX_TRACEBACK, keep_end=True),
     )

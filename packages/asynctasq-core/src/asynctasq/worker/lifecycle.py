@@ -43,7 +43,7 @@ from asynctasq.lifecycle.events import EventType
 from asynctasq.lifecycle.status import KEYS, TaskState, clip
 from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware
-from asynctasq.worker.failures import failure_from
+from asynctasq.worker.failures import text_of, type_name
 
 if TYPE_CHECKING:
     from asynctasq.worker.job import Job
@@ -376,8 +376,7 @@ class Lifecycle(Middleware):
         job.finished = True
         # Named as a failed task's error is (module and class), and read as safely: the
         # message of an exception whose __str__ raises is not this worker's problem.
-        failure = failure_from(exception)
-        error = {"error_type": failure.exception_type, "error_message": clip(failure.message)}
+        error = {"error_type": type_name(exception), "error_message": clip(text_of(exception))}
         self.record(job, TaskState.RETRYING, **error)
         self.emit(EventType.TASK_RETRIED, job, delay=delay, **error)
 

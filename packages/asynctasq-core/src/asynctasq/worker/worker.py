@@ -763,7 +763,7 @@ class Worker:
                 call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
             if hooks is not None:
                 hooks.after_process(job, result, None)
-        finally:  # every way out; settling paths stop renewing before they settle
+        finally:  # every way out (an early settle may race a renewal: drivers ignore a stale one)
             self._leases.forget(delivery)
 
     # -- lifecycle -------------------------------------------------------------------------
