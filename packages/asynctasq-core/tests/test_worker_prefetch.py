@@ -144,7 +144,8 @@ async def test_tracking_a_lease_again_never_postpones_its_renewal() -> None:
     keeper.track(delivery, 0.2)  # taken ahead: renewed 0.1 s from now
     running = asyncio.create_task(keeper.run())
     await asyncio.sleep(0.08)
-    keeper.track(delivery, 30.0)  # it starts, with the task's own visibility timeout
+    keeper.track(delivery, 0.2)  # it starts: tracked from its first line
+    keeper.renew_to(delivery, 30.0)  # its message read: to the task's own visibility timeout
     await asyncio.sleep(0.06)  # past the first renewal, long before 0.08 + 0.1 s
     assert driver.renewed == ["t1"]
     keeper.forget(delivery)

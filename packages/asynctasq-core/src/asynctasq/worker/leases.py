@@ -48,6 +48,14 @@ class LeaseKeeper:
         if renew_at < self._next_wake:
             self._wake.set()
 
+    def renew_to(self, delivery: Delivery, visibility_timeout: float) -> None:
+        """Renew a tracked `delivery`'s lease to `visibility_timeout` from now on (a task's
+        own, once its message is read), keeping the renewal already due."""
+        key = id(delivery)
+        tracked = self._due.get(key)
+        if tracked is not None and tracked[2] != visibility_timeout:
+            self._due[key] = (tracked[0], delivery, visibility_timeout)
+
     def forget(self, delivery: Delivery) -> None:
         """Stop renewing (the task ended)."""
         self._due.pop(id(delivery), None)

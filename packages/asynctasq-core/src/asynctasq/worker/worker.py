@@ -706,7 +706,7 @@ class Worker:
                 return
             if task is not None:
                 set_attempts(task, delivery.attempts)
-            self._leases.track(delivery, env.visibility_timeout)
+            self._leases.renew_to(delivery, env.visibility_timeout)
             context = job.context = TaskContext(
                 delivery.task_id, env.task, job.queue, delivery.attempts
             )
