@@ -287,6 +287,7 @@ def test_banner_says_once_that_sqlite_is_the_embedded_default(cli: Invoke) -> No
     assert result.stderr.count("embedded default") == 1
     assert "driver sqlite (embedded default: no driver configured" in result.stderr
     assert Path("asynctasq.db").exists()
+    assert f"; file {Path('asynctasq.db').absolute()})" in result.stderr  # which file it opened
     configured = cli("worker", "--burst", "--driver", "sqlite")
     assert "embedded default" not in configured.stderr
 

@@ -29,6 +29,7 @@ class Banner:
         version: asynctasq-cli version.
         driver: The driver and its explicit settings (secrets masked).
         embedded_default: The driver is the embedded sqlite because none was configured.
+        embedded_file: Its database file.
         queues: Queue names.
         concurrency: Most tasks at once.
         shutdown_timeout: Seconds running tasks get at shutdown.
@@ -56,10 +57,14 @@ class Banner:
     events: bool = False
     events_refused: str | None = None
     heartbeat_interval: float | None = None
+    embedded_file: str | None = None  # no setting names it: a worker elsewhere opens another
 
     def driver_line(self) -> str:
-        """The driver, with the embedded-default note when it applies."""
-        return f"{self.driver} ({EMBEDDED_NOTE})" if self.embedded_default else self.driver
+        """The driver, with the embedded-default note (and file) when it applies."""
+        if not self.embedded_default:
+            return self.driver
+        where = f"; file {self.embedded_file}" if self.embedded_file else ""
+        return f"{self.driver} ({EMBEDDED_NOTE}{where})"
 
     def mode_line(self) -> str:
         """Concurrency, shutdown deadline and mode in one line."""

@@ -319,6 +319,7 @@ def run_worker(
             version=cli_version(),
             driver=session.describe_driver(loaded),
             embedded_default=loaded.embedded_default,
+            embedded_file=_file_of(driver),
             queues=tuple(worker.queues),
             concurrency=worker.concurrency,
             shutdown_timeout=worker.shutdown_timeout,
@@ -346,6 +347,12 @@ def run_worker(
             if entry in sys.path:
                 sys.path.remove(entry)
         logs.restore()
+
+
+def _file_of(driver: object) -> str | None:
+    """The database file of a driver that keeps one (the embedded default's)."""
+    path = getattr(driver, "path", None)
+    return path if isinstance(path, str) else None
 
 
 def register(app: typer.Typer) -> None:
