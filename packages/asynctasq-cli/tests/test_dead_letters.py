@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
 from cli_testing import Invoke, make_dead_letters, stats
 
+from asynctasq.lifecycle import control
+from asynctasq.lifecycle.status import TaskState, TaskStatus
 from asynctasq.testing import MemoryDriver
 from asynctasq_cli import bulk
 
@@ -165,3 +168,20 @@ def test_bulk_stops_at_the_counted_total(
 
     assert asyncio.run(main()) == 5
     assert sum(progress) == 5
+
+
+def test_a_retried_tracked_task_reads_queued(
+    cli: Invoke, memory: MemoryDriver, memory_args: list[str]
+) -> None:
+    """Not `failed` until a worker takes it again."""
+    [task_id] = make_dead_letters(memory, "emails", 1)
+    failed = TaskStatus(
+        task_id, TaskState.FAILED, "t:fail", "emails", attempts=3, error_type="builtins.E"
+    )
+    asyncio.run(memory.write_statuses([control.write_for(failed, 60)]))
+    result = cli("dead-letters", "retry", task_id, *memory_args)
+    assert result.exit_code == 0, result.output
+    status = cli("status", task_id, "--json", *memory_args)
+    assert status.exit_code == 0, status.output
+    shown = json.loads(status.stdout)
+    assert (shown["state"], shown["attempts"], shown["error_type"]) == ("queued", 0, None)

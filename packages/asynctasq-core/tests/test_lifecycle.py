@@ -17,6 +17,7 @@ from asynctasq.config import set_global_config
 from asynctasq.core.task import Task
 from asynctasq.drivers.base import StatusWrite
 from asynctasq.drivers.connections import get_driver
+from asynctasq.lifecycle import control
 from asynctasq.lifecycle.events import Event, EventType
 from asynctasq.testing import MemoryDriver
 from asynctasq.testing.crash import wait_until
@@ -600,3 +601,24 @@ async def test_a_task_cancelled_while_waiting_to_retry_keeps_its_runs(worker: Wo
 
 async def _is(task_id: str, state: TaskState) -> bool:
     return await state_of(task_id) == state
+
+
+async def test_a_retried_dead_letter_reads_queued_until_a_worker_takes_it() -> None:
+    task_id = await always_fails().dispatch()
+    driver = await get_driver()
+    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        await wait_until(lambda: _is(task_id, TaskState.FAILED), 10, "the failed record")
+    finally:
+        w.request_stop()
+        await runner
+    assert await control.retry_dead_letters(driver, task_ids=[task_id, "not-a-dead-letter"]) == 1
+    found = await asynctasq.status(task_id)
+    assert found is not None
+    assert (found.state, found.attempts, found.error_type, found.finished_at) == (
+        TaskState.QUEUED, 0, None, None
+    )  # fmt: skip
+    [again] = await driver.dequeue(["lc"], limit=1, wait=1)  # and it is queued indeed
+    assert again.task_id == task_id and again.attempts == 0
+    await driver.ack([again])

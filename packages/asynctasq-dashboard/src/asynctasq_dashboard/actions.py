@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 import asynctasq
+from asynctasq.lifecycle import control
 from asynctasq_dashboard.auth import SESSION_COOKIE, TokenAuth
 from asynctasq_dashboard.csrf import verified_form
 from asynctasq_dashboard.guard import cookie_path
@@ -61,7 +62,7 @@ async def retry(request: Request) -> Response:
     task_id, queue, _ = await _selection(request)
     driver = await dashboard_of(request).connected()
     ids = [task_id] if task_id is not None else None
-    done = await driver.retry_dead_letters(queue=queue, task_ids=ids)
+    done = await control.retry_dead_letters(driver, queue=queue, task_ids=ids)
     if task_id is not None and done:
         # Straight to the task: its page follows it as it runs again.
         return _to(request, "task", id=task_id, done="retried", n=done)

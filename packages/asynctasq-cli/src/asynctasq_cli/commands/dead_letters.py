@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,6 +16,7 @@ from rich.text import Text
 
 from asynctasq.core import envelope
 from asynctasq.drivers.base import DeadLetter
+from asynctasq.lifecycle import control
 from asynctasq.runner import run
 from asynctasq_cli import bulk, session
 from asynctasq_cli.output import (
@@ -189,7 +191,11 @@ async def _bulk(
 ) -> tuple[int, list[str]]:
     loaded = load_config(connection)
     async with session.open_driver(loaded) as driver:
-        operation = driver.retry_dead_letters if verb == "retry" else driver.purge_dead_letters
+        operation = (
+            functools.partial(control.retry_dead_letters, driver)  # statuses read queued again
+            if verb == "retry"
+            else driver.purge_dead_letters
+        )
         label = "Retrying" if verb == "retry" else "Purging"
         return await bulk.apply_with_progress(
             driver, operation, selection, verb=label, console=stderr()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -95,6 +96,42 @@ async def list_tasks(
     return [s for s in map(TaskStatus.decode, raws) if s is not None]
 
 
+async def retry_dead_letters(
+    driver: Driver, *, queue: str | None = None, task_ids: Sequence[str] | None = None
+) -> int:
+    """`Driver.retry_dead_letters`, and the tracked tasks among `task_ids` read ``queued``
+    again (attempts 0, no error) instead of ``failed`` until a worker takes them.
+
+    Returns:
+        How many dead letters went back to their queues.
+    """
+    done = await driver.retry_dead_letters(queue=queue, task_ids=task_ids)
+    if done and task_ids and isinstance(driver, StatusStore):
+        writes = []
+        for task_id in task_ids[:MAX_REQUEUED_RECORDS]:
+            raw = await driver.read_status(str(task_id))
+            current = None if raw is None else TaskStatus.decode(raw)
+            if current is not None and current.state == TaskState.FAILED:
+                again = current.replace(
+                    state=TaskState.QUEUED,
+                    attempts=0,
+                    started_at=None,
+                    finished_at=None,
+                    error_type=None,
+                    error_message=None,
+                    progress=None,
+                    progress_message=None,
+                )
+                writes.append(write_for(again, DEFAULT_TRACK_TTL))
+        if writes:
+            await driver.write_statuses(writes)
+    return done
+
+
+MAX_REQUEUED_RECORDS = 1_000
+"""Most status records one retry rewrites (the CLI retries in batches of fewer)."""
+
+
 async def cancel(
     task_id: str, *, driver: str | Driver | None = None, keep: float = DEFAULT_TRACK_TTL
 ) -> CancelOutcome:
@@ -161,4 +198,11 @@ MAX_WORKERS_READ = 10_000
 """Most worker records `list_workers` reads."""
 
 
-__all__ = ["CancelOutcome", "cancel", "list_tasks", "list_workers", "status"]
+__all__ = [
+    "CancelOutcome",
+    "cancel",
+    "list_tasks",
+    "list_workers",
+    "retry_dead_letters",
+    "status",
+]
