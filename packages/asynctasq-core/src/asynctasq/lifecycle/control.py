@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -102,30 +103,43 @@ async def retry_dead_letters(
     """`Driver.retry_dead_letters`, and the tracked tasks among `task_ids` read ``queued``
     again (attempts 0, no error) instead of ``failed`` until a worker takes them.
 
+    The records are rewritten before the letters move: after, a worker may already have
+    taken one and written ``running``, which ``queued`` must not overwrite.
+
     Returns:
         How many dead letters went back to their queues.
     """
-    done = await driver.retry_dead_letters(queue=queue, task_ids=task_ids)
-    if done and task_ids and isinstance(driver, StatusStore):
-        writes = []
-        for task_id in task_ids[:MAX_REQUEUED_RECORDS]:
-            raw = await driver.read_status(str(task_id))
+    before: list[StatusWrite] = []
+    if task_ids and isinstance(driver, StatusStore):
+        wanted = list(dict.fromkeys(str(t) for t in task_ids))[:MAX_REQUEUED_RECORDS]
+        letters = await driver.list_dead_letters(queue=queue, task_ids=wanted, limit=len(wanted))
+        queued: list[StatusWrite] = []
+        for letter in letters:
+            raw = await driver.read_status(letter.task_id)
             current = None if raw is None else TaskStatus.decode(raw)
-            if current is not None and current.state == TaskState.FAILED:
-                again = current.replace(
-                    state=TaskState.QUEUED,
-                    attempts=0,
-                    started_at=None,
-                    finished_at=None,
-                    error_type=None,
-                    error_message=None,
-                    progress=None,
-                    progress_message=None,
-                )
-                writes.append(write_for(again, DEFAULT_TRACK_TTL))
-        if writes:
-            await driver.write_statuses(writes)
-    return done
+            if current is None or current.state != TaskState.FAILED:
+                continue
+            again = current.replace(
+                state=TaskState.QUEUED,
+                attempts=0,
+                started_at=None,
+                finished_at=None,
+                error_type=None,
+                error_message=None,
+                progress=None,
+                progress_message=None,
+            )
+            queued.append(write_for(again, DEFAULT_TRACK_TTL))
+            before.append(write_for(current, DEFAULT_TRACK_TTL))
+        if queued:
+            await driver.write_statuses(queued)
+    try:
+        return await driver.retry_dead_letters(queue=queue, task_ids=task_ids)
+    except BaseException:
+        if before:  # nothing moved, as far as anyone knows: the records say so again
+            with contextlib.suppress(Exception):
+                await status_store(driver).write_statuses(before)
+        raise
 
 
 MAX_REQUEUED_RECORDS = 1_000
