@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from typing import Any
 
@@ -132,9 +133,11 @@ class _Extends:
 
     def __init__(self) -> None:
         self.renewed: list[str] = []
+        self.leases: set[float] = set()
 
     async def extend(self, deliveries: Any, visibility_timeout: float) -> None:
         self.renewed += [d.task_id for d in deliveries]
+        self.leases.add(visibility_timeout)
 
 
 async def test_tracking_a_lease_again_never_postpones_its_renewal() -> None:
@@ -152,3 +155,21 @@ async def test_tracking_a_lease_again_never_postpones_its_renewal() -> None:
     running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await running
+
+
+@pytest.mark.parametrize("granted", [math.nan, math.inf, -1.0, 0, "60", None, True])
+async def test_the_keeper_survives_any_lease_a_record_may_hold(granted: Any) -> None:
+    """A record written behind the driver's back: the worker refuses it, but it is tracked
+    from the first line; the keeper must neither raise nor renew with its lease."""
+    driver = _Extends()
+    keeper = LeaseKeeper(driver)  # type: ignore[arg-type]
+    forged = Delivery("f", QUEUE, b"", attempts=0, receipt=1, visibility_timeout=granted)
+    keeper.track(forged, granted)
+    running = asyncio.create_task(keeper.run())
+    await asyncio.sleep(0.2)  # past its first renewal
+    assert not running.done()  # still alive
+    keeper.forget(forged)
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert driver.renewed == ["f"] * len(driver.renewed) and driver.leases <= {0.1}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
 from collections import defaultdict
 
@@ -17,6 +18,11 @@ log = logging.getLogger("asynctasq.worker")
 MIN_RENEW_INTERVAL = 0.05
 """Shortest time between two renewals of a lease: a tiny visibility timeout (it comes from
 the message) must not make the worker renew in a tight loop."""
+
+
+MAX_RENEW_INTERVAL = 3600.0
+"""Longest time between two renewals: a lease of days is renewed hourly, and an absurd one
+(infinite, from a record written behind the driver's back) still gets a finite time."""
 
 
 class LeaseKeeper:
@@ -40,7 +46,13 @@ class LeaseKeeper:
         and a later renewal could come after it ran out.
         """
         key = id(delivery)
-        renew_at = time.monotonic() + max(delivery.visibility_timeout / 2, MIN_RENEW_INTERVAL)
+        # A record written behind the driver's back may hold any lease (the worker refuses
+        # it right after): the keeper must still compute with it, and never renew with it.
+        granted = delivery.visibility_timeout
+        half = granted / 2 if _usable(granted) else MIN_RENEW_INTERVAL
+        renew_at = time.monotonic() + min(max(half, MIN_RENEW_INTERVAL), MAX_RENEW_INTERVAL)
+        if not _usable(visibility_timeout):
+            visibility_timeout = 2 * MIN_RENEW_INTERVAL
         tracked = self._due.get(key)
         if tracked is not None:
             renew_at = min(renew_at, tracked[0])
@@ -91,3 +103,11 @@ class LeaseKeeper:
                 key = id(delivery)
                 if key in self._due:
                     self._due[key] = (renew_at, delivery, vt)
+
+
+def _usable(seconds: object) -> bool:
+    """Whether `seconds` is a usable lease length: a positive finite number (bool is not)."""
+    return type(seconds) in _NUMBERS and 0 < seconds < math.inf  # type: ignore[operator]
+
+
+_NUMBERS = (float, int)
