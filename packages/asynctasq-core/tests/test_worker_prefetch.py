@@ -16,7 +16,7 @@ from asynctasq import task
 from asynctasq.drivers.base import Delivery
 from asynctasq.drivers.connections import get_driver
 from asynctasq.worker import Worker
-from asynctasq.worker.leases import LeaseKeeper
+from asynctasq.worker.leases import MAX_RENEW_INTERVAL, LeaseKeeper
 
 QUEUE = "prefetch"
 state = {"now": 0, "most": 0, "ran": 0}
@@ -173,3 +173,15 @@ async def test_the_keeper_survives_any_lease_a_record_may_hold(granted: Any) -> 
     with contextlib.suppress(asyncio.CancelledError):
         await running
     assert driver.renewed == ["f"] * len(driver.renewed) and driver.leases <= {0.1}
+    assert driver.renewed  # renewed, with a lease the keeper chose, not the forged one
+
+
+async def test_a_lease_of_days_is_renewed_at_least_hourly() -> None:
+    keeper = LeaseKeeper(_Extends())  # type: ignore[arg-type]
+    day = Delivery("d", QUEUE, b"", attempts=0, receipt=1, visibility_timeout=86400.0)
+    keeper.track(day, 86400.0)
+    [(renew_at, _, _)] = keeper._due.values()
+    assert renew_at - time.monotonic() <= MAX_RENEW_INTERVAL
+    await keeper._renew([(day, 86400.0)])  # after a renewal too
+    [(renew_at, _, vt)] = keeper._due.values()
+    assert renew_at - time.monotonic() <= MAX_RENEW_INTERVAL and vt == 86400.0

@@ -648,7 +648,7 @@ def _warn_unchosen(
         return  # none, several on purpose (one chosen per process elsewhere), or in code
     name = named[0]
     _warn_at_caller(
-        f"{sources.get(name, 'config')}: {name} settings are given {NO_DRIVER_CHOSEN}, "
+        f"{sources[name]}: {name} settings are given {NO_DRIVER_CHOSEN}, "
         f"so the embedded {EMBEDDED_DEFAULT} driver is used; set {ENV_PREFIX}DRIVER={name} "
         f"(or init({{'driver': '{name}'}}))"
     )

@@ -49,7 +49,7 @@ DECORATOR_OPTIONS: dict[str, str] = {
 def missing_method(name: str, attribute: str) -> str | None:
     """The hint for ``<task function>.<attribute>``, when it is a Celery habit."""
     hint = TASK_METHODS.get(attribute)
-    return None if hint is None else f"{hint.format(name=name)}"
+    return None if hint is None else hint.format(name=name)
 
 
 def unknown_options(given: Iterable[str], known: Iterable[str], where: str) -> str:

@@ -258,6 +258,7 @@ async def dispatch_many(
     groups: dict[int, _Group] = {}
     drivers: dict[object, Driver] = {}
     entries: list[tuple[BaseTask[Any], OutgoingMessage, Claim | None, _Group]] = []
+    kept: list[bool] = []  # keep_result, read once per task
     for task, message, claim in prepared:
         if claim is not None and connection is not None:
             raise _no_transaction(task)
@@ -268,7 +269,8 @@ async def dispatch_many(
         driver = drivers.get(key)
         if driver is None:  # one lookup per driver, not per task
             driver = drivers[key] = await get_driver(spec)
-        if task._option("keep_result") and not keeps_results(driver):
+        kept.append(bool(task._option("keep_result")))
+        if kept[-1] and not keeps_results(driver):
             raise cannot_keep(driver, f"{_name(task)} has keep_result")
         if limit_keys.is_limited(task):
             limit_keys.limit_store(driver, _name(task))
@@ -289,7 +291,7 @@ async def dispatch_many(
             task._task_id = holder
             ids.append(TaskId(holder, task._driver()))
             continue
-        unkept = None if task._option("keep_result") else _name(task)
+        unkept = None if kept[index] else _name(task)
         ids.append(TaskId(message.task_id, task._driver(), unkept=unkept))
         queued.append((task, message))
         group.messages.append(message)

@@ -50,7 +50,7 @@ class LeaseKeeper:
         # it right after): the keeper must still compute with it, and never renew with it.
         granted = delivery.visibility_timeout
         half = granted / 2 if _usable(granted) else MIN_RENEW_INTERVAL
-        renew_at = time.monotonic() + min(max(half, MIN_RENEW_INTERVAL), MAX_RENEW_INTERVAL)
+        renew_at = time.monotonic() + _interval(half)
         if not _usable(visibility_timeout):
             visibility_timeout = 2 * MIN_RENEW_INTERVAL
         tracked = self._due.get(key)
@@ -92,7 +92,7 @@ class LeaseKeeper:
         for vt, deliveries in groups.items():
             try:
                 await self._driver.extend(deliveries, vt)
-                retry_in = max(vt / 2, MIN_RENEW_INTERVAL)
+                retry_in = _interval(vt / 2)
             except Exception:
                 log.warning(
                     "renewing %d lease(s) failed; will try again", len(deliveries), exc_info=True
@@ -103,6 +103,11 @@ class LeaseKeeper:
                 key = id(delivery)
                 if key in self._due:
                     self._due[key] = (renew_at, delivery, vt)
+
+
+def _interval(seconds: float) -> float:
+    """`seconds` kept between the shortest and the longest time between two renewals."""
+    return min(max(seconds, MIN_RENEW_INTERVAL), MAX_RENEW_INTERVAL)
 
 
 def _usable(seconds: object) -> bool:

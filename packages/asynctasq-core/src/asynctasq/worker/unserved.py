@@ -7,6 +7,7 @@ One look at start-up, in the background, says where the tasks are.
 
 from __future__ import annotations
 
+import heapq
 import logging
 from collections.abc import Sequence
 
@@ -25,7 +26,7 @@ async def note_unserved_queues(driver: Driver, served: Sequence[str]) -> None:
     try:
         names = await driver.queue_names()
         served_set = set(served)
-        others = sorted(n for n in names if n not in served_set)[:MAX_QUEUES_LOOKED_AT]
+        others = heapq.nsmallest(MAX_QUEUES_LOOKED_AT, (n for n in names if n not in served_set))
         if not others:
             return
         waiting = [s for s in await driver.stats(others) if s.ready > 0 or s.delayed > 0]
