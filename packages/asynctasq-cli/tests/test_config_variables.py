@@ -73,3 +73,22 @@ def test_the_worker_holds_the_no_driver_warning_until_its_modules_chose_one(
         "warning: environment: redis settings are given but no driver is chosen, so the "
         "embedded sqlite driver is used; set ASYNCTASQ_DRIVER=redis"
     ) in unchosen.stderr
+
+
+def test_schedules_holds_the_no_driver_warning_until_its_modules_chose_one(
+    cli: Invoke, namespace: str
+) -> None:
+    """As the worker: `asynctasq schedules --import` reads the modules that declare them, and
+    one of those may choose the driver in code."""
+    module = f"schedules_driver_{namespace.replace('-', '_')}"
+    Path(f"{module}.py").write_text(
+        "from asynctasq import init\n"
+        f"init({{'driver': 'memory', 'memory': {{'namespace': '{namespace}'}}}})\n"
+    )
+    env = {"ASYNCTASQ_REDIS_URL": "redis://127.0.0.1:1/0"}
+    chosen = cli("schedules", "--import", module, env=env)
+    assert chosen.exit_code == 0, chosen.output
+    assert "no driver is chosen" not in chosen.stderr
+    unchosen = cli("schedules", "--set", f"sqlite.path={namespace}.db", env=env)
+    assert unchosen.exit_code == 0, unchosen.output
+    assert unchosen.stderr.count("redis settings are given but no driver is chosen") == 1

@@ -28,6 +28,7 @@ import typer
 
 from asynctasq.config import (
     ENV_PREFIX,
+    NO_DRIVER_CHOSEN,
     Config,
     ConfigWarning,
     get_config,
@@ -292,6 +293,18 @@ def reapply_after_imports(loaded: LoadedConfig) -> LoadedConfig:
         embedded_default=embedded and name == EMBEDDED_DEFAULT,
         cli_settings=loaded.cli_settings,
     )
+
+
+def announce_held(found: Sequence[str], loaded: LoadedConfig) -> None:
+    """Print warnings a command held (``announce=False``) until its task modules imported.
+
+    A module may choose the driver in code, which answers the "settings but no driver"
+    warning: that one is printed only if no driver is chosen once `loaded` is in effect.
+    """
+    chosen = loaded.config.driver is not None
+    for message in found:
+        if not (chosen and NO_DRIVER_CHOSEN in message):
+            print_warning(message)
 
 
 def cli_setting(name: str, given: str | None, env_file: Path | None, default: str) -> str:

@@ -29,6 +29,7 @@ from asynctasq_cli.output import literal, print_json, reporting_errors, stdout, 
 from asynctasq_cli.settings import (
     ConnectionOptions,
     LoadedConfig,
+    announce_held,
     load_config,
     reapply_after_imports,
     takes_connection,
@@ -103,12 +104,15 @@ def list_schedules(
     """Load the configuration, import the task modules, and return what they declare."""
     given = {"imports": imports, "allowed_roots": allowed_roots}
     worker = {k: v for k, v in given.items() if v is not None}
-    loaded = load_config(connection, {"worker": worker} if worker else None)
+    # Warnings wait for the task modules: one may choose the driver in code.
+    loaded = load_config(connection, {"worker": worker} if worker else None, announce=False)
     settings = loaded.config.worker
     roots = resolve_roots(settings.allowed_roots)
     added = import_modules(settings.imports, roots)
     try:
-        return reapply_after_imports(loaded), schedules()
+        effective = reapply_after_imports(loaded)
+        announce_held(loaded.warnings, effective)
+        return effective, schedules()
     finally:
         for entry in added:
             if entry in sys.path:

@@ -23,7 +23,6 @@ import typer
 from rich.console import Console
 from rich.live import Live
 
-from asynctasq.config import NO_DRIVER_CHOSEN
 from asynctasq.core.options import check_queue
 from asynctasq.core.resolver import default_roots
 from asynctasq.drivers.base import EventLog, WorkerRegistry
@@ -42,10 +41,11 @@ from asynctasq_cli.logging import (
     parse_level,
 )
 from asynctasq_cli.metrics import close_quietly, start_worker_metrics
-from asynctasq_cli.output import CliError, print_warning, reporting_errors, stderr
+from asynctasq_cli.output import CliError, reporting_errors, stderr
 from asynctasq_cli.settings import (
     ConnectionOptions,
     LoadedConfig,
+    announce_held,
     cli_setting,
     load_config,
     reapply_after_imports,
@@ -287,10 +287,7 @@ def run_worker(
         added = import_modules(settings.imports, roots)
         found = loaded.warnings
         loaded = reapply_after_imports(loaded)
-        chosen = loaded.config.driver is not None
-        for message in found:
-            if not (chosen and NO_DRIVER_CHOSEN in message):
-                print_warning(message)
+        announce_held(found, loaded)
         try:
             driver = session.create(loaded)
             worker = Worker(
