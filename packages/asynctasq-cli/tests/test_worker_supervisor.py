@@ -433,3 +433,68 @@ def test_pinning_needs_workers_and_a_yes_or_no(
     result = cli("worker", "--driver", "memory", *args)
     assert result.exit_code == 2
     assert message in result.output
+
+
+@contextmanager
+def cpu_limited_group(cpus: float) -> Iterator[Path]:
+    """A fresh control group allowed `cpus` CPUs' worth of time; its ``cgroup.procs``.
+    Skips where this process may not make one (not root, no writable cpu controller)."""
+    name = f"asynctasq-test-{uuid.uuid4().hex[:8]}"
+    period = 100_000
+    v1 = Path("/sys/fs/cgroup/cpu")
+    group = (v1 if (v1 / "cpu.cfs_quota_us").exists() else Path("/sys/fs/cgroup")) / name
+    try:
+        group.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot create a control group here: {exc}")
+    try:
+        try:
+            if group.parent == v1:
+                (group / "cpu.cfs_period_us").write_text(str(period))
+                (group / "cpu.cfs_quota_us").write_text(str(int(cpus * period)))
+            else:
+                (group / "cpu.max").write_text(f"{int(cpus * period)} {period}")
+        except OSError as exc:
+            pytest.skip(f"cannot limit a control group's CPU here: {exc}")
+        yield group / "cgroup.procs"
+    finally:
+        for _ in range(50):  # its processes must be gone before it can be removed
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def test_workers_auto_counts_a_containers_cpu_limit(tmp_path: Path) -> None:
+    """In a control group limited to one CPU (as ``docker run --cpus 1`` makes), ``auto``
+    starts one worker, though the host has more CPUs."""
+    if (os.cpu_count() or 1) < 2:
+        pytest.skip("needs a host with 2 CPUs or more")
+    log = tmp_path / "supervisor.log"
+    sqlite = sqlite_backend(tmp_path)
+    with cpu_limited_group(1.0) as procs:
+        command = [
+            str(SCRIPT),
+            "worker",
+            *sqlite.args,
+            "--queues",
+            QUEUE,
+            "--no-live",
+            "--burst",
+            "--workers",
+            "auto",
+        ]
+        with log.open("wb") as out:
+            done = subprocess.run(
+                command,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                env=_env(),
+                timeout=60,
+                preexec_fn=lambda: procs.write_text(str(os.getpid())),
+            )
+    text = log.read_text()
+    assert done.returncode == EXIT_OK, text
+    assert "starting 1 worker process(es)" in text, text
+    assert len(started_pids(log)) == 1

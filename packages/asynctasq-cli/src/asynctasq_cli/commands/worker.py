@@ -500,8 +500,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--workers",
                 metavar="N",
-                help="Run N worker processes (or 'auto': one per CPU) under a supervisor that "
-                "restarts them if they die; each one's process pool defaults to CPUs // N. "
+                help="Run N worker processes (or 'auto': one per CPU, as many as a container's "
+                "CPU limit allows) under a supervisor that restarts them if they die; each "
+                "one's process pool defaults to CPUs // N. "
                 "(env: ASYNCTASQ_WORKERS; default: one worker in this process)",
                 show_default=False,
                 rich_help_panel=_PANEL_RUN,

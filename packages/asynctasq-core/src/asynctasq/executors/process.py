@@ -12,7 +12,6 @@ import asyncio
 import importlib
 import inspect
 import logging
-import multiprocessing
 import os
 import signal
 import sys
@@ -33,6 +32,7 @@ from asynctasq.executors._pool import ProcessPool
 from asynctasq.lifecycle.context import TaskContext, set_current
 from asynctasq.serializer import set_import_guard
 from asynctasq.utils.affinity import unpin_thread, unpinned_cpus
+from asynctasq.utils.cpus import cpu_count
 from asynctasq.utils.processes import die_with
 
 log = logging.getLogger("asynctasq.worker")
@@ -156,7 +156,7 @@ class ProcessExecutor:
         imports: Sequence[str] = (),
     ) -> None:
         self._imports = list(imports)
-        self.size = size or multiprocessing.cpu_count()
+        self.size = size or cpu_count()
         self.max_tasks_per_child = max_tasks_per_child
         self._allowed_roots = list(allowed_roots)
         self._config = config

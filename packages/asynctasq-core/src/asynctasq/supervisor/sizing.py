@@ -9,23 +9,12 @@ from __future__ import annotations
 
 import os
 
-from asynctasq.utils.affinity import unpinned_cpus
+from asynctasq.utils.cpus import cpu_count
 
 CHILD_VARIABLE = "ASYNCTASQ_SUPERVISOR_CHILD"
 """Set in each supervised worker process: its number, 1 to N (also in its log lines)."""
 CHILDREN_VARIABLE = "ASYNCTASQ_SUPERVISOR_CHILDREN"
 """Set in each supervised worker process: how many the supervisor runs (N)."""
-
-
-def cpu_count() -> int:
-    """The CPUs this process may run on (its affinity mask where the OS has one; in a worker
-    pinned to one CPU, every CPU its pools may use)."""
-    pinned = unpinned_cpus()
-    if pinned:
-        return len(pinned)
-    if hasattr(os, "sched_getaffinity"):
-        return max(1, len(os.sched_getaffinity(0)))
-    return max(1, os.cpu_count() or 1)
 
 
 def parse_workers(value: str | int) -> int:
