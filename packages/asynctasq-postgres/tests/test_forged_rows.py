@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
 
 import asyncpg
 import pytest
@@ -155,3 +156,32 @@ async def test_a_priority_outside_0_to_9_is_refused_by_the_table(
         with pytest.raises(asyncpg.CheckViolationError):
             await admin.execute(f"UPDATE {q} SET priority = {priority}")
     assert [d.task_id for d in await driver.dequeue(["forged"], limit=10, wait=0)] != []
+
+
+async def test_dead_letter_times_no_clock_can_show_read_as_unknown(
+    driver: PostgresDriver, admin: asyncpg.Connection[asyncpg.Record]
+) -> None:
+    """``infinity`` reads back as the last moment a datetime holds, which no time zone east
+    of UTC can show: one such row made every listing in local time fail."""
+    dlq = driver.table_names.dead_letter
+    for stamp in ("infinity", "-infinity", "9999-12-31 23:00:00+00", "0001-01-01 01:00:00+00"):
+        await admin.execute(
+            f"INSERT INTO {dlq} (task_id, queue, payload, attempts, visibility_timeout, "
+            "exception_type, message, traceback, failed_at) VALUES (gen_random_uuid(), "
+            f"'forged-time', '', 1, 30, 'x', $1, '', '{stamp}')",
+            stamp,
+        )
+    await admin.execute(
+        f"INSERT INTO {dlq} (task_id, queue, payload, attempts, visibility_timeout, "
+        "exception_type, message, traceback) VALUES (gen_random_uuid(), 'forged-time', '', "
+        "1, 30, 'x', 'real', '')"
+    )
+    letters = await driver.list_dead_letters(queue="forged-time")
+    times = {d.failure.message: d.failed_at for d in letters}
+    unknown = datetime.fromtimestamp(0, UTC)
+    assert times["infinity"] == times["-infinity"] == unknown
+    assert times["9999-12-31 23:00:00+00"] == times["0001-01-01 01:00:00+00"] == unknown
+    assert abs(times["real"] - datetime.now(UTC)) < timedelta(minutes=5)
+    for d in letters:
+        d.failed_at.astimezone(timezone(timedelta(hours=14)))
+        d.failed_at.astimezone(timezone(timedelta(hours=-12)))

@@ -21,7 +21,14 @@ from asynctasq_rabbitmq.dead_letters import (
     MAX_TRACEBACK_BYTES,
     MAX_TYPE_BYTES,
 )
-from asynctasq_rabbitmq.messages import EXCEPTION_TYPE, FAILED_AT, QUEUE, TRACEBACK
+from asynctasq_rabbitmq.messages import (
+    ATTEMPTS,
+    EXCEPTION_TYPE,
+    FAILED_AT,
+    MAX_COUNT,
+    QUEUE,
+    TRACEBACK,
+)
 
 MakeDriver = Callable[..., RabbitMQDriver]
 
@@ -242,7 +249,13 @@ async def test_forged_dead_letter_times_read_back_timezone_aware(make_driver: Ma
     [delivery] = await _take(driver, ["forged-dl"], 1)
     await driver.dead_letter(delivery, Failure("builtins.KeyError", "'x'", ""))  # declares it
     channel = await driver._private_channel()
-    for task_id, stamp in (("naive", "2030-01-02T03:04:05"), ("garbage", "not a time")):
+    forged = (
+        ("naive", "2030-01-02T03:04:05"),
+        ("garbage", "not a time"),
+        ("past-9999-in-utc", "9999-12-31T23:59:59-14:00"),
+        ("year-1", "0001-01-01T00:00:00+14:00"),
+    )
+    for task_id, stamp in forged:
         await channel.basic_publish(
             b"{}",
             routing_key=driver._topology.dead_queue("forged-dl"),
@@ -254,6 +267,9 @@ async def test_forged_dead_letter_times_read_back_timezone_aware(make_driver: Ma
     dead = {d.task_id: d for d in await driver.list_dead_letters(queue="forged-dl")}
     assert dead["naive"].failed_at == datetime(2030, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert dead["garbage"].failed_at == datetime.fromtimestamp(0, UTC)
+    # Times no local clock can show read as unknown: a listing converts each to local time.
+    assert dead["past-9999-in-utc"].failed_at == datetime.fromtimestamp(0, UTC)
+    assert dead["year-1"].failed_at == datetime.fromtimestamp(0, UTC)
     assert dead[delivery.task_id].failed_at.tzinfo is not None
     assert sorted(dead.values(), key=lambda d: d.failed_at)[0].task_id == "garbage"
 
@@ -349,6 +365,72 @@ async def test_queue_names_come_from_the_broker_registry(make_driver: MakeDriver
     await second.enqueue(_msg("reg-b"))
     stranger = make_driver()
     assert await stranger.queue_names() == ["reg-a", "reg-b"]
+
+
+async def test_hostile_registry_entries_are_left_out(make_driver: MakeDriver) -> None:
+    """Anyone who can publish can add to the registry of queue names: an entry that is not
+    UTF-8, not a queue name, or too long for the broker's names is not listed, and neither
+    listings nor the first dispatch to a new queue fail on it."""
+    driver = make_driver()
+    await driver.enqueue(_msg("reg-ok"))
+    channel = await driver._private_channel()
+    for body in (b"\xff\xfe-not-utf-8", b"has space", b"q" * 300, "\u00e9".encode() * 150):
+        await channel.basic_publish(
+            body,
+            routing_key=driver._topology.registry_queue,
+            properties=Basic.Properties(delivery_mode=2),
+        )
+    await channel.close()
+    fresh = make_driver()
+    await fresh.enqueue(_msg("reg-new"))  # scans the registry first
+    assert await fresh.queue_names() == ["reg-new", "reg-ok"]
+    assert await fresh.list_dead_letters() == []
+    assert [s.queue for s in await fresh.stats(await fresh.queue_names())] == ["reg-new", "reg-ok"]
+
+
+async def test_a_queue_name_rabbitmq_cannot_take_is_refused_by_name(
+    make_driver: MakeDriver,
+) -> None:
+    """Queue names pass one rule on every driver, but AMQP names hold 255 bytes and its
+    client takes only ASCII letters, digits and a few marks: a clear error, not the client's
+    'Invalid value for queue'."""
+    driver = make_driver()
+    with pytest.raises(ValueError, match=r"'caf\u00e9' cannot be a RabbitMQ queue.*ASCII"):
+        await driver.enqueue(_msg("caf\u00e9"))
+    long_prefix = make_driver(queue_prefix="p" * 60 + ".")
+    with pytest.raises(ValueError, match=r"too long for RabbitMQ.*at most 185 here"):
+        await long_prefix.enqueue(_msg("q" * 200))
+    await driver.enqueue(_msg("q" * 200))  # with the test's short prefix it fits
+    assert [d.queue for d in await _take(driver, ["q" * 200], 1)] == ["q" * 200]
+
+
+async def test_a_huge_attempts_header_is_capped_and_dead_lettered(make_driver: MakeDriver) -> None:
+    """A count past what AMQP encodes (anyone may publish one) used to make every republish
+    fail: the message was neither run nor dead-lettered, held unacked on every start."""
+    driver = make_driver()
+    await driver.enqueue(_msg("big-attempts"))  # declares the queue
+    [first] = await _take(driver, ["big-attempts"], 1)
+    await driver.ack([first])
+    channel = await driver._private_channel()
+    for task_id, count in (("huge", "1" + "0" * 30 + "1"), ("negative", "-" + "9" * 30)):
+        await channel.basic_publish(
+            b"{}",
+            routing_key=driver._topology.work_queue("big-attempts"),
+            properties=Basic.Properties(
+                message_id=task_id, headers={ATTEMPTS: count}, delivery_mode=2
+            ),
+        )
+    await channel.close()
+    taken = {d.task_id: d for d in await _take(driver, ["big-attempts"], 2)}
+    assert taken["huge"].attempts == MAX_COUNT
+    assert taken["negative"].attempts == 0
+    await driver.dead_letter(taken["huge"], Failure("builtins.ValueError", "too many", ""))
+    await driver.retry(taken["negative"], delay=0)
+    [again] = await _take(driver, ["big-attempts"], 1)
+    assert (again.task_id, again.attempts) == ("negative", 1)
+    await driver.ack([again])
+    [dead] = await driver.list_dead_letters(queue="big-attempts")
+    assert (dead.task_id, dead.attempts) == ("huge", MAX_COUNT)
 
 
 async def test_enqueue_many_confirms_everything(make_driver: MakeDriver) -> None:

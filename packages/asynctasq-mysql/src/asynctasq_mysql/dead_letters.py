@@ -7,10 +7,9 @@ message, with the failure's exception type, message and traceback and when it ha
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from asynctasq.drivers.base import UNKNOWN_FAILED_AT, DeadLetter, Failure
+from asynctasq.drivers.base import DeadLetter, Failure
 from asynctasq_mysql.pool import execute, fetchall, lock_retries, transaction
 from asynctasq_mysql.server import is_transient_lock_error
 from asynctasq_mysql.sql import Statements, placeholders, storable_text
@@ -86,16 +85,10 @@ async def list_dead_letters(
             payload=bytes(row[3]),
             failure=Failure(exception_type=row[4], message=row[5], traceback=row[6]),
             attempts=int(row[7]),
-            failed_at=_failed_at(row[8]),
+            failed_at=row[8],  # naive UTC; a zero or invalid date (a str) reads as unknown
         )
         for row in rows
     ]
-
-
-def _failed_at(value: object) -> datetime:
-    """The failure time of a dead-letter row; `UNKNOWN_FAILED_AT` for a value no worker
-    writes (a zero or invalid date, which the client reads as a str)."""
-    return value.replace(tzinfo=UTC) if isinstance(value, datetime) else UNKNOWN_FAILED_AT
 
 
 async def retry_dead_letters(

@@ -16,7 +16,7 @@ characters, as a character can take four.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 
 from aiormq.abc import AbstractConnection, DeliveredMessage
 from pamqp.commands import Basic
@@ -77,12 +77,10 @@ def parse_dead_letter(message: DeliveredMessage, queue: str) -> DeadLetter:
     """The `DeadLetter` stored in `message`, found in the dead-letter queue of `queue`."""
     headers = m.headers_of(message)
     failed_at_text = headers.get(m.FAILED_AT)
-    try:
+    try:  # a time no worker writes reads as unknown in `DeadLetter`
         failed_at = datetime.fromisoformat(str(failed_at_text))
     except ValueError:
         failed_at = UNKNOWN_FAILED_AT
-    if failed_at.tzinfo is None:  # no worker writes one; timezone-aware, as documented
-        failed_at = failed_at.replace(tzinfo=UTC)
     return DeadLetter(
         task_id=m.task_id_of(message),
         queue=str(headers.get(m.QUEUE, queue)),

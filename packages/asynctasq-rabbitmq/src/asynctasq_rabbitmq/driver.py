@@ -139,7 +139,9 @@ class RabbitMQDriver:
             on_new_queue=lambda queue: self._registry.register(queue),
             private_channel=self._private_channel,
         )
-        self._registry = QueueRegistry(self._topology.registry_queue, self._amqp)
+        self._registry = QueueRegistry(
+            self._topology.registry_queue, self._amqp, self._topology.usable
+        )
         self._dead_letters = DeadLetters(
             self._topology, self._amqp, self.queue_names, self._requeue_fresh
         )

@@ -26,12 +26,18 @@ DELIVERY_COUNT = "x-delivery-count"
 """Set by quorum queues: how often the message was returned (nack, lost channel)."""
 
 
+MAX_COUNT = 2**31 - 1
+"""Most a count header is read as. Anyone may publish any header, and a count the driver
+writes back (plus one) must stay encodable: AMQP field tables hold at most 64-bit integers,
+and a count this high is far past any task's attempts anyway."""
+
+
 def int_header(value: object) -> int:
-    """An integer header value, 0 when absent or not a number."""
+    """A count header's value, 0 when absent or not a number, capped to 0..`MAX_COUNT`."""
     if isinstance(value, int | float | str):
         try:
-            return int(value)
-        except ValueError:
+            return min(max(int(value), 0), MAX_COUNT)
+        except (ValueError, OverflowError):
             return 0
     return 0
 
@@ -81,7 +87,7 @@ def attempts_of(message: DeliveredMessage) -> int:
     base = int_header(headers.get(ATTEMPTS))
     returned = int_header(headers.get(DELIVERY_COUNT))
     redelivered = bool(getattr(message.delivery, "redelivered", False))
-    return base + max(returned, 1 if redelivered else 0)
+    return min(base + max(returned, 1 if redelivered else 0), MAX_COUNT)
 
 
 __all__ = [
@@ -90,6 +96,7 @@ __all__ = [
     "EXCEPTION_MESSAGE",
     "EXCEPTION_TYPE",
     "FAILED_AT",
+    "MAX_COUNT",
     "PERSISTENT",
     "QUEUE",
     "TRACEBACK",

@@ -26,11 +26,20 @@ class QueueRegistry:
     Args:
         name: Broker name of the registry queue.
         connection: Returns the current (underlying) AMQP connection.
+        usable: Whether a name read back is one this driver could have registered. Anyone
+            who can publish to the broker can add entries: those that are not (not UTF-8,
+            not a valid queue name, too long for the broker) are left out, never passed on.
     """
 
-    def __init__(self, name: str, connection: Callable[[], Awaitable[AbstractConnection]]) -> None:
+    def __init__(
+        self,
+        name: str,
+        connection: Callable[[], Awaitable[AbstractConnection]],
+        usable: Callable[[str], bool],
+    ) -> None:
         self.name = name
         self._connection = connection
+        self._usable = usable
         self._registered: set[str] = set()
         self._lock = asyncio.Lock()
 
@@ -47,10 +56,14 @@ class QueueRegistry:
         seen: set[str] = set()
         async with scan(connection, self.name) as held:
             for message in held.messages:
-                name = message.body.decode()
+                try:
+                    name = message.body.decode()
+                except UnicodeDecodeError:
+                    continue
                 if name in seen:
                     await held.ack(message)
-                seen.add(name)
+                elif self._usable(name):
+                    seen.add(name)
         return sorted(seen)
 
     async def register(self, queue: str) -> None:

@@ -31,7 +31,9 @@ from typing import Any
 from aiormq.abc import AbstractChannel
 from aiormq.exceptions import ChannelPreconditionFailed
 from pamqp.commands import Queue
+from pamqp.constants import DOMAIN_REGEX
 
+from asynctasq.core.options import check_queue
 from asynctasq.drivers.base import MAX_PRIORITY
 from asynctasq_rabbitmq import delays
 
@@ -41,6 +43,12 @@ CLASSIC = "classic"
 MAX_PRIORITY_ARG = "x-max-priority"
 _CURRENT_LEVELS = re.compile(r"'x-max-priority'.*current is (?:the value )?'(\d{1,3})'")
 """The ``x-max-priority`` a queue has, in the broker's refusal of another value."""
+
+
+MAX_NAME_BYTES = 255
+"""Longest queue name AMQP can carry (a short string)."""
+QUEUE_NAME = DOMAIN_REGEX["queue-name"]
+"""The characters the AMQP client takes in a queue name (it refuses others at each call)."""
 
 
 def priority_levels(queue_type: str) -> int:
@@ -119,6 +127,37 @@ class Topology:
         """Broker name of the queue-name registry."""
         return f"{self.prefix}{self.exchange}.queues"
 
+    def check_name(self, queue: str) -> None:
+        """Refuse `queue` when a broker name made of it is not one AMQP and its client take.
+
+        Raises:
+            ValueError: names the queue, the prefix, and what names may hold.
+        """
+        longest = self.delay_queue(queue, delays.DELAY_LEVELS - 1)
+        shown = f"{queue[:60]!r}{'...' if len(queue) > 60 else ''}"
+        if not QUEUE_NAME.fullmatch(longest):
+            raise ValueError(
+                f"queue {shown} cannot be a RabbitMQ queue here: with the prefix "
+                f"{self.prefix!r}, a queue name may hold only ASCII letters, digits and "
+                "- _ . : @ # , / +"
+            )
+        if len(longest) > MAX_NAME_BYTES:
+            room = MAX_NAME_BYTES - len(longest) + len(queue)
+            raise ValueError(
+                f"queue {shown} is too long for RabbitMQ: with the prefix {self.prefix!r} "
+                f"and the driver's suffixes its names reach {len(longest)} characters, AMQP "
+                f"allows {MAX_NAME_BYTES}; a queue name may have at most {max(room, 0)} here"
+            )
+
+    def usable(self, queue: str) -> bool:
+        """Whether `queue` is a valid queue name whose broker names fit AMQP."""
+        try:
+            check_queue(queue)
+            self.check_name(queue)
+        except ValueError:
+            return False
+        return True
+
     def is_quorum(self, queue: str) -> bool:
         """Whether the work queue `queue` is a quorum queue (as found on the broker)."""
         return self._types.get(queue, self.queue_type) == QUORUM
@@ -178,6 +217,7 @@ class Topology:
 
         The answer's `message_count` is the number of ready messages.
         """
+        self.check_name(queue)
         async with self._lock:
             await self._declare_exchange(channel)
             name = self.work_queue(queue)

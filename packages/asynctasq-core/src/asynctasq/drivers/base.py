@@ -128,6 +128,12 @@ class DeadLetter:
     attempts: int
     failed_at: datetime
 
+    def __post_init__(self) -> None:
+        # Read from a broker anyone may write to: a time no local clock can show (naive,
+        # within a day of the limits of `datetime`, not a datetime at all) would fail whoever
+        # converts or compares it, and with it a whole listing.
+        object.__setattr__(self, "failed_at", showable_failed_at(self.failed_at))
+
 
 UNKNOWN_FAILED_AT = datetime.fromtimestamp(0, UTC)
 """`DeadLetter.failed_at` when the stored time cannot be read (anyone who can write to the
@@ -135,6 +141,23 @@ broker writes these): the epoch, so such a dead letter lists first, where it is 
 
 LAST_MOMENT = 253_402_300_799.0
 """9999-12-31 23:59:59 UTC in epoch seconds: the last moment a `datetime` holds."""
+
+
+_EARLIEST_SHOWN = datetime(1, 1, 2, tzinfo=UTC)
+_LATEST_SHOWN = datetime(9999, 12, 30, tzinfo=UTC)
+
+
+def showable_failed_at(moment: object) -> datetime:
+    """`moment` as an aware UTC datetime that converts to any time zone; a naive one is read
+    as UTC, and anything else (not a datetime, or within a day of the first or last moment a
+    `datetime` holds) is `UNKNOWN_FAILED_AT`."""
+    if not isinstance(moment, datetime):
+        return UNKNOWN_FAILED_AT
+    try:
+        utc = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (OverflowError, ValueError):
+        return UNKNOWN_FAILED_AT
+    return utc if _EARLIEST_SHOWN <= utc <= _LATEST_SHOWN else UNKNOWN_FAILED_AT
 
 
 def failed_at_of(stamp: float | None) -> datetime:
