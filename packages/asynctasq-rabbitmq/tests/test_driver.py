@@ -15,6 +15,7 @@ import pytest
 from pamqp.commands import Basic
 
 from asynctasq.drivers.base import Delivery, Failure, OutgoingMessage
+from asynctasq.worker import Worker
 from asynctasq_rabbitmq import RabbitMQDriver
 from asynctasq_rabbitmq.dead_letters import (
     MAX_MESSAGE_BYTES,
@@ -402,6 +403,15 @@ async def test_a_queue_name_rabbitmq_cannot_take_is_refused_by_name(
         await long_prefix.enqueue(_msg("q" * 200))
     await driver.enqueue(_msg("q" * 200))  # with the test's short prefix it fits
     assert [d.queue for d in await _take(driver, ["q" * 200], 1)] == ["q" * 200]
+
+
+async def test_a_worker_on_a_queue_rabbitmq_cannot_hold_stops_at_start(
+    make_driver: MakeDriver,
+) -> None:
+    """Not a fetch error retried for ever: the name never becomes valid."""
+    worker = Worker(make_driver(), queues=["fine", "caf\u00e9"], burst=True)
+    with pytest.raises(ValueError, match="cannot be a RabbitMQ queue"):
+        await asyncio.wait_for(worker.run(), 5)
 
 
 async def test_a_huge_attempts_header_is_capped_and_dead_lettered(make_driver: MakeDriver) -> None:

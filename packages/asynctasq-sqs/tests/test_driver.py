@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from asynctasq.drivers.base import Delivery, Failure, OutgoingMessage
+from asynctasq.worker import Worker
 from asynctasq_sqs import MessageTooLargeError, QueueNotFoundError, SQSDriver
 from asynctasq_sqs import _attributes as attr
 
@@ -315,6 +316,15 @@ def test_reserved_and_invalid_queue_names_are_refused() -> None:
         driver._urls.sqs_name("has space")
     with pytest.raises(ValueError, match="1-80 characters"):
         driver._urls.sqs_name("x" * 80)
+
+
+async def test_a_worker_on_a_queue_sqs_cannot_hold_stops_at_start() -> None:
+    """Not a fetch error retried for ever: the name never becomes valid. Checked before the
+    worker connects, so no endpoint is needed."""
+    driver = SQSDriver(queue_name_prefix="p-", endpoint_url="http://127.0.0.1:9")
+    worker = Worker(driver, queues=["fine", "has.dot"], burst=True)
+    with pytest.raises(ValueError, match="1-80 characters"):
+        await asyncio.wait_for(worker.run(), 5)
 
 
 # -- dead letters ----------------------------------------------------------------------------

@@ -447,6 +447,14 @@ class RabbitMQDriver:
         The only clock is the broker's consumer timeout (see `consumer_timeout`).
         """
 
+    def check_queue_name(self, queue: str) -> None:
+        """Refuse a queue name RabbitMQ cannot hold with this prefix (`QueueNameRule`).
+
+        Raises:
+            ValueError: says what a name may hold here.
+        """
+        self._topology.check_name(queue)
+
     # -- inspection ----------------------------------------------------------------------
     async def queue_names(self) -> list[str]:
         """Work queues in the registry, plus those this process declared."""

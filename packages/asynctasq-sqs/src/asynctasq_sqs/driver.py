@@ -161,6 +161,14 @@ class SQSDriver:
             f"queue_name_prefix={self._urls.name_prefix!r})"
         )
 
+    def check_queue_name(self, queue: str) -> None:
+        """Refuse a queue name SQS cannot hold with this prefix (`QueueNameRule`).
+
+        Raises:
+            ValueError: says what SQS names may hold.
+        """
+        self._urls.sqs_name(queue)
+
     # -- connection --------------------------------------------------------------------------
     def is_connected(self) -> bool:
         """Whether a client exists for the running event loop (no request is implied)."""

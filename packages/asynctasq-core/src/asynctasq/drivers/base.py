@@ -290,6 +290,18 @@ class Driver(Protocol):
 
 
 @runtime_checkable
+class QueueNameRule(Protocol):
+    """A driver whose broker takes fewer queue names than every driver's rule
+    (`asynctasq.core.options.check_queue`): a worker checks its queues with it before it
+    starts, so a name the broker cannot hold stops it at once instead of failing each fetch.
+    """
+
+    def check_queue_name(self, queue: str) -> None:
+        """Raise `ValueError`, saying what is wrong, when the broker cannot hold `queue`."""
+        ...
+
+
+@runtime_checkable
 class AckingDequeue(Protocol):
     """A driver that acknowledges finished deliveries in the broker call that takes the next
     ones: a worker draining a queue then settles a batch and fetches the next in one
@@ -507,6 +519,7 @@ __all__ = [
     "EventLog",
     "Failure",
     "OutgoingMessage",
+    "QueueNameRule",
     "QueueStats",
     "ResultStore",
     "SchemaManager",

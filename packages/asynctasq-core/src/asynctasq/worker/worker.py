@@ -47,6 +47,7 @@ from asynctasq.drivers.base import (
     Driver,
     EventLog,
     Failure,
+    QueueNameRule,
     StatusStore,
     WorkerRegistry,
 )
@@ -407,6 +408,9 @@ class Worker:
             spec = self._driver_spec if isinstance(self._driver_spec, str) else None
             self.driver = build_driver(spec, self.config)
         driver = self.driver
+        if isinstance(driver, QueueNameRule):
+            for queue in self.queues:
+                driver.check_queue_name(queue)
         # From the first moment: a SIGTERM during a slow start-up (connecting, importing the
         # task modules) is a stop, not the default action that kills the process.
         self._install_signals(loop)
