@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from unittest import mock
 
 import orjson
 import pytest
@@ -629,3 +630,24 @@ async def test_a_retried_dead_letter_reads_queued_until_a_worker_takes_it() -> N
         await runner
     found = await asynctasq.status(task_id)
     assert found is not None and found.attempts == 1
+
+
+async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -> None:
+    """As the dashboard's "retry all" of a queue does: no ids given, every tracked task of
+    the queue reads queued again, page after page, each retried once."""
+    ids = [await always_fails().dispatch() for _ in range(3)]
+    driver = await get_driver()
+    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        for task_id in ids:
+            await wait_until(lambda t=task_id: _is(t, TaskState.FAILED), 10, "failed records")
+    finally:
+        w.request_stop()
+        await runner
+    with mock.patch.object(control, "MAX_REQUEUED_RECORDS", 2):  # two pages
+        assert await control.retry_dead_letters(driver, queue="lc") == 3
+    for task_id in ids:
+        assert await state_of(task_id) == TaskState.QUEUED
+    assert await driver.list_dead_letters(queue="lc") == []
+    assert (await driver.stats(["lc"]))[0].ready == 3

@@ -106,9 +106,15 @@ async def retry_dead_letters(
     The records are rewritten before the letters move: after, a worker may already have
     taken one and written ``running``, which ``queued`` must not overwrite.
 
+    Without `task_ids`, a driver that tracks tasks retries the letters of `queue` (of every
+    queue when None) a page of ids at a time, so their records read ``queued`` too; as many
+    as there were when it started, so a task that fails again at once is not retried twice.
+
     Returns:
         How many dead letters went back to their queues.
     """
+    if task_ids is None and isinstance(driver, StatusStore):
+        return await _retry_tracked_pages(driver, queue)
     before: list[StatusWrite] = []
     if task_ids and isinstance(driver, StatusStore):
         wanted = list(dict.fromkeys(str(t) for t in task_ids))[:MAX_REQUEUED_RECORDS]
@@ -144,6 +150,23 @@ async def retry_dead_letters(
 
 MAX_REQUEUED_RECORDS = 1_000
 """Most status records one retry rewrites (the CLI retries in batches of fewer)."""
+
+
+async def _retry_tracked_pages(driver: Driver, queue: str | None) -> int:
+    queues = [queue] if queue is not None else await driver.queue_names()
+    total = sum(s.dead for s in await driver.stats(queues)) if queues else 0
+    done = 0
+    while done < total:
+        page = await driver.list_dead_letters(
+            queue=queue, limit=min(MAX_REQUEUED_RECORDS, total - done)
+        )
+        if not page:
+            break
+        moved = await retry_dead_letters(driver, queue=queue, task_ids=[d.task_id for d in page])
+        if moved == 0:  # someone else took them meanwhile
+            break
+        done += moved
+    return done
 
 
 async def cancel(
