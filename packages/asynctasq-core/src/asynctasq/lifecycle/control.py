@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections.abc import Sequence
@@ -120,8 +121,8 @@ async def retry_dead_letters(
         wanted = list(dict.fromkeys(str(t) for t in task_ids))[:MAX_REQUEUED_RECORDS]
         letters = await driver.list_dead_letters(queue=queue, task_ids=wanted, limit=len(wanted))
         queued: list[StatusWrite] = []
-        for letter in letters:
-            raw = await driver.read_status(letter.task_id)
+        raws = await _read_statuses(driver, [letter.task_id for letter in letters])
+        for raw in raws:
             current = None if raw is None else TaskStatus.decode(raw)
             if current is None or current.state != TaskState.FAILED:
                 continue
@@ -150,6 +151,19 @@ async def retry_dead_letters(
 
 MAX_REQUEUED_RECORDS = 1_000
 """Most status records one retry rewrites (the CLI retries in batches of fewer)."""
+
+
+READS_AT_ONCE = 32
+"""Status reads in flight at once: a page of records costs a few round trips, not one per
+record, without taking every connection of a driver's pool."""
+
+
+async def _read_statuses(store: StatusStore, task_ids: Sequence[str]) -> list[bytes | None]:
+    found: list[bytes | None] = []
+    for start in range(0, len(task_ids), READS_AT_ONCE):
+        chunk = task_ids[start : start + READS_AT_ONCE]
+        found += await asyncio.gather(*(store.read_status(t) for t in chunk))
+    return found
 
 
 async def _retry_tracked_pages(driver: Driver, queue: str | None) -> int:
