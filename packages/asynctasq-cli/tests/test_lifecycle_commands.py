@@ -31,6 +31,8 @@ and an 8-bit CSI."""
 
 RAW_CONTROLS = ("\x1b", "\x00", "\r", "\x07", "\u202e", "\x9b")
 
+UNKNOWN_ID = "00000000-0000-4000-8000-00000000d00d"
+OTHER_UNKNOWN_ID = "00000000-0000-4000-8000-00000000beef"
 NEW_COMMANDS = ("status", "tasks", "cancel", "workers", "events")
 
 
@@ -186,16 +188,32 @@ def test_a_cancelled_queued_task_is_skipped_by_the_worker(
     cancelled = cli("status", victim, *args)
     assert "cancelled" in cancelled.stdout and "requested" in cancelled.stdout
 
-    again = cli("cancel", victim, kept, "never-dispatched", *args)
+    again = cli("cancel", victim, kept, UNKNOWN_ID, *args)
     assert again.exit_code == 0, again.output
     lines = again.stdout.splitlines()
     assert lines[0] == f"{victim}: already finished (cancelled): nothing changed"
     assert lines[1] == f"{kept}: already finished (succeeded): nothing changed"
-    assert lines[2].startswith("never-dispatched: cancel requested (no status record")
-    assert as_json(cli("cancel", kept, "other-unknown", *args, "--json")) == [
+    assert lines[2].startswith(f"{UNKNOWN_ID}: cancel requested (no status record")
+    assert as_json(cli("cancel", kept, OTHER_UNKNOWN_ID.upper(), *args, "--json")) == [
         {"task_id": kept, "outcome": "already-finished", "state": "succeeded"},
-        {"task_id": "other-unknown", "outcome": "requested", "state": None},
+        {"task_id": OTHER_UNKNOWN_ID, "outcome": "requested", "state": None},
     ]
+
+
+def test_cancel_refuses_what_is_not_a_task_id_and_cancels_nothing(
+    cli: Invoke, args: list[str], db: Path, markers: Path
+) -> None:
+    """A truncated copy or a typo could never match a task: saying "cancel requested" for
+    it would leave the real task running while the operator thinks it stopped."""
+    [task_id] = dispatch(db, lt.steps(str(markers), "kept", 1))
+    result = cli("cancel", task_id, task_id[:23], "not-an-id", *args)
+    assert result.exit_code == 2
+    assert (
+        f"not a task id (task ids are UUIDs, as dispatch() returns): {task_id[:23]}, "
+        "not-an-id; nothing was cancelled"
+    ) in result.stderr
+    burst(cli, args)
+    assert (markers / "kept").exists()
 
 
 def test_cancel_needs_an_id(cli: Invoke, args: list[str]) -> None:
@@ -289,7 +307,7 @@ def test_events_rejects_an_unknown_type(cli: Invoke, args: list[str]) -> None:
     [
         (["status", "x"], "SQSDriver cannot track task status"),
         (["tasks"], "SQSDriver cannot track task status"),
-        (["cancel", "x"], "SQSDriver keeps no event stream"),
+        (["cancel", UNKNOWN_ID], "SQSDriver keeps no event stream"),
         (["workers"], "SQSDriver keeps no worker registry"),
         (["events"], "SQSDriver keeps no event stream"),
     ],

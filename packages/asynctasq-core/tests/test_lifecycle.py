@@ -207,6 +207,10 @@ async def _is(task_id: str, state: TaskState) -> bool:
     return await state_of(task_id) == state
 
 
+async def _is_one_of(task_id: str, states: tuple[TaskState, ...]) -> bool:
+    return await state_of(task_id) in states
+
+
 async def test_retrying_failed_and_untracked(worker: Worker) -> None:
     retried = await fails_once("r1").dispatch()
     failed = await always_fails().dispatch()
@@ -278,6 +282,30 @@ async def test_cancelling_one_of_100_running_tasks_leaves_the_others(worker: Wor
     for other in ids[:37] + ids[38:]:
         await until(lambda o=other: _is(o, TaskState.SUCCEEDED))
     assert worker.stats.cancelled == 1 and worker.stats.retried == 0
+
+
+@task(queue="lc", track=True, max_attempts=3)
+async def swallows_cancel(key: str) -> str:
+    seen.append(("start", key))
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        seen.append(("caught", key))
+    return key
+
+
+async def test_a_task_that_catches_its_cancel_and_returns_is_cancelled(worker: Worker) -> None:
+    """Cut short by the request, whatever it returned: cancelled, not a success."""
+    task_id = await swallows_cancel("sc").dispatch()
+    await until(lambda: _is(task_id, TaskState.RUNNING))
+    await task_id.cancel()
+    await until(lambda: ("caught", "sc") in seen, 5)
+    finished = (TaskState.CANCELLED, TaskState.SUCCEEDED)
+    await until(lambda: _is_one_of(task_id, finished), 5)
+    assert await state_of(task_id) == TaskState.CANCELLED
+    assert (worker.stats.cancelled, worker.stats.succeeded) == (1, 0)
+    [stats] = await (await get_driver()).stats(["lc"])
+    assert (stats.ready, stats.in_flight) == (0, 0)
 
 
 async def test_a_cancelled_class_task_gets_no_failed_call(worker: Worker) -> None:
@@ -600,10 +628,6 @@ async def test_a_task_cancelled_while_waiting_to_retry_keeps_its_runs(worker: Wo
     assert seen == ["r1"]
 
 
-async def _is(task_id: str, state: TaskState) -> bool:
-    return await state_of(task_id) == state
-
-
 async def test_a_retried_dead_letter_reads_queued_until_a_worker_takes_it() -> None:
     task_id = await always_fails().dispatch()
     driver = await get_driver()
@@ -651,3 +675,15 @@ async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -
         assert await state_of(task_id) == TaskState.QUEUED
     assert await driver.list_dead_letters(queue="lc") == []
     assert (await driver.stats(["lc"]))[0].ready == 3
+
+
+async def test_cancel_refuses_what_is_not_a_task_id() -> None:
+    with pytest.raises(ValueError, match="task_id must be a UUID string"):
+        await asynctasq.cancel("27ef2ad8-d2d2-4611-986c")  # a truncated copy
+
+
+async def test_cancel_reads_an_id_in_capitals_as_the_task_it_names(worker: Worker) -> None:
+    task_id = await waits("caps", 30).dispatch()
+    await until(lambda: _is(task_id, TaskState.RUNNING))
+    await asynctasq.cancel(task_id.upper())
+    await until(lambda: _is(task_id, TaskState.CANCELLED), 5)

@@ -387,6 +387,35 @@ async def test_the_shutdown_deadline_counts_from_the_stop_request() -> None:
     assert worker.stats.released == 1
 
 
+@task(queue="swallow-stop")
+async def swallows_its_stop(key: str) -> str:
+    record(key, "start")
+    try:
+        await asyncio.sleep(30)
+    except asyncio.CancelledError:
+        record(key, "caught")
+    return "returned anyway"
+
+
+async def test_a_task_that_catches_the_stop_and_returns_is_given_back() -> None:
+    """Its run was cut short at the deadline, whatever it returned: given back uncounted
+    (as the log says), not acknowledged as a success."""
+    await swallows_its_stop("sw").dispatch()
+    driver = await get_driver()
+    worker = Worker(
+        driver, queues=["swallow-stop"], shutdown_timeout=0.2, install_signal_handlers=False
+    )
+    runner = asyncio.create_task(worker.run())
+    while "sw" not in calls:
+        await asyncio.sleep(0.02)
+    worker.request_stop()
+    await asyncio.wait_for(runner, 10)
+    assert calls["sw"] == ["start", "caught"]
+    assert (worker.stats.succeeded, worker.stats.released) == (0, 1)
+    [back] = await driver.dequeue(["swallow-stop"], limit=1, wait=0)
+    assert back.attempts == 0
+
+
 async def test_a_stop_can_be_asked_from_another_thread() -> None:
     await long_running("th").dispatch()
     driver = await get_driver()

@@ -115,3 +115,14 @@ def test_every_page_has_a_route() -> None:
     app = create_app(MemoryDriver())
     paths = {getattr(r, "path", None) for r in app.routes}
     assert set(PATHS.values()) <= paths
+
+
+async def test_cancelling_what_is_not_a_task_id_is_a_bad_request(
+    client: httpx.AsyncClient, driver: MemoryDriver
+) -> None:
+    token = form_token((await client.get("/dead-letters")).text)
+    reply = await client.post("/task/cancel", data={"id": "27ef2ad8-d2d2", "csrf_token": token})
+    assert reply.status_code == 400
+    assert "not a task id" in reply.text
+    entries, _ = await driver.read_log("cancels", None, wait=0)
+    assert entries == []  # no request stored for an id that can never match

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 import asynctasq
+from asynctasq.core.results import canonical_task_id
 from asynctasq.lifecycle import control
 from asynctasq_dashboard.auth import SESSION_COOKIE, TokenAuth
 from asynctasq_dashboard.csrf import verified_form
@@ -44,6 +45,10 @@ async def cancel(request: Request) -> Response:
     task_id = _field(form, "id")
     if task_id is None:
         raise HTTPException(400, "which task? the form has no id")
+    try:
+        task_id = canonical_task_id(task_id)
+    except ValueError:
+        raise HTTPException(400, "that is not a task id (task ids are UUIDs)") from None
     driver = await dashboard_of(request).connected()
     outcome = await asynctasq.cancel(task_id, driver=driver)
     return _to(request, "task", id=task_id, done=str(outcome))

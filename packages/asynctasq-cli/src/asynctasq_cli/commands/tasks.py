@@ -19,6 +19,7 @@ from rich.table import Table
 from rich.text import Text
 
 import asynctasq
+from asynctasq.core.results import canonical_task_id
 from asynctasq.drivers.base import EventLog, StatusStore
 from asynctasq.lifecycle import CancelOutcome, TaskState, TaskStatus
 from asynctasq.runner import run
@@ -209,10 +210,24 @@ async def _tasks(
 
 
 async def _cancel(connection: ConnectionOptions, task_ids: Sequence[str]) -> list[Cancelled]:
+    canonical: list[str] = []
+    bad: list[str] = []
+    for given in task_ids:
+        try:
+            canonical.append(canonical_task_id(given))
+        except ValueError:
+            bad.append(given)
+    if bad:  # nothing is cancelled: a typo must not pass for a cancelled task
+        shown = ", ".join(visible(t[:80]) for t in bad[:5])
+        raise CliError(
+            f"not a task id (task ids are UUIDs, as dispatch() returns): {shown}"
+            f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; nothing was cancelled",
+            exit_code=2,
+        )
     loaded = load_config(connection)
     done: list[Cancelled] = []
     async with session.open_driver(loaded) as driver:
-        for task_id in dict.fromkeys(task_ids):
+        for task_id in dict.fromkeys(canonical):
             outcome = await needing(driver, EventLog, asynctasq.cancel(task_id, driver=driver))
             after = (
                 await asynctasq.status(task_id, driver=driver)

@@ -13,7 +13,7 @@ from asynctasq.config import get_config
 from asynctasq.core import envelope, limit_keys, unique
 from asynctasq.core.function import FunctionTask
 from asynctasq.core.options import ResolvedOptions, resolve, resolve_cached
-from asynctasq.core.results import TaskId, cannot_keep, keeps_results
+from asynctasq.core.results import TaskId, cannot_keep, canonical_task_id, keeps_results
 from asynctasq.core.task import BaseTask, handed_over
 from asynctasq.core.timing import epoch
 from asynctasq.drivers.base import ClaimStore, Driver, OutgoingMessage, TransactionalEnqueue
@@ -53,7 +53,7 @@ def _prepare(
     else:
         owner = task.function if isinstance(task, FunctionTask) else type(task)
         options = resolve_cached(owner, task._class_options, defaults)
-    task_id = str(uuid.uuid4()) if task_id is None else _given_id(task_id)
+    task_id = str(uuid.uuid4()) if task_id is None else canonical_task_id(task_id)
     now = time.time()
     claim: Claim | None = None
     if options.unique is not None:
@@ -208,14 +208,6 @@ async def dispatch(
         # queue it twice.
         call_hooks(middleware, "after_enqueue", task, message, reverse=True)
     return TaskId(message.task_id, task._driver(), unkept=None if kept else _name(task))
-
-
-def _given_id(task_id: str) -> str:
-    """A caller's task id as a canonical UUID string (drivers may store ids as UUIDs)."""
-    try:
-        return str(uuid.UUID(task_id))
-    except (TypeError, ValueError, AttributeError):
-        raise ValueError(f"task_id must be a UUID string, got {task_id!r:.80}") from None
 
 
 def _name(task: BaseTask[Any]) -> str:

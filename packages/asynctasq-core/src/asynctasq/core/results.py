@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import time
+import uuid
 from typing import TYPE_CHECKING, Any, Generic, TypeVar, cast
 
 import orjson
@@ -103,6 +104,21 @@ async def result(
                 f"no result for task {task_id} within {timeout} s (a task keeps its result "
                 "only with keep_result)"
             )
+
+
+def canonical_task_id(task_id: object) -> str:
+    """A caller's task id as the canonical UUID string every task id is (drivers may store
+    ids as UUIDs, and an id written in capitals must name the same task).
+
+    Raises:
+        ValueError: `task_id` is not a UUID (a typo, a truncated copy).
+    """
+    try:
+        if isinstance(task_id, str):
+            return str(uuid.UUID(task_id))
+    except ValueError:
+        pass
+    raise ValueError(f"task_id must be a UUID string (as dispatch() returns), got {task_id!r:.80}")
 
 
 class TaskId(str, Generic[T]):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 
+from asynctasq.core.results import canonical_task_id
 from asynctasq.drivers.base import Driver, StatusStore, StatusWrite, WorkerRegistry
 from asynctasq.drivers.connections import get_driver
 from asynctasq.drivers.registry import use_one_of
@@ -205,10 +206,12 @@ async def cancel(
 
     Raises:
         TypeError: the driver cannot carry cancellations.
+        ValueError: `task_id` is not a task id (a UUID): a request for it could never
+            stop anything.
     """
+    task_id = canonical_task_id(task_id)
     the_driver = await get_driver(driver)
     log = event_log(the_driver)
-    task_id = str(task_id)
     if isinstance(the_driver, StatusStore):
         raw = await the_driver.read_status(task_id)
         current = None if raw is None else TaskStatus.decode(raw)

@@ -729,6 +729,11 @@ class Worker:
                 result = await self._router.run(
                     kind, task, delivery.payload, delivery.attempts, env.timeout, env.task
                 )
+                if runner.cancelling():
+                    # It caught this worker's cancellation (a stop, a cancel request) and
+                    # returned: its run was cut short, whatever it returned, so it ends as
+                    # that cancellation ends a task (given back, or cancelled).
+                    raise asyncio.CancelledError
             except BaseException as exc:  # SystemExit too: see _failure_of
                 self._by_id.pop(delivery.task_id, None)
                 self._leases.forget(delivery)
