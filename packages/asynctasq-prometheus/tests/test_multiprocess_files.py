@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from prometheus_client import generate_latest
+from prometheus_client import generate_latest, values
 from prometheus_client.mmap_dict import MmapedDict, mmap_key
 
 from asynctasq_prometheus import multiprocess
@@ -97,3 +97,34 @@ def test_a_dead_process_forgotten_by_two_scrapes_at_once(
     assert f"{FINISHED}_total 1.0" in text, text
     assert "asynctasq_worker_ready" not in text, text
     assert [p.name for p in tmp_path.iterdir()] == [f"counter_{dead}.db"]
+
+
+def test_a_supervisor_removes_what_an_earlier_run_left_in_the_given_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """``PROMETHEUS_MULTIPROC_DIR`` reused across runs: the last run's counters were added
+    to the new run's totals. Files of live processes (others sharing it) stay."""
+    from asynctasq.config import WorkerSettings
+    from asynctasq_prometheus.exporter import start_supervisor_exporter
+
+    dead = _dead_pid()
+    _write(tmp_path, f"counter_{dead}.db", {f"{FINISHED}_total": 21})
+    _write(tmp_path, f"counter_{os.getpid()}.db", {f"{FINISHED}_total": 2})
+    (tmp_path / "notes.txt").write_text("not a metric file: kept")
+    monkeypatch.setenv(multiprocess.DIR_VARIABLE, str(tmp_path))
+    exporter = start_supervisor_exporter(WorkerSettings(metrics_port=0), workers=2)
+    try:
+        assert sorted(p.name for p in tmp_path.iterdir()) == [
+            f"counter_{os.getpid()}.db",
+            "notes.txt",
+        ]
+        assert f"{FINISHED}_total 2.0" in _scrape(tmp_path)
+        assert "removed 1 metric file(s) an earlier run left in PROMETHEUS_MULTIPROC_DIR" in (
+            caplog.text
+        )
+    finally:
+        exporter.close()
+        # Back to single-process mode: this test's process runs other tests' metrics.
+        monkeypatch.delenv(multiprocess.DIR_VARIABLE)
+        values.ValueClass = values.get_value_class()  # type: ignore[no-untyped-call]
+    assert tmp_path.exists()  # not made for the supervisor: not removed either

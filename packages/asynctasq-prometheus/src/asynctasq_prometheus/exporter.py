@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import logging
 import shutil
 import time
 from pathlib import Path
@@ -20,6 +21,8 @@ from asynctasq.worker.health import readiness
 from asynctasq_prometheus import multiprocess
 from asynctasq_prometheus.middleware import PrometheusMiddleware
 from asynctasq_prometheus.server import MetricsServer
+
+log = logging.getLogger("asynctasq.prometheus")
 
 if TYPE_CHECKING:
     from asynctasq.worker.worker import Worker
@@ -115,9 +118,9 @@ def start_supervisor_exporter(settings: WorkerSettings, workers: int) -> Supervi
     """Before a supervisor forks `workers` processes: put them in multiprocess mode and
     serve their sum on ``settings.metrics_port``.
 
-    ``PROMETHEUS_MULTIPROC_DIR`` is used when set (it must be empty: stale files from an
-    earlier run would be counted), else a fresh temporary directory is made and removed
-    at `close`.
+    ``PROMETHEUS_MULTIPROC_DIR`` is used when set (the files of processes no longer
+    running, from an earlier run, are removed first: they would be counted again), else a
+    fresh temporary directory is made and removed at `close`.
 
     Raises:
         OSError: the port cannot be bound.
@@ -127,6 +130,14 @@ def start_supervisor_exporter(settings: WorkerSettings, workers: int) -> Supervi
     owned = given is None
     try:
         Path(path).mkdir(parents=True, exist_ok=True)
+        if not owned and (removed := multiprocess.clear_stale(path)):
+            log.warning(
+                "removed %d metric file(s) an earlier run left in %s=%s: their counts "
+                "would have been added to this run's",
+                removed,
+                multiprocess.DIR_VARIABLE,
+                path,
+            )
         multiprocess.enable(path)
         fleet = multiprocess.Fleet(path, expected=workers)
         assert settings.metrics_port is not None

@@ -77,6 +77,20 @@ def forget_dead(path: str) -> None:
                     os.remove(file)
 
 
+def clear_stale(path: str) -> int:
+    """Remove the metric files of processes no longer running, left by an earlier run:
+    counted again, they would add that run's totals to this one's. Files of live
+    processes (others sharing the directory) stay. Returns how many went."""
+    removed = 0
+    for entry in os.scandir(path):
+        match = _PID.search(entry.name)
+        if match is not None and not process_alive(int(match.group(1))):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(entry.path)
+                removed += 1
+    return removed
+
+
 def _readable(file: str) -> bool:
     """Whether every value in the metric file `file` can be read."""
     try:
