@@ -6,9 +6,15 @@ import asyncio
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
+import pytest
+
+from asynctasq import current_task, task
+from asynctasq.core.dispatch import prepare
 from asynctasq.drivers.base import Delivery, OutgoingMessage
+from asynctasq.worker import Worker
 from asynctasq_rabbitmq import RabbitMQDriver
 
 
@@ -34,21 +40,27 @@ async def test_worker_survives_an_outage_and_loses_nothing(
     late = _msg("outage")
     enqueue = asyncio.create_task(driver.enqueue(late))
     assert await driver.dequeue(["outage"], limit=10, wait=0.5) == []
-    await driver.ack(held[1:])  # the leases died with the connection: ignored, no error
+    # Finished after their lease died with the connection: the broker puts them back, and
+    # their copies are acknowledged when they reach this driver, not handed out again.
+    finished_late = held[1:3]
+    await driver.ack(finished_late)
     await asyncio.sleep(0.5)
     await tcp_proxy.start()
     await asyncio.wait_for(enqueue, 15)
 
-    done: dict[str, Delivery] = {held[0].task_id: held[0]}
+    done: dict[str, Delivery] = {d.task_id: d for d in [held[0], *finished_late]}
     deadline = time.monotonic() + 15
     while len(done) < 11 and time.monotonic() < deadline:
         got = await driver.dequeue(["outage"], limit=10, wait=1.0)
+        assert not {d.task_id for d in got} & {d.task_id for d in finished_late}
         await driver.ack(got)
         done.update((d.task_id, d) for d in got)
     assert set(done) == {m.task_id for m in [*sent, late]}
-    # The three unacked when the connection broke came back, counted once.
-    assert {done[d.task_id].attempts for d in held[1:]} == {1}
+    # The one still unsettled when the connection broke came back, counted once.
+    assert done[held[3].task_id].attempts == 1
     assert await driver.dequeue(["outage"], limit=10, wait=0.5) == []
+    [stats] = await driver.stats(["outage"])
+    assert stats.ready == 0  # the finished ones' copies were acknowledged, not left behind
 
     # And the consumer is live again: an idle dequeue wakes for a new message.
     waiter = asyncio.create_task(driver.dequeue(["outage"], limit=1, wait=5.0))
@@ -58,3 +70,65 @@ async def test_worker_survives_an_outage_and_loses_nothing(
     await driver.enqueue(fresh)
     assert [d.task_id for d in await waiter] == [fresh.task_id]
     assert time.monotonic() - started < 1.0
+
+
+_runs: list[tuple[str, str, int]] = []
+
+
+@task(queue="blip", max_attempts=1)
+async def blip_task(key: str, seconds: float) -> None:
+    _runs.append(("start", key, current_task().attempt))
+    await asyncio.sleep(seconds)
+    _runs.append(("end", key, current_task().attempt))
+
+
+@pytest.mark.parametrize("concurrency", [1, 3])
+async def test_a_lost_connection_neither_reruns_nor_loses_what_the_worker_holds(
+    make_driver: Callable[..., RabbitMQDriver],
+    tcp_proxy: Any,
+    rabbitmq_url: str,
+    concurrency: int,
+) -> None:
+    """The broker puts back every message of a lost connection, counted as a delivery:
+    tasks still running here, and tasks buffered here that never started. With one attempt
+    each, they used to be dead-lettered as lost (the running ones while they went on to
+    succeed), and with free slots a running one ran again beside itself. Each runs once."""
+    _runs.clear()
+    driver = make_driver(url=tcp_proxy.url(rabbitmq_url), reconnect_interval=0.2)
+    long_ones = [blip_task(f"long{n}", 1.5) for n in range(min(concurrency, 2))]
+    short_ones = [blip_task(f"short{n}", 0.1) for n in range(3)]
+    await driver.enqueue_many([prepare(t) for t in [*long_ones, *short_ones]])
+    worker = Worker(
+        driver,
+        queues=["blip"],
+        concurrency=concurrency,
+        install_signal_handlers=False,
+        allowed_roots=[str(Path(__file__).parent)],
+        poll_wait=0.2,
+    )
+    runner = asyncio.create_task(worker.run())
+    try:
+        await _until(lambda: ("start", "long0", 0) in _runs, 10)
+        await asyncio.sleep(0.3)  # the short ones wait in the buffer (prefetch)
+        await tcp_proxy.cut()
+        await asyncio.sleep(0.3)
+        await tcp_proxy.start()
+        keys = {f"long{n}" for n in range(len(long_ones))} | {f"short{n}" for n in range(3)}
+        await _until(lambda: {k for e, k, _ in _runs if e == "end"} >= keys, 20)
+        await asyncio.sleep(1.0)  # a copy run again, or dead-lettered, would show by now
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(runner, 30)
+    starts = sorted(k for e, k, _ in _runs if e == "start")
+    assert starts == sorted(keys), _runs
+    assert worker.stats.dead_lettered == 0
+    assert await driver.list_dead_letters(queue="blip") == []
+    [stats] = await driver.stats(["blip"])
+    assert stats.ready == 0
+
+
+async def _until(check: Callable[[], bool], within: float) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"timed out; runs={_runs}"
+        await asyncio.sleep(0.02)

@@ -78,6 +78,10 @@ module docstring): a worker whose buffers wait (busy with other queues) pays at 
 many ``basic.get`` round-trips a second per queue."""
 
 
+MAX_UNSTARTED = 10_000
+"""Most task ids of untaken messages of lost channels remembered at once."""
+
+
 @dataclass(slots=True, eq=False)
 class Receipt:
     """The lease of one delivery: its channel and delivery tag.
@@ -188,6 +192,9 @@ class Consumer:
         # Task ids being recounted, and the deliveries held back meanwhile.
         self._holding: dict[str, int] = {}
         self._held: list[tuple[Lane, Buffered]] = []
+        # Task id -> count, of messages a lost channel held here that no caller took: they
+        # come back counted as a delivery, which they never were (see `_lost_unstarted`).
+        self._unstarted: dict[str, int] = {}
         self._topology = topology
         self._fixed_prefetch = prefetch_count
         self._auto_prefetch = prefetch_count is None
@@ -315,7 +322,8 @@ class Consumer:
             while lane.buffer and len(taken) < limit:
                 item = lane.buffer.popleft()
                 if item.message.channel.is_closed:
-                    continue  # the lease ended with its channel; the broker has it back
+                    self._lost_unstarted(item)  # the broker has it back
+                    continue
                 self._hand_out(taken, lane, item, hold=hold)
             if len(taken) >= limit:
                 break
@@ -352,6 +360,8 @@ class Consumer:
         ):
             self._held.append((lane, item))
             return
+        if self._unstarted:
+            self._unstarted.pop(delivery.task_id, None)
         lane.outstanding += 1
         if (
             not hold
@@ -384,14 +394,31 @@ class Consumer:
         self._unhold()
         self._arrived.set()
 
+    def _lost_unstarted(self, item: Buffered) -> None:
+        """Remember a message of a lost channel that no caller took: when it comes back,
+        the broker counts that return as a delivery (redelivered, or ``x-delivery-count``),
+        but nothing ran it; a task with ``max_attempts=1`` would be dead-lettered as lost
+        without ever running. Bounded: a message that never comes back here (another
+        worker took it) is forgotten with the rest past `MAX_UNSTARTED`."""
+        if len(self._unstarted) >= MAX_UNSTARTED:
+            self._unstarted.clear()
+        message = item.message
+        self._unstarted[task_id_of(message)] = attempts_of(message)
+
     def _delivery(self, lane: Lane, message: DeliveredMessage, generation: int) -> Delivery:
         delivery = message.delivery
         assert isinstance(delivery, Basic.Deliver | Basic.GetOk)
+        task_id = task_id_of(message)
+        attempts = attempts_of(message)
+        if self._unstarted:  # forgotten once handed out or recounted (`_hand_out`)
+            before = self._unstarted.get(task_id)
+            if before is not None:
+                attempts = min(attempts, before)
         return Delivery(
-            task_id=task_id_of(message),
+            task_id=task_id,
             queue=lane.queue,
             payload=message.body,
-            attempts=attempts_of(message),
+            attempts=attempts,
             receipt=Receipt(
                 message.channel,
                 int(delivery.delivery_tag or 0),
@@ -468,7 +495,9 @@ class Consumer:
         """Put every held-back delivery back into its buffer."""
         held, self._held = self._held, []
         for lane, item in held:
-            if not item.message.channel.is_closed:
+            if item.message.channel.is_closed:
+                self._lost_unstarted(item)
+            else:
                 lane.buffer.add(item)
 
     def drain(self, queue: str) -> list[Delivery]:
@@ -531,9 +560,12 @@ class Consumer:
     async def _on_reopen(self, _sender: Any = None) -> None:
         """The robust channel came back (reconnect or channel error): subscribe again."""
         async with self._lock:
-            self._held.clear()  # their channel is gone: the broker has them back
+            for _, item in self._held:  # their channel is gone: the broker has them back
+                self._lost_unstarted(item)
+            self._held.clear()
             for lane in self._lanes.values():
-                lane.buffer.clear()
+                while lane.buffer:
+                    self._lost_unstarted(lane.buffer.popleft())
                 lane.consumer_tag = None
                 lane.outstanding = 0
                 lane.unsettled = 0

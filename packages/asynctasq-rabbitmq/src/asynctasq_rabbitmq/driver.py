@@ -63,6 +63,10 @@ SERVER_DEFAULT_CONSUMER_TIMEOUT = 1800.0
 """RabbitMQ's own `consumer_timeout` (30 min), reported when the driver sets none."""
 
 
+MAX_FINISHED_STALE = 10_000
+"""Most task ids of finished tasks whose ack found its channel gone remembered at once."""
+
+
 class RabbitMQDriver:
     """AsyncTasQ driver for RabbitMQ.
 
@@ -149,6 +153,8 @@ class RabbitMQDriver:
         self._connection: AbstractRobustConnection | None = None
         self._publisher: Publisher | None = None
         self._consumer: Consumer | None = None
+        # Task ids whose ack found its channel gone (see `_finished_before_loss`).
+        self._finished_stale: dict[str, None] = {}
         self._connect_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -294,7 +300,40 @@ class RabbitMQDriver:
         consumer = self._consumer
         if consumer is None or limit < 1 or not queues:
             return []
-        return await consumer.take(queues, limit, wait)
+        taken = await consumer.take(queues, limit, wait)
+        if self._finished_stale and taken:
+            taken = await self._drop_finished(taken)
+        return taken
+
+    def _finished_before_loss(self, deliveries: Sequence[Delivery]) -> None:
+        """Remember tasks acked after their channel was lost: the broker has put them back
+        and hands them out again, though they finished (see `_drop_finished`). Bounded: one
+        whose copy goes to another worker is forgotten with the rest past
+        `MAX_FINISHED_STALE`."""
+        for delivery in deliveries:
+            receipt = self._receipt(delivery)
+            if receipt.channel.is_closed:
+                if len(self._finished_stale) >= MAX_FINISHED_STALE:
+                    self._finished_stale.clear()
+                self._finished_stale[delivery.task_id] = None
+
+    async def _drop_finished(self, taken: list[Delivery]) -> list[Delivery]:
+        """Acknowledge, instead of handing out, the copies of tasks that finished here after
+        the connection that leased them was lost: run again, a task with one attempt would
+        be dead-lettered as lost, and any other would run twice."""
+        done = [d for d in taken if d.task_id in self._finished_stale]
+        if not done:
+            return taken
+        for delivery in done:
+            self._finished_stale.pop(delivery.task_id, None)
+        await self._ack([self._receipt(d) for d in done])
+        log.info(
+            "asynctasq: %d task(s) finished here after the connection that leased them was "
+            "lost: the broker's copies are acknowledged, not run again",
+            len(done),
+        )
+        finished = {d.task_id for d in done}
+        return [d for d in taken if d.task_id not in finished]
 
     @staticmethod
     def _receipt(delivery: Delivery) -> Receipt:
@@ -311,7 +350,9 @@ class RabbitMQDriver:
         return [receipt for receipt in receipts if consumer.settle(receipt)]
 
     async def _ack(self, receipts: Sequence[Receipt]) -> None:
-        held = self._settle(receipts)
+        await self._send_acks(self._settle(receipts))
+
+    async def _send_acks(self, held: Sequence[Receipt]) -> None:
         if not held or self._consumer is None:
             return
         frames = self._consumer.ack_frames(held)
@@ -323,7 +364,11 @@ class RabbitMQDriver:
 
     async def ack(self, deliveries: Sequence[Delivery]) -> None:
         """Remove finished messages (one `basic.ack` each, one flush for all)."""
-        await self._ack([self._receipt(delivery) for delivery in deliveries])
+        receipts = [self._receipt(delivery) for delivery in deliveries]
+        held = self._settle(receipts)
+        if len(held) < len(receipts):
+            self._finished_before_loss(deliveries)
+        await self._send_acks(held)
 
     def _held(self, delivery: Delivery) -> Receipt | None:
         receipt = self._receipt(delivery)

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import importlib
 import inspect
 import logging
@@ -231,7 +232,7 @@ class Worker:
         their leases are no longer renewed, so the process should end (see `run`)."""
         # Under a supervisor: say so once the first task starts (see asynctasq.supervisor.ran).
         self._report_ran = RAN_VARIABLE in os.environ
-        self._running: dict[asyncio.Task[None], Delivery] = {}
+        self._running: dict[asyncio.Task[None], Job] = {}
         # Taken ahead of free slots (`prefetch`): started as slots free, leases kept meanwhile.
         self._waiting: collections.deque[Delivery] = collections.deque()
         self.prefetch = prefetch if prefetch is not None else ws.prefetch
@@ -560,6 +561,8 @@ class Worker:
                 continue
             idle_once = False
             for delivery in deliveries:
+                if delivery.attempts and self._adopt(delivery):
+                    continue
                 if len(self._running) < self.concurrency:
                     self._start(delivery, loop)
                 else:
@@ -573,9 +576,44 @@ class Worker:
                 await asyncio.sleep(0)
 
     def _start(self, delivery: Delivery, loop: asyncio.AbstractEventLoop) -> None:
-        task = loop.create_task(self._process(delivery))
-        self._running[task] = delivery
+        job = Job(delivery)
+        task = loop.create_task(self._process(job))
+        self._running[task] = job
         task.add_done_callback(self._on_done)
+
+    def _adopt(self, delivery: Delivery) -> bool:
+        """Whether `delivery` is a newer delivery of a task this worker holds, which it then
+        takes the place of.
+
+        The broker hands a message out again once the lease of the delivery held here ended
+        (a lost connection gives RabbitMQ's back at once; renewals that failed through an
+        outage let others expire), possibly to this same worker. Run again, it would run
+        twice at once here, or be dead-lettered as lost while it runs. Instead the run (or
+        the wait) goes on and is settled through the newer delivery: the older one's lease is
+        gone, and settling through it would be ignored. A task still waiting here keeps its
+        count, as it never ran.
+        """
+        assert self._leases is not None
+        task_id = delivery.task_id
+        # Only while its code runs: before, and while it is settled, a copy may be the
+        # task's own doing (a retry, a wait for its limit publish it again).
+        running = self._by_id.get(task_id)
+        if running is not None:
+            job = running[1]
+            self._leases.forget(job.delivery)
+            job.delivery = delivery
+            self._leases.track(delivery, delivery.visibility_timeout)
+            _log_adopted(delivery, "running")
+            return True
+        for i, waiting in enumerate(self._waiting):
+            if waiting.task_id == task_id:
+                self._leases.forget(waiting)
+                newer = dataclasses.replace(delivery, attempts=waiting.attempts)
+                self._waiting[i] = newer
+                self._leases.track(newer, newer.visibility_timeout)
+                _log_adopted(delivery, "waiting to start")
+                return True
+        return False
 
     def _on_done(self, task: asyncio.Task[None]) -> None:
         self._running.pop(task, None)
@@ -635,15 +673,17 @@ class Worker:
             await asyncio.wait(list(self._background), timeout=10)
 
     # -- one task --------------------------------------------------------------------------
-    async def _process(self, delivery: Delivery) -> None:
+    async def _process(self, job: Job) -> None:
         assert self._resolver is not None and self._router is not None
         assert self._leases is not None and self.driver is not None
+        # The delivery it started with: its count decides this run. `job.delivery` is the
+        # one to renew and settle through, which a newer delivery may replace (`_adopt`).
+        delivery = job.delivery
         # Renewed from the first line: decoding, limits and building the task (which may
         # fetch model arguments) take time too, and a prefetched one comes with its lease
         # half used.
         self._leases.track(delivery, delivery.visibility_timeout)
         try:
-            job = Job(delivery)
             self.stats.processed += 1
             if self._report_ran:
                 self._report_ran = False
@@ -701,7 +741,7 @@ class Worker:
             except BaseException as exc:  # SystemExit too: see _failure_of
                 failure = _failure_of(exc)
                 if failure is None:
-                    await self._release([delivery])
+                    await self._release([job.delivery])
                     raise
                 # Rebuilding the task failed for a reason that may pass (a database blip while
                 # fetching a model argument, a module not deployed here yet): retry while
@@ -710,7 +750,7 @@ class Worker:
                 return
             if task is not None:
                 set_attempts(task, delivery.attempts)
-            self._leases.renew_to(delivery, env.visibility_timeout)
+            self._leases.renew_to(job.delivery, env.visibility_timeout)
             context = job.context = TaskContext(
                 delivery.task_id, env.task, job.queue, delivery.attempts
             )
@@ -736,7 +776,7 @@ class Worker:
                     raise asyncio.CancelledError
             except BaseException as exc:  # SystemExit too: see _failure_of
                 self._by_id.pop(delivery.task_id, None)
-                self._leases.forget(delivery)
+                self._leases.forget(job.delivery)
                 if job.cancel_requested:
                     if runner.cancelling():
                         runner.uncancel()  # our own cancellation of this task, handled here
@@ -744,7 +784,7 @@ class Worker:
                     return
                 failure = _failure_of(exc)
                 if failure is None:
-                    await self._release([delivery])
+                    await self._release([job.delivery])
                     call_hooks(self.middleware, "after_release", job, reverse=True)
                     if hooks is not None:
                         hooks.after_release(job)
@@ -757,7 +797,7 @@ class Worker:
             finally:
                 reset_current(token)
             self._by_id.pop(delivery.task_id, None)
-            self._leases.forget(delivery)
+            self._leases.forget(job.delivery)
             self.stats.succeeded += 1
             if env.keep_result:  # kept before the ack: a caller never misses a finished task
                 await outcomes.keep(
@@ -765,7 +805,7 @@ class Worker:
                 )
             if workflow_step:  # what follows is queued before the ack: a crash loses nothing
                 await workflow_steps.advance(self, job, result)
-            self._ack(delivery)
+            self._ack(job.delivery)
             if env.unique_key:
                 self._timed.release_claim(env.unique_key, delivery.task_id)
             if self.middleware:
@@ -773,7 +813,7 @@ class Worker:
             if hooks is not None:
                 hooks.after_process(job, result, None)
         finally:  # every way out (an early settle may race a renewal: drivers ignore a stale one)
-            self._leases.forget(delivery)
+            self._leases.forget(job.delivery)
 
     # -- lifecycle -------------------------------------------------------------------------
     def describe(self) -> WorkerInfo:
@@ -787,7 +827,7 @@ class Worker:
             version=_version(),
             started_at=datetime.fromtimestamp(self.started_at, UTC),
             heartbeat_at=datetime.fromtimestamp(time.time(), UTC),
-            running=tuple(d.task_id for d in self._running.values()),
+            running=tuple(j.delivery.task_id for j in self._running.values()),
             processed=self.stats.processed,
             succeeded=self.stats.succeeded,
             failed=self.stats.dead_lettered,
@@ -1090,6 +1130,16 @@ def _log_given_back_at_deadline(count: int) -> None:
 def _seconds(delay: float) -> str:
     """A delay for a log line as the user set it: 0.05, 1.5, 60 (not 0.1 or 60.0)."""
     return f"{delay:.2f}".rstrip("0").rstrip(".")
+
+
+def _log_adopted(delivery: Delivery, where: str) -> None:
+    log.warning(
+        "task [%s] was delivered again while %s here (the lease of its earlier delivery "
+        "ended: a lost connection, or renewals that failed); it goes on here, settled "
+        "through the new delivery",
+        printable(delivery.task_id),
+        where,
+    )
 
 
 def _failure_of(exc: BaseException) -> Exception | None:
