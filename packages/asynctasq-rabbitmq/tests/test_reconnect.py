@@ -82,6 +82,14 @@ async def blip_task(key: str, seconds: float) -> None:
     _runs.append(("end", key, current_task().attempt))
 
 
+@task(queue="blip", max_attempts=1)
+async def blip_fails(key: str, seconds: float) -> None:
+    _runs.append(("start", key, current_task().attempt))
+    await asyncio.sleep(seconds)
+    _runs.append(("end", key, current_task().attempt))
+    raise ValueError(f"{key} failed on its own")
+
+
 @pytest.mark.parametrize("concurrency", [1, 3])
 async def test_a_lost_connection_neither_reruns_nor_loses_what_the_worker_holds(
     make_driver: Callable[..., RabbitMQDriver],
@@ -95,9 +103,12 @@ async def test_a_lost_connection_neither_reruns_nor_loses_what_the_worker_holds(
     succeed), and with free slots a running one ran again beside itself. Each runs once."""
     _runs.clear()
     driver = make_driver(url=tcp_proxy.url(rabbitmq_url), reconnect_interval=0.2)
-    long_ones = [blip_task(f"long{n}", 1.5) for n in range(min(concurrency, 2))]
+    # With one slot the running task fails after the cut (its copy reaches the worker only
+    # once it has been settled); with three, its copy arrives while it runs.
+    long_ones = [blip_task(f"long{n}", 1.5) for n in range(1, concurrency)]
+    failing = [blip_fails("long0", 1.5)]
     short_ones = [blip_task(f"short{n}", 0.1) for n in range(3)]
-    await driver.enqueue_many([prepare(t) for t in [*long_ones, *short_ones]])
+    await driver.enqueue_many([prepare(t) for t in [*failing, *long_ones, *short_ones]])
     worker = Worker(
         driver,
         queues=["blip"],
@@ -113,7 +124,7 @@ async def test_a_lost_connection_neither_reruns_nor_loses_what_the_worker_holds(
         await tcp_proxy.cut()
         await asyncio.sleep(0.3)
         await tcp_proxy.start()
-        keys = {f"long{n}" for n in range(len(long_ones))} | {f"short{n}" for n in range(3)}
+        keys = {f"long{n}" for n in range(concurrency)} | {f"short{n}" for n in range(3)}
         await _until(lambda: {k for e, k, _ in _runs if e == "end"} >= keys, 20)
         await asyncio.sleep(1.0)  # a copy run again, or dead-lettered, would show by now
     finally:
@@ -121,8 +132,11 @@ async def test_a_lost_connection_neither_reruns_nor_loses_what_the_worker_holds(
         await asyncio.wait_for(runner, 30)
     starts = sorted(k for e, k, _ in _runs if e == "start")
     assert starts == sorted(keys), _runs
-    assert worker.stats.dead_lettered == 0
-    assert await driver.list_dead_letters(queue="blip") == []
+    dead = await driver.list_dead_letters(queue="blip")
+    # The one that failed after the cut is dead-lettered once, with its own error.
+    assert [d.failure.exception_type for d in dead] == ["builtins.ValueError"]
+    assert dead[0].failure.message == "long0 failed on its own"
+    assert worker.stats.dead_lettered == 1
     [stats] = await driver.stats(["blip"])
     assert stats.ready == 0
 

@@ -63,8 +63,8 @@ SERVER_DEFAULT_CONSUMER_TIMEOUT = 1800.0
 """RabbitMQ's own `consumer_timeout` (30 min), reported when the driver sets none."""
 
 
-MAX_FINISHED_STALE = 10_000
-"""Most task ids of finished tasks whose ack found its channel gone remembered at once."""
+MAX_SETTLED_STALE = 10_000
+"""Most task ids remembered at once of tasks settled after their channel was gone."""
 
 
 class RabbitMQDriver:
@@ -153,8 +153,9 @@ class RabbitMQDriver:
         self._connection: AbstractRobustConnection | None = None
         self._publisher: Publisher | None = None
         self._consumer: Consumer | None = None
-        # Task ids whose ack found its channel gone (see `_finished_before_loss`).
-        self._finished_stale: dict[str, None] = {}
+        # Task id -> None (acked) or the failure it was dead-lettered with, of deliveries
+        # settled after their channel was gone (see `_settled_after_loss`).
+        self._settled_stale: dict[str, Failure | None] = {}
         self._connect_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -301,39 +302,43 @@ class RabbitMQDriver:
         if consumer is None or limit < 1 or not queues:
             return []
         taken = await consumer.take(queues, limit, wait)
-        if self._finished_stale and taken:
-            taken = await self._drop_finished(taken)
+        if self._settled_stale and taken:
+            taken = await self._settle_copies(taken)
         return taken
 
-    def _finished_before_loss(self, deliveries: Sequence[Delivery]) -> None:
-        """Remember tasks acked after their channel was lost: the broker has put them back
-        and hands them out again, though they finished (see `_drop_finished`). Bounded: one
-        whose copy goes to another worker is forgotten with the rest past
-        `MAX_FINISHED_STALE`."""
-        for delivery in deliveries:
-            receipt = self._receipt(delivery)
-            if receipt.channel.is_closed:
-                if len(self._finished_stale) >= MAX_FINISHED_STALE:
-                    self._finished_stale.clear()
-                self._finished_stale[delivery.task_id] = None
+    def _settled_after_loss(self, delivery: Delivery, failure: Failure | None = None) -> None:
+        """Remember a task settled (acked, or dead-lettered with `failure`) after the channel
+        that leased it was lost: the broker has put it back and hands it out again, though
+        it finished (see `_settle_copies`). Bounded: one whose copy goes to another worker
+        is forgotten with the rest past `MAX_SETTLED_STALE`."""
+        if self._receipt(delivery).channel.is_closed:
+            if len(self._settled_stale) >= MAX_SETTLED_STALE:
+                self._settled_stale.clear()
+            self._settled_stale[delivery.task_id] = failure
 
-    async def _drop_finished(self, taken: list[Delivery]) -> list[Delivery]:
-        """Acknowledge, instead of handing out, the copies of tasks that finished here after
-        the connection that leased them was lost: run again, a task with one attempt would
-        be dead-lettered as lost, and any other would run twice."""
-        done = [d for d in taken if d.task_id in self._finished_stale]
-        if not done:
+    async def _settle_copies(self, taken: list[Delivery]) -> list[Delivery]:
+        """Settle as their first delivery was, instead of handing them out, the copies of
+        tasks that finished here after the connection that leased them was lost: run again,
+        a task with one attempt would be dead-lettered as lost (its own error lost), and
+        any other would run twice."""
+        copies = [d for d in taken if d.task_id in self._settled_stale]
+        if not copies:
             return taken
-        for delivery in done:
-            self._finished_stale.pop(delivery.task_id, None)
-        await self._ack([self._receipt(d) for d in done])
+        acked: list[Receipt] = []
+        for copy in copies:
+            failure = self._settled_stale.pop(copy.task_id, None)
+            if failure is None:
+                acked.append(self._receipt(copy))
+            else:
+                await self.dead_letter(copy, failure)
+        await self._ack(acked)
         log.info(
             "asynctasq: %d task(s) finished here after the connection that leased them was "
-            "lost: the broker's copies are acknowledged, not run again",
-            len(done),
+            "lost: the broker's copies are settled as they were, not run again",
+            len(copies),
         )
-        finished = {d.task_id for d in done}
-        return [d for d in taken if d.task_id not in finished]
+        settled = {d.task_id for d in copies}
+        return [d for d in taken if d.task_id not in settled]
 
     @staticmethod
     def _receipt(delivery: Delivery) -> Receipt:
@@ -367,7 +372,8 @@ class RabbitMQDriver:
         receipts = [self._receipt(delivery) for delivery in deliveries]
         held = self._settle(receipts)
         if len(held) < len(receipts):
-            self._finished_before_loss(deliveries)
+            for delivery in deliveries:
+                self._settled_after_loss(delivery)
         await self._send_acks(held)
 
     def _held(self, delivery: Delivery) -> Receipt | None:
@@ -478,6 +484,7 @@ class RabbitMQDriver:
         """Publish to ``<queue>.dead`` with the error in headers (confirmed), then ack."""
         receipt = self._held(delivery)
         if receipt is None:
+            self._settled_after_loss(delivery, failure)
             return
         publisher = await self._publisher_ready()
         properties = dead_letter_properties(delivery, failure, datetime.now(UTC), receipt.priority)
