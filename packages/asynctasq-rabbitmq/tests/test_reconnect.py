@@ -146,3 +146,44 @@ async def _until(check: Callable[[], bool], within: float) -> None:
     while not check():
         assert time.monotonic() < deadline, f"timed out; runs={_runs}"
         await asyncio.sleep(0.02)
+
+
+@task(queue="blip", max_attempts=2, retry_delay=0)
+async def fails_first(key: str) -> None:
+    attempt = current_task().attempt
+    _runs.append(("start", key, attempt))
+    await asyncio.sleep(1.5)
+    _runs.append(("end", key, attempt))
+    if attempt == 0:
+        raise ConnectionError("first run fails")
+
+
+async def test_a_run_adopted_after_a_lost_connection_keeps_its_count(
+    make_driver: Callable[..., RabbitMQDriver], tcp_proxy: Any, rabbitmq_url: str
+) -> None:
+    """The broker counts the lost connection as a delivery; the run that goes on here is
+    still one run: with two attempts it is retried once, and the retry succeeds."""
+    _runs.clear()
+    driver = make_driver(url=tcp_proxy.url(rabbitmq_url), reconnect_interval=0.2)
+    await driver.enqueue(prepare(fails_first("ff")))
+    worker = Worker(
+        driver,
+        queues=["blip"],
+        concurrency=3,
+        install_signal_handlers=False,
+        allowed_roots=[str(Path(__file__).parent)],
+        poll_wait=0.2,
+    )
+    runner = asyncio.create_task(worker.run())
+    try:
+        await _until(lambda: ("start", "ff", 0) in _runs, 10)
+        await tcp_proxy.cut()
+        await asyncio.sleep(0.3)
+        await tcp_proxy.start()
+        await _until(lambda: ("end", "ff", 1) in _runs, 20)
+        await _until(lambda: worker.stats.succeeded == 1, 5)
+    finally:
+        worker.request_stop()
+        await asyncio.wait_for(runner, 30)
+    assert [(e, a) for e, _, a in _runs] == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
+    assert (worker.stats.retried, worker.stats.dead_lettered) == (1, 0)

@@ -599,10 +599,14 @@ class Worker:
         # task's own doing (a retry, a wait for its limit publish it again).
         running = self._by_id.get(task_id)
         if running is not None:
+            # The run keeps its count (the loss is not a run; a wait for a limit took its
+            # deferrals off it) and its task's lease length.
             job = running[1]
+            newer = dataclasses.replace(delivery, attempts=job.delivery.attempts)
             self._leases.forget(job.delivery)
-            job.delivery = delivery
-            self._leases.track(delivery, delivery.visibility_timeout)
+            job.delivery = newer
+            lease = job.envelope.visibility_timeout if job.envelope else newer.visibility_timeout
+            self._leases.track(newer, lease)
             _log_adopted(delivery, "running")
             return True
         for i, waiting in enumerate(self._waiting):
