@@ -58,6 +58,7 @@ from asynctasq.drivers.base import MAX_PRIORITY, Delivery
 from asynctasq_rabbitmq._frames import UnreadableProperties
 from asynctasq_rabbitmq.acks import AckBook
 from asynctasq_rabbitmq.buffer import Buffered, DeliveryBuffer
+from asynctasq_rabbitmq.copies import LostCopies
 from asynctasq_rabbitmq.messages import attempts_of, priority_of, task_id_of
 from asynctasq_rabbitmq.topology import Topology
 
@@ -76,10 +77,6 @@ RECHECK_AFTER = 0.05
 """Seconds between two checks of one queue's head against its buffered deliveries (see the
 module docstring): a worker whose buffers wait (busy with other queues) pays at most this
 many ``basic.get`` round-trips a second per queue."""
-
-
-MAX_UNSTARTED = 10_000
-"""Most task ids of untaken messages of lost channels remembered at once."""
 
 
 @dataclass(slots=True, eq=False)
@@ -192,9 +189,9 @@ class Consumer:
         # Task ids being recounted, and the deliveries held back meanwhile.
         self._holding: dict[str, int] = {}
         self._held: list[tuple[Lane, Buffered]] = []
-        # Task id -> count, of messages a lost channel held here that no caller took: they
-        # come back counted as a delivery, which they never were (see `_lost_unstarted`).
-        self._unstarted: dict[str, int] = {}
+        # Messages a lost channel held here that no caller took: they come back counted as
+        # a delivery, which they never were (see `_lost_unstarted`).
+        self._unstarted: LostCopies[None] = LostCopies()
         self._topology = topology
         self._fixed_prefetch = prefetch_count
         self._auto_prefetch = prefetch_count is None
@@ -361,7 +358,7 @@ class Consumer:
             self._held.append((lane, item))
             return
         if self._unstarted:
-            self._unstarted.pop(delivery.task_id, None)
+            self._unstarted.forget(delivery.task_id)
         lane.outstanding += 1
         if (
             not hold
@@ -398,22 +395,17 @@ class Consumer:
         """Remember a message of a lost channel that no caller took: when it comes back,
         the broker counts that return as a delivery (redelivered, or ``x-delivery-count``),
         but nothing ran it; a task with ``max_attempts=1`` would be dead-lettered as lost
-        without ever running. Bounded: a message that never comes back here (another
-        worker took it) is forgotten with the rest past `MAX_UNSTARTED`."""
-        if len(self._unstarted) >= MAX_UNSTARTED:
-            self._unstarted.clear()
+        without ever running."""
         message = item.message
-        self._unstarted[task_id_of(message)] = attempts_of(message)
+        self._unstarted.remember(task_id_of(message), attempts_of(message), None)
 
     def _delivery(self, lane: Lane, message: DeliveredMessage, generation: int) -> Delivery:
         delivery = message.delivery
         assert isinstance(delivery, Basic.Deliver | Basic.GetOk)
         task_id = task_id_of(message)
         attempts = attempts_of(message)
-        if self._unstarted:  # forgotten once handed out or recounted (`_hand_out`)
-            before = self._unstarted.get(task_id)
-            if before is not None:
-                attempts = min(attempts, before)
+        if self._unstarted and self._unstarted.peek(task_id, attempts)[0]:
+            attempts -= 1  # forgotten once handed out or recounted (`_hand_out`)
         return Delivery(
             task_id=task_id,
             queue=lane.queue,

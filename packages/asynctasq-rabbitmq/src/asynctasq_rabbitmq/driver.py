@@ -32,6 +32,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -51,6 +52,7 @@ from asynctasq.drivers.base import (
 )
 from asynctasq_rabbitmq import _frames as frames
 from asynctasq_rabbitmq.consumer import Consumer, Receipt
+from asynctasq_rabbitmq.copies import LostCopies
 from asynctasq_rabbitmq.dead_letters import DeadLetters, dead_letter_properties
 from asynctasq_rabbitmq.inspection import delete_namespace, purge_queue, queue_stats
 from asynctasq_rabbitmq.publisher import CONNECTION_ERRORS, Publisher
@@ -61,10 +63,6 @@ log = logging.getLogger("asynctasq.rabbitmq")
 
 SERVER_DEFAULT_CONSUMER_TIMEOUT = 1800.0
 """RabbitMQ's own `consumer_timeout` (30 min), reported when the driver sets none."""
-
-
-MAX_SETTLED_STALE = 10_000
-"""Most task ids remembered at once of tasks settled after their channel was gone."""
 
 
 class RabbitMQDriver:
@@ -153,9 +151,9 @@ class RabbitMQDriver:
         self._connection: AbstractRobustConnection | None = None
         self._publisher: Publisher | None = None
         self._consumer: Consumer | None = None
-        # Task id -> None (acked) or the failure it was dead-lettered with, of deliveries
-        # settled after their channel was gone (see `_settled_after_loss`).
-        self._settled_stale: dict[str, Failure | None] = {}
+        # Deliveries settled after their channel was gone: None (acked) or the failure
+        # they were dead-lettered with (see `_settled_after_loss`).
+        self._settled_stale: LostCopies[Failure | None] = LostCopies()
         self._connect_lock = asyncio.Lock()
 
     def __repr__(self) -> str:
@@ -301,32 +299,40 @@ class RabbitMQDriver:
         consumer = self._consumer
         if consumer is None or limit < 1 or not queues:
             return []
-        taken = await consumer.take(queues, limit, wait)
-        if self._settled_stale and taken:
+        deadline = time.monotonic() + wait
+        while True:
+            taken = await consumer.take(queues, limit, wait)
+            if not (self._settled_stale and taken):
+                return taken
+            # Copies settled here are not work: an empty answer before `wait` is up would
+            # tell a burst worker the queues are empty.
             taken = await self._settle_copies(taken)
-        return taken
+            wait = deadline - time.monotonic()
+            if taken or wait <= 0:
+                return taken
 
     def _settled_after_loss(self, delivery: Delivery, failure: Failure | None = None) -> None:
         """Remember a task settled (acked, or dead-lettered with `failure`) after the channel
         that leased it was lost: the broker has put it back and hands it out again, though
-        it finished (see `_settle_copies`). Bounded: one whose copy goes to another worker
-        is forgotten with the rest past `MAX_SETTLED_STALE`."""
+        it finished (see `_settle_copies`)."""
         if self._receipt(delivery).channel.is_closed:
-            if len(self._settled_stale) >= MAX_SETTLED_STALE:
-                self._settled_stale.clear()
-            self._settled_stale[delivery.task_id] = failure
+            self._settled_stale.remember(delivery.task_id, delivery.attempts, failure)
 
     async def _settle_copies(self, taken: list[Delivery]) -> list[Delivery]:
         """Settle as their first delivery was, instead of handing them out, the copies of
         tasks that finished here after the connection that leased them was lost: run again,
         a task with one attempt would be dead-lettered as lost (its own error lost), and
         any other would run twice."""
-        copies = [d for d in taken if d.task_id in self._settled_stale]
+        copies: list[tuple[Delivery, Failure | None]] = []
+        for delivery in taken:
+            is_copy, failure = self._settled_stale.peek(delivery.task_id, delivery.attempts)
+            if is_copy:
+                self._settled_stale.forget(delivery.task_id)
+                copies.append((delivery, failure))
         if not copies:
             return taken
         acked: list[Receipt] = []
-        for copy in copies:
-            failure = self._settled_stale.pop(copy.task_id, None)
+        for copy, failure in copies:
             if failure is None:
                 acked.append(self._receipt(copy))
             else:
@@ -337,8 +343,8 @@ class RabbitMQDriver:
             "lost: the broker's copies are settled as they were, not run again",
             len(copies),
         )
-        settled = {d.task_id for d in copies}
-        return [d for d in taken if d.task_id not in settled]
+        settled = {id(d) for d, _ in copies}
+        return [d for d in taken if id(d) not in settled]
 
     @staticmethod
     def _receipt(delivery: Delivery) -> Receipt:
