@@ -111,6 +111,9 @@ def test_a_supervisor_removes_what_an_earlier_run_left_in_the_given_directory(
     _write(tmp_path, f"counter_{dead}.db", {f"{FINISHED}_total": 21})
     _write(tmp_path, f"counter_{os.getpid()}.db", {f"{FINISHED}_total": 2})
     (tmp_path / "notes.txt").write_text("not a metric file: kept")
+    # Names no process can have (anyone who can write there): stale, not a start-up crash.
+    _write(tmp_path, f"counter_{'9' * 30}.db", {f"{FINISHED}_total": 5})
+    _write(tmp_path, "counter_0.db", {f"{FINISHED}_total": 7})
     monkeypatch.setenv(multiprocess.DIR_VARIABLE, str(tmp_path))
     exporter = start_supervisor_exporter(WorkerSettings(metrics_port=0), workers=2)
     try:
@@ -119,7 +122,7 @@ def test_a_supervisor_removes_what_an_earlier_run_left_in_the_given_directory(
             "notes.txt",
         ]
         assert f"{FINISHED}_total 2.0" in _scrape(tmp_path)
-        assert "removed 1 metric file(s) an earlier run left in PROMETHEUS_MULTIPROC_DIR" in (
+        assert "removed 3 metric file(s) an earlier run left in PROMETHEUS_MULTIPROC_DIR" in (
             caplog.text
         )
     finally:

@@ -67,10 +67,16 @@ def _close_quietly(fd: int) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process `pid` exists (a zombie counts: it has not been waited for yet)."""
+    """Whether process `pid` exists (a zombie counts: it has not been waited for yet).
+
+    A number no process can have (0 and below name process groups; past the OS's range)
+    is not one: pids read from file names or records may be anything.
+    """
+    if pid <= 0:
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:
         return True
