@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from unittest import mock
@@ -658,7 +659,7 @@ async def test_a_retried_dead_letter_reads_queued_until_a_worker_takes_it() -> N
 
 async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -> None:
     """As the dashboard's "retry all" of a queue does: no ids given, every tracked task of
-    the queue reads queued again, page after page, each retried once."""
+    the queue reads queued again, up to a bound; all of them move."""
     ids = [await always_fails().dispatch() for _ in range(3)]
     driver = await get_driver()
     w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
@@ -669,11 +670,27 @@ async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -
     finally:
         w.request_stop()
         await runner
-    with mock.patch.object(control, "MAX_REQUEUED_RECORDS", 2):  # two pages
-        assert await control.retry_dead_letters(driver, queue="lc") == 3
-    for task_id in ids:
-        assert await state_of(task_id) == TaskState.QUEUED
+    assert await control.retry_dead_letters(driver, queue="lc") == 3
+    assert [await state_of(t) for t in ids] == [TaskState.QUEUED] * 3
     assert await driver.list_dead_letters(queue="lc") == []
+    assert (await driver.stats(["lc"]))[0].ready == 3
+
+
+async def test_a_bounded_number_of_records_is_rewritten_and_every_letter_moves() -> None:
+    ids = [await always_fails().dispatch() for _ in range(3)]
+    driver = await get_driver()
+    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        for task_id in ids:
+            await wait_until(lambda t=task_id: _is(t, TaskState.FAILED), 10, "failed records")
+    finally:
+        w.request_stop()
+        await runner
+    with mock.patch.object(control, "MAX_REQUEUED_RECORDS", 2):
+        assert await control.retry_dead_letters(driver, queue="lc") == 3
+    states = [await state_of(t) for t in ids]
+    assert sorted(states) == sorted([TaskState.QUEUED, TaskState.QUEUED, TaskState.FAILED])
     assert (await driver.stats(["lc"]))[0].ready == 3
 
 
@@ -687,3 +704,7 @@ async def test_cancel_reads_an_id_in_capitals_as_the_task_it_names(worker: Worke
     await until(lambda: _is(task_id, TaskState.RUNNING))
     await asynctasq.cancel(task_id.upper())
     await until(lambda: _is(task_id, TaskState.CANCELLED), 5)
+
+
+async def test_cancel_takes_a_uuid_object_too() -> None:
+    assert await asynctasq.cancel(uuid.uuid4()) == CancelOutcome.REQUESTED  # type: ignore[arg-type]

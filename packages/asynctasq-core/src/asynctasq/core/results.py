@@ -113,6 +113,8 @@ def canonical_task_id(task_id: object) -> str:
     Raises:
         ValueError: `task_id` is not a UUID (a typo, a truncated copy).
     """
+    if isinstance(task_id, uuid.UUID):
+        return str(task_id)
     try:
         if isinstance(task_id, str):
             return str(uuid.UUID(task_id))

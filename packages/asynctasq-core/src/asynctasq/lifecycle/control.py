@@ -108,19 +108,22 @@ async def retry_dead_letters(
     The records are rewritten before the letters move: after, a worker may already have
     taken one and written ``running``, which ``queued`` must not overwrite.
 
-    Without `task_ids`, a driver that tracks tasks retries the letters of `queue` (of every
-    queue when None) a page of ids at a time, so their records read ``queued`` too; as many
-    as there were when it started, so a task that fails again at once is not retried twice.
+    Without `task_ids` (every letter of `queue`, or of every queue), the records of the
+    oldest `MAX_REQUEUED_RECORDS` letters are rewritten; later ones read ``failed`` until a
+    worker takes them. All of them move in one driver call either way.
 
     Returns:
         How many dead letters went back to their queues.
     """
-    if task_ids is None and isinstance(driver, StatusStore):
-        return await _retry_tracked_pages(driver, queue)
     before: list[StatusWrite] = []
-    if task_ids and isinstance(driver, StatusStore):
-        wanted = list(dict.fromkeys(str(t) for t in task_ids))[:MAX_REQUEUED_RECORDS]
-        letters = await driver.list_dead_letters(queue=queue, task_ids=wanted, limit=len(wanted))
+    if (task_ids is None or task_ids) and isinstance(driver, StatusStore):
+        if task_ids is None:
+            letters = await driver.list_dead_letters(queue=queue, limit=MAX_REQUEUED_RECORDS)
+        else:
+            wanted = list(dict.fromkeys(str(t) for t in task_ids))[:MAX_REQUEUED_RECORDS]
+            letters = await driver.list_dead_letters(
+                queue=queue, task_ids=wanted, limit=len(wanted)
+            )
         queued: list[StatusWrite] = []
         raws = await _read_statuses(driver, [letter.task_id for letter in letters])
         for raw in raws:
@@ -165,23 +168,6 @@ async def _read_statuses(store: StatusStore, task_ids: Sequence[str]) -> list[by
         chunk = task_ids[start : start + READS_AT_ONCE]
         found += await asyncio.gather(*(store.read_status(t) for t in chunk))
     return found
-
-
-async def _retry_tracked_pages(driver: Driver, queue: str | None) -> int:
-    queues = [queue] if queue is not None else await driver.queue_names()
-    total = sum(s.dead for s in await driver.stats(queues)) if queues else 0
-    done = 0
-    while done < total:
-        page = await driver.list_dead_letters(
-            queue=queue, limit=min(MAX_REQUEUED_RECORDS, total - done)
-        )
-        if not page:
-            break
-        moved = await retry_dead_letters(driver, queue=queue, task_ids=[d.task_id for d in page])
-        if moved == 0:  # someone else took them meanwhile
-            break
-        done += moved
-    return done
 
 
 async def cancel(

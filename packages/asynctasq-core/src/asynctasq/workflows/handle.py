@@ -4,6 +4,7 @@ it by reading the steps' results and claims (`asynctasq.workflows.spec`)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from dataclasses import dataclass
 from enum import StrEnum
@@ -234,7 +235,10 @@ class WorkflowHandle(Generic[T]):
                     to_stop.append(task_id)
         if isinstance(store, EventLog):  # queued ones get a cancelled record, running stop
             for task_id in to_stop:
-                await control.cancel(task_id, driver=store)
+                # A claim holder that is no task id (written behind the driver's back) names
+                # nothing to stop; the other steps still are.
+                with contextlib.suppress(ValueError):
+                    await control.cancel(task_id, driver=store)
         return CancelOutcome.REQUESTED
 
     async def _cancel_step(self, store: WorkflowStore, index: int) -> str | None:
