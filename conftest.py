@@ -50,3 +50,13 @@ def pytest_runtest_makereport(
                 "that would skip for want of one fails."
             )
     return report
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Modules with slow tests first, in their order; then the rest.
+
+    The suite runs whole modules per worker process (``scripts/test.sh``): a long module
+    handed out last would run alone at the end while the other workers idle.
+    """
+    slow = {item.nodeid.split("::")[0] for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.nodeid.split("::")[0] not in slow)

@@ -40,6 +40,8 @@ from urllib.parse import urlsplit
 
 import pytest
 
+pytestmark = pytest.mark.slow  # its examples take a minute or more together
+
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 TIMEOUT = 60.0

@@ -21,6 +21,8 @@ from typing import Any
 import pytest
 from scripts.spec_guides import guide_blocks, spec_dir
 
+pytestmark = pytest.mark.slow  # its examples take a minute or more together
+
 ROOT = Path(__file__).resolve().parents[4]
 SPEC = spec_dir(ROOT)
 HARNESS = Path(__file__).with_name("harness.py")

@@ -26,6 +26,8 @@ from asynctasq.serializer import (
     to_wire_with_info,
 )
 
+pytestmark = pytest.mark.slow  # its property tests take most of a minute together
+
 
 class Color(enum.Enum):
     RED = 1
