@@ -657,12 +657,10 @@ async def test_a_retried_dead_letter_reads_queued_until_a_worker_takes_it() -> N
     assert found is not None and found.attempts == 1
 
 
-async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -> None:
-    """As the dashboard's "retry all" of a queue does: no ids given, every tracked task of
-    the queue reads queued again, up to a bound; all of them move."""
+async def _three_dead_letters() -> list[str]:
+    """Three tracked tasks of queue ``lc`` that failed for good; their ids."""
     ids = [await always_fails().dispatch() for _ in range(3)]
-    driver = await get_driver()
-    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
     runner = asyncio.create_task(w.run())
     try:
         for task_id in ids:
@@ -670,6 +668,14 @@ async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -
     finally:
         w.request_stop()
         await runner
+    return ids
+
+
+async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -> None:
+    """As the dashboard's "retry all" of a queue does: no ids given, every tracked task of
+    the queue reads queued again, up to a bound; all of them move."""
+    ids = await _three_dead_letters()
+    driver = await get_driver()
     assert await control.retry_dead_letters(driver, queue="lc") == 3
     assert [await state_of(t) for t in ids] == [TaskState.QUEUED] * 3
     assert await driver.list_dead_letters(queue="lc") == []
@@ -677,16 +683,8 @@ async def test_retrying_a_whole_queue_of_dead_letters_rewrites_their_records() -
 
 
 async def test_a_bounded_number_of_records_is_rewritten_and_every_letter_moves() -> None:
-    ids = [await always_fails().dispatch() for _ in range(3)]
+    ids = await _three_dead_letters()
     driver = await get_driver()
-    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
-    runner = asyncio.create_task(w.run())
-    try:
-        for task_id in ids:
-            await wait_until(lambda t=task_id: _is(t, TaskState.FAILED), 10, "failed records")
-    finally:
-        w.request_stop()
-        await runner
     with mock.patch.object(control, "MAX_REQUEUED_RECORDS", 2):
         assert await control.retry_dead_letters(driver, queue="lc") == 3
     states = [await state_of(t) for t in ids]

@@ -109,14 +109,7 @@ async def test_a_lost_connection_neither_reruns_nor_loses_what_the_worker_holds(
     failing = [blip_fails("long0", 1.5)]
     short_ones = [blip_task(f"short{n}", 0.1) for n in range(3)]
     await driver.enqueue_many([prepare(t) for t in [*failing, *long_ones, *short_ones]])
-    worker = Worker(
-        driver,
-        queues=["blip"],
-        concurrency=concurrency,
-        install_signal_handlers=False,
-        allowed_roots=[str(Path(__file__).parent)],
-        poll_wait=0.2,
-    )
+    worker = _blip_worker(driver, concurrency)
     runner = asyncio.create_task(worker.run())
     try:
         await _until(lambda: ("start", "long0", 0) in _runs, 10)
@@ -166,14 +159,7 @@ async def test_a_run_adopted_after_a_lost_connection_keeps_its_count(
     _runs.clear()
     driver = make_driver(url=tcp_proxy.url(rabbitmq_url), reconnect_interval=0.2)
     await driver.enqueue(prepare(fails_first("ff")))
-    worker = Worker(
-        driver,
-        queues=["blip"],
-        concurrency=3,
-        install_signal_handlers=False,
-        allowed_roots=[str(Path(__file__).parent)],
-        poll_wait=0.2,
-    )
+    worker = _blip_worker(driver, 3)
     runner = asyncio.create_task(worker.run())
     try:
         await _until(lambda: ("start", "ff", 0) in _runs, 10)
@@ -187,3 +173,14 @@ async def test_a_run_adopted_after_a_lost_connection_keeps_its_count(
         await asyncio.wait_for(runner, 30)
     assert [(e, a) for e, _, a in _runs] == [("start", 0), ("end", 0), ("start", 1), ("end", 1)]
     assert (worker.stats.retried, worker.stats.dead_lettered) == (1, 0)
+
+
+def _blip_worker(driver: RabbitMQDriver, concurrency: int) -> Worker:
+    return Worker(
+        driver,
+        queues=["blip"],
+        concurrency=concurrency,
+        install_signal_handlers=False,
+        allowed_roots=[str(Path(__file__).parent)],
+        poll_wait=0.2,
+    )
