@@ -18,7 +18,7 @@ def test_the_copy_is_one_delivery_further() -> None:
     assert lost.peek("other", 3)[0] is False
     lost.forget("t")
     assert lost.peek("t", 3)[0] is False
-    assert not lost
+    assert not lost.pending
 
 
 def test_a_copy_that_went_elsewhere_is_forgotten_after_the_window(
@@ -30,7 +30,7 @@ def test_a_copy_that_went_elsewhere_is_forgotten_after_the_window(
     lost.remember("t", 0, None)
     now[0] += copies.WINDOW + 1
     assert lost.peek("t", 1) == (False, None)
-    assert not lost
+    assert not lost.pending
 
 
 def test_bounded_the_oldest_go_first(monkeypatch: pytest.MonkeyPatch) -> None:

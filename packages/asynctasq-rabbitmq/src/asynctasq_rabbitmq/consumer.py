@@ -357,7 +357,7 @@ class Consumer:
         ):
             self._held.append((lane, item))
             return
-        if self._unstarted:
+        if self._unstarted.pending:
             self._unstarted.forget(delivery.task_id)
         lane.outstanding += 1
         if (
@@ -404,7 +404,7 @@ class Consumer:
         assert isinstance(delivery, Basic.Deliver | Basic.GetOk)
         task_id = task_id_of(message)
         attempts = attempts_of(message)
-        if self._unstarted and self._unstarted.peek(task_id, attempts)[0]:
+        if self._unstarted.pending and self._unstarted.peek(task_id, attempts)[0]:
             attempts -= 1  # forgotten once handed out or recounted (`_hand_out`)
         return Delivery(
             task_id=task_id,

@@ -24,17 +24,19 @@ MAX_REMEMBERED = 10_000
 
 
 class LostCopies(Generic[V]):
-    """What became of lost deliveries, by task id, until their copies come back."""
+    """What became of lost deliveries, by task id, until their copies come back.
+
+    Attributes:
+        pending: Task id -> (count, remembered until, value). Read its truth on hot paths
+            (every delivery) instead of calling a method: empty but after a lost connection.
+    """
 
     def __init__(self) -> None:
-        self._lost: dict[str, tuple[int, float, V]] = {}
-
-    def __bool__(self) -> bool:
-        return bool(self._lost)
+        self.pending: dict[str, tuple[int, float, V]] = {}
 
     def remember(self, task_id: str, attempts: int, value: V) -> None:
         """Note a lost delivery of `task_id` counted `attempts`, and what became of it."""
-        lost = self._lost
+        lost = self.pending
         lost.pop(task_id, None)
         while len(lost) >= MAX_REMEMBERED:
             del lost[next(iter(lost))]
@@ -43,18 +45,18 @@ class LostCopies(Generic[V]):
     def peek(self, task_id: str, attempts: int) -> tuple[bool, V | None]:
         """Whether a delivery of `task_id` counted `attempts` is the copy of a remembered
         one, and what became of that one."""
-        entry = self._lost.get(task_id)
+        entry = self.pending.get(task_id)
         if entry is None:
             return False, None
         before, until, value = entry
         if time.monotonic() > until:
-            del self._lost[task_id]
+            del self.pending[task_id]
             return False, None
         return attempts == before + 1, value
 
     def forget(self, task_id: str) -> None:
         """Drop what is remembered of `task_id` (its copy was dealt with)."""
-        self._lost.pop(task_id, None)
+        self.pending.pop(task_id, None)
 
 
 __all__ = ["MAX_REMEMBERED", "WINDOW", "LostCopies"]

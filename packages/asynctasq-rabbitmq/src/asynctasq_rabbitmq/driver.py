@@ -302,7 +302,7 @@ class RabbitMQDriver:
         deadline = time.monotonic() + wait
         while True:
             taken = await consumer.take(queues, limit, wait)
-            if not (self._settled_stale and taken):
+            if not (self._settled_stale.pending and taken):
                 return taken
             # Copies settled here are not work: an empty answer before `wait` is up would
             # tell a burst worker the queues are empty.

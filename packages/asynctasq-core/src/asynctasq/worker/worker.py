@@ -71,7 +71,7 @@ from asynctasq.supervisor.ran import RAN_VARIABLE, report_ran
 from asynctasq.utils import affinity
 from asynctasq.utils.affinity import unpin_thread
 from asynctasq.worker import limits, outcomes
-from asynctasq.worker.failures import brief, failure_from, printable
+from asynctasq.worker.failures import brief, clip, failure_from, printable
 from asynctasq.worker.health import HealthFile
 from asynctasq.worker.job import Job
 from asynctasq.worker.leases import LeaseKeeper
@@ -602,11 +602,11 @@ class Worker:
             # The run keeps its count (the loss is not a run; a wait for a limit took its
             # deferrals off it) and its task's lease length.
             job = running[1]
+            assert job.envelope is not None  # decoded before its code runs
             newer = dataclasses.replace(delivery, attempts=job.delivery.attempts)
             self._leases.forget(job.delivery)
             job.delivery = newer
-            lease = job.envelope.visibility_timeout if job.envelope else newer.visibility_timeout
-            self._leases.track(newer, lease)
+            self._leases.track(newer, job.envelope.visibility_timeout)
             _log_adopted(delivery, "running")
             return True
         for i, waiting in enumerate(self._waiting):
@@ -1141,7 +1141,7 @@ def _log_adopted(delivery: Delivery, where: str) -> None:
         "task [%s] was delivered again while %s here (the lease of its earlier delivery "
         "ended: a lost connection, or renewals that failed); it goes on here, settled "
         "through the new delivery",
-        printable(delivery.task_id),
+        printable(clip(delivery.task_id, 100)),  # a waiting one's id was not checked yet
         where,
     )
 
