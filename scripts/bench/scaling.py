@@ -73,21 +73,25 @@ class Contender:
 
     @property
     def ours(self) -> bool:
-        return self.framework in ("asynctasq", PINNED)
+        return self.framework in ("asynctasq", UNPINNED)
 
 
-PINNED = "asynctasq-pinned"
-"""AsyncTasQ with ``--pin-cpus``: each worker process on its own CPU."""
+UNPINNED = "asynctasq-unpinned"
+"""AsyncTasQ with ``--no-pin-cpus``: by default, workers that are one per CPU are pinned."""
 
 
-def _ours(broker: str, env: dict[str, str], *, pinned: bool = False) -> Contender:
-    framework = PINNED if pinned else "asynctasq"
+def _ours(broker: str, env: dict[str, str], *, unpinned: bool = False) -> Contender:
+    framework = UNPINNED if unpinned else "asynctasq"
     worker = (
         "{bin}/asynctasq", "worker", "--import", "asynctasq_app", "--queues", f"scale-{framework}",
         "--concurrency", "10", "--log-level", "warning", "--no-live", "--workers", "{n}",
-        *(("--pin-cpus",) if pinned else ()),
+        *(("--no-pin-cpus",) if unpinned else ()),
     )  # fmt: skip
-    how = f"`asynctasq worker --workers N --concurrency 10{' --pin-cpus' if pinned else ''}`"
+    how = (
+        "`asynctasq worker --workers N --concurrency 10 --no-pin-cpus`"
+        if unpinned
+        else "`asynctasq worker --workers N --concurrency 10` (pinned where N is the CPU count)"
+    )
     return Contender(
         framework, broker, "asynctasq_app", worker, how, {"ASYNCTASQ_DRIVER": broker, **env}
     )
@@ -137,7 +141,7 @@ def contenders() -> list[Contender]:
     """Redis first, AsyncTasQ first on each broker."""
     return [
         _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}),
-        _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}, pinned=True),
+        _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}, unpinned=True),
         *_peers(),
         _ours(
             "postgres",

@@ -29,6 +29,7 @@ from cli_testing import REDIS_URL, TASKS_DIR, enqueue, require_redis
 from asynctasq.drivers.base import Driver
 from asynctasq.supervisor import EXIT_CRASH_LOOP, EXIT_FORCED_BASE, EXIT_OK
 from asynctasq.testing.crash import assert_at_least_once
+from asynctasq.utils.cpus import cpu_limit
 
 SCRIPT = Path(sys.executable).with_name("asynctasq")
 QUEUE = "sup"
@@ -94,8 +95,11 @@ def _env() -> dict[str, str]:
 
 
 @contextmanager
-def supervisor(backend: Backend, log: Path, *args: str) -> Iterator[subprocess.Popen[bytes]]:
-    """``asynctasq worker --workers ...`` with its output in `log`; stopped if a test fails."""
+def supervisor(
+    backend: Backend, log: Path, *args: str, cpus: set[int] | None = None
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``asynctasq worker --workers ...`` with its output in `log`, on `cpus` (default: this
+    process's); stopped if a test fails."""
     command = [
         str(SCRIPT),
         "worker",
@@ -109,8 +113,11 @@ def supervisor(backend: Backend, log: Path, *args: str) -> Iterator[subprocess.P
         "--no-live",
         *args,
     ]
+    on_cpus = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
     with log.open("wb") as out:
-        proc = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, env=_env())
+        proc = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env=_env(), preexec_fn=on_cpus
+        )
     try:
         yield proc
     finally:
@@ -378,17 +385,27 @@ def _cpus_seen(marks: Path, mode: str) -> dict[int, set[int]]:
     }
 
 
-@pytest.mark.skipif(not hasattr(os, "sched_getaffinity"), reason="needs CPU affinity (Linux)")
-def test_pinned_workers_run_their_loops_on_one_cpu_each_and_their_pools_on_all(
-    backend: Backend, tmp_path: Path
-) -> None:
+def two_cpus() -> list[int]:
+    """Two CPUs this process may use, with no CPU limit below them; skips elsewhere."""
+    if not hasattr(os, "sched_getaffinity"):
+        pytest.skip("needs CPU affinity (Linux)")
     allowed = sorted(os.sched_getaffinity(0))
-    if len(allowed) < 2:
+    limit = cpu_limit()
+    if len(allowed) < 2 or (limit is not None and limit < 2):
         pytest.skip("needs 2 CPUs")
+    return allowed[:2]
+
+
+@pytest.mark.parametrize("pin", [["--pin-cpus"], []], ids=["asked", "by-default"])
+def test_pinned_workers_run_their_loops_on_one_cpu_each_and_their_pools_on_all(
+    backend: Backend, tmp_path: Path, pin: list[str]
+) -> None:
+    # On two CPUs, two workers are one per CPU: pinned without being asked.
+    allowed = two_cpus()
     marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
     marks.mkdir()
-    args = ("--workers", "2", "--pin-cpus", "--concurrency", "1")
-    with supervisor(backend, log, *args) as proc:
+    args = ("--workers", "2", *pin, "--concurrency", "1")
+    with supervisor(backend, log, *args, cpus=set(allowed)) as proc:
         wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
         pids = {number: pids[0] for number, pids in started_pids(log).items()}
         # One task at a time per worker; more of each kind until both workers ran every kind
@@ -416,13 +433,43 @@ def test_pinned_workers_run_their_loops_on_one_cpu_each_and_their_pools_on_all(
     # to_thread and the process pool still run on every CPU.
     for mode in ("import", "to_thread", "thread", "process"):
         assert all(cpus == set(allowed) for cpus in _cpus_seen(marks, mode).values()), mode
+    assert ("pinned by default" in log.read_text()) == (not pin)
+
+
+@pytest.mark.parametrize(
+    ("args", "on_cpus"),
+    [
+        (["--workers", "2", "--no-pin-cpus"], 2),
+        (["--workers", "1"], 2),  # fewer workers than CPUs
+        (["--workers", "2"], 1),  # more workers than CPUs
+    ],
+    ids=["turned-off", "fewer-workers", "more-workers"],
+)
+def test_workers_that_are_not_one_per_cpu_or_turned_off_are_not_pinned(
+    tmp_path: Path, args: list[str], on_cpus: int
+) -> None:
+    allowed = set(two_cpus()[:on_cpus])
+    marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
+    marks.mkdir()
+    workers = int(args[1])
+    with supervisor(sqlite_backend(tmp_path), log, *args, cpus=allowed) as proc:
+        wait_until(lambda: len(started_pids(log)) == workers, 60, "the workers", log, proc)
+        enqueue(sqlite_backend(tmp_path).make(), [t.cpus_in_loop(str(marks))])
+        wait_until(lambda: len(_cpus_seen(marks, "loop")) == 1, 60, "a task", log, proc)
+    assert list(_cpus_seen(marks, "loop").values()) == [allowed]
+    assert f"starting {workers} worker process(es)\n" in log.read_text()
 
 
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
         (["--pin-cpus"], {}, "--pin-cpus (or ASYNCTASQ_PIN_CPUS) pins the processes of"),
-        (["--workers", "2"], {"ASYNCTASQ_PIN_CPUS": "maybe"}, "expected true/false, got 'maybe'"),
+        (
+            ["--workers", "2"],
+            {"ASYNCTASQ_PIN_CPUS": "maybe"},
+            "ASYNCTASQ_PIN_CPUS: expected true, false or auto, got 'maybe'",
+        ),
+        (["--pin-cpus"], {"ASYNCTASQ_PIN_CPUS": "false"}, "--pin-cpus (or ASYNCTASQ_PIN_CPUS)"),
     ],
 )
 def test_pinning_needs_workers_and_a_yes_or_no(

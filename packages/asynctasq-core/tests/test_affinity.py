@@ -11,7 +11,7 @@ from typing import TypeVar
 
 import pytest
 
-from asynctasq.supervisor import Supervisor, cpu_count
+from asynctasq.supervisor import Supervisor, cpu_count, fills_the_cpus, sizing
 from asynctasq.supervisor.supervisor import _ranges
 from asynctasq.utils import affinity
 
@@ -124,3 +124,43 @@ def test_pinning_where_the_platform_cannot_is_refused(monkeypatch: pytest.Monkey
     with pytest.raises(ValueError, match="pin_cpus needs a platform that can pin"):
         Supervisor(lambda n: 0, 2, pin_cpus=True)
     Supervisor(lambda n: 0, 2)  # not asked: fine anywhere
+
+
+@pytest.mark.parametrize(
+    ("workers", "allowed", "limit", "pinned"),
+    [
+        (2, [0, 1], None, True),  # one per CPU
+        (4, [0, 1, 2, 3], 4, True),  # a CPU limit that is not below the CPUs
+        (8, [2, 3, 5, 7, 8, 9, 10, 11], None, True),  # a cpuset of its own
+        (1, [0, 1], None, False),  # a CPU left to others
+        (3, [0, 1], None, False),  # two on one CPU
+        (2, [0, 1, 2, 3], 2, False),  # a container's CPU limit: its CPUs are shared
+        (4, [0, 1, 2, 3], 2, False),  # more workers than its CPU limit
+    ],
+)
+def test_auto_pins_only_workers_that_are_one_per_cpu(
+    monkeypatch: pytest.MonkeyPatch,
+    workers: int,
+    allowed: list[int],
+    limit: int | None,
+    pinned: bool,
+) -> None:
+    monkeypatch.setattr(affinity, "allowed_cpus", lambda: allowed)
+    monkeypatch.setattr(sizing, "cpu_limit", lambda: limit)
+    assert fills_the_cpus(workers) is pinned
+    chosen = Supervisor(lambda n: 0, workers, pin_cpus="auto")
+    assert chosen._cpus == (allowed if pinned else [])
+    assert Supervisor(lambda n: 0, workers, pin_cpus=True)._cpus == allowed
+    assert Supervisor(lambda n: 0, workers, pin_cpus=False)._cpus == []
+
+
+def test_auto_pins_nothing_where_the_platform_cannot(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(affinity, "supported", lambda: False)
+    assert not fills_the_cpus(1)
+    assert Supervisor(lambda n: 0, 1, pin_cpus="auto")._cpus == []
+
+
+@pytest.mark.parametrize("value", ["yes", "on", 1, None])
+def test_pin_cpus_is_true_false_or_auto(value: object) -> None:
+    with pytest.raises(ValueError, match="pin_cpus must be True, False or 'auto', got"):
+        Supervisor(lambda n: 0, 2, pin_cpus=value)  # type: ignore[arg-type]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import cast
+from typing import Literal, cast
 
 import typer
 from rich.logging import RichHandler
@@ -53,20 +53,29 @@ def workers_option(given: str | None, connection: ConnectionOptions) -> int | No
         raise CliError(f"--workers: {exc}", exit_code=EXIT_USAGE) from None
 
 
-def pin_option(given: bool | None, workers: int | None, connection: ConnectionOptions) -> bool:
-    """Whether to pin each worker process to a CPU (``--pin-cpus`` or ``ASYNCTASQ_PIN_CPUS``).
+def pin_option(
+    given: bool | None, workers: int | None, connection: ConnectionOptions
+) -> bool | Literal["auto"]:
+    """Whether to pin each worker process to a CPU (``--pin-cpus``/``--no-pin-cpus`` or
+    ``ASYNCTASQ_PIN_CPUS``): True, False, or ``"auto"`` (the default), which the supervisor
+    turns into pinning only where the workers are one per CPU
+    (`asynctasq.supervisor.sizing.fills_the_cpus`).
 
     Raises:
-        CliError: a value that is not true/false, without ``--workers``, or on a platform
-            that cannot pin (exit code 2).
+        CliError: a value that is not true/false/auto, or pinning asked for without
+            ``--workers`` or on a platform that cannot pin (exit code 2).
     """
     flag = None if given is None else str(given)
-    raw = cli_setting(PIN_VARIABLE, flag, connection.env_file, "").strip() or "false"
+    raw = cli_setting(PIN_VARIABLE, flag, connection.env_file, "").strip() or "auto"
+    if raw.lower() == "auto":
+        return "auto" if workers is not None else False
     try:
         if not parse_bool(raw, "ASYNCTASQ_PIN_CPUS"):
             return False
-    except ConfigError as exc:
-        raise CliError(str(exc), exit_code=EXIT_USAGE) from None
+    except ConfigError:
+        raise CliError(
+            f"ASYNCTASQ_PIN_CPUS: expected true, false or auto, got {raw!r}", exit_code=EXIT_USAGE
+        ) from None
     if workers is None:
         raise CliError(
             "--pin-cpus (or ASYNCTASQ_PIN_CPUS) pins the processes of --workers N to CPUs: "
@@ -125,7 +134,7 @@ def run_supervised(
     overrides: dict[str, object],
     *,
     burst: bool,
-    pin_cpus: bool = False,
+    pin_cpus: bool | Literal["auto"] = False,
     log_level: str | None,
     log_format: str | None,
 ) -> int:
@@ -137,7 +146,8 @@ def run_supervised(
         connection: The command's connection options (to read the configuration once).
         overrides: The worker's own options as configuration sections.
         burst: The workers end by themselves once the queues are empty.
-        pin_cpus: Pin each worker process to one CPU (`asynctasq.utils.affinity`).
+        pin_cpus: Pin each worker process to one CPU (`asynctasq.utils.affinity`); ``"auto"``
+            where they are one per CPU.
         log_level: ``--log-level``.
         log_format: ``--log-format``.
 

@@ -3,13 +3,17 @@
 A worker's pool for ``process=True`` tasks defaults to the CPU count. With N workers on one
 host that would be N x CPU children competing for the same cores, so a supervised worker's
 pool defaults to its share of them: ``max(1, cpus // N)``.
+
+Pinning each worker to a CPU is on by default where the workers are exactly one per CPU
+(`fills_the_cpus`): see `asynctasq.utils.affinity` for why it helps and when it would not.
 """
 
 from __future__ import annotations
 
 import os
 
-from asynctasq.utils.cpus import cpu_count
+from asynctasq.utils import affinity
+from asynctasq.utils.cpus import cpu_count, cpu_limit
 
 CHILD_VARIABLE = "ASYNCTASQ_SUPERVISOR_CHILD"
 """Set in each supervised worker process: its number, 1 to N (also in its log lines)."""
@@ -48,6 +52,21 @@ def process_pool_share(workers: int, cpus: int | None = None) -> int:
     return max(1, (cpus if cpus is not None else cpu_count()) // max(1, workers))
 
 
+def fills_the_cpus(workers: int) -> bool:
+    """Whether `workers` processes are one per CPU this process may run on, with no CPU
+    limit below that (Linux): where pinning them to a CPU each is on by default.
+
+    Each CPU then gets exactly one worker, so pinning concentrates nothing, and other
+    unpinned processes are moved around them. Not with a container's CPU limit: its mask
+    still names every CPU of the node, which other containers share.
+    """
+    if not affinity.supported():
+        return False
+    cpus = len(affinity.allowed_cpus())
+    limit = cpu_limit()
+    return workers == cpus and (limit is None or limit >= cpus)
+
+
 def child_number() -> int | None:
     """This process's number under a supervisor (1 to N), or None when not supervised."""
     raw = os.environ.get(CHILD_VARIABLE, "")
@@ -68,6 +87,7 @@ __all__ = [
     "CHILD_VARIABLE",
     "child_number",
     "cpu_count",
+    "fills_the_cpus",
     "parse_workers",
     "process_pool_share",
     "supervised_pool_size",

@@ -33,10 +33,11 @@ import traceback
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from types import FrameType
+from typing import Literal
 
 from asynctasq.supervisor.ran import RAN_VARIABLE, child_ran, open_report
 from asynctasq.supervisor.restarts import RestartPolicy
-from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE
+from asynctasq.supervisor.sizing import CHILD_VARIABLE, CHILDREN_VARIABLE, fills_the_cpus
 from asynctasq.utils import affinity
 from asynctasq.utils.processes import die_with_parent
 from asynctasq.worker.signals import ABORT_SIGNAL
@@ -107,7 +108,9 @@ class Supervisor:
             call `request_stop` or `abort` from another thread.
         poll_interval: Seconds between checks of the processes.
         pin_cpus: Pin process ``i`` to the ``i``-th CPU this process may use (round robin),
-            on Linux; see `asynctasq.utils.affinity`.
+            on Linux; see `asynctasq.utils.affinity`. ``"auto"``: only where the processes
+            are one per CPU (`asynctasq.supervisor.sizing.fills_the_cpus`), the default
+            of ``asynctasq worker --workers N``.
 
     Raises:
         ValueError: a count or a duration that is not usable, named in the message.
@@ -126,12 +129,17 @@ class Supervisor:
         fatal_exit_codes: Iterable[int] = (),
         install_signal_handlers: bool = True,
         poll_interval: float = 0.1,
-        pin_cpus: bool = False,
+        pin_cpus: bool | Literal["auto"] = False,
     ) -> None:
-        if pin_cpus and not affinity.supported():
-            raise ValueError("pin_cpus needs a platform that can pin processes to CPUs (Linux)")
         if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
             raise ValueError(f"workers must be a whole number >= 1, got {workers!r}")
+        chosen = pin_cpus == "auto"
+        if pin_cpus == "auto":
+            pin_cpus = fills_the_cpus(workers)
+        elif not isinstance(pin_cpus, bool):
+            raise ValueError(f"pin_cpus must be True, False or 'auto', got {pin_cpus!r}")
+        elif pin_cpus and not affinity.supported():
+            raise ValueError("pin_cpus needs a platform that can pin processes to CPUs (Linux)")
         for name, value in (
             ("shutdown_timeout", shutdown_timeout),
             ("stop_grace", stop_grace),
@@ -153,6 +161,7 @@ class Supervisor:
         self._slots = [_Slot(n) for n in range(1, workers + 1)]
         # Read once, so a worker started again runs on the CPU its first start had.
         self._cpus = affinity.allowed_cpus() if pin_cpus else []
+        self._pin_chosen = chosen and bool(self._cpus)
         self._requests: list[int | None] = []  # signals (or None: a call) not yet acted on
         self._stopping = False
         self._aborted_by: int | None = None
@@ -188,10 +197,14 @@ class Supervisor:
                 previous[sig] = signal.signal(sig, self._on_signal)
         try:
             log.info(
-                "supervisor (pid %d): starting %d worker process(es)%s",
+                "supervisor (pid %d): starting %d worker process(es)%s%s",
                 os.getpid(),
                 self.workers,
                 f", each pinned to one of CPUs {_ranges(self._cpus)}" if self._cpus else "",
+                " (one worker per CPU: pinned by default; turn off with --no-pin-cpus, "
+                "ASYNCTASQ_PIN_CPUS=false or pin_cpus=False)"
+                if self._pin_chosen
+                else "",
             )
             for slot in self._slots:
                 self._spawn(slot)
