@@ -309,6 +309,29 @@ async def test_a_task_that_catches_its_cancel_and_returns_is_cancelled(worker: W
     assert (stats.ready, stats.in_flight) == (0, 0)
 
 
+@task(queue="lc", track=True, rate_limit="1/s", max_attempts=1)
+async def rated(key: str) -> str:
+    seen.append(("start", key))
+    return key
+
+
+async def test_a_task_cancelled_while_it_waits_for_its_rate_limit_never_runs(
+    worker: Worker,
+) -> None:
+    """The second of two 1/s tasks waits in the worker for its start, a second after the
+    first's: a cancel then must stop it as it would a queued one."""
+    await rated("first").dispatch()
+    second = await rated("second").dispatch()
+    await until(lambda: ("start", "first") in seen)
+    await asyncio.sleep(0.2)
+    assert await second.cancel() == CancelOutcome.REQUESTED
+    await until(lambda: worker.stats.cancelled == 1)
+    await asyncio.sleep(1.2)  # past the start it had reserved
+    assert ("start", "second") not in seen
+    assert await state_of(second) == TaskState.CANCELLED
+    assert worker.stats.succeeded == 1
+
+
 async def test_a_cancelled_class_task_gets_no_failed_call(worker: Worker) -> None:
     task_id = await CancelledClassTask().dispatch()
     await until(lambda: "class start" in seen)

@@ -752,6 +752,11 @@ class Worker:
                 # attempts allow.
                 await self._handle_build_failure(job, failure)
                 return
+            if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
+                # Cancelled while it waited for its limit or was being built: a cancel that
+                # arrives from here on finds it running (`_cancel_running`), none before.
+                await self._finish_cancelled(job, lifecycle)
+                return
             if task is not None:
                 set_attempts(task, delivery.attempts)
             self._leases.renew_to(job.delivery, env.visibility_timeout)
