@@ -372,6 +372,40 @@ async def test_a_worker_started_later_still_skips_a_cancelled_task() -> None:
 # -- progress ------------------------------------------------------------------------------------
 
 
+@task(queue="lc", track=True, max_attempts=2, retry_delay=30, dont_retry_on=(ValueError,))
+async def reports_then_ends(how: str) -> None:
+    await current_task().progress(0.3, "first")
+    await asyncio.sleep(0.6)  # past the progress timer: "first" is written
+    await current_task().progress(0.9, "almost done")  # still waiting for the timer
+    if how == "fails":
+        raise ValueError("broken input")  # for good: not retried
+    if how == "retries":
+        raise ConnectionError("a blip")
+    seen.append(("waiting", how))
+    await asyncio.sleep(30)
+
+
+@pytest.mark.parametrize(
+    ("how", "state"),
+    [
+        ("fails", TaskState.FAILED),
+        ("retries", TaskState.RETRYING),
+        ("is cancelled", TaskState.CANCELLED),
+    ],
+)
+async def test_a_run_that_does_not_succeed_keeps_its_last_progress(
+    worker: Worker, how: str, state: TaskState
+) -> None:
+    task_id = await reports_then_ends(how).dispatch()
+    if how == "is cancelled":
+        await until(lambda: ("waiting", how) in seen)
+        await task_id.cancel()
+    await until(lambda: _is(task_id, state))
+    status = await asynctasq.status(task_id)
+    assert status is not None
+    assert (status.progress, status.progress_message) == (0.9, "almost done")
+
+
 async def test_progress_is_reported_and_rate_limited(worker: Worker) -> None:
     driver = await get_driver()
     assert isinstance(driver, MemoryDriver)

@@ -377,18 +377,22 @@ class Lifecycle(Middleware):
         # Named as a failed task's error is (module and class), and read as safely: the
         # message of an exception whose __str__ raises is not this worker's problem.
         error = {"error_type": type_name(exception), "error_message": clip(text_of(exception))}
-        self.record(job, TaskState.RETRYING, **error)
+        # How far the run got, as on every way a run ends (a report may still wait for its
+        # timer, which skips a finished job).
+        self.record(job, TaskState.RETRYING, **error, **_progress_of(job))
         self.emit(EventType.TASK_RETRIED, job, delay=delay, **error)
 
     def after_dead_letter(self, job: Job, failure: Failure) -> None:
         job.finished = True
         error = {"error_type": failure.exception_type, "error_message": clip(failure.message)}
-        self.record(job, TaskState.FAILED, finished_at=_now(), **error)
+        self.record(job, TaskState.FAILED, finished_at=_now(), **error, **_progress_of(job))
         self.emit(EventType.TASK_FAILED, job, **error)
 
     def after_cancel(self, job: Job) -> None:
         job.finished = True
-        self.record(job, TaskState.CANCELLED, finished_at=_now(), cancel_requested=True)
+        self.record(
+            job, TaskState.CANCELLED, finished_at=_now(), cancel_requested=True, **_progress_of(job)
+        )
         self.emit(EventType.TASK_CANCELLED, job)
 
     def after_release(self, job: Job) -> None:
