@@ -114,6 +114,24 @@ def test_the_same_task_twice_needs_a_name() -> None:
     assert [s.name for s in registry.schedules()] == [send_report.name, "weekly-report"]
 
 
+@pytest.mark.parametrize(
+    "other",
+    [
+        lambda: send_report("monthly-summary"),
+        lambda: send_report("daily", copies=2),
+        lambda: send_report("daily").on_queue("reports"),
+    ],
+    ids=["arguments", "keyword", "options"],
+)
+def test_the_same_task_and_timetable_with_another_call_needs_a_name(other: Any) -> None:
+    # Replacing the first would silently stop it firing.
+    schedule(send_report("daily"), cron("0 7 * * *", tz="Europe/Berlin"))
+    with pytest.raises(ValueError, match="exists already with other arguments or options.*name="):
+        schedule(other(), cron("0 7 * * *", tz="Europe/Berlin"))
+    (kept,) = registry.schedules()
+    assert kept.make_task().args == ("daily",)
+
+
 def test_declaring_the_same_schedule_again_replaces_it() -> None:
     # A module imported twice (run as __main__, then imported by name) declares it twice.
     schedule(send_report("daily"), cron("0 7 * * *"))

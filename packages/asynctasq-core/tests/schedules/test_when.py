@@ -81,7 +81,10 @@ def test_aliases() -> None:
         ("0 0 * * someday", "bad day-of-week field 'someday'"),
         ("0 0 * *", "expected 5 fields"),
         ("0 0 0 * * *", "expected 5 fields"),
-        ("0 0 31 2 *", "bad day-of-month field '31'"),
+        # A valid day no month given has: the field is fine, the expression never fires.
+        ("0 0 31 2 *", "never fires: no month in '2' has a day in '31'"),
+        ("0 0 31 2,4 *", "never fires: no month in '2,4' has a day in '31'"),
+        ("0 0 32 2 *", "bad day-of-month field '32'"),
     ],
 )
 def test_a_bad_expression_names_the_field(expr: str, message: str) -> None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+
+import orjson
 
 from asynctasq.schedules.when import When
 
@@ -35,6 +37,8 @@ class Schedule:
         catch_up: After an outage, fire every missed tick within the grace period instead of
             only the latest.
         make_task: Returns a fresh task instance to dispatch for one tick.
+        call: What a tick's message carries (arguments, options), to tell two declarations
+            of one task apart; empty for a task scheduled without arguments.
     """
 
     name: str
@@ -42,6 +46,7 @@ class Schedule:
     when: When
     catch_up: bool
     make_task: Callable[[], BaseTask[Any]]
+    call: bytes = field(default=b"", repr=False)
 
     def next_runs(self, count: int, after: datetime | None = None) -> list[datetime]:
         """The next `count` ticks after `after` (default: now), in the schedule's time zone."""
@@ -101,7 +106,7 @@ def schedule(
             f"its arguments, or a task class instance), got {task_call!r}"
         )
     handed_over(task_call)  # configured with chain methods and kept: no undispatched warning
-    _check_serializable(task_call)
+    call = _call_of(task_call)
     template = task_call
 
     def make_task() -> BaseTask[Any]:
@@ -110,7 +115,7 @@ def schedule(
         return task
 
     task_name = template._display_name()
-    return _add(task_name if name is None else name, task_name, when, catch_up, make_task)
+    return _add(task_name if name is None else name, task_name, when, catch_up, make_task, call)
 
 
 def schedule_function(function: TaskFunction[..., Any], when: object) -> Schedule:
@@ -153,12 +158,33 @@ def _check_when(when: object, what: str = "schedule") -> When:
     return when
 
 
-def _check_serializable(task: BaseTask[Any]) -> None:
+def _call_of(task: BaseTask[Any]) -> bytes:
+    """The message a tick of `task` would send, without what differs by where it was declared
+    (the script a ``__main__`` task comes from): equal for the same declaration. Encoding it
+    also finds an argument that cannot be serialized now, not at each tick."""
     from asynctasq.config import TaskDefaults
     from asynctasq.core import envelope
     from asynctasq.core.options import resolve
 
-    envelope.encode(task, "schedule-check", resolve(task._settings(), TaskDefaults()), 0.0)
+    encoded = envelope.encode(task, "schedule", resolve(task._settings(), TaskDefaults()), 0.0)
+    doc = orjson.loads(encoded)
+    doc.pop("src", None)
+    # Where it goes and when (queue, delay, driver) is not in the message itself.
+    doc["chained"] = {name: _shown(value) for name, value in task._overrides().items()}
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
+def _shown(value: object) -> object:
+    """An option's value as compared: plain values as they are; an object (a driver
+    instance) by its type, since its repr may name its address, which differs between two
+    imports of one declaration."""
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if isinstance(value, timedelta | datetime):
+        return value.isoformat() if isinstance(value, datetime) else value.total_seconds()
+    if isinstance(value, tuple | list):
+        return [_shown(v) for v in value]
+    return type(value).__qualname__
 
 
 def _check_name(name: object) -> str:
@@ -178,23 +204,28 @@ def _add(
     when: When,
     catch_up: bool,
     make_task: Callable[[], BaseTask[Any]],
+    call: bytes = b"",
 ) -> Schedule:
     _check_name(name)
     _check_when(when)
     if not isinstance(catch_up, bool):
         raise TypeError(f"catch_up must be True or False, got {catch_up!r}")
-    found = Schedule(name, task_name, when, catch_up, make_task)
+    found = Schedule(name, task_name, when, catch_up, make_task, call)
     known = _schedules.get(name)
     # A module imported twice (a script run as __main__, then imported by name) declares
-    # its schedules again: the same declaration replaces itself; another one is a clash.
-    if known is not None and (known.task_name, known.when, known.catch_up) != (
-        task_name,
-        when,
-        catch_up,
+    # its schedules again: the same declaration replaces itself; another one is a clash,
+    # arguments included (send_report("daily") and send_report("monthly") both fire).
+    if known is not None and (
+        (known.task_name, known.when, known.catch_up, known.call)
+        != (task_name, when, catch_up, call)
     ):
+        what = (
+            "with other arguments or options"
+            if (known.task_name, known.when, known.catch_up) == (task_name, when, catch_up)
+            else f"({known.task_name}, {known.when.describe()})"
+        )
         raise ValueError(
-            f"a schedule named {name!r} exists already ({known.task_name}, "
-            f"{known.when.describe()}); give this one another name=..."
+            f"a schedule named {name!r} exists already {what}; give this one another name=..."
         )
     _schedules[name] = found
     return found

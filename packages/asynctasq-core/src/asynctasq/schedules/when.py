@@ -207,8 +207,23 @@ def _bad_field(exc: CronSimError, parts: list[str]) -> str:
     message = str(exc)
     for index, field in enumerate(_FIELDS):
         if message.lower() == f"bad {field}":
+            if field == "day-of-month" and _parses([*parts[:3], "*", parts[4]]):
+                # cronsim refuses a day no month given has (31 2): a valid field that
+                # never fires, not a bad one.
+                return (
+                    f"the expression never fires: no month in {parts[3]!r} has a day "
+                    f"in {parts[2]!r}"
+                )
             return f"bad {field} field {parts[index]!r}"
     return message
+
+
+def _parses(parts: list[str]) -> bool:
+    try:
+        CronSim(" ".join(parts), datetime.fromtimestamp(0, UTC))
+    except CronSimError:
+        return False
+    return True
 
 
 def _zone(expr: str, tz: str | ZoneInfo | None) -> ZoneInfo:
