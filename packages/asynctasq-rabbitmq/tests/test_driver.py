@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import importlib.metadata
 import statistics
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -317,6 +318,36 @@ async def test_dead_letters_across_queues_retry_and_purge_all(make_driver: MakeD
     assert len(await _take(driver, ["a"], 1)) == 1
     assert await driver.purge_dead_letters() == 2
     assert await driver.list_dead_letters() == []
+
+
+async def test_listing_dead_letters_reads_only_the_oldest_it_returns(
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A dead-letter queue may hold millions: a listing of 3 must not fetch them all.
+    from asynctasq_rabbitmq import dead_letters
+
+    driver = make_driver(prefetch_count=20)
+    await driver.enqueue_many([_msg("old") for _ in range(12)])
+    deliveries = await _take(driver, ["old"], 12)
+    ids = [d.task_id for d in deliveries]
+    for delivery in deliveries:
+        await driver.dead_letter(delivery, Failure("x.E", "m", "tb"))
+    held: list[int] = []
+    real_scan = dead_letters.scan
+
+    @contextlib.asynccontextmanager
+    async def counting(*args: Any) -> AsyncIterator[Any]:
+        async with real_scan(*args) as scanned:
+            held.append(len(scanned.messages))
+            yield scanned
+
+    monkeypatch.setattr(dead_letters, "scan", counting)
+    assert [d.task_id for d in await driver.list_dead_letters(limit=3)] == ids[:3]
+    assert held == [3]
+    # By task id every letter is read; none is lost by either read.
+    assert [d.task_id for d in await driver.list_dead_letters(task_ids=[ids[-1]])] == ids[-1:]
+    assert held == [3, 12]
+    assert len(await driver.list_dead_letters(limit=100)) == 12
 
 
 async def test_stats_are_exact_within_one_process(make_driver: MakeDriver) -> None:

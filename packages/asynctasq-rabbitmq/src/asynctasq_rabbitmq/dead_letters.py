@@ -2,10 +2,12 @@
 
 A dead letter is the original payload, published (confirmed) to ``<queue>.dead`` with headers
 naming the work queue, the exception type and message, the traceback, the delivery count and
-the time, before the failed delivery is acked. Listing, retrying and purging by task id scan
-the dead-letter queues (`asynctasq_rabbitmq.scan`): every dead letter of a scanned queue
-travels to the client once per call, and scans of the same queue at the same time see each
-other's messages as missing. Purging a whole queue is a single `queue.purge`.
+the time, before the failed delivery is acked. Listing reads the first `limit` letters of each
+dead-letter queue (the oldest: the queue is first in, first out). Listing, retrying and
+purging by task id scan the dead-letter queues (`asynctasq_rabbitmq.scan`): every dead letter
+of a scanned queue travels to the client once per call, and scans of the same queue at the
+same time see each other's messages as missing. Purging a whole queue is a single
+`queue.purge`.
 
 AMQP headers travel in one frame (131 072 bytes by default; a larger one makes the broker
 close the whole connection), so the exception type is cut to `MAX_TYPE_BYTES` of UTF-8, the
@@ -128,8 +130,11 @@ class DeadLetters:
         wanted = set(task_ids) if task_ids is not None else None
         found: list[DeadLetter] = []
         connection = await self._connection()
+        # A dead-letter queue is first in, first out: its oldest letters are its first ones,
+        # so only those travel. By task id, every letter is read.
+        first = max(limit, 0) if wanted is None else None
         for name in await self._queues(queue):
-            async with scan(connection, self._topology.dead_queue(name)) as held:
+            async with scan(connection, self._topology.dead_queue(name), first) as held:
                 found.extend(
                     parse_dead_letter(message, name)
                     for message in held.messages

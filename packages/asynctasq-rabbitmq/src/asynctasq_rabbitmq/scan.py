@@ -55,12 +55,20 @@ class Scan:
             await self.channel.basic_ack(tag)
 
 
+MAX_PREFETCH = 65_535
+"""The largest prefetch count AMQP can carry (a short); 0 means unlimited."""
+
+
 @contextlib.asynccontextmanager
-async def scan(connection: AbstractConnection, name: str) -> AsyncIterator[Scan]:
-    """Hold every ready message of queue `name` for the duration of the block.
+async def scan(
+    connection: AbstractConnection, name: str, limit: int | None = None
+) -> AsyncIterator[Scan]:
+    """Hold every ready message of queue `name` (at most the first `limit`) for the duration
+    of the block.
 
     Messages not acked inside the block go back to the queue, in order, when it ends (the
-    private channel closes). A missing queue scans as empty.
+    private channel closes). A missing queue scans as empty. With a `limit`, the prefetch
+    keeps the rest on the broker: a long queue costs what is read of it, not all of it.
     """
     channel = await connection.channel(publisher_confirms=False)
     messages: list[DeliveredMessage] = []
@@ -71,6 +79,8 @@ async def scan(connection: AbstractConnection, name: str) -> AsyncIterator[Scan]
             yield Scan(channel, messages)
             return
         expected = int(declared.message_count or 0)
+        if limit is not None:
+            expected = min(expected, max(limit, 0))
         if expected:
             arrived = asyncio.Event()
 
@@ -78,7 +88,7 @@ async def scan(connection: AbstractConnection, name: str) -> AsyncIterator[Scan]
                 messages.append(message)
                 arrived.set()
 
-            await channel.basic_qos(prefetch_count=0)
+            await channel.basic_qos(prefetch_count=expected if expected <= MAX_PREFETCH else 0)
             consumer = await channel.basic_consume(name, collect)
             while len(messages) < expected:
                 arrived.clear()
@@ -89,10 +99,10 @@ async def scan(connection: AbstractConnection, name: str) -> AsyncIterator[Scan]
             if consumer.consumer_tag is not None:
                 await channel.basic_cancel(consumer.consumer_tag)
             await asyncio.sleep(0)  # let deliveries read before the cancel reach `collect`
-        yield Scan(channel, messages)
+        yield Scan(channel, messages if limit is None else messages[: max(limit, 0)])
     finally:
         with contextlib.suppress(AMQPError, ConnectionError, RuntimeError):
             await channel.close()
 
 
-__all__ = ["IDLE_SECONDS", "Scan", "passive_count", "scan"]
+__all__ = ["IDLE_SECONDS", "MAX_PREFETCH", "Scan", "passive_count", "scan"]
