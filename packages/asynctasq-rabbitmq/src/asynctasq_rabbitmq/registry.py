@@ -19,10 +19,6 @@ from pamqp.commands import Basic
 from asynctasq_rabbitmq.messages import PERSISTENT
 from asynctasq_rabbitmq.scan import scan
 
-MAX_NAMES = 10_000
-"""Most registry entries one read takes: anyone who can publish can add entries, and a read
-must stay bounded; far more work queues than an application declares."""
-
 
 class QueueRegistry:
     """Work queue names of one driver namespace (exchange + prefix).
@@ -58,7 +54,7 @@ class QueueRegistry:
         """Every registered name, sorted; duplicates found on the way are removed."""
         connection = await self._connection()
         seen: set[str] = set()
-        async with scan(connection, self.name, MAX_NAMES) as held:
+        async with scan(connection, self.name) as held:
             for message in held.messages:
                 try:
                     name = message.body.decode()
@@ -96,4 +92,4 @@ class QueueRegistry:
         self._registered.clear()
 
 
-__all__ = ["MAX_NAMES", "QueueRegistry"]
+__all__ = ["QueueRegistry"]

@@ -1,8 +1,9 @@
 """Reading a whole queue without losing it: consume everything unacked, then give it back.
 
 AMQP has no "browse". A scan opens its own channel, consumes every message that was ready
-when it started (unlimited prefetch, so it holds them all), lets the caller ack the ones it
-removes, and closes the channel: RabbitMQ requeues the rest in their original order. Cost: the
+when it started, or the first `limit` of them (a prefetch of that many, so it holds them
+all and no more, up to AMQP's largest prefetch), lets the caller ack the ones it removes,
+and closes the channel: RabbitMQ requeues the rest in their original order. Cost: the
 whole queue travels to the client and sits in its memory; while a scan runs, its messages are
 invisible to other scans. Used for dead letters and the queue registry, never for tasks.
 """
@@ -67,8 +68,9 @@ async def scan(
     of the block.
 
     Messages not acked inside the block go back to the queue, in order, when it ends (the
-    private channel closes). A missing queue scans as empty. With a `limit`, the prefetch
-    keeps the rest on the broker: a long queue costs what is read of it, not all of it.
+    private channel closes). A missing queue scans as empty. With a `limit` up to
+    `MAX_PREFETCH`, the prefetch keeps the rest on the broker: a long queue costs what is
+    read of it, not all of it.
     """
     channel = await connection.channel(publisher_confirms=False)
     messages: list[DeliveredMessage] = []
