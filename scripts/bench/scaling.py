@@ -73,27 +73,26 @@ class Contender:
 
     @property
     def ours(self) -> bool:
-        return self.framework in ("asynctasq", UNPINNED)
+        return self.framework in ("asynctasq", AUTO_PINNED)
 
 
-UNPINNED = "asynctasq-unpinned"
-"""AsyncTasQ with ``--no-pin-cpus``: by default, workers that are one per CPU are pinned."""
+AUTO_PINNED = "asynctasq-auto"
+"""AsyncTasQ with ``ASYNCTASQ_PIN_CPUS=auto``: each worker on its own CPU where N is the CPU
+count (here N = 2), unpinned otherwise."""
 
 
-def _ours(broker: str, env: dict[str, str], *, unpinned: bool = False) -> Contender:
-    framework = UNPINNED if unpinned else "asynctasq"
+def _ours(broker: str, env: dict[str, str], *, auto_pinned: bool = False) -> Contender:
+    framework = AUTO_PINNED if auto_pinned else "asynctasq"
     worker = (
         "{bin}/asynctasq", "worker", "--import", "asynctasq_app", "--queues", f"scale-{framework}",
         "--concurrency", "10", "--log-level", "warning", "--no-live", "--workers", "{n}",
-        *(("--no-pin-cpus",) if unpinned else ()),
     )  # fmt: skip
-    how = (
-        "`asynctasq worker --workers N --concurrency 10 --no-pin-cpus`"
-        if unpinned
-        else "`asynctasq worker --workers N --concurrency 10` (pinned where N is the CPU count)"
+    how = "`asynctasq worker --workers N --concurrency 10`" + (
+        " with `ASYNCTASQ_PIN_CPUS=auto` (pinned where N is the CPU count)" if auto_pinned else ""
     )
+    pin = {"ASYNCTASQ_PIN_CPUS": "auto"} if auto_pinned else {}
     return Contender(
-        framework, broker, "asynctasq_app", worker, how, {"ASYNCTASQ_DRIVER": broker, **env}
+        framework, broker, "asynctasq_app", worker, how, {"ASYNCTASQ_DRIVER": broker, **env, **pin}
     )
 
 
@@ -141,14 +140,18 @@ def contenders() -> list[Contender]:
     """Redis first, AsyncTasQ first on each broker."""
     return [
         _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}),
-        _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}, unpinned=True),
+        _ours("redis", {"ASYNCTASQ_REDIS_URL": REDIS_URL}, auto_pinned=True),
         *_peers(),
-        _ours(
-            "postgres",
-            {
-                "ASYNCTASQ_POSTGRES_DSN": f"{PG_SERVER}/{PG_DATABASE}",
-                "ASYNCTASQ_POSTGRES_AUTO_MIGRATE": "true",
-            },
+        *(
+            _ours(
+                "postgres",
+                {
+                    "ASYNCTASQ_POSTGRES_DSN": f"{PG_SERVER}/{PG_DATABASE}",
+                    "ASYNCTASQ_POSTGRES_AUTO_MIGRATE": "true",
+                },
+                auto_pinned=auto_pinned,
+            )
+            for auto_pinned in (False, True)
         ),
     ]
 

@@ -96,10 +96,14 @@ def _env() -> dict[str, str]:
 
 @contextmanager
 def supervisor(
-    backend: Backend, log: Path, *args: str, cpus: set[int] | None = None
+    backend: Backend,
+    log: Path,
+    *args: str,
+    cpus: set[int] | None = None,
+    env: dict[str, str] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """``asynctasq worker --workers ...`` with its output in `log`, on `cpus` (default: this
-    process's); stopped if a test fails."""
+    process's), with `env` added; stopped if a test fails."""
     command = [
         str(SCRIPT),
         "worker",
@@ -116,7 +120,11 @@ def supervisor(
     on_cpus = None if cpus is None else lambda: os.sched_setaffinity(0, cpus)
     with log.open("wb") as out:
         proc = subprocess.Popen(
-            command, stdout=out, stderr=subprocess.STDOUT, env=_env(), preexec_fn=on_cpus
+            command,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**_env(), **(env or {})},
+            preexec_fn=on_cpus,
         )
     try:
         yield proc
@@ -396,16 +404,17 @@ def two_cpus() -> list[int]:
     return allowed[:2]
 
 
-@pytest.mark.parametrize("pin", [["--pin-cpus"], []], ids=["asked", "by-default"])
+@pytest.mark.parametrize("auto", [False, True], ids=["asked", "auto"])
 def test_pinned_workers_run_their_loops_on_one_cpu_each_and_their_pools_on_all(
-    backend: Backend, tmp_path: Path, pin: list[str]
+    backend: Backend, tmp_path: Path, auto: bool
 ) -> None:
-    # On two CPUs, two workers are one per CPU: pinned without being asked.
+    # On two CPUs, two workers are one per CPU: ASYNCTASQ_PIN_CPUS=auto pins them too.
     allowed = two_cpus()
     marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
     marks.mkdir()
-    args = ("--workers", "2", *pin, "--concurrency", "1")
-    with supervisor(backend, log, *args, cpus=set(allowed)) as proc:
+    args = ("--workers", "2", *([] if auto else ["--pin-cpus"]), "--concurrency", "1")
+    env = {"ASYNCTASQ_PIN_CPUS": "auto"} if auto else {}
+    with supervisor(backend, log, *args, cpus=set(allowed), env=env) as proc:
         wait_until(lambda: len(started_pids(log)) == 2, 60, "two workers", log, proc)
         pids = {number: pids[0] for number, pids in started_pids(log).items()}
         # One task at a time per worker; more of each kind until both workers ran every kind
@@ -433,26 +442,28 @@ def test_pinned_workers_run_their_loops_on_one_cpu_each_and_their_pools_on_all(
     # to_thread and the process pool still run on every CPU.
     for mode in ("import", "to_thread", "thread", "process"):
         assert all(cpus == set(allowed) for cpus in _cpus_seen(marks, mode).values()), mode
-    assert ("pinned by default" in log.read_text()) == (not pin)
+    assert ("(pin_cpus auto: one worker per CPU)" in log.read_text()) == auto
 
 
 @pytest.mark.parametrize(
-    ("args", "on_cpus"),
+    ("args", "pin", "on_cpus"),
     [
-        (["--workers", "2", "--no-pin-cpus"], 2),
-        (["--workers", "1"], 2),  # fewer workers than CPUs
-        (["--workers", "2"], 1),  # more workers than CPUs
+        (["--workers", "2"], None, 2),  # off by default
+        (["--workers", "2", "--no-pin-cpus"], "auto", 2),  # the option wins
+        (["--workers", "1"], "auto", 2),  # fewer workers than CPUs
+        (["--workers", "2"], "auto", 1),  # more workers than CPUs
     ],
-    ids=["turned-off", "fewer-workers", "more-workers"],
+    ids=["default", "turned-off", "fewer-workers", "more-workers"],
 )
-def test_workers_that_are_not_one_per_cpu_or_turned_off_are_not_pinned(
-    tmp_path: Path, args: list[str], on_cpus: int
+def test_workers_are_not_pinned_by_default_nor_by_auto_unless_one_per_cpu(
+    tmp_path: Path, args: list[str], pin: str | None, on_cpus: int
 ) -> None:
     allowed = set(two_cpus()[:on_cpus])
     marks, log = tmp_path / "marks", tmp_path / "supervisor.log"
     marks.mkdir()
     workers = int(args[1])
-    with supervisor(sqlite_backend(tmp_path), log, *args, cpus=allowed) as proc:
+    env = {} if pin is None else {"ASYNCTASQ_PIN_CPUS": pin}
+    with supervisor(sqlite_backend(tmp_path), log, *args, cpus=allowed, env=env) as proc:
         wait_until(lambda: len(started_pids(log)) == workers, 60, "the workers", log, proc)
         enqueue(sqlite_backend(tmp_path).make(), [t.cpus_in_loop(str(marks))])
         wait_until(lambda: len(_cpus_seen(marks, "loop")) == 1, 60, "a task", log, proc)

@@ -136,17 +136,19 @@ def test_pinning_where_the_platform_cannot_is_refused(monkeypatch: pytest.Monkey
         (3, [0, 1], None, False),  # two on one CPU
         (2, [0, 1, 2, 3], 2, False),  # a container's CPU limit: its CPUs are shared
         (4, [0, 1, 2, 3], 2, False),  # more workers than its CPU limit
+        (2, [0, 1], 1.5, False),  # a fraction of a CPU below them is a limit too
+        (2, [0, 1], 2.5, True),
     ],
 )
 def test_auto_pins_only_workers_that_are_one_per_cpu(
     monkeypatch: pytest.MonkeyPatch,
     workers: int,
     allowed: list[int],
-    limit: int | None,
+    limit: float | None,
     pinned: bool,
 ) -> None:
     monkeypatch.setattr(affinity, "allowed_cpus", lambda: allowed)
-    monkeypatch.setattr(sizing, "cpu_limit", lambda: limit)
+    monkeypatch.setattr(sizing, "cpu_quota", lambda: limit)
     assert fills_the_cpus(workers) is pinned
     chosen = Supervisor(lambda n: 0, workers, pin_cpus="auto")
     assert chosen._cpus == (allowed if pinned else [])

@@ -28,6 +28,7 @@ def tree(tmp_path: Path, membership: str, files: dict[str, str]) -> tuple[Path, 
 def test_a_v2_limit_rounds_up(tmp_path: Path) -> None:
     root, proc = tree(tmp_path, "0::/\n", {"cpu.max": "150000 100000\n"})
     assert cpus.cpu_limit(root, proc) == 2
+    assert cpus.cpu_quota(root, proc) == 1.5  # as set
 
 
 def test_v2_without_a_limit(tmp_path: Path) -> None:

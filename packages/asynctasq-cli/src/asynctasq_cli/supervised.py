@@ -57,16 +57,20 @@ def pin_option(
     given: bool | None, workers: int | None, connection: ConnectionOptions
 ) -> bool | Literal["auto"]:
     """Whether to pin each worker process to a CPU (``--pin-cpus``/``--no-pin-cpus`` or
-    ``ASYNCTASQ_PIN_CPUS``): True, False, or ``"auto"`` (the default), which the supervisor
+    ``ASYNCTASQ_PIN_CPUS``): True, False (the default), or ``"auto"``, which the supervisor
     turns into pinning only where the workers are one per CPU
     (`asynctasq.supervisor.sizing.fills_the_cpus`).
+
+    Off by default: an async task's own threads and subprocesses inherit its worker's CPU
+    (an ``ffmpeg`` it starts would run on one core), and a worker host apart from its broker
+    gains little.
 
     Raises:
         CliError: a value that is not true/false/auto, or pinning asked for without
             ``--workers`` or on a platform that cannot pin (exit code 2).
     """
     flag = None if given is None else str(given)
-    raw = cli_setting(PIN_VARIABLE, flag, connection.env_file, "").strip() or "auto"
+    raw = cli_setting(PIN_VARIABLE, flag, connection.env_file, "").strip() or "false"
     if raw.lower() == "auto":
         return "auto" if workers is not None else False
     try:

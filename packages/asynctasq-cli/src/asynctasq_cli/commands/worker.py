@@ -513,9 +513,9 @@ def register(app: typer.Typer) -> None:
             typer.Option(
                 "--pin-cpus/--no-pin-cpus",
                 help="With --workers: pin worker process i to the i-th CPU this command may "
-                "use (Linux); task threads and process pools still use every CPU. "
-                "(env: ASYNCTASQ_PIN_CPUS=true/false/auto; default: auto, on where the "
-                "workers are one per CPU and no CPU limit is below that)",
+                "use (Linux), for hosts that run workers and little else; task threads and "
+                "process pools still use every CPU. (env: ASYNCTASQ_PIN_CPUS=true/false/auto, "
+                "auto: only where the workers are one per CPU; default: off)",
                 show_default=False,
                 rich_help_panel=_PANEL_RUN,
             ),

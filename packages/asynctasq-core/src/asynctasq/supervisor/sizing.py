@@ -4,8 +4,8 @@ A worker's pool for ``process=True`` tasks defaults to the CPU count. With N wor
 host that would be N x CPU children competing for the same cores, so a supervised worker's
 pool defaults to its share of them: ``max(1, cpus // N)``.
 
-Pinning each worker to a CPU is on by default where the workers are exactly one per CPU
-(`fills_the_cpus`): see `asynctasq.utils.affinity` for why it helps and when it would not.
+Pinning each worker to a CPU (`asynctasq.utils.affinity`) is asked for, or ``"auto"``: only
+where the workers are exactly one per CPU (`fills_the_cpus`).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 
 from asynctasq.utils import affinity
-from asynctasq.utils.cpus import cpu_count, cpu_limit
+from asynctasq.utils.cpus import cpu_count, cpu_quota
 
 CHILD_VARIABLE = "ASYNCTASQ_SUPERVISOR_CHILD"
 """Set in each supervised worker process: its number, 1 to N (also in its log lines)."""
@@ -54,7 +54,8 @@ def process_pool_share(workers: int, cpus: int | None = None) -> int:
 
 def fills_the_cpus(workers: int) -> bool:
     """Whether `workers` processes are one per CPU this process may run on, with no CPU
-    limit below that (Linux): where pinning them to a CPU each is on by default.
+    limit below that, not even a fraction of a CPU (Linux): where ``pin_cpus="auto"``
+    pins them.
 
     Each CPU then gets exactly one worker, so pinning concentrates nothing, and other
     unpinned processes are moved around them. Not with a container's CPU limit: its mask
@@ -63,8 +64,8 @@ def fills_the_cpus(workers: int) -> bool:
     if not affinity.supported():
         return False
     cpus = len(affinity.allowed_cpus())
-    limit = cpu_limit()
-    return workers == cpus and (limit is None or limit >= cpus)
+    quota = cpu_quota()
+    return workers == cpus and (quota is None or quota >= cpus)
 
 
 def child_number() -> int | None:

@@ -109,8 +109,7 @@ class Supervisor:
         poll_interval: Seconds between checks of the processes.
         pin_cpus: Pin process ``i`` to the ``i``-th CPU this process may use (round robin),
             on Linux; see `asynctasq.utils.affinity`. ``"auto"``: only where the processes
-            are one per CPU (`asynctasq.supervisor.sizing.fills_the_cpus`), the default
-            of ``asynctasq worker --workers N``.
+            are one per CPU (`asynctasq.supervisor.sizing.fills_the_cpus`).
 
     Raises:
         ValueError: a count or a duration that is not usable, named in the message.
@@ -201,10 +200,7 @@ class Supervisor:
                 os.getpid(),
                 self.workers,
                 f", each pinned to one of CPUs {_ranges(self._cpus)}" if self._cpus else "",
-                " (one worker per CPU: pinned by default; turn off with --no-pin-cpus, "
-                "ASYNCTASQ_PIN_CPUS=false or pin_cpus=False)"
-                if self._pin_chosen
-                else "",
+                " (pin_cpus auto: one worker per CPU)" if self._pin_chosen else "",
             )
             for slot in self._slots:
                 self._spawn(slot)

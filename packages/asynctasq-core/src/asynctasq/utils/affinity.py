@@ -1,6 +1,7 @@
-"""Pinning each supervised worker to one CPU (``asynctasq worker --workers N``: by default
-where the workers are one per CPU, `asynctasq.supervisor.sizing.fills_the_cpus`; always with
-``--pin-cpus``, never with ``--no-pin-cpus``).
+"""Pinning each supervised worker to one CPU (``asynctasq worker --workers N --pin-cpus``, or
+``ASYNCTASQ_PIN_CPUS=auto``: only where the workers are one per CPU,
+`asynctasq.supervisor.sizing.fills_the_cpus`). Off by default: see "what an async task starts
+itself" below.
 
 Why: with as many workers as cores and the broker on the same host, the scheduler moves
 unpinned workers between the cores and at times queues two on one core while the other runs

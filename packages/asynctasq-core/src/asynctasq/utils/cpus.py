@@ -45,8 +45,15 @@ def cpu_count() -> int:
 def cpu_limit(root: Path = CGROUP_ROOT, membership: Path = SELF_CGROUP) -> int | None:
     """The CPUs' worth of time this process's control groups allow, rounded up (at least 1),
     or None when none sets a limit (or this is not Linux)."""
+    quota = cpu_quota(root, membership)
+    return max(1, math.ceil(quota)) if quota is not None else None
+
+
+def cpu_quota(root: Path = CGROUP_ROOT, membership: Path = SELF_CGROUP) -> float | None:
+    """The CPUs' worth of time this process's control groups allow, as set (1.5 for
+    ``--cpus 1.5``), or None when none sets a limit (or this is not Linux)."""
     quotas = [q for q in _quotas(root, membership) if q > 0]
-    return max(1, math.ceil(min(quotas))) if quotas else None
+    return min(quotas) if quotas else None
 
 
 def _quotas(root: Path, membership: Path) -> list[float]:
@@ -98,4 +105,4 @@ def _read(path: Path) -> str:
         return file.read(_MAX_READ)
 
 
-__all__ = ["cpu_count", "cpu_limit"]
+__all__ = ["cpu_count", "cpu_limit", "cpu_quota"]
