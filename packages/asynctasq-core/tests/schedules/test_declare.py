@@ -132,6 +132,25 @@ def test_the_same_task_and_timetable_with_another_call_needs_a_name(other: Any) 
     assert kept.make_task().args == ("daily",)
 
 
+def test_a_declared_schedule_and_the_same_call_given_to_schedule_are_one() -> None:
+    @task(schedule=every(minutes=5))
+    async def ping() -> None: ...
+
+    schedule(ping(), every(minutes=5))
+    assert len(registry.schedules()) == 1
+
+
+class Sync(Task[None]):
+    async def handle(self) -> None: ...
+
+
+def test_options_that_are_functions_are_told_apart_by_their_code() -> None:
+    schedule(Sync(unique_key=lambda t: "tenant-a"), cron("0 7 * * *"))
+    schedule(Sync(unique_key=lambda t: "tenant-a"), cron("0 7 * * *"))  # the same, again
+    with pytest.raises(ValueError, match="exists already with other arguments or options"):
+        schedule(Sync(unique_key=lambda t: "tenant-b"), cron("0 7 * * *"))
+
+
 def test_declaring_the_same_schedule_again_replaces_it() -> None:
     # A module imported twice (run as __main__, then imported by name) declares it twice.
     schedule(send_report("daily"), cron("0 7 * * *"))

@@ -38,7 +38,7 @@ class Schedule:
             only the latest.
         make_task: Returns a fresh task instance to dispatch for one tick.
         call: What a tick's message carries (arguments, options), to tell two declarations
-            of one task apart; empty for a task scheduled without arguments.
+            of one task apart; empty for a task class that cannot be built until a tick.
     """
 
     name: str
@@ -128,7 +128,11 @@ def schedule_function(function: TaskFunction[..., Any], when: object) -> Schedul
             f"arguments, but {exc}; give defaults, or use "
             f"asynctasq.schedule({function.fn.__name__}(...), when) to pass them"
         ) from None
-    return _add(function.name, function.name, _check_when(when), False, function)
+    from asynctasq.core.task import handed_over
+
+    call = function()
+    handed_over(call)  # built to be compared, never dispatched
+    return _add(function.name, function.name, _check_when(when), False, function, _call_of(call))
 
 
 def schedule_class(cls: type[BaseTask[Any]], when: object) -> Schedule:
@@ -146,7 +150,12 @@ def schedule_class(cls: type[BaseTask[Any]], when: object) -> Schedule:
     except ValueError:  # no signature to inspect (a C-level __init__): try at each tick
         pass
     name = cls._task_name
-    return _add(name, name, _check_when(when, f"{cls.__qualname__}.schedule"), False, cls)
+    checked = _check_when(when, f"{cls.__qualname__}.schedule")
+    try:
+        call = _call_of(cls())
+    except Exception:  # built at each tick instead; compared by name and timetable only
+        call = b""
+    return _add(name, name, checked, False, cls, call)
 
 
 def _check_when(when: object, what: str = "schedule") -> When:
@@ -184,6 +193,12 @@ def _shown(value: object) -> object:
         return value.isoformat() if isinstance(value, datetime) else value.total_seconds()
     if isinstance(value, tuple | list):
         return [_shown(v) for v in value]
+    code = getattr(value, "__code__", None)
+    if code is not None:
+        # Two lambdas differ by their code and constants (lambda t: "tenant-a" / "tenant-b").
+        plain = [c for c in code.co_consts if c is None or isinstance(c, str | int | float)]
+        module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", "")
+        return [module, qualname, code.co_code.hex(), plain]
     return type(value).__qualname__
 
 
@@ -215,9 +230,9 @@ def _add(
     # A module imported twice (a script run as __main__, then imported by name) declares
     # its schedules again: the same declaration replaces itself; another one is a clash,
     # arguments included (send_report("daily") and send_report("monthly") both fire).
+    calls_differ = bool(known and known.call and call and known.call != call)
     if known is not None and (
-        (known.task_name, known.when, known.catch_up, known.call)
-        != (task_name, when, catch_up, call)
+        (known.task_name, known.when, known.catch_up) != (task_name, when, catch_up) or calls_differ
     ):
         what = (
             "with other arguments or options"
