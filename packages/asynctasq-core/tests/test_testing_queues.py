@@ -7,6 +7,7 @@ import asyncio
 import subprocess
 import sys
 import textwrap
+import time
 from typing import Any
 
 import pytest
@@ -38,6 +39,14 @@ async def greet(name: str, punctuation: str = "!") -> str:
 
 @task(queue="mail", max_attempts=3, retry_delay=600)
 async def flaky(succeed_on: int) -> int:
+    runs.append("flaky")
+    if len(runs) < succeed_on:
+        raise ConnectionError(f"run {len(runs)} failed")
+    return len(runs)
+
+
+@task(queue="mail", max_attempts=3, retry_delay=8, retry_strategy="fixed")
+async def flaky_soon(succeed_on: int) -> int:
     runs.append("flaky")
     if len(runs) < succeed_on:
         raise ConnectionError(f"run {len(runs)} failed")
@@ -194,6 +203,20 @@ async def test_retries_run_at_once_with_the_delays_the_worker_chose(
     assert len(outcome.retry_delays) == 2
     assert 300 <= outcome.retry_delays[0] <= 600 <= outcome.retry_delays[1] <= 1200
     assert runs == ["flaky"] * 3
+
+
+@pytest.mark.parametrize("fixture", ["asynctasq_queues", "asynctasq_eager"])
+async def test_short_retry_delays_are_not_waited_for_either(
+    request: pytest.FixtureRequest, fixture: str
+) -> None:
+    # A burst run waits for a retry due within 10 s until it is taken: here at once, so
+    # the run ends then, not 8 + 2 s later for each retry.
+    queues: MemoryQueues = request.getfixturevalue(fixture)
+    started = time.monotonic()
+    await flaky_soon(succeed_on=3).dispatch()
+    outcomes = queues.outcomes if queues.eager else await queues.run_until_idle()
+    assert [(o.state, o.runs, o.retry_delays) for o in outcomes] == [("succeeded", 3, [8, 8])]
+    assert time.monotonic() - started < 8  # the two delays were 16 s of sleeping
 
 
 async def test_a_task_out_of_attempts_is_dead_lettered_with_its_error(

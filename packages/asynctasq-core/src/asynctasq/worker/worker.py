@@ -208,7 +208,8 @@ class Worker:
             shutdown_timeout if shutdown_timeout is not None else ws.shutdown_timeout
         )
         self.burst = burst
-        self._burst_until = 0.0  # monotonic time a burst run waits for its own retries
+        # A burst run's own retries it waits for: task id -> monotonic time it waits until.
+        self._burst_retries: dict[str, float] = {}
         self.poll_wait = poll_wait if poll_wait is not None else ws.poll_wait
         own = list(middleware)
         # Process-wide middleware (add_middleware) first: it wraps the worker's own.
@@ -352,17 +353,23 @@ class Worker:
         log.warning("%s from the supervisor: stopping now", signal.Signals(signum).name)
         self.abort()
 
-    def _retry_scheduled(self, delay: float) -> None:
+    def _retry_scheduled(self, task_id: str, delay: float) -> None:
         """Note a retry of a failed run this worker scheduled `delay` seconds ahead: a burst
-        run waits for it when it is due within `BURST_RETRY_WAIT` seconds, so a short retry
-        is not left behind in a queue it calls empty. (Not a wait for a limit, which another
-        worker's long task may hold, nor a retry of code not deployed here: both would keep
-        a burst run going for as long as they last.) Each run retries a bounded number of
-        times, so the wait ends."""
+        run waits for it when it is due within `BURST_RETRY_WAIT` seconds, until it is
+        taken, so a short retry is not left behind in a queue it calls empty. (Not a wait for
+        a limit, which another worker's long task may hold, nor a retry of code not deployed
+        here: both would keep a burst run going for as long as they last.) Each run retries
+        a bounded number of times, so the wait ends."""
         if self.burst and delay <= BURST_RETRY_WAIT:
             # slack for a broker that rounds delays up (SQS: whole seconds) and for polling
-            until = time.monotonic() + delay + 2.0
-            self._burst_until = max(self._burst_until, until)
+            self._burst_retries[task_id] = time.monotonic() + delay + 2.0
+
+    def _awaits_retries(self) -> bool:
+        """Whether a burst run still waits for a retry it scheduled (one not taken yet)."""
+        now = time.monotonic()
+        for task_id in [t for t, until in self._burst_retries.items() if until <= now]:
+            del self._burst_retries[task_id]
+        return bool(self._burst_retries)
 
     @property
     def stopping(self) -> bool:
@@ -555,11 +562,14 @@ class Worker:
                 break
             if not deliveries:
                 if self.burst and not self._running and not self._waiting:
-                    if idle_once and time.monotonic() >= self._burst_until:
+                    if idle_once and not self._awaits_retries():
                         break
                     idle_once = True
                 continue
             idle_once = False
+            if self._burst_retries:  # taken: no longer waited for
+                for delivery in deliveries:
+                    self._burst_retries.pop(delivery.task_id, None)
             for delivery in deliveries:
                 if delivery.attempts and self._adopt(delivery):
                     continue
@@ -956,7 +966,7 @@ class Worker:
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
-            self._retry_scheduled(delay)
+            self._retry_scheduled(job.task_id, delay)
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
             if hooks is not None:
                 hooks.after_retry(job, exc, delay)
