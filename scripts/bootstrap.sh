@@ -4,7 +4,17 @@
 # `uv sync`, which removes whatever the lock file does not list, never removes itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3.11}
+if [ -z "${PYTHON:-}" ]; then
+    # The oldest supported Python first (what CI tests), then any newer one.
+    for candidate in python3.11 python3.12 python3.13 python3.14 python3; do
+        if command -v "$candidate" >/dev/null 2>&1 \
+            && "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            PYTHON=$candidate
+            break
+        fi
+    done
+fi
+PY=${PYTHON:?no Python 3.11 or newer on PATH: set PYTHON=/path/to/python3.x}
 if [ ! -x .tools/bin/uv ]; then
     "$PY" -m venv .tools
     .tools/bin/pip install --quiet "uv>=0.9"
