@@ -757,6 +757,9 @@ class Worker:
                 if failure is None:
                     await self._release([job.delivery])
                     raise
+                if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
+                    await self._finish_cancelled(job, lifecycle)  # cancelled meanwhile: no retry
+                    return
                 # Rebuilding the task failed for a reason that may pass (a database blip while
                 # fetching a model argument, a module not deployed here yet): retry while
                 # attempts allow.
