@@ -62,8 +62,8 @@ def pin_option(
     (`asynctasq.supervisor.sizing.fills_the_cpus`).
 
     Off by default: an async task's own threads and subprocesses inherit its worker's CPU
-    (an ``ffmpeg`` it starts would run on one core), and a worker host apart from its broker
-    gains little.
+    (an ``ffmpeg`` it starts would run on one core), and the gain was measured with the
+    broker on the workers' cores only.
 
     Raises:
         CliError: a value that is not true/false/auto, or pinning asked for without
