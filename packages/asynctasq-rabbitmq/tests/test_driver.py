@@ -420,36 +420,6 @@ async def test_hostile_registry_entries_are_left_out(make_driver: MakeDriver) ->
     assert [s.queue for s in await fresh.stats(await fresh.queue_names())] == ["reg-new", "reg-ok"]
 
 
-async def test_a_registry_read_is_bounded_and_junk_cannot_hide_a_queue(
-    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A read takes the first MAX_NAMES entries and removes the unusable ones it met, so a
-    flood of junk ahead of a real name costs bounded reads and then goes away."""
-    from asynctasq_rabbitmq import registry
-
-    monkeypatch.setattr(registry, "MAX_NAMES", 5)
-    driver = make_driver()
-    await driver.enqueue(_msg("reg-first"))
-    channel = await driver._private_channel()
-    for body in [b"\xff"] * 8 + [b"has space"] * 4:
-        await channel.basic_publish(
-            body,
-            routing_key=driver._topology.registry_queue,
-            properties=Basic.Properties(delivery_mode=2),
-        )
-    await channel.close()
-    await make_driver().enqueue(_msg("reg-real"))  # its read removes 4; registered behind 8
-    reads = 0
-    while await make_driver().queue_names() != ["reg-first", "reg-real"]:
-        reads += 1
-        assert reads < 4, "junk kept its place"
-    assert reads == 2  # 4 junk entries removed by each read of 5 (the first name is one)
-    from asynctasq_rabbitmq.scan import passive_count
-
-    counts = await passive_count(await driver._amqp(), driver._topology.registry_queue)
-    assert counts == (2, 0)  # only the real names are left
-
-
 async def test_a_queue_name_rabbitmq_cannot_take_is_refused_by_name(
     make_driver: MakeDriver,
 ) -> None:

@@ -6,18 +6,11 @@ a durable classic queue holding one message per work queue name. A process regis
 queue it declares once per lifetime: it scans the registry and publishes the name only when it
 is missing. Two processes registering the same new name at once may both publish it; reading
 removes such duplicates.
-
-Anyone who can publish can add entries, so a read is bounded: it takes the first `MAX_NAMES`
-entries and removes those that can never name a queue here (not UTF-8, not a valid name) and
-duplicates, so junk cannot keep its place at the front. Only more than `MAX_NAMES` valid
-names (far more work queues than an application declares) leave some out of listings,
-with a warning; a process then registers its queue again, one message per start.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable
 
 from aiormq.abc import AbstractConnection
@@ -25,11 +18,6 @@ from pamqp.commands import Basic
 
 from asynctasq_rabbitmq.messages import PERSISTENT
 from asynctasq_rabbitmq.scan import scan
-
-MAX_NAMES = 10_000
-"""Most registry entries one read takes (see the module docstring)."""
-
-log = logging.getLogger("asynctasq.rabbitmq")
 
 
 class QueueRegistry:
@@ -63,27 +51,19 @@ class QueueRegistry:
             await channel.close()
 
     async def names(self) -> list[str]:
-        """The registered names among the first `MAX_NAMES` entries, sorted; entries found on
-        the way that are duplicates or can never name a queue here are removed."""
+        """Every registered name, sorted; duplicates found on the way are removed."""
         connection = await self._connection()
         seen: set[str] = set()
-        async with scan(connection, self.name, MAX_NAMES) as held:
+        async with scan(connection, self.name) as held:
             for message in held.messages:
                 try:
-                    name: str | None = message.body.decode()
+                    name = message.body.decode()
                 except UnicodeDecodeError:
-                    name = None
-                if name is None or name in seen or not self._usable(name):
+                    continue
+                if name in seen:
                     await held.ack(message)
-                else:
+                elif self._usable(name):
                     seen.add(name)
-            if len(seen) >= MAX_NAMES:
-                log.warning(
-                    "the queue registry %s holds more than %d names: listings show the first "
-                    "(anyone who can publish to it can add names)",
-                    self.name,
-                    MAX_NAMES,
-                )
         return sorted(seen)
 
     async def register(self, queue: str) -> None:
@@ -112,4 +92,4 @@ class QueueRegistry:
         self._registered.clear()
 
 
-__all__ = ["MAX_NAMES", "QueueRegistry"]
+__all__ = ["QueueRegistry"]
