@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -144,11 +145,51 @@ class Sync(Task[None]):
     async def handle(self) -> None: ...
 
 
-def test_options_that_are_functions_are_told_apart_by_their_code() -> None:
-    schedule(Sync(unique_key=lambda t: "tenant-a"), cron("0 7 * * *"))
-    schedule(Sync(unique_key=lambda t: "tenant-a"), cron("0 7 * * *"))  # the same, again
+TENANT_A, TENANT_B = "tenant-a", "tenant-b"
+
+
+def _tenant(name: str) -> Any:
+    return lambda t: name
+
+
+def _key(t: Any, tenant: str) -> str:
+    return tenant
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        (lambda: lambda t: "tenant-a", lambda: lambda t: "tenant-b"),  # constants
+        (lambda: lambda t: TENANT_A, lambda: lambda t: TENANT_B),  # names read
+        (lambda: _tenant("a"), lambda: _tenant("b")),  # closed-over values
+        (lambda: lambda t, k="a": k, lambda: lambda t, k="b": k),  # defaults
+        (lambda: functools.partial(_key, tenant="a"), lambda: functools.partial(_key, tenant="b")),
+    ],
+    ids=["constants", "names", "closures", "defaults", "partial"],
+)
+def test_options_that_are_functions_are_told_apart_by_what_they_compute(
+    first: Any, second: Any
+) -> None:
+    schedule(Sync(unique_key=first()), cron("0 7 * * *"))
+    schedule(Sync(unique_key=first()), cron("0 7 * * *"))  # the same, declared again
     with pytest.raises(ValueError, match="exists already with other arguments or options"):
-        schedule(Sync(unique_key=lambda t: "tenant-b"), cron("0 7 * * *"))
+        schedule(Sync(unique_key=second()), cron("0 7 * * *"))
+
+
+def test_a_task_class_is_not_built_to_declare_its_schedule() -> None:
+    built: list[int] = []
+
+    class Stamped(Task[None]):
+        schedule = every(minutes=5)
+
+        def __init__(self) -> None:
+            super().__init__()
+            built.append(1)  # a constructor with effects, or reading the time
+
+        async def handle(self) -> None: ...
+
+    assert built == []
+    assert [s.name for s in registry.schedules()] == [Stamped._task_name]
 
 
 def test_declaring_the_same_schedule_again_replaces_it() -> None:

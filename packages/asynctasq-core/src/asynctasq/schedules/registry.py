@@ -9,6 +9,7 @@ one deleted from the code stops firing as soon as the workers run the new code.
 from __future__ import annotations
 
 import copy
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -38,7 +39,7 @@ class Schedule:
             only the latest.
         make_task: Returns a fresh task instance to dispatch for one tick.
         call: What a tick's message carries (arguments, options), to tell two declarations
-            of one task apart; empty for a task class that cannot be built until a tick.
+            of one task apart; empty for a task class (built at each tick, never before).
     """
 
     name: str
@@ -150,12 +151,10 @@ def schedule_class(cls: type[BaseTask[Any]], when: object) -> Schedule:
     except ValueError:  # no signature to inspect (a C-level __init__): try at each tick
         pass
     name = cls._task_name
-    checked = _check_when(when, f"{cls.__qualname__}.schedule")
-    try:
-        call = _call_of(cls())
-    except Exception:  # built at each tick instead; compared by name and timetable only
-        call = b""
-    return _add(name, name, checked, False, cls, call)
+    # Not built here: a constructor runs at each tick, never at import (its side effects and
+    # values such as the time would belong to every process that imports the module).
+    # Compared by name and timetable only.
+    return _add(name, name, _check_when(when, f"{cls.__qualname__}.schedule"), False, cls)
 
 
 def _check_when(when: object, what: str = "schedule") -> When:
@@ -193,12 +192,25 @@ def _shown(value: object) -> object:
         return value.isoformat() if isinstance(value, datetime) else value.total_seconds()
     if isinstance(value, tuple | list):
         return [_shown(v) for v in value]
+    if isinstance(value, functools.partial):
+        return ["partial", _shown(value.func), _shown(value.args), _shown(value.keywords)]
+    if isinstance(value, dict):
+        return {str(k): _shown(v) for k, v in value.items()}
     code = getattr(value, "__code__", None)
     if code is not None:
-        # Two lambdas differ by their code and constants (lambda t: "tenant-a" / "tenant-b").
-        plain = [c for c in code.co_consts if c is None or isinstance(c, str | int | float)]
-        module, qualname = getattr(value, "__module__", None), getattr(value, "__qualname__", "")
-        return [module, qualname, code.co_code.hex(), plain]
+        # Two lambdas differ by what they compute: their code, constants, the names they
+        # read, defaults and closed-over values (lambda t: "tenant-a" / "tenant-b"). Not by
+        # module: a script run as __main__, then imported by name, declares the same one.
+        cells = [c.cell_contents for c in getattr(value, "__closure__", None) or ()]
+        return [
+            getattr(value, "__qualname__", ""),
+            code.co_code.hex(),
+            [_shown(c) for c in code.co_consts if not hasattr(c, "co_code")],
+            list(code.co_names),
+            _shown(getattr(value, "__defaults__", None)),
+            _shown(getattr(value, "__kwdefaults__", None)),
+            [_shown(c) for c in cells],
+        ]
     return type(value).__qualname__
 
 
