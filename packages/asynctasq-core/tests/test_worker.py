@@ -530,6 +530,35 @@ async def test_burst_mode_exits_when_the_queues_are_empty() -> None:
     assert sorted(calls["add"]) == [0, 2, 4, 6, 8]
 
 
+@task(queue="w", max_attempts=3, retry_delay=1, retry_strategy="fixed")
+async def built_after_a_blip(key: str) -> None:
+    calls.setdefault("built", []).append(key)
+
+
+async def test_burst_mode_waits_for_the_retry_of_a_task_that_could_not_be_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A database blip while fetching a model argument: retried in 1 s, which a burst run
+    # waits for, as it does for a task whose own code failed.
+    import asynctasq.worker.worker as worker_module
+
+    real = worker_module.envelope.build_async
+    blips = [ConnectionError("database blip")]
+
+    async def flaky(target: Any, env: Any) -> Any:
+        if blips:
+            raise blips.pop()
+        return await real(target, env)
+
+    monkeypatch.setattr(worker_module.envelope, "build_async", flaky)
+    await built_after_a_blip("k").dispatch()
+    driver = await get_driver()
+    worker = Worker(driver, queues=["w"], burst=True, install_signal_handlers=False)
+    await asyncio.wait_for(worker.run(), 10)
+    assert calls.get("built") == ["k"]
+    assert worker.stats.retried == 1
+
+
 # -- process pool ------------------------------------------------------------------------------
 @pytest.fixture
 def process_tasks() -> Any:

@@ -907,6 +907,8 @@ class Worker:
         driver = self.driver
         if await self._settle("retry", lambda: driver.retry(job.delivery, delay=delay)):
             self.stats.retried += 1
+            if not isinstance(exc, TaskNotFoundError):  # a blip, not code missing here
+                self._retry_scheduled(job.task_id, delay)
             call_hooks(self.middleware, "after_retry", job, exc, delay, reverse=True)
 
     async def _task_for_hooks(self, job: Job, *, lost: bool = False) -> BaseTask[Any] | None:
