@@ -176,6 +176,19 @@ def test_options_that_are_functions_are_told_apart_by_what_they_compute(
         schedule(Sync(unique_key=second()), cron("0 7 * * *"))
 
 
+def test_an_option_that_refers_to_itself_is_compared_without_recursing_for_ever() -> None:
+    def key(t: Any) -> str:
+        return key(t) if t is None else "k"  # a recursive closure: its cell holds itself
+
+    looped: list[Any] = []
+    looped.append(looped)
+    schedule(Sync(unique_key=key), cron("0 7 * * *"))
+    schedule(Sync(unique_key=key), cron("0 7 * * *"))
+    schedule(send_report("x").on_queue("q"), cron("0 7 * * *"), name="with-a-loop")
+    assert len(registry.schedules()) == 2
+    assert registry._shown(looped) is not None
+
+
 def test_a_task_class_is_not_built_to_declare_its_schedule() -> None:
     built: list[int] = []
 

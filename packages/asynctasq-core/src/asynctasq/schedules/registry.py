@@ -182,7 +182,12 @@ def _call_of(task: BaseTask[Any]) -> bytes:
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
 
 
-def _shown(value: object) -> object:
+_SHOWN_DEPTH = 6
+"""How deep `_shown` follows nested values: a recursive closure or a list holding itself
+must not recurse for ever, and what lies deeper is compared by type."""
+
+
+def _shown(value: object, depth: int = 0) -> object:
     """An option's value as compared: plain values as they are; an object (a driver
     instance) by its type, since its repr may name its address, which differs between two
     imports of one declaration."""
@@ -190,28 +195,37 @@ def _shown(value: object) -> object:
         return value
     if isinstance(value, timedelta | datetime):
         return value.isoformat() if isinstance(value, datetime) else value.total_seconds()
+    if depth >= _SHOWN_DEPTH:
+        return type(value).__qualname__
+    deeper = functools.partial(_shown, depth=depth + 1)
     if isinstance(value, tuple | list):
-        return [_shown(v) for v in value]
+        return [deeper(v) for v in value]
     if isinstance(value, functools.partial):
-        return ["partial", _shown(value.func), _shown(value.args), _shown(value.keywords)]
+        return ["partial", deeper(value.func), deeper(value.args), deeper(value.keywords)]
     if isinstance(value, dict):
-        return {str(k): _shown(v) for k, v in value.items()}
+        return {str(k): deeper(v) for k, v in value.items()}
     code = getattr(value, "__code__", None)
     if code is not None:
         # Two lambdas differ by what they compute: their code, constants, the names they
         # read, defaults and closed-over values (lambda t: "tenant-a" / "tenant-b"). Not by
         # module: a script run as __main__, then imported by name, declares the same one.
-        cells = [c.cell_contents for c in getattr(value, "__closure__", None) or ()]
         return [
             getattr(value, "__qualname__", ""),
             code.co_code.hex(),
-            [_shown(c) for c in code.co_consts if not hasattr(c, "co_code")],
+            [deeper(c) for c in code.co_consts if not hasattr(c, "co_code")],
             list(code.co_names),
-            _shown(getattr(value, "__defaults__", None)),
-            _shown(getattr(value, "__kwdefaults__", None)),
-            [_shown(c) for c in cells],
+            deeper(getattr(value, "__defaults__", None)),
+            deeper(getattr(value, "__kwdefaults__", None)),
+            [deeper(_contents(c)) for c in getattr(value, "__closure__", None) or ()],
         ]
     return type(value).__qualname__
+
+
+def _contents(cell: Any) -> object:
+    try:
+        return cell.cell_contents
+    except ValueError:  # a cell not assigned yet
+        return None
 
 
 def _check_name(name: object) -> str:
