@@ -93,6 +93,33 @@ def test_a_sync_test_can_use_them_too(asynctasq_queues):
     result.assert_outcomes(passed=3)
 
 
+def test_a_failed_dispatch_assertion_shows_the_test_not_the_library(
+    pytester: pytest.Pytester,
+) -> None:
+    pytester.makeini(INI)
+    pytester.makepyfile(app=TASKS)
+    pytester.makepyfile(
+        test_app="""
+import app
+
+
+async def test_wrong_arguments(asynctasq_queues):
+    await app.send_welcome(address="ada@example.com").dispatch()
+    asynctasq_queues.assert_dispatched(app.send_welcome, args=("ada@example.com",))
+
+
+async def test_not_expected(asynctasq_queues):
+    await app.signup("bob@example.com")
+    asynctasq_queues.assert_not_dispatched(app.send_welcome)
+"""
+    )
+    result = pytester.runpytest_subprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(failed=2)
+    output = result.stdout.str()
+    assert "kwargs={'address': 'ada@example.com'}" in output  # what was dispatched instead
+    assert "matching = [" not in output and "def assert_dispatched" not in output
+
+
 def test_tests_without_the_fixtures_are_untouched(
     pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
 ) -> None:

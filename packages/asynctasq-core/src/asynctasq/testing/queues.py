@@ -302,6 +302,7 @@ class MemoryQueues:
             AssertionError: no (or not `times`) matching dispatches; the message lists what
                 was dispatched instead.
         """
+        __tracebackhide__ = True  # pytest shows the test's line and this message, not this code
         name = task_name(task)
         matching = [
             d
@@ -325,6 +326,7 @@ class MemoryQueues:
 
     def assert_not_dispatched(self, task: TaskRef) -> None:
         """Assert that `task` was never dispatched."""
+        __tracebackhide__ = True
         self.assert_dispatched(task, times=0)
 
     def _summary(self, limit: int = 20) -> str:
