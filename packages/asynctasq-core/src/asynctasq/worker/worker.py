@@ -750,6 +750,9 @@ class Worker:
                 else:
                     task = job.task = await envelope.build_async(target, env)
             except _NEVER_RUNNABLE as exc:
+                if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
+                    await self._finish_cancelled(job, lifecycle)  # cancelled meanwhile
+                    return
                 await self._dead_letter(job, exc, "cannot run")
                 return
             except BaseException as exc:  # SystemExit too: see _failure_of
