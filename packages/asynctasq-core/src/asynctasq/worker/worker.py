@@ -749,24 +749,20 @@ class Worker:
                     task = None
                 else:
                     task = job.task = await envelope.build_async(target, env)
-            except _NEVER_RUNNABLE as exc:
-                if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
-                    await self._finish_cancelled(job, lifecycle)  # cancelled meanwhile
-                    return
-                await self._dead_letter(job, exc, "cannot run")
-                return
             except BaseException as exc:  # SystemExit too: see _failure_of
                 failure = _failure_of(exc)
                 if failure is None:
                     await self._release([job.delivery])
                     raise
                 if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
-                    await self._finish_cancelled(job, lifecycle)  # cancelled meanwhile: no retry
-                    return
-                # Rebuilding the task failed for a reason that may pass (a database blip while
-                # fetching a model argument, a module not deployed here yet): retry while
-                # attempts allow.
-                await self._handle_build_failure(job, failure)
+                    await self._finish_cancelled(job, lifecycle)  # cancelled meanwhile
+                elif isinstance(failure, _NEVER_RUNNABLE):
+                    await self._dead_letter(job, failure, "cannot run")
+                else:
+                    # Rebuilding the task failed for a reason that may pass (a database blip
+                    # while fetching a model argument, a module not deployed here yet): retry
+                    # while attempts allow.
+                    await self._handle_build_failure(job, failure)
                 return
             if lifecycle is not None and lifecycle.is_cancelled(delivery.task_id):
                 # Cancelled while it waited for its limit or was being built: a cancel that
