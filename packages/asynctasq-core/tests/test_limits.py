@@ -126,6 +126,12 @@ async def ten_a_second(n: int) -> None:
 async def call_host(host: str, urgent: bool = False) -> None: ...
 
 
+@task(queue=Q, concurrency_limit=5, max_attempts=2, retry_delay=0)
+async def always_fails(n: int) -> None:
+    await overlap("fails").run(0)
+    raise RuntimeError("boom")
+
+
 class Exporter(Task[None]):
     queue = Q
     concurrency_limit = 1
@@ -378,6 +384,19 @@ async def test_a_garbage_rate_state_is_replaced() -> None:
         await driver.claim("limit:junk:r", junk, 60, replace=current)
         reservation = await reserve_start(driver, "limit:junk:r", Rate(1, 60.0), RateGuesses())
         assert reservation.taken and reservation.wait < 1.0
+
+
+@pytest.mark.parametrize("forged", ["\u00b2", "12\u0663", "-1", "not a count", "9" * 40])
+async def test_a_forged_wait_count_neither_loops_nor_spares_a_task(forged: str) -> None:
+    """Whoever can write to the broker can write a task's wait count. A count that is no
+    plain number ("\u00b2" passes `str.isdigit` and fails `int`) reads as no waits: the
+    failing task still runs out of attempts and is dead-lettered with its error."""
+    driver = await memory()
+    task_id = await always_fails(1).dispatch()
+    assert await driver.claim(f"deferred:{task_id}", forged, 3600) is None
+    await work(lambda: bool(driver.dead_letters(Q)), timeout=10)
+    assert len(overlap("fails").starts) == 2
+    assert driver.dead_letters(Q)[0].failure.message == "boom"
 
 
 def test_waits_back_off_with_jitter_and_are_bounded() -> None:

@@ -17,26 +17,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from asynctasq.drivers.base import ClaimStore
-from asynctasq.drivers.claims import check_claim_key
+from asynctasq.drivers.claims import check_claim_key, held_count
 
 PREFIX = "counter:expired:"
 TTL = 366 * 86400.0
 """Seconds a queue's count is kept after its last change."""
 _MAX_TRIES = 50
-_MAX_DIGITS = 18
 
 
 def key(queue: str) -> str:
     """The claim key holding `queue`'s count."""
     return PREFIX + queue
-
-
-def _value(holder: str | None) -> int:
-    """The count a holder stands for; anything but a plain number (written behind our
-    back) counts as 0."""
-    if holder is None or not (holder.isascii() and holder.isdigit()) or len(holder) > _MAX_DIGITS:
-        return 0
-    return int(holder)
 
 
 async def add_expired(store: ClaimStore, queue: str, count: int) -> bool:
@@ -45,7 +36,7 @@ async def add_expired(store: ClaimStore, queue: str, count: int) -> bool:
     name = key(queue)
     current = await store.read_claim(name)
     for _ in range(_MAX_TRIES):
-        holder = await store.claim(name, str(_value(current) + count), TTL, replace=current)
+        holder = await store.claim(name, str(held_count(current) + count), TTL, replace=current)
         if holder is None:
             return True
         current = holder  # someone else added first: add to what they wrote
@@ -62,7 +53,7 @@ async def read_expired(store: ClaimStore, queues: Sequence[str]) -> list[int]:
         except ValueError:
             counts.append(0)
         else:
-            counts.append(_value(await store.read_claim(name)))
+            counts.append(held_count(await store.read_claim(name)))
     return counts
 
 

@@ -61,6 +61,15 @@ def stored_holder(raw: bytes) -> str | None:
     return holder
 
 
+def held_count(holder: str | None, max_digits: int = 18) -> int:
+    """The count a holder stands for where core keeps a number in a claim; anything but
+    plain ASCII digits, at most `max_digits` of them (written behind core's back: ``"²"``
+    passes `str.isdigit` and fails `int`), counts as 0."""
+    if holder is None or not holder.isascii() or not holder.isdigit():
+        return 0
+    return int(holder) if len(holder) <= max_digits else 0
+
+
 def check_claim_key(key: object) -> str:
     """Return `key` if it is a valid claim key.
 

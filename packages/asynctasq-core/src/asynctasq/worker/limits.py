@@ -38,6 +38,7 @@ from asynctasq.core.limiter import (
 )
 from asynctasq.core.limits import MIN_LIMIT_LEASE, MessageLimits
 from asynctasq.drivers.base import ClaimStore, Delivery
+from asynctasq.drivers.claims import held_count
 from asynctasq.errors import LimitsNotSupportedError
 from asynctasq.worker.failures import printable
 
@@ -56,6 +57,7 @@ RATE_WAIT_CAP = 60.0
 """Longest wait between two tries of a rate limit."""
 DEFERRALS_TTL = 7 * 86400.0
 """How long a task's wait count is kept after its last wait (renewed at each)."""
+_MAX_WAITS_DIGITS = 9
 RENEW_TICK = MIN_LIMIT_LEASE / 3
 """Seconds between two looks for slots due for renewal (each is renewed every third of its
 lease): short enough for the shortest lease."""
@@ -123,7 +125,8 @@ class LimitGate:
         waits, slot = 0, None
         try:
             if delivery.attempts:
-                waits = await self._waits(store, delivery.task_id)
+                # Never more than the deliveries so far, whatever the count says.
+                waits = min(await self._waits(store, delivery.task_id), delivery.attempts)
                 # Deliveries that only waited were no runs: max_attempts counts runs.
                 delivery.attempts = max(delivery.attempts - waits, 0)
             if delivery.attempts >= max(env.max_attempts, 1):
@@ -196,8 +199,7 @@ class LimitGate:
     # -- waiting ----------------------------------------------------------------------------
     async def _waits(self, store: ClaimStore, task_id: str) -> int:
         """How many deliveries of `task_id` only waited (0 if none)."""
-        value = await store.read_claim(_deferrals_key(task_id))
-        return int(value) if value is not None and value.isdigit() and len(value) < 10 else 0
+        return held_count(await store.read_claim(_deferrals_key(task_id)), _MAX_WAITS_DIGITS)
 
     async def _count_wait(self, store: ClaimStore, task_id: str, waits: int) -> None:
         key = _deferrals_key(task_id)
@@ -207,7 +209,7 @@ class LimitGate:
             )
             if current is None:
                 return
-            waits = int(current) if current.isdigit() and len(current) < 10 else 0
+            waits = held_count(current, _MAX_WAITS_DIGITS)
 
     async def _defer(
         self,
