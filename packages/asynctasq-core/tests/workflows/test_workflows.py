@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 
 import asynctasq
@@ -233,6 +234,34 @@ async def test_asking_twice_for_a_step_runs_it_once(workers: _Running) -> None:
         await asyncio.sleep(0.02)
     assert worker.stats.processed == 3  # both copies of step 0 were taken, one ran
     assert worker.stats.succeeded == 2
+
+
+async def test_a_stored_step_too_deep_to_encode_again_stops_the_workflow_once(
+    workers: _Running, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A plan written behind the workflow's back with a step nested deeper than JSON encoding
+    goes (decoding takes it): the workflow stops after the step that ran, which is acked
+    once, not failed and run again each time its lease ends."""
+    handle = await chain(t.add(2, 3), t.double).dispatch()
+    store = workflow_store(await get_driver())
+    raw = await store.fetch_result(spec.plan_key(handle.id), 0)
+    assert raw is not None
+    doc = orjson.loads(raw)
+    doc["s"][1]["p"]["junk"] = "deep"
+    forged = orjson.dumps(doc).replace(b'"deep"', b"[" * 300 + b"]" * 300)
+    spec.decode(forged)  # accepted as a plan
+    await store.store_result(spec.plan_key(handle.id), forged, 600)
+    worker = await workers.start()
+    driver: Any = store
+    for _ in range(250):
+        counts = (await driver.stats(["wf"]))[0]
+        if names() and not (counts.ready or counts.in_flight):
+            break
+        await asyncio.sleep(0.02)
+    assert names() == ["add"]
+    assert (counts.ready, counts.in_flight, counts.dead) == (0, 0, 0)  # acked, nothing queued
+    assert (worker.stats.succeeded, worker.stats.retried, worker.stats.dead_lettered) == (1, 0, 0)
+    assert f"workflow {handle.id} cannot go on after step 0" in caplog.text
 
 
 def test_steps_are_checked_where_they_are_written() -> None:

@@ -141,12 +141,23 @@ async def _advance(
         except SerializationError as exc:  # its kept result says so to whoever waits
             log.error("workflow %s stops after step %d: %s", workflow_id, index, exc)
             return
-        await enqueue_steps(store, workflow_id, plan, [(index + 1, previous)])
+        await _enqueue_or_stop(store, workflow_id, index, plan, index + 1, previous)
         return
     if await _all_done(store, workflow_id, index, last, plan.ttl):
         values = await _member_results(store, workflow_id, last)
         if values is not None:
-            await enqueue_steps(store, workflow_id, plan, [(last, values)])
+            await _enqueue_or_stop(store, workflow_id, index, plan, last, values)
+
+
+async def _enqueue_or_stop(
+    store: WorkflowStore, workflow_id: str, index: int, plan: spec.Plan, then: int, value: Any
+) -> None:
+    """Queue step `then` given `value`; a step that cannot be made into a message stops
+    the workflow (logged) instead of failing step `index`, which would then run again."""
+    try:
+        await enqueue_steps(store, workflow_id, plan, [(then, value)])
+    except MalformedMessageError as exc:
+        log.error("workflow %s cannot go on after step %d: %s", workflow_id, index, exc)
 
 
 async def _all_done(

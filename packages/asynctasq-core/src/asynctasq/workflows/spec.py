@@ -228,13 +228,21 @@ def render(
     plan: Plan, workflow_id: str, index: int, token: str, now: float, previous: Any = None
 ) -> bytes:
     """The message of step `index`, queued now under `token`; `previous` is the wire form
-    of the value it receives first (steps that take the previous result)."""
+    of the value it receives first (steps that take the previous result).
+
+    Raises:
+        MalformedMessageError: the step cannot be encoded again (a stored envelope nested
+            deeper than JSON encoding goes, which decoding accepted).
+    """
     step = plan.steps[index]
-    return envelope.resend(
-        step.envelope,
-        task_id=step_id(workflow_id, index, token),
-        at=now,
-        headers={HEADER: header_value(workflow_id, index, token)},
-        first=previous,
-        prepend=step.takes_previous,
-    )
+    try:
+        return envelope.resend(
+            step.envelope,
+            task_id=step_id(workflow_id, index, token),
+            at=now,
+            headers={HEADER: header_value(workflow_id, index, token)},
+            first=previous,
+            prepend=step.takes_previous,
+        )
+    except orjson.JSONEncodeError as exc:
+        raise MalformedMessageError(f"step {index} cannot be encoded again: {exc}") from None
