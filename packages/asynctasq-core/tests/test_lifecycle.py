@@ -598,6 +598,23 @@ def test_a_forged_event_or_worker_record_is_skipped(raw: bytes) -> None:
     assert asynctasq.WorkerInfo.decode(raw) is None
 
 
+async def test_a_forged_event_too_deep_or_too_large_is_skipped_and_the_stream_goes_on() -> None:
+    """One event nested 1,000 deep (decoding takes it, ``json.dumps`` does not) stopped
+    ``asynctasq events`` for good; a subscriber now skips it and sees the next event."""
+    deep = b'{"y":"task-failed","at":1,"d":{"k":' + b"[" * 1000 + b"1" + b"]" * 1000 + b"}}"
+    huge = orjson.dumps({"y": "task-failed", "at": 1, "d": {"m": "x" * (1 << 20)}})
+    assert Event.decode(deep) is None and Event.decode(huge) is None
+    beat = {"y": "worker-heartbeat", "at": 2, "w": "w1", "d": {"info": {"running": [{"id": "a"}]}}}
+    driver = await get_driver()
+    assert isinstance(driver, MemoryDriver)
+    await driver.append_log("events", [deep, huge, orjson.dumps(beat)], 60)
+    stream = asynctasq.events.subscribe(driver=driver, from_start=True, wait=0.05)
+    event = await asyncio.wait_for(anext(stream), 5)
+    assert (event.type, event.worker) == (EventType.WORKER_HEARTBEAT, "w1")
+    assert orjson.loads(orjson.dumps(event.as_dict()))["info"] == {"running": [{"id": "a"}]}
+    await stream.aclose()  # type: ignore[attr-defined]
+
+
 def test_a_worker_record_of_any_size_reads_back_bounded() -> None:
     """A forged record with a 2 MB host name printed 8.5 MB in ``asynctasq workers``."""
     from asynctasq.lifecycle.workers import MAX_NAME, MAX_RECORD

@@ -27,6 +27,12 @@ LOG = "events"
 """The name of the events log."""
 DEFAULT_RETENTION = 3600.0
 """Seconds events are kept for late subscribers."""
+MAX_EVENT = 256 << 10
+"""Bytes of the largest event read: a worker writes a few KiB at most (a heartbeat carries
+its worker record, itself bounded)."""
+MAX_DEPTH = 16
+"""Deepest nesting of an event's data read: a worker writes three levels at most, and
+decoding takes 1,024 where encoding it again (``json.dumps``, orjson) fails far sooner."""
 
 
 class EventType(StrEnum):
@@ -97,14 +103,19 @@ class Event:
 
     @classmethod
     def decode(cls, raw: bytes) -> Event | None:
-        """The event a stored entry holds; None when it is not a valid event."""
+        """The event a stored entry holds; None when it is not a valid event. Whoever can
+        write to the broker can write these: an entry past `MAX_EVENT` bytes or with data
+        nested deeper than `MAX_DEPTH` is not one, so every subscriber can encode what it
+        is given."""
+        if len(raw) > MAX_EVENT:
+            return None
         try:
             doc = orjson.loads(raw)
             if not isinstance(doc, dict):
                 return None
             data = doc.get("d") or {}
             at = _checked.moment(doc, "at")
-            if not isinstance(data, dict) or at is None:
+            if not isinstance(data, dict) or at is None or not _shallow(data, MAX_DEPTH):
                 return None
             return cls(
                 type=EventType(_checked.text(doc, "y")),
@@ -117,6 +128,22 @@ class Event:
             )
         except (orjson.JSONDecodeError, ValueError):  # _checked.Invalid is a ValueError
             return None
+
+
+def _shallow(value: Any, limit: int) -> bool:
+    """Whether `value` (decoded JSON) nests `limit` levels deep at most."""
+    level: list[Any] = [value]
+    for _ in range(limit):
+        inner: list[Any] = []
+        for item in level:
+            if isinstance(item, dict):
+                inner.extend(item.values())
+            elif isinstance(item, list):
+                inner.extend(item)
+        if not inner:
+            return True
+        level = inner
+    return not any(isinstance(item, dict | list) for item in level)
 
 
 def make(type_: EventType, **fields: Any) -> Event:
