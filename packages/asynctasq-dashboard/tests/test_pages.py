@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
@@ -94,6 +95,19 @@ async def test_hostile_names_and_errors_render_as_text(
     letter = (await client.get(f"/dead-letter?id={task_id}")).text
     assert "&lt;/pre&gt;&lt;script&gt;alert(3)" in letter
     assert "\\u202e" in (await client.get(f"/task?id={task_id}")).text
+
+
+@pytest.mark.parametrize("size", [100, 2 << 20])
+async def test_a_stored_result_that_is_no_json_shows_invisible_characters_as_escapes(
+    client: httpx.AsyncClient, driver: MemoryDriver, size: int
+) -> None:
+    """Unreadable or oversized result bytes are shown like every other field."""
+    task_id = str(uuid.uuid4())
+    raw = b"not json \x1b[31m \xe2\x80\xae evil \x07"
+    await driver.store_result(task_id, raw + b"x" * (size - len(raw)), 60)
+    html = (await client.get(f"/task?id={task_id}")).text
+    assert "evil" in html
+    assert "\u202e" not in html and "\x1b" not in html and "\x07" not in html
 
 
 async def test_forged_worker_records_cost_a_bounded_page(

@@ -68,15 +68,23 @@ def outcome(raw: bytes) -> Outcome:
     """The stored outcome document shown as text; it is never decoded into objects (that
     could import classes or query a database on the dashboard's behalf)."""
     if len(raw) > bounds.RAW_JSON:
-        return Outcome("ok", raw[: bounds.ARGUMENTS].decode("utf-8", "replace") + "…")
+        return Outcome("ok", _raw_text(raw) + "…")
     try:
         doc = orjson.loads(raw)
     except orjson.JSONDecodeError:
-        return Outcome("unreadable", raw[: bounds.ARGUMENTS].decode("utf-8", "replace"))
+        return Outcome("unreadable", _raw_text(raw))
     if isinstance(doc, dict) and "error" in doc:
         return Outcome("error", pretty(doc["error"]))
     value = doc.get("ok") if isinstance(doc, dict) else doc
     return Outcome("ok", pretty(value))
+
+
+def _raw_text(raw: bytes) -> str:
+    """The start of stored bytes that are no JSON, as text with control characters shown
+    as escapes (like every other field)."""
+    return bounds.clip(
+        raw[: bounds.ARGUMENTS].decode("utf-8", "replace"), bounds.ARGUMENTS, multiline=True
+    )
 
 
 def pretty(value: Any) -> str:
