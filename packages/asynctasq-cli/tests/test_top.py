@@ -14,7 +14,7 @@ import subprocess
 import sys
 import termios
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,9 +25,16 @@ from cli_lifecycle_testing import dispatch
 from cli_testing import TASKS_DIR, requires_sqlite
 from rich.console import Console
 
-from asynctasq.drivers.base import QueueStats
+from asynctasq.drivers.base import OutgoingMessage, QueueStats
 from asynctasq.lifecycle import WorkerInfo
-from asynctasq_cli.commands.top import Snapshot, Throughput, render
+from asynctasq.testing import MemoryDriver
+from asynctasq_cli.commands.top import (
+    MAX_QUEUES_READ,
+    Snapshot,
+    Throughput,
+    read_snapshot,
+    render,
+)
 
 SCRIPT = Path(sys.executable).with_name("asynctasq")
 ANSI = re.compile(rb"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[()][0-9A-Za-z]|\x1b[=>78]")
@@ -80,6 +87,27 @@ def test_the_screen_stays_bounded_whatever_the_registry_holds() -> None:
     assert "w49" in text and "w50" not in text
     assert "(+4,980 more)" in text and "q20," not in text
     assert len(text) < 200_000
+
+
+async def test_one_refresh_reads_the_depths_of_a_bounded_number_of_queues() -> None:
+    """Anyone who can write to the broker can register queue names: 100,000 of them made
+    each refresh take 5 s."""
+    driver = MemoryDriver(namespace="top-many-queues")
+    for i in range(MAX_QUEUES_READ + 200):
+        await driver.enqueue(OutgoingMessage(f"t{i}", f"q{i:05d}", b"{}", visibility_timeout=30))
+    asked: list[int] = []
+    read = driver.stats
+
+    async def stats(queues: Sequence[str]) -> list[QueueStats]:
+        asked.append(len(queues))
+        return await read(queues)
+
+    driver.stats = stats  # type: ignore[method-assign]
+    snapshot = await read_snapshot(driver, [])
+    assert asked == [MAX_QUEUES_READ] and snapshot.total_queues == MAX_QUEUES_READ + 200
+    out = io.StringIO()
+    Console(file=out, width=200).print(render(snapshot, Throughput(), "memory"))
+    assert "the 50 busiest of the first 1,000 by name, of 1,200" in " ".join(out.getvalue().split())
 
 
 def test_a_driver_without_workers_shows_queues_only() -> None:

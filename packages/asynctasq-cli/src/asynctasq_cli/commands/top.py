@@ -45,6 +45,9 @@ HISTORY = 60
 """Throughput samples kept for the sparkline."""
 MAX_QUEUES_SHOWN = 50
 """Queues listed (the busiest first); a broker may hold thousands of names."""
+MAX_QUEUES_READ = 1000
+"""Queues whose depths a refresh reads (the first by name); the busiest of them are shown.
+Anyone who can write to the broker can register names: one refresh must stay bounded."""
 MAX_WORKERS_SHOWN = 50
 """Workers listed (by start time); anyone who can write to the broker can add records."""
 _BARS = " ▁▂▃▄▅▆▇█"
@@ -88,15 +91,19 @@ class Snapshot:
     queues: list[QueueStats]
     workers: list[WorkerInfo] | None
     """None when the driver keeps no worker registry."""
+    total_queues: int | None = None
+    """How many queues exist, where more than `queues` (only some were read)."""
 
 
 async def read_snapshot(driver: Driver, only: Sequence[str]) -> Snapshot:
     """Queue depths (busiest first) and the live workers, read now."""
     names = list(only) or sorted(await driver.queue_names())
+    total = len(names) if len(names) > MAX_QUEUES_READ else None
+    names = names[:MAX_QUEUES_READ]
     stats = await driver.stats(names) if names else []
     stats.sort(key=lambda s: (-(s.ready + s.delayed + s.in_flight + s.dead), s.queue))
     workers = await list_workers(driver=driver) if isinstance(driver, WorkerRegistry) else None
-    return Snapshot(queues=stats, workers=workers)
+    return Snapshot(queues=stats, workers=workers, total_queues=total)
 
 
 def render(snapshot: Snapshot, throughput: Throughput, described: str) -> RenderableType:
@@ -116,7 +123,12 @@ def render(snapshot: Snapshot, throughput: Throughput, described: str) -> Render
     shown = snapshot.queues[:MAX_QUEUES_SHOWN]
     if shown:
         title = "Queues"
-        if len(snapshot.queues) > len(shown):
+        if snapshot.total_queues is not None:
+            title += (
+                f" (the {len(shown)} busiest of the first {len(snapshot.queues):,} by name, "
+                f"of {snapshot.total_queues:,})"
+            )
+        elif len(snapshot.queues) > len(shown):
             title += f" (the {len(shown)} busiest of {len(snapshot.queues)})"
         parts.append(stats_table(shown, title))
     else:
