@@ -11,7 +11,7 @@ from typing import Any, TypeAlias
 import asyncpg
 import pytest
 
-from asynctasq.drivers.base import StatusWrite
+from asynctasq.drivers.base import MAX_WORKER_RECORDS, StatusWrite
 from asynctasq_postgres import PostgresDriver
 
 Factory = Callable[..., PostgresDriver]
@@ -192,6 +192,20 @@ async def test_log_cursors_are_checked(driver: PostgresDriver) -> None:
         await driver.read_log("events", None, wait=0, limit=0)
     assert await driver.log_tail("events") == "0"
     assert await driver.read_log("events", None, wait=0) == ([], "0")
+
+
+async def test_a_listing_reads_a_bounded_number_of_forged_records(
+    driver: PostgresDriver, admin: Admin
+) -> None:
+    """Anyone who can write to the database can add worker records; a listing (every
+    dashboard refresh) returns `MAX_WORKER_RECORDS` of them at most."""
+    await driver.heartbeat_worker("real", b"real", 60)  # creates the table
+    await admin.execute(
+        f"INSERT INTO {driver.table_names.workers} (worker_id, info, expires_at) "
+        f"SELECT 'forged' || n, 'x'::bytea, now() + interval '1 hour' "
+        f"FROM generate_series(1, {MAX_WORKER_RECORDS + 500}) AS n"
+    )
+    assert len(await driver.list_workers()) == MAX_WORKER_RECORDS
 
 
 async def test_a_heartbeat_deletes_the_records_of_workers_long_gone(

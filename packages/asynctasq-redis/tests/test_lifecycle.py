@@ -14,6 +14,7 @@ from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from asynctasq.drivers.base import (
+    MAX_WORKER_RECORDS,
     EventLog,
     OutgoingMessage,
     StatusStore,
@@ -297,6 +298,24 @@ async def test_expired_workers_are_swept(redis_driver: RedisDriver) -> None:
     await d.remove_worker("alive")
     await d.remove_worker("never-there")
     assert await d.list_workers() == []
+
+
+async def test_a_listing_reads_a_bounded_number_of_forged_records(
+    redis_driver: RedisDriver,
+) -> None:
+    """Anyone who can write to Redis can add worker records: 200,000 of them blocked Redis
+    for half a second on every listing. The script now stops at `MAX_WORKER_RECORDS`."""
+    d = redis_driver
+    tag = workers_tag(d.prefix)
+    forged = MAX_WORKER_RECORDS + 500
+    far = (time.time() + 3600) * 1000
+    pipe = d.client.pipeline(transaction=False)
+    for start in range(0, forged, 5000):
+        ids = [f"forged{n}" for n in range(start, min(start + 5000, forged))]
+        pipe.hset(f"{tag}:info", mapping=dict.fromkeys(ids, b"x"))
+        pipe.zadd(f"{tag}:alive", dict.fromkeys(ids, far))
+    await pipe.execute()
+    assert len(await d.list_workers()) == MAX_WORKER_RECORDS
 
 
 # -- cluster -----------------------------------------------------------------------------

@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from asynctasq.drivers.base import StatusWrite
+from asynctasq.drivers.base import MAX_WORKER_RECORDS, StatusWrite
 from asynctasq.drivers.sql.polled_logs import (
     LOG_POLL_MAX,
     LOG_POLL_MIN,
@@ -82,7 +82,8 @@ class LifecycleStatements:
         self.heartbeat_prefix = f"REPLACE INTO {w} (`worker_id`, `info`, `expires_at`) VALUES "
         self.remove_worker = f"DELETE FROM {w} WHERE `worker_id` = %s"
         self.list_workers = (
-            f"SELECT `info` FROM {w} WHERE `expires_at` > {_NOW} ORDER BY `worker_id`"
+            f"SELECT `info` FROM {w} WHERE `expires_at` > {_NOW} ORDER BY `worker_id` "
+            f"LIMIT {MAX_WORKER_RECORDS:d}"
         )
         self.trims = {
             table: f"DELETE FROM {table} WHERE `expires_at` <= {_NOW} LIMIT {TRIM_BATCH:d}"

@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from asynctasq.core.options import MAX_SECONDS
-from asynctasq.drivers.base import MALFORMED_LEASE
+from asynctasq.drivers.base import MALFORMED_LEASE, MAX_WORKER_RECORDS
 from asynctasq_postgres.naming import TableNames, quote_literal
 
 # The dequeue's optional per-queue floor ($3, $4: an (available_at, id) position in the
@@ -523,7 +523,8 @@ VALUES ($1::text, $2::bytea, now() + make_interval(secs => $3::float8))
 ON CONFLICT (worker_id) DO UPDATE SET info = excluded.info, expires_at = excluded.expires_at""",
         "remove_worker": f"DELETE FROM {wk} WHERE worker_id = $1::text",
         "list_workers": f"""
-SELECT info FROM {wk} WHERE expires_at > now() ORDER BY worker_id""",
+SELECT info FROM {wk} WHERE expires_at > now() ORDER BY worker_id
+LIMIT {MAX_WORKER_RECORDS:d}""",
     }
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from asynctasq.drivers.base import MAX_WORKER_RECORDS
 from asynctasq_redis._keys import workers_tag
 from asynctasq_redis.scripts import SCRIPTS
 
@@ -38,5 +39,6 @@ class WorkerRecords:
 
     async def list_workers(self) -> list[bytes]:
         """The records whose heartbeat has not expired."""
-        found: list[bytes] = await _LIST(self._bound(), (workers_tag(self.prefix).encode(),), ())
+        tag = (workers_tag(self.prefix).encode(),)
+        found: list[bytes] = await _LIST(self._bound(), tag, (MAX_WORKER_RECORDS,))
         return found

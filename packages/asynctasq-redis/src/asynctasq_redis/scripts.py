@@ -847,11 +847,13 @@ return redis.call('HDEL', KEYS[1] .. ':info', ARGV[1])
 """
 
 LIST_WORKERS = r"""
--- KEYS: the workers tag. Returns the records whose heartbeat has not expired.
+-- KEYS: the workers tag. ARGV: the most records returned.
+-- Returns the records whose heartbeat has not expired.
 local tag, now = KEYS[1], now_ms()
 sweep_workers(tag, now)
 local out = {}
-for _, id in ipairs(redis.call('ZRANGEBYSCORE', tag .. ':alive', '(' .. now, '+inf')) do
+local ids = redis.call('ZRANGEBYSCORE', tag .. ':alive', '(' .. now, '+inf', 'LIMIT', 0, ARGV[1])
+for _, id in ipairs(ids) do
   local rec = redis.call('HGET', tag .. ':info', id)
   if rec then out[#out + 1] = rec end
 end

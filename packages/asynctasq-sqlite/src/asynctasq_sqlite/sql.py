@@ -12,6 +12,8 @@ that is not UTF-8), and a number column only when ``typeof`` says it is one.
 
 from __future__ import annotations
 
+from asynctasq.drivers.base import MAX_WORKER_RECORDS
+
 INSERT_MESSAGE = """
 INSERT INTO asynctasq_messages
     (task_id, queue, payload, visibility_timeout, attempts, available_at, lease, enqueued_at,
@@ -267,5 +269,6 @@ HEARTBEAT_WORKER = (
 REMOVE_WORKER = "DELETE FROM asynctasq_workers WHERE worker_id = ?"
 
 LIST_WORKERS = (
-    "SELECT CAST(info AS BLOB) FROM asynctasq_workers WHERE expires_at > ? ORDER BY worker_id"
+    "SELECT CAST(info AS BLOB) FROM asynctasq_workers WHERE expires_at > ? ORDER BY worker_id "
+    f"LIMIT {MAX_WORKER_RECORDS:d}"
 )

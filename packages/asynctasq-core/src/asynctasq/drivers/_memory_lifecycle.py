@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from asynctasq.drivers.base import StatusWrite
+from asynctasq.drivers.base import MAX_WORKER_RECORDS, StatusWrite
 
 
 @dataclass(slots=True)
@@ -108,7 +109,8 @@ class MemoryLifecycle:
 
     async def list_workers(self) -> list[bytes]:
         now = time.monotonic()
-        return [info for info, until in self._l.workers.values() if until > now]
+        live = (info for info, until in self._l.workers.values() if until > now)
+        return list(itertools.islice(live, MAX_WORKER_RECORDS))
 
 
 def lifecycle_state(shared: dict[str, Any], namespace: str | None) -> LifecycleState:

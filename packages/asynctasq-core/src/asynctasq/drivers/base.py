@@ -429,6 +429,12 @@ class EventLog(Protocol):
         ...
 
 
+MAX_WORKER_RECORDS = 10_000
+"""Most records `WorkerRegistry.list_workers` returns: far more live workers than any fleet
+runs, and anyone who can write to the broker can add records, so a listing (every refresh of
+a dashboard) stays bounded work on the broker too."""
+
+
 @runtime_checkable
 class WorkerRegistry(Protocol):
     """A driver that keeps the records of live workers, each expiring unless renewed."""
@@ -442,7 +448,8 @@ class WorkerRegistry(Protocol):
         ...
 
     async def list_workers(self) -> list[bytes]:
-        """The records of the workers whose record has not expired."""
+        """The records of the workers whose record has not expired, `MAX_WORKER_RECORDS` at
+        most (limited where the broker reads them, not after)."""
         ...
 
 

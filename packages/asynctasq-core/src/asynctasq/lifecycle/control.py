@@ -10,7 +10,13 @@ from datetime import UTC, datetime
 from enum import StrEnum
 
 from asynctasq.core.results import canonical_task_id
-from asynctasq.drivers.base import Driver, StatusStore, StatusWrite, WorkerRegistry
+from asynctasq.drivers.base import (
+    MAX_WORKER_RECORDS,
+    Driver,
+    StatusStore,
+    StatusWrite,
+    WorkerRegistry,
+)
 from asynctasq.drivers.connections import get_driver
 from asynctasq.drivers.registry import use_one_of
 from asynctasq.lifecycle.events import event_log
@@ -227,15 +233,10 @@ async def list_workers(*, driver: str | Driver | None = None) -> list[WorkerInfo
         raise TypeError(
             f"{type(the_driver).__name__} keeps no worker registry; {use_one_of(WorkerRegistry)}"
         )
-    # Bounded work whatever the registry holds (anyone who can write to the broker can add
-    # records): far more live workers than any fleet runs.
-    raw = (await the_driver.list_workers())[:MAX_WORKERS_READ]
+    # Bounded work whatever the registry holds, a third-party driver's included.
+    raw = (await the_driver.list_workers())[:MAX_WORKER_RECORDS]
     found = [w for w in map(WorkerInfo.decode, raw) if w]
     return sorted(found, key=lambda w: w.started_at)
-
-
-MAX_WORKERS_READ = 10_000
-"""Most worker records `list_workers` reads."""
 
 
 __all__ = [
