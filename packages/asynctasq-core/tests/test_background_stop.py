@@ -21,7 +21,13 @@ class SwallowingLog(MemoryDriver):
     swallowed = 0
 
     async def read_log(
-        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+        self,
+        log: str,
+        cursor: str | None,
+        *,
+        wait: float,
+        limit: int = 1000,
+        max_entry: int | None = None,
     ) -> tuple[list[bytes], str]:
         try:
             await asyncio.sleep(wait)

@@ -294,7 +294,7 @@ async def test_lifecycle_queries_use_their_indexes(
     by_state = await explain(admin, sql.list_statuses(queue=False, state=True), ("s1", 10))
     assert by_state["key"] == "ix_state", by_state
     assert "filesort" not in (by_state.get("extra") or "").lower(), by_state
-    read = await explain(admin, sql.read_log, ("log1", 0, 10))
+    read = await explain(admin, sql.read_log, (1024, "log1", 0, 10))
     assert read["key"] in ("ix_log", "PRIMARY"), read
     assert "filesort" not in (read.get("extra") or "").lower(), read
     tail = await explain(admin, sql.log_tail, ("log1",))

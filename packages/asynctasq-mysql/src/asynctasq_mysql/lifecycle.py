@@ -24,6 +24,7 @@ from typing import Any
 
 from asynctasq.drivers.base import MAX_WORKER_RECORDS, StatusWrite
 from asynctasq.drivers.sql.polled_logs import (
+    ANY_SIZE,
     LOG_POLL_MAX,
     LOG_POLL_MIN,
     WaitForAppend,
@@ -74,7 +75,8 @@ class LifecycleStatements:
         )
         self.append_prefix = f"INSERT INTO {lg} (`log`, `entry`, `expires_at`) VALUES "
         self.read_log = (
-            f"SELECT `id`, `entry` FROM {lg} WHERE `log` = %s AND `id` > %s "
+            f"SELECT `id`, CASE WHEN OCTET_LENGTH(`entry`) <= %s THEN `entry` END "
+            f"FROM {lg} WHERE `log` = %s AND `id` > %s "
             f"AND `expires_at` > {_NOW} ORDER BY `id` LIMIT %s"
         )
         self.log_tail = f"SELECT COALESCE(MAX(`id`), 0) FROM {lg} WHERE `log` = %s"
@@ -317,7 +319,13 @@ class MySQLLifecycle:
         await self._trim(sql.logs)
 
     async def read_log(
-        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+        self,
+        log: str,
+        cursor: str | None,
+        *,
+        wait: float,
+        limit: int = 1000,
+        max_entry: int | None = None,
     ) -> tuple[list[bytes], str]:
         """Entries of `log` after `cursor` (the last id read), oldest first, at most `limit`.
 
@@ -330,16 +338,17 @@ class MySQLLifecycle:
         if limit < 1:
             raise ValueError(f"limit must be >= 1, got {limit!r}")
         after = log_position(cursor, "MySQLDriver")
+        largest = max_entry if max_entry is not None else ANY_SIZE
         pool = await self._ready()
         rows = await poll_log(
-            lambda: fetchall(pool, self._lifecycle_sql.read_log, (log, after, limit)),
+            lambda: fetchall(pool, self._lifecycle_sql.read_log, (largest, log, after, limit)),
             self._appends.arm,
             wait=wait,
             still_open=lambda: self._pool is pool,  # closed meanwhile: stop waiting
         )
         if not rows:
             return [], cursor or "0"
-        return [bytes(row[1]) for row in rows], str(int(rows[-1][0]))
+        return [bytes(row[1]) for row in rows if row[1] is not None], str(int(rows[-1][0]))
 
     async def log_tail(self, log: str) -> str:
         """A cursor after the last entry of `log` (``"0"`` when it has none)."""

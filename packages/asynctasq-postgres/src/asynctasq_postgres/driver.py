@@ -36,6 +36,7 @@ from asynctasq.drivers.base import (
     StatusWrite,
 )
 from asynctasq.drivers.sql.caller import Where
+from asynctasq.drivers.sql.polled_logs import ANY_SIZE
 from asynctasq_postgres.caller_connection import caller_connection, same_database, where
 from asynctasq_postgres.claims import Claims, ClaimStatements
 from asynctasq_postgres.dsn import redact_dsn
@@ -594,7 +595,13 @@ class PostgresDriver(Claims):
 
     @_explain_missing_schema
     async def read_log(
-        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+        self,
+        log: str,
+        cursor: str | None,
+        *,
+        wait: float,
+        limit: int = 1000,
+        max_entry: int | None = None,
     ) -> tuple[list[bytes], str]:
         """Entries after `cursor`, oldest first; a reader that waits is woken by the NOTIFY
         of an append (`poll_interval` is only a safety net).
@@ -608,14 +615,14 @@ class PostgresDriver(Claims):
         unchanged = cursor if cursor is not None else "0"
         pool = self._pool or await self._ensure_pool()
         if wait <= 0:
-            return await self._read_log(pool, log, after, limit) or ([], unchanged)
+            return await self._read_log(pool, log, after, limit, max_entry) or ([], unchanged)
         listener = await self._ensure_listener()
         waiter = listener.subscribe([LOG_WAKE + log])
         deadline = time.monotonic() + wait
         try:
             while True:
                 waiter.reset()  # before looking, so an append during the query counts
-                found = await self._read_log(pool, log, after, limit)
+                found = await self._read_log(pool, log, after, limit, max_entry)
                 remaining = deadline - time.monotonic()
                 if found is not None or remaining <= 0 or self._pool is not pool:
                     return found or ([], unchanged)
@@ -628,17 +635,24 @@ class PostgresDriver(Claims):
             listener.unsubscribe(waiter)
 
     async def _read_log(
-        self, pool: asyncpg.Pool[asyncpg.Record], log: str, after: int, limit: int
+        self,
+        pool: asyncpg.Pool[asyncpg.Record],
+        log: str,
+        after: int,
+        limit: int,
+        max_entry: int | None,
     ) -> tuple[list[bytes], str] | None:
         """One look at the log (see the lock protocol in `asynctasq_postgres.sql`); None
-        when there is nothing after `after`."""
+        when there is nothing after `after`. Entries over `max_entry` bytes come back as
+        NULL (never sent) and are passed over."""
         settled: int | None = await pool.fetchval(self._sql.log_settled, log, after)
         if settled is None:
             return None
-        rows = await pool.fetch(self._sql.read_log, log, after, settled, limit)
+        largest = max_entry if max_entry is not None else ANY_SIZE
+        rows = await pool.fetch(self._sql.read_log, log, after, settled, limit, largest)
         if not rows:
             return None  # expired in between
-        return [row[1] for row in rows], str(rows[-1][0])
+        return [row[1] for row in rows if row[1] is not None], str(rows[-1][0])
 
     @_explain_missing_schema
     async def log_tail(self, log: str) -> str:

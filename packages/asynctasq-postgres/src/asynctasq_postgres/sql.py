@@ -504,7 +504,7 @@ FROM (
     WHERE log = $1::text AND id > $2::bigint AND expires_at > now()
 ) newest""",
         "read_log": f"""
-SELECT id, entry FROM {lg}
+SELECT id, CASE WHEN octet_length(entry) <= $5::bigint THEN entry END FROM {lg}
 WHERE log = $1::text AND id > $2::bigint AND id <= $3::bigint AND expires_at > now()
 ORDER BY id
 LIMIT $4::int""",

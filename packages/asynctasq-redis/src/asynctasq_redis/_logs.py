@@ -7,10 +7,12 @@ Why this shape:
   retentions. Appending trims the stream (``XTRIM MINID ~``) of entries older than the
   longest retention a live entry may have, so the stream stays bounded without cutting any
   entry short.
-* A read is one script call (``XRANGE`` after the cursor; expired entries are passed over on
-  the server's clock). A reader that found nothing blocks in ``XREAD BLOCK`` at its cursor:
-  Redis answers the moment an entry is appended (no polling), and the reader runs the
-  script again.
+* A read is one script call (``XRANGE`` after the cursor; expired entries, and entries over
+  the reader's `max_entry`, are passed over on the server). A reader that found nothing
+  blocks in ``XREAD BLOCK`` at its cursor: Redis answers the moment an entry is appended (no
+  polling), and the reader runs the script again. That wake-up carries the new entry itself
+  (Redis has no read without the data), so a forged huge entry reaches a waiting reader's
+  process once, alone (``COUNT 1``), not a page of them.
 * A blocked ``XREAD`` holds a pooled connection, so readers waiting on the same log at the
   same cursor share one (`SharedReads`): a process with many subscribers at the tail of a
   log holds one connection for them, not one each. A shared read is left standing when its
@@ -111,17 +113,25 @@ class EventLogs:
             await _APPEND(self._bound(), tag, (max(round(retention * 1000), 1), *entries))
 
     async def read_log(
-        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+        self,
+        log: str,
+        cursor: str | None,
+        *,
+        wait: float,
+        limit: int = 1000,
+        max_entry: int | None = None,
     ) -> tuple[list[bytes], str]:
         """Live entries after `cursor` (from the oldest kept when None), oldest first, at
-        most `limit`; when there are none, block up to `wait` seconds for new ones."""
+        most `limit` (those over `max_entry` bytes passed over on the server); when there are
+        none, block up to `wait` seconds for new ones."""
         client, tag = self._bound(), log_tag(self.prefix, log)
         after = cursor or START
         deadline = asyncio.get_running_loop().time() + wait
         while True:
-            reply: list[bytes] = await _READ(client, (tag.encode(),), (after, limit))
-            after, found = reply[0].decode(), reply[1:]
-            if found or wait <= 0 or limit < 1:
+            args = (after, limit, max_entry if max_entry is not None else -1)
+            reply: list[bytes] = await _READ(client, (tag.encode(),), args)
+            passed, after, found = after != reply[0].decode(), reply[0].decode(), reply[1:]
+            if found or passed or wait <= 0 or limit < 1:
                 return found, after
             left = deadline - asyncio.get_running_loop().time()
             reads = self._shared_reads

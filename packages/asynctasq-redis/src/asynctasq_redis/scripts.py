@@ -803,12 +803,13 @@ return #ARGV - 1
 """
 
 READ_LOG = r"""
--- KEYS: the log's tag; ARGV: cursor (a stream id), limit
+-- KEYS: the log's tag; ARGV: cursor (a stream id), limit, largest entry in bytes (-1: any)
 -- Returns {cursor, entry...}: up to `limit` live entries after the cursor, oldest first, and
 -- the id of the last entry looked at. Expired entries are passed over (at most 1000 more
--- than `limit` per call, so a long run of them cannot hold the server).
+-- than `limit` per call, so a long run of them cannot hold the server); entries over the
+-- largest size are passed over too, counted toward `limit`.
 local stream, now = KEYS[1] .. ':entries', now_ms()
-local after, limit = ARGV[1], tonumber(ARGV[2])
+local after, limit, largest = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 local out, got, budget = {after}, 0, limit + 1000
 while got < limit and budget > 0 do
   local batch = redis.call('XRANGE', stream, '(' .. after, '+', 'COUNT',
@@ -823,7 +824,7 @@ while got < limit and budget > 0 do
     end
     if d and (not x or x > now) then
       got = got + 1
-      out[got + 1] = d
+      if largest < 0 or #d <= largest then out[#out + 1] = d end
     end
   end
 end

@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 
 from asynctasq.drivers.base import StatusWrite
+from asynctasq.drivers.sql.polled_logs import ANY_SIZE
 from asynctasq_sqlite import sql
 from asynctasq_sqlite._transaction import immediate
 
@@ -57,10 +58,14 @@ def append_log(
         conn.executemany(sql.APPEND_LOG, [(log, bytes(entry), until) for entry in entries])
 
 
-def read_log(conn: sqlite3.Connection, log: str, after: int, limit: int) -> list[tuple[int, bytes]]:
-    """Live entries with an id above `after`, oldest first, as ``(id, entry)``."""
-    rows = conn.execute(sql.READ_LOG, (log, after, time.time(), limit))
-    return [(row_id, bytes(entry)) for row_id, entry in rows]
+def read_log(
+    conn: sqlite3.Connection, log: str, after: int, limit: int, max_entry: int | None = None
+) -> list[tuple[int, bytes | None]]:
+    """Live entries with an id above `after`, oldest first, as ``(id, entry)``; an entry over
+    `max_entry` bytes as ``(id, None)`` (never read into memory)."""
+    largest = max_entry if max_entry is not None else ANY_SIZE
+    rows = conn.execute(sql.READ_LOG, (largest, log, after, time.time(), limit))
+    return [(row_id, None if entry is None else bytes(entry)) for row_id, entry in rows]
 
 
 def log_tail(conn: sqlite3.Connection, log: str) -> int:

@@ -357,7 +357,13 @@ class SqliteDriver(Claims):
         self._log_wakeup.notify()
 
     async def read_log(
-        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+        self,
+        log: str,
+        cursor: str | None,
+        *,
+        wait: float,
+        limit: int = 1000,
+        max_entry: int | None = None,
     ) -> tuple[list[bytes], str]:
         """Entries of `log` after `cursor` (the last id read), oldest first, at most `limit`.
 
@@ -382,15 +388,15 @@ class SqliteDriver(Claims):
 
             return wait_for_append
 
-        found: list[tuple[int, bytes]] = await poll_log(
-            lambda: conn.read(lifecycle.read_log, log, after, limit),
+        found: list[tuple[int, bytes | None]] = await poll_log(
+            lambda: conn.read(lifecycle.read_log, log, after, limit, max_entry),
             arm,
             wait=wait,
             still_open=lambda: self._conn is conn,  # closed meanwhile: stop waiting
         )
         if not found:
             return [], cursor or "0"
-        return [entry for _, entry in found], str(found[-1][0])
+        return [entry for _, entry in found if entry is not None], str(found[-1][0])
 
     async def log_tail(self, log: str) -> str:
         """A cursor after the last entry of `log` (``"0"`` when it has none)."""

@@ -251,7 +251,8 @@ DELETE FROM asynctasq_logs WHERE id IN (
 APPEND_LOG = "INSERT INTO asynctasq_logs (log, entry, expires_at) VALUES (?, ?, ?)"
 
 READ_LOG = """
-SELECT id, CAST(entry AS BLOB) FROM asynctasq_logs
+SELECT id, CASE WHEN length(CAST(entry AS BLOB)) <= ? THEN CAST(entry AS BLOB) END
+FROM asynctasq_logs
 WHERE log = ? AND id > ? AND expires_at > ?
 ORDER BY id
 LIMIT ?

@@ -82,7 +82,13 @@ class MemoryLifecycle:
         return [e for e in self._l.logs.get(log, []) if e[0] > after and e[1] > now][:limit]
 
     async def read_log(
-        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+        self,
+        log: str,
+        cursor: str | None,
+        *,
+        wait: float,
+        limit: int = 1000,
+        max_entry: int | None = None,
     ) -> tuple[list[bytes], str]:
         found = self._after(log, cursor, limit)
         if not found and wait > 0:
@@ -95,7 +101,8 @@ class MemoryLifecycle:
             found = self._after(log, cursor, limit)
         if not found:
             return [], cursor or "0"
-        return [e[2] for e in found], str(found[-1][0])
+        small = [e[2] for e in found if max_entry is None or len(e[2]) <= max_entry]
+        return small, str(found[-1][0])
 
     async def log_tail(self, log: str) -> str:
         return str(self._l.seq)

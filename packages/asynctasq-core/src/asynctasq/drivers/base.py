@@ -417,11 +417,22 @@ class EventLog(Protocol):
         ...
 
     async def read_log(
-        self, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+        self,
+        log: str,
+        cursor: str | None,
+        *,
+        wait: float,
+        limit: int = 1000,
+        max_entry: int | None = None,
     ) -> tuple[list[bytes], str]:
         """Entries after `cursor` (from the oldest kept when None), oldest first, at most
         `limit`; waits up to `wait` seconds when there are none. Returns them and the cursor
-        to continue from (the same cursor when there were none)."""
+        to continue from (the same cursor when there were none).
+
+        Entries over `max_entry` bytes are passed over where the broker reads them (they
+        count toward `limit`, and never travel): anyone who can write to the broker can
+        append entries of any size, and each reader must stay bounded in memory. A read
+        that passed over only such entries returns none and a later cursor."""
         ...
 
     async def log_tail(self, log: str) -> str:

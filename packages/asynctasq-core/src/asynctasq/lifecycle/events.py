@@ -190,7 +190,7 @@ async def subscribe(
     wanted = None if types is None else {EventType(t) for t in types}
     cursor = None if from_start else await log.log_tail(LOG)
     while True:
-        entries, cursor = await log.read_log(LOG, cursor, wait=wait)
+        entries, cursor = await log.read_log(LOG, cursor, wait=wait, max_entry=MAX_EVENT)
         for raw in entries:
             event = Event.decode(raw)
             if event is not None and (wanted is None or event.type in wanted):

@@ -102,6 +102,24 @@ class LifecycleConformance:
         everything, _ = await logs.read_log(log, None, wait=0)
         assert everything == [b"a", b"\x00\xffb", b"c" * 10_000, b"d", b"e", b"f"]
 
+    async def test_entries_over_the_size_a_reader_takes_are_passed_over(
+        self, driver: Driver
+    ) -> None:
+        """Anyone who can write to the broker can append entries of any size: a reader that
+        sets `max_entry` never receives a larger one, and reads on past it."""
+        logs = self._logs(driver)
+        log = f"log-{uuid.uuid4().hex[:8]}"
+        await logs.append_log(log, [b"a", b"x" * 5000, b"b" * 100, b"y" * 101], 60)
+        entries, cursor = await logs.read_log(log, None, wait=0, max_entry=100)
+        assert entries == [b"a", b"b" * 100]
+        await logs.append_log(log, [b"z" * 200], 60)
+        only_large, after = await logs.read_log(log, cursor, wait=5, max_entry=100)
+        assert only_large == [] and after != cursor  # returned at once, past the large one
+        await logs.append_log(log, [b"c"], 60)
+        assert (await logs.read_log(log, after, wait=0, max_entry=100))[0] == [b"c"]
+        everything, _ = await logs.read_log(log, None, wait=0)
+        assert len(everything) == 6
+
     async def test_reading_from_the_tail_gives_only_later_entries(self, driver: Driver) -> None:
         logs = self._logs(driver)
         log = f"log-{uuid.uuid4().hex[:8]}"

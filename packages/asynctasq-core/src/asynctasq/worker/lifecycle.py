@@ -58,6 +58,12 @@ CANCEL_POLL = 1.0
 """Longest wait of one read of the cancels log (pushing drivers return sooner)."""
 MAX_REMEMBERED_CANCELS = 100_000
 """Cancel requests a worker keeps in memory at most."""
+CANCELS_PER_READ = 1000
+"""Entries of the cancels log one read returns at most."""
+MAX_CANCEL = 1024
+"""Bytes of the largest cancels-log entry read (a task id; a worker keeps 100 characters):
+anything larger was written behind core's back and never reaches the worker, so a flood
+of huge entries cannot exhaust its memory."""
 FLUSH_DELAY = 0.05
 """Seconds buffered records wait to be written with others: a short task's ``running`` and
 ``succeeded`` then go out as one write of the latter, in one batch with its neighbours'."""
@@ -177,14 +183,16 @@ class Lifecycle(Middleware):
     async def _read_cancels(self, cursor: str | None, *, wait: float) -> str:
         assert self._log is not None
         while True:
-            entries, cursor = await self._log.read_log(control.CANCELS, cursor, wait=wait)
+            entries, cursor = await self._log.read_log(
+                control.CANCELS, cursor, wait=wait, limit=CANCELS_PER_READ, max_entry=MAX_CANCEL
+            )
             now = time.monotonic()
             for raw in entries:
                 task_id = raw.decode("utf-8", "replace")[:100]
                 if task_id not in self._cancelled:
                     self._cancelled[task_id] = now
                     self._on_cancel(task_id)
-            if len(entries) < 1000 or cancel_requested():
+            if len(entries) < CANCELS_PER_READ or cancel_requested():
                 return cursor
             self._forget_old_cancels()  # a flooded log must not grow memory while it is read
             wait = 0  # a full page: read on before waiting

@@ -12,7 +12,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-__all__ = ["LOG_POLL_MAX", "LOG_POLL_MIN", "WaitForAppend", "log_position", "poll_log"]
+__all__ = ["ANY_SIZE", "LOG_POLL_MAX", "LOG_POLL_MIN", "WaitForAppend", "log_position", "poll_log"]
 
 LOG_POLL_MIN = 0.02
 """First pause (seconds) of a waiting reader that was not woken."""
@@ -20,6 +20,9 @@ LOG_POLL_MAX = 0.25
 """Longest pause: how late a reader in another process may see an append at worst."""
 
 T = TypeVar("T")
+
+ANY_SIZE = 1 << 62
+"""The largest entry a SQL read passes when the reader sets no `max_entry` (any size)."""
 
 WaitForAppend = Callable[[float], Awaitable[None]]
 """Waits up to the given seconds for an append made after it was armed."""
