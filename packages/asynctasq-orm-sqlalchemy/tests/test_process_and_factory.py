@@ -51,3 +51,46 @@ async def test_process_tasks_fetch_in_their_child(
     assert (worker.stats.succeeded, worker.stats.dead_lettered) == (3, 0), memory.dead_letters()
     # The children fetched the user; the worker process did not fetch it a second time.
     assert parent_sessions == []
+
+
+def _module_with(name: str, **values: object) -> type:
+    """A model class defined in a fresh module `name` that also holds `values`."""
+    import sys
+    import types
+
+    from sqlalchemy import Column, Integer
+    from sqlalchemy.orm import DeclarativeBase
+
+    module = types.ModuleType(name)
+    sys.modules[name] = module
+
+    class Base(DeclarativeBase):
+        pass
+
+    class Thing(Base):
+        __tablename__ = "things"
+        id = Column(Integer, primary_key=True)
+
+    Thing.__module__ = name
+    vars(module).update(values, Thing=Thing)
+    return Thing
+
+
+def test_the_one_session_factory_of_the_models_module_is_used_when_nothing_is_set() -> None:
+    """The class-based guide sets its session variable only in main(): a worker finds the
+    module's one sessionmaker (else its one engine) instead of failing."""
+    from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
+
+    from asynctasq_orm_sqlalchemy.errors import SessionNotConfiguredError
+    from asynctasq_orm_sqlalchemy.sessions import session_source
+
+    engine = create_async_engine("postgresql+asyncpg://u@127.0.0.1/none")
+    maker = async_sessionmaker(engine)
+    assert session_source(_module_with("sa_one_maker", engine=engine, maker=maker)) is maker
+    made = session_source(_module_with("sa_engine_only", engine=engine))
+    assert isinstance(made, async_sessionmaker) and made.kw["bind"] is engine
+    two = _module_with("sa_two_makers", a=maker, b=async_sessionmaker(engine))
+    with pytest.raises(SessionNotConfiguredError, match="_asynctasq_session_factory"):
+        session_source(two)
+    with pytest.raises(SessionNotConfiguredError):
+        session_source(_module_with("sa_nothing"))

@@ -12,16 +12,28 @@ declarative base covers every model):
   that session (refreshed if it was there already). One session cannot run two queries at
   once, so fetches through the same session take turns.
 
-The context variable wins when it holds a value; otherwise the factory is used.
+The context variable wins when it holds a value; otherwise the factory is used. With
+neither (the guides set the variable only in the dispatching script's ``main()``, which a
+worker never runs), the one session factory the model's own module defines at module level
+is used, as a factory: an `async_sessionmaker` or `sessionmaker`, or else its one engine.
+Anything less certain (none, or several) is an error that says what to set.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import sys
 import weakref
 from typing import Any, Final
 
-from sqlalchemy.ext.asyncio import AsyncSession, async_scoped_session, async_sessionmaker
+from sqlalchemy import Engine
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_scoped_session,
+    async_sessionmaker,
+)
 from sqlalchemy.orm import Session, scoped_session, sessionmaker
 
 from .errors import SessionNotConfiguredError
@@ -31,6 +43,10 @@ SESSION_VAR: Final = "_asynctasq_session_var"
 
 _turns: weakref.WeakKeyDictionary[object, asyncio.Lock] = weakref.WeakKeyDictionary()
 """One lock per shared session: a session runs one query at a time."""
+_found: weakref.WeakKeyDictionary[type, Any] = weakref.WeakKeyDictionary()
+"""Per model, the factory found in its module (see the module docstring)."""
+
+log = logging.getLogger("asynctasq.sqlalchemy")
 
 
 def session_source(model: type) -> Any:
@@ -48,6 +64,13 @@ def session_source(model: type) -> Any:
     factory = getattr(model, SESSION_FACTORY, None)
     if factory is not None:
         return factory
+    found = _found.get(model)
+    if found is None:
+        found = _module_factory(model)
+        if found is not None:
+            _found[model] = found
+    if found is not None:
+        return found
     if var is not None:
         # The usual cause: the dispatching code set the variable (in its main()), and the
         # worker never ran that code.
@@ -64,6 +87,39 @@ def session_source(model: type) -> Any:
         f"Base.{SESSION_FACTORY} = async_sessionmaker(engine) on its declarative base, or set "
         f"{model.__qualname__}.{SESSION_VAR} to a ContextVar holding a session in the worker"
     )
+
+
+def _module_factory(model: type) -> Any | None:
+    """The one session factory (else the one engine, made a factory) defined at module level
+    in `model`'s module; None when there is not exactly one."""
+    module = sys.modules.get(model.__module__)
+    if module is None:
+        return None
+    values = list(vars(module).items())
+    makers = [(n, v) for n, v in values if isinstance(v, async_sessionmaker | sessionmaker)]
+    if not makers:
+        engines = [(n, v) for n, v in values if isinstance(v, AsyncEngine | Engine)]
+        if len(engines) != 1:
+            return None
+        name, engine = engines[0]
+        made: Any = (
+            async_sessionmaker(engine, expire_on_commit=False)
+            if isinstance(engine, AsyncEngine)
+            else sessionmaker(engine, expire_on_commit=False)
+        )
+        makers = [(f"a session factory of {name}", made)]
+    if len(makers) != 1:
+        return None
+    name, maker = makers[0]
+    log.info(
+        "fetching %s with %s.%s, the one session factory its module defines (set %s on "
+        "the model or its base to choose another)",
+        model.__qualname__,
+        model.__module__,
+        name,
+        SESSION_FACTORY,
+    )
+    return maker
 
 
 def _turn(session: object) -> asyncio.Lock:
