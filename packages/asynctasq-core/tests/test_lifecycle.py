@@ -40,6 +40,11 @@ async def tracked_add(a: int, b: int) -> int:
     return a + b
 
 
+@task(queue="lc", track=True, keep_result=60, max_attempts=1)
+async def tracked_kept(a: int) -> int:
+    return a
+
+
 @task(queue="lc", max_attempts=1)
 async def untracked() -> None:
     seen.append("untracked")
@@ -596,6 +601,15 @@ def test_a_forged_status_record_costs_bounded_work() -> None:
 def test_a_forged_event_or_worker_record_is_skipped(raw: bytes) -> None:
     assert Event.decode(raw) is None
     assert asynctasq.WorkerInfo.decode(raw) is None
+
+
+async def test_once_a_result_can_be_read_the_status_says_succeeded(worker: Worker) -> None:
+    """Status records are written in batches; a tracked task's result was readable some
+    50 ms before its record left "queued"."""
+    for n in range(5):
+        handle = await tracked_kept(n).dispatch()
+        assert await handle.result(timeout=10) == n
+        assert (await handle.status()).state == TaskState.SUCCEEDED  # type: ignore[union-attr]
 
 
 async def test_a_forged_event_too_deep_or_too_large_is_skipped_and_the_stream_goes_on() -> None:

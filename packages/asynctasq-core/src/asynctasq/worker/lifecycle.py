@@ -64,6 +64,8 @@ MAX_CANCEL = 1024
 """Bytes of the largest cancels-log entry read (a task id; a worker keeps 100 characters):
 anything larger was written behind core's back and never reaches the worker, so a flood
 of huge entries cannot exhaust its memory."""
+WRITTEN_WAIT = 5.0
+"""Longest wait of `Lifecycle.written` for a status write."""
 FLUSH_DELAY = 0.05
 """Seconds buffered records wait to be written with others: a short task's ``running`` and
 ``succeeded`` then go out as one write of the latter, in one batch with its neighbours'."""
@@ -132,6 +134,7 @@ class Lifecycle(Middleware):
         self._writing = 0  # status writes under way
         self._event_buffer: deque[bytes] = deque(maxlen=MAX_BUFFERED_EVENTS)
         self._dirty: asyncio.Event | None = None
+        self._urgent: asyncio.Event | None = None  # flush without waiting FLUSH_DELAY
         self._loops: list[asyncio.Task[None]] = []
         self._progress: dict[str, tuple[Job, float, str | None]] = {}
         self._progress_timer: asyncio.TimerHandle | None = None
@@ -143,6 +146,7 @@ class Lifecycle(Middleware):
         """Load the cancel requests still kept, then start the background loops."""
         self._loop = asyncio.get_running_loop()
         self._dirty = asyncio.Event()
+        self._urgent = asyncio.Event()
         cursor: str | None = None
         if self._log is not None:
             try:
@@ -280,6 +284,19 @@ class Lifecycle(Middleware):
         self._after_write.append(callback)
         self._wake()
 
+    async def written(self) -> None:
+        """Return once the status records buffered now are written, flushed at once rather
+        than after the usual batching delay (by the flush loop, which keeps writes in order;
+        given up after `WRITTEN_WAIT` seconds, as a broker that does not answer would hold
+        the task's run for longer than its record is worth)."""
+        if not self.statuses_pending() or self._urgent is None or self._loop is None:
+            return
+        written: asyncio.Future[None] = self._loop.create_future()
+        self.after_statuses(lambda: written.done() or written.set_result(None))
+        self._urgent.set()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(written), WRITTEN_WAIT)
+
     async def flush(self) -> None:
         """Write what is buffered now (statuses and events), then run what waited for it."""
         await self._flush()
@@ -314,10 +331,13 @@ class Lifecycle(Middleware):
                 self._warnings.warn("publishing events", exc)
 
     async def _flush_loop(self) -> None:
-        assert self._dirty is not None
+        assert self._dirty is not None and self._urgent is not None
         while not cancel_requested():
             await self._dirty.wait()
-            await asyncio.sleep(FLUSH_DELAY)
+            if not self._urgent.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._urgent.wait(), FLUSH_DELAY)
+            self._urgent.clear()
             self._dirty.clear()
             await self._flush()
 

@@ -821,6 +821,11 @@ class Worker:
             self._leases.forget(job.delivery)
             self.stats.succeeded += 1
             if env.keep_result:  # kept before the ack: a caller never misses a finished task
+                if hooks is not None and env.track:
+                    # Its record says so before the result can be read: a caller's status()
+                    # right after result() must not still say queued or running.
+                    hooks.after_process(job, result, None)
+                    await hooks.written()
                 await outcomes.keep(
                     self.driver, job, lambda: outcomes.value_outcome(job, result), self._settle
                 )
@@ -831,7 +836,7 @@ class Worker:
                 self._timed.release_claim(env.unique_key, delivery.task_id)
             if self.middleware:
                 call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
-            if hooks is not None:
+            if hooks is not None and not (env.keep_result and env.track):
                 hooks.after_process(job, result, None)
         finally:  # every way out (an early settle may race a renewal: drivers ignore a stale one)
             self._leases.forget(job.delivery)
