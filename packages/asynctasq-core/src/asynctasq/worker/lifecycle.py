@@ -292,7 +292,12 @@ class Lifecycle(Middleware):
         if not self.statuses_pending() or self._urgent is None or self._loop is None:
             return
         written: asyncio.Future[None] = self._loop.create_future()
-        self.after_statuses(lambda: written.done() or written.set_result(None))
+
+        def done() -> None:
+            if not written.done():
+                written.set_result(None)
+
+        self.after_statuses(done)
         self._urgent.set()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(asyncio.shield(written), WRITTEN_WAIT)
