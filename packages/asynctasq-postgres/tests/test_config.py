@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -67,3 +69,22 @@ async def test_a_failed_connection_names_the_server_and_the_setting() -> None:
     notes = "\n".join(getattr(caught.value, "__notes__", []))
     assert "PostgreSQL at postgresql://app:***@127.0.0.1:1/app" in notes
     assert "ASYNCTASQ_POSTGRES_DSN" in notes and "hunter2" not in notes
+
+
+async def test_with_no_dsn_the_log_names_the_database_libpq_chose(
+    make_driver: Any, dsn: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a DSN, libpq's defaults took a worker (and its tables) to a database nobody
+    named, in silence; the driver now says where it connected."""
+    url = urlsplit(dsn)
+    database, user = url.path.lstrip("/") or "test", url.username or "postgres"
+    monkeypatch.setenv("PGHOST", url.hostname or "127.0.0.1")
+    monkeypatch.setenv("PGPORT", str(url.port or 5432))
+    monkeypatch.setenv("PGUSER", user)
+    monkeypatch.setenv("PGDATABASE", database)
+    driver = make_driver(dsn=None)
+    with caplog.at_level("INFO", logger="asynctasq.postgres"):
+        await driver.connect()
+    said = [r for r in caplog.records if "no postgres dsn set" in r.getMessage()]
+    assert len(said) == 1 and said[0].levelname == "INFO"
+    assert f"database {database!r} as {user!r}" in said[0].getMessage()

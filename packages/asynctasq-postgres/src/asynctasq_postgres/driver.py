@@ -21,6 +21,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import os
 import time
 from collections.abc import Sequence
 from datetime import datetime
@@ -64,6 +66,8 @@ from asynctasq_postgres.sql import (
     RESULT_WAKE,
     Statements,
 )
+
+log = logging.getLogger("asynctasq.postgres")
 
 _MIN_SLEEP = 0.002
 """Shortest pause before looking again at a row that is due but locked by someone else."""
@@ -250,6 +254,8 @@ class PostgresDriver(Claims):
                         "postgres.dsn setting, ASYNCTASQ_POSTGRES_DSN)"
                     )
                     raise
+                if self._dsn is None:
+                    await _say_where(pool)
                 if self._auto_migrate:
                     try:
                         async with pool.acquire() as connection:
@@ -768,6 +774,30 @@ class PostgresDriver(Claims):
         pool = self._pool or await self._ensure_pool()
         count: int = await pool.fetchval(self._sql.purge_dead_letters, queue, uuid_filter(task_ids))
         return count
+
+
+async def _say_where(pool: asyncpg.Pool[asyncpg.Record]) -> None:
+    """Log the database a driver with no DSN reached: libpq's defaults (the OS user's name
+    as both user and database) would otherwise take a worker, and its tables, somewhere
+    nobody named, in silence."""
+    try:
+        database, user = await pool.fetchrow("SELECT current_database(), current_user") or (
+            "?",
+            "?",
+        )
+    except Exception:  # only a report: the pool works, or the next query says why not
+        return
+    defaults = not any(
+        os.environ.get(name) for name in ("PGHOST", "PGDATABASE", "PGUSER", "PGSERVICE")
+    )
+    log.log(
+        logging.WARNING if defaults else logging.INFO,
+        "asynctasq: no postgres dsn set (postgres.dsn, ASYNCTASQ_POSTGRES_DSN): connected "
+        "with libpq's %s to database %r as %r",
+        "defaults" if defaults else "PG* environment",
+        database,
+        user,
+    )
 
 
 __all__ = ["PostgresDriver"]
