@@ -342,8 +342,13 @@ def test_a_script_outside_the_roots_is_never_loaded(
             ["/x.py", "../outside/evil_x7.py"],
             [str(root / ".." / "outside" / "evil_x7.py"), "evil_x7.py"],
         ):
-            with pytest.raises(TaskNotFoundError):
+            # There, and never to be loaded here: refused for good (dead-lettered at once
+            # with the reason), not retried as code that might be deployed later.
+            with pytest.raises(ForbiddenTaskError, match="outside the allowed roots"):
                 resolver.resolve("evil_x7:t", location)
+        # A location with no such file here may be another host's: looked for again later.
+        with pytest.raises(TaskNotFoundError):
+            resolver.resolve("evil_x7:t", [str(outside / "gone" / "evil_x7.py"), "x.py"])
         # A location whose file is not named after the module is not loaded either.
         (root / "other.py").write_text(f"open({str(marker)!r}, 'w')\n")
         with pytest.raises(TaskNotFoundError):

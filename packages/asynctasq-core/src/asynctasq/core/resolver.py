@@ -253,15 +253,27 @@ class TaskResolver:
                 candidates.append(path)
             elif i == 1 and not path.is_absolute():
                 candidates.extend(root / path for root in self.allowed_roots)
+        outside: Path | None = None
         for candidate in candidates:
             try:
                 resolved = candidate.resolve()
             except (OSError, RuntimeError):
                 continue
-            if resolved.stem != stem or not self._places.under_roots(resolved):
+            if resolved.stem != stem:
+                continue
+            if not self._places.under_roots(resolved):
+                if outside is None and _is_file(resolved):
+                    outside = resolved
                 continue
             if resolved.is_file():
                 return resolved
+        if outside is not None:
+            # There on this host, and never to be loaded here: no retry would change that.
+            raise ForbiddenTaskError(
+                f"refusing to load task script {str(outside)[:300]!r}: outside the "
+                f"allowed roots ({self._roots_text()}); run the worker from the script's "
+                "directory, or allow it (--allowed-root, PYTHONPATH)"
+            )
         return None
 
     def _load_script(self, module: str, path: Path) -> Any:
@@ -283,6 +295,13 @@ class TaskResolver:
                     f"{str(exc)[:500]}{_import_hint(exc)}"
                 ) from exc
         return mod
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:
+        return False
 
 
 def _private(module: str) -> bool:
