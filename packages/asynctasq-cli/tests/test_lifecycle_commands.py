@@ -110,12 +110,19 @@ def test_status_follows_a_tracked_task_through_a_worker_run(
 
 
 def test_an_unknown_id_is_a_clear_error(cli: Invoke, args: list[str]) -> None:
+    unknown = "2f1e5c3a-0000-4000-8000-000000000000"
     for extra in ([], ["--json"]):
-        result = cli("status", "no-such-task", *args, *extra)
+        result = cli("status", unknown, *args, *extra)
         assert result.exit_code == 1
         [line] = result.stderr.strip().splitlines()
-        assert line.startswith("error: no status for task 'no-such-task': ")
+        assert line.startswith(f"error: no status for task '{unknown}': ")
         assert "track=True" in line and result.stdout == ""
+
+
+def test_status_refuses_what_is_not_a_task_id_as_cancel_does(cli: Invoke, args: list[str]) -> None:
+    result = cli("status", "no-such-task", *args)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert "not a task id (task ids are UUIDs" in result.stderr
 
 
 def test_tasks_lists_and_filters(cli: Invoke, args: list[str], db: Path, markers: Path) -> None:

@@ -257,6 +257,14 @@ def register(app: typer.Typer) -> None:
         status. An unknown id exits with code 1.
         """
         with reporting_errors():
+            try:
+                canonical_task_id(task_id)
+            except ValueError:
+                raise CliError(
+                    f"not a task id (task ids are UUIDs, as dispatch() returns): "
+                    f"{visible(task_id[:80])}",
+                    exit_code=2,
+                ) from None
             found = run(_status(connection, task_id))
             if found is None:
                 raise CliError(f"no status for task {task_id!r}: {NOT_FOUND_HINT}")
