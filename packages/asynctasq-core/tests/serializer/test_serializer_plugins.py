@@ -460,32 +460,3 @@ def test_unreadable_metadata_does_not_break_encoding(monkeypatch: pytest.MonkeyP
     assert discover_hooks() == ()
     with pytest.raises(SerializationError, match="object of type 'User'"):
         to_wire(User(1))
-
-
-async def test_a_worker_loads_plugins_off_its_event_loop_as_it_starts(
-    installed: Installed,
-) -> None:
-    """Found on first use, a plugin's imports (0.5 to 3 s for an ORM) ran on the worker's
-    event loop in the middle of other tasks; a worker now loads them in a thread at start."""
-    import threading
-    import time
-
-    from asynctasq.testing import MemoryDriver
-    from asynctasq.worker import Worker
-
-    loaded_on: list[str] = []
-
-    def slow_plugin() -> UserHook:
-        loaded_on.append(threading.current_thread().name)
-        time.sleep(0.2)
-        return UserHook()
-
-    installed.add("users", slow_plugin)
-    driver = MemoryDriver(namespace="plugins-at-start")
-    worker = Worker(driver, queues=["q"], burst=True, install_signal_handlers=False)
-    await worker.run()
-    for _ in range(100):
-        if loaded_on:
-            break
-        await asyncio.sleep(0.02)
-    assert loaded_on and loaded_on[0] != threading.main_thread().name

@@ -67,7 +67,6 @@ from asynctasq.lifecycle.context import TaskContext, reset_current, set_current
 from asynctasq.lifecycle.workers import WorkerInfo
 from asynctasq.middleware import Middleware, call_hooks, dispatch_middleware
 from asynctasq.serializer import DeserializationError, get_import_guard, set_import_guard
-from asynctasq.serializer.plugins import discover_hooks
 from asynctasq.supervisor.ran import RAN_VARIABLE, report_ran
 from asynctasq.utils import affinity
 from asynctasq.utils.affinity import unpin_thread
@@ -423,9 +422,6 @@ class Worker:
         # From the first moment: a SIGTERM during a slow start-up (connecting, importing the
         # task modules) is a stop, not the default action that kills the process.
         self._install_signals(loop)
-        # Serializer plugins (the ORM hooks) load off the event loop, now: found on first
-        # use, their imports (0.5 to 3 s) would stall every running task, renewal and timeout.
-        loop.run_in_executor(None, discover_hooks).add_done_callback(_log_discovery_failure)
         try:
             await driver.connect()
         except BaseException:
@@ -1190,13 +1186,6 @@ def _failure_of(exc: BaseException) -> Exception | None:
     failure = TaskAbortedError(f"{type(exc).__name__}: {brief(exc)}")
     failure.__cause__ = exc
     return failure
-
-
-def _log_discovery_failure(done: asyncio.Future[Any]) -> None:
-    """A plugin discovery that failed as a whole (each plugin's own failure is logged by
-    discovery itself) is logged; discovery runs again when a value needs it."""
-    if not done.cancelled() and done.exception() is not None:
-        log.warning("loading serializer plugins failed: %r", done.exception())
 
 
 def _loaded_only(module: str) -> None:
