@@ -101,13 +101,15 @@ def test_script_outside_the_allowed_roots_is_not_loaded(tmp_path: Path) -> None:
     env.pop("PYTHONPATH", None)
     subprocess.run([sys.executable, "app.py"], cwd=scripts, env=env, check=True, timeout=60)
     # The message carries the script's location, but it lies outside the worker's roots: the
-    # worker does not load it. It may be a worker started in the wrong place, so the tasks
-    # are retried later (a correctly placed worker can take them), not dead-lettered.
+    # worker never loads it, and no retry would change that on this host, so the tasks are
+    # dead-lettered at once with the reason and the fix (`dead-letters retry` replays them
+    # once a worker is placed where it may load the script).
     out = _worker(elsewhere, env)
     assert not (scripts / "done.txt").exists()
     assert not (elsewhere / "done.txt").exists()
-    assert out.count("is not importable from the allowed roots") == 2, out
-    assert out.count("retrying in") == 2, out
+    assert out.count("refusing to load task script") == 2, out
+    assert out.count("outside the allowed roots") == 2, out
+    assert "dead-lettered 2" in out and "retrying in" not in out, out
 
 
 def test_pythonpath_entries_are_trusted_roots(tmp_path: Path) -> None:

@@ -312,7 +312,7 @@ def test_events_rejects_an_unknown_type(cli: Invoke, args: list[str]) -> None:
 @pytest.mark.parametrize(
     ("command", "message"),
     [
-        (["status", "x"], "SQSDriver cannot track task status"),
+        (["status", UNKNOWN_ID], "SQSDriver cannot track task status"),
         (["tasks"], "SQSDriver cannot track task status"),
         (["cancel", UNKNOWN_ID], "SQSDriver keeps no event stream"),
         (["workers"], "SQSDriver keeps no worker registry"),

@@ -202,7 +202,7 @@ async def test_lifecycle_queries_use_their_indexes(
     )
     assert "USING INDEX asynctasq_statuses_state (state=?)" in by_state
     assert "TEMP B-TREE" not in by_state
-    read = plan(conn, sql.READ_LOG, ("events", 0, 0.0, 10))
+    read = plan(conn, sql.READ_LOG, (1024, "events", 0, 0.0, 10))
     assert "USING INDEX asynctasq_logs_log (log=? AND id>?)" in read
     assert "TEMP B-TREE" not in read
     assert "COVERING INDEX asynctasq_logs_log (log=?)" in plan(conn, sql.LOG_TAIL, ("events",))

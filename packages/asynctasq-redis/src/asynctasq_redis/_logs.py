@@ -130,8 +130,8 @@ class EventLogs:
         while True:
             args = (after, limit, max_entry if max_entry is not None else -1)
             reply: list[bytes] = await _READ(client, (tag.encode(),), args)
-            passed, after, found = after != reply[0].decode(), reply[0].decode(), reply[1:]
-            if found or passed or wait <= 0 or limit < 1:
+            after, found = reply[0].decode(), reply[1:]
+            if found or wait <= 0 or limit < 1:
                 return found, after
             left = deadline - asyncio.get_running_loop().time()
             reads = self._shared_reads

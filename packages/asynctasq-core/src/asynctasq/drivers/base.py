@@ -432,7 +432,8 @@ class EventLog(Protocol):
         Entries over `max_entry` bytes are passed over where the broker reads them (they
         count toward `limit`, and never travel): anyone who can write to the broker can
         append entries of any size, and each reader must stay bounded in memory. A read
-        that passed over only such entries returns none and a later cursor."""
+        that passed over only such entries may return none, with a later cursor, before `wait`
+        is up."""
         ...
 
     async def log_tail(self, log: str) -> str:
