@@ -123,6 +123,9 @@ def test_status_refuses_what_is_not_a_task_id_as_cancel_does(cli: Invoke, args: 
     result = cli("status", "no-such-task", *args)
     assert result.exit_code == 2 and result.stdout == ""
     assert "not a task id (task ids are UUIDs" in result.stderr
+    # Another spelling of a task id is looked up as the id it names, as cancel does.
+    spelled = cli("status", "{" + UNKNOWN_ID.upper() + "}", *args)
+    assert spelled.exit_code == 1 and f"no status for task '{UNKNOWN_ID}'" in spelled.stderr
 
 
 def test_tasks_lists_and_filters(cli: Invoke, args: list[str], db: Path, markers: Path) -> None:

@@ -612,11 +612,40 @@ async def test_once_a_result_can_be_read_the_status_says_succeeded(worker: Worke
         assert (await handle.status()).state == TaskState.SUCCEEDED  # type: ignore[union-attr]
 
 
+async def test_a_slow_status_store_delays_a_kept_result_by_a_second_at_most(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The result waits for its ``succeeded`` record, but not for a store that hangs."""
+    driver = await get_driver()
+    assert isinstance(driver, MemoryDriver)
+    write = driver.write_statuses
+
+    async def slow(writes: Any) -> None:
+        await asyncio.sleep(3)
+        await write(writes)
+
+    monkeypatch.setattr(driver, "write_statuses", slow)
+    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        handle = await tracked_kept(7).dispatch()
+        began = time.monotonic()
+        assert await handle.result(timeout=10) == 7
+        assert time.monotonic() - began < 1.8  # the write takes 3 s
+    finally:
+        w.request_stop()
+        await asyncio.wait_for(runner, 30)
+
+
 async def test_a_forged_event_too_deep_or_too_large_is_skipped_and_the_stream_goes_on() -> None:
     """One event nested 1,000 deep (decoding takes it, ``json.dumps`` does not) stopped
     ``asynctasq events`` for good; a subscriber now skips it and sees the next event."""
     deep = b'{"y":"task-failed","at":1,"d":{"k":' + b"[" * 1000 + b"1" + b"]" * 1000 + b"}}"
-    huge = orjson.dumps({"y": "task-failed", "at": 1, "d": {"m": "x" * (1 << 20)}})
+    huge = orjson.dumps({"y": "task-failed", "at": 1, "d": {"m": "x" * (5 << 20)}})
+    # A heartbeat of a worker running 7,000 tasks (273 KB) is an event.
+    running = [{"id": f"{n:036d}", "t": "m:t", "q": "q"} for n in range(7000)]
+    big_beat = orjson.dumps({"y": "worker-heartbeat", "at": 1, "d": {"info": {"r": running}}})
+    assert len(big_beat) > 256 << 10 and Event.decode(big_beat) is not None
     assert Event.decode(deep) is None and Event.decode(huge) is None
     beat = {"y": "worker-heartbeat", "at": 2, "w": "w1", "d": {"info": {"running": [{"id": "a"}]}}}
     driver = await get_driver()
@@ -794,3 +823,27 @@ async def test_cancel_reads_an_id_in_capitals_as_the_task_it_names(worker: Worke
 
 async def test_cancel_takes_a_uuid_object_too() -> None:
     assert await asynctasq.cancel(uuid.uuid4()) == CancelOutcome.REQUESTED  # type: ignore[arg-type]
+
+
+async def test_start_up_reads_every_cancel_past_entries_too_large_to_take() -> None:
+    """Entries passed over count toward a page without coming back: one oversized entry in
+    the first page stopped the start-up read there, and a task cancelled while queued could
+    run before the cancel loop caught up."""
+    from asynctasq.worker.lifecycle import CANCELS_PER_READ, MAX_CANCEL, Lifecycle
+
+    driver = MemoryDriver(namespace="cancels-past-large")
+    small = [f"t{n}".encode() for n in range(CANCELS_PER_READ - 1)]
+    await driver.append_log("cancels", [*small, b"x" * (MAX_CANCEL + 1), b"victim"], 60)
+    lifecycle = Lifecycle(
+        driver,
+        worker_id="w",
+        describe=lambda: None,  # type: ignore[arg-type,return-value]
+        on_cancel=lambda _: None,
+        events_on=False,
+        heartbeat_interval=60,
+    )
+    await lifecycle.start()
+    try:
+        assert lifecycle.is_cancelled("t0") and lifecycle.is_cancelled("victim")
+    finally:
+        await lifecycle.stop()

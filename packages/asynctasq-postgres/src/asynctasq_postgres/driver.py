@@ -255,7 +255,11 @@ class PostgresDriver(Claims):
                     )
                     raise
                 if self._dsn is None:
-                    await _say_where(pool)
+                    try:
+                        await _say_where(pool)
+                    except BaseException:  # cancelled: the pool is nobody's, close it
+                        pool.terminate()
+                        raise
                 if self._auto_migrate:
                     try:
                         async with pool.acquire() as connection:

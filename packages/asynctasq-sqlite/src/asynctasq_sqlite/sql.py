@@ -251,13 +251,15 @@ DELETE FROM asynctasq_logs WHERE id IN (
 APPEND_LOG = "INSERT INTO asynctasq_logs (log, entry, expires_at) VALUES (?, ?, ?)"
 
 READ_LOG = """
-SELECT id, CASE WHEN length(CAST(entry AS BLOB)) <= ? THEN CAST(entry AS BLOB) END
+SELECT id, CASE WHEN typeof(entry) = 'blob' AND length(entry) <= ? THEN entry END
 FROM asynctasq_logs
 WHERE log = ? AND id > ? AND expires_at > ?
 ORDER BY id
 LIMIT ?
 """
-"""Entries after a cursor, oldest first: a range scan of ``(log, id)``."""
+"""Entries after a cursor, oldest first: a range scan of ``(log, id)``. An entry over the
+size bound comes back as NULL, its bytes never read (``length`` of a blob reads only its
+header; a value that is not a blob was not written by the driver and is passed over too)."""
 
 LOG_TAIL = "SELECT max(id) FROM asynctasq_logs WHERE log = ?"
 

@@ -258,7 +258,7 @@ def register(app: typer.Typer) -> None:
         """
         with reporting_errors():
             try:
-                canonical_task_id(task_id)
+                task_id = canonical_task_id(task_id)
             except ValueError:
                 raise CliError(
                     f"not a task id (task ids are UUIDs, as dispatch() returns): "

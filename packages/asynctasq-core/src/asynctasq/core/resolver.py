@@ -263,7 +263,7 @@ class TaskResolver:
                 continue
             if not self._places.under_roots(resolved):
                 if outside is None and _is_file(resolved):
-                    outside = resolved
+                    outside = candidate  # as the message gave it: links are not shown
                 continue
             if resolved.is_file():
                 return resolved

@@ -22,14 +22,15 @@ from asynctasq.drivers.base import Driver, EventLog
 from asynctasq.drivers.connections import get_driver
 from asynctasq.drivers.registry import use_one_of
 from asynctasq.lifecycle import _checked
+from asynctasq.lifecycle.workers import MAX_RECORD
 
 LOG = "events"
 """The name of the events log."""
 DEFAULT_RETENTION = 3600.0
 """Seconds events are kept for late subscribers."""
-MAX_EVENT = 256 << 10
-"""Bytes of the largest event read: a worker writes a few KiB at most (a heartbeat carries
-its worker record, itself bounded)."""
+MAX_EVENT = MAX_RECORD + (64 << 10)
+"""Bytes of the largest event read: a worker's heartbeat carries its worker record (up to
+`MAX_RECORD`, a worker running tens of thousands of tasks); every other event a few KiB."""
 MAX_DEPTH = 16
 """Deepest nesting of an event's data read: a worker writes three levels at most, and
 decoding takes 1,024 where encoding it again (``json.dumps``, orjson) fails far sooner."""

@@ -64,7 +64,7 @@ MAX_CANCEL = 1024
 """Bytes of the largest cancels-log entry read (a task id; a worker keeps 100 characters):
 anything larger was written behind core's back and never reaches the worker, so a flood
 of huge entries cannot exhaust its memory."""
-WRITTEN_WAIT = 5.0
+WRITTEN_WAIT = 1.0
 """Longest wait of `Lifecycle.written` for a status write."""
 FLUSH_DELAY = 0.05
 """Seconds buffered records wait to be written with others: a short task's ``running`` and
@@ -187,7 +187,7 @@ class Lifecycle(Middleware):
     async def _read_cancels(self, cursor: str | None, *, wait: float) -> str:
         assert self._log is not None
         while True:
-            entries, cursor = await self._log.read_log(
+            entries, after = await self._log.read_log(
                 control.CANCELS, cursor, wait=wait, limit=CANCELS_PER_READ, max_entry=MAX_CANCEL
             )
             now = time.monotonic()
@@ -196,10 +196,13 @@ class Lifecycle(Middleware):
                 if task_id not in self._cancelled:
                     self._cancelled[task_id] = now
                     self._on_cancel(task_id)
-            if len(entries) < CANCELS_PER_READ or cancel_requested():
-                return cursor
+            # Read on until a read moves nothing: a page is not known to be the last by its
+            # size, as entries passed over (too large) count toward it without coming back.
+            if after == cursor or cancel_requested():
+                return after
+            cursor = after
             self._forget_old_cancels()  # a flooded log must not grow memory while it is read
-            wait = 0  # a full page: read on before waiting
+            wait = 0  # something came: read on before waiting again
 
     async def _cancel_loop(self, cursor: str | None) -> None:
         assert self._log is not None
@@ -401,9 +404,16 @@ class Lifecycle(Middleware):
 
     def after_process(self, job: Job, result: Any, exception: BaseException | None) -> None:
         if exception is None:
-            job.finished = True
-            self.record(job, TaskState.SUCCEEDED, finished_at=_now(), **_progress_of(job))
+            if not job.finished:  # else recorded already (`record_success`)
+                self.record_success(job)
             self.emit(EventType.TASK_SUCCEEDED, job, duration=_duration(job))
+
+    def record_success(self, job: Job) -> None:
+        """Buffer the ``succeeded`` record of a run that succeeded (before its result is
+        kept, where the worker then waits for it with `written`); the event follows with
+        `after_process`, once the task is settled."""
+        job.finished = True
+        self.record(job, TaskState.SUCCEEDED, finished_at=_now(), **_progress_of(job))
 
     def after_retry(self, job: Job, exception: BaseException, delay: float) -> None:
         job.finished = True

@@ -823,8 +823,9 @@ class Worker:
             if env.keep_result:  # kept before the ack: a caller never misses a finished task
                 if hooks is not None and env.track:
                     # Its record says so before the result can be read: a caller's status()
-                    # right after result() must not still say queued or running.
-                    hooks.after_process(job, result, None)
+                    # right after result() must not still say queued or running. Bounded
+                    # (`WRITTEN_WAIT`): a slow status store delays the result, never holds it.
+                    hooks.record_success(job)
                     await hooks.written()
                 await outcomes.keep(
                     self.driver, job, lambda: outcomes.value_outcome(job, result), self._settle
@@ -836,7 +837,7 @@ class Worker:
                 self._timed.release_claim(env.unique_key, delivery.task_id)
             if self.middleware:
                 call_hooks(self.middleware, "after_process", job, result, None, reverse=True)
-            if hooks is not None and not (env.keep_result and env.track):
+            if hooks is not None:
                 hooks.after_process(job, result, None)
         finally:  # every way out (an early settle may race a renewal: drivers ignore a stale one)
             self._leases.forget(job.delivery)
