@@ -64,6 +64,10 @@ MAX_CANCEL = 1024
 """Bytes of the largest cancels-log entry read (a task id; a worker keeps 100 characters):
 anything larger was written behind core's back and never reaches the worker, so a flood
 of huge entries cannot exhaust its memory."""
+MAX_EMPTY_PAGES = 50
+"""Reads of the cancels log in a row that only passed over entries before the reader waits
+(the loop goes on from there later): bounded work, even with a driver whose cursor moves on
+every read."""
 WRITTEN_WAIT = 1.0
 """Longest wait of `Lifecycle.written` for a status write."""
 FLUSH_DELAY = 0.05
@@ -186,6 +190,7 @@ class Lifecycle(Middleware):
 
     async def _read_cancels(self, cursor: str | None, *, wait: float) -> str:
         assert self._log is not None
+        empty = 0  # reads in a row that moved on without returning anything
         while True:
             entries, after = await self._log.read_log(
                 control.CANCELS, cursor, wait=wait, limit=CANCELS_PER_READ, max_entry=MAX_CANCEL
@@ -198,7 +203,8 @@ class Lifecycle(Middleware):
                     self._on_cancel(task_id)
             # Read on until a read moves nothing: a page is not known to be the last by its
             # size, as entries passed over (too large) count toward it without coming back.
-            if after == cursor or cancel_requested():
+            empty = 0 if entries else empty + 1
+            if after == cursor or cancel_requested() or empty >= MAX_EMPTY_PAGES:
                 return after
             cursor = after
             self._forget_old_cancels()  # a flooded log must not grow memory while it is read
