@@ -251,7 +251,10 @@ DELETE FROM asynctasq_logs WHERE id IN (
 APPEND_LOG = "INSERT INTO asynctasq_logs (log, entry, expires_at) VALUES (?, ?, ?)"
 
 READ_LOG = """
-SELECT id, CASE WHEN typeof(entry) = 'blob' AND length(entry) <= ? THEN entry END
+SELECT id, CASE
+    WHEN typeof(entry) = 'blob' THEN CASE WHEN length(entry) <= ? THEN entry END
+    WHEN typeof(entry) IN ('integer', 'real') THEN CAST(entry AS BLOB)
+END
 FROM asynctasq_logs
 WHERE log = ? AND id > ? AND expires_at > ?
 ORDER BY id
@@ -259,7 +262,8 @@ LIMIT ?
 """
 """Entries after a cursor, oldest first: a range scan of ``(log, id)``. An entry over the
 size bound comes back as NULL, its bytes never read (``length`` of a blob reads only its
-header; a value that is not a blob was not written by the driver and is passed over too)."""
+header). Values the driver never writes: a number reads as its text, as bytes; a text (whose
+length SQLite can only count by reading it) is passed over."""
 
 LOG_TAIL = "SELECT max(id) FROM asynctasq_logs WHERE log = ?"
 
