@@ -88,3 +88,25 @@ async def test_with_no_dsn_the_log_names_the_database_libpq_chose(
     said = [r for r in caplog.records if "no postgres dsn set" in r.getMessage()]
     assert len(said) == 1 and said[0].levelname == "INFO"
     assert f"database {database!r} as {user!r}" in said[0].getMessage()
+
+
+def test_asyncpg_failing_to_reopen_a_connection_logs_one_line(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """During an outage asyncpg logged a whole traceback every 1 to 4 s per process."""
+    import logging
+
+    import asynctasq_postgres.driver  # noqa: F401  # installs the filter
+
+    try:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 1)")
+    except ConnectionRefusedError:
+        with caplog.at_level(logging.WARNING, logger="asyncpg.pool"):
+            logging.getLogger("asyncpg.pool").warning(
+                "Failed to restore the pool connection floor; retrying", exc_info=True
+            )
+            logging.getLogger("asyncpg.pool").warning("something else", exc_info=True)
+    noisy, other = caplog.records
+    assert noisy.exc_info is None and "ConnectionRefusedError" in noisy.getMessage()
+    assert "Connect call failed" in noisy.getMessage() and "Traceback" not in caplog.text[:200]
+    assert other.exc_info is not None  # any other record keeps its traceback

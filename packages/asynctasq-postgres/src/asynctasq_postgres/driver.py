@@ -39,6 +39,7 @@ from asynctasq.drivers.base import (
 )
 from asynctasq.drivers.sql.caller import Where
 from asynctasq.drivers.sql.polled_logs import ANY_SIZE
+from asynctasq_postgres import pool_log
 from asynctasq_postgres.caller_connection import caller_connection, same_database, where
 from asynctasq_postgres.claims import Claims, ClaimStatements
 from asynctasq_postgres.dsn import redact_dsn
@@ -68,6 +69,7 @@ from asynctasq_postgres.sql import (
 )
 
 log = logging.getLogger("asynctasq.postgres")
+pool_log.install()
 
 _MIN_SLEEP = 0.002
 """Shortest pause before looking again at a row that is due but locked by someone else."""
