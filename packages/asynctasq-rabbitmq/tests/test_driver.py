@@ -483,3 +483,23 @@ async def test_enqueue_many_confirms_everything(make_driver: MakeDriver) -> None
     got = await _take(driver, ["bulk-a", "bulk-b"], len(sent), within=20.0)
     assert sorted(d.task_id for d in got) == sorted(m.task_id for m in sent)
     await driver.ack(got)
+
+
+async def test_a_refused_connection_is_reported_once_not_also_by_aiormq(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """aiormq logged "error when creating transport" at ERROR and then raised the same error,
+    which the caller reports: the command line showed a stray line before its own."""
+    import logging
+    import socket
+
+    from asynctasq_rabbitmq import RabbitMQDriver
+
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    driver = RabbitMQDriver(url=f"amqp://guest:guest@127.0.0.1:{port}/")
+    with caplog.at_level(logging.DEBUG), pytest.raises(ConnectionError, match="Connect call"):
+        await asyncio.wait_for(driver.connect(), 30)
+    await driver.close()
+    assert "error when creating transport" not in caplog.text

@@ -50,6 +50,7 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
+from asynctasq_rabbitmq import _connect_log
 from asynctasq_rabbitmq import _frames as frames
 from asynctasq_rabbitmq.consumer import Consumer, Receipt
 from asynctasq_rabbitmq.copies import LostCopies
@@ -60,6 +61,7 @@ from asynctasq_rabbitmq.registry import QueueRegistry
 from asynctasq_rabbitmq.topology import CLASSIC, QUORUM, Topology
 
 log = logging.getLogger("asynctasq.rabbitmq")
+_connect_log.install()
 
 SERVER_DEFAULT_CONSUMER_TIMEOUT = 1800.0
 """RabbitMQ's own `consumer_timeout` (30 min), reported when the driver sets none."""
