@@ -787,12 +787,10 @@ async def _say_where(pool: asyncpg.Pool[asyncpg.Record]) -> None:
     as both user and database) would otherwise take a worker, and its tables, somewhere
     nobody named, in silence."""
     try:
-        database, user = await pool.fetchrow("SELECT current_database(), current_user") or (
-            "?",
-            "?",
-        )
+        row = await pool.fetchrow("SELECT current_database(), current_user")
     except Exception:  # only a report: the pool works, or the next query says why not
         return
+    database, user = row if row is not None else ("?", "?")
     defaults = not any(
         os.environ.get(name) for name in ("PGHOST", "PGDATABASE", "PGUSER", "PGSERVICE")
     )

@@ -209,6 +209,9 @@ async def _tasks(
     return session.describe_driver(loaded), found
 
 
+NOT_A_TASK_ID = "not a task id (task ids are UUIDs, as dispatch() returns)"
+
+
 async def _cancel(connection: ConnectionOptions, task_ids: Sequence[str]) -> list[Cancelled]:
     canonical: list[str] = []
     bad: list[str] = []
@@ -220,7 +223,7 @@ async def _cancel(connection: ConnectionOptions, task_ids: Sequence[str]) -> lis
     if bad:  # nothing is cancelled: a typo must not pass for a cancelled task
         shown = ", ".join(visible(t[:80]) for t in bad[:5])
         raise CliError(
-            f"not a task id (task ids are UUIDs, as dispatch() returns): {shown}"
+            f"{NOT_A_TASK_ID}: {shown}"
             f"{f' and {len(bad) - 5} more' if len(bad) > 5 else ''}; nothing was cancelled",
             exit_code=2,
         )
@@ -261,8 +264,7 @@ def register(app: typer.Typer) -> None:
                 task_id = canonical_task_id(task_id)
             except ValueError:
                 raise CliError(
-                    f"not a task id (task ids are UUIDs, as dispatch() returns): "
-                    f"{visible(task_id[:80])}",
+                    f"{NOT_A_TASK_ID}: {visible(task_id[:80])}",
                     exit_code=2,
                 ) from None
             found = run(_status(connection, task_id))
