@@ -55,6 +55,7 @@ from aiormq.exceptions import AMQPError
 from pamqp.commands import Basic
 
 from asynctasq.drivers.base import MAX_PRIORITY, Delivery
+from asynctasq_rabbitmq._channel import at_once
 from asynctasq_rabbitmq._frames import UnreadableProperties
 from asynctasq_rabbitmq.acks import AckBook
 from asynctasq_rabbitmq.buffer import Buffered, DeliveryBuffer
@@ -527,13 +528,15 @@ class Consumer:
         lane.consumer_tag = tag
         try:
             await channel.basic_consume(
-                lane.broker_queue, partial(self._deliver, lane, lane.generation), consumer_tag=tag
+                lane.broker_queue,
+                at_once(partial(self._deliver, lane, lane.generation)),
+                consumer_tag=tag,
             )
         except BaseException:
             lane.consumer_tag = None
             raise
 
-    async def _deliver(self, lane: Lane, generation: int, message: DeliveredMessage) -> None:
+    def _deliver(self, lane: Lane, generation: int, message: DeliveredMessage) -> None:
         now = asyncio.get_running_loop().time()
         lane.buffer.add(Buffered(message, generation, priority_of(message), now))
         self._book(message.channel).add(int(getattr(message.delivery, "delivery_tag", 0) or 0))

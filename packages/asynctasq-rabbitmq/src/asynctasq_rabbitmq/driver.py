@@ -50,8 +50,10 @@ from asynctasq.drivers.base import (
     OutgoingMessage,
     QueueStats,
 )
+from asynctasq_rabbitmq import _channel as channels
 from asynctasq_rabbitmq import _connect_log
 from asynctasq_rabbitmq import _frames as frames
+from asynctasq_rabbitmq import _reader as reader
 from asynctasq_rabbitmq.consumer import Consumer, Receipt
 from asynctasq_rabbitmq.copies import LostCopies
 from asynctasq_rabbitmq.dead_letters import DeadLetters, dead_letter_properties
@@ -176,6 +178,8 @@ class RabbitMQDriver:
     async def _open(self) -> None:
         """Connect (robust) and open the publish and consume channels."""
         frames.install()  # an undecodable message must not end the connection
+        reader.install()
+        channels.install()  # deliveries reach the consumer without a task each
         # Built here rather than by `connect_robust`, so that a connect cancelled half way
         # (a worker stopped while the broker was slow) can still be closed: the library's
         # reconnection task would otherwise keep the half-open connection alive.

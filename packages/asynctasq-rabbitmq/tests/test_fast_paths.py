@@ -1,0 +1,146 @@
+"""The driver's shorter paths through aiormq (frame reading, deliveries without a task each)
+serve its own connections, leave every other aiormq user in the process as it was, and keep
+aiormq's behaviour where it matters: a failing consumer is logged and reading goes on, a
+connection that closes mid-frame is reported with aiormq's error."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+import aiormq
+import pamqp.frame
+import pytest
+from aiormq.abc import DeliveredMessage
+from aiormq.exceptions import AMQPConnectionError
+from pamqp.body import ContentBody
+from pamqp.commands import Basic
+
+from asynctasq.drivers.base import OutgoingMessage
+from asynctasq_rabbitmq import RabbitMQDriver, _channel, _frames, _reader
+from asynctasq_rabbitmq.consumer import Consumer
+
+MakeDriver = Callable[..., RabbitMQDriver]
+
+
+async def test_a_plain_aiormq_consumer_in_the_same_process_runs_as_a_task(
+    make_driver: MakeDriver, rabbitmq_url: str
+) -> None:
+    driver = make_driver()
+    await driver.connect()  # installs the driver's classes
+    assert issubclass(getattr(aiormq.connection, "Channel"), _channel.Channel)  # noqa: B009
+    connection = await aiormq.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.queue_declare(exclusive=True, auto_delete=True)
+        queue = declared.queue
+        assert queue is not None
+        ran_in: list[asyncio.Task[object] | None] = []
+        got = asyncio.Event()
+
+        async def plain(message: DeliveredMessage) -> None:
+            ran_in.append(asyncio.current_task())
+            got.set()
+
+        await channel.basic_consume(queue, plain, no_ack=True)
+        await channel.basic_publish(b"x", routing_key=queue)
+        await asyncio.wait_for(got.wait(), 5)
+        # aiormq's way: a task of its own per delivery, not the channel's reader.
+        assert ran_in[0] is not None and "plain" in repr(ran_in[0].get_coro())
+    finally:
+        await connection.close()
+
+
+async def test_a_failing_at_once_consumer_is_logged_and_the_next_delivery_arrives(
+    rabbitmq_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    _channel.install()
+    connection = await aiormq.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        assert isinstance(channel, _channel.Channel)
+        declared = await channel.queue_declare(exclusive=True, auto_delete=True)
+        queue = declared.queue
+        assert queue is not None
+        bodies: list[bytes] = []
+        two = asyncio.Event()
+
+        def deliver(message: DeliveredMessage) -> None:
+            bodies.append(message.body)
+            if len(bodies) == 2:
+                two.set()
+            if message.body == b"first":
+                raise RuntimeError("consumer broke")
+
+        await channel.basic_consume(queue, _channel.at_once(deliver), no_ack=True)
+        with caplog.at_level(logging.ERROR, logger="aiormq.channel"):
+            await channel.basic_publish(b"first", routing_key=queue)
+            await channel.basic_publish(b"second", routing_key=queue)
+            await asyncio.wait_for(two.wait(), 5)
+        assert bodies == [b"first", b"second"]
+        assert any("consumer broke" in str(r.exc_info) for r in caplog.records)
+        assert not channel.is_closed
+    finally:
+        await connection.close()
+
+
+async def test_deliveries_reach_the_driver_in_the_channels_reader(
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ran_in: list[str] = []
+    plain = Consumer._deliver
+
+    def spy(self: Consumer, *args: Any) -> None:
+        task = asyncio.current_task()
+        ran_in.append(repr(task.get_coro()) if task is not None else "")
+        plain(self, *args)
+
+    monkeypatch.setattr(Consumer, "_deliver", spy)  # before subscribing: bound then
+    driver = make_driver()
+    task_id = str(uuid.uuid4())
+    await driver.enqueue(OutgoingMessage(task_id=task_id, queue="q", payload=b"{}"))
+    got = await driver.dequeue(["q"], limit=1, wait=5)
+    assert [d.task_id for d in got] == [task_id]
+    await driver.ack(got)
+    assert len(ran_in) == 1 and "Channel._reader" in ran_in[0]
+
+
+async def test_a_connection_closed_mid_frame_raises_aiormqs_error() -> None:
+    reader = asyncio.StreamReader()
+    reader.feed_data(b"\x01\x00\x01\x00\x00\x00\x10abc")  # 16 bytes announced, 3 sent
+    reader.feed_eof()
+    receiver = _reader.FrameReader(reader)
+    receiver.started = True
+    token = _frames.TOLERANT.set(True)
+    try:
+        with pytest.raises(AMQPConnectionError, match="Read 3 bytes but 17 bytes expected"):
+            await receiver.get_frame()
+    finally:
+        _frames.TOLERANT.reset(token)
+
+
+async def test_the_reader_returns_the_frames_aiormqs_returns() -> None:
+    data = pamqp.frame.marshal(Basic.Ack(3), 2) + pamqp.frame.marshal(ContentBody(b"abc"), 2)
+    read: list[list[tuple[int, int, object]]] = []
+    for tolerant in (False, True):
+        stream = asyncio.StreamReader()
+        stream.feed_data(data)
+        receiver = _reader.FrameReader(stream)
+        receiver.started = True
+        token = _frames.TOLERANT.set(tolerant)
+        try:
+            frames = [await receiver.get_frame(), await receiver.get_frame()]
+        finally:
+            _frames.TOLERANT.reset(token)
+        read.append([(used, channel, _held(frame)) for used, channel, frame in frames])
+    assert read[0] == read[1] == [(21, 2, ("Ack", 3, False)), (11, 2, ("ContentBody", b"abc"))]
+
+
+def _held(frame: object) -> object:
+    if isinstance(frame, ContentBody):
+        return ("ContentBody", frame.value)
+    assert isinstance(frame, Basic.Ack)
+    return ("Ack", frame.delivery_tag, frame.multiple)
