@@ -52,6 +52,7 @@ from asynctasq.drivers.base import (
 )
 from asynctasq_rabbitmq import _channel as channels
 from asynctasq_rabbitmq import _connect_log
+from asynctasq_rabbitmq import _encode as encoding
 from asynctasq_rabbitmq import _frames as frames
 from asynctasq_rabbitmq import _reader as reader
 from asynctasq_rabbitmq.consumer import Consumer, Receipt
@@ -179,6 +180,7 @@ class RabbitMQDriver:
         """Connect (robust) and open the publish and consume channels."""
         frames.install()  # an undecodable message must not end the connection
         reader.install()
+        encoding.install()  # what every publish sends, encoded directly
         channels.install()  # deliveries reach the consumer without a task each
         # Built here rather than by `connect_robust`, so that a connect cancelled half way
         # (a worker stopped while the broker was slow) can still be closed: the library's
