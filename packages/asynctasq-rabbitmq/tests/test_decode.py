@@ -112,6 +112,16 @@ def test_a_header_with_other_properties_is_left_to_pamqp(properties: dict[str, A
 
 
 @settings(max_examples=200, deadline=None)
+@given(st.integers(-(2**63), 2**63 - 1), st.booleans(), st.integers(0, 65535))
+def test_a_publish_confirm_decodes_as_pamqp_decodes_it(
+    tag: int, multiple: bool, channel: int
+) -> None:
+    data = pamqp.frame.marshal(Basic.Ack(tag, multiple), channel)
+    assert decode(data) is not None
+    _agrees(data)
+
+
+@settings(max_examples=200, deadline=None)
 @given(st.binary(min_size=1, max_size=300))
 def test_a_body_frame_decodes_as_pamqp_decodes_it(payload: bytes) -> None:
     data = pamqp.frame.marshal(ContentBody(payload), 1)
@@ -127,6 +137,7 @@ def test_a_body_frame_decodes_as_pamqp_decodes_it(payload: bytes) -> None:
             _header(42, delivery_mode=2, message_id="0a9c", priority=3),
             _header(0, message_id="x"),
             pamqp.frame.marshal(ContentBody(b'{"v":1}'), 1),
+            pamqp.frame.marshal(Basic.Ack(12, True), 1),
         ]
     ),
     st.lists(st.tuples(st.integers(0, 400), st.integers(0, 255)), max_size=4),
@@ -145,7 +156,7 @@ def test_a_forged_or_cut_frame_is_declined_or_read_as_pamqp_reads_it(
 
 
 def test_other_frames_and_non_utf8_text_are_left_to_pamqp() -> None:
-    assert decode(pamqp.frame.marshal(Basic.Ack(5), 1)) is None
+    assert decode(pamqp.frame.marshal(Basic.Nack(5), 1)) is None
     assert decode(b"AMQP\x00\x00\x09\x01") is None
     not_utf8 = bytearray(_deliver("ab", 1, False, "", "key"))
     not_utf8[12] = 0xFF  # inside the consumer tag
