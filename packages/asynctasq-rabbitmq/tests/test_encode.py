@@ -131,3 +131,10 @@ def test_install_keeps_pamqps_bytes_for_every_caller() -> None:
     ]
     for frame in frames:
         assert pamqp.frame.marshal(frame, 3) == _plain(frame, 3)
+
+
+@pytest.mark.parametrize("field", ["mandatory", "immediate", "ticket"])
+def test_a_deleted_field_is_left_to_pamqp(field: str) -> None:
+    publish = Basic.Publish(exchange="x", routing_key="r")
+    delattr(publish, field)  # pamqp writes a missing field as 0
+    _agrees(publish, 1, fast=False)

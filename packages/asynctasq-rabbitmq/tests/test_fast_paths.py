@@ -108,18 +108,26 @@ async def test_deliveries_reach_the_driver_in_the_channels_reader(
     assert len(ran_in) == 1 and "Channel._reader" in ran_in[0]
 
 
-async def test_a_connection_closed_mid_frame_raises_aiormqs_error() -> None:
-    reader = asyncio.StreamReader()
-    reader.feed_data(b"\x01\x00\x01\x00\x00\x00\x10abc")  # 16 bytes announced, 3 sent
-    reader.feed_eof()
-    receiver = _reader.FrameReader(reader)
-    receiver.started = True
-    token = _frames.TOLERANT.set(True)
-    try:
-        with pytest.raises(AMQPConnectionError, match="Read 3 bytes but 17 bytes expected"):
-            await receiver.get_frame()
-    finally:
-        _frames.TOLERANT.reset(token)
+@pytest.mark.parametrize("cut", range(12))
+async def test_a_connection_closed_mid_frame_raises_what_aiormq_raises(cut: int) -> None:
+    frame = pamqp.frame.marshal(ContentBody(b"abcd"), 1)  # 12 bytes
+    errors: list[str] = []
+    for tolerant in (False, True):
+        reader = asyncio.StreamReader()
+        reader.feed_data(frame[:cut])
+        reader.feed_eof()
+        receiver = _reader.FrameReader(reader)
+        receiver.started = True
+        token = _frames.TOLERANT.set(tolerant)
+        try:
+            with pytest.raises((AMQPConnectionError, StopAsyncIteration)) as raised:
+                await receiver.get_frame()
+        finally:
+            _frames.TOLERANT.reset(token)
+        errors.append(f"{type(raised.value).__name__}: {raised.value}")
+    assert errors[0] == errors[1]
+    if cut:
+        assert "unexpectedly closed" in errors[1]
 
 
 async def test_the_reader_returns_the_frames_aiormqs_returns() -> None:
@@ -144,3 +152,28 @@ def _held(frame: object) -> object:
         return ("ContentBody", frame.value)
     assert isinstance(frame, Basic.Ack)
     return ("Ack", frame.delivery_tag, frame.multiple)
+
+
+async def test_a_consumer_that_makes_up_attributes_is_not_taken_for_the_drivers(
+    rabbitmq_url: str,
+) -> None:
+    """Another library's consumer whose `getattr` invents attributes (a mock) still runs."""
+    from unittest.mock import AsyncMock
+
+    _channel.install()
+    connection = await aiormq.connect(rabbitmq_url)
+    try:
+        channel = await connection.channel()
+        declared = await channel.queue_declare(exclusive=True, auto_delete=True)
+        queue = declared.queue
+        assert queue is not None
+        consumer = AsyncMock()
+        await channel.basic_consume(queue, consumer, no_ack=True)
+        await channel.basic_publish(b"x", routing_key=queue)
+        for _ in range(100):
+            if consumer.await_count:
+                break
+            await asyncio.sleep(0.05)
+        assert consumer.await_count == 1
+    finally:
+        await connection.close()

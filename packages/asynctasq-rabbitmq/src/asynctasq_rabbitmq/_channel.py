@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Coroutine
+from types import FunctionType
 from typing import Any
 
 import aiormq.channel
@@ -43,7 +44,14 @@ def at_once(deliver: Callable[[DeliveredMessage], None]) -> Consumer:
 
 
 def _deliver_of(consumer: object) -> Callable[[DeliveredMessage], None] | None:
-    deliver: Callable[[DeliveredMessage], None] | None = getattr(consumer, _AT_ONCE, None)
+    """The `deliver` of an `at_once` callback, else None.
+
+    Read from the function's own attributes only: `getattr` on another library's consumer
+    (a mock, an object with `__getattr__`) could make one up and take its messages.
+    """
+    if type(consumer) is not FunctionType:
+        return None
+    deliver: Callable[[DeliveredMessage], None] | None = consumer.__dict__.get(_AT_ONCE)
     return deliver
 
 
@@ -72,8 +80,18 @@ class Channel(aiormq.channel.Channel):
             log.exception("Consumer callback failed")
 
 
+_USED = ("_on_deliver_frame", "_get_frame", "_read_content", "_on_consumer_done")
+
+
 def install() -> None:
-    """Make aiormq's connections open `Channel` (once per process)."""
+    """Make aiormq's connections open `Channel` (once per process).
+
+    Only with an aiormq that has the parts `Channel` uses (they are not its public
+    interface): with another, deliveries run as tasks, as aiormq runs them.
+    """
+    base = aiormq.channel.Channel
+    if not all(hasattr(base, part) for part in _USED):
+        return
     # The name aiormq's `Connection.channel` builds channels with (imported there, so not
     # exported as part of the module's interface).
     name = "Channel"

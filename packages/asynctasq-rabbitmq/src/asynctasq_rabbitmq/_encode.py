@@ -59,8 +59,10 @@ def encode(frame: object, channel: int) -> bytes | None:
         if kind is ContentHeader:
             header = _header(frame)  # type: ignore[arg-type]
             return None if header is None else _frame(constants.FRAME_HEADER, channel, header)
-    except (struct.error, ValueError):  # out of range, not UTF-8 (UnicodeEncodeError)...
-        return None  # ... or refused by `validate`: pamqp raises its own error
+    # Out of range, not UTF-8 (UnicodeEncodeError), refused by `validate`, or a field deleted
+    # (pamqp writes a missing one as 0): pamqp decides, and raises its own error.
+    except (struct.error, ValueError, AttributeError):
+        return None
     return None
 
 

@@ -43,13 +43,22 @@ class FrameReader(aiormq.connection.FrameReceiver):
         async with self.lock:
             try:
                 head = await reader.readexactly(_HEAD)
-                if not self.started:
-                    if head.startswith(b"AMQP"):
-                        raise ProtocolSyntaxError("Unexpected AMQP protocol header")
-                    self.started = True
-                (size,) = _SIZE.unpack_from(head, 3)
+            except asyncio.IncompleteReadError as exc:
+                # aiormq reads a frame's header as 1 byte, then 6: its message counts so.
+                got = len(exc.partial)
+                raise _closed(max(got - 1, 0), 6 if got else 1) from exc
+            except OSError as exc:
+                raise _connection_error(exc) from exc
+            if not self.started:
+                if head.startswith(b"AMQP"):
+                    raise ProtocolSyntaxError("Unexpected AMQP protocol header")
+                self.started = True
+            (size,) = _SIZE.unpack_from(head, 3)
+            try:
                 data = head + await reader.readexactly(size + 1)
-            except (asyncio.IncompleteReadError, OSError) as exc:
+            except asyncio.IncompleteReadError as exc:
+                raise _closed(len(exc.partial), size + 1) from exc
+            except OSError as exc:
                 raise _connection_error(exc) from exc
         try:
             return pamqp.frame.unmarshal(data)
@@ -57,13 +66,15 @@ class FrameReader(aiormq.connection.FrameReceiver):
             raise InvalidFrameError(str(exc)) from exc
 
 
-def _connection_error(exc: asyncio.IncompleteReadError | OSError) -> AMQPConnectionError:
+def _closed(read: int, expected: int) -> AMQPConnectionError:
+    """What aiormq's own reader raises when the connection ends inside a frame."""
+    return AMQPConnectionError(
+        f"Server connection unexpectedly closed. Read {read} bytes but {expected} bytes expected"
+    )
+
+
+def _connection_error(exc: OSError) -> AMQPConnectionError:
     """What aiormq's own reader raises for `exc`, with its message."""
-    if isinstance(exc, asyncio.IncompleteReadError):
-        return AMQPConnectionError(
-            "Server connection unexpectedly closed. "
-            f"Read {len(exc.partial)} bytes but {exc.expected} bytes expected"
-        )
     if isinstance(exc, ConnectionRefusedError):
         return AMQPConnectionError(f"Server connection refused: {exc!r}")
     if isinstance(exc, ConnectionResetError):
@@ -74,7 +85,11 @@ def _connection_error(exc: asyncio.IncompleteReadError | OSError) -> AMQPConnect
 
 
 def install() -> None:
-    """Make aiormq's connections read with `FrameReader` (once per process)."""
+    """Make aiormq's connections read with `FrameReader` (once per process).
+
+    The class aiormq's `connect` builds its reader from is not aiormq's public interface:
+    `FrameReader` reads only where `TOLERANT` is set, and defers to it everywhere else.
+    """
     if not issubclass(aiormq.connection.FrameReceiver, FrameReader):
         aiormq.connection.FrameReceiver = FrameReader  # type: ignore[misc]  # on purpose
 
