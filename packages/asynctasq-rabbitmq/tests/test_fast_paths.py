@@ -8,10 +8,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+from unittest.mock import AsyncMock
 
 import aiormq
+import aiormq.abc
 import pamqp.frame
 import pytest
 from aiormq.abc import DeliveredMessage
@@ -26,65 +28,62 @@ from asynctasq_rabbitmq.consumer import Consumer
 MakeDriver = Callable[..., RabbitMQDriver]
 
 
-async def test_a_plain_aiormq_consumer_in_the_same_process_runs_as_a_task(
-    make_driver: MakeDriver, rabbitmq_url: str
-) -> None:
-    driver = make_driver()
-    await driver.connect()  # installs the driver's classes
-    assert issubclass(getattr(aiormq.connection, "Channel"), _channel.Channel)  # noqa: B009
-    connection = await aiormq.connect(rabbitmq_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.queue_declare(exclusive=True, auto_delete=True)
-        queue = declared.queue
-        assert queue is not None
-        ran_in: list[asyncio.Task[object] | None] = []
-        got = asyncio.Event()
-
-        async def plain(message: DeliveredMessage) -> None:
-            ran_in.append(asyncio.current_task())
-            got.set()
-
-        await channel.basic_consume(queue, plain, no_ack=True)
-        await channel.basic_publish(b"x", routing_key=queue)
-        await asyncio.wait_for(got.wait(), 5)
-        # aiormq's way: a task of its own per delivery, not the channel's reader.
-        assert ran_in[0] is not None and "plain" in repr(ran_in[0].get_coro())
-    finally:
-        await connection.close()
-
-
-async def test_a_failing_at_once_consumer_is_logged_and_the_next_delivery_arrives(
-    rabbitmq_url: str, caplog: pytest.LogCaptureFixture
-) -> None:
+@pytest.fixture
+async def own_queue(rabbitmq_url: str) -> AsyncIterator[tuple[aiormq.abc.AbstractChannel, str]]:
+    """A plain aiormq connection in a process where the driver's channel class is installed:
+    a channel on it and an exclusive queue (deleted with the connection)."""
     _channel.install()
     connection = await aiormq.connect(rabbitmq_url)
     try:
         channel = await connection.channel()
-        assert isinstance(channel, _channel.Channel)
         declared = await channel.queue_declare(exclusive=True, auto_delete=True)
-        queue = declared.queue
-        assert queue is not None
-        bodies: list[bytes] = []
-        two = asyncio.Event()
-
-        def deliver(message: DeliveredMessage) -> None:
-            bodies.append(message.body)
-            if len(bodies) == 2:
-                two.set()
-            if message.body == b"first":
-                raise RuntimeError("consumer broke")
-
-        await channel.basic_consume(queue, _channel.at_once(deliver), no_ack=True)
-        with caplog.at_level(logging.ERROR, logger="aiormq.channel"):
-            await channel.basic_publish(b"first", routing_key=queue)
-            await channel.basic_publish(b"second", routing_key=queue)
-            await asyncio.wait_for(two.wait(), 5)
-        assert bodies == [b"first", b"second"]
-        assert any("consumer broke" in str(r.exc_info) for r in caplog.records)
-        assert not channel.is_closed
+        assert declared.queue is not None
+        yield channel, declared.queue
     finally:
         await connection.close()
+
+
+async def test_a_plain_aiormq_consumer_in_the_same_process_runs_as_a_task(
+    own_queue: tuple[aiormq.abc.AbstractChannel, str],
+) -> None:
+    channel, queue = own_queue
+    assert isinstance(channel, _channel.Channel)
+    ran_in: list[asyncio.Task[object] | None] = []
+    got = asyncio.Event()
+
+    async def plain(message: DeliveredMessage) -> None:
+        ran_in.append(asyncio.current_task())
+        got.set()
+
+    await channel.basic_consume(queue, plain, no_ack=True)
+    await channel.basic_publish(b"x", routing_key=queue)
+    await asyncio.wait_for(got.wait(), 5)
+    # aiormq's way: a task of its own per delivery, not the channel's reader.
+    assert ran_in[0] is not None and "plain" in repr(ran_in[0].get_coro())
+
+
+async def test_a_failing_at_once_consumer_is_logged_and_the_next_delivery_arrives(
+    own_queue: tuple[aiormq.abc.AbstractChannel, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    channel, queue = own_queue
+    bodies: list[bytes] = []
+    two = asyncio.Event()
+
+    def deliver(message: DeliveredMessage) -> None:
+        bodies.append(message.body)
+        if len(bodies) == 2:
+            two.set()
+        if message.body == b"first":
+            raise RuntimeError("consumer broke")
+
+    await channel.basic_consume(queue, _channel.at_once(deliver), no_ack=True)
+    with caplog.at_level(logging.ERROR, logger="aiormq.channel"):
+        await channel.basic_publish(b"first", routing_key=queue)
+        await channel.basic_publish(b"second", routing_key=queue)
+        await asyncio.wait_for(two.wait(), 5)
+    assert bodies == [b"first", b"second"]
+    assert any("consumer broke" in str(r.exc_info) for r in caplog.records)
+    assert not channel.is_closed
 
 
 async def test_deliveries_reach_the_driver_in_the_channels_reader(
@@ -155,25 +154,15 @@ def _held(frame: object) -> object:
 
 
 async def test_a_consumer_that_makes_up_attributes_is_not_taken_for_the_drivers(
-    rabbitmq_url: str,
+    own_queue: tuple[aiormq.abc.AbstractChannel, str],
 ) -> None:
     """Another library's consumer whose `getattr` invents attributes (a mock) still runs."""
-    from unittest.mock import AsyncMock
-
-    _channel.install()
-    connection = await aiormq.connect(rabbitmq_url)
-    try:
-        channel = await connection.channel()
-        declared = await channel.queue_declare(exclusive=True, auto_delete=True)
-        queue = declared.queue
-        assert queue is not None
-        consumer = AsyncMock()
-        await channel.basic_consume(queue, consumer, no_ack=True)
-        await channel.basic_publish(b"x", routing_key=queue)
-        for _ in range(100):
-            if consumer.await_count:
-                break
-            await asyncio.sleep(0.05)
-        assert consumer.await_count == 1
-    finally:
-        await connection.close()
+    channel, queue = own_queue
+    consumer = AsyncMock()
+    await channel.basic_consume(queue, consumer, no_ack=True)
+    await channel.basic_publish(b"x", routing_key=queue)
+    for _ in range(100):
+        if consumer.await_count:
+            break
+        await asyncio.sleep(0.05)
+    assert consumer.await_count == 1
