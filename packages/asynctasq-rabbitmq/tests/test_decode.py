@@ -129,7 +129,7 @@ def test_a_body_frame_decodes_as_pamqp_decodes_it(payload: bytes) -> None:
     _agrees(data)
 
 
-@settings(max_examples=1500, deadline=None)
+@settings(max_examples=500, deadline=None)
 @given(
     st.sampled_from(
         [
