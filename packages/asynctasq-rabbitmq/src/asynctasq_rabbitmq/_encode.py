@@ -1,9 +1,9 @@
 """The three frames of a task's publish, encoded without pamqp's generic path.
 
 Every dispatch sends ``basic.publish``, a content header and a content body. pamqp encodes
-each by walking the frame class's attributes and looking up an encoder per type, 140 us of
-the 350 us aiormq's `basic_publish` took on a 2-core host before the bytes reached the
-socket. `encode` writes these frames directly with `struct`.
+each by walking the frame class's attributes and looking up an encoder per type: under a
+profiler, 140 of the 370 us aiormq's `basic_publish` took per dispatch on a 2-core host.
+`encode` writes these frames directly with `struct`.
 
 It returns exactly the bytes `pamqp.frame.marshal` returns, or None where it does not apply
 (then pamqp encodes the frame, and raises what it raises): a header with any property other

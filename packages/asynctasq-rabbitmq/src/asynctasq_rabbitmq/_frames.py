@@ -21,9 +21,9 @@ it always did, its properties never set aside without its owner knowing):
 
 Anything else still fails as it did (a frame the broker itself sent wrong).
 
-On the driver's connections, the frames of a plain delivery are first read by
-`asynctasq_rabbitmq._decode`, which is faster and returns the same frames, or None for
-anything it does not take.
+On the driver's connections, the frames of a plain delivery and publish confirms are first
+read by `asynctasq_rabbitmq._decode`, which is faster and returns the same frames, or None
+for anything it does not take.
 """
 
 from __future__ import annotations
