@@ -26,10 +26,10 @@ log = logging.getLogger("aiormq.channel")  # where aiormq reports a consumer's f
 
 _AT_ONCE = "_asynctasq_at_once"
 
-Consumer = Callable[[DeliveredMessage], Coroutine[Any, Any, None]]
+ConsumerCallback = Callable[[DeliveredMessage], Coroutine[Any, Any, None]]
 
 
-def at_once(deliver: Callable[[DeliveredMessage], None]) -> Consumer:
+def at_once(deliver: Callable[[DeliveredMessage], None]) -> ConsumerCallback:
     """The consumer callback for `deliver`, which must not block: `Channel` calls `deliver`
     in its reader; aiormq's own channel runs the callback as a task, as any other.
 

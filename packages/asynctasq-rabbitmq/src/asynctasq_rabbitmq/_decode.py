@@ -85,10 +85,10 @@ def _ack(data: bytes, end: int) -> Basic.Ack | None:
 
 
 def _deliver(data: bytes, end: int) -> Basic.Deliver | None:
-    consumer_tag, at = _short_str(data, _HEAD + 4)
+    consumer_tag, at = short_str(data, _HEAD + 4)
     delivery_tag, bits = _TAG.unpack_from(data, at)
-    exchange, at = _short_str(data, at + 9)
-    routing_key, at = _short_str(data, at)
+    exchange, at = short_str(data, at + 9)
+    routing_key, at = short_str(data, at)
     if at != end:
         return None
     frame = Basic.Deliver()
@@ -113,7 +113,7 @@ def _header(data: bytes, end: int) -> ContentHeader | None:
         properties.priority = data[at]
         at += 1
     if flags & _MESSAGE_ID:
-        properties.message_id, at = _short_str(data, at)
+        properties.message_id, at = short_str(data, at)
     if at != end:
         return None
     header = ContentHeader(weight, body_size, properties)
@@ -121,11 +121,11 @@ def _header(data: bytes, end: int) -> ContentHeader | None:
     return header
 
 
-def _short_str(data: bytes, at: int) -> tuple[str, int]:
-    """The AMQP short string at `at` (strict UTF-8) and the offset after it.
+def short_str(data: bytes, at: int, errors: str = "strict") -> tuple[str, int]:
+    """The AMQP short string at `at` and the offset after it (`errors`: as `bytes.decode`).
 
     Raises:
-        ValueError: it runs past the end of `data`, or is not UTF-8.
+        ValueError: it runs past the end of `data`, or is not UTF-8 (strict).
         IndexError: `at` is past the end of `data`.
     """
     length = data[at]
@@ -133,7 +133,7 @@ def _short_str(data: bytes, at: int) -> tuple[str, int]:
     stop = start + length
     if stop > len(data):
         raise ValueError("short string past the end of the frame")
-    return data[start:stop].decode("utf-8"), stop
+    return data[start:stop].decode("utf-8", errors), stop
 
 
-__all__ = ["decode"]
+__all__ = ["decode", "short_str"]

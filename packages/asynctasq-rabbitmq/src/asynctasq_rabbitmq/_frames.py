@@ -39,6 +39,7 @@ from pamqp.header import ContentHeader
 
 from asynctasq.worker.failures import clip, printable
 from asynctasq_rabbitmq._decode import decode as fast_decode
+from asynctasq_rabbitmq._decode import short_str
 
 _Frame = pamqp.frame.FrameTypes
 _Unmarshal = Callable[[bytes], tuple[int, int, _Frame]]
@@ -180,9 +181,5 @@ class _Reader:
         return int(value)
 
     def short_str(self) -> str:
-        length = self.octet()
-        raw = self._data[self._at : self._at + length]
-        if len(raw) != length:
-            raise ValueError("short string past the end of the frame")
-        self._at += length
-        return raw.decode("utf-8", "replace")
+        value, self._at = short_str(self._data, self._at, errors="replace")
+        return value
