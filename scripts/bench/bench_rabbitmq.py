@@ -503,7 +503,10 @@ def pct(values: list[float], q: float) -> float:
 Results = dict[str, dict[str, float]]
 
 
-async def bench() -> Results:
+SCENARIOS = ("enqueue", "drain", "latency")
+
+
+async def bench(scenarios: tuple[str, ...] = SCENARIOS) -> Results:
     broker = await Broker.open()
     await broker.clean()
     tmp = BENCH_DIR / "tmp"
@@ -519,18 +522,21 @@ async def bench() -> Results:
             ensure_venv(framework)
         for rep in range(REPEATS):
             print(f"run {rep + 1}/{REPEATS}", flush=True)
-            for framework in FRAMEWORKS:
-                keep(framework, "enqueue", await enqueue(framework))
+            if "enqueue" in scenarios:
+                for framework in FRAMEWORKS:
+                    keep(framework, "enqueue", await enqueue(framework))
+                    await broker.clean()
+                keep("asynctasq", "batch", await enqueue_batched())
                 await broker.clean()
-            keep("asynctasq", "batch", await enqueue_batched())
-            await broker.clean()
-            for framework in FRAMEWORKS:
-                keep(framework, "drain", await drain(broker, framework))
+            if "drain" in scenarios:
+                for framework in FRAMEWORKS:
+                    keep(framework, "drain", await drain(broker, framework))
+                    await broker.clean()
+            if "latency" in scenarios:
+                for framework, values in (await latencies(broker, tmp)).items():
+                    keep(framework, "p50", pct(values, 0.5) * 1000)
+                    keep(framework, "p99", pct(values, 0.99) * 1000)
                 await broker.clean()
-            for framework, values in (await latencies(broker, tmp)).items():
-                keep(framework, "p50", pct(values, 0.5) * 1000)
-                keep(framework, "p99", pct(values, 0.99) * 1000)
-            await broker.clean()
     finally:
         await broker.clean()
         await broker.close()
@@ -546,13 +552,16 @@ def table(results: Results) -> str:
     columns = [results[f] for f in FRAMEWORKS]
     ours, dramatiq, celery = results["asynctasq"], results["dramatiq"], results["celery"]
 
+    # A scenario left out (`--only`) shows as "-".
     def rate(name: str) -> list[str]:
-        return [f"{r[name]:,.0f}" for r in columns]
+        return [f"{r[name]:,.0f}" if name in r else "-" for r in columns]
 
     def ms(name: str) -> list[str]:
-        return [f"{r[name]:.2f}" for r in columns]
+        return [f"{r[name]:.2f}" if name in r else "-" for r in columns]
 
     def ratio(name: str) -> list[str]:
+        if name not in ours:
+            return ["-"] * len(columns)
         return [
             f"{ours[name] / r[name]:.2f}x" if r is not ours else "1.00x"
             for r in (ours, results["asynctasq-before"], dramatiq, celery)
@@ -560,7 +569,7 @@ def table(results: Results) -> str:
 
     rows = [
         ["enqueue, one call per task (tasks/s)", *rate("enqueue")],
-        ["enqueue, `dispatch_many` x1000 (tasks/s)", f"{columns[0]['batch']:,.0f}", "-", "-", "-"],
+        ["enqueue, `dispatch_many` x1000 (tasks/s)", rate("batch")[0], "-", "-", "-"],
         [f"drain {DRAIN_N:,} no-op tasks, 1 worker, c={CONCURRENCY} (tasks/s)", *rate("drain")],
         ["drain: AsyncTasQ default / column", *ratio("drain")],
         ["dispatch-to-start latency p50 (ms)", *ms("p50")],
@@ -664,6 +673,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--repeats", type=int, default=REPEATS)
     parser.add_argument("--write", action="store_true", help=f"write {REPORT.name}")
+    parser.add_argument(
+        "--only",
+        choices=SCENARIOS,
+        action="append",
+        help="run only this scenario (repeatable); the report needs them all",
+    )
     parser.add_argument("--worker", metavar="QUEUE", help=argparse.SUPPRESS)
     parser.add_argument("--variant", default="asynctasq", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -671,7 +686,9 @@ def main() -> None:
     if args.worker:
         run_worker(args.worker, OURS[args.variant])
         return
-    results = uvloop.run(bench())
+    if args.only and args.write:
+        parser.error("--write needs every scenario: leave out --only")
+    results = uvloop.run(bench(tuple(args.only or SCENARIOS)))
     text = table(results)
     print(text)
     if args.write:

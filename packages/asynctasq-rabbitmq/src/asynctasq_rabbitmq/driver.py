@@ -55,6 +55,7 @@ from asynctasq_rabbitmq import _connect_log
 from asynctasq_rabbitmq import _encode as encoding
 from asynctasq_rabbitmq import _frames as frames
 from asynctasq_rabbitmq import _reader as reader
+from asynctasq_rabbitmq import _writes as writes
 from asynctasq_rabbitmq.consumer import Consumer, Receipt
 from asynctasq_rabbitmq.copies import LostCopies
 from asynctasq_rabbitmq.dead_letters import DeadLetters, dead_letter_properties
@@ -182,6 +183,7 @@ class RabbitMQDriver:
         reader.install()
         encoding.install()  # what every publish sends, encoded directly
         channels.install()  # deliveries reach the consumer without a task each
+        writes.install()  # frames written at once where aiormq's writer would next
         # Built here rather than by `connect_robust`, so that a connect cancelled half way
         # (a worker stopped while the broker was slow) can still be closed: the library's
         # reconnection task would otherwise keep the half-open connection alive.

@@ -328,6 +328,17 @@ class Topology:
             "of its own)"
         )
 
+    def declared(self, queue: str, level: int | None = None) -> bool:
+        """Whether this process declared the work queue `queue` (with `level`: and its delay
+        levels 0..`level`), so that publishing to it needs no declaration first."""
+        if level is None:
+            return queue in self._work
+        return self._delay_levels.get(queue, -1) >= level
+
+    def dead_declared(self, queue: str) -> bool:
+        """Whether this process declared the dead-letter queue of `queue`."""
+        return queue in self._dead
+
     async def ensure_work_queue(self, channel: AbstractChannel, queue: str) -> None:
         """Declare the work queue `queue` unless this process already did."""
         if queue not in self._work:
