@@ -186,3 +186,26 @@ def test_the_fast_path_serves_the_drivers_connections_only(
         _frames.TOLERANT.reset(token)
     assert calls == [data]
     assert _fields(on_driver[2]) == _fields(elsewhere[2])
+
+
+@pytest.mark.parametrize("tag", [1, 2**63 - 1, 2**63, 2**64 - 1])
+def test_a_recovered_delivery_keeps_the_tag_pamqp_reads(tag: int) -> None:
+    """The recovery of a delivery with an undecodable routing key reads its tag as pamqp
+    reads the tag of any other delivery (signed), so a huge one means the same either way."""
+    consumer = b"ctag"
+    method = (
+        Basic.Deliver.index.to_bytes(4, "big")
+        + bytes((len(consumer),))
+        + consumer
+        + tag.to_bytes(8, "big")
+        + b"\x00"
+        + b"\x00"  # exchange ""
+    )
+    good = method + b"\x01q"
+    frame = b"\x01\x00\x01" + len(good).to_bytes(4, "big") + good + b"\xce"
+    expected = _pamqp(frame)[2].delivery_tag
+    bad = method + b"\x01\xff"  # a routing key that is not UTF-8
+    frame = b"\x01\x00\x01" + len(bad).to_bytes(4, "big") + bad + b"\xce"
+    recovered = _frames._recover(frame, ValueError("not UTF-8"))
+    assert recovered is not None
+    assert recovered[2].delivery_tag == expected

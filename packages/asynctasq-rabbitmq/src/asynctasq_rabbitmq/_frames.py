@@ -176,7 +176,8 @@ class _Reader:
         return int(value)
 
     def long_long(self) -> int:
-        (value,) = struct.unpack_from(">Q", self._data, self._at)
+        # Signed, as pamqp reads a delivery tag: the same frame reads the same either way.
+        (value,) = struct.unpack_from(">q", self._data, self._at)
         self._at += 8
         return int(value)
 
