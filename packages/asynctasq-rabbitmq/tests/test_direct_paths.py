@@ -12,6 +12,7 @@ from typing import Any, cast
 
 import aiormq
 import aiormq.abc
+import pamqp.frame
 import pytest
 from aiormq.abc import ChannelFrame, DeliveredMessage
 from aiormq.exceptions import PublishError
@@ -426,3 +427,46 @@ async def test_the_connection_opened_after_an_outage_takes_the_same_paths(
     assert isinstance(channel.frames, _channel.Frames)
     connection = await driver._amqp()
     assert isinstance(connection, _writes.Connection)
+
+
+@pytest.mark.parametrize("size", [0, 1, -1, 0x10000, 300_000], ids=str)
+async def test_a_publish_writes_the_bytes_aiormq_writes(
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch, size: int
+) -> None:
+    """Byte for byte what `basic_publish` hands its writer, in one or many body frames
+    (-1: a body exactly one frame's room long)."""
+    driver = make_driver()
+    publisher = await _warm_publisher(driver, "bytes")
+    channel = publisher._underlay
+    assert isinstance(channel, _channel.Channel)
+    room = channel.max_content_size
+    body = (
+        (b"abcdefgh" * (room // 8 + 1))[:room]
+        if size == -1
+        else bytes(range(256)) * (size // 256) + b"x" * (size % 256)
+    )
+    properties = task_properties(str(uuid.uuid4()), 0, 3)
+    target = publisher.target("bytes", 0)
+    written: list[bytes] = []
+    queue = channel.write_queue
+    put = queue.put_nowait
+
+    def spy(item: ChannelFrame) -> None:
+        written.append(item.payload)
+        put(item)
+
+    monkeypatch.setattr(queue, "put_nowait", spy)
+    confirmation = channel.publish_now(
+        body, exchange=target.exchange, routing_key=target.routing_key, properties=properties
+    )
+    assert confirmation is not None
+    await asyncio.wait_for(confirmation, 5)
+    pamqp_marshal = pamqp.frame.marshal.__wrapped__  # type: ignore[attr-defined]
+    monkeypatch.setattr(pamqp.frame, "marshal", pamqp_marshal)  # aiormq's frames, pamqp's coder
+    frames = [
+        Basic.Publish(exchange=target.exchange, routing_key=target.routing_key, mandatory=True),
+        ContentHeader(properties=properties, body_size=len(body)),
+        *channel._split_body(body),
+    ]
+    expected = ChannelFrame.marshall(channel_number=channel.number, frames=frames).payload
+    assert written == [expected]

@@ -79,6 +79,8 @@ class Channel(aiormq.channel.Channel):
         # Only on the driver's connections, so that other users of aiormq see no change.
         if TOLERANT.get() and type(self.frames) is asyncio.Queue:
             self.frames = Frames(self, self.frames.maxsize)
+        # The encoded `basic.publish` per (exchange, routing key): the same for every message.
+        self._methods: dict[tuple[str, str], bytes] = {}
 
     async def _on_deliver_frame(self, frame: Basic.Deliver) -> None:
         tag = frame.consumer_tag
@@ -130,13 +132,20 @@ class Channel(aiormq.channel.Channel):
         ):
             return None
         number = self.number
+        method = self._methods.get((exchange, routing_key))
+        if method is None:
+            frame = Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=True)
+            method = encode(frame, number)
+            if method is None:
+                return None
+            if len(self._methods) < _METHODS:
+                self._methods[exchange, routing_key] = method
         step = self.max_content_size
         frames = [
-            Basic.Publish(exchange=exchange, routing_key=routing_key, mandatory=True),
             ContentHeader(properties=properties, body_size=len(body)),
             *(ContentBody(body[at : at + step]) for at in range(0, len(body), step)),
         ]
-        parts = [encode(frame, number) for frame in frames]
+        parts = [method, *(encode(frame, number) for frame in frames)]
         if None in parts:
             return None
         # From here to the write, nothing awaits: aiormq's lock is not needed to keep the
@@ -241,6 +250,8 @@ class Frames(asyncio.Queue[_Item]):
 
 
 _USED = ("_on_deliver_frame", "_get_frame", "_read_content", "_on_consumer_done")
+
+_METHODS = 256  # bounded: routing keys come from callers
 
 # aiormq's channel lock (name-mangled), held by a `basic_publish` from its tag to its write.
 _LOCK = "_Channel__lock"
