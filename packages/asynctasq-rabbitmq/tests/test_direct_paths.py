@@ -21,7 +21,7 @@ from pamqp.commands import Basic
 from pamqp.header import ContentHeader
 
 from asynctasq.drivers.base import OutgoingMessage
-from asynctasq_rabbitmq import RabbitMQDriver, _channel, _writes
+from asynctasq_rabbitmq import RabbitMQDriver, _channel, _frames, _writes
 from asynctasq_rabbitmq.consumer import Consumer
 from asynctasq_rabbitmq.messages import task_properties
 from asynctasq_rabbitmq.publisher import Publisher
@@ -139,7 +139,7 @@ def _header(size: int) -> ContentHeader:
     return ContentHeader(body_size=size, properties=Basic.Properties(message_id="m"))
 
 
-async def _frames(consumer: object = None) -> tuple[_channel.Frames, _FakeChannel]:
+async def _new_frames(consumer: object = None) -> tuple[_channel.Frames, _FakeChannel]:
     fake = _FakeChannel(_channel.at_once(lambda message: None) if consumer is None else consumer)
     return _channel.Frames(cast(_channel.Channel, fake), 10), fake
 
@@ -159,7 +159,7 @@ async def _drain(frames: _channel.Frames, getter: asyncio.Task[Any]) -> list[obj
 
 
 async def test_a_delivery_is_handed_over_once_its_body_is_complete() -> None:
-    frames, fake = await _frames()
+    frames, fake = await _new_frames()
     getter = await _waiting(frames)
     deliver = _deliver()
     frames.put_nowait((0, deliver))
@@ -175,7 +175,7 @@ async def test_a_delivery_is_handed_over_once_its_body_is_complete() -> None:
 
 
 async def test_an_empty_body_is_handed_over_with_its_header() -> None:
-    frames, fake = await _frames()
+    frames, fake = await _new_frames()
     getter = await _waiting(frames)
     frames.put_nowait((0, _deliver()))
     frames.put_nowait((0, _header(0)))
@@ -194,7 +194,7 @@ async def test_an_empty_body_is_handed_over_with_its_header() -> None:
     ids=["no header", "no body", "empty body frame", "body too long"],
 )
 async def test_frames_out_of_place_go_to_the_channels_reader_in_order(rest: list[object]) -> None:
-    frames, fake = await _frames()
+    frames, fake = await _new_frames()
     getter = await _waiting(frames)
     deliver = _deliver()
     for frame in [deliver, *rest]:
@@ -204,7 +204,7 @@ async def test_frames_out_of_place_go_to_the_channels_reader_in_order(rest: list
 
 
 async def test_a_body_of_more_frames_than_the_queue_holds_goes_to_the_channels_reader() -> None:
-    frames, fake = await _frames()
+    frames, fake = await _new_frames()
     getter = await _waiting(frames)
     sent: list[object] = [_deliver(), _header(20)]
     for frame in sent:
@@ -221,7 +221,7 @@ async def test_a_body_of_more_frames_than_the_queue_holds_goes_to_the_channels_r
 async def test_a_delivery_waits_for_the_channels_reader_when_it_must(why: str) -> None:
     async def plain(message: DeliveredMessage) -> None: ...
 
-    frames, fake = await _frames(plain if why == "plain consumer" else None)
+    frames, fake = await _new_frames(plain if why == "plain consumer" else None)
     getter = None if why == "reader busy" else await _waiting(frames)
     if why == "frames queued":
         assert getter is not None
@@ -239,7 +239,7 @@ async def test_a_delivery_waits_for_the_channels_reader_when_it_must(why: str) -
 
 
 async def test_a_delivery_completed_after_its_channel_closed_is_dropped() -> None:
-    frames, fake = await _frames()
+    frames, fake = await _new_frames()
     getter = await _waiting(frames)
     frames.put_nowait((0, _deliver()))
     fake.is_closed = True
@@ -429,16 +429,23 @@ async def test_the_connection_opened_after_an_outage_takes_the_same_paths(
     assert isinstance(connection, _writes.Connection)
 
 
-@pytest.mark.parametrize("size", [0, 1, -1, 0x10000, 300_000], ids=str)
+@pytest.mark.parametrize(
+    ("size", "unlimited"),
+    [(0, False), (1, False), (-1, False), (0x10000, False), (300_000, False), (5000, True)],
+    ids=["0", "1", "one frame's room", "64 KiB", "300 kB", "no frame size limit"],
+)
 async def test_a_publish_writes_the_bytes_aiormq_writes(
-    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch, size: int
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch, size: int, unlimited: bool
 ) -> None:
     """Byte for byte what `basic_publish` hands its writer, in one or many body frames
-    (-1: a body exactly one frame's room long)."""
+    (-1: a body exactly one frame's room long; `unlimited`: as where the broker gives a
+    `frame_max` of 0, which leaves a frame's room below zero)."""
     driver = make_driver()
     publisher = await _warm_publisher(driver, "bytes")
     channel = publisher._underlay
     assert isinstance(channel, _channel.Channel)
+    if unlimited:
+        monkeypatch.setattr(channel, "max_content_size", -8)
     room = channel.max_content_size
     body = (
         (b"abcdefgh" * (room // 8 + 1))[:room]
@@ -470,3 +477,63 @@ async def test_a_publish_writes_the_bytes_aiormq_writes(
     ]
     expected = ChannelFrame.marshall(channel_number=channel.number, frames=frames).payload
     assert written == [expected]
+
+
+async def test_a_publish_waits_for_aiormq_once_the_broker_closed_the_channel(
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Between the broker's `channel.close` and `is_closed` turning true, a publish must not
+    be written: the broker would close the whole connection for it."""
+    driver = make_driver()
+    publisher = await _warm_publisher(driver, "closing")
+    channel = publisher._underlay
+    assert isinstance(channel, _channel.Channel)
+    closed = asyncio.Event()
+    closed.set()
+    monkeypatch.setitem(channel.__dict__, _channel._CLOSE_EVENT, closed)
+    assert not channel.is_closed
+    target = publisher.target("closing", 0)
+    properties = task_properties(str(uuid.uuid4()))
+    assert (
+        channel.publish_now(
+            b"{}", exchange=target.exchange, routing_key=target.routing_key, properties=properties
+        )
+        is None
+    )
+
+
+async def test_a_channel_queue_too_small_to_take_a_delivery_back_is_aiormqs(
+    rabbitmq_url: str,
+) -> None:
+    _channel.install()
+    _writes.install()
+    token = _frames.TOLERANT.set(True)
+    try:
+        connection = await aiormq.connect(rabbitmq_url)
+    finally:
+        _frames.TOLERANT.reset(token)
+    try:
+        token = _frames.TOLERANT.set(True)
+        try:
+            one = await connection.channel(frame_buffer_size=1)
+            two = await connection.channel(frame_buffer_size=2)
+        finally:
+            _frames.TOLERANT.reset(token)
+        assert type(one.frames) is asyncio.Queue
+        assert isinstance(two.frames, _channel.Frames)
+    finally:
+        await connection.close()
+
+
+async def test_a_held_delivery_is_released_within_a_small_queues_room() -> None:
+    fake = _FakeChannel(_channel.at_once(lambda message: None))
+    frames = _channel.Frames(cast(_channel.Channel, fake), 2)
+    getter = await _waiting(frames)
+    deliver, header = _deliver(), _header(4)
+    frames.put_nowait((0, deliver))
+    frames.put_nowait((0, header))  # two held, body to come: released into the room of two
+    assert frames.full() and fake.handed == []
+    body = ContentBody(b"abcd")
+    put = asyncio.ensure_future(frames.put((0, body)))  # waits for room, as the reader's do
+    assert await _drain(frames, getter) == [deliver, header, body]
+    assert put.done() and fake.handed == []

@@ -77,8 +77,10 @@ class Channel(aiormq.channel.Channel):
         super().__init__(*args, **kwargs)
         # Before the channel's reader task first runs: it reads `self.frames` at each frame.
         # Only on the driver's connections, so that other users of aiormq see no change.
-        if TOLERANT.get() and type(self.frames) is asyncio.Queue:
-            self.frames = Frames(self, self.frames.maxsize)
+        # A queue of one frame could not take a held delivery's frames back (see `Frames`).
+        frames = self.frames
+        if TOLERANT.get() and type(frames) is asyncio.Queue and frames.maxsize != 1:
+            self.frames = Frames(self, frames.maxsize)
         # The encoded `basic.publish` per (exchange, routing key): the same for every message.
         self._methods: dict[tuple[str, str], bytes] = {}
 
@@ -114,8 +116,9 @@ class Channel(aiormq.channel.Channel):
         connections, written at once: see `asynctasq_rabbitmq._writes`) and the publish's
         confirmation returned (it fails as `basic_publish` would: with the channel's close,
         `PublishError` for a returned message). None where anything is in the way (no
-        publisher confirms, the channel closed or busy with another publish, the write queue
-        full, a frame the fast encoder leaves to pamqp, no message id):
+        publisher confirms, the channel closed or closed by the broker, busy with another
+        publish, the write queue full, a frame the fast encoder leaves to pamqp, no message
+        id):
         nothing was sent, and `basic_publish` is the way.
         """
         message_id = properties.message_id
@@ -124,6 +127,7 @@ class Channel(aiormq.channel.Channel):
         if (
             not self.publisher_confirms
             or self.is_closed
+            or _set(self.__dict__.get(_CLOSE_EVENT))
             or type(message_id) is not str
             or not message_id
             or not isinstance(lock, asyncio.Lock)
@@ -140,10 +144,9 @@ class Channel(aiormq.channel.Channel):
                 return None
             if len(self._methods) < _METHODS:
                 self._methods[exchange, routing_key] = method
-        step = self.max_content_size
         frames = [
             ContentHeader(properties=properties, body_size=len(body)),
-            *(ContentBody(body[at : at + step]) for at in range(0, len(body), step)),
+            *self._split_body(body),
         ]
         parts = [method, *(encode(frame, number) for frame in frames)]
         if None in parts:
@@ -227,7 +230,7 @@ class Frames(asyncio.Queue[_Item]):
                 self._release()
                 return
         if self._body < size:
-            if len(self._held) == self.maxsize:  # released into the empty queue, it fills it
+            if self.maxsize and len(self._held) >= self.maxsize:  # the empty queue's room
                 self._release()
             return
         held, self._held = self._held, []
@@ -249,9 +252,18 @@ class Frames(asyncio.Queue[_Item]):
             super().put_nowait(item)
 
 
-_USED = ("_on_deliver_frame", "_get_frame", "_read_content", "_on_consumer_done")
+_USED = ("_on_deliver_frame", "_get_frame", "_read_content", "_on_consumer_done", "_split_body")
 
 _METHODS = 256  # bounded: routing keys come from callers
+
+# Set once the broker closed the channel, a few loop iterations before `is_closed` turns true:
+# a publish written then reaches a channel the broker freed, which closes the connection.
+_CLOSE_EVENT = "_Channel__close_event"
+
+
+def _set(event: object) -> bool:
+    return isinstance(event, asyncio.Event) and event.is_set()
+
 
 # aiormq's channel lock (name-mangled), held by a `basic_publish` from its tag to its write.
 _LOCK = "_Channel__lock"
