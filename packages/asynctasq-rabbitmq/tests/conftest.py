@@ -46,6 +46,24 @@ def rabbitmq_url() -> str:
 
 
 @pytest.fixture
+def delivered_in(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where each delivery reached the driver's consumer: the repr of the running task's
+    coroutine (set up before a driver subscribes, which binds the callback)."""
+    from asynctasq_rabbitmq.consumer import Consumer
+
+    ran_in: list[str] = []
+    plain = Consumer._deliver
+
+    def spy(self: Consumer, *args: Any) -> None:
+        task = asyncio.current_task()
+        ran_in.append(repr(task.get_coro()) if task is not None else "")
+        plain(self, *args)
+
+    monkeypatch.setattr(Consumer, "_deliver", spy)
+    return ran_in
+
+
+@pytest.fixture
 async def make_driver(rabbitmq_url: str) -> AsyncIterator[DriverFactory]:
     """Build drivers sharing one fresh namespace; all closed and their topology deleted after."""
     namespace = uuid.uuid4().hex[:10]

@@ -22,7 +22,6 @@ from pamqp.header import ContentHeader
 
 from asynctasq.drivers.base import OutgoingMessage
 from asynctasq_rabbitmq import RabbitMQDriver, _channel, _frames, _writes
-from asynctasq_rabbitmq.consumer import Consumer
 from asynctasq_rabbitmq.messages import task_properties
 from asynctasq_rabbitmq.publisher import Publisher
 
@@ -254,17 +253,9 @@ def _msg(queue: str, payload: bytes = b"{}") -> OutgoingMessage:
 
 
 async def test_a_delivery_to_a_waiting_worker_is_handed_over_in_the_connections_reader(
-    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch
+    make_driver: MakeDriver, delivered_in: list[str]
 ) -> None:
-    ran_in: list[str] = []
-    plain = Consumer._deliver
-
-    def spy(self: Consumer, *args: Any) -> None:
-        task = asyncio.current_task()
-        ran_in.append(repr(task.get_coro()) if task is not None else "")
-        plain(self, *args)
-
-    monkeypatch.setattr(Consumer, "_deliver", spy)
+    ran_in = delivered_in
     worker, producer = make_driver(), make_driver()
     assert await worker.dequeue(["idle"], limit=1, wait=0.2) == []  # subscribed, now idle
     message = _msg("idle")

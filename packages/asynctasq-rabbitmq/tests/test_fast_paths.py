@@ -9,7 +9,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import AsyncIterator, Callable
-from typing import Any
 from unittest.mock import AsyncMock
 
 import aiormq
@@ -23,7 +22,6 @@ from pamqp.commands import Basic
 
 from asynctasq.drivers.base import OutgoingMessage
 from asynctasq_rabbitmq import RabbitMQDriver, _channel, _frames, _reader
-from asynctasq_rabbitmq.consumer import Consumer
 
 MakeDriver = Callable[..., RabbitMQDriver]
 
@@ -87,19 +85,11 @@ async def test_a_failing_at_once_consumer_is_logged_and_the_next_delivery_arrive
 
 
 async def test_deliveries_reach_the_driver_without_a_task_each(
-    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch
+    make_driver: MakeDriver, delivered_in: list[str]
 ) -> None:
     """In the connection's reader or, behind other frames of the channel (here the
     subscription's reply may be), in the channel's; never in a task of their own."""
-    ran_in: list[str] = []
-    plain = Consumer._deliver
-
-    def spy(self: Consumer, *args: Any) -> None:
-        task = asyncio.current_task()
-        ran_in.append(repr(task.get_coro()) if task is not None else "")
-        plain(self, *args)
-
-    monkeypatch.setattr(Consumer, "_deliver", spy)  # before subscribing: bound then
+    ran_in = delivered_in
     driver = make_driver()
     task_id = str(uuid.uuid4())
     await driver.enqueue(OutgoingMessage(task_id=task_id, queue="q", payload=b"{}"))

@@ -35,6 +35,7 @@ from pamqp.header import ContentHeader
 
 from asynctasq_rabbitmq._encode import encode
 from asynctasq_rabbitmq._frames import TOLERANT
+from asynctasq_rabbitmq._idle import WatchedQueue
 
 log = logging.getLogger("aiormq.channel")  # where aiormq reports a consumer's failure
 
@@ -171,23 +172,15 @@ class Channel(aiormq.channel.Channel):
 _Item = tuple[int, FrameTypes]  # (weight, frame), as aiormq's connection queues them
 
 
-class Frames(asyncio.Queue[_Item]):
+class Frames(WatchedQueue[_Item]):
     """A channel's frame queue, handing an `at_once` consumer's deliveries over as they are
     read, when they are the next thing the channel's reader would read."""
 
     def __init__(self, channel: Channel, maxsize: int) -> None:
         super().__init__(maxsize)
         self._channel = channel
-        self._waiting = 0  # the channel's reader, waiting in `get`
         self._held: list[_Item] = []  # the frames of a delivery read so far
         self._body = 0  # bytes of its body read so far
-
-    async def get(self) -> _Item:
-        self._waiting += 1
-        try:
-            return await super().get()
-        finally:
-            self._waiting -= 1
 
     def put_nowait(self, item: _Item) -> None:
         if self._held:
@@ -196,7 +189,7 @@ class Frames(asyncio.Queue[_Item]):
         frame = item[1]
         if (
             isinstance(frame, Basic.Deliver)
-            and self._waiting
+            and self.reader_waiting  # the channel's reader
             and self.empty()
             and not self._channel.is_closed
             and frame.consumer_tag is not None

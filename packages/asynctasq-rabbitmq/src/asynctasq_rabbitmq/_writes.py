@@ -24,33 +24,26 @@ from aiormq.connection import TransportFactory
 from yarl import URL
 
 from asynctasq_rabbitmq._frames import TOLERANT
+from asynctasq_rabbitmq._idle import WatchedQueue
 
 
-class DirectWrites(asyncio.Queue[ChannelFrame]):
+class DirectWrites(WatchedQueue[ChannelFrame]):
     """A connection's write queue that writes a frame itself where the writer would at once."""
 
     def __init__(self, maxsize: int) -> None:
         super().__init__(maxsize)
         self.writer: asyncio.StreamWriter | None = None
-        self._waiting = 0  # the writer task, waiting in `get`
 
     def stop(self, _: object = None) -> None:
         """Write nothing more directly (the connection is closing)."""
         self.writer = None
-
-    async def get(self) -> ChannelFrame:
-        self._waiting += 1
-        try:
-            return await super().get()
-        finally:
-            self._waiting -= 1
 
     def ready(self) -> bool:
         """Whether a frame put now is written at once."""
         writer = self.writer
         return (
             writer is not None
-            and self._waiting > 0
+            and self.reader_waiting  # aiormq's writer task
             and self.empty()
             and not writer.transport.is_closing()
             and not writer.transport.get_write_buffer_size()
