@@ -119,8 +119,7 @@ class Channel(aiormq.channel.Channel):
         `PublishError` for a returned message). None where anything is in the way (no
         publisher confirms, the channel closed or closed by the broker, busy with another
         publish, the write queue full, a frame the fast encoder leaves to pamqp, no message
-        id):
-        nothing was sent, and `basic_publish` is the way.
+        id): nothing was sent, and `basic_publish` is the way.
         """
         message_id = properties.message_id
         lock = self.__dict__.get(_LOCK)
