@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib.metadata
+import logging
 import statistics
 import time
 import uuid
@@ -506,3 +507,28 @@ async def test_a_refused_connection_is_reported_once_not_also_by_aiormq(
         await asyncio.wait_for(driver.connect(), 30)
     await driver.close()
     assert "error when creating transport" not in caplog.text
+
+
+async def test_a_flooded_registry_is_read_up_to_its_bound(
+    make_driver: MakeDriver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Anyone who can publish can add entries by the million: a read takes a bounded number
+    (the oldest, so names registered early are among them) and says the rest were left."""
+    from asynctasq_rabbitmq import registry
+
+    monkeypatch.setattr(registry, "MAX_ENTRIES", 3)
+    driver = make_driver()
+    await driver.enqueue(_msg("flood-a"))
+    await driver.enqueue(_msg("flood-b"))
+    channel = await driver._private_channel()
+    for n in range(5):
+        await channel.basic_publish(
+            f"junk-{n}".encode(),
+            routing_key=driver._topology.registry_queue,
+            properties=Basic.Properties(delivery_mode=2),
+        )
+    await channel.close()
+    with caplog.at_level(logging.WARNING, logger="asynctasq_rabbitmq.registry"):
+        names = await make_driver().queue_names()
+    assert names[:2] == ["flood-a", "flood-b"] and len(names) == 3
+    assert any("more than 3 entries" in r.getMessage() for r in caplog.records)

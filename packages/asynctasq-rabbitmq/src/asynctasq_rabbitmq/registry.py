@@ -6,11 +6,16 @@ a durable classic queue holding one message per work queue name. A process regis
 queue it declares once per lifetime: it scans the registry and publishes the name only when it
 is missing. Two processes registering the same new name at once may both publish it; reading
 removes such duplicates.
+
+Anyone who can publish to the broker can add entries, as many as they like: a read takes the
+first `MAX_ENTRIES` only (oldest first, so the names this driver registered early are among
+them), and says so in the log when there were more.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from aiormq.abc import AbstractConnection
@@ -18,6 +23,12 @@ from pamqp.commands import Basic
 
 from asynctasq_rabbitmq.messages import PERSISTENT
 from asynctasq_rabbitmq.scan import scan
+
+log = logging.getLogger(__name__)
+
+MAX_ENTRIES = 10_000
+"""Entries one read of the registry takes at most: far more queues than a deployment has, and
+a bound on what a flood of entries costs every process that reads it."""
 
 
 class QueueRegistry:
@@ -54,8 +65,17 @@ class QueueRegistry:
         """Every registered name, sorted; duplicates found on the way are removed."""
         connection = await self._connection()
         seen: set[str] = set()
-        async with scan(connection, self.name) as held:
-            for message in held.messages:
+        limit = MAX_ENTRIES
+        async with scan(connection, self.name, limit=limit + 1) as held:
+            if len(held.messages) > limit:
+                log.warning(
+                    "the queue registry %s holds more than %d entries: only the first %d "
+                    "are read (anyone who can publish to the broker can add entries)",
+                    self.name,
+                    limit,
+                    limit,
+                )
+            for message in held.messages[:limit]:
                 try:
                     name = message.body.decode()
                 except UnicodeDecodeError:
