@@ -374,6 +374,35 @@ async def test_a_worker_started_later_still_skips_a_cancelled_task() -> None:
     assert seen == []
 
 
+async def test_an_event_log_without_max_entry_still_serves_cancels(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A third-party driver's event log written before `max_entry` existed: the worker reads
+    cancels without it (and drops oversized entries itself) instead of failing on it."""
+    from asynctasq.worker import lifecycle
+
+    driver = await get_driver()
+    plain = type(driver).read_log
+
+    async def read_log(
+        self: Any, log: str, cursor: str | None, *, wait: float, limit: int = 1000
+    ) -> tuple[list[bytes], str]:
+        return await plain(self, log, cursor, wait=wait, limit=limit)
+
+    monkeypatch.setattr(type(driver), "read_log", read_log)
+    monkeypatch.setattr(lifecycle, "_PASSES_MAX_ENTRY", {}, raising=False)  # per type: fresh
+    task_id = await waits("old-log").dispatch()
+    await task_id.cancel()
+    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
+    runner = asyncio.create_task(w.run())
+    try:
+        await until(lambda: w.stats.cancelled == 1)
+    finally:
+        w.request_stop()
+        await runner
+    assert seen == []
+
+
 # -- progress ------------------------------------------------------------------------------------
 
 

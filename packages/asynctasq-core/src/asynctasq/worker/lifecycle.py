@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import itertools
 import logging
 import os
@@ -192,9 +193,15 @@ class Lifecycle(Middleware):
         assert self._log is not None
         empty = 0  # reads in a row that moved on without returning anything
         while True:
-            entries, after = await self._log.read_log(
-                control.CANCELS, cursor, wait=wait, limit=CANCELS_PER_READ, max_entry=MAX_CANCEL
-            )
+            if _passes_max_entry(self._log):
+                entries, after = await self._log.read_log(
+                    control.CANCELS, cursor, wait=wait, limit=CANCELS_PER_READ, max_entry=MAX_CANCEL
+                )
+            else:  # an event log written before `max_entry`: the bound is kept here instead
+                entries, after = await self._log.read_log(
+                    control.CANCELS, cursor, wait=wait, limit=CANCELS_PER_READ
+                )
+                entries = [raw for raw in entries if len(raw) <= MAX_CANCEL]
             now = time.monotonic()
             for raw in entries:
                 task_id = raw.decode("utf-8", "replace")[:100]
@@ -469,6 +476,27 @@ async def stop_quietly(lifecycle: Lifecycle | None) -> None:
     if lifecycle is not None:
         with contextlib.suppress(Exception):
             await lifecycle.stop()
+
+
+_PASSES_MAX_ENTRY: dict[type, bool] = {}
+
+
+def _passes_max_entry(log: EventLog) -> bool:
+    """Whether `log.read_log` takes `max_entry` (a third-party event log written before it
+    existed does not, and would fail on it)."""
+    kind = type(log)
+    known = _PASSES_MAX_ENTRY.get(kind)
+    if known is None:
+        try:
+            parameters = inspect.signature(log.read_log).parameters.values()
+        except (TypeError, ValueError):  # no signature to read: the protocol's is assumed
+            known = True
+        else:
+            known = any(
+                p.name == "max_entry" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters
+            )
+        _PASSES_MAX_ENTRY[kind] = known
+    return known
 
 
 __all__ = ["Lifecycle", "new_worker_id"]
