@@ -159,6 +159,21 @@ async def until(check: Callable[[], Any], within: float = 10.0) -> None:
     await wait_until(check, within, "the condition")
 
 
+async def run_until(check: Callable[[Worker], Any], driver: Any = None) -> Worker:
+    """Run a worker on queue "lc" (of `driver`, else the configured one) until `check` of it
+    holds; stopped after."""
+    w = Worker(
+        driver or await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False
+    )
+    runner = asyncio.create_task(w.run())
+    try:
+        await until(lambda: check(w))
+    finally:
+        w.request_stop()
+        await runner
+    return w
+
+
 async def state_of(task_id: str) -> TaskState | None:
     found = await asynctasq.status(task_id)
     return None if found is None else found.state
@@ -238,13 +253,7 @@ async def test_the_global_default_tracks_every_task() -> None:
     set_global_config(task_defaults={"track": True})
     task_id = await untracked().dispatch()
     assert await state_of(task_id) == TaskState.QUEUED
-    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
-    runner = asyncio.create_task(w.run())
-    try:
-        await until(lambda: _is(task_id, TaskState.SUCCEEDED))
-    finally:
-        w.request_stop()
-        await runner
+    await run_until(lambda _: _is(task_id, TaskState.SUCCEEDED))
 
 
 async def test_a_driver_that_cannot_track_is_refused_at_dispatch() -> None:
@@ -264,13 +273,7 @@ async def test_a_cancelled_queued_task_never_runs() -> None:
     assert await queued.cancel() == CancelOutcome.REQUESTED
     assert await asynctasq.cancel(delayed) == CancelOutcome.REQUESTED
     assert await state_of(queued) == TaskState.CANCELLED
-    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
-    runner = asyncio.create_task(w.run())
-    try:
-        await until(lambda: w.stats.cancelled == 2)
-    finally:
-        w.request_stop()
-        await runner
+    await run_until(lambda w: w.stats.cancelled == 2)
     assert seen == []
     driver = await get_driver()
     [stats] = await driver.stats(["lc"])
@@ -364,13 +367,7 @@ async def test_cancelling_a_finished_task_says_so(worker: Worker) -> None:
 async def test_a_worker_started_later_still_skips_a_cancelled_task() -> None:
     task_id = await waits("late").dispatch()
     await task_id.cancel()
-    w = Worker(await get_driver(), queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
-    runner = asyncio.create_task(w.run())
-    try:
-        await until(lambda: w.stats.cancelled == 1)
-    finally:
-        w.request_stop()
-        await runner
+    await run_until(lambda w: w.stats.cancelled == 1)
     assert seen == []
 
 
@@ -393,13 +390,7 @@ async def test_an_event_log_without_max_entry_still_serves_cancels(
     monkeypatch.setattr(lifecycle, "_PASSES_MAX_ENTRY", {}, raising=False)  # per type: fresh
     task_id = await waits("old-log").dispatch()
     await task_id.cancel()
-    w = Worker(driver, queues=["lc"], poll_wait=0.05, install_signal_handlers=False)
-    runner = asyncio.create_task(w.run())
-    try:
-        await until(lambda: w.stats.cancelled == 1)
-    finally:
-        w.request_stop()
-        await runner
+    await run_until(lambda w: w.stats.cancelled == 1, driver)
     assert seen == []
 
 
