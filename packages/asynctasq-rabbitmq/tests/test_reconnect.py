@@ -184,3 +184,21 @@ def _blip_worker(driver: RabbitMQDriver, concurrency: int) -> Worker:
         allowed_roots=[str(Path(__file__).parent)],
         poll_wait=0.2,
     )
+
+
+async def test_a_close_after_an_outage_leaves_no_close_callback_running(
+    make_driver: Callable[..., RabbitMQDriver], tcp_proxy: Any, rabbitmq_url: str
+) -> None:
+    """The callbacks aio-pika ran when the lost connection closed must not outlive the
+    driver's close: an event loop that ends right after would destroy them while pending."""
+    from asynctasq_rabbitmq import driver as driver_module
+
+    driver = make_driver(url=tcp_proxy.url(rabbitmq_url), reconnect_interval=0.2)
+    await driver.enqueue(_msg("callbacks"))
+    await tcp_proxy.cut()
+    await asyncio.sleep(0.3)
+    await tcp_proxy.start()
+    await asyncio.wait_for(driver.enqueue(_msg("callbacks")), 15)
+    await driver.close()
+    running = [t for t in asyncio.all_tasks() if not t.done() and driver_module._close_callback(t)]
+    assert running == []
