@@ -191,8 +191,6 @@ async def test_a_close_after_an_outage_leaves_no_close_callback_running(
 ) -> None:
     """The callbacks aio-pika ran when the lost connection closed must not outlive the
     driver's close: an event loop that ends right after would destroy them while pending."""
-    from asynctasq_rabbitmq import driver as driver_module
-
     driver = make_driver(url=tcp_proxy.url(rabbitmq_url), reconnect_interval=0.2)
     await driver.enqueue(_msg("callbacks"))
     await tcp_proxy.cut()
@@ -200,5 +198,11 @@ async def test_a_close_after_an_outage_leaves_no_close_callback_running(
     await tcp_proxy.start()
     await asyncio.wait_for(driver.enqueue(_msg("callbacks")), 15)
     await driver.close()
-    running = [t for t in asyncio.all_tasks() if not t.done() and driver_module._close_callback(t)]
+    running = [t for t in asyncio.all_tasks() if not t.done() and _close_callback(t)]
     assert running == []
+
+
+def _close_callback(task: asyncio.Task[Any]) -> bool:
+    """Whether `task` runs one of aio-pika's close callbacks (`OneShotCallback`)."""
+    code = getattr(task.get_coro(), "cr_code", None)
+    return getattr(code, "co_qualname", "").startswith("OneShotCallback.")

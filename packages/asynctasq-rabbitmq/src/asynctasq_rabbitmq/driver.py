@@ -591,12 +591,6 @@ class RabbitMQDriver:
 __all__ = ["RabbitMQDriver"]
 
 
-def _close_callback(task: asyncio.Task[Any]) -> bool:
-    """Whether `task` runs one of aio-pika's close callbacks (`OneShotCallback`)."""
-    code = getattr(task.get_coro(), "cr_code", None)
-    return getattr(code, "co_qualname", "").startswith("OneShotCallback.")
-
-
 async def _library_tasks_done(before: set[asyncio.Task[Any]]) -> None:
     """Wait (briefly) for the tasks aio-pika and aiormq started while a connection closed.
 
@@ -608,16 +602,13 @@ async def _library_tasks_done(before: set[asyncio.Task[Any]]) -> None:
     """
     current = asyncio.current_task()
     # A close callback may start further tasks of its own (the robust connection's, then
-    # the writer's): look again after each round, a few rounds at most. Close callbacks
-    # started earlier (a connection lost and replaced while the driver ran, whose callbacks
-    # still wait on the robust connection) are waited for too: they end with this close.
+    # the writer's): look again after each round, a few rounds at most.
     for _ in range(4):
         started = [
             t
-            for t in asyncio.all_tasks()
+            for t in asyncio.all_tasks() - before
             if t is not current
             and not t.done()
-            and (t not in before or _close_callback(t))
             and any(
                 lib in getattr(getattr(t.get_coro(), "cr_code", None), "co_filename", "")
                 for lib in ("aio_pika", "aiormq")
